@@ -1,0 +1,67 @@
+"""Who is calling: API key from the request, its scope, and its rate limit.
+
+Keys are accepted as ``Authorization: Bearer <key>``, ``X-API-Key: <key>``, or
+as the user name of HTTP Basic auth (how Segment SDKs send their write key).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Awaitable, Callable
+
+from starlette.requests import HTTPConnection
+
+from app.errors import ApiError
+from app.keys import ApiKey
+from app.ratelimit import retry_after_header
+from app.services import Services
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="warroom"'}
+
+
+def presented_key(request: HTTPConnection) -> str | None:
+    """The key a request carries, from whichever header it used."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer" and value.strip():
+        return value.strip()
+    if scheme == "basic" and value.strip():
+        try:
+            user = base64.b64decode(value.strip(), validate=True).decode("utf-8", "strict").split(":", 1)[0]
+        except (binascii.Error, UnicodeDecodeError):
+            raise ApiError(401, "Authorization: Basic credentials are not valid base64", field="Authorization", headers=CHALLENGE) from None
+        return user or None
+    return request.headers.get("x-api-key") or None
+
+
+async def authenticate(request: HTTPConnection, token: str | None, scopes: tuple[str, ...]) -> ApiKey:
+    """The key behind ``token`` if it is active, has one of ``scopes`` and is within its rate limit."""
+    services: Services = request.app.state.services
+    if token is None:
+        raise ApiError(
+            401, "missing API key: send Authorization: Bearer <key> or X-API-Key: <key>", field="Authorization", headers=CHALLENGE
+        )
+    key = await services.keys.verify(token)
+    if key is None:
+        raise ApiError(401, "invalid or revoked API key", field="Authorization", headers=CHALLENGE)
+    if key.scope not in scopes:
+        wanted = " or ".join(scopes)
+        raise ApiError(403, f"this endpoint needs a {wanted} key; the key {key.name!r} has scope {key.scope}")
+    rate = key.rate_limit_per_s if key.rate_limit_per_s is not None else services.settings.rate_limit_per_s
+    wait = services.limiter.acquire(key.key_id, rate)
+    if wait:
+        raise ApiError(
+            429, f"rate limit of {rate:g} requests/s for key {key.name!r} exceeded", headers={"Retry-After": retry_after_header(wait)}
+        )
+    return key
+
+
+def require(*scopes: str) -> Callable[[HTTPConnection], Awaitable[ApiKey]]:
+    """A FastAPI dependency admitting keys of the given scopes, rate limited per key."""
+
+    async def dependency(request: HTTPConnection) -> ApiKey:
+        return await authenticate(request, presented_key(request), scopes)
+
+    return dependency

@@ -1,0 +1,170 @@
+"""The ``warroom`` command: run the server, manage the database and API keys, run benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Sequence
+
+import asyncpg
+
+from app import keys
+from app.database import resolve_dsn, upgrade
+from app.settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        sys.exit(f"warroom: {exc}")
+
+
+def _database(settings: Settings) -> str:
+    """Open (start if embedded) the database and bring its schema up to date."""
+    dsn = resolve_dsn(settings)
+    upgrade(dsn)
+    return dsn
+
+
+async def _with_connection(dsn: str, work):
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+def serve(settings: Settings, host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from app import logs
+    from app.server import create_app
+
+    log_config = logs.configure(settings.log_level, settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=log_config,
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
+    )
+
+
+def create_key(dsn: str, name: str, scope: str, rate_limit: float | None) -> str:
+    async def work(conn):
+        return await keys.create(conn, name, scope, rate_limit)  # type: ignore[arg-type]
+
+    try:
+        record, token = asyncio.run(_with_connection(dsn, work))
+    except keys.KeyOperationError as exc:
+        sys.exit(f"warroom: {exc}")
+    print(f"created {record.scope} key {record.name!r} (id {record.key_id}); it is shown only this once:")
+    print(token)
+    return token
+
+
+def _keys_command(args: argparse.Namespace, settings: Settings) -> None:
+    dsn = _database(settings)
+    if args.keys_command == "create":
+        create_key(dsn, args.name, args.scope, args.rate_limit)
+    elif args.keys_command == "list":
+        records = asyncio.run(_with_connection(dsn, lambda c: keys.list_keys(c, args.all)))
+        print(f"{'NAME':<24} {'SCOPE':<9} {'KEY ID':<13} {'RATE/S':>8}  CREATED                    REVOKED")
+        for r in records:
+            rate = f"{r.rate_limit_per_s:g}" if r.rate_limit_per_s is not None else "default"
+            revoked = r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else "-"
+            print(f"{r.name:<24} {r.scope:<9} {r.key_id:<13} {rate:>8}  {r.created_at.isoformat(timespec='seconds'):<26} {revoked}")
+    elif args.keys_command == "revoke":
+        try:
+            record = asyncio.run(_with_connection(dsn, lambda c: keys.revoke(c, args.name)))
+        except keys.KeyOperationError as exc:
+            sys.exit(f"warroom: {exc}")
+        print(f"revoked key {record.name!r} (id {record.key_id})")
+
+
+def demo(settings: Settings) -> None:
+    """Start the product with a fresh demo ingest key and print how to use it."""
+    dsn = _database(settings)
+    asyncio.run(_with_connection(dsn, _revoke_demo_key))
+    token = create_key(dsn, "demo", "ingest", None)
+    base = f"http://{settings.host}:{settings.port}"
+    print(
+        f"""
+Promo War-Room is starting on {base}
+  API docs:  {base}/docs
+  health:    {base}/readyz   metrics: {base}/metrics
+
+Post an event:
+  curl -sS {base}/v1/events -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
+    -d '{{"event_id": "demo-1", "type": "order_paid", "order_id": "o-1", "amount": 199.0, "channel": "tmall"}}'
+""",
+        flush=True,
+    )
+    serve(settings, None, None)
+
+
+async def _revoke_demo_key(conn: asyncpg.Connection) -> None:
+    await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE name = 'demo' AND revoked_at IS NULL")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="warroom", description="Promo War-Room: real-time command center for promotions.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the API server (embedded PostgreSQL unless DATABASE_URL is set)")
+    s.add_argument("--host", help="listen address (default WARROOM_HOST or 127.0.0.1)")
+    s.add_argument("--port", type=int, help="listen port (default WARROOM_PORT or 8000)")
+
+    sub.add_parser("demo", help="start the server with a demo ingest key and print a curl example")
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply pending migrations")
+
+    k = sub.add_parser("keys", help="API keys")
+    k_sub = k.add_subparsers(dest="keys_command", required=True)
+    kc = k_sub.add_parser("create", help="create a key; the key is printed alone on the last line")
+    kc.add_argument("--name", required=True, help="a unique name among active keys, e.g. shop-backend")
+    kc.add_argument("--scope", required=True, choices=keys.SCOPES)
+    kc.add_argument("--rate-limit", type=float, help="requests per second for this key (default WARROOM_RATE_LIMIT_PER_S; 0 = unlimited)")
+    kl = k_sub.add_parser("list", help="list active keys")
+    kl.add_argument("--all", action="store_true", help="include revoked keys")
+    kr = k_sub.add_parser("revoke", help="revoke the active key with this name")
+    kr.add_argument("name")
+
+    b = sub.add_parser("bench", help="benchmarks (results belong in bench/RESULTS.md)")
+    b_sub = b.add_subparsers(dest="bench_command", required=True)
+    bi = b_sub.add_parser("ingest", help="raw COPY vs HTTP batch vs single-event ingest on a fresh embedded database")
+    bi.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    bi.add_argument("--seconds", type=float, default=8.0, help="duration of each measured phase")
+    bi.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients for the batch phase")
+    bi.add_argument("--single-clients", type=int, default=32, help="concurrent HTTP clients for the single-event phase")
+    bi.add_argument("--single-rate", type=float, default=2000.0, help="paced request rate for the latency-at-rate phase")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    settings = _settings()
+    if args.command == "serve":
+        serve(settings, args.host, args.port)
+    elif args.command == "demo":
+        demo(settings)
+    elif args.command == "db":
+        upgrade(resolve_dsn(settings))
+        print("database schema is up to date")
+    elif args.command == "keys":
+        _keys_command(args, settings)
+    elif args.command == "bench":
+        from app.bench import ingest as bench_ingest
+
+        bench_ingest.main(args)
+
+
+if __name__ == "__main__":
+    main()

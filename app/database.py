@@ -1,0 +1,114 @@
+"""Where the data lives: the embedded or external PostgreSQL, its connection pool and its schema version.
+
+With ``DATABASE_URL`` unset the service runs PostgreSQL itself through the
+``pgserver`` package, in a persistent data directory, so a fresh machine needs
+nothing installed by hand. The schema is only ever changed by the Alembic
+migrations in ``migrations/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import asyncpg
+
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DATABASE = "warroom"
+POOL_MIN_SIZE = 2
+POOL_MAX_SIZE = 10
+CONNECT_TIMEOUT_S = 5.0
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server owned by this machine's processes, kept in ``pgdata``.
+
+    Several processes (the server, the CLI, tests) may share one data directory;
+    the server stops when the last of them exits.
+    """
+
+    def __init__(self, pgdata: Path) -> None:
+        import pgserver
+
+        pgdata.mkdir(parents=True, exist_ok=True)
+        self.pgdata = pgdata
+        self._server = pgserver.get_server(pgdata, cleanup_mode="stop")
+
+    def dsn(self, database: str = EMBEDDED_DATABASE) -> str:
+        return self._server.get_uri(database)
+
+    def ensure_database(self, database: str = EMBEDDED_DATABASE) -> None:
+        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+        if "(1 row)" not in exists:
+            self._server.psql(f'CREATE DATABASE "{database}";')
+
+    @property
+    def socket_dir(self) -> str:
+        return self._server.get_uri().split("host=", 1)[1]
+
+
+def resolve_dsn(settings: Settings) -> str:
+    """The database to use: ``DATABASE_URL`` if set, else the embedded server (started if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    log.info("starting embedded PostgreSQL", extra={"pgdata": str(settings.pgdata_dir)})
+    server = EmbeddedPostgres(settings.pgdata_dir)
+    server.ensure_database()
+    return server.dsn()
+
+
+async def create_pool(
+    dsn: str,
+    *,
+    min_size: int = POOL_MIN_SIZE,
+    max_size: int = POOL_MAX_SIZE,
+    init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+) -> asyncpg.Pool:
+    """A connection pool; connections that die (database restart) are replaced on the next acquire."""
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT_S, command_timeout=60, init=init
+    )
+
+
+def _alembic_config(dsn: str):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["dsn"] = dsn
+    return config
+
+
+def upgrade(dsn: str) -> None:
+    """Apply every pending migration (blocking; runs its own event loop)."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(dsn), "head")
+
+
+def head_revision() -> str:
+    """The newest migration shipped with this version of the code."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config("")).get_current_head()
+    assert head is not None, "migrations directory has no revisions"
+    return head
+
+
+async def upgrade_async(dsn: str) -> None:
+    """Apply pending migrations from inside a running event loop."""
+    await asyncio.to_thread(upgrade, dsn)
+
+
+async def current_revision(conn: asyncpg.Connection) -> str | None:
+    """The schema version recorded in the database, or None before the first migration."""
+    exists = await conn.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
+    if not exists:
+        return None
+    return await conn.fetchval("SELECT version_num FROM alembic_version")

@@ -1,0 +1,303 @@
+"""The event schema integrators post, and its validation.
+
+Decoding is done with msgspec (one typed pass, no intermediate dicts) because
+validation cost decides how close HTTP ingest gets to the database's COPY
+ceiling. Each event is checked on its own so one bad event in a batch is
+reported by index and field while the others are stored.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+MAX_FUTURE = timedelta(minutes=5)
+MAX_PROPS_BYTES = 8 * 1024
+MAX_LABELS = 32
+MAX_AMOUNT = Decimal("1e12")
+MAX_QUANTITY = 1_000_000_000
+DEFAULT_WAREHOUSE = "default"
+
+EventType = Literal[
+    "visit",
+    "page_view",
+    "product_view",
+    "add_to_cart",
+    "checkout",
+    "order_created",
+    "order_paid",
+    "order_cancelled",
+    "refund",
+    "stock_level",
+    "stock_adjust",
+    "metric",
+]
+EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Slug = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. CNY")]
+Quantity = Annotated[int, msgspec.Meta(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
+LabelName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+LabelValue = Annotated[str, msgspec.Meta(max_length=256)]
+Props = Annotated[
+    msgspec.Raw,
+    msgspec.Meta(
+        extra_json_schema={"type": "object", "description": "Free-form attributes, at most 8 KB of JSON."}
+    ),
+]
+
+VISITOR = "user_id|anonymous_id"
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "visit": (VISITOR,),
+    "page_view": (VISITOR,),
+    "product_view": (VISITOR, "sku"),
+    "add_to_cart": (VISITOR, "sku"),
+    "checkout": (VISITOR,),
+    "order_created": (VISITOR, "order_id", "amount"),
+    "order_paid": ("order_id", "amount"),
+    "order_cancelled": ("order_id",),
+    "refund": ("order_id", "amount"),
+    "stock_level": ("sku", "quantity"),
+    "stock_adjust": ("sku", "quantity"),
+    "metric": ("metric", "value"),
+}
+POSITIVE_QUANTITY = frozenset({"add_to_cart", "checkout", "order_created", "order_paid", "order_cancelled", "refund"})
+STOCK_TYPES = frozenset({"stock_level", "stock_adjust"})
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "order_paid": {
+        "event_id": "pay-20261111-000123",
+        "type": "order_paid",
+        "occurred_at": "2026-11-11T00:00:03+08:00",
+        "campaign": "double11-demo",
+        "channel": "tmall",
+        "user_id": "u-8812",
+        "order_id": "o-000123",
+        "sku": "SKU-1001",
+        "quantity": 2,
+        "amount": 598.00,
+        "currency": "CNY",
+    },
+    "stock_level": {
+        "event_id": "stock-SKU-1001-wh-sh-1699632000",
+        "type": "stock_level",
+        "sku": "SKU-1001",
+        "warehouse": "wh-sh",
+        "quantity": 1200,
+    },
+    "metric": {
+        "event_id": "spend-douyin-202611110001",
+        "type": "metric",
+        "metric": "ad_spend",
+        "value": 15000.0,
+        "labels": {"channel": "douyin"},
+    },
+}
+
+
+class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One event as posted to ``POST /v1/events``."""
+
+    event_id: Identifier
+    type: EventType
+    occurred_at: datetime | None = None
+    campaign: Slug | None = None
+    channel: Name | None = None
+    user_id: Identifier | None = None
+    anonymous_id: Identifier | None = None
+    session_id: Identifier | None = None
+    order_id: Identifier | None = None
+    sku: Identifier | None = None
+    quantity: Quantity | None = None
+    amount: Decimal | None = None
+    currency: Currency | None = None
+    warehouse: Name | None = None
+    metric: Name | None = None
+    value: float | None = None
+    labels: dict[LabelName, LabelValue] | None = None
+    props: Props | msgspec.UnsetType = msgspec.UNSET
+
+
+COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "type",
+    "occurred_at",
+    "campaign",
+    "channel",
+    "user_id",
+    "anonymous_id",
+    "session_id",
+    "order_id",
+    "sku",
+    "quantity",
+    "amount",
+    "currency",
+    "warehouse",
+    "metric",
+    "value",
+    "labels",
+    "props",
+)
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """Values filled in when an event leaves them out."""
+
+    campaign: str
+    currency: str
+
+
+_MSGSPEC_PATH = re.compile(r"^(?P<message>.*?) - at `\$(?P<path>[^`]*)`$")
+_MSGSPEC_FIELD = re.compile(r"^Object (?P<what>contains unknown|missing required) field `(?P<field>[^`]*)`")
+
+
+def field_error(exc: msgspec.MsgspecError) -> FieldError:
+    """Turn a msgspec message such as "Expected `int` - at `$.quantity`" into field + message."""
+    text = str(exc)
+    match = _MSGSPEC_PATH.match(text)
+    if match:
+        path = match["path"].lstrip(".").replace("[...]", "")
+        text = match["message"]
+    else:
+        path = ""
+    if path == "type" and text.startswith("Invalid enum value"):
+        return FieldError("type", f"unknown event type {text.split('value ', 1)[1]}; expected one of {', '.join(EVENT_TYPES)}")
+    field_match = _MSGSPEC_FIELD.match(text)
+    if field_match:
+        field = ".".join(p for p in (path, field_match["field"]) if p)
+        reason = "unknown field" if field_match["what"] == "contains unknown" else "required field is missing"
+        return FieldError(field, reason)
+    return FieldError(path or None, text)
+
+
+def has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+def _props_text(raw: msgspec.Raw) -> tuple[str | None, FieldError | None]:
+    data = bytes(raw)
+    if len(data) > MAX_PROPS_BYTES:
+        return None, FieldError("props", f"must be at most {MAX_PROPS_BYTES} bytes of JSON, got {len(data)}")
+    if data[:1] != b"{":
+        return None, FieldError("props", "must be a JSON object")
+    if b"\\u0000" in data and has_nul(msgspec.json.decode(data)):
+        return None, FieldError("props", "strings must not contain NUL (\\u0000)")
+    return data.decode(), None
+
+
+def decode_event(raw: bytes | msgspec.Raw, now: datetime, defaults: Defaults) -> tuple[Row | None, list[FieldError]]:
+    """Validate one JSON-encoded event; return its storage row or the reasons it was rejected."""
+    raw = bytes(raw)
+    if b"\\u0000" in raw and has_nul(msgspec.json.decode(raw)):
+        return None, [FieldError(None, "strings must not contain NUL (\\u0000)")]
+    try:
+        event = msgspec.json.decode(raw, type=EventIn)
+    except msgspec.ValidationError as exc:
+        return None, [field_error(exc)]
+    except msgspec.DecodeError as exc:
+        return None, [FieldError(None, str(exc))]
+    return check_event(event, now, defaults)
+
+
+def check_event(event: EventIn, now: datetime, defaults: Defaults) -> tuple[Row | None, list[FieldError]]:
+    """Apply the rules a type check cannot express and build the storage row."""
+    errors: list[FieldError] = []
+    for required in REQUIRED_FIELDS[event.type]:
+        if required == VISITOR:
+            if event.user_id is None and event.anonymous_id is None:
+                errors.append(FieldError("user_id", f"{event.type} needs user_id or anonymous_id"))
+        elif getattr(event, required) is None:
+            errors.append(FieldError(required, f"required for {event.type} events"))
+
+    occurred_at = event.occurred_at
+    if occurred_at is None:
+        occurred_at = now
+    elif occurred_at.tzinfo is None:
+        errors.append(FieldError("occurred_at", "must include a UTC offset (RFC 3339), e.g. 2026-11-11T00:00:00+08:00"))
+    elif occurred_at - now > MAX_FUTURE:
+        errors.append(FieldError("occurred_at", "is more than 5 minutes in the future"))
+
+    amount = event.amount
+    if amount is not None and not (amount.is_finite() and Decimal(0) <= amount < MAX_AMOUNT):
+        errors.append(FieldError("amount", f"must be a finite number from 0 to below {MAX_AMOUNT:,.0f}"))
+    if event.value is not None and not math.isfinite(event.value):
+        errors.append(FieldError("value", "must be a finite number"))
+
+    quantity = event.quantity
+    if quantity is not None:
+        if event.type in POSITIVE_QUANTITY and quantity < 1:
+            errors.append(FieldError("quantity", f"must be at least 1 for {event.type}"))
+        elif event.type == "stock_level" and quantity < 0:
+            errors.append(FieldError("quantity", "stock_level is the absolute on-hand count and must be >= 0"))
+        elif event.type == "stock_adjust" and quantity == 0:
+            errors.append(FieldError("quantity", "stock_adjust is a delta and must not be 0"))
+
+    if event.labels is not None and len(event.labels) > MAX_LABELS:
+        errors.append(FieldError("labels", f"at most {MAX_LABELS} labels"))
+
+    props = None
+    if event.props is not msgspec.UNSET:
+        props, props_error = _props_text(event.props)
+        if props_error:
+            errors.append(props_error)
+
+    if errors:
+        return None, errors
+
+    warehouse = event.warehouse
+    if warehouse is None and event.type in STOCK_TYPES:
+        warehouse = DEFAULT_WAREHOUSE
+    currency = event.currency or (defaults.currency if amount is not None else None)
+    labels = msgspec.json.encode(event.labels).decode() if event.labels is not None else None
+    return (
+        event.event_id,
+        event.type,
+        occurred_at,
+        event.campaign or defaults.campaign,
+        event.channel,
+        event.user_id,
+        event.anonymous_id,
+        event.session_id,
+        event.order_id,
+        event.sku,
+        quantity,
+        amount,
+        currency,
+        warehouse,
+        event.metric,
+        event.value,
+        labels,
+        props,
+    ), []
+
+
+def json_schema() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The event's JSON Schema and its component definitions, for the OpenAPI document."""
+    (schema,), components = msgspec.json.schema_components([EventIn], ref_template="#/components/schemas/{name}")
+    return schema, components
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,203 @@
+"""Group commit: events from concurrent requests are written together, durably and exactly once.
+
+Each request hands its validated rows to the ``GroupCommitter`` and waits.
+Writer tasks take everything queued (up to ``group_events``), COPY it into a
+per-connection staging table and move it into ``events`` with
+``ON CONFLICT (event_id) DO NOTHING`` in one transaction. Only after COMMIT
+are the waiting requests told how many of their events were new and how many
+were duplicates, so a 2xx always means durable. The queue is bounded in
+events: when it is full callers are refused instead of the process growing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from app import telemetry
+from app.events import COLUMNS, Row
+
+log = logging.getLogger(__name__)
+
+STAGING_TABLE = "staging_events"
+RETRY_AFTER_S = 1
+
+_COLUMN_LIST = ", ".join(COLUMNS)
+CREATE_STAGING_SQL = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} ON COMMIT DELETE ROWS "
+    f"AS SELECT {_COLUMN_LIST} FROM events WITH NO DATA"
+)
+MOVE_SQL = (
+    f"INSERT INTO events ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {STAGING_TABLE} "
+    f"ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+CONNECTION_ERRORS = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+)
+
+
+class IngestUnavailable(Exception):
+    """The events could not be committed now; the client should retry after ``retry_after`` seconds."""
+
+    def __init__(self, reason: str, retry_after: int = RETRY_AFTER_S) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class StorageRejected(Exception):
+    """PostgreSQL refused the rows themselves (not a connectivity problem)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    accepted: int
+    duplicates: int
+
+
+@dataclass(slots=True)
+class _Submission:
+    rows: list[Row]
+    future: asyncio.Future[CommitResult]
+    staged: list[int] = field(default_factory=list)
+    """Indexes of the rows this submission put into the group (first occurrence of each event_id)."""
+
+
+async def prepare_connection(conn: asyncpg.Connection) -> None:
+    """Pool ``init`` hook: every connection gets its own staging table."""
+    await conn.execute(CREATE_STAGING_SQL)
+
+
+class GroupCommitter:
+    """Coalesces submissions from many requests into few COPY transactions."""
+
+    def __init__(self, pool: asyncpg.Pool, *, writers: int, group_events: int, queue_events: int) -> None:
+        self._pool = pool
+        self._writers = writers
+        self._group_events = group_events
+        self._queue_events = queue_events
+        self._queue: asyncio.Queue[_Submission] = asyncio.Queue()
+        self._queued_events = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self.database_ok = True
+
+    @property
+    def queued_events(self) -> int:
+        return self._queued_events
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(), name=f"ingest-writer-{i}") for i in range(self._writers)]
+
+    async def drain_and_stop(self, timeout: float) -> None:
+        """Refuse new work, commit what is queued (up to ``timeout`` seconds), then stop the writers."""
+        self._closing = True
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout)
+        except asyncio.TimeoutError:
+            log.error("shutdown: %d queued events not committed before the grace period", self._queued_events)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def submit(self, rows: list[Row], timeout: float) -> CommitResult:
+        """Queue rows for the next group commit and wait until they are durable."""
+        if self._closing:
+            raise IngestUnavailable("server is shutting down")
+        if self._queued_events and self._queued_events + len(rows) > self._queue_events:
+            telemetry.INGEST_REFUSED.labels(reason="queue_full").inc()
+            raise IngestUnavailable("ingest queue is full")
+        future: asyncio.Future[CommitResult] = asyncio.get_running_loop().create_future()
+        self._queued_events += len(rows)
+        telemetry.QUEUE_DEPTH.set(self._queued_events)
+        self._queue.put_nowait(_Submission(rows, future))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            telemetry.INGEST_REFUSED.labels(reason="commit_timeout").inc()
+            raise IngestUnavailable("commit did not finish in time; retry (retries are deduplicated)") from None
+
+    async def _run(self) -> None:
+        while True:
+            group = [await self._queue.get()]
+            size = len(group[0].rows)
+            while size < self._group_events and not self._queue.empty():
+                submission = self._queue.get_nowait()
+                group.append(submission)
+                size += len(submission.rows)
+            try:
+                await self._commit_group(group)
+            finally:
+                self._queued_events -= size
+                telemetry.QUEUE_DEPTH.set(self._queued_events)
+                for _ in group:
+                    self._queue.task_done()
+
+    async def _commit_group(self, group: list[_Submission]) -> None:
+        try:
+            await self._write(group)
+        except CONNECTION_ERRORS as exc:
+            self.database_ok = False
+            log.warning("database unavailable during commit: %s", exc)
+            self._fail(group, IngestUnavailable("database unavailable"))
+        except asyncpg.PostgresError as exc:
+            if len(group) == 1:
+                log.error("PostgreSQL rejected a submission: %s", exc)
+                self._fail(group, StorageRejected(str(exc)))
+                return
+            for submission in group:
+                submission.staged = []
+                await self._commit_group([submission])
+
+    async def _write(self, group: list[_Submission]) -> None:
+        staged_rows: list[Row] = []
+        seen: set[str] = set()
+        for submission in group:
+            for index, row in enumerate(submission.rows):
+                if row[0] not in seen:
+                    seen.add(row[0])
+                    submission.staged.append(index)
+                    staged_rows.append(row)
+        started = time.perf_counter()
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                await conn.copy_records_to_table(STAGING_TABLE, records=staged_rows, columns=COLUMNS)
+                inserted = await conn.fetch(MOVE_SQL)
+        telemetry.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        telemetry.GROUP_EVENTS.observe(len(staged_rows))
+        self.database_ok = True
+        self._resolve(group, {record[0] for record in inserted})
+
+    @staticmethod
+    def _resolve(group: list[_Submission], inserted: set[str]) -> None:
+        outcomes: Counter[tuple[str, str]] = Counter()
+        for submission in group:
+            rows = submission.rows
+            accepted_by_type = Counter(rows[i][1] for i in submission.staged if rows[i][0] in inserted)
+            for event_type, count in Counter(row[1] for row in rows).items():
+                outcomes[(event_type, "accepted")] += accepted_by_type[event_type]
+                outcomes[(event_type, "duplicate")] += count - accepted_by_type[event_type]
+            accepted = sum(accepted_by_type.values())
+            result = CommitResult(accepted, len(rows) - accepted)
+            if not submission.future.done():
+                submission.future.set_result(result)
+        for (event_type, outcome), count in outcomes.items():
+            telemetry.EVENTS.labels(type=event_type, outcome=outcome).inc(count)
+
+    @staticmethod
+    def _fail(group: list[_Submission], error: Exception) -> None:
+        for submission in group:
+            if not submission.future.done():
+                submission.future.set_exception(error)
+                submission.future.exception()

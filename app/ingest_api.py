@@ -1,0 +1,251 @@
+"""HTTP endpoints integrators post events to: ``/v1/events`` and the Segment-compatible ``/v1/batch``, ``/v1/track``, ``/v1/page``, ``/v1/screen``."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+import msgspec
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app import segment, telemetry
+from app.auth import authenticate, presented_key, require
+from app.errors import ApiError
+from app.events import EXAMPLES, Defaults, FieldError, Row, decode_event, json_schema, utcnow
+from app.ingest import IngestUnavailable, StorageRejected
+from app.keys import ApiKey
+from app.payloads import JSON_OR_BEACON, read_json_body
+from app.services import Services
+
+INGEST_SCOPES = ("ingest",)
+_BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
+
+router = APIRouter(tags=["ingest"])
+
+
+class ItemError(BaseModel):
+    field: str | None
+    message: str
+
+
+class Rejection(BaseModel):
+    index: int
+    errors: list[ItemError]
+
+
+class IngestReport(BaseModel):
+    """What happened to the posted events. Sent only after the accepted events are committed."""
+
+    accepted: int
+    duplicates: int
+    rejected: list[Rejection]
+
+
+class SegmentReport(IngestReport):
+    success: bool
+
+
+def _openapi_body() -> dict[str, Any]:
+    event, _ = json_schema()
+    batch = {
+        "type": "object",
+        "required": ["events"],
+        "additionalProperties": False,
+        "properties": {"events": {"type": "array", "maxItems": 10_000, "items": event}},
+    }
+    examples = {name: {"summary": f"one {name} event", "value": value} for name, value in EXAMPLES.items()}
+    examples["batch"] = {"summary": "a batch", "value": {"events": list(EXAMPLES.values())}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"oneOf": [event, batch]}, "examples": examples}},
+        }
+    }
+
+
+def _malformed(exc: msgspec.DecodeError, body: bytes) -> ApiError:
+    """A 400 that says where the JSON breaks (line, column and byte offset)."""
+    match = _BYTE_OFFSET.search(str(exc))
+    if not match:
+        return ApiError(400, f"body is not valid JSON: {exc}")
+    offset = int(match.group(1))
+    line = body.count(b"\n", 0, offset) + 1
+    column = offset - (body.rfind(b"\n", 0, offset) + 1) + 1
+    reason = str(exc).split(": ", 1)[-1].replace(match.group(0), "").strip()
+    return ApiError(400, f"malformed JSON at line {line}, column {column} (byte {offset}): {reason}")
+
+
+def _decode_object(body: bytes) -> dict[str, msgspec.Raw]:
+    try:
+        return msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+    except msgspec.DecodeError as exc:
+        raise _malformed(exc, body) from None
+    except msgspec.ValidationError:
+        raise ApiError(400, "body must be a JSON object: one event, or {\"events\": [...]}") from None
+
+
+def _decode_list(raw: msgspec.Raw, field: str, limit: int) -> list[msgspec.Raw]:
+    try:
+        items = msgspec.json.decode(raw, type=list[msgspec.Raw])
+    except msgspec.ValidationError:
+        raise ApiError(422, f"{field} must be an array", field=field) from None
+    if len(items) > limit:
+        raise ApiError(413, f"{field} holds {len(items)} events; the limit is {limit} per request", field=field)
+    return items
+
+
+async def _store(services: Services, rows: list[Row]) -> tuple[int, int]:
+    if not rows:
+        return 0, 0
+    try:
+        result = await services.committer.submit(rows, services.settings.commit_timeout_s)
+    except IngestUnavailable as exc:
+        raise ApiError(503, f"events not stored: {exc.reason}", headers={"Retry-After": str(exc.retry_after)}) from None
+    except StorageRejected as exc:
+        raise ApiError(422, f"events not stored: the database refused them: {exc}") from None
+    return result.accepted, result.duplicates
+
+
+async def _ingest(
+    services: Services, items: list[Any], validate: Callable[[Any], tuple[Row | None, list[FieldError]]]
+) -> dict[str, Any]:
+    rows: list[Row] = []
+    rejected: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        row, errors = validate(item)
+        if row is None:
+            rejected.append({"index": index, "errors": [{"field": e.field, "message": e.message} for e in errors]})
+        else:
+            rows.append(row)
+    telemetry.REQUEST_EVENTS.observe(len(items))
+    if rejected:
+        telemetry.EVENTS.labels(type="invalid", outcome="rejected").inc(len(rejected))
+    accepted, duplicates = await _store(services, rows)
+    return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+
+
+def _json(content: dict[str, Any], status: int) -> Response:
+    return Response(msgspec.json.encode(content), status, media_type="application/json")
+
+
+def _defaults(services: Services) -> Defaults:
+    return Defaults(campaign=services.settings.default_campaign, currency=services.settings.default_currency)
+
+
+@router.post(
+    "/v1/events",
+    status_code=202,
+    summary="Post one event or a batch",
+    response_model=IngestReport,
+    responses={
+        400: {"description": "Malformed JSON (with line and column)"},
+        401: {"description": "Missing, wrong or revoked key"},
+        403: {"description": "Key lacks the ingest scope"},
+        413: {"description": "Body over 5 MB or more than 10,000 events"},
+        415: {"description": "Content-Type is not application/json"},
+        422: {"description": "A single posted event was rejected (same body as 202)"},
+        429: {"description": "Rate limit exceeded (Retry-After)"},
+        503: {"description": "Database unavailable or queue full; nothing was stored (Retry-After)"},
+    },
+    openapi_extra=_openapi_body(),
+)
+async def post_events(request: Request, key: ApiKey = Depends(require(*INGEST_SCOPES))) -> Response:
+    """Store events idempotently by ``event_id``.
+
+    Answers only after the accepted events are committed. Valid events of a
+    batch are stored even when others are rejected; a single event that is
+    invalid is answered with 422 and the same report shape.
+    """
+    services: Services = request.app.state.services
+    body = await read_json_body(request, services.settings.max_body_bytes)
+    top = _decode_object(body)
+    if "events" in top:
+        extra = sorted(set(top) - {"events"})
+        if extra:
+            raise ApiError(422, f"unknown field {extra[0]!r} next to events", field=extra[0])
+        items: list[Any] = _decode_list(top["events"], "events", services.settings.max_batch_events)
+        single = False
+    else:
+        items = [body]
+        single = True
+    now, defaults = utcnow(), _defaults(services)
+    report = await _ingest(services, items, lambda raw: decode_event(raw, now, defaults))
+    return _json(report, 422 if single and report["rejected"] else 202)
+
+
+def _segment_messages(body: bytes, call: str | None, limit: int) -> tuple[dict[str, Any], list[Any]]:
+    try:
+        payload = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise _malformed(exc, body) from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "body must be a JSON object")
+    if call is not None:
+        return payload, [{**payload, "type": payload.get("type", call)}]
+    batch = payload.get("batch")
+    if not isinstance(batch, list):
+        raise ApiError(422, "batch must be an array of messages", field="batch")
+    if len(batch) > limit:
+        raise ApiError(413, f"batch holds {len(batch)} messages; the limit is {limit} per request", field="batch")
+    shared_context = payload.get("context")
+    if isinstance(shared_context, dict):
+        batch = [
+            {**m, "context": {**shared_context, **(m.get("context") or {})}} if isinstance(m, dict) else m for m in batch
+        ]
+    return payload, batch
+
+
+def _clock_skew(payload: dict[str, Any], now: datetime) -> timedelta:
+    sent_at = segment.instant(payload.get("sentAt"))
+    return now - sent_at if sent_at is not None else timedelta(0)
+
+
+async def _segment(request: Request, call: str | None) -> Response:
+    services: Services = request.app.state.services
+    token = presented_key(request)
+    if token is not None:
+        await authenticate(request, token, INGEST_SCOPES)
+    body = await read_json_body(request, services.settings.max_body_bytes, JSON_OR_BEACON)
+    payload, messages = _segment_messages(body, call, services.settings.max_batch_events)
+    if token is None:
+        write_key = payload.get("writeKey")
+        await authenticate(request, write_key if isinstance(write_key, str) else None, INGEST_SCOPES)
+    now, defaults = utcnow(), _defaults(services)
+    skew = _clock_skew(payload, now)
+    report = await _ingest(services, messages, lambda m: segment.to_event(m, now, defaults, skew))
+    return _json({"success": True, **report}, 200)
+
+
+SEGMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, wrong or revoked write key"},
+    413: {"description": "Body or batch too large"},
+    503: {"description": "Not stored; retry (Retry-After)"},
+}
+
+
+@router.post("/v1/batch", tags=["segment"], response_model=SegmentReport, responses=SEGMENT_RESPONSES)
+async def segment_batch(request: Request) -> Response:
+    """Segment HTTP Tracking API batch: ``{"batch": [messages], "sentAt": ...}``; write key as Basic-auth user."""
+    return await _segment(request, None)
+
+
+@router.post("/v1/track", tags=["segment"], response_model=SegmentReport, responses=SEGMENT_RESPONSES)
+async def segment_track(request: Request) -> Response:
+    """One Segment track call, e.g. ``{"event": "Order Completed", "messageId": ..., "properties": {...}}``."""
+    return await _segment(request, "track")
+
+
+@router.post("/v1/page", tags=["segment"], response_model=SegmentReport, responses=SEGMENT_RESPONSES)
+async def segment_page(request: Request) -> Response:
+    """One Segment page call, stored as a ``page_view`` event."""
+    return await _segment(request, "page")
+
+
+@router.post("/v1/screen", tags=["segment"], response_model=SegmentReport, responses=SEGMENT_RESPONSES)
+async def segment_screen(request: Request) -> Response:
+    """One Segment screen call (mobile apps), stored as a ``page_view`` event."""
+    return await _segment(request, "screen")

@@ -1,0 +1,154 @@
+"""Segment HTTP Tracking API messages mapped onto war-room events.
+
+Existing Segment or RudderStack SDKs can point their host at the war-room:
+``track`` calls named after the Segment e-commerce spec (v2) and ``page`` /
+``screen`` calls become events; the message's ``messageId`` is the
+idempotency key. Unsupported calls (``identify``, ``group``, ``alias``) and
+unmapped event names are reported per message, not silently dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import msgspec
+
+from app.events import EVENT_TYPES, Defaults, EventIn, FieldError, Row, field_error, has_nul, check_event
+
+TRACK_EVENTS: dict[str, str] = {
+    "Product Viewed": "product_view",
+    "Product Added": "add_to_cart",
+    "Checkout Started": "checkout",
+    "Order Completed": "order_paid",
+    "Order Cancelled": "order_cancelled",
+    "Order Refunded": "refund",
+}
+"""Segment e-commerce spec names; a track call may also use a war-room type name (``stock_level``, ``metric`` …)."""
+
+PAGE_CALLS = frozenset({"page", "screen"})
+ORDER_TOTAL_KEYS = ("total", "revenue", "value", "amount")
+PRODUCT_TYPES = frozenset({"product_view", "add_to_cart"})
+
+SEGMENT_FIELD = {
+    "event_id": "messageId",
+    "occurred_at": "timestamp",
+    "user_id": "userId",
+    "anonymous_id": "anonymousId",
+    "type": "event",
+}
+"""Our field names as the Segment message names them, for error messages."""
+
+
+def _segment_path(field: str | None) -> str | None:
+    if field is None:
+        return None
+    return SEGMENT_FIELD.get(field, f"properties.{field}")
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _integer(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def instant(value: Any) -> datetime | None:
+    """An RFC 3339 timestamp with offset, or None when ``value`` is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = msgspec.convert(value, datetime)
+    except msgspec.ValidationError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _corrected(timestamp: Any, clock_skew: timedelta) -> Any:
+    parsed = instant(timestamp)
+    return parsed + clock_skew if parsed is not None else timestamp
+
+
+def _event_type(message: dict[str, Any]) -> tuple[str | None, FieldError | None]:
+    call = message.get("type")
+    if call in PAGE_CALLS:
+        return "page_view", None
+    if call != "track":
+        return None, FieldError("type", f"Segment {call!r} calls are not stored; send track, page or screen calls")
+    name = message.get("event")
+    if not isinstance(name, str):
+        return None, FieldError("event", "track calls need an event name")
+    mapped = TRACK_EVENTS.get(name) or (name if name in EVENT_TYPES else None)
+    if mapped is None:
+        supported = ", ".join(sorted(TRACK_EVENTS))
+        return None, FieldError("event", f"event {name!r} is not mapped; use one of {supported} or a war-room type")
+    return mapped, None
+
+
+def to_event(
+    message: Any, now: datetime, defaults: Defaults, clock_skew: timedelta = timedelta(0)
+) -> tuple[Row | None, list[FieldError]]:
+    """Validate one Segment message and build its storage row.
+
+    ``clock_skew`` (receive time minus the sender's ``sentAt``) corrects the
+    message timestamp for a device whose clock is wrong, as Segment does.
+    """
+    if not isinstance(message, dict):
+        return None, [FieldError(None, "each message must be a JSON object")]
+    event_type, error = _event_type(message)
+    if error:
+        return None, [error]
+    properties = message.get("properties") or {}
+    if not isinstance(properties, dict):
+        return None, [FieldError("properties", "must be an object")]
+    context = message.get("context") or {}
+    utm = context.get("campaign") if isinstance(context, dict) else None
+
+    fields: dict[str, Any] = {
+        "event_id": message.get("messageId"),
+        "type": event_type,
+        "occurred_at": _corrected(message.get("timestamp") or message.get("originalTimestamp"), clock_skew),
+        "user_id": message.get("userId"),
+        "anonymous_id": message.get("anonymousId"),
+        "campaign": properties.get("campaign") if isinstance(properties.get("campaign"), str) else None,
+        "channel": properties.get("channel") or (utm.get("source") if isinstance(utm, dict) else None),
+        "session_id": properties.get("session_id"),
+        "order_id": properties.get("order_id") or properties.get("checkout_id"),
+        "sku": properties.get("sku") or properties.get("product_id"),
+        "quantity": _integer(properties.get("quantity")),
+        "currency": properties["currency"].upper() if isinstance(properties.get("currency"), str) else None,
+        "warehouse": properties.get("warehouse"),
+        "metric": properties.get("metric"),
+        "value": properties.get("value") if event_type == "metric" else None,
+    }
+    if event_type in PRODUCT_TYPES:
+        price = _number(properties.get("price"))
+        quantity = fields["quantity"] if isinstance(fields["quantity"], int) else 1
+        fields["amount"] = price * quantity if price is not None else None
+    else:
+        fields["amount"] = next(
+            (_number(properties[k]) for k in ORDER_TOTAL_KEYS if _number(properties.get(k)) is not None), None
+        )
+    if message.get("type") in PAGE_CALLS and isinstance(message.get("name"), str):
+        properties = {**properties, "name": message["name"]}
+    if has_nul(message):
+        return None, [FieldError(None, "strings must not contain NUL (\\u0000)")]
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if properties:
+        fields["props"] = msgspec.Raw(msgspec.json.encode(properties))
+    try:
+        event = msgspec.convert(fields, EventIn)
+    except msgspec.ValidationError as exc:
+        err = field_error(exc)
+        return None, [FieldError(_segment_path(err.field), err.message)]
+    row, errors = check_event(event, now, defaults)
+    return row, [FieldError(_segment_path(e.field), e.message) for e in errors]

@@ -1,0 +1,66 @@
+"""The FastAPI application: wiring of routes, start-up (database, migrations) and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+
+from app import __version__, errors, health, ingest_api, telemetry
+from app.database import create_pool, head_revision, resolve_dsn, upgrade_async
+from app.ingest import GroupCommitter, prepare_connection
+from app.keys import KeyStore
+from app.ratelimit import RateLimiter
+from app.services import Services
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+POOL_SPARE = 4
+"""Connections beyond the ingest writers, for key lookups, readiness checks and the API."""
+
+DESCRIPTION = """\
+Ingest API of Promo War-Room. Integrators post events (traffic, product views,
+add-to-cart, orders, payments, refunds, stock, spend) with an `ingest` key.
+Every event carries an `event_id`; posting it again is harmless (reported as a
+duplicate). A 2xx answer means the accepted events are committed.
+"""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the application; the database is opened (and migrated) when it starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dsn = await asyncio.to_thread(resolve_dsn, settings)
+        await upgrade_async(dsn)
+        pool = await create_pool(dsn, max_size=settings.writers + POOL_SPARE, init=prepare_connection)
+        committer = GroupCommitter(
+            pool, writers=settings.writers, group_events=settings.group_events, queue_events=settings.queue_events
+        )
+        committer.start()
+        app.state.services = Services(
+            settings=settings,
+            pool=pool,
+            keys=KeyStore(pool, settings.key_cache_s),
+            limiter=RateLimiter(),
+            committer=committer,
+            schema_head=head_revision(),
+        )
+        log.info("ready", extra={"version": __version__})
+        try:
+            yield
+        finally:
+            await committer.drain_and_stop(settings.shutdown_grace_s)
+            await pool.close()
+            log.info("stopped")
+
+    app = FastAPI(title="Promo War-Room", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(ingest_api.router)
+    app.add_route("/metrics", telemetry.metrics_endpoint, include_in_schema=False)
+    return app

@@ -1,0 +1,22 @@
+"""The long-lived objects one server process runs with, created at start-up and closed at shutdown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from app.ingest import GroupCommitter
+from app.keys import KeyStore
+from app.ratelimit import RateLimiter
+from app.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    pool: asyncpg.Pool
+    keys: KeyStore
+    limiter: RateLimiter
+    committer: GroupCommitter
+    schema_head: str

@@ -1,0 +1,82 @@
+"""Settings read from environment variables, validated once at start.
+
+Every setting has a named default here; the README lists them. A bad value
+stops the process with a message naming the variable and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_PORT = 8000
+DEFAULT_DATA_DIR = ".warroom"
+DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
+DEFAULT_MAX_BATCH_EVENTS = 10_000
+DEFAULT_QUEUE_EVENTS = 200_000
+DEFAULT_GROUP_EVENTS = 20_000
+DEFAULT_WRITERS = 2
+DEFAULT_COMMIT_TIMEOUT_S = 10.0
+DEFAULT_RATE_LIMIT_PER_S = 10_000.0
+DEFAULT_KEY_CACHE_S = 2.0
+DEFAULT_SHUTDOWN_GRACE_S = 30.0
+
+
+class SettingsError(Exception):
+    """Raised when an environment variable holds an invalid value."""
+
+
+class Settings(BaseModel):
+    """The service configuration. Field aliases are the environment variable names."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    data_dir: Path = Field(Path(DEFAULT_DATA_DIR), alias="WARROOM_DATA_DIR")
+    pgdata: Path | None = Field(None, alias="WARROOM_PGDATA")
+    host: str = Field("127.0.0.1", alias="WARROOM_HOST")
+    port: int = Field(DEFAULT_PORT, ge=1, le=65535, alias="WARROOM_PORT")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", alias="WARROOM_LOG_LEVEL")
+    log_format: Literal["json", "text"] = Field("json", alias="WARROOM_LOG_FORMAT")
+    access_log: bool = Field(False, alias="WARROOM_ACCESS_LOG")
+    default_campaign: str = Field("default", min_length=1, max_length=64, alias="WARROOM_DEFAULT_CAMPAIGN")
+    default_currency: str = Field("CNY", pattern=r"^[A-Z]{3}$", alias="WARROOM_DEFAULT_CURRENCY")
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1024, alias="WARROOM_MAX_BODY_BYTES")
+    max_batch_events: int = Field(DEFAULT_MAX_BATCH_EVENTS, ge=1, le=100_000, alias="WARROOM_MAX_BATCH_EVENTS")
+    queue_events: int = Field(DEFAULT_QUEUE_EVENTS, ge=1, alias="WARROOM_INGEST_QUEUE_EVENTS")
+    group_events: int = Field(DEFAULT_GROUP_EVENTS, ge=1, alias="WARROOM_INGEST_GROUP_EVENTS")
+    writers: int = Field(DEFAULT_WRITERS, ge=1, le=32, alias="WARROOM_INGEST_WRITERS")
+    commit_timeout_s: float = Field(DEFAULT_COMMIT_TIMEOUT_S, gt=0, alias="WARROOM_COMMIT_TIMEOUT_S")
+    rate_limit_per_s: float = Field(DEFAULT_RATE_LIMIT_PER_S, ge=0, alias="WARROOM_RATE_LIMIT_PER_S")
+    key_cache_s: float = Field(DEFAULT_KEY_CACHE_S, ge=0, alias="WARROOM_KEY_CACHE_S")
+    shutdown_grace_s: float = Field(DEFAULT_SHUTDOWN_GRACE_S, ge=0, alias="WARROOM_SHUTDOWN_GRACE_S")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql:// (e.g. postgresql://user:pass@host:5432/db)")
+        return value
+
+    @property
+    def pgdata_dir(self) -> Path:
+        """Where the embedded PostgreSQL keeps its data when DATABASE_URL is unset."""
+        return (self.pgdata or self.data_dir / "pgdata").resolve()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Build settings from the environment, raising SettingsError with one line per bad variable."""
+        env = dict(os.environ if environ is None else environ)
+        try:
+            return cls.model_validate(env)
+        except ValidationError as exc:
+            lines = []
+            for err in exc.errors():
+                name = str(err["loc"][0]) if err["loc"] else "settings"
+                lines.append(f"{name}={env.get(name, '')!r}: {err['msg']}")
+            raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

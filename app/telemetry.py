@@ -1,0 +1,37 @@
+"""Prometheus metrics about the service itself, exposed at ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+disable_created_metrics()
+
+EVENTS = Counter(
+    "warroom_events", "Events received, by type and outcome (accepted, duplicate, rejected).", ["type", "outcome"]
+)
+INGEST_REFUSED = Counter(
+    "warroom_ingest_refused", "Requests refused before commit, by reason.", ["reason"]
+)
+REQUEST_EVENTS = Histogram(
+    "warroom_ingest_request_events",
+    "Events per ingest request.",
+    buckets=(1, 10, 50, 100, 500, 1000, 5000, 10000),
+)
+GROUP_EVENTS = Histogram(
+    "warroom_ingest_group_events",
+    "Events per group commit (one COPY transaction).",
+    buckets=(1, 10, 50, 100, 500, 1000, 5000, 10000, 20000),
+)
+COMMIT_SECONDS = Histogram(
+    "warroom_ingest_commit_seconds",
+    "Time to COPY and commit one group.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+QUEUE_DEPTH = Gauge("warroom_ingest_queue_events", "Events waiting for a group commit.")
+DATABASE_UP = Gauge("warroom_database_up", "1 when the last database operation succeeded.")
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
