@@ -163,6 +163,12 @@ class Defaults:
     currency: str
 
 
+PATTERN_MEANING = {
+    "campaign": "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    "currency": "must be a 3-letter ISO 4217 code in capitals, e.g. CNY",
+}
+"""Plain-language versions of the regex constraints, for error messages."""
+
 _MSGSPEC_PATH = re.compile(r"^(?P<message>.*?) - at `\$(?P<path>[^`]*)`$")
 _MSGSPEC_FIELD = re.compile(r"^Object (?P<what>contains unknown|missing required) field `(?P<field>[^`]*)`")
 
@@ -176,6 +182,8 @@ def field_error(exc: msgspec.MsgspecError) -> FieldError:
         text = match["message"]
     else:
         path = ""
+    if path in PATTERN_MEANING and "matching regex" in text:
+        return FieldError(path, PATTERN_MEANING[path])
     if path == "type" and text.startswith("Invalid enum value"):
         return FieldError("type", f"unknown event type {text.split('value ', 1)[1]}; expected one of {', '.join(EVENT_TYPES)}")
     field_match = _MSGSPEC_FIELD.match(text)
@@ -214,7 +222,7 @@ def decode_event(raw: bytes | msgspec.Raw, now: datetime, defaults: Defaults) ->
         return None, [FieldError(None, "strings must not contain NUL (\\u0000)")]
     try:
         event = msgspec.json.decode(raw, type=EventIn)
-    except msgspec.ValidationError as exc:
+    except msgspec.ValidationError as exc:  # subclass of DecodeError, so first
         return None, [field_error(exc)]
     except msgspec.DecodeError as exc:
         return None, [FieldError(None, str(exc))]

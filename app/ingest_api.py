@@ -82,10 +82,10 @@ def _malformed(exc: msgspec.DecodeError, body: bytes) -> ApiError:
 def _decode_object(body: bytes) -> dict[str, msgspec.Raw]:
     try:
         return msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+    except msgspec.ValidationError:  # a subclass of DecodeError: the JSON is fine, its shape is not
+        raise ApiError(400, "body must be a JSON object: one event, or {\"events\": [...]}") from None
     except msgspec.DecodeError as exc:
         raise _malformed(exc, body) from None
-    except msgspec.ValidationError:
-        raise ApiError(400, "body must be a JSON object: one event, or {\"events\": [...]}") from None
 
 
 def _decode_list(raw: msgspec.Raw, field: str, limit: int) -> list[msgspec.Raw]:

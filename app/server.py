@@ -10,6 +10,7 @@ from typing import AsyncIterator
 from fastapi import FastAPI
 
 from app import __version__, errors, health, ingest_api, telemetry
+from app.events import json_schema
 from app.database import create_pool, head_revision, resolve_dsn, upgrade_async
 from app.ingest import GroupCommitter, prepare_connection
 from app.keys import KeyStore
@@ -63,4 +64,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(ingest_api.router)
     app.add_route("/metrics", telemetry.metrics_endpoint, include_in_schema=False)
+    _publish_event_schema(app)
     return app
+
+
+def _publish_event_schema(app: FastAPI) -> None:
+    """Add the msgspec-generated event schemas to the OpenAPI document FastAPI builds."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            spec = build()
+            spec.setdefault("components", {}).setdefault("schemas", {}).update(json_schema()[1])
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
