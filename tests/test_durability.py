@@ -1,0 +1,154 @@
+"""Trust under stress: concurrent retries, a database outage, overload, and SIGTERM during ingest."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import asyncpg
+import httpx
+import pgserver._commands as pg_commands
+
+from app.database import EmbeddedPostgres, upgrade
+from tests.conftest import create_key, event, free_port, start_server, wait_until
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+async def test_concurrent_retries_store_each_event_once(client, db):
+    ids = [f"h-{i}" for i in range(300)]
+
+    async def retrying_client(offset: int) -> int:
+        accepted = 0
+        for round_ in range(3):
+            chunk = _chunk(ids, offset, round_)
+            response = await client.post("/v1/events", json={"events": [event(i, "visit") for i in chunk]})
+            assert response.status_code == 202
+            body = response.json()
+            assert body["accepted"] + body["duplicates"] == len(chunk)
+            accepted += body["accepted"]
+        return accepted
+
+    accepted = await asyncio.gather(*(retrying_client(n) for n in range(24)))
+    stored = await db.fetchval("SELECT count(*) FROM events")
+    distinct = await db.fetchval("SELECT count(DISTINCT event_id) FROM events")
+    assert stored == distinct == sum(accepted)
+    assert stored == len({i for n in range(24) for r in range(3) for i in _chunk(ids, n, r)})
+
+
+def _chunk(ids: list[str], offset: int, round_: int) -> list[str]:
+    """An overlapping window of ids, different per client and round."""
+    start = (offset * 37 + round_ * 11) % len(ids)
+    return (ids[start:] + ids[:start])[:120]
+
+
+def _stop_postgres(server: EmbeddedPostgres) -> None:
+    pg_commands.pg_ctl(["-m", "fast", "-w", "stop"], pgdata=server.pgdata, user=server._server.system_user)
+
+
+async def test_database_outage_answers_503_and_recovers_without_restart(tmp_path):
+    pg = await asyncio.to_thread(EmbeddedPostgres, tmp_path / "pgdata")
+    await asyncio.to_thread(pg.ensure_database)
+    dsn = pg.dsn()
+    await asyncio.to_thread(upgrade, dsn)
+    key = await create_key(dsn)
+    server = start_server(dsn, WARROOM_KEY_CACHE_S=60)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": key}, timeout=30) as http:
+            assert (await http.post("/v1/events", json=event("o-1"))).status_code == 202
+            await asyncio.to_thread(_stop_postgres, pg)
+
+            down = await http.post("/v1/events", json=event("o-2"))
+            assert down.status_code == 503
+            assert int(down.headers["Retry-After"]) >= 1
+            assert (await http.get("/readyz")).status_code == 503
+
+            await asyncio.to_thread(pg._server.ensure_postgres_running)
+            deadline = time.monotonic() + 15
+            while (response := await http.post("/v1/events", json=event("o-2"))).status_code != 202:
+                assert response.status_code == 503
+                assert time.monotonic() < deadline, "ingest did not resume"
+                await asyncio.sleep(0.2)
+            assert (await http.get("/readyz")).status_code == 200
+    finally:
+        server.stop()
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert await conn.fetchval("SELECT array_agg(event_id ORDER BY event_id) FROM events") == ["o-1", "o-2"]
+    finally:
+        await conn.close()
+
+
+async def test_full_queue_refuses_and_slow_commit_times_out(dsn, ingest_key, db):
+    server = start_server(dsn, WARROOM_INGEST_QUEUE_EVENTS=10, WARROOM_INGEST_WRITERS=1, WARROOM_COMMIT_TIMEOUT_S=1)
+    blocker = await asyncpg.connect(dsn)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": ingest_key}, timeout=30) as http:
+            transaction = blocker.transaction()
+            await transaction.start()
+            await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+
+            stuck = asyncio.create_task(http.post("/v1/events", json={"events": [event(f"q-{i}") for i in range(8)]}))
+            await asyncio.sleep(0.3)
+            full = await http.post("/v1/events", json={"events": [event(f"q-{i}") for i in range(8, 12)]})
+            assert full.status_code == 503 and "queue is full" in full.json()["error"]["message"]
+            assert full.headers["Retry-After"] == "1"
+
+            timed_out = await stuck
+            assert timed_out.status_code == 503 and "retry" in timed_out.json()["error"]["message"]
+            await transaction.rollback()
+            await wait_until(lambda: _stored(db, 8))
+
+            retry = await http.post("/v1/events", json={"events": [event(f"q-{i}") for i in range(8)]})
+            assert retry.status_code == 202
+            assert retry.json() == {"accepted": 0, "duplicates": 8, "rejected": []}
+    finally:
+        await blocker.close()
+        server.stop()
+    assert await db.fetchval("SELECT count(*) FROM events") == 8
+
+
+async def _stored(db: asyncpg.Connection, expected: int) -> bool:
+    return await db.fetchval("SELECT count(*) FROM events") == expected
+
+
+async def test_sigterm_drains_in_flight_batches(dsn, ingest_key, db):
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": dsn, "WARROOM_LOG_LEVEL": "warning", "WARROOM_RATE_LIMIT_PER_S": "0"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env, stderr=subprocess.PIPE
+    )
+    blocker = await asyncpg.connect(dsn)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": ingest_key}, timeout=30) as http:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if (await http.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "server did not start"
+                await asyncio.sleep(0.1)
+
+            transaction = blocker.transaction()
+            await transaction.start()
+            await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            in_flight = asyncio.create_task(http.post("/v1/events", json={"events": [event(f"t-{i}") for i in range(50)]}))
+            await asyncio.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(1.0)
+            assert not in_flight.done(), "the request should still be waiting for its commit"
+            await transaction.rollback()
+
+            response = await in_flight
+            assert response.status_code == 202 and response.json()["accepted"] == 50
+        # uvicorn re-raises the captured SIGTERM after its graceful shutdown, as a service manager expects
+        assert await asyncio.to_thread(process.wait, 30) in (0, -signal.SIGTERM)
+    finally:
+        await blocker.close()
+        if process.poll() is None:
+            process.kill()
+    assert await db.fetchval("SELECT count(*) FROM events") == 50
