@@ -1,0 +1,117 @@
+"""Segment compatibility: the real segment-analytics-python SDK pointed at the war-room, and the mapping rules."""
+
+import asyncio
+import base64
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+from segment.analytics import Client
+
+from app.events import COLUMNS, Defaults
+from app.segment import to_event
+
+NOW = datetime(2026, 11, 11, 0, 10, tzinfo=timezone.utc)
+DEFAULTS = Defaults(campaign="default", currency="CNY")
+
+
+@pytest.mark.parametrize("gzip", [False, True])
+async def test_real_segment_sdk_events_are_stored(server, ingest_key, db, gzip):
+    errors: list[Exception] = []
+    sdk = Client(
+        write_key=ingest_key, host=server.url, gzip=gzip, sync_mode=False, on_error=lambda e, batch: errors.append(e)
+    )
+
+    def send() -> None:
+        sdk.page("u-1", "Home", properties={"url": "https://shop.example/"}, message_id="seg-page-1")
+        sdk.track(
+            "u-1", "Product Viewed", {"product_id": "SKU-7", "price": 99.0, "channel": "app"}, message_id="seg-pv-1"
+        )
+        sdk.track("u-1", "Product Added", {"sku": "SKU-7", "price": 99.0, "quantity": 2}, message_id="seg-add-1")
+        sdk.track("u-1", "Order Completed", {"order_id": "o-77", "total": 198.0, "currency": "cny"}, message_id="seg-oc-1")
+        sdk.track("u-1", "Order Refunded", {"order_id": "o-77", "total": 99.0}, message_id="seg-rf-1")
+        sdk.identify("u-1", {"vip": True}, message_id="seg-id-1")
+        sdk.flush()
+        sdk.join()
+
+    await asyncio.to_thread(send)
+    assert errors == []
+    rows = {r["event_id"]: r for r in await db.fetch("SELECT * FROM events")}
+    assert set(rows) == {"seg-page-1", "seg-pv-1", "seg-add-1", "seg-oc-1", "seg-rf-1"}
+    assert rows["seg-page-1"]["type"] == "page_view"
+    assert rows["seg-pv-1"]["type"] == "product_view" and rows["seg-pv-1"]["sku"] == "SKU-7"
+    assert rows["seg-pv-1"]["channel"] == "app"
+    assert rows["seg-add-1"]["type"] == "add_to_cart" and str(rows["seg-add-1"]["amount"]) == "198.0"
+    assert rows["seg-oc-1"]["type"] == "order_paid" and rows["seg-oc-1"]["order_id"] == "o-77"
+    assert rows["seg-oc-1"]["currency"] == "CNY" and rows["seg-oc-1"]["user_id"] == "u-1"
+    assert rows["seg-rf-1"]["type"] == "refund"
+
+
+async def test_segment_batch_reports_unsupported_calls_and_dedups(server, ingest_key, db):
+    auth = base64.b64encode(f"{ingest_key}:".encode()).decode()
+    batch = {
+        "batch": [
+            {"type": "track", "event": "Checkout Started", "messageId": "s-1", "userId": "u-2", "properties": {"order_id": "o-1"}},
+            {"type": "identify", "messageId": "s-2", "userId": "u-2"},
+            {"type": "track", "event": "Wishlist Shared", "messageId": "s-3", "userId": "u-2"},
+            {"type": "track", "event": "Order Completed", "messageId": "s-4", "userId": "u-2", "properties": {}},
+        ],
+        "sentAt": NOW.isoformat(),
+    }
+    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Basic {auth}"}) as http:
+        first = await http.post("/v1/batch", json=batch)
+        again = await http.post("/v1/batch", json=batch)
+        unauthenticated = await http.post("/v1/track", json={"event": "x"}, headers={"Authorization": ""})
+        body_key = await http.post(
+            "/v1/track",
+            json={"writeKey": ingest_key, "event": "Product Viewed", "messageId": "s-5", "anonymousId": "a", "properties": {"sku": "S"}},
+            headers={"Authorization": ""},
+        )
+    assert first.status_code == 200
+    report = first.json()
+    assert report["success"] is True and report["accepted"] == 1
+    assert {r["index"]: r["errors"][0]["field"] for r in report["rejected"]} == {1: "type", 2: "event", 3: "properties.order_id"}
+    assert again.json()["duplicates"] == 1 and again.json()["accepted"] == 0
+    assert unauthenticated.status_code == 401
+    assert body_key.status_code == 200 and body_key.json()["accepted"] == 1
+    assert await db.fetchval("SELECT count(*) FROM events") == 2
+
+
+def column(row, name):
+    return row[COLUMNS.index(name)]
+
+
+def test_clock_skew_of_the_sender_is_corrected():
+    message = {"type": "page", "messageId": "m", "anonymousId": "a", "timestamp": "2026-11-11T00:20:00Z"}
+    row, errors = to_event(message, NOW, DEFAULTS, clock_skew=timedelta(minutes=-12))
+    assert errors == []
+    assert column(row, "occurred_at") == datetime(2026, 11, 11, 0, 8, tzinfo=timezone.utc)
+
+
+def test_product_amount_is_price_times_quantity_and_order_prefers_total():
+    added, _ = to_event(
+        {"type": "track", "event": "Product Added", "messageId": "m1", "userId": "u", "properties": {"sku": "S", "price": 10.5, "quantity": 3.0}},
+        NOW,
+        DEFAULTS,
+    )
+    assert str(column(added, "amount")) == "31.5" and column(added, "quantity") == 3
+    order, _ = to_event(
+        {"type": "track", "event": "Order Completed", "messageId": "m2", "properties": {"order_id": "o", "revenue": 90, "total": 100}},
+        NOW,
+        DEFAULTS,
+    )
+    assert str(column(order, "amount")) == "100"
+
+
+def test_war_room_types_can_be_sent_as_track_events():
+    row, errors = to_event(
+        {"type": "track", "event": "stock_level", "messageId": "m", "properties": {"sku": "S", "quantity": 4, "warehouse": "wh"}},
+        NOW,
+        DEFAULTS,
+    )
+    assert errors == [] and column(row, "type") == "stock_level" and column(row, "warehouse") == "wh"
+
+
+def test_missing_message_id_names_the_segment_field():
+    _, errors = to_event({"type": "page", "anonymousId": "a"}, NOW, DEFAULTS)
+    assert errors[0].field == "messageId"
