@@ -193,10 +193,15 @@ def _segment_messages(body: bytes, call: str | None, limit: int) -> tuple[dict[s
         raise ApiError(413, f"batch holds {len(batch)} messages; the limit is {limit} per request", field="batch")
     shared_context = payload.get("context")
     if isinstance(shared_context, dict):
-        batch = [
-            {**m, "context": {**shared_context, **(m.get("context") or {})}} if isinstance(m, dict) else m for m in batch
-        ]
+        batch = [_with_context(m, shared_context) for m in batch]
     return payload, batch
+
+
+def _with_context(message: Any, shared: dict[str, Any]) -> Any:
+    """A batch-level ``context`` applies to each message, the message's own keys winning."""
+    if not isinstance(message, dict) or not isinstance(message.get("context", {}), dict):
+        return message
+    return {**message, "context": {**shared, **message.get("context", {})}}
 
 
 def _clock_skew(payload: dict[str, Any], now: datetime) -> timedelta:
@@ -220,6 +225,49 @@ async def _segment(request: Request, call: str | None) -> Response:
     return _json({"success": True, **report}, 200)
 
 
+SEGMENT_MESSAGE = {
+    "type": "object",
+    "required": ["messageId"],
+    "properties": {
+        "type": {"type": "string", "enum": ["track", "page", "screen"]},
+        "event": {"type": "string", "examples": ["Order Completed"]},
+        "messageId": {"type": "string", "maxLength": 128},
+        "userId": {"type": "string"},
+        "anonymousId": {"type": "string"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "properties": {"type": "object"},
+        "context": {"type": "object"},
+    },
+}
+SEGMENT_EXAMPLE = {
+    "type": "track",
+    "event": "Order Completed",
+    "messageId": "ajs-5f1c2a",
+    "userId": "u-8812",
+    "timestamp": "2026-11-11T00:00:03+08:00",
+    "properties": {"order_id": "o-000123", "total": 598.0, "currency": "CNY", "channel": "app"},
+}
+
+
+def _segment_body(schema: dict[str, Any], example: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema, "example": example}}}}
+
+
+SEGMENT_BATCH_BODY = _segment_body(
+    {
+        "type": "object",
+        "required": ["batch"],
+        "properties": {
+            "batch": {"type": "array", "items": SEGMENT_MESSAGE},
+            "sentAt": {"type": "string", "format": "date-time"},
+            "context": {"type": "object"},
+            "writeKey": {"type": "string"},
+        },
+    },
+    {"batch": [SEGMENT_EXAMPLE], "sentAt": "2026-11-11T00:00:04+08:00"},
+)
+SEGMENT_SINGLE_BODY = _segment_body(SEGMENT_MESSAGE, SEGMENT_EXAMPLE)
+
 SEGMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing, wrong or revoked write key"},
     413: {"description": "Body or batch too large"},
@@ -227,25 +275,33 @@ SEGMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/v1/batch", tags=["segment"], response_model=SegmentReport, responses=SEGMENT_RESPONSES)
+@router.post(
+    "/v1/batch", tags=["segment"], response_model=SegmentReport, responses=SEGMENT_RESPONSES, openapi_extra=SEGMENT_BATCH_BODY
+)
 async def segment_batch(request: Request) -> Response:
     """Segment HTTP Tracking API batch: ``{"batch": [messages], "sentAt": ...}``; write key as Basic-auth user."""
     return await _segment(request, None)
 
 
-@router.post("/v1/track", tags=["segment"], response_model=SegmentReport, responses=SEGMENT_RESPONSES)
+@router.post(
+    "/v1/track", tags=["segment"], response_model=SegmentReport, responses=SEGMENT_RESPONSES, openapi_extra=SEGMENT_SINGLE_BODY
+)
 async def segment_track(request: Request) -> Response:
     """One Segment track call, e.g. ``{"event": "Order Completed", "messageId": ..., "properties": {...}}``."""
     return await _segment(request, "track")
 
 
-@router.post("/v1/page", tags=["segment"], response_model=SegmentReport, responses=SEGMENT_RESPONSES)
+@router.post(
+    "/v1/page", tags=["segment"], response_model=SegmentReport, responses=SEGMENT_RESPONSES, openapi_extra=SEGMENT_SINGLE_BODY
+)
 async def segment_page(request: Request) -> Response:
     """One Segment page call, stored as a ``page_view`` event."""
     return await _segment(request, "page")
 
 
-@router.post("/v1/screen", tags=["segment"], response_model=SegmentReport, responses=SEGMENT_RESPONSES)
+@router.post(
+    "/v1/screen", tags=["segment"], response_model=SegmentReport, responses=SEGMENT_RESPONSES, openapi_extra=SEGMENT_SINGLE_BODY
+)
 async def segment_screen(request: Request) -> Response:
     """One Segment screen call (mobile apps), stored as a ``page_view`` event."""
     return await _segment(request, "screen")

@@ -78,47 +78,61 @@ def _corrected(timestamp: Any, clock_skew: timedelta) -> Any:
     return parsed + clock_skew if parsed is not None else timestamp
 
 
-def _event_type(message: dict[str, Any]) -> tuple[str | None, FieldError | None]:
-    call = message.get("type")
-    if call in PAGE_CALLS:
+class Message(msgspec.Struct, rename="camel"):
+    """The parts of a Segment message the war-room reads; other fields are ignored, as Segment does."""
+
+    type: str | None = None
+    event: str | None = None
+    name: str | None = None
+    message_id: Any = None
+    user_id: Any = None
+    anonymous_id: Any = None
+    timestamp: Any = None
+    original_timestamp: Any = None
+    properties: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+
+
+def _event_type(message: Message) -> tuple[str | None, FieldError | None]:
+    if message.type in PAGE_CALLS:
         return "page_view", None
-    if call != "track":
-        return None, FieldError("type", f"Segment {call!r} calls are not stored; send track, page or screen calls")
-    name = message.get("event")
-    if not isinstance(name, str):
+    if message.type != "track":
+        return None, FieldError("type", f"Segment {message.type!r} calls are not stored; send track, page or screen calls")
+    if message.event is None:
         return None, FieldError("event", "track calls need an event name")
-    mapped = TRACK_EVENTS.get(name) or (name if name in EVENT_TYPES else None)
+    mapped = TRACK_EVENTS.get(message.event) or (message.event if message.event in EVENT_TYPES else None)
     if mapped is None:
         supported = ", ".join(sorted(TRACK_EVENTS))
-        return None, FieldError("event", f"event {name!r} is not mapped; use one of {supported} or a war-room type")
+        return None, FieldError("event", f"event {message.event!r} is not mapped; use one of {supported} or a war-room type")
     return mapped, None
 
 
 def to_event(
-    message: Any, now: datetime, defaults: Defaults, clock_skew: timedelta = timedelta(0)
+    data: Any, now: datetime, defaults: Defaults, clock_skew: timedelta = timedelta(0)
 ) -> tuple[Row | None, list[FieldError]]:
     """Validate one Segment message and build its storage row.
 
     ``clock_skew`` (receive time minus the sender's ``sentAt``) corrects the
     message timestamp for a device whose clock is wrong, as Segment does.
     """
-    if not isinstance(message, dict):
-        return None, [FieldError(None, "each message must be a JSON object")]
+    if has_nul(data):
+        return None, [FieldError(None, "strings must not contain NUL (\\u0000)")]
+    try:
+        message = msgspec.convert(data, Message)
+    except msgspec.ValidationError as exc:
+        return None, [field_error(exc)]
     event_type, error = _event_type(message)
     if error:
         return None, [error]
-    properties = message.get("properties") or {}
-    if not isinstance(properties, dict):
-        return None, [FieldError("properties", "must be an object")]
-    context = message.get("context") or {}
-    utm = context.get("campaign") if isinstance(context, dict) else None
+    properties = message.properties or {}
+    utm = (message.context or {}).get("campaign")
 
     fields: dict[str, Any] = {
-        "event_id": message.get("messageId"),
+        "event_id": message.message_id,
         "type": event_type,
-        "occurred_at": _corrected(message.get("timestamp") or message.get("originalTimestamp"), clock_skew),
-        "user_id": message.get("userId"),
-        "anonymous_id": message.get("anonymousId"),
+        "occurred_at": _corrected(message.timestamp or message.original_timestamp, clock_skew),
+        "user_id": message.user_id,
+        "anonymous_id": message.anonymous_id,
         "campaign": properties.get("campaign") if isinstance(properties.get("campaign"), str) else None,
         "channel": properties.get("channel") or (utm.get("source") if isinstance(utm, dict) else None),
         "session_id": properties.get("session_id"),
@@ -138,10 +152,8 @@ def to_event(
         fields["amount"] = next(
             (_number(properties[k]) for k in ORDER_TOTAL_KEYS if _number(properties.get(k)) is not None), None
         )
-    if message.get("type") in PAGE_CALLS and isinstance(message.get("name"), str):
-        properties = {**properties, "name": message["name"]}
-    if has_nul(message):
-        return None, [FieldError(None, "strings must not contain NUL (\\u0000)")]
+    if message.type in PAGE_CALLS and message.name:
+        properties = {**properties, "name": message.name}
     fields = {k: v for k, v in fields.items() if v is not None}
     if properties:
         fields["props"] = msgspec.Raw(msgspec.json.encode(properties))
