@@ -1,0 +1,59 @@
+"""The warroom command as an operator runs it: keys, schema upgrade, configuration errors."""
+
+import os
+import subprocess
+import sys
+
+import httpx
+
+from tests.conftest import event
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def warroom(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
+
+
+async def test_key_lifecycle_through_the_cli(dsn, server):
+    env = {"DATABASE_URL": dsn}
+    created = warroom("keys", "create", "--name", "shop-backend", "--scope", "ingest", env=env)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("wr_") and " " not in key
+
+    async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": key}) as http:
+        assert (await http.post("/v1/events", json=event("cli-1"))).status_code == 202
+
+    listed = warroom("keys", "list", env=env)
+    assert "shop-backend" in listed.stdout and "ingest" in listed.stdout
+    assert key.split("_", 2)[2] not in listed.stdout
+
+    duplicate = warroom("keys", "create", "--name", "shop-backend", "--scope", "ingest", env=env)
+    assert duplicate.returncode != 0 and "already exists" in duplicate.stderr
+
+    revoked = warroom("keys", "revoke", "shop-backend", env=env)
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout
+    assert "shop-backend" not in warroom("keys", "list", env=env).stdout
+    assert "shop-backend" in warroom("keys", "list", "--all", env=env).stdout
+    again = warroom("keys", "revoke", "shop-backend", env=env)
+    assert again.returncode != 0 and "no active key" in again.stderr
+
+    bad_scope = warroom("keys", "create", "--name", "x", "--scope", "admin", env=env)
+    assert bad_scope.returncode == 2 and "invalid choice" in bad_scope.stderr
+
+
+def test_db_upgrade_is_idempotent(dsn):
+    for _ in range(2):
+        result = warroom("db", "upgrade", env={"DATABASE_URL": dsn})
+        assert result.returncode == 0, result.stderr
+        assert "up to date" in result.stdout
+
+
+def test_invalid_settings_name_the_variable():
+    result = warroom("db", "upgrade", env={"WARROOM_PORT": "eighty", "DATABASE_URL": "mysql://nope"})
+    assert result.returncode == 1
+    assert "WARROOM_PORT='eighty'" in result.stderr and "valid integer" in result.stderr
+    assert "DATABASE_URL='mysql://nope'" in result.stderr

@@ -1,0 +1,44 @@
+"""`warroom demo` on a machine with no DATABASE_URL: embedded PostgreSQL, a printed key, a curl that works."""
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import free_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+START_TIMEOUT_S = 60
+
+
+def test_demo_prints_a_curl_command_that_stores_an_event(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update({"WARROOM_DATA_DIR": str(tmp_path / "data"), "WARROOM_PORT": str(port), "WARROOM_LOG_LEVEL": "warning"})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "demo"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not any(line.strip().startswith("-d ") for line in lines):
+            assert time.monotonic() < deadline, "demo printed no curl command:\n" + "".join(lines)
+            lines.append(process.stdout.readline())
+        text = "".join(lines)
+        command = re.search(r"(curl .*?-d '.*?')", text.replace("\\\n", " "), re.S).group(1)
+
+        while True:
+            result = subprocess.run(shlex.split(command) + ["--fail-with-body"], capture_output=True, text=True)
+            if result.returncode != 7:  # 7: server not listening yet
+                break
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.2)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert '"accepted":1' in result.stdout
+        assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
