@@ -87,6 +87,22 @@ def _keys_command(args: argparse.Namespace, settings: Settings) -> None:
         print(f"revoked key {record.name!r} (id {record.key_id})")
 
 
+def _prune_command(args: argparse.Namespace, settings: Settings) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from app.retention import prune
+
+    dsn = _database(settings)
+    before = datetime.now(timezone.utc) - timedelta(days=args.older_than_days)
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rdeleted {done:,} of at most {total:,} events", end="", file=sys.stderr, flush=True)
+
+    deleted = asyncio.run(_with_connection(dsn, lambda c: prune(c, before, progress)))
+    print(file=sys.stderr)
+    print(f"deleted {deleted:,} events received before {before.isoformat(timespec='seconds')}")
+
+
 def demo(settings: Settings) -> None:
     """Start the product with a fresh demo ingest key and print how to use it."""
     dsn = _database(settings)
@@ -137,6 +153,11 @@ def parser() -> argparse.ArgumentParser:
     kr = k_sub.add_parser("revoke", help="revoke the active key with this name")
     kr.add_argument("name")
 
+    e = sub.add_parser("events", help="the stored event log")
+    e_sub = e.add_subparsers(dest="events_command", required=True)
+    ep = e_sub.add_parser("prune", help="delete events received more than N days ago (retention)")
+    ep.add_argument("--older-than-days", type=float, required=True, help="keep this many days of events")
+
     b = sub.add_parser("bench", help="benchmarks (results belong in bench/RESULTS.md)")
     b_sub = b.add_subparsers(dest="bench_command", required=True)
     bi = b_sub.add_parser("ingest", help="raw COPY vs HTTP batch vs single-event ingest on a fresh embedded database")
@@ -160,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("database schema is up to date")
     elif args.command == "keys":
         _keys_command(args, settings)
+    elif args.command == "events":
+        _prune_command(args, settings)
     elif args.command == "bench":
         from app.bench import ingest as bench_ingest
 

@@ -57,3 +57,19 @@ def test_invalid_settings_name_the_variable():
     assert result.returncode == 1
     assert "WARROOM_PORT='eighty'" in result.stderr and "valid integer" in result.stderr
     assert "DATABASE_URL='mysql://nope'" in result.stderr
+
+
+async def test_prune_deletes_only_events_older_than_the_cut_off(dsn, db):
+    await db.execute(
+        "INSERT INTO events (event_id, type, occurred_at, received_at, campaign) "
+        "SELECT 'old-' || n, 'visit', now(), now() - interval '40 days', 'c' FROM generate_series(1, 120) n"
+    )
+    await db.execute(
+        "INSERT INTO events (event_id, type, occurred_at, received_at, campaign) "
+        "SELECT 'new-' || n, 'visit', now(), now(), 'c' FROM generate_series(1, 30) n"
+    )
+    result = warroom("events", "prune", "--older-than-days", "30", env={"DATABASE_URL": dsn})
+    assert result.returncode == 0, result.stderr
+    assert "deleted 120 events" in result.stdout and "deleted 120 of at most 120" in result.stderr
+    assert await db.fetchval("SELECT count(*) FROM events WHERE event_id LIKE 'new-%'") == 30
+    assert await db.fetchval("SELECT count(*) FROM events") == 30
