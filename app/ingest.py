@@ -2,8 +2,10 @@
 
 Each request hands its validated rows to the ``GroupCommitter`` and waits.
 Writer tasks take everything queued (up to ``group_events``), COPY it into a
-per-connection staging table and move it into ``events`` with
-``ON CONFLICT (event_id) DO NOTHING`` in one transaction. Only after COMMIT
+per-connection staging table (concurrently) and move it into ``events`` with
+``ON CONFLICT (event_id) DO NOTHING`` in one transaction, holding a
+transaction-scoped advisory lock from the move to COMMIT so that ``seq``
+order is commit order. Only after COMMIT
 are the waiting requests told how many of their events were new and how many
 were duplicates, so a 2xx always means durable. The queue is bounded in
 events: when it is full callers are refused instead of the process growing.
@@ -32,6 +34,10 @@ CREATE_STAGING_SQL = (
     f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} ON COMMIT DELETE ROWS "
     f"AS SELECT {_COLUMN_LIST} FROM events WITH NO DATA"
 )
+COMMIT_ORDER_LOCK = 0x5752_4556  # "WREV": one key for every writer of the events table
+ORDER_AND_NOTIFY_SQL = f"SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK}), pg_notify('warroom_events', '')"
+"""Serializes seq allocation with COMMIT across all writers, so rows become visible in seq order and a
+reader tailing ``seq > last`` never skips a row that commits late; the notification wakes tailers."""
 MOVE_SQL = (
     f"INSERT INTO events ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {STAGING_TABLE} "
     f"ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
@@ -173,6 +179,7 @@ class GroupCommitter:
         async with self._pool.acquire() as conn:
             async with conn.transaction():
                 await conn.copy_records_to_table(STAGING_TABLE, records=staged_rows, columns=COLUMNS)
+                await conn.execute(ORDER_AND_NOTIFY_SQL)
                 inserted = await conn.fetch(MOVE_SQL)
         telemetry.COMMIT_SECONDS.observe(time.perf_counter() - started)
         telemetry.GROUP_EVENTS.observe(len(staged_rows))
