@@ -1,0 +1,121 @@
+"""YAML configuration files validated against typed schemas, with errors that name the line.
+
+PyYAML composes the document into nodes that remember where they start;
+msgspec converts the plain data into the target type and reports the failing
+path (``$.phases.burst.start``); the path is mapped back to the node's line so
+an operator reads ``campaigns/double11.yaml:14:12: phases.burst.start: ...``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import yaml
+
+T = TypeVar("T")
+
+_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_UNKNOWN_OR_MISSING = re.compile(r"^Object (contains unknown|missing required) field `(?P<field>[^`]*)`")
+
+
+class ConfigError(Exception):
+    """A configuration file is invalid; ``str()`` gives ``file:line:column: field: reason``."""
+
+    def __init__(self, source: str, line: int | None, column: int | None, field: str | None, reason: str) -> None:
+        self.source = source
+        self.line = line
+        self.column = column
+        self.field = field
+        self.reason = reason
+        where = source if line is None else f"{source}:{line}:{column}"
+        super().__init__(f"{where}: {field + ': ' if field else ''}{reason}")
+
+
+@dataclass(frozen=True)
+class _Located:
+    """Plain data plus, for every path into it, the line and column where that value starts."""
+
+    data: Any
+    marks: dict[tuple[str | int, ...], tuple[int, int]]
+
+
+def _construct(node: yaml.Node, path: tuple[str | int, ...], marks: dict, source: str) -> Any:
+    marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = yaml.safe_load(yaml.serialize(key_node))
+            if key in result:
+                raise ConfigError(source, key_node.start_mark.line + 1, key_node.start_mark.column + 1, str(key), "duplicate key")
+            marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[key] = _construct(value_node, (*path, key), marks, source)
+            marks[(*path, key)] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, (*path, i), marks, source) for i, item in enumerate(node.value)]
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def _load(text: str, source: str) -> _Located:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise ConfigError(source, line, column, None, f"not valid YAML: {exc.problem}") from None
+    if node is None:
+        raise ConfigError(source, 1, 1, None, "the file is empty")
+    marks: dict[tuple[str | int, ...], tuple[int, int]] = {}
+    return _Located(_construct(node, (), marks, source), marks)
+
+
+def _parse_path(text: str) -> tuple[str | int, ...]:
+    return tuple(int(index) if index else name for name, index in _PATH_PART.findall(text))
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _error(exc: msgspec.ValidationError, located: _Located, source: str) -> ConfigError:
+    message = str(exc)
+    match = _PATH.search(message)
+    path = _parse_path(match["path"]) if match else ()
+    reason = message[: match.start()] if match else message
+    special = _UNKNOWN_OR_MISSING.match(reason)
+    if special:
+        known = special[1] == "contains unknown"
+        reason = "unknown field" if known else "required field is missing"
+        if known:
+            path = (*path, special["field"])
+            line, column = located.marks.get(path, located.marks.get(path[:-1], (None, None)))
+            return ConfigError(source, line, column, _dotted(path), reason)
+        line, column = located.marks.get(path, (None, None))
+        return ConfigError(source, line, column, _dotted((*path, special["field"])), reason)
+    while path and path not in located.marks:
+        path = path[:-1]
+    line, column = located.marks.get(path, (None, None))
+    return ConfigError(source, line, column, _dotted(path) or None, reason)
+
+
+def parse(text: str, schema: type[T], source: str = "<text>") -> T:
+    """Parse YAML ``text`` into ``schema`` or raise ConfigError naming the line."""
+    located = _load(text, source)
+    try:
+        return msgspec.convert(located.data, schema, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _error(exc, located, source) from None
+
+
+def load(path: Path, schema: type[T]) -> T:
+    """Read and parse one YAML file."""
+    return parse(path.read_text(encoding="utf-8"), schema, str(path))
+
