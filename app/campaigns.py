@@ -65,6 +65,7 @@ class Sku(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     safety_stock: Annotated[int, msgspec.Meta(ge=0)] = 0
     warning_level: Annotated[int, msgspec.Meta(ge=0)] = 0
     name_zh: str | None = None
+    price: NonNegative | None = None
 
     def __post_init__(self) -> None:
         if self.warning_level < self.safety_stock:
@@ -126,6 +127,14 @@ def parse(text: str, source: str = "<text>") -> Campaign:
 
 def load_file(path: Path) -> Campaign:
     return configfile.load(path, Campaign)
+
+
+def load_directory(directory: Path) -> list[Campaign]:
+    """Every ``*.yaml``/``*.yml`` campaign in ``directory`` (none when it does not exist); raises on the first invalid file."""
+    if not directory.is_dir():
+        return []
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    return [load_file(path) for path in files]
 
 
 def to_json(campaign: Campaign) -> bytes:

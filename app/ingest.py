@@ -18,6 +18,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 import asyncpg
 
@@ -88,8 +89,17 @@ async def prepare_connection(conn: asyncpg.Connection) -> None:
 class GroupCommitter:
     """Coalesces submissions from many requests into few COPY transactions."""
 
-    def __init__(self, pool: asyncpg.Pool, *, writers: int, group_events: int, queue_events: int) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        writers: int,
+        group_events: int,
+        queue_events: int,
+        on_commit: Callable[[], None] = lambda: None,
+    ) -> None:
         self._pool = pool
+        self._on_commit = on_commit
         self._writers = writers
         self._group_events = group_events
         self._queue_events = queue_events
@@ -184,6 +194,7 @@ class GroupCommitter:
         telemetry.COMMIT_SECONDS.observe(time.perf_counter() - started)
         telemetry.GROUP_EVENTS.observe(len(staged_rows))
         self.database_ok = True
+        self._on_commit()
         self._resolve(group, {record[0] for record in inserted})
 
     @staticmethod

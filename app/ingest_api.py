@@ -18,7 +18,7 @@ from app.errors import ApiError
 from app.events import EXAMPLES, Defaults, FieldError, Row, decode_event, json_schema, utcnow
 from app.ingest import IngestUnavailable, StorageRejected
 from app.keys import ApiKey
-from app.payloads import JSON_OR_BEACON, read_json_body
+from app.payloads import JSON_OR_BEACON, read_body
 from app.services import Services
 
 INGEST_SCOPES = ("ingest",)
@@ -161,7 +161,7 @@ async def post_events(request: Request, key: ApiKey = Depends(require(*INGEST_SC
     invalid is answered with 422 and the same report shape.
     """
     services: Services = request.app.state.services
-    body = await read_json_body(request, services.settings.max_body_bytes)
+    body = await read_body(request, services.settings.max_body_bytes)
     top = _decode_object(body)
     if "events" in top:
         extra = sorted(set(top) - {"events"})
@@ -214,7 +214,7 @@ async def _segment(request: Request, call: str | None) -> Response:
     token = presented_key(request)
     if token is not None:
         await authenticate(request, token, INGEST_SCOPES)
-    body = await read_json_body(request, services.settings.max_body_bytes, JSON_OR_BEACON)
+    body = await read_body(request, services.settings.max_body_bytes, JSON_OR_BEACON)
     payload, messages = _segment_messages(body, call, services.settings.max_batch_events)
     if token is None:
         write_key = payload.get("writeKey")

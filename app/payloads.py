@@ -13,7 +13,7 @@ JSON_OR_BEACON = ("application/json", "text/plain")
 """Segment's browser SDKs post beacons as text/plain; the body is still JSON."""
 
 
-async def read_json_body(request: Request, max_bytes: int, content_types: tuple[str, ...] = JSON) -> bytes:
+async def read_body(request: Request, max_bytes: int, content_types: tuple[str, ...] = JSON) -> bytes:
     """The request body, decompressed, at most ``max_bytes`` both on the wire and after gunzip."""
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type not in content_types:

@@ -9,11 +9,13 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI
 
-from app import __version__, errors, health, ingest_api, telemetry
+from app import __version__, campaigns_api, errors, health, ingest_api, telemetry
+from app import campaigns as campaign_files
 from app.events import json_schema
 from app.database import create_pool, head_revision, resolve_dsn, upgrade_async
 from app.ingest import GroupCommitter, prepare_connection
 from app.keys import KeyStore
+from app.metrics.live import LiveMetrics
 from app.ratelimit import RateLimiter
 from app.services import Services
 from app.settings import Settings
@@ -39,8 +41,17 @@ def create_app(settings: Settings) -> FastAPI:
         dsn = await asyncio.to_thread(resolve_dsn, settings)
         await upgrade_async(dsn)
         pool = await create_pool(dsn, max_size=settings.writers + POOL_SPARE, init=prepare_connection)
+        async with pool.acquire() as conn:
+            for campaign in campaign_files.load_directory(settings.campaigns_dir):
+                await campaign_files.save(conn, campaign)
+        metrics = LiveMetrics(pool, dsn)
+        await metrics.start()
         committer = GroupCommitter(
-            pool, writers=settings.writers, group_events=settings.group_events, queue_events=settings.queue_events
+            pool,
+            writers=settings.writers,
+            group_events=settings.group_events,
+            queue_events=settings.queue_events,
+            on_commit=metrics.wake,
         )
         committer.start()
         app.state.services = Services(
@@ -49,6 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
             keys=KeyStore(pool, settings.key_cache_s),
             limiter=RateLimiter(),
             committer=committer,
+            metrics=metrics,
             schema_head=head_revision(),
         )
         log.info("ready", extra={"version": __version__})
@@ -56,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await committer.drain_and_stop(settings.shutdown_grace_s)
+            await metrics.stop()
             await pool.close()
             log.info("stopped")
 
@@ -63,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(ingest_api.router)
+    app.include_router(campaigns_api.router)
     app.add_route("/metrics", telemetry.metrics_endpoint, include_in_schema=False)
     _publish_event_schema(app)
     return app

@@ -8,6 +8,7 @@ import asyncpg
 
 from app.ingest import GroupCommitter
 from app.keys import KeyStore
+from app.metrics.live import LiveMetrics
 from app.ratelimit import RateLimiter
 from app.settings import Settings
 
@@ -19,4 +20,5 @@ class Services:
     keys: KeyStore
     limiter: RateLimiter
     committer: GroupCommitter
+    metrics: LiveMetrics
     schema_head: str

@@ -1,0 +1,1 @@
+"""Benchmarks run by ``warroom bench``; their results are kept in ``bench/RESULTS.md``."""

@@ -1,0 +1,596 @@
+"""``warroom bench ingest``: how close HTTP ingest gets to PostgreSQL's raw COPY, from one run.
+
+Everything runs against a throw-away embedded PostgreSQL in a temporary
+directory, so runs are repeatable and never touch user data:
+
+1. raw COPY ceiling: asyncpg ``copy_records_to_table`` straight into the real
+   ``events`` table (primary key, unique ``event_id``, BRIN index), from 2
+   connections, in 1,000- and 10,000-row batches;
+2. HTTP batch ingest: the real server (``warroom serve``, its own process),
+   N keep-alive clients posting 500 events per request;
+3. single events, closed loop: N clients, one event per request;
+4. single events, paced: a fixed request rate, each latency measured from the
+   request's scheduled send time;
+5. verification that ``events`` holds exactly the accepted events.
+
+``events`` is emptied (TRUNCATE) before each COPY batch size and before the
+HTTP phases, which then share it. Every measured phase starts after a
+CHECKPOINT so it does not pay for the previous phase's dirty pages. The load
+generator runs in this process (otherwise idle while it runs); its CPU use is
+reported next to the server's and PostgreSQL's so its cost stays visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import asyncpg
+import msgspec
+import uvloop
+
+from app import keys
+from app.bench import loadclient, workload
+from app.bench.loadclient import LoadResult
+from app.database import EmbeddedPostgres, upgrade
+from app.events import COLUMNS
+from app.settings import Settings
+
+PHASES = 5
+COPY_BATCH_ROWS = (1_000, 10_000)
+COPY_CONNECTIONS = 2
+BATCH_EVENTS = 500
+POOL_EVENTS = 10_000
+"""Distinct events generated up front; requests and COPY rows cycle through them with fresh ids."""
+WARMUP_S = 1.0
+WARMUP_REQUESTS_PER_CLIENT = 2
+MAX_COPY_ROWS_PER_S = 2_000_000
+MAX_BATCH_EVENTS_PER_S = 1_000_000
+MAX_SINGLE_REQUESTS_PER_S = 100_000
+"""Count bounds far above what any machine reaches; each phase also stops after ``--seconds``."""
+MAX_SECONDS = 600.0
+MAX_CLIENTS = 1_024
+MAX_RATE = 100_000.0
+PACED_IN_FLIGHT_S = 0.1
+"""The paced phase opens enough connections to keep ``rate x 0.1 s`` requests in flight without queueing."""
+PACED_MIN_CONNECTIONS = 8
+PACED_MAX_CONNECTIONS = 512
+EVENTS_PATH = "/v1/events"
+READY_PATH = "/readyz"
+SERVER_START_TIMEOUT_S = 60.0
+SERVER_STOP_TIMEOUT_S = 60.0
+READY_POLL_S = 0.1
+LOG_TAIL_BYTES = 4_000
+ROW_SIZE_SAMPLE = 10_000
+KEY_NAME = "bench"
+TARGET_BATCH_RATIO = 0.5
+TARGET_SINGLE_RATE = 2_000.0
+TARGET_SINGLE_P99_MS = 50.0
+RATE_TOLERANCE = 0.99
+"""The paced phase counts as keeping up when it achieved at least 99% of the scheduled rate."""
+SERVER_ENV = {"WARROOM_LOG_LEVEL": "warning", "WARROOM_RATE_LIMIT_PER_S": "0"}
+POSTGRES_SETTINGS = ("shared_buffers", "synchronous_commit", "fsync", "wal_level", "max_wal_size", "checkpoint_timeout")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(Exception):
+    """The benchmark could not run (server did not start, bad arguments)."""
+
+
+@dataclass(frozen=True)
+class Parameters:
+    seconds: float
+    clients: int
+    single_clients: int
+    single_rate: float
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Parameters:
+        if not 0 < args.seconds <= MAX_SECONDS:
+            raise BenchError(f"--seconds must be above 0 and at most {MAX_SECONDS:g}")
+        for name in ("clients", "single_clients"):
+            if not 1 <= getattr(args, name) <= MAX_CLIENTS:
+                raise BenchError(f"--{name.replace('_', '-')} must be from 1 to {MAX_CLIENTS}")
+        if not 0 < args.single_rate <= MAX_RATE:
+            raise BenchError(f"--single-rate must be above 0 and at most {MAX_RATE:g}")
+        return cls(args.seconds, args.clients, args.single_clients, args.single_rate)
+
+    @property
+    def paced_connections(self) -> int:
+        wanted = math.ceil(self.single_rate * PACED_IN_FLIGHT_S)
+        return min(PACED_MAX_CONNECTIONS, max(PACED_MIN_CONNECTIONS, wanted))
+
+
+@contextmanager
+def _step(label: str) -> Iterator[list[str]]:
+    """Print ``label ...`` on stderr, then the elapsed seconds and the notes the block appended."""
+    print(f"{label} ...", end="", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    notes: list[str] = []
+    try:
+        yield notes
+    finally:
+        tail = f"  {', '.join(notes)}" if notes else ""
+        print(f" {time.perf_counter() - started:.1f}s{tail}", file=sys.stderr, flush=True)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (index 0 is the state), or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _cpu_seconds(fields: list[str], with_reaped_children: bool) -> float:
+    ticks = int(fields[11]) + int(fields[12])
+    if with_reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """Cumulative CPU seconds of the server, of PostgreSQL and of this (load generating) process."""
+
+    server: float
+    postgres: float
+    bench: float
+
+    def cores_until(self, later: CpuSample, elapsed_s: float) -> dict[str, float]:
+        """Average cores each used between this sample and ``later``."""
+        return {
+            name: round((getattr(later, name) - getattr(self, name)) / elapsed_s, 2)
+            for name in ("server", "postgres", "bench")
+        }
+
+
+class CpuMeter:
+    """Reads CPU time from /proc; PostgreSQL is the postmaster, its live children and its reaped ones."""
+
+    def __init__(self, postmaster_pid: int) -> None:
+        self._postmaster_pid = postmaster_pid
+        self.server_pid: int | None = None
+
+    def sample(self) -> CpuSample:
+        postgres = 0.0
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            fields = _stat_fields(pid)
+            if fields is None:
+                continue
+            if pid == self._postmaster_pid:
+                postgres += _cpu_seconds(fields, with_reaped_children=True)
+            elif int(fields[1]) == self._postmaster_pid:
+                postgres += _cpu_seconds(fields, with_reaped_children=False)
+        server_fields = _stat_fields(self.server_pid) if self.server_pid else None
+        server = _cpu_seconds(server_fields, with_reaped_children=False) if server_fields else 0.0
+        return CpuSample(server, postgres, time.process_time())
+
+
+@dataclass
+class Phase:
+    """One measured phase, as reported."""
+
+    rate: float
+    unit: str
+    elapsed_s: float
+    cpu_cores: dict[str, float]
+    load: LoadResult | None = None
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"rate": round(self.rate, 1), "unit": self.unit, "elapsed_s": round(self.elapsed_s, 2)}
+        if self.load is not None:
+            out.update(
+                requests=self.load.requests,
+                accepted_events=self.load.accepted,
+                p50_ms=_ms(self.load.percentile_ms(50)),
+                p90_ms=_ms(self.load.percentile_ms(90)),
+                p99_ms=_ms(self.load.percentile_ms(99)),
+                max_ms=_ms(self.load.percentile_ms(100)),
+                errors=dict(self.load.errors),
+            )
+        out["cpu_cores"] = self.cpu_cores
+        return out
+
+
+def _ms(value: float | None) -> float | None:
+    return round(value, 2) if value is not None else None
+
+
+def _start_database(pgdata: Path) -> EmbeddedPostgres:
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    database = EmbeddedPostgres(pgdata)
+    database.ensure_database()
+    return database
+
+
+def _stop_database(database: EmbeddedPostgres) -> None:
+    """Stop the embedded server: pgserver hands back the same handle, whose cleanup() runs ``pg_ctl stop``."""
+    import pgserver
+
+    pgserver.get_server(database.pgdata).cleanup()
+
+
+def _postmaster_pid(pgdata: Path) -> int:
+    return int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+def _machine(postgres_version: str, postgres_settings: dict[str, str]) -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    meminfo = Path("/proc/meminfo").read_text()
+    mem_kib = next(int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemTotal:"))
+    return {
+        "cpu_model": models[0] if models else platform.processor(),
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "postgresql": postgres_version,
+        "postgresql_settings": postgres_settings,
+    }
+
+
+async def _reset(conn: asyncpg.Connection) -> None:
+    """Empty ``events`` and write out every dirty page, so the next phase starts from the same state."""
+    await conn.execute("TRUNCATE events")
+    await conn.execute("CHECKPOINT")
+
+
+async def _copy_phase(
+    dsn: str, tails: list[tuple[Any, ...]], batch_rows: int, seconds: float, meter: CpuMeter
+) -> Phase:
+    """Raw COPY into ``events`` from ``COPY_CONNECTIONS`` connections for ``seconds``."""
+    connections = [await asyncpg.connect(dsn) for _ in range(COPY_CONNECTIONS)]
+    max_batches = math.ceil(MAX_COPY_ROWS_PER_S * seconds / batch_rows / COPY_CONNECTIONS)
+
+    async def load(conn: asyncpg.Connection, prefix: str, deadline: float) -> int:
+        rows = 0
+        for _ in range(max_batches):
+            records = workload.copy_batch(prefix, rows, batch_rows, tails)
+            await conn.copy_records_to_table("events", records=records, columns=COLUMNS)
+            rows += batch_rows
+            if time.perf_counter() >= deadline:
+                break
+        return rows
+
+    try:
+        before = meter.sample()
+        started = time.perf_counter()
+        counts = await asyncio.gather(
+            *(load(conn, f"copy{batch_rows}-{i}", started + seconds) for i, conn in enumerate(connections))
+        )
+        elapsed = time.perf_counter() - started
+        after = meter.sample()
+    finally:
+        for conn in connections:
+            await conn.close()
+    return Phase(sum(counts) / elapsed, "rows/s", elapsed, before.cores_until(after, elapsed))
+
+
+async def _load_phase(meter: CpuMeter, run: Any, events_rate: bool) -> Phase:
+    """Run one HTTP load coroutine, measuring CPU around it; the rate is events/s or requests/s."""
+    before = meter.sample()
+    result: LoadResult = await run
+    after = meter.sample()
+    elapsed = max(result.elapsed_s, 1e-9)
+    if events_rate:
+        return Phase(result.accepted / elapsed, "events/s", elapsed, before.cores_until(after, elapsed), result)
+    answered = result.requests - sum(result.errors.values())
+    return Phase(answered / elapsed, "requests/s", elapsed, before.cores_until(after, elapsed), result)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((loadclient.HOST, 0))
+        return s.getsockname()[1]
+
+
+def _server_env(dsn: str) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": dsn, **SERVER_ENV}
+
+
+def _start_server(dsn: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    """``warroom serve`` as a child process, its output kept in ``workdir/server.log``."""
+    with open(workdir / "server.log", "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--host", loadclient.HOST, "--port", str(port)],
+            env=_server_env(dsn),
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _log_tail(workdir: Path) -> str:
+    data = (workdir / "server.log").read_bytes()
+    return data[-LOG_TAIL_BYTES:].decode(errors="replace")
+
+
+async def _wait_ready(server: subprocess.Popen[bytes], port: int, workdir: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise BenchError(f"the server exited with status {server.returncode}:\n{_log_tail(workdir)}")
+        try:
+            if await loadclient.get_status(port, READY_PATH) == 200:
+                return
+        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+            pass
+        await asyncio.sleep(READY_POLL_S)
+    raise BenchError(f"the server was not ready within {SERVER_START_TIMEOUT_S:g}s:\n{_log_tail(workdir)}")
+
+
+def _stop_server(server: subprocess.Popen[bytes]) -> int:
+    """SIGTERM (graceful: the server commits what is queued), then wait; kill only if it hangs."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        return server.wait(SERVER_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+        raise BenchError(f"the server did not stop within {SERVER_STOP_TIMEOUT_S:g}s of SIGTERM; killed") from None
+
+
+def _requests(
+    prefix: str, token: str, events: list[dict[str, Any]], per_request: int, count: int
+) -> Iterator[bytes]:
+    """``count`` POSTs of ``per_request`` events each, pre-encoded from ``events``; ids unique under ``prefix``."""
+
+    def wrap(body: bytes) -> bytes:
+        return loadclient.post_request(EVENTS_PATH, token, body)
+
+    batch = per_request > 1
+    templates = [
+        workload.StampedRequest(prefix, events[i : i + per_request], batch, wrap)
+        for i in range(0, len(events) - per_request + 1, per_request)
+    ]
+    return workload.stamped(templates, count)
+
+
+async def _measure(params: Parameters, database: EmbeddedPostgres, workdir: Path) -> dict[str, Any]:
+    dsn = database.dsn()
+    meter = CpuMeter(_postmaster_pid(database.pgdata))
+    events = workload.sample_events(POOL_EVENTS)
+    tails = workload.storage_tails(events)
+    conn = await asyncpg.connect(dsn)
+    try:
+        version = await conn.fetchval("SHOW server_version")
+        settings = {name: await conn.fetchval(f"SELECT current_setting('{name}')") for name in POSTGRES_SETTINGS}
+        machine = _machine(version, settings)
+
+        copy: dict[int, Phase] = {}
+        for batch_rows in COPY_BATCH_ROWS:
+            await _reset(conn)
+            label = f"[1/{PHASES}] raw COPY: {COPY_CONNECTIONS} connections x {batch_rows:,}-row batches"
+            with _step(label) as notes:
+                copy[batch_rows] = await _copy_phase(dsn, tails, batch_rows, params.seconds, meter)
+                notes.append(f"{copy[batch_rows].rate:,.0f} rows/s")
+        row_bytes = await conn.fetchval(
+            f"SELECT avg(pg_column_size(e.*))::int FROM (SELECT * FROM events LIMIT {ROW_SIZE_SAMPLE}) e"
+        )
+        await _reset(conn)
+        _, token = await keys.create(conn, KEY_NAME, "ingest")
+
+        port = _free_port()
+        server = _start_server(dsn, port, workdir)
+        meter.server_pid = server.pid
+        try:
+            with _step(f"starting the server on {loadclient.HOST}:{port}"):
+                await _wait_ready(server, port, workdir)
+            http = await _http_phases(params, port, token, events, conn, meter)
+        finally:
+            with _step(f"[5/{PHASES}] stopping the server (SIGTERM) and counting stored events") as notes:
+                exit_code = _stop_server(server)
+                stored = await conn.fetchval("SELECT count(*) FROM events")
+                notes.append(f"{stored:,} stored")
+    finally:
+        await conn.close()
+
+    accepted = sum(phase.load.accepted for phase in http.values() if phase.load)
+    return _report(params, machine, copy, http, row_bytes, events, accepted, stored, exit_code)
+
+
+async def _http_phases(
+    params: Parameters,
+    port: int,
+    token: str,
+    events: list[dict[str, Any]],
+    conn: asyncpg.Connection,
+    meter: CpuMeter,
+) -> dict[str, Phase]:
+    """Warm-up, batch, single closed-loop and single paced phases against the running server."""
+    seconds = params.seconds
+    batch_count = math.ceil(MAX_BATCH_EVENTS_PER_S * seconds / BATCH_EVENTS)
+    single_count = math.ceil(MAX_SINGLE_REQUESTS_PER_S * seconds)
+    warmup_requests = _requests("warm", token, events, BATCH_EVENTS, params.clients * WARMUP_REQUESTS_PER_CLIENT)
+    batch_requests = _requests("batch", token, events, BATCH_EVENTS, batch_count)
+    single_requests = _requests("single", token, events, 1, single_count)
+    paced_requests = _requests("paced", token, events, 1, int(params.single_rate * seconds))
+    phases: dict[str, Phase] = {}
+
+    warmup = loadclient.closed_loop(port, params.clients, WARMUP_S, warmup_requests, BATCH_EVENTS)
+    phases["warmup"] = await _load_phase(meter, warmup, events_rate=True)
+    await conn.execute("CHECKPOINT")
+    with _step(f"[2/{PHASES}] HTTP batch ingest: {params.clients} clients x {BATCH_EVENTS} events") as notes:
+        batch = loadclient.closed_loop(port, params.clients, seconds, batch_requests, BATCH_EVENTS)
+        phases["batch"] = await _load_phase(meter, batch, events_rate=True)
+        notes.append(f"{phases['batch'].rate:,.0f} events/s")
+
+    await conn.execute("CHECKPOINT")
+    with _step(f"[3/{PHASES}] single events, closed loop: {params.single_clients} clients") as notes:
+        single = loadclient.closed_loop(port, params.single_clients, seconds, single_requests, 1)
+        phases["single"] = await _load_phase(meter, single, events_rate=False)
+        notes.append(f"{phases['single'].rate:,.0f} requests/s")
+
+    await conn.execute("CHECKPOINT")
+    label = f"[4/{PHASES}] single events, paced at {params.single_rate:,.0f} requests/s over {params.paced_connections} connections"
+    with _step(label) as notes:
+        paced = loadclient.paced(port, params.paced_connections, params.single_rate, seconds, paced_requests)
+        phases["single_paced"] = await _load_phase(meter, paced, events_rate=False)
+        notes.append(f"p99 {phases['single_paced'].load.percentile_ms(99) or 0:.1f} ms")  # type: ignore[union-attr]
+    return phases
+
+
+def _report(
+    params: Parameters,
+    machine: dict[str, Any],
+    copy: dict[int, Phase],
+    http: dict[str, Phase],
+    row_bytes: int,
+    events: list[dict[str, Any]],
+    accepted: int,
+    stored: int,
+    exit_code: int,
+) -> dict[str, Any]:
+    """The JSON report: headline numbers first, then per-phase details, workload, machine and parameters."""
+    copy_1k, copy_10k = (copy[rows].rate for rows in COPY_BATCH_ROWS)
+    copy_best = max(copy_1k, copy_10k)
+    batch, single, paced = http["batch"], http["single"], http["single_paced"]
+    assert batch.load and single.load and paced.load
+    paced_p99 = paced.load.percentile_ms(99)
+    ratio = batch.rate / copy_best
+    props = [len(msgspec.json.encode(e["props"])) for e in events if "props" in e]
+    server_settings = Settings.from_env(_server_env(""))
+    return {
+        "copy_rows_per_s": round(copy_best),
+        "copy_rows_per_s_1k": round(copy_1k),
+        "copy_rows_per_s_10k": round(copy_10k),
+        "batch_events_per_s": round(batch.rate),
+        "batch_p50_ms": _ms(batch.load.percentile_ms(50)),
+        "batch_p99_ms": _ms(batch.load.percentile_ms(99)),
+        "single_requests_per_s": round(single.rate),
+        "single_p50_ms": _ms(single.load.percentile_ms(50)),
+        "single_p99_ms": _ms(single.load.percentile_ms(99)),
+        "single_paced_rate": round(paced.rate, 1),
+        "single_paced_p50_ms": _ms(paced.load.percentile_ms(50)),
+        "single_paced_p99_ms": _ms(paced_p99),
+        "ratio_to_copy": round(ratio, 3),
+        "accepted_events": accepted,
+        "stored_events": stored,
+        "stored_events_match": stored == accepted,
+        "errors": sum(sum(p.load.errors.values()) for p in http.values() if p.load),
+        "server_exit_code": exit_code,
+        "targets": {
+            "batch_ratio_min": TARGET_BATCH_RATIO,
+            "batch_ratio_met": ratio >= TARGET_BATCH_RATIO,
+            "single_rate_min": TARGET_SINGLE_RATE,
+            "single_rate_met": single.rate >= TARGET_SINGLE_RATE
+            and params.single_rate >= TARGET_SINGLE_RATE
+            and paced.rate >= RATE_TOLERANCE * params.single_rate,
+            "single_p99_max_ms": TARGET_SINGLE_P99_MS,
+            "single_p99_met": paced_p99 is not None and paced_p99 < TARGET_SINGLE_P99_MS and not paced.load.errors,
+        },
+        "phases": {
+            **{f"copy_{rows // 1000}k": copy[rows].summary() for rows in COPY_BATCH_ROWS},
+            **{name: phase.summary() for name, phase in http.items()},
+        },
+        "workload": {
+            "event_json_bytes": round(sum(len(workload.encode([e], ["x"], False)) for e in events) / len(events)),
+            "props_json_bytes": round(sum(props) / len(props)),
+            "stored_row_bytes": row_bytes,
+            "type_weights": workload.TYPE_WEIGHTS,
+        },
+        "machine": machine,
+        "parameters": {
+            "seconds": params.seconds,
+            "clients": params.clients,
+            "single_clients": params.single_clients,
+            "single_rate": params.single_rate,
+            "paced_connections": params.paced_connections,
+            "batch_events": BATCH_EVENTS,
+            "copy_connections": COPY_CONNECTIONS,
+            "copy_batch_rows": list(COPY_BATCH_ROWS),
+            "server": {
+                "writers": server_settings.writers,
+                "group_events": server_settings.group_events,
+                "queue_events": server_settings.queue_events,
+                "rate_limit_per_s": server_settings.rate_limit_per_s,
+            },
+        },
+    }
+
+
+def _table(report: dict[str, Any]) -> str:
+    """The report as a table for people."""
+    m, p, t = report["machine"], report["phases"], report["targets"]
+    rows = [
+        ("raw COPY, 1,000-row batches", p["copy_1k"]),
+        ("raw COPY, 10,000-row batches", p["copy_10k"]),
+        (f"HTTP batch, {report['parameters']['clients']} clients x {BATCH_EVENTS}", p["batch"]),
+        (f"single, closed loop, {report['parameters']['single_clients']} clients", p["single"]),
+        (f"single, paced at {report['parameters']['single_rate']:,.0f}/s", p["single_paced"]),
+    ]
+    lines = [
+        f"Promo War-Room ingest benchmark: {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB, "
+        f"Python {m['python']}, PostgreSQL {m['postgresql']}",
+        "",
+        f"{'phase':<34} {'rate':>20} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   cores server/pg/bench",
+    ]
+    for name, phase in rows:
+        cpu = phase["cpu_cores"]
+        p50 = f"{phase['p50_ms']:.1f}" if phase.get("p50_ms") is not None else "-"
+        p99 = f"{phase['p99_ms']:.1f}" if phase.get("p99_ms") is not None else "-"
+        errors = sum(phase.get("errors", {}).values())
+        lines.append(
+            f"{name:<34} {phase['rate']:>11,.0f} {phase['unit']:<8} {p50:>8} {p99:>8} {errors:>7}   "
+            f"{cpu['server']:.2f} / {cpu['postgres']:.2f} / {cpu['bench']:.2f}"
+        )
+
+    def verdict(met: bool) -> str:
+        return "met" if met else "MISSED"
+
+    lines += [
+        "",
+        f"HTTP batch / raw COPY: {report['ratio_to_copy']:.0%} (target >= {t['batch_ratio_min']:.0%}: {verdict(t['batch_ratio_met'])})",
+        f"single events: {report['single_requests_per_s']:,} requests/s closed loop, "
+        f"{report['single_paced_rate']:,.0f}/s paced (target >= {t['single_rate_min']:,.0f}/s: {verdict(t['single_rate_met'])}), "
+        f"p99 {report['single_paced_p99_ms']} ms (target < {t['single_p99_max_ms']:g} ms: {verdict(t['single_p99_met'])})",
+        f"stored events: {report['stored_events']:,} of {report['accepted_events']:,} accepted "
+        f"({'match' if report['stored_events_match'] else 'MISMATCH'})",
+    ]
+    return "\n".join(lines)
+
+
+def run(params: Parameters) -> dict[str, Any]:
+    """The whole benchmark on a fresh embedded PostgreSQL in a temporary directory, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp:
+        workdir = Path(tmp)
+        with _step(f"starting a fresh embedded PostgreSQL in {workdir}"):
+            database = _start_database(workdir / "pgdata")
+        try:
+            upgrade(database.dsn())
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                return runner.run(_measure(params, database, workdir))
+        finally:
+            _stop_database(database)
+
+
+def main(args: argparse.Namespace) -> None:
+    """Entry point of ``warroom bench ingest``: progress on stderr, the table or one JSON object on stdout."""
+    try:
+        report = run(Parameters.from_args(args))
+    except BenchError as exc:
+        sys.exit(f"warroom bench: {exc}")
+    print(msgspec.json.format(msgspec.json.encode(report)).decode() if args.json else _table(report))
+    if not report["stored_events_match"]:
+        sys.exit("warroom bench: the events table does not hold exactly the accepted events")

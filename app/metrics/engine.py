@@ -1,0 +1,461 @@
+"""The metrics engine: events in (in ``seq`` order), per-campaign numbers out. Pure: no I/O, clock passed in.
+
+State is bounded by keys — campaigns, channels, SKUs, categories, active
+minutes, the last hour of seconds, named metric series — never by the
+number of events (see README "Memory"). The whole state pickles into a
+checkpoint, so a restart resumes from the checkpoint and the events stored
+after it, with the same numbers and intact history curves.
+"""
+
+from __future__ import annotations
+
+import bisect
+import pickle
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Iterable
+
+from app.campaigns import Campaign
+from app.metrics import funnel as funnel_math
+from app.metrics import pacing as pacing_math
+from app.metrics.customers import KnownBuyers
+from app.metrics.measures import INDEX, MEASURES, Event, contributions
+from app.metrics.series import SECONDS_KEPT, Series
+from app.metrics.stock import SkuStock, sell_out_eta_minutes, sell_through
+from app.metrics.visitors import DistinctCounter
+
+STATE_VERSION = 1
+MAX_CAMPAIGNS = 200
+MAX_CHANNELS = 200
+MAX_SKUS = 20_000
+MAX_METRIC_SERIES = 1_000
+SELL_RATE_WINDOW_S = 300
+NO_CHANNEL = "(none)"
+OTHER = "(other)"
+
+TOTAL = ""
+VISITOR_TYPES = frozenset({"visit", "page_view", "product_view", "add_to_cart", "checkout", "order_created"})
+
+DERIVED: dict[str, tuple[str, str]] = {
+    "conversion_rate": ("orders_paid", "visits"),
+    "payment_rate": ("orders_paid", "orders_created"),
+    "aov": ("gmv_paid", "orders_paid"),
+    "uv_value": ("gmv_paid", "visits"),
+    "refund_rate": ("refunds", "orders_paid"),
+    "cart_rate": ("add_to_cart", "product_views"),
+}
+"""Per-bucket ratios for series and rules (per bucket, visits stand in for distinct visitors)."""
+
+SERIES_METRICS = (*MEASURES, *DERIVED)
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, Decimal) else value  # type: ignore[return-value]
+
+
+def _ratio(numerator: object, denominator: object) -> float | None:
+    d = _number(denominator)
+    return _number(numerator) / d if d else None
+
+
+def _iso(epoch: float | None) -> str | None:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat() if epoch is not None else None
+
+
+@dataclass(slots=True)
+class MetricSeries:
+    """One named series from ``metric`` events: per-minute sum and count, and the latest value."""
+
+    name: str
+    labels: dict[str, str]
+    minutes: dict[int, list[float]] = field(default_factory=dict)
+    seconds: dict[int, list[float]] = field(default_factory=dict)
+    last: float | None = None
+    last_at: float = float("-inf")
+
+    def add(self, value: float, at: float, keep_second: bool) -> None:
+        for buckets, key, keep in ((self.minutes, int(at // 60), True), (self.seconds, int(at), keep_second)):
+            if keep:
+                bucket = buckets.setdefault(key, [0.0, 0])
+                bucket[0] += value
+                bucket[1] += 1
+        if at >= self.last_at:
+            self.last, self.last_at = value, at
+
+
+@dataclass(slots=True)
+class CampaignState:
+    dims: dict[str, Series] = field(default_factory=lambda: {TOTAL: Series()})
+    visitors: dict[str, DistinctCounter] = field(default_factory=lambda: {TOTAL: DistinctCounter()})
+    buyers: dict[str, DistinctCounter] = field(default_factory=lambda: {TOTAL: DistinctCounter()})
+    new_customers: dict[str, int] = field(default_factory=dict)
+    stock: dict[str, SkuStock] = field(default_factory=dict)
+    metrics: dict[tuple[str, tuple[tuple[str, str], ...]], MetricSeries] = field(default_factory=dict)
+    events: int = 0
+    late_events: int = 0
+    dropped_keys: int = 0
+    newest_second: int = -(2**62)
+    version: int = 0
+    last_event_at: float | None = None
+
+    def series(self, dim: str) -> Series | None:
+        return self.dims.get(dim)
+
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(k[len(prefix) :] for k in self.dims if k.startswith(prefix))
+
+
+class Engine:
+    """Aggregates every campaign's events. Feed ``apply`` in ``seq`` order; read with ``snapshot``/``series``."""
+
+    def __init__(self, campaigns: Iterable[Campaign] = ()) -> None:
+        self.campaigns: dict[str, Campaign] = {}
+        self.states: dict[str, CampaignState] = {}
+        self.known_buyers = KnownBuyers()
+        self.last_seq = 0
+        self.dropped_events = 0
+        self._cumulative_cache: dict[tuple[str, int, int], tuple[list[int], list[float]]] = {}
+        self._categories: dict[str, dict[str, str]] = {}
+        self.configure(campaigns)
+
+    def configure(self, campaigns: Iterable[Campaign]) -> None:
+        """Replace the campaign definitions (targets, catalog, phases); aggregated numbers are kept."""
+        self.campaigns = {c.id: c for c in campaigns}
+        self._categories = {c.id: {s.sku: s.category for s in c.skus} for c in self.campaigns.values()}
+
+    # ---- ingest side ---------------------------------------------------------------------------
+
+    def apply(self, events: Iterable[Event]) -> set[str]:
+        """Add events (already committed, in seq order); return the ids of campaigns that changed."""
+        changed: set[str] = set()
+        for event in events:
+            if event.seq <= self.last_seq:
+                continue
+            self.last_seq = event.seq
+            state = self.states.get(event.campaign)
+            if state is None:
+                if len(self.states) >= MAX_CAMPAIGNS:
+                    self.dropped_events += 1
+                    continue
+                state = self.states[event.campaign] = CampaignState()
+            self._apply(state, event)
+            changed.add(event.campaign)
+        return changed
+
+    def _dimension(self, state: CampaignState, key: str) -> Series:
+        series = state.dims.get(key)
+        if series is None:
+            kind = key.split(":", 1)[0]
+            limit = MAX_SKUS if kind in ("sku", "category") else MAX_CHANNELS
+            if sum(1 for k in state.dims if k.startswith(kind + ":")) >= limit:
+                state.dropped_keys += 1
+                key = f"{kind}:{OTHER}"
+                series = state.dims.get(key)
+                if series is not None:
+                    return series
+            series = state.dims[key] = Series()
+        return series
+
+    def _apply(self, state: CampaignState, event: Event) -> None:
+        state.events += 1
+        state.version += 1
+        at = event.occurred_at
+        second = int(at // 1)
+        if second > state.newest_second:
+            if second // 60 > state.newest_second // 60 and state.newest_second > -(2**62):
+                oldest = second - SECONDS_KEPT
+                for series in state.dims.values():
+                    series.prune_seconds(oldest)
+                for metric in state.metrics.values():
+                    for key in [k for k in metric.seconds if k < oldest]:
+                        del metric.seconds[key]
+            state.newest_second = second
+        elif second // 60 < state.newest_second // 60:
+            state.late_events += 1
+        keep_second = second > state.newest_second - SECONDS_KEPT
+        state.last_event_at = max(state.last_event_at or at, at)
+
+        channel = event.channel or NO_CHANNEL
+        visitor = event.user_id or event.anonymous_id
+        if event.type in VISITOR_TYPES and visitor:
+            state.visitors[TOTAL].add(visitor)
+            state.visitors.setdefault(channel, DistinctCounter()).add(visitor)
+        if event.type == "order_paid" and visitor:
+            state.buyers[TOTAL].add(visitor)
+            state.buyers.setdefault(channel, DistinctCounter()).add(visitor)
+            if self.known_buyers.add(visitor):
+                state.new_customers[TOTAL] = state.new_customers.get(TOTAL, 0) + 1
+                state.new_customers[channel] = state.new_customers.get(channel, 0) + 1
+        if event.type == "metric":
+            self._apply_metric(state, event, keep_second)
+        if event.type in ("stock_level", "stock_adjust") and event.sku:
+            self._apply_stock(state, event)
+
+        adds = contributions(event)
+        if not adds:
+            return
+        state.dims[TOTAL].add(second, keep_second, adds)
+        self._dimension(state, f"channel:{channel}").add(second, keep_second, adds)
+        if event.sku:
+            self._dimension(state, f"sku:{event.sku}").add(second, keep_second, adds)
+            category = self._categories.get(event.campaign, {}).get(event.sku)
+            if category:
+                self._dimension(state, f"category:{category}").add(second, keep_second, adds)
+
+    def _apply_metric(self, state: CampaignState, event: Event, keep_second: bool) -> None:
+        if event.metric is None or event.value is None:
+            return
+        labels = tuple(sorted((event.labels or {}).items()))
+        key = (event.metric, labels)
+        series = state.metrics.get(key)
+        if series is None:
+            if len(state.metrics) >= MAX_METRIC_SERIES:
+                state.dropped_keys += 1
+                return
+            series = state.metrics[key] = MetricSeries(event.metric, dict(labels))
+        series.add(event.value, event.occurred_at, keep_second)
+
+    def _apply_stock(self, state: CampaignState, event: Event) -> None:
+        sku = state.stock.get(event.sku)  # type: ignore[arg-type]
+        if sku is None:
+            if len(state.stock) >= MAX_SKUS:
+                state.dropped_keys += 1
+                return
+            sku = state.stock[event.sku] = SkuStock()  # type: ignore[index]
+        warehouse = sku.warehouse(event.warehouse or "default")
+        if event.type == "stock_level":
+            warehouse.set_level(event.quantity or 0, event.occurred_at)
+        else:
+            warehouse.adjust(event.quantity or 0, event.occurred_at)
+
+    # ---- read side -----------------------------------------------------------------------------
+
+    def _cumulative(self, campaign_id: str, measure: str, until: float) -> float:
+        """A campaign's total of ``measure`` over events that occurred before ``until`` (minute resolution)."""
+        state = self.states.get(campaign_id)
+        if state is None:
+            return 0.0
+        cache_key = (campaign_id, INDEX[measure], state.version)
+        cached = self._cumulative_cache.get(cache_key)
+        if cached is None:
+            minutes = sorted(state.dims[TOTAL].minutes)
+            running, prefix = 0.0, []
+            for minute in minutes:
+                running += _number(state.dims[TOTAL].minutes[minute][INDEX[measure]])
+                prefix.append(running)
+            cached = (minutes, prefix)
+            if len(self._cumulative_cache) > 256:
+                self._cumulative_cache.clear()
+            self._cumulative_cache[cache_key] = cached
+        minutes, prefix = cached
+        position = bisect.bisect_left(minutes, int(until // 60))
+        return prefix[position - 1] if position else 0.0
+
+    def baseline_offset(self, campaign: Campaign) -> float | None:
+        """Seconds to subtract from this campaign's clock to reach the same moment of its baseline."""
+        baseline = self.campaigns.get(campaign.baseline or "")
+        if baseline is None:
+            return None
+        return campaign.phases.burst.start.timestamp() - baseline.phases.burst.start.timestamp()
+
+    def _sku_rows(self, campaign_id: str, state: CampaignState, now: float) -> list[dict[str, Any]]:
+        campaign = self.campaigns.get(campaign_id)
+        catalog = {s.sku: s for s in campaign.skus} if campaign else {}
+        deducted = INDEX["units_ordered" if campaign and campaign.stock_deducted_on == "order_created" else "units_sold"]
+        rows = []
+        for sku in sorted(set(catalog) | set(state.stock) | set(state.keys("sku:")) - {OTHER}):
+            series = state.dims.get(f"sku:{sku}")
+            stock = state.stock.get(sku)
+            sold = int(series.totals[INDEX["units_sold"]]) if series else 0
+            rate = (
+                float(series.window(INDEX["units_sold"], int(now) - SELL_RATE_WINDOW_S, int(now) + 1)) * 60 / SELL_RATE_WINDOW_S
+                if series
+                else 0.0
+            )
+            on_hand: int | None = None
+            warehouses: dict[str, int] = {}
+            if stock is not None and stock.known:
+                warehouses = {name: w.on_hand for name, w in sorted(stock.warehouses.items())}
+                sold_since = (
+                    series.since(deducted, stock.counted_at, state.newest_second - SECONDS_KEPT, state.newest_second)
+                    if series
+                    else 0
+                )
+                on_hand = sum(warehouses.values()) - int(sold_since)  # type: ignore[call-overload]
+            info = catalog.get(sku)
+            eta = sell_out_eta_minutes(on_hand, rate) if on_hand is not None else None
+            rows.append(
+                {
+                    "sku": sku,
+                    "name": info.name if info else sku,
+                    "name_zh": info.name_zh if info else None,
+                    "category": info.category if info else None,
+                    "safety_stock": info.safety_stock if info else None,
+                    "warning_level": info.warning_level if info else None,
+                    "on_hand": on_hand,
+                    "warehouses": warehouses,
+                    "units_sold": sold,
+                    "product_views": int(series.totals[INDEX["product_views"]]) if series else 0,
+                    "add_to_cart": int(series.totals[INDEX["add_to_cart"]]) if series else 0,
+                    "gmv_paid": _number(series.totals[INDEX["gmv_paid"]]) if series else 0.0,
+                    "sell_rate_per_min": rate,
+                    "sell_out_eta_min": eta,
+                    "sell_out_at": _iso(now + eta * 60) if eta is not None else None,
+                    "sell_through": sell_through(sold, on_hand) if on_hand is not None else None,
+                    "sold_out": on_hand is not None and on_hand <= 0,
+                    "oversold": on_hand is not None and on_hand < 0,
+                    "below_warning": on_hand is not None and info is not None and on_hand < info.warning_level,
+                    "below_safety": on_hand is not None and info is not None and on_hand < info.safety_stock,
+                }
+            )
+        return rows
+
+    def skus(self, campaign_id: str, now: float, sort: str = "eta") -> list[dict[str, Any]]:
+        """The stock table; ``sort`` is ``eta`` (soonest sell-out first), ``sold`` or ``sku``."""
+        state = self.states.get(campaign_id)
+        if state is None:
+            return []
+        rows = self._sku_rows(campaign_id, state, now)
+        if sort == "eta":
+            rows.sort(key=lambda r: (r["sell_out_eta_min"] is None, r["sell_out_eta_min"] or 0, r["sku"]))
+        elif sort == "sold":
+            rows.sort(key=lambda r: (-r["units_sold"], r["sku"]))
+        return rows
+
+    def _kpis(self, state: CampaignState, key: str, totals: list[object]) -> dict[str, Any]:
+        t = {name: _number(totals[i]) for i, name in enumerate(MEASURES)}
+        uv = state.visitors[key].count() if key in state.visitors else 0
+        buyers = state.buyers[key].count() if key in state.buyers else 0
+        new = state.new_customers.get(key, 0)
+        return {
+            **t,
+            "uv": uv,
+            "pv": t["page_views"],
+            "buyers": buyers,
+            "aov": _ratio(t["gmv_paid"], t["orders_paid"]),
+            "conversion_rate": _ratio(buyers, uv),
+            "uv_value": _ratio(t["gmv_paid"], uv),
+            "refund_rate": _ratio(t["refunds"], t["orders_paid"]),
+            "payment_rate": _ratio(t["orders_paid"], t["orders_created"]),
+            "new_customers": new,
+            "repeat_rate": _ratio(buyers - new, buyers) if buyers else None,
+            "roi": _ratio(t["gmv_paid"], t["spend"]),
+        }
+
+    def snapshot(self, campaign_id: str, now: float) -> dict[str, Any]:
+        """Every current number of one campaign, as of ``now`` (epoch seconds)."""
+        state = self.states.get(campaign_id) or CampaignState()
+        campaign = self.campaigns.get(campaign_id)
+        totals = self._kpis(state, TOTAL, state.dims[TOTAL].totals)
+        baseline: dict[str, Any] | None = None
+        baseline_share = None
+        offset = self.baseline_offset(campaign) if campaign else None
+        if campaign is not None and offset is not None and campaign.baseline in self.states:
+            base_id = campaign.baseline
+            assert base_id is not None
+            baseline = {m: self._cumulative(base_id, m, now - offset) for m in MEASURES}
+            final = _number(self.states[base_id].dims[TOTAL].totals[INDEX["gmv_paid"]])
+            baseline_share = baseline["gmv_paid"] / final if final else None
+        moment = datetime.fromtimestamp(now, timezone.utc)
+        next_phase = None
+        if campaign is not None:
+            upcoming = [(p.start, name) for name, p in campaign.phases.items() if p.start > moment]
+            if upcoming:
+                next_phase = {"phase": min(upcoming)[1], "starts_at": min(upcoming)[0].isoformat()}
+        channels = []
+        for channel in state.keys("channel:"):
+            kpis = self._kpis(state, channel, state.dims[f"channel:{channel}"].totals)
+            channels.append({"channel": channel, **{k: kpis[k] for k in ("gmv_paid", "orders_paid", "uv", "conversion_rate", "visits", "spend", "roi")}})
+        channels.sort(key=lambda c: -c["gmv_paid"])
+        return {
+            "campaign": campaign_id,
+            "name": campaign.name if campaign else campaign_id,
+            "name_zh": campaign.name_zh if campaign else None,
+            "timezone": campaign.timezone if campaign else "UTC",
+            "currency": campaign.currency if campaign else None,
+            "as_of": moment.isoformat(),
+            "last_seq": self.last_seq,
+            "last_event_at": _iso(state.last_event_at),
+            "phase": campaign.phase_at(moment) if campaign else None,
+            "next_phase": next_phase,
+            "totals": totals,
+            "targets": _targets(campaign),
+            "pacing": pacing_math.pacing(campaign, totals["gmv_paid"], now, baseline_share),
+            "baseline": baseline,
+            "funnel": funnel_math.funnel(totals, baseline),
+            "channels": channels,
+            "skus": self.skus(campaign_id, now),
+            "metrics": [
+                {"metric": m.name, "labels": m.labels, "last": m.last, "last_at": _iso(m.last_at if m.last is not None else None)}
+                for m in state.metrics.values()
+            ],
+            "events": state.events,
+            "late_events": state.late_events,
+            "dropped_keys": state.dropped_keys,
+        }
+
+    def series(
+        self, campaign_id: str, metric: str, step: int, start: float, end: float, by: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Bucketed values of ``metric`` ([start, end), step 1 or 60 s), overall or one series per channel/SKU/category."""
+        state = self.states.get(campaign_id)
+        if state is None:
+            return []
+        if metric.startswith("metric:"):
+            return self._metric_series(state, metric[len("metric:") :], step, start, end)
+        dims = [(None, TOTAL)] if by is None else [(k, f"{by}:{k}") for k in state.keys(f"{by}:")]
+        out = []
+        for key, dim in dims:
+            series = state.dims[dim]
+            if metric in DERIVED:
+                numerator, denominator = (INDEX[m] for m in DERIVED[metric])
+                buckets = series.seconds if step == 1 else series.minutes
+                points = [
+                    (k * step, _ratio(b[numerator], b[denominator]))
+                    for k, b in sorted(buckets.items())
+                    if start <= k * step < end
+                ]
+            else:
+                points = [(t, _number(v)) for t, v in series.points(INDEX[metric], step, int(start), int(end))]
+            out.append({"key": key, "points": [[_iso(t), v] for t, v in points]})
+        return out
+
+    @staticmethod
+    def _metric_series(state: CampaignState, name: str, step: int, start: float, end: float) -> list[dict[str, Any]]:
+        out = []
+        for series in state.metrics.values():
+            if series.name != name:
+                continue
+            buckets = series.seconds if step == 1 else series.minutes
+            points = [
+                [_iso(k * step), b[0] / b[1] if b[1] else None, b[0], b[1]]
+                for k, b in sorted(buckets.items())
+                if start <= k * step < end
+            ]
+            out.append({"key": series.labels, "points": points, "columns": ["t", "mean", "sum", "count"]})
+        return out
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+
+    def dump(self) -> bytes:
+        """The aggregated state (not the campaign definitions), for a checkpoint."""
+        return pickle.dumps(
+            (STATE_VERSION, self.last_seq, self.dropped_events, self.states, self.known_buyers), protocol=5
+        )
+
+    @classmethod
+    def load(cls, data: bytes, campaigns: Iterable[Campaign]) -> "Engine":
+        version, last_seq, dropped, states, known_buyers = pickle.loads(data)
+        if version != STATE_VERSION:
+            raise ValueError(f"checkpoint has state version {version}, this engine reads {STATE_VERSION}")
+        engine = cls(campaigns)
+        engine.last_seq, engine.dropped_events, engine.states, engine.known_buyers = last_seq, dropped, states, known_buyers
+        return engine
+
+
+def _targets(campaign: Campaign | None) -> dict[str, Any]:
+    if campaign is None:
+        return {}
+    t = campaign.targets
+    return {k: getattr(t, k) for k in t.__struct_fields__}

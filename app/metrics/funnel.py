@@ -1,0 +1,48 @@
+"""The conversion funnel (转化漏斗): visit → product view → add to cart → order → paid.
+
+Stage counts are event counts; step conversion is each stage over the one
+before. Benchmarks are the healthy-store step rates from the promotion
+playbooks (visit→view 68%, view→cart 35%, cart→order 25%); the payment step
+has no published benchmark, so it is compared with the baseline campaign only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+STAGES: tuple[tuple[str, str, str, float | None], ...] = (
+    ("visit", "visits", "访问", None),
+    ("product_view", "product_views", "浏览商品详情", 0.68),
+    ("add_to_cart", "add_to_cart", "加购", 0.35),
+    ("order", "orders_created", "下单", 0.25),
+    ("paid", "orders_paid", "支付", None),
+)
+OVERALL_BENCHMARK = 0.06
+"""Visit → order for a healthy store; the industry average is about 2.7%."""
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def funnel(counts: dict[str, float], baseline: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Stage counts with step conversion, benchmark, and the baseline's step conversion when known."""
+    stages: list[dict[str, Any]] = []
+    previous: str | None = None
+    for stage, measure, name_zh, benchmark in STAGES:
+        count = counts.get(measure, 0)
+        step = ratio(count, counts.get(previous, 0)) if previous else None
+        baseline_step = ratio(baseline.get(measure, 0), baseline.get(previous, 0)) if baseline and previous else None
+        stages.append(
+            {
+                "stage": stage,
+                "name_zh": name_zh,
+                "count": count,
+                "step_rate": step,
+                "benchmark": benchmark,
+                "baseline_step_rate": baseline_step,
+                "below_baseline": step is not None and baseline_step is not None and step < baseline_step,
+            }
+        )
+        previous = measure
+    return stages

@@ -1,0 +1,207 @@
+"""The engine at the edge: tails the events table, checkpoints its state, pushes snapshots to subscribers.
+
+The tailer reads ``events`` in ``seq`` order (ingest makes seq order commit
+order), so events stored by any process — this server, another ingest
+replica, ``warroom import`` — are counted exactly once. It is woken right
+after each local commit, by ``NOTIFY warroom_events`` for other writers, and
+polls every second as a fallback. Snapshots are pushed to subscribers at most
+``PUBLISH_INTERVAL_S`` apart, so a burst of 10k events/s becomes a few
+updates per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable
+
+import asyncpg
+
+from app import campaigns as campaign_store
+from app.metrics.engine import Engine
+from app.metrics.measures import Event
+
+log = logging.getLogger(__name__)
+
+TAIL_BATCH = 20_000
+POLL_INTERVAL_S = 1.0
+PUBLISH_INTERVAL_S = 0.2
+CHECKPOINT_INTERVAL_S = 15.0
+CHECKPOINT_NAME = "engine"
+SUBSCRIBER_QUEUE = 4
+CHANNEL = "warroom_events"
+
+TAIL_SQL = """
+SELECT seq, type, extract(epoch FROM occurred_at)::float8, campaign, channel, user_id, anonymous_id,
+       order_id, sku, quantity, amount, warehouse, metric, value, labels::text
+FROM events WHERE seq > $1 ORDER BY seq LIMIT $2
+"""
+
+
+def to_event(row: asyncpg.Record) -> Event:
+    labels = row[14]
+    return Event(*row[:14], json.loads(labels) if labels is not None else None)
+
+
+@dataclass(eq=False)
+class Subscription:
+    """Snapshots of one campaign, newest last; a slow reader only ever misses intermediate ones."""
+
+    campaign: str
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_QUEUE))
+
+    def offer(self, snapshot: dict[str, Any]) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(snapshot)
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            yield await self.queue.get()
+
+
+class LiveMetrics:
+    """Owns the engine in a running server: catch-up, tailing, checkpoints and snapshot fan-out."""
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str, clock: Callable[[], float] = time.time) -> None:
+        self.pool = pool
+        self.dsn = dsn
+        self.clock = clock
+        self.engine = Engine()
+        self._wake = asyncio.Event()
+        self._dirty: set[str] = set()
+        self._subscribers: set[Subscription] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listener: asyncpg.Connection | None = None
+        self._checkpointed_seq = 0
+        self.caught_up = asyncio.Event()
+
+    async def start(self) -> None:
+        async with self.pool.acquire() as conn:
+            definitions = await campaign_store.fetch_all(conn)
+            row = await conn.fetchrow("SELECT last_seq, state FROM metric_checkpoints WHERE name = $1", CHECKPOINT_NAME)
+        if row is not None:
+            try:
+                self.engine = Engine.load(zlib.decompress(row["state"]), definitions)
+                self._checkpointed_seq = row["last_seq"]
+                log.info("metrics resumed from checkpoint", extra={"last_seq": row["last_seq"]})
+            except Exception as exc:  # an unreadable checkpoint is rebuilt from the events, not fatal
+                log.warning("checkpoint unreadable (%s); replaying all events", exc)
+                self.engine = Engine(definitions)
+        else:
+            self.engine = Engine(definitions)
+        await self._listen()
+        self._tasks = [
+            asyncio.create_task(self._tail_loop(), name="metrics-tail"),
+            asyncio.create_task(self._publish_loop(), name="metrics-publish"),
+            asyncio.create_task(self._checkpoint_loop(), name="metrics-checkpoint"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self.checkpoint()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("final checkpoint failed: %s", exc)
+        if self._listener is not None:
+            await self._listener.close()
+
+    def wake(self) -> None:
+        """Called after a local commit: new events are ready to read."""
+        self._wake.set()
+
+    async def _listen(self) -> None:
+        try:
+            self._listener = await asyncpg.connect(self.dsn)
+            await self._listener.add_listener(CHANNEL, lambda *_: self._wake.set())
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("LISTEN unavailable, polling only: %s", exc)
+            self._listener = None
+
+    async def reload_campaigns(self) -> None:
+        async with self.pool.acquire() as conn:
+            self.engine.configure(await campaign_store.fetch_all(conn))
+        self._dirty.update(self.engine.campaigns)
+
+    async def catch_up(self) -> int:
+        """Apply every stored event not yet counted; return how many were read."""
+        read = 0
+        while True:
+            async with self.pool.acquire() as conn:
+                rows = await conn.fetch(TAIL_SQL, self.engine.last_seq, TAIL_BATCH)
+            if not rows:
+                return read
+            self._dirty |= self.engine.apply(to_event(row) for row in rows)
+            read += len(rows)
+            if len(rows) < TAIL_BATCH:
+                return read
+
+    async def _tail_loop(self) -> None:
+        while True:
+            try:
+                read = await self.catch_up()
+                if not self.caught_up.is_set():
+                    self.caught_up.set()
+                    log.info("metrics caught up", extra={"last_seq": self.engine.last_seq})
+                if read:
+                    continue
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+                log.warning("metrics tail: database unavailable: %s", exc)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _publish_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PUBLISH_INTERVAL_S)
+            dirty, self._dirty = self._dirty, set()
+            wanted = {s.campaign for s in self._subscribers} & dirty
+            now = self.clock()
+            for campaign_id in wanted:
+                snapshot = self.engine.snapshot(campaign_id, now)
+                for subscription in list(self._subscribers):
+                    if subscription.campaign == campaign_id:
+                        subscription.offer(snapshot)
+
+    def subscribe(self, campaign_id: str) -> Subscription:
+        """Receive this campaign's snapshots (the current one first); call ``unsubscribe`` when done."""
+        subscription = Subscription(campaign_id)
+        subscription.offer(self.engine.snapshot(campaign_id, self.clock()))
+        self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscribers.discard(subscription)
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+            try:
+                await self.checkpoint()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("checkpoint failed: %s", exc)
+
+    async def checkpoint(self) -> None:
+        """Save the engine state if it changed since the last checkpoint."""
+        if self.engine.last_seq == self._checkpointed_seq:
+            return
+        last_seq = self.engine.last_seq
+        dumped = self.engine.dump()  # in the loop: the tailer must not mutate the state mid-pickle
+        state = await asyncio.to_thread(zlib.compress, dumped, 1)
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO metric_checkpoints (name, last_seq, state) VALUES ($1, $2, $3) "
+                "ON CONFLICT (name) DO UPDATE SET last_seq = excluded.last_seq, state = excluded.state, saved_at = now()",
+                CHECKPOINT_NAME,
+                last_seq,
+                state,
+            )
+        self._checkpointed_seq = last_seq

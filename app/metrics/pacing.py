@@ -1,0 +1,52 @@
+"""GMV against target: percent complete and the projected final GMV.
+
+With a baseline campaign the projection divides today's GMV by the share of
+last year's final GMV that had been reached at the same offset from the
+burst start (last year's curve says how far along the night is). Without a
+baseline it uses the phase plan: the conventional pre-heat : burst : wrap-up
+split of 3 : 6 : 1, spread evenly over each phase.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.campaigns import Campaign
+
+PLAN_SHARES = {"preheat": 0.3, "burst": 0.6, "wrapup": 0.1}
+MIN_SHARE = 0.02
+"""Below this share of the expected total, a projection is too noisy to show."""
+
+
+def plan_share(campaign: Campaign, now: float) -> float:
+    """Share of the final GMV the phase plan expects by ``now``."""
+    share = 0.0
+    for name, phase in campaign.phases.items():
+        start, end = phase.start.timestamp(), phase.end.timestamp()
+        if now >= end:
+            share += PLAN_SHARES[name]
+        elif now > start:
+            share += PLAN_SHARES[name] * (now - start) / (end - start)
+    return share
+
+
+def pacing(
+    campaign: Campaign | None, gmv: float, now: float, baseline_share: float | None
+) -> dict[str, Any]:
+    """Target, % complete and projection; ``baseline_share`` is last year's cumulative share at this offset."""
+    target = campaign.targets.gmv if campaign else None
+    if baseline_share is not None and baseline_share >= MIN_SHARE:
+        share, method = baseline_share, "baseline"
+    elif campaign is not None:
+        share, method = plan_share(campaign, now), "plan"
+    else:
+        share, method = 0.0, "none"
+    projected = gmv / share if share >= MIN_SHARE else None
+    return {
+        "target": target,
+        "pct_complete": gmv / target if target else None,
+        "projected_final": projected,
+        "projected_pct": projected / target if projected is not None and target else None,
+        "expected_share_now": share,
+        "method": method if projected is not None else "none",
+    }

@@ -1,0 +1,76 @@
+"""Time-bucketed sums of every measure: 1-second buckets for the recent past, 1-minute buckets for all time.
+
+Buckets are sparse (only seconds/minutes that saw events exist), so memory
+grows with the number of active buckets and dimensions, never with the
+number of events. Second buckets older than ``SECONDS_KEPT`` behind the
+newest event are dropped; minute buckets are kept for the whole campaign.
+A late event lands in the bucket of its own ``occurred_at``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from app.metrics.measures import ZERO_BUCKET
+
+SECONDS_KEPT = 3600
+
+
+class Series:
+    """Per-measure totals plus sparse minute and second buckets for one dimension (total, a channel, a SKU…)."""
+
+    __slots__ = ("totals", "minutes", "seconds")
+
+    def __init__(self) -> None:
+        self.totals: list[object] = list(ZERO_BUCKET)
+        self.minutes: dict[int, list[object]] = {}
+        self.seconds: dict[int, list[object]] = {}
+
+    def add(self, second: int, keep_second: bool, contributions: list[tuple[int, object]]) -> None:
+        minute_bucket = self.minutes.get(second // 60)
+        if minute_bucket is None:
+            minute_bucket = self.minutes[second // 60] = list(ZERO_BUCKET)
+        second_bucket = None
+        if keep_second:
+            second_bucket = self.seconds.get(second)
+            if second_bucket is None:
+                second_bucket = self.seconds[second] = list(ZERO_BUCKET)
+        totals = self.totals
+        for index, amount in contributions:
+            totals[index] += amount  # type: ignore[operator]
+            minute_bucket[index] += amount  # type: ignore[operator]
+            if second_bucket is not None:
+                second_bucket[index] += amount  # type: ignore[operator]
+
+    def prune_seconds(self, oldest: int) -> None:
+        for second in [s for s in self.seconds if s < oldest]:
+            del self.seconds[second]
+
+    def window(self, index: int, start: int, end: int) -> object:
+        """Sum of one measure over seconds [start, end), from second buckets."""
+        total: object = ZERO_BUCKET[index]
+        seconds = self.seconds
+        for second in range(start, end):
+            bucket = seconds.get(second)
+            if bucket is not None:
+                total += bucket[index]  # type: ignore[operator]
+        return total
+
+    def since(self, index: int, moment: float, oldest_second: int, newest_second: int) -> object:
+        """Sum of one measure after ``moment``: to the second within the kept window, to the minute before it."""
+        total: object = ZERO_BUCKET[index]
+        cut = int(moment)
+        if cut >= oldest_second:
+            return self.window(index, cut + 1, newest_second + 1)
+        for minute, bucket in self.minutes.items():
+            if minute > cut // 60:
+                total += bucket[index]  # type: ignore[operator]
+        return total
+
+    def points(self, index: int, step: int, start: int, end: int) -> Iterator[tuple[int, object]]:
+        """(bucket start in epoch seconds, value) for every non-empty bucket in [start, end), in time order."""
+        buckets = self.seconds if step == 1 else self.minutes
+        for key in sorted(buckets):
+            moment = key * step
+            if start <= moment < end:
+                yield moment, buckets[key][index]
