@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 import msgspec
-from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Query, WebSocket
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
@@ -185,18 +186,24 @@ async def live(websocket: WebSocket, campaign_id: str) -> None:
     scopes = READ_SCOPES
     if token is None:
         token, scopes = websocket.query_params.get("token"), ("screen",)
+    await websocket.accept()
     try:
         await authenticate(websocket, token, scopes)
-    except ApiError as exc:
+    except ApiError as exc:  # close codes 4401/4403/4429 tell a browser why (it cannot read an HTTP status)
         await websocket.close(code=4000 + exc.status, reason=exc.message[:120])
         return
     services = _services(websocket)
-    await websocket.accept()
     subscription = services.metrics.subscribe(campaign_id)
-    try:
+
+    async def push() -> None:
         async for update in subscription:
             await websocket.send_text(msgspec.json.encode(update).decode())
-    except WebSocketDisconnect:
-        pass
+
+    pusher = asyncio.create_task(push())
+    try:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
     finally:
+        pusher.cancel()
+        await asyncio.gather(pusher, return_exceptions=True)
         services.metrics.unsubscribe(subscription)

@@ -66,6 +66,11 @@ class RunningServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def services(self):
+        """The running app's services (engine, pool…), for white-box checks."""
+        return self._server.config.app.state.services
+
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=SERVER_START_TIMEOUT_S)
@@ -78,7 +83,8 @@ def start_server(dsn: str, **overrides: Any) -> RunningServer:
     env.update({k: str(v) for k, v in overrides.items()})
     settings = Settings.from_env(env)
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio"
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio",
+        timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)

@@ -334,7 +334,7 @@ async def _wait_ready(server: subprocess.Popen[bytes], port: int, workdir: Path)
         try:
             if await loadclient.get_status(port, READY_PATH) == 200:
                 return
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+        except loadclient.ANSWER_FAILURES:
             pass
         await asyncio.sleep(READY_POLL_S)
     raise BenchError(f"the server was not ready within {SERVER_START_TIMEOUT_S:g}s:\n{_log_tail(workdir)}")

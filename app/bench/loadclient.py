@@ -35,6 +35,10 @@ class ProtocolError(Exception):
     """The server answered with something this minimal client does not read (no Content-Length)."""
 
 
+ANSWER_FAILURES = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ProtocolError)
+"""Ways a request can end without an answer; each is counted as an error and ends that connection's loop."""
+
+
 class _Report(msgspec.Struct):
     """The part of the ingest answer the benchmark checks."""
 
@@ -138,8 +142,9 @@ async def closed_loop(port: int, clients: int, seconds: float, requests: Iterato
         for request in requests:
             started = time.perf_counter()
             try:
-                status, body = await asyncio.wait_for(connection.exchange(request), REQUEST_TIMEOUT_S)
-            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ProtocolError) as exc:
+                async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                    status, body = await connection.exchange(request)
+            except ANSWER_FAILURES as exc:
                 result.fail(exc)
                 return
             finished = time.perf_counter()
@@ -182,8 +187,9 @@ async def paced(port: int, connections: int, rate: float, seconds: float, reques
             if delay > 0:
                 await asyncio.sleep(delay)
             try:
-                status, body = await asyncio.wait_for(connection.exchange(request), REQUEST_TIMEOUT_S)
-            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ProtocolError) as exc:
+                async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                    status, body = await connection.exchange(request)
+            except ANSWER_FAILURES as exc:
                 result.fail(exc)
                 return
             last_answer = time.perf_counter()
@@ -202,7 +208,8 @@ async def get_status(port: int, path: str) -> int:
     """The status code of one ``GET`` on a fresh connection (used to poll readiness)."""
     connection = await Connection.open(port)
     try:
-        status, _ = await asyncio.wait_for(connection.exchange(get_request(path)), REQUEST_TIMEOUT_S)
+        async with asyncio.timeout(REQUEST_TIMEOUT_S):
+            status, _ = await connection.exchange(get_request(path))
         return status
     finally:
         connection.close()

@@ -4,8 +4,8 @@ A warehouse's on-hand is its newest ``stock_level`` (by ``occurred_at``; an
 older snapshot arriving late is ignored) plus the ``stock_adjust`` deltas that
 happened after it. Sales deduct from the SKU as a whole: units sold (or
 ordered, per the campaign's ``stock_deducted_on``) after the SKU's newest
-snapshot. Sales are counted to the second within the last hour and to the
-minute before that (see ``series.Series.since``).
+snapshot, the snapshot's own second included. Sales are counted to the second
+within the last hour and to the minute before that (see ``series.Series.since``).
 """
 
 from __future__ import annotations

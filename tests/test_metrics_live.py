@@ -1,0 +1,204 @@
+"""The live metrics engine in the running server: exactness against SQL, restarts, the campaign API, push."""
+
+import asyncio
+import json
+import random
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import websockets
+
+from app.metrics.measures import INDEX
+from tests.conftest import create_key, start_server, wait_until
+
+CAMPAIGN_FILE = Path(__file__).resolve().parent.parent / "campaigns" / "double11-demo.yaml"
+TYPES = ["visit", "page_view", "product_view", "add_to_cart", "checkout", "order_created", "order_paid", "order_cancelled", "refund", "metric"]
+
+
+def random_events(rng: random.Random, n: int) -> list[dict]:
+    now = datetime.now(timezone.utc)
+    events = []
+    for i in range(n):
+        type_ = rng.choice(TYPES)
+        at = now - timedelta(seconds=rng.randint(0, 7200))
+        event = {
+            "event_id": f"rnd-{i}",
+            "type": type_,
+            "occurred_at": at.isoformat(),
+            "campaign": rng.choice(["camp-a", "camp-b"]),
+            "channel": rng.choice(["tmall", "jd", "douyin", None]),
+            "user_id": f"u{rng.randint(0, 400)}",
+            "sku": rng.choice([f"S{k}" for k in range(8)] + [None]),
+        }
+        if type_ in ("order_created", "order_paid", "order_cancelled", "refund"):
+            event["order_id"] = f"o{rng.randint(0, 2000)}"
+        if type_ in ("order_created", "order_paid", "refund"):
+            event["amount"] = str(Decimal(rng.randint(1, 100000)) / 100)
+            event["quantity"] = rng.randint(1, 4)
+        if type_ in ("product_view", "add_to_cart") and event["sku"] is None:
+            event["sku"] = "S0"
+        if type_ == "metric":
+            event.update(metric="ad_spend", value=float(rng.randint(1, 500)), labels={"channel": "douyin"})
+        events.append({k: v for k, v in event.items() if v is not None})
+    return events
+
+
+async def caught_up(server, db) -> bool:
+    return server.services.metrics.engine.last_seq == await db.fetchval("SELECT coalesce(max(seq), 0) FROM events")
+
+
+async def assert_matches_sql(engine, db) -> None:
+    rows = await db.fetch(
+        "SELECT campaign, type, count(*) AS n, sum(amount) AS amount, sum(coalesce(quantity, 1)) AS units "
+        "FROM events GROUP BY campaign, type"
+    )
+    assert rows
+    for row in rows:
+        totals = engine.states[row["campaign"]].dims[""].totals
+        measure = {"visit": "visits", "page_view": "page_views", "product_view": "product_views", "checkout": "checkouts",
+                   "add_to_cart": "add_to_cart", "order_created": "orders_created", "order_paid": "orders_paid",
+                   "order_cancelled": "orders_cancelled", "refund": "refunds"}.get(row["type"])
+        if measure:
+            assert totals[INDEX[measure]] == row["n"], (row["campaign"], row["type"])
+        money = {"order_created": "gmv_created", "order_paid": "gmv_paid", "refund": "refund_amount"}.get(row["type"])
+        if money:
+            assert totals[INDEX[money]] == row["amount"], (row["campaign"], money)
+        if row["type"] == "order_paid":
+            assert totals[INDEX["units_sold"]] == row["units"]
+    by_channel = await db.fetch(
+        "SELECT campaign, coalesce(channel, '(none)') AS channel, sum(amount) AS gmv FROM events "
+        "WHERE type = 'order_paid' GROUP BY 1, 2"
+    )
+    for row in by_channel:
+        assert engine.states[row["campaign"]].dims[f"channel:{row['channel']}"].totals[INDEX["gmv_paid"]] == row["gmv"]
+    by_minute = await db.fetch(
+        "SELECT campaign, (extract(epoch FROM date_trunc('minute', occurred_at)))::bigint / 60 AS minute, count(*) AS n "
+        "FROM events WHERE type = 'order_paid' GROUP BY 1, 2"
+    )
+    for row in by_minute:
+        assert engine.states[row["campaign"]].dims[""].minutes[row["minute"]][INDEX["orders_paid"]] == row["n"]
+    uv = await db.fetch(
+        "SELECT campaign, count(DISTINCT user_id) AS uv FROM events "
+        "WHERE type IN ('visit','page_view','product_view','add_to_cart','checkout','order_created') GROUP BY campaign"
+    )
+    for row in uv:
+        assert engine.states[row["campaign"]].visitors[""].count() == row["uv"]
+    spend = await db.fetch("SELECT campaign, sum(value) AS spend FROM events WHERE type = 'metric' GROUP BY campaign")
+    for row in spend:
+        assert abs(engine.states[row["campaign"]].dims[""].totals[INDEX["spend"]] - row["spend"]) < 1e-6
+
+
+async def test_replay_equals_sql_group_by_with_duplicates_late_and_out_of_order(dsn, db):
+    rng = random.Random(20261111)
+    events = random_events(rng, 4000)
+    key = await create_key(dsn)
+    server = start_server(dsn)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": key}, timeout=30) as http:
+
+            async def send(chunk: list[dict]) -> None:
+                response = await http.post("/v1/events", json={"events": chunk})
+                assert response.status_code == 202, response.text
+
+            chunks = [events[i : i + 250] for i in range(0, len(events), 250)]
+            retries = [rng.sample(events, 200) for _ in range(4)]
+            await asyncio.gather(*(send(c) for c in chunks + retries))
+        await wait_until(lambda: caught_up(server, db))
+        await assert_matches_sql(server.services.metrics.engine, db)
+        assert server.services.metrics.engine.states["camp-a"].late_events > 0
+    finally:
+        server.stop()
+
+    assert await db.fetchval("SELECT last_seq FROM metric_checkpoints") == await db.fetchval("SELECT max(seq) FROM events")
+    restarted = start_server(dsn)
+    try:
+        assert restarted.services.metrics.engine.last_seq == await db.fetchval("SELECT max(seq) FROM events")
+        async with httpx.AsyncClient(base_url=restarted.url, headers={"X-API-Key": key}, timeout=30) as http:
+            more = random_events(random.Random(7), 300)
+            for event in more:
+                event["event_id"] = "after-restart-" + event["event_id"]
+            assert (await http.post("/v1/events", json={"events": more})).status_code == 202
+        await wait_until(lambda: caught_up(restarted, db))
+        await assert_matches_sql(restarted.services.metrics.engine, db)
+    finally:
+        restarted.stop()
+
+    await db.execute("DELETE FROM metric_checkpoints")
+    rebuilt = start_server(dsn)
+    try:
+        await wait_until(lambda: caught_up(rebuilt, db))
+        await assert_matches_sql(rebuilt.services.metrics.engine, db)
+    finally:
+        rebuilt.stop()
+
+
+async def test_campaign_api_snapshot_skus_series_and_push(dsn):
+    operator = await create_key(dsn, "operator")
+    screen = await create_key(dsn, "screen")
+    ingest = await create_key(dsn, "ingest")
+    server = start_server(dsn)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            text = CAMPAIGN_FILE.read_text()
+            bad = await http.put(
+                "/v1/campaigns/double11-demo",
+                content=text.replace("safety_stock: 300", "safety_stock: -1", 1),
+                headers={"X-API-Key": operator, "Content-Type": "application/yaml"},
+            )
+            assert bad.status_code == 422 and bad.json()["error"]["message"].startswith("body:")
+            assert "skus[" in bad.json()["error"]["field"]
+            forbidden = await http.put(
+                "/v1/campaigns/double11-demo", content=text, headers={"X-API-Key": screen, "Content-Type": "application/yaml"}
+            )
+            assert forbidden.status_code == 403
+            created = await http.put(
+                "/v1/campaigns/double11-demo", content=text, headers={"X-API-Key": operator, "Content-Type": "application/yaml"}
+            )
+            assert created.status_code == 201 and len(created.json()["skus"]) == 50
+            listed = await http.get("/v1/campaigns", params={"token": screen})
+            assert [c["id"] for c in listed.json()] == ["double11-demo"]
+            assert (await http.get("/v1/campaigns", params={"token": ingest})).status_code == 403
+
+            url = server.url.replace("http", "ws") + f"/v1/campaigns/double11-demo/live?token={screen}"
+            async with websockets.connect(url) as socket:
+                first = json.loads(await socket.recv())
+                assert first["campaign"] == "double11-demo" and first["totals"]["orders_paid"] == 0
+                posted = await http.post(
+                    "/v1/events",
+                    json={"events": [
+                        {"event_id": "s1", "type": "stock_level", "campaign": "double11-demo", "sku": "SKU-1001", "quantity": 40},
+                        *[{"event_id": f"p{i}", "type": "order_paid", "campaign": "double11-demo", "order_id": f"o{i}",
+                           "amount": 3999, "sku": "SKU-1001", "channel": "tmall", "user_id": f"u{i}"} for i in range(30)],
+                    ]},
+                    headers={"X-API-Key": ingest},
+                )
+                assert posted.status_code == 202
+                update = json.loads(await asyncio.wait_for(socket.recv(), 2))
+                while update["totals"]["orders_paid"] < 30:
+                    update = json.loads(await asyncio.wait_for(socket.recv(), 2))
+                assert update["totals"]["gmv_paid"] == 30 * 3999
+
+            skus = (await http.get("/v1/campaigns/double11-demo/skus", params={"token": screen})).json()
+            assert skus[0]["sku"] == "SKU-1001" and skus[0]["on_hand"] == 10 and skus[0]["below_safety"]
+            assert len(skus) == 50
+            series = await http.get(
+                "/v1/campaigns/double11-demo/series", params={"token": screen, "metric": "gmv_paid", "by": "channel", "step": "1s"}
+            )
+            assert series.json()["series"][0]["key"] == "tmall"
+            assert sum(p[1] for p in series.json()["series"][0]["points"]) == 30 * 3999
+            unknown = await http.get("/v1/campaigns/nope/snapshot", params={"token": screen})
+            assert unknown.status_code == 404
+            bad_range = await http.get(
+                "/v1/campaigns/double11-demo/series", params={"token": screen, "metric": "visits", "from": "yesterday"}
+            )
+            assert bad_range.status_code == 422 and bad_range.json()["error"]["field"] == "from"
+        async with websockets.connect(server.url.replace("http", "ws") + "/v1/campaigns/double11-demo/live") as socket:
+            try:
+                await socket.recv()
+                raise AssertionError("unauthenticated socket was served")
+            except websockets.ConnectionClosed as closed:
+                assert closed.rcvd.code == 4401
+    finally:
+        server.stop()
