@@ -9,7 +9,7 @@ from typing import Sequence
 
 import asyncpg
 
-from app import keys
+from app import campaigns_cli, importer, keys
 from app.database import resolve_dsn, upgrade
 from app.settings import Settings, SettingsError
 
@@ -103,17 +103,33 @@ def _prune_command(args: argparse.Namespace, settings: Settings) -> None:
     print(f"deleted {deleted:,} events received before {before.isoformat(timespec='seconds')}")
 
 
-def demo(settings: Settings) -> None:
-    """Start the product with a fresh demo ingest key and print how to use it."""
+DEMO_KEY_SCOPES = ("ingest", "screen", "operator")
+
+
+async def _fresh_demo_keys(conn: asyncpg.Connection) -> dict[str, str]:
+    """Revoke the previous demo's keys and create one per scope, named demo-<scope>."""
+    await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE name LIKE 'demo-%' AND revoked_at IS NULL")
+    return {scope: (await keys.create(conn, f"demo-{scope}", scope))[1] for scope in DEMO_KEY_SCOPES}  # type: ignore[arg-type]
+
+
+def demo(settings: Settings, drill: bool) -> None:
+    """Start the product: embedded database, fresh demo keys, the server, and a Double-11 drill feeding it."""
+    from app.drill import DEMO_CAMPAIGN, start_demo_drill
+
     dsn = _database(settings)
-    asyncio.run(_with_connection(dsn, _revoke_demo_key))
-    token = create_key(dsn, "demo", "ingest", None)
+    demo_keys = asyncio.run(_with_connection(dsn, _fresh_demo_keys))
     base = f"http://{settings.host}:{settings.port}"
+    token, screen = demo_keys["ingest"], demo_keys["screen"]
     print(
         f"""
 Promo War-Room is starting on {base}
-  API docs:  {base}/docs
-  health:    {base}/readyz   metrics: {base}/metrics
+  API docs:   {base}/docs
+  snapshot:   {base}/v1/campaigns/{DEMO_CAMPAIGN}/snapshot?token={screen}
+  health:     {base}/readyz   metrics: {base}/metrics
+  keys:       ingest   {token}
+              screen   {screen}
+              operator {demo_keys["operator"]}
+{"  drill:      last year's history loads, then the night replays at 60x: midnight comes in about 25 s" if drill else ""}
 
 Post an event:
   curl -sS {base}/v1/events -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
@@ -121,11 +137,9 @@ Post an event:
 """,
         flush=True,
     )
+    if drill:
+        start_demo_drill(settings, dsn, demo_keys)
     serve(settings, None, None)
-
-
-async def _revoke_demo_key(conn: asyncpg.Connection) -> None:
-    await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE name = 'demo' AND revoked_at IS NULL")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -136,7 +150,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="listen address (default WARROOM_HOST or 127.0.0.1)")
     s.add_argument("--port", type=int, help="listen port (default WARROOM_PORT or 8000)")
 
-    sub.add_parser("demo", help="start the server with a demo ingest key and print a curl example")
+    d = sub.add_parser("demo", help="run the product with demo keys and a Double-11 drill feeding it")
+    d.add_argument("--no-drill", action="store_true", help="only the server and keys, no simulated night")
+
+    from app.drill import add_parser as add_simulate_parser
+
+    add_simulate_parser(sub)
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -158,6 +177,11 @@ def parser() -> argparse.ArgumentParser:
     ep = e_sub.add_parser("prune", help="delete events received more than N days ago (retention)")
     ep.add_argument("--older-than-days", type=float, required=True, help="keep this many days of events")
 
+    campaigns_cli.add_arguments(sub.add_parser("campaigns", help="campaign definitions: check, apply, list, show, delete"))
+    importer.add_arguments(
+        sub.add_parser("import", help="import events from a JSONL or CSV file (e.g. last year's history) as the API stores them")
+    )
+
     b = sub.add_parser("bench", help="benchmarks (results belong in bench/RESULTS.md)")
     b_sub = b.add_subparsers(dest="bench_command", required=True)
     bi = b_sub.add_parser("ingest", help="raw COPY vs HTTP batch vs single-event ingest on a fresh embedded database")
@@ -175,7 +199,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "serve":
         serve(settings, args.host, args.port)
     elif args.command == "demo":
-        demo(settings)
+        demo(settings, drill=not args.no_drill)
+    elif args.command == "simulate":
+        from app.drill import simulate_command
+
+        simulate_command(args)
     elif args.command == "db":
         upgrade(resolve_dsn(settings))
         print("database schema is up to date")
@@ -183,6 +211,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         _keys_command(args, settings)
     elif args.command == "events":
         _prune_command(args, settings)
+    elif args.command == "campaigns":
+        campaigns_cli.run(args, lambda: _database(settings))
+    elif args.command == "import":
+        importer.run(args, settings, lambda: _database(settings))
     elif args.command == "bench":
         from app.bench import ingest as bench_ingest
 

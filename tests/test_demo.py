@@ -19,7 +19,7 @@ def test_demo_prints_a_curl_command_that_stores_an_event(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update({"WARROOM_DATA_DIR": str(tmp_path / "data"), "WARROOM_PORT": str(port), "WARROOM_LOG_LEVEL": "warning"})
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "demo"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [sys.executable, "-m", "app.cli", "demo", "--no-drill"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     try:
         lines: list[str] = []
