@@ -145,6 +145,11 @@ def from_json(data: bytes | str) -> Campaign:
     return msgspec.json.decode(data, type=Campaign)
 
 
+CHANGED_CHANNEL = "warroom_campaigns"
+"""Saving or deleting a campaign notifies this channel (after the change; inside a caller's transaction the
+notification waits for its commit), so running servers reload definitions from any writer."""
+
+
 async def save(conn: asyncpg.Connection, campaign: Campaign) -> bool:
     """Create or replace a campaign; True when it was new."""
     created = await conn.fetchval(
@@ -154,6 +159,7 @@ async def save(conn: asyncpg.Connection, campaign: Campaign) -> bool:
         campaign.id,
         to_json(campaign).decode(),
     )
+    await conn.execute("SELECT pg_notify($1, $2)", CHANGED_CHANNEL, campaign.id)
     return bool(created)
 
 
@@ -168,4 +174,6 @@ async def fetch(conn: asyncpg.Connection, campaign_id: str) -> Campaign | None:
 
 
 async def delete(conn: asyncpg.Connection, campaign_id: str) -> bool:
-    return (await conn.execute("DELETE FROM campaigns WHERE id = $1", campaign_id)) == "DELETE 1"
+    deleted = await conn.execute("DELETE FROM campaigns WHERE id = $1", campaign_id)
+    await conn.execute("SELECT pg_notify($1, $2)", CHANGED_CHANNEL, campaign_id)
+    return deleted == "DELETE 1"

@@ -202,3 +202,21 @@ async def test_campaign_api_snapshot_skus_series_and_push(dsn):
                 assert closed.rcvd.code == 4401
     finally:
         server.stop()
+
+
+async def test_campaign_saved_by_another_process_reaches_the_running_engine(server, db):
+    from app import campaigns
+
+    campaign = campaigns.load_file(CAMPAIGN_FILE)
+    await campaigns.save(db, campaign)
+
+    async def loaded() -> bool:
+        return "double11-demo" in server.services.metrics.engine.campaigns
+
+    await wait_until(loaded, timeout=5)
+    assert await campaigns.delete(db, "double11-demo")
+
+    async def gone() -> bool:
+        return "double11-demo" not in server.services.metrics.engine.campaigns
+
+    await wait_until(gone, timeout=5)

@@ -79,6 +79,7 @@ class LiveMetrics:
         self._listener: asyncpg.Connection | None = None
         self._checkpointed_seq = 0
         self.caught_up = asyncio.Event()
+        self._reloads: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         async with self.pool.acquire() as conn:
@@ -120,9 +121,15 @@ class LiveMetrics:
         try:
             self._listener = await asyncpg.connect(self.dsn)
             await self._listener.add_listener(CHANNEL, lambda *_: self._wake.set())
+            await self._listener.add_listener(campaign_store.CHANGED_CHANNEL, lambda *_: self._campaigns_changed())
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("LISTEN unavailable, polling only: %s", exc)
             self._listener = None
+
+    def _campaigns_changed(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload_campaigns())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
 
     async def reload_campaigns(self) -> None:
         async with self.pool.acquire() as conn:
