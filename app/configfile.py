@@ -18,6 +18,15 @@ import yaml
 
 T = TypeVar("T")
 
+PATTERN_MEANINGS: dict[str, str] = {
+    r"^\d+(\.\d+)?(ms|s|m|h)$": "must be a duration such as 30s, 5m or 1h",
+    r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$": "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    r"^[A-Z]{3}$": "must be a 3-letter ISO 4217 currency code in capitals, e.g. CNY",
+    r"^[a-z][a-z0-9_]{0,63}$": "must be lower-case letters, digits and '_', starting with a letter",
+}
+"""Plain-language versions of the regex constraints used in configuration schemas."""
+
+_PATTERN = re.compile(r"^Expected `str` matching regex '(?P<pattern>.*)'$")
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _UNKNOWN_OR_MISSING = re.compile(r"^Object (contains unknown|missing required) field `(?P<field>[^`]*)`")
@@ -100,6 +109,10 @@ def _error(exc: msgspec.ValidationError, located: _Located, source: str) -> Conf
             return ConfigError(source, line, column, _dotted(path), reason)
         line, column = located.marks.get(path, (None, None))
         return ConfigError(source, line, column, _dotted((*path, special["field"])), reason)
+    pattern = _PATTERN.match(reason)
+    if pattern:
+        regex = pattern["pattern"].encode().decode("unicode_escape")
+        reason = PATTERN_MEANINGS.get(regex, reason)
     while path and path not in located.marks:
         path = path[:-1]
     line, column = located.marks.get(path, (None, None))
