@@ -395,6 +395,55 @@ class Engine:
             "dropped_keys": state.dropped_keys,
         }
 
+    def labels(self, campaign_id: str, by: str) -> list[str]:
+        """The channels, SKUs or categories a campaign has seen (SKUs from its catalog too)."""
+        state = self.states.get(campaign_id)
+        seen = set(state.keys(f"{by}:")) if state else set()
+        campaign = self.campaigns.get(campaign_id)
+        if by == "sku":
+            seen |= set(state.stock) if state else set()
+            seen |= {s.sku for s in campaign.skus} if campaign else set()
+        elif by == "category" and campaign:
+            seen |= {s.category for s in campaign.skus}
+        return sorted(seen - {OTHER})
+
+    def window(
+        self, campaign_id: str, metric: str, start: float, end: float, by: str | None = None, label: str | None = None
+    ) -> float | None:
+        """A metric over [start, end): a measure's sum, a ratio of sums, or a named metric's mean.
+
+        None when undefined (a ratio over nothing, a named metric with no points).
+        """
+        state = self.states.get(campaign_id)
+        if state is None:
+            return None if metric in DERIVED or metric.startswith("metric:") else 0.0
+        lo, hi, oldest = int(start // 1), int(end // 1), state.newest_second - SECONDS_KEPT
+        if metric.startswith("metric:"):
+            return self._metric_mean(state, metric[len("metric:") :], lo, hi, by, label)
+        series = state.dims.get(TOTAL if by is None else f"{by}:{label}")
+        if metric in DERIVED:
+            if series is None:
+                return None
+            numerator, denominator = (series.between(INDEX[m], lo, hi, oldest) for m in DERIVED[metric])
+            return _ratio(numerator, denominator)
+        return _number(series.between(INDEX[metric], lo, hi, oldest)) if series else 0.0
+
+    @staticmethod
+    def _metric_mean(state: CampaignState, name: str, lo: int, hi: int, by: str | None, label: str | None) -> float | None:
+        total, count = 0.0, 0
+        for series in state.metrics.values():
+            if series.name != name or (by is not None and series.labels.get(by) != label):
+                continue
+            use_seconds = lo >= state.newest_second - SECONDS_KEPT
+            buckets = series.seconds if use_seconds else series.minutes
+            keys = range(lo, hi) if use_seconds else range(lo // 60, (hi - 1) // 60 + 1)
+            for key in keys:
+                bucket = buckets.get(key)
+                if bucket is not None:
+                    total += bucket[0]
+                    count += int(bucket[1])
+        return total / count if count else None
+
     def series(
         self, campaign_id: str, metric: str, step: int, start: float, end: float, by: str | None = None
     ) -> list[dict[str, Any]]:

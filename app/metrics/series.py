@@ -56,6 +56,18 @@ class Series:
                 total += bucket[index]  # type: ignore[operator]
         return total
 
+    def between(self, index: int, start: int, end: int, oldest_second: int) -> object:
+        """Sum of one measure over seconds [start, end): from second buckets when they still cover ``start``,
+        else from whole minute buckets (the minute containing ``start`` included)."""
+        if start >= oldest_second:
+            return self.window(index, start, end)
+        total: object = ZERO_BUCKET[index]
+        for minute in range(start // 60, (end - 1) // 60 + 1):
+            bucket = self.minutes.get(minute)
+            if bucket is not None:
+                total += bucket[index]  # type: ignore[operator]
+        return total
+
     def since(self, index: int, moment: float, oldest_second: int, newest_second: int) -> object:
         """Sum of one measure from ``moment`` on: to the second within the kept window, to the minute before it.
 

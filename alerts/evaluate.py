@@ -1,0 +1,220 @@
+"""Rule evaluation: turn metric values into observations (which tiers hold, which have recovered).
+
+Pure: values come from a ``MetricView`` (the live engine, or CSV series in a
+backtest) at the time it names; nothing here reads a clock or a database.
+Dynamic rules keep one detector per watched series in the ``Evaluator``;
+it is fed each completed window once, so it is deterministic for a given
+sequence of evaluations.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from alerts.lifecycle import Observation
+from alerts.rules import SEVERITIES, AnyRule, Change, Condition, CorrelationRule, DynamicRule, Signal, StaticRule, seconds
+
+OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+DYNAMIC_RECOVER_GAP = 0.15
+"""A dynamic tier recovers when the score falls this far below the tier's threshold."""
+
+
+class MetricView(Protocol):
+    """Metric values as the rules see them; ``now`` is the evaluation time."""
+
+    now: float
+
+    def campaigns(self) -> list[str]: ...
+
+    def labels(self, campaign: str, by: str) -> list[str]: ...
+
+    def value(self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None) -> float | None:
+        """The metric over [start, end); point-in-time metrics (stock) ignore the range."""
+
+    def baseline(self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None) -> float | None:
+        """The same metric over the same range moved onto the baseline campaign's clock, or None without one."""
+
+    def attribute(self, campaign: str, sku: str, name: str) -> float | None:
+        """A SKU catalog attribute such as ``safety_stock``."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    value: float | None
+    raw: float | None
+    reference: float | None = None
+
+
+def _reading(view: MetricView, campaign: str, metric: str, window_s: float, change: Change | None,
+             by: str | None, label: str | None, at: float) -> Reading:
+    raw = view.value(campaign, metric, at - window_s, at, by, label)
+    if change is None or raw is None:
+        return Reading(raw, raw)
+    if change.vs == "previous":
+        over = seconds(change.over)
+        earlier = view.value(campaign, metric, at - window_s - over, at - window_s, by, label)
+        reference = earlier * window_s / over if earlier is not None and metric_is_sum(metric) else earlier
+    else:
+        reference = view.baseline(campaign, metric, at - window_s, at, by, label)
+    if reference is None or reference <= change.min_reference or reference == 0:
+        return Reading(None, raw, reference)
+    return Reading(raw / reference - 1, raw, reference)
+
+
+SUM_LIKE_PREFIXES = ("metric:",)
+RATIOS = frozenset({"conversion_rate", "payment_rate", "aov", "uv_value", "refund_rate", "cart_rate", "top_buyer_share"})
+POINT_IN_TIME = frozenset({"stock_on_hand", "sell_out_eta_min", "sell_rate_per_min", "pct_of_target", "projected_pct"})
+
+
+def metric_is_sum(metric: str) -> bool:
+    """Sums scale with the window length (orders per 10 minutes ≠ per minute); means, ratios and stock do not."""
+    return not (metric in RATIOS or metric in POINT_IN_TIME or metric.startswith(SUM_LIKE_PREFIXES))
+
+
+def _threshold(view: MetricView, campaign: str, labels: dict[str, str], value: float | str) -> float | None:
+    if isinstance(value, (int, float)):
+        return float(value)
+    sku = labels.get("sku")
+    return view.attribute(campaign, sku, value) if sku else None
+
+
+def _recovery(condition: Condition, threshold: float, margin: float) -> tuple[str, float]:
+    """The opposite comparison and the threshold past which a firing tier recovers."""
+    if condition.op in ("<", "<="):
+        return ">=", threshold + margin * abs(threshold)
+    if condition.op in (">", ">="):
+        return "<=", threshold - margin * abs(threshold)
+    return "!=" if condition.op == "==" else "==", threshold
+
+
+@dataclass
+class Evaluator:
+    """Evaluates every rule for every campaign and label; holds the dynamic rules' detectors."""
+
+    rules: list[AnyRule]
+    detector_factory: Callable[[DynamicRule], Any] | None = None
+    _detectors: dict[tuple[str, tuple[tuple[str, str], ...]], "_DynamicSeries"] = field(default_factory=dict)
+
+    def for_seconds(self) -> dict[str, float]:
+        return {rule.name: seconds(rule.for_) for rule in self.rules}
+
+    def evaluate(self, view: MetricView) -> list[Observation]:
+        observations: list[Observation] = []
+        for campaign in view.campaigns():
+            for rule in self.rules:
+                if rule.campaign is not None and rule.campaign != campaign:
+                    continue
+                label_values: list[str | None] = view.labels(campaign, rule.by) if rule.by else [None]
+                for label in label_values:
+                    labels = {"campaign": campaign, **rule.labels}
+                    if rule.by and label is not None:
+                        labels[rule.by] = label
+                    observation = self._observe(rule, view, campaign, label, labels)
+                    if observation is not None:
+                        observations.append(observation)
+        return observations
+
+    def _observe(self, rule: AnyRule, view: MetricView, campaign: str, label: str | None,
+                 labels: dict[str, str]) -> Observation | None:
+        if isinstance(rule, StaticRule):
+            return self._static(rule, view, campaign, label, labels)
+        if isinstance(rule, CorrelationRule):
+            return self._correlation(rule, view, campaign, label, labels)
+        return self._dynamic(rule, view, campaign, label, labels)
+
+    def _static(self, rule: StaticRule, view: MetricView, campaign: str, label: str | None,
+                labels: dict[str, str]) -> Observation:
+        reading = _reading(view, campaign, rule.metric, seconds(rule.window), rule.change, rule.by, label, view.now)
+        triggered: set[str] = set()
+        recovered: set[str] = set()
+        thresholds: dict[str, float] = {}
+        for severity, condition in rule.conditions.tiers():
+            threshold = _threshold(view, campaign, labels, condition.value)
+            if reading.value is None or threshold is None:
+                recovered.add(severity)
+                continue
+            thresholds[severity] = threshold
+            if OPS[condition.op](reading.value, threshold):
+                triggered.add(severity)
+                continue
+            op, limit = _recovery(condition, threshold, rule.recover_margin)
+            if condition.recover is not None:
+                limit = _threshold(view, campaign, labels, condition.recover) or limit
+            if OPS[op](reading.value, limit):
+                recovered.add(severity)
+        decisive = [s for s in reversed(SEVERITIES) if s in triggered] or [s for s in SEVERITIES if s in thresholds]
+        values: dict[str, Any] = {
+            "value": reading.value,
+            "raw": reading.raw,
+            "reference": reading.reference,
+            "threshold": thresholds[decisive[0]] if decisive else None,
+        }
+        return Observation(rule.name, labels, frozenset(triggered), frozenset(recovered), values)
+
+    def _signal(self, signal: Signal, view: MetricView, campaign: str, by: str | None, label: str | None) -> tuple[bool, float | None]:
+        at = view.now - seconds(signal.lag)
+        reading = _reading(view, campaign, signal.metric, seconds(signal.window), signal.change, by, label, at)
+        return reading.value is not None and OPS[signal.op](reading.value, signal.value), reading.value
+
+    def _correlation(self, rule: CorrelationRule, view: MetricView, campaign: str, label: str | None,
+                     labels: dict[str, str]) -> Observation:
+        values: dict[str, Any] = {}
+        results_all, results_any = [], []
+        for group, results in ((rule.all, results_all), (rule.any, results_any)):
+            for signal in group:
+                holds, value = self._signal(signal, view, campaign, rule.by, label)
+                values[f"{signal.metric}{'_change' if signal.change else ''}{'@-' + signal.lag if signal.lag != '0s' else ''}"] = value
+                results.append(holds)
+        holds = (all(results_all) if results_all else True) and (any(results_any) if results_any else True)
+        tiers = frozenset({rule.severity})
+        return Observation(rule.name, labels, tiers if holds else frozenset(), frozenset() if holds else tiers, values)
+
+    def _dynamic(self, rule: DynamicRule, view: MetricView, campaign: str, label: str | None,
+                 labels: dict[str, str]) -> Observation | None:
+        if self.detector_factory is None:
+            return None
+        key = (rule.name, tuple(sorted(labels.items())))
+        series = self._detectors.get(key)
+        if series is None:
+            series = self._detectors[key] = _DynamicSeries(rule, self.detector_factory(rule))
+        score, values = series.advance(view, campaign, label)
+        triggered = {s for s in SEVERITIES if s in rule.tiers and score >= rule.tiers[s]}
+        recovered = {s for s in SEVERITIES if s in rule.tiers and score < rule.tiers[s] - DYNAMIC_RECOVER_GAP}
+        return Observation(rule.name, labels, frozenset(triggered), frozenset(recovered), {**values, "score": score})
+
+
+@dataclass
+class _DynamicSeries:
+    """One watched series of a dynamic rule: feeds each completed window to its detector exactly once."""
+
+    rule: DynamicRule
+    detector: Any
+    last_step: int | None = None
+    score: float = 0.0
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def advance(self, view: MetricView, campaign: str, label: str | None) -> tuple[float, dict[str, Any]]:
+        step = seconds(self.rule.window)
+        current = int(view.now // step)
+        first = current - 1 if self.last_step is None else self.last_step + 1
+        for index in range(first, current):
+            start, end = index * step, (index + 1) * step
+            value = view.value(campaign, self.rule.metric, start, end, self.rule.by, label)
+            if value is None:
+                continue
+            expected = view.baseline(campaign, self.rule.metric, start, end, self.rule.by, label)
+            assessment = self.detector.update(end, value, expected)
+            self.score = assessment.score
+            self.values = {"value": value, "expected": assessment.expected, "lower": assessment.lower,
+                           "upper": assessment.upper, "baseline": expected}
+        self.last_step = current - 1
+        return self.score, self.values

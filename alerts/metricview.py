@@ -1,0 +1,58 @@
+"""The live metrics engine seen through the rules' ``MetricView``: one view per evaluation, values cached."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.metrics.engine import Engine
+
+STOCK_FIELDS = {"stock_on_hand": "on_hand", "sell_out_eta_min": "sell_out_eta_min", "sell_rate_per_min": "sell_rate_per_min"}
+PACING_FIELDS = {"pct_of_target": "pct_complete", "projected_pct": "projected_pct"}
+
+
+class EngineView:
+    """Reads the engine at ``now``; create a new view for each evaluation (its caches are per evaluation)."""
+
+    def __init__(self, engine: Engine, now: float) -> None:
+        self.engine = engine
+        self.now = now
+        self._skus: dict[str, dict[str, dict[str, Any]]] = {}
+        self._pacing: dict[str, dict[str, Any]] = {}
+
+    def campaigns(self) -> list[str]:
+        """Campaigns with a definition (events of undefined campaigns are counted but not alerted on)."""
+        return sorted(self.engine.campaigns)
+
+    def labels(self, campaign: str, by: str) -> list[str]:
+        return self.engine.labels(campaign, by)
+
+    def value(self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None) -> float | None:
+        if metric in STOCK_FIELDS:
+            if by != "sku" or label is None:
+                return None
+            row = self._sku_rows(campaign).get(label)
+            value = row[STOCK_FIELDS[metric]] if row else None
+            return float(value) if value is not None else None
+        if metric in PACING_FIELDS:
+            if campaign not in self._pacing:
+                self._pacing[campaign] = self.engine.snapshot(campaign, self.now)["pacing"]
+            return self._pacing[campaign][PACING_FIELDS[metric]]
+        return self.engine.window(campaign, metric, start, end, by, label)
+
+    def baseline(self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None) -> float | None:
+        definition = self.engine.campaigns.get(campaign)
+        offset = self.engine.baseline_offset(definition) if definition else None
+        if definition is None or offset is None or definition.baseline not in self.engine.states:
+            return None
+        assert definition.baseline is not None
+        return self.engine.window(definition.baseline, metric, start - offset, end - offset, by, label)
+
+    def attribute(self, campaign: str, sku: str, name: str) -> float | None:
+        definition = self.engine.campaigns.get(campaign)
+        item = next((s for s in definition.skus if s.sku == sku), None) if definition else None
+        return float(getattr(item, name)) if item is not None else None
+
+    def _sku_rows(self, campaign: str) -> dict[str, dict[str, Any]]:
+        if campaign not in self._skus:
+            self._skus[campaign] = {row["sku"]: row for row in self.engine.skus(campaign, self.now, sort="sku")}
+        return self._skus[campaign]
