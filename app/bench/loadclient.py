@@ -13,17 +13,19 @@ hide its stalls by slowing the client down (coordinated omission).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Coroutine, Iterator
 
 import msgspec
 
 HOST = "127.0.0.1"
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 30.0
-"""Longer than the server's commit timeout (10 s by default), so its 503 arrives before we give up."""
+"""Grace after a phase's last send; longer than the server's commit timeout (10 s), so its 503s arrive first."""
+PROBE_TIMEOUT_S = 5.0
 PACED_START_DELAY_S = 0.05
 """The first paced request is scheduled this far ahead, after every worker has started."""
 ACCEPTED_STATUS = 202
@@ -35,7 +37,7 @@ class ProtocolError(Exception):
     """The server answered with something this minimal client does not read (no Content-Length)."""
 
 
-ANSWER_FAILURES = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ProtocolError)
+ANSWER_FAILURES = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ProtocolError)
 """Ways a request can end without an answer; each is counted as an error and ends that connection's loop."""
 
 
@@ -93,7 +95,9 @@ class Connection:
 class LoadResult:
     """What one load phase did; latencies are in seconds, one per answered request."""
 
+    sent: int = 0
     requests: int = 0
+    """Requests that ended: answered, failed, or still unanswered when the phase's time limit struck."""
     accepted: int = 0
     latencies_s: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
@@ -121,12 +125,27 @@ class LoadResult:
         if not self.latencies_s:
             return None
         ordered = sorted(self.latencies_s)
-        rank = max(1, round(q / 100 * len(ordered) + 0.5 - 1e-9))
-        return ordered[min(rank, len(ordered)) - 1] * 1000
+        rank = max(1, math.ceil(q / 100 * len(ordered)))
+        return ordered[rank - 1] * 1000
 
 
 async def _open_all(port: int, count: int) -> list[Connection]:
     return list(await asyncio.gather(*(Connection.open(port) for _ in range(count))))
+
+
+async def _run_bounded(workers: list[Coroutine[Any, Any, None]], result: LoadResult, limit_s: float) -> None:
+    """Await ``workers`` for at most ``limit_s``; requests still unanswered then count as errors.
+
+    One limit for the whole phase instead of one per request: a per-request
+    ``asyncio.timeout`` costs more client CPU than the rest of the request.
+    """
+    try:
+        async with asyncio.timeout(limit_s):
+            await asyncio.gather(*workers)
+    except TimeoutError:
+        unanswered = result.sent - result.requests
+        result.errors[f"no answer within {limit_s:g}s"] += unanswered
+        result.requests += unanswered
 
 
 async def closed_loop(port: int, clients: int, seconds: float, requests: Iterator[bytes], events: int) -> LoadResult:
@@ -141,9 +160,9 @@ async def closed_loop(port: int, clients: int, seconds: float, requests: Iterato
     async def client(connection: Connection, deadline: float) -> None:
         for request in requests:
             started = time.perf_counter()
+            result.sent += 1
             try:
-                async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                    status, body = await connection.exchange(request)
+                status, body = await connection.exchange(request)
             except ANSWER_FAILURES as exc:
                 result.fail(exc)
                 return
@@ -154,7 +173,8 @@ async def closed_loop(port: int, clients: int, seconds: float, requests: Iterato
 
     started = time.perf_counter()
     try:
-        await asyncio.gather(*(client(c, started + seconds) for c in connections))
+        workers = [client(c, started + seconds) for c in connections]
+        await _run_bounded(workers, result, seconds + REQUEST_TIMEOUT_S)
     finally:
         result.elapsed_s = time.perf_counter() - started
         for connection in connections:
@@ -163,7 +183,7 @@ async def closed_loop(port: int, clients: int, seconds: float, requests: Iterato
 
 
 async def paced(port: int, connections: int, rate: float, seconds: float, requests: Iterator[bytes]) -> LoadResult:
-    """Single-event requests scheduled at ``rate`` per second for ``seconds``, over a pool of ``connections``.
+    """Requests scheduled at ``rate`` per second for ``seconds`` (or until ``requests`` runs out), over a pool of ``connections``.
 
     Request ``i`` is due at ``start + i / rate``. A free connection takes the
     next due request; when all are busy the request waits, and that wait is
@@ -182,13 +202,15 @@ async def paced(port: int, connections: int, rate: float, seconds: float, reques
         while next_index < count:
             due = start + next_index / rate
             next_index += 1
-            request = next(requests)
+            request = next(requests, None)
+            if request is None:
+                return
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
+            result.sent += 1
             try:
-                async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                    status, body = await connection.exchange(request)
+                status, body = await connection.exchange(request)
             except ANSWER_FAILURES as exc:
                 result.fail(exc)
                 return
@@ -196,7 +218,7 @@ async def paced(port: int, connections: int, rate: float, seconds: float, reques
             result.record(status, body, 1, last_answer - due)
 
     try:
-        await asyncio.gather(*(worker(c) for c in pool))
+        await _run_bounded([worker(c) for c in pool], result, PACED_START_DELAY_S + seconds + REQUEST_TIMEOUT_S)
     finally:
         result.elapsed_s = max(last_answer - start, 0.0)
         for connection in pool:
@@ -205,10 +227,10 @@ async def paced(port: int, connections: int, rate: float, seconds: float, reques
 
 
 async def get_status(port: int, path: str) -> int:
-    """The status code of one ``GET`` on a fresh connection (used to poll readiness)."""
+    """The status code of one ``GET`` on a fresh connection, within ``PROBE_TIMEOUT_S`` (to poll readiness)."""
     connection = await Connection.open(port)
     try:
-        async with asyncio.timeout(REQUEST_TIMEOUT_S):
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
             status, _ = await connection.exchange(get_request(path))
         return status
     finally:

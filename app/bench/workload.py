@@ -3,7 +3,9 @@
 Every ``event_id`` must be new (the server deduplicates on it), yet building
 and JSON-encoding events would cost CPU that the load generator shares with
 the server on a small machine. So events are encoded once into request
-templates whose ids have a fixed width; each send only overwrites the digits.
+templates with fixed-width ids; each send only fills in a request number
+(one ``bytes.join``, about 16 us for 500 events, against 550 us to rewrite
+every id).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ QUANTITY_TYPES = frozenset({"add_to_cart", "order_created", "order_paid"})
 CHANNELS = ("tmall", "jd", "douyin", "app", "web", "wechat")
 DEVICES = ("iPhone15,3", "iPhone14,2", "SM-S9180", "Mi 13", "HUAWEI P60", "Pixel 8", "MacBookPro18,1", "Windows")
 REGIONS = ("CN-SH", "CN-BJ", "CN-GD", "CN-ZJ", "CN-JS", "CN-SC", "CN-HB", "CN-FJ")
-QUERIES = ("running shoes", "air fryer", "face cream", "robot vacuum", "noise cancelling", "down jacket")
+QUERIES = ("running+shoes", "air+fryer", "face+cream", "robot+vacuum", "noise+cancelling", "down+jacket")
 MEDIUMS = ("cpc", "feed", "live", "push", "sms", "organic")
 AB_GROUPS = ("control", "exp-price-a", "exp-price-b", "exp-checkout-b")
 SKU_COUNT = 5_000
@@ -61,7 +63,7 @@ def _props(rng: random.Random, channel: str) -> dict[str, Any]:
     """About 270 bytes of free-form attributes, as a web or app SDK sends them."""
     return {
         "page": f"/venue/double11/hall-{rng.randrange(1, 40):02d}/floor-{rng.randrange(1, 9)}",
-        "referrer": f"https://m.{channel}.example.cn/search?q={rng.choice(QUERIES).replace(' ', '+')}&pos={rng.randrange(1, 200)}",
+        "referrer": f"https://m.{channel}.example.cn/search?q={rng.choice(QUERIES)}&pos={rng.randrange(1, 200)}",
         "device": rng.choice(DEVICES),
         "app_version": f"8.{rng.randrange(20)}.{rng.randrange(10)}",
         "locale": "zh-CN",
