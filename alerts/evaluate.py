@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from alerts.lifecycle import Observation
+from alerts.metricview import POINT_IN_TIME
+from app.metrics.engine import DERIVED
 from alerts.rules import SEVERITIES, AnyRule, Change, Condition, CorrelationRule, DynamicRule, Signal, StaticRule, seconds
 
 OPS: dict[str, Callable[[float, float], bool]] = {
@@ -70,14 +72,9 @@ def _reading(view: MetricView, campaign: str, metric: str, window_s: float, chan
     return Reading(raw / reference - 1, raw, reference)
 
 
-SUM_LIKE_PREFIXES = ("metric:",)
-RATIOS = frozenset({"conversion_rate", "payment_rate", "aov", "uv_value", "refund_rate", "cart_rate", "top_buyer_share"})
-POINT_IN_TIME = frozenset({"stock_on_hand", "sell_out_eta_min", "sell_rate_per_min", "pct_of_target", "projected_pct"})
-
-
 def metric_is_sum(metric: str) -> bool:
     """Sums scale with the window length (orders per 10 minutes ≠ per minute); means, ratios and stock do not."""
-    return not (metric in RATIOS or metric in POINT_IN_TIME or metric.startswith(SUM_LIKE_PREFIXES))
+    return not (metric in DERIVED or metric == "top_buyer_share" or metric in POINT_IN_TIME or metric.startswith("metric:"))
 
 
 def _threshold(view: MetricView, campaign: str, labels: dict[str, str], value: float | str) -> float | None:
@@ -103,6 +100,11 @@ class Evaluator:
     rules: list[AnyRule]
     detector_factory: Callable[[DynamicRule], Any] | None = None
     _detectors: dict[tuple[str, tuple[tuple[str, str], ...]], "_DynamicSeries"] = field(default_factory=dict)
+
+    def keep_detectors(self, previous: "Evaluator", rules: list[str]) -> None:
+        """Carry over the learned state of dynamic rules whose definition did not change (rule reload)."""
+        kept = set(rules)
+        self._detectors.update({k: v for k, v in previous._detectors.items() if k[0] in kept})
 
     def for_seconds(self) -> dict[str, float]:
         return {rule.name: seconds(rule.for_) for rule in self.rules}

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.metrics.engine import Engine
+from app.metrics.engine import WINDOW_METRICS, Engine
 
 STOCK_FIELDS = {"stock_on_hand": "on_hand", "sell_out_eta_min": "sell_out_eta_min", "sell_rate_per_min": "sell_rate_per_min"}
 PACING_FIELDS = {"pct_of_target": "pct_complete", "projected_pct": "projected_pct"}
+POINT_IN_TIME = frozenset(STOCK_FIELDS) | frozenset(PACING_FIELDS)
+"""Metrics read as they are now, whatever the rule's window."""
+METRIC_NAMES = (*WINDOW_METRICS, *STOCK_FIELDS, *PACING_FIELDS)
+
+
+def known_metric(name: str) -> bool:
+    return name in METRIC_NAMES or (name.startswith("metric:") and len(name) > len("metric:"))
 
 
 class EngineView:

@@ -21,6 +21,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from alerts.inhibit import InhibitRule
+from alerts.metricview import METRIC_NAMES, known_metric
 from app import configfile
 
 SEVERITIES: tuple[str, ...] = ("reminder", "warning", "emergency")
@@ -92,6 +94,11 @@ class Conditions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         return [(s, c) for s in reversed(SEVERITIES) if (c := getattr(self, s)) is not None]
 
 
+def _check_metric(name: str) -> None:
+    if not known_metric(name):
+        raise ValueError(f"unknown metric {name!r}; one of {', '.join(METRIC_NAMES)} or metric:<name>")
+
+
 class Signal(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """One input of a correlation: a metric, its optional change and lag, and the condition it must meet."""
 
@@ -101,6 +108,9 @@ class Signal(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     window: Duration = "1m"
     change: Change | None = None
     lag: Duration = "0s"
+
+    def __post_init__(self) -> None:
+        _check_metric(self.metric)
 
 
 class Rule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, tag_field="kind"):
@@ -123,8 +133,7 @@ class StaticRule(Rule, tag="static"):
     recover_margin: float = DEFAULT_RECOVER_MARGIN
 
     def __post_init__(self) -> None:
-        if not self.metric:
-            raise ValueError("static rules need a metric")
+        _check_metric(self.metric)
         if not self.conditions.tiers():
             raise ValueError("at least one of reminder, warning, emergency needs a condition")
 
@@ -141,8 +150,7 @@ class DynamicRule(Rule, tag="dynamic"):
     tiers: dict[Severity, Annotated[float, msgspec.Meta(gt=0, le=1)]] = msgspec.field(default_factory=lambda: dict(DEFAULT_SCORE_TIERS))
 
     def __post_init__(self) -> None:
-        if not self.metric:
-            raise ValueError("dynamic rules need a metric")
+        _check_metric(self.metric)
 
 
 class CorrelationRule(Rule, tag="correlation"):
@@ -159,7 +167,8 @@ AnyRule = StaticRule | DynamicRule | CorrelationRule
 
 
 class RuleFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    rules: list[AnyRule]
+    rules: list[AnyRule] = []
+    inhibit: list[InhibitRule] = []
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -169,22 +178,25 @@ class RuleFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             seen.add(rule.name)
 
 
-def parse(text: str, source: str = "<text>") -> list[AnyRule]:
-    return configfile.parse(text, RuleFile, source).rules
+def parse(text: str, source: str = "<text>") -> RuleFile:
+    return configfile.parse(text, RuleFile, source)
 
 
-def load_file(path: Path) -> list[AnyRule]:
-    return configfile.load(path, RuleFile).rules
+def load_file(path: Path) -> RuleFile:
+    return configfile.load(path, RuleFile)
 
 
-def load_directory(directory: Path) -> list[AnyRule]:
-    """Every rule in ``directory/*.yaml``; names must be unique across files."""
+def load_directory(directory: Path) -> RuleFile:
+    """Every rule and inhibit rule in ``directory/*.yaml``; rule names must be unique across files."""
     rules: list[AnyRule] = []
+    inhibit: list[InhibitRule] = []
     origin: dict[str, Path] = {}
     for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]) if directory.is_dir() else []:
-        for rule in load_file(path):
+        loaded = load_file(path)
+        for rule in loaded.rules:
             if rule.name in origin:
                 raise configfile.ConfigError(str(path), None, None, rule.name, f"rule name also used in {origin[rule.name]}")
             origin[rule.name] = path
             rules.append(rule)
-    return rules
+        inhibit += loaded.inhibit
+    return RuleFile(rules=rules, inhibit=inhibit)

@@ -9,7 +9,8 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI
 
-from app import __version__, campaigns_api, errors, health, ingest_api, telemetry
+from alerts.live import AlertService
+from app import __version__, alerts_api, campaigns_api, errors, health, ingest_api, telemetry
 from app import campaigns as campaign_files
 from app.events import json_schema
 from app.database import create_pool, head_revision, resolve_dsn, upgrade_async
@@ -46,6 +47,8 @@ def create_app(settings: Settings) -> FastAPI:
                 await campaign_files.save(conn, campaign)
         metrics = LiveMetrics(pool, dsn)
         await metrics.start()
+        alerts = AlertService(metrics, pool, settings.rules_dir)
+        await alerts.start()
         committer = GroupCommitter(
             pool,
             writers=settings.writers,
@@ -61,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
             limiter=RateLimiter(),
             committer=committer,
             metrics=metrics,
+            alerts=alerts,
             schema_head=head_revision(),
         )
         log.info("ready", extra={"version": __version__})
@@ -68,6 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await committer.drain_and_stop(settings.shutdown_grace_s)
+            await alerts.stop()
             await metrics.stop()
             await pool.close()
             log.info("stopped")
@@ -77,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(ingest_api.router)
     app.include_router(campaigns_api.router)
+    app.include_router(alerts_api.router)
     app.add_route("/metrics", telemetry.metrics_endpoint, include_in_schema=False)
     _publish_event_schema(app)
     return app

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from alerts.live import AlertService
 from app.ingest import GroupCommitter
 from app.keys import KeyStore
 from app.metrics.live import LiveMetrics
@@ -21,4 +22,5 @@ class Services:
     limiter: RateLimiter
     committer: GroupCommitter
     metrics: LiveMetrics
+    alerts: AlertService
     schema_head: str

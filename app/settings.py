@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 DEFAULT_PORT = 8000
 DEFAULT_DATA_DIR = ".warroom"
 DEFAULT_CAMPAIGNS_DIR = "campaigns"
+DEFAULT_RULES_DIR = "rules"
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 DEFAULT_MAX_BATCH_EVENTS = 10_000
 DEFAULT_QUEUE_EVENTS = 200_000
@@ -38,6 +39,7 @@ class Settings(BaseModel):
     database_url: str | None = Field(None, alias="DATABASE_URL")
     data_dir: Path = Field(Path(DEFAULT_DATA_DIR), alias="WARROOM_DATA_DIR")
     campaigns_dir: Path = Field(Path(DEFAULT_CAMPAIGNS_DIR), alias="WARROOM_CAMPAIGNS_DIR")
+    rules_dir: Path = Field(Path(DEFAULT_RULES_DIR), alias="WARROOM_RULES_DIR")
     pgdata: Path | None = Field(None, alias="WARROOM_PGDATA")
     host: str = Field("127.0.0.1", alias="WARROOM_HOST")
     port: int = Field(DEFAULT_PORT, ge=1, le=65535, alias="WARROOM_PORT")

@@ -60,7 +60,7 @@ class FakeView:
 
 
 def observations(view):
-    return {(o.rule, o.labels.get("sku")): o for o in Evaluator(parse(RULES)).evaluate(view)}
+    return {(o.rule, o.labels.get("sku")): o for o in Evaluator(parse(RULES).rules).evaluate(view)}
 
 
 def test_stock_tiers_from_catalog_attributes_with_hysteresis():

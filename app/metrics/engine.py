@@ -25,7 +25,11 @@ from app.metrics.series import SECONDS_KEPT, Series
 from app.metrics.stock import SkuStock, sell_out_eta_minutes, sell_through
 from app.metrics.visitors import DistinctCounter
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+HEAVY_HITTERS = 50
+"""Counters per minute in the Misra-Gries summary of who pays (brushing detection)."""
+TOP_BUYERS = 5
+BUYER_MINUTES_KEPT = 60
 MAX_CAMPAIGNS = 200
 MAX_CHANNELS = 200
 MAX_SKUS = 20_000
@@ -48,6 +52,8 @@ DERIVED: dict[str, tuple[str, str]] = {
 """Per-bucket ratios for series and rules (per bucket, visits stand in for distinct visitors)."""
 
 SERIES_METRICS = (*MEASURES, *DERIVED)
+WINDOW_METRICS = (*SERIES_METRICS, "top_buyer_share")
+"""What rules can watch over a window (plus metric:<name> and the stock/pacing point-in-time values)."""
 
 
 def _number(value: object) -> float:
@@ -96,6 +102,8 @@ class CampaignState:
     late_events: int = 0
     dropped_keys: int = 0
     newest_second: int = -(2**62)
+    buyers_by_minute: dict[int, dict[str, int]] = field(default_factory=dict)
+    """Per minute, a Misra-Gries summary (at most HEAVY_HITTERS counters) of paid orders by buyer."""
     version: int = 0
     last_event_at: float | None = None
 
@@ -182,6 +190,7 @@ class Engine:
             state.visitors[TOTAL].add(visitor)
             state.visitors.setdefault(channel, DistinctCounter()).add(visitor)
         if event.type == "order_paid" and visitor:
+            self._count_buyer(state, second // 60, visitor)
             state.buyers[TOTAL].add(visitor)
             state.buyers.setdefault(channel, DistinctCounter()).add(visitor)
             if self.known_buyers.add(visitor):
@@ -202,6 +211,42 @@ class Engine:
             category = self._categories.get(event.campaign, {}).get(event.sku)
             if category:
                 self._dimension(state, f"category:{category}").add(second, keep_second, adds)
+
+    @staticmethod
+    def _count_buyer(state: CampaignState, minute: int, buyer: str) -> None:
+        if minute <= state.newest_second // 60 - BUYER_MINUTES_KEPT:
+            return
+        counters = state.buyers_by_minute.get(minute)
+        if counters is None:
+            counters = state.buyers_by_minute[minute] = {}
+            for old in [m for m in state.buyers_by_minute if m <= minute - BUYER_MINUTES_KEPT]:
+                del state.buyers_by_minute[old]
+        if buyer in counters:
+            counters[buyer] += 1
+        elif len(counters) < HEAVY_HITTERS:
+            counters[buyer] = 1
+        else:
+            for key in list(counters):
+                counters[key] -= 1
+                if not counters[key]:
+                    del counters[key]
+
+    def top_buyer_share(self, campaign_id: str, start: float, end: float) -> float | None:
+        """Share of paid orders in [start, end) placed by the TOP_BUYERS most frequent buyers (a lower bound)."""
+        state = self.states.get(campaign_id)
+        if state is None:
+            return None
+        first, last = int(start // 60), int((end - 1) // 60)
+        merged: dict[str, int] = {}
+        orders = 0
+        for minute in range(first, last + 1):
+            for buyer, count in state.buyers_by_minute.get(minute, {}).items():
+                merged[buyer] = merged.get(buyer, 0) + count
+            bucket = state.dims[TOTAL].minutes.get(minute)
+            orders += bucket[INDEX["orders_paid"]] if bucket else 0  # type: ignore[operator]
+        if not orders:
+            return None
+        return sum(sorted(merged.values(), reverse=True)[:TOP_BUYERS]) / orders
 
     def _apply_metric(self, state: CampaignState, event: Event, keep_second: bool) -> None:
         if event.metric is None or event.value is None:
@@ -420,6 +465,8 @@ class Engine:
         lo, hi, oldest = int(start // 1), int(end // 1), state.newest_second - SECONDS_KEPT
         if metric.startswith("metric:"):
             return self._metric_mean(state, metric[len("metric:") :], lo, hi, by, label)
+        if metric == "top_buyer_share":
+            return self.top_buyer_share(campaign_id, start, end) if by is None else None
         series = state.dims.get(TOTAL if by is None else f"{by}:{label}")
         if metric in DERIVED:
             if series is None:

@@ -80,6 +80,7 @@ class LiveMetrics:
         self._checkpointed_seq = 0
         self.caught_up = asyncio.Event()
         self._reloads: set[asyncio.Task[None]] = set()
+        self._update_listeners: list[Callable[[], None]] = []
 
     async def start(self) -> None:
         async with self.pool.acquire() as conn:
@@ -112,6 +113,10 @@ class LiveMetrics:
             log.warning("final checkpoint failed: %s", exc)
         if self._listener is not None:
             await self._listener.close()
+
+    def on_update(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (synchronously, so keep it cheap) whenever new events have been applied."""
+        self._update_listeners.append(listener)
 
     def wake(self) -> None:
         """Called after a local commit: new events are ready to read."""
@@ -146,6 +151,8 @@ class LiveMetrics:
                 return read
             self._dirty |= self.engine.apply(to_event(row) for row in rows)
             read += len(rows)
+            for listener in self._update_listeners:
+                listener()
             if len(rows) < TAIL_BATCH:
                 return read
 

@@ -1,0 +1,257 @@
+"""The threshold engine at the edge: evaluates rules on the live metrics, persists transitions, pushes them.
+
+Evaluation runs right after each metrics update (a few times per second at
+most) and at least every ``EVALUATE_EVERY_S`` so ``for`` durations elapse
+on a quiet night too. Transitions are written to PostgreSQL before they are
+announced; if the database is away they wait in memory and are written on
+the next evaluation. Rules reload when their files change or on request,
+keeping every alert's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import asyncpg
+
+from alerts import store
+from alerts.evaluate import Evaluator
+from alerts.inhibit import DEFAULT_INHIBIT_RULES, inhibiting
+from alerts.lifecycle import Alert, Lifecycle, Transition
+from alerts.messages import describe
+from alerts.metricview import EngineView
+from alerts.rules import AnyRule, RuleFile, load_directory
+from alerts.silences import Matcher, Silence, silencing
+from app.configfile import ConfigError
+from app.metrics.live import LiveMetrics
+
+log = logging.getLogger(__name__)
+
+EVALUATE_EVERY_S = 1.0
+SILENCES_REFRESH_S = 5.0
+"""Silences are re-read this often, so ones added by the CLI or another server take effect."""
+RULE_FILES_CHECK_S = 2.0
+SUBSCRIBER_QUEUE = 1000
+PENDING_LIMIT = 10_000
+
+
+@dataclass
+class RuleStatus:
+    """What ``GET /v1/rules`` shows for a rule: its last evaluation."""
+
+    series: int = 0
+    triggered: int = 0
+    last_evaluated_at: float | None = None
+
+
+@dataclass
+class AlertService:
+    metrics: LiveMetrics
+    pool: asyncpg.Pool
+    rules_dir: Path
+    clock: Callable[[], float] = time.time
+    rules: RuleFile = field(default_factory=RuleFile)
+    evaluator: Evaluator = field(default_factory=lambda: Evaluator([]))
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    silences: list[Silence] = field(default_factory=list)
+    status: dict[str, RuleStatus] = field(default_factory=dict)
+    eval_ms: float = 0.0
+    _unwritten: list[Transition] = field(default_factory=list)
+    _subscribers: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _files_stamp: tuple[tuple[str, float], ...] = ()
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> None:
+        """Load rules (invalid files stop the start), restore firing alerts and silences, begin evaluating."""
+        self._load_rules()
+        async with self.pool.acquire() as conn:
+            self.lifecycle = Lifecycle(await store.firing(conn))
+            self.silences = await store.silences(conn)
+        self._tasks = [
+            asyncio.create_task(self._loop(), name="alerts-evaluate"),
+            asyncio.create_task(self._watch_files(), name="alerts-rule-files"),
+            asyncio.create_task(self._refresh_silences(), name="alerts-silences"),
+        ]
+        self.metrics.on_update(self._wake.set)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # ---- rules ---------------------------------------------------------------------------------
+
+    def _stamp(self) -> tuple[tuple[str, float], ...]:
+        if not self.rules_dir.is_dir():
+            return ()
+        return tuple(sorted((str(p), p.stat().st_mtime) for p in self.rules_dir.glob("*.y*ml")))
+
+    def _load_rules(self) -> None:
+        self._files_stamp = self._stamp()
+        rules = load_directory(self.rules_dir)
+        previous = {r.name: r for r in self.rules.rules}
+        evaluator = Evaluator(rules.rules, self.evaluator.detector_factory)
+        evaluator.keep_detectors(self.evaluator, [r.name for r in rules.rules if previous.get(r.name) == r])
+        self.rules, self.evaluator = rules, evaluator
+        self.status = {r.name: self.status.get(r.name, RuleStatus()) for r in rules.rules}
+        log.info("rules loaded", extra={"rules": len(rules.rules), "directory": str(self.rules_dir)})
+
+    def reload(self) -> int:
+        """Reload rule files; on an invalid file the current rules stay and ConfigError is raised."""
+        self._load_rules()
+        self._wake.set()
+        return len(self.rules.rules)
+
+    async def _watch_files(self) -> None:
+        while True:
+            await asyncio.sleep(RULE_FILES_CHECK_S)
+            if self._stamp() != self._files_stamp:
+                try:
+                    self.reload()
+                except ConfigError as exc:
+                    self._files_stamp = self._stamp()
+                    log.error("rule files changed but are invalid; keeping the current rules: %s", exc)
+
+    async def _refresh_silences(self) -> None:
+        while True:
+            await asyncio.sleep(SILENCES_REFRESH_S)
+            try:
+                async with self.pool.acquire() as conn:
+                    self.silences = await store.silences(conn)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("silences not refreshed: %s", exc)
+
+    # ---- evaluation ----------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), EVALUATE_EVERY_S)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.evaluate_once()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("alert transitions not written yet (database unavailable): %s", exc)
+
+    async def evaluate_once(self) -> list[Transition]:
+        """One evaluation of every rule; returns the transitions it produced (already persisted)."""
+        now = self.clock()
+        started = time.perf_counter()
+        observations = self.evaluator.evaluate(EngineView(self.metrics.engine, now))
+        transitions = self.lifecycle.observe(observations, now, self.evaluator.for_seconds())
+        self.eval_ms = (time.perf_counter() - started) * 1000
+        for name in self.status:
+            self.status[name] = RuleStatus(0, 0, now)
+        for observation in observations:
+            status = self.status.get(observation.rule)
+            if status is not None:
+                status.series += 1
+                status.triggered += bool(observation.triggered)
+        self._unwritten = (self._unwritten + transitions)[-PENDING_LIMIT:]
+        if not self._unwritten:
+            return []
+        written = self._unwritten
+        async with self.pool.acquire() as conn:
+            seqs = await store.record(conn, written, self._describe)
+        self._unwritten = []
+        for transition, seq in zip(written, seqs):
+            self._publish(self.render(transition.alert, transition=transition, seq=seq))
+        return written
+
+    def _rule(self, name: str) -> AnyRule | None:
+        return next((r for r in self.rules.rules if r.name == name), None)
+
+    def _describe(self, transition: Transition) -> dict[str, str]:
+        rule = self._rule(transition.alert.rule)
+        if rule is None:
+            return {"summary_en": transition.alert.rule, "summary_zh": transition.alert.rule, "runbook_en": "",
+                    "runbook_zh": "", "link": f"/wall/{transition.alert.labels.get('campaign', '')}"}
+        return describe(rule, transition.alert.labels, transition.values, transition.severity)
+
+    # ---- reading, acknowledging, silencing -----------------------------------------------------
+
+    def suppression(self, alert: Alert) -> dict[str, list[str]]:
+        """Which silences and which firing alerts currently mute this one."""
+        labels = {**alert.labels, "rule": alert.rule, "severity": alert.severity}
+        firing = [
+            (a.id, {**a.labels, "rule": a.rule, "severity": a.severity})
+            for a in self.lifecycle.alerts.values()
+            if a.status == "firing"
+        ]
+        inhibit_rules = (*DEFAULT_INHIBIT_RULES, *self.rules.inhibit)
+        return {
+            "silenced_by": silencing(labels, self.silences, self.clock()),
+            "inhibited_by": inhibiting(alert.id, labels, firing, inhibit_rules),
+        }
+
+    def render(self, alert: Alert, transition: Transition | None = None, seq: int | None = None) -> dict[str, Any]:
+        text = self._describe(transition) if transition else self._describe(
+            Transition("firing", alert, alert.fired_at or alert.pending_since, alert.severity, None, alert.values, alert.flapping)
+        )
+        return {
+            "seq": seq,
+            "id": alert.id,
+            "transition": transition.kind if transition else None,
+            "rule": alert.rule,
+            "labels": alert.labels,
+            "status": "resolved" if transition and transition.kind == "resolved" else alert.status,
+            "severity": transition.severity if transition else alert.severity,
+            "previous_severity": transition.previous_severity if transition else None,
+            "fired_at": alert.fired_at,
+            "resolved_at": alert.resolved_at,
+            "flapping": alert.flapping,
+            "values": store.clean_values(transition.values if transition else alert.values),
+            "acknowledged": {"by": alert.acknowledged_by, "at": alert.acknowledged_at, "comment": alert.ack_comment}
+            if alert.acknowledged_by
+            else None,
+            **text,
+            **self.suppression(alert),
+        }
+
+    async def acknowledge(self, alert_id: str, who: str, comment: str | None) -> dict[str, Any] | None:
+        async with self.pool.acquire() as conn:
+            row = await store.acknowledge(conn, alert_id, who, comment)
+        if row is None:
+            return None
+        live = self.lifecycle.acknowledge(alert_id, who, comment, self.clock())
+        event = {"transition": "acknowledged", "id": alert_id, "acknowledged": {"by": who, "comment": comment}}
+        self._publish(event)
+        return self.render(live) if live else {"id": alert_id, "status": row["status"], "acknowledged": event["acknowledged"]}
+
+    async def add_silence(self, matchers: list[str], starts_at: float, ends_at: float, reason: str, who: str) -> Silence:
+        silence = Silence(str(uuid.uuid4()), tuple(Matcher.parse(m) for m in matchers), starts_at, ends_at, reason, who)
+        async with self.pool.acquire() as conn:
+            await store.save_silence(conn, silence)
+        self.silences.append(silence)
+        return silence
+
+    async def expire_silence(self, silence_id: str) -> bool:
+        async with self.pool.acquire() as conn:
+            expired = await store.expire_silence(conn, silence_id)
+            self.silences = await store.silences(conn)
+        return expired
+
+    # ---- push ----------------------------------------------------------------------------------
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._subscribers.discard(queue)
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        for queue in list(self._subscribers):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(event)
