@@ -210,22 +210,28 @@ def _props_text(raw: msgspec.Raw) -> tuple[str | None, FieldError | None]:
         return None, FieldError("props", f"must be at most {MAX_PROPS_BYTES} bytes of JSON, got {len(data)}")
     if data[:1] != b"{":
         return None, FieldError("props", "must be a JSON object")
-    if b"\\u0000" in data and has_nul(msgspec.json.decode(data)):
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        return None, FieldError("props", f"is not valid UTF-8 (byte {exc.start})")
+    if "\\u0000" in text and has_nul(msgspec.json.decode(data)):
         return None, FieldError("props", "strings must not contain NUL (\\u0000)")
-    return data.decode(), None
+    return text, None
 
 
 def decode_event(raw: bytes | msgspec.Raw, now: datetime, defaults: Defaults) -> tuple[Row | None, list[FieldError]]:
     """Validate one JSON-encoded event; return its storage row or the reasons it was rejected."""
     raw = bytes(raw)
-    if b"\\u0000" in raw and has_nul(msgspec.json.decode(raw)):
-        return None, [FieldError(None, "strings must not contain NUL (\\u0000)")]
     try:
+        if b"\\u0000" in raw and has_nul(msgspec.json.decode(raw)):
+            return None, [FieldError(None, "strings must not contain NUL (\\u0000)")]
         event = msgspec.json.decode(raw, type=EventIn)
     except msgspec.ValidationError as exc:  # subclass of DecodeError, so first
         return None, [field_error(exc)]
     except msgspec.DecodeError as exc:
         return None, [FieldError(None, str(exc))]
+    except UnicodeDecodeError as exc:  # msgspec reports invalid UTF-8 inside strings this way
+        return None, [FieldError(None, f"a string is not valid UTF-8 (byte {exc.start} of the event)")]
     return check_event(event, now, defaults)
 
 

@@ -86,6 +86,8 @@ def _decode_object(body: bytes) -> dict[str, msgspec.Raw]:
         raise ApiError(400, "body must be a JSON object: one event, or {\"events\": [...]}") from None
     except msgspec.DecodeError as exc:
         raise _malformed(exc, body) from None
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"body is not valid UTF-8 at byte {exc.start}") from None
 
 
 def _decode_list(raw: msgspec.Raw, field: str, limit: int) -> list[msgspec.Raw]:
@@ -182,6 +184,8 @@ def _segment_messages(body: bytes, call: str | None, limit: int) -> tuple[dict[s
         payload = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise _malformed(exc, body) from None
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"body is not valid UTF-8 at byte {exc.start}") from None
     if not isinstance(payload, dict):
         raise ApiError(400, "body must be a JSON object")
     if call is not None:

@@ -218,3 +218,16 @@ async def test_restart_keeps_idempotency(dsn, ingest_key, db):
     finally:
         second.stop()
     assert await count(db) == 2
+
+
+async def test_invalid_utf8_is_a_per_event_error_not_a_500(client, db):
+    good = json.dumps(event("u-1")).encode()
+    bad = b'{"event_id": "u-2\xff", "type": "visit", "anonymous_id": "a"}'
+    response = await client.post(
+        "/v1/events", content=b'{"events": [' + good + b"," + bad + b"]}", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 1 and "UTF-8" in response.json()["rejected"][0]["errors"][0]["message"]
+    single = await client.post("/v1/events", content=bad, headers={"Content-Type": "application/json"})
+    assert single.status_code in (400, 422) and "UTF-8" in single.text
+    assert await count(db) == 1

@@ -47,11 +47,21 @@ class Series:
             del self.seconds[second]
 
     def window(self, index: int, start: int, end: int) -> object:
-        """Sum of one measure over seconds [start, end), from second buckets."""
+        """Sum of one measure over seconds [start, end): whole minutes from minute buckets, the edges by second."""
         total: object = ZERO_BUCKET[index]
-        seconds = self.seconds
-        for second in range(start, end):
+        seconds, minutes = self.seconds, self.minutes
+        first_full, last_full = -(-start // 60), end // 60
+        if last_full - first_full < 2:
+            edges: range | tuple[int, ...] = range(start, end)
+            first_full = last_full
+        else:
+            edges = (*range(start, first_full * 60), *range(last_full * 60, end))
+        for second in edges:
             bucket = seconds.get(second)
+            if bucket is not None:
+                total += bucket[index]  # type: ignore[operator]
+        for minute in range(first_full, last_full):
+            bucket = minutes.get(minute)
             if bucket is not None:
                 total += bucket[index]  # type: ignore[operator]
         return total
