@@ -1,0 +1,573 @@
+"""Dynamic-threshold anomaly detection for one metric series (动态阈值).
+
+A `Detector` is fed one point at a time and says how far the point lies
+outside the band it expected, from what it has seen so far only (causal: no
+look-ahead). The expected value is a robust Holt-Winters forecast (level,
+damped trend and one seasonal cycle); the band is a multiple of a robust
+residual spread. The season is found from the data (autocorrelation, with
+daily and weekly cycles derived from the timestamps preferred) and is chosen,
+together with how fast the level follows the data, by which candidate
+forecasts the later half of the history best. Anomalies are kept out of the
+model: residuals are clipped before they move the level, trend and season,
+and points outside the band do not widen it. A level shift is alerted on and
+then adopted after a short run of same-sided points; a flat-line (a stuck
+sensor, a dead feed) is scored when repeats become improbable.
+
+Pure logic: no I/O, no clock; equal inputs give equal scores.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+DEFAULT_SENSITIVITY = 0.5
+"""On a 0..1 scale; the band's half-width in robust standard deviations is
+`MAX_BAND_Z - sensitivity * (MAX_BAND_Z - MIN_BAND_Z)`: 0 → 8σ, 0.5 → 5σ, 1 → 2σ."""
+MAX_BAND_Z = 8.0
+MIN_BAND_Z = 2.0
+DEFAULT_MIN_HISTORY = 300
+"""Points seen before any score; a season is only found once two cycles are in the history."""
+
+MAX_PERIOD = 2016
+"""Longest season considered, in points (a week of 5-minute points)."""
+MIN_PERIOD = 3
+ACF_MIN = 0.2
+"""Autocorrelation a lag needs to be a season candidate."""
+CALENDAR_TOLERANCE = 0.01
+"""How close to a whole number of points a day or a week must be to count as a calendar season."""
+DAY = 86400.0
+WEEK = 7 * DAY
+ROUND_INTERVALS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 14400, 21600, 43200, 86400)
+"""Sampling intervals (seconds) that a jittered median interval is snapped to."""
+SNAP_TOLERANCE = 0.05
+SELECTION_CAP_Z = 4.0
+"""Forecast errors are capped at this many σ (of the first differences) when comparing candidates."""
+
+ALPHAS = (0.03, 0.12, 0.4, 0.8)
+"""Level smoothing candidates; the warm-up picks the one that forecasts best."""
+SELECTION_ALPHA = 0.12
+"""Level smoothing used while comparing seasons."""
+TREND_GAIN = 0.01
+"""Trend smoothing, as a fraction of the level's."""
+TREND_DAMPING = 0.98
+SEASON_GAIN = 0.2
+"""Seasonal smoothing per cycle: a slot moves a fifth of the way to each new observation."""
+SHRINK_Z = 2.0
+"""A seasonal slot learnt from few cycles is shrunk towards 0 unless it stands this many noise σ out."""
+SPREAD_GAIN = 0.01
+"""How fast the global residual spread follows the in-band residuals (about 100 points)."""
+PHASE_SPREAD_GAIN = 0.1
+"""How fast a seasonal slot learns that it is noisier than the rest (recurring bursts)."""
+CLIP_Z = 2.5
+"""Residuals are clipped at this many σ before they update level, trend and season."""
+MAD_TO_SIGMA = math.sqrt(math.pi / 2)
+"""Mean absolute deviation → standard deviation for Gaussian noise."""
+MEDIAN_TO_SIGMA = 1.4826
+SPREAD_FLOOR = 1e-6
+"""Smallest σ, relative to the typical magnitude of the series, so a constant series stays scorable."""
+
+POWERS = (1.0, 0.5, 0.0)
+"""Box-Cox powers tried on a positive series: none, square root (counts), log (multiplicative noise)."""
+TRANSFORM_FLOOR = 1e-3
+"""Values at or below 0 are judged as this fraction of the history's median once a power below 1 is in use."""
+
+PERSISTENCE_GAIN = 0.25
+"""Weight of the newest point in the short average of signed residuals (a memory of about 7 points)."""
+PERSISTENCE_CLIP = 6.0
+"""Residuals are clipped at this many σ in that average, so one spike can't carry it."""
+PERSISTENCE_NORM = 1 / math.sqrt(PERSISTENCE_GAIN / (2 - PERSISTENCE_GAIN))
+"""Rescales the average to unit σ for independent residuals, so it shares the point band."""
+
+SHIFT_RUN = 6
+"""Consecutive same-sided out-of-band points after which the level is moved to them."""
+FLAT_MIN_RUN = 12
+FLAT_PROBABILITY = 1e-4
+"""A run of repeated values is a flat-line once the warm-up repeat rate makes it this improbable."""
+FLAT_ADOPT = 4
+"""A flat-line is accepted as the new normal after this many times the run that raised it."""
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """How one series is watched; every default suits minute-to-hour business metrics."""
+
+    sensitivity: float = DEFAULT_SENSITIVITY
+    direction: Literal["up", "down", "both"] = "both"
+    min_history: int = DEFAULT_MIN_HISTORY
+    period: int | None = None
+    """Seasonal period in points; None finds it from the data, 1 disables seasonality."""
+
+
+DEFAULT_CONFIG = DetectorConfig()
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """One point judged against its expected band.
+
+    ``score`` is 0 inside the band and ``1 - band / deviation`` outside it (0.5
+    at twice the band's half-width), so it grows monotonically with how far
+    the point lies outside; a flat-line scores the same way in run length.
+    """
+
+    score: float
+    expected: float | None
+    lower: float | None
+    upper: float | None
+    ready: bool
+
+
+WARMING_UP = Assessment(0.0, None, None, None, False)
+
+
+def band_z(sensitivity: float) -> float:
+    """The band's half-width in robust standard deviations for a sensitivity in 0..1."""
+    clamped = min(1.0, max(0.0, sensitivity))
+    return MAX_BAND_Z - clamped * (MAX_BAND_Z - MIN_BAND_Z)
+
+
+def _shrink(value: float, noise: float) -> float:
+    """Non-negative garrote: drops a seasonal slot that is within its noise, keeps a clear one nearly whole."""
+    if value * value <= noise * noise:
+        return 0.0
+    return value - noise * noise / value
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return 0.5 * (ordered[middle - 1] + ordered[middle])
+
+
+class _Model:
+    """The forecasting state of one series once its season and smoothing are chosen."""
+
+    __slots__ = (
+        "t0", "dt", "period", "alpha", "beta", "index", "level", "trend", "season", "mad",
+        "phase_mad", "seen", "floor", "band_z", "up", "down", "flat", "run", "run_values",
+        "last_value", "repeats", "flat_run", "power", "lowest", "drift",
+    )
+
+    def __init__(self, t0: float, dt: float, period: int, alpha: float, zband: float, direction: str, power: float = 1.0, lowest: float = 0.0) -> None:
+        self.power = power
+        self.lowest = lowest
+        self.drift = 0.0
+        self.t0 = t0
+        self.dt = dt
+        self.period = period
+        self.alpha = alpha
+        self.beta = alpha * TREND_GAIN
+        self.index = 0
+        self.level = 0.0
+        self.trend = 0.0
+        self.season = [0.0] * period
+        self.mad = 0.0
+        self.phase_mad = [0.0] * period
+        self.seen = [0] * period
+        self.floor = 0.0
+        self.band_z = zband
+        self.up = direction != "down"
+        self.down = direction != "up"
+        self.flat = direction == "both"
+        self.run = 0
+        self.run_values: list[float] = []
+        self.last_value = math.nan
+        self.repeats = 0
+        self.flat_run = FLAT_MIN_RUN
+
+    def fit(self, times: list[float], values: list[float]) -> None:
+        """Initialise level, trend, season and spread from a stretch of history."""
+        period = self.period
+        values = [self.transform(v) for v in values]
+        indices = [round((t - self.t0) / self.dt) for t in times]
+        count = len(values)
+        mean_index = sum(indices) / count
+        mean_value = sum(values) / count
+        slope = _slope(indices, values, period)
+        detrended = [v - mean_value - slope * (i - mean_index) for i, v in zip(indices, values)]
+        slots: list[list[float]] = [[] for _ in range(period)]
+        for i, d in zip(indices, detrended):
+            slots[i % period].append(d)
+        seen = [s for s in slots if s]
+        centre = sum(_median(s) for s in seen) / len(seen)
+        season = [(_median(s) - centre) if s else 0.0 for s in slots]
+        residuals = [d - season[i % period] for i, d in zip(indices, detrended)]
+        deviations = []
+        for i, r in zip(indices, residuals):
+            observed = len(slots[i % period])
+            if period == 1:
+                deviations.append(abs(r))
+            elif observed > 1:
+                deviations.append(abs(r) * math.sqrt(observed / (observed - 1)))
+        typical = _median([abs(v) for v in values])
+        self.floor = max(typical, 1e-9) * SPREAD_FLOOR
+        if len(deviations) >= count // 4 and period > 1:
+            sigma = MEDIAN_TO_SIGMA * _median(deviations)
+        else:
+            sigma = _difference_sigma(values)
+            if period == 1:
+                sigma = min(sigma, MEDIAN_TO_SIGMA * _median(deviations)) if deviations else sigma
+        self.mad = max(sigma, self.floor) / MAD_TO_SIGMA
+        self.phase_mad = [self.mad] * period
+        if period > 1:
+            season = [_shrink(value, SHRINK_Z * sigma / math.sqrt(len(slot))) if slot else 0.0 for value, slot in zip(season, slots)]
+            residuals = [d - season[i % period] for i, d in zip(indices, detrended)]
+        self.season = season
+        self.seen = [len(slot) for slot in slots]
+        tail = residuals[-min(count, max(5, min(period, count // 4))):]
+        self.index = indices[-1]
+        self.level = mean_value + slope * (self.index - mean_index) + _median(tail)
+        self.trend = slope
+        self.last_value = values[-1]
+        repeats = sum(1 for a, b in zip(values, values[1:]) if a == b)
+        rate = repeats / max(1, count - 1)
+        if rate > 0:
+            self.flat_run = max(FLAT_MIN_RUN, math.ceil(math.log(FLAT_PROBABILITY) / math.log(rate)) if rate < 1 else 1 << 30)
+
+    def transform(self, x: float) -> float:
+        """Box-Cox transform of a value; the model works on these."""
+        power = self.power
+        if power == 1.0:
+            return x
+        if x < self.lowest:
+            x = self.lowest
+        if power == 0.0:
+            return math.log(x)
+        return (x**power - 1) / power
+
+    def inverse(self, y: float) -> float:
+        """A transformed value back on the series' own scale."""
+        power = self.power
+        if power == 1.0:
+            return y
+        if power == 0.0:
+            return math.exp(min(y, 700.0))
+        base = power * y + 1
+        return base ** (1 / power) if base > 0 else 0.0
+
+    def assessment(self, expected: float, half: float, score: float) -> Assessment:
+        """The verdict on the series' scale: the band is symmetric in the transformed space."""
+        if self.power == 1.0:
+            return Assessment(score, expected, expected - half, expected + half, True)
+        inverse = self.inverse
+        return Assessment(score, inverse(expected), inverse(expected - half), inverse(expected + half), True)
+
+    def forecast(self, t: float) -> tuple[float, float]:
+        """Expected value and σ at time t, without learning from it."""
+        index = round((t - self.t0) / self.dt)
+        steps = index - self.index
+        level = self.level
+        if steps > 0:
+            level += self.trend * TREND_DAMPING * (1 - TREND_DAMPING**steps) / (1 - TREND_DAMPING)
+        phase = index % self.period
+        sigma = max(self.mad, self.phase_mad[phase]) * MAD_TO_SIGMA
+        return level + self.season[phase], max(sigma, self.floor)
+
+    def step(self, t: float, x: float) -> tuple[float, float, float]:
+        """Learn from one point; returns (expected, half-width of the band, score) in the transformed space."""
+        if self.power != 1.0:
+            x = self.transform(x)
+        index = round((t - self.t0) / self.dt)
+        steps = index - self.index
+        level = self.level
+        trend = self.trend
+        if steps > 0:
+            if steps == 1:
+                level += trend * TREND_DAMPING
+                trend *= TREND_DAMPING
+            else:
+                damping = TREND_DAMPING**steps
+                level += trend * TREND_DAMPING * (1 - damping) / (1 - TREND_DAMPING)
+                trend *= damping
+            self.index = index
+        phase = index % self.period
+        seasonal = self.season[phase]
+        expected = level + seasonal
+        residual = x - expected
+        mad = self.mad
+        phase_mad = self.phase_mad[phase] if self.period > 1 else 0.0
+        sigma = (mad if mad > phase_mad else phase_mad) * MAD_TO_SIGMA
+        if sigma < self.floor:
+            sigma = self.floor
+        half = self.band_z * sigma
+        size = residual if residual >= 0 else -residual
+        clip = CLIP_Z * sigma
+        clipped = residual if size <= clip else (clip if residual > 0 else -clip)
+        self.level = level + self.alpha * clipped
+        self.trend = trend + self.beta * clipped
+        if self.period > 1:
+            seen = self.seen[phase] + 1
+            self.seen[phase] = seen
+            self.season[phase] = seasonal + (SEASON_GAIN if seen * SEASON_GAIN >= 1 else 1 / seen) * clipped
+            self.phase_mad[phase] = phase_mad + PHASE_SPREAD_GAIN * ((size if size < clip else clip) - phase_mad)
+        z = residual / sigma
+        drift = self.drift + PERSISTENCE_GAIN * ((z if -PERSISTENCE_CLIP <= z <= PERSISTENCE_CLIP else (PERSISTENCE_CLIP if z > 0 else -PERSISTENCE_CLIP)) - self.drift)
+        self.drift = drift
+        deviation = size
+        if drift * residual > 0:
+            sustained = (drift if drift > 0 else -drift) * PERSISTENCE_NORM * sigma
+            if sustained > deviation:
+                deviation = sustained
+        score = 0.0
+        if deviation > half and ((residual > 0 and self.up) or (residual < 0 and self.down)):
+            score = 1.0 - half / deviation
+        if size <= half:
+            self.mad = mad + SPREAD_GAIN * (size - mad)
+            self.run = 0
+        else:
+            side = 1 if residual > 0 else -1
+            if self.run * side <= 0:
+                self.run = side
+                self.run_values = [x - seasonal]
+            else:
+                self.run += side
+                self.run_values.append(x - seasonal)
+                if self.run * side >= SHIFT_RUN:
+                    self.level = _median(self.run_values)
+                    self.trend = 0.0
+                    self.run = 0
+                    self.drift = 0.0
+        if x == self.last_value:
+            self.repeats += 1
+            if self.flat and self.repeats >= self.flat_run and self.repeats < FLAT_ADOPT * self.flat_run:
+                flat_score = 1.0 - self.flat_run / (self.repeats + 1)
+                if flat_score > score:
+                    score = flat_score
+        else:
+            self.repeats = 0
+            self.last_value = x
+        return expected, half, score
+
+
+def _slope(indices: list[int], values: list[float], period: int) -> float:
+    """Trend per step: least squares without a season; with one, the change between the first and the last cycle.
+
+    A least-squares line through a seasonal series is biased by the season
+    itself; whole-cycle means are not. Under two cycles the two can't be told
+    apart and the trend is taken as flat.
+    """
+    count = len(values)
+    mean_index = sum(indices) / count
+    if period == 1:
+        mean_value = sum(values) / count
+        spread = sum((i - mean_index) ** 2 for i in indices)
+        return sum((i - mean_index) * (v - mean_value) for i, v in zip(indices, values)) / spread if spread else 0.0
+    last = indices[-1]
+    if last - indices[0] + 1 < 2 * period:
+        return 0.0
+    first = [(i, v) for i, v in zip(indices, values) if i < indices[0] + period]
+    final = [(i, v) for i, v in zip(indices, values) if i > last - period]
+    run = sum(i for i, _ in final) / len(final) - sum(i for i, _ in first) / len(first)
+    rise = sum(v for _, v in final) / len(final) - sum(v for _, v in first) / len(first)
+    return rise / run
+
+
+def _interval(times: list[float]) -> float:
+    """The sampling interval: the median gap, snapped to a round interval when it is close to one."""
+    gaps = [b - a for a, b in zip(times, times[1:]) if b > a]
+    if not gaps:
+        return 1.0
+    gap = _median(gaps)
+    nearest = min(ROUND_INTERVALS, key=lambda r: abs(r - gap))
+    return float(nearest) if abs(nearest - gap) <= SNAP_TOLERANCE * nearest else gap
+
+
+def _difference_sigma(values: list[float]) -> float:
+    """Noise σ from first differences: robust to level, trend and smooth seasons."""
+    steps = [abs(b - a) for a, b in zip(values, values[1:])]
+    return MEDIAN_TO_SIGMA * _median(steps) / math.sqrt(2) if steps else 0.0
+
+
+def _regular(times: list[float], values: list[float], t0: float, dt: float) -> list[float]:
+    """The history on a regular grid, gaps filled linearly, for autocorrelation."""
+    grid: list[float] = []
+    previous_index, previous_value = None, 0.0
+    for t, v in zip(times, values):
+        index = round((t - t0) / dt)
+        if previous_index is not None:
+            if index <= previous_index:
+                continue
+            gap = index - previous_index
+            for k in range(1, gap):
+                grid.append(previous_value + (v - previous_value) * k / gap)
+        grid.append(v)
+        previous_index, previous_value = index, v
+    return grid
+
+
+def _autocorrelation(series: list[float], max_lag: int) -> list[float]:
+    count = len(series)
+    mean_index = (count - 1) / 2
+    mean_value = sum(series) / count
+    spread = sum((i - mean_index) ** 2 for i in range(count))
+    slope = sum((i - mean_index) * (v - mean_value) for i, v in enumerate(series)) / spread
+    centred = [v - mean_value - slope * (i - mean_index) for i, v in enumerate(series)]
+    variance = sum(map(operator.mul, centred, centred))
+    if variance <= 0:
+        return [0.0] * (max_lag + 1)
+    return [sum(map(operator.mul, centred, centred[lag:])) * count / ((count - lag) * variance) for lag in range(max_lag + 1)]
+
+
+def _season_candidates(grid: list[float], dt: float) -> list[int]:
+    """Periods worth trying: calendar cycles that fit twice, and the strongest autocorrelation peak."""
+    max_lag = min(MAX_PERIOD, len(grid) // 2)
+    if max_lag < MIN_PERIOD + 1:
+        return []
+    acf = _autocorrelation(grid, max_lag + 1)
+    candidates: list[int] = []
+    for span in (DAY, WEEK):
+        points = span / dt
+        lag = round(points)
+        if MIN_PERIOD <= lag <= max_lag and abs(points - lag) <= CALENDAR_TOLERANCE * points:
+            if max(acf[lag - 1 : lag + 2]) >= ACF_MIN:
+                candidates.append(lag)
+    peaks = [lag for lag in range(MIN_PERIOD, max_lag + 1) if acf[lag] >= ACF_MIN and acf[lag] >= acf[lag - 1] and acf[lag] >= acf[lag + 1]]
+    if peaks:
+        best = max(acf[lag] for lag in peaks)
+        first = next(lag for lag in peaks if acf[lag] >= 0.9 * best)
+        if all(abs(first - c) > CALENDAR_TOLERANCE * 5 * c for c in candidates):
+            candidates.append(first)
+    return candidates
+
+
+def _forecast_error(
+    times: list[float], values: list[float], t0: float, dt: float, period: int, alpha: float, cap: float, power: float, lowest: float
+) -> float:
+    """Mean one-step error (each capped, so anomalies don't decide) on the later half of the history, fitted on the earlier half."""
+    half = len(values) // 2
+    model = _Model(t0, dt, period, alpha, MAX_BAND_Z, "both", power, lowest)
+    model.fit(times[:half], values[:half])
+    total = 0.0
+    for t, x in zip(times[half:], values[half:]):
+        expected, _, _ = model.step(t, x)
+        error = abs(model.transform(x) - expected)
+        total += error if error < cap else cap
+    return total / max(1, len(values) - half)
+
+
+def _power(values: list[float]) -> float:
+    """The Box-Cox power that makes the history's step-to-step changes most homogeneous (profile likelihood)."""
+    if min(values) <= 0:
+        return 1.0
+    logs = sum(math.log(v) for v in values)
+    best, chosen = -math.inf, 1.0
+    for power in POWERS:
+        shaped = [math.log(v) if power == 0.0 else (v**power - 1) / power for v in values]
+        sigma = _difference_sigma(shaped)
+        if sigma <= 0:
+            return 1.0
+        likelihood = -len(values) * math.log(sigma) + (power - 1) * logs
+        if likelihood > best:
+            best, chosen = likelihood, power
+    return chosen
+
+
+def _template_correction(period: int, count: int) -> float:
+    """How much a season learnt from few cycles inflates the error, relative to a settled one.
+
+    A template averaged over c cycles carries σ²/c of noise into every
+    forecast; settled, it carries SEASON_GAIN / (2 - SEASON_GAIN) σ².
+    Dividing it out keeps a short history from ruling a season out.
+    """
+    if period == 1:
+        return 1.0
+    cycles = max(1, (count // 2) // period)
+    settled = SEASON_GAIN / (2 - SEASON_GAIN)
+    return math.sqrt((1 + settled) / (1 + 1 / cycles))
+
+
+def _select(times: list[float], values: list[float], config: DetectorConfig) -> _Model:
+    """Choose season and level smoothing on the history, then fit the model to all of it."""
+    t0 = times[0]
+    dt = _interval(times)
+    power = _power(values)
+    lowest = TRANSFORM_FLOOR * _median(values)
+    shaped = [_Model(t0, dt, 1, 1.0, 1.0, "both", power, lowest).transform(v) for v in values]
+    if config.period is not None:
+        periods = [max(1, config.period)]
+    else:
+        periods = [1, *_season_candidates(_regular(times, shaped, t0, dt), dt)]
+        periods = [p for p in periods if p <= len(values) // 2] or [1]
+    cap = SELECTION_CAP_Z * max(_difference_sigma(shaped), 1e-12)
+
+    def error(p: int, a: float) -> float:
+        return _forecast_error(times, values, t0, dt, p, a, cap, power, lowest)
+
+    period = min(periods, key=lambda p: error(p, SELECTION_ALPHA) * _template_correction(p, len(values))) if len(periods) > 1 else periods[0]
+    alpha = min(ALPHAS, key=lambda a: error(period, a))
+    model = _Model(t0, dt, period, alpha, band_z(config.sensitivity), config.direction, power, lowest)
+    model.fit(times, values)
+    return model
+
+
+def _checkpoints(model: _Model, history: int, config: DetectorConfig) -> list[int]:
+    """History lengths at which a calendar season first fits twice, so the season is chosen again."""
+    if config.period is not None:
+        return []
+    points = []
+    for span in (DAY, WEEK):
+        period = span / model.dt
+        lag = round(period)
+        if MIN_PERIOD <= lag <= MAX_PERIOD and abs(period - lag) <= CALENDAR_TOLERANCE * period and 2 * lag + 1 > history:
+            points.append(2 * lag + 1)
+    return sorted(points)
+
+
+class Detector:
+    """Scores one metric series point by point; keep one per series."""
+
+    __slots__ = ("config", "_times", "_values", "_model", "_checkpoints")
+
+    def __init__(self, config: DetectorConfig = DEFAULT_CONFIG) -> None:
+        self.config = config
+        self._times: list[float] = []
+        self._values: list[float] = []
+        self._model: _Model | None = None
+        self._checkpoints: list[int] = []
+
+    def _remember(self, timestamp: float, value: float) -> None:
+        """Keep history until the season has been chosen with every calendar cycle that can fit."""
+        if self._times and timestamp <= self._times[-1]:
+            return
+        self._times.append(timestamp)
+        self._values.append(value)
+        count = len(self._values)
+        if self._model is None:
+            if count >= max(2, self.config.min_history):
+                self._model = _select(self._times, self._values, self.config)
+                self._checkpoints = _checkpoints(self._model, count, self.config)
+        elif count >= self._checkpoints[0]:
+            self._model = _select(self._times, self._values, self.config)
+            self._checkpoints.pop(0)
+        if self._model is not None and not self._checkpoints:
+            self._times, self._values = [], []
+
+    def update(self, timestamp: float, value: float) -> Assessment:
+        """Judge a point (timestamps in seconds, increasing) and learn from it; NaN is judged as missing."""
+        model = self._model
+        finite = math.isfinite(value)
+        if model is None:
+            if finite:
+                self._remember(timestamp, value)
+            return WARMING_UP
+        if not finite:
+            expected, sigma = model.forecast(timestamp)
+            return model.assessment(expected, model.band_z * sigma, 0.0)
+        expected, half, score = model.step(timestamp, value)
+        if self._checkpoints:
+            self._remember(timestamp, value)
+        return model.assessment(expected, half, score)
+
+
+def score_series(
+    timestamps: Iterable[float], values: Iterable[float], config: DetectorConfig = DEFAULT_CONFIG
+) -> list[Assessment]:
+    """Run a fresh detector over a whole series."""
+    detector = Detector(config)
+    return [detector.update(t, v) for t, v in zip(timestamps, values)]
