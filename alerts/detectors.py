@@ -84,6 +84,10 @@ PERSISTENCE_NORM = 1 / math.sqrt(PERSISTENCE_GAIN / (2 - PERSISTENCE_GAIN))
 
 SHIFT_RUN = 6
 """Consecutive same-sided out-of-band points after which the level is moved to them."""
+RETURN_MEMORY = DAY
+"""How long (seconds) the level from before an adopted shift is remembered, so going back to it is no new alert."""
+RETURN_RUN = 2
+"""Consecutive points back within the remembered band after which the old level is restored."""
 FLAT_MIN_RUN = 12
 FLAT_PROBABILITY = 1e-4
 """A run of repeated values is a flat-line once the warm-up repeat rate makes it this improbable."""
@@ -150,7 +154,8 @@ class _Model:
 
     __slots__ = (
         "t0", "dt", "period", "alpha", "beta", "index", "level", "trend", "season", "mad",
-        "phase_mad", "seen", "floor", "band_z", "up", "down", "flat", "run", "run_values",
+        "phase_mad", "seen", "floor", "band_z", "up", "down", "flat", "run", "run_values", "run_level",
+        "baseline", "baseline_until", "returning", "memory",
         "last_value", "repeats", "flat_run", "power", "lowest", "drift",
     )
 
@@ -177,6 +182,11 @@ class _Model:
         self.flat = direction == "both"
         self.run = 0
         self.run_values: list[float] = []
+        self.run_level = 0.0
+        self.baseline: float | None = None
+        self.baseline_until = 0
+        self.returning = 0
+        self.memory = max(4 * SHIFT_RUN, round(RETURN_MEMORY / dt))
         self.last_value = math.nan
         self.repeats = 0
         self.flat_run = FLAT_MIN_RUN
@@ -297,6 +307,16 @@ class _Model:
             sigma = self.floor
         half = self.band_z * sigma
         size = residual if residual >= 0 else -residual
+        if self.baseline is not None:
+            if index > self.baseline_until:
+                self.baseline = None
+            elif size > half and -half <= x - self.baseline - seasonal <= half:
+                self.returning += 1
+                if self.returning >= RETURN_RUN:
+                    self.level, self.trend, self.baseline, self.run, self.drift = self.baseline, 0.0, None, 0, 0.0
+                return expected, half, 0.0
+            else:
+                self.returning = 0
         clip = CLIP_Z * sigma
         clipped = residual if size <= clip else (clip if residual > 0 else -clip)
         self.level = level + self.alpha * clipped
@@ -325,10 +345,14 @@ class _Model:
             if self.run * side <= 0:
                 self.run = side
                 self.run_values = [x - seasonal]
+                self.run_level = level
             else:
                 self.run += side
                 self.run_values.append(x - seasonal)
                 if self.run * side >= SHIFT_RUN:
+                    self.baseline = self.run_level
+                    self.baseline_until = index + self.memory
+                    self.returning = 0
                     self.level = _median(self.run_values)
                     self.trend = 0.0
                     self.run = 0

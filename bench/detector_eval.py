@@ -56,6 +56,11 @@ GAUSSIAN_WINDOW = 6400
 GAUSSIAN_STEP = 100
 EWMA_ALPHA = 0.05
 EWMA_WARMUP = 10
+LIKELIHOOD_SHORT = 10
+LIKELIHOOD_LONG = 8640
+LIKELIHOOD_LEARNING = 288
+LIKELIHOOD_MIN_STD = 1e-3
+"""HTM's anomaly-likelihood settings: a 10-point average of raw scores against the mean and std of the last 8640."""
 DEV_SEEDS = (0, 1, 2, 3, 4, 5)
 HOLDOUT_SEEDS = (1000, 1001, 1002, 1003, 1004, 1005)
 DEV_FAMILIES = ("traffic", "adexchange", "machine_temp", "cpu", "network", "artificial", "promo")
@@ -511,8 +516,46 @@ def dynamic_threshold(times: list[float], values: list[float]) -> list[float]:
     return [a.score for a in score_series(times, values, DEFAULT_CONFIG)]
 
 
+def anomaly_likelihood(raw: list[float]) -> list[float]:
+    """HTM's post-processing: how unusual the short-term average of raw scores is against their long-term distribution.
+
+    Returned on HTM's log scale, log(1.0000000001 - L) / log(1e-10), so
+    likelihoods near 1 stay distinguishable.
+    """
+    out = []
+    recent: list[float] = []
+    history: list[float] = []
+    total = squares = 0.0
+    for score in raw:
+        recent.append(score)
+        if len(recent) > LIKELIHOOD_SHORT:
+            recent.pop(0)
+        average = sum(recent) / len(recent)
+        if len(history) >= LIKELIHOOD_LEARNING:
+            mean = total / len(history)
+            std = max(LIKELIHOOD_MIN_STD, math.sqrt(max(0.0, squares / len(history) - mean * mean)))
+            likelihood = 1 - normal_tail((average - mean) / std)
+            out.append(math.log(1.0000000001 - likelihood) / math.log(1.0 - 0.9999999999))
+        else:
+            out.append(0.0)
+        history.append(average)
+        total += average
+        squares += average * average
+        if len(history) > LIKELIHOOD_LONG:
+            old = history.pop(0)
+            total -= old
+            squares -= old * old
+    return out
+
+
+def dynamic_threshold_likelihood(times: list[float], values: list[float]) -> list[float]:
+    """Ablation: the detector's scores passed through HTM's anomaly likelihood."""
+    return anomaly_likelihood(dynamic_threshold(times, values))
+
+
 DETECTORS: dict[str, Callable[[list[float], list[float]], list[float]]] = {
     "dynamic_threshold": dynamic_threshold,
+    "dynamic+likelihood": dynamic_threshold_likelihood,
     "windowed_gaussian": windowed_gaussian,
     "ewma_zscore": ewma_zscore,
     "null": null_detector,

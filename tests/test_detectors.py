@@ -1,0 +1,176 @@
+"""The dynamic-threshold detector on small deterministic series."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import pytest
+
+from alerts.detectors import DEFAULT_MIN_HISTORY, Assessment, Detector, DetectorConfig, score_series
+
+MINUTE = 60.0
+DAY = 86400.0
+START = 1_700_006_400.0
+"""A UTC midnight."""
+
+
+def noisy(count: int, seed: int = 7, base: float = 100.0, noise: float = 2.0, step: float = 5 * MINUTE) -> tuple[list[float], list[float]]:
+    rng = random.Random(seed)
+    return [START + i * step for i in range(count)], [base + rng.gauss(0, noise) for _ in range(count)]
+
+
+def orders(days: int, seed: int = 11, burst: float = 300.0, per_day: int = 96) -> tuple[list[float], list[float]]:
+    """Orders `per_day` times a day: a daily shape plus a sale burst in the first half hour after midnight."""
+    rng = random.Random(seed)
+    times, values = [], []
+    for i in range(days * per_day):
+        t = START + i * DAY / per_day
+        hour = (t % DAY) / 3600
+        shape = 100 + 40 * math.sin(2 * math.pi * (hour - 9) / 24)
+        times.append(t)
+        values.append(shape + (burst if hour < 0.5 else 0.0) + rng.gauss(0, 3))
+    return times, values
+
+
+def run(times: list[float], values: list[float], config: DetectorConfig = DetectorConfig()) -> tuple[Detector, list[Assessment]]:
+    detector = Detector(config)
+    return detector, [detector.update(t, v) for t, v in zip(times, values)]
+
+
+def test_no_score_during_warm_up() -> None:
+    times, values = noisy(DEFAULT_MIN_HISTORY + 50)
+    values[100] = 10_000.0
+    _, verdicts = run(times, values)
+    warm = verdicts[: DEFAULT_MIN_HISTORY - 1]
+    assert all(v.score == 0.0 and not v.ready and v.expected is None for v in warm)
+    assert all(v.ready and v.expected is not None for v in verdicts[DEFAULT_MIN_HISTORY:])
+
+
+@pytest.mark.parametrize("per_day", [96, 288])
+def test_recurring_midnight_burst_is_normal_but_a_double_one_and_a_collapse_are_not(per_day: int) -> None:
+    times, values = orders(days=12, per_day=per_day)
+    _, verdicts = run(times, values)
+    bursts = [i for i, t in enumerate(times) if (t % DAY) / 3600 < 0.5 and t >= START + 5 * DAY]
+    assert bursts and max(verdicts[i].score for i in bursts) == 0.0
+
+    doubled = list(values)
+    midnight = 11 * per_day
+    doubled[midnight] += 300.0
+    _, verdicts = run(times, doubled)
+    assert verdicts[midnight].score > 0.5
+
+    collapsed = list(values)
+    afternoon = 10 * per_day + per_day // 2
+    for i in range(afternoon, afternoon + per_day // 12):
+        collapsed[i] *= 0.05
+    _, verdicts = run(times, collapsed)
+    assert verdicts[afternoon].score > 0.5
+
+
+def test_level_shift_alerts_then_adapts() -> None:
+    times, values = noisy(1500)
+    shift = 1000
+    for i in range(shift, len(values)):
+        values[i] += 40.0
+    _, verdicts = run(times, values)
+    assert verdicts[shift].score > 0.5
+    assert all(v.score == 0.0 for v in verdicts[shift + 30 :])
+    assert all(v.score == 0.0 for v in verdicts[DEFAULT_MIN_HISTORY : shift])
+
+
+def test_direction_up_ignores_dips() -> None:
+    times, values = noisy(600)
+    values[500] -= 60.0
+    values[550] += 60.0
+    _, verdicts = run(times, values, DetectorConfig(direction="up"))
+    assert verdicts[500].score == 0.0
+    assert verdicts[550].score > 0.5
+    _, verdicts = run(times, values, DetectorConfig(direction="down"))
+    assert verdicts[500].score > 0.5
+    assert verdicts[550].score == 0.0
+
+
+def test_scores_stay_in_unit_interval_and_grow_with_the_deviation() -> None:
+    times, values = noisy(500)
+    previous = 0.0
+    for size in (0.0, 5.0, 10.0, 20.0, 40.0, 80.0, 1e6):
+        spiked = list(values)
+        spiked[450] += size
+        _, verdicts = run(times, spiked)
+        assert all(0.0 <= v.score <= 1.0 for v in verdicts)
+        assert verdicts[450].score >= previous
+        previous = verdicts[450].score
+    assert previous > 0.95
+
+
+def test_band_contains_expected_and_sensitivity_narrows_it() -> None:
+    times, values = noisy(400)
+    _, calm = run(times, values, DetectorConfig(sensitivity=0.0))
+    _, keen = run(times, values, DetectorConfig(sensitivity=1.0))
+    last_calm, last_keen = calm[-1], keen[-1]
+    assert last_calm.lower < last_calm.expected < last_calm.upper
+    assert last_keen.upper - last_keen.lower < last_calm.upper - last_calm.lower
+
+
+def test_deterministic() -> None:
+    times, values = orders(days=6)
+    assert score_series(times, values) == score_series(times, values)
+
+
+def test_score_series_matches_updates() -> None:
+    times, values = noisy(400)
+    assert score_series(times, values) == run(times, values)[1]
+
+
+def test_nan_and_missing_points_are_tolerated() -> None:
+    times, values = orders(days=8)
+    keep = [i for i in range(len(times)) if not 300 <= i < 340]
+    times = [times[i] for i in keep]
+    values = [values[i] for i in keep]
+    values[50] = math.nan
+    values[400] = math.nan
+    values[500] = math.inf
+    _, verdicts = run(times, values)
+    assert verdicts[400].score == 0.0 and verdicts[400].ready
+    assert all(0.0 <= v.score <= 1.0 for v in verdicts)
+    assert max(v.score for v in verdicts[450:]) == 0.0
+
+
+def test_irregular_timestamps() -> None:
+    rng = random.Random(3)
+    times, values = orders(days=8)
+    jittered = [t + rng.uniform(-40, 40) for t in times]
+    _, verdicts = run(jittered, values)
+    assert max(v.score for v in verdicts[5 * 96 :]) == 0.0
+
+
+def test_flat_line_is_scored() -> None:
+    times, values = noisy(800)
+    for i in range(600, 800):
+        values[i] = 100.0
+    _, verdicts = run(times, values)
+    assert max(v.score for v in verdicts[600:700]) > 0.3
+    assert max(v.score for v in verdicts[400:600]) == 0.0
+
+
+def test_explicit_period_and_constant_series() -> None:
+    times, values = orders(days=5)
+    _, verdicts = run(times, values, DetectorConfig(period=96))
+    assert max(v.score for v in verdicts[4 * 96 :]) == 0.0
+    times = [START + i * MINUTE for i in range(400)]
+    constant = [5.0] * 400
+    constant[-1] = 6.0
+    _, verdicts = run(times, constant)
+    assert verdicts[-2].score == 0.0
+    assert verdicts[-1].score > 0.5
+
+
+@pytest.mark.timeout(60)
+def test_fifty_thousand_updates_are_fast() -> None:
+    times, values = orders(days=521)
+    times, values = times[:50_000], values[:50_000]
+    started = time.perf_counter()
+    score_series(times, values)
+    assert time.perf_counter() - started < 5.0
