@@ -39,6 +39,8 @@ ACF_MIN = 0.2
 """Autocorrelation a lag needs to be a season candidate."""
 CALENDAR_TOLERANCE = 0.01
 """How close to a whole number of points a day or a week must be to count as a calendar season."""
+CALENDAR_NEIGHBOURHOOD = 0.05
+"""An autocorrelation peak this close to a calendar season is taken for it."""
 DAY = 86400.0
 WEEK = 7 * DAY
 ROUND_INTERVALS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 14400, 21600, 43200, 86400)
@@ -64,6 +66,8 @@ PHASE_SPREAD_GAIN = 0.1
 """How fast a seasonal slot learns that it is noisier than the rest (recurring bursts)."""
 CLIP_Z = 2.5
 """Residuals are clipped at this many σ before they update level, trend and season."""
+REJECT_Z = 5.0
+"""Beyond this many σ a residual no longer moves the model at all (it is left to the shift rule)."""
 MAD_TO_SIGMA = math.sqrt(math.pi / 2)
 """Mean absolute deviation → standard deviation for Gaussian noise."""
 MEDIAN_TO_SIGMA = 1.4826
@@ -318,7 +322,12 @@ class _Model:
             else:
                 self.returning = 0
         clip = CLIP_Z * sigma
-        clipped = residual if size <= clip else (clip if residual > 0 else -clip)
+        if size <= clip:
+            clipped = residual
+        else:
+            reject = REJECT_Z * sigma
+            weight = (reject - size) / (reject - clip) if size < reject else 0.0
+            clipped = clip * weight if residual > 0 else -clip * weight
         self.level = level + self.alpha * clipped
         self.trend = trend + self.beta * clipped
         if self.period > 1:
@@ -438,26 +447,32 @@ def _autocorrelation(series: list[float], max_lag: int) -> list[float]:
     return [sum(map(operator.mul, centred, centred[lag:])) * count / ((count - lag) * variance) for lag in range(max_lag + 1)]
 
 
-def _season_candidates(grid: list[float], dt: float) -> list[int]:
-    """Periods worth trying: calendar cycles that fit twice, and the strongest autocorrelation peak."""
-    max_lag = min(MAX_PERIOD, len(grid) // 2)
-    if max_lag < MIN_PERIOD + 1:
-        return []
-    acf = _autocorrelation(grid, max_lag + 1)
-    candidates: list[int] = []
+def _calendar_periods(dt: float) -> list[int]:
+    """A day and a week in points, where the sampling interval divides them (nearly) evenly."""
+    periods = []
     for span in (DAY, WEEK):
         points = span / dt
         lag = round(points)
-        if MIN_PERIOD <= lag <= max_lag and abs(points - lag) <= CALENDAR_TOLERANCE * points:
-            if max(acf[lag - 1 : lag + 2]) >= ACF_MIN:
-                candidates.append(lag)
+        if MIN_PERIOD <= lag <= MAX_PERIOD and abs(points - lag) <= CALENDAR_TOLERANCE * points:
+            periods.append(lag)
+    return periods
+
+
+def _season_candidates(grid: list[float], dt: float) -> tuple[list[int], list[int]]:
+    """Periods worth trying: calendar cycles that fit twice, and the strongest other autocorrelation peak."""
+    max_lag = min(MAX_PERIOD, len(grid) // 2)
+    if max_lag < MIN_PERIOD + 1:
+        return [], []
+    calendar = [lag for lag in _calendar_periods(dt) if lag <= max_lag]
+    acf = _autocorrelation(grid, max_lag + 1)
     peaks = [lag for lag in range(MIN_PERIOD, max_lag + 1) if acf[lag] >= ACF_MIN and acf[lag] >= acf[lag - 1] and acf[lag] >= acf[lag + 1]]
-    if peaks:
-        best = max(acf[lag] for lag in peaks)
-        first = next(lag for lag in peaks if acf[lag] >= 0.9 * best)
-        if all(abs(first - c) > CALENDAR_TOLERANCE * 5 * c for c in candidates):
-            candidates.append(first)
-    return candidates
+    if not peaks:
+        return calendar, []
+    best = max(acf[lag] for lag in peaks)
+    first = next(lag for lag in peaks if acf[lag] >= 0.9 * best)
+    if any(abs(first - c) <= CALENDAR_NEIGHBOURHOOD * c for c in calendar):
+        return calendar, []
+    return calendar, [first]
 
 
 def _forecast_error(
@@ -513,17 +528,20 @@ def _select(times: list[float], values: list[float], config: DetectorConfig) -> 
     power = _power(values)
     lowest = TRANSFORM_FLOOR * _median(values)
     shaped = [_Model(t0, dt, 1, 1.0, 1.0, "both", power, lowest).transform(v) for v in values]
-    if config.period is not None:
-        periods = [max(1, config.period)]
-    else:
-        periods = [1, *_season_candidates(_regular(times, shaped, t0, dt), dt)]
-        periods = [p for p in periods if p <= len(values) // 2] or [1]
     cap = SELECTION_CAP_Z * max(_difference_sigma(shaped), 1e-12)
 
     def error(p: int, a: float) -> float:
         return _forecast_error(times, values, t0, dt, p, a, cap, power, lowest)
 
-    period = min(periods, key=lambda p: error(p, SELECTION_ALPHA) * _template_correction(p, len(values))) if len(periods) > 1 else periods[0]
+    if config.period is not None:
+        period = max(1, config.period)
+    else:
+        calendar, other = _season_candidates(_regular(times, shaped, t0, dt), dt)
+
+        def merit(p: int) -> float:
+            return error(p, SELECTION_ALPHA) * (_template_correction(p, len(values)) if p in calendar else 1.0)
+
+        period = min((1, *calendar, *other), key=merit)
     alpha = min(ALPHAS, key=lambda a: error(period, a))
     model = _Model(t0, dt, period, alpha, band_z(config.sensitivity), config.direction, power, lowest)
     model.fit(times, values)
@@ -534,13 +552,7 @@ def _checkpoints(model: _Model, history: int, config: DetectorConfig) -> list[in
     """History lengths at which a calendar season first fits twice, so the season is chosen again."""
     if config.period is not None:
         return []
-    points = []
-    for span in (DAY, WEEK):
-        period = span / model.dt
-        lag = round(period)
-        if MIN_PERIOD <= lag <= MAX_PERIOD and abs(period - lag) <= CALENDAR_TOLERANCE * period and 2 * lag + 1 > history:
-            points.append(2 * lag + 1)
-    return sorted(points)
+    return [2 * lag + 1 for lag in _calendar_periods(model.dt) if 2 * lag + 1 > history]
 
 
 class Detector:
