@@ -2,16 +2,26 @@
 
 A `Detector` is fed one point at a time and says how far the point lies
 outside the band it expected, from what it has seen so far only (causal: no
-look-ahead). The expected value is a robust Holt-Winters forecast (level,
-damped trend and one seasonal cycle); the band is a multiple of a robust
-residual spread. The season is found from the data (autocorrelation, with
-daily and weekly cycles derived from the timestamps preferred) and is chosen,
-together with how fast the level follows the data, by which candidate
-forecasts the later half of the history best. Anomalies are kept out of the
-model: residuals are clipped before they move the level, trend and season,
-and points outside the band do not widen it. A level shift is alerted on and
-then adopted after a short run of same-sided points; a flat-line (a stuck
-sensor, a dead feed) is scored when repeats become improbable.
+look-ahead, fresh state per series, O(1) work per point once warmed up).
+
+The expectation is a robust Holt-Winters forecast: level, damped trend and
+one seasonal cycle, on a Box-Cox scale (none, square root or log) chosen so
+that the noise is homogeneous. The season comes from the timestamps (a day
+or a week in points) or from autocorrelation, and it is chosen, with how
+fast the level follows the data, by which candidate forecasts the later half
+of the history best; it is chosen again once a whole day (or week) has been
+seen twice. The band is a multiple of a robust residual spread; a seasonal
+slot that is habitually noisier (a recurring sale burst) gets a wider band.
+
+Anomalies are kept out of the model: residuals are clipped before they move
+level, trend and season and no longer move them at all beyond REJECT_Z σ;
+points outside the band do not widen it. A point is scored on the largest
+of three deviations sharing one band: its own, a short average of signed
+residuals (a sustained moderate shift), and a short average of absolute
+residuals (a variance change). A level shift is alerted on, then adopted
+after a short run of same-sided points, and a return to the level from
+before it raises no second alert. A flat-line (a stuck sensor, a dead feed)
+is scored once the run of repeats is improbable for the series.
 
 Pure logic: no I/O, no clock; equal inputs give equal scores.
 """
@@ -36,7 +46,7 @@ MAX_PERIOD = 2016
 """Longest season considered, in points (a week of 5-minute points)."""
 MIN_PERIOD = 3
 ACF_MIN = 0.2
-"""Autocorrelation a lag needs to be a season candidate."""
+"""Autocorrelation a lag needs to be a season candidate besides the calendar ones."""
 CALENDAR_TOLERANCE = 0.01
 """How close to a whole number of points a day or a week must be to count as a calendar season."""
 CALENDAR_NEIGHBOURHOOD = 0.05
@@ -85,6 +95,11 @@ PERSISTENCE_CLIP = 6.0
 """Residuals are clipped at this many σ in that average, so one spike can't carry it."""
 PERSISTENCE_NORM = 1 / math.sqrt(PERSISTENCE_GAIN / (2 - PERSISTENCE_GAIN))
 """Rescales the average to unit σ for independent residuals, so it shares the point band."""
+
+ABS_MEAN = math.sqrt(2 / math.pi)
+ABS_STD = math.sqrt(1 - 2 / math.pi)
+"""Mean and σ of |z| for Gaussian residuals: a short average of |z| far above its mean is a variance change."""
+DISPERSION_NORM = PERSISTENCE_NORM / ABS_STD
 
 SHIFT_RUN = 6
 """Consecutive same-sided out-of-band points after which the level is moved to them."""
@@ -138,6 +153,17 @@ def band_z(sensitivity: float) -> float:
     return MAX_BAND_Z - clamped * (MAX_BAND_Z - MIN_BAND_Z)
 
 
+def _box_cox(x: float, power: float, lowest: float) -> float:
+    """Box-Cox transform; values below `lowest` (an outage to 0 on a log scale) are judged as `lowest`."""
+    if power == 1.0:
+        return x
+    if x < lowest:
+        x = lowest
+    if power == 0.0:
+        return math.log(x)
+    return (x**power - 1) / power
+
+
 def _shrink(value: float, noise: float) -> float:
     """Non-negative garrote: drops a seasonal slot that is within its noise, keeps a clear one nearly whole."""
     if value * value <= noise * noise:
@@ -158,8 +184,8 @@ class _Model:
 
     __slots__ = (
         "t0", "dt", "period", "alpha", "beta", "index", "level", "trend", "season", "mad",
-        "phase_mad", "seen", "floor", "band_z", "up", "down", "flat", "run", "run_values", "run_level",
-        "baseline", "baseline_until", "returning", "memory",
+        "phase_mad", "seen", "floor", "band_z", "up", "down", "both", "run", "run_values", "run_level",
+        "baseline", "baseline_until", "returning", "memory", "spread",
         "last_value", "repeats", "flat_run", "power", "lowest", "drift",
     )
 
@@ -167,6 +193,7 @@ class _Model:
         self.power = power
         self.lowest = lowest
         self.drift = 0.0
+        self.spread = ABS_MEAN
         self.t0 = t0
         self.dt = dt
         self.period = period
@@ -183,7 +210,7 @@ class _Model:
         self.band_z = zband
         self.up = direction != "down"
         self.down = direction != "up"
-        self.flat = direction == "both"
+        self.both = direction == "both"
         self.run = 0
         self.run_values: list[float] = []
         self.run_level = 0.0
@@ -245,15 +272,8 @@ class _Model:
             self.flat_run = max(FLAT_MIN_RUN, math.ceil(math.log(FLAT_PROBABILITY) / math.log(rate)) if rate < 1 else 1 << 30)
 
     def transform(self, x: float) -> float:
-        """Box-Cox transform of a value; the model works on these."""
-        power = self.power
-        if power == 1.0:
-            return x
-        if x < self.lowest:
-            x = self.lowest
-        if power == 0.0:
-            return math.log(x)
-        return (x**power - 1) / power
+        """A value on the scale the model works on."""
+        return _box_cox(x, self.power, self.lowest)
 
     def inverse(self, y: float) -> float:
         """A transformed value back on the series' own scale."""
@@ -284,13 +304,30 @@ class _Model:
         return level + self.season[phase], max(sigma, self.floor)
 
     def step(self, t: float, x: float) -> tuple[float, float, float]:
-        """Learn from one point; returns (expected, half-width of the band, score) in the transformed space."""
+        """Judge and learn from one point; returns (expected, half-width of the band, score) on the transformed scale."""
         if self.power != 1.0:
-            x = self.transform(x)
+            x = _box_cox(x, self.power, self.lowest)
         index = round((t - self.t0) / self.dt)
+        level, trend = self._advance(index)
+        phase = index % self.period
+        seasonal = self.season[phase]
+        expected = level + seasonal
+        residual = x - expected
+        sigma = self._sigma(phase)
+        half = self.band_z * sigma
+        size = residual if residual >= 0 else -residual
+        if self.baseline is not None and self._returned(index, x - seasonal, size, half):
+            return expected, half, 0.0
+        self._learn(phase, level, trend, seasonal, residual, size, sigma)
+        score = self._score(residual, size, sigma, half)
+        self._watch_shift(index, x - seasonal, level, residual, size, half)
+        flat = self._flat_score(x)
+        return expected, half, (score if score > flat else flat)
+
+    def _advance(self, index: int) -> tuple[float, float]:
+        """Level and trend carried forward to `index`, over any missing points."""
+        level, trend = self.level, self.trend
         steps = index - self.index
-        level = self.level
-        trend = self.trend
         if steps > 0:
             if steps == 1:
                 level += trend * TREND_DAMPING
@@ -300,27 +337,31 @@ class _Model:
                 level += trend * TREND_DAMPING * (1 - damping) / (1 - TREND_DAMPING)
                 trend *= damping
             self.index = index
-        phase = index % self.period
-        seasonal = self.season[phase]
-        expected = level + seasonal
-        residual = x - expected
+        return level, trend
+
+    def _sigma(self, phase: int) -> float:
+        """Residual σ at a seasonal slot: the global spread, or the slot's when it is habitually noisier."""
         mad = self.mad
-        phase_mad = self.phase_mad[phase] if self.period > 1 else 0.0
-        sigma = (mad if mad > phase_mad else phase_mad) * MAD_TO_SIGMA
-        if sigma < self.floor:
-            sigma = self.floor
-        half = self.band_z * sigma
-        size = residual if residual >= 0 else -residual
-        if self.baseline is not None:
-            if index > self.baseline_until:
-                self.baseline = None
-            elif size > half and -half <= x - self.baseline - seasonal <= half:
-                self.returning += 1
-                if self.returning >= RETURN_RUN:
-                    self.level, self.trend, self.baseline, self.run, self.drift = self.baseline, 0.0, None, 0, 0.0
-                return expected, half, 0.0
-            else:
-                self.returning = 0
+        if self.period > 1 and self.phase_mad[phase] > mad:
+            mad = self.phase_mad[phase]
+        sigma = mad * MAD_TO_SIGMA
+        return sigma if sigma > self.floor else self.floor
+
+    def _returned(self, index: int, deseasonalised: float, size: float, half: float) -> bool:
+        """Whether an out-of-band point is back at the level from before the last adopted shift (no alert)."""
+        if index > self.baseline_until:
+            self.baseline = None
+            return False
+        if size <= half or not -half <= deseasonalised - self.baseline <= half:
+            self.returning = 0
+            return False
+        self.returning += 1
+        if self.returning >= RETURN_RUN:
+            self.level, self.trend, self.baseline, self.run, self.drift = self.baseline, 0.0, None, 0, 0.0
+        return True
+
+    def _learn(self, phase: int, level: float, trend: float, seasonal: float, residual: float, size: float, sigma: float) -> None:
+        """Move level, trend and season by the residual: whole up to CLIP_Z σ, fading to nothing at REJECT_Z σ."""
         clip = CLIP_Z * sigma
         if size <= clip:
             clipped = residual
@@ -334,48 +375,63 @@ class _Model:
             seen = self.seen[phase] + 1
             self.seen[phase] = seen
             self.season[phase] = seasonal + (SEASON_GAIN if seen * SEASON_GAIN >= 1 else 1 / seen) * clipped
+            phase_mad = self.phase_mad[phase]
             self.phase_mad[phase] = phase_mad + PHASE_SPREAD_GAIN * ((size if size < clip else clip) - phase_mad)
+
+    def _score(self, residual: float, size: float, sigma: float, half: float) -> float:
+        """1 - band / deviation for the largest of the point's, the sustained and the dispersion deviation."""
         z = residual / sigma
-        drift = self.drift + PERSISTENCE_GAIN * ((z if -PERSISTENCE_CLIP <= z <= PERSISTENCE_CLIP else (PERSISTENCE_CLIP if z > 0 else -PERSISTENCE_CLIP)) - self.drift)
+        drift = self.drift + PERSISTENCE_GAIN * (max(-PERSISTENCE_CLIP, min(PERSISTENCE_CLIP, z)) - self.drift)
         self.drift = drift
+        spread = self.spread + PERSISTENCE_GAIN * (min(PERSISTENCE_CLIP, size / sigma) - self.spread)
+        self.spread = spread
         deviation = size
+        if self.both:
+            widened = (spread - ABS_MEAN) * DISPERSION_NORM * sigma
+            if widened > deviation:
+                deviation = widened
         if drift * residual > 0:
             sustained = (drift if drift > 0 else -drift) * PERSISTENCE_NORM * sigma
             if sustained > deviation:
                 deviation = sustained
-        score = 0.0
         if deviation > half and ((residual > 0 and self.up) or (residual < 0 and self.down)):
-            score = 1.0 - half / deviation
+            return 1.0 - half / deviation
+        return 0.0
+
+    def _watch_shift(self, index: int, deseasonalised: float, level: float, residual: float, size: float, half: float) -> None:
+        """Track the spread in band, and adopt a new level after SHIFT_RUN same-sided points outside it."""
         if size <= half:
-            self.mad = mad + SPREAD_GAIN * (size - mad)
+            self.mad += SPREAD_GAIN * (size - self.mad)
             self.run = 0
-        else:
-            side = 1 if residual > 0 else -1
-            if self.run * side <= 0:
-                self.run = side
-                self.run_values = [x - seasonal]
-                self.run_level = level
-            else:
-                self.run += side
-                self.run_values.append(x - seasonal)
-                if self.run * side >= SHIFT_RUN:
-                    self.baseline = self.run_level
-                    self.baseline_until = index + self.memory
-                    self.returning = 0
-                    self.level = _median(self.run_values)
-                    self.trend = 0.0
-                    self.run = 0
-                    self.drift = 0.0
-        if x == self.last_value:
-            self.repeats += 1
-            if self.flat and self.repeats >= self.flat_run and self.repeats < FLAT_ADOPT * self.flat_run:
-                flat_score = 1.0 - self.flat_run / (self.repeats + 1)
-                if flat_score > score:
-                    score = flat_score
-        else:
+            return
+        side = 1 if residual > 0 else -1
+        if self.run * side <= 0:
+            self.run = side
+            self.run_values = [deseasonalised]
+            self.run_level = level
+            return
+        self.run += side
+        self.run_values.append(deseasonalised)
+        if self.run * side >= SHIFT_RUN:
+            self.baseline = self.run_level
+            self.baseline_until = index + self.memory
+            self.returning = 0
+            self.level = _median(self.run_values)
+            self.trend = 0.0
+            self.run = 0
+            self.drift = 0.0
+            self.spread = ABS_MEAN
+
+    def _flat_score(self, x: float) -> float:
+        """Score for a run of repeated values: 1 - needed run / run, until the flat-line is accepted."""
+        if x != self.last_value:
             self.repeats = 0
             self.last_value = x
-        return expected, half, score
+            return 0.0
+        self.repeats += 1
+        if self.both and self.flat_run <= self.repeats < FLAT_ADOPT * self.flat_run:
+            return 1.0 - self.flat_run / (self.repeats + 1)
+        return 0.0
 
 
 def _slope(indices: list[int], values: list[float], period: int) -> float:
@@ -435,6 +491,7 @@ def _regular(times: list[float], values: list[float], t0: float, dt: float) -> l
 
 
 def _autocorrelation(series: list[float], max_lag: int) -> list[float]:
+    """Autocorrelation of the linearly detrended series, each lag scaled for its number of pairs."""
     count = len(series)
     mean_index = (count - 1) / 2
     mean_value = sum(series) / count
@@ -497,7 +554,7 @@ def _power(values: list[float]) -> float:
     logs = sum(math.log(v) for v in values)
     best, chosen = -math.inf, 1.0
     for power in POWERS:
-        shaped = [math.log(v) if power == 0.0 else (v**power - 1) / power for v in values]
+        shaped = [_box_cox(v, power, 0.0) for v in values]
         sigma = _difference_sigma(shaped)
         if sigma <= 0:
             return 1.0
@@ -527,7 +584,7 @@ def _select(times: list[float], values: list[float], config: DetectorConfig) -> 
     dt = _interval(times)
     power = _power(values)
     lowest = TRANSFORM_FLOOR * _median(values)
-    shaped = [_Model(t0, dt, 1, 1.0, 1.0, "both", power, lowest).transform(v) for v in values]
+    shaped = [_box_cox(v, power, lowest) for v in values]
     cap = SELECTION_CAP_Z * max(_difference_sigma(shaped), 1e-12)
 
     def error(p: int, a: float) -> float:
