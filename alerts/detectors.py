@@ -189,7 +189,9 @@ class _Model:
         "last_value", "repeats", "flat_run", "power", "lowest", "drift",
     )
 
-    def __init__(self, t0: float, dt: float, period: int, alpha: float, zband: float, direction: str, power: float = 1.0, lowest: float = 0.0) -> None:
+    def __init__(
+        self, t0: float, dt: float, period: int, alpha: float, zband: float, direction: str, power: float = 1.0, lowest: float = 0.0
+    ) -> None:
         self.power = power
         self.lowest = lowest
         self.drift = 0.0
@@ -349,15 +351,16 @@ class _Model:
 
     def _returned(self, index: int, deseasonalised: float, size: float, half: float) -> bool:
         """Whether an out-of-band point is back at the level from before the last adopted shift (no alert)."""
-        if index > self.baseline_until:
+        baseline = self.baseline
+        if baseline is None or index > self.baseline_until:
             self.baseline = None
             return False
-        if size <= half or not -half <= deseasonalised - self.baseline <= half:
+        if size <= half or not -half <= deseasonalised - baseline <= half:
             self.returning = 0
             return False
         self.returning += 1
         if self.returning >= RETURN_RUN:
-            self.level, self.trend, self.baseline, self.run, self.drift = self.baseline, 0.0, None, 0, 0.0
+            self.level, self.trend, self.baseline, self.run, self.drift = baseline, 0.0, None, 0, 0.0
         return True
 
     def _learn(self, phase: int, level: float, trend: float, seasonal: float, residual: float, size: float, sigma: float) -> None:

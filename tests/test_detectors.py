@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from alerts.detectors import DEFAULT_MIN_HISTORY, Assessment, Detector, DetectorConfig, score_series
+from alerts.detectors import DEFAULT_CONFIG, DEFAULT_MIN_HISTORY, Assessment, Detector, DetectorConfig, score_series
 
 MINUTE = 60.0
 DAY = 86400.0
@@ -34,7 +34,7 @@ def orders(days: int, seed: int = 11, burst: float = 300.0, per_day: int = 96) -
     return times, values
 
 
-def run(times: list[float], values: list[float], config: DetectorConfig = DetectorConfig()) -> tuple[Detector, list[Assessment]]:
+def run(times: list[float], values: list[float], config: DetectorConfig = DEFAULT_CONFIG) -> tuple[Detector, list[Assessment]]:
     detector = Detector(config)
     return detector, [detector.update(t, v) for t, v in zip(times, values)]
 
@@ -109,9 +109,12 @@ def test_band_contains_expected_and_sensitivity_narrows_it() -> None:
     times, values = noisy(400)
     _, calm = run(times, values, DetectorConfig(sensitivity=0.0))
     _, keen = run(times, values, DetectorConfig(sensitivity=1.0))
-    last_calm, last_keen = calm[-1], keen[-1]
-    assert last_calm.lower < last_calm.expected < last_calm.upper
-    assert last_keen.upper - last_keen.lower < last_calm.upper - last_calm.lower
+    bands = []
+    for verdict in (calm[-1], keen[-1]):
+        assert verdict.lower is not None and verdict.expected is not None and verdict.upper is not None
+        assert verdict.lower < verdict.expected < verdict.upper
+        bands.append(verdict.upper - verdict.lower)
+    assert bands[1] < bands[0]
 
 
 def test_deterministic() -> None:
