@@ -23,6 +23,12 @@ after a short run of same-sided points, and a return to the level from
 before it raises no second alert. A flat-line (a stuck sensor, a dead feed)
 is scored once the run of repeats is improbable for the series.
 
+A baseline may come with each point: the same moment of the baseline
+campaign (同期, e.g. last year's Double 11 on this year's clock). Its growth
+over the baseline is learnt as a ratio, and a point the grown baseline
+explains better than the model (the midnight rush that also happened last
+year) is judged against it instead.
+
 Pure logic: no I/O, no clock; equal inputs give equal scores.
 """
 
@@ -107,6 +113,12 @@ RETURN_MEMORY = DAY
 """How long (seconds) the level from before an adopted shift is remembered, so going back to it is no new alert."""
 RETURN_RUN = 2
 """Consecutive points back within the remembered band after which the old level is restored."""
+REFERENCE_GAIN = 0.05
+"""How fast the growth of the series over its baseline campaign (a ratio, or a difference) is learnt."""
+REFERENCE_WARMUP = 12
+"""Baseline values seen before the baseline may explain a point."""
+REFERENCE_FLOOR = 1e-12
+"""Smallest value in a growth ratio, so a collapse to 0 is a large (finite) deviation."""
 FLAT_MIN_RUN = 12
 FLAT_PROBABILITY = 1e-4
 """A run of repeated values is a flat-line once the warm-up repeat rate makes it this improbable."""
@@ -185,7 +197,7 @@ class _Model:
     __slots__ = (
         "t0", "dt", "period", "alpha", "beta", "index", "level", "trend", "season", "mad",
         "phase_mad", "seen", "floor", "band_z", "up", "down", "both", "run", "run_values", "run_level",
-        "baseline", "baseline_until", "returning", "memory", "spread",
+        "previous_level", "previous_until", "returning", "memory", "spread", "gap", "gap_mad", "gap_seen", "gap_ratio",
         "last_value", "repeats", "flat_run", "power", "lowest", "drift",
     )
 
@@ -216,8 +228,12 @@ class _Model:
         self.run = 0
         self.run_values: list[float] = []
         self.run_level = 0.0
-        self.baseline: float | None = None
-        self.baseline_until = 0
+        self.previous_level: float | None = None
+        self.previous_until = 0
+        self.gap = 0.0
+        self.gap_mad = 0.0
+        self.gap_seen = 0
+        self.gap_ratio = True
         self.returning = 0
         self.memory = max(4 * SHIFT_RUN, round(RETURN_MEMORY / dt))
         self.last_value = math.nan
@@ -305,8 +321,14 @@ class _Model:
         sigma = max(self.mad, self.phase_mad[phase]) * MAD_TO_SIGMA
         return level + self.season[phase], max(sigma, self.floor)
 
-    def step(self, t: float, x: float) -> tuple[float, float, float]:
-        """Judge and learn from one point; returns (expected, half-width of the band, score) on the transformed scale."""
+    def step(self, t: float, x: float, reference: float | None = None) -> tuple[float, float, float]:
+        """Judge and learn from one point; returns (expected, half-width of the band, score) on the transformed scale.
+
+        `reference` is the value at the same moment of an earlier period (the
+        baseline campaign); when given, a point is judged against whichever
+        of the model and the scaled reference explains it better.
+        """
+        raw = x
         if self.power != 1.0:
             x = _box_cox(x, self.power, self.lowest)
         index = round((t - self.t0) / self.dt)
@@ -318,13 +340,62 @@ class _Model:
         sigma = self._sigma(phase)
         half = self.band_z * sigma
         size = residual if residual >= 0 else -residual
-        if self.baseline is not None and self._returned(index, x - seasonal, size, half):
+        if self.previous_level is not None and self._returned(index, x - seasonal, size, half):
             return expected, half, 0.0
         self._learn(phase, level, trend, seasonal, residual, size, sigma)
+        own = True
+        if reference is not None:
+            expected_by_reference, sigma_by_reference = self._follow_reference(x, raw, reference)
+            residual_by_reference = x - expected_by_reference
+            if abs(residual_by_reference) * sigma < size * sigma_by_reference:
+                own = False
+                expected, residual, sigma = expected_by_reference, residual_by_reference, sigma_by_reference
+                half = self.band_z * sigma
+                size = residual if residual >= 0 else -residual
         score = self._score(residual, size, sigma, half)
-        self._watch_shift(index, x - seasonal, level, residual, size, half)
+        self._watch_shift(index, x - seasonal, level, residual, size, half, own)
         flat = self._flat_score(x)
         return expected, half, (score if score > flat else flat)
+
+    def _follow_reference(self, x: float, raw: float, reference: float) -> tuple[float, float]:
+        """Expected value and σ (transformed scale) from the reference times the growth learnt before; then learns it.
+
+        The growth is a ratio, learnt on logs, when the first pair seen is
+        positive (orders, GMV, traffic), else a difference; its spread is
+        learnt on the same scale, so a tenfold rush is judged relative to its
+        size. Until REFERENCE_WARMUP references have been seen the σ is
+        infinite and the model alone judges.
+        """
+        if self.gap_seen == 0:
+            self.gap_ratio = raw > 0 and reference > 0
+        if self.gap_ratio:
+            floor = self.lowest if self.lowest > 0 else REFERENCE_FLOOR
+            gap = math.log(max(raw, floor) / max(reference, floor))
+        else:
+            gap = raw - reference
+        self.gap_seen += 1
+        seen = self.gap_seen
+        known, sigma = self.gap, self.gap_mad * MAD_TO_SIGMA
+        error = gap - known if seen > 1 else 0.0
+        size = error if error >= 0 else -error
+        predicted, spread = x, math.inf
+        if seen > REFERENCE_WARMUP and sigma > 0:
+            predicted = _box_cox(self._grown(reference, known), self.power, self.lowest)
+            spread = _box_cox(self._grown(reference, known + sigma), self.power, self.lowest) - predicted
+        if seen <= REFERENCE_WARMUP:
+            self.gap += (gap - known) / seen
+            self.gap_mad += (size - self.gap_mad) / seen
+        else:
+            clip, reject = CLIP_Z * sigma, REJECT_Z * sigma
+            weight = 1.0 if size <= clip else ((reject - size) / (reject - clip) * clip / size if size < reject else 0.0)
+            self.gap += REFERENCE_GAIN * weight * error
+            if size <= self.band_z * sigma:
+                self.gap_mad += REFERENCE_GAIN * (size - self.gap_mad)
+        return (predicted, spread) if spread > 0 else (x, math.inf)
+
+    def _grown(self, reference: float, gap: float) -> float:
+        """The reference scaled by a growth: times e^gap for a ratio, plus gap for a difference."""
+        return reference * math.exp(gap) if self.gap_ratio else reference + gap
 
     def _advance(self, index: int) -> tuple[float, float]:
         """Level and trend carried forward to `index`, over any missing points."""
@@ -351,16 +422,16 @@ class _Model:
 
     def _returned(self, index: int, deseasonalised: float, size: float, half: float) -> bool:
         """Whether an out-of-band point is back at the level from before the last adopted shift (no alert)."""
-        baseline = self.baseline
-        if baseline is None or index > self.baseline_until:
-            self.baseline = None
+        previous = self.previous_level
+        if previous is None or index > self.previous_until:
+            self.previous_level = None
             return False
-        if size <= half or not -half <= deseasonalised - baseline <= half:
+        if size <= half or not -half <= deseasonalised - previous <= half:
             self.returning = 0
             return False
         self.returning += 1
         if self.returning >= RETURN_RUN:
-            self.level, self.trend, self.baseline, self.run, self.drift = baseline, 0.0, None, 0, 0.0
+            self.level, self.trend, self.previous_level, self.run, self.drift = previous, 0.0, None, 0, 0.0
         return True
 
     def _learn(self, phase: int, level: float, trend: float, seasonal: float, residual: float, size: float, sigma: float) -> None:
@@ -401,10 +472,11 @@ class _Model:
             return 1.0 - half / deviation
         return 0.0
 
-    def _watch_shift(self, index: int, deseasonalised: float, level: float, residual: float, size: float, half: float) -> None:
-        """Track the spread in band, and adopt a new level after SHIFT_RUN same-sided points outside it."""
+    def _watch_shift(self, index: int, deseasonalised: float, level: float, residual: float, size: float, half: float, own: bool) -> None:
+        """Track the model's spread in band, and adopt a new level after SHIFT_RUN same-sided points outside it."""
         if size <= half:
-            self.mad += SPREAD_GAIN * (size - self.mad)
+            if own:
+                self.mad += SPREAD_GAIN * (size - self.mad)
             self.run = 0
             return
         side = 1 if residual > 0 else -1
@@ -416,8 +488,8 @@ class _Model:
         self.run += side
         self.run_values.append(deseasonalised)
         if self.run * side >= SHIFT_RUN:
-            self.baseline = self.run_level
-            self.baseline_until = index + self.memory
+            self.previous_level = self.run_level
+            self.previous_until = index + self.memory
             self.returning = 0
             self.level = _median(self.run_values)
             self.trend = 0.0
@@ -644,8 +716,15 @@ class Detector:
         if self._model is not None and not self._checkpoints:
             self._times, self._values = [], []
 
-    def update(self, timestamp: float, value: float) -> Assessment:
-        """Judge a point (timestamps in seconds, increasing) and learn from it; NaN is judged as missing."""
+    def update(self, timestamp: float, value: float, baseline: float | None = None) -> Assessment:
+        """Judge a point (timestamps in seconds, increasing) and learn from it; NaN is judged as missing.
+
+        `baseline` is optional: the same moment of an earlier period (the
+        baseline campaign's value on this campaign's clock, 同期). A point
+        that the baseline, scaled by the growth learnt so far, explains
+        better than the model (a midnight spike that also happened last
+        year) is judged against the baseline instead.
+        """
         model = self._model
         finite = math.isfinite(value)
         if model is None:
@@ -655,7 +734,8 @@ class Detector:
         if not finite:
             expected, sigma = model.forecast(timestamp)
             return model.assessment(expected, model.band_z * sigma, 0.0)
-        expected, half, score = model.step(timestamp, value)
+        reference = baseline if baseline is not None and math.isfinite(baseline) else None
+        expected, half, score = model.step(timestamp, value, reference)
         if self._checkpoints:
             self._remember(timestamp, value)
         return model.assessment(expected, half, score)

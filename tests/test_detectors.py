@@ -177,3 +177,40 @@ def test_fifty_thousand_updates_are_fast() -> None:
     started = time.perf_counter()
     score_series(times, values)
     assert time.perf_counter() - started < 5.0
+
+
+def campaign(days: int, growth: float, seed: int, spike: float) -> tuple[list[float], list[float]]:
+    """Orders every 15 minutes with multiplicative noise; the last day opens with a midnight rush `spike` times normal."""
+    rng = random.Random(seed)
+    times, values = [], []
+    for i in range(days * 96):
+        t = START + i * 15 * MINUTE
+        hour = (t % DAY) / 3600
+        rush = spike if i >= (days - 1) * 96 and hour < 2 else 1.0
+        times.append(t)
+        values.append(growth * rush * (100 + 40 * math.sin(2 * math.pi * (hour - 9) / 24)) * math.exp(rng.gauss(0, 0.05)))
+    return times, values
+
+
+def test_a_baseline_campaign_explains_a_spike_it_also_had() -> None:
+    times, this_year = campaign(days=12, growth=1.2, seed=1, spike=10.0)
+    _, last_year = campaign(days=12, growth=1.0, seed=2, spike=10.0)
+    opening = range(11 * 96, 11 * 96 + 8)
+    _, alone = run(times, this_year)
+    assert max(alone[i].score for i in opening) > 0.5
+
+    detector = Detector()
+    judged = [detector.update(t, v, b) for t, v, b in zip(times, this_year, last_year)]
+    assert max(judged[i].score for i in opening) == 0.0
+    assert all(v.score == 0.0 for v in judged[5 * 96 :])
+    rush = judged[11 * 96 + 2]
+    assert rush.lower is not None and rush.upper is not None and rush.lower < this_year[11 * 96 + 2] < rush.upper
+
+    _, doubled = campaign(days=12, growth=1.2, seed=1, spike=20.0)
+    detector = Detector()
+    judged = [detector.update(t, v, b) for t, v, b in zip(times, doubled, last_year)]
+    assert judged[11 * 96].score > 0.5
+
+    detector = Detector()
+    judged = [detector.update(t, v, math.nan) for t, v in zip(times, this_year)]
+    assert judged == alone
