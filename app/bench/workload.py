@@ -88,6 +88,7 @@ def _event(rng: random.Random, event_type: str, occurred_at: datetime) -> dict[s
         return event
     if event_type not in {"stock_level", "stock_adjust"}:
         event["user_id"] = f"u-{user:07d}"
+        event["anonymous_id"] = f"{rng.getrandbits(128):032x}"
         event["session_id"] = f"s-{user:07d}-{rng.randrange(1 << 32):08x}"
     if event_type in ORDER_TYPES:
         event["order_id"] = f"o-2026-{rng.randrange(10**9):09d}"
