@@ -9,6 +9,7 @@ sequence of evaluations.
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
@@ -48,6 +49,9 @@ class MetricView(Protocol):
     def attribute(self, campaign: str, sku: str, name: str) -> float | None:
         """A SKU catalog attribute such as ``safety_stock``."""
 
+    def growth(self, campaign: str, metric: str) -> float | None:
+        """This year's pre-heat total of ``metric`` over last year's for the same span of the pre-heat."""
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -67,7 +71,12 @@ def _reading(view: MetricView, campaign: str, metric: str, window_s: float, chan
         reference = earlier * window_s / over if earlier is not None and metric_is_sum(metric) else earlier
     else:
         reference = view.baseline(campaign, metric, at - window_s, at, by, label)
+    if change.vs == "baseline" and reference is not None and change.scaled:
+        growth = view.growth(campaign, metric)
+        reference = reference * growth if growth is not None else None
     if reference is None or reference <= change.min_reference or reference == 0:
+        return Reading(None, raw, reference)
+    if change.min_z and metric_is_sum(metric) and abs(raw - reference) < change.min_z * math.sqrt(raw + reference):
         return Reading(None, raw, reference)
     return Reading(raw / reference - 1, raw, reference)
 
@@ -127,6 +136,8 @@ class Evaluator:
 
     def _observe(self, rule: AnyRule, view: MetricView, campaign: str, label: str | None,
                  labels: dict[str, str]) -> Observation | None:
+        if rule.guard and not all(self._signal(s, view, campaign, rule.by, label)[0] for s in rule.guard):
+            return Observation(rule.name, labels, frozenset(), frozenset(SEVERITIES), {"guarded": True})
         if isinstance(rule, StaticRule):
             return self._static(rule, view, campaign, label, labels)
         if isinstance(rule, CorrelationRule):

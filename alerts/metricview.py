@@ -8,6 +8,8 @@ from app.metrics.engine import WINDOW_METRICS, Engine
 
 STOCK_FIELDS = {"stock_on_hand": "on_hand", "sell_out_eta_min": "sell_out_eta_min", "sell_rate_per_min": "sell_rate_per_min"}
 PACING_FIELDS = {"pct_of_target": "pct_complete", "projected_pct": "projected_pct"}
+MIN_GROWTH_SPAN_S = 300.0
+"""Growth against last year needs at least this much pre-heat to be measured."""
 POINT_IN_TIME = frozenset(STOCK_FIELDS) | frozenset(PACING_FIELDS)
 """Metrics read as they are now, whatever the rule's window."""
 METRIC_NAMES = (*WINDOW_METRICS, *STOCK_FIELDS, *PACING_FIELDS)
@@ -53,6 +55,20 @@ class EngineView:
             return None
         assert definition.baseline is not None
         return self.engine.window(definition.baseline, metric, start - offset, end - offset, by, label)
+
+    def growth(self, campaign: str, metric: str) -> float | None:
+        definition = self.engine.campaigns.get(campaign)
+        offset = self.engine.baseline_offset(definition) if definition else None
+        if definition is None or offset is None or definition.baseline not in self.engine.states:
+            return None
+        assert definition.baseline is not None
+        start = definition.phases.preheat.start.timestamp()
+        end = min(definition.phases.preheat.end.timestamp(), self.now)
+        if end - start < MIN_GROWTH_SPAN_S:
+            return None
+        this_year = self.engine.window(campaign, metric, start, end)
+        last_year = self.engine.window(definition.baseline, metric, start - offset, end - offset)
+        return this_year / last_year if this_year and last_year else None
 
     def attribute(self, campaign: str, sku: str, name: str) -> float | None:
         definition = self.engine.campaigns.get(campaign)

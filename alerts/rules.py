@@ -68,6 +68,12 @@ class Change(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """For ``previous``: the period before the current window whose average is the reference."""
     min_reference: float = 0.0
     """Below this reference the change is undefined (no alert on 1 → 3 orders)."""
+    min_z: float = 0.0
+    """For counts: the change counts only when ``|current - reference| / sqrt(current + reference)`` reaches
+    this many standard deviations (both are Poisson counts), so quiet hours need a bigger swing than the peak."""
+    scaled: bool = False
+    """For ``baseline``: multiply last year's value by this year's growth (pre-heat total ÷ last year's), so a
+    campaign running 25% above last year is compared with last year + 25%."""
 
 
 class Condition(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -123,6 +129,9 @@ class Rule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, tag_field="k
     for_: Duration = msgspec.field(default=DEFAULT_FOR, name="for")
     panel: Literal["gmv", "funnel", "inventory", "channels", "alerts"] = "alerts"
     labels: dict[str, str] = {}
+    guard: list["Signal"] = []
+    """Conditions that must all hold for the rule to be judged at all (e.g. enough visits for a ratio to mean
+    something); while they do not, the rule's alerts recover."""
 
 
 class StaticRule(Rule, tag="static"):

@@ -62,6 +62,11 @@ INCIDENTS: dict[str, float] = {
     "brushing": 3 * 60,
 }
 """Incident names and how long each lasts, in simulated seconds."""
+GMV_DROP_FACTOR = 0.4
+"""During a gmv_drop, checkouts turn into orders 60% less often (a broken coupon, a pricing error…)."""
+SELLOUT_DEMAND = 3.0
+SELLOUT_STOCK_MIN = 1.5
+"""At a sellout the hottest SKU's demand triples and its stock is cut to about 1.5 minutes of normal demand."""
 BRUSHING_USERS = 5
 BRUSHING_ORDERS_PER_S = 2.0
 
@@ -137,7 +142,7 @@ class Scenario:
         events = []
         for rank, sku in enumerate(self.skus):
             minutes = HOT_STOCK_MINUTES if rank < HOT_SKUS else 600.0
-            self._stock[sku.sku] = max(MIN_STOCK, int(burst_units[rank] * minutes))
+            self._stock[sku.sku] = max(MIN_STOCK, sku.warning_level * 3 // 2, int(burst_units[rank] * minutes))
             events.append(self._stock_event(sku.sku, "init"))
         return events
 
@@ -164,7 +169,7 @@ class Scenario:
         events += self._restock(t)
         if any(i.name == "sellout" and int(i.start_s) == t for i in self.incidents):
             hot = self.skus[0].sku
-            self._stock[hot] = min(self._stock[hot], max(5, int(self.expected_units_per_s(t)[0] * 60 * 8)))
+            self._stock[hot] = min(self._stock[hot], max(5, int(self.expected_units_per_s(t)[0] * 60 * SELLOUT_STOCK_MIN)))
             events.append((float(t), self._stock_event(hot, f"sellout-{t}")))
         events.sort(key=lambda item: item[0])
         return events
@@ -184,7 +189,7 @@ class Scenario:
     def _pick_sku(self, rng: random.Random, t: float) -> Sku:
         weights = self._weights
         if self._incident("sellout", t):
-            weights = [w * (8 if rank == 0 else 1) for rank, w in enumerate(weights)]
+            weights = [w * (SELLOUT_DEMAND if rank == 0 else 1) for rank, w in enumerate(weights)]
         return rng.choices(self.skus, weights)[0]
 
     def _session(self, rng: random.Random, t: int, tag: str) -> list[tuple[float, dict[str, Any]]]:
@@ -216,7 +221,7 @@ class Scenario:
         if rng.random() >= P_CHECKOUT:
             return out
         emit("checkout")
-        p_order = P_ORDER_FROM_CHECKOUT * (0.3 if slow else 1) * (0.5 if self._incident("gmv_drop", t) else 1)
+        p_order = P_ORDER_FROM_CHECKOUT * (0.3 if slow else 1) * (GMV_DROP_FACTOR if self._incident("gmv_drop", t) else 1)
         if rng.random() >= p_order or self._stock.get(sku.sku, 0) < quantity:
             return out
         order = f"{self.id_prefix}-o{tag}"
@@ -251,7 +256,7 @@ class Scenario:
         values: list[tuple[str, float, dict[str, str]]] = [
             ("payment_success_rate", 0.05 if outage else min(0.999, rng.gauss(0.985, 0.004)), {}),
             ("page_load_ms", (4500 if slow else 900) * rng.uniform(0.9, 1.1), {}),
-            ("cs_response_s", max(3.0, rng.gauss(9 + visits_per_min / 400, 1.5)), {}),
+            ("cs_response_s", max(3.0, rng.gauss(9 + 4 * visits_per_min / (self.base_visits_per_min * PEAK_FACTOR), 1.2)), {}),
         ]
         for channel, share in CHANNELS:
             values.append(("ad_spend", round(visits_per_min * share * SPEND_PER_VISIT * rng.uniform(0.9, 1.1), 2), {"channel": channel}))

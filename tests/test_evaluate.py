@@ -55,6 +55,9 @@ class FakeView:
     def baseline(self, campaign, metric, start, end, by, label):
         return None
 
+    def growth(self, campaign, metric):
+        return None
+
     def attribute(self, campaign, sku, name):
         return {"safety_stock": 10.0, "warning_level": 20.0}[name]
 

@@ -66,16 +66,17 @@ class Series:
                 total += bucket[index]  # type: ignore[operator]
         return total
 
-    def between(self, index: int, start: int, end: int, oldest_second: int) -> object:
-        """Sum of one measure over seconds [start, end): from second buckets when they still cover ``start``,
-        else from whole minute buckets (the minute containing ``start`` included)."""
+    def between(self, index: int, start: int, end: int, oldest_second: int) -> float:
+        """Sum of one measure over seconds [start, end): exact from second buckets when they still cover
+        ``start``; before that from minute buckets, a partly covered minute counted pro rata."""
         if start >= oldest_second:
-            return self.window(index, start, end)
-        total: object = ZERO_BUCKET[index]
+            return float(self.window(index, start, end))  # type: ignore[arg-type]
+        total = 0.0
         for minute in range(start // 60, (end - 1) // 60 + 1):
             bucket = self.minutes.get(minute)
             if bucket is not None:
-                total += bucket[index]  # type: ignore[operator]
+                overlap = min(end, minute * 60 + 60) - max(start, minute * 60)
+                total += float(bucket[index]) * overlap / 60  # type: ignore[arg-type]
         return total
 
     def since(self, index: int, moment: float, oldest_second: int, newest_second: int) -> object:
