@@ -14,6 +14,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from alerts.detectors import Detector, DetectorConfig
 from alerts.lifecycle import Observation
 from alerts.metricview import POINT_IN_TIME
 from app.metrics.engine import DERIVED
@@ -28,6 +29,14 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 DYNAMIC_RECOVER_GAP = 0.15
+MAX_BACKFILL_POINTS = 1440
+"""A new dynamic series (first evaluation, rule reload, restart) is replayed from stored metrics up to this far."""
+
+
+def detector_for(rule: DynamicRule) -> Detector:
+    """The dynamic detector a rule asks for; its warm-up is the rule's ``min_history`` in window steps."""
+    points = max(1, int(seconds(rule.min_history) / seconds(rule.window)))
+    return Detector(DetectorConfig(sensitivity=rule.sensitivity, direction=rule.direction, min_history=points))
 """A dynamic tier recovers when the score falls this far below the tier's threshold."""
 
 
@@ -107,7 +116,7 @@ class Evaluator:
     """Evaluates every rule for every campaign and label; holds the dynamic rules' detectors."""
 
     rules: list[AnyRule]
-    detector_factory: Callable[[DynamicRule], Any] | None = None
+    detector_factory: Callable[[DynamicRule], Any] = detector_for
     _detectors: dict[tuple[str, tuple[tuple[str, str], ...]], "_DynamicSeries"] = field(default_factory=dict)
 
     def keep_detectors(self, previous: "Evaluator", rules: list[str]) -> None:
@@ -129,13 +138,11 @@ class Evaluator:
                     labels = {"campaign": campaign, **rule.labels}
                     if rule.by and label is not None:
                         labels[rule.by] = label
-                    observation = self._observe(rule, view, campaign, label, labels)
-                    if observation is not None:
-                        observations.append(observation)
+                    observations.append(self._observe(rule, view, campaign, label, labels))
         return observations
 
     def _observe(self, rule: AnyRule, view: MetricView, campaign: str, label: str | None,
-                 labels: dict[str, str]) -> Observation | None:
+                 labels: dict[str, str]) -> Observation:
         if rule.guard and not all(self._signal(s, view, campaign, rule.by, label)[0] for s in rule.guard):
             return Observation(rule.name, labels, frozenset(), frozenset(SEVERITIES), {"guarded": True})
         if isinstance(rule, StaticRule):
@@ -192,9 +199,7 @@ class Evaluator:
         return Observation(rule.name, labels, tiers if holds else frozenset(), frozenset() if holds else tiers, values)
 
     def _dynamic(self, rule: DynamicRule, view: MetricView, campaign: str, label: str | None,
-                 labels: dict[str, str]) -> Observation | None:
-        if self.detector_factory is None:
-            return None
+                 labels: dict[str, str]) -> Observation:
         key = (rule.name, tuple(sorted(labels.items())))
         series = self._detectors.get(key)
         if series is None:
@@ -218,13 +223,18 @@ class _DynamicSeries:
     def advance(self, view: MetricView, campaign: str, label: str | None) -> tuple[float, dict[str, Any]]:
         step = seconds(self.rule.window)
         current = int(view.now // step)
-        first = current - 1 if self.last_step is None else self.last_step + 1
+        backfill = min(MAX_BACKFILL_POINTS, int(seconds(self.rule.min_history) / step) + 1)
+        first = current - backfill if self.last_step is None else self.last_step + 1
         for index in range(first, current):
             start, end = index * step, (index + 1) * step
             value = view.value(campaign, self.rule.metric, start, end, self.rule.by, label)
             if value is None:
                 continue
-            expected = view.baseline(campaign, self.rule.metric, start, end, self.rule.by, label)
+            expected = None
+            if self.rule.expected != "forecast":
+                expected = view.baseline(campaign, self.rule.metric, start, end, self.rule.by, label)
+                if expected is None and self.rule.expected == "baseline":
+                    continue
             assessment = self.detector.update(end, value, expected)
             self.score = assessment.score
             self.values = {"value": value, "expected": assessment.expected, "lower": assessment.lower,

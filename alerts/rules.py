@@ -34,6 +34,7 @@ DEFAULT_RECOVER_MARGIN = 0.05
 """A firing condition resolves only when the value is this fraction beyond the threshold (hysteresis)."""
 DEFAULT_SCORE_TIERS = {"reminder": 0.5, "warning": 0.75, "emergency": 0.95}
 DEFAULT_MIN_HISTORY = "30m"
+DEFAULT_SENSITIVITY = 0.5
 CATALOG_ATTRIBUTES = frozenset({"safety_stock", "warning_level"})
 
 Severity = Literal["reminder", "warning", "emergency"]
@@ -152,10 +153,14 @@ class DynamicRule(Rule, tag="dynamic"):
     window: Duration = "1m"
     """The step of the watched series: each point is the metric over this window."""
     expected: Literal["baseline", "forecast", "auto"] = "auto"
-    """``auto``: the baseline campaign where it has data at this offset, else the online forecast."""
-    sensitivity: float = 1.0
+    """``baseline``: last year's value at the same offset, scaled by the growth the detector learns (points
+    without a baseline are skipped); ``forecast``: the online seasonal forecast only; ``auto``: the baseline
+    where it has data, else the forecast."""
+    sensitivity: Annotated[float, msgspec.Meta(ge=0, le=1)] = DEFAULT_SENSITIVITY
+    """0 = only the wildest deviations, 1 = the narrowest band (see alerts/detectors.py)."""
     direction: Literal["up", "down", "both"] = "both"
     min_history: Duration = DEFAULT_MIN_HISTORY
+    """No alert before the series has this much history (warm-up); a restart refills it from stored metrics."""
     tiers: dict[Severity, Annotated[float, msgspec.Meta(gt=0, le=1)]] = msgspec.field(default_factory=lambda: dict(DEFAULT_SCORE_TIERS))
 
     def __post_init__(self) -> None:

@@ -1,0 +1,152 @@
+"""The threshold engine in the running server: events in over HTTP, alerts out, persisted across a restart."""
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import create_key, start_server, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = """
+rules:
+  - name: stock_low
+    kind: static
+    metric: stock_on_hand
+    by: sku
+    panel: inventory
+    summary: {en: "{sku}: {value} left ({severity})", zh: "{sku}：剩余 {value}（{severity}）"}
+    runbook: {en: replenish now, zh: 立即补货}
+    conditions:
+      emergency: {op: "<=", value: 0}
+      warning: {op: "<", value: safety_stock}
+"""
+
+
+def stock(event_id: str, quantity: int) -> dict:
+    return {"event_id": event_id, "type": "stock_level", "campaign": "double11-demo", "sku": "SKU-1001", "quantity": quantity}
+
+
+async def firing(http: httpx.AsyncClient, screen: str) -> list[dict]:
+    return (await http.get("/v1/alerts", params={"token": screen})).json()
+
+
+async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, db, tmp_path):
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "pack.yaml").write_text(RULES)
+    ingest, screen, operator = [await create_key(dsn, s) for s in ("ingest", "screen", "operator")]
+    settings = {"WARROOM_RULES_DIR": str(rules_dir), "WARROOM_CAMPAIGNS_DIR": str(ROOT / "campaigns")}
+    server = start_server(dsn, **settings)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            post = lambda *events: http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+            assert (await post(stock("s1", 100))).status_code == 202
+
+            async def one_alert() -> bool:
+                return len(await firing(http, screen)) == 1
+
+            await wait_until(one_alert, timeout=5)
+            alert = (await firing(http, screen))[0]
+            assert alert["severity"] == "warning" and alert["labels"] == {"campaign": "double11-demo", "sku": "SKU-1001"}
+            assert alert["summary_en"] == "SKU-1001: 100 left (Warning)" and alert["summary_zh"] == "SKU-1001：剩余 100（警告）"
+            assert alert["values"]["threshold"] == 300 and alert["link"] == "/wall/double11-demo#inventory"
+            assert alert["runbook_zh"] == "立即补货"
+
+            assert (await post(stock("s2", 0))).status_code == 202
+
+            async def escalated() -> bool:
+                alerts = await firing(http, screen)
+                return len(alerts) == 1 and alerts[0]["severity"] == "emergency"
+
+            await wait_until(escalated, timeout=5)
+            assert (await firing(http, screen))[0]["id"] == alert["id"], "one alert per fingerprint"
+
+            forbidden = await http.post(f"/v1/alerts/{alert['id']}/ack", json={}, headers={"X-API-Key": screen})
+            assert forbidden.status_code == 403
+            ack = await http.post(
+                f"/v1/alerts/{alert['id']}/ack", json={"by": "duty manager", "comment": "restock ordered"},
+                headers={"X-API-Key": operator},
+            )
+            assert ack.status_code == 200 and ack.json()["acknowledged"]["by"] == "duty manager"
+            assert (await http.post("/v1/alerts/nope/ack", json={}, headers={"X-API-Key": operator})).status_code == 404
+    finally:
+        server.stop()
+
+    restarted = start_server(dsn, **settings)
+    try:
+        async with httpx.AsyncClient(base_url=restarted.url, timeout=30) as http:
+            await asyncio.sleep(2.5)
+            alerts = await firing(http, screen)
+            assert [a["id"] for a in alerts] == [alert["id"]] and alerts[0]["acknowledged"]["by"] == "duty manager"
+            assert await db.fetchval("SELECT count(*) FROM alerts") == 1
+            assert await db.fetchval("SELECT count(*) FROM alert_transitions WHERE kind = 'firing'") == 1
+
+            assert (await http.post("/v1/events", json={"events": [stock("s3", 5000)]}, headers={"X-API-Key": ingest})).status_code == 202
+
+            async def resolved() -> bool:
+                history = (await http.get("/v1/alerts/history", params={"token": screen})).json()
+                return await firing(http, screen) == [] and len(history) == 3
+
+            await wait_until(resolved, timeout=5)
+            history = (await http.get("/v1/alerts/history", params={"token": screen})).json()
+            assert [h["kind"] for h in history] == ["firing", "escalated", "resolved"]
+            assert history[1]["previous_severity"] == "warning" and history[2]["values"]["value"] == 5000
+            past = (await http.get("/v1/alerts", params={"token": screen, "status": "resolved"})).json()
+            assert past[0]["id"] == alert["id"] and past[0]["ack_by"] == "duty manager"
+    finally:
+        restarted.stop()
+
+
+async def test_silences_inhibition_and_rule_reload(dsn, tmp_path):
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "pack.yaml").write_text(RULES)
+    ingest, operator = await create_key(dsn, "ingest"), await create_key(dsn, "operator")
+    server = start_server(dsn, WARROOM_RULES_DIR=str(rules_dir), WARROOM_CAMPAIGNS_DIR=str(ROOT / "campaigns"))
+    headers = {"X-API-Key": operator}
+    tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            silence = await http.post(
+                "/v1/silences",
+                json={"matchers": ["sku=SKU-1001", "rule=~stock_.*"], "ends_at": tomorrow,
+                      "reason": "planned price change at 00:00"},
+                headers=headers,
+            )
+            assert silence.status_code == 201, silence.text
+            bad = await http.post("/v1/silences", json={"matchers": ["sku=~("], "ends_at": tomorrow,
+                                                      "reason": "x"}, headers=headers)
+            assert bad.status_code == 422 and bad.json()["error"]["field"] == "matchers"
+            await http.post("/v1/events", json={"events": [stock("s1", 100)]}, headers={"X-API-Key": ingest})
+
+            async def silenced() -> bool:
+                alerts = (await http.get("/v1/alerts", headers=headers)).json()
+                return len(alerts) == 1 and alerts[0]["silenced_by"] == [silence.json()["id"]]
+
+            await wait_until(silenced, timeout=5)
+            assert (await http.delete(f"/v1/silences/{silence.json()['id']}", headers=headers)).status_code == 204
+            assert (await http.get("/v1/silences", headers=headers)).json() == []
+
+            rules = (await http.get("/v1/rules", headers=headers)).json()
+            assert rules["rules"][0]["name"] == "stock_low" and rules["rules"][0]["firing"] == 1
+
+            (rules_dir / "pack.yaml").write_text(RULES.replace('op: "<="', 'op: "=<"'))
+            refused = await http.post("/v1/rules/reload", headers=headers)
+            assert refused.status_code == 422 and "pack.yaml:11:23: rules[0].conditions.emergency.op" in refused.json()["error"]["message"]
+            assert len((await http.get("/v1/alerts", headers=headers)).json()) == 1, "alert state kept"
+
+            (rules_dir / "extra.yaml").write_text(RULES.replace("stock_low", "stock_low_copy"))
+            (rules_dir / "pack.yaml").write_text(RULES)
+            reloaded = await http.post("/v1/rules/reload", headers=headers)
+            assert reloaded.json() == {"rules": 2}
+
+            async def inhibited() -> bool:
+                await http.post("/v1/events", json={"events": [stock("s2", 0)]}, headers={"X-API-Key": ingest})
+                alerts = (await http.get("/v1/alerts", headers=headers)).json()
+                return len(alerts) == 2 and all(a["severity"] == "emergency" for a in alerts)
+
+            await wait_until(inhibited, timeout=5)
+    finally:
+        server.stop()
