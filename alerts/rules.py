@@ -15,9 +15,11 @@ Three kinds:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Iterator, Literal
 
 import msgspec
 
@@ -101,7 +103,15 @@ class Conditions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         return [(s, c) for s in reversed(SEVERITIES) if (c := getattr(self, s)) is not None]
 
 
+_series_columns: contextvars.ContextVar[bool] = contextvars.ContextVar("series_columns", default=False)
+"""True while parsing rules for a backtest, where metrics name CSV columns instead of engine metrics."""
+
+
 def _check_metric(name: str) -> None:
+    if _series_columns.get():
+        if not name:
+            raise ValueError("metric must name a column of the series")
+        return
     if not known_metric(name):
         raise ValueError(f"unknown metric {name!r}; one of {', '.join(METRIC_NAMES)} or metric:<name>")
 
@@ -198,6 +208,22 @@ def parse(text: str, source: str = "<text>") -> RuleFile:
 
 def load_file(path: Path) -> RuleFile:
     return configfile.load(path, RuleFile)
+
+
+@contextlib.contextmanager
+def metrics_are_columns() -> Iterator[None]:
+    """Within this block rules may name any metric: a backtest's metrics are its CSV columns."""
+    token = _series_columns.set(True)
+    try:
+        yield
+    finally:
+        _series_columns.reset(token)
+
+
+def load_for_series(path: Path) -> RuleFile:
+    """A rule file for a backtest: metrics are the series' column names."""
+    with metrics_are_columns():
+        return configfile.load(path, RuleFile)
 
 
 def load_directory(directory: Path) -> RuleFile:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 from typing import Sequence
 
 import asyncpg
@@ -142,6 +143,33 @@ Post an event:
     serve(settings, None, None)
 
 
+def _backtest(args: argparse.Namespace) -> int:
+    from alerts import backtest
+    from app.configfile import ConfigError
+
+    try:
+        return backtest.main(args.series, args.out, args.rules)
+    except (ConfigError, ValueError, OSError) as exc:
+        print(f"warroom: {exc}", file=sys.stderr)
+        return 1
+
+
+def _check_rules(files: list[Path]) -> int:
+    from alerts.rules import load_file
+    from app.configfile import ConfigError
+
+    failed = 0
+    for path in files:
+        try:
+            rules = load_file(path)
+        except (ConfigError, OSError) as exc:
+            print(exc, file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{path}: {len(rules.rules)} rules, {len(rules.inhibit)} inhibit rules OK")
+    return 1 if failed else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="warroom", description="Promo War-Room: real-time command center for promotions.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -171,6 +199,16 @@ def parser() -> argparse.ArgumentParser:
     kl.add_argument("--all", action="store_true", help="include revoked keys")
     kr = k_sub.add_parser("revoke", help="revoke the active key with this name")
     kr.add_argument("name")
+
+    bt = sub.add_parser("backtest", help="run alert rules over historical CSV series (timestamp + one column per metric)")
+    bt.add_argument("--rules", type=Path, help="a rule file; default: the dynamic rule on the value column")
+    bt.add_argument("--series", type=Path, required=True, help="a CSV file or a directory of them (recursive)")
+    bt.add_argument("--out", type=Path, required=True, help="where to write timestamp,value,score,severity,firing CSVs")
+
+    r = sub.add_parser("rules", help="alert rule files")
+    r_sub = r.add_subparsers(dest="rules_command", required=True)
+    rc = r_sub.add_parser("check", help="validate rule files offline (exit 1 with file:line:column on the first error)")
+    rc.add_argument("files", nargs="+", type=Path)
 
     e = sub.add_parser("events", help="the stored event log")
     e_sub = e.add_subparsers(dest="events_command", required=True)
@@ -209,6 +247,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("database schema is up to date")
     elif args.command == "keys":
         _keys_command(args, settings)
+    elif args.command == "backtest":
+        sys.exit(_backtest(args))
+    elif args.command == "rules":
+        sys.exit(_check_rules(args.files))
     elif args.command == "events":
         _prune_command(args, settings)
     elif args.command == "campaigns":

@@ -1,0 +1,218 @@
+"""Backtests: the live rule engine run over historical series from CSV files, one output row per input row.
+
+The same ``Evaluator`` and ``Lifecycle`` that run live are driven by a
+``SeriesView`` whose clock is each row's timestamp, so what an operator tunes
+here is exactly what fires on the night. Every series starts from fresh
+state and nothing looks ahead: a row is judged with the rows up to it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import math
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from statistics import median
+from typing import Iterator, TextIO
+
+from alerts.evaluate import Evaluator, metric_is_sum
+from alerts.lifecycle import Lifecycle
+from alerts.detectors import DEFAULT_MIN_HISTORY as DEFAULT_WARMUP_POINTS
+from alerts.rules import SEVERITY_RANK, AnyRule, DynamicRule, Text, load_for_series, metrics_are_columns
+
+SERIES = "series"
+DEFAULT_COLUMN = "value"
+PROGRESS_EVERY_S = 2.0
+OUTPUT_COLUMNS = ("timestamp", "value", "score", "severity", "firing")
+
+
+def default_rules(step_s: float) -> list[AnyRule]:
+    """The default dynamic rule on the ``value`` column: both directions, default sensitivity."""
+    with metrics_are_columns():
+        return [
+            DynamicRule(
+                name="value_anomaly",
+                summary=Text(en="value {value} outside {lower}–{upper}", zh="数值 {value} 超出 {lower}–{upper}"),
+                runbook=Text(en="Investigate the series around this time.", zh="排查该时段的数据。"),
+                metric=DEFAULT_COLUMN,
+                window=f"{step_s:g}s",
+                min_history=f"{step_s * DEFAULT_WARMUP_POINTS:g}s",
+            )
+        ]
+
+
+def _parse_time(text: str) -> float:
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _number(text: str | None) -> float | None:
+    if text is None or not text.strip():
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+@dataclass
+class Series:
+    """One CSV: row times and, per column, the values (None where empty)."""
+
+    timestamps: list[float]
+    raw_timestamps: list[str]
+    columns: dict[str, list[float | None]]
+
+    @classmethod
+    def read(cls, stream: TextIO, source: str) -> "Series":
+        reader = csv.DictReader(stream)
+        if reader.fieldnames is None or "timestamp" not in reader.fieldnames:
+            raise ValueError(f"{source}: needs a header row with a timestamp column")
+        names = [n for n in reader.fieldnames if n != "timestamp"]
+        timestamps: list[float] = []
+        raw: list[str] = []
+        columns: dict[str, list[float | None]] = {n: [] for n in names}
+        for line, row in enumerate(reader, start=2):
+            try:
+                moment = _parse_time(row["timestamp"])
+                values = {n: _number(row.get(n)) for n in names}
+            except ValueError as exc:
+                raise ValueError(f"{source}:{line}: {exc}") from None
+            if timestamps and moment < timestamps[-1]:
+                raise ValueError(f"{source}:{line}: timestamps must not go backwards")
+            timestamps.append(moment)
+            raw.append(row["timestamp"])
+            for n in names:
+                columns[n].append(values[n])
+        return cls(timestamps, raw, columns)
+
+    def step(self) -> float:
+        gaps = [b - a for a, b in zip(self.timestamps, self.timestamps[1:]) if b > a]
+        return median(gaps) if gaps else 60.0
+
+
+class SeriesView:
+    """A ``MetricView`` over one CSV: a metric over [start, end) sums (or averages) the rows inside it."""
+
+    def __init__(self, series: Series) -> None:
+        self.series = series
+        self.now = 0.0
+        self._prefix: dict[str, tuple[list[float], list[int]]] = {}
+        for name, values in series.columns.items():
+            sums, counts, total, count = [0.0], [0], 0.0, 0
+            for value in values:
+                if value is not None:
+                    total += value
+                    count += 1
+                sums.append(total)
+                counts.append(count)
+            self._prefix[name] = (sums, counts)
+
+    def campaigns(self) -> list[str]:
+        return [SERIES]
+
+    def labels(self, campaign: str, by: str) -> list[str]:
+        return []
+
+    def value(self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None) -> float | None:
+        if metric not in self._prefix:
+            return None
+        end = min(end, self.now)
+        lo = bisect.bisect_left(self.series.timestamps, start)
+        hi = bisect.bisect_left(self.series.timestamps, end)
+        sums, counts = self._prefix[metric]
+        count = counts[hi] - counts[lo]
+        if count == 0:
+            return None
+        total = sums[hi] - sums[lo]
+        return total if metric_is_sum(metric) else total / count
+
+    def baseline(self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None) -> float | None:
+        return None
+
+    def growth(self, campaign: str, metric: str) -> float | None:
+        return None
+
+    def attribute(self, campaign: str, sku: str, name: str) -> float | None:
+        return None
+
+
+@dataclass
+class Summary:
+    rows: int
+    alerts: int
+    firing_s: float
+
+
+def run_series(series: Series, rules: list[AnyRule], out: TextIO) -> Summary:
+    """Evaluate every row in order and write ``timestamp,value,score,severity,firing`` for each."""
+    evaluator, lifecycle, view = Evaluator(rules), Lifecycle(), SeriesView(series)
+    for_s = evaluator.for_seconds()
+    step = series.step()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(OUTPUT_COLUMNS)
+    values = series.columns.get(DEFAULT_COLUMN) or next(iter(series.columns.values()), [])
+    alerts, firing_since, firing_s = 0, None, 0.0
+    for index, moment in enumerate(series.timestamps):
+        view.now = moment + step  # the row's window is complete; the next row is not yet visible
+        observations = evaluator.evaluate(view)
+        transitions = lifecycle.observe(observations, moment, for_s)
+        alerts += sum(1 for t in transitions if t.kind == "firing")
+        score = 0.0
+        for observation in observations:
+            score = max(score, observation.values.get("score", 1.0 if observation.triggered else 0.0) or 0.0)
+        active = [a for a in lifecycle.alerts.values() if a.status == "firing"]
+        pending = [a for a in lifecycle.alerts.values() if a.status == "pending"]
+        shown = active or pending
+        severity = max((a.severity for a in shown), key=SEVERITY_RANK.__getitem__) if shown else ""
+        if active and firing_since is None:
+            firing_since = moment
+        elif not active and firing_since is not None:
+            firing_s += moment - firing_since
+            firing_since = None
+        value = values[index] if index < len(values) else None
+        writer.writerow((series.raw_timestamps[index], "" if value is None else repr(value), f"{min(1.0, score):.4f}",
+                         severity, int(bool(active))))
+    if firing_since is not None:
+        firing_s += series.timestamps[-1] - firing_since
+    return Summary(len(series.timestamps), alerts, firing_s)
+
+
+def _inputs(path: Path) -> Iterator[tuple[Path, Path]]:
+    """(input file, its path relative to the --series argument) for a file or every CSV under a directory."""
+    if path.is_dir():
+        for found in sorted(path.rglob("*.csv")):
+            yield found, found.relative_to(path)
+    else:
+        yield path, Path(path.name)
+
+
+def main(series: Path, out: Path, rules_file: Path | None) -> int:
+    rule_file_rules = load_for_series(rules_file).rules if rules_file else None
+    files = list(_inputs(series))
+    if not files:
+        print(f"warroom: no CSV files under {series}", file=sys.stderr)
+        return 1
+    total_rows, total_alerts, started, last_print = 0, 0, time.monotonic(), 0.0
+    for number, (source, relative) in enumerate(files, start=1):
+        target = out / relative if series.is_dir() or out.suffix != ".csv" else out
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with source.open(newline="", encoding="utf-8") as stream:
+            data = Series.read(stream, str(source))
+        rules = rule_file_rules if rule_file_rules is not None else default_rules(data.step())
+        with target.open("w", newline="", encoding="utf-8") as stream:
+            summary = run_series(data, rules, stream)
+        total_rows += summary.rows
+        total_alerts += summary.alerts
+        now = time.monotonic()
+        if now - last_print >= PROGRESS_EVERY_S or number == len(files):
+            last_print = now
+            rate = total_rows / max(now - started, 1e-9)
+            print(f"[{number}/{len(files)}] {total_rows:,} rows · {total_alerts} alerts · {rate:,.0f} rows/s", file=sys.stderr)
+        print(f"{relative}: {summary.rows} rows, {summary.alerts} alerts, firing {summary.firing_s / 60:.1f} min")
+    print(f"total: {len(files)} series, {total_rows} rows, {total_alerts} alerts in {time.monotonic() - started:.1f}s")
+    return 0

@@ -1,0 +1,97 @@
+"""`warroom backtest` and `warroom rules check`: the live rule engine over CSV history, causal, per row."""
+
+import csv
+import math
+import os
+import random
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = """
+rules:
+  - name: cpu_high
+    kind: static
+    metric: cpu
+    window: 1m
+    for: 2m
+    summary: {en: "cpu {value}", zh: "CPU {value}"}
+    runbook: {en: scale out, zh: 扩容}
+    conditions:
+      emergency: {op: ">", value: 95}
+      warning: {op: ">", value: 80}
+"""
+
+
+def write_series(path: Path, rows: int, spike_at: int | None = None, columns: tuple[str, ...] = ("value",)) -> None:
+    rng = random.Random(7)
+    start = datetime(2025, 11, 1, tzinfo=timezone.utc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(("timestamp", *columns))
+        for i in range(rows):
+            base = 100 + 20 * math.sin(2 * math.pi * i / 288) + rng.gauss(0, 2)
+            value = base * 2.5 if spike_at is not None and spike_at <= i < spike_at + 6 else base
+            writer.writerow(((start + timedelta(minutes=5 * i)).isoformat(), *([f"{value:.2f}"] * len(columns))))
+
+
+def warroom(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ})
+
+
+def read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_default_dynamic_rule_over_a_directory(tmp_path):
+    write_series(tmp_path / "in" / "a" / "traffic.csv", 1200, spike_at=1000)
+    write_series(tmp_path / "in" / "b" / "quiet.csv", 1200)
+    result = warroom("backtest", "--series", str(tmp_path / "in"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "rows/s" in result.stderr and "total: 2 series, 2400 rows" in result.stdout
+    traffic = read(tmp_path / "out" / "a" / "traffic.csv")
+    assert len(traffic) == 1200 and list(traffic[0]) == ["timestamp", "value", "score", "severity", "firing"]
+    assert all(r["score"] == "0.0000" and r["firing"] == "0" for r in traffic[:300]), "warm-up"
+    assert traffic[1000]["firing"] == "1" and float(traffic[1000]["score"]) > 0.5 and traffic[1000]["severity"]
+    assert all(0.0 <= float(r["score"]) <= 1.0 for r in traffic)
+    quiet = read(tmp_path / "out" / "b" / "quiet.csv")
+    assert sum(r["firing"] == "1" for r in quiet) < 12
+
+
+def test_backtest_is_causal(tmp_path):
+    write_series(tmp_path / "full.csv", 900, spike_at=700)
+    write_series(tmp_path / "cut.csv", 720, spike_at=700)
+    for name in ("full", "cut"):
+        assert warroom("backtest", "--series", str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / "out")).returncode == 0
+    full, cut = read(tmp_path / "out" / "full.csv"), read(tmp_path / "out" / "cut.csv")
+    assert full[:720] == cut
+
+
+def test_static_rule_file_with_for_and_tiers(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    path = tmp_path / "cpu.csv"
+    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    values = [50] * 10 + [85] * 3 + [99] * 2 + [50] * 5
+    path.write_text("timestamp,cpu\n" + "".join(f"{(start + timedelta(minutes=i)).isoformat()},{v}\n" for i, v in enumerate(values)))
+    result = warroom("backtest", "--rules", str(rules), "--series", str(path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    rows = read(tmp_path / "out" / "cpu.csv")
+    assert [r["firing"] for r in rows] == ["0"] * 12 + ["1"] * 3 + ["0"] * 5
+    assert rows[10]["severity"] == "warning" and rows[10]["score"] == "1.0000", "pending during for"
+    assert [r["severity"] for r in rows[12:15]] == ["warning", "emergency", "emergency"]
+
+
+def test_rules_check_names_the_line(tmp_path):
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text((ROOT / "rules" / "double11.yaml").read_text())
+    bad.write_text((ROOT / "rules" / "double11.yaml").read_text().replace("metric: stock_on_hand", "metric: stock_onhand", 1))
+    ok = warroom("rules", "check", str(good))
+    assert ok.returncode == 0 and "rules" in ok.stdout
+    failed = warroom("rules", "check", str(bad))
+    assert failed.returncode == 1 and f"{bad}:7:" in failed.stderr and "unknown metric 'stock_onhand'" in failed.stderr
