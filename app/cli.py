@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -143,6 +144,34 @@ Post an event:
     serve(settings, None, None)
 
 
+def _silences_command(args: argparse.Namespace, settings: Settings) -> None:
+    import uuid
+    from datetime import datetime, timezone
+
+    from alerts import store
+    from alerts.rules import seconds
+    from alerts.silences import Matcher, Silence
+
+    dsn = _database(settings)
+    if args.silences_command == "add":
+        try:
+            matchers = tuple(Matcher.parse(m) for m in args.matchers)
+            start = datetime.fromisoformat(args.starts_at).timestamp() if args.starts_at else time.time()
+            silence = Silence(str(uuid.uuid4()), matchers, start, start + seconds(args.duration), args.reason, args.by)
+        except ValueError as exc:
+            sys.exit(f"warroom: {exc}")
+        asyncio.run(_with_connection(dsn, lambda c: store.save_silence(c, silence)))
+        print(f"silence {silence.id} until {datetime.fromtimestamp(silence.ends_at, timezone.utc).isoformat()}")
+    elif args.silences_command == "list":
+        for s in asyncio.run(_with_connection(dsn, store.silences)):
+            ends = datetime.fromtimestamp(s.ends_at, timezone.utc).isoformat(timespec="seconds")
+            print(f"{s.id}  until {ends}  {' '.join(map(str, s.matchers))}  — {s.reason} ({s.created_by})")
+    elif not asyncio.run(_with_connection(dsn, lambda c: store.expire_silence(c, args.id))):
+        sys.exit(f"warroom: no active silence {args.id}")
+    else:
+        print(f"expired {args.id}")
+
+
 def _backtest(args: argparse.Namespace) -> int:
     from alerts import backtest
     from app.configfile import ConfigError
@@ -210,6 +239,18 @@ def parser() -> argparse.ArgumentParser:
     rc = r_sub.add_parser("check", help="validate rule files offline (exit 1 with file:line:column on the first error)")
     rc.add_argument("files", nargs="+", type=Path)
 
+    si = sub.add_parser("silences", help="planned quiet for matching alerts (running servers pick changes up within 5 s)")
+    si_sub = si.add_subparsers(dest="silences_command", required=True)
+    sa = si_sub.add_parser("add", help="silence alerts matching every matcher")
+    sa.add_argument("matchers", nargs="+", help='e.g. sku=SKU-1001 "rule=~stock_.*" channel!=tmall')
+    sa.add_argument("--duration", default="1h", help="how long, e.g. 30m, 2h (default 1h)")
+    sa.add_argument("--starts-at", help="RFC 3339 start (default now)")
+    sa.add_argument("--reason", required=True, help="why, e.g. 'scheduled price change at 00:00'")
+    sa.add_argument("--by", default="cli", help="who creates it")
+    si_sub.add_parser("list", help="active and upcoming silences")
+    se = si_sub.add_parser("expire", help="end a silence now")
+    se.add_argument("id")
+
     e = sub.add_parser("events", help="the stored event log")
     e_sub = e.add_subparsers(dest="events_command", required=True)
     ep = e_sub.add_parser("prune", help="delete events received more than N days ago (retention)")
@@ -247,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("database schema is up to date")
     elif args.command == "keys":
         _keys_command(args, settings)
+    elif args.command == "silences":
+        _silences_command(args, settings)
     elif args.command == "backtest":
         sys.exit(_backtest(args))
     elif args.command == "rules":

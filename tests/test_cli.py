@@ -73,3 +73,16 @@ async def test_prune_deletes_only_events_older_than_the_cut_off(dsn, db):
     assert "deleted 120 events" in result.stdout and "deleted 120 of at most 120" in result.stderr
     assert await db.fetchval("SELECT count(*) FROM events WHERE event_id LIKE 'new-%'") == 30
     assert await db.fetchval("SELECT count(*) FROM events") == 30
+
+
+def test_silences_from_the_cli(dsn):
+    env = {"DATABASE_URL": dsn}
+    added = warroom("silences", "add", "sku=SKU-1001", "rule=~stock_.*", "--duration", "2h", "--reason", "price change", env=env)
+    assert added.returncode == 0, added.stderr
+    silence_id = added.stdout.split()[1]
+    listed = warroom("silences", "list", env=env)
+    assert silence_id in listed.stdout and "sku=SKU-1001 rule=~stock_.*" in listed.stdout and "price change" in listed.stdout
+    assert warroom("silences", "expire", silence_id, env=env).returncode == 0
+    assert silence_id not in warroom("silences", "list", env=env).stdout
+    bad = warroom("silences", "add", "sku=~x(", "--reason", "x", env=env)
+    assert bad.returncode == 1 and "invalid regex" in bad.stderr
