@@ -137,15 +137,21 @@ async def test_silences_inhibition_and_rule_reload(dsn, tmp_path):
             assert refused.status_code == 422 and "pack.yaml:11:23: rules[0].conditions.emergency.op" in refused.json()["error"]["message"]
             assert len((await http.get("/v1/alerts", headers=headers)).json()) == 1, "alert state kept"
 
-            (rules_dir / "extra.yaml").write_text(RULES.replace("stock_low", "stock_low_copy"))
+            warning_only = RULES.replace("stock_low", "stock_warning").replace('      emergency: {op: "<=", value: 0}\n', "")
+            (rules_dir / "extra.yaml").write_text(warning_only)
             (rules_dir / "pack.yaml").write_text(RULES)
             reloaded = await http.post("/v1/rules/reload", headers=headers)
             assert reloaded.json() == {"rules": 2}
+            await http.post("/v1/events", json={"events": [stock("s2", 0)]}, headers={"X-API-Key": ingest})
 
             async def inhibited() -> bool:
-                await http.post("/v1/events", json={"events": [stock("s2", 0)]}, headers={"X-API-Key": ingest})
-                alerts = (await http.get("/v1/alerts", headers=headers)).json()
-                return len(alerts) == 2 and all(a["severity"] == "emergency" for a in alerts)
+                alerts = {a["rule"]: a for a in (await http.get("/v1/alerts", headers=headers)).json()}
+                return (
+                    set(alerts) == {"stock_low", "stock_warning"}
+                    and alerts["stock_low"]["severity"] == "emergency"
+                    and alerts["stock_warning"]["inhibited_by"] == [alerts["stock_low"]["id"]]
+                    and alerts["stock_low"]["inhibited_by"] == []
+                )
 
             await wait_until(inhibited, timeout=5)
     finally:
