@@ -14,35 +14,20 @@ from starlette.responses import Response
 from alerts import store
 from alerts.live import AlertService
 from alerts.rules import CorrelationRule, DynamicRule, StaticRule
-from app.auth import authenticate, presented_key
+from app.auth import operator, reader
+from app.responses import json_response
 from app.configfile import ConfigError
 from app.errors import ApiError
 from app.keys import ApiKey
 
-READ_SCOPES = ("screen", "operator")
 MAX_LIST = 1000
 MAX_SILENCE = timedelta(days=30)
 
 router = APIRouter(tags=["alerts"])
 
 
-async def _reader(request: Request) -> ApiKey:
-    token = presented_key(request)
-    if token is None and (query := request.query_params.get("token")):
-        return await authenticate(request, query, ("screen",))
-    return await authenticate(request, token, READ_SCOPES)
-
-
-async def _operator(request: Request) -> ApiKey:
-    return await authenticate(request, presented_key(request), ("operator",))
-
-
 def _service(request: Request) -> AlertService:
     return request.app.state.services.alerts
-
-
-def _json(content: Any, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(content), status, media_type="application/json")
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -61,7 +46,7 @@ async def list_alerts(
     campaign: str | None = None,
     rule: str | None = None,
     limit: int = Query(200, ge=1, le=MAX_LIST),
-    key: ApiKey = Depends(_reader),
+    key: ApiKey = Depends(reader),
 ) -> Response:
     service = _service(request)
     if status == "firing":
@@ -75,12 +60,12 @@ async def list_alerts(
         ]
         order = {"emergency": 0, "warning": 1, "reminder": 2}
         alerts.sort(key=lambda a: (order[a["severity"]], -(a["fired_at"] or 0)))
-        return _json(alerts[:limit])
+        return json_response(alerts[:limit])
     async with request.app.state.services.pool.acquire() as conn:
         rows = await store.alerts(
             conn, status=None if status == "all" else status, severity=severity, campaign=campaign, rule=rule, limit=limit
         )
-    return _json([_row(r) for r in rows])
+    return json_response([_row(r) for r in rows])
 
 
 @router.get("/v1/alerts/history", summary="Every transition (fired, escalated, de-escalated, resolved) with its values")
@@ -90,14 +75,14 @@ async def history(
     until: datetime | None = Query(None, description="RFC 3339"),
     after: int = Query(0, ge=0, description="only transitions with seq > after (resume a stream)"),
     limit: int = Query(500, ge=1, le=MAX_LIST),
-    key: ApiKey = Depends(_reader),
+    key: ApiKey = Depends(reader),
 ) -> Response:
     for name, moment in (("since", since), ("until", until)):
         if moment is not None and moment.tzinfo is None:
             raise ApiError(422, f"{name} needs a UTC offset", field=name)
     async with request.app.state.services.pool.acquire() as conn:
         rows = await store.history(conn, since=since, until=until, after_seq=after, limit=limit)
-    return _json([_row(r) for r in rows])
+    return json_response([_row(r) for r in rows])
 
 
 class Acknowledgment(BaseModel):
@@ -106,11 +91,11 @@ class Acknowledgment(BaseModel):
 
 
 @router.post("/v1/alerts/{alert_id}/ack", summary="Acknowledge an alert (stops repeats and escalation)")
-async def acknowledge(request: Request, alert_id: str, body: Acknowledgment, key: ApiKey = Depends(_operator)) -> Response:
+async def acknowledge(request: Request, alert_id: str, body: Acknowledgment, key: ApiKey = Depends(operator)) -> Response:
     result = await _service(request).acknowledge(alert_id, body.by or key.name, body.comment)
     if result is None:
         raise ApiError(404, f"no alert {alert_id!r}", field="alert_id")
-    return _json(result)
+    return json_response(result)
 
 
 class SilenceIn(BaseModel):
@@ -133,12 +118,12 @@ def _silence(silence: Any) -> dict[str, Any]:
 
 
 @router.get("/v1/silences", summary="Active and upcoming silences")
-async def list_silences(request: Request, key: ApiKey = Depends(_reader)) -> Response:
-    return _json([_silence(s) for s in _service(request).silences])
+async def list_silences(request: Request, key: ApiKey = Depends(reader)) -> Response:
+    return json_response([_silence(s) for s in _service(request).silences])
 
 
 @router.post("/v1/silences", status_code=201, summary="Silence matching alerts for a planned event")
-async def add_silence(request: Request, body: SilenceIn, key: ApiKey = Depends(_operator)) -> Response:
+async def add_silence(request: Request, body: SilenceIn, key: ApiKey = Depends(operator)) -> Response:
     now = datetime.now(timezone.utc)
     starts = body.starts_at or now
     for name, moment in (("starts_at", starts), ("ends_at", body.ends_at)):
@@ -156,18 +141,18 @@ async def add_silence(request: Request, body: SilenceIn, key: ApiKey = Depends(_
         )
     except ValueError as exc:
         raise ApiError(422, str(exc), field="matchers") from None
-    return _json(_silence(silence), 201)
+    return json_response(_silence(silence), 201)
 
 
 @router.delete("/v1/silences/{silence_id}", status_code=204, summary="Expire a silence now")
-async def expire_silence(request: Request, silence_id: str, key: ApiKey = Depends(_operator)) -> Response:
+async def expire_silence(request: Request, silence_id: str, key: ApiKey = Depends(operator)) -> Response:
     if not await _service(request).expire_silence(silence_id):
         raise ApiError(404, f"no active silence {silence_id!r}", field="silence_id")
     return Response(status_code=204)
 
 
 @router.get("/v1/rules", summary="Loaded rules and their last evaluation")
-async def rules(request: Request, key: ApiKey = Depends(_reader)) -> Response:
+async def rules(request: Request, key: ApiKey = Depends(reader)) -> Response:
     service = _service(request)
     firing: dict[str, int] = {}
     for alert in service.lifecycle.alerts.values():
@@ -191,13 +176,13 @@ async def rules(request: Request, key: ApiKey = Depends(_reader)) -> Response:
                 "last_evaluated_at": status.last_evaluated_at if status else None,
             }
         )
-    return _json({"rules": out, "eval_ms": service.eval_ms, "inhibit": msgspec.to_builtins(service.rules.inhibit)})
+    return json_response({"rules": out, "eval_ms": service.eval_ms, "inhibit": msgspec.to_builtins(service.rules.inhibit)})
 
 
 @router.post("/v1/rules/reload", summary="Reload rule files; alert state is kept; an invalid file changes nothing")
-async def reload_rules(request: Request, key: ApiKey = Depends(_operator)) -> Response:
+async def reload_rules(request: Request, key: ApiKey = Depends(operator)) -> Response:
     try:
         count = _service(request).reload()
     except ConfigError as exc:
         raise ApiError(422, str(exc), field=exc.field) from None
-    return _json({"rules": count})
+    return json_response({"rules": count})

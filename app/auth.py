@@ -10,7 +10,7 @@ import base64
 import binascii
 from typing import Awaitable, Callable
 
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 
 from app.errors import ApiError
 from app.keys import ApiKey
@@ -65,3 +65,21 @@ def require(*scopes: str) -> Callable[[HTTPConnection], Awaitable[ApiKey]]:
         return await authenticate(request, presented_key(request), scopes)
 
     return dependency
+
+
+READ_SCOPES = ("screen", "operator")
+"""Who may read campaign metrics and alerts: wall screens and operators."""
+
+
+async def reader(request: Request) -> ApiKey:
+    """A screen or operator key in a header, or ``?token=`` for kiosk screens (screen-scope keys only, so
+    keys that can change things never travel in URLs)."""
+    token = presented_key(request)
+    if token is None and (query := request.query_params.get("token")):
+        return await authenticate(request, query, ("screen",))
+    return await authenticate(request, token, READ_SCOPES)
+
+
+async def operator(request: Request) -> ApiKey:
+    """An operator key: acknowledge, silence, configure."""
+    return await authenticate(request, presented_key(request), ("operator",))

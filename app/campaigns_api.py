@@ -12,7 +12,8 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from app import campaigns as store
-from app.auth import authenticate, presented_key
+from app.auth import READ_SCOPES, authenticate, operator, presented_key, reader
+from app.responses import json_response
 from app.configfile import ConfigError
 from app.errors import ApiError
 from app.keys import ApiKey
@@ -20,29 +21,11 @@ from app.metrics.engine import SERIES_METRICS
 from app.payloads import read_body
 from app.services import Services
 
-READ_SCOPES = ("screen", "operator")
-WRITE_SCOPES = ("operator",)
 MAX_CAMPAIGN_BYTES = 1024 * 1024
 STEPS = {"1s": 1, "1m": 60}
 MAX_SERIES_POINTS = 100_000
 
 router = APIRouter(tags=["campaigns"])
-
-
-async def _reader(request: Request) -> ApiKey:
-    """A screen or operator key in a header, or ``?token=`` for kiosk screens (screen-scope keys only)."""
-    token = presented_key(request)
-    if token is None and (query := request.query_params.get("token")):
-        return await authenticate(request, query, ("screen",))
-    return await authenticate(request, token, READ_SCOPES)
-
-
-async def _operator(request: Request) -> ApiKey:
-    return await authenticate(request, presented_key(request), WRITE_SCOPES)
-
-
-def _json(content: Any, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(content), status, media_type="application/json")
 
 
 def _services(connection: HTTPConnection) -> Services:
@@ -68,17 +51,17 @@ def _known(services: Services, campaign_id: str) -> None:
 
 
 @router.get("/v1/campaigns", summary="Campaigns and their current phase")
-async def list_campaigns(request: Request, key: ApiKey = Depends(_reader)) -> Response:
+async def list_campaigns(request: Request, key: ApiKey = Depends(reader)) -> Response:
     now = datetime.now(timezone.utc)
-    return _json([_summary(c, now) for c in _services(request).metrics.engine.campaigns.values()])
+    return json_response([_summary(c, now) for c in _services(request).metrics.engine.campaigns.values()])
 
 
 @router.get("/v1/campaigns/{campaign_id}", summary="A campaign's definition")
-async def get_campaign(request: Request, campaign_id: str, key: ApiKey = Depends(_reader)) -> Response:
+async def get_campaign(request: Request, campaign_id: str, key: ApiKey = Depends(reader)) -> Response:
     campaign = _services(request).metrics.engine.campaigns.get(campaign_id)
     if campaign is None:
         raise ApiError(404, f"no campaign {campaign_id!r}", field="campaign_id")
-    return _json(campaign)
+    return json_response(campaign)
 
 
 @router.put(
@@ -94,7 +77,7 @@ async def get_campaign(request: Request, campaign_id: str, key: ApiKey = Depends
         }
     },
 )
-async def put_campaign(request: Request, campaign_id: str, key: ApiKey = Depends(_operator)) -> Response:
+async def put_campaign(request: Request, campaign_id: str, key: ApiKey = Depends(operator)) -> Response:
     services = _services(request)
     body = await read_body(
         request, MAX_CAMPAIGN_BYTES, ("application/json", "application/yaml", "application/x-yaml", "text/yaml")
@@ -110,11 +93,11 @@ async def put_campaign(request: Request, campaign_id: str, key: ApiKey = Depends
     async with services.pool.acquire() as conn:
         created = await store.save(conn, campaign)
     await services.metrics.reload_campaigns()
-    return _json(campaign, 201 if created else 200)
+    return json_response(campaign, 201 if created else 200)
 
 
 @router.delete("/v1/campaigns/{campaign_id}", summary="Delete a campaign definition (its events stay)")
-async def delete_campaign(request: Request, campaign_id: str, key: ApiKey = Depends(_operator)) -> Response:
+async def delete_campaign(request: Request, campaign_id: str, key: ApiKey = Depends(operator)) -> Response:
     services = _services(request)
     async with services.pool.acquire() as conn:
         if not await store.delete(conn, campaign_id):
@@ -124,10 +107,10 @@ async def delete_campaign(request: Request, campaign_id: str, key: ApiKey = Depe
 
 
 @router.get("/v1/campaigns/{campaign_id}/snapshot", summary="Every current metric of a campaign, with as_of")
-async def snapshot(request: Request, campaign_id: str, key: ApiKey = Depends(_reader)) -> Response:
+async def snapshot(request: Request, campaign_id: str, key: ApiKey = Depends(reader)) -> Response:
     services = _services(request)
     _known(services, campaign_id)
-    return _json(services.metrics.engine.snapshot(campaign_id, services.metrics.clock()))
+    return json_response(services.metrics.engine.snapshot(campaign_id, services.metrics.clock()))
 
 
 def _instant(value: str | None, name: str, default: float) -> float:
@@ -151,7 +134,7 @@ async def series(
     start: str | None = Query(None, alias="from", description="RFC 3339; default one hour before `to`"),
     end: str | None = Query(None, alias="to", description="RFC 3339; default now"),
     by: Literal["channel", "sku", "category"] | None = None,
-    key: ApiKey = Depends(_reader),
+    key: ApiKey = Depends(reader),
 ) -> Response:
     services = _services(request)
     _known(services, campaign_id)
@@ -164,7 +147,7 @@ async def series(
     if (to - since) / STEPS[step] > MAX_SERIES_POINTS:
         raise ApiError(422, f"at most {MAX_SERIES_POINTS} points per series; use step=1m or a shorter range", field="step")
     data = services.metrics.engine.series(campaign_id, metric, STEPS[step], since, to, by)
-    return _json({"campaign": campaign_id, "metric": metric, "step": step, "series": data})
+    return json_response({"campaign": campaign_id, "metric": metric, "step": step, "series": data})
 
 
 @router.get("/v1/campaigns/{campaign_id}/skus", summary="Stock per SKU: on hand, sell rate, sell-out ETA")
@@ -172,11 +155,11 @@ async def skus(
     request: Request,
     campaign_id: str,
     sort: Literal["eta", "sold", "sku"] = "eta",
-    key: ApiKey = Depends(_reader),
+    key: ApiKey = Depends(reader),
 ) -> Response:
     services = _services(request)
     _known(services, campaign_id)
-    return _json(services.metrics.engine.skus(campaign_id, services.metrics.clock(), sort))
+    return json_response(services.metrics.engine.skus(campaign_id, services.metrics.clock(), sort))
 
 
 @router.websocket("/v1/campaigns/{campaign_id}/live")

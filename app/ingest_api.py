@@ -18,6 +18,7 @@ from app.errors import ApiError
 from app.events import EXAMPLES, Defaults, FieldError, Row, decode_event, json_schema, utcnow
 from app.ingest import IngestUnavailable, StorageRejected
 from app.keys import ApiKey
+from app.responses import json_response
 from app.payloads import JSON_OR_BEACON, read_body
 from app.services import Services
 
@@ -130,10 +131,6 @@ async def _ingest(
     return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
 
 
-def _json(content: dict[str, Any], status: int) -> Response:
-    return Response(msgspec.json.encode(content), status, media_type="application/json")
-
-
 def _defaults(services: Services) -> Defaults:
     return Defaults(campaign=services.settings.default_campaign, currency=services.settings.default_currency)
 
@@ -176,7 +173,7 @@ async def post_events(request: Request, key: ApiKey = Depends(require(*INGEST_SC
         single = True
     now, defaults = utcnow(), _defaults(services)
     report = await _ingest(services, items, lambda raw: decode_event(raw, now, defaults))
-    return _json(report, 422 if single and report["rejected"] else 202)
+    return json_response(report, 422 if single and report["rejected"] else 202)
 
 
 def _segment_messages(body: bytes, call: str | None, limit: int) -> tuple[dict[str, Any], list[Any]]:
@@ -226,7 +223,7 @@ async def _segment(request: Request, call: str | None) -> Response:
     now, defaults = utcnow(), _defaults(services)
     skew = _clock_skew(payload, now)
     report = await _ingest(services, messages, lambda m: segment.to_event(m, now, defaults, skew))
-    return _json({"success": True, **report}, 200)
+    return json_response({"success": True, **report}, 200)
 
 
 SEGMENT_MESSAGE = {
