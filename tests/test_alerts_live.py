@@ -154,5 +154,12 @@ async def test_silences_inhibition_and_rule_reload(dsn, tmp_path):
                 )
 
             await wait_until(inhibited, timeout=5)
+
+            (rules_dir / "third.yaml").write_text(RULES.replace("stock_low", "stock_third"))
+
+            async def picked_up_without_a_request() -> bool:
+                return len((await http.get("/v1/rules", headers=headers)).json()["rules"]) == 3
+
+            await wait_until(picked_up_without_a_request, timeout=8)
     finally:
         server.stop()
