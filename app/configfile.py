@@ -59,6 +59,8 @@ def _construct(node: yaml.Node, path: tuple[str | int, ...], marks: dict, source
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = yaml.safe_load(yaml.serialize(key_node))
+            if isinstance(key, str):
+                _check_text(key, key_node, path, source)
             if key in result:
                 raise ConfigError(source, key_node.start_mark.line + 1, key_node.start_mark.column + 1, str(key), "duplicate key")
             marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
@@ -67,7 +69,21 @@ def _construct(node: yaml.Node, path: tuple[str | int, ...], marks: dict, source
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, (*path, i), marks, source) for i, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
+    value = yaml.safe_load(yaml.serialize(node))
+    if isinstance(value, str):
+        _check_text(value, node, path, source)
+    return value
+
+
+def _check_text(value: str, node: yaml.Node, path: tuple[str | int, ...], source: str) -> None:
+    """Text must be storable: no NUL characters, no lone UTF-16 surrogates (from JSON-style escapes)."""
+    try:
+        value.encode("utf-8")
+        problem = "text must not contain NUL characters" if "\x00" in value else None
+    except UnicodeEncodeError:
+        problem = "text is not valid Unicode (a lone surrogate escape)"
+    if problem:
+        raise ConfigError(source, node.start_mark.line + 1, node.start_mark.column + 1, _dotted(path) or None, problem)
 
 
 def _load(text: str, source: str) -> _Located:
@@ -77,6 +93,8 @@ def _load(text: str, source: str) -> _Located:
         mark = exc.problem_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
         raise ConfigError(source, line, column, None, f"not valid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:  # e.g. a control character the YAML reader refuses
+        raise ConfigError(source, None, None, None, f"not valid YAML: {exc}") from None
     if node is None:
         raise ConfigError(source, 1, 1, None, "the file is empty")
     marks: dict[tuple[str | int, ...], tuple[int, int]] = {}

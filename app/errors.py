@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -66,7 +67,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, 422)
 
 
+async def _refused_by_database(request: Request, exc: Exception) -> JSONResponse:
+    """PostgreSQL refused a value the client sent (e.g. a NUL character in text): the client's error, not ours."""
+    return JSONResponse(error_body(422, f"a value was refused by the database: {exc}"), 422)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(asyncpg.DataError, _refused_by_database)

@@ -205,9 +205,16 @@ def _with_context(message: Any, shared: dict[str, Any]) -> Any:
     return {**message, "context": {**shared, **message.get("context", {})}}
 
 
+MAX_CLOCK_SKEW = timedelta(days=1)
+"""A sender whose clock is off by more than this is not corrected (its sentAt is not believable)."""
+
+
 def _clock_skew(payload: dict[str, Any], now: datetime) -> timedelta:
     sent_at = segment.instant(payload.get("sentAt"))
-    return now - sent_at if sent_at is not None else timedelta(0)
+    if sent_at is None:
+        return timedelta(0)
+    skew = now - sent_at
+    return skew if abs(skew) <= MAX_CLOCK_SKEW else timedelta(0)
 
 
 async def _segment(request: Request, call: str | None) -> Response:

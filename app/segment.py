@@ -75,7 +75,12 @@ def instant(value: Any) -> datetime | None:
 
 def _corrected(timestamp: Any, clock_skew: timedelta) -> Any:
     parsed = instant(timestamp)
-    return parsed + clock_skew if parsed is not None else timestamp
+    if parsed is None:
+        return timestamp
+    try:
+        return parsed + clock_skew
+    except OverflowError:  # a timestamp at the edge of the calendar: leave it for validation to judge
+        return parsed
 
 
 class Message(msgspec.Struct, rename="camel"):

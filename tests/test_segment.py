@@ -115,3 +115,11 @@ def test_war_room_types_can_be_sent_as_track_events():
 def test_missing_message_id_names_the_segment_field():
     _, errors = to_event({"type": "page", "anonymousId": "a"}, NOW, DEFAULTS)
     assert errors[0].field == "messageId"
+
+
+def test_timestamps_at_the_edge_of_the_calendar_are_rejected_not_crashing():
+    row, errors = to_event(
+        {"type": "page", "messageId": "m", "anonymousId": "a", "timestamp": "9999-12-31T23:59:59Z"},
+        NOW, DEFAULTS, clock_skew=timedelta(hours=1),
+    )
+    assert row is None and errors[0].field == "timestamp" and "future" in errors[0].message

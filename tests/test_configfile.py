@@ -1,0 +1,50 @@
+"""Configuration files (campaigns, rules): every error names file, line, column and field."""
+
+import pytest
+
+from app.campaigns import parse
+from app.configfile import ConfigError
+
+CAMPAIGN = """id: d11
+name: Double 11
+phases:
+  preheat: {start: 2026-10-31T20:00:00+08:00, end: 2026-11-11T00:00:00+08:00}
+  burst:
+    start: 2026-11-11T00:00:00+08:00
+    end: 2026-11-12T00:00:00+08:00
+  wrapup: {start: 2026-11-12T00:00:00+08:00, end: 2026-11-13T00:00:00+08:00}
+targets:
+  gmv: 1000000
+skus:
+  - {sku: A, name: Phone, safety_stock: 5, warning_level: 10}
+"""
+
+
+def test_valid_campaign():
+    campaign = parse(CAMPAIGN, "c.yaml")
+    assert campaign.id == "d11" and campaign.skus[0].warning_level == 10 and campaign.timezone == "Asia/Shanghai"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("end: 2026-11-12T00:00:00+08:00", "end: 2026-11-10T00:00:00+08:00"), "c.yaml:6:5: phases.burst: end must be after start"),
+        (("gmv: 1000000", "gmv: -5"), "c.yaml:10:8: targets.gmv: Expected `float` >= 0.0"),
+        (("warning_level: 10}", "warning_level: 10, colour: red}"), "c.yaml:12:71: skus[0].colour: unknown field"),
+        (("id: d11", "id: d 11"), "c.yaml:1:5: id: must be 1-64 letters"),
+        (("name: Double 11", "name: Double 11\nid: again"), "c.yaml:3:1: id: duplicate key"),
+        (("name: Double 11", 'name: "a\\u0000b"'), "c.yaml:2:7: name: text must not contain NUL characters"),
+        (("name: Double 11", 'name: "\\ud800"'), "c.yaml:2:7: name: text is not valid Unicode"),
+        (("targets:", "targets: [oops"), "c.yaml:10:6: not valid YAML"),
+    ],
+)
+def test_errors_name_the_line(change, expected):
+    with pytest.raises(ConfigError) as caught:
+        parse(CAMPAIGN.replace(*change), "c.yaml")
+    assert str(caught.value).startswith(expected), str(caught.value)
+
+
+def test_control_characters_the_yaml_reader_refuses():
+    with pytest.raises(ConfigError) as caught:
+        parse("id: x\x00", "c.yaml")
+    assert "not valid YAML" in str(caught.value)
