@@ -269,6 +269,16 @@ def parser() -> argparse.ArgumentParser:
     bi.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients for the batch phase")
     bi.add_argument("--single-clients", type=int, default=32, help="concurrent HTTP clients for the single-event phase")
     bi.add_argument("--single-rate", type=float, default=2000.0, help="paced request rate for the latency-at-rate phase")
+    bm = b_sub.add_parser("metrics", help="live snapshot freshness under load, and the metrics engine's memory bound")
+    bm.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    bm.add_argument("--seconds", type=float, default=20.0, help="duration of the measured load")
+    bm.add_argument("--rate", type=float, default=5000.0, help="events per second posted")
+    bm.add_argument("--memory-events", type=int, default=2_000_000, help="synthetic events fed to the engine in-process")
+    ba = b_sub.add_parser("alerts", help="stock event to firing alert latency under load with many rules")
+    ba.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    ba.add_argument("--seconds", type=float, default=45.0, help="duration of the measured load")
+    ba.add_argument("--rate", type=float, default=5000.0, help="background events per second posted")
+    ba.add_argument("--rules", type=int, default=500, help="static rules generated over the demo campaign")
     return p
 
 
@@ -300,6 +310,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         campaigns_cli.run(args, lambda: _database(settings))
     elif args.command == "import":
         importer.run(args, settings, lambda: _database(settings))
+    elif args.command == "bench" and args.bench_command == "metrics":
+        from app.bench import metrics as bench_metrics
+
+        bench_metrics.main(args)
+    elif args.command == "bench" and args.bench_command == "alerts":
+        from app.bench import alerts as bench_alerts
+
+        bench_alerts.main(args)
     elif args.command == "bench":
         from app.bench import ingest as bench_ingest
 

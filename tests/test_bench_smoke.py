@@ -1,0 +1,50 @@
+"""The metrics and alerts benchmarks still run end to end and report what they promise (no timing assertions).
+
+Each runs as ``warroom bench ...`` would, in a subprocess with tiny parameters,
+so a change in the server, the engine or the rules format that breaks a
+benchmark shows up here rather than on the day someone needs the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+BENCH_TIMEOUT_S = 60
+TINY = ("--seconds", "2", "--rate", "300", "--json")
+
+
+def bench(*args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "bench", *args], capture_output=True, text=True, timeout=BENCH_TIMEOUT_S
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_bench_metrics_reports_freshness_and_memory() -> None:
+    report = bench("metrics", *TINY, "--memory-events", "20000")
+    assert report["samples"] > 0 and report["uncovered_posts"] == 0
+    assert 0 <= report["snapshot_latency_p50_ms"] <= report["snapshot_latency_p99_ms"]
+    assert report["events_per_s"] > 0 and report["accepted_events"] > 0
+    assert report["rss_mb"] > 0
+    by_events = report["memory_rss_mb_by_events"]
+    assert [events for events, _ in by_events] == [2_000 * n for n in range(11)]
+    assert all(rss > 0 for _, rss in by_events)
+    assert report["pickled_state_bytes"] > 0
+    assert {"snapshot_p99_met", "rate_met"} <= set(report["targets"])
+    assert report["machine"]["cores"] >= 1
+
+
+def test_bench_alerts_reports_alert_latency_and_evaluation_time() -> None:
+    report = bench("alerts", *TINY, "--rules", "20")
+    assert report["rules"] == 20
+    assert report["trials"] > 0 and report["missed"] == 0 and report["samples"] == report["trials"]
+    assert 0 <= report["alert_latency_p50_ms"] <= report["alert_latency_p99_ms"]
+    assert report["other_rules_firing"] == []
+    assert report["events_per_s"] > 0
+    assert report["eval_ms_per_tick"]["samples"] > 0 and report["eval_ms_per_tick"]["median"] >= 0
+    assert report["series_per_evaluation"] > 0
+    assert {"alert_p99_met", "rate_met", "rules_met"} <= set(report["targets"])
