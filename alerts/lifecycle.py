@@ -17,6 +17,7 @@ found at one evaluation and returns the transitions to persist and announce.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -30,10 +31,15 @@ FLAP_TRANSITIONS = 4
 TransitionKind = Literal["firing", "escalated", "deescalated", "resolved"]
 
 
+@functools.lru_cache(maxsize=100_000)
+def _fingerprint(rule: str, labels: tuple[tuple[str, str], ...]) -> str:
+    text = json.dumps([rule, labels], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def fingerprint(rule: str, labels: dict[str, str]) -> str:
     """Stable identity of an alert: the rule plus its labels (campaign, sku, channel…)."""
-    text = json.dumps([rule, sorted(labels.items())], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return _fingerprint(rule, tuple(sorted(labels.items())))
 
 
 @dataclass(frozen=True)
@@ -48,10 +54,10 @@ class Observation:
     """Tiers whose value is past the recovery threshold (the others keep their state)."""
     values: dict[str, Any] = field(default_factory=dict)
     """The numbers behind the decision: value, threshold or expected band, per-signal values."""
+    fingerprint: str = field(init=False)
 
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.rule, self.labels)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fingerprint", fingerprint(self.rule, self.labels))
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """The threshold engine at the edge: evaluates rules on the live metrics, persists transitions, pushes them.
 
-Evaluation runs right after each metrics update (a few times per second at
-most) and at least every ``EVALUATE_EVERY_S`` so ``for`` durations elapse
-on a quiet night too. Transitions are written to PostgreSQL before they are
+Evaluation runs after metrics update, at most every ``MIN_EVALUATION_GAP_S``
+(and never more than half the time), and at least every
+``EVALUATE_EVERY_S`` so ``for`` durations elapse on a quiet night too. Transitions are written to PostgreSQL before they are
 announced; if the database is away they wait in memory and are written on
 the next evaluation. Rules reload when their files change or on request,
 keeping every alert's state.
@@ -34,6 +34,8 @@ from app.metrics.live import LiveMetrics
 log = logging.getLogger(__name__)
 
 EVALUATE_EVERY_S = 1.0
+MIN_EVALUATION_GAP_S = 0.2
+"""Evaluations follow metric updates, but at most five times a second (metrics update after each commit)."""
 SILENCES_REFRESH_S = 5.0
 """Silences are re-read this often, so ones added by the CLI or another server take effect."""
 RULE_FILES_CHECK_S = 2.0
@@ -137,10 +139,14 @@ class AlertService:
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
+            started = time.perf_counter()
             try:
                 await self.evaluate_once()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("alert transitions not written yet (database unavailable): %s", exc)
+            # Evaluation runs on the event loop: leave it at least as long again to ingest and push,
+            # so a large rule set slows alerting a little instead of stalling everything.
+            await asyncio.sleep(max(MIN_EVALUATION_GAP_S, time.perf_counter() - started))
 
     async def evaluate_once(self) -> list[Transition]:
         """One evaluation of every rule; returns the transitions it produced (already persisted)."""

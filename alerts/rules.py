@@ -16,6 +16,7 @@ Three kinds:
 from __future__ import annotations
 
 import contextlib
+import functools
 import contextvars
 import re
 from pathlib import Path
@@ -48,6 +49,7 @@ Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+@functools.lru_cache(maxsize=1024)
 def seconds(duration: str) -> float:
     """``"5m"`` → 300.0."""
     match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)", duration)
