@@ -40,6 +40,14 @@ class EmbeddedPostgres:
         self.pgdata = pgdata
         self._server = pgserver.get_server(pgdata, cleanup_mode="stop")
 
+    def release(self) -> None:
+        """Let go of the server: it stops when no process uses it any more.
+
+        pgserver does this at interpreter exit, but a process that ends by the re-raised SIGTERM of a
+        graceful shutdown skips exit handlers, so the server calls this itself when it stops.
+        """
+        self._server.cleanup()
+
     def dsn(self, database: str = EMBEDDED_DATABASE) -> str:
         return self._server.get_uri(database)
 
@@ -54,14 +62,19 @@ class EmbeddedPostgres:
         self._server.psql(f'CREATE DATABASE "{database}"{clause};')
 
 
-def resolve_dsn(settings: Settings) -> str:
+def open_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
     """The database to use: ``DATABASE_URL`` if set, else the embedded server (started if needed)."""
     if settings.database_url:
-        return settings.database_url
+        return settings.database_url, None
     log.info("starting embedded PostgreSQL", extra={"pgdata": str(settings.pgdata_dir)})
     server = EmbeddedPostgres(settings.pgdata_dir)
     server.ensure_database()
-    return server.dsn()
+    return server.dsn(), server
+
+
+def resolve_dsn(settings: Settings) -> str:
+    """The DSN of ``open_database``, for short-lived commands (the embedded server is released at exit)."""
+    return open_database(settings)[0]
 
 
 async def create_pool(

@@ -13,7 +13,7 @@ from alerts.live import AlertService
 from app import __version__, alerts_api, campaigns_api, errors, health, ingest_api, telemetry
 from app import campaigns as campaign_files
 from app.events import json_schema
-from app.database import create_pool, head_revision, resolve_dsn, upgrade_async
+from app.database import create_pool, head_revision, open_database, upgrade_async
 from app.ingest import GroupCommitter, prepare_connection
 from app.keys import KeyStore
 from app.metrics.live import LiveMetrics
@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        dsn = await asyncio.to_thread(resolve_dsn, settings)
+        dsn, embedded = await asyncio.to_thread(open_database, settings)
         await upgrade_async(dsn)
         pool = await create_pool(dsn, max_size=settings.writers + POOL_SPARE, init=prepare_connection)
         async with pool.acquire() as conn:
@@ -75,6 +75,8 @@ def create_app(settings: Settings) -> FastAPI:
             await alerts.stop()
             await metrics.stop()
             await pool.close()
+            if embedded is not None:
+                await asyncio.to_thread(embedded.release)
             log.info("stopped")
 
     app = FastAPI(title="Promo War-Room", version=__version__, description=DESCRIPTION, lifespan=lifespan)

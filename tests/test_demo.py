@@ -42,3 +42,6 @@ def test_demo_prints_a_curl_command_that_stores_an_event(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
+    pgdata = str(tmp_path / "data" / "pgdata")
+    running = subprocess.run(["pgrep", "-f", f"postgres -D {pgdata}"], capture_output=True, text=True).stdout
+    assert running == "", "the embedded PostgreSQL must stop with the server"
