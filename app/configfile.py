@@ -101,6 +101,15 @@ def _load(text: str, source: str) -> _Located:
     return _Located(_construct(node, (), marks, source), marks)
 
 
+def plain_reason(reason: str) -> str:
+    """A msgspec "Expected `str` matching regex '…'" reason in plain language, when the pattern is known."""
+    pattern = _PATTERN.match(reason)
+    if pattern:
+        regex = pattern["pattern"].encode().decode("unicode_escape")
+        return PATTERN_MEANINGS.get(regex, reason)
+    return reason
+
+
 def _parse_path(text: str) -> tuple[str | int, ...]:
     return tuple(int(index) if index else name for name, index in _PATH_PART.findall(text))
 
@@ -127,10 +136,7 @@ def _error(exc: msgspec.ValidationError, located: _Located, source: str) -> Conf
             return ConfigError(source, line, column, _dotted(path), reason)
         line, column = located.marks.get(path, (None, None))
         return ConfigError(source, line, column, _dotted((*path, special["field"])), reason)
-    pattern = _PATTERN.match(reason)
-    if pattern:
-        regex = pattern["pattern"].encode().decode("unicode_escape")
-        reason = PATTERN_MEANINGS.get(regex, reason)
+    reason = plain_reason(reason)
     while path and path not in located.marks:
         path = path[:-1]
     line, column = located.marks.get(path, (None, None))

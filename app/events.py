@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from app.configfile import plain_reason
+
 MAX_FUTURE = timedelta(minutes=5)
 MAX_PROPS_BYTES = 8 * 1024
 MAX_LABELS = 32
@@ -163,12 +165,6 @@ class Defaults:
     currency: str
 
 
-PATTERN_MEANING = {
-    "campaign": "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
-    "currency": "must be a 3-letter ISO 4217 code in capitals, e.g. CNY",
-}
-"""Plain-language versions of the regex constraints, for error messages."""
-
 _MSGSPEC_PATH = re.compile(r"^(?P<message>.*?) - at `\$(?P<path>[^`]*)`$")
 _MSGSPEC_FIELD = re.compile(r"^Object (?P<what>contains unknown|missing required) field `(?P<field>[^`]*)`")
 
@@ -182,8 +178,8 @@ def field_error(exc: msgspec.MsgspecError) -> FieldError:
         text = match["message"]
     else:
         path = ""
-    if path in PATTERN_MEANING and "matching regex" in text:
-        return FieldError(path, PATTERN_MEANING[path])
+    if "matching regex" in text:
+        return FieldError(path or None, plain_reason(text))
     if path == "type" and text.startswith("Invalid enum value"):
         return FieldError("type", f"unknown event type {text.split('value ', 1)[1]}; expected one of {', '.join(EVENT_TYPES)}")
     field_match = _MSGSPEC_FIELD.match(text)
