@@ -27,7 +27,8 @@ from typing import Any, BinaryIO, Callable, Iterator, TextIO
 import msgspec
 
 from app.database import create_pool
-from app.events import COLUMNS, PATTERN_MEANING, Defaults, FieldError, Row, Slug, decode_event, utcnow
+from app.configfile import plain_reason
+from app.events import COLUMNS, Defaults, FieldError, Row, Slug, decode_event, utcnow
 from app.ingest import GroupCommitter, IngestUnavailable, StorageRejected, prepare_connection
 from app.settings import Settings
 
@@ -100,8 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _campaign(value: str) -> str:
     try:
         return msgspec.convert(value, Slug)
-    except msgspec.ValidationError:
-        raise argparse.ArgumentTypeError(f"{value!r}: {PATTERN_MEANING['campaign']}") from None
+    except msgspec.ValidationError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {plain_reason(str(exc))}") from None
 
 
 def detect_format(path: Path) -> str | None:
