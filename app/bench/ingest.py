@@ -7,8 +7,9 @@ directory, so runs are repeatable and never touch user data:
    ``events`` table (primary key, unique ``event_id``, BRIN index), from 2
    connections, in 1,000- and 10,000-row batches;
 2. HTTP batch ingest: the real server (``warroom serve``, its own process,
-   rate limit off, started in the temporary directory so no campaign files
-   are loaded; its metrics engine still aggregates every event), warmed up
+   rate limit off, started in the temporary directory so the relative
+   campaign and rule directories are not loaded; its metrics engine still
+   aggregates every event and its alert service runs), warmed up
    with every sample event once, then N keep-alive clients posting 500
    events per request;
 3. single events, closed loop: N clients, one event per request;
