@@ -143,13 +143,31 @@ def _error(exc: msgspec.ValidationError, located: _Located, source: str) -> Conf
     return ConfigError(source, line, column, _dotted(path) or None, reason)
 
 
-def parse(text: str, schema: type[T], source: str = "<text>") -> T:
-    """Parse YAML ``text`` into ``schema`` or raise ConfigError naming the line."""
+Marks = dict[tuple[str | int, ...], tuple[int, int]]
+"""For each path into a document (``("route", "routes", 0, "receiver")``), the line and column of its value."""
+
+
+def parse_located(text: str, schema: type[T], source: str = "<text>") -> tuple[T, Marks]:
+    """Like ``parse``, also returning where each value starts, for checks made after conversion."""
     located = _load(text, source)
     try:
-        return msgspec.convert(located.data, schema, strict=False)
+        return msgspec.convert(located.data, schema, strict=False), located.marks
     except msgspec.ValidationError as exc:
         raise _error(exc, located, source) from None
+
+
+def error_at(source: str, marks: Marks, path: tuple[str | int, ...], reason: str) -> ConfigError:
+    """A ConfigError for the value at ``path`` (or its nearest located parent)."""
+    where = path
+    while where and where not in marks:
+        where = where[:-1]
+    line, column = marks.get(where, (None, None))
+    return ConfigError(source, line, column, _dotted(path) or None, reason)
+
+
+def parse(text: str, schema: type[T], source: str = "<text>") -> T:
+    """Parse YAML ``text`` into ``schema`` or raise ConfigError naming the line."""
+    return parse_located(text, schema, source)[0]
 
 
 def load(path: Path, schema: type[T]) -> T:
