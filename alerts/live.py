@@ -66,6 +66,7 @@ class AlertService:
     eval_ms: float = 0.0
     _unwritten: list[Transition] = field(default_factory=list)
     _subscribers: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
+    _listeners: list[Callable[[], None]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _files_stamp: tuple[tuple[str, float], ...] = ()
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -171,6 +172,7 @@ class AlertService:
         self._unwritten = []
         for transition, seq in zip(written, seqs):
             self._publish(self.render(transition.alert, transition=transition, seq=seq))
+        self._changed()
         return written
 
     def _rule(self, name: str) -> AnyRule | None:
@@ -225,12 +227,14 @@ class AlertService:
 
     async def acknowledge(self, alert_id: str, who: str, comment: str | None) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn:
-            row = await store.acknowledge(conn, alert_id, who, comment)
-        if row is None:
+            recorded = await store.acknowledge(conn, alert_id, who, comment)
+        if recorded is None:
             return None
+        row, seq = recorded
         live = self.lifecycle.acknowledge(alert_id, who, comment, self.clock())
-        event = {"transition": "acknowledged", "id": alert_id, "acknowledged": {"by": who, "comment": comment}}
+        event = {"seq": seq, "transition": "acknowledged", "id": alert_id, "acknowledged": {"by": who, "comment": comment}}
         self._publish(event)
+        self._changed()
         return self.render(live) if live else {"id": alert_id, "status": row["status"], "acknowledged": event["acknowledged"]}
 
     async def add_silence(self, matchers: list[str], starts_at: float, ends_at: float, reason: str, who: str) -> Silence:
@@ -238,15 +242,25 @@ class AlertService:
         async with self.pool.acquire() as conn:
             await store.save_silence(conn, silence)
         self.silences.append(silence)
+        self._changed()
         return silence
 
     async def expire_silence(self, silence_id: str) -> bool:
         async with self.pool.acquire() as conn:
             expired = await store.expire_silence(conn, silence_id)
             self.silences = await store.silences(conn)
+        self._changed()
         return expired
 
     # ---- push ----------------------------------------------------------------------------------
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after transitions are stored and after acknowledgments (delivery, streams)."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_QUEUE)

@@ -47,3 +47,75 @@ def describe(rule: AnyRule, labels: dict[str, str], values: dict[str, Any], seve
         "runbook_zh": rule.runbook.zh,
         "link": f"/wall/{campaign}#{rule.panel}",
     }
+
+
+KIND_TITLE = {
+    "firing": ("告警", "Firing"),
+    "escalation": ("升级", "Escalated"),
+    "repeat": ("仍未处理", "Still firing"),
+    "resolved": ("已恢复", "Resolved"),
+}
+SEVERITY_ICON = {"emergency": "🔴", "warning": "🟠", "reminder": "🔵"}
+MAX_LISTED = 30
+"""A group message lists this many alerts; the rest are counted (the on-call page has them all)."""
+
+
+def _values_text(values: dict[str, Any]) -> str:
+    shown = [f"{k}={_number(v)}" for k, v in values.items() if k in ("value", "threshold", "expected", "lower", "upper")]
+    return ", ".join(shown)
+
+
+def _alert_lines(text: dict[str, Any], language: str, public_url: str, mark: str) -> list[str]:
+    zh, en = text.get("summary_zh", ""), text.get("summary_en", "")
+    summary = zh if language == "zh" else en if language == "en" else f"{zh} / {en}"
+    lines = [f"- {mark} {summary}"]
+    values = _values_text(text.get("values") or {})
+    if values:
+        lines.append(f"  {values}")
+    runbook_zh, runbook_en = text.get("runbook_zh", ""), text.get("runbook_en", "")
+    if runbook_zh or runbook_en:
+        runbook = runbook_zh if language == "zh" else runbook_en if language == "en" else f"{runbook_zh} / {runbook_en}"
+        lines.append(f"  {'处置' if language == 'zh' else 'First step' if language == 'en' else '处置 / First step'}: {runbook}")
+    if text.get("link"):
+        lines.append(f"  {public_url}{text['link']}")
+    return lines
+
+
+def compose_group(
+    kind: str,
+    severity: str,
+    group_key: str,
+    firing: list[tuple[dict[str, Any], bool, bool]],
+    resolved: list[dict[str, Any]],
+    language: str,
+    public_url: str,
+) -> tuple[str, str]:
+    """Title and Markdown body of one message about an alert group.
+
+    ``firing`` holds (alert text, is new, is acknowledged); alert text has the
+    summaries, runbooks, link and values the alert store keeps.
+    """
+    kind_zh, kind_en = KIND_TITLE[kind]
+    severity_zh, severity_en = SEVERITY_ZH[severity], SEVERITY_EN[severity]
+    if language == "zh":
+        label = f"{kind_zh}·{severity_zh}"
+    elif language == "en":
+        label = f"{kind_en} · {severity_en}"
+    else:
+        label = f"{kind_zh}·{severity_zh} {kind_en} · {severity_en}"
+    counts = f"{len(firing)} firing" if language != "zh" else f"{len(firing)} 条告警"
+    if resolved:
+        counts += f", {len(resolved)} resolved" if language != "zh" else f"，{len(resolved)} 条恢复"
+    title = f"[{label}] {group_key} ({counts})"
+    lines: list[str] = []
+    for text, new, acked in firing[:MAX_LISTED]:
+        mark = SEVERITY_ICON.get(text.get("severity", severity), "•") + (" 🆕" if new else "") + (" ✔︎ack" if acked else "")
+        lines += _alert_lines(text, language, public_url, mark)
+    for text in resolved[: max(0, MAX_LISTED - len(firing))]:
+        lines += _alert_lines(text, language, public_url, "✅")
+    hidden = len(firing) + len(resolved) - MAX_LISTED
+    if hidden > 0:
+        lines.append(f"… +{hidden}")
+    lines.append("")
+    lines.append(f"{'值班页' if language == 'zh' else 'On-call page' if language == 'en' else '值班页 / On-call page'}: {public_url}/oncall")
+    return title, "\n".join(lines)

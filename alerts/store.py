@@ -112,14 +112,30 @@ async def firing(conn: asyncpg.Connection) -> list[Alert]:
     ]
 
 
-async def acknowledge(conn: asyncpg.Connection, alert_id: str, who: str, comment: str | None) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        f"UPDATE alerts SET ack_by = $2, ack_at = now(), ack_comment = $3, updated_at = now()"
-        f" WHERE id = $1 RETURNING {ALERT_COLUMNS}",
-        alert_id,
-        who,
-        comment,
-    )
+async def acknowledge(
+    conn: asyncpg.Connection, alert_id: str, who: str, comment: str | None
+) -> tuple[asyncpg.Record, int] | None:
+    """Record who acknowledged the alert, as an ``acknowledged`` transition in the stream; returns the
+    alert row and the transition's seq, or None for an unknown alert."""
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            f"UPDATE alerts SET ack_by = $2, ack_at = now(), ack_comment = $3, updated_at = now()"
+            f" WHERE id = $1 RETURNING {ALERT_COLUMNS}",
+            alert_id,
+            who,
+            comment,
+        )
+        if row is None:
+            return None
+        seq = await conn.fetchval(
+            "INSERT INTO alert_transitions (alert_id, at, kind, severity, previous_severity, flapping, values)"
+            " VALUES ($1, now(), 'acknowledged', $2, NULL, $3, $4::jsonb) RETURNING seq",
+            alert_id,
+            row["severity"],
+            row["flapping"],
+            _json({"by": who, "comment": comment}),
+        )
+    return row, seq
 
 
 async def alerts(
@@ -148,7 +164,8 @@ async def history(
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT t.seq, t.alert_id, t.at, t.kind, t.severity, t.previous_severity, t.flapping, t.values::text AS values,"
-        " a.rule, a.campaign, a.labels::text AS labels, a.summary_en, a.summary_zh, a.runbook_en, a.runbook_zh, a.link"
+        " a.rule, a.campaign, a.labels::text AS labels, a.fired_at, a.summary_en, a.summary_zh, a.runbook_en,"
+        " a.runbook_zh, a.link"
         " FROM alert_transitions t JOIN alerts a ON a.id = t.alert_id"
         " WHERE t.seq > $1 AND ($2::timestamptz IS NULL OR t.at >= $2) AND ($3::timestamptz IS NULL OR t.at < $3)"
         " ORDER BY t.seq LIMIT $4",

@@ -9,8 +9,10 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI
 
+from alerts import routing
+from alerts.delivery import DeliveryService
 from alerts.live import AlertService
-from app import __version__, alerts_api, campaigns_api, errors, health, ingest_api, telemetry
+from app import __version__, alert_stream, alerts_api, campaigns_api, errors, health, ingest_api, notifications_api, oncall, telemetry
 from app import campaigns as campaign_files
 from app.events import json_schema
 from app.database import create_pool, head_revision, open_database, upgrade_async
@@ -49,6 +51,8 @@ def create_app(settings: Settings) -> FastAPI:
         await metrics.start()
         alerts = AlertService(metrics, pool, settings.rules_dir)
         await alerts.start()
+        delivery = DeliveryService(alerts, pool, routing.load(settings.notify_file), settings.base_url)
+        await delivery.start()
         committer = GroupCommitter(
             pool,
             writers=settings.writers,
@@ -65,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
             committer=committer,
             metrics=metrics,
             alerts=alerts,
+            delivery=delivery,
             schema_head=head_revision(),
         )
         log.info("ready", extra={"version": __version__})
@@ -72,6 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await committer.drain_and_stop(settings.shutdown_grace_s)
+            await delivery.stop()
             await alerts.stop()
             await metrics.stop()
             await pool.close()
@@ -85,6 +91,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ingest_api.router)
     app.include_router(campaigns_api.router)
     app.include_router(alerts_api.router)
+    app.include_router(alert_stream.router)
+    app.include_router(notifications_api.router)
+    app.include_router(oncall.router)
     app.add_route("/metrics", telemetry.metrics_endpoint, include_in_schema=False)
     _publish_event_schema(app)
     return app

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from alerts.delivery import DeliveryService
 from alerts.live import AlertService
 from app.ingest import GroupCommitter
 from app.keys import KeyStore
@@ -23,4 +24,5 @@ class Services:
     committer: GroupCommitter
     metrics: LiveMetrics
     alerts: AlertService
+    delivery: DeliveryService
     schema_head: str

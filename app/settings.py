@@ -16,6 +16,7 @@ DEFAULT_PORT = 8000
 DEFAULT_DATA_DIR = ".warroom"
 DEFAULT_CAMPAIGNS_DIR = "campaigns"
 DEFAULT_RULES_DIR = "rules"
+DEFAULT_NOTIFY_FILE = "notify.yaml"
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 DEFAULT_MAX_BATCH_EVENTS = 10_000
 DEFAULT_QUEUE_EVENTS = 200_000
@@ -40,6 +41,8 @@ class Settings(BaseModel):
     data_dir: Path = Field(Path(DEFAULT_DATA_DIR), alias="WARROOM_DATA_DIR")
     campaigns_dir: Path = Field(Path(DEFAULT_CAMPAIGNS_DIR), alias="WARROOM_CAMPAIGNS_DIR")
     rules_dir: Path = Field(Path(DEFAULT_RULES_DIR), alias="WARROOM_RULES_DIR")
+    notify_file: Path = Field(Path(DEFAULT_NOTIFY_FILE), alias="WARROOM_NOTIFY_FILE")
+    public_url: str | None = Field(None, alias="WARROOM_PUBLIC_URL")
     pgdata: Path | None = Field(None, alias="WARROOM_PGDATA")
     host: str = Field("127.0.0.1", alias="WARROOM_HOST")
     port: int = Field(DEFAULT_PORT, ge=1, le=65535, alias="WARROOM_PORT")
@@ -66,6 +69,20 @@ class Settings(BaseModel):
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must start with postgresql:// (e.g. postgresql://user:pass@host:5432/db)")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https:// (the address people open, e.g. https://warroom.example.com)")
+        return value.rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """Where people reach this server; links in chat messages point here."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @property
     def pgdata_dir(self) -> Path:

@@ -80,7 +80,7 @@ class RunningServer:
 def start_server(dsn: str, **overrides: Any) -> RunningServer:
     port = overrides.pop("port", None) or free_port()
     env = {"DATABASE_URL": dsn, "WARROOM_LOG_LEVEL": "warning", "WARROOM_CAMPAIGNS_DIR": "/nonexistent",
-           "WARROOM_RULES_DIR": "/nonexistent"}
+           "WARROOM_RULES_DIR": "/nonexistent", "WARROOM_NOTIFY_FILE": "/nonexistent"}
     env.update({k: str(v) for k, v in overrides.items()})
     settings = Settings.from_env(env)
     config = uvicorn.Config(

@@ -87,12 +87,13 @@ async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, d
 
             async def resolved() -> bool:
                 history = (await http.get("/v1/alerts/history", params={"token": screen})).json()
-                return await firing(http, screen) == [] and len(history) == 3
+                return await firing(http, screen) == [] and len(history) == 4
 
             await wait_until(resolved, timeout=5)
             history = (await http.get("/v1/alerts/history", params={"token": screen})).json()
-            assert [h["kind"] for h in history] == ["firing", "escalated", "resolved"]
-            assert history[1]["previous_severity"] == "warning" and history[2]["values"]["value"] == 5000
+            assert [h["kind"] for h in history] == ["firing", "escalated", "acknowledged", "resolved"]
+            assert history[1]["previous_severity"] == "warning" and history[3]["values"]["value"] == 5000
+            assert history[2]["values"] == {"by": "duty manager", "comment": ack.json()["acknowledged"]["comment"]}
             past = (await http.get("/v1/alerts", params={"token": screen, "status": "resolved"})).json()
             assert past[0]["id"] == alert["id"] and past[0]["ack_by"] == "duty manager"
     finally:

@@ -1,0 +1,95 @@
+"""Sending one message through one Apprise URL, and when to try again after a failure.
+
+Apprise covers DingTalk, WeCom bots, Feishu/Lark, Slack, Telegram, email,
+ntfy, PagerDuty, Opsgenie and plain JSON webhooks behind one URL syntax.
+Apprise reports failures in its log entries; those are kept as the
+attempt's error, with every secret part of the URL masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from dataclasses import dataclass
+
+import apprise
+
+SEND_TIMEOUT_S = 10.0
+RETRY_BASE_S = 1.0
+RETRY_CAP_S = 300.0
+"""Backoff doubles from ``RETRY_BASE_S`` up to this, with jitter, until the message is older than ``GIVE_UP_AFTER_S``."""
+GIVE_UP_AFTER_S = 6 * 3600.0
+MASK = "***"
+GENERIC_WEBHOOKS = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
+_TOKEN = re.compile(r"[^/:@?&=#+,;%\s]{4,}")
+logging.getLogger("apprise").setLevel(logging.WARNING)
+"""Apprise logs whole URLs, secrets included, at debug level: never let those through, whatever the log level."""
+_NOTIFY_TYPES = {
+    "emergency": apprise.NotifyType.FAILURE,
+    "warning": apprise.NotifyType.WARNING,
+    "reminder": apprise.NotifyType.INFO,
+    "resolved": apprise.NotifyType.SUCCESS,
+}
+
+
+def notify_type(severity: str, resolved: bool) -> str:
+    """Apprise's message type (colour/icon in most chat apps) for an alert group message."""
+    return _NOTIFY_TYPES["resolved" if resolved else severity].value
+
+
+def retry_delay(attempt: int, rng: random.Random | None = None) -> float:
+    """Exponential backoff with "equal jitter": half the step fixed, half random, so retries of
+    many messages after an outage do not arrive at the receiver in lockstep."""
+    step = min(RETRY_CAP_S, RETRY_BASE_S * 2 ** max(0, attempt - 1))
+    return step / 2 + (rng or random).uniform(0, step / 2)
+
+
+def secrets_of(url: str) -> list[str]:
+    """Parts of an Apprise URL that may be secret (tokens, keys, passwords, hosts), longest first."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    return sorted(set(_TOKEN.findall(rest)) | {url}, key=len, reverse=True)
+
+
+def mask(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
+def public_form(url: str) -> str:
+    """The URL as the API may show it: Apprise's privacy form (tokens shortened, passwords hidden) without
+    its query (custom headers may carry keys) and, for plain web hooks, without the path (often a key)."""
+    plugin = apprise.Apprise.instantiate(url)
+    if plugin is None:
+        return MASK
+    shown = plugin.url(privacy=True).split("?", 1)[0]
+    scheme, _, rest = shown.partition("://")
+    if scheme in GENERIC_WEBHOOKS and "/" in rest:
+        shown = f"{scheme}://{rest.split('/', 1)[0]}/{MASK}"
+    return shown
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    duration_ms: float
+    error: str | None
+
+
+async def send(url: str, title: str, body: str, kind: str) -> Outcome:
+    """Deliver one message; never raises for a delivery failure and never reveals the URL's secrets."""
+    started = time.perf_counter()
+    sender = apprise.Apprise()
+    if not sender.add(url):
+        return Outcome(False, 0.0, "Apprise could not load this URL")
+    result = await sender.async_notify(
+        body=body, title=title, notify_type=kind, body_format=apprise.NotifyFormat.MARKDOWN, timeout=SEND_TIMEOUT_S
+    )
+    duration_ms = (time.perf_counter() - started) * 1000
+    if result:
+        return Outcome(True, duration_ms, None)
+    problems = [entry.message for entry in result.logs() if entry.level in ("WARNING", "ERROR", "CRITICAL")]
+    error = "; ".join(problems) or f"delivery failed ({result.status.name.lower()})"
+    return Outcome(False, duration_ms, mask(error, secrets_of(url))[:2000])

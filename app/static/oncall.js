@@ -1,0 +1,270 @@
+// The on-call page: alerts live from /v1/alerts/stream, acknowledge and silence with an operator key.
+// The stream resumes with ?after=<last seq>, so a dropped connection loses nothing.
+"use strict";
+
+const TEXT = {
+  zh: {
+    title: "值班告警", connecting: "连接中…", live: "实时", reconnecting: "重新连接中…",
+    emergency: "紧急", warning: "警告", reminder: "提醒", resolved: "最近恢复",
+    key_prompt: "值班密钥（operator key）", save_key: "登录", forget_key: "退出登录",
+    enable_sound: "开启声音", sound_on: "声音已开启", ack: "确认", silence: "静默 1 小时",
+    acked_by: "已确认：", since: "持续", runbook: "处置", open_wall: "打开大屏",
+    view_only: "只读（大屏密钥）：登录值班密钥后可确认和静默。", bad_key: "密钥无效或权限不足。",
+    ack_done: "已确认。", silence_done: "已静默 1 小时。", failed: "操作失败：",
+    none: "暂无", lang: "English",
+  },
+  en: {
+    title: "On-call alerts", connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…",
+    emergency: "Emergency", warning: "Warning", reminder: "Reminder", resolved: "Recently resolved",
+    key_prompt: "On-call key (operator key)", save_key: "Sign in", forget_key: "Sign out",
+    enable_sound: "Enable sound", sound_on: "Sound on", ack: "Acknowledge", silence: "Silence 1 h",
+    acked_by: "Acknowledged by ", since: "for", runbook: "First step", open_wall: "Open wall",
+    view_only: "View only (screen key): sign in with an operator key to acknowledge and silence.",
+    bad_key: "The key is not valid or lacks the scope.", ack_done: "Acknowledged.",
+    silence_done: "Silenced for 1 hour.", failed: "Failed: ", none: "None", lang: "中文",
+  },
+};
+const SEVERITIES = ["emergency", "warning", "reminder"];
+const RESOLVED_KEPT_MS = 10 * 60 * 1000;
+const RECONNECT_MAX_MS = 15000;
+const KEY_STORE = "warroom.oncall.key";
+
+const params = new URLSearchParams(location.search);
+const screenToken = params.get("token");
+let lang = ["zh", "en"].includes(params.get("lang")) ? params.get("lang") : (navigator.language || "zh").startsWith("zh") ? "zh" : "en";
+let key = localStorage.getItem(KEY_STORE);
+let lastSeq = null;
+let retryMs = 500;
+let audio = null;
+const alerts = new Map();
+const resolved = new Map();
+
+const t = (name) => TEXT[lang][name];
+const $ = (id) => document.getElementById(id);
+
+function epoch(value) {
+  if (value === null || value === undefined) return null;
+  return typeof value === "number" ? value : Date.parse(value) / 1000;
+}
+
+function age(seconds) {
+  const s = Math.max(0, Math.floor(Date.now() / 1000 - seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+}
+
+function applyTexts() {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  document.querySelectorAll("[data-text]").forEach((el) => { el.textContent = t(el.dataset.text); });
+  $("lang").textContent = t("lang");
+  if (audio) $("sound").textContent = t("sound_on");
+}
+
+function remember(alert) {
+  const previous = alerts.get(alert.id) || {};
+  alerts.set(alert.id, { ...previous, ...alert });
+}
+
+function onSnapshot(frame) {
+  alerts.clear();
+  for (const a of frame.alerts) {
+    remember({ id: a.id, severity: a.severity, labels: a.labels, rule: a.rule, values: a.values,
+      fired_at: epoch(a.fired_at), summary_en: a.summary_en, summary_zh: a.summary_zh,
+      runbook_en: a.runbook_en, runbook_zh: a.runbook_zh, link: a.link, acknowledged: a.acknowledged });
+  }
+  lastSeq = frame.seq;
+}
+
+function onTransition(frame) {
+  lastSeq = frame.seq;
+  if (frame.kind === "acknowledged") {
+    const a = alerts.get(frame.id);
+    if (a) a.acknowledged = frame.values;
+    return;
+  }
+  if (frame.kind === "resolved") {
+    const a = alerts.get(frame.id) || frame;
+    alerts.delete(frame.id);
+    resolved.set(frame.id, { ...a, resolved_at: epoch(frame.at) });
+    return;
+  }
+  const isNew = !alerts.has(frame.id);
+  remember({ id: frame.id, severity: frame.severity, labels: frame.labels, rule: frame.rule, values: frame.values,
+    fired_at: epoch(frame.fired_at), summary_en: frame.summary_en, summary_zh: frame.summary_zh,
+    runbook_en: frame.runbook_en, runbook_zh: frame.runbook_zh, link: frame.link });
+  if (frame.severity === "emergency" && (isNew || frame.kind === "escalated")) alarm();
+}
+
+function alarm() {
+  if (navigator.vibrate) navigator.vibrate([400, 150, 400, 150, 400]);
+  if (!audio) return;
+  const now = audio.currentTime;
+  for (let i = 0; i < 3; i++) {
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.frequency.value = 880;
+    gain.gain.setValueAtTime(0.3, now + i * 0.4);
+    gain.gain.exponentialRampToValueAtTime(0.001, now + i * 0.4 + 0.3);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(now + i * 0.4);
+    osc.stop(now + i * 0.4 + 0.3);
+  }
+}
+
+function element(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function card(a, isResolved) {
+  const li = element("li", `alert ${isResolved ? "resolved" : a.severity}${a.acknowledged ? " acked" : ""}`);
+  li.dataset.id = a.id;
+  li.append(element("div", "summary", lang === "zh" ? a.summary_zh : a.summary_en));
+  const labels = Object.entries(a.labels || {}).map(([k, v]) => `${k}=${v}`).join(" · ");
+  const meta = element("div", "meta", `${a.rule || ""} · ${labels} · ${t("since")} `);
+  const since = element("span", "age", age(a.fired_at));
+  since.dataset.firedAt = a.fired_at;
+  meta.append(since);
+  li.append(meta);
+  const values = Object.entries(a.values || {}).filter(([k]) => ["value", "threshold", "expected", "lower", "upper"].includes(k))
+    .map(([k, v]) => `${k}=${typeof v === "number" ? Number(v.toPrecision(4)) : v}`).join(", ");
+  if (values) li.append(element("div", "values", values));
+  const runbook = lang === "zh" ? a.runbook_zh : a.runbook_en;
+  if (runbook) li.append(element("div", "runbook", `${t("runbook")}: ${runbook}`));
+  if (a.acknowledged) li.append(element("div", "ack-by", `${t("acked_by")}${a.acknowledged.by}`));
+  if (!isResolved) {
+    const actions = element("div", "actions");
+    if (key && !a.acknowledged) {
+      const ack = element("button", "primary ack", t("ack"));
+      ack.type = "button";
+      ack.onclick = () => acknowledge(a.id);
+      actions.append(ack);
+    }
+    if (key) {
+      const silence = element("button", "silence", t("silence"));
+      silence.type = "button";
+      silence.onclick = () => silenceAlert(a);
+      actions.append(silence);
+    }
+    if (a.link) {
+      const link = element("a", "", t("open_wall"));
+      link.href = a.link + (lang === "en" ? "?lang=en" : "");
+      actions.append(link);
+    }
+    li.append(actions);
+  }
+  return li;
+}
+
+function render() {
+  const cutoff = Date.now() / 1000 - RESOLVED_KEPT_MS / 1000;
+  for (const [id, a] of resolved) if (a.resolved_at < cutoff) resolved.delete(id);
+  for (const severity of SEVERITIES) {
+    const list = $(`list-${severity}`);
+    const items = [...alerts.values()].filter((a) => a.severity === severity).sort((x, y) => y.fired_at - x.fired_at);
+    list.replaceChildren(...(items.length ? items.map((a) => card(a, false)) : [element("li", "empty", t("none"))]));
+  }
+  const done = [...resolved.values()].sort((x, y) => y.resolved_at - x.resolved_at);
+  $("list-resolved").replaceChildren(...(done.length ? done.map((a) => card(a, true)) : [element("li", "empty", t("none"))]));
+}
+
+function setStatus(live) {
+  const status = $("status");
+  status.className = `status ${live ? "live" : "offline"}`;
+  status.dataset.text = live ? "live" : "reconnecting";
+  status.textContent = t(status.dataset.text);
+}
+
+function connect() {
+  const query = new URLSearchParams();
+  if (lastSeq !== null) query.set("after", lastSeq);
+  if (!key && screenToken) query.set("token", screenToken);
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/v1/alerts/stream?${query}`);
+  socket.onopen = () => { if (key) socket.send(JSON.stringify({ key })); };
+  socket.onmessage = (message) => {
+    const frame = JSON.parse(message.data);
+    if (frame.type === "snapshot") onSnapshot(frame);
+    else if (frame.type === "transition") onTransition(frame);
+    retryMs = 500;
+    setStatus(true);
+    render();
+  };
+  socket.onclose = (event) => {
+    setStatus(false);
+    if (event.code === 4401 || event.code === 4403) {
+      $("notice").textContent = t("bad_key");
+      showLogin();
+      return;
+    }
+    setTimeout(connect, retryMs);
+    retryMs = Math.min(RECONNECT_MAX_MS, retryMs * 2);
+  };
+}
+
+async function call(path, body) {
+  const response = await fetch(path, {
+    method: "POST", headers: { "Content-Type": "application/json", "X-API-Key": key }, body: JSON.stringify(body),
+  });
+  if (!response.ok) {
+    const detail = await response.json().catch(() => ({}));
+    throw new Error((detail.error && detail.error.message) || response.statusText);
+  }
+  return response.json();
+}
+
+async function acknowledge(id) {
+  try {
+    await call(`/v1/alerts/${encodeURIComponent(id)}/ack`, { comment: "on-call page" });
+    $("notice").textContent = t("ack_done");
+  } catch (error) {
+    $("notice").textContent = t("failed") + error.message;
+  }
+}
+
+async function silenceAlert(a) {
+  const matchers = [`rule=${a.rule}`, ...Object.entries(a.labels || {}).map(([k, v]) => `${k}=${v}`)];
+  const ends = new Date(Date.now() + 3600 * 1000).toISOString();
+  try {
+    await call("/v1/silences", { matchers, ends_at: ends, reason: "silenced from the on-call page" });
+    $("notice").textContent = t("silence_done");
+  } catch (error) {
+    $("notice").textContent = t("failed") + error.message;
+  }
+}
+
+function showLogin() {
+  $("login").hidden = false;
+}
+
+$("login").onsubmit = (event) => {
+  event.preventDefault();
+  key = $("key").value.trim();
+  localStorage.setItem(KEY_STORE, key);
+  $("login").hidden = true;
+  $("notice").textContent = "";
+  lastSeq = null;
+  connect();
+};
+$("logout").onclick = () => { localStorage.removeItem(KEY_STORE); key = null; location.reload(); };
+$("lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; applyTexts(); render(); };
+$("sound").onclick = () => {
+  audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+  audio.resume();
+  $("sound").textContent = t("sound_on");
+};
+
+applyTexts();
+render();
+setInterval(() => {
+  document.querySelectorAll(".age").forEach((el) => { el.textContent = age(Number(el.dataset.firedAt)); });
+}, 1000);
+if (key || screenToken) {
+  if (!key) $("notice").textContent = t("view_only");
+  connect();
+} else {
+  showLogin();
+}

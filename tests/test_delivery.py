@@ -1,0 +1,243 @@
+"""Alert delivery end to end: events in over HTTP, messages out through Apprise to a real local webhook,
+through outages of the receiver and restarts of the server, and the websocket stream with resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tests.conftest import create_key, free_port, start_server, wait_until
+from tests.test_alerts_live import RULES, stock
+from tests.webhook import WebhookReceiver
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "topsecret-4242"
+
+
+def notify_yaml(receiver: WebhookReceiver, **route: str) -> str:
+    options = "".join(f"\n  {k}: {v}" for k, v in route.items())
+    return f"""
+contact_points:
+  duty:
+    urls: ["{receiver.url}?+X-Token={SECRET}"]
+route:
+  receiver: duty
+  group_wait: 200ms{options}
+"""
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    """Rule pack, campaign and a notify file for one webhook receiver on a free port."""
+
+    def make(receiver: WebhookReceiver, **route: str) -> dict[str, str]:
+        rules = tmp_path / "rules"
+        rules.mkdir(exist_ok=True)
+        (rules / "pack.yaml").write_text(RULES)
+        (tmp_path / "notify.yaml").write_text(notify_yaml(receiver, **route))
+        return {
+            "WARROOM_RULES_DIR": str(rules),
+            "WARROOM_CAMPAIGNS_DIR": str(ROOT / "campaigns"),
+            "WARROOM_NOTIFY_FILE": str(tmp_path / "notify.yaml"),
+            "WARROOM_PUBLIC_URL": "https://warroom.example.com",
+        }
+
+    return make
+
+
+async def notifications(http: httpx.AsyncClient, operator: str) -> list[dict]:
+    return (await http.get("/v1/notifications", headers={"X-API-Key": operator})).json()
+
+
+async def test_alert_reaches_the_webhook_with_bilingual_text_and_its_resolution_follows(dsn, setup, caplog):
+    """Secrets must not reach the logs even at debug level (Apprise logs whole URLs there)."""
+    receiver = WebhookReceiver(free_port()).start()
+    ingest, operator, screen = [await create_key(dsn, s) for s in ("ingest", "operator", "screen")]
+    server = start_server(dsn, **setup(receiver, group_interval="1s"))
+    caplog.set_level(logging.DEBUG)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            post = lambda *events: http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+            assert (await post(stock("s1", 0))).status_code == 202
+            await wait_until(lambda: _count(receiver, 1), timeout=10)
+            [message] = receiver.received
+            assert message["type"] == "failure", "emergency"
+            assert message["title"].startswith("[告警·紧急 Firing · Emergency]")
+            assert "SKU-1001：剩余 0（紧急） / SKU-1001: 0 left (Emergency)" in message["message"]
+            assert "处置 / First step: 立即补货 / replenish now" in message["message"]
+            assert "https://warroom.example.com/wall/double11-demo#inventory" in message["message"]
+            assert receiver.headers[0]["X-Token"] == SECRET
+
+            sent = await notifications(http, operator)
+            assert len(sent) == 1 and sent[0]["status"] == "delivered" and sent[0]["attempts"] == 1
+            assert sent[0]["kind"] == "firing" and sent[0]["attempt_log"][0]["ok"] is True
+            assert sent[0]["target"] == "json://127.0.0.1:%d/***" % receiver.port
+            assert (await http.get("/v1/notifications", headers={"X-API-Key": screen})).status_code == 403
+            points = (await http.get("/v1/contact-points", headers={"X-API-Key": operator})).text
+            assert SECRET not in points and SECRET not in json.dumps(sent)
+
+            assert (await post(stock("s2", 5000))).status_code == 202
+            await wait_until(lambda: _count(receiver, 2), timeout=10)
+            resolved = receiver.received[1]
+            assert resolved["type"] == "success" and resolved["title"].startswith("[已恢复·紧急 Resolved · Emergency]")
+            await asyncio.sleep(1.0)
+            assert len(receiver.received) == 2, "each message once"
+    finally:
+        server.stop()
+        receiver.stop()
+    assert SECRET not in caplog.text
+
+
+async def test_receiver_down_then_up_is_retried_with_every_attempt_recorded(dsn, setup):
+    receiver = WebhookReceiver(free_port())
+    ingest, operator = [await create_key(dsn, s) for s in ("ingest", "operator")]
+    server = start_server(dsn, **setup(receiver))
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            await http.post("/v1/events", json={"events": [stock("s1", 0)]}, headers={"X-API-Key": ingest})
+
+            async def failed_twice() -> bool:
+                sent = await notifications(http, operator)
+                return len(sent) == 1 and sent[0]["attempts"] >= 2
+
+            await wait_until(failed_twice, timeout=15)
+            [pending] = await notifications(http, operator)
+            assert pending["status"] == "pending" and "Connection error" in pending["last_error"]
+            assert SECRET not in json.dumps(pending)
+            assert all(not a["ok"] for a in pending["attempt_log"])
+
+            receiver.start()
+            await wait_until(lambda: _count(receiver, 1), timeout=20)
+            [delivered] = await notifications(http, operator)
+            assert delivered["status"] == "delivered" and delivered["attempt_log"][-1]["ok"]
+            assert delivered["attempts"] == len(delivered["attempt_log"]) >= 3
+    finally:
+        server.stop()
+        receiver.stop()
+
+
+async def test_restart_during_retries_neither_loses_nor_repeats_a_notification(dsn, setup, db):
+    receiver = WebhookReceiver(free_port())
+    ingest, operator = [await create_key(dsn, s) for s in ("ingest", "operator")]
+    settings = setup(receiver)
+    server = start_server(dsn, **settings)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            await http.post("/v1/events", json={"events": [stock("s1", 0)]}, headers={"X-API-Key": ingest})
+
+            async def attempted() -> bool:
+                sent = await notifications(http, operator)
+                return len(sent) == 1 and sent[0]["attempts"] >= 1
+
+            await wait_until(attempted, timeout=15)
+    finally:
+        server.stop()
+
+    receiver.start()
+    try:
+        for _ in range(2):
+            server = start_server(dsn, **settings)
+            try:
+                await wait_until(lambda: _count(receiver, 1), timeout=20)
+                await asyncio.sleep(1.5)
+            finally:
+                server.stop()
+        assert len(receiver.received) == 1, "delivered once across two restarts"
+        assert await db.fetchval("SELECT count(*) FROM notifications") == 1
+        assert await db.fetchval("SELECT status FROM notifications") == "delivered"
+    finally:
+        receiver.stop()
+
+
+async def test_acknowledgment_stops_repeats(dsn, setup):
+    receiver = WebhookReceiver(free_port()).start()
+    ingest, operator = [await create_key(dsn, s) for s in ("ingest", "operator")]
+    server = start_server(dsn, **setup(receiver, group_interval="200ms", repeat_interval="1s"))
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            await http.post("/v1/events", json={"events": [stock("s1", 0)]}, headers={"X-API-Key": ingest})
+            await wait_until(lambda: _count(receiver, 3), timeout=10)
+            assert "仍未处理" in receiver.received[1]["title"], "repeats while unacknowledged"
+            alert = (await http.get("/v1/alerts", headers={"X-API-Key": operator})).json()[0]
+            ack = await http.post(f"/v1/alerts/{alert['id']}/ack", json={}, headers={"X-API-Key": operator})
+            assert ack.status_code == 200
+            count = len(receiver.received)
+            await asyncio.sleep(2.5)
+            assert len(receiver.received) <= count + 1, "at most one repeat already on its way"
+    finally:
+        server.stop()
+        receiver.stop()
+
+
+async def test_stream_resumes_after_the_last_seq_without_gaps_or_duplicates(dsn, setup):
+    receiver = WebhookReceiver(free_port()).start()
+    ingest, screen = [await create_key(dsn, s) for s in ("ingest", "screen")]
+    operator = await create_key(dsn, "operator", name="duty-lead")
+    server = start_server(dsn, **setup(receiver))
+    ws_url = server.url.replace("http://", "ws://") + "/v1/alerts/stream"
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            post = lambda *events: http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+            async with websockets.connect(ws_url) as socket:
+                await socket.send(json.dumps({"key": operator}))
+                snapshot = json.loads(await socket.recv())
+                assert snapshot == {"type": "snapshot", "seq": 0, "alerts": []}
+                await post(stock("s1", 100))
+                fired = json.loads(await asyncio.wait_for(socket.recv(), 10))
+                assert fired["type"] == "transition" and fired["kind"] == "firing" and fired["severity"] == "warning"
+                assert fired["labels"]["sku"] == "SKU-1001" and fired["summary_zh"] == "SKU-1001：剩余 100（警告）"
+            last = fired["seq"]
+
+            await post(stock("s2", 0))
+            alert_id = fired["id"]
+
+            async def escalated() -> bool:
+                alerts = (await http.get("/v1/alerts", headers={"X-API-Key": operator})).json()
+                return bool(alerts) and alerts[0]["severity"] == "emergency"
+
+            await wait_until(escalated, timeout=10)
+            await http.post(f"/v1/alerts/{alert_id}/ack", json={"comment": "on it"}, headers={"X-API-Key": operator})
+            await post(stock("s3", 5000))
+
+            async def resolved() -> bool:
+                return (await http.get("/v1/alerts", headers={"X-API-Key": operator})).json() == []
+
+            await wait_until(resolved, timeout=10)
+            async with websockets.connect(f"{ws_url}?after={last}&token={screen}") as socket:
+                missed = [json.loads(await asyncio.wait_for(socket.recv(), 10)) for _ in range(3)]
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(socket.recv(), 1.0)
+            assert [m["kind"] for m in missed] == ["escalated", "acknowledged", "resolved"]
+            assert [m["seq"] for m in missed] == sorted(m["seq"] for m in missed) and missed[0]["seq"] > last
+            assert missed[1]["values"] == {"by": "duty-lead", "comment": "on it"}
+    finally:
+        server.stop()
+        receiver.stop()
+
+
+async def test_stream_refuses_bad_keys_and_bad_resume_points(dsn):
+    ingest = await create_key(dsn, "ingest")
+    operator = await create_key(dsn, "operator")
+    server = start_server(dsn)
+    ws_url = server.url.replace("http://", "ws://") + "/v1/alerts/stream"
+    try:
+        for url, first in ((ws_url, {"key": "wr_nope"}), (ws_url, {"key": ingest}), (f"{ws_url}?token={operator}", None),
+                           (f"{ws_url}?after=-1", {"key": operator})):
+            async with websockets.connect(url) as socket:
+                if first is not None:
+                    await socket.send(json.dumps(first))
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await asyncio.wait_for(socket.recv(), 10)
+                assert closed.value.rcvd.code in (4400, 4401, 4403)
+    finally:
+        server.stop()
+
+
+async def _count(receiver: WebhookReceiver, n: int) -> bool:
+    return len(receiver.received) >= n
