@@ -279,6 +279,10 @@ def parser() -> argparse.ArgumentParser:
     ba.add_argument("--seconds", type=float, default=45.0, help="duration of the measured load")
     ba.add_argument("--rate", type=float, default=5000.0, help="background events per second posted")
     ba.add_argument("--rules", type=int, default=500, help="static rules generated over the demo campaign")
+    bn = b_sub.add_parser("notify", help="alert fired to websocket, and event POST to a webhook receiver")
+    bn.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    bn.add_argument("--trials", type=int, default=30, help="alerts fired one after another (one demo SKU each)")
+    bn.add_argument("--rate", type=float, default=1000.0, help="background events per second posted meanwhile")
     return p
 
 
@@ -314,6 +318,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from app.bench import metrics as bench_metrics
 
         bench_metrics.main(args)
+    elif args.command == "bench" and args.bench_command == "notify":
+        from app.bench import notify as bench_notify
+
+        bench_notify.main(args)
     elif args.command == "bench" and args.bench_command == "alerts":
         from app.bench import alerts as bench_alerts
 

@@ -48,3 +48,12 @@ def test_bench_alerts_reports_alert_latency_and_evaluation_time() -> None:
     assert report["eval_ms_per_tick"]["samples"] > 0 and report["eval_ms_per_tick"]["median"] >= 0
     assert report["series_per_evaluation"] > 0
     assert {"alert_p99_met", "rate_met", "rules_met"} <= set(report["targets"])
+
+
+def test_bench_notify_reports_websocket_and_webhook_latency() -> None:
+    report = bench("notify", "--trials", "3", "--rate", "200", "--json")
+    assert report["trials"] == report["seen_on_websocket"] == report["seen_at_webhook"] == 3
+    assert 0 <= report["ws_latency_p50_ms"] <= report["ws_latency_p99_ms"]
+    assert report["post_to_ws_p50_ms"] <= report["webhook_latency_p50_ms"], "the webhook waits out group_wait"
+    assert report["webhook_messages"] >= 3
+    assert {"ws_met", "webhook_met"} <= set(report["targets"])
