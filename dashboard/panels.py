@@ -20,7 +20,7 @@ from dashboard.i18n import Language
 from dashboard.kpis import Tile
 from dashboard.numbers import age, compact, countdown, duration, money, percent
 
-INVENTORY_ROWS = 10
+INVENTORY_ROWS = 8
 CHANNEL_ROWS = 6
 ALERT_ROWS = 8
 MIN_BAR_PCT = 1.5
@@ -124,7 +124,7 @@ def inventory(snapshot: dict[str, Any], lang: Language) -> list[html.Div]:
     """Sold-out and oversold SKUs first (highlighted), then the hot SKUs soonest to sell out, with stock bars."""
     rows = [r for r in snapshot.get("skus") or [] if r.get("on_hand") is not None]
     out_of_stock = [r for r in rows if r.get("sold_out")]
-    selling = [r for r in rows if not r.get("sold_out") and (r.get("units_sold") or r.get("sell_out_eta_min") is not None)]
+    selling = [r for r in rows if not r.get("sold_out")]
     out: list[html.Div] = []
     for kind, chosen in (("oversold", [r for r in out_of_stock if r.get("oversold")]),
                          ("sold_out", [r for r in out_of_stock if not r.get("oversold")])):
