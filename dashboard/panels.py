@@ -25,7 +25,8 @@ CHANNEL_ROWS = 6
 ALERT_ROWS = 8
 MIN_BAR_PCT = 1.5
 """A non-zero count always shows a sliver of bar."""
-ICONS = {"emergency": "⛔", "warning": "⚠", "reminder": "ℹ"}
+ICONS = {"emergency": "◆", "warning": "▲", "reminder": "●"}
+"""Shapes every CJK font has (emoji fonts are often missing on kiosk machines), distinct even without colour."""
 
 
 def header(snapshot: dict[str, Any], now: float, lang: Language) -> dict[str, str]:

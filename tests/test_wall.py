@@ -104,6 +104,8 @@ def tile(page: Page, kpi: str) -> Any:
 
 
 async def screenshot(page: Page, name: str) -> None:
+    """Save the page once the GMV curve (plotly.js loads after the numbers) has drawn its three lines."""
+    await expect(page.locator("#gmv-curve .scatterlayer .trace")).to_have_count(3, timeout=UPDATE_TIMEOUT_MS)
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / name))
 
