@@ -125,6 +125,7 @@ def demo(settings: Settings, drill: bool) -> None:
     print(
         f"""
 Promo War-Room is starting on {base}
+  wall:       {base}/wall/{DEMO_CAMPAIGN}?token={screen}   (English: &lang=en)
   API docs:   {base}/docs
   snapshot:   {base}/v1/campaigns/{DEMO_CAMPAIGN}/snapshot?token={screen}
   health:     {base}/readyz   metrics: {base}/metrics

@@ -22,6 +22,7 @@ from app.metrics.live import LiveMetrics
 from app.ratelimit import RateLimiter
 from app.services import Services
 from app.settings import Settings
+from dashboard import wall
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(oncall.router)
     app.add_route("/metrics", telemetry.metrics_endpoint, include_in_schema=False)
     _publish_event_schema(app)
+    wall.mount(app, settings)
     return app
 
 

@@ -6,6 +6,7 @@ stops the process with a message naming the variable and the reason.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal, Mapping
@@ -26,6 +27,7 @@ DEFAULT_COMMIT_TIMEOUT_S = 10.0
 DEFAULT_RATE_LIMIT_PER_S = 10_000.0
 DEFAULT_KEY_CACHE_S = 2.0
 DEFAULT_SHUTDOWN_GRACE_S = 30.0
+DEFAULT_WALL_LANGUAGE = "zh"
 
 
 class SettingsError(Exception):
@@ -60,6 +62,8 @@ class Settings(BaseModel):
     rate_limit_per_s: float = Field(DEFAULT_RATE_LIMIT_PER_S, ge=0, alias="WARROOM_RATE_LIMIT_PER_S")
     key_cache_s: float = Field(DEFAULT_KEY_CACHE_S, ge=0, alias="WARROOM_KEY_CACHE_S")
     shutdown_grace_s: float = Field(DEFAULT_SHUTDOWN_GRACE_S, ge=0, alias="WARROOM_SHUTDOWN_GRACE_S")
+    wall_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = Field((), alias="WARROOM_WALL_ALLOW")
+    wall_language: Literal["zh", "en"] = Field(DEFAULT_WALL_LANGUAGE, alias="WARROOM_WALL_LANGUAGE")
 
     @field_validator("database_url")
     @classmethod
@@ -83,6 +87,20 @@ class Settings(BaseModel):
     def base_url(self) -> str:
         """Where people reach this server; links in chat messages point here."""
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @field_validator("wall_allow", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        """Comma-separated addresses or CIDR blocks, e.g. ``10.0.5.0/24, 192.168.1.20``."""
+        if not isinstance(value, str):
+            return value
+        networks = []
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                networks.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address or CIDR block (e.g. 10.0.5.0/24)") from None
+        return tuple(networks)
 
     @property
     def pgdata_dir(self) -> Path:

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterator
 
+from playwright.async_api import Browser, async_playwright
+
 import asyncpg
 import httpx
 import pytest
@@ -27,6 +29,10 @@ from app.server import create_app
 from app.settings import Settings
 
 TEMPLATE = "warroom_template"
+CHROMIUM = "/usr/bin/chromium"
+"""Debian's chromium (``make browser`` installs it); Playwright drives it without downloading its own."""
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 SERVER_START_TIMEOUT_S = 30.0
 _database_numbers = itertools.count()
 
@@ -166,3 +172,12 @@ async def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """A headless Chromium for the whole session; open a fresh context (or page) per test."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()

@@ -1,0 +1,63 @@
+"""The wall's page skeleton: fixed ids the push loop fills in. Nothing here is data; the server sends it all."""
+
+from __future__ import annotations
+
+from dash import dcc, html
+
+from dashboard import i18n
+from dashboard.i18n import Language
+
+SECTIONS = ("gmv", "funnel", "inventory", "channels", "alerts")
+"""Panel anchors; alert links point at them (``/wall/<campaign>#inventory``)."""
+SECTION_TITLES = {"gmv": "gmv_curve", "funnel": "funnel", "inventory": "inventory", "channels": "channels", "alerts": "alerts"}
+GRAPH_CONFIG = {"displayModeBar": False, "responsive": True, "staticPlot": False}
+
+
+def _section(name: str, body: html.Div | dcc.Graph, lang: Language) -> html.Section:
+    return html.Section(
+        [html.H2(i18n.text(SECTION_TITLES[name], lang), id=f"title-{name}", className="panel-title"), body],
+        id=name,
+        className=f"panel panel-{name}",
+    )
+
+
+def build(lang: Language) -> html.Div:
+    """The page, titled in the configured language until the first push names everything in the page's own."""
+    return html.Div(
+        [
+            dcc.Location(id="url", refresh=False),
+            html.Div(id="wall-heartbeat", className="heartbeat"),
+            html.Header(
+                [
+                    html.Div(id="wall-title", className="title"),
+                    html.Div(id="wall-phase", className="phase"),
+                    html.Div(id="wall-countdown", className="countdown"),
+                    html.Div(className="spacer"),
+                    html.Div([html.Div(id="wall-clock", className="clock"), html.Div(id="wall-zone", className="zone")],
+                             className="time"),
+                    html.Div(
+                        [
+                            html.Span(i18n.text("live", lang), id="live-label", className="live-label"),
+                            html.Span(i18n.text("stale", lang), id="stale-label", className="stale-label"),
+                        ],
+                        id="wall-live",
+                        className="live-indicator",
+                    ),
+                ],
+                className="wall-header",
+            ),
+            html.Div(id="kpi-tiles", className="kpis"),
+            html.Div(
+                [
+                    _section("gmv", dcc.Graph(id="gmv-curve", config=GRAPH_CONFIG, className="graph"), lang),
+                    _section("funnel", html.Div(id="funnel-body", className="funnel"), lang),
+                    _section("inventory", html.Div(id="inventory-body", className="inventory"), lang),
+                    _section("channels", html.Div(id="channels-body", className="channels"), lang),
+                    _section("alerts", html.Div(id="alerts-body", className="alert-feed"), lang),
+                ],
+                className="panels",
+            ),
+            html.Div(id="alert-banner", className="banner hidden"),
+        ],
+        className="wall",
+    )

@@ -1,0 +1,174 @@
+"""The push loop of one connected wall: current numbers to the page through Dash ``set_props``, never polled.
+
+It wakes on a metrics update (at most five a second), an alert transition,
+or once a second for the clock and heartbeat, then waits
+``COALESCE_S`` so a burst of updates becomes one render, and sends only the
+components whose content changed. The GMV curve is recomputed at most every
+``CURVE_INTERVAL_S`` and sent as a ``Patch`` when only its end moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from dash import set_props
+from plotly.io.json import to_json_plotly
+
+from app.services import Services
+from dashboard import curve as curve_math
+from dashboard import i18n, panels
+from dashboard.access import WALL_PATH
+from dashboard.i18n import Language
+from dashboard.kpis import tiles
+from dashboard.layout import SECTION_TITLES
+
+HEARTBEAT_S = 1.0
+"""Clock and heartbeat period; the page calls itself stale after 5 s without one."""
+COALESCE_S = 0.25
+"""After waking, wait this long so everything that arrived meanwhile goes out in one render (≤ 4 per second)."""
+CURVE_INTERVAL_S = 1.0
+CURVE_REDRAW_S = 60.0
+"""The whole figure is resent this often, so a late event that changed an old bin is drawn too."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """What one wall shows: a campaign, in a language."""
+
+    campaign: str
+    lang: Language
+
+
+def page_from_url(pathname: str | None, search: str | None, default_lang: Language, defined: list[str],
+                  default_campaign: str, running: list[str]) -> Page:
+    """The campaign from ``/wall/<campaign>`` and the language from ``?lang=``.
+
+    Plain ``/wall`` shows the configured default campaign if it is defined,
+    else the first one running now, else the first defined one.
+    """
+    rest = (pathname or "").removeprefix(WALL_PATH).strip("/")
+    campaign = rest.split("/", 1)[0]
+    if not campaign:
+        if default_campaign in defined:
+            campaign = default_campaign
+        else:
+            campaign = (running or defined or [default_campaign])[0]
+    query = parse_qs((search or "").lstrip("?"))
+    return Page(campaign, i18n.language((query.get("lang") or [None])[0], default_lang))
+
+
+def campaign_alerts(services: Services, campaign: str) -> list[dict[str, Any]]:
+    """Firing alerts about this campaign (or about no campaign in particular), as the alert API renders them."""
+    service = services.alerts
+    return [
+        service.render(alert)
+        for alert in list(service.lifecycle.alerts.values())
+        if alert.status == "firing" and alert.labels.get("campaign", campaign) == campaign
+    ]
+
+
+@dataclass
+class WallPush:
+    """One page's connection: renders the panels and sends what changed since the last send."""
+
+    services: Services
+    page: Page
+    sent: dict[tuple[str, str], str] = field(default_factory=dict)
+    curve: curve_math.Curve | None = None
+    curve_at: float = 0.0
+    redrawn_at: float = 0.0
+    beats: int = 0
+
+    def send(self, component: str, prop: str, value: Any) -> None:
+        """``set_props`` unless the page already shows exactly this."""
+        encoded = to_json_plotly(value)
+        if self.sent.get((component, prop)) != encoded:
+            set_props(component, {prop: value})
+            self.sent[(component, prop)] = encoded
+
+    def titles(self) -> None:
+        lang = self.page.lang
+        for name, key in SECTION_TITLES.items():
+            self.send(f"title-{name}", "children", i18n.text(key, lang))
+        self.send("live-label", "children", i18n.text("live", lang))
+        self.send("stale-label", "children", i18n.text("stale", lang))
+
+    def render(self) -> None:
+        lang = self.page.lang
+        now = self.services.metrics.clock()
+        snapshot = self.services.metrics.engine.snapshot(self.page.campaign, now)
+        for component, value in panels.header(snapshot, now, lang).items():
+            self.send(component, "children", value)
+        self.send("kpi-tiles", "children", panels.kpi_tiles(tiles(snapshot, lang)))
+        self.send("funnel-body", "children", panels.funnel(snapshot, lang))
+        self.send("inventory-body", "children", panels.inventory(snapshot, lang))
+        self.send("channels-body", "children", panels.channels(snapshot, lang))
+        alerts = campaign_alerts(self.services, self.page.campaign)
+        self.send("alerts-body", "children", panels.alert_feed(alerts, now, lang))
+        banner, banner_class = panels.banner(alerts, lang)
+        self.send("alert-banner", "children", banner)
+        self.send("alert-banner", "className", banner_class)
+        if time.monotonic() - self.curve_at >= CURVE_INTERVAL_S:
+            self.draw_curve(snapshot, now)
+        self.beats += 1
+        set_props("wall-heartbeat", {"children": str(self.beats)})
+
+    def draw_curve(self, snapshot: dict[str, Any], now: float) -> None:
+        engine = self.services.metrics.engine
+        current = curve_math.gmv_curve(engine, self.page.campaign, now, float(snapshot["totals"]["gmv_paid"]))
+        patch = curve_math.update(self.curve, current) if time.monotonic() - self.redrawn_at < CURVE_REDRAW_S else None
+        if patch is None:
+            set_props("gmv-curve", {"figure": curve_math.figure(current, self.page.lang)})
+            self.redrawn_at = time.monotonic()
+        else:
+            set_props("gmv-curve", {"figure": patch})
+        self.curve, self.curve_at = current, time.monotonic()
+
+
+async def _next(queues: list[asyncio.Queue[Any]], timeout: float) -> bool:
+    """Wait until any queue has an item (left in place): True, or ``timeout`` passed: False."""
+    if any(not q.empty() for q in queues):
+        return True
+    getters = [asyncio.ensure_future(q.get()) for q in queues]
+    try:
+        done, _ = await asyncio.wait(getters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for getter in getters:
+            getter.cancel()
+    for getter, queue in zip(getters, queues):
+        if getter in done and not getter.cancelled():
+            queue.put_nowait(getter.result())
+    return bool(done)
+
+
+def _drain(queue: asyncio.Queue[Any]) -> None:
+    while not queue.empty():
+        queue.get_nowait()
+
+
+async def run(services: Services, pathname: str | None, search: str | None) -> None:
+    """Push to one page until its websocket closes (the task is then cancelled)."""
+    engine = services.metrics.engine
+    now = services.metrics.clock()
+    running = [c.id for c in engine.campaigns.values() if c.phase_at(datetime.fromtimestamp(now, timezone.utc)) is not None]
+    page = page_from_url(pathname, search, services.settings.wall_language, sorted(engine.campaigns),
+                         services.settings.default_campaign, running)
+    metrics = services.metrics.subscribe(page.campaign)
+    alerts = services.alerts.subscribe()
+    wall = WallPush(services, page)
+    try:
+        wall.titles()
+        while True:
+            wall.render()
+            if await _next([metrics.queue, alerts], HEARTBEAT_S):
+                await asyncio.sleep(COALESCE_S)
+            _drain(metrics.queue)
+            _drain(alerts)
+    finally:
+        services.metrics.unsubscribe(metrics)
+        services.alerts.unsubscribe(alerts)

@@ -1,0 +1,114 @@
+"""The wall's pure parts: number formats, KPI derivation, the GMV curve and its patches, page and access rules."""
+
+import ipaddress
+
+from dashboard import curve, panels
+from dashboard.access import allowed_address, is_wall_path
+from dashboard.kpis import baseline_values, tiles
+from dashboard.numbers import age, compact, countdown, duration, money, percent, signed_percent
+from dashboard.stream import Page, page_from_url
+
+
+def test_large_numbers_use_wan_and_yi_in_chinese_and_k_m_b_in_english():
+    assert compact(9_999, "zh") == "9,999"
+    assert compact(12_345, "zh") == "1.23万"
+    assert compact(1_234_567, "zh") == "123.5万"
+    assert compact(123_456_789, "zh") == "1.23亿"
+    assert compact(12_345, "en") == "12.35K"
+    assert compact(1_234_567, "en") == "1.23M"
+    assert compact(2_500_000_000, "en") == "2.50B"
+    assert compact(None, "en") == "—"
+
+
+def test_money_uses_the_campaign_currency():
+    assert money(1_398_000, "CNY", "zh") == "¥139.8万"
+    assert money(1_398_000, "USD", "en") == "$1.40M"
+    assert money(-500, "EUR", "en") == "−€500"
+    assert money(1200, "CHF", "en") == "1.20K CHF"
+
+
+def test_percentages_changes_and_durations():
+    assert percent(0.1234) == "12.3%" and percent(None) == "—"
+    assert signed_percent(0.05) == "+5.0%" and signed_percent(-0.25) == "−25.0%"
+    assert duration(0.5, "en") == "<1 min" and duration(12.9, "zh") == "12分钟"
+    assert duration(125, "en") == "2 h 05 min" and duration(125, "zh") == "2小时05分"
+    assert duration(3 * 1440 + 240, "zh") == "3天4小时"
+    assert countdown(3725, "en") == "01:02:05" and countdown(90_000, "zh") == "1天 01:00:00"
+    assert age(35, "en") == "35s" and age(4 * 60, "zh") == "4分钟"
+
+
+def test_kpi_tiles_compare_like_with_like_against_the_baseline():
+    snapshot = {
+        "currency": "CNY",
+        "totals": {"gmv_paid": 300.0, "orders_paid": 3, "orders_created": 4, "visits": 100, "uv": 80, "payment_rate": 0.75,
+                   "aov": 100.0, "conversion_rate": 0.0375, "uv_value": 3.75, "new_customers": 2},
+        "pacing": {"target": 1000.0, "pct_complete": 0.3, "projected_final": 900.0},
+        "baseline": {"gmv_paid": 200.0, "orders_paid": 2, "orders_created": 2, "visits": 50},
+    }
+    by_key = {t.key: t for t in tiles(snapshot, "en")}
+    assert by_key["gmv_paid"].value == "¥300" and "30.0%" in by_key["gmv_paid"].detail and "¥900" in by_key["gmv_paid"].detail
+    assert by_key["gmv_paid"].change == 0.5
+    assert by_key["uv"].change == 1.0, "UV is compared through visits on both sides"
+    assert by_key["conversion_rate"].change == (3 / 100) / (2 / 50) - 1
+    assert by_key["new_customers"].change is None and by_key["new_customers"].change_text == "—"
+    assert baseline_values(None)["aov"] is None
+
+
+def test_curve_bins_grow_with_the_span_and_use_seconds_only_while_they_are_kept():
+    assert curve.bin_width(60) == 1
+    assert curve.bin_width(1200) == 5
+    assert curve.bin_width(3500) >= 60, "seconds are kept for the last hour only"
+    assert curve.bin_width(11 * 86400) == 3600
+    assert curve.bin_ends(0, 25, 10) == [10, 20, 25]
+
+
+def test_cumulative_counts_an_open_bucket_pro_rata():
+    points = [(0.0, 60.0), (60.0, 120.0)]
+    assert curve.cumulative_at(points, 10.0, 60, [30, 60, 90, 200]) == [40.0, 70.0, 130.0, 190.0]
+
+
+def test_a_curve_that_only_grew_is_sent_as_a_patch():
+    before = curve.Curve(0, 10, ["a", "b"], [1.0, 2.0], [1.0, 2.0], [None, None])
+    after = curve.Curve(0, 10, ["a", "b2", "c"], [1.0, 3.0, 4.0], [1.0, 2.5, 3.0], [None, None, None])
+    patch = curve.update(before, after)
+    assert patch is not None
+    operations = patch.to_plotly_json()["operations"]
+    assert {"operation": "Assign", "location": ["data", 0, "y", 1], "params": {"value": 3.0}} in operations
+    assert {"operation": "Extend", "location": ["data", 0, "y"], "params": {"value": [4.0]}} in operations
+    rebinned = curve.Curve(0, 60, ["a"], [1.0], [None], [None])
+    assert curve.update(before, rebinned) is None and curve.update(None, after) is None
+
+
+def test_the_page_names_campaign_and_language():
+    assert page_from_url("/wall/d11", "?lang=en-US", "zh", [], "default", []) == Page("d11", "en")
+    assert page_from_url("/wall/", "", "zh", ["a", "b"], "b", []) == Page("b", "zh")
+    assert page_from_url("/wall", "?lang=fr", "en", ["a", "b"], "default", ["b"]) == Page("b", "en")
+
+
+def test_allow_list_and_wall_paths():
+    networks = (ipaddress.ip_network("10.0.5.0/24"),)
+    assert allowed_address("10.0.5.7", networks) and not allowed_address("10.0.6.7", networks)
+    assert not allowed_address("testclient", networks) and not allowed_address("10.0.5.7", ())
+    assert is_wall_path("/wall") and is_wall_path("/wall/_dash-layout") and not is_wall_path("/walls")
+
+
+def test_the_banner_shows_unacknowledged_emergencies_only():
+    alerts = [
+        {"id": "1", "severity": "emergency", "summary_en": "payments down", "fired_at": 10, "acknowledged": None},
+        {"id": "2", "severity": "emergency", "summary_en": "stock out", "fired_at": 20, "acknowledged": {"by": "ops"}},
+        {"id": "3", "severity": "reminder", "summary_en": "pacing", "fired_at": 30, "acknowledged": None},
+    ]
+    items, css = panels.banner(alerts, "en")
+    assert css == "banner" and [i.to_plotly_json()["props"].get("data-alert") for i in items[:-1]] == ["1"]
+    assert panels.banner(alerts[1:], "en") == ([], "banner hidden")
+    feed = panels.alert_feed(alerts, 40, "en")
+    assert [f.to_plotly_json()["props"]["data-alert"] for f in feed] == ["2", "1", "3"]
+
+
+def test_a_funnel_step_below_last_year_is_highlighted():
+    snapshot = {"funnel": [
+        {"stage": "visit", "count": 100, "step_rate": None, "benchmark": None, "baseline_step_rate": None, "below_baseline": False},
+        {"stage": "product_view", "count": 40, "step_rate": 0.4, "benchmark": 0.68, "baseline_step_rate": 0.6, "below_baseline": True},
+    ]}
+    rows = panels.funnel(snapshot, "en")
+    assert [r.className for r in rows] == ["funnel-row", "funnel-row below"]
