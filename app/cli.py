@@ -126,6 +126,7 @@ def demo(settings: Settings, drill: bool) -> None:
         f"""
 Promo War-Room is starting on {base}
   wall:       {base}/wall/{DEMO_CAMPAIGN}?token={screen}   (English: &lang=en)
+  on-call:    {base}/oncall   (sign in with the operator key below)
   API docs:   {base}/docs
   snapshot:   {base}/v1/campaigns/{DEMO_CAMPAIGN}/snapshot?token={screen}
   health:     {base}/readyz   metrics: {base}/metrics
@@ -200,6 +201,23 @@ def _check_rules(files: list[Path]) -> int:
     return 1 if failed else 0
 
 
+def _check_notify(files: list[Path]) -> int:
+    from alerts import routing
+    from app.configfile import ConfigError
+
+    failed = 0
+    for path in files:
+        try:
+            loaded = routing.parse(path.read_text(encoding="utf-8"), str(path))
+        except (ConfigError, OSError, UnicodeDecodeError) as exc:
+            print(exc, file=sys.stderr)
+            failed += 1
+            continue
+        urls = sum(len(point.urls) for point in loaded.contact_points.values())
+        print(f"{path}: {len(loaded.contact_points)} contact points ({urls} URLs), {len(loaded.routes)} routes OK")
+    return 1 if failed else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="warroom", description="Promo War-Room: real-time command center for promotions.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -239,6 +257,11 @@ def parser() -> argparse.ArgumentParser:
     r_sub = r.add_subparsers(dest="rules_command", required=True)
     rc = r_sub.add_parser("check", help="validate rule files offline (exit 1 with file:line:column on the first error)")
     rc.add_argument("files", nargs="+", type=Path)
+
+    n = sub.add_parser("notify", help="notification routing files (contact points and routes)")
+    n_sub = n.add_subparsers(dest="notify_command", required=True)
+    nc = n_sub.add_parser("check", help="validate notify files offline, environment variables included (exit 1 on the first error)")
+    nc.add_argument("files", nargs="+", type=Path)
 
     si = sub.add_parser("silences", help="planned quiet for matching alerts (running servers pick changes up within 5 s)")
     si_sub = si.add_subparsers(dest="silences_command", required=True)
@@ -309,6 +332,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(_backtest(args))
     elif args.command == "rules":
         sys.exit(_check_rules(args.files))
+    elif args.command == "notify":
+        sys.exit(_check_notify(args.files))
     elif args.command == "events":
         _prune_command(args, settings)
     elif args.command == "campaigns":
