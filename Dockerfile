@@ -63,7 +63,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     WARROOM_PORT=8000 \
     WARROOM_LOG_FORMAT=json \
     WARROOM_DATA_DIR=/var/lib/warroom \
-    WARROOM_CAMPAIGNS_DIR=/etc/warroom/campaigns
+    WARROOM_CAMPAIGNS_DIR=/etc/warroom/campaigns \
+    WARROOM_RULES_DIR=/etc/warroom/rules \
+    WARROOM_NOTIFY_FILE=/etc/warroom/notify.yaml
 
 # Numeric, so that runtimes enforcing runAsNonRoot can verify it (10001 = warroom).
 USER 10001:10001
