@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -21,14 +22,13 @@ SECRET = "topsecret-4242"
 
 
 def notify_yaml(receiver: WebhookReceiver, **route: str) -> str:
-    options = "".join(f"\n  {k}: {v}" for k, v in route.items())
+    options = "".join(f"\n  {k}: {v}" for k, v in {"group_wait": "200ms", **route}.items())
     return f"""
 contact_points:
   duty:
     urls: ["{receiver.url}?+X-Token={SECRET}"]
 route:
-  receiver: duty
-  group_wait: 200ms{options}
+  receiver: duty{options}
 """
 
 
@@ -228,7 +228,7 @@ async def test_stream_refuses_bad_keys_and_bad_resume_points(dsn):
     ws_url = server.url.replace("http://", "ws://") + "/v1/alerts/stream"
     try:
         for url, first in ((ws_url, {"key": "wr_nope"}), (ws_url, {"key": ingest}), (f"{ws_url}?token={operator}", None),
-                           (f"{ws_url}?after=-1", {"key": operator})):
+                           (f"{ws_url}?after=-1", None)):
             async with websockets.connect(url) as socket:
                 if first is not None:
                     await socket.send(json.dumps(first))
@@ -241,3 +241,35 @@ async def test_stream_refuses_bad_keys_and_bad_resume_points(dsn):
 
 async def _count(receiver: WebhookReceiver, n: int) -> bool:
     return len(receiver.received) >= n
+
+
+async def test_ten_skus_selling_out_together_are_one_message_and_silenced_alerts_none(dsn, setup):
+    receiver = WebhookReceiver(free_port()).start()
+    ingest, operator = [await create_key(dsn, s) for s in ("ingest", "operator")]
+    server = start_server(dsn, **setup(receiver, group_wait="1s"))
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            silence = await http.post(
+                "/v1/silences",
+                json={"matchers": ["sku=SKU-1011"], "ends_at": (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat(),
+                      "reason": "known: delisted"},
+                headers={"X-API-Key": operator},
+            )
+            assert silence.status_code == 201
+            skus = [f"SKU-{1001 + i}" for i in range(11)]
+            events = [{**stock(f"out-{sku}", 0), "sku": sku} for sku in skus]
+            assert (await http.post("/v1/events", json={"events": events}, headers={"X-API-Key": ingest})).status_code == 202
+
+            async def all_firing() -> bool:
+                return len((await http.get("/v1/alerts", headers={"X-API-Key": operator})).json()) == 11
+
+            await wait_until(all_firing, timeout=10)
+            await wait_until(lambda: _count(receiver, 1), timeout=10)
+            await asyncio.sleep(1.5)
+            assert len(receiver.received) == 1, "one message for the group"
+            text = receiver.received[0]["message"]
+            assert all(f"{sku}: 0 left" in text for sku in skus[:10]) and "SKU-1011" not in text
+            assert "(10 firing)" in receiver.received[0]["title"]
+    finally:
+        server.stop()
+        receiver.stop()
