@@ -16,15 +16,17 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import asyncpg
 
 from alerts import channels, outbox
 from alerts.dispatch import Dispatcher, Flush, GroupId, LogEntry, Notice
+from alerts.inhibit import DEFAULT_INHIBIT_RULES, inhibited
 from alerts.live import AlertService
 from alerts.messages import compose_group
 from alerts.routing import Routing, expand_environment
+from alerts.silences import silencing
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +39,6 @@ DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 @dataclass
-class _Resolved:
-    notice: Notice
-    text: dict[str, Any]
-
-
-@dataclass
 class DeliveryService:
     alerts: AlertService
     pool: asyncpg.Pool
@@ -51,9 +47,10 @@ class DeliveryService:
     clock: Callable[[], float] = time.time
     dispatcher: Dispatcher = field(init=False)
     log: dict[GroupId, LogEntry] = field(default_factory=dict)
-    _resolved: dict[str, _Resolved] = field(default_factory=dict)
-    _notices: dict[str, Notice] = field(default_factory=dict)
-    _texts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _seen: dict[str, Notice] = field(default_factory=dict)
+    """The firing alerts at the last look, to remember what a resolved one was."""
+    _resolved: dict[str, Notice] = field(default_factory=dict)
+    """Resolved alerts some receiver was told about and has not yet heard resolved."""
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _senders: dict[tuple[str, int], asyncio.Event] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -64,7 +61,10 @@ class DeliveryService:
     async def start(self) -> None:
         async with self.pool.acquire() as conn:
             self.log = await outbox.load_log(conn)
-            await self._load_resolved(conn)
+            told = sorted({i for entry in self.log.values() for i in entry.firing})
+            for row in await outbox.resolved_alerts(conn, told):
+                labels = {**json.loads(row["labels"]), "rule": row["rule"], "severity": row["severity"]}
+                self._resolved[row["id"]] = Notice(row["id"], labels, False, row["fired_at"].timestamp())
         self.alerts.on_change(self._wake.set)
         self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="delivery-dispatch"))
         for name, point in self.routing.contact_points.items():
@@ -81,52 +81,26 @@ class DeliveryService:
 
     # ---- deciding ------------------------------------------------------------------------------
 
-    async def _load_resolved(self, conn: asyncpg.Connection) -> None:
-        """Alerts the receivers were told about that resolved (perhaps while this process was down)."""
-        told = sorted({i for entry in self.log.values() for i in entry.firing})
-        for row in await outbox.resolved_alerts(conn, told):
-            labels = {**json.loads(row["labels"]), "rule": row["rule"], "severity": row["severity"]}
-            text = {k: row[k] for k in ("summary_en", "summary_zh", "runbook_en", "runbook_zh", "link")}
-            text |= {"values": json.loads(row["values"]), "severity": row["severity"]}
-            self._resolved[row["id"]] = _Resolved(Notice(row["id"], labels, False, row["fired_at"].timestamp()), text)
-
-    def _note_resolutions(self) -> None:
-        """Keep what resolved alerts looked like, while some receiver still has to hear of it."""
-        firing = {a.id for a in self.alerts.lifecycle.alerts.values() if a.status == "firing"}
+    def _current(self, now: float) -> list[Notice]:
+        """Firing alerts (muted ones marked) and resolved ones a receiver still has to hear about."""
+        firing = [a for a in self.alerts.lifecycle.alerts.values() if a.status == "firing" and a.fired_at is not None]
+        labelled = [(a.id, {**a.labels, "rule": a.rule, "severity": a.severity}) for a in firing]
+        muted = inhibited(labelled, (*DEFAULT_INHIBIT_RULES, *self.alerts.rules.inhibit))
+        muted |= {i for i, labels in labelled if silencing(labels, self.alerts.silences, now)}
+        seen = {
+            alert.id: Notice(alert.id, labels, True, alert.fired_at, alert.acknowledged_by is not None, alert.id in muted)
+            for alert, (_, labels) in zip(firing, labelled)
+            if alert.fired_at is not None
+        }
         told = {i for entry in self.log.values() for i in entry.firing}
-        for alert_id in told - firing - set(self._resolved):
-            text = self._texts.get(alert_id)
-            notice = self._notices.get(alert_id)
-            if text is not None and notice is not None:
-                self._resolved[alert_id] = _Resolved(
-                    Notice(notice.id, notice.labels, False, notice.fired_at, notice.acknowledged), text
-                )
+        for alert_id in told - set(seen) - set(self._resolved):
+            if alert_id in self._seen:
+                last = self._seen[alert_id]
+                self._resolved[alert_id] = Notice(alert_id, last.labels, False, last.fired_at, last.acknowledged)
         for alert_id in set(self._resolved) - told:
             del self._resolved[alert_id]
-
-    def _current(self) -> list[Notice]:
-        notices: list[Notice] = []
-        for alert in self.alerts.lifecycle.alerts.values():
-            if alert.status != "firing" or alert.fired_at is None:
-                continue
-            rendered = self.alerts.render(alert)
-            notice = Notice(
-                alert.id,
-                {**alert.labels, "rule": alert.rule, "severity": alert.severity},
-                True,
-                alert.fired_at,
-                alert.acknowledged_by is not None,
-                bool(rendered["silenced_by"] or rendered["inhibited_by"]),
-            )
-            notices.append(notice)
-            self._notices[alert.id] = notice
-            self._texts[alert.id] = rendered
-        self._note_resolutions()
-        firing = {n.id for n in notices}
-        for stale in set(self._notices) - firing:
-            del self._notices[stale]
-            self._texts.pop(stale, None)
-        return notices + [r.notice for r in self._resolved.values() if r.notice.id not in firing]
+        self._seen = seen
+        return [*seen.values(), *(n for i, n in self._resolved.items() if i not in seen)]
 
     async def _dispatch_loop(self) -> None:
         wake_at: float | None = None
@@ -138,14 +112,14 @@ class DeliveryService:
                 pass
             self._wake.clear()
             now = self.clock()
-            flushes, wake_at = self.dispatcher.plan(self._current(), self.log, now)
+            flushes, wake_at = self.dispatcher.plan(self._current(now), self.log, now)
             for flush in flushes:
                 await self._store(flush)
 
     async def _store(self, flush: Flush) -> None:
-        messages = self._messages(flush) if flush.send else []
         try:
             async with self.pool.acquire() as conn:
+                messages = await self._messages(conn, flush) if flush.send else []
                 await outbox.store_flush(conn, flush, messages)
         except outbox.LogConflict:
             log.warning("notification log changed underneath; reloading it", extra={"group": list(flush.group)})
@@ -161,10 +135,12 @@ class DeliveryService:
         for message in messages:
             self._senders[(message.contact_point, message.url_index)].set()
 
-    def _messages(self, flush: Flush) -> list[outbox.Message]:
+    async def _messages(self, conn: asyncpg.Connection, flush: Flush) -> list[outbox.Message]:
+        """The flush's message for each URL of its contact point, written from the alerts as stored."""
         point = self.routing.contact_points[flush.receiver]
-        firing = [(self._texts.get(n.id, {}), n.id in flush.new, n.acknowledged) for n in flush.firing]
-        resolved = [self._resolved[n.id].text if n.id in self._resolved else {} for n in flush.resolved]
+        texts = await outbox.alert_texts(conn, [n.id for n in (*flush.firing, *flush.resolved)])
+        firing = [(texts.get(n.id, {}), n.id in flush.new, n.acknowledged) for n in flush.firing]
+        resolved = [texts.get(n.id, {}) for n in flush.resolved]
         title, body = compose_group(flush.kind, flush.severity, flush.group[2], firing, resolved, point.language, self.public_url)
         kind = channels.notify_type(flush.severity, resolved=flush.kind == "resolved")
         return [outbox.Message(flush.receiver, index, title, body, kind) for index in range(len(point.urls))]

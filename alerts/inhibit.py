@@ -51,3 +51,25 @@ def inhibiting(
             if all(labels.get(name) == target.get(name) for name in rule.equal):
                 found.append(alert_id)
     return found
+
+
+def inhibited(firing: list[tuple[str, dict[str, str]]], rules: tuple[InhibitRule, ...] | list[InhibitRule]) -> set[str]:
+    """Ids of the ``firing`` alerts (id, labels) that some other firing alert inhibits.
+
+    The same answer as ``inhibiting`` for each alert, in one pass per rule
+    (sources indexed by their ``equal`` labels), so a night with hundreds of
+    firing alerts costs linear time.
+    """
+    muted: set[str] = set()
+    for rule in rules:
+        source_matchers, target_matchers = rule.parsed()
+        sources: dict[tuple[str | None, ...], set[str]] = {}
+        for alert_id, labels in firing:
+            if matches_all(source_matchers, labels):
+                sources.setdefault(tuple(labels.get(name) for name in rule.equal), set()).add(alert_id)
+        if not sources:
+            continue
+        for alert_id, labels in firing:
+            if matches_all(target_matchers, labels) and sources.get(tuple(labels.get(name) for name in rule.equal), set()) - {alert_id}:
+                muted.add(alert_id)
+    return muted

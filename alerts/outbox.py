@@ -8,6 +8,7 @@ record every attempt. Parameterized SQL only.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -154,12 +155,21 @@ async def record_attempt(
 
 
 async def resolved_alerts(conn: asyncpg.Connection, ids: list[str]) -> list[asyncpg.Record]:
-    """Alerts among ``ids`` that are no longer firing, with what their messages need."""
+    """Alerts among ``ids`` that are no longer firing (resolved while no one was looking, e.g. during a restart)."""
     return await conn.fetch(
-        "SELECT id, rule, labels::text AS labels, severity, fired_at, resolved_at, values::text AS values,"
-        " summary_en, summary_zh, runbook_en, runbook_zh, link FROM alerts WHERE id = ANY($1) AND status = 'resolved'",
+        "SELECT id, rule, labels::text AS labels, severity, fired_at FROM alerts WHERE id = ANY($1) AND status = 'resolved'",
         ids,
     )
+
+
+async def alert_texts(conn: asyncpg.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """What a message says about each alert: summaries, runbooks, link, values and severity, as stored."""
+    rows = await conn.fetch(
+        "SELECT id, severity, values::text AS values, summary_en, summary_zh, runbook_en, runbook_zh, link"
+        " FROM alerts WHERE id = ANY($1)",
+        ids,
+    )
+    return {r["id"]: {**dict(r), "values": json.loads(r["values"])} for r in rows}
 
 
 async def notifications(
