@@ -27,6 +27,7 @@ from alerts.live import AlertService
 from alerts.messages import compose_group
 from alerts.routing import Routing, expand_environment
 from alerts.silences import silencing
+from app import telemetry
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,7 @@ class DeliveryService:
                     pass
                 continue
             outcome = await channels.send(url, pending.title, pending.body, pending.notify_type)
+            telemetry.NOTIFICATION_SECONDS.labels(contact_point=name).observe(outcome.duration_ms / 1000)
             retry_at: float | None = None
             if not outcome.ok:
                 retry_at = self.clock() + channels.retry_delay(pending.attempts + 1)
@@ -177,6 +179,8 @@ class DeliveryService:
                     extra={"contact_point": name, "url_index": index, "notification": pending.id,
                            "attempt": pending.attempts + 1, "error": outcome.error, "gave_up": retry_at is None},
                 )
+            result = "delivered" if outcome.ok else "failed" if retry_at is not None else "gave_up"
+            telemetry.NOTIFICATION_ATTEMPTS.labels(contact_point=name, outcome=result).inc()
             await self._record(pending, outcome, retry_at)
 
     async def _record(self, pending: outbox.Pending, outcome: channels.Outcome, retry_at: float | None) -> None:

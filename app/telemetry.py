@@ -30,6 +30,17 @@ COMMIT_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 QUEUE_DEPTH = Gauge("warroom_ingest_queue_events", "Events waiting for a group commit.")
+NOTIFICATION_ATTEMPTS = Counter(
+    "warroom_notification_attempts",
+    "Delivery attempts to contact points, by contact point and outcome (delivered, failed, gave_up).",
+    ["contact_point", "outcome"],
+)
+NOTIFICATION_SECONDS = Histogram(
+    "warroom_notification_send_seconds",
+    "Time one delivery attempt took (Apprise call), by contact point.",
+    ["contact_point"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 DATABASE_UP = Gauge("warroom_database_up", "1 when the last database operation succeeded.")
 
 
