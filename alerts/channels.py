@@ -8,11 +8,13 @@ attempt's error, with every secret part of the URL masked.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import re
 import time
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 import apprise
 
@@ -22,8 +24,7 @@ RETRY_CAP_S = 300.0
 """Backoff doubles from ``RETRY_BASE_S`` up to this, with jitter, until the message is older than ``GIVE_UP_AFTER_S``."""
 GIVE_UP_AFTER_S = 6 * 3600.0
 MASK = "***"
-GENERIC_WEBHOOKS = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
-_TOKEN = re.compile(r"[^/:@?&=#+,;%\s]{4,}")
+_TOKEN = re.compile(r"[^/:@?&=#+,;%\s]{3,}")
 logging.getLogger("apprise").setLevel(logging.WARNING)
 """Apprise logs whole URLs, secrets included, at debug level: never let those through, whatever the log level."""
 _NOTIFY_TYPES = {
@@ -46,10 +47,22 @@ def retry_delay(attempt: int, rng: random.Random | None = None) -> float:
     return step / 2 + (rng or random).uniform(0, step / 2)
 
 
+def url_id(url: str) -> str:
+    """A stable name for one (expanded) URL that reveals nothing of it: where its queued messages belong."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
 def secrets_of(url: str) -> list[str]:
-    """Parts of an Apprise URL that may be secret (tokens, keys, passwords, hosts), longest first."""
+    """Parts of an Apprise URL that may be secret (tokens, keys, passwords, topics, hosts), as written and
+    percent-decoded, longest first."""
     rest = url.split("://", 1)[1] if "://" in url else url
-    return sorted(set(_TOKEN.findall(rest)) | {url}, key=len, reverse=True)
+    parts = set(_TOKEN.findall(rest)) | set(_TOKEN.findall(unquote(rest))) | {url, unquote(url)}
+    try:
+        split = urlsplit(url)
+        parts |= {unquote(p) for p in (split.username, split.password) if p}
+    except ValueError:
+        pass
+    return sorted(parts, key=len, reverse=True)
 
 
 def mask(text: str, secrets: list[str]) -> str:
@@ -58,17 +71,27 @@ def mask(text: str, secrets: list[str]) -> str:
     return text
 
 
+class SecretMask(logging.Filter):
+    """Masks every part of the configured URLs in log records of the ``apprise`` logger."""
+
+    def __init__(self, urls: list[str]) -> None:
+        super().__init__()
+        self.secrets = sorted({s for url in urls for s in secrets_of(url)}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = mask(record.getMessage(), self.secrets), None
+        return True
+
+
 def public_form(url: str) -> str:
-    """The URL as the API may show it: Apprise's privacy form (tokens shortened, passwords hidden) without
-    its query (custom headers may carry keys) and, for plain web hooks, without the path (often a key)."""
+    """The URL as the API may show it: the scheme and Apprise's privacy form of the host (tokens in the
+    host position shortened), nothing after it (paths, queries and headers often carry keys or topics)."""
     plugin = apprise.Apprise.instantiate(url)
     if plugin is None:
         return MASK
-    shown = plugin.url(privacy=True).split("?", 1)[0]
-    scheme, _, rest = shown.partition("://")
-    if scheme in GENERIC_WEBHOOKS and "/" in rest:
-        shown = f"{scheme}://{rest.split('/', 1)[0]}/{MASK}"
-    return shown
+    scheme, _, rest = plugin.url(privacy=True).partition("://")
+    host = rest.split("/", 1)[0].split("?", 1)[0]
+    return f"{scheme}://{host}/{MASK}"
 
 
 @dataclass(frozen=True)

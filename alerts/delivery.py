@@ -1,12 +1,15 @@
 """Alert delivery at the edge: runs the dispatcher on the live alerts, stores its decisions, sends them.
 
 The dispatch loop looks at the alerts whenever they change (a transition, an
-acknowledgment, a silence) and at least every ``PLAN_EVERY_S``; each flush is
-written to the outbox before anything is sent. One sender per Apprise URL
-takes that URL's messages in order, retries with backoff and jitter, and
-records every attempt, so a channel that is down delays only itself. After a
-restart the log and the outbox are read back: decided messages are still
-sent, delivered ones are not sent again.
+acknowledgment, a silence) and at least every ``PLAN_EVERY_S``, but only once
+every transition is stored, so a message never announces what the database
+does not hold. Each flush is written to the outbox before anything is sent.
+One sender per Apprise URL takes that URL's due messages oldest first,
+retries with backoff and jitter (a message waiting out its backoff does not
+hold back newer ones), records every attempt, and drops repeats and
+escalations that acknowledgment or resolution made moot. A channel that is
+down delays only itself. After a restart the log and the outbox are read
+back: decided messages are still sent, delivered ones are not sent again.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Awaitable, Callable
 
 import asyncpg
 
@@ -34,9 +37,12 @@ log = logging.getLogger(__name__)
 PLAN_EVERY_S = 1.0
 """Look at the groups at least this often (silences expiring, escalation steps coming due)."""
 IDLE_CHECK_S = 30.0
-"""A sender with nothing to do still looks at the outbox this often (rows written by another process)."""
+"""A sender with nothing to do still looks at the outbox this often."""
 DATABASE_RETRY_S = 2.0
+STOP_GRACE_S = channels.SEND_TIMEOUT_S + 1
+"""On shutdown, a send in flight may finish and be recorded (else it would be sent again after the restart)."""
 DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+MOOT_KINDS = frozenset({"repeat", "escalation"})
 
 
 @dataclass
@@ -52,37 +58,80 @@ class DeliveryService:
     """The firing alerts at the last look, to remember what a resolved one was."""
     _resolved: dict[str, Notice] = field(default_factory=dict)
     """Resolved alerts some receiver was told about and has not yet heard resolved."""
+    _urls: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(contact point, url id) → the expanded URL."""
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _senders: dict[tuple[str, int], asyncio.Event] = field(default_factory=dict)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _senders: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _dispatching: asyncio.Task[None] | None = None
+    _sending: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.dispatcher = Dispatcher(self.routing)
+        for name, point in self.routing.contact_points.items():
+            for url in point.urls:
+                expanded = expand_environment(url)
+                self._urls[(name, channels.url_id(expanded))] = expanded
+        self._mask = channels.SecretMask(list(self._urls.values()))
+
+    def target(self, contact_point: str, url_id: str) -> str | None:
+        """The URL in the form the API may show, or None when it is no longer configured."""
+        url = self._urls.get((contact_point, url_id))
+        return channels.public_form(url) if url is not None else None
+
+    def targets(self, contact_point: str) -> list[str]:
+        return [channels.public_form(url) for (name, _), url in self._urls.items() if name == contact_point]
 
     async def start(self) -> None:
+        logging.getLogger("apprise").addFilter(self._mask)
         async with self.pool.acquire() as conn:
             self.log = await outbox.load_log(conn)
-            told = sorted({i for entry in self.log.values() for i in entry.firing})
-            for row in await outbox.resolved_alerts(conn, told):
-                labels = {**json.loads(row["labels"]), "rule": row["rule"], "severity": row["severity"]}
-                self._resolved[row["id"]] = Notice(row["id"], labels, False, row["fired_at"].timestamp())
+            abandoned = await outbox.abandon_unknown(conn, set(self._urls))
+        if abandoned:
+            log.warning("pending notifications to contact points no longer configured marked failed", extra={"count": abandoned})
         self.alerts.on_change(self._wake.set)
-        self._tasks.append(asyncio.create_task(self._dispatch_loop(), name="delivery-dispatch"))
-        for name, point in self.routing.contact_points.items():
-            for index, url in enumerate(point.urls):
-                self._senders[(name, index)] = asyncio.Event()
-                self._tasks.append(
-                    asyncio.create_task(self._send_loop(name, index, expand_environment(url)), name=f"delivery-{name}-{index}")
+        self._dispatching = asyncio.create_task(self._supervised("dispatch", self._dispatch_loop), name="delivery-dispatch")
+        for name, identity in self._urls:
+            self._senders[(name, identity)] = asyncio.Event()
+            self._sending.append(
+                asyncio.create_task(
+                    self._supervised(f"sender {name}", lambda n=name, i=identity: self._send_loop(n, i)),
+                    name=f"delivery-{name}-{identity}",
                 )
+            )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Stop deciding at once; let sends in flight finish and be recorded, then stop the senders."""
+        self._stopping.set()
+        for event in self._senders.values():
+            event.set()
+        if self._dispatching is not None:
+            self._dispatching.cancel()
+            await asyncio.gather(self._dispatching, return_exceptions=True)
+        if self._sending:
+            _, late = await asyncio.wait(self._sending, timeout=STOP_GRACE_S)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*self._sending, return_exceptions=True)
+        logging.getLogger("apprise").removeFilter(self._mask)
+
+    async def _supervised(self, what: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Keep a loop running through unexpected errors: delivery must not stop silently."""
+        while not self._stopping.is_set():
+            try:
+                await loop()
+                return
+            except asyncio.CancelledError:
+                raise
+            except DATABASE_ERRORS as exc:
+                log.warning("%s: database unavailable, retrying: %s", what, exc)
+            except Exception:
+                log.exception("%s failed; restarting it", what)
+            await asyncio.sleep(DATABASE_RETRY_S)
 
     # ---- deciding ------------------------------------------------------------------------------
 
-    def _current(self, now: float) -> list[Notice]:
+    async def _current(self, now: float) -> list[Notice]:
         """Firing alerts (muted ones marked) and resolved ones a receiver still has to hear about."""
         firing = [a for a in self.alerts.lifecycle.alerts.values() if a.status == "firing" and a.fired_at is not None]
         labelled = [(a.id, {**a.labels, "rule": a.rule, "severity": a.severity}) for a in firing]
@@ -93,11 +142,19 @@ class DeliveryService:
             for alert, (_, labels) in zip(firing, labelled)
             if alert.fired_at is not None
         }
-        told = {i for entry in self.log.values() for i in entry.firing}
+        told = {i for entry in self.log.values() for i in entry.told}
+        unknown = []
         for alert_id in told - set(seen) - set(self._resolved):
-            if alert_id in self._seen:
-                last = self._seen[alert_id]
+            last = self._seen.get(alert_id)
+            if last is None:
+                unknown.append(alert_id)
+            else:
                 self._resolved[alert_id] = Notice(alert_id, last.labels, False, last.fired_at, last.acknowledged)
+        if unknown:  # resolved while this process was not looking (before a restart)
+            async with self.pool.acquire() as conn:
+                for row in await outbox.resolved_alerts(conn, unknown):
+                    labels = {**json.loads(row["labels"]), "rule": row["rule"], "severity": row["severity"]}
+                    self._resolved[row["id"]] = Notice(row["id"], labels, False, row["fired_at"].timestamp())
         for alert_id in set(self._resolved) - told:
             del self._resolved[alert_id]
         self._seen = seen
@@ -112,8 +169,10 @@ class DeliveryService:
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
+            if not self.alerts.settled:
+                continue
             now = self.clock()
-            flushes, wake_at = self.dispatcher.plan(self._current(now), self.log, now)
+            flushes, wake_at = self.dispatcher.plan(await self._current(now), self.log, now)
             for flush in flushes:
                 await self._store(flush)
 
@@ -124,9 +183,9 @@ class DeliveryService:
                 await outbox.store_flush(conn, flush, messages)
         except outbox.LogConflict:
             log.warning("notification log changed underneath; reloading it", extra={"group": list(flush.group)})
+            self.dispatcher.forget(flush.group)
             async with self.pool.acquire() as conn:
                 self.log = await outbox.load_log(conn)
-            self.dispatcher.forget(flush.group)
             return
         except DATABASE_ERRORS as exc:
             log.warning("notification not stored yet (database unavailable): %s", exc)
@@ -134,7 +193,7 @@ class DeliveryService:
             return
         self.log[flush.group] = flush.entry
         for message in messages:
-            self._senders[(message.contact_point, message.url_index)].set()
+            self._senders[(message.contact_point, message.url_id)].set()
 
     async def _messages(self, conn: asyncpg.Connection, flush: Flush) -> list[outbox.Message]:
         """The flush's message for each URL of its contact point, written from the alerts as stored."""
@@ -144,52 +203,59 @@ class DeliveryService:
         resolved = [texts.get(n.id, {}) for n in flush.resolved]
         title, body = compose_group(flush.kind, flush.severity, flush.group[2], firing, resolved, point.language, self.public_url)
         kind = channels.notify_type(flush.severity, resolved=flush.kind == "resolved")
-        return [outbox.Message(flush.receiver, index, title, body, kind) for index in range(len(point.urls))]
+        return [
+            outbox.Message(flush.receiver, identity, title, body, kind)
+            for name, identity in self._urls
+            if name == flush.receiver
+        ]
 
     # ---- sending -------------------------------------------------------------------------------
 
-    async def _send_loop(self, name: str, index: int, url: str) -> None:
-        wake = self._senders[(name, index)]
-        while True:
-            try:
-                async with self.pool.acquire() as conn:
-                    pending = await outbox.head(conn, name, index)
-            except DATABASE_ERRORS as exc:
-                log.warning("outbox not readable (database unavailable): %s", exc)
-                await asyncio.sleep(DATABASE_RETRY_S)
-                continue
-            now = self.clock()
-            if pending is None or pending.next_attempt_at > now:
-                wait = IDLE_CHECK_S if pending is None else pending.next_attempt_at - now
-                wake.clear()
+    def _moot(self, pending: outbox.Pending) -> bool:
+        """A repeat or escalation whose alerts are all acknowledged or resolved has nothing left to say."""
+        if pending.kind not in MOOT_KINDS:
+            return False
+        firing = {a.id: a for a in self.alerts.lifecycle.alerts.values() if a.status == "firing"}
+        return not any(i in firing and firing[i].acknowledged_by is None for i in pending.alert_ids)
+
+    async def _send_loop(self, name: str, identity: str) -> None:
+        wake, url = self._senders[(name, identity)], self._urls[(name, identity)]
+        while not self._stopping.is_set():
+            wake.clear()
+            async with self.pool.acquire() as conn:
+                due = await outbox.next_due(conn, name, identity)
+                if isinstance(due, outbox.Pending) and self._moot(due):
+                    await outbox.cancel(conn, due, "acknowledged or resolved before it was sent")
+                    continue
+            if not isinstance(due, outbox.Pending):
                 try:
-                    await asyncio.wait_for(wake.wait(), wait)
+                    await asyncio.wait_for(wake.wait(), IDLE_CHECK_S if due is None else due)
                 except asyncio.TimeoutError:
                     pass
                 continue
-            outcome = await channels.send(url, pending.title, pending.body, pending.notify_type)
+            outcome = await channels.send(url, due.title, due.body, due.notify_type)
             telemetry.NOTIFICATION_SECONDS.labels(contact_point=name).observe(outcome.duration_ms / 1000)
-            retry_at: float | None = None
+            retry_in: float | None = None
             if not outcome.ok:
-                retry_at = self.clock() + channels.retry_delay(pending.attempts + 1)
-                if retry_at - pending.created_at > channels.GIVE_UP_AFTER_S:
-                    retry_at = None
+                retry_in = channels.retry_delay(due.attempts + 1)
+                if due.age_s + retry_in > channels.GIVE_UP_AFTER_S:
+                    retry_in = None
                 log.warning(
                     "notification not delivered",
-                    extra={"contact_point": name, "url_index": index, "notification": pending.id,
-                           "attempt": pending.attempts + 1, "error": outcome.error, "gave_up": retry_at is None},
+                    extra={"contact_point": name, "notification": due.id, "attempt": due.attempts + 1,
+                           "error": outcome.error, "gave_up": retry_in is None},
                 )
-            result = "delivered" if outcome.ok else "failed" if retry_at is not None else "gave_up"
+            result = "delivered" if outcome.ok else "failed" if retry_in is not None else "gave_up"
             telemetry.NOTIFICATION_ATTEMPTS.labels(contact_point=name, outcome=result).inc()
-            await self._record(pending, outcome, retry_at)
+            await self._record(due, outcome, retry_in)
 
-    async def _record(self, pending: outbox.Pending, outcome: channels.Outcome, retry_at: float | None) -> None:
+    async def _record(self, pending: outbox.Pending, outcome: channels.Outcome, retry_in: float | None) -> None:
         """Write the attempt down; keep trying while the database is away (a delivered message must
         not stay pending, or it would be sent again)."""
         while True:
             try:
                 async with self.pool.acquire() as conn:
-                    await outbox.record_attempt(conn, pending, outcome.ok, outcome.duration_ms, outcome.error, retry_at)
+                    await outbox.record_attempt(conn, pending, outcome.ok, outcome.duration_ms, outcome.error, retry_in)
                 return
             except DATABASE_ERRORS as exc:
                 log.warning("delivery attempt not recorded yet (database unavailable): %s", exc)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal, Mapping
 
 from alerts.routing import ResolvedRoute, Routing
+from alerts.rules import SEVERITY_RANK
 
 FlushKind = Literal["firing", "resolved", "repeat", "escalation"]
 
@@ -38,11 +39,16 @@ class Notice:
 
 @dataclass(frozen=True)
 class LogEntry:
-    """What a receiver was last sent about a group."""
+    """What a receiver was last sent about a group: for each firing alert it was told about, when it was
+    first told and at which severity (a rise is news again)."""
 
-    firing: frozenset[str]
+    told: Mapping[str, tuple[float, str]]
     sent_at: float
     flushes: int
+
+    @property
+    def firing(self) -> frozenset[str]:
+        return frozenset(self.told)
 
 
 GroupId = tuple[str, str, str]
@@ -71,7 +77,7 @@ class Flush:
         """The most severe firing alert's severity (of the resolved ones when none fires)."""
         notices = self.firing or self.resolved
         order = {"emergency": 0, "warning": 1, "reminder": 2}
-        return min((n.labels.get("severity", "reminder") for n in notices), key=lambda s: order.get(s, 3))
+        return min((n.labels.get("severity", "reminder") for n in notices), key=lambda s: order.get(s, 3), default="reminder")
 
 
 @dataclass(frozen=True)
@@ -121,48 +127,66 @@ class Dispatcher:
                 flushes.append(flush)
         for gid in set(self._due) - set(groups):
             del self._due[gid]
-        wake = [*self._due.values(), *self._escalations_ahead(notices, now)]
+        wake = [*self._due.values(), *self._escalations_ahead(notices, log, now)]
         return flushes, min(wake) if wake else None
 
     def _groups(self, notices: list[Notice], log: Mapping[GroupId, LogEntry], now: float) -> dict[GroupId, _Group]:
+        """Each lane's groups: firing alerts routed there (muted ones only if already told, so their
+        resolution is still announced), and told alerts that have resolved since."""
         groups: dict[GroupId, _Group] = {}
         by_id = {n.id: n for n in notices}
         for notice in notices:
-            if not notice.firing or notice.muted:
+            if not notice.firing:
                 continue
             for route in self.routing.match(notice.labels):
                 key = route.group_key(notice.labels)
-                lanes = [self._lanes.get(route.key)] + [
-                    self._lanes.get(f"{route.key}/escalate{step}") for step in range(1, len(route.escalate) + 1)
-                ]
-                for lane in lanes:
-                    if lane is None:
-                        continue
+                for lane in self._lanes_of(route):
                     gid = (lane.name, lane.receiver, key)
-                    if lane.escalate_after is not None:
-                        told = gid in log and notice.id in log[gid].firing
-                        qualifies = not notice.acknowledged and now - notice.fired_at >= lane.escalate_after
-                        if not (told or qualifies):
+                    told = gid in log and notice.id in log[gid].told
+                    if notice.muted and not told:
+                        continue
+                    if lane.escalate_after is not None and not told:
+                        started = self._escalation_start(route, key, notice, log)
+                        if notice.acknowledged or started is None or now - started < lane.escalate_after:
                             continue
                     groups.setdefault(gid, _Group(lane, key, [], [])).firing.append(notice)
         for gid, entry in log.items():
             lane = self._lanes.get(gid[0])
             if lane is None or lane.receiver != gid[1]:
                 continue
-            resolved = [by_id[i] for i in sorted(entry.firing) if i in by_id and not by_id[i].firing]
+            resolved = [by_id[i] for i in sorted(entry.told) if i in by_id and not by_id[i].firing]
             if resolved:
                 groups.setdefault(gid, _Group(lane, gid[2], [], [])).resolved.extend(resolved)
         return groups
 
+    def _lanes_of(self, route: ResolvedRoute) -> list[_Lane]:
+        names = [route.key, *(f"{route.key}/escalate{step}" for step in range(1, len(route.escalate) + 1))]
+        return [self._lanes[name] for name in names if name in self._lanes]
+
+    @staticmethod
+    def _escalation_start(route: ResolvedRoute, key: str, notice: Notice, log: Mapping[GroupId, LogEntry]) -> float | None:
+        """Escalation counts from when the route's own receiver was told (None: not yet), or from the
+        alert's firing when the route escalates without a receiver of its own."""
+        if route.receiver is None:
+            return notice.fired_at
+        entry = log.get((route.key, route.receiver, key))
+        told = entry.told.get(notice.id) if entry else None
+        return told[0] if told else None
+
     def _decide(self, gid: GroupId, group: _Group, entry: LogEntry | None, now: float) -> Flush | None:
-        firing_ids = frozenset(n.id for n in group.firing)
-        told = entry.firing if entry else frozenset()
-        new = firing_ids - told
+        told = entry.told if entry else {}
+
+        def news(notice: Notice) -> bool:
+            before = told.get(notice.id)
+            severity = notice.labels.get("severity", "reminder")
+            return before is None or SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(before[1], 0)
+
+        new = frozenset(n.id for n in group.firing if news(n) and not n.muted)
         send_resolved = self.routing.contact_points[group.lane.receiver].send_resolved
         repeat_due = (
             entry is not None
             and now - entry.sent_at >= group.lane.route.repeat_interval
-            and any(not n.acknowledged for n in group.firing)
+            and any(not n.acknowledged and not n.muted for n in group.firing)
         )
         escalation = group.lane.escalate_after is not None
         if new:
@@ -174,28 +198,34 @@ class Dispatcher:
         else:
             return None
         send = kind != "resolved" or send_resolved
+        updated = {
+            n.id: (told[n.id][0] if n.id in told else now, n.labels.get("severity", "reminder")) for n in group.firing
+        }
         flushes = entry.flushes if entry else 0
         return Flush(
             group=gid,
             kind=kind,
-            firing=tuple(sorted(group.firing, key=lambda n: n.fired_at)),
-            resolved=tuple(group.resolved),
+            firing=tuple(sorted((n for n in group.firing if not n.muted), key=lambda n: n.fired_at)),
+            resolved=tuple(group.resolved) if send_resolved else (),
             new=new,
-            entry=LogEntry(firing_ids, now if send else (entry.sent_at if entry else now), flushes + 1),
+            entry=LogEntry(updated, now if send else (entry.sent_at if entry else now), flushes + 1),
             previous=entry,
             send=send,
         )
 
-    def _escalations_ahead(self, notices: list[Notice], now: float) -> list[float]:
+    def _escalations_ahead(self, notices: list[Notice], log: Mapping[GroupId, LogEntry], now: float) -> list[float]:
         """When unacknowledged alerts will reach their next escalation step."""
         times: list[float] = []
         for notice in notices:
             if not notice.firing or notice.muted or notice.acknowledged:
                 continue
             for route in self.routing.match(notice.labels):
+                started = self._escalation_start(route, route.group_key(notice.labels), notice, log)
+                if started is None:
+                    continue
                 for after, _ in route.escalate:
-                    if notice.fired_at + after > now:
-                        times.append(notice.fired_at + after)
+                    if started + after > now:
+                        times.append(started + after)
                         break
         return times
 

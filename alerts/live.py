@@ -254,6 +254,11 @@ class AlertService:
 
     # ---- push ----------------------------------------------------------------------------------
 
+    @property
+    def settled(self) -> bool:
+        """Every transition so far is stored (none waits for the database)."""
+        return not self._unwritten
+
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after transitions are stored and after acknowledgments (delivery, streams)."""
         self._listeners.append(listener)

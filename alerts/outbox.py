@@ -24,10 +24,10 @@ class LogConflict(Exception):
 
 @dataclass(frozen=True)
 class Message:
-    """One outgoing message to one URL of a contact point."""
+    """One outgoing message to one URL (named by ``url_id``) of a contact point."""
 
     contact_point: str
-    url_index: int
+    url_id: str
     title: str
     body: str
     notify_type: str
@@ -36,9 +36,10 @@ class Message:
 @dataclass(frozen=True)
 class Pending:
     id: int
+    kind: str
+    alert_ids: list[str]
     attempts: int
-    next_attempt_at: float
-    created_at: float
+    age_s: float
     title: str
     body: str
     notify_type: str
@@ -48,16 +49,20 @@ def _time(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, timezone.utc)
 
 
-def dedup_key(group: GroupId, flush_number: int, url_index: int) -> str:
+def dedup_key(group: GroupId, flush_number: int, url_id: str) -> str:
     """Identity of one message: the same flush of the same group to the same URL is stored once."""
     lane, receiver, group_key = group
-    return f"{lane}|{receiver}|{group_key}|{flush_number}|{url_index}"
+    return f"{lane}|{receiver}|{group_key}|{flush_number}|{url_id}"
 
 
 async def load_log(conn: asyncpg.Connection) -> dict[GroupId, LogEntry]:
-    rows = await conn.fetch("SELECT lane, receiver, group_key, firing, sent_at, flushes FROM notification_log")
+    rows = await conn.fetch("SELECT lane, receiver, group_key, told::text AS told, sent_at, flushes FROM notification_log")
     return {
-        (r["lane"], r["receiver"], r["group_key"]): LogEntry(frozenset(r["firing"]), r["sent_at"].timestamp(), r["flushes"])
+        (r["lane"], r["receiver"], r["group_key"]): LogEntry(
+            {alert_id: (at, severity) for alert_id, (at, severity) in json.loads(r["told"]).items()},
+            r["sent_at"].timestamp(),
+            r["flushes"],
+        )
         for r in rows
     }
 
@@ -68,14 +73,14 @@ async def store_flush(conn: asyncpg.Connection, flush: Flush, messages: list[Mes
     previous = flush.previous.flushes if flush.previous else 0
     async with conn.transaction():
         status = await conn.execute(
-            "INSERT INTO notification_log (lane, receiver, group_key, firing, sent_at, flushes)"
-            " VALUES ($1, $2, $3, $4, $5, $6)"
-            " ON CONFLICT (lane, receiver, group_key) DO UPDATE SET firing = excluded.firing,"
+            "INSERT INTO notification_log (lane, receiver, group_key, told, sent_at, flushes)"
+            " VALUES ($1, $2, $3, $4::jsonb, $5, $6)"
+            " ON CONFLICT (lane, receiver, group_key) DO UPDATE SET told = excluded.told,"
             " sent_at = excluded.sent_at, flushes = excluded.flushes WHERE notification_log.flushes = $7",
             lane,
             receiver,
             group_key,
-            sorted(flush.entry.firing),
+            json.dumps({alert_id: list(told) for alert_id, told in flush.entry.told.items()}),
             _time(flush.entry.sent_at),
             flush.entry.flushes,
             previous,
@@ -86,12 +91,12 @@ async def store_flush(conn: asyncpg.Connection, flush: Flush, messages: list[Mes
         alert_ids = sorted({n.id for n in (*flush.firing, *flush.resolved)})
         for message in messages:
             new_id = await conn.fetchval(
-                "INSERT INTO notifications (dedup_key, contact_point, url_index, lane, group_key, kind, severity,"
+                "INSERT INTO notifications (dedup_key, contact_point, url_id, lane, group_key, kind, severity,"
                 " alert_ids, title, body, notify_type) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
                 " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-                dedup_key(flush.group, flush.entry.flushes, message.url_index),
+                dedup_key(flush.group, flush.entry.flushes, message.url_id),
                 message.contact_point,
-                message.url_index,
+                message.url_id,
                 lane,
                 group_key,
                 flush.kind,
@@ -106,20 +111,47 @@ async def store_flush(conn: asyncpg.Connection, flush: Flush, messages: list[Mes
     return ids
 
 
-async def head(conn: asyncpg.Connection, contact_point: str, url_index: int) -> Pending | None:
-    """The oldest undelivered message of one URL: messages to one place go out in order."""
+async def next_due(conn: asyncpg.Connection, contact_point: str, url_id: str) -> Pending | float | None:
+    """The oldest message of one URL that is due now (times by the database's clock); else the seconds
+    until the next one is due, or None when nothing is pending. A message waiting out its backoff does
+    not hold back newer ones: a message the channel rejects must not delay the next emergency."""
     row = await conn.fetchrow(
-        "SELECT id, attempts, next_attempt_at, created_at, title, body, notify_type FROM notifications"
-        " WHERE status = 'pending' AND contact_point = $1 AND url_index = $2 ORDER BY id LIMIT 1",
+        "SELECT id, kind, alert_ids, attempts, extract(epoch FROM now() - created_at) AS age_s, title, body, notify_type"
+        " FROM notifications WHERE status = 'pending' AND contact_point = $1 AND url_id = $2 AND next_attempt_at <= now()"
+        " ORDER BY id LIMIT 1",
         contact_point,
-        url_index,
+        url_id,
     )
-    if row is None:
-        return None
-    return Pending(
-        row["id"], row["attempts"], row["next_attempt_at"].timestamp(), row["created_at"].timestamp(),
-        row["title"], row["body"], row["notify_type"],
+    if row is not None:
+        return Pending(
+            row["id"], row["kind"], list(row["alert_ids"]), row["attempts"], float(row["age_s"]),
+            row["title"], row["body"], row["notify_type"],
+        )
+    wait = await conn.fetchval(
+        "SELECT extract(epoch FROM min(next_attempt_at) - now()) FROM notifications"
+        " WHERE status = 'pending' AND contact_point = $1 AND url_id = $2",
+        contact_point,
+        url_id,
     )
+    return None if wait is None else max(0.0, float(wait))
+
+
+async def cancel(conn: asyncpg.Connection, pending: Pending, reason: str) -> None:
+    await conn.execute(
+        "UPDATE notifications SET status = 'cancelled', last_error = $2 WHERE id = $1 AND status = 'pending'",
+        pending.id,
+        reason,
+    )
+
+
+async def abandon_unknown(conn: asyncpg.Connection, targets: set[tuple[str, str]]) -> int:
+    """Pending messages to URLs no longer configured can never be sent: mark them failed."""
+    result = await conn.execute(
+        "UPDATE notifications SET status = 'failed', last_error = 'contact point or URL no longer configured'"
+        " WHERE status = 'pending' AND NOT (contact_point || '|' || url_id = ANY($1::text[]))",
+        [f"{name}|{url_id}" for name, url_id in targets],
+    )
+    return int(result.split()[-1])
 
 
 async def record_attempt(
@@ -128,11 +160,11 @@ async def record_attempt(
     ok: bool,
     duration_ms: float,
     error: str | None,
-    next_attempt_at: float | None,
+    retry_in_s: float | None,
 ) -> None:
-    """Keep the attempt; the message is delivered (ok), retried at ``next_attempt_at``, or failed (None)."""
+    """Keep the attempt; the message is delivered (ok), retried in ``retry_in_s``, or failed (None)."""
     attempt = pending.attempts + 1
-    status = "delivered" if ok else "pending" if next_attempt_at is not None else "failed"
+    status = "delivered" if ok else "pending" if retry_in_s is not None else "failed"
     async with conn.transaction():
         await conn.execute(
             "INSERT INTO notification_attempts (notification_id, attempt, ok, duration_ms, error) VALUES ($1, $2, $3, $4, $5)",
@@ -144,13 +176,13 @@ async def record_attempt(
         )
         await conn.execute(
             "UPDATE notifications SET attempts = $2, status = $3, last_error = $4,"
-            " next_attempt_at = coalesce($5, next_attempt_at),"
+            " next_attempt_at = now() + make_interval(secs => coalesce($5, 0)),"
             " delivered_at = CASE WHEN $3 = 'delivered' THEN now() END WHERE id = $1",
             pending.id,
             attempt,
             status,
             error if not ok else None,
-            _time(next_attempt_at) if next_attempt_at is not None else None,
+            retry_in_s,
         )
 
 
@@ -177,7 +209,7 @@ async def notifications(
 ) -> list[dict[str, Any]]:
     """Newest first, each with its attempts (for ``GET /v1/notifications``)."""
     rows = await conn.fetch(
-        "SELECT id, contact_point, url_index, lane, group_key, kind, severity, alert_ids, title, status, attempts,"
+        "SELECT id, contact_point, url_id, lane, group_key, kind, severity, alert_ids, title, status, attempts,"
         " next_attempt_at, last_error, created_at, delivered_at FROM notifications"
         " WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR contact_point = $2)"
         " AND ($3::bigint IS NULL OR id < $3) ORDER BY id DESC LIMIT $4",

@@ -13,6 +13,8 @@ logged or returned by the API.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -93,9 +95,12 @@ class NotifyFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 @dataclass(frozen=True)
 class ResolvedRoute:
-    """A route with everything inherited filled in; ``key`` names its place in the tree (``0.2.1``)."""
+    """A route with everything inherited filled in. ``path`` is its place in the tree (``0.2.1``);
+    ``key`` is derived from what it matches and where it sends, so the notification log stays attached
+    to the route when other routes are added or reordered around it."""
 
     key: str
+    path: str
     receiver: str | None
     group_by: tuple[str, ...]
     group_wait: float
@@ -124,14 +129,16 @@ class Routing:
     def __init__(self, config: NotifyFile) -> None:
         self.contact_points = config.contact_points
         self.routes: list[ResolvedRoute] = []
-        self._root = self._build(config.route, None, "0")
+        self._root = self._build(config.route, None, "0", ())
 
-    def _build(self, route: Route, parent: ResolvedRoute | None, key: str) -> _Node:
+    def _build(self, route: Route, parent: ResolvedRoute | None, path: str, lineage: tuple[str, ...]) -> _Node:
         def pick(value: str | None, inherited: float | None, default: str) -> float:
             return seconds(value) if value is not None else inherited if inherited is not None else seconds(default)
 
+        lineage = (*lineage, json.dumps([route.match, route.receiver, route.group_by], sort_keys=True))
         resolved = ResolvedRoute(
-            key=key,
+            key=hashlib.sha256("\n".join(lineage).encode()).hexdigest()[:12],
+            path=path,
             receiver=route.receiver if route.receiver is not None else (parent.receiver if parent else None),
             group_by=tuple(route.group_by) if route.group_by is not None else (parent.group_by if parent else DEFAULT_GROUP_BY),
             group_wait=pick(route.group_wait, parent.group_wait if parent else None, DEFAULT_GROUP_WAIT),
@@ -140,7 +147,7 @@ class Routing:
             escalate=tuple((seconds(s.after), s.receiver) for s in route.escalate),
         )
         self.routes.append(resolved)
-        children = tuple(self._build(child, resolved, f"{key}.{i}") for i, child in enumerate(route.routes))
+        children = tuple(self._build(child, resolved, f"{path}.{i}", lineage) for i, child in enumerate(route.routes))
         return _Node(tuple(map(Matcher.parse, route.match)), resolved, route.continue_, children)
 
     def match(self, labels: dict[str, str]) -> list[ResolvedRoute]:

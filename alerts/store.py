@@ -17,6 +17,11 @@ ALERT_COLUMNS = (
 )
 
 
+STREAM_ORDER_LOCK = 0x5741_524F_4F4D_0002
+"""Transaction-scoped advisory lock held while writing transitions: ``seq`` is taken at insert but seen at
+commit, so writers take turns and a stream reading ``seq > last`` never skips one committed late."""
+
+
 def _time(epoch: float | None) -> datetime | None:
     return datetime.fromtimestamp(epoch, timezone.utc) if epoch is not None else None
 
@@ -36,6 +41,7 @@ async def record(
     """Persist transitions atomically; return their stream sequence numbers."""
     seqs: list[int] = []
     async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", STREAM_ORDER_LOCK)
         for t in transitions:
             alert = t.alert
             text = describe(t)
@@ -118,6 +124,7 @@ async def acknowledge(
     """Record who acknowledged the alert, as an ``acknowledged`` transition in the stream; returns the
     alert row and the transition's seq, or None for an unknown alert."""
     async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", STREAM_ORDER_LOCK)
         row = await conn.fetchrow(
             f"UPDATE alerts SET ack_by = $2, ack_at = now(), ack_comment = $3, updated_at = now()"
             f" WHERE id = $1 RETURNING {ALERT_COLUMNS}",

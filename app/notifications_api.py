@@ -12,8 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from alerts import channels, outbox
-from alerts.routing import expand_environment
+from alerts import outbox
 from app.auth import operator
 from app.keys import ApiKey
 from app.responses import json_response
@@ -21,15 +20,6 @@ from app.responses import json_response
 MAX_LIST = 500
 
 router = APIRouter(tags=["alerts"])
-
-
-def _targets(request: Request) -> dict[tuple[str, int], str]:
-    routing = request.app.state.services.delivery.routing
-    return {
-        (name, index): channels.public_form(expand_environment(url))
-        for name, point in routing.contact_points.items()
-        for index, url in enumerate(point.urls)
-    }
 
 
 @router.get("/v1/notifications", summary="Outgoing notifications, newest first, with their delivery attempts")
@@ -43,22 +33,22 @@ async def notifications(
 ) -> Response:
     async with request.app.state.services.pool.acquire() as conn:
         rows = await outbox.notifications(conn, status=status, contact_point=contact_point, before_id=before, limit=limit)
-    targets = _targets(request)
+    delivery = request.app.state.services.delivery
     for row in rows:
-        row["target"] = targets.get((row["contact_point"], row["url_index"]), "(contact point no longer configured)")
+        row["target"] = delivery.target(row["contact_point"], row["url_id"]) or "(no longer configured)"
     return json_response(rows)
 
 
 @router.get("/v1/contact-points", summary="Configured contact points (URLs in privacy form) and routes")
 async def contact_points(request: Request, key: ApiKey = Depends(operator)) -> Response:
-    routing = request.app.state.services.delivery.routing
-    targets = _targets(request)
+    delivery = request.app.state.services.delivery
+    routing = delivery.routing
     return json_response(
         {
             "contact_points": [
                 {
                     "name": name,
-                    "targets": [targets[(name, i)] for i in range(len(point.urls))],
+                    "targets": delivery.targets(name),
                     "send_resolved": point.send_resolved,
                     "language": point.language,
                 }
@@ -66,7 +56,7 @@ async def contact_points(request: Request, key: ApiKey = Depends(operator)) -> R
             ],
             "routes": [
                 {
-                    "key": r.key,
+                    "path": r.path,
                     "receiver": r.receiver,
                     "group_by": list(r.group_by),
                     "group_wait_s": r.group_wait,

@@ -275,3 +275,46 @@ async def test_ten_skus_selling_out_together_are_one_message_and_silenced_alerts
     finally:
         server.stop()
         receiver.stop()
+
+
+async def test_repeats_queued_during_an_outage_are_cancelled_by_the_ack_and_orphans_fail(dsn, setup, db, tmp_path):
+    receiver = WebhookReceiver(free_port())
+    ingest, operator = [await create_key(dsn, s) for s in ("ingest", "operator")]
+    settings = setup(receiver, group_interval="300ms", repeat_interval="1s")
+    server = start_server(dsn, **settings)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            await http.post("/v1/events", json={"events": [stock("s1", 0)]}, headers={"X-API-Key": ingest})
+
+            async def repeats_queued() -> bool:
+                return await db.fetchval("SELECT count(*) FROM notifications WHERE kind = 'repeat'") >= 2
+
+            await wait_until(repeats_queued, timeout=15)
+            alert = (await http.get("/v1/alerts", headers={"X-API-Key": operator})).json()[0]
+            await http.post(f"/v1/alerts/{alert['id']}/ack", json={}, headers={"X-API-Key": operator})
+            receiver.start()
+            await wait_until(lambda: _count(receiver, 1), timeout=30)
+
+            async def settled() -> bool:
+                return await db.fetchval("SELECT count(*) FROM notifications WHERE status = 'pending'") == 0
+
+            await wait_until(settled, timeout=30)
+            statuses = dict(await db.fetch("SELECT kind, array_agg(DISTINCT status) FROM notifications GROUP BY kind"))
+            assert statuses["firing"] == ["delivered"] and statuses["repeat"] == ["cancelled"]
+            assert len(receiver.received) == 1 and "[告警·紧急" in receiver.received[0]["title"]
+    finally:
+        server.stop()
+        receiver.stop()
+
+    await db.execute("UPDATE notifications SET status = 'pending' WHERE kind = 'repeat'")
+    (tmp_path / "notify.yaml").write_text(notify_yaml(WebhookReceiver(free_port())))
+    restarted = start_server(dsn, **settings)
+    try:
+        async def orphans_failed() -> bool:
+            return await db.fetchval("SELECT count(*) FROM notifications WHERE status = 'pending'") == 0
+
+        await wait_until(orphans_failed, timeout=10)
+        errors = await db.fetch("SELECT DISTINCT last_error FROM notifications WHERE kind = 'repeat'")
+        assert [r["last_error"] for r in errors] == ["contact point or URL no longer configured"]
+    finally:
+        restarted.stop()

@@ -110,9 +110,9 @@ def test_unacknowledged_emergency_repeats_and_acknowledgment_stops_repeats_and_e
     h.run({0.0: [alert]}, until=299.5, tick=0.5)
     assert [f.kind for f in h.sent] == ["firing"]
     h.step([alert], 300.0)
-    assert [(f.receiver, f.kind) for f in h.sent[1:]] == [("lead", "escalation")], "5 minutes unacknowledged"
+    assert len(h.sent) == 1, "escalation counts from the first message (at 1.0), not from firing"
     h.step([alert], 301.0)
-    assert h.sent[-1].receiver == "duty" and h.sent[-1].kind == "repeat", "repeat_interval 5m after the first message"
+    assert sorted((f.receiver, f.kind) for f in h.sent[1:]) == [("duty", "repeat"), ("lead", "escalation")]
     h.run({302.0: [alert]}, start=302.0, until=601.0)
     assert sorted((f.receiver, f.kind) for f in h.sent[3:]) == [("duty", "repeat"), ("lead", "repeat")]
 
@@ -205,8 +205,9 @@ def test_wake_time_covers_group_wait_group_interval_and_the_next_escalation_step
     assert wake == 131.0, "group_interval"
     slow = Dispatcher(routing.parse(CONFIG.replace("group_interval: 30s", "group_interval: 1h")))
     slow.plan([alert], {}, 100.0)
-    flushes, wake = slow.plan([alert], {}, 101.0)
-    assert len(flushes) == 2 and wake == 400.0, "the escalation step after 5 minutes"
+    flushes, _ = slow.plan([alert], {}, 101.0)
+    _, wake = slow.plan([alert], {f.group: f.entry for f in flushes}, 102.0)
+    assert len(flushes) == 2 and wake == 401.0, "the escalation step 5 minutes after the first message"
 
 
 def test_log_entry_counts_flushes():
@@ -214,4 +215,37 @@ def test_log_entry_counts_flushes():
     alert = notice(1)
     h.run({0.0: [alert]}, until=2)
     [entry] = h.log.values()
-    assert entry == LogEntry(frozenset({"a1"}), 1.0, 1)
+    assert entry == LogEntry({"a1": (1.0, "warning")}, 1.0, 1)
+
+
+ROOT_ONLY = """
+contact_points:
+  team: {urls: ["json://127.0.0.1:9/team"]}
+route: {receiver: team, group_wait: 1s, group_interval: 10s}
+"""
+
+
+def test_a_severity_rise_within_a_group_is_news():
+    h = Harness(ROOT_ONLY)
+    h.run({0.0: [notice(1, "warning")]}, until=5)
+    h.run({6.0: [notice(1, "emergency")]}, start=6.0, until=20)
+    assert [(f.kind, f.severity) for f in h.sent] == [("firing", "warning"), ("firing", "emergency")]
+    h.run({21.0: [notice(1, "warning")]}, start=21.0, until=60)
+    assert len(h.sent) == 2, "a fall is not paged"
+
+
+def test_an_alert_muted_after_it_was_announced_still_has_its_resolution_announced():
+    h = Harness(ROOT_ONLY)
+    h.run({0.0: [notice(1)]}, until=5)
+    h.run({6.0: [notice(1, muted=True)]}, start=6.0, until=40)
+    assert len(h.sent) == 1
+    h.run({41.0: [notice(1, firing=False)]}, start=41.0, until=60)
+    assert [f.kind for f in h.sent] == ["firing", "resolved"]
+
+
+def test_a_long_warning_turning_emergency_pages_the_duty_manager_before_escalating():
+    h = Harness()
+    h.run({0.0: [notice(1, "warning")]}, until=1200, tick=10)
+    h.run({1201.0: [notice(1, "emergency")]}, start=1201.0, until=1300, tick=0.5)
+    emergency = [f for f in h.sent if f.receiver in ("duty", "team", "lead")]
+    assert sorted(f.receiver for f in emergency) == ["duty", "team"], "no escalation yet: duty was just told"

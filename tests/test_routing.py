@@ -37,10 +37,10 @@ def test_routes_inherit_timing_and_continue_reaches_later_siblings(monkeypatch):
     monkeypatch.setenv("HOOK_PATH", "hook")
     parsed = routing.parse(GOOD, "notify.yaml")
     matched = parsed.match({"severity": "emergency", "sku": "SKU-1", "campaign": "d11", "rule": "stock_low"})
-    assert [r.key for r in matched] == ["0.0", "0.1"]
+    assert [r.path for r in matched] == ["0.0", "0.1"]
     assert matched[0].group_wait == 0.5 and matched[1].group_wait == 2.0 and matched[1].group_by == ("sku",)
     assert matched[1].group_key({"sku": "SKU-1", "campaign": "d11"}) == "sku=SKU-1"
-    assert [r.key for r in parsed.match({"severity": "warning"})] == ["0"], "the root when no child matches"
+    assert [r.path for r in parsed.match({"severity": "warning"})] == ["0"], "the root when no child matches"
     assert parsed.match({"severity": "warning"})[0].receiver is None
 
 
@@ -82,3 +82,11 @@ def test_cli_checks_the_shipped_example(monkeypatch, capsys):
     with pytest.raises(SystemExit) as done:
         cli.main(["notify", "check", str(ROOT / "notify.example.yaml")])
     assert done.value.code == 1 and "WECOM_BOT_KEY is not set" in capsys.readouterr().err
+
+
+def test_route_keys_survive_adding_a_route_in_front(monkeypatch):
+    monkeypatch.setenv("HOOK_PATH", "hook")
+    before = {r.path: r.key for r in routing.parse(GOOD).routes}
+    extended = GOOD.replace("  routes:\n", "  routes:\n    - match: [\"rule=new_rule\"]\n      receiver: duty\n")
+    after = {r.path: r.key for r in routing.parse(extended).routes}
+    assert after["0.1"] == before["0.0"] and after["0.2"] == before["0.1"] and len(set(after.values())) == 4

@@ -28,6 +28,7 @@ const SEVERITIES = ["emergency", "warning", "reminder"];
 const RESOLVED_KEPT_MS = 10 * 60 * 1000;
 const RECONNECT_MAX_MS = 15000;
 const KEY_STORE = "warroom.oncall.key";
+const ALARM_REPEAT_MS = 30000;
 
 const params = new URLSearchParams(location.search);
 const screenToken = params.get("token");
@@ -74,6 +75,11 @@ function onSnapshot(frame) {
       runbook_en: a.runbook_en, runbook_zh: a.runbook_zh, link: a.link, acknowledged: a.acknowledged });
   }
   lastSeq = frame.seq;
+  if (unacknowledgedEmergency()) alarm();
+}
+
+function unacknowledgedEmergency() {
+  return [...alerts.values()].some((a) => a.severity === "emergency" && !a.acknowledged);
 }
 
 function onTransition(frame) {
@@ -226,7 +232,8 @@ async function acknowledge(id) {
 }
 
 async function silenceAlert(a) {
-  const matchers = [`rule=${a.rule}`, ...Object.entries(a.labels || {}).map(([k, v]) => `${k}=${v}`)];
+  // Quoted values match exactly, even ones that start with "~" or hold spaces.
+  const matchers = [`rule="${a.rule}"`, ...Object.entries(a.labels || {}).map(([k, v]) => `${k}="${v}"`)];
   const ends = new Date(Date.now() + 3600 * 1000).toISOString();
   try {
     await call("/v1/silences", { matchers, ends_at: ends, reason: "silenced from the on-call page" });
@@ -262,6 +269,7 @@ render();
 setInterval(() => {
   document.querySelectorAll(".age").forEach((el) => { el.textContent = age(Number(el.dataset.firedAt)); });
 }, 1000);
+setInterval(() => { if (unacknowledgedEmergency()) alarm(); }, ALARM_REPEAT_MS);
 if (key || screenToken) {
   if (!key) $("notice").textContent = t("view_only");
   connect();

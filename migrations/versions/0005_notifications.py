@@ -27,7 +27,7 @@ def upgrade() -> None:
             lane       text NOT NULL,
             receiver   text NOT NULL,
             group_key  text NOT NULL,
-            firing     text[] NOT NULL,
+            told       jsonb NOT NULL,
             sent_at    timestamptz NOT NULL,
             flushes    integer NOT NULL,
             PRIMARY KEY (lane, receiver, group_key)
@@ -40,7 +40,7 @@ def upgrade() -> None:
             id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             dedup_key        text NOT NULL UNIQUE,
             contact_point    text NOT NULL,
-            url_index        integer NOT NULL,
+            url_id           text NOT NULL,
             lane             text NOT NULL,
             group_key        text NOT NULL,
             kind             text NOT NULL CHECK (kind IN ('firing', 'resolved', 'repeat', 'escalation')),
@@ -49,7 +49,7 @@ def upgrade() -> None:
             title            text NOT NULL,
             body             text NOT NULL,
             notify_type      text NOT NULL,
-            status           text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+            status           text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed', 'cancelled')),
             attempts         integer NOT NULL DEFAULT 0,
             next_attempt_at  timestamptz NOT NULL DEFAULT now(),
             last_error       text,
@@ -59,7 +59,7 @@ def upgrade() -> None:
         """
     )
     op.execute(
-        "CREATE INDEX notifications_due ON notifications (contact_point, url_index, id) WHERE status = 'pending'"
+        "CREATE INDEX notifications_due ON notifications (contact_point, url_id, next_attempt_at) WHERE status = 'pending'"
     )
     op.execute("CREATE INDEX notifications_created ON notifications (created_at DESC)")
     op.execute(
