@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 from playwright.async_api import Browser, async_playwright
@@ -38,11 +40,15 @@ _database_numbers = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedPostgres:
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "pgdata")
-    server.ensure_database(TEMPLATE)
-    upgrade(server.dsn(TEMPLATE))
-    return server
+def postgres() -> Iterator[EmbeddedPostgres]:
+    """Not under pytest's numbered temp directories: a second pytest run on the machine prunes old ones,
+    which would delete this server's data directory under a long run."""
+    with tempfile.TemporaryDirectory(prefix="warroom-test-pg-", ignore_cleanup_errors=True) as directory:
+        server = EmbeddedPostgres(Path(directory) / "pgdata")
+        server.ensure_database(TEMPLATE)
+        upgrade(server.dsn(TEMPLATE))
+        yield server
+        server.release()
 
 
 @pytest.fixture
