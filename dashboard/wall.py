@@ -51,6 +51,8 @@ def mount(api: FastAPI, settings: Settings) -> Dash:
         await stream.run(api.state.services, pathname, search)
 
     async def campaign_page(request: Request) -> HTMLResponse:
+        """The same page at ``/wall/<campaign>``; Dash reads the request from its context variable, set here as
+        Dash's own routes have it set by its middleware (which only covers ``/wall/`` and ``/wall/_dash-*``)."""
         token = set_current_request(request)
         try:
             return HTMLResponse(wall.index())

@@ -2,6 +2,9 @@
 
 import ipaddress
 
+import pytest
+
+from app.settings import Settings, SettingsError
 from dashboard import curve, panels
 from dashboard.access import allowed_address, is_wall_path
 from dashboard.kpis import baseline_values, tiles
@@ -112,3 +115,11 @@ def test_a_funnel_step_below_last_year_is_highlighted():
     ]}
     rows = panels.funnel(snapshot, "en")
     assert [r.className for r in rows] == ["funnel-row", "funnel-row below"]
+
+
+def test_wall_settings_are_validated():
+    settings = Settings.from_env({"WARROOM_WALL_ALLOW": "10.0.5.0/24, 192.168.1.20", "WARROOM_WALL_LANGUAGE": "en"})
+    assert [str(n) for n in settings.wall_allow] == ["10.0.5.0/24", "192.168.1.20/32"] and settings.wall_language == "en"
+    for name, value in (("WARROOM_WALL_ALLOW", "10.0.5.0/33"), ("WARROOM_WALL_LANGUAGE", "fr")):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: value})
