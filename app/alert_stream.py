@@ -26,6 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from alerts import store
 from app.auth import READ_SCOPES, authenticate, presented_key
 from app.errors import ApiError
+from app.streams import push_until_disconnect
 
 AUTH_TIMEOUT_S = 5.0
 HEARTBEAT_S = 15.0
@@ -88,13 +89,7 @@ async def stream(websocket: WebSocket) -> None:
             await websocket.send_text(msgspec.json.encode({"type": "snapshot", "seq": last, "alerts": firing}).decode())
         else:
             last = int(raw_after)
-        pusher = asyncio.create_task(_push(websocket, services.pool, wake, last))
-        try:
-            while (await websocket.receive())["type"] != "websocket.disconnect":
-                pass
-        finally:
-            pusher.cancel()
-            await asyncio.gather(pusher, return_exceptions=True)
+        await push_until_disconnect(websocket, _push(websocket, services.pool, wake, last))
     finally:
         services.alerts.unsubscribe(wake)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -14,6 +13,7 @@ from starlette.responses import Response
 from app import campaigns as store
 from app.auth import READ_SCOPES, authenticate, operator, presented_key, reader
 from app.responses import json_response
+from app.streams import push_until_disconnect
 from app.configfile import ConfigError
 from app.errors import ApiError
 from app.keys import ApiKey
@@ -182,11 +182,7 @@ async def live(websocket: WebSocket, campaign_id: str) -> None:
         async for update in subscription:
             await websocket.send_text(msgspec.json.encode(update).decode())
 
-    pusher = asyncio.create_task(push())
     try:
-        while (await websocket.receive())["type"] != "websocket.disconnect":
-            pass
+        await push_until_disconnect(websocket, push())
     finally:
-        pusher.cancel()
-        await asyncio.gather(pusher, return_exceptions=True)
         services.metrics.unsubscribe(subscription)
