@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_PORT = 8000
 DEFAULT_DATA_DIR = ".warroom"
@@ -25,6 +25,10 @@ DEFAULT_COMMIT_TIMEOUT_S = 10.0
 DEFAULT_RATE_LIMIT_PER_S = 10_000.0
 DEFAULT_KEY_CACHE_S = 2.0
 DEFAULT_SHUTDOWN_GRACE_S = 30.0
+DEFAULT_ROLE = "all"
+DEFAULT_INGEST_PROCESSES = 0
+DEFAULT_INGEST_PORT = 8001
+MAX_INGEST_PROCESSES = 64
 
 
 class SettingsError(Exception):
@@ -57,6 +61,11 @@ class Settings(BaseModel):
     rate_limit_per_s: float = Field(DEFAULT_RATE_LIMIT_PER_S, ge=0, alias="WARROOM_RATE_LIMIT_PER_S")
     key_cache_s: float = Field(DEFAULT_KEY_CACHE_S, ge=0, alias="WARROOM_KEY_CACHE_S")
     shutdown_grace_s: float = Field(DEFAULT_SHUTDOWN_GRACE_S, ge=0, alias="WARROOM_SHUTDOWN_GRACE_S")
+    role: Literal["all", "ingest"] = Field(DEFAULT_ROLE, alias="WARROOM_ROLE")
+    """``all``: the whole product; ``ingest``: only the ingest endpoints, no metrics engine or alerts."""
+    ingest_processes: int = Field(DEFAULT_INGEST_PROCESSES, ge=0, le=MAX_INGEST_PROCESSES, alias="WARROOM_INGEST_PROCESSES")
+    """Ingest-role processes the full server starts on ``ingest_port`` (0: none, everything on one process)."""
+    ingest_port: int = Field(DEFAULT_INGEST_PORT, ge=1, le=65535, alias="WARROOM_INGEST_PORT")
 
     @field_validator("database_url")
     @classmethod
@@ -66,6 +75,14 @@ class Settings(BaseModel):
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must start with postgresql:// (e.g. postgresql://user:pass@host:5432/db)")
         return value
+
+    @model_validator(mode="after")
+    def _ingest_port_free(self) -> "Settings":
+        if self.ingest_processes and self.role == "all" and self.ingest_port == self.port:
+            raise ValueError(
+                f"WARROOM_INGEST_PORT={self.ingest_port!r}: must differ from WARROOM_PORT when WARROOM_INGEST_PROCESSES is set"
+            )
+        return self
 
     @property
     def pgdata_dir(self) -> Path:
@@ -81,6 +98,9 @@ class Settings(BaseModel):
         except ValidationError as exc:
             lines = []
             for err in exc.errors():
-                name = str(err["loc"][0]) if err["loc"] else "settings"
+                if not err["loc"]:  # a check across settings names its variables itself
+                    lines.append(err["msg"].removeprefix("Value error, "))
+                    continue
+                name = str(err["loc"][0])
                 lines.append(f"{name}={env.get(name, '')!r}: {err['msg']}")
             raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
