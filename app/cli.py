@@ -297,6 +297,12 @@ def parser() -> argparse.ArgumentParser:
     bi.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients for the batch phase")
     bi.add_argument("--single-clients", type=int, default=32, help="concurrent HTTP clients for the single-event phase")
     bi.add_argument("--single-rate", type=float, default=2000.0, help="paced request rate for the latency-at-rate phase")
+    bi.add_argument(
+        "--ingest-processes",
+        type=int,
+        default=2,
+        help="WARROOM_INGEST_PROCESSES of the measured server; the HTTP phases post to their port (0: the server alone)",
+    )
     bm = b_sub.add_parser("metrics", help="live snapshot freshness under load, and the metrics engine's memory bound")
     bm.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     bm.add_argument("--seconds", type=float, default=20.0, help="duration of the measured load")
