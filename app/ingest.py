@@ -1,11 +1,13 @@
 """Group commit: events from concurrent requests are written together, durably and exactly once.
 
 Each request hands its validated rows to the ``GroupCommitter`` and waits.
-Writer tasks take everything queued (up to ``group_events``), COPY it into a
-per-connection staging table (concurrently) and move it into ``events`` with
-``ON CONFLICT (event_id) DO NOTHING`` in one transaction, holding a
-transaction-scoped advisory lock from the move to COMMIT so that ``seq``
-order is commit order. Only after COMMIT
+Writer tasks take everything queued (up to ``group_events``). A large group
+is COPied into a per-connection staging table (concurrently with other
+writers) and moved into ``events`` with ``ON CONFLICT (event_id) DO NOTHING``
+in one transaction; a small group is inserted from arrays (``unnest``) in
+one statement, one round trip. Either way the statement that allocates
+``seq`` first takes a transaction-scoped advisory lock, held to COMMIT, so
+that ``seq`` order is commit order. Only after COMMIT
 are the waiting requests told how many of their events were new and how many
 were duplicates, so a 2xx always means durable. The queue is bounded in
 events: when it is full callers are refused instead of the process growing.
@@ -36,13 +38,34 @@ CREATE_STAGING_SQL = (
     f"AS SELECT {_COLUMN_LIST} FROM events WITH NO DATA"
 )
 COMMIT_ORDER_LOCK = 0x5752_4556  # "WREV": one key for every writer of the events table
-ORDER_AND_NOTIFY_SQL = f"SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK}), pg_notify('warroom_events', '')"
+ORDERED = (
+    f"WITH ordered AS MATERIALIZED (SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK}), pg_notify('warroom_events', ''))"
+)
 """Serializes seq allocation with COMMIT across all writers, so rows become visible in seq order and a
-reader tailing ``seq > last`` never skips a row that commits late; the notification wakes tailers."""
+reader tailing ``seq > last`` never skips a row that commits late; the notification wakes tailers.
+Joined into the INSERT, it is evaluated before the first row (and its seq) is produced."""
 MOVE_SQL = (
-    f"INSERT INTO events ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {STAGING_TABLE} "
+    f"{ORDERED} INSERT INTO events ({_COLUMN_LIST}) SELECT s.* FROM ordered, {STAGING_TABLE} s "
     f"ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
 )
+_ARRAY_TYPES = {
+    "occurred_at": "timestamptz",
+    "quantity": "bigint",
+    "amount": "numeric",
+    "value": "float8",
+    "labels": "jsonb",
+    "props": "jsonb",
+}
+"""Column types other than text, for the array parameters of ``INSERT_SQL``."""
+INSERT_SQL = (
+    f"{ORDERED} INSERT INTO events ({_COLUMN_LIST}) SELECT u.* FROM ordered, unnest("
+    + ", ".join(f"${i}::{_ARRAY_TYPES.get(name, 'text')}[]" for i, name in enumerate(COLUMNS, 1))
+    + ") AS u ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+"""One statement, one round trip, in an implicit transaction: the lock is held only while it runs."""
+ARRAY_INSERT_MAX_ROWS = 100
+"""Groups up to this size are inserted from arrays; larger ones are COPied (cheaper per row once the
+extra round trips are amortized). Measured on the benchmark's rows: see bench/RESULTS.md."""
 CONNECTION_ERRORS = (
     OSError,
     asyncio.TimeoutError,
@@ -187,10 +210,12 @@ class GroupCommitter:
                     staged_rows.append(row)
         started = time.perf_counter()
         async with self._pool.acquire() as conn:
-            async with conn.transaction():
-                await conn.copy_records_to_table(STAGING_TABLE, records=staged_rows, columns=COLUMNS)
-                await conn.execute(ORDER_AND_NOTIFY_SQL)
-                inserted = await conn.fetch(MOVE_SQL)
+            if len(staged_rows) <= ARRAY_INSERT_MAX_ROWS:
+                inserted = await conn.fetch(INSERT_SQL, *zip(*staged_rows))
+            else:
+                async with conn.transaction():
+                    await conn.copy_records_to_table(STAGING_TABLE, records=staged_rows, columns=COLUMNS)
+                    inserted = await conn.fetch(MOVE_SQL)
         telemetry.COMMIT_SECONDS.observe(time.perf_counter() - started)
         telemetry.GROUP_EVENTS.observe(len(staged_rows))
         self.database_ok = True
