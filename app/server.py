@@ -16,6 +16,7 @@ from typing import AsyncIterator, Callable
 import asyncpg
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from alerts.live import AlertService
 from app import __version__, alerts_api, campaigns_api, errors, health, ingest_api, telemetry
@@ -86,6 +87,17 @@ async def _settle_heap_after(caught_up: asyncio.Event) -> None:
     _settle_heap()
 
 
+class WarRoomApp(FastAPI):
+    """FastAPI with the hottest route, ``POST /v1/events``, served before FastAPI's own stack."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == ingest_api.EVENTS_PATH and scope["method"] == "POST":
+            scope["app"] = self
+            await ingest_api.serve_events(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 class Server(uvicorn.Server):
     """uvicorn's server, passing a stop signal on to the ingest processes at once, so they drain in
     parallel with this process instead of after its connections have closed."""
@@ -145,7 +157,7 @@ def create_full_app(settings: Settings) -> FastAPI:
                 await metrics.stop()
         log.info("stopped")
 
-    app = FastAPI(title="Promo War-Room", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = WarRoomApp(title="Promo War-Room", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(ingest_api.router)
@@ -184,7 +196,7 @@ def create_ingest_app(settings: Settings, on_ready: Callable[[], None] = lambda:
                 await committer.drain_and_stop(settings.shutdown_grace_s)
         log.info("stopped")
 
-    app = FastAPI(title="Promo War-Room ingest", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = WarRoomApp(title="Promo War-Room ingest", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(ingest_api.router)
