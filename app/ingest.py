@@ -1,13 +1,19 @@
 """Group commit: events from concurrent requests are written together, durably and exactly once.
 
 Each request hands its validated rows to the ``GroupCommitter`` and waits.
-Writer tasks take everything queued (up to ``group_events``). A large group
-is COPied into a per-connection staging table (concurrently with other
-writers) and moved into ``events`` with ``ON CONFLICT (event_id) DO NOTHING``
-in one transaction; a small group is inserted from arrays (``unnest``) in
-one statement, one round trip. Either way the statement that allocates
-``seq`` first takes a transaction-scoped advisory lock, held to COMMIT, so
-that ``seq`` order is commit order. Only after COMMIT
+Writer tasks take everything queued (up to ``group_events``) and write it in
+one transaction:
+
+- a small group is inserted from arrays (``unnest``) with ``ON CONFLICT
+  (event_id) DO NOTHING``, one statement, one round trip;
+- a large group is COPied straight into ``events`` (the cheapest write
+  PostgreSQL has). If one of its event_ids is already stored, the COPY fails
+  as a whole and nothing is written; the group is then COPied into a
+  per-connection staging table and moved with ``ON CONFLICT (event_id) DO
+  NOTHING``, which reports exactly which rows were new.
+
+Whatever allocates ``seq`` first takes a transaction-scoped advisory lock,
+held to COMMIT, so that ``seq`` order is commit order. Only after COMMIT
 are the waiting requests told how many of their events were new and how many
 were duplicates, so a 2xx always means durable. The queue is bounded in
 events: when it is full callers are refused instead of the process growing.
@@ -63,6 +69,12 @@ INSERT_SQL = (
     + ") AS u ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
 )
 """One statement, one round trip, in an implicit transaction: the lock is held only while it runs."""
+BEGIN_ORDERED_SQL = (
+    f"BEGIN; SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK}), pg_notify('warroom_events', '')"
+)
+"""Opens a transaction holding the commit-order lock, in one round trip (simple query protocol)."""
+STAGED_GROUPS_AFTER_DUPLICATE = 20
+"""After a direct COPY met an already stored event_id, this many large groups go through staging."""
 ARRAY_INSERT_MAX_ROWS = 100
 """Groups up to this size are inserted from arrays; larger ones are COPied (cheaper per row once the
 extra round trips are amortized). Measured on the benchmark's rows: see bench/RESULTS.md."""
@@ -130,6 +142,7 @@ class GroupCommitter:
         self._queued_events = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        self._staged_groups_left = 0
         self.database_ok = True
 
     @property
@@ -211,16 +224,36 @@ class GroupCommitter:
         started = time.perf_counter()
         async with self._pool.acquire() as conn:
             if len(staged_rows) <= ARRAY_INSERT_MAX_ROWS:
-                inserted = await conn.fetch(INSERT_SQL, *zip(*staged_rows))
+                inserted = {record[0] for record in await conn.fetch(INSERT_SQL, *zip(*staged_rows))}
+            elif self._staged_groups_left == 0 and await self._copy_direct(conn, staged_rows):
+                inserted = seen
             else:
+                self._staged_groups_left = max(0, self._staged_groups_left - 1)
                 async with conn.transaction():
                     await conn.copy_records_to_table(STAGING_TABLE, records=staged_rows, columns=COLUMNS)
-                    inserted = await conn.fetch(MOVE_SQL)
+                    inserted = {record[0] for record in await conn.fetch(MOVE_SQL)}
         telemetry.COMMIT_SECONDS.observe(time.perf_counter() - started)
         telemetry.GROUP_EVENTS.observe(len(staged_rows))
         self.database_ok = True
         self._on_commit()
-        self._resolve(group, {record[0] for record in inserted})
+        self._resolve(group, inserted)
+
+    async def _copy_direct(self, conn: asyncpg.Connection, rows: list[Row]) -> bool:
+        """COPY straight into ``events`` under the commit-order lock; False (nothing stored) if an event_id
+        was already there, and the next few groups go through staging, since retries come in bursts."""
+        await conn.execute(BEGIN_ORDERED_SQL)
+        try:
+            await conn.copy_records_to_table("events", records=rows, columns=COLUMNS)
+        except asyncpg.UniqueViolationError:
+            await conn.execute("ROLLBACK")
+            self._staged_groups_left = STAGED_GROUPS_AFTER_DUPLICATE
+            return False
+        except BaseException:
+            if not conn.is_closed():
+                await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+        return True
 
     @staticmethod
     def _resolve(group: list[_Submission], inserted: set[str]) -> None:

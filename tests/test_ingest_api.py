@@ -257,3 +257,14 @@ async def test_small_and_large_groups_store_identical_rows(client, db):
             await db.fetchrow(f"SELECT {columns} FROM events WHERE event_id = $1", f"{size}-{i}") for size in ("small", "large")
         ]
         assert small_row == large_row
+
+
+async def test_large_batch_with_some_stored_ids_reports_exact_duplicates(client, db):
+    """A large group is COPied straight into events; an id already stored makes it fall back to staging."""
+    first = await client.post("/v1/events", json={"events": [event(f"big-{i}", "visit") for i in range(150)]})
+    assert first.json() == {"accepted": 150, "duplicates": 0, "rejected": []}
+    overlapping = [event(f"big-{i}", "visit") for i in range(100, 250)]
+    second = await client.post("/v1/events", json={"events": overlapping + overlapping[:10]})
+    assert second.json() == {"accepted": 100, "duplicates": 60, "rejected": []}
+    assert await count(db) == 250
+    assert await db.fetchval("SELECT count(DISTINCT seq) FROM events") == 250
