@@ -49,12 +49,14 @@ def serve(settings: Settings, host: str | None, port: int | None, ready_fd: int 
     import uvicorn
 
     from app import logs
-    from app.ingest_tier import reuseport_socket, signal_ready
+    from app.ingest_tier import follow_parent, reuseport_socket, signal_ready
     from app.server import Server, create_full_app, create_ingest_app
 
     log_config = logs.configure(settings.log_level, settings.log_format)
     host, port = host or settings.host, port or settings.port
     ingest = settings.role == "ingest"
+    if ready_fd is not None:
+        follow_parent()
     if ingest:
         app = create_ingest_app(settings, (lambda: signal_ready(ready_fd)) if ready_fd is not None else lambda: None)
     else:

@@ -16,6 +16,7 @@ forwards SIGTERM to them at shutdown so each drains what it has accepted.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import signal
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 60.0
 """How long a new ingest process may take to open its database pool and listen."""
 SUPERVISE_EVERY_S = 1.0
+PR_SET_PDEATHSIG = 1
+"""prctl option: the signal a process gets when its parent exits."""
 STOP_MARGIN_S = 5.0
 """Beyond the shutdown grace, how long to wait for a draining ingest process before killing it."""
 
@@ -44,6 +47,17 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     sock.bind((host, port))
     sock.set_inheritable(False)
     return sock
+
+
+def follow_parent() -> None:
+    """In an ingest process the full server started: receive SIGTERM (and so drain) when that server
+    dies, even by SIGKILL, instead of holding the port as an orphan. Linux only, as is SO_REUSEPORT's
+    balancing; the parent's pid would be 1 if it died before this call."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        log.warning("cannot follow the parent process: %s", os.strerror(ctypes.get_errno()))
+    elif os.getppid() == 1:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def signal_ready(fd: int) -> None:

@@ -175,3 +175,36 @@ async def test_an_ingest_process_on_its_own_drains_on_sigterm(dsn, ingest_key, d
         if process.poll() is None:
             process.kill()
     assert await db.fetchval("SELECT count(*) FROM events") == 30
+
+
+async def test_ingest_processes_stop_when_the_server_is_killed(dsn):
+    port, ingest_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "WARROOM_LOG_LEVEL": "warning",
+        "WARROOM_INGEST_PROCESSES": "1",
+        "WARROOM_INGEST_PORT": str(ingest_port),
+    }
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env)
+    try:
+        await _wait_ready(f"http://127.0.0.1:{port}")
+        children = _children(process.pid)
+        assert len(children) == 1
+        process.kill()  # no chance to forward anything
+        await asyncio.to_thread(process.wait, 10)
+        deadline = time.monotonic() + 30
+        while os.path.exists(f"/proc/{children[0]}") and "Z" not in _state(children[0]):
+            assert time.monotonic() < deadline, "the ingest process outlived its killed server"
+            await asyncio.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def _state(pid: int) -> str:
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return "gone"
+    return stat[stat.rindex(")") + 2 :].split()[0]
