@@ -71,7 +71,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 10001:10001
 WORKDIR /home/warroom
 
-EXPOSE 8000
+EXPOSE 8000 8001
 
 # Liveness only (the process answers); /readyz also checks the database and schema.
 # No curl in the slim image, so Python does the request; an HTTP error or no answer raises, exit 1 = unhealthy.

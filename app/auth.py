@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Awaitable, Callable
-
 from starlette.requests import HTTPConnection, Request
 
 from app.errors import ApiError
@@ -56,15 +54,6 @@ async def authenticate(request: HTTPConnection, token: str | None, scopes: tuple
             429, f"rate limit of {rate:g} requests/s for key {key.name!r} exceeded", headers={"Retry-After": retry_after_header(wait)}
         )
     return key
-
-
-def require(*scopes: str) -> Callable[[HTTPConnection], Awaitable[ApiKey]]:
-    """A FastAPI dependency admitting keys of the given scopes, rate limited per key."""
-
-    async def dependency(request: HTTPConnection) -> ApiKey:
-        return await authenticate(request, presented_key(request), scopes)
-
-    return dependency
 
 
 READ_SCOPES = ("screen", "operator")

@@ -15,6 +15,9 @@ from app import campaigns_cli, importer, keys
 from app.database import resolve_dsn, upgrade
 from app.settings import Settings, SettingsError
 
+STARTUP_FAILURE = 3
+"""Exit status when the server could not start (uvicorn's own convention)."""
+
 
 def _settings() -> Settings:
     try:
@@ -38,23 +41,43 @@ async def _with_connection(dsn: str, work):
         await conn.close()
 
 
-def serve(settings: Settings, host: str | None, port: int | None) -> None:
+def serve(settings: Settings, host: str | None, port: int | None, ready_fd: int | None = None) -> None:
+    """Run the app of ``settings.role`` until SIGTERM/SIGINT, then drain gracefully.
+
+    An ingest-role process listens on its own ``SO_REUSEPORT`` socket, so several share one port.
+    """
     import uvicorn
 
     from app import logs
-    from app.server import create_app
+    from app.ingest_tier import follow_parent, reuseport_socket, signal_ready
+    from app.server import Server, create_full_app, create_ingest_app
 
     log_config = logs.configure(settings.log_level, settings.log_format)
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
+    host, port = host or settings.host, port or settings.port
+    ingest = settings.role == "ingest"
+    if ready_fd is not None:
+        follow_parent()
+    if ingest:
+        app = create_ingest_app(settings, (lambda: signal_ready(ready_fd)) if ready_fd is not None else lambda: None)
+    else:
+        app = create_full_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
         loop="uvloop",
         http="httptools",
         log_config=log_config,
         access_log=settings.access_log,
         timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
+    server = Server(config)
+    try:
+        server.run(sockets=[reuseport_socket(host, port)] if ingest else None)
+    except KeyboardInterrupt:
+        pass
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 def create_key(dsn: str, name: str, scope: str, rate_limit: float | None) -> str:
@@ -225,6 +248,13 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the API server (embedded PostgreSQL unless DATABASE_URL is set)")
     s.add_argument("--host", help="listen address (default WARROOM_HOST or 127.0.0.1)")
     s.add_argument("--port", type=int, help="listen port (default WARROOM_PORT or 8000)")
+    s.add_argument(
+        "--role",
+        choices=("all", "ingest"),
+        help="all: the whole product; ingest: only the ingest endpoints, several processes may share a port "
+        "(default WARROOM_ROLE or all)",
+    )
+    s.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)  # set by the full server for its ingest processes
 
     d = sub.add_parser("demo", help="run the product with demo keys and a Double-11 drill feeding it")
     d.add_argument("--no-drill", action="store_true", help="only the server and keys, no simulated night")
@@ -293,6 +323,12 @@ def parser() -> argparse.ArgumentParser:
     bi.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients for the batch phase")
     bi.add_argument("--single-clients", type=int, default=32, help="concurrent HTTP clients for the single-event phase")
     bi.add_argument("--single-rate", type=float, default=2000.0, help="paced request rate for the latency-at-rate phase")
+    bi.add_argument(
+        "--ingest-processes",
+        type=int,
+        default=2,
+        help="WARROOM_INGEST_PROCESSES of the measured server; the HTTP phases post to their port (0: the server alone)",
+    )
     bm = b_sub.add_parser("metrics", help="live snapshot freshness under load, and the metrics engine's memory bound")
     bm.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     bm.add_argument("--seconds", type=float, default=20.0, help="duration of the measured load")
@@ -314,7 +350,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
     settings = _settings()
     if args.command == "serve":
-        serve(settings, args.host, args.port)
+        if args.role is not None:
+            settings = settings.model_copy(update={"role": args.role})
+        serve(settings, args.host, args.port, args.ready_fd)
     elif args.command == "demo":
         demo(settings, drill=not args.no_drill)
     elif args.command == "simulate":

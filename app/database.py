@@ -86,8 +86,26 @@ async def create_pool(
 ) -> asyncpg.Pool:
     """A connection pool; connections that die (database restart) are replaced on the next acquire."""
     return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT_S, command_timeout=60, init=init
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=CONNECT_TIMEOUT_S,
+        command_timeout=60,
+        init=init,
+        reset=_keep_session,
     )
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release hook: nothing to undo, so no round trip.
+
+    asyncpg's default runs ``RESET ALL``, ``UNLISTEN *``, ``CLOSE ALL`` and
+    ``pg_advisory_unlock_all()`` on every release: one more round trip per group
+    commit and per tail read (about 5% of an ingest process's CPU in profiles).
+    This service sets no session state on pooled connections (its advisory locks
+    are transaction-scoped, LISTEN uses its own connection) and the staging table
+    is meant to persist. An open transaction is still rolled back by asyncpg.
+    """
 
 
 def _alembic_config(dsn: str):

@@ -47,9 +47,18 @@ def error_body(status: int, message: str, field: str | None = None, code: str | 
     return {"error": {"status": status, "code": code or STATUS_CODES.get(status, "error"), "message": message, "field": field}}
 
 
+def api_error_response(exc: ApiError) -> JSONResponse:
+    return JSONResponse(error_body(exc.status, exc.message, exc.field, exc.code), exc.status, headers=exc.headers)
+
+
+def refused_response(exc: asyncpg.DataError) -> JSONResponse:
+    """PostgreSQL refused a value the client sent (e.g. a NUL character in text): the client's error, not ours."""
+    return JSONResponse(error_body(422, f"a value was refused by the database: {exc}"), 422)
+
+
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return JSONResponse(error_body(exc.status, exc.message, exc.field, exc.code), exc.status, headers=exc.headers)
+    return api_error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -68,8 +77,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _refused_by_database(request: Request, exc: Exception) -> JSONResponse:
-    """PostgreSQL refused a value the client sent (e.g. a NUL character in text): the client's error, not ours."""
-    return JSONResponse(error_body(422, f"a value was refused by the database: {exc}"), 422)
+    assert isinstance(exc, asyncpg.DataError)
+    return refused_response(exc)
 
 
 def install(app: FastAPI) -> None:

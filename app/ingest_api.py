@@ -6,23 +6,25 @@ import re
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
+import asyncpg
 import msgspec
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from app import segment, telemetry
-from app.auth import authenticate, presented_key, require
-from app.errors import ApiError
+from app.auth import authenticate, presented_key
+from app.errors import ApiError, api_error_response, refused_response
 from app.events import EXAMPLES, Defaults, FieldError, Row, decode_event, json_schema, utcnow
 from app.ingest import IngestUnavailable, StorageRejected
-from app.keys import ApiKey
 from app.responses import json_response
 from app.payloads import JSON_OR_BEACON, read_body
 from app.services import Services
 
 INGEST_SCOPES = ("ingest",)
+EVENTS_PATH = "/v1/events"
 _BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
 
 router = APIRouter(tags=["ingest"])
@@ -136,7 +138,7 @@ def _defaults(services: Services) -> Defaults:
 
 
 @router.post(
-    "/v1/events",
+    EVENTS_PATH,
     status_code=202,
     summary="Post one event or a batch",
     response_model=IngestReport,
@@ -152,13 +154,14 @@ def _defaults(services: Services) -> Defaults:
     },
     openapi_extra=_openapi_body(),
 )
-async def post_events(request: Request, key: ApiKey = Depends(require(*INGEST_SCOPES))) -> Response:
+async def post_events(request: Request) -> Response:
     """Store events idempotently by ``event_id``.
 
     Answers only after the accepted events are committed. Valid events of a
     batch are stored even when others are rejected; a single event that is
     invalid is answered with 422 and the same report shape.
     """
+    await authenticate(request, presented_key(request), INGEST_SCOPES)
     services: Services = request.app.state.services
     body = await read_body(request, services.settings.max_body_bytes)
     top = _decode_object(body)
@@ -174,6 +177,20 @@ async def post_events(request: Request, key: ApiKey = Depends(require(*INGEST_SC
     now, defaults = utcnow(), _defaults(services)
     report = await _ingest(services, items, lambda raw: decode_event(raw, now, defaults))
     return json_response(report, 422 if single and report["rejected"] else 202)
+
+
+async def serve_events(scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST /v1/events`` as a plain ASGI endpoint: the same handler and error answers as through the
+    router, without FastAPI's routing, dependency solving and middleware, which profiling put at
+    about 40% of a single-event request's CPU. The route above still documents it in OpenAPI."""
+    request = Request(scope, receive)
+    try:
+        response = await post_events(request)
+    except ApiError as exc:
+        response = api_error_response(exc)
+    except asyncpg.DataError as exc:
+        response = refused_response(exc)
+    await response(scope, receive, send)
 
 
 def _segment_messages(body: bytes, call: str | None, limit: int) -> tuple[dict[str, Any], list[Any]]:

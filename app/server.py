@@ -1,13 +1,22 @@
-"""The FastAPI application: wiring of routes, start-up (database, migrations) and graceful shutdown."""
+"""The FastAPI applications: wiring of routes, start-up (database, migrations) and graceful shutdown.
+
+``create_full_app`` is the whole product; ``create_ingest_app`` is the lean app of an ingest-role
+process (see ``app.ingest_tier``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from types import FrameType
+from typing import AsyncIterator, Callable
 
+import asyncpg
+import uvicorn
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from alerts import routing
 from alerts.delivery import DeliveryService
@@ -17,6 +26,7 @@ from app import campaigns as campaign_files
 from app.events import json_schema
 from app.database import create_pool, head_revision, open_database, upgrade_async
 from app.ingest import GroupCommitter, prepare_connection
+from app.ingest_tier import IngestProcesses
 from app.keys import KeyStore
 from app.metrics.live import LiveMetrics
 from app.ratelimit import RateLimiter
@@ -26,6 +36,8 @@ from dashboard import wall
 
 log = logging.getLogger(__name__)
 
+ENGINE_GC_THRESHOLDS = (20_000, 20, 10)
+"""The engine allocates many small long-lived objects; fewer young collections, each still short."""
 POOL_SPARE = 4
 """Connections beyond the ingest writers, for key lookups, readiness checks and the API."""
 
@@ -37,56 +49,122 @@ duplicate). A 2xx answer means the accepted events are committed.
 """
 
 
+@asynccontextmanager
+async def _database(settings: Settings, migrate: bool) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    """The database opened (embedded if need be, migrated if asked) and a pool sized for the writers."""
+    dsn, embedded = await asyncio.to_thread(open_database, settings)
+    try:
+        if migrate:
+            await upgrade_async(dsn)
+        pool = await create_pool(dsn, max_size=settings.writers + POOL_SPARE, init=prepare_connection)
+        try:
+            yield dsn, pool
+        finally:
+            await pool.close()
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.release)
+
+
+def _committer(settings: Settings, pool: asyncpg.Pool, on_commit: Callable[[], None] = lambda: None) -> GroupCommitter:
+    committer = GroupCommitter(
+        pool,
+        writers=settings.writers,
+        group_events=settings.group_events,
+        queue_events=settings.queue_events,
+        on_commit=on_commit,
+    )
+    committer.start()
+    return committer
+
+
+def _settle_heap() -> None:
+    """Move everything start-up allocated out of the collector's sight, so collections stay short."""
+    gc.collect()
+    gc.freeze()
+
+
+async def _settle_heap_after(caught_up: asyncio.Event) -> None:
+    """Once the engine has replayed the stored events, its state is long-lived: stop scanning it."""
+    await caught_up.wait()
+    _settle_heap()
+
+
+class WarRoomApp(FastAPI):
+    """FastAPI with the hottest route, ``POST /v1/events``, served before FastAPI's own stack."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == ingest_api.EVENTS_PATH and scope["method"] == "POST":
+            scope["app"] = self
+            await ingest_api.serve_events(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, passing a stop signal on to the ingest processes at once, so they drain in
+    parallel with this process instead of after its connections have closed."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        ingest_tier: IngestProcesses | None = getattr(self.config.app.state, "ingest_tier", None)
+        if ingest_tier is not None:
+            ingest_tier.terminate()
+        super().handle_exit(sig, frame)
+
+
 def create_app(settings: Settings) -> FastAPI:
-    """Build the application; the database is opened (and migrated) when it starts."""
+    """The app for ``settings.role``: the whole product, or only the ingest endpoints."""
+    return create_ingest_app(settings) if settings.role == "ingest" else create_full_app(settings)
+
+
+def create_full_app(settings: Settings) -> FastAPI:
+    """Build the whole product; the database is opened (and migrated) when it starts.
+
+    With ``WARROOM_INGEST_PROCESSES`` set, it also starts that many ingest-role
+    processes on ``WARROOM_INGEST_PORT`` and is ready only once they are.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        dsn, embedded = await asyncio.to_thread(open_database, settings)
-        await upgrade_async(dsn)
-        pool = await create_pool(dsn, max_size=settings.writers + POOL_SPARE, init=prepare_connection)
-        async with pool.acquire() as conn:
-            for campaign in campaign_files.load_directory(settings.campaigns_dir):
-                await campaign_files.save(conn, campaign)
-        metrics = LiveMetrics(pool, dsn)
-        await metrics.start()
-        alerts = AlertService(metrics, pool, settings.rules_dir)
-        await alerts.start()
-        delivery = DeliveryService(alerts, pool, routing.load(settings.notify_file), settings.base_url)
-        await delivery.start()
-        committer = GroupCommitter(
-            pool,
-            writers=settings.writers,
-            group_events=settings.group_events,
-            queue_events=settings.queue_events,
-            on_commit=metrics.wake,
-        )
-        committer.start()
-        app.state.services = Services(
-            settings=settings,
-            pool=pool,
-            keys=KeyStore(pool, settings.key_cache_s),
-            limiter=RateLimiter(),
-            committer=committer,
-            metrics=metrics,
-            alerts=alerts,
-            delivery=delivery,
-            schema_head=head_revision(),
-        )
-        log.info("ready", extra={"version": __version__})
-        try:
-            yield
-        finally:
-            await committer.drain_and_stop(settings.shutdown_grace_s)
-            await delivery.stop()
-            await alerts.stop()
-            await metrics.stop()
-            await pool.close()
-            if embedded is not None:
-                await asyncio.to_thread(embedded.release)
-            log.info("stopped")
+        async with _database(settings, migrate=True) as (dsn, pool):
+            async with pool.acquire() as conn:
+                for campaign in campaign_files.load_directory(settings.campaigns_dir):
+                    await campaign_files.save(conn, campaign)
+            metrics = LiveMetrics(pool, dsn)
+            await metrics.start()
+            alerts = AlertService(metrics, pool, settings.rules_dir)
+            await alerts.start()
+            delivery = DeliveryService(alerts, pool, routing.load(settings.notify_file), settings.base_url)
+            await delivery.start()
+            committer = _committer(settings, pool, metrics.wake)
+            ingest_tier = app.state.ingest_tier = IngestProcesses(settings, dsn)
+            app.state.services = Services(
+                settings=settings,
+                pool=pool,
+                keys=KeyStore(pool, settings.key_cache_s),
+                limiter=RateLimiter(),
+                committer=committer,
+                schema_head=head_revision(),
+                metrics=metrics,
+                alerts=alerts,
+                delivery=delivery,
+            )
+            gc.set_threshold(*ENGINE_GC_THRESHOLDS)
+            settle = asyncio.create_task(_settle_heap_after(metrics.caught_up), name="settle-heap")
+            try:
+                await ingest_tier.start()
+                log.info("ready", extra={"version": __version__})
+                yield
+            finally:
+                settle.cancel()
+                await ingest_tier.stop()
+                await committer.drain_and_stop(settings.shutdown_grace_s)
+                await delivery.stop()
+                await alerts.stop()
+                await metrics.stop()
+        log.info("stopped")
 
-    app = FastAPI(title="Promo War-Room", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = WarRoomApp(title="Promo War-Room", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(ingest_api.router)
@@ -98,6 +176,43 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_route("/metrics", telemetry.metrics_endpoint, include_in_schema=False)
     _publish_event_schema(app)
     wall.mount(app, settings)
+    return app
+
+
+def create_ingest_app(settings: Settings, on_ready: Callable[[], None] = lambda: None) -> FastAPI:
+    """Only what integrators post to, plus health and metrics: no engine, no alerts, no campaigns.
+
+    It does not migrate (the full server owns the schema; ``/readyz`` says when
+    it is behind) and calls ``on_ready`` once it can commit.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with _database(settings, migrate=False) as (_, pool):
+            committer = _committer(settings, pool)
+            app.state.services = Services(
+                settings=settings,
+                pool=pool,
+                keys=KeyStore(pool, settings.key_cache_s),
+                limiter=RateLimiter(),
+                committer=committer,
+                schema_head=head_revision(),
+            )
+            try:
+                _settle_heap()
+                log.info("ready", extra={"version": __version__, "role": "ingest"})
+                on_ready()
+                yield
+            finally:
+                await committer.drain_and_stop(settings.shutdown_grace_s)
+        log.info("stopped")
+
+    app = WarRoomApp(title="Promo War-Room ingest", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(ingest_api.router)
+    app.add_route("/metrics", telemetry.metrics_endpoint, include_in_schema=False)
+    _publish_event_schema(app)
     return app
 
 

@@ -1,4 +1,8 @@
-"""The long-lived objects one server process runs with, created at start-up and closed at shutdown."""
+"""The long-lived objects one server process runs with, created at start-up and closed at shutdown.
+
+An ingest-role process has no metrics engine and no alert service (``None``): the full server
+owns them and reads what the ingest processes commit from the events table.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ class Services:
     keys: KeyStore
     limiter: RateLimiter
     committer: GroupCommitter
-    metrics: LiveMetrics
-    alerts: AlertService
-    delivery: DeliveryService
     schema_head: str
+    metrics: LiveMetrics | None = None
+    alerts: AlertService | None = None
+    delivery: DeliveryService | None = None

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_PORT = 8000
 DEFAULT_DATA_DIR = ".warroom"
@@ -28,6 +28,10 @@ DEFAULT_RATE_LIMIT_PER_S = 10_000.0
 DEFAULT_KEY_CACHE_S = 2.0
 DEFAULT_SHUTDOWN_GRACE_S = 30.0
 DEFAULT_WALL_LANGUAGE = "zh"
+DEFAULT_ROLE = "all"
+DEFAULT_INGEST_PROCESSES = 0
+DEFAULT_INGEST_PORT = 8001
+MAX_INGEST_PROCESSES = 64
 
 
 class SettingsError(Exception):
@@ -64,6 +68,11 @@ class Settings(BaseModel):
     shutdown_grace_s: float = Field(DEFAULT_SHUTDOWN_GRACE_S, ge=0, alias="WARROOM_SHUTDOWN_GRACE_S")
     wall_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = Field((), alias="WARROOM_WALL_ALLOW")
     wall_language: Literal["zh", "en"] = Field(DEFAULT_WALL_LANGUAGE, alias="WARROOM_WALL_LANGUAGE")
+    role: Literal["all", "ingest"] = Field(DEFAULT_ROLE, alias="WARROOM_ROLE")
+    """``all``: the whole product; ``ingest``: only the ingest endpoints, no metrics engine or alerts."""
+    ingest_processes: int = Field(DEFAULT_INGEST_PROCESSES, ge=0, le=MAX_INGEST_PROCESSES, alias="WARROOM_INGEST_PROCESSES")
+    """Ingest-role processes the full server starts on ``ingest_port`` (0: none, everything on one process)."""
+    ingest_port: int = Field(DEFAULT_INGEST_PORT, ge=1, le=65535, alias="WARROOM_INGEST_PORT")
 
     @field_validator("database_url")
     @classmethod
@@ -101,6 +110,13 @@ class Settings(BaseModel):
             except ValueError:
                 raise ValueError(f"{part!r} is not an IP address or CIDR block (e.g. 10.0.5.0/24)") from None
         return tuple(networks)
+    @model_validator(mode="after")
+    def _ingest_port_free(self) -> "Settings":
+        if self.ingest_processes and self.role == "all" and self.ingest_port == self.port:
+            raise ValueError(
+                f"WARROOM_INGEST_PORT={self.ingest_port!r}: must differ from WARROOM_PORT when WARROOM_INGEST_PROCESSES is set"
+            )
+        return self
 
     @property
     def pgdata_dir(self) -> Path:
@@ -116,6 +132,9 @@ class Settings(BaseModel):
         except ValidationError as exc:
             lines = []
             for err in exc.errors():
-                name = str(err["loc"][0]) if err["loc"] else "settings"
+                if not err["loc"]:  # a check across settings names its variables itself
+                    lines.append(err["msg"].removeprefix("Value error, "))
+                    continue
+                name = str(err["loc"][0])
                 lines.append(f"{name}={env.get(name, '')!r}: {err['msg']}")
             raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -231,3 +231,40 @@ async def test_invalid_utf8_is_a_per_event_error_not_a_500(client, db):
     single = await client.post("/v1/events", content=bad, headers={"Content-Type": "application/json"})
     assert single.status_code in (400, 422) and "UTF-8" in single.text
     assert await count(db) == 1
+
+
+async def test_small_and_large_groups_store_identical_rows(client, db):
+    """Small groups are inserted from arrays, large ones COPied: every column must come out the same."""
+    samples = [
+        event("x", "order_paid", amount=598.5, currency="USD", channel="app", user_id="u-7", props={"coupon": "D11"}),
+        event("x", "add_to_cart", quantity=3, sku="SKU-9", session_id="s-1", occurred_at="2026-11-11T00:00:03+08:00"),
+        event("x", "metric", metric="ad_spend", value=12.25, labels={"network": "wechat"}),
+        event("x", "stock_level", sku="SKU-9", quantity=40, warehouse="wh-1"),
+    ]
+    at = "2026-11-11T00:00:05+08:00"
+    small = [{"occurred_at": at, **e, "event_id": f"small-{i}"} for i, e in enumerate(samples)]
+    large = [{"occurred_at": at, **e, "event_id": f"large-{i}"} for i, e in enumerate(samples)]
+    large += [event(f"pad-{i}", "visit") for i in range(150)]
+    for batch in (small, large):
+        response = await client.post("/v1/events", json={"events": batch})
+        assert response.status_code == 202 and response.json()["accepted"] == len(batch)
+    columns = (
+        "type, occurred_at, campaign, channel, user_id, anonymous_id, session_id, order_id, sku, quantity, "
+        "amount, currency, warehouse, metric, value, labels, props"
+    )
+    for i in range(len(samples)):
+        small_row, large_row = [
+            await db.fetchrow(f"SELECT {columns} FROM events WHERE event_id = $1", f"{size}-{i}") for size in ("small", "large")
+        ]
+        assert small_row == large_row
+
+
+async def test_large_batch_with_some_stored_ids_reports_exact_duplicates(client, db):
+    """A large group is COPied straight into events; an id already stored makes it fall back to staging."""
+    first = await client.post("/v1/events", json={"events": [event(f"big-{i}", "visit") for i in range(150)]})
+    assert first.json() == {"accepted": 150, "duplicates": 0, "rejected": []}
+    overlapping = [event(f"big-{i}", "visit") for i in range(100, 250)]
+    second = await client.post("/v1/events", json={"events": overlapping + overlapping[:10]})
+    assert second.json() == {"accepted": 100, "duplicates": 60, "rejected": []}
+    assert await count(db) == 250
+    assert await db.fetchval("SELECT count(DISTINCT seq) FROM events") == 250

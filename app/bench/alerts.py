@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import math
 import random
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -33,8 +32,8 @@ import msgspec
 import yaml
 
 from alerts.lifecycle import FLAP_TRANSITIONS
-from app.bench import loadclient
-from app.bench.ingest import BenchError, CpuMeter, _code_version, _step
+from app.bench import harness, loadclient
+from app.bench.harness import CpuMeter
 from app.bench.metrics import (
     CHANNELS,
     SEED,
@@ -103,12 +102,9 @@ class Parameters:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Parameters:
-        if not 0 < args.seconds <= MAX_SECONDS:
-            raise BenchError(f"--seconds must be above 0 and at most {MAX_SECONDS:g}")
-        if not 0 < args.rate <= MAX_RATE:
-            raise BenchError(f"--rate must be above 0 and at most {MAX_RATE:g}")
-        if not 1 <= args.rules <= MAX_RULES:
-            raise BenchError(f"--rules must be from 1 to {MAX_RULES:,}")
+        harness.check_option("seconds", args.seconds, 0, MAX_SECONDS, low_exclusive=True)
+        harness.check_option("rate", args.rate, 0, MAX_RATE, low_exclusive=True)
+        harness.check_option("rules", args.rules, 1, MAX_RULES)
         return cls(args.seconds, args.rate, args.rules)
 
 
@@ -333,13 +329,13 @@ async def _measure(params: Parameters, workdir: Path, dsn: str, postmaster: int)
         stocker = Stocker(port, ingest_token, DemoEvents(campaign, "stock"))
         observer = Observer()
         try:
-            with _step(f"counting {len(skus)} SKUs at {STOCK_LEVEL:,} units, then {WARMUP_S:g}s of load"):
+            with harness.step(f"counting {len(skus)} SKUs at {STOCK_LEVEL:,} units, then {WARMUP_S:g}s of load"):
                 await stocker.count(skus, STOCK_LEVEL)
                 await paced_send(background[0], ingest_token, sources[0], params.rate, WARMUP_S)
             load_s = params.seconds + TRIAL_GAP_S[1] + TRIAL_TIMEOUT_S
             trials_done = asyncio.Event()
             label = f"[1/1] {params.rate:,.0f} events/s for {params.seconds:g}s with {loaded} rules, stock trials"
-            with _step(label) as notes:
+            with harness.step(label) as notes:
                 before, started = meter.sample(), time.perf_counter()
                 poller = asyncio.create_task(_poll_alerts(port, screen_token, observer, load_s))
                 sampler = asyncio.create_task(_sample_rules(port, screen_token, observer, load_s))
@@ -443,7 +439,7 @@ def _report(
             and len(fired) == len(trials),
         },
         "machine": machine,
-        "code": _code_version(),
+        "code": harness.code_version(),
         "parameters": {
             "seconds": params.seconds,
             "rate": params.rate,
@@ -486,9 +482,5 @@ def run(params: Parameters) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> None:
-    """Entry point of ``warroom bench alerts``: progress on stderr, the table or one JSON object on stdout."""
-    try:
-        report = run(Parameters.from_args(args))
-    except BenchError as exc:
-        sys.exit(f"warroom bench: {exc}")
-    print(msgspec.json.format(msgspec.json.encode(report)).decode() if args.json else _table(report))
+    """Entry point of ``warroom bench alerts``."""
+    harness.report(args, lambda: run(Parameters.from_args(args)), _table)

@@ -9,9 +9,11 @@ directory, so runs are repeatable and never touch user data:
 2. HTTP batch ingest: the real server (``warroom serve``, its own process,
    rate limit off, started in the temporary directory so the relative
    campaign and rule directories are not loaded; its metrics engine still
-   aggregates every event and its alert service runs), warmed up
-   with every sample event once, then N keep-alive clients posting 500
-   events per request;
+   aggregates every event and its alert service runs), by default with
+   ``--ingest-processes 2`` ingest-role processes on their own port, which
+   is where the HTTP phases post (``0``: the server alone, on its port);
+   warmed up with every sample event once, then N keep-alive clients posting
+   500 events per request;
 3. single events, closed loop: N clients, one event per request;
 4. single events, paced: a fixed request rate, each latency measured from the
    request's scheduled send time;
@@ -32,15 +34,11 @@ import argparse
 import asyncio
 import math
 import os
-import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Iterator
@@ -49,8 +47,9 @@ import asyncpg
 import msgspec
 import uvloop
 
-from app import __version__, keys
-from app.bench import loadclient, workload
+from app import keys
+from app.bench import harness, loadclient, workload
+from app.bench.harness import EVENTS_PATH, SERVER_ENV, CpuMeter
 from app.bench.loadclient import LoadResult
 from app.database import EmbeddedPostgres, upgrade
 from app.events import COLUMNS
@@ -76,12 +75,6 @@ PACED_IN_FLIGHT_S = 0.1
 """The paced phase opens enough connections to keep ``rate x 0.1 s`` requests in flight without queueing."""
 PACED_MIN_CONNECTIONS = 8
 PACED_MAX_CONNECTIONS = 512
-EVENTS_PATH = "/v1/events"
-READY_PATH = "/readyz"
-SERVER_START_TIMEOUT_S = 60.0
-SERVER_STOP_TIMEOUT_S = 60.0
-READY_POLL_S = 0.1
-LOG_TAIL_BYTES = 4_000
 ROW_SIZE_SAMPLE = 10_000
 KEY_NAME = "bench"
 TARGET_BATCH_RATIO = 0.5
@@ -89,15 +82,9 @@ TARGET_SINGLE_RATE = 2_000.0
 TARGET_SINGLE_P99_MS = 50.0
 RATE_TOLERANCE = 0.99
 """The paced phase counts as keeping up when it achieved at least 99% of the scheduled rate."""
-SERVER_ENV = {"WARROOM_LOG_LEVEL": "warning", "WARROOM_RATE_LIMIT_PER_S": "0"}
-POSTGRES_SETTINGS = ("shared_buffers", "synchronous_commit", "fsync", "wal_level", "max_wal_size", "checkpoint_timeout")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+MAX_INGEST_PROCESSES = 16
 QUIET_OTHER_CORES = 0.1
 """Other processes and steal taking more than this (average cores) during a measured phase make the run suspect."""
-
-
-class BenchError(Exception):
-    """The benchmark could not run (server did not start, bad arguments)."""
 
 
 @dataclass(frozen=True)
@@ -108,109 +95,31 @@ class Parameters:
     clients: int
     single_clients: int
     single_rate: float
+    ingest_processes: int
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Parameters:
-        if not 0 < args.seconds <= MAX_SECONDS:
-            raise BenchError(f"--seconds must be above 0 and at most {MAX_SECONDS:g}")
-        for name in ("clients", "single_clients"):
-            if not 1 <= getattr(args, name) <= MAX_CLIENTS:
-                raise BenchError(f"--{name.replace('_', '-')} must be from 1 to {MAX_CLIENTS}")
-        if not 0 < args.single_rate <= MAX_RATE:
-            raise BenchError(f"--single-rate must be above 0 and at most {MAX_RATE:g}")
-        return cls(args.seconds, args.clients, args.single_clients, args.single_rate)
+        harness.check_option("seconds", args.seconds, 0, MAX_SECONDS, low_exclusive=True)
+        harness.check_option("clients", args.clients, 1, MAX_CLIENTS)
+        harness.check_option("single-clients", args.single_clients, 1, MAX_CLIENTS)
+        harness.check_option("single-rate", args.single_rate, 0, MAX_RATE, low_exclusive=True)
+        harness.check_option("ingest-processes", args.ingest_processes, 0, MAX_INGEST_PROCESSES)
+        return cls(args.seconds, args.clients, args.single_clients, args.single_rate, args.ingest_processes)
+
+    @property
+    def deployment(self) -> str:
+        """What the HTTP phases post to, in words."""
+        if not self.ingest_processes:
+            return "the full server alone (one process, WARROOM_INGEST_PROCESSES=0)"
+        return (
+            f"{self.ingest_processes} ingest processes (WARROOM_INGEST_PROCESSES={self.ingest_processes}, "
+            "their own port) beside the full server"
+        )
 
     @property
     def paced_connections(self) -> int:
         wanted = math.ceil(self.single_rate * PACED_IN_FLIGHT_S)
         return min(PACED_MAX_CONNECTIONS, max(PACED_MIN_CONNECTIONS, wanted))
-
-
-@contextmanager
-def _step(label: str) -> Iterator[list[str]]:
-    """Print ``label ...`` on stderr, then the elapsed seconds and the notes the block appended."""
-    print(f"{label} ...", end="", file=sys.stderr, flush=True)
-    started = time.perf_counter()
-    notes: list[str] = []
-    try:
-        yield notes
-    finally:
-        tail = f"  {', '.join(notes)}" if notes else ""
-        print(f" {time.perf_counter() - started:.1f}s{tail}", file=sys.stderr, flush=True)
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (index 0 is the state), or None if it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2 :].split()
-
-
-def _cpu_seconds(fields: list[str], with_reaped_children: bool) -> float:
-    ticks = int(fields[11]) + int(fields[12])
-    if with_reaped_children:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks / CLOCK_TICKS
-
-
-def _machine_seconds() -> tuple[float, float, float]:
-    """CPU seconds the whole machine spent in processes (user, nice, system), in irq + softirq, and stolen."""
-    fields = [int(f) / CLOCK_TICKS for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
-    return user + nice + system, irq + softirq, steal
-
-
-@dataclass(frozen=True)
-class CpuSample:
-    """Cumulative CPU seconds of the server, PostgreSQL, this (load generating) process and the whole machine."""
-
-    server: float
-    postgres: float
-    bench: float
-    processes: float
-    irq: float
-    steal: float
-
-    def cores_until(self, later: CpuSample, elapsed_s: float) -> dict[str, float]:
-        """Average cores used between this sample and ``later``.
-
-        ``other`` is every other process (other users' work, and kernel threads
-        such as the file system journal); ``irq`` includes loopback networking;
-        ``steal`` is time the hypervisor gave to other machines.
-        """
-        used = {
-            name: (getattr(later, name) - getattr(self, name)) / elapsed_s
-            for name in ("server", "postgres", "bench", "processes", "irq", "steal")
-        }
-        used["other"] = max(used.pop("processes") - used["server"] - used["postgres"] - used["bench"], 0.0)
-        return {name: round(value, 2) for name, value in used.items()}
-
-
-class CpuMeter:
-    """Reads CPU time from /proc; PostgreSQL is the postmaster, its live children and its reaped ones."""
-
-    def __init__(self, postmaster_pid: int) -> None:
-        self._postmaster_pid = postmaster_pid
-        self.server_pid: int | None = None
-
-    def sample(self) -> CpuSample:
-        postgres = 0.0
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            pid = int(entry.name)
-            fields = _stat_fields(pid)
-            if fields is None:
-                continue
-            if pid == self._postmaster_pid:
-                postgres += _cpu_seconds(fields, with_reaped_children=True)
-            elif int(fields[1]) == self._postmaster_pid:
-                postgres += _cpu_seconds(fields, with_reaped_children=False)
-        server_fields = _stat_fields(self.server_pid) if self.server_pid else None
-        server = _cpu_seconds(server_fields, with_reaped_children=False) if server_fields else 0.0
-        return CpuSample(server, postgres, time.process_time(), *_machine_seconds())
 
 
 @dataclass
@@ -246,54 +155,6 @@ class Phase:
             )
         out["cpu_cores"] = self.cpu_cores
         return out
-
-
-def _start_database(pgdata: Path) -> EmbeddedPostgres:
-    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-    database = EmbeddedPostgres(pgdata)
-    database.ensure_database()
-    return database
-
-
-def _stop_database(database: EmbeddedPostgres) -> None:
-    """Stop the embedded server: pgserver hands back the same handle, whose cleanup() runs ``pg_ctl stop``."""
-    import pgserver
-
-    pgserver.get_server(database.pgdata).cleanup()
-
-
-def _postmaster_pid(pgdata: Path) -> int:
-    return int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
-
-
-def _code_version() -> dict[str, Any]:
-    """The version and, in a git checkout, the commit the benchmark ran (dirty: uncommitted changes present)."""
-    root = Path(__file__).resolve().parents[2]
-    version: dict[str, Any] = {"version": __version__, "git_commit": None, "git_dirty": None}
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return version
-    version.update(git_commit=commit.stdout.strip(), git_dirty=bool(status.stdout.strip()))
-    return version
-
-
-def _machine(postgres_version: str, postgres_settings: dict[str, str]) -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
-    meminfo = Path("/proc/meminfo").read_text()
-    mem_kib = next(int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemTotal:"))
-    return {
-        "cpu_model": models[0] if models else platform.processor(),
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "memory_gib": round(mem_kib / 1024 / 1024, 1),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "postgresql": postgres_version,
-        "postgresql_settings": postgres_settings,
-    }
 
 
 async def _reset(conn: asyncpg.Connection) -> None:
@@ -345,59 +206,21 @@ async def _load_phase(meter: CpuMeter, run: Awaitable[LoadResult], events_rate: 
     return Phase(good / elapsed, "requests/s", elapsed, before.cores_until(after, elapsed), result)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((loadclient.HOST, 0))
-        return s.getsockname()[1]
+def _server_env(dsn: str, params: Parameters, ingest_port: int) -> dict[str, str]:
+    deployment = {"WARROOM_INGEST_PROCESSES": str(params.ingest_processes), "WARROOM_INGEST_PORT": str(ingest_port)}
+    return {**os.environ, "DATABASE_URL": dsn, **SERVER_ENV, **deployment}
 
 
-def _server_env(dsn: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": dsn, **SERVER_ENV}
-
-
-def _start_server(dsn: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
+def _start_server(env: dict[str, str], port: int, workdir: Path) -> subprocess.Popen[bytes]:
     """``warroom serve`` as a child process, its output kept in ``workdir/server.log``."""
     with open(workdir / "server.log", "wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--host", loadclient.HOST, "--port", str(port)],
-            env=_server_env(dsn),
+            env=env,
             cwd=workdir,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-
-
-def _log_tail(workdir: Path) -> str:
-    data = (workdir / "server.log").read_bytes()
-    return data[-LOG_TAIL_BYTES:].decode(errors="replace")
-
-
-async def _wait_ready(server: subprocess.Popen[bytes], port: int, workdir: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise BenchError(f"the server exited with status {server.returncode}:\n{_log_tail(workdir)}")
-        try:
-            if await loadclient.get_status(port, READY_PATH) == 200:
-                return
-        except (*loadclient.ANSWER_FAILURES, TimeoutError):
-            pass
-        await asyncio.sleep(READY_POLL_S)
-    raise BenchError(f"the server was not ready within {SERVER_START_TIMEOUT_S:g}s:\n{_log_tail(workdir)}")
-
-
-def _stop_server(server: subprocess.Popen[bytes]) -> int:
-    """SIGTERM (graceful: the server commits what is queued), then wait; kill only if it hangs.
-
-    uvicorn re-raises the signal after its graceful shutdown, so -SIGTERM is a clean exit status.
-    """
-    server.send_signal(signal.SIGTERM)
-    try:
-        return server.wait(SERVER_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-        raise BenchError(f"the server did not stop within {SERVER_STOP_TIMEOUT_S:g}s of SIGTERM; killed") from None
 
 
 def _requests(
@@ -418,20 +241,20 @@ def _requests(
 
 async def _measure(params: Parameters, database: EmbeddedPostgres, workdir: Path) -> dict[str, Any]:
     dsn = database.dsn()
-    meter = CpuMeter(_postmaster_pid(database.pgdata))
+    meter = CpuMeter(harness.postmaster_pid(database.pgdata))
     events = workload.sample_events(POOL_EVENTS)
     tails = workload.storage_tails(events)
     conn = await asyncpg.connect(dsn)
     try:
         version = await conn.fetchval("SHOW server_version")
-        settings = {name: await conn.fetchval(f"SELECT current_setting('{name}')") for name in POSTGRES_SETTINGS}
-        machine = _machine(version, settings)
+        settings = {name: await conn.fetchval(f"SELECT current_setting('{name}')") for name in harness.POSTGRES_SETTINGS}
+        machine = harness.machine(version, settings)
 
         copy: dict[int, Phase] = {}
         for batch_rows in COPY_BATCH_ROWS:
             await _reset(conn)
             label = f"[1/{PHASES}] raw COPY: {COPY_CONNECTIONS} connections x {batch_rows:,}-row batches"
-            with _step(label) as notes:
+            with harness.step(label) as notes:
                 copy[batch_rows] = await _copy_phase(dsn, tails, batch_rows, params.seconds, meter)
                 notes.append(f"{copy[batch_rows].rate:,.0f} rows/s")
         row_bytes = await conn.fetchval(
@@ -440,23 +263,25 @@ async def _measure(params: Parameters, database: EmbeddedPostgres, workdir: Path
         await _reset(conn)
         _, token = await keys.create(conn, KEY_NAME, "ingest")
 
-        port = _free_port()
-        server = _start_server(dsn, port, workdir)
+        port, ingest_port = harness.free_port(), harness.free_port()
+        server_env = _server_env(dsn, params, ingest_port)
+        server = _start_server(server_env, port, workdir)
         meter.server_pid = server.pid
         try:
-            with _step(f"starting the server on {loadclient.HOST}:{port}"):
-                await _wait_ready(server, port, workdir)
-            http = await _http_phases(params, port, token, events, conn, meter)
+            with harness.step(f"starting the server on {loadclient.HOST}:{port}: {params.deployment}"):
+                await harness.wait_ready(server, port, workdir)
+            target = ingest_port if params.ingest_processes else port
+            http = await _http_phases(params, target, token, events, conn, meter)
         finally:
-            with _step(f"[5/{PHASES}] stopping the server (SIGTERM) and counting stored events") as notes:
-                exit_code = _stop_server(server)
+            with harness.step(f"[5/{PHASES}] stopping the server (SIGTERM) and counting stored events") as notes:
+                exit_code = harness.stop_server(server)
                 stored = await conn.fetchval("SELECT count(*) FROM events")
                 notes.append(f"{stored:,} stored")
     finally:
         await conn.close()
 
     accepted = sum(phase.load.accepted for phase in http.values() if phase.load)
-    server_settings = Settings.from_env(_server_env(dsn))
+    server_settings = Settings.from_env(server_env)
     return _report(params, server_settings, machine, copy, http, row_bytes, events, accepted, stored, exit_code)
 
 
@@ -478,24 +303,24 @@ async def _http_phases(
     paced_requests = _requests("paced", token, events, 1, int(params.single_rate * seconds))
     phases: dict[str, Phase] = {}
 
-    with _step(f"warming up: every one of the {len(events):,} sample events posted once"):
+    with harness.step(f"warming up: every one of the {len(events):,} sample events posted once"):
         warmup = loadclient.closed_loop(port, params.clients, WARMUP_MAX_S, warmup_requests, BATCH_EVENTS)
         phases["warmup"] = await _load_phase(meter, warmup, events_rate=True)
     await conn.execute("CHECKPOINT")
-    with _step(f"[2/{PHASES}] HTTP batch ingest: {params.clients} clients x {BATCH_EVENTS} events") as notes:
+    with harness.step(f"[2/{PHASES}] HTTP batch ingest: {params.clients} clients x {BATCH_EVENTS} events") as notes:
         batch = loadclient.closed_loop(port, params.clients, seconds, batch_requests, BATCH_EVENTS)
         phases["batch"] = await _load_phase(meter, batch, events_rate=True)
         notes.append(f"{phases['batch'].rate:,.0f} events/s")
 
     await conn.execute("CHECKPOINT")
-    with _step(f"[3/{PHASES}] single events, closed loop: {params.single_clients} clients") as notes:
+    with harness.step(f"[3/{PHASES}] single events, closed loop: {params.single_clients} clients") as notes:
         single = loadclient.closed_loop(port, params.single_clients, seconds, single_requests, 1)
         phases["single"] = await _load_phase(meter, single, events_rate=False)
         notes.append(f"{phases['single'].rate:,.0f} requests/s")
 
     await conn.execute("CHECKPOINT")
     rate, pool = params.single_rate, params.paced_connections
-    with _step(f"[4/{PHASES}] single events, paced at {rate:,.0f} requests/s over {pool} connections") as notes:
+    with harness.step(f"[4/{PHASES}] single events, paced at {rate:,.0f} requests/s over {pool} connections") as notes:
         paced = loadclient.paced(port, pool, rate, seconds, paced_requests)
         phases["single_paced"] = await _load_phase(meter, paced, events_rate=False)
         notes.append(f"{phases['single_paced'].rate:,.0f} requests/s, p99 {phases['single_paced'].percentile_ms(99)} ms")
@@ -543,6 +368,7 @@ def _report(
         "stored_events": stored,
         "stored_events_match": stored == accepted,
         "errors": sum(phase.errors for phase in http.values()),
+        "deployment": params.deployment,
         "interference_cores": interference,
         "quiet_machine": interference <= QUIET_OTHER_CORES,
         "server_exit_code": exit_code,
@@ -568,7 +394,7 @@ def _report(
             "type_weights": workload.TYPE_WEIGHTS,
         },
         "machine": machine,
-        "code": _code_version(),
+        "code": harness.code_version(),
         "parameters": {
             "seconds": params.seconds,
             "clients": params.clients,
@@ -583,6 +409,7 @@ def _report(
                 "group_events": server_settings.group_events,
                 "queue_events": server_settings.queue_events,
                 "rate_limit_per_s": server_settings.rate_limit_per_s,
+                "ingest_processes": server_settings.ingest_processes,
             },
         },
     }
@@ -601,6 +428,7 @@ def _table(report: dict[str, Any]) -> str:
     lines = [
         f"Promo War-Room ingest benchmark: {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB, "
         f"Python {m['python']}, PostgreSQL {m['postgresql']}",
+        f"HTTP phases posted to {report['deployment']}; server cores include every server process",
         "",
         f"{'phase':<34} {'rate':>20} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   "
         "cores: server / pg / bench / other / irq / steal",
@@ -642,22 +470,18 @@ def run(params: Parameters) -> dict[str, Any]:
     """The whole benchmark on a fresh embedded PostgreSQL in a temporary directory, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp:
         workdir = Path(tmp)
-        with _step(f"starting a fresh embedded PostgreSQL in {workdir}"):
-            database = _start_database(workdir / "pgdata")
+        with harness.step(f"starting a fresh embedded PostgreSQL in {workdir}"):
+            database = harness.start_database(workdir / "pgdata")
         try:
             upgrade(database.dsn())
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 return runner.run(_measure(params, database, workdir))
         finally:
-            _stop_database(database)
+            harness.stop_database(database)
 
 
 def main(args: argparse.Namespace) -> None:
-    """Entry point of ``warroom bench ingest``: progress on stderr, the table or one JSON object on stdout."""
-    try:
-        report = run(Parameters.from_args(args))
-    except BenchError as exc:
-        sys.exit(f"warroom bench: {exc}")
-    print(msgspec.json.format(msgspec.json.encode(report)).decode() if args.json else _table(report))
+    """Entry point of ``warroom bench ingest``."""
+    report = harness.report(args, lambda: run(Parameters.from_args(args)), _table)
     if not report["stored_events_match"]:
         sys.exit("warroom bench: the events table does not hold exactly the accepted events")

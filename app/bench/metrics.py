@@ -46,23 +46,8 @@ import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 
 from app import campaigns, keys
-from app.bench import loadclient
-from app.bench.ingest import (
-    EVENTS_PATH,
-    POSTGRES_SETTINGS,
-    SERVER_ENV,
-    BenchError,
-    CpuMeter,
-    _code_version,
-    _free_port,
-    _machine,
-    _postmaster_pid,
-    _start_database,
-    _step,
-    _stop_database,
-    _stop_server,
-    _wait_ready,
-)
+from app.bench import harness, loadclient
+from app.bench.harness import EVENTS_PATH, POSTGRES_SETTINGS, SERVER_ENV, BenchError, CpuMeter
 from app.campaigns import Campaign
 from app.database import upgrade
 from app.metrics.engine import Engine
@@ -118,12 +103,9 @@ class Parameters:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Parameters:
-        if not 0 < args.seconds <= MAX_SECONDS:
-            raise BenchError(f"--seconds must be above 0 and at most {MAX_SECONDS:g}")
-        if not 0 < args.rate <= MAX_RATE:
-            raise BenchError(f"--rate must be above 0 and at most {MAX_RATE:g}")
-        if not MEMORY_REPORTS <= args.memory_events <= MAX_MEMORY_EVENTS:
-            raise BenchError(f"--memory-events must be from {MEMORY_REPORTS} to {MAX_MEMORY_EVENTS:,}")
+        harness.check_option("seconds", args.seconds, 0, MAX_SECONDS, low_exclusive=True)
+        harness.check_option("rate", args.rate, 0, MAX_RATE, low_exclusive=True)
+        harness.check_option("memory-events", args.memory_events, MEMORY_REPORTS, MAX_MEMORY_EVENTS)
         return cls(args.seconds, args.rate, args.memory_events)
 
 
@@ -325,15 +307,15 @@ def _start_server(dsn: str, port: int, workdir: Path, env: dict[str, str]) -> su
 @asynccontextmanager
 async def serving(dsn: str, workdir: Path, env: dict[str, str]) -> AsyncIterator[Server]:
     """The real server on a free port for the block; SIGTERM (graceful) afterwards."""
-    port = _free_port()
+    port = harness.free_port()
     process = _start_server(dsn, port, workdir, env)
     try:
-        with _step(f"starting the server on {loadclient.HOST}:{port}"):
-            await _wait_ready(process, port, workdir)
+        with harness.step(f"starting the server on {loadclient.HOST}:{port}"):
+            await harness.wait_ready(process, port, workdir)
         yield Server(port, process.pid)
     finally:
-        with _step("stopping the server (SIGTERM)"):
-            _stop_server(process)
+        with harness.step("stopping the server (SIGTERM)"):
+            harness.stop_server(process)
 
 
 async def prepare(dsn: str, campaign: Campaign) -> tuple[dict[str, Any], str, str]:
@@ -347,21 +329,21 @@ async def prepare(dsn: str, campaign: Campaign) -> tuple[dict[str, Any], str, st
         _, screen = await keys.create(conn, "bench-screen", "screen")
     finally:
         await conn.close()
-    return _machine(version, settings), ingest, screen
+    return harness.machine(version, settings), ingest, screen
 
 
 def on_fresh_database(work: Callable[[Path, str, int], Awaitable[T]]) -> T:
     """Run the coroutine ``work(workdir, dsn, postmaster pid)`` on a throw-away embedded PostgreSQL."""
     with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp:
         workdir = Path(tmp)
-        with _step(f"starting a fresh embedded PostgreSQL in {workdir}"):
-            database = _start_database(workdir / "pgdata")
+        with harness.step(f"starting a fresh embedded PostgreSQL in {workdir}"):
+            database = harness.start_database(workdir / "pgdata")
         try:
             upgrade(database.dsn())
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                return runner.run(work(workdir, database.dsn(), _postmaster_pid(database.pgdata)))
+                return runner.run(work(workdir, database.dsn(), harness.postmaster_pid(database.pgdata)))
         finally:
-            _stop_database(database)
+            harness.stop_database(database)
 
 
 # ---- part 1: snapshot freshness ---------------------------------------------------------------------
@@ -439,12 +421,12 @@ async def _freshness(params: Parameters, workdir: Path, dsn: str, postmaster: in
         async with connect(url, max_size=WEBSOCKET_MAX_BYTES) as websocket:
             watcher = asyncio.create_task(_watch(websocket, freshness))
             try:
-                with _step(f"warming up: {WARMUP_S:g}s of events at {params.rate:,.0f}/s"):
+                with harness.step(f"warming up: {WARMUP_S:g}s of events at {params.rate:,.0f}/s"):
                     await paced_send(connection, ingest_token, source, params.rate, WARMUP_S, freshness.on_accept)
                 freshness.measuring = True
                 before = meter.sample()
                 label = f"[1/2] freshness: {params.rate:,.0f} events/s for {params.seconds:g}s, one screen subscribed"
-                with _step(label) as notes:
+                with harness.step(label) as notes:
                     sent = await paced_send(
                         connection, ingest_token, source, params.rate, params.seconds, freshness.on_accept
                     )
@@ -598,7 +580,7 @@ def run(params: Parameters) -> dict[str, Any]:
         },
         "memory": memory,
         "machine": machine,
-        "code": _code_version(),
+        "code": harness.code_version(),
         "parameters": {
             "seconds": params.seconds,
             "rate": params.rate,
@@ -634,9 +616,5 @@ def _table(report: dict[str, Any]) -> str:
 
 
 def main(args: argparse.Namespace) -> None:
-    """Entry point of ``warroom bench metrics``: progress on stderr, the table or one JSON object on stdout."""
-    try:
-        report = run(Parameters.from_args(args))
-    except BenchError as exc:
-        sys.exit(f"warroom bench: {exc}")
-    print(msgspec.json.format(msgspec.json.encode(report)).decode() if args.json else _table(report))
+    """Entry point of ``warroom bench metrics``."""
+    harness.report(args, lambda: run(Parameters.from_args(args)), _table)

@@ -29,12 +29,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import websockets
 import yaml
 
-from app.bench import loadclient
-from app.bench.ingest import BenchError, CpuMeter, _code_version, _step
+from app.bench import harness, loadclient
+from app.bench.harness import CpuMeter, step
 from app.bench.metrics import (
     SEED,
     WARMUP_S,
@@ -70,10 +69,8 @@ class Parameters:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Parameters:
-        if not 1 <= args.trials <= MAX_TRIALS:
-            raise BenchError(f"--trials must be from 1 to {MAX_TRIALS} (one demo SKU each)")
-        if not 0 <= args.rate <= MAX_RATE:
-            raise BenchError(f"--rate must be from 0 to {MAX_RATE:g}")
+        harness.check_option("trials", args.trials, 1, MAX_TRIALS)
+        harness.check_option("rate", args.rate, 0, MAX_RATE)
         return cls(args.trials, args.rate)
 
 
@@ -213,9 +210,9 @@ async def _measure(params: Parameters, workdir: Path, dsn: str, postmaster: int)
                 else None
             )
             try:
-                with _step(f"{WARMUP_S:g}s of background load at {params.rate:,.0f} events/s"):
+                with step(f"{WARMUP_S:g}s of background load at {params.rate:,.0f} events/s"):
                     await asyncio.sleep(WARMUP_S)
-                with _step(f"{params.trials} alerts, one at a time, under {params.rate:,.0f} events/s") as notes:
+                with step(f"{params.trials} alerts, one at a time, under {params.rate:,.0f} events/s") as notes:
                     before, started = meter.sample(), time.perf_counter()
                     for number, trial in enumerate(trials.values(), start=1):
                         await _trial(trial, server.port, ingest_token, stock)
@@ -265,7 +262,7 @@ def _report(params: Parameters, trials: list[Trial], messages: int, cores: dict[
             "webhook_met": complete and hook_p99 is not None and hook_p99 <= TARGET_WEBHOOK_P99_MS,
         },
         "machine": machine,
-        "code": _code_version(),
+        "code": harness.code_version(),
         "parameters": {"trials": params.trials, "rate": params.rate, "group_wait": "500ms (default)", "group_by": ["..."]},
     }
 
@@ -298,9 +295,5 @@ def run(params: Parameters) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> None:
-    """Entry point of ``warroom bench notify``: progress on stderr, the table or one JSON object on stdout."""
-    try:
-        report = run(Parameters.from_args(args))
-    except BenchError as exc:
-        sys.exit(f"warroom bench: {exc}")
-    print(msgspec.json.format(msgspec.json.encode(report)).decode() if args.json else _table(report))
+    """Entry point of ``warroom bench notify``."""
+    harness.report(args, lambda: run(Parameters.from_args(args)), _table)

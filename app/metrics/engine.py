@@ -125,6 +125,8 @@ class Engine:
         self.dropped_events = 0
         self._cumulative_cache: dict[tuple[str, int, int], tuple[list[int], list[float]]] = {}
         self._categories: dict[str, dict[str, str]] = {}
+        self._key_counts: dict[tuple[str, str], int] = {}
+        """Keys per (campaign, kind) in ``dims``, so a new key is checked against its limit without a scan."""
         self.configure(campaigns)
 
     def configure(self, campaigns: Iterable[Campaign]) -> None:
@@ -151,17 +153,22 @@ class Engine:
             changed.add(event.campaign)
         return changed
 
-    def _dimension(self, state: CampaignState, key: str) -> Series:
+    def _dimension(self, campaign_id: str, state: CampaignState, key: str) -> Series:
         series = state.dims.get(key)
         if series is None:
             kind = key.split(":", 1)[0]
             limit = MAX_SKUS if kind in ("sku", "category") else MAX_CHANNELS
-            if sum(1 for k in state.dims if k.startswith(kind + ":")) >= limit:
+            count_key = (campaign_id, kind)
+            count = self._key_counts.get(count_key)
+            if count is None:  # first new key of this kind since start or load: count the existing ones once
+                count = sum(1 for k in state.dims if k.startswith(kind + ":"))
+            if count >= limit:
                 state.dropped_keys += 1
                 key = f"{kind}:{OTHER}"
                 series = state.dims.get(key)
                 if series is not None:
                     return series
+            self._key_counts[count_key] = count + 1
             series = state.dims[key] = Series()
         return series
 
@@ -205,12 +212,12 @@ class Engine:
         if not adds:
             return
         state.dims[TOTAL].add(second, keep_second, adds)
-        self._dimension(state, f"channel:{channel}").add(second, keep_second, adds)
+        self._dimension(event.campaign, state, f"channel:{channel}").add(second, keep_second, adds)
         if event.sku:
-            self._dimension(state, f"sku:{event.sku}").add(second, keep_second, adds)
+            self._dimension(event.campaign, state, f"sku:{event.sku}").add(second, keep_second, adds)
             category = self._categories.get(event.campaign, {}).get(event.sku)
             if category:
-                self._dimension(state, f"category:{category}").add(second, keep_second, adds)
+                self._dimension(event.campaign, state, f"category:{category}").add(second, keep_second, adds)
 
     @staticmethod
     def _count_buyer(state: CampaignState, minute: int, buyer: str) -> None:
