@@ -25,7 +25,6 @@ import asyncpg
 
 from alerts import channels, outbox
 from alerts.dispatch import Dispatcher, Flush, GroupId, LogEntry, Notice
-from alerts.inhibit import DEFAULT_INHIBIT_RULES, inhibited
 from alerts.live import AlertService
 from alerts.messages import compose_group
 from alerts.routing import Routing, expand_environment
@@ -135,7 +134,7 @@ class DeliveryService:
         """Firing alerts (muted ones marked) and resolved ones a receiver still has to hear about."""
         firing = [a for a in self.alerts.lifecycle.alerts.values() if a.status == "firing" and a.fired_at is not None]
         labelled = [(a.id, {**a.labels, "rule": a.rule, "severity": a.severity}) for a in firing]
-        muted = inhibited(labelled, (*DEFAULT_INHIBIT_RULES, *self.alerts.rules.inhibit))
+        muted = set(self.alerts.inhibitors())
         muted |= {i for i, labels in labelled if silencing(labels, self.alerts.silences, now)}
         seen = {
             alert.id: Notice(alert.id, labels, True, alert.fired_at, alert.acknowledged_by is not None, alert.id in muted)

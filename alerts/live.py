@@ -22,7 +22,7 @@ import asyncpg
 
 from alerts import store
 from alerts.evaluate import Evaluator
-from alerts.inhibit import DEFAULT_INHIBIT_RULES, inhibiting
+from alerts.inhibit import DEFAULT_INHIBIT_RULES, inhibitors
 from alerts.lifecycle import Alert, Lifecycle, Transition
 from alerts.messages import describe
 from alerts.metricview import EngineView
@@ -67,6 +67,7 @@ class AlertService:
     _unwritten: list[Transition] = field(default_factory=list)
     _subscribers: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
     _listeners: list[Callable[[], None]] = field(default_factory=list)
+    _inhibitors: dict[str, list[str]] | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _files_stamp: tuple[tuple[str, float], ...] = ()
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -76,6 +77,7 @@ class AlertService:
         self._load_rules()
         async with self.pool.acquire() as conn:
             self.lifecycle = Lifecycle(await store.firing(conn))
+            self._inhibitors = None
             self.silences = await store.silences(conn)
         self._tasks = [
             asyncio.create_task(self._loop(), name="alerts-evaluate"),
@@ -103,6 +105,7 @@ class AlertService:
         evaluator = Evaluator(rules.rules, self.evaluator.detector_factory)
         evaluator.keep_detectors(self.evaluator, [r.name for r in rules.rules if previous.get(r.name) == r])
         self.rules, self.evaluator = rules, evaluator
+        self._inhibitors = None
         self.status = {r.name: self.status.get(r.name, RuleStatus()) for r in rules.rules}
         log.info("rules loaded", extra={"rules": len(rules.rules), "directory": str(self.rules_dir)})
 
@@ -155,6 +158,7 @@ class AlertService:
         started = time.perf_counter()
         observations = self.evaluator.evaluate(EngineView(self.metrics.engine, now))
         transitions = self.lifecycle.observe(observations, now, self.evaluator.for_seconds())
+        self._inhibitors = None
         self.eval_ms = (time.perf_counter() - started) * 1000
         for name in self.status:
             self.status[name] = RuleStatus(0, 0, now)
@@ -190,16 +194,21 @@ class AlertService:
     def suppression(self, alert: Alert) -> dict[str, list[str]]:
         """Which silences and which firing alerts currently mute this one."""
         labels = {**alert.labels, "rule": alert.rule, "severity": alert.severity}
-        firing = [
-            (a.id, {**a.labels, "rule": a.rule, "severity": a.severity})
-            for a in self.lifecycle.alerts.values()
-            if a.status == "firing"
-        ]
-        inhibit_rules = (*DEFAULT_INHIBIT_RULES, *self.rules.inhibit)
         return {
             "silenced_by": silencing(labels, self.silences, self.clock()),
-            "inhibited_by": inhibiting(alert.id, labels, firing, inhibit_rules),
+            "inhibited_by": self.inhibitors().get(alert.id, []),
         }
+
+    def inhibitors(self) -> dict[str, list[str]]:
+        """Firing alerts muted by others (id → the others), worked out once per evaluation or rule reload."""
+        if self._inhibitors is None:
+            firing = [
+                (a.id, {**a.labels, "rule": a.rule, "severity": a.severity})
+                for a in self.lifecycle.alerts.values()
+                if a.status == "firing"
+            ]
+            self._inhibitors = inhibitors(firing, (*DEFAULT_INHIBIT_RULES, *self.rules.inhibit))
+        return self._inhibitors
 
     def render(self, alert: Alert, transition: Transition | None = None, seq: int | None = None) -> dict[str, Any]:
         text = self._describe(transition) if transition else self._describe(
