@@ -47,6 +47,18 @@ def retry_delay(attempt: int, rng: random.Random | None = None) -> float:
     return step / 2 + (rng or random).uniform(0, step / 2)
 
 
+def understood(url: str) -> bool:
+    """Whether Apprise can use this URL. Apprise logs a URL it cannot parse, whole, at error level:
+    its logger is silenced for the check."""
+    logger = logging.getLogger("apprise")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        return apprise.Apprise.instantiate(url) is not None
+    finally:
+        logger.setLevel(level)
+
+
 def url_id(url: str) -> str:
     """A stable name for one (expanded) URL that reveals nothing of it: where its queued messages belong."""
     return hashlib.sha256(url.encode()).hexdigest()[:16]

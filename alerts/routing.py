@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-import apprise
 import msgspec
 
+from alerts import channels
 from alerts.rules import Duration, seconds
 from alerts.silences import Matcher, matches_all
 from app import configfile
@@ -202,7 +202,7 @@ def _check(config: NotifyFile, marks: configfile.Marks, source: str) -> None:
                 expanded = expand_environment(url)
             except ValueError as exc:
                 raise configfile.error_at(source, marks, path, str(exc)) from None
-            if apprise.Apprise.instantiate(expanded) is None:
+            if not channels.understood(expanded):
                 scheme = expanded.split("://", 1)[0] if "://" in expanded else "(none)"
                 raise configfile.error_at(
                     source, marks, path, f"Apprise does not understand this URL (scheme {scheme!r}); see the Apprise wiki"

@@ -41,6 +41,22 @@ async def _with_connection(dsn: str, work):
         await conn.close()
 
 
+def _check_configuration(settings: Settings) -> None:
+    """Stop before anything starts when a campaign, rule or notify file is invalid: one line naming
+    the file, line and field, instead of a start-up traceback."""
+    from alerts import routing
+    from alerts.rules import load_directory
+    from app import campaigns
+    from app.configfile import ConfigError
+
+    try:
+        campaigns.load_directory(settings.campaigns_dir)
+        load_directory(settings.rules_dir)
+        routing.load(settings.notify_file)
+    except (ConfigError, OSError, UnicodeDecodeError) as exc:
+        sys.exit(f"warroom: {exc}")
+
+
 def serve(settings: Settings, host: str | None, port: int | None, ready_fd: int | None = None) -> None:
     """Run the app of ``settings.role`` until SIGTERM/SIGINT, then drain gracefully.
 
@@ -52,9 +68,11 @@ def serve(settings: Settings, host: str | None, port: int | None, ready_fd: int 
     from app.ingest_tier import follow_parent, reuseport_socket, signal_ready
     from app.server import Server, create_full_app, create_ingest_app
 
+    ingest = settings.role == "ingest"
+    if not ingest:
+        _check_configuration(settings)
     log_config = logs.configure(settings.log_level, settings.log_format)
     host, port = host or settings.host, port or settings.port
-    ingest = settings.role == "ingest"
     if ready_fd is not None:
         follow_parent()
     if ingest:

@@ -44,7 +44,7 @@ def test_routes_inherit_timing_and_continue_reaches_later_siblings(monkeypatch):
     assert parsed.match({"severity": "warning"})[0].receiver is None
 
 
-def test_unknown_receiver_missing_variable_and_bad_url_name_their_line(monkeypatch):
+def test_unknown_receiver_missing_variable_and_bad_url_name_their_line(monkeypatch, caplog):
     monkeypatch.delenv("HOOK_PATH", raising=False)
     assert error(GOOD) == "notify.yaml:4:12: contact_points.duty.urls[0]: environment variable HOOK_PATH is not set"
     monkeypatch.setenv("HOOK_PATH", "hook")
@@ -53,6 +53,7 @@ def test_unknown_receiver_missing_variable_and_bad_url_name_their_line(monkeypat
     )
     bad = error(GOOD.replace("json://127.0.0.1:9/${HOOK_PATH}", "nosuch://${HOOK_PATH}-secret"))
     assert bad.startswith("notify.yaml:4:12: contact_points.duty.urls[0]: Apprise does not understand") and "secret" not in bad
+    assert "secret" not in caplog.text, "Apprise logs unparseable URLs whole; the check silences it"
 
 
 def test_schema_errors_name_field_and_line():
@@ -90,3 +91,14 @@ def test_route_keys_survive_adding_a_route_in_front(monkeypatch):
     extended = GOOD.replace("  routes:\n", "  routes:\n    - match: [\"rule=new_rule\"]\n      receiver: duty\n")
     after = {r.path: r.key for r in routing.parse(extended).routes}
     assert after["0.1"] == before["0.0"] and after["0.2"] == before["0.1"] and len(set(after.values())) == 4
+
+
+def test_serve_refuses_an_invalid_notify_file_with_one_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "notify.yaml").write_text('contact_points:\n  x:\n    urls: ["bogus://token-secret-1"]\n')
+    monkeypatch.setenv("WARROOM_NOTIFY_FILE", str(tmp_path / "notify.yaml"))
+    monkeypatch.setenv("WARROOM_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(SystemExit) as done:
+        cli.main(["serve", "--port", "1"])
+    message = str(done.value.code)
+    assert message.startswith(f"warroom: {tmp_path / 'notify.yaml'}:3:12: contact_points.x.urls[0]:")
+    assert "secret" not in message
