@@ -229,3 +229,16 @@ async def notifications(
             {"attempt": a["attempt"], "at": a["at"], "ok": a["ok"], "duration_ms": a["duration_ms"], "error": a["error"]}
         )
     return [{**dict(r), "attempt_log": by_id.get(r["id"], [])} for r in rows]
+
+
+async def prune(conn: asyncpg.Connection, before: datetime) -> tuple[int, int]:
+    """Delete settled messages (delivered, failed, cancelled; their attempts go with them) created before
+    ``before``, and log entries of groups with nothing firing last sent before it. Pending ones stay."""
+    async with conn.transaction():
+        messages = await conn.execute(
+            "DELETE FROM notifications WHERE status <> 'pending' AND created_at < $1", before
+        )
+        entries = await conn.execute(
+            "DELETE FROM notification_log WHERE told = '{}'::jsonb AND sent_at < $1", before
+        )
+    return int(messages.split()[-1]), int(entries.split()[-1])

@@ -242,6 +242,17 @@ def _check_rules(files: list[Path]) -> int:
     return 1 if failed else 0
 
 
+def _prune_notifications(args: argparse.Namespace, settings: Settings) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from alerts import outbox
+
+    before = datetime.now(timezone.utc) - timedelta(days=args.older_than_days)
+    messages, entries = asyncio.run(_with_connection(_database(settings), lambda c: outbox.prune(c, before)))
+    print(f"deleted {messages:,} sent, failed or cancelled notifications and {entries:,} idle group entries "
+          f"from before {before.isoformat(timespec='seconds')}")
+
+
 def _check_notify(files: list[Path]) -> int:
     from alerts import routing
     from app.configfile import ConfigError
@@ -310,6 +321,8 @@ def parser() -> argparse.ArgumentParser:
     n_sub = n.add_subparsers(dest="notify_command", required=True)
     nc = n_sub.add_parser("check", help="validate notify files offline, environment variables included (exit 1 on the first error)")
     nc.add_argument("files", nargs="+", type=Path)
+    np_ = n_sub.add_parser("prune", help="delete settled notifications and their attempts older than N days (retention)")
+    np_.add_argument("--older-than-days", type=float, required=True, help="keep this many days of notifications")
 
     si = sub.add_parser("silences", help="planned quiet for matching alerts (running servers pick changes up within 5 s)")
     si_sub = si.add_subparsers(dest="silences_command", required=True)
@@ -388,6 +401,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(_backtest(args))
     elif args.command == "rules":
         sys.exit(_check_rules(args.files))
+    elif args.command == "notify" and args.notify_command == "prune":
+        _prune_notifications(args, settings)
     elif args.command == "notify":
         sys.exit(_check_notify(args.files))
     elif args.command == "events":

@@ -75,6 +75,31 @@ async def test_prune_deletes_only_events_older_than_the_cut_off(dsn, db):
     assert await db.fetchval("SELECT count(*) FROM events") == 30
 
 
+async def test_notify_prune_keeps_pending_and_recent_notifications(dsn, db):
+    insert = (
+        "INSERT INTO notifications (dedup_key, contact_point, url_id, lane, group_key, kind, severity, alert_ids,"
+        " title, body, notify_type, status, created_at) VALUES ($1, 'duty', 'u', 'l', 'g', 'firing', 'warning', '{}',"
+        " 't', 'b', 'info', $2, now() - make_interval(days => $3))"
+    )
+    for key, status, age_days in (("old-sent", "delivered", 40), ("old-failed", "failed", 40), ("old-pending", "pending", 40),
+                                  ("new-sent", "delivered", 1)):
+        await db.execute(insert, key, status, age_days)
+    await db.execute(
+        "INSERT INTO notification_attempts (notification_id, attempt, ok, duration_ms) SELECT id, 1, true, 1 FROM notifications"
+    )
+    await db.execute(
+        "INSERT INTO notification_log (lane, receiver, group_key, told, sent_at, flushes) VALUES"
+        " ('l', 'duty', 'idle', '{}', now() - interval '40 days', 3), ('l', 'duty', 'firing', '{\"a\": [0, \"warning\"]}',"
+        " now() - interval '40 days', 1)"
+    )
+    result = warroom("notify", "prune", "--older-than-days", "30", env={"DATABASE_URL": dsn})
+    assert result.returncode == 0, result.stderr
+    assert "deleted 2 sent, failed or cancelled notifications and 1 idle group entries" in result.stdout
+    assert sorted(r["dedup_key"] for r in await db.fetch("SELECT dedup_key FROM notifications")) == ["new-sent", "old-pending"]
+    assert await db.fetchval("SELECT count(*) FROM notification_attempts") == 2
+    assert await db.fetchval("SELECT group_key FROM notification_log") == "firing"
+
+
 def test_silences_from_the_cli(dsn):
     env = {"DATABASE_URL": dsn}
     added = warroom("silences", "add", "sku=SKU-1001", "rule=~stock_.*", "--duration", "2h", "--reason", "price change", env=env)
