@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
 import time
@@ -288,10 +289,7 @@ def _table(report: dict[str, Any]) -> str:
 
 
 def run(params: Parameters) -> dict[str, Any]:
-    async def work(workdir: Path, dsn: str, postmaster: int) -> dict[str, Any]:
-        return await _measure(params, workdir, dsn, postmaster)
-
-    return on_fresh_database(work)
+    return on_fresh_database(functools.partial(_measure, params))
 
 
 def main(args: argparse.Namespace) -> None:
