@@ -12,8 +12,10 @@ one transaction:
   per-connection staging table and moved with ``ON CONFLICT (event_id) DO
   NOTHING``, which reports exactly which rows were new.
 
-Whatever allocates ``seq`` first takes a transaction-scoped advisory lock,
-held to COMMIT, so that ``seq`` order is commit order. Only after COMMIT
+Before any row draws a ``seq``, the transaction takes a shared advisory mark
+(``events_write_begin()``, held to COMMIT) that lets the metrics tail read
+only below the oldest write in flight; writers no longer wait for each
+other. Only after COMMIT
 are the waiting requests told how many of their events were new and how many
 were duplicates, so a 2xx always means durable. The queue is bounded in
 events: when it is full callers are refused instead of the process growing.
@@ -43,13 +45,11 @@ CREATE_STAGING_SQL = (
     f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} ON COMMIT DELETE ROWS "
     f"AS SELECT {_COLUMN_LIST} FROM events WITH NO DATA"
 )
-COMMIT_ORDER_LOCK = 0x5752_4556  # "WREV": one key for every writer of the events table
-ORDERED = (
-    f"WITH ordered AS MATERIALIZED (SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK}), pg_notify('warroom_events', ''))"
-)
-"""Serializes seq allocation with COMMIT across all writers, so rows become visible in seq order and a
-reader tailing ``seq > last`` never skips a row that commits late; the notification wakes tailers.
-Joined into the INSERT, it is evaluated before the first row (and its seq) is produced."""
+ORDERED = "WITH ordered AS MATERIALIZED (SELECT events_write_begin(), pg_notify('warroom_events', ''))"
+"""Marks this transaction as writing events from a seq bound on (migration 0006), so the metrics tail
+reads only below the oldest write in flight and never skips a row that commits late, while writers
+commit in parallel; the notification wakes tailers. Joined into the INSERT, it is evaluated before the
+first row (and its seq) is produced."""
 MOVE_SQL = (
     f"{ORDERED} INSERT INTO events ({_COLUMN_LIST}) SELECT s.* FROM ordered, {STAGING_TABLE} s "
     f"ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
@@ -69,10 +69,8 @@ INSERT_SQL = (
     + ") AS u ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
 )
 """One statement, one round trip, in an implicit transaction: the lock is held only while it runs."""
-BEGIN_ORDERED_SQL = (
-    f"BEGIN; SELECT pg_advisory_xact_lock({COMMIT_ORDER_LOCK}), pg_notify('warroom_events', '')"
-)
-"""Opens a transaction holding the commit-order lock, in one round trip (simple query protocol)."""
+BEGIN_ORDERED_SQL = "BEGIN; SELECT events_write_begin(), pg_notify('warroom_events', '')"
+"""Opens a transaction marked as writing events, in one round trip (simple query protocol)."""
 STAGED_GROUPS_AFTER_DUPLICATE = 20
 """After a direct COPY met an already stored event_id, this many large groups go through staging."""
 ARRAY_INSERT_MAX_ROWS = 100

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import asyncpg
 import httpx
 import websockets
 
@@ -220,3 +221,30 @@ async def test_campaign_saved_by_another_process_reaches_the_running_engine(serv
         return "double11-demo" not in server.services.metrics.engine.campaigns
 
     await wait_until(gone, timeout=5)
+
+
+async def test_a_slow_writer_is_not_skipped_while_later_writers_commit_first(dsn, db):
+    """Writers commit in parallel: the tail must wait below a write still in flight, then count it."""
+    key = await create_key(dsn, "ingest")
+    server = start_server(dsn)
+    slow = await asyncpg.connect(dsn)
+    try:
+        transaction = slow.transaction()
+        await transaction.start()
+        await slow.execute("SELECT events_write_begin()")
+        slow_seq = await slow.fetchval(
+            "INSERT INTO events (event_id, type, occurred_at, campaign, user_id) VALUES ('slow-1', 'visit', now(), 'camp-a', 'u-slow') RETURNING seq"
+        )
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            events = [{"event_id": f"fast-{i}", "type": "visit", "campaign": "camp-a", "user_id": f"u{i}"} for i in range(5)]
+            posted = await http.post("/v1/events", json={"events": events}, headers={"X-API-Key": key})
+            assert posted.json() == {"accepted": 5, "duplicates": 0, "rejected": []}
+        assert await db.fetchval("SELECT count(*) FROM events WHERE seq > $1", slow_seq) == 5, "committed above it"
+        await asyncio.sleep(1.5)
+        assert server.services.metrics.engine.last_seq < slow_seq, "the tail waits below the write in flight"
+        await transaction.commit()
+        await wait_until(lambda: caught_up(server, db), timeout=10)
+        await assert_matches_sql(server.services.metrics.engine, db)
+    finally:
+        await slow.close()
+        server.stop()

@@ -1,7 +1,7 @@
 """The engine at the edge: tails the events table, checkpoints its state, pushes snapshots to subscribers.
 
-The tailer reads ``events`` in ``seq`` order (ingest makes seq order commit
-order), so events stored by any process — this server, another ingest
+The tailer reads ``events`` in ``seq`` order, only below every write still in
+flight (ingest marks its writes, migration 0006), so events stored by any process — this server, another ingest
 replica, ``warroom import`` — are counted exactly once. It is woken right
 after each local commit, by ``NOTIFY warroom_events`` for other writers
 (ingest processes included), and polls every second as a fallback; wake-ups
@@ -43,8 +43,11 @@ CHANNEL = "warroom_events"
 TAIL_SQL = """
 SELECT seq, type, extract(epoch FROM occurred_at)::float8, campaign, channel, user_id, anonymous_id,
        order_id, sku, quantity, amount, warehouse, metric, value, labels::text
-FROM events WHERE seq > $1 ORDER BY seq LIMIT $2
+FROM events, (SELECT events_tail_horizon() AS horizon OFFSET 0) h
+WHERE seq > $1 AND seq <= h.horizon ORDER BY seq LIMIT $2
 """
+"""Only rows below every write still in flight (migration 0006): writers commit in parallel, so a higher
+``seq`` can be visible before a lower one; reading past the horizon could skip the lower one for good."""
 
 
 def to_event(row: asyncpg.Record) -> Event:
