@@ -237,7 +237,7 @@ class GroupCommitter:
         self._resolve(group, inserted)
 
     async def _copy_direct(self, conn: asyncpg.Connection, rows: list[Row]) -> bool:
-        """COPY straight into ``events`` under the commit-order lock; False (nothing stored) if an event_id
+        """COPY straight into ``events`` in a transaction marked as writing events; False (nothing stored) if an event_id
         was already there, and the next few groups go through staging, since retries come in bursts."""
         await conn.execute(BEGIN_ORDERED_SQL)
         try:
