@@ -237,8 +237,9 @@ class GroupCommitter:
         self._resolve(group, inserted)
 
     async def _copy_direct(self, conn: asyncpg.Connection, rows: list[Row]) -> bool:
-        """COPY straight into ``events`` in a transaction marked as writing events; False (nothing stored) if an event_id
-        was already there, and the next few groups go through staging, since retries come in bursts."""
+        """COPY straight into ``events`` in a transaction marked as writing events; False (nothing stored)
+        if an event_id was already there, and the next few groups go through staging, since retries come
+        in bursts."""
         await conn.execute(BEGIN_ORDERED_SQL)
         try:
             await conn.copy_records_to_table("events", records=rows, columns=COLUMNS)
