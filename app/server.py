@@ -11,7 +11,7 @@ import gc
 import logging
 from contextlib import asynccontextmanager
 from types import FrameType
-from typing import AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable
 
 import asyncpg
 import uvicorn
@@ -66,7 +66,11 @@ async def _database(settings: Settings, migrate: bool) -> AsyncIterator[tuple[st
             await asyncio.to_thread(embedded.release)
 
 
-def _committer(settings: Settings, pool: asyncpg.Pool, on_commit: Callable[[], None] = lambda: None) -> GroupCommitter:
+def _services(
+    settings: Settings, pool: asyncpg.Pool, on_commit: Callable[[], None] = lambda: None, **engines: Any
+) -> Services:
+    """What every role runs (keys, rate limits, the started group committer), plus the full server's
+    ``engines`` (metrics, alerts, delivery)."""
     committer = GroupCommitter(
         pool,
         writers=settings.writers,
@@ -75,7 +79,15 @@ def _committer(settings: Settings, pool: asyncpg.Pool, on_commit: Callable[[], N
         on_commit=on_commit,
     )
     committer.start()
-    return committer
+    return Services(
+        settings=settings,
+        pool=pool,
+        keys=KeyStore(pool, settings.key_cache_s),
+        limiter=RateLimiter(),
+        committer=committer,
+        schema_head=head_revision(),
+        **engines,
+    )
 
 
 def _settle_heap() -> None:
@@ -136,19 +148,9 @@ def create_full_app(settings: Settings) -> FastAPI:
             await alerts.start()
             delivery = DeliveryService(alerts, pool, routing.load(settings.notify_file), settings.base_url)
             await delivery.start()
-            committer = _committer(settings, pool, metrics.wake)
+            services = _services(settings, pool, metrics.wake, metrics=metrics, alerts=alerts, delivery=delivery)
+            app.state.services, committer = services, services.committer
             ingest_tier = app.state.ingest_tier = IngestProcesses(settings, dsn)
-            app.state.services = Services(
-                settings=settings,
-                pool=pool,
-                keys=KeyStore(pool, settings.key_cache_s),
-                limiter=RateLimiter(),
-                committer=committer,
-                schema_head=head_revision(),
-                metrics=metrics,
-                alerts=alerts,
-                delivery=delivery,
-            )
             gc.set_threshold(*ENGINE_GC_THRESHOLDS)
             settle = asyncio.create_task(_settle_heap_after(metrics.caught_up), name="settle-heap")
             try:
@@ -189,15 +191,8 @@ def create_ingest_app(settings: Settings, on_ready: Callable[[], None] = lambda:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with _database(settings, migrate=False) as (_, pool):
-            committer = _committer(settings, pool)
-            app.state.services = Services(
-                settings=settings,
-                pool=pool,
-                keys=KeyStore(pool, settings.key_cache_s),
-                limiter=RateLimiter(),
-                committer=committer,
-                schema_head=head_revision(),
-            )
+            services = app.state.services = _services(settings, pool)
+            committer = services.committer
             try:
                 _settle_heap()
                 log.info("ready", extra={"version": __version__, "role": "ingest"})
