@@ -39,10 +39,9 @@ def to_events(raw: list[tuple[float, dict]], campaign: str, origin: float, seq: 
                                    Defaults("default", "CNY"))
         assert not errors, errors
         seq[0] += 1
-        labels = row[FIELDS["labels"]]
         out.append(Event(seq[0], row[1], row[2].timestamp(), campaign, *(row[FIELDS[c]] for c in (
-            "channel", "user_id", "anonymous_id", "order_id", "sku", "quantity", "amount", "warehouse", "metric", "value")),
-            msgspec.json.decode(labels) if labels else None))
+            "channel", "user_id", "anonymous_id", "order_id", "sku", "quantity", "amount", "warehouse", "metric", "value",
+            "labels"))))
     return out
 
 

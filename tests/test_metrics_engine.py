@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from app.campaigns import Campaign, Phase, Phases, Sku, Targets
-from app.metrics.engine import Engine
+from app.metrics.engine import MAX_CHANNELS, OTHER, TOTAL, Engine
 from app.metrics.measures import Event
 from app.metrics.visitors import DistinctCounter
 
@@ -128,7 +128,7 @@ def test_spend_roi_and_named_metric_series():
     engine = Engine()
     engine.apply(
         [
-            ev("metric", T0, metric="ad_spend", value=100.0, labels={"channel": "douyin"}),
+            ev("metric", T0, metric="ad_spend", value=100.0, labels='{"channel": "douyin"}'),
             ev("metric", T0 + 1, metric="payment_success_rate", value=0.99),
             ev("metric", T0 + 61, metric="payment_success_rate", value=0.91),
             ev("order_paid", T0, order_id="o", amount=Decimal(500), channel="douyin"),
@@ -159,6 +159,22 @@ def test_state_size_is_bounded_by_keys_not_events():
     engine.apply(burst(60_000, 120_000))
     size_after_180k = len(pickle.dumps(engine.states))
     assert size_after_180k < size_after_60k * 1.05
+
+
+def test_channels_past_the_limit_share_one_other_bucket_everywhere():
+    engine = Engine([campaign()])
+    channels = MAX_CHANNELS * 3
+    engine.apply(
+        [ev("visit", T0, channel=f"ch{i}", user_id=f"u{i}") for i in range(channels)]
+        + [ev("order_paid", T0, channel=f"ch{i}", user_id=f"u{i}", order_id=f"o{i}", amount=Decimal(1)) for i in range(channels)]
+    )
+    state = engine.states["c"]
+    for name, per_channel in (("visitors", state.visitors), ("buyers", state.buyers), ("new", state.new_customers)):
+        assert len(per_channel) == MAX_CHANNELS + 2, name  # the total, MAX_CHANNELS channels and (other)
+    assert state.visitors[OTHER].count() == channels - MAX_CHANNELS
+    assert state.new_customers[OTHER] == channels - MAX_CHANNELS
+    assert state.visitors[TOTAL].count() == channels
+    assert len(state.keys("channel:")) == MAX_CHANNELS + 1
 
 
 def test_distinct_counter_error_stays_under_one_percent():

@@ -10,6 +10,7 @@ after it, with the same numbers and intact history curves.
 from __future__ import annotations
 
 import bisect
+import json
 import pickle
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,6 +41,11 @@ OTHER = "(other)"
 
 TOTAL = ""
 VISITOR_TYPES = frozenset({"visit", "page_view", "product_view", "add_to_cart", "checkout", "order_created"})
+STOCK_TYPES = frozenset({"stock_level", "stock_adjust"})
+NEVER = -(2**62)
+"""``newest_second`` before the first event."""
+MAX_ROUTES = 200_000
+"""Memoized (channel, SKU) → series lookups per campaign; past this, lookups are computed per event."""
 
 DERIVED: dict[str, tuple[str, str]] = {
     "conversion_rate": ("orders_paid", "visits"),
@@ -63,6 +69,18 @@ def _number(value: object) -> float:
 def _ratio(numerator: object, denominator: object) -> float | None:
     d = _number(denominator)
     return _number(numerator) / d if d else None
+
+
+def _distinct(counters: dict[str, DistinctCounter], channel: str) -> DistinctCounter:
+    """The counter of ``channel`` (or TOTAL); past MAX_CHANNELS channels, new ones share ``(other)``."""
+    counter = counters.get(channel)
+    if counter is None:
+        if len(counters) > MAX_CHANNELS:
+            channel = OTHER
+            counter = counters.get(channel)
+        if counter is None:
+            counter = counters[channel] = DistinctCounter()
+    return counter
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -101,7 +119,7 @@ class CampaignState:
     events: int = 0
     late_events: int = 0
     dropped_keys: int = 0
-    newest_second: int = -(2**62)
+    newest_second: int = NEVER
     buyers_by_minute: dict[int, dict[str, int]] = field(default_factory=dict)
     """Per minute, a Misra-Gries summary (at most HEAVY_HITTERS counters) of paid orders by buyer."""
     version: int = 0
@@ -127,12 +145,14 @@ class Engine:
         self._categories: dict[str, dict[str, str]] = {}
         self._key_counts: dict[tuple[str, str], int] = {}
         """Keys per (campaign, kind) in ``dims``, so a new key is checked against its limit without a scan."""
+        self._routes: dict[str, dict[tuple[str, str | None], tuple[Series, ...]]] = {}
         self.configure(campaigns)
 
     def configure(self, campaigns: Iterable[Campaign]) -> None:
         """Replace the campaign definitions (targets, catalog, phases); aggregated numbers are kept."""
         self.campaigns = {c.id: c for c in campaigns}
         self._categories = {c.id: {s.sku: s.category for s in c.skus} for c in self.campaigns.values()}
+        self._routes.clear()
 
     # ---- ingest side ---------------------------------------------------------------------------
 
@@ -177,47 +197,73 @@ class Engine:
         state.version += 1
         at = event.occurred_at
         second = int(at // 1)
-        if second > state.newest_second:
-            if second // 60 > state.newest_second // 60 and state.newest_second > -(2**62):
-                oldest = second - SECONDS_KEPT
-                for series in state.dims.values():
-                    series.prune_seconds(oldest)
-                for metric in state.metrics.values():
-                    for key in [k for k in metric.seconds if k < oldest]:
-                        del metric.seconds[key]
-            state.newest_second = second
-        elif second // 60 < state.newest_second // 60:
+        newest = state.newest_second
+        if second > newest:
+            if second // 60 > newest // 60 and newest > NEVER:
+                self._prune_seconds(state, second - SECONDS_KEPT)
+            state.newest_second = newest = second
+        elif second // 60 < newest // 60:
             state.late_events += 1
-        keep_second = second > state.newest_second - SECONDS_KEPT
-        state.last_event_at = max(state.last_event_at or at, at)
+        keep_second = second > newest - SECONDS_KEPT
+        last_event_at = state.last_event_at
+        if last_event_at is None or at > last_event_at:
+            state.last_event_at = at
 
+        event_type = event.type
         channel = event.channel or NO_CHANNEL
-        visitor = event.user_id or event.anonymous_id
-        if event.type in VISITOR_TYPES and visitor:
-            state.visitors[TOTAL].add(visitor)
-            state.visitors.setdefault(channel, DistinctCounter()).add(visitor)
-        if event.type == "order_paid" and visitor:
-            self._count_buyer(state, second // 60, visitor)
-            state.buyers[TOTAL].add(visitor)
-            state.buyers.setdefault(channel, DistinctCounter()).add(visitor)
-            if self.known_buyers.add(visitor):
-                state.new_customers[TOTAL] = state.new_customers.get(TOTAL, 0) + 1
-                state.new_customers[channel] = state.new_customers.get(channel, 0) + 1
-        if event.type == "metric":
+        if event_type in VISITOR_TYPES:
+            visitor = event.user_id or event.anonymous_id
+            if visitor:
+                _distinct(state.visitors, TOTAL).add(visitor)
+                _distinct(state.visitors, channel).add(visitor)
+        elif event_type == "order_paid":
+            buyer = event.user_id or event.anonymous_id
+            if buyer:
+                self._count_buyer(state, second // 60, buyer)
+                _distinct(state.buyers, TOTAL).add(buyer)
+                _distinct(state.buyers, channel).add(buyer)
+                if self.known_buyers.add(buyer):
+                    new = state.new_customers
+                    new[TOTAL] = new.get(TOTAL, 0) + 1
+                    key = channel if channel in new or len(new) <= MAX_CHANNELS else OTHER
+                    new[key] = new.get(key, 0) + 1
+        elif event_type == "metric":
             self._apply_metric(state, event, keep_second)
-        if event.type in ("stock_level", "stock_adjust") and event.sku:
-            self._apply_stock(state, event)
+        elif event_type in STOCK_TYPES:
+            if event.sku:
+                self._apply_stock(state, event)
 
         adds = contributions(event)
         if not adds:
             return
-        state.dims[TOTAL].add(second, keep_second, adds)
-        self._dimension(event.campaign, state, f"channel:{channel}").add(second, keep_second, adds)
-        if event.sku:
-            self._dimension(event.campaign, state, f"sku:{event.sku}").add(second, keep_second, adds)
-            category = self._categories.get(event.campaign, {}).get(event.sku)
-            if category:
-                self._dimension(event.campaign, state, f"category:{category}").add(second, keep_second, adds)
+        for series in self._targets(event.campaign, state, channel, event.sku):
+            series.add(second, keep_second, adds)
+
+    @staticmethod
+    def _prune_seconds(state: CampaignState, oldest: int) -> None:
+        for series in state.dims.values():
+            series.prune_seconds(oldest)
+        for metric in state.metrics.values():
+            for key in [k for k in metric.seconds if k < oldest]:
+                del metric.seconds[key]
+
+    def _targets(self, campaign_id: str, state: CampaignState, channel: str, sku: str | None) -> tuple[Series, ...]:
+        """The series an event adds to: the total, its channel, its SKU and the SKU's category (memoized)."""
+        routes = self._routes.get(campaign_id)
+        if routes is None:
+            routes = self._routes[campaign_id] = {}
+        targets = routes.get((channel, sku))
+        if targets is None:
+            found = [state.dims[TOTAL], self._dimension(campaign_id, state, f"channel:{channel}")]
+            if sku:
+                found.append(self._dimension(campaign_id, state, f"sku:{sku}"))
+                category = self._categories.get(campaign_id, {}).get(sku)
+                if category:
+                    found.append(self._dimension(campaign_id, state, f"category:{category}"))
+            if len(routes) < MAX_ROUTES:
+                routes[(channel, sku)] = tuple(found)
+            targets = tuple(found)
+        return targets
 
     @staticmethod
     def _count_buyer(state: CampaignState, minute: int, buyer: str) -> None:
@@ -258,7 +304,7 @@ class Engine:
     def _apply_metric(self, state: CampaignState, event: Event, keep_second: bool) -> None:
         if event.metric is None or event.value is None:
             return
-        labels = tuple(sorted((event.labels or {}).items()))
+        labels = tuple(sorted(json.loads(event.labels).items())) if event.labels else ()
         key = (event.metric, labels)
         series = state.metrics.get(key)
         if series is None:

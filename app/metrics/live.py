@@ -13,7 +13,6 @@ pushed to subscribers at most ``PUBLISH_INTERVAL_S`` apart, so a burst of
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import zlib
@@ -50,9 +49,8 @@ WHERE seq > $1 AND seq <= h.horizon ORDER BY seq LIMIT $2
 ``seq`` can be visible before a lower one; reading past the horizon could skip the lower one for good."""
 
 
-def to_event(row: asyncpg.Record) -> Event:
-    labels = row[14]
-    return Event(*row[:14], json.loads(labels) if labels is not None else None)
+to_event: Callable[[asyncpg.Record], Event] = Event._make
+"""A tail row is an ``Event`` field for field (labels stay JSON text; the engine parses the few it needs)."""
 
 
 @dataclass(eq=False)

@@ -55,7 +55,8 @@ class Event(NamedTuple):
     warehouse: str | None
     metric: str | None
     value: float | None
-    labels: dict[str, str] | None
+    labels: str | None
+    """As stored: a JSON object of strings, or None."""
 
 
 COUNTED_BY_TYPE: dict[str, str] = {
