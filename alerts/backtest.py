@@ -1,9 +1,12 @@
 """Backtests: the live rule engine run over historical series from CSV files, one output row per input row.
 
-The same ``Evaluator`` and ``Lifecycle`` that run live are driven by a
-``SeriesView`` whose clock is each row's timestamp, so what an operator tunes
-here is exactly what fires on the night. Every series starts from fresh
-state and nothing looks ahead: a row is judged with the rows up to it.
+The same ``Evaluator`` and ``Lifecycle`` that run live judge every row, so
+what an operator tunes here is exactly what fires on the night. A CSV row is
+one point of each of its columns: dynamic rules feed their detector each row
+at its own timestamp (irregular spacing and gaps included); static and
+correlation rules read their windows from a ``SeriesView`` whose clock stands
+one row interval after the row. Every series starts from fresh state and
+nothing looks ahead: a row is judged with the rows up to it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from statistics import median
-from typing import Iterator, TextIO
+from typing import Callable, Iterator, TextIO
 
 from alerts.evaluate import Evaluator, metric_is_sum
 from alerts.lifecycle import Lifecycle
@@ -27,11 +30,21 @@ from alerts.rules import SEVERITY_RANK, AnyRule, DynamicRule, Text, load_for_ser
 SERIES = "series"
 DEFAULT_COLUMN = "value"
 PROGRESS_EVERY_S = 2.0
+PROGRESS_EVERY_ROWS = 10_000
+"""How often (in rows) a long file reports; a line is printed at most every PROGRESS_EVERY_S."""
 OUTPUT_COLUMNS = ("timestamp", "value", "score", "severity", "firing")
+STEP_SAMPLE_GAPS = 100
+"""The row interval (the window a static rule's row closes) is the median of at most this many first gaps."""
+DEFAULT_STEP_S = 60.0
+"""The row interval assumed before a series has two rows."""
 
 
-def default_rules(step_s: float) -> list[AnyRule]:
-    """The default dynamic rule on the ``value`` column: both directions, default sensitivity."""
+def default_rules() -> list[AnyRule]:
+    """The default dynamic rule on the ``value`` column: both directions, default sensitivity and warm-up.
+
+    Its window is nominal: in a backtest each row is one point, so the warm-up is
+    ``DEFAULT_WARMUP_POINTS`` rows whatever the spacing (minutes or hours).
+    """
     with metrics_are_columns():
         return [
             DynamicRule(
@@ -39,8 +52,8 @@ def default_rules(step_s: float) -> list[AnyRule]:
                 summary=Text(en="value {value} outside {lower}–{upper}", zh="数值 {value} 超出 {lower}–{upper}"),
                 runbook=Text(en="Investigate the series around this time.", zh="排查该时段的数据。"),
                 metric=DEFAULT_COLUMN,
-                window=f"{step_s:g}s",
-                min_history=f"{step_s * DEFAULT_WARMUP_POINTS:g}s",
+                window="1m",
+                min_history=f"{DEFAULT_WARMUP_POINTS}m",
             )
         ]
 
@@ -90,9 +103,17 @@ class Series:
                 columns[n].append(values[n])
         return cls(timestamps, raw, columns)
 
-    def step(self) -> float:
-        gaps = [b - a for a, b in zip(self.timestamps, self.timestamps[1:]) if b > a]
-        return median(gaps) if gaps else 60.0
+    def steps(self) -> Iterator[float]:
+        """Per row, the row interval known by then: the median of the gaps so far (at most STEP_SAMPLE_GAPS)."""
+        gaps: list[float] = []
+        step = DEFAULT_STEP_S
+        for index, moment in enumerate(self.timestamps):
+            if index and len(gaps) < STEP_SAMPLE_GAPS:
+                gap = moment - self.timestamps[index - 1]
+                if gap > 0:
+                    gaps.append(gap)
+                    step = median(gaps)
+            yield step
 
 
 class SeriesView:
@@ -148,18 +169,28 @@ class Summary:
     firing_s: float
 
 
-def run_series(series: Series, rules: list[AnyRule], out: TextIO) -> Summary:
-    """Evaluate every row in order and write ``timestamp,value,score,severity,firing`` for each."""
-    evaluator, lifecycle, view = Evaluator(rules), Lifecycle(), SeriesView(series)
-    for_s = evaluator.for_seconds()
-    step = series.step()
+def run_series(series: Series, rules: list[AnyRule], out: TextIO, progress: Callable[[int], None] | None = None) -> Summary:
+    """Evaluate every row in order and write ``timestamp,value,score,severity,firing`` for each.
+
+    ``progress`` is called with the number of rows done every PROGRESS_EVERY_ROWS rows.
+    """
+    dynamic = [r for r in rules if isinstance(r, DynamicRule) and r.by is None and r.campaign in (None, SERIES)]
+    windowed = [r for r in rules if not isinstance(r, DynamicRule)]
+    evaluator, lifecycle, view = Evaluator(windowed), Lifecycle(), SeriesView(series)
+    points = Evaluator(dynamic)
+    for_s = {**evaluator.for_seconds(), **points.for_seconds()}
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(OUTPUT_COLUMNS)
-    values = series.columns.get(DEFAULT_COLUMN) or next(iter(series.columns.values()), [])
+    shown_column = DEFAULT_COLUMN if DEFAULT_COLUMN in series.columns else next(iter(series.columns), None)
+    shown = series.columns[shown_column] if shown_column is not None else []
     alerts, firing_since, firing_s = 0, None, 0.0
-    for index, moment in enumerate(series.timestamps):
+    for index, (moment, step) in enumerate(zip(series.timestamps, series.steps())):
         view.now = moment + step  # the row's window is complete; the next row is not yet visible
-        observations = evaluator.evaluate(view)
+        observations = evaluator.evaluate(view) if windowed else []
+        for rule in dynamic:
+            value = series.columns[rule.metric][index] if rule.metric in series.columns else None
+            if value is not None:
+                observations.append(points.observe_point(rule, view, SERIES, moment, value))
         transitions = lifecycle.observe(observations, moment, for_s)
         alerts += sum(1 for t in transitions if t.kind == "firing")
         score = 0.0
@@ -167,16 +198,18 @@ def run_series(series: Series, rules: list[AnyRule], out: TextIO) -> Summary:
             score = max(score, observation.values.get("score", 1.0 if observation.triggered else 0.0) or 0.0)
         active = [a for a in lifecycle.alerts.values() if a.status == "firing"]
         pending = [a for a in lifecycle.alerts.values() if a.status == "pending"]
-        shown = active or pending
-        severity = max((a.severity for a in shown), key=SEVERITY_RANK.__getitem__) if shown else ""
+        flagged = active or pending
+        severity = max((a.severity for a in flagged), key=SEVERITY_RANK.__getitem__) if flagged else ""
         if active and firing_since is None:
             firing_since = moment
         elif not active and firing_since is not None:
             firing_s += moment - firing_since
             firing_since = None
-        value = values[index] if index < len(values) else None
+        value = shown[index] if shown else None
         writer.writerow((series.raw_timestamps[index], "" if value is None else repr(value), f"{min(1.0, score):.4f}",
                          severity, int(bool(active))))
+        if progress is not None and (index + 1) % PROGRESS_EVERY_ROWS == 0:
+            progress(index + 1)
     if firing_since is not None:
         firing_s += series.timestamps[-1] - firing_since
     return Summary(len(series.timestamps), alerts, firing_s)
@@ -192,27 +225,44 @@ def _inputs(path: Path) -> Iterator[tuple[Path, Path]]:
 
 
 def main(series: Path, out: Path, rules_file: Path | None) -> int:
-    rule_file_rules = load_for_series(rules_file).rules if rules_file else None
+    """Backtest every CSV under ``series`` into ``out``; a bad file is reported and skipped (exit status 1)."""
+    rules = load_for_series(rules_file).rules if rules_file else default_rules()
     files = list(_inputs(series))
     if not files:
         print(f"warroom: no CSV files under {series}", file=sys.stderr)
         return 1
-    total_rows, total_alerts, started, last_print = 0, 0, time.monotonic(), 0.0
+    total_rows, total_alerts, failed, started = 0, 0, 0, time.monotonic()
+    last_print = started
+
+    def report(number: int, rows_done: int) -> None:
+        nonlocal last_print
+        now = time.monotonic()
+        if now - last_print >= PROGRESS_EVERY_S or (number == len(files) and rows_done == 0):
+            last_print = now
+            rows = total_rows + rows_done
+            rate = rows / max(now - started, 1e-9)
+            print(f"[{number}/{len(files)}] {rows:,} rows · {total_alerts} alerts · {rate:,.0f} rows/s", file=sys.stderr)
+
     for number, (source, relative) in enumerate(files, start=1):
         target = out / relative if series.is_dir() or out.suffix != ".csv" else out
+        try:
+            with source.open(newline="", encoding="utf-8") as stream:
+                data = Series.read(stream, str(source))
+            missing = sorted({r.metric for r in rules if isinstance(r, DynamicRule)} - set(data.columns))
+            if not rules_file and missing:
+                raise ValueError(f"{source}: no {DEFAULT_COLUMN!r} column for the default rule (columns: "
+                                 f"{', '.join(data.columns) or 'none'}); pass --rules naming the columns to watch")
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            print(f"warroom: {exc}", file=sys.stderr)
+            failed += 1
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        with source.open(newline="", encoding="utf-8") as stream:
-            data = Series.read(stream, str(source))
-        rules = rule_file_rules if rule_file_rules is not None else default_rules(data.step())
         with target.open("w", newline="", encoding="utf-8") as stream:
-            summary = run_series(data, rules, stream)
+            summary = run_series(data, rules, stream, lambda rows: report(number, rows))
         total_rows += summary.rows
         total_alerts += summary.alerts
-        now = time.monotonic()
-        if now - last_print >= PROGRESS_EVERY_S or number == len(files):
-            last_print = now
-            rate = total_rows / max(now - started, 1e-9)
-            print(f"[{number}/{len(files)}] {total_rows:,} rows · {total_alerts} alerts · {rate:,.0f} rows/s", file=sys.stderr)
+        report(number, 0)
         print(f"{relative}: {summary.rows} rows, {summary.alerts} alerts, firing {summary.firing_s / 60:.1f} min")
-    print(f"total: {len(files)} series, {total_rows} rows, {total_alerts} alerts in {time.monotonic() - started:.1f}s")
-    return 0
+    print(f"total: {len(files) - failed} series, {total_rows} rows, {total_alerts} alerts in {time.monotonic() - started:.1f}s"
+          + (f"; {failed} file(s) failed" if failed else ""))
+    return 1 if failed else 0

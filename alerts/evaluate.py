@@ -29,6 +29,7 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 DYNAMIC_RECOVER_GAP = 0.15
+"""A dynamic tier recovers when the score falls this far below the tier's threshold."""
 MAX_BACKFILL_POINTS = 1440
 """A new dynamic series (first evaluation, rule reload, restart) is replayed from stored metrics up to this far."""
 
@@ -37,7 +38,6 @@ def detector_for(rule: DynamicRule) -> Detector:
     """The dynamic detector a rule asks for; its warm-up is the rule's ``min_history`` in window steps."""
     points = max(1, int(seconds(rule.min_history) / seconds(rule.window)))
     return Detector(DetectorConfig(sensitivity=rule.sensitivity, direction=rule.direction, min_history=points))
-"""A dynamic tier recovers when the score falls this far below the tier's threshold."""
 
 
 class MetricView(Protocol):
@@ -143,7 +143,7 @@ class Evaluator:
 
     def _observe(self, rule: AnyRule, view: MetricView, campaign: str, label: str | None,
                  labels: dict[str, str]) -> Observation:
-        if rule.guard and not all(self._signal(s, view, campaign, rule.by, label)[0] for s in rule.guard):
+        if self._guarded(rule, view, campaign, label):
             return Observation(rule.name, labels, frozenset(), frozenset(SEVERITIES), {"guarded": True})
         if isinstance(rule, StaticRule):
             return self._static(rule, view, campaign, label, labels)
@@ -200,14 +200,36 @@ class Evaluator:
 
     def _dynamic(self, rule: DynamicRule, view: MetricView, campaign: str, label: str | None,
                  labels: dict[str, str]) -> Observation:
+        series = self._series(rule, labels)
+        series.advance(view, campaign, label)
+        return series.observation(labels)
+
+    def observe_point(self, rule: DynamicRule, view: MetricView, campaign: str, at: float, value: float) -> Observation:
+        """Feed one point of an unlabelled dynamic rule's series directly (a backtest row) and judge it.
+
+        The live path builds points from the rule's window over the metric view; a backtest's
+        CSV rows are already the points, each judged at its own timestamp, so the detector
+        sees exactly the rows (irregular spacing included) and nothing after them. The view
+        has no baseline campaign, so ``expected: baseline`` rules see no points.
+        """
+        labels = {"campaign": campaign, **rule.labels}
+        series = self._series(rule, labels)
+        if rule.expected != "baseline":
+            series.feed(at, value, None)
+        if self._guarded(rule, view, campaign, None):
+            return Observation(rule.name, labels, frozenset(), frozenset(SEVERITIES), {"guarded": True})
+        return series.observation(labels)
+
+    def _guarded(self, rule: AnyRule, view: MetricView, campaign: str, label: str | None) -> bool:
+        """True when one of the rule's guard signals does not hold (the rule is then not judged)."""
+        return bool(rule.guard) and not all(self._signal(s, view, campaign, rule.by, label)[0] for s in rule.guard)
+
+    def _series(self, rule: DynamicRule, labels: dict[str, str]) -> "_DynamicSeries":
         key = (rule.name, tuple(sorted(labels.items())))
         series = self._detectors.get(key)
         if series is None:
             series = self._detectors[key] = _DynamicSeries(rule, self.detector_factory(rule))
-        score, values = series.advance(view, campaign, label)
-        triggered = {s for s in SEVERITIES if s in rule.tiers and score >= rule.tiers[s]}
-        recovered = {s for s in SEVERITIES if s in rule.tiers and score < rule.tiers[s] - DYNAMIC_RECOVER_GAP}
-        return Observation(rule.name, labels, frozenset(triggered), frozenset(recovered), {**values, "score": score})
+        return series
 
 
 @dataclass
@@ -220,7 +242,8 @@ class _DynamicSeries:
     score: float = 0.0
     values: dict[str, Any] = field(default_factory=dict)
 
-    def advance(self, view: MetricView, campaign: str, label: str | None) -> tuple[float, dict[str, Any]]:
+    def advance(self, view: MetricView, campaign: str, label: str | None) -> None:
+        """Feed every window completed since the last call (on the first, the warm-up's worth before now)."""
         step = seconds(self.rule.window)
         current = int(view.now // step)
         backfill = min(MAX_BACKFILL_POINTS, int(seconds(self.rule.min_history) / step) + 1)
@@ -235,9 +258,18 @@ class _DynamicSeries:
                 expected = view.baseline(campaign, self.rule.metric, start, end, self.rule.by, label)
                 if expected is None and self.rule.expected == "baseline":
                     continue
-            assessment = self.detector.update(end, value, expected)
-            self.score = assessment.score
-            self.values = {"value": value, "expected": assessment.expected, "lower": assessment.lower,
-                           "upper": assessment.upper, "baseline": expected}
+            self.feed(end, value, expected)
         self.last_step = current - 1
-        return self.score, self.values
+
+    def feed(self, at: float, value: float, expected: float | None) -> None:
+        assessment = self.detector.update(at, value, expected)
+        self.score = assessment.score
+        self.values = {"value": value, "expected": assessment.expected, "lower": assessment.lower,
+                       "upper": assessment.upper, "baseline": expected}
+
+    def observation(self, labels: dict[str, str]) -> Observation:
+        """Which tiers the current score holds and which it has clearly left (by DYNAMIC_RECOVER_GAP)."""
+        rule, score = self.rule, self.score
+        triggered = {s for s in SEVERITIES if s in rule.tiers and score >= rule.tiers[s]}
+        recovered = {s for s in SEVERITIES if s in rule.tiers and score < rule.tiers[s] - DYNAMIC_RECOVER_GAP}
+        return Observation(rule.name, labels, frozenset(triggered), frozenset(recovered), {**self.values, "score": score})

@@ -374,6 +374,10 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     bn.add_argument("--trials", type=int, default=30, help="alerts fired one after another (one demo SKU each)")
     bn.add_argument("--rate", type=float, default=1000.0, help="background events per second posted meanwhile")
+    bb = b_sub.add_parser("backtest", help="warroom backtest over generated series: rows/s and time for 400,000 rows")
+    bb.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    bb.add_argument("--rows", type=int, default=400_000, help="rows in the generated corpus")
+    bb.add_argument("--files", type=int, default=40, help="CSV files the rows are spread over")
     return p
 
 
@@ -419,6 +423,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from app.bench import notify as bench_notify
 
         bench_notify.main(args)
+    elif args.command == "bench" and args.bench_command == "backtest":
+        from app.bench import backtest as bench_backtest
+
+        bench_backtest.main(args)
     elif args.command == "bench" and args.bench_command == "alerts":
         from app.bench import alerts as bench_alerts
 

@@ -25,7 +25,9 @@ rules:
 """
 
 
-def write_series(path: Path, rows: int, spike_at: int | None = None, columns: tuple[str, ...] = ("value",)) -> None:
+def write_series(path: Path, rows: int, spike_at: int | None = None, columns: tuple[str, ...] = ("value",),
+                 step: timedelta = timedelta(minutes=5), jitter_s: float = 0.0, period: int = 288) -> None:
+    """A daily-seasonal series (``period`` rows per cycle) with an optional 2.5x spike of 6 rows."""
     rng = random.Random(7)
     start = datetime(2025, 11, 1, tzinfo=timezone.utc)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,9 +35,10 @@ def write_series(path: Path, rows: int, spike_at: int | None = None, columns: tu
         writer = csv.writer(f)
         writer.writerow(("timestamp", *columns))
         for i in range(rows):
-            base = 100 + 20 * math.sin(2 * math.pi * i / 288) + rng.gauss(0, 2)
+            base = 100 + 20 * math.sin(2 * math.pi * i / period) + rng.gauss(0, 2)
             value = base * 2.5 if spike_at is not None and spike_at <= i < spike_at + 6 else base
-            writer.writerow(((start + timedelta(minutes=5 * i)).isoformat(), *([f"{value:.2f}"] * len(columns))))
+            moment = start + step * i + timedelta(seconds=rng.uniform(-jitter_s, jitter_s))
+            writer.writerow((moment.isoformat(), *([f"{value:.2f}"] * len(columns))))
 
 
 def warroom(*args: str) -> subprocess.CompletedProcess[str]:
@@ -95,3 +98,43 @@ def test_rules_check_names_the_line(tmp_path):
     assert ok.returncode == 0 and "rules" in ok.stdout
     failed = warroom("rules", "check", str(bad))
     assert failed.returncode == 1 and f"{bad}:7:" in failed.stderr and "unknown metric 'stock_onhand'" in failed.stderr
+
+
+def test_hourly_series_warm_up_in_rows_and_catch_a_spike(tmp_path):
+    write_series(tmp_path / "hourly.csv", 700, spike_at=600, step=timedelta(hours=1), period=24)
+    result = warroom("backtest", "--series", str(tmp_path / "hourly.csv"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    rows = read(tmp_path / "out" / "hourly.csv")
+    assert all(r["score"] == "0.0000" for r in rows[:300]), "warm-up is counted in rows, whatever the spacing"
+    assert rows[600]["firing"] == "1"
+    assert sum(r["firing"] == "1" for r in rows[300:600]) < 6
+
+
+def test_irregular_timestamps_are_judged_row_by_row_like_the_detector(tmp_path):
+    """Jittered spacing must neither raise false alarms (rows falling two to a window) nor look ahead."""
+    from alerts import backtest
+    from alerts.detectors import score_series
+
+    write_series(tmp_path / "full.csv", 1500, jitter_s=100)
+    with (tmp_path / "full.csv").open(newline="") as f:
+        series = backtest.Series.read(f, "full.csv")
+    direct = score_series(series.timestamps, series.columns["value"])  # type: ignore[arg-type]
+    lines = (tmp_path / "full.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "cut.csv").write_text("".join(lines[:1001]))
+    for name in ("full", "cut"):
+        assert warroom("backtest", "--series", str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / "out")).returncode == 0
+    full, cut = read(tmp_path / "out" / "full.csv"), read(tmp_path / "out" / "cut.csv")
+    assert full[:1000] == cut
+    assert [r["score"] for r in full] == [f"{min(1.0, a.score):.4f}" for a in direct]
+    assert not any(r["firing"] == "1" for r in full)
+
+
+def test_every_file_starts_fresh_and_a_bad_file_does_not_stop_the_rest(tmp_path):
+    write_series(tmp_path / "in" / "a.csv", 800, spike_at=500)
+    write_series(tmp_path / "in" / "b.csv", 800, spike_at=500)
+    (tmp_path / "in" / "c_other_column.csv").write_text("timestamp,orders\n2025-11-01T00:00:00Z,5\n")
+    result = warroom("backtest", "--series", str(tmp_path / "in"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "c_other_column.csv: no 'value' column" in result.stderr and "--rules" in result.stderr
+    assert read(tmp_path / "out" / "a.csv") == read(tmp_path / "out" / "b.csv"), "b must not inherit a's detector"
+    assert "total: 2 series, 1600 rows" in result.stdout and "1 file(s) failed" in result.stdout

@@ -57,3 +57,11 @@ def test_bench_notify_reports_websocket_and_webhook_latency() -> None:
     assert report["post_to_ws_p50_ms"] <= report["webhook_latency_p50_ms"], "the webhook waits out group_wait"
     assert report["webhook_messages"] >= 3
     assert {"ws_met", "webhook_met"} <= set(report["targets"])
+
+
+def test_bench_backtest_times_the_real_command() -> None:
+    report = bench("backtest", "--rows", "3000", "--files", "2", "--json")
+    assert report["rows"] == 3000 and report["files"] == 2
+    assert report["summary"].startswith("total: 2 series, 3000 rows")
+    assert report["rows_per_s"] > 0 and report["seconds"] > 0
+    assert "400k_rows_under_a_minute" in report["targets"] and "postgresql" not in report["machine"]

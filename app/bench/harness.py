@@ -165,7 +165,8 @@ def code_version() -> dict[str, Any]:
     return version
 
 
-def machine(postgres_version: str, postgres_settings: dict[str, str]) -> dict[str, Any]:
+def machine(postgres_version: str | None = None, postgres_settings: dict[str, str] | None = None) -> dict[str, Any]:
+    """The hardware, OS and Python a run used, and PostgreSQL's version and settings when it used one."""
     cpuinfo = Path("/proc/cpuinfo").read_text()
     models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
     meminfo = Path("/proc/meminfo").read_text()
@@ -177,8 +178,7 @@ def machine(postgres_version: str, postgres_settings: dict[str, str]) -> dict[st
         "memory_gib": round(mem_kib / 1024 / 1024, 1),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "postgresql": postgres_version,
-        "postgresql_settings": postgres_settings,
+        **({"postgresql": postgres_version, "postgresql_settings": postgres_settings} if postgres_version else {}),
     }
 
 
