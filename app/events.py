@@ -231,6 +231,32 @@ def decode_event(raw: bytes | msgspec.Raw, now: datetime, defaults: Defaults) ->
     return check_event(event, now, defaults)
 
 
+class _Batch(msgspec.Struct, forbid_unknown_fields=True):
+    events: list[EventIn]
+
+
+_BATCH_DECODER = msgspec.json.Decoder(_Batch)
+BATCH_PREFIX = b'{"events"'
+
+
+def decode_batch(body: bytes, limit: int, now: datetime, defaults: Defaults) -> list[tuple[Row | None, list[FieldError]]] | None:
+    """Every event of a ``{"events": [...]}`` body whose events all pass the type check, in one decode.
+
+    None when that does not hold (another shape, a NUL escape somewhere, an event with a wrong field,
+    more than ``limit`` events): the caller then decodes item by item, which names each bad item and
+    field. One decode of the whole body costs about half of decoding each event on its own.
+    """
+    if not body.startswith(BATCH_PREFIX) or b"\\u0000" in body:
+        return None
+    try:
+        events = _BATCH_DECODER.decode(body).events
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if len(events) > limit:
+        return None
+    return [check_event(event, now, defaults) for event in events]
+
+
 def check_event(event: EventIn, now: datetime, defaults: Defaults) -> tuple[Row | None, list[FieldError]]:
     """Apply the rules a type check cannot express and build the storage row."""
     errors: list[FieldError] = []

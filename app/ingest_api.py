@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Iterable
 
 import asyncpg
 import msgspec
@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from app import segment, telemetry
 from app.auth import authenticate, presented_key
 from app.errors import ApiError, api_error_response, refused_response
-from app.events import EXAMPLES, Defaults, FieldError, Row, decode_event, json_schema, utcnow
+from app.events import EXAMPLES, Defaults, FieldError, Row, decode_batch, decode_event, json_schema, utcnow
 from app.ingest import IngestUnavailable, StorageRejected
 from app.responses import json_response
 from app.payloads import JSON_OR_BEACON, read_body
@@ -115,18 +115,17 @@ async def _store(services: Services, rows: list[Row]) -> tuple[int, int]:
     return result.accepted, result.duplicates
 
 
-async def _ingest(
-    services: Services, items: list[Any], validate: Callable[[Any], tuple[Row | None, list[FieldError]]]
-) -> dict[str, Any]:
+async def _ingest(services: Services, checked: Iterable[tuple[Row | None, list[FieldError]]]) -> dict[str, Any]:
+    """Store the valid rows of a request (``checked``: per posted item, its row or its errors) and report."""
     rows: list[Row] = []
     rejected: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        row, errors = validate(item)
+    index = -1
+    for index, (row, errors) in enumerate(checked):
         if row is None:
             rejected.append({"index": index, "errors": [{"field": e.field, "message": e.message} for e in errors]})
         else:
             rows.append(row)
-    telemetry.REQUEST_EVENTS.observe(len(items))
+    telemetry.REQUEST_EVENTS.observe(index + 1)
     if rejected:
         telemetry.EVENTS.labels(type="invalid", outcome="rejected").inc(len(rejected))
     accepted, duplicates = await _store(services, rows)
@@ -164,6 +163,10 @@ async def post_events(request: Request) -> Response:
     await authenticate(request, presented_key(request), INGEST_SCOPES)
     services: Services = request.app.state.services
     body = await read_body(request, services.settings.max_body_bytes)
+    now, defaults = utcnow(), _defaults(services)
+    checked = decode_batch(body, services.settings.max_batch_events, now, defaults)
+    if checked is not None:
+        return json_response(await _ingest(services, checked), 202)
     top = _decode_object(body)
     if "events" in top:
         extra = sorted(set(top) - {"events"})
@@ -174,8 +177,7 @@ async def post_events(request: Request) -> Response:
     else:
         items = [body]
         single = True
-    now, defaults = utcnow(), _defaults(services)
-    report = await _ingest(services, items, lambda raw: decode_event(raw, now, defaults))
+    report = await _ingest(services, (decode_event(raw, now, defaults) for raw in items))
     return json_response(report, 422 if single and report["rejected"] else 202)
 
 
@@ -246,7 +248,7 @@ async def _segment(request: Request, call: str | None) -> Response:
         await authenticate(request, write_key if isinstance(write_key, str) else None, INGEST_SCOPES)
     now, defaults = utcnow(), _defaults(services)
     skew = _clock_skew(payload, now)
-    report = await _ingest(services, messages, lambda m: segment.to_event(m, now, defaults, skew))
+    report = await _ingest(services, (segment.to_event(m, now, defaults, skew) for m in messages))
     return json_response({"success": True, **report}, 200)
 
 

@@ -40,6 +40,23 @@ async def test_batch_stores_valid_events_and_reports_rejected_ones_by_index(clie
     assert await count(db) == 2
 
 
+async def test_batch_of_well_typed_events_reports_rule_violations_by_index(client, db):
+    """No event fails the type check, so the whole body is decoded at once; the rules still name each item."""
+    batch = [
+        event("w-1", "visit"),
+        event("w-2", "stock_level", quantity=-1),
+        event("w-3", "order_paid", order_id=None),
+        event("w-4", "add_to_cart", sku="S1", quantity=2),
+    ]
+    response = await client.post("/v1/events", content=json.dumps({"events": batch}, separators=(",", ":")),
+                                 headers={"Content-Type": "application/json"})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 2 and body["duplicates"] == 0
+    assert [(r["index"], r["errors"][0]["field"]) for r in body["rejected"]] == [(1, "quantity"), (2, "order_id")]
+    assert await count(db, "event_id IN ('w-1', 'w-4')") == 2
+
+
 async def test_invalid_single_event_is_422_with_the_same_report(client, db):
     response = await client.post("/v1/events", json=event("x-1", "stock_level", quantity=-3))
     assert response.status_code == 422
