@@ -5,9 +5,12 @@ import pickle
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+import msgspec
+
 from app.campaigns import Campaign, Phase, Phases, Sku, Targets
 from app.metrics.engine import MAX_CHANNELS, OTHER, TOTAL, Engine
 from app.metrics.measures import Event
+from app.metrics.series import SECONDS_KEPT
 from app.metrics.visitors import DistinctCounter
 
 T0 = datetime(2026, 11, 11, 0, 0, tzinfo=timezone(timedelta(hours=8))).timestamp()
@@ -89,7 +92,8 @@ def test_stock_levels_adjustments_sales_and_eta():
         ]
     )
     row = engine.skus("c", T0 + 120)[0]
-    assert row["warehouses"] == {"bj": 50, "sh": 120}
+    # the sales name no warehouse: they reduce the SKU (both counts were taken before them), no warehouse
+    assert row["warehouses"] == {"bj": 50, "sh": 120} and row["unplaced_sold"] == 60
     assert row["on_hand"] == 170 - 60
     assert row["sell_rate_per_min"] == 60 / 5
     assert row["sell_out_eta_min"] == 110 / 12
@@ -99,6 +103,69 @@ def test_stock_levels_adjustments_sales_and_eta():
     engine.apply([ev("order_paid", T0 + 210, order_id="x", amount=Decimal(1), sku="A", quantity=7)])
     row = engine.skus("c", T0 + 220)[0]
     assert row["on_hand"] == -2 and row["oversold"] and row["sold_out"] and row["below_safety"]
+
+
+def sale(at: float, quantity: int, warehouse: str | None = None, type_: str = "order_paid") -> Event:
+    return ev(type_, at, order_id=f"o{at}", amount=Decimal(1), sku="A", quantity=quantity, warehouse=warehouse)
+
+
+def level(at: float, quantity: int, warehouse: str) -> Event:
+    return ev("stock_level", at, sku="A", quantity=quantity, warehouse=warehouse)
+
+
+def test_a_sale_naming_a_warehouse_counts_only_after_that_warehouses_own_snapshot():
+    engine = Engine([campaign()])
+    engine.apply([level(T0, 100, "A"), sale(T0 + 5, 10, "A"), level(T0 + 10, 50, "B")])
+    row = engine.skus("c", T0 + 11)[0]
+    assert row["warehouses"] == {"A": 90, "B": 50} and row["on_hand"] == 140  # not 150: A's sale is after A's count
+
+    engine.apply([sale(T0 + 7, 4, "B"), sale(T0 + 10, 1, "B"), sale(T0 + 12, 3, "B")])
+    row = engine.skus("c", T0 + 13)[0]
+    assert row["warehouses"] == {"A": 90, "B": 46}  # B's count at T0+10 includes the sale at T0+7, not its own second's
+
+    engine.apply([sale(T0 + 25, 6, "A"), level(T0 + 20, 70, "A"), sale(T0 + 15, 9, "A")])
+    row = engine.skus("c", T0 + 26)[0]
+    assert row["warehouses"] == {"A": 64, "B": 46}, "a count arriving late keeps the sales after it, drops those before"
+    assert row["on_hand"] == 110 and row["unplaced_sold"] == 0
+
+
+def test_a_sale_naming_no_warehouse_counts_after_the_oldest_snapshot_so_stock_errs_low():
+    engine = Engine([campaign()])
+    engine.apply([level(T0, 100, "A"), sale(T0 + 5, 10), level(T0 + 10, 50, "B")])
+    row = engine.skus("c", T0 + 11)[0]
+    assert row["warehouses"] == {"A": 100, "B": 50} and row["unplaced_sold"] == 10
+    assert row["on_hand"] == 140, "the sale may be missing from A's count"
+
+    engine.apply([level(T0 + 20, 95, "A"), sale(T0 + 15, 2)])
+    row = engine.skus("c", T0 + 21)[0]
+    assert row["unplaced_sold"] == 2 and row["on_hand"] == 95 + 50 - 2, "before every count now: only the T0+15 sale"
+
+    engine.apply([level(T0 + 30, 48, "B")])
+    assert engine.skus("c", T0 + 31)[0]["on_hand"] == 95 + 48, "both counts are newer than every unplaced sale"
+
+
+def test_stock_follows_the_campaigns_deduction_event_type():
+    ordered = msgspec.structs.replace(campaign(), stock_deducted_on="order_created")
+    events = [level(T0, 100, "A"), sale(T0 + 1, 5, "A", "order_created"), sale(T0 + 2, 3, "A"), sale(T0 + 3, 2, None, "order_created")]
+    by_order = Engine([ordered])
+    by_order.apply(events)
+    by_payment = Engine([campaign()])
+    by_payment.apply(events)
+    assert by_order.skus("c", T0 + 4)[0]["warehouses"] == {"A": 95} and by_order.skus("c", T0 + 4)[0]["on_hand"] == 93
+    assert by_payment.skus("c", T0 + 4)[0]["warehouses"] == {"A": 97} and by_payment.skus("c", T0 + 4)[0]["on_hand"] == 97
+
+
+def test_warehouse_sales_an_hour_old_stay_counted_by_minute():
+    engine = Engine([campaign()])
+    engine.apply([level(T0, 100, "A"), sale(T0 + 61, 7, "A"), sale(T0 + 62, 1)])
+    engine.apply([ev("visit", T0 + SECONDS_KEPT + 600, anonymous_id="v")])
+    stock = engine.states["c"].stock["A"]
+    assert not stock.warehouses["A"].sales.seconds and not stock.unplaced.seconds
+    assert engine.skus("c", T0 + SECONDS_KEPT + 600)[0]["on_hand"] == 92
+    engine.apply([level(T0 + 90, 100, "A")])
+    assert engine.skus("c", T0 + SECONDS_KEPT + 600)[0]["on_hand"] == 92, "to the minute: a count in the sales' minute keeps them"
+    engine.apply([level(T0 + 120, 100, "A")])
+    assert engine.skus("c", T0 + SECONDS_KEPT + 600)[0]["on_hand"] == 100
 
 
 def test_pacing_follows_the_baseline_curve():
