@@ -60,6 +60,35 @@ def test_totals_are_exact_decimals_and_funnel_steps():
     assert snap["skus"][0]["units_sold"] == 3 and snap["skus"][0]["category"] == "phones"
 
 
+def test_snapshot_ratios_and_new_customers_against_an_earlier_baseline_buyer():
+    last_year = campaign("ly", shift_days=-365)
+    engine = Engine([last_year, campaign(baseline="ly")])
+    ly_t0 = last_year.phases.burst.start.timestamp()
+    engine.apply([ev("order_paid", ly_t0, campaign="ly", user_id="loyal", order_id="ly-1", amount=Decimal(80))])
+    visitors = ["loyal", "u1", "u2", *(f"v{i}" for i in range(7))]
+    engine.apply(
+        [ev("visit", T0, user_id=who) for who in visitors]
+        + [ev("page_view", T0 + i, user_id=visitors[i % 10]) for i in range(25)]
+        + [
+            ev("order_paid", T0 + 30, user_id="loyal", order_id="o1", amount=Decimal("100.50")),
+            ev("order_paid", T0 + 31, user_id="u1", order_id="o2", amount=Decimal("199.50")),
+            ev("order_paid", T0 + 32, user_id="u1", order_id="o3", amount=Decimal(300)),
+            ev("order_paid", T0 + 33, user_id="u2", order_id="o4", amount=Decimal(400)),
+            ev("refund", T0 + 40, user_id="u2", order_id="o4", amount=Decimal(400)),
+        ]
+    )
+    totals = engine.snapshot("c", T0 + 60)["totals"]
+    assert totals["gmv_paid"] == 1000 and totals["orders_paid"] == 4
+    assert totals["aov"] == 250.0, "paid GMV ÷ paid orders"
+    assert totals["refund_rate"] == 0.25, "refunds ÷ paid orders"
+    assert totals["uv"] == 10 and totals["pv"] == 25
+    assert totals["uv_value"] == 100.0, "paid GMV ÷ UV"
+    assert totals["buyers"] == 3 and totals["conversion_rate"] == 0.3, "distinct buyers ÷ UV"
+    assert totals["new_customers"] == 2, "'loyal' paid in the baseline campaign, u1's second order is not new"
+    assert totals["repeat_rate"] == 1 / 3
+    assert engine.snapshot("ly", ly_t0 + 60)["totals"]["new_customers"] == 1
+
+
 def test_replayed_or_older_seq_is_ignored():
     engine = Engine()
     event = ev("visit", T0, anonymous_id="a")
