@@ -9,7 +9,7 @@ import msgspec
 
 from app.campaigns import Campaign, Phase, Phases, Sku, Targets
 from app.metrics.engine import MAX_CHANNELS, OTHER, TOTAL, Engine
-from app.metrics.measures import Event
+from app.metrics.measures import INDEX, Event
 from app.metrics.series import SECONDS_KEPT
 from app.metrics.visitors import DistinctCounter
 
@@ -106,6 +106,27 @@ def test_late_event_counts_in_its_own_minute_bucket():
     points = engine.series("c", "gmv_paid", 60, T0, T0 + 7200)[0]["points"]
     assert [p[1] for p in points] == [7.0, 5.0]
     assert points[0][0] == datetime.fromtimestamp(T0 + 60, timezone.utc).isoformat()
+
+
+def test_second_buckets_past_the_kept_hour_are_dropped_while_minutes_and_totals_stay():
+    engine = Engine([campaign()])
+    engine.apply([ev("order_paid", T0 + i, order_id=f"o{i}", amount=Decimal(i + 1)) for i in range(10)])
+    engine.apply([ev("metric", T0 + i, metric="page_load_ms", value=900.0) for i in range(10)])
+    total = engine.states["c"].dims[TOTAL]
+    first_minute = list(total.minutes[int(T0) // 60])
+    assert sorted(total.seconds) == [int(T0) + i for i in range(10)]
+
+    newest = int(T0) + SECONDS_KEPT + 5
+    engine.apply([ev("order_paid", newest, order_id="late-night", amount=Decimal(45))])
+    kept = [int(T0) + i for i in range(5, 10)]
+    assert sorted(total.seconds) == kept + [newest], "seconds more than SECONDS_KEPT behind the newest event are gone"
+    assert sorted(engine.states["c"].metrics[("page_load_ms", ())].seconds) == kept
+    assert total.minutes[int(T0) // 60] == first_minute
+    assert total.totals[INDEX["gmv_paid"]] == 55 + 45 and total.totals[INDEX["orders_paid"]] == 11
+    by_minute = engine.series("c", "gmv_paid", 60, T0, newest + 1)[0]["points"]
+    assert [p[1] for p in by_minute] == [55.0, 45.0], "the minute curve is intact"
+    by_second = engine.series("c", "gmv_paid", 1, T0, newest + 1)[0]["points"]
+    assert [p[1] for p in by_second] == [6.0, 7.0, 8.0, 9.0, 10.0, 45.0]
 
 
 def test_stock_levels_adjustments_sales_and_eta():
