@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import websockets
 
+from app.metrics.live import PUBLISH_INTERVAL_S, LiveMetrics
 from app.metrics.measures import INDEX
 from tests.conftest import create_key, start_server, wait_until
 
@@ -21,6 +22,10 @@ COUNTED = {"visit": "visits", "page_view": "page_views", "product_view": "produc
            "order_cancelled": "orders_cancelled", "refund": "refunds"}
 MONEY = {"order_created": "gmv_created", "order_paid": "gmv_paid", "refund": "refund_amount"}
 UNITS = {"order_paid": "units_sold", "order_created": "units_ordered", "add_to_cart": "cart_units"}
+STREAM_S = 2.0
+"""How long the push test commits events one by one."""
+FEW_PER_SECOND = 6
+"""The issue's "coalesced to at most a few per second", read as PUBLISH_INTERVAL_S's five plus one at a window's edge."""
 GROUPED_SQL = (
     "SELECT campaign, {key} type, count(*) AS n, sum(amount) AS amount, sum(coalesce(quantity, 1)) AS units, "
     "sum(value) AS spend FROM events {where} GROUP BY campaign, {key} type"
@@ -311,6 +316,51 @@ async def test_series_by_sku_per_minute_within_a_window(dsn, db):
             }
     finally:
         server.stop()
+
+
+async def test_subscribers_get_a_few_snapshots_a_second_during_a_stream_of_commits_and_the_final_numbers(dsn, db):
+    """Each commit wakes the tail (as ingest does), but snapshots go out at most every PUBLISH_INTERVAL_S."""
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    metrics = LiveMetrics(pool, dsn)
+    await metrics.start()
+    loop = asyncio.get_running_loop()
+    received: list[tuple[float, dict]] = []
+
+    async def listen(subscription) -> None:
+        async for snapshot in subscription:
+            received.append((loop.time(), snapshot))
+
+    subscription = metrics.subscribe("push")
+    assert (await subscription.queue.get())["totals"]["orders_paid"] == 0, "the current snapshot comes first"
+    listener = asyncio.create_task(listen(subscription))
+    try:
+        commits, started = 0, loop.time()
+        while loop.time() - started < STREAM_S:
+            await db.execute(
+                "INSERT INTO events (event_id, type, occurred_at, campaign, order_id, amount) "
+                "VALUES ($1, 'order_paid', now(), 'push', $1, 1)",
+                f"push-{commits}",
+            )
+            metrics.wake()
+            commits += 1
+            await asyncio.sleep(0.005)
+        streamed = loop.time() - started
+
+        async def final_numbers() -> bool:
+            return bool(received) and received[-1][1]["totals"]["orders_paid"] == commits
+
+        await wait_until(final_numbers, timeout=5)
+        assert received[-1][1]["totals"]["gmv_paid"] == commits
+        during = sum(1 for t, _ in received if t < started + streamed)
+        per_second = max(sum(1 for t, _ in received if start <= t < start + 1) for start, _ in received)
+        assert commits > 3 * len(received), (commits, len(received))
+        assert during <= streamed / PUBLISH_INTERVAL_S + 1, during
+        assert per_second <= FEW_PER_SECOND, per_second
+    finally:
+        listener.cancel()
+        metrics.unsubscribe(subscription)
+        await metrics.stop()
+        await pool.close()
 
 
 async def test_campaign_saved_by_another_process_reaches_the_running_engine(server, db):
