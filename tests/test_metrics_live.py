@@ -285,6 +285,32 @@ async def test_snapshot_and_stock_table_by_eta_over_http(dsn, db):
         server.stop()
 
 
+async def test_delete_campaign_removes_the_definition_and_keeps_its_events(dsn, db):
+    operator, screen, ingest = [await create_key(dsn, scope) for scope in ("operator", "screen", "ingest")]
+    server = start_server(dsn)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            put = await http.put("/v1/campaigns/small", content=small_campaign(datetime.now(timezone.utc)),
+                                 headers={"X-API-Key": operator, "Content-Type": "application/yaml"})
+            assert put.status_code == 201, put.text
+            paid = {"event_id": "p", "type": "order_paid", "campaign": "small", "order_id": "o", "amount": 42}
+            assert (await http.post("/v1/events", json={"events": [paid]}, headers={"X-API-Key": ingest})).status_code == 202
+            await wait_until(lambda: caught_up(server, db))
+
+            assert (await http.delete("/v1/campaigns/small", headers={"X-API-Key": screen})).status_code == 403
+            deleted = await http.delete("/v1/campaigns/small", headers={"X-API-Key": operator})
+            assert deleted.status_code == 204
+            assert await db.fetchval("SELECT count(*) FROM campaigns") == 0
+            assert (await http.get("/v1/campaigns/small", params={"token": screen})).status_code == 404
+            assert (await http.get("/v1/campaigns", params={"token": screen})).json() == []
+            snapshot = (await http.get("/v1/campaigns/small/snapshot", params={"token": screen})).json()
+            assert snapshot["totals"]["gmv_paid"] == 42 and snapshot["targets"] == {}, "events stay, the definition is gone"
+            again = await http.delete("/v1/campaigns/small", headers={"X-API-Key": operator})
+            assert again.status_code == 404 and again.json()["error"]["field"] == "campaign_id"
+    finally:
+        server.stop()
+
+
 async def test_series_by_sku_per_minute_within_a_window(dsn, db):
     screen, ingest = await create_key(dsn, "screen"), await create_key(dsn, "ingest")
     server = start_server(dsn)
