@@ -91,14 +91,14 @@ class Campaign(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {self.timezone!r}; use an IANA name such as Asia/Shanghai") from None
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}; use an IANA name such as Asia/Shanghai") from None
         seen: set[str] = set()
-        for sku in self.skus:
+        for index, sku in enumerate(self.skus):
             if sku.sku in seen:
-                raise ValueError(f"SKU {sku.sku!r} is listed twice")
+                raise ValueError(f"skus[{index}]: SKU {sku.sku!r} is listed twice")
             seen.add(sku.sku)
         if self.baseline == self.id:
-            raise ValueError("a campaign cannot be its own baseline")
+            raise ValueError("baseline: a campaign cannot be its own baseline")
 
     @property
     def start(self) -> datetime:

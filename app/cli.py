@@ -174,7 +174,7 @@ Promo War-Room is starting on {base}
   keys:       ingest   {token}
               screen   {screen}
               operator {demo_keys["operator"]}
-{"  drill:      last year's history loads, then the night replays at 60x: midnight comes in about 25 s" if drill else ""}
+{"  drill:      the night replays at 60x while last year's history loads: midnight comes in about 25 s" if drill else ""}
 
 Post an event:
   curl -sS {base}/v1/events -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\

@@ -4,6 +4,9 @@ PyYAML composes the document into nodes that remember where they start;
 msgspec converts the plain data into the target type and reports the failing
 path (``$.phases.burst.start``); the path is mapped back to the node's line so
 an operator reads ``campaigns/double11.yaml:14:12: phases.burst.start: ...``.
+A check in a schema's ``__post_init__`` that concerns one of its fields says
+so by starting its message with that field (``timezone: unknown time zone``,
+``skus[3]: ...``), and the error then points at that field's line.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ PATTERN_MEANINGS: dict[str, str] = {
 _PATTERN = re.compile(r"^Expected `str` matching regex '(?P<pattern>.*)'$")
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_NAMED_FIELD = re.compile(r"^(?P<field>[a-z_]+(?:\[\d+\])?): (?P<reason>.+)$", re.DOTALL)
+"""A ``__post_init__`` message naming the field it is about."""
 _UNKNOWN_OR_MISSING = re.compile(r"^Object (contains unknown|missing required) field `(?P<field>[^`]*)`")
 
 
@@ -137,6 +142,9 @@ def _error(exc: msgspec.ValidationError, located: _Located, source: str) -> Conf
         line, column = located.marks.get(path, (None, None))
         return ConfigError(source, line, column, _dotted((*path, special["field"])), reason)
     reason = plain_reason(reason)
+    named = _NAMED_FIELD.match(reason)
+    if named and (*path, *_parse_path("." + named["field"])) in located.marks:
+        path, reason = (*path, *_parse_path("." + named["field"])), named["reason"]
     while path and path not in located.marks:
         path = path[:-1]
     line, column = located.marks.get(path, (None, None))

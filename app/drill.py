@@ -3,8 +3,8 @@
 A drill compresses the night: ``speed`` simulated seconds pass per real
 second. The demo schedules copies of the shipped campaigns so that their
 phases line up with the compressed clock (this year's burst starts within a
-minute of launch, last year's exactly 364 days earlier), loads last year's
-history through the API, then replays this year live.
+minute of launch, last year's exactly 364 days earlier), and replays this
+year live while it loads last year's history through the API.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--minutes-after", type=float, default=DEMO_MINUTES_AFTER, help="simulated minutes after midnight")
     s.add_argument("--scale", type=float, default=DEMO_SCALE, help="pre-heat visits per simulated minute (the burst peaks at 30x)")
     s.add_argument("--burst-at", help="real time of midnight (RFC 3339); default: right after the pre-heat window from now")
-    s.add_argument("--history", action="store_true", help="first send last year's run into the baseline campaign")
+    s.add_argument("--history", action="store_true", help="also send last year's run into the baseline campaign, alongside the live night")
     s.add_argument("--no-live", action="store_true", help="with --history: stop after the history")
 
 
@@ -85,7 +85,7 @@ def _scenarios(args: argparse.Namespace, campaign: Campaign) -> tuple[Scenario, 
 
 
 async def simulate(args: argparse.Namespace, burst_at: datetime) -> None:
-    """History (if asked) and the live night run side by side: the baseline is in before midnight comes."""
+    """History (if asked) and the live night run side by side, so the burst is never delayed by the history."""
     campaign = msgspec.structs.replace(campaign_store.load_file(args.campaign_file), id=args.campaign)
     live, history = _scenarios(args, campaign)
     start_s, end_s = int(-args.minutes_before * 60), int(args.minutes_after * 60)

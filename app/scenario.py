@@ -47,7 +47,9 @@ STOCK_SNAPSHOT_EVERY_S = 300
 METRICS_EVERY_S = 60
 HOT_SKUS = 5
 HOT_STOCK_MINUTES = 20.0
-"""Hot SKUs start with about this many burst minutes of demand, so they sell out during a drill."""
+"""Hot SKUs start with about this many burst minutes of demand: they run down to their warning level early
+in the burst, and then the warehouse restocks them (``_restock``), because a quiet night must fire no
+warning or emergency. Only the ``sellout`` incident stops the restocking, and then a hot SKU sells out."""
 MIN_STOCK = 20
 RESTOCK_S = 1800
 """A replenishment covers about half an hour of demand at the current rate."""

@@ -36,6 +36,13 @@ def test_valid_campaign():
         (("name: Double 11", 'name: "a\\u0000b"'), "c.yaml:2:7: name: text must not contain NUL characters"),
         (("name: Double 11", 'name: "\\ud800"'), "c.yaml:2:7: name: text is not valid Unicode"),
         (("targets:", "targets: [oops"), "c.yaml:10:6: not valid YAML"),
+        (
+            ("end: 2026-11-11T00:00:00+08:00}", "end: 2026-11-11T01:00:00+08:00}"),
+            "c.yaml:4:3: phases: phases must be in order and not overlap: preheat, then burst, then wrapup",
+        ),
+        (("name: Double 11", "name: Double 11\ntimezone: Mars/Olympus"), "c.yaml:3:11: timezone: unknown time zone 'Mars/Olympus'"),
+        (("name: Double 11", "name: Double 11\nbaseline: d11"), "c.yaml:3:11: baseline: a campaign cannot be its own baseline"),
+        (("warning_level: 10}\n", "warning_level: 10}\n  - {sku: A, name: Case}\n"), "c.yaml:13:5: skus[1]: SKU 'A' is listed twice"),
     ],
 )
 def test_errors_name_the_line(change, expected):

@@ -18,15 +18,17 @@ from decimal import Decimal
 from typing import Any, Iterable
 
 from app.campaigns import Campaign
+from app.events import DEFAULT_WAREHOUSE
 from app.metrics import funnel as funnel_math
 from app.metrics import pacing as pacing_math
 from app.metrics.customers import KnownBuyers
 from app.metrics.measures import INDEX, MEASURES, Event, contributions
 from app.metrics.series import SECONDS_KEPT, Series
-from app.metrics.stock import SkuStock, sell_out_eta_minutes, sell_through
+from app.metrics.stock import SALE_TYPES, SkuStock, sell_out_eta_minutes, sell_through
 from app.metrics.visitors import DistinctCounter
 
-STATE_VERSION = 2
+STATE_VERSION = 3
+"""3: stock keeps sales per warehouse (and unplaced ones) since each snapshot."""
 HEAVY_HITTERS = 50
 """Counters per minute in the Misra-Gries summary of who pays (brushing detection)."""
 TOP_BUYERS = 5
@@ -232,6 +234,8 @@ class Engine:
         elif event_type in STOCK_TYPES:
             if event.sku:
                 self._apply_stock(state, event)
+        if event_type in SALE_TYPES and event.sku:
+            self._apply_sale(state, event, second, keep_second)
 
         adds = contributions(event)
         if not adds:
@@ -246,6 +250,8 @@ class Engine:
         for metric in state.metrics.values():
             for key in [k for k in metric.seconds if k < oldest]:
                 del metric.seconds[key]
+        for stock in state.stock.values():
+            stock.coarsen(oldest)
 
     def _targets(self, campaign_id: str, state: CampaignState, channel: str, sku: str | None) -> tuple[Series, ...]:
         """The series an event adds to: the total, its channel, its SKU and the SKU's category (memoized)."""
@@ -314,18 +320,35 @@ class Engine:
             series = state.metrics[key] = MetricSeries(event.metric, dict(labels))
         series.add(event.value, event.occurred_at, keep_second)
 
-    def _apply_stock(self, state: CampaignState, event: Event) -> None:
-        sku = state.stock.get(event.sku)  # type: ignore[arg-type]
-        if sku is None:
+    @staticmethod
+    def _sku_stock(state: CampaignState, sku: str) -> SkuStock | None:
+        stock = state.stock.get(sku)
+        if stock is None:
             if len(state.stock) >= MAX_SKUS:
                 state.dropped_keys += 1
-                return
-            sku = state.stock[event.sku] = SkuStock()  # type: ignore[index]
-        warehouse = sku.warehouse(event.warehouse or "default")
+                return None
+            stock = state.stock[sku] = SkuStock()
+        return stock
+
+    def _apply_stock(self, state: CampaignState, event: Event) -> None:
+        sku = self._sku_stock(state, event.sku)  # type: ignore[arg-type]
+        if sku is None:
+            return
+        warehouse = sku.warehouse(event.warehouse or DEFAULT_WAREHOUSE)
+        if warehouse is None:
+            state.dropped_keys += 1
+            return
         if event.type == "stock_level":
-            warehouse.set_level(event.quantity or 0, event.occurred_at)
+            sku.set_level(warehouse, event.quantity or 0, event.occurred_at)
         else:
             warehouse.adjust(event.quantity or 0, event.occurred_at)
+
+    def _apply_sale(self, state: CampaignState, event: Event, second: int, keep_second: bool) -> None:
+        """Sales are kept for stock whatever the campaign deducts on, so a redefined campaign reads the right kind."""
+        sku = self._sku_stock(state, event.sku)  # type: ignore[arg-type]
+        if sku is not None:
+            units = event.quantity if event.quantity is not None else 1
+            sku.sell(event.warehouse, SALE_TYPES.index(event.type), units, second, keep_second)
 
     # ---- read side -----------------------------------------------------------------------------
 
@@ -360,7 +383,7 @@ class Engine:
     def _sku_rows(self, campaign_id: str, state: CampaignState, now: float) -> list[dict[str, Any]]:
         campaign = self.campaigns.get(campaign_id)
         catalog = {s.sku: s for s in campaign.skus} if campaign else {}
-        deducted = INDEX["units_ordered" if campaign and campaign.stock_deducted_on == "order_created" else "units_sold"]
+        kind = SALE_TYPES.index(campaign.stock_deducted_on if campaign else "order_paid")
         rows = []
         for sku in sorted(set(catalog) | set(state.stock) | set(state.keys("sku:")) - {OTHER}):
             series = state.dims.get(f"sku:{sku}")
@@ -371,16 +394,11 @@ class Engine:
                 if series
                 else 0.0
             )
-            on_hand: int | None = None
+            on_hand = stock.on_hand(kind) if stock is not None else None
             warehouses: dict[str, int] = {}
-            if stock is not None and stock.known:
-                warehouses = {name: w.on_hand for name, w in sorted(stock.warehouses.items())}
-                sold_since = (
-                    series.since(deducted, stock.counted_at, state.newest_second - SECONDS_KEPT, state.newest_second)
-                    if series
-                    else 0
-                )
-                on_hand = sum(warehouses.values()) - int(sold_since)  # type: ignore[call-overload]
+            unplaced = 0
+            if stock is not None and on_hand is not None:
+                warehouses, unplaced = stock.by_warehouse(kind), stock.unplaced.total[kind]
             info = catalog.get(sku)
             eta = sell_out_eta_minutes(on_hand, rate) if on_hand is not None else None
             rows.append(
@@ -393,6 +411,7 @@ class Engine:
                     "warning_level": info.warning_level if info else None,
                     "on_hand": on_hand,
                     "warehouses": warehouses,
+                    "unplaced_sold": unplaced,
                     "units_sold": sold,
                     "product_views": int(series.totals[INDEX["product_views"]]) if series else 0,
                     "add_to_cart": int(series.totals[INDEX["add_to_cart"]]) if series else 0,

@@ -79,21 +79,6 @@ class Series:
                 total += float(bucket[index]) * overlap / 60  # type: ignore[arg-type]
         return total
 
-    def since(self, index: int, moment: float, oldest_second: int, newest_second: int) -> object:
-        """Sum of one measure from ``moment`` on: to the second within the kept window, to the minute before it.
-
-        The second (or minute) that contains ``moment`` counts as after it: a stock snapshot and the
-        sales posted right behind it usually share a second.
-        """
-        total: object = ZERO_BUCKET[index]
-        cut = int(moment // 1)
-        if cut >= oldest_second:
-            return self.window(index, cut, newest_second + 1)
-        for minute, bucket in self.minutes.items():
-            if minute >= cut // 60:
-                total += bucket[index]  # type: ignore[operator]
-        return total
-
     def points(self, index: int, step: int, start: int, end: int) -> Iterator[tuple[int, object]]:
         """(bucket start in epoch seconds, value) for every non-empty bucket in [start, end), in time order."""
         buckets = self.seconds if step == 1 else self.minutes
