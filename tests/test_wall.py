@@ -16,7 +16,7 @@ import pytest
 import websockets
 from playwright.async_api import Browser, Page, expect
 
-from tests.conftest import RunningServer, create_key, event, start_server, wait_until
+from tests.conftest import RunningServer, create_key, event, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
