@@ -29,6 +29,7 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 DYNAMIC_RECOVER_GAP = 0.15
+"""A dynamic tier recovers when the score falls this far below the tier's threshold."""
 MAX_BACKFILL_POINTS = 1440
 """A new dynamic series (first evaluation, rule reload, restart) is replayed from stored metrics up to this far."""
 
@@ -37,7 +38,6 @@ def detector_for(rule: DynamicRule) -> Detector:
     """The dynamic detector a rule asks for; its warm-up is the rule's ``min_history`` in window steps."""
     points = max(1, int(seconds(rule.min_history) / seconds(rule.window)))
     return Detector(DetectorConfig(sensitivity=rule.sensitivity, direction=rule.direction, min_history=points))
-"""A dynamic tier recovers when the score falls this far below the tier's threshold."""
 
 
 class MetricView(Protocol):
@@ -212,7 +212,12 @@ class Evaluator:
 
 @dataclass
 class _DynamicSeries:
-    """One watched series of a dynamic rule: feeds each completed window to its detector exactly once."""
+    """One watched series of a dynamic rule: feeds each completed window to its detector exactly once.
+
+    The baseline is last year's value at the same offset times this year's pre-heat growth, so the
+    detector starts from a curve already grown to this year's level. Before the pre-heat is long enough
+    to measure the growth, last year's value is given as is: the detector learns any remaining growth.
+    """
 
     rule: DynamicRule
     detector: Any
@@ -225,6 +230,7 @@ class _DynamicSeries:
         current = int(view.now // step)
         backfill = min(MAX_BACKFILL_POINTS, int(seconds(self.rule.min_history) / step) + 1)
         first = current - backfill if self.last_step is None else self.last_step + 1
+        growth = view.growth(campaign, self.rule.metric) if self.rule.expected != "forecast" else None
         for index in range(first, current):
             start, end = index * step, (index + 1) * step
             value = view.value(campaign, self.rule.metric, start, end, self.rule.by, label)
@@ -235,6 +241,8 @@ class _DynamicSeries:
                 expected = view.baseline(campaign, self.rule.metric, start, end, self.rule.by, label)
                 if expected is None and self.rule.expected == "baseline":
                     continue
+                if expected is not None and growth is not None:
+                    expected *= growth
             assessment = self.detector.update(end, value, expected)
             self.score = assessment.score
             self.values = {"value": value, "expected": assessment.expected, "lower": assessment.lower,

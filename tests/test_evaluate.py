@@ -1,5 +1,7 @@
-"""Rule evaluation against a fake metric view: static (absolute, catalog, relative), correlation with lag."""
+"""Rule evaluation against a fake metric view: static (absolute, catalog, relative), correlation with lag, dynamic."""
 
+import math
+import random
 from dataclasses import dataclass, field
 
 from alerts.evaluate import Evaluator
@@ -99,3 +101,83 @@ def test_correlation_needs_every_signal_and_honours_lag():
     values[("conversion_rate", now - 60 - 300, now - 60, None)] = 0.039
     miss = observations(FakeView(now, values))[("slow_pages", None)]
     assert miss.triggered == set() and miss.recovered == {"warning"}
+
+
+DYNAMIC = """
+rules:
+  - name: gmv_anomaly
+    kind: dynamic
+    metric: gmv_paid
+    window: 1m
+    expected: baseline
+    min_history: 15m
+    tiers: {warning: 0.5}
+    summary: {en: gmv off, zh: 成交额异常}
+    runbook: {en: drill down, zh: 下钻}
+"""
+MINUTE = 60.0
+BURST_MINUTE = 60
+BURST_FACTOR = 30.0
+PRE_HEAT_GROWTH = 1.25
+
+
+def night(seed: int, scale: float) -> list[float]:
+    """GMV per minute: a slow ramp with 2% noise, then a midnight burst 30x the ramp."""
+    rng = random.Random(seed)
+    return [scale * (100.0 + m) * (BURST_FACTOR if m == BURST_MINUTE else 1.0) * math.exp(rng.gauss(0, 0.02))
+            for m in range(BURST_MINUTE + 1)]
+
+
+@dataclass
+class CurveView:
+    """One campaign minute by minute, last year's curve on this year's clock, and the pre-heat growth."""
+
+    now: float
+    this_year: list
+    last_year: list
+    pre_heat_growth: float | None
+
+    def campaigns(self):
+        return ["c"]
+
+    def labels(self, campaign, by):
+        return []
+
+    def value(self, campaign, metric, start, end, by, label):
+        minute = int(start // MINUTE)
+        return self.this_year[minute] if end <= self.now and minute < len(self.this_year) else None
+
+    def baseline(self, campaign, metric, start, end, by, label):
+        return self.last_year[int(start // MINUTE)]
+
+    def growth(self, campaign, metric):
+        return self.pre_heat_growth
+
+    def attribute(self, campaign, sku, name):
+        return None
+
+
+def burst_verdict(factor: float, pre_heat_growth: float | None = PRE_HEAT_GROWTH):
+    """The dynamic rule's observation at a burst ``factor`` times last year's, grown by the pre-heat."""
+    last_year, this_year = night(1, 1.0), night(2, PRE_HEAT_GROWTH)
+    this_year[BURST_MINUTE] = last_year[BURST_MINUTE] * PRE_HEAT_GROWTH * factor
+    evaluator = Evaluator(parse(DYNAMIC).rules)
+    for minute in range(BURST_MINUTE + 1):
+        (observation,) = evaluator.evaluate(CurveView((minute + 1) * MINUTE, this_year, last_year, pre_heat_growth))
+    return observation, last_year[BURST_MINUTE]
+
+
+def test_dynamic_burst_like_last_year_grown_by_the_pre_heat_is_normal_twice_that_is_not():
+    usual, last_year = burst_verdict(1.0)
+    assert usual.triggered == set() and usual.values["score"] == 0.0
+    assert usual.values["baseline"] == last_year * PRE_HEAT_GROWTH, "last year's minute, scaled by the pre-heat growth"
+    doubled, _ = burst_verdict(2.0)
+    assert doubled.triggered == {"warning"}
+    values = doubled.values
+    assert values["lower"] < values["expected"] < values["upper"] < values["value"]
+    assert abs(values["expected"] / (last_year * PRE_HEAT_GROWTH) - 1) < 0.1
+
+
+def test_dynamic_baseline_is_last_years_as_is_until_the_pre_heat_growth_is_known():
+    unknown, last_year = burst_verdict(1.0, pre_heat_growth=None)
+    assert unknown.values["baseline"] == last_year
