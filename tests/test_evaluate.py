@@ -28,6 +28,24 @@ rules:
     runbook: {en: check, zh: 检查}
     conditions:
       warning: {op: "<=", value: -0.2}
+  - name: gmv_below_last_year
+    kind: static
+    metric: gmv_paid
+    window: 1m
+    change: {vs: baseline, min_reference: 10}
+    summary: {en: gmv below last year, zh: 成交额低于去年}
+    runbook: {en: check, zh: 检查}
+    conditions:
+      warning: {op: "<=", value: -0.2}
+  - name: gmv_below_last_year_grown
+    kind: static
+    metric: gmv_paid
+    window: 1m
+    change: {vs: baseline, scaled: true, min_reference: 10}
+    summary: {en: gmv below last year grown, zh: 成交额低于去年（按增速）}
+    runbook: {en: check, zh: 检查}
+    conditions:
+      warning: {op: "<=", value: -0.2}
   - name: slow_pages
     kind: correlation
     summary: {en: slow, zh: 慢}
@@ -44,6 +62,9 @@ class FakeView:
     values: dict = field(default_factory=dict)
     """(metric, start, end, label) → value; missing keys use ``default``."""
     default: dict = field(default_factory=dict)
+    baselines: dict = field(default_factory=dict)
+    """(metric, start, end, label) → the baseline campaign's value over that range on this campaign's clock."""
+    pre_heat_growth: float | None = None
 
     def campaigns(self):
         return ["c"]
@@ -55,10 +76,10 @@ class FakeView:
         return self.values.get((metric, start, end, label), self.default.get(metric))
 
     def baseline(self, campaign, metric, start, end, by, label):
-        return None
+        return self.baselines.get((metric, start, end, label))
 
     def growth(self, campaign, metric):
-        return None
+        return self.pre_heat_growth
 
     def attribute(self, campaign, sku, name):
         return {"safety_stock": 10.0, "warning_level": 20.0}[name]
@@ -85,6 +106,31 @@ def test_relative_drop_against_the_previous_period():
     assert abs(drop.values["value"] - (-0.3)) < 1e-9 and drop.values["reference"] == 100.0
     quiet = FakeView(1200.0, {("gmv_paid", 1140.0, 1200.0, None): 3.0, ("gmv_paid", 540.0, 1140.0, None): 50.0})
     assert observations(quiet)[("gmv_drop", None)].triggered == set(), "a reference below min_reference is no signal"
+
+
+def test_relative_drop_against_the_same_minute_of_the_baseline_campaign():
+    this_minute = ("gmv_paid", 1140.0, 1200.0, None)
+    view = FakeView(1200.0, {this_minute: 70.0}, baselines={this_minute: 100.0})
+    drop = observations(view)[("gmv_below_last_year", None)]
+    assert drop.triggered == {"warning"} and drop.values["reference"] == 100.0
+    assert abs(drop.values["value"] - (-0.3)) < 1e-9
+    earlier_minute = FakeView(1200.0, {this_minute: 70.0}, baselines={("gmv_paid", 1080.0, 1140.0, None): 100.0})
+    assert observations(earlier_minute)[("gmv_below_last_year", None)].values["reference"] is None
+    small = FakeView(1200.0, {this_minute: 1.0}, baselines={this_minute: 8.0})
+    assert observations(small)[("gmv_below_last_year", None)].recovered == {"warning"}, "below min_reference: no signal"
+
+
+def test_relative_drop_against_the_baseline_grown_by_the_pre_heat():
+    this_minute = ("gmv_paid", 1140.0, 1200.0, None)
+    view = FakeView(1200.0, {this_minute: 95.0}, baselines={this_minute: 100.0}, pre_heat_growth=1.25)
+    found = observations(view)
+    assert found[("gmv_below_last_year", None)].triggered == set(), "5% below last year as it was"
+    grown = found[("gmv_below_last_year_grown", None)]
+    assert grown.triggered == {"warning"} and grown.values["reference"] == 125.0
+    assert abs(grown.values["value"] - (-0.24)) < 1e-9
+    unknown = FakeView(1200.0, {this_minute: 95.0}, baselines={this_minute: 100.0})
+    before_growth = observations(unknown)[("gmv_below_last_year_grown", None)]
+    assert before_growth.values["value"] is None and before_growth.recovered == {"warning"}
 
 
 def test_correlation_needs_every_signal_and_honours_lag():
