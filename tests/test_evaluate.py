@@ -3,9 +3,10 @@
 import math
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from alerts.evaluate import Evaluator
-from alerts.rules import parse
+from alerts.rules import load_file, parse
 
 RULES = """
 rules:
@@ -53,7 +54,18 @@ rules:
     all:
       - {metric: visits, window: 5m, change: {vs: previous, over: 15m}, op: ">=", value: 0.3}
       - {metric: conversion_rate, window: 5m, change: {vs: previous, over: 15m}, op: "<=", value: -0.2, lag: 1m}
+  - name: payment_trouble
+    kind: correlation
+    severity: emergency
+    summary: {en: payments failing, zh: 支付失败}
+    runbook: {en: switch gateway, zh: 切换支付通道}
+    all:
+      - {metric: orders_created, window: 1m, op: ">=", value: 5}
+    any:
+      - {metric: payment_rate, window: 1m, op: "<=", value: 0.5}
+      - {metric: "metric:payment_success_rate", window: 1m, op: "<", value: 0.8}
 """
+SHIPPED = load_file(Path(__file__).resolve().parent.parent / "rules" / "double11.yaml")
 
 
 @dataclass
@@ -147,6 +159,49 @@ def test_correlation_needs_every_signal_and_honours_lag():
     values[("conversion_rate", now - 60 - 300, now - 60, None)] = 0.039
     miss = observations(FakeView(now, values))[("slow_pages", None)]
     assert miss.triggered == set() and miss.recovered == {"warning"}
+
+
+def test_correlation_any_needs_one_of_its_signals_besides_all_of_all():
+    now = 600.0
+    busy = {"orders_created": 20.0, "payment_rate": 0.9, "metric:payment_success_rate": 0.99}
+
+    def trouble(**changed):
+        return observations(FakeView(now, default={**busy, **changed}))[("payment_trouble", None)]
+
+    assert trouble().triggered == set()
+    assert trouble(payment_rate=0.3).triggered == {"emergency"}
+    hit = trouble(**{"metric:payment_success_rate": 0.5})
+    assert hit.triggered == {"emergency"} and hit.values["metric:payment_success_rate"] == 0.5
+    assert trouble(payment_rate=0.3, orders_created=2.0).triggered == set(), "all: still needs enough orders"
+
+
+def shipped(name: str):
+    """One rule of the default pack, as shipped."""
+    return next(r for r in SHIPPED.rules if r.name == name)
+
+
+def test_refunds_after_a_skus_sales_spike_as_shipped():
+    now = 7200.0
+    window, lag, over = 600.0, 600.0, 1800.0
+
+    def sales(sku, spiked, earlier):
+        """Units sold in the ten minutes before the last ten and in the half hour before that; refunds now."""
+        return {
+            ("units_sold", now - lag - window, now - lag, sku): spiked,
+            ("units_sold", now - lag - window - over, now - lag - window, sku): earlier,
+            ("refunds", now - window, now, sku): 8.0,
+            ("refund_rate", now - window, now, sku): 0.25,
+        }
+
+    values = {**sales("A", 60.0, 60.0), **sales("B", 25.0, 60.0)}
+    rule = shipped("refunds_after_sales_spike")
+    found = {o.labels["sku"]: o for o in Evaluator([rule]).evaluate(FakeView(now, values))}
+    assert found["A"].triggered == {"warning"}, "sold 3x its previous pace ten minutes ago, refunds now"
+    assert found["A"].values["units_sold_change@-10m"] == 2.0
+    assert found["B"].triggered == set(), "refunds without a sales spike before them"
+    values[("refund_rate", now - window, now, "A")] = 0.1
+    calm = {o.labels["sku"]: o for o in Evaluator([rule]).evaluate(FakeView(now, values))}
+    assert calm["A"].triggered == set(), "a spike whose refunds stay at a normal rate"
 
 
 DYNAMIC = """
