@@ -1,6 +1,7 @@
 """The threshold engine in the running server: events in over HTTP, alerts out, persisted across a restart."""
 
 import asyncio
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,6 +23,10 @@ rules:
       emergency: {op: "<=", value: 0}
       warning: {op: "<", value: safety_stock}
 """
+ACK_CLOCK_TOLERANCE_S = 5.0
+"""The server's clock and the test's are the same machine's; this covers the request's round trip."""
+STORED_TIME_RESOLUTION_S = 1e-6
+"""PostgreSQL keeps timestamps to the microsecond."""
 
 
 def stock(event_id: str, quantity: int) -> dict:
@@ -70,6 +75,7 @@ async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, d
                 headers={"X-API-Key": operator},
             )
             assert ack.status_code == 200 and ack.json()["acknowledged"]["by"] == "duty manager"
+            assert abs(ack.json()["acknowledged"]["at"] - time.time()) < ACK_CLOCK_TOLERANCE_S
             assert (await http.post("/v1/alerts/nope/ack", json={}, headers={"X-API-Key": operator})).status_code == 404
     finally:
         server.stop()
@@ -80,6 +86,8 @@ async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, d
             await asyncio.sleep(2.5)
             alerts = await firing(http, screen)
             assert [a["id"] for a in alerts] == [alert["id"]] and alerts[0]["acknowledged"]["by"] == "duty manager"
+            stored_ack = alerts[0]["acknowledged"]["at"]
+            assert abs(stored_ack - ack.json()["acknowledged"]["at"]) <= STORED_TIME_RESOLUTION_S, "ack time as first shown"
             assert await db.fetchval("SELECT count(*) FROM alerts") == 1
             assert await db.fetchval("SELECT count(*) FROM alert_transitions WHERE kind = 'firing'") == 1
 
