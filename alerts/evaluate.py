@@ -234,7 +234,12 @@ class Evaluator:
 
 @dataclass
 class _DynamicSeries:
-    """One watched series of a dynamic rule: feeds each completed window to its detector exactly once."""
+    """One watched series of a dynamic rule: feeds each completed window to its detector exactly once.
+
+    The baseline is last year's value at the same offset times this year's pre-heat growth, so the
+    detector starts from a curve already grown to this year's level. Before the pre-heat is long enough
+    to measure the growth, last year's value is given as is: the detector learns any remaining growth.
+    """
 
     rule: DynamicRule
     detector: Any
@@ -248,6 +253,7 @@ class _DynamicSeries:
         current = int(view.now // step)
         backfill = min(MAX_BACKFILL_POINTS, int(seconds(self.rule.min_history) / step) + 1)
         first = current - backfill if self.last_step is None else self.last_step + 1
+        growth = view.growth(campaign, self.rule.metric) if self.rule.expected != "forecast" else None
         for index in range(first, current):
             start, end = index * step, (index + 1) * step
             value = view.value(campaign, self.rule.metric, start, end, self.rule.by, label)
@@ -258,6 +264,8 @@ class _DynamicSeries:
                 expected = view.baseline(campaign, self.rule.metric, start, end, self.rule.by, label)
                 if expected is None and self.rule.expected == "baseline":
                     continue
+                if expected is not None and growth is not None:
+                    expected *= growth
             self.feed(end, value, expected)
         self.last_step = current - 1
 

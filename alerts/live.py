@@ -235,12 +235,14 @@ class AlertService:
         }
 
     async def acknowledge(self, alert_id: str, who: str, comment: str | None) -> dict[str, Any] | None:
+        """Store the acknowledgment, then apply it to the live alert at the same time, so a restart shows it unchanged."""
+        now = self.clock()
         async with self.pool.acquire() as conn:
-            recorded = await store.acknowledge(conn, alert_id, who, comment)
+            recorded = await store.acknowledge(conn, alert_id, who, comment, now)
         if recorded is None:
             return None
         row, seq = recorded
-        live = self.lifecycle.acknowledge(alert_id, who, comment, self.clock())
+        live = self.lifecycle.acknowledge(alert_id, who, comment, now)
         event = {"seq": seq, "transition": "acknowledged", "id": alert_id, "acknowledged": {"by": who, "comment": comment}}
         self._publish(event)
         self._changed()

@@ -165,9 +165,10 @@ class DynamicRule(Rule, tag="dynamic"):
     window: Duration = "1m"
     """The step of the watched series: each point is the metric over this window."""
     expected: Literal["baseline", "forecast", "auto"] = "auto"
-    """``baseline``: last year's value at the same offset, scaled by the growth the detector learns (points
-    without a baseline are skipped); ``forecast``: the online seasonal forecast only; ``auto``: the baseline
-    where it has data, else the forecast."""
+    """``baseline``: last year's value at the same offset times this year's pre-heat growth over last year's
+    (as is until the pre-heat is long enough to measure it), refined by the growth the detector learns
+    (points without a baseline are skipped); ``forecast``: the online seasonal forecast only; ``auto``: the
+    baseline where it has data, else the forecast."""
     sensitivity: Annotated[float, msgspec.Meta(ge=0, le=1)] = DEFAULT_SENSITIVITY
     """0 = only the wildest deviations, 1 = the narrowest band (see alerts/detectors.py)."""
     direction: Literal["up", "down", "both"] = "both"

@@ -119,28 +119,31 @@ async def firing(conn: asyncpg.Connection) -> list[Alert]:
 
 
 async def acknowledge(
-    conn: asyncpg.Connection, alert_id: str, who: str, comment: str | None
+    conn: asyncpg.Connection, alert_id: str, who: str, comment: str | None, at: float
 ) -> tuple[asyncpg.Record, int] | None:
-    """Record who acknowledged the alert, as an ``acknowledged`` transition in the stream; returns the
-    alert row and the transition's seq, or None for an unknown alert."""
+    """Record who acknowledged the alert and when (the engine's clock, like every other transition), as an
+    ``acknowledged`` transition in the stream; returns the alert row and the transition's seq, or None for
+    an unknown alert."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", STREAM_ORDER_LOCK)
         row = await conn.fetchrow(
-            f"UPDATE alerts SET ack_by = $2, ack_at = now(), ack_comment = $3, updated_at = now()"
+            f"UPDATE alerts SET ack_by = $2, ack_at = $4, ack_comment = $3, updated_at = now()"
             f" WHERE id = $1 RETURNING {ALERT_COLUMNS}",
             alert_id,
             who,
             comment,
+            _time(at),
         )
         if row is None:
             return None
         seq = await conn.fetchval(
             "INSERT INTO alert_transitions (alert_id, at, kind, severity, previous_severity, flapping, values)"
-            " VALUES ($1, now(), 'acknowledged', $2, NULL, $3, $4::jsonb) RETURNING seq",
+            " VALUES ($1, $5, 'acknowledged', $2, NULL, $3, $4::jsonb) RETURNING seq",
             alert_id,
             row["severity"],
             row["flapping"],
             _json({"by": who, "comment": comment}),
+            _time(at),
         )
     return row, seq
 

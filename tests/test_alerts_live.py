@@ -1,6 +1,7 @@
 """The threshold engine in the running server: events in over HTTP, alerts out, persisted across a restart."""
 
 import asyncio
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,10 +23,14 @@ rules:
       emergency: {op: "<=", value: 0}
       warning: {op: "<", value: safety_stock}
 """
+ACK_CLOCK_TOLERANCE_S = 5.0
+"""The server's clock and the test's are the same machine's; this covers the request's round trip."""
+STORED_TIME_RESOLUTION_S = 1e-6
+"""PostgreSQL keeps timestamps to the microsecond."""
 
 
-def stock(event_id: str, quantity: int) -> dict:
-    return {"event_id": event_id, "type": "stock_level", "campaign": "double11-demo", "sku": "SKU-1001", "quantity": quantity}
+def stock(event_id: str, quantity: int, sku: str = "SKU-1001") -> dict:
+    return {"event_id": event_id, "type": "stock_level", "campaign": "double11-demo", "sku": sku, "quantity": quantity}
 
 
 async def firing(http: httpx.AsyncClient, screen: str) -> list[dict]:
@@ -70,6 +75,7 @@ async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, d
                 headers={"X-API-Key": operator},
             )
             assert ack.status_code == 200 and ack.json()["acknowledged"]["by"] == "duty manager"
+            assert abs(ack.json()["acknowledged"]["at"] - time.time()) < ACK_CLOCK_TOLERANCE_S
             assert (await http.post("/v1/alerts/nope/ack", json={}, headers={"X-API-Key": operator})).status_code == 404
     finally:
         server.stop()
@@ -80,6 +86,8 @@ async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, d
             await asyncio.sleep(2.5)
             alerts = await firing(http, screen)
             assert [a["id"] for a in alerts] == [alert["id"]] and alerts[0]["acknowledged"]["by"] == "duty manager"
+            stored_ack = alerts[0]["acknowledged"]["at"]
+            assert abs(stored_ack - ack.json()["acknowledged"]["at"]) <= STORED_TIME_RESOLUTION_S, "ack time as first shown"
             assert await db.fetchval("SELECT count(*) FROM alerts") == 1
             assert await db.fetchval("SELECT count(*) FROM alert_transitions WHERE kind = 'firing'") == 1
 
@@ -96,6 +104,71 @@ async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, d
             assert history[2]["values"] == {"by": "duty manager", "comment": ack.json()["acknowledged"]["comment"]}
             past = (await http.get("/v1/alerts", params={"token": screen, "status": "resolved"})).json()
             assert past[0]["id"] == alert["id"] and past[0]["ack_by"] == "duty manager"
+    finally:
+        restarted.stop()
+
+
+async def test_alerts_filter_and_a_resolved_alert_stays_resolved_across_restart(dsn, db, tmp_path):
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "pack.yaml").write_text(RULES)
+    ingest, screen = await create_key(dsn, "ingest"), await create_key(dsn, "screen")
+    settings = {"WARROOM_RULES_DIR": str(rules_dir), "WARROOM_CAMPAIGNS_DIR": str(ROOT / "campaigns")}
+
+    async def ids(http: httpx.AsyncClient, **filters: str) -> list[str]:
+        return [a["id"] for a in (await http.get("/v1/alerts", params={"token": screen, **filters})).json()]
+
+    server = start_server(dsn, **settings)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            post = lambda *events: http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+            assert (await post(stock("s1", 0, "SKU-1001"), stock("s2", 100, "SKU-1002"))).status_code == 202
+
+            async def two_firing() -> bool:
+                return len(await firing(http, screen)) == 2
+
+            await wait_until(two_firing, timeout=5)
+            by_sku = {a["labels"]["sku"]: a for a in await firing(http, screen)}
+            empty, low = by_sku["SKU-1001"]["id"], by_sku["SKU-1002"]["id"]
+            assert await ids(http, severity="emergency") == [empty] and await ids(http, severity="warning") == [low]
+            assert await ids(http, severity="reminder") == []
+            assert await ids(http, rule="stock_low") == [empty, low] and await ids(http, rule="stock_warning") == []
+            assert await ids(http, campaign="double11-demo") == [empty, low]
+            assert await ids(http, campaign="double11-2025") == []
+            assert await ids(http, status="resolved") == []
+
+            assert (await post(stock("s3", 5000, "SKU-1002"))).status_code == 202
+
+            async def one_resolved() -> bool:
+                return await ids(http, status="resolved") == [low]
+
+            await wait_until(one_resolved, timeout=5)
+            assert await ids(http) == [empty]
+            assert await ids(http, status="all") == [empty, low]
+            assert await ids(http, status="all", severity="warning") == [low]
+            assert await ids(http, status="all", rule="stock_warning") == []
+            assert await ids(http, status="all", campaign="double11-2025") == []
+            history = (await http.get("/v1/alerts/history", params={"token": screen})).json()
+            assert sorted((h["alert_id"], h["kind"]) for h in history) == sorted(
+                [(empty, "firing"), (low, "firing"), (low, "resolved")]
+            )
+    finally:
+        server.stop()
+
+    restarted_at = time.time()
+    restarted = start_server(dsn, **settings)
+    try:
+        async with httpx.AsyncClient(base_url=restarted.url, timeout=30) as http:
+
+            async def evaluated_since_restart() -> bool:
+                rules = (await http.get("/v1/rules", params={"token": screen})).json()["rules"]
+                return (rules[0]["last_evaluated_at"] or 0) > restarted_at + 1
+
+            await wait_until(evaluated_since_restart, timeout=10)
+            assert await ids(http) == [empty], "the resolved alert does not fire again"
+            assert await ids(http, status="resolved") == [low]
+            assert (await http.get("/v1/alerts/history", params={"token": screen})).json() == history
+            assert await db.fetchval("SELECT count(*) FROM alerts") == 2
     finally:
         restarted.stop()
 

@@ -1,11 +1,16 @@
-"""Inhibition: the one-pass index agrees with the quadratic definition."""
+"""Inhibition: the shipped pack's rules, and the one-pass index agrees with the quadratic definition."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from alerts.inhibit import DEFAULT_INHIBIT_RULES, InhibitRule, inhibitors
+from alerts.rules import load_directory
 from alerts.silences import matches_all
+
+SHIPPED = (*DEFAULT_INHIBIT_RULES, *load_directory(Path(__file__).resolve().parent.parent / "rules").inhibit)
+"""What the server applies with the default rule pack."""
 
 RULES = (
     *DEFAULT_INHIBIT_RULES,
@@ -22,6 +27,18 @@ def test_emergency_on_a_sku_mutes_that_skus_warnings_only():
         ("p1", {"campaign": "d11", "severity": "emergency", "rule": "payment_outage"}),
     ]
     assert inhibitors(firing, RULES) == {"w1": ["e1"], "c1": ["p1"]}
+
+
+def test_shipped_pack_mutes_the_conversion_drop_a_payment_outage_causes():
+    firing = [
+        ("p1", {"campaign": "d11", "severity": "emergency", "rule": "payment_outage"}),
+        ("c1", {"campaign": "d11", "severity": "warning", "rule": "conversion_drop"}),
+        ("o1", {"campaign": "d11", "severity": "warning", "rule": "orders_below_last_year"}),
+        ("c2", {"campaign": "618", "severity": "warning", "rule": "conversion_drop"}),
+        ("g1", {"campaign": "d11", "severity": "warning", "rule": "gmv_anomaly"}),
+    ]
+    assert inhibitors(firing, SHIPPED) == {"c1": ["p1"], "o1": ["p1"]}, "same campaign only, and only what it explains"
+    assert inhibitors(firing[1:], SHIPPED) == {}, "no outage firing, nothing muted"
 
 
 def brute_force(firing: list[tuple[str, dict[str, str]]]) -> dict[str, list[str]]:
