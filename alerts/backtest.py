@@ -158,6 +158,9 @@ class SeriesView:
     def growth(self, campaign: str, metric: str) -> float | None:
         return None
 
+    def data_since(self, campaign: str) -> float | None:
+        return self.series.timestamps[0] if self.series.timestamps else None
+
     def attribute(self, campaign: str, sku: str, name: str) -> float | None:
         return None
 

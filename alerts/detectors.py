@@ -347,7 +347,7 @@ class _Model:
         if reference is not None:
             expected_by_reference, sigma_by_reference = self._follow_reference(x, raw, reference)
             residual_by_reference = x - expected_by_reference
-            if abs(residual_by_reference) * sigma < size * sigma_by_reference:
+            if math.isfinite(sigma_by_reference) and abs(residual_by_reference) * sigma < size * sigma_by_reference:
                 own = False
                 expected, residual, sigma = expected_by_reference, residual_by_reference, sigma_by_reference
                 half = self.band_z * sigma

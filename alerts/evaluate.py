@@ -61,6 +61,9 @@ class MetricView(Protocol):
     def growth(self, campaign: str, metric: str) -> float | None:
         """This year's pre-heat total of ``metric`` over last year's for the same span of the pre-heat."""
 
+    def data_since(self, campaign: str) -> float | None:
+        """When the campaign's earliest counted event occurred; None while it has none."""
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -253,6 +256,10 @@ class _DynamicSeries:
         current = int(view.now // step)
         backfill = min(MAX_BACKFILL_POINTS, int(seconds(self.rule.min_history) / step) + 1)
         first = current - backfill if self.last_step is None else self.last_step + 1
+        since = view.data_since(campaign)
+        if since is None:
+            return
+        first = max(first, math.ceil(since / step))  # windows before the first event would teach the model zeros
         growth = view.growth(campaign, self.rule.metric) if self.rule.expected != "forecast" else None
         for index in range(first, current):
             start, end = index * step, (index + 1) * step

@@ -70,6 +70,10 @@ class EngineView:
         last_year = self.engine.window(definition.baseline, metric, start - offset, end - offset)
         return this_year / last_year if this_year and last_year else None
 
+    def data_since(self, campaign: str) -> float | None:
+        state = self.engine.states.get(campaign)
+        return state.first_event_at if state is not None else None
+
     def attribute(self, campaign: str, sku: str, name: str) -> float | None:
         definition = self.engine.campaigns.get(campaign)
         item = next((s for s in definition.skus if s.sku == sku), None) if definition else None

@@ -214,3 +214,12 @@ def test_a_baseline_campaign_explains_a_spike_it_also_had() -> None:
     detector = Detector()
     judged = [detector.update(t, v, math.nan) for t, v in zip(times, this_year)]
     assert judged == alone
+
+
+def test_the_model_judges_while_the_baseline_is_still_warming_up() -> None:
+    """A baseline that only starts arriving must not blind the detector until its growth is learnt."""
+    times, values = noisy(400)
+    values[320] = 300.0
+    detector = Detector()
+    judged = [detector.update(t, v, 100.0 if i >= 316 else None) for i, (t, v) in enumerate(zip(times, values))]
+    assert judged[320].score > 0.5, "the 5th baseline value: the baseline cannot explain yet, the model must"

@@ -5,6 +5,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alerts.detectors import Assessment
 from alerts.evaluate import Evaluator
 from alerts.rules import load_file, parse
 
@@ -92,6 +93,9 @@ class FakeView:
 
     def growth(self, campaign, metric):
         return self.pre_heat_growth
+
+    def data_since(self, campaign):
+        return 0.0
 
     def attribute(self, campaign, sku, name):
         return {"safety_stock": 10.0, "warning_level": 20.0}[name]
@@ -254,6 +258,9 @@ class CurveView:
     def growth(self, campaign, metric):
         return self.pre_heat_growth
 
+    def data_since(self, campaign):
+        return 0.0
+
     def attribute(self, campaign, sku, name):
         return None
 
@@ -282,3 +289,29 @@ def test_dynamic_burst_like_last_year_grown_by_the_pre_heat_is_normal_twice_that
 def test_dynamic_baseline_is_last_years_as_is_until_the_pre_heat_growth_is_known():
     unknown, last_year = burst_verdict(1.0, pre_heat_growth=None)
     assert unknown.values["baseline"] == last_year
+
+
+class RecordingDetector:
+    """Stands in for the detector to see which windows a dynamic rule feeds it."""
+
+    def __init__(self) -> None:
+        self.fed: list[float] = []
+
+    def update(self, at, value, expected):
+        self.fed.append(at)
+        return Assessment(0.0, value, value, value, ready=False)
+
+
+def test_a_new_dynamic_series_is_not_backfilled_from_before_the_campaign_had_data():
+    recorder = RecordingDetector()
+    evaluator = Evaluator(parse(DYNAMIC.replace("expected: baseline", "expected: forecast")).rules,
+                          detector_factory=lambda rule: recorder)
+    now = 100 * MINUTE
+
+    @dataclass
+    class StartedView(FakeView):
+        def data_since(self, campaign):
+            return 93.5 * MINUTE
+
+    evaluator.evaluate(StartedView(now, default={"gmv_paid": 0.0}))
+    assert recorder.fed == [(m + 1) * MINUTE for m in range(94, 100)], "only whole minutes since the first event"

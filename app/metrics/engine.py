@@ -125,6 +125,7 @@ class CampaignState:
     buyers_by_minute: dict[int, dict[str, int]] = field(default_factory=dict)
     """Per minute, a Misra-Gries summary (at most HEAVY_HITTERS counters) of paid orders by buyer."""
     version: int = 0
+    first_event_at: float | None = None
     last_event_at: float | None = None
 
     def series(self, dim: str) -> Series | None:
@@ -210,6 +211,10 @@ class Engine:
         last_event_at = state.last_event_at
         if last_event_at is None or at > last_event_at:
             state.last_event_at = at
+            if last_event_at is None:
+                state.first_event_at = at
+        elif at < state.first_event_at:  # type: ignore[operator]
+            state.first_event_at = at
 
         event_type = event.type
         channel = event.channel or NO_CHANNEL
