@@ -45,3 +45,51 @@ def test_demo_prints_a_curl_command_that_stores_an_event(tmp_path):
     pgdata = str(tmp_path / "data" / "pgdata")
     running = subprocess.run(["pgrep", "-f", f"postgres -D {pgdata}"], capture_output=True, text=True).stdout
     assert running == "", "the embedded PostgreSQL must stop with the server"
+
+
+DRILL_TIMEOUT_S = 120
+
+
+def test_demo_runs_the_night_with_last_years_history(tmp_path):
+    """`warroom demo`: the campaigns are scheduled, history and the live night arrive, midnight bursts."""
+    import httpx
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update({"WARROOM_DATA_DIR": str(tmp_path / "data"), "WARROOM_PORT": str(port), "WARROOM_LOG_LEVEL": "warning"})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "demo"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        lines: list[str] = []
+        while not any(line.strip().startswith("screen ") for line in lines):
+            lines.append(process.stdout.readline())
+        screen = next(line.split()[1] for line in lines if line.strip().startswith("screen "))
+        base = f"http://127.0.0.1:{port}/v1/campaigns"
+
+        def snapshot(campaign: str) -> dict | None:
+            try:
+                response = httpx.get(f"{base}/{campaign}/snapshot", params={"token": screen}, timeout=5)
+            except httpx.TransportError:
+                return None
+            return response.json() if response.status_code == 200 else None
+
+        deadline = time.monotonic() + DRILL_TIMEOUT_S
+        seen: list[dict] = []
+        while True:
+            assert time.monotonic() < deadline, f"no burst within {DRILL_TIMEOUT_S}s: {seen[-1:] or 'no snapshot'}"
+            now = snapshot("double11-demo")
+            if now is not None:
+                seen.append(now)
+                if now["phase"] == "burst" and now["totals"]["orders_paid"] > 0:
+                    break
+            time.sleep(1)
+        history = snapshot("double11-2025")
+        assert history is not None and history["events"] > 0 and history["totals"]["orders_paid"] > 0
+        assert now["baseline"] is not None, "this year's snapshot compares with last year's"
+        time.sleep(3)
+        later = snapshot("double11-demo")
+        assert later["totals"]["orders_paid"] > now["totals"]["orders_paid"], "the night goes on"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
