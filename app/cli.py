@@ -378,6 +378,10 @@ def parser() -> argparse.ArgumentParser:
     bb.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     bb.add_argument("--rows", type=int, default=400_000, help="rows in the generated corpus")
     bb.add_argument("--files", type=int, default=40, help="CSV files the rows are spread over")
+    bc = b_sub.add_parser("cpu", help="CPU per event of validation and the metrics engine, in isolation")
+    bc.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    bc.add_argument("--events", type=int, default=100_000, help="workload events fed to the engine per repeat")
+    bc.add_argument("--repeat", type=int, default=5, help="timed repeats (the median is reported)")
     return p
 
 
@@ -423,6 +427,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from app.bench import notify as bench_notify
 
         bench_notify.main(args)
+    elif args.command == "bench" and args.bench_command == "cpu":
+        from app.bench import cpu as bench_cpu
+
+        bench_cpu.main(args)
     elif args.command == "bench" and args.bench_command == "backtest":
         from app.bench import backtest as bench_backtest
 

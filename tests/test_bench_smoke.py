@@ -65,3 +65,10 @@ def test_bench_backtest_times_the_real_command() -> None:
     assert report["summary"].startswith("total: 2 series, 3000 rows")
     assert report["rows_per_s"] > 0 and report["seconds"] > 0
     assert "400k_rows_under_a_minute" in report["targets"] and "postgresql" not in report["machine"]
+
+
+def test_bench_cpu_times_validation_and_the_engine() -> None:
+    report = bench("cpu", "--events", "2000", "--repeat", "1", "--json")
+    assert report["events"] == 2000
+    for stage in ("validate_batch_us", "validate_per_item_us", "engine_apply_us"):
+        assert 0 < report[stage]["min"] <= report[stage]["median"], stage

@@ -25,7 +25,7 @@ from app.metrics.customers import KnownBuyers
 from app.metrics.measures import INDEX, MEASURES, Event, contributions
 from app.metrics.series import SECONDS_KEPT, Series
 from app.metrics.stock import SALE_TYPES, SkuStock, sell_out_eta_minutes, sell_through
-from app.metrics.visitors import DistinctCounter
+from app.metrics.visitors import DistinctCounter, hash64
 
 STATE_VERSION = 3
 """3: stock keeps sales per warehouse (and unplaced ones) since each snapshot."""
@@ -83,6 +83,14 @@ def _distinct(counters: dict[str, DistinctCounter], channel: str) -> DistinctCou
         if counter is None:
             counter = counters[channel] = DistinctCounter()
     return counter
+
+
+def _count_distinct(counters: dict[str, DistinctCounter], channel: str, value: str) -> None:
+    """Count ``value`` in the total and in its channel, hashing it once when either counter is approximate."""
+    total, per_channel = _distinct(counters, TOTAL), _distinct(counters, channel)
+    hashed = None if total.exact and per_channel.exact else hash64(value)
+    total.add(value, hashed)
+    per_channel.add(value, hashed)
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -221,14 +229,12 @@ class Engine:
         if event_type in VISITOR_TYPES:
             visitor = event.user_id or event.anonymous_id
             if visitor:
-                _distinct(state.visitors, TOTAL).add(visitor)
-                _distinct(state.visitors, channel).add(visitor)
+                _count_distinct(state.visitors, channel, visitor)
         elif event_type == "order_paid":
             buyer = event.user_id or event.anonymous_id
             if buyer:
                 self._count_buyer(state, second // 60, buyer)
-                _distinct(state.buyers, TOTAL).add(buyer)
-                _distinct(state.buyers, channel).add(buyer)
+                _count_distinct(state.buyers, channel, buyer)
                 if self.known_buyers.add(buyer):
                     new = state.new_customers
                     new[TOTAL] = new.get(TOTAL, 0) + 1

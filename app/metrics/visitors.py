@@ -17,7 +17,8 @@ REGISTERS = 1 << PRECISION
 _ALPHA = 0.7213 / (1 + 1.079 / REGISTERS)
 
 
-def _hash64(value: str) -> int:
+def hash64(value: str) -> int:
+    """A stable 64-bit hash (the registers are checkpointed, so it must not change between processes)."""
     return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big")
 
 
@@ -32,16 +33,17 @@ class DistinctCounter:
         self._inverse_sum = float(REGISTERS)
         self._zeros = REGISTERS
 
-    def add(self, value: str) -> None:
+    def add(self, value: str, hashed: int | None = None) -> None:
+        """Count ``value``; ``hashed`` is its ``hash64`` when the caller has it (one hash for several counters)."""
         if self._exact is not None:
             self._exact.add(value)
             if len(self._exact) > EXACT_LIMIT:
                 self._registers = bytearray(REGISTERS)
                 for item in self._exact:
-                    self._add_hashed(_hash64(item))
+                    self._add_hashed(hash64(item))
                 self._exact = None
             return
-        self._add_hashed(_hash64(value))
+        self._add_hashed(hash64(value) if hashed is None else hashed)
 
     def _add_hashed(self, hashed: int) -> None:
         registers = self._registers
