@@ -122,6 +122,8 @@ class SeriesView:
     def __init__(self, series: Series) -> None:
         self.series = series
         self.now = 0.0
+        self.visible = 0
+        """Rows judged so far, the current one included: a window never reads past them."""
         self._prefix: dict[str, tuple[list[float], list[int]]] = {}
         for name, values in series.columns.items():
             sums, counts, total, count = [0.0], [0], 0.0, 0
@@ -143,8 +145,8 @@ class SeriesView:
         if metric not in self._prefix:
             return None
         end = min(end, self.now)
-        lo = bisect.bisect_left(self.series.timestamps, start)
-        hi = bisect.bisect_left(self.series.timestamps, end)
+        lo = bisect.bisect_left(self.series.timestamps, start, 0, self.visible)
+        hi = bisect.bisect_left(self.series.timestamps, end, 0, self.visible)
         sums, counts = self._prefix[metric]
         count = counts[hi] - counts[lo]
         if count == 0:
@@ -188,7 +190,7 @@ def run_series(series: Series, rules: list[AnyRule], out: TextIO, progress: Call
     shown = series.columns[shown_column] if shown_column is not None else []
     alerts, firing_since, firing_s = 0, None, 0.0
     for index, (moment, step) in enumerate(zip(series.timestamps, series.steps())):
-        view.now = moment + step  # the row's window is complete; the next row is not yet visible
+        view.now, view.visible = moment + step, index + 1  # the row's window is complete; no later row is visible
         observations = evaluator.evaluate(view) if windowed else []
         for rule in dynamic:
             value = series.columns[rule.metric][index] if rule.metric in series.columns else None
@@ -255,8 +257,9 @@ def main(series: Path, out: Path, rules_file: Path | None) -> int:
             if not rules_file and missing:
                 raise ValueError(f"{source}: no {DEFAULT_COLUMN!r} column for the default rule (columns: "
                                  f"{', '.join(data.columns) or 'none'}); pass --rules naming the columns to watch")
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            print(f"warroom: {exc}", file=sys.stderr)
+        except (OSError, UnicodeDecodeError, ValueError, csv.Error) as exc:
+            message = str(exc) if str(source) in str(exc) else f"{source}: {exc}"
+            print(f"warroom: {message}", file=sys.stderr)
             failed += 1
             continue
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,8 @@ class EngineView:
         return self.engine.window(campaign, metric, start, end, by, label)
 
     def baseline(self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None) -> float | None:
+        if metric in POINT_IN_TIME:  # stock and pacing are read as they are now: last year has no "now"
+            return None
         definition = self.engine.campaigns.get(campaign)
         offset = self.engine.baseline_offset(definition) if definition else None
         if definition is None or offset is None or definition.baseline not in self.engine.states:
@@ -57,6 +59,8 @@ class EngineView:
         return self.engine.window(definition.baseline, metric, start - offset, end - offset, by, label)
 
     def growth(self, campaign: str, metric: str) -> float | None:
+        if metric in POINT_IN_TIME:
+            return None
         definition = self.engine.campaigns.get(campaign)
         offset = self.engine.baseline_offset(definition) if definition else None
         if definition is None or offset is None or definition.baseline not in self.engine.states:

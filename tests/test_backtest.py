@@ -138,3 +138,23 @@ def test_every_file_starts_fresh_and_a_bad_file_does_not_stop_the_rest(tmp_path)
     assert "c_other_column.csv: no 'value' column" in result.stderr and "--rules" in result.stderr
     assert read(tmp_path / "out" / "a.csv") == read(tmp_path / "out" / "b.csv"), "b must not inherit a's detector"
     assert "total: 2 series, 1600 rows" in result.stdout and "1 file(s) failed" in result.stdout
+
+
+def test_static_rules_never_read_a_row_before_its_turn(tmp_path):
+    """A row that comes sooner than the usual spacing must not leak into the previous row's window."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("for: 2m", "for: 0s"))
+    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    moments = [start + timedelta(minutes=m) for m in range(3)] + [start + timedelta(minutes=2, seconds=10)]
+    (tmp_path / "cpu.csv").write_text("timestamp,cpu\n" + "".join(f"{m.isoformat()},{v}\n" for m, v in zip(moments, (1, 1, 1, 99))))
+    result = warroom("backtest", "--rules", str(rules), "--series", str(tmp_path / "cpu.csv"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert [r["severity"] for r in read(tmp_path / "out" / "cpu.csv")] == ["", "", "", "emergency"]
+
+
+def test_an_unreadable_csv_is_reported_with_its_name(tmp_path):
+    write_series(tmp_path / "in" / "good.csv", 400)
+    (tmp_path / "in" / "huge.csv").write_text("timestamp,value\n2025-01-01T00:00:00Z," + "9" * 200_000 + "\n")
+    result = warroom("backtest", "--series", str(tmp_path / "in"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1 and "huge.csv" in result.stderr
+    assert "total: 1 series, 400 rows" in result.stdout

@@ -195,6 +195,16 @@ def test_a_sale_naming_no_warehouse_counts_after_the_oldest_snapshot_so_stock_er
     assert engine.skus("c", T0 + 31)[0]["on_hand"] == 95 + 48, "both counts are newer than every unplaced sale"
 
 
+def test_sales_naming_a_warehouse_no_count_covers_are_unplaced_and_reset_by_the_next_count():
+    engine = Engine([campaign()])
+    engine.apply([sale(T0 + i, 1, "wh-sh") for i in range(10)] + [level(T0 + 20, 90, "default")])
+    engine.apply([sale(T0 + 30 + i, 1, "wh-sh") for i in range(5)])
+    row = engine.skus("c", T0 + 40)[0]
+    assert row["on_hand"] == 85 and row["warehouses"] == {"default": 90} and row["unplaced_sold"] == 5
+    engine.apply([level(T0 + 50, 85, "default")])
+    assert engine.skus("c", T0 + 51)[0]["on_hand"] == 85, "the recount includes them"
+
+
 def test_stock_follows_the_campaigns_deduction_event_type():
     ordered = msgspec.structs.replace(campaign(), stock_deducted_on="order_created")
     events = [level(T0, 100, "A"), sale(T0 + 1, 5, "A", "order_created"), sale(T0 + 2, 3, "A"), sale(T0 + 3, 2, None, "order_created")]
@@ -293,6 +303,17 @@ def test_channels_past_the_limit_share_one_other_bucket_everywhere():
     assert state.new_customers[OTHER] == channels - MAX_CHANNELS
     assert state.visitors[TOTAL].count() == channels
     assert len(state.keys("channel:")) == MAX_CHANNELS + 1
+    assert state.dropped_keys == 2 * (channels - MAX_CHANNELS), "counted per event that lost its key"
+
+
+def test_distinct_counters_follow_the_channel_series_into_other():
+    """A channel without its own series (past the limit) must not get its own visitor counter either."""
+    engine = Engine([campaign()])
+    engine.apply([ev("order_cancelled", T0, channel=f"c{i}", order_id=f"o{i}") for i in range(MAX_CHANNELS)])
+    engine.apply([ev("visit", T0 + 1, channel=f"v{i}", user_id=f"u{i}") for i in range(50)])
+    other = next(c for c in engine.snapshot("c", T0 + 2)["channels"] if c["channel"] == OTHER)
+    assert other["visits"] == 50 and other["uv"] == 50
+    assert set(engine.states["c"].visitors) == {TOTAL, OTHER}
 
 
 @pytest.mark.parametrize("size", [EXACT_LIMIT + 5_000, 150_000, 300_000])

@@ -15,7 +15,7 @@ import pickle
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from app.campaigns import Campaign
 from app.events import DEFAULT_WAREHOUSE
@@ -46,8 +46,9 @@ VISITOR_TYPES = frozenset({"visit", "page_view", "product_view", "add_to_cart", 
 STOCK_TYPES = frozenset({"stock_level", "stock_adjust"})
 NEVER = -(2**62)
 """``newest_second`` before the first event."""
-MAX_ROUTES = 200_000
-"""Memoized (channel, SKU) → series lookups per campaign; past this, lookups are computed per event."""
+MAX_ROUTES = 100_000
+"""Memoized (channel, SKU) → series lookups across campaigns; past this (or when a key fell into
+``(other)``), an event's series are looked up each time."""
 
 DERIVED: dict[str, tuple[str, str]] = {
     "conversion_rate": ("orders_paid", "visits"),
@@ -74,14 +75,9 @@ def _ratio(numerator: object, denominator: object) -> float | None:
 
 
 def _distinct(counters: dict[str, DistinctCounter], channel: str) -> DistinctCounter:
-    """The counter of ``channel`` (or TOTAL); past MAX_CHANNELS channels, new ones share ``(other)``."""
     counter = counters.get(channel)
     if counter is None:
-        if len(counters) > MAX_CHANNELS:
-            channel = OTHER
-            counter = counters.get(channel)
-        if counter is None:
-            counter = counters[channel] = DistinctCounter()
+        counter = counters[channel] = DistinctCounter()
     return counter
 
 
@@ -95,6 +91,16 @@ def _count_distinct(counters: dict[str, DistinctCounter], channel: str, value: s
 
 def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat() if epoch is not None else None
+
+
+class _Route(NamedTuple):
+    """Where one (channel, SKU) pair is counted, after the key limits."""
+
+    series: tuple[Series, ...]
+    channel: str
+    """The channel's label in the series and distinct counters: its own, or ``(other)`` past MAX_CHANNELS."""
+    dropped: int
+    """How many of the event's keys fell into ``(other)`` (added to ``dropped_keys`` per event)."""
 
 
 @dataclass(slots=True)
@@ -156,7 +162,8 @@ class Engine:
         self._categories: dict[str, dict[str, str]] = {}
         self._key_counts: dict[tuple[str, str], int] = {}
         """Keys per (campaign, kind) in ``dims``, so a new key is checked against its limit without a scan."""
-        self._routes: dict[str, dict[tuple[str, str | None], tuple[Series, ...]]] = {}
+        self._routes: dict[str, dict[tuple[str, str | None], _Route]] = {}
+        self._route_count = 0
         self.configure(campaigns)
 
     def configure(self, campaigns: Iterable[Campaign]) -> None:
@@ -164,6 +171,7 @@ class Engine:
         self.campaigns = {c.id: c for c in campaigns}
         self._categories = {c.id: {s.sku: s.category for s in c.skus} for c in self.campaigns.values()}
         self._routes.clear()
+        self._route_count = 0
 
     # ---- ingest side ---------------------------------------------------------------------------
 
@@ -184,24 +192,23 @@ class Engine:
             changed.add(event.campaign)
         return changed
 
-    def _dimension(self, campaign_id: str, state: CampaignState, key: str) -> Series:
-        series = state.dims.get(key)
+    def _dimension(self, campaign_id: str, state: CampaignState, kind: str, label: str) -> tuple[str, Series]:
+        """The (label, series) of ``kind:label``; past the kind's limit, new labels share ``(other)``."""
+        series = state.dims.get(f"{kind}:{label}")
         if series is None:
-            kind = key.split(":", 1)[0]
             limit = MAX_SKUS if kind in ("sku", "category") else MAX_CHANNELS
             count_key = (campaign_id, kind)
             count = self._key_counts.get(count_key)
             if count is None:  # first new key of this kind since start or load: count the existing ones once
                 count = sum(1 for k in state.dims if k.startswith(kind + ":"))
             if count >= limit:
-                state.dropped_keys += 1
-                key = f"{kind}:{OTHER}"
-                series = state.dims.get(key)
+                label = OTHER
+                series = state.dims.get(f"{kind}:{label}")
                 if series is not None:
-                    return series
+                    return label, series
             self._key_counts[count_key] = count + 1
-            series = state.dims[key] = Series()
-        return series
+            series = state.dims[f"{kind}:{label}"] = Series()
+        return label, series
 
     def _apply(self, state: CampaignState, event: Event) -> None:
         state.events += 1
@@ -225,7 +232,9 @@ class Engine:
             state.first_event_at = at
 
         event_type = event.type
-        channel = event.channel or NO_CHANNEL
+        adds = contributions(event)
+        route = self._route(event.campaign, state, event.channel or NO_CHANNEL, event.sku) if adds else None
+        channel = route.channel if route is not None else OTHER
         if event_type in VISITOR_TYPES:
             visitor = event.user_id or event.anonymous_id
             if visitor:
@@ -238,8 +247,7 @@ class Engine:
                 if self.known_buyers.add(buyer):
                     new = state.new_customers
                     new[TOTAL] = new.get(TOTAL, 0) + 1
-                    key = channel if channel in new or len(new) <= MAX_CHANNELS else OTHER
-                    new[key] = new.get(key, 0) + 1
+                    new[channel] = new.get(channel, 0) + 1
         elif event_type == "metric":
             self._apply_metric(state, event, keep_second)
         elif event_type in STOCK_TYPES:
@@ -248,11 +256,9 @@ class Engine:
         if event_type in SALE_TYPES and event.sku:
             self._apply_sale(state, event, second, keep_second)
 
-        adds = contributions(event)
-        if not adds:
-            return
-        for series in self._targets(event.campaign, state, channel, event.sku):
-            series.add(second, keep_second, adds)
+        if route is not None:
+            for series in route.series:
+                series.add(second, keep_second, adds)
 
     @staticmethod
     def _prune_seconds(state: CampaignState, oldest: int) -> None:
@@ -264,23 +270,30 @@ class Engine:
         for stock in state.stock.values():
             stock.coarsen(oldest)
 
-    def _targets(self, campaign_id: str, state: CampaignState, channel: str, sku: str | None) -> tuple[Series, ...]:
-        """The series an event adds to: the total, its channel, its SKU and the SKU's category (memoized)."""
+    def _route(self, campaign_id: str, state: CampaignState, channel: str, sku: str | None) -> _Route:
+        """Where an event is counted: the total, its channel, its SKU and the SKU's category (memoized)."""
         routes = self._routes.get(campaign_id)
         if routes is None:
             routes = self._routes[campaign_id] = {}
-        targets = routes.get((channel, sku))
-        if targets is None:
-            found = [state.dims[TOTAL], self._dimension(campaign_id, state, f"channel:{channel}")]
+        route = routes.get((channel, sku))
+        if route is None:
+            channel_label, channel_series = self._dimension(campaign_id, state, "channel", channel)
+            found, dropped = [state.dims[TOTAL], channel_series], int(channel_label != channel)
             if sku:
-                found.append(self._dimension(campaign_id, state, f"sku:{sku}"))
+                label, series = self._dimension(campaign_id, state, "sku", sku)
+                found.append(series)
+                dropped += label != sku
                 category = self._categories.get(campaign_id, {}).get(sku)
                 if category:
-                    found.append(self._dimension(campaign_id, state, f"category:{category}"))
-            if len(routes) < MAX_ROUTES:
-                routes[(channel, sku)] = tuple(found)
-            targets = tuple(found)
-        return targets
+                    label, series = self._dimension(campaign_id, state, "category", category)
+                    found.append(series)
+                    dropped += label != category
+            route = _Route(tuple(found), channel_label, dropped)
+            if not dropped and self._route_count < MAX_ROUTES:
+                routes[(channel, sku)] = route
+                self._route_count += 1
+        state.dropped_keys += route.dropped
+        return route
 
     @staticmethod
     def _count_buyer(state: CampaignState, minute: int, buyer: str) -> None:

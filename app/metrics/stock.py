@@ -8,7 +8,7 @@ with a SKU, for ``quantity`` units (1 when absent). "After" is to the second:
 a sale in the snapshot's own second counts, because a snapshot and the sales
 posted right behind it usually share a second.
 
-A sale naming no warehouse cannot be placed, so it reduces the SKU's on-hand
+A sale naming no warehouse (or one no snapshot has counted yet) cannot be placed, so it reduces the SKU's on-hand
 but no warehouse's: it counts when it is at or after the *oldest* current
 snapshot of the SKU's warehouses, since it may be missing from that count. If
 it really came from a warehouse counted later, that newer count already
@@ -138,8 +138,14 @@ class SkuStock:
         self.unplaced.forget_before(int(oldest // 1))
 
     def sell(self, warehouse: str | None, kind: int, units: int, second: int, keep_second: bool) -> None:
-        stock = self.warehouse(warehouse) if warehouse else None
-        (stock.sales if stock is not None else self.unplaced).add(kind, units, second, keep_second)
+        """Deduct a sale from the warehouse it names once that warehouse has been counted; else it is unplaced.
+
+        A sale naming a warehouse no snapshot covers (orders name ``wh-sh`` while stock is counted under
+        ``default``) would otherwise pile up against a warehouse no count ever resets.
+        """
+        stock = self.warehouses.get(warehouse) if warehouse else None
+        target = stock.sales if stock is not None and stock.counted else self.unplaced
+        target.add(kind, units, second, keep_second)
 
     def by_warehouse(self, kind: int) -> dict[str, int]:
         return {name: w.on_hand(kind) for name, w in sorted(self.warehouses.items())}
