@@ -35,6 +35,8 @@ PROGRESS_EVERY_ROWS = 10_000
 OUTPUT_COLUMNS = ("timestamp", "value", "score", "severity", "firing")
 STEP_SAMPLE_GAPS = 100
 """The row interval (the window a static rule's row closes) is the median of at most this many first gaps."""
+EPOCH_MILLISECONDS_FROM = 1e11
+"""A numeric timestamp this large is in milliseconds (1e11 s is the year 5138; 1e11 ms is 1973)."""
 DEFAULT_STEP_S = 60.0
 """The row interval assumed before a series has two rows."""
 
@@ -59,10 +61,19 @@ def default_rules() -> list[AnyRule]:
 
 
 def _parse_time(text: str) -> float:
-    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+    """ISO 8601 (UTC when it has no offset); also a plain number of epoch seconds, or milliseconds when it is
+    that large, as many exported series carry."""
+    text = text.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    if not math.isfinite(number):
+        raise ValueError(f"timestamp {text!r} is not a time")
+    return number / 1000 if abs(number) >= EPOCH_MILLISECONDS_FROM else number
 
 
 def _number(text: str | None) -> float | None:
@@ -251,7 +262,7 @@ def main(series: Path, out: Path, rules_file: Path | None) -> int:
     for number, (source, relative) in enumerate(files, start=1):
         target = out / relative if series.is_dir() or out.suffix != ".csv" else out
         try:
-            with source.open(newline="", encoding="utf-8") as stream:
+            with source.open(newline="", encoding="utf-8-sig") as stream:  # a spreadsheet's BOM is no column name
                 data = Series.read(stream, str(source))
             missing = sorted({r.metric for r in rules if isinstance(r, DynamicRule)} - set(data.columns))
             if not rules_file and missing:

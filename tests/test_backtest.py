@@ -158,3 +158,19 @@ def test_an_unreadable_csv_is_reported_with_its_name(tmp_path):
     result = warroom("backtest", "--series", str(tmp_path / "in"), "--out", str(tmp_path / "out"))
     assert result.returncode == 1 and "huge.csv" in result.stderr
     assert "total: 1 series, 400 rows" in result.stdout
+
+
+def test_epoch_timestamps_and_a_byte_order_mark_are_read(tmp_path):
+    """Exported series often carry epoch seconds or milliseconds, and spreadsheets write a BOM."""
+    write_series(tmp_path / "iso.csv", 700, spike_at=600)
+    rows = (tmp_path / "iso.csv").read_text().splitlines()
+    for name, scale in (("seconds", 1), ("millis", 1000)):
+        body = [rows[0]] + [f"{int(datetime.fromisoformat(r.split(',')[0]).timestamp() * scale)},{r.split(',')[1]}"
+                            for r in rows[1:]]
+        (tmp_path / f"{name}.csv").write_text("\ufeff" + "\n".join(body) + "\n", encoding="utf-8")
+    for name in ("iso", "seconds", "millis"):
+        result = warroom("backtest", "--series", str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / "out"))
+        assert result.returncode == 0, result.stderr
+    iso, seconds, millis = (read(tmp_path / "out" / f"{n}.csv") for n in ("iso", "seconds", "millis"))
+    assert [r["score"] for r in seconds] == [r["score"] for r in millis] == [r["score"] for r in iso]
+    assert seconds[600]["firing"] == "1"
