@@ -348,8 +348,14 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks (results belong in bench/RESULTS.md)")
     b_sub = b.add_subparsers(dest="bench_command", required=True)
-    bi = b_sub.add_parser("ingest", help="raw COPY vs HTTP batch vs single-event ingest on a fresh embedded database")
-    bi.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+    def bench(name: str, help: str) -> argparse.ArgumentParser:
+        """A benchmark's sub-command: every one prints a table, or with --json one JSON object."""
+        command = b_sub.add_parser(name, help=help)
+        command.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+        return command
+
+    bi = bench("ingest", "raw COPY vs HTTP batch vs single-event ingest on a fresh embedded database")
     bi.add_argument("--seconds", type=float, default=8.0, help="duration of each measured phase")
     bi.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients for the batch phase")
     bi.add_argument("--single-clients", type=int, default=32, help="concurrent HTTP clients for the single-event phase")
@@ -360,26 +366,21 @@ def parser() -> argparse.ArgumentParser:
         default=2,
         help="WARROOM_INGEST_PROCESSES of the measured server; the HTTP phases post to their port (0: the server alone)",
     )
-    bm = b_sub.add_parser("metrics", help="live snapshot freshness under load, and the metrics engine's memory bound")
-    bm.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    bm = bench("metrics", "live snapshot freshness under load, and the metrics engine's memory bound")
     bm.add_argument("--seconds", type=float, default=20.0, help="duration of the measured load")
     bm.add_argument("--rate", type=float, default=5000.0, help="events per second posted")
     bm.add_argument("--memory-events", type=int, default=2_000_000, help="synthetic events fed to the engine in-process")
-    ba = b_sub.add_parser("alerts", help="stock event to firing alert latency under load with many rules")
-    ba.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    ba = bench("alerts", "stock event to firing alert latency under load with many rules")
     ba.add_argument("--seconds", type=float, default=45.0, help="duration of the measured load")
     ba.add_argument("--rate", type=float, default=5000.0, help="background events per second posted")
     ba.add_argument("--rules", type=int, default=500, help="static rules generated over the demo campaign")
-    bn = b_sub.add_parser("notify", help="alert fired to websocket, and event POST to a webhook receiver")
-    bn.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    bn = bench("notify", "alert fired to websocket, and event POST to a webhook receiver")
     bn.add_argument("--trials", type=int, default=30, help="alerts fired one after another (one demo SKU each)")
     bn.add_argument("--rate", type=float, default=1000.0, help="background events per second posted meanwhile")
-    bb = b_sub.add_parser("backtest", help="warroom backtest over generated series: rows/s and time for 400,000 rows")
-    bb.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    bb = bench("backtest", "warroom backtest over generated series: rows/s and time for 400,000 rows")
     bb.add_argument("--rows", type=int, default=400_000, help="rows in the generated corpus")
     bb.add_argument("--files", type=int, default=40, help="CSV files the rows are spread over")
-    bc = b_sub.add_parser("cpu", help="CPU per event of validation and the metrics engine, in isolation")
-    bc.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    bc = bench("cpu", "CPU per event of validation and the metrics engine, in isolation")
     bc.add_argument("--events", type=int, default=100_000, help="workload events fed to the engine per repeat")
     bc.add_argument("--repeat", type=int, default=5, help="timed repeats (the median is reported)")
     return p
