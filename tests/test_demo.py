@@ -14,13 +14,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT_S = 60
 
 
-def test_demo_prints_a_curl_command_that_stores_an_event(tmp_path):
+def start_demo(tmp_path, *args: str) -> tuple[subprocess.Popen, int]:
+    """``warroom demo`` as a newcomer runs it: no DATABASE_URL, its own data directory and port."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update({"WARROOM_DATA_DIR": str(tmp_path / "data"), "WARROOM_PORT": str(port), "WARROOM_LOG_LEVEL": "warning"})
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "demo", "--no-drill"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [sys.executable, "-m", "app.cli", "demo", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
+    return process, port
+
+
+def test_demo_prints_a_curl_command_that_stores_an_event(tmp_path):
+    process, _ = start_demo(tmp_path, "--no-drill")
     try:
         lines: list[str] = []
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -54,12 +60,7 @@ def test_demo_runs_the_night_with_last_years_history(tmp_path):
     """`warroom demo`: the campaigns are scheduled, history and the live night arrive, midnight bursts."""
     import httpx
 
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update({"WARROOM_DATA_DIR": str(tmp_path / "data"), "WARROOM_PORT": str(port), "WARROOM_LOG_LEVEL": "warning"})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "demo"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
+    process, port = start_demo(tmp_path)
     try:
         lines: list[str] = []
         while not any(line.strip().startswith("screen ") for line in lines):
