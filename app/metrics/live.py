@@ -39,14 +39,25 @@ CHECKPOINT_NAME = "engine"
 SUBSCRIBER_QUEUE = 4
 CHANNEL = "warroom_events"
 
+HORIZON_SQL = "SELECT events_tail_horizon()"
 TAIL_SQL = """
 SELECT seq, type, extract(epoch FROM occurred_at)::float8, campaign, channel, user_id, anonymous_id,
        order_id, sku, quantity, amount, warehouse, metric, value, labels::text
-FROM events, (SELECT events_tail_horizon() AS horizon OFFSET 0) h
-WHERE seq > $1 AND seq <= h.horizon ORDER BY seq LIMIT $2
+FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3
 """
-"""Only rows below every write still in flight (migration 0006): writers commit in parallel, so a higher
-``seq`` can be visible before a lower one; reading past the horizon could skip the lower one for good."""
+
+
+async def read_tail(conn: asyncpg.Connection, after_seq: int, limit: int) -> list[asyncpg.Record]:
+    """Up to ``limit`` events after ``after_seq``, in ``seq`` order, none above the horizon (migration 0006).
+
+    Writers commit in parallel, so a higher ``seq`` can be visible before a lower one; reading past the
+    horizon could skip the lower one for good. The horizon is read in its own statement, before the rows:
+    a statement's snapshot is taken when it starts, and a horizon computed later inside the same
+    statement (from live locks) could cover a write that committed after that snapshot, whose rows the
+    scan would then skip while reading later ones.
+    """
+    horizon = await conn.fetchval(HORIZON_SQL)
+    return await conn.fetch(TAIL_SQL, after_seq, horizon, limit)
 
 
 to_event: Callable[[asyncpg.Record], Event] = Event._make
@@ -152,7 +163,7 @@ class LiveMetrics:
         read = 0
         while True:
             async with self.pool.acquire() as conn:
-                rows = await conn.fetch(TAIL_SQL, self.engine.last_seq, TAIL_BATCH)
+                rows = await read_tail(conn, self.engine.last_seq, TAIL_BATCH)
             if not rows:
                 return read
             self._dirty |= self.engine.apply(to_event(row) for row in rows)
