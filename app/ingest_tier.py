@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import IO, Mapping
 
 from app.settings import Settings
 
@@ -75,10 +76,15 @@ class _Child:
 class IngestProcesses:
     """Starts, supervises and drains the ingest-role processes of a full server."""
 
-    def __init__(self, settings: Settings, dsn: str) -> None:
+    def __init__(
+        self, settings: Settings, dsn: str, environ: Mapping[str, str] | None = None, output: IO[bytes] | None = None
+    ) -> None:
+        """``environ`` is the processes' environment before their own settings (default: this process's);
+        ``output`` takes their stdout and stderr (default: this process's)."""
         self._settings = settings
+        self._output = output
         self._env = {
-            **os.environ,
+            **(os.environ if environ is None else environ),
             "DATABASE_URL": dsn,
             "WARROOM_ROLE": "ingest",
             "WARROOM_PORT": str(settings.ingest_port),
@@ -127,7 +133,13 @@ class IngestProcesses:
         read_fd, write_fd = os.pipe()
         command = [sys.executable, "-m", "app.cli", "serve", "--role", "ingest", "--ready-fd", str(write_fd)]
         try:
-            process = subprocess.Popen(command, env=self._env, pass_fds=(write_fd,))
+            process = subprocess.Popen(
+                command,
+                env=self._env,
+                pass_fds=(write_fd,),
+                stdout=self._output,
+                stderr=subprocess.STDOUT if self._output is not None else None,
+            )
         finally:
             os.close(write_fd)
         return _Child(process, read_fd)

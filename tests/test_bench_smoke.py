@@ -1,4 +1,4 @@
-"""The metrics and alerts benchmarks still run end to end and report what they promise (no timing assertions).
+"""The benchmarks still run end to end and report what they promise (no timing assertions).
 
 Each runs as ``warroom bench ...`` would, in a subprocess with tiny parameters,
 so a change in the server, the engine or the rules format that breaks a
@@ -72,3 +72,21 @@ def test_bench_cpu_times_validation_and_the_engine() -> None:
     assert report["events"] == 2000
     for stage in ("validate_batch_us", "validate_per_item_us", "engine_apply_us"):
         assert 0 < report[stage]["min"] <= report[stage]["median"], stage
+
+
+def test_bench_ingest_measures_the_tier_alone_and_all_in_one() -> None:
+    report = bench("ingest", "--seconds", "1", "--single-rate", "200", "--json")
+    assert report["batch_deployment"] == "ingest tier alone"
+    assert report["copy_rows_per_s"] > 0 and report["batch_events_per_s"] > 0 and report["all_in_one_batch_events_per_s"] > 0
+    assert abs(report["ratio_to_copy"] - report["batch_events_per_s"] / report["copy_rows_per_s"]) <= 0.001
+    assert {"tier_batch", "batch", "single", "single_paced"} <= set(report["phases"])
+    assert report["engine_reads_rows"] == report["phases"]["tier_batch"]["accepted_events"] + 10_000, "warm-up included"
+    assert report["stored_events_match"] and report["errors"] == 0 and report["server_stopped_cleanly"]
+
+
+def test_bench_ingest_without_ingest_processes_measures_the_server_alone() -> None:
+    report = bench("ingest", "--seconds", "1", "--single-rate", "200", "--ingest-processes", "0", "--json")
+    assert report["batch_deployment"] == "all in one" and report["engine_reads_rows"] is None
+    assert "tier_batch" not in report["phases"]
+    assert report["batch_events_per_s"] == report["all_in_one_batch_events_per_s"]
+    assert report["stored_events_match"]

@@ -321,7 +321,7 @@ async def _measure(params: Parameters, workdir: Path, dsn: str, postmaster: int)
     write_rules(rules_dir, params.rules)
     meter = CpuMeter(postmaster)
     async with serving(dsn, workdir, {"WARROOM_RULES_DIR": str(rules_dir)}) as server:
-        meter.server_pid = server.pid
+        meter.server_pids = frozenset({server.pid})
         port = server.port
         sources = [DemoEvents(campaign, f"alerts{n}", SEED + n) for n in range(SENDERS)]
         loaded = await _probe_rules(port, screen_token)

@@ -112,8 +112,8 @@ class CpuMeter:
 
     def __init__(self, postmaster_pid: int) -> None:
         self._postmaster_pid = postmaster_pid
-        self.server_pid: int | None = None
-        """The server process; its live children (ingest processes) count as server too."""
+        self.server_pids: frozenset[int] = frozenset()
+        """The server's processes; their live children (ingest processes) count as server too."""
 
     def sample(self) -> CpuSample:
         postgres = server = 0.0
@@ -129,7 +129,7 @@ class CpuMeter:
                 postgres += _cpu_seconds(fields, with_reaped_children=True)
             elif parent == self._postmaster_pid:
                 postgres += _cpu_seconds(fields, with_reaped_children=False)
-            elif self.server_pid is not None and self.server_pid in (pid, parent):
+            elif pid in self.server_pids or parent in self.server_pids:
                 server += _cpu_seconds(fields, with_reaped_children=False)
         return CpuSample(server, postgres, time.process_time(), *_machine_seconds())
 

@@ -6,21 +6,26 @@ directory, so runs are repeatable and never touch user data:
 1. raw COPY ceiling: asyncpg ``copy_records_to_table`` straight into the real
    ``events`` table (primary key, unique ``event_id``, BRIN index), from 2
    connections, in 1,000- and 10,000-row batches;
-2. HTTP batch ingest: the real server (``warroom serve``, its own process,
-   rate limit off, started in the temporary directory so the relative
-   campaign and rule directories are not loaded; its metrics engine still
-   aggregates every event and its alert service runs), by default with
-   ``--ingest-processes 2`` ingest-role processes on their own port, which
-   is where the HTTP phases post (``0``: the server alone, on its port);
-   warmed up with every sample event once, then N keep-alive clients posting
-   500 events per request;
-3. single events, closed loop: N clients, one event per request;
-4. single events, paced: a fixed request rate, each latency measured from the
+2. HTTP batch ingest into the ingest tier alone, as deployed when it has the
+   machine to itself (README "Ingest tier"): ``--ingest-processes`` ingest-role
+   processes on one port and, standing in for the full server on another host,
+   a process doing the metrics engine's reads of every event
+   (``app.bench.engine_reads``); warmed up with every sample event once, then N
+   keep-alive clients posting 500 events per request;
+3. HTTP batch ingest all in one: the real server (``warroom serve``, its own
+   process, rate limit off, started in the temporary directory so the relative
+   campaign and rule directories are not loaded; its metrics engine aggregates
+   every event and its alert service runs) with the same ingest processes on
+   their own port, which is where this and the next phases post (``0``: the
+   server alone on its port, and no phase 2); warmed up, then the same load;
+4. single events, closed loop: N clients, one event per request;
+5. single events, paced: a fixed request rate, each latency measured from the
    request's scheduled send time;
-5. verification that ``events`` holds exactly the accepted events.
+6. verification that ``events`` holds exactly the accepted events (and, after
+   phase 2, that the engine's reads saw every one of them).
 
-``events`` is emptied (TRUNCATE) before each COPY batch size and before the
-HTTP phases, which then share it. Every measured phase starts after a
+``events`` is emptied (TRUNCATE) before each COPY batch size and before each
+deployment's HTTP phases. Every measured phase starts after a
 CHECKPOINT so it does not pay for the previous phase's dirty pages. The load
 generator runs in this process (otherwise idle while it runs); its CPU use is
 reported next to the server's and PostgreSQL's so its cost stays visible, and
@@ -53,9 +58,10 @@ from app.bench.harness import EVENTS_PATH, SERVER_ENV, CpuMeter
 from app.bench.loadclient import LoadResult
 from app.database import EmbeddedPostgres, upgrade
 from app.events import COLUMNS
+from app.ingest_tier import IngestProcesses
 from app.settings import Settings
 
-PHASES = 5
+PHASES = 6
 COPY_BATCH_ROWS = (1_000, 10_000)
 COPY_CONNECTIONS = 2
 BATCH_EVENTS = 500
@@ -77,6 +83,8 @@ PACED_MIN_CONNECTIONS = 8
 PACED_MAX_CONNECTIONS = 512
 ROW_SIZE_SAMPLE = 10_000
 KEY_NAME = "bench"
+ENGINE_READS_STOP_TIMEOUT_S = 60.0
+"""How long the engine's reads may take to read what is left after SIGTERM."""
 TARGET_BATCH_RATIO = 0.5
 TARGET_SINGLE_RATE = 2_000.0
 TARGET_SINGLE_P99_MS = 50.0
@@ -263,17 +271,24 @@ async def _measure(params: Parameters, database: EmbeddedPostgres, workdir: Path
         await _reset(conn)
         _, token = await keys.create(conn, KEY_NAME, "ingest")
 
+        tier: TierRun | None = None
+        if params.ingest_processes:
+            tier = await _tier_phases(params, dsn, token, events, conn, meter, workdir)
+            await _reset(conn)
+        else:
+            print(f"[2/{PHASES}] HTTP batch ingest, ingest tier alone ... skipped: --ingest-processes 0", file=sys.stderr)
+
         port, ingest_port = harness.free_port(), harness.free_port()
         server_env = _server_env(dsn, params, ingest_port)
         server = _start_server(server_env, port, workdir)
-        meter.server_pid = server.pid
+        meter.server_pids = frozenset({server.pid})
         try:
             with harness.step(f"starting the server on {loadclient.HOST}:{port}: {params.deployment}"):
                 await harness.wait_ready(server, port, workdir)
             target = ingest_port if params.ingest_processes else port
             http = await _http_phases(params, target, token, events, conn, meter)
         finally:
-            with harness.step(f"[5/{PHASES}] stopping the server (SIGTERM) and counting stored events") as notes:
+            with harness.step(f"[6/{PHASES}] stopping the server (SIGTERM) and counting stored events") as notes:
                 exit_code = harness.stop_server(server)
                 stored = await conn.fetchval("SELECT count(*) FROM events")
                 notes.append(f"{stored:,} stored")
@@ -282,7 +297,75 @@ async def _measure(params: Parameters, database: EmbeddedPostgres, workdir: Path
 
     accepted = sum(phase.load.accepted for phase in http.values() if phase.load)
     server_settings = Settings.from_env(server_env)
-    return _report(params, server_settings, machine, copy, http, row_bytes, events, accepted, stored, exit_code)
+    return _report(params, server_settings, machine, copy, tier, http, row_bytes, events, accepted, stored, exit_code)
+
+
+@dataclass
+class TierRun:
+    """The ingest tier alone: its measured batch phase and what it stored."""
+
+    batch: Phase
+    accepted: int
+    stored: int
+    rows_read: int
+    """Events the stand-in for the remote engine read: every stored one, or the engine would miss some."""
+
+
+async def _tier_phases(
+    params: Parameters,
+    dsn: str,
+    token: str,
+    events: list[dict[str, Any]],
+    conn: asyncpg.Connection,
+    meter: CpuMeter,
+    workdir: Path,
+) -> TierRun:
+    """Warm-up and batch phase against ``--ingest-processes`` ingest-role processes on their own, with the
+    metrics engine's reads running beside them (the full server being on another host)."""
+    port = harness.free_port()
+    environ = _server_env(dsn, params, port)
+    with open(workdir / "ingest-tier.log", "wb") as log:
+        processes = IngestProcesses(Settings.from_env(environ), dsn, environ, output=log)
+        label = (f"starting the ingest tier alone on {loadclient.HOST}:{port}: "
+                 f"{params.ingest_processes} ingest processes and the engine's reads")
+        with harness.step(label):
+            await processes.start()
+            reads = subprocess.Popen(
+                [sys.executable, "-m", "app.bench.engine_reads", dsn], stdout=subprocess.PIPE, stderr=log
+            )
+        meter.server_pids = frozenset({*processes.pids, reads.pid})
+        try:
+            warmup_requests = _requests("tierwarm", token, events, BATCH_EVENTS, len(events) // BATCH_EVENTS)
+            batch_requests = _requests("tier", token, events, BATCH_EVENTS, _batch_count(params))
+            with harness.step(f"warming up: every one of the {len(events):,} sample events posted once"):
+                warmup = await loadclient.closed_loop(port, params.clients, WARMUP_MAX_S, warmup_requests, BATCH_EVENTS)
+            await conn.execute("CHECKPOINT")
+            label = f"[2/{PHASES}] HTTP batch ingest, ingest tier alone: {params.clients} clients x {BATCH_EVENTS} events"
+            with harness.step(label) as notes:
+                batch = await _load_phase(meter, loadclient.closed_loop(port, params.clients, params.seconds, batch_requests,
+                                                                        BATCH_EVENTS), events_rate=True)
+                notes.append(f"{batch.rate:,.0f} events/s")
+        finally:
+            with harness.step("stopping the ingest tier (SIGTERM) and the engine's reads, counting stored events") as notes:
+                await processes.stop()
+                reads.send_signal(signal.SIGTERM)
+                try:
+                    out, _ = await asyncio.to_thread(reads.communicate, None, ENGINE_READS_STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    reads.kill()
+                    raise harness.BenchError("the engine's reads did not finish after SIGTERM; killed") from None
+                stored = await conn.fetchval("SELECT count(*) FROM events")
+                notes.append(f"{stored:,} stored")
+    if reads.returncode != 0:
+        raise harness.BenchError(f"the engine's reads failed (status {reads.returncode}); see {workdir / 'ingest-tier.log'}")
+    rows_read = msgspec.json.decode(out)["rows_read"]
+    accepted = warmup.accepted + (batch.load.accepted if batch.load else 0)
+    return TierRun(batch, accepted, stored, rows_read)
+
+
+def _batch_count(params: Parameters) -> int:
+    """Requests enough for any machine to post batches for ``--seconds``."""
+    return math.ceil(MAX_BATCH_EVENTS_PER_S * params.seconds / BATCH_EVENTS)
 
 
 async def _http_phases(
@@ -295,7 +378,7 @@ async def _http_phases(
 ) -> dict[str, Phase]:
     """Warm-up, batch, single closed-loop and single paced phases against the running server."""
     seconds = params.seconds
-    batch_count = math.ceil(MAX_BATCH_EVENTS_PER_S * seconds / BATCH_EVENTS)
+    batch_count = _batch_count(params)
     single_count = math.ceil(MAX_SINGLE_REQUESTS_PER_S * seconds)
     warmup_requests = _requests("warm", token, events, BATCH_EVENTS, len(events) // BATCH_EVENTS)
     batch_requests = _requests("batch", token, events, BATCH_EVENTS, batch_count)
@@ -307,20 +390,20 @@ async def _http_phases(
         warmup = loadclient.closed_loop(port, params.clients, WARMUP_MAX_S, warmup_requests, BATCH_EVENTS)
         phases["warmup"] = await _load_phase(meter, warmup, events_rate=True)
     await conn.execute("CHECKPOINT")
-    with harness.step(f"[2/{PHASES}] HTTP batch ingest: {params.clients} clients x {BATCH_EVENTS} events") as notes:
+    with harness.step(f"[3/{PHASES}] HTTP batch ingest, all in one: {params.clients} clients x {BATCH_EVENTS} events") as notes:
         batch = loadclient.closed_loop(port, params.clients, seconds, batch_requests, BATCH_EVENTS)
         phases["batch"] = await _load_phase(meter, batch, events_rate=True)
         notes.append(f"{phases['batch'].rate:,.0f} events/s")
 
     await conn.execute("CHECKPOINT")
-    with harness.step(f"[3/{PHASES}] single events, closed loop: {params.single_clients} clients") as notes:
+    with harness.step(f"[4/{PHASES}] single events, closed loop: {params.single_clients} clients") as notes:
         single = loadclient.closed_loop(port, params.single_clients, seconds, single_requests, 1)
         phases["single"] = await _load_phase(meter, single, events_rate=False)
         notes.append(f"{phases['single'].rate:,.0f} requests/s")
 
     await conn.execute("CHECKPOINT")
     rate, pool = params.single_rate, params.paced_connections
-    with harness.step(f"[4/{PHASES}] single events, paced at {rate:,.0f} requests/s over {pool} connections") as notes:
+    with harness.step(f"[5/{PHASES}] single events, paced at {rate:,.0f} requests/s over {pool} connections") as notes:
         paced = loadclient.paced(port, pool, rate, seconds, paced_requests)
         phases["single_paced"] = await _load_phase(meter, paced, events_rate=False)
         notes.append(f"{phases['single_paced'].rate:,.0f} requests/s, p99 {phases['single_paced'].percentile_ms(99)} ms")
@@ -332,6 +415,7 @@ def _report(
     server_settings: Settings,
     machine: dict[str, Any],
     copy: dict[int, Phase],
+    tier: TierRun | None,
     http: dict[str, Phase],
     row_bytes: int,
     events: list[dict[str, Any]],
@@ -342,12 +426,14 @@ def _report(
     """The JSON report: headline numbers first, then per-phase details, workload, machine and parameters."""
     copy_1k, copy_10k = (copy[rows].rate for rows in COPY_BATCH_ROWS)
     copy_best = max(copy_1k, copy_10k)
-    batch, single, paced = http["batch"], http["single"], http["single_paced"]
+    all_in_one, single, paced = http["batch"], http["single"], http["single_paced"]
+    batch = tier.batch if tier is not None else all_in_one
     paced_p99 = paced.percentile_ms(99)
     ratio = batch.rate / copy_best
     props = [len(msgspec.json.encode(e["props"])) for e in events if "props" in e]
     sample_id = workload.event_id("batch", 0)
-    measured = [*copy.values(), batch, single, paced]
+    measured = [*copy.values(), batch, all_in_one, single, paced]
+    stored_match = stored == accepted and (tier is None or tier.stored == tier.accepted == tier.rows_read)
     # the most CPU other processes and the hypervisor took during any measured phase
     interference = max(phase.cpu_cores["other"] + phase.cpu_cores["steal"] for phase in measured)
     return {
@@ -357,6 +443,10 @@ def _report(
         "batch_events_per_s": round(batch.rate),
         "batch_p50_ms": batch.percentile_ms(50),
         "batch_p99_ms": batch.percentile_ms(99),
+        "batch_deployment": "ingest tier alone" if tier is not None else "all in one",
+        "all_in_one_batch_events_per_s": round(all_in_one.rate),
+        "all_in_one_batch_p99_ms": all_in_one.percentile_ms(99),
+        "all_in_one_ratio_to_copy": round(all_in_one.rate / copy_best, 3),
         "single_requests_per_s": round(single.rate),
         "single_p50_ms": single.percentile_ms(50),
         "single_p99_ms": single.percentile_ms(99),
@@ -364,9 +454,10 @@ def _report(
         "single_paced_p50_ms": paced.percentile_ms(50),
         "single_paced_p99_ms": paced_p99,
         "ratio_to_copy": round(ratio, 3),
-        "accepted_events": accepted,
-        "stored_events": stored,
-        "stored_events_match": stored == accepted,
+        "accepted_events": accepted + (tier.accepted if tier else 0),
+        "stored_events": stored + (tier.stored if tier else 0),
+        "engine_reads_rows": tier.rows_read if tier else None,
+        "stored_events_match": stored_match,
         "errors": sum(phase.errors for phase in http.values()),
         "deployment": params.deployment,
         "interference_cores": interference,
@@ -385,6 +476,7 @@ def _report(
         },
         "phases": {
             **{f"copy_{rows // 1000}k": copy[rows].summary() for rows in COPY_BATCH_ROWS},
+            **({"tier_batch": tier.batch.summary()} if tier else {}),
             **{name: phase.summary() for name, phase in http.items()},
         },
         "workload": {
@@ -418,17 +510,20 @@ def _report(
 def _table(report: dict[str, Any]) -> str:
     """The report as a table for people."""
     m, p, t = report["machine"], report["phases"], report["targets"]
+    clients = report["parameters"]["clients"]
     rows = [
         ("raw COPY, 1,000-row batches", p["copy_1k"]),
         ("raw COPY, 10,000-row batches", p["copy_10k"]),
-        (f"HTTP batch, {report['parameters']['clients']} clients x {BATCH_EVENTS}", p["batch"]),
+        *([(f"HTTP batch, tier alone, {clients} x {BATCH_EVENTS}", p["tier_batch"])] if "tier_batch" in p else []),
+        (f"HTTP batch, all in one, {clients} x {BATCH_EVENTS}", p["batch"]),
         (f"single, closed loop, {report['parameters']['single_clients']} clients", p["single"]),
         (f"single, paced at {report['parameters']['single_rate']:,.0f}/s", p["single_paced"]),
     ]
     lines = [
         f"Promo War-Room ingest benchmark: {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB, "
         f"Python {m['python']}, PostgreSQL {m['postgresql']}",
-        f"HTTP phases posted to {report['deployment']}; server cores include every server process",
+        f"all-in-one phases posted to {report['deployment']}; server cores include every server process"
+        + (" (tier alone: the ingest processes and the engine's reads)" if "tier_batch" in p else ""),
         "",
         f"{'phase':<34} {'rate':>20} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   "
         "cores: server / pg / bench / other / irq / steal",
@@ -448,15 +543,19 @@ def _table(report: dict[str, Any]) -> str:
 
     lines += [
         "",
-        f"HTTP batch / raw COPY: {report['ratio_to_copy']:.0%} "
+        f"HTTP batch / raw COPY, {report['batch_deployment']}: {report['ratio_to_copy']:.0%} "
         f"(target >= {t['batch_ratio_min']:.0%}: {verdict(t['batch_ratio_met'])})",
+        *([f"HTTP batch / raw COPY, all in one (the metrics engine on the same cores): "
+           f"{report['all_in_one_ratio_to_copy']:.0%}"] if "tier_batch" in p else []),
         f"single events: {report['single_requests_per_s']:,} requests/s closed loop, "
         f"{report['single_paced_rate']:,.0f} of {report['parameters']['single_rate']:,.0f} scheduled/s paced "
         f"(target >= {t['single_rate_min']:,.0f}/s: {verdict(t['single_rate_met'])})",
         f"single events at the paced rate: p99 {report['single_paced_p99_ms']} ms "
         f"(target < {t['single_p99_max_ms']:g} ms: {verdict(t['single_p99_met'])})",
-        f"stored events: {report['stored_events']:,} of {report['accepted_events']:,} accepted "
-        f"({'match' if report['stored_events_match'] else 'MISMATCH'})",
+        f"stored events: {report['stored_events']:,} of {report['accepted_events']:,} accepted"
+        + (f", {report['engine_reads_rows']:,} read by the engine's reads in the tier phase"
+           if report["engine_reads_rows"] is not None else "")
+        + f" ({'match' if report['stored_events_match'] else 'MISMATCH'})",
     ]
     if not report["quiet_machine"]:
         lines.append(
@@ -484,4 +583,4 @@ def main(args: argparse.Namespace) -> None:
     """Entry point of ``warroom bench ingest``."""
     report = harness.report(args, lambda: run(Parameters.from_args(args)), _table)
     if not report["stored_events_match"]:
-        sys.exit("warroom bench: the events table does not hold exactly the accepted events")
+        sys.exit("warroom bench: the events table does not hold exactly the accepted events (or the engine's reads missed some)")

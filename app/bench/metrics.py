@@ -413,7 +413,7 @@ async def _freshness(params: Parameters, workdir: Path, dsn: str, postmaster: in
     machine, ingest_token, screen_token = await prepare(dsn, campaign)
     meter = CpuMeter(postmaster)
     async with serving(dsn, workdir, {"WARROOM_RULES_DIR": str(RULES_DIR)}) as server:
-        meter.server_pid = server.pid
+        meter.server_pids = frozenset({server.pid})
         freshness = Freshness()
         url = f"ws://{loadclient.HOST}:{server.port}/v1/campaigns/{campaign.id}/live?token={screen_token}"
         source = DemoEvents(campaign, "fresh")

@@ -194,7 +194,7 @@ async def _measure(params: Parameters, workdir: Path, dsn: str, postmaster: int)
     env = write_config(workdir, receiver.port)
     try:
         async with serving(dsn, workdir, env) as server:
-            meter.server_pid = server.pid
+            meter.server_pids = frozenset({server.pid})
             stock = DemoEvents(campaign, "stock")
             connection = await loadclient.Connection.open(server.port)
             await post_events(connection, ingest_token, stock.stock_levels([s.sku for s in campaign.skus], STOCK_LEVEL, WAREHOUSE))
