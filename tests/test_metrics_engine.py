@@ -11,7 +11,7 @@ import pytest
 from app.campaigns import Campaign, Phase, Phases, Sku, Targets
 from app.metrics.engine import MAX_CHANNELS, OTHER, TOTAL, Engine
 from app.metrics.measures import INDEX, Event
-from app.metrics.series import SECONDS_KEPT
+from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT
 from app.metrics.visitors import EXACT_LIMIT, DistinctCounter
 
 T0 = datetime(2026, 11, 11, 0, 0, tzinfo=timezone(timedelta(hours=8))).timestamp()
@@ -107,6 +107,27 @@ def test_late_event_counts_in_its_own_minute_bucket():
     points = engine.series("c", "gmv_paid", 60, T0, T0 + 7200)[0]["points"]
     assert [p[1] for p in points] == [7.0, 5.0]
     assert points[0][0] == datetime.fromtimestamp(T0 + 60, timezone.utc).isoformat()
+
+
+def test_sku_and_category_series_keep_fewer_seconds_and_read_older_windows_from_minutes():
+    """A catalog has thousands of SKUs: their second buckets last ITEM_SECONDS_KEPT, the total's an hour."""
+    engine = Engine([campaign()])
+    minute = int(T0) // 60 * 60
+    engine.apply([ev("order_paid", minute + i, order_id=f"o{i}", amount=Decimal(1), sku="A") for i in range(10)])
+    state = engine.states["c"]
+    total, sku = state.dims[TOTAL], state.dims["sku:A"]
+    assert sorted(sku.seconds) == sorted(total.seconds) == [minute + i for i in range(10)]
+    later = minute + ITEM_SECONDS_KEPT + 120
+    engine.apply([ev("visit", later, anonymous_id="v")])
+    assert sku.seconds == {} and sorted(total.seconds) == [minute + i for i in range(10)]
+    assert sku.minutes[minute // 60][INDEX["units_sold"]] == 10 and sku.totals[INDEX["units_sold"]] == 10
+    # the second half of that minute: exact from the total's seconds, pro rata from the SKU's minute
+    assert engine.window("c", "units_sold", minute + 30, minute + 60) == 0.0
+    assert engine.window("c", "units_sold", minute + 30, minute + 60, by="sku", label="A") == 5.0
+    assert engine.window("c", "units_sold", minute, minute + 60, by="sku", label="A") == 10.0, "whole minutes exact"
+    recent = later - 5
+    engine.apply([ev("order_paid", recent + i, order_id=f"r{i}", amount=Decimal(1), sku="A") for i in range(3)])
+    assert engine.window("c", "units_sold", recent + 1, recent + 3, by="sku", label="A") == 2.0, "recent: exact"
 
 
 def test_second_buckets_past_the_kept_hour_are_dropped_while_minutes_and_totals_stay():

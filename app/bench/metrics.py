@@ -52,7 +52,7 @@ from app.campaigns import Campaign
 from app.database import upgrade
 from app.metrics.engine import Engine
 from app.metrics.measures import Event
-from app.metrics.series import SECONDS_KEPT
+from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT
 
 ROOT = Path(__file__).resolve().parents[2]
 CAMPAIGN_FILE = ROOT / "campaigns" / "double11-demo.yaml"
@@ -551,6 +551,7 @@ def _memory(events: int) -> dict[str, Any]:
         "apply_events_per_s": round(events / elapsed),
         "event_time_span_s": MEMORY_SPAN_S,
         "seconds_kept": SECONDS_KEPT,
+        "sku_seconds_kept": ITEM_SECONDS_KEPT,
         "state": _state_inventory(engine),
     }
 

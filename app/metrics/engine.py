@@ -23,12 +23,12 @@ from app.metrics import funnel as funnel_math
 from app.metrics import pacing as pacing_math
 from app.metrics.customers import KnownBuyers
 from app.metrics.measures import INDEX, MEASURES, Event, contributions
-from app.metrics.series import SECONDS_KEPT, Series
+from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT, Series
 from app.metrics.stock import SALE_TYPES, SkuStock, sell_out_eta_minutes, sell_through
 from app.metrics.visitors import DistinctCounter, hash64
 
-STATE_VERSION = 3
-"""3: stock keeps sales per warehouse (and unplaced ones) since each snapshot."""
+STATE_VERSION = 4
+"""4: each series knows how long it keeps second buckets (SKUs and categories less than the rest)."""
 HEAVY_HITTERS = 50
 """Counters per minute in the Misra-Gries summary of who pays (brushing detection)."""
 TOP_BUYERS = 5
@@ -207,7 +207,7 @@ class Engine:
                 if series is not None:
                     return label, series
             self._key_counts[count_key] = count + 1
-            series = state.dims[f"{kind}:{label}"] = Series()
+            series = state.dims[f"{kind}:{label}"] = Series(ITEM_SECONDS_KEPT if kind in ("sku", "category") else SECONDS_KEPT)
         return label, series
 
     def _apply(self, state: CampaignState, event: Event) -> None:
@@ -218,7 +218,7 @@ class Engine:
         newest = state.newest_second
         if second > newest:
             if second // 60 > newest // 60 and newest > NEVER:
-                self._prune_seconds(state, second - SECONDS_KEPT)
+                self._prune_seconds(state, second)
             state.newest_second = newest = second
         elif second // 60 < newest // 60:
             state.late_events += 1
@@ -258,12 +258,13 @@ class Engine:
 
         if route is not None:
             for series in route.series:
-                series.add(second, keep_second, adds)
+                series.add(second, newest, adds)
 
     @staticmethod
-    def _prune_seconds(state: CampaignState, oldest: int) -> None:
+    def _prune_seconds(state: CampaignState, newest: int) -> None:
+        oldest = newest - SECONDS_KEPT
         for series in state.dims.values():
-            series.prune_seconds(oldest)
+            series.prune_seconds(newest)
         for metric in state.metrics.values():
             for key in [k for k in metric.seconds if k < oldest]:
                 del metric.seconds[key]
@@ -558,7 +559,7 @@ class Engine:
         state = self.states.get(campaign_id)
         if state is None:
             return None if metric in DERIVED or metric.startswith("metric:") else 0.0
-        lo, hi, oldest = int(start // 1), int(end // 1), state.newest_second - SECONDS_KEPT
+        lo, hi, newest = int(start // 1), int(end // 1), state.newest_second
         if metric.startswith("metric:"):
             return self._metric_mean(state, metric[len("metric:") :], lo, hi, by, label)
         if metric == "top_buyer_share":
@@ -567,9 +568,9 @@ class Engine:
         if metric in DERIVED:
             if series is None:
                 return None
-            numerator, denominator = (series.between(INDEX[m], lo, hi, oldest) for m in DERIVED[metric])
+            numerator, denominator = (series.between(INDEX[m], lo, hi, newest) for m in DERIVED[metric])
             return _ratio(numerator, denominator)
-        return _number(series.between(INDEX[metric], lo, hi, oldest)) if series else 0.0
+        return _number(series.between(INDEX[metric], lo, hi, newest)) if series else 0.0
 
     @staticmethod
     def _metric_mean(state: CampaignState, name: str, lo: int, hi: int, by: str | None, label: str | None) -> float | None:
