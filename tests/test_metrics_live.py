@@ -3,16 +3,20 @@
 import asyncio
 import json
 import random
+import time
+import zlib
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 import websockets
 
-from app.metrics.live import PUBLISH_INTERVAL_S, LiveMetrics, read_tail
-from app.metrics.measures import INDEX
+from app.metrics.engine import Engine
+from app.metrics.live import PUBLISH_INTERVAL_S, CheckpointError, LiveMetrics, read_tail, snapshot_state
+from app.metrics.measures import INDEX, Event
 from tests.conftest import create_key, start_server, wait_until
 
 CAMPAIGN_FILE = Path(__file__).resolve().parent.parent / "campaigns" / "double11-demo.yaml"
@@ -488,3 +492,46 @@ async def test_the_tail_skips_no_write_under_parallel_commits(dsn):
         await check.close()
     assert len(stored) == sum(commits) * rows_per_commit
     assert read == stored, f"{len(set(stored) - set(read))} committed events never read"
+
+
+def visits(first_seq: int, count: int) -> list[Event]:
+    at = datetime.now(timezone.utc).timestamp()
+    return [Event(seq, "visit", at, "camp-a", "web", f"u{seq}", None, None, None, None, None, None, None, None, None)
+            for seq in range(first_seq, first_seq + count)]
+
+
+async def test_a_checkpoint_is_pickled_by_a_child_as_of_its_start_while_the_loop_keeps_serving(monkeypatch):
+    engine = Engine()
+    engine.apply(visits(1, 100))
+    expected = engine.dump()
+    pickle_engine = engine.dump
+
+    def dump_slowly() -> bytes:
+        time.sleep(1.0)
+        return pickle_engine()
+
+    monkeypatch.setattr(engine, "dump", dump_slowly)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.05)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    snapshot = asyncio.create_task(snapshot_state(engine))
+    await asyncio.sleep(0.2)
+    engine.apply(visits(101, 50))  # the tailer goes on meanwhile
+    state = await snapshot
+    ticker.cancel()
+    assert ticks >= 10, "the event loop ran while the child pickled"
+    assert zlib.decompress(state) == expected, "the state as of the fork, not the events applied since"
+    assert Engine.load(zlib.decompress(state), []).last_seq == 100
+
+
+async def test_a_failing_checkpoint_writer_is_reported(monkeypatch):
+    engine = Engine()
+    monkeypatch.setattr(engine, "dump", lambda: 1 / 0)
+    with pytest.raises(CheckpointError, match="status 1"):
+        await snapshot_state(engine)

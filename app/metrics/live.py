@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+import traceback
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
@@ -126,7 +128,7 @@ class LiveMetrics:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
             await self.checkpoint()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (OSError, CheckpointError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("final checkpoint failed: %s", exc)
         if self._listener is not None:
             await self._listener.close()
@@ -218,7 +220,7 @@ class LiveMetrics:
             await asyncio.sleep(CHECKPOINT_INTERVAL_S)
             try:
                 await self.checkpoint()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (OSError, CheckpointError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("checkpoint failed: %s", exc)
 
     async def checkpoint(self) -> None:
@@ -226,8 +228,7 @@ class LiveMetrics:
         if self.engine.last_seq == self._checkpointed_seq:
             return
         last_seq = self.engine.last_seq
-        dumped = self.engine.dump()  # in the loop: the tailer must not mutate the state mid-pickle
-        state = await asyncio.to_thread(zlib.compress, dumped, 1)
+        state = await snapshot_state(self.engine)
         async with self.pool.acquire() as conn:
             await conn.execute(
                 "INSERT INTO metric_checkpoints (name, last_seq, state) VALUES ($1, $2, $3) "
@@ -237,3 +238,42 @@ class LiveMetrics:
                 state,
             )
         self._checkpointed_seq = last_seq
+
+
+class CheckpointError(Exception):
+    """The process writing a checkpoint's state failed."""
+
+
+async def snapshot_state(engine: Engine) -> bytes:
+    """The engine's state as of now, pickled and compressed by a forked child process.
+
+    The fork is a copy-on-write snapshot taken in an instant, so the tailer may go on applying events
+    while the child pickles; pickling in the loop stopped every websocket, alert and API request for
+    as long as it took (0.8 s for a minute of 5,000 busy SKUs, growing with the catalog).
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write the state and leave without any of the parent's clean-up
+        status = 1
+        try:
+            os.close(read_fd)
+            with os.fdopen(write_fd, "wb") as out:
+                out.write(zlib.compress(engine.dump(), 1))
+            status = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    try:
+        data = await asyncio.to_thread(_read_all, read_fd)
+    finally:
+        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+    if status != 0:
+        raise CheckpointError(f"the checkpoint writer exited with status {os.waitstatus_to_exitcode(status)}")
+    return data
+
+
+def _read_all(fd: int) -> bytes:
+    with os.fdopen(fd, "rb") as source:
+        return source.read()
