@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -76,6 +77,12 @@ STAGED_GROUPS_AFTER_DUPLICATE = 20
 ARRAY_INSERT_MAX_ROWS = 100
 """Groups up to this size are inserted from arrays; larger ones are COPied (cheaper per row once the
 extra round trips are amortized). Measured on the benchmark's rows: see bench/RESULTS.md."""
+CONFLICT_ERRORS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+"""A clash with another writer, e.g. two retries of overlapping batches taking the same event ids in
+opposite orders: PostgreSQL rolled the whole transaction back, so the group is simply written again."""
+CONFLICT_ATTEMPTS = 3
+CONFLICT_BACKOFF_S = 0.05
+"""Up to this long (random) before writing a clashing group again, so the two writers do not meet again."""
 CONNECTION_ERRORS = (
     OSError,
     asyncio.TimeoutError,
@@ -195,20 +202,30 @@ class GroupCommitter:
                     self._queue.task_done()
 
     async def _commit_group(self, group: list[_Submission]) -> None:
-        try:
-            await self._write(group)
-        except CONNECTION_ERRORS as exc:
-            self.database_ok = False
-            log.warning("database unavailable during commit: %s", exc)
-            self._fail(group, IngestUnavailable("database unavailable"))
-        except asyncpg.PostgresError as exc:
-            if len(group) == 1:
-                log.error("PostgreSQL rejected a submission: %s", exc)
-                self._fail(group, StorageRejected(str(exc)))
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                await self._write(group)
                 return
-            for submission in group:
-                submission.staged = []
-                await self._commit_group([submission])
+            except CONFLICT_ERRORS as exc:
+                log.warning("group commit clashed with another writer (attempt %d of %d): %s", attempt, CONFLICT_ATTEMPTS, exc)
+                for submission in group:
+                    submission.staged = []
+                await asyncio.sleep(random.uniform(0, CONFLICT_BACKOFF_S))
+            except CONNECTION_ERRORS as exc:
+                self.database_ok = False
+                log.warning("database unavailable during commit: %s", exc)
+                self._fail(group, IngestUnavailable("database unavailable"))
+                return
+            except asyncpg.PostgresError as exc:
+                if len(group) == 1:
+                    log.error("PostgreSQL rejected a submission: %s", exc)
+                    self._fail(group, StorageRejected(str(exc)))
+                    return
+                for submission in group:
+                    submission.staged = []
+                    await self._commit_group([submission])
+                return
+        self._fail(group, IngestUnavailable("the write kept clashing with concurrent writes of the same events"))
 
     async def _write(self, group: list[_Submission]) -> None:
         staged_rows: list[Row] = []

@@ -38,6 +38,29 @@ async def test_concurrent_retries_store_each_event_once(client, db):
     assert stored == len({i for n in range(24) for r in range(3) for i in _chunk(ids, n, r)})
 
 
+async def test_a_commit_that_deadlocks_with_another_writer_is_written_again_not_rejected(client, db, dsn):
+    """Two writers taking the same event ids in opposite orders deadlock; PostgreSQL aborts one. That is
+    a clash, not bad data: the server writes its group again (here the other writer's rows are then
+    there, so both events are duplicates) instead of answering 422."""
+    other = await asyncpg.connect(dsn)
+    try:
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute("INSERT INTO events (event_id, type, occurred_at, campaign) VALUES ('dl-x', 'visit', now(), 'c')")
+        posted = asyncio.create_task(client.post("/v1/events", json={"events": [event("dl-y", "visit"), event("dl-x", "visit")]}))
+        await wait_until(
+            lambda: db.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"), timeout=10
+        )  # the server holds dl-y and waits for dl-x
+        await other.execute("INSERT INTO events (event_id, type, occurred_at, campaign) VALUES ('dl-y', 'visit', now(), 'c')")
+        await transaction.commit()  # reached once PostgreSQL aborted the server's transaction as the deadlock's victim
+        response = await posted
+    finally:
+        await other.close()
+    assert response.status_code == 202, response.text
+    assert response.json() == {"accepted": 0, "duplicates": 2, "rejected": []}
+    assert await db.fetchval("SELECT count(*) FROM events") == 2
+
+
 def _chunk(ids: list[str], offset: int, round_: int) -> list[str]:
     """An overlapping window of ids, different per client and round."""
     start = (offset * 37 + round_ * 11) % len(ids)
