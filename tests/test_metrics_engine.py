@@ -2,6 +2,8 @@
 
 import itertools
 import pickle
+import random
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -9,9 +11,9 @@ import msgspec
 import pytest
 
 from app.campaigns import Campaign, Phase, Phases, Sku, Targets
-from app.metrics.engine import MAX_CHANNELS, OTHER, TOTAL, Engine
+from app.metrics.engine import MAX_CHANNELS, NEVER, OTHER, TOTAL, Engine
 from app.metrics.measures import INDEX, Event
-from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT
+from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT, Series
 from app.metrics.visitors import EXACT_LIMIT, DistinctCounter
 
 T0 = datetime(2026, 11, 11, 0, 0, tzinfo=timezone(timedelta(hours=8))).timestamp()
@@ -128,6 +130,28 @@ def test_sku_and_category_series_keep_fewer_seconds_and_read_older_windows_from_
     recent = later - 5
     engine.apply([ev("order_paid", recent + i, order_id=f"r{i}", amount=Decimal(1), sku="A") for i in range(3)])
     assert engine.window("c", "units_sold", recent + 1, recent + 3, by="sku", label="A") == 2.0, "recent: exact"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_window_is_exact_after_the_kept_seconds_and_pro_rata_only_in_its_edge_minutes_before(seed):
+    rng = random.Random(seed)
+    units = INDEX["units_sold"]
+    for _ in range(400):
+        series, truth, newest = Series(rng.choice([60, 90, 600])), Counter(), NEVER
+        for second in sorted(rng.randrange(10_000, 11_000) for _ in range(rng.randrange(1, 80))):
+            newest = max(newest, second)
+            series.add(second, newest, [(units, 1)])
+            truth[second] += 1
+        series.prune_seconds(newest)
+        start = rng.randrange(newest - 1100, newest + 2)
+        end = rng.randrange(start + 1, newest + 3)
+        got, exact = series.between(units, start, end, newest), sum(n for s, n in truth.items() if start <= s < end)
+        cut = newest - series.seconds_kept + 1
+        if start >= cut or (start % 60 == 0 and (end >= cut or end % 60 == 0)):
+            assert got == pytest.approx(exact), (start, end, newest)
+        else:
+            edges = {start // 60} | ({(end - 1) // 60} if end <= cut else set())
+            assert abs(got - exact) <= sum(n for s, n in truth.items() if s // 60 in edges) + 1e-9
 
 
 def test_second_buckets_past_the_kept_hour_are_dropped_while_minutes_and_totals_stay():

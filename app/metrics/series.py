@@ -78,17 +78,28 @@ class Series:
         return total
 
     def between(self, index: int, start: int, end: int, newest: int) -> float:
-        """Sum of one measure over seconds [start, end): exact from second buckets when they still cover
-        ``start`` (``newest`` is the newest second seen); before that from minute buckets, a partly
-        covered minute counted pro rata."""
-        if start > newest - self.seconds_kept:
+        """Sum of one measure over seconds [start, end), ``newest`` being the newest second seen.
+
+        Seconds after ``newest - seconds_kept`` are all in second buckets: that part is exact. Before it,
+        minute buckets: exact for whole minutes, a partly covered minute pro rata. The minute holding the
+        cut is split exactly: its kept seconds are subtracted from it, only the rest is pro rata.
+        """
+        cut = newest - self.seconds_kept + 1
+        if start >= cut:
             return float(self.window(index, start, end))  # type: ignore[arg-type]
-        total = 0.0
-        for minute in range(start // 60, (end - 1) // 60 + 1):
+        total = float(self.window(index, cut, end)) if end > cut else 0.0  # type: ignore[arg-type]
+        older_end = min(end, cut)
+        for minute in range(start // 60, (older_end - 1) // 60 + 1):
             bucket = self.minutes.get(minute)
-            if bucket is not None:
-                overlap = min(end, minute * 60 + 60) - max(start, minute * 60)
-                total += float(bucket[index]) * overlap / 60  # type: ignore[arg-type]
+            if bucket is None:
+                continue
+            first, last = minute * 60, min(minute * 60 + 60, cut)
+            older = float(bucket[index])  # type: ignore[arg-type]
+            if last < minute * 60 + 60:
+                older -= float(self.window(index, cut, minute * 60 + 60))  # type: ignore[arg-type]
+            overlap = min(older_end, last) - max(start, first)
+            if overlap > 0:
+                total += older * overlap / (last - first)
         return total
 
     def points(self, index: int, step: int, start: int, end: int) -> Iterator[tuple[int, object]]:
