@@ -18,6 +18,7 @@ from app.configfile import ConfigError
 from app.errors import ApiError
 from app.keys import ApiKey
 from app.metrics.engine import SERIES_METRICS
+from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT
 from app.payloads import read_body
 from app.services import Services
 
@@ -146,6 +147,12 @@ async def series(
         raise ApiError(422, "from must be before to", field="from")
     if (to - since) / STEPS[step] > MAX_SERIES_POINTS:
         raise ApiError(422, f"at most {MAX_SERIES_POINTS} points per series; use step=1m or a shorter range", field="step")
+    kept = ITEM_SECONDS_KEPT if by in ("sku", "category") else SECONDS_KEPT
+    if step == "1s" and since < services.metrics.clock() - kept:
+        raise ApiError(
+            422, f"1-second buckets{f' by {by}' if by else ''} are kept for the last {kept} s; use step=1m or a later from",
+            field="from",
+        )
     data = services.metrics.engine.series(campaign_id, metric, STEPS[step], since, to, by)
     return json_response({"campaign": campaign_id, "metric": metric, "step": step, "series": data})
 

@@ -344,6 +344,10 @@ async def test_series_by_sku_per_minute_within_a_window(dsn, db):
                 "X": [[iso(0), 30.0], [iso(120), 40.0]],
                 "Y": [[iso(60), 5.0]],
             }
+            seconds = await http.get("/v1/campaigns/w/series", params={
+                "token": screen, "metric": "gmv_paid", "step": "1s", "by": "sku", "from": iso(0), "to": iso(240)})
+            assert seconds.status_code == 422, "15 minutes ago: SKU seconds are not kept that long"
+            assert seconds.json()["error"]["field"] == "from"
     finally:
         server.stop()
 
@@ -535,3 +539,12 @@ async def test_a_failing_checkpoint_writer_is_reported(monkeypatch):
     monkeypatch.setattr(engine, "dump", lambda: 1 / 0)
     with pytest.raises(CheckpointError, match="status 1"):
         await snapshot_state(engine)
+
+
+async def test_a_checkpoint_writer_that_takes_too_long_is_killed(monkeypatch):
+    engine = Engine()
+    monkeypatch.setattr(engine, "dump", lambda: time.sleep(30) or b"")
+    started = time.monotonic()
+    with pytest.raises(CheckpointError, match="longer than 0.5 s"):
+        await snapshot_state(engine, timeout=0.5)
+    assert time.monotonic() - started < 5

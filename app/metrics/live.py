@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import time
-import traceback
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, NoReturn
 
 import asyncpg
 
@@ -38,6 +38,8 @@ are published every PUBLISH_INTERVAL_S anyway."""
 PUBLISH_INTERVAL_S = 0.2
 CHECKPOINT_INTERVAL_S = 15.0
 CHECKPOINT_NAME = "engine"
+CHECKPOINT_WRITER_TIMEOUT_S = 300.0
+"""How long the child pickling a checkpoint may take before it is killed (and the checkpoint retried later)."""
 SUBSCRIBER_QUEUE = 4
 CHANNEL = "warroom_events"
 
@@ -244,34 +246,56 @@ class CheckpointError(Exception):
     """The process writing a checkpoint's state failed."""
 
 
-async def snapshot_state(engine: Engine) -> bytes:
+async def snapshot_state(engine: Engine, timeout: float = CHECKPOINT_WRITER_TIMEOUT_S) -> bytes:
     """The engine's state as of now, pickled and compressed by a forked child process.
 
     The fork is a copy-on-write snapshot taken in an instant, so the tailer may go on applying events
     while the child pickles; pickling in the loop stopped every websocket, alert and API request for
-    as long as it took (0.8 s for a minute of 5,000 busy SKUs, growing with the catalog).
+    as long as it took (0.8 s for a minute of 5,000 busy SKUs, growing with the catalog). The price is
+    memory: pickling touches every object, so the child may copy up to the engine's whole heap while it
+    runs. A child that fails, or takes longer than ``timeout``, or outlives a cancelled caller, is killed.
     """
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: write the state and leave without any of the parent's clean-up
-        status = 1
-        try:
-            os.close(read_fd)
-            with os.fdopen(write_fd, "wb") as out:
-                out.write(zlib.compress(engine.dump(), 1))
-            status = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(status)
-    os.close(write_fd)
     try:
-        data = await asyncio.to_thread(_read_all, read_fd)
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
+    if pid == 0:  # the child: write the state and leave without any of the parent's clean-up
+        _write_state_and_exit(engine, read_fd, write_fd)
+    os.close(write_fd)
+    reading = asyncio.ensure_future(asyncio.to_thread(_read_all, read_fd))
+    try:
+        data = await asyncio.wait_for(asyncio.shield(reading), timeout)
+    except BaseException as exc:
+        os.kill(pid, signal.SIGKILL)  # the pipe then closes, so the read ends
+        await asyncio.shield(reading)
+        if isinstance(exc, asyncio.TimeoutError):
+            raise CheckpointError(f"the checkpoint writer took longer than {timeout:g} s; killed") from None
+        raise
     finally:
-        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+        _, status = os.waitpid(pid, 0)  # the child has exited (or was killed): reaping does not block
     if status != 0:
         raise CheckpointError(f"the checkpoint writer exited with status {os.waitstatus_to_exitcode(status)}")
     return data
+
+
+def _write_state_and_exit(engine: Engine, read_fd: int, write_fd: int) -> NoReturn:
+    status = 1
+    try:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_DFL)  # not the server's handlers: a stop kills this copy outright
+        os.close(read_fd)
+        data = zlib.compress(engine.dump(), 1)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_fd, view):]
+        status = 0
+    except BaseException as exc:  # the parent reports the status; stderr's lock may be held by a thread lost in the fork
+        os.write(2, f"checkpoint writer failed: {exc!r}\n".encode())
+    finally:
+        os._exit(status)
 
 
 def _read_all(fd: int) -> bytes:
