@@ -309,6 +309,8 @@ class TierRun:
     stored: int
     rows_read: int
     """Events the stand-in for the remote engine read: every stored one, or the engine would miss some."""
+    errors: int
+    """Requests of the warm-up and the batch phase not answered 202 with every event accepted."""
 
 
 async def _tier_phases(
@@ -324,17 +326,19 @@ async def _tier_phases(
     metrics engine's reads running beside them (the full server being on another host)."""
     port = harness.free_port()
     environ = _server_env(dsn, params, port)
+    reads: subprocess.Popen[bytes] | None = None
+    out: bytes | None = None
     with open(workdir / "ingest-tier.log", "wb") as log:
         processes = IngestProcesses(Settings.from_env(environ), dsn, environ, output=log)
-        label = (f"starting the ingest tier alone on {loadclient.HOST}:{port}: "
-                 f"{params.ingest_processes} ingest processes and the engine's reads")
-        with harness.step(label):
-            await processes.start()
-            reads = subprocess.Popen(
-                [sys.executable, "-m", "app.bench.engine_reads", dsn], stdout=subprocess.PIPE, stderr=log
-            )
-        meter.server_pids = frozenset({*processes.pids, reads.pid})
         try:
+            label = (f"starting the ingest tier alone on {loadclient.HOST}:{port}: "
+                     f"{params.ingest_processes} ingest processes and the engine's reads")
+            with harness.step(label):
+                await processes.start()
+                reads = subprocess.Popen(
+                    [sys.executable, "-m", "app.bench.engine_reads", dsn], stdout=subprocess.PIPE, stderr=log
+                )
+            meter.server_pids = frozenset({*processes.pids, reads.pid})
             warmup_requests = _requests("tierwarm", token, events, BATCH_EVENTS, len(events) // BATCH_EVENTS)
             batch_requests = _requests("tier", token, events, BATCH_EVENTS, _batch_count(params))
             with harness.step(f"warming up: every one of the {len(events):,} sample events posted once"):
@@ -348,19 +352,27 @@ async def _tier_phases(
         finally:
             with harness.step("stopping the ingest tier (SIGTERM) and the engine's reads, counting stored events") as notes:
                 await processes.stop()
-                reads.send_signal(signal.SIGTERM)
-                try:
-                    out, _ = await asyncio.to_thread(reads.communicate, None, ENGINE_READS_STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    reads.kill()
-                    raise harness.BenchError("the engine's reads did not finish after SIGTERM; killed") from None
+                if reads is not None:
+                    out = await asyncio.to_thread(_stop_engine_reads, reads)
                 stored = await conn.fetchval("SELECT count(*) FROM events")
                 notes.append(f"{stored:,} stored")
-    if reads.returncode != 0:
-        raise harness.BenchError(f"the engine's reads failed (status {reads.returncode}); see {workdir / 'ingest-tier.log'}")
+    if out is None:
+        raise harness.BenchError(f"the engine's reads failed or hung after SIGTERM; see {workdir / 'ingest-tier.log'}")
     rows_read = msgspec.json.decode(out)["rows_read"]
     accepted = warmup.accepted + (batch.load.accepted if batch.load else 0)
-    return TierRun(batch, accepted, stored, rows_read)
+    return TierRun(batch, accepted, stored, rows_read, sum(warmup.errors.values()) + batch.errors)
+
+
+def _stop_engine_reads(reads: subprocess.Popen[bytes]) -> bytes | None:
+    """SIGTERM, then its report once it has read what is left; None if it failed or hung (then killed)."""
+    reads.send_signal(signal.SIGTERM)
+    try:
+        out, _ = reads.communicate(timeout=ENGINE_READS_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        reads.kill()
+        reads.wait()
+        return None
+    return out if reads.returncode == 0 else None
 
 
 def _batch_count(params: Parameters) -> int:
@@ -458,7 +470,7 @@ def _report(
         "stored_events": stored + (tier.stored if tier else 0),
         "engine_reads_rows": tier.rows_read if tier else None,
         "stored_events_match": stored_match,
-        "errors": sum(phase.errors for phase in http.values()),
+        "errors": sum(phase.errors for phase in http.values()) + (tier.errors if tier else 0),
         "deployment": params.deployment,
         "interference_cores": interference,
         "quiet_machine": interference <= QUIET_OTHER_CORES,
