@@ -63,7 +63,10 @@ def _construct(node: yaml.Node, path: tuple[str | int, ...], marks: dict, source
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node))
+            key = _scalar(key_node, path, source)
+            if isinstance(key, (dict, list)):
+                raise ConfigError(source, key_node.start_mark.line + 1, key_node.start_mark.column + 1, _dotted(path) or None,
+                                  "a key must be a plain value, not a mapping or a list")
             if isinstance(key, str):
                 _check_text(key, key_node, path, source)
             if key in result:
@@ -74,10 +77,21 @@ def _construct(node: yaml.Node, path: tuple[str | int, ...], marks: dict, source
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, (*path, i), marks, source) for i, item in enumerate(node.value)]
-    value = yaml.safe_load(yaml.serialize(node))
+    value = _scalar(node, path, source)
     if isinstance(value, str):
         _check_text(value, node, path, source)
     return value
+
+
+def _scalar(node: yaml.Node, path: tuple[str | int, ...], source: str) -> Any:
+    """A node's value as ``yaml.safe_load`` reads it; a tag it cannot construct (``=``, ``!!python/…``) is an
+    error in the file at that node, not in the program."""
+    try:
+        return yaml.safe_load(yaml.serialize(node))
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, node.start_mark.line + 1, node.start_mark.column + 1, _dotted(path) or None,
+                          f"not valid YAML: {problem}") from None
 
 
 def _check_text(value: str, node: yaml.Node, path: tuple[str | int, ...], source: str) -> None:

@@ -43,6 +43,9 @@ def test_valid_campaign():
         (("name: Double 11", "name: Double 11\ntimezone: Mars/Olympus"), "c.yaml:3:11: timezone: unknown time zone 'Mars/Olympus'"),
         (("name: Double 11", "name: Double 11\nbaseline: d11"), "c.yaml:3:11: baseline: a campaign cannot be its own baseline"),
         (("warning_level: 10}\n", "warning_level: 10}\n  - {sku: A, name: Case}\n"), "c.yaml:13:5: skus[1]: SKU 'A' is listed twice"),
+        (("name: Double 11", "name: ="), "c.yaml:2:7: name: not valid YAML: could not determine a constructor"),
+        (("name: Double 11", "name: !!python/object:os.system x"), "c.yaml:2:7: name: not valid YAML"),
+        (("name: Double 11", "name: Double 11\n? [a, b]\n: x"), "c.yaml:3:3: a key must be a plain value"),
     ],
 )
 def test_errors_name_the_line(change, expected):
