@@ -11,11 +11,13 @@ import binascii
 from starlette.requests import HTTPConnection, Request
 
 from app.errors import ApiError
-from app.keys import ApiKey
+from app.keys import ApiKey, KeyCheckUnavailable
 from app.ratelimit import retry_after_header
 from app.services import Services
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="warroom"'}
+KEY_CHECK_RETRY_S = 1
+"""Retry-After when a key cannot be looked up because the database is away."""
 
 
 def presented_key(request: HTTPConnection) -> str | None:
@@ -41,7 +43,12 @@ async def authenticate(request: HTTPConnection, token: str | None, scopes: tuple
         raise ApiError(
             401, "missing API key: send Authorization: Bearer <key> or X-API-Key: <key>", field="Authorization", headers=CHALLENGE
         )
-    key = await services.keys.verify(token)
+    try:
+        key = await services.keys.verify(token)
+    except KeyCheckUnavailable:
+        raise ApiError(
+            503, "the API key cannot be checked now: database unavailable; retry", headers={"Retry-After": str(KEY_CHECK_RETRY_S)}
+        ) from None
     if key is None:
         raise ApiError(401, "invalid or revoked API key", field="Authorization", headers=CHALLENGE)
     if key.scope not in scopes:

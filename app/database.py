@@ -24,6 +24,17 @@ POOL_MIN_SIZE = 2
 POOL_MAX_SIZE = 10
 CONNECT_TIMEOUT_S = 5.0
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+CONNECTION_ERRORS = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+)
+"""What a query raises when the database cannot be reached (or is shutting down). ``asyncpg.DataError``
+is an ``InterfaceError`` too, but it means a value could not be encoded: catch it first where it matters."""
 
 
 class EmbeddedPostgres:

@@ -20,6 +20,9 @@ import msgspec
 from app.configfile import plain_reason
 
 MAX_FUTURE = timedelta(minutes=5)
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+"""Events before this are refused: no promotion happened then, and far-past instants (year 1 with a
++14:00 offset) cannot even be converted to UTC for storage."""
 MAX_PROPS_BYTES = 8 * 1024
 MAX_LABELS = 32
 MAX_AMOUNT = Decimal("1e12")
@@ -231,6 +234,20 @@ def decode_event(raw: bytes | msgspec.Raw, now: datetime, defaults: Defaults) ->
     return check_event(event, now, defaults)
 
 
+class _Claim(msgspec.Struct):
+    type: Any = None
+
+
+def claimed_type(raw: bytes | msgspec.Raw) -> str:
+    """The event type a rejected JSON event claims if it is one of ``EVENT_TYPES``, else ``invalid``: a
+    metrics label that arbitrary input cannot multiply."""
+    try:
+        claimed = msgspec.json.decode(raw, type=_Claim).type
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return "invalid"
+    return claimed if isinstance(claimed, str) and claimed in EVENT_TYPES else "invalid"
+
+
 class _Batch(msgspec.Struct, forbid_unknown_fields=True):
     events: list[EventIn]
 
@@ -274,6 +291,8 @@ def check_event(event: EventIn, now: datetime, defaults: Defaults) -> tuple[Row 
         errors.append(FieldError("occurred_at", "must include a UTC offset (RFC 3339), e.g. 2026-11-11T00:00:00+08:00"))
     elif occurred_at - now > MAX_FUTURE:
         errors.append(FieldError("occurred_at", "is more than 5 minutes in the future"))
+    elif occurred_at.year <= EARLIEST.year and occurred_at < EARLIEST:
+        errors.append(FieldError("occurred_at", "is before 1970-01-01T00:00:00Z"))
 
     amount = event.amount
     if amount is not None and not (amount.is_finite() and Decimal(0) <= amount < MAX_AMOUNT):

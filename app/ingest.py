@@ -34,6 +34,7 @@ from typing import Callable
 import asyncpg
 
 from app import telemetry
+from app.database import CONNECTION_ERRORS
 from app.events import COLUMNS, Row
 
 log = logging.getLogger(__name__)
@@ -83,15 +84,6 @@ opposite orders: PostgreSQL rolled the whole transaction back, so the group is s
 CONFLICT_ATTEMPTS = 3
 CONFLICT_BACKOFF_S = 0.05
 """Up to this long (random) before writing a clashing group again, so the two writers do not meet again."""
-CONNECTION_ERRORS = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-)
 
 
 class IngestUnavailable(Exception):
@@ -211,21 +203,29 @@ class GroupCommitter:
                 for submission in group:
                     submission.staged = []
                 await asyncio.sleep(random.uniform(0, CONFLICT_BACKOFF_S))
+            except asyncpg.DataError as exc:  # an InterfaceError too, but about a value, not the connection
+                await self._isolate(group, exc)
+                return
             except CONNECTION_ERRORS as exc:
                 self.database_ok = False
                 log.warning("database unavailable during commit: %s", exc)
                 self._fail(group, IngestUnavailable("database unavailable"))
                 return
-            except asyncpg.PostgresError as exc:
-                if len(group) == 1:
-                    log.error("PostgreSQL rejected a submission: %s", exc)
-                    self._fail(group, StorageRejected(str(exc)))
-                    return
-                for submission in group:
-                    submission.staged = []
-                    await self._commit_group([submission])
+            except Exception as exc:  # PostgreSQL refused the rows, or a value could not be sent at all
+                await self._isolate(group, exc)
                 return
         self._fail(group, IngestUnavailable("the write kept clashing with concurrent writes of the same events"))
+
+    async def _isolate(self, group: list[_Submission], error: Exception) -> None:
+        """The group failed for its data: commit each submission alone, so only the one at fault is refused
+        (and the writer lives on whatever the error was)."""
+        if len(group) == 1:
+            log.error("a submission could not be stored: %r", error)
+            self._fail(group, StorageRejected(str(error)))
+            return
+        for submission in group:
+            submission.staged = []
+            await self._commit_group([submission])
 
     async def _write(self, group: list[_Submission]) -> None:
         staged_rows: list[Row] = []

@@ -18,6 +18,8 @@ from typing import Literal
 
 import asyncpg
 
+from app.database import CONNECTION_ERRORS
+
 Scope = Literal["ingest", "operator", "screen"]
 SCOPES: tuple[str, ...] = Scope.__args__  # type: ignore[attr-defined]
 KEY_PREFIX = "wr"
@@ -113,6 +115,10 @@ def _record(row: asyncpg.Record) -> _Stored:
     )
 
 
+class KeyCheckUnavailable(Exception):
+    """A key not in the cache could not be looked up: the database is unreachable."""
+
+
 class KeyStore:
     """Verifies presented keys against the database, caching rows for ``cache_s`` seconds.
 
@@ -146,8 +152,13 @@ class KeyStore:
         cached = self._cache.get(key_id)
         if cached and now - cached[0] < self._cache_s:
             return cached[1]
-        async with self._pool.acquire() as conn:
-            row = await conn.fetchrow("SELECT * FROM api_keys WHERE key_id = $1", key_id)
+        try:
+            async with self._pool.acquire() as conn:
+                row = await conn.fetchrow("SELECT * FROM api_keys WHERE key_id = $1", key_id)
+        except CONNECTION_ERRORS as exc:
+            if cached:  # stale beats nothing while the database is away; nothing is stored meanwhile anyway
+                return cached[1]
+            raise KeyCheckUnavailable(str(exc)) from None
         stored = _record(row) if row else None
         if len(self._cache) >= CACHE_ENTRIES:
             self._cache.clear()

@@ -6,12 +6,15 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 
 import asyncpg
 import httpx
 import pgserver._commands as pg_commands
+import pytest
 
-from app.database import EmbeddedPostgres, upgrade
+from app.database import EmbeddedPostgres, create_pool, upgrade
+from app.ingest import GroupCommitter, StorageRejected, prepare_connection
 from tests.conftest import create_key, event, free_port, start_server, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,16 +79,20 @@ async def test_database_outage_answers_503_and_recovers_without_restart(tmp_path
     await asyncio.to_thread(pg.ensure_database)
     dsn = pg.dsn()
     await asyncio.to_thread(upgrade, dsn)
-    key = await create_key(dsn)
-    server = start_server(dsn, WARROOM_KEY_CACHE_S=60)
+    key, unseen_key = await create_key(dsn), await create_key(dsn)
+    server = start_server(dsn, WARROOM_KEY_CACHE_S=0.2)
     try:
         async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": key}, timeout=30) as http:
             assert (await http.post("/v1/events", json=event("o-1"))).status_code == 202
             await asyncio.to_thread(_stop_postgres, pg)
+            await asyncio.sleep(0.5)  # past the key cache: a key seen before is trusted as cached while the database is away
 
             down = await http.post("/v1/events", json=event("o-2"))
-            assert down.status_code == 503
+            assert down.status_code == 503 and "not stored" in down.json()["error"]["message"]
             assert int(down.headers["Retry-After"]) >= 1
+            unchecked = await http.post("/v1/events", json=event("o-3"), headers={"X-API-Key": unseen_key})
+            assert unchecked.status_code == 503, "a key never seen cannot be checked: neither 401 nor 500"
+            assert "cannot be checked" in unchecked.json()["error"]["message"] and unchecked.headers["Retry-After"] == "1"
             assert (await http.get("/readyz")).status_code == 503
 
             await asyncio.to_thread(pg._server.ensure_postgres_running)
@@ -181,3 +188,33 @@ async def test_sigterm_drains_in_flight_batches(dsn, ingest_key, db):
         if process.poll() is None:
             process.kill()
     assert await db.fetchval("SELECT count(*) FROM events") == 50
+
+
+def _row(event_id: str, occurred_at: datetime) -> tuple:
+    return (event_id, "visit", occurred_at, "c", None, None, "a-1", None, None, None, None, None, None, None, None, None, None, None)
+
+
+@pytest.mark.parametrize("size", [2, 150], ids=["array insert", "copy"])
+async def test_a_submission_the_driver_cannot_send_is_refused_alone_and_the_writer_lives_on(dsn, db, size):
+    """Validation stops such values at the door; if one slips through, it must not take its group (or the
+    writer) down: the array path once raised DataError, read as 'database unavailable' for everyone, and
+    the COPY path a bare OverflowError that killed the writer task."""
+    pool = await create_pool(dsn, init=prepare_connection)
+    committer = GroupCommitter(pool, writers=1, group_events=10_000, queue_events=100_000)
+    now = datetime.now(timezone.utc)
+    unsendable = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))  # cannot be converted to UTC
+    try:
+        good = asyncio.create_task(committer.submit([_row(f"good-{i}", now) for i in range(size)], timeout=10))
+        bad = asyncio.create_task(committer.submit([_row(f"bad-{i}", now if i else unsendable) for i in range(size)], timeout=10))
+        await asyncio.sleep(0.05)
+        committer.start()  # both submissions wait in the queue: the writer takes them as one group
+        assert (await good).accepted == size
+        with pytest.raises(StorageRejected):
+            await bad
+        assert committer.database_ok
+        later = await committer.submit([_row(f"later-{i}", now) for i in range(size)], timeout=10)
+        assert later.accepted == size, "the writer is still there"
+    finally:
+        await committer.drain_and_stop(5)
+        await pool.close()
+    assert await db.fetchval("SELECT count(*) FROM events WHERE event_id LIKE 'bad-%'") == 0

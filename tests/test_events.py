@@ -75,6 +75,8 @@ def test_per_type_requirements(type_, missing, field):
         ({"occurred_at": "2026-11-11T00:00:00"}, "occurred_at", "UTC offset"),
         ({"occurred_at": "2026-11-11T00:06:00+08:00"}, "occurred_at", "future"),
         ({"occurred_at": "yesterday"}, "occurred_at", "datetime"),
+        ({"occurred_at": "0001-01-01T00:00:00+14:00"}, "occurred_at", "before 1970"),
+        ({"occurred_at": "1970-01-01T07:59:59+08:00"}, "occurred_at", "before 1970"),
         ({"props": [1, 2]}, "props", "JSON object"),
         ({"props": {"k": "v" * MAX_PROPS_BYTES}}, "props", "at most 8192 bytes"),
         ({"labels": {"k": 1}}, "labels", "Expected `str`"),

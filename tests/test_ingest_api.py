@@ -2,6 +2,8 @@
 
 import gzip
 import json
+import re
+from collections import Counter
 
 import httpx
 import pytest
@@ -209,11 +211,22 @@ async def test_health_readiness_and_metrics(client, db):
     ready = await client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "migrations": "ok"}
 
+    def counts(text: str) -> Counter:
+        """events_total by (outcome, type); the counters are process-wide, so the test compares before and after."""
+        return Counter({match[:2]: float(match[2]) for match in
+                        re.findall(r'warroom_events_total\{outcome="(\w+)",type="(\w+)"\} ([0-9.e+]+)', text)})
+
+    before = counts((await client.get("/metrics")).text)
     await client.post("/v1/events", json={"events": [event("m-1", "visit"), event("m-1", "visit"), {"event_id": "m-2"}]})
+    typed = [event("m-3", "visit"), {"event_id": "m-4", "type": "order_paid"}]  # decoded whole, m-4 fails the rules
+    await client.post("/v1/events", json={"events": typed})
+    untyped = [{"event_id": "m-5", "type": "teleport"}, {"event_id": "m-6", "type": "refund", "amount": "x"}]
+    await client.post("/v1/events", json={"events": untyped})  # decoded item by item
     metrics = (await client.get("/metrics")).text
-    assert 'warroom_events_total{outcome="accepted",type="visit"}' in metrics
-    assert 'warroom_events_total{outcome="duplicate",type="visit"}' in metrics
-    assert 'warroom_events_total{outcome="rejected",type="invalid"}' in metrics
+    counts_after = counts(metrics)
+    counts_after.subtract(before)
+    assert +counts_after == {("accepted", "visit"): 2, ("duplicate", "visit"): 1, ("rejected", "invalid"): 2,
+                             ("rejected", "order_paid"): 1, ("rejected", "refund"): 1}, "no type or an unknown one: invalid"
     for name in ("warroom_ingest_group_events_bucket", "warroom_ingest_commit_seconds_bucket", "warroom_ingest_queue_events"):
         assert name in metrics
 
