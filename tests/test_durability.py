@@ -1,6 +1,7 @@
 """Trust under stress: concurrent retries, a database outage, overload, and SIGTERM during ingest."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -151,8 +152,10 @@ async def _stored(db: asyncpg.Connection, expected: int) -> bool:
 
 
 async def test_sigterm_drains_in_flight_batches(dsn, ingest_key, db):
+    """SIGTERM: the server stops taking work, commits what it accepted, then exits; its logs are JSON lines."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": dsn, "WARROOM_LOG_LEVEL": "warning", "WARROOM_RATE_LIMIT_PER_S": "0"}
+    env = {**os.environ, "DATABASE_URL": dsn, "WARROOM_LOG_LEVEL": "info", "WARROOM_LOG_FORMAT": "json",
+           "WARROOM_RATE_LIMIT_PER_S": "0"}
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env, stderr=subprocess.PIPE
     )
@@ -183,11 +186,14 @@ async def test_sigterm_drains_in_flight_batches(dsn, ingest_key, db):
             assert response.status_code == 202 and response.json()["accepted"] == 50
         # uvicorn re-raises the captured SIGTERM after its graceful shutdown, as a service manager expects
         assert await asyncio.to_thread(process.wait, 30) in (0, -signal.SIGTERM)
+        logged = [json.loads(line) for line in process.stderr.read().decode().splitlines() if line.strip()]
     finally:
         await blocker.close()
         if process.poll() is None:
             process.kill()
     assert await db.fetchval("SELECT count(*) FROM events") == 50
+    assert all({"ts", "level", "logger", "msg"} <= set(entry) for entry in logged), logged
+    assert any(entry["msg"] == "ready" and entry["level"] == "info" for entry in logged)
 
 
 def _row(event_id: str, occurred_at: datetime) -> tuple:
