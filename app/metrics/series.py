@@ -52,7 +52,7 @@ class Series:
                 second_bucket[index] += amount  # type: ignore[operator]
 
     def prune_seconds(self, newest: int) -> None:
-        """Drop second buckets ``seconds_kept`` or more behind ``newest``."""
+        """Drop second buckets more than ``seconds_kept`` behind ``newest``."""
         oldest = newest - self.seconds_kept
         for second in [s for s in self.seconds if s < oldest]:
             del self.seconds[second]
