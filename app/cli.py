@@ -366,6 +366,12 @@ def parser() -> argparse.ArgumentParser:
         default=2,
         help="WARROOM_INGEST_PROCESSES of the measured server; the HTTP phases post to their port (0: the server alone)",
     )
+    bi.add_argument(
+        "--history-rows",
+        type=int,
+        default=0,
+        help="events already stored (COPY, not timed) before the ingest-tier phase: how ingest holds up on a big table",
+    )
     bm = bench("metrics", "live snapshot freshness under load, and the metrics engine's memory bound")
     bm.add_argument("--seconds", type=float, default=20.0, help="duration of the measured load")
     bm.add_argument("--rate", type=float, default=5000.0, help="events per second posted")

@@ -8,7 +8,8 @@ engine's ``read_tail``, up to ``TAIL_BATCH`` rows at a time, at most every
 remote engine asks of it. Decoding the rows costs CPU here too, which a remote
 engine would spend on its own host: the measurement errs against the tier.
 
-Run as ``python -m app.bench.engine_reads DSN``; on SIGTERM it reads what is
+Run as ``python -m app.bench.engine_reads DSN [AFTER_SEQ]`` (a caught-up engine starts at the newest
+event); on SIGTERM it reads what is
 left and prints ``{"rows_read": n}``.
 """
 
@@ -25,12 +26,13 @@ import uvloop
 from app.metrics.live import TAIL_BATCH, TAIL_MIN_GAP_S, read_tail
 
 
-async def read_until_stopped(dsn: str) -> int:
-    """Read every event as the engine's tail does until SIGTERM, then to the end; return the rows read."""
+async def read_until_stopped(dsn: str, after_seq: int = 0) -> int:
+    """Read every event after ``after_seq`` as the engine's tail does until SIGTERM, then to the end;
+    return the rows read."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     conn = await asyncpg.connect(dsn)
-    last_seq = rows_read = 0
+    last_seq, rows_read = after_seq, 0
     try:
         while True:
             stopping = stop.is_set()
@@ -51,7 +53,7 @@ async def read_until_stopped(dsn: str) -> int:
 
 
 def main() -> None:
-    rows_read = uvloop.run(read_until_stopped(sys.argv[1]))
+    rows_read = uvloop.run(read_until_stopped(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0))
     sys.stdout.write(msgspec.json.encode({"rows_read": rows_read}).decode() + "\n")
 
 

@@ -83,6 +83,8 @@ PACED_MIN_CONNECTIONS = 8
 PACED_MAX_CONNECTIONS = 512
 ROW_SIZE_SAMPLE = 10_000
 KEY_NAME = "bench"
+MAX_HISTORY_ROWS = 200_000_000
+HISTORY_BATCH_ROWS = 100_000
 ENGINE_READS_STOP_TIMEOUT_S = 60.0
 """How long the engine's reads may take to read what is left after SIGTERM."""
 TARGET_BATCH_RATIO = 0.5
@@ -104,6 +106,7 @@ class Parameters:
     single_clients: int
     single_rate: float
     ingest_processes: int
+    history_rows: int = 0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Parameters:
@@ -112,7 +115,11 @@ class Parameters:
         harness.check_option("single-clients", args.single_clients, 1, MAX_CLIENTS)
         harness.check_option("single-rate", args.single_rate, 0, MAX_RATE, low_exclusive=True)
         harness.check_option("ingest-processes", args.ingest_processes, 0, MAX_INGEST_PROCESSES)
-        return cls(args.seconds, args.clients, args.single_clients, args.single_rate, args.ingest_processes)
+        harness.check_option("history-rows", args.history_rows, 0, MAX_HISTORY_ROWS)
+        if args.history_rows and not args.ingest_processes:
+            raise harness.BenchError("--history-rows needs the ingest-tier phase: --ingest-processes of at least 1")
+        return cls(args.seconds, args.clients, args.single_clients, args.single_rate, args.ingest_processes,
+                   args.history_rows)
 
     @property
     def deployment(self) -> str:
@@ -273,7 +280,7 @@ async def _measure(params: Parameters, database: EmbeddedPostgres, workdir: Path
 
         tier: TierRun | None = None
         if params.ingest_processes:
-            tier = await _tier_phases(params, dsn, token, events, conn, meter, workdir)
+            tier = await _tier_phases(params, dsn, token, events, tails, conn, meter, workdir)
             await _reset(conn)
         else:
             print(f"[2/{PHASES}] HTTP batch ingest, ingest tier alone ... skipped: --ingest-processes 0", file=sys.stderr)
@@ -318,12 +325,16 @@ async def _tier_phases(
     dsn: str,
     token: str,
     events: list[dict[str, Any]],
+    tails: list[tuple[Any, ...]],
     conn: asyncpg.Connection,
     meter: CpuMeter,
     workdir: Path,
 ) -> TierRun:
     """Warm-up and batch phase against ``--ingest-processes`` ingest-role processes on their own, with the
     metrics engine's reads running beside them (the full server being on another host)."""
+    if params.history_rows:
+        await _load_history(conn, tails, params.history_rows)
+    history_seq = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events")
     port = harness.free_port()
     environ = _server_env(dsn, params, port)
     reads: subprocess.Popen[bytes] | None = None
@@ -336,7 +347,7 @@ async def _tier_phases(
             with harness.step(label):
                 await processes.start()
                 reads = subprocess.Popen(
-                    [sys.executable, "-m", "app.bench.engine_reads", dsn], stdout=subprocess.PIPE, stderr=log
+                    [sys.executable, "-m", "app.bench.engine_reads", dsn, str(history_seq)], stdout=subprocess.PIPE, stderr=log
                 )
             meter.server_pids = frozenset({*processes.pids, reads.pid})
             warmup_requests = _requests("tierwarm", token, events, BATCH_EVENTS, len(events) // BATCH_EVENTS)
@@ -354,13 +365,30 @@ async def _tier_phases(
                 await processes.stop()
                 if reads is not None:
                     out = await asyncio.to_thread(_stop_engine_reads, reads)
-                stored = await conn.fetchval("SELECT count(*) FROM events")
+                stored = await conn.fetchval("SELECT count(*) FROM events WHERE seq > $1", history_seq)
                 notes.append(f"{stored:,} stored")
     if out is None:
         raise harness.BenchError(f"the engine's reads failed or hung after SIGTERM; see {workdir / 'ingest-tier.log'}")
     rows_read = msgspec.json.decode(out)["rows_read"]
     accepted = warmup.accepted + (batch.load.accepted if batch.load else 0)
     return TierRun(batch, accepted, stored, rows_read, sum(warmup.errors.values()) + batch.errors)
+
+
+async def _load_history(conn: asyncpg.Connection, tails: list[tuple[Any, ...]], rows: int) -> None:
+    """``rows`` events already stored before the tier phase (COPY, not timed), then VACUUM ANALYZE, as a
+    table that has been taking events for a while would be."""
+    with harness.step(f"loading {rows:,} events of history (COPY, not timed)") as notes:
+        loaded = 0
+        started = time.perf_counter()
+        while loaded < rows:
+            count = min(HISTORY_BATCH_ROWS, rows - loaded)
+            await conn.copy_records_to_table("events", records=workload.copy_batch("hist", loaded, count, tails), columns=COLUMNS)
+            loaded += count
+            if loaded % (10 * HISTORY_BATCH_ROWS) == 0 or loaded == rows:
+                print(f"  {loaded:,} of {rows:,} ({time.perf_counter() - started:.0f}s)", file=sys.stderr, flush=True)
+        await conn.execute("VACUUM ANALYZE events")
+        size = await conn.fetchval("SELECT pg_size_pretty(pg_total_relation_size('events'))")
+        notes.append(f"events table with its indexes: {size}")
 
 
 def _stop_engine_reads(reads: subprocess.Popen[bytes]) -> bytes | None:
@@ -505,6 +533,7 @@ def _report(
             "single_clients": params.single_clients,
             "single_rate": params.single_rate,
             "paced_connections": params.paced_connections,
+            "history_rows": params.history_rows,
             "batch_events": BATCH_EVENTS,
             "copy_connections": COPY_CONNECTIONS,
             "copy_batch_rows": list(COPY_BATCH_ROWS),
@@ -555,6 +584,8 @@ def _table(report: dict[str, Any]) -> str:
 
     lines += [
         "",
+        *([f"the tier phase ran with {report['parameters']['history_rows']:,} events already stored; raw COPY on an empty table"]
+          if report["parameters"]["history_rows"] else []),
         f"HTTP batch / raw COPY, {report['batch_deployment']}: {report['ratio_to_copy']:.0%} "
         f"(target >= {t['batch_ratio_min']:.0%}: {verdict(t['batch_ratio_met'])})",
         *([f"HTTP batch / raw COPY, all in one (the metrics engine on the same cores): "
