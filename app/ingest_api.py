@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
 from collections import Counter
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
 import asyncpg
