@@ -28,13 +28,46 @@ CONNECTION_ERRORS = (
     OSError,
     asyncio.TimeoutError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
 )
-"""What a query raises when the database cannot be reached (or is shutting down). ``asyncpg.DataError``
-is an ``InterfaceError`` too, but it means a value could not be encoded: catch it first where it matters."""
+"""What a query raises when the database cannot be reached (or is shutting down), for ``except`` clauses;
+``database_unavailable`` is the complete test. asyncpg's ``InternalClientError`` is among them: a connection
+the server dropped mid-operation answers the next statement with "cannot switch to state 12; another
+operation (2) is in progress". The driver's own ``DataError`` (a value it could not encode) is an
+``InterfaceError`` too: catch it first where it matters."""
+UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
+"""SQLSTATE classes that say "not now" rather than "not this": connection exception, insufficient resources
+(too many connections, disk full), operator intervention (admin shutdown, cannot connect now, cancelled
+statement) and system error (I/O)."""
+READ_ONLY_TRANSACTION = "25006"
+"""Writing to a standby, e.g. right after a failover: the primary is elsewhere, try again later."""
+ENCODING_ERROR = asyncpg.exceptions._base.DataError
+"""asyncpg could not encode a value the client sent (not ``asyncpg.DataError``, which is SQLSTATE class 22)."""
+REFUSED_SQLSTATE_CLASSES = frozenset({"22", "23"})
+"""Data exception and integrity constraint violation: PostgreSQL refused the values themselves."""
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be used right now (retry later: 503), rather than that
+    it refused the data (422) or that the code is wrong."""
+    if isinstance(exc, ENCODING_ERROR):
+        return False
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = exc.sqlstate or ""
+        return sqlstate[:2] in UNAVAILABLE_SQLSTATE_CLASSES or sqlstate == READ_ONLY_TRANSACTION
+    return isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError))
+
+
+def refused_data(exc: BaseException) -> bool:
+    """Whether ``exc`` means the values themselves cannot be stored: one that asyncpg could not encode
+    (or Python could not convert) or one PostgreSQL refused (SQLSTATE class 22 or 23)."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return (exc.sqlstate or "")[:2] in REFUSED_SQLSTATE_CLASSES
+    return isinstance(exc, (ENCODING_ERROR, ValueError, TypeError, OverflowError)) and not database_unavailable(exc)
 
 
 class EmbeddedPostgres:

@@ -19,6 +19,12 @@ other. Only after COMMIT
 are the waiting requests told how many of their events were new and how many
 were duplicates, so a 2xx always means durable. The queue is bounded in
 events: when it is full callers are refused instead of the process growing.
+Writers are supervised loops (``app.supervision``); one is stalled when
+submissions wait while it has committed nothing for a while.
+
+A database that cannot be used now fails a group with ``IngestUnavailable``
+(503, retry): never with ``StorageRejected`` (422), which is kept for values
+refused in a submission committed alone (see ``commit_failure``).
 """
 
 from __future__ import annotations
@@ -29,13 +35,14 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Literal
 
 import asyncpg
 
 from app import telemetry
-from app.database import CONNECTION_ERRORS
+from app.database import database_unavailable, refused_data
 from app.events import COLUMNS, Row
+from app.supervision import Progress, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +106,27 @@ class StorageRejected(Exception):
     """PostgreSQL refused the rows themselves (not a connectivity problem)."""
 
 
+CommitFailure = Literal["clash", "unavailable", "isolate", "refused", "internal"]
+
+
+def commit_failure(exc: Exception, submissions: int) -> CommitFailure:
+    """What a failed group commit of ``submissions`` submissions means.
+
+    A clash with another writer is written again; a database that cannot be used now (connection lost,
+    shutting down, the driver's "cannot switch to state" after a dropped connection…) fails the whole
+    group with 503, never 422: the events are valid and the client must retry them. Only an error
+    about the values, met by one submission alone, refuses it (422); in a larger group any other error
+    first isolates the submissions, and an unexplained one on a single submission is a 503 as well.
+    """
+    if isinstance(exc, CONFLICT_ERRORS):
+        return "clash"
+    if database_unavailable(exc):
+        return "unavailable"
+    if submissions > 1:
+        return "isolate"
+    return "refused" if refused_data(exc) else "internal"
+
+
 @dataclass(frozen=True, slots=True)
 class CommitResult:
     accepted: int
@@ -129,15 +157,16 @@ class GroupCommitter:
         group_events: int,
         queue_events: int,
         on_commit: Callable[[], None] = lambda: None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self._pool = pool
+        self._supervisor = supervisor or Supervisor()
         self._on_commit = on_commit
-        self._writers = writers
         self._group_events = group_events
         self._queue_events = queue_events
         self._queue: asyncio.Queue[_Submission] = asyncio.Queue()
         self._queued_events = 0
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops = [f"ingest-writer-{i}" for i in range(writers)]
         self._closing = False
         self._staged_groups_left = 0
         self.database_ok = True
@@ -147,7 +176,8 @@ class GroupCommitter:
         return self._queued_events
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._run(), name=f"ingest-writer-{i}") for i in range(self._writers)]
+        for name in self._loops:
+            self._supervisor.start(name, self._run, backlog=self._has_queue)
 
     async def drain_and_stop(self, timeout: float) -> None:
         """Refuse new work, commit what is queued (up to ``timeout`` seconds), then stop the writers."""
@@ -156,9 +186,7 @@ class GroupCommitter:
             await asyncio.wait_for(self._queue.join(), timeout)
         except asyncio.TimeoutError:
             log.error("shutdown: %d queued events not committed before the grace period", self._queued_events)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._supervisor.stop(*self._loops)
 
     async def submit(self, rows: list[Row], timeout: float) -> CommitResult:
         """Queue rows for the next group commit and wait until they are durable."""
@@ -177,7 +205,10 @@ class GroupCommitter:
             telemetry.INGEST_REFUSED.labels(reason="commit_timeout").inc()
             raise IngestUnavailable("commit did not finish in time; retry (retries are deduplicated)") from None
 
-    async def _run(self) -> None:
+    async def _has_queue(self) -> bool:
+        return not self._queue.empty()
+
+    async def _run(self, progress: Progress) -> None:
         while True:
             group = [await self._queue.get()]
             size = len(group[0].rows)
@@ -187,6 +218,10 @@ class GroupCommitter:
                 size += len(submission.rows)
             try:
                 await self._commit_group(group)
+                progress()
+            except BaseException:  # the writer restarts; its callers are not left waiting for the timeout
+                self._fail(group, IngestUnavailable("the commit was interrupted"))
+                raise
             finally:
                 self._queued_events -= size
                 telemetry.QUEUE_DEPTH.set(self._queued_events)
@@ -198,31 +233,32 @@ class GroupCommitter:
             try:
                 await self._write(group)
                 return
-            except CONFLICT_ERRORS as exc:
-                log.warning("group commit clashed with another writer (attempt %d of %d): %s", attempt, CONFLICT_ATTEMPTS, exc)
-                for submission in group:
-                    submission.staged = []
-                await asyncio.sleep(random.uniform(0, CONFLICT_BACKOFF_S))
-            except asyncpg.DataError as exc:  # an InterfaceError too, but about a value, not the connection
-                await self._isolate(group, exc)
-                return
-            except CONNECTION_ERRORS as exc:
-                self.database_ok = False
-                log.warning("database unavailable during commit: %s", exc)
-                self._fail(group, IngestUnavailable("database unavailable"))
-                return
-            except Exception as exc:  # PostgreSQL refused the rows, or a value could not be sent at all
-                await self._isolate(group, exc)
+            except Exception as exc:
+                outcome = commit_failure(exc, len(group))
+                if outcome == "clash":
+                    log.warning("group commit clashed with another writer (attempt %d of %d): %s", attempt, CONFLICT_ATTEMPTS, exc)
+                    for submission in group:
+                        submission.staged = []
+                    await asyncio.sleep(random.uniform(0, CONFLICT_BACKOFF_S))
+                    continue
+                if outcome == "unavailable":
+                    self.database_ok = False
+                    log.warning("database unavailable during commit: %r", exc)
+                    self._fail(group, IngestUnavailable("database unavailable"))
+                elif outcome == "isolate":
+                    await self._isolate(group)
+                elif outcome == "refused":
+                    log.error("a submission could not be stored: %r", exc)
+                    self._fail(group, StorageRejected(str(exc)))
+                else:
+                    log.error("commit failed unexpectedly; the client is asked to retry", exc_info=exc)
+                    self._fail(group, IngestUnavailable("internal error while committing"))
                 return
         self._fail(group, IngestUnavailable("the write kept clashing with concurrent writes of the same events"))
 
-    async def _isolate(self, group: list[_Submission], error: Exception) -> None:
-        """The group failed for its data: commit each submission alone, so only the one at fault is refused
-        (and the writer lives on whatever the error was)."""
-        if len(group) == 1:
-            log.error("a submission could not be stored: %r", error)
-            self._fail(group, StorageRejected(str(error)))
-            return
+    async def _isolate(self, group: list[_Submission]) -> None:
+        """The group failed, perhaps for one submission's data: commit each submission alone, so only the
+        one at fault is refused (and the writer lives on whatever the error was)."""
         for submission in group:
             submission.staged = []
             await self._commit_group([submission])
