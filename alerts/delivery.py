@@ -10,6 +10,8 @@ hold back newer ones), records every attempt, and drops repeats and
 escalations that acknowledgment or resolution made moot. A channel that is
 down delays only itself. After a restart the log and the outbox are read
 back: decided messages are still sent, delivered ones are not sent again.
+The dispatch loop and the senders are supervised loops (``app.supervision``):
+any error, a database outage included, restarts them with backoff.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Callable
 
 import asyncpg
 
@@ -30,6 +32,8 @@ from alerts.messages import compose_group
 from alerts.routing import Routing, expand_environment
 from alerts.silences import silencing
 from app import telemetry
+from app.database import database_unavailable
+from app.supervision import Progress
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +42,13 @@ PLAN_EVERY_S = 1.0
 IDLE_CHECK_S = 30.0
 """A sender with nothing to do still looks at the outbox this often."""
 DATABASE_RETRY_S = 2.0
+"""A delivered message's attempt is written down again this often while the database is away."""
 STOP_GRACE_S = channels.SEND_TIMEOUT_S + 1
 """On shutdown, a send in flight may finish and be recorded (else it would be sent again after the restart)."""
-DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 MOOT_KINDS = frozenset({"repeat", "escalation"})
+DISPATCH_LOOP = "delivery-dispatch"
+SENDER_STALL_AFTER_S = IDLE_CHECK_S + channels.SEND_TIMEOUT_S + 30.0
+"""A sender progresses at least once per idle check or send."""
 
 
 @dataclass
@@ -62,8 +69,7 @@ class DeliveryService:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _senders: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    _dispatching: asyncio.Task[None] | None = None
-    _sending: list[asyncio.Task[None]] = field(default_factory=list)
+    _sending: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.dispatcher = Dispatcher(self.routing)
@@ -89,14 +95,13 @@ class DeliveryService:
         if abandoned:
             log.warning("pending notifications to contact points no longer configured marked failed", extra={"count": abandoned})
         self.alerts.on_change(self._wake.set)
-        self._dispatching = asyncio.create_task(self._supervised("dispatch", self._dispatch_loop), name="delivery-dispatch")
+        supervisor = self.alerts.metrics.supervisor
+        supervisor.start(DISPATCH_LOOP, self._dispatch_loop)
         for name, identity in self._urls:
             self._senders[(name, identity)] = asyncio.Event()
-            self._sending.append(
-                asyncio.create_task(
-                    self._supervised(f"sender {name}", lambda n=name, i=identity: self._send_loop(n, i)),
-                    name=f"delivery-{name}-{identity}",
-                )
+            loop = f"delivery-sender-{name}-{identity}"
+            self._sending[loop] = supervisor.start(
+                loop, lambda progress, n=name, i=identity: self._send_loop(progress, n, i), stall_after_s=SENDER_STALL_AFTER_S
             )
 
     async def stop(self) -> None:
@@ -104,29 +109,12 @@ class DeliveryService:
         self._stopping.set()
         for event in self._senders.values():
             event.set()
-        if self._dispatching is not None:
-            self._dispatching.cancel()
-            await asyncio.gather(self._dispatching, return_exceptions=True)
+        supervisor = self.alerts.metrics.supervisor
+        await supervisor.stop(DISPATCH_LOOP)
         if self._sending:
-            _, late = await asyncio.wait(self._sending, timeout=STOP_GRACE_S)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*self._sending, return_exceptions=True)
+            await asyncio.wait(self._sending.values(), timeout=STOP_GRACE_S)
+            await supervisor.stop(*self._sending)
         logging.getLogger("apprise").removeFilter(self._mask)
-
-    async def _supervised(self, what: str, loop: Callable[[], Awaitable[None]]) -> None:
-        """Keep a loop running through unexpected errors: delivery must not stop silently."""
-        while not self._stopping.is_set():
-            try:
-                await loop()
-                return
-            except asyncio.CancelledError:
-                raise
-            except DATABASE_ERRORS as exc:
-                log.warning("%s: database unavailable, retrying: %s", what, exc)
-            except Exception:
-                log.exception("%s failed; restarting it", what)
-            await asyncio.sleep(DATABASE_RETRY_S)
 
     # ---- deciding ------------------------------------------------------------------------------
 
@@ -159,9 +147,10 @@ class DeliveryService:
         self._seen = seen
         return [*seen.values(), *(n for i, n in self._resolved.items() if i not in seen)]
 
-    async def _dispatch_loop(self) -> None:
+    async def _dispatch_loop(self, progress: Progress) -> None:
         wake_at: float | None = None
         while True:
+            progress()
             timeout = PLAN_EVERY_S if wake_at is None else min(PLAN_EVERY_S, max(0.0, wake_at - self.clock()))
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -186,9 +175,11 @@ class DeliveryService:
             async with self.pool.acquire() as conn:
                 self.log = await outbox.load_log(conn)
             return
-        except DATABASE_ERRORS as exc:
-            log.warning("notification not stored yet (database unavailable): %s", exc)
-            self.dispatcher.forget(flush.group)
+        except Exception as exc:
+            self.dispatcher.forget(flush.group)  # not stored: decided again on the next look
+            if not database_unavailable(exc):
+                raise
+            log.warning("notification not stored yet (database unavailable): %r", exc)
             return
         self.log[flush.group] = flush.entry
         for message in messages:
@@ -217,7 +208,8 @@ class DeliveryService:
         firing = {a.id: a for a in self.alerts.lifecycle.alerts.values() if a.status == "firing"}
         return not any(i in firing and firing[i].acknowledged_by is None for i in pending.alert_ids)
 
-    async def _send_loop(self, name: str, identity: str) -> None:
+    async def _send_loop(self, progress: Progress, name: str, identity: str) -> None:
+        """Ends (normally) once the service stops."""
         wake, url = self._senders[(name, identity)], self._urls[(name, identity)]
         while not self._stopping.is_set():
             wake.clear()
@@ -226,6 +218,7 @@ class DeliveryService:
                 if isinstance(due, outbox.Pending) and self._moot(due):
                     await outbox.cancel(conn, due, "acknowledged or resolved before it was sent")
                     continue
+            progress()
             if not isinstance(due, outbox.Pending):
                 try:
                     await asyncio.wait_for(wake.wait(), IDLE_CHECK_S if due is None else due)
@@ -256,6 +249,8 @@ class DeliveryService:
                 async with self.pool.acquire() as conn:
                     await outbox.record_attempt(conn, pending, outcome.ok, outcome.duration_ms, outcome.error, retry_in)
                 return
-            except DATABASE_ERRORS as exc:
-                log.warning("delivery attempt not recorded yet (database unavailable): %s", exc)
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    raise
+                log.warning("delivery attempt not recorded yet (database unavailable): %r", exc)
                 await asyncio.sleep(DATABASE_RETRY_S)

@@ -5,7 +5,9 @@ Evaluation runs after metrics update, at most every ``MIN_EVALUATION_GAP_S``
 ``EVALUATE_EVERY_S`` so ``for`` durations elapse on a quiet night too. Transitions are written to PostgreSQL before they are
 announced; if the database is away they wait in memory and are written on
 the next evaluation. Rules reload when their files change or on request,
-keeping every alert's state.
+keeping every alert's state. Evaluation, the rule-file watch and the silences
+refresh are supervised loops (``app.supervision``): any error is logged and
+the loop restarts with backoff.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from alerts.rules import AnyRule, RuleFile, load_directory
 from alerts.silences import Matcher, Silence, silencing
 from app.configfile import ConfigError
 from app.metrics.live import LiveMetrics
+from app.supervision import Progress
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ SILENCES_REFRESH_S = 5.0
 RULE_FILES_CHECK_S = 2.0
 SUBSCRIBER_QUEUE = 1000
 PENDING_LIMIT = 10_000
+EVALUATE_LOOP, RULE_FILES_LOOP, SILENCES_LOOP = "alerts-evaluate", "alerts-rule-files", "alerts-silences"
 
 
 @dataclass
@@ -68,7 +72,6 @@ class AlertService:
     _subscribers: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
     _listeners: list[Callable[[], None]] = field(default_factory=list)
     _inhibitors: dict[str, list[str]] | None = None
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _files_stamp: tuple[tuple[str, float], ...] = ()
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -79,17 +82,14 @@ class AlertService:
             self.lifecycle = Lifecycle(await store.firing(conn))
             self._inhibitors = None
             self.silences = await store.silences(conn)
-        self._tasks = [
-            asyncio.create_task(self._loop(), name="alerts-evaluate"),
-            asyncio.create_task(self._watch_files(), name="alerts-rule-files"),
-            asyncio.create_task(self._refresh_silences(), name="alerts-silences"),
-        ]
+        supervisor = self.metrics.supervisor
+        supervisor.start(EVALUATE_LOOP, self._loop)
+        supervisor.start(RULE_FILES_LOOP, self._watch_files)
+        supervisor.start(SILENCES_LOOP, self._refresh_silences)
         self.metrics.on_update(self._wake.set)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.metrics.supervisor.stop(EVALUATE_LOOP, RULE_FILES_LOOP, SILENCES_LOOP)
 
     # ---- rules ---------------------------------------------------------------------------------
 
@@ -115,7 +115,7 @@ class AlertService:
         self._wake.set()
         return len(self.rules.rules)
 
-    async def _watch_files(self) -> None:
+    async def _watch_files(self, progress: Progress) -> None:
         while True:
             await asyncio.sleep(RULE_FILES_CHECK_S)
             if self._stamp() != self._files_stamp:
@@ -124,19 +124,21 @@ class AlertService:
                 except ConfigError as exc:
                     self._files_stamp = self._stamp()
                     log.error("rule files changed but are invalid; keeping the current rules: %s", exc)
+            progress()
 
-    async def _refresh_silences(self) -> None:
+    async def _refresh_silences(self, progress: Progress) -> None:
+        """Refreshes at once when (re)started, so silences added during an outage apply when it ends."""
         while True:
+            async with self.pool.acquire() as conn:
+                self.silences = await store.silences(conn)
+            progress()
             await asyncio.sleep(SILENCES_REFRESH_S)
-            try:
-                async with self.pool.acquire() as conn:
-                    self.silences = await store.silences(conn)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("silences not refreshed: %s", exc)
 
     # ---- evaluation ----------------------------------------------------------------------------
 
-    async def _loop(self) -> None:
+    async def _loop(self, progress: Progress) -> None:
+        """Transitions the database could not take stay in memory: the error restarts the loop, and the
+        next evaluation writes them."""
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), EVALUATE_EVERY_S)
@@ -144,10 +146,8 @@ class AlertService:
                 pass
             self._wake.clear()
             started = time.perf_counter()
-            try:
-                await self.evaluate_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("alert transitions not written yet (database unavailable): %s", exc)
+            await self.evaluate_once()
+            progress()
             # Evaluation runs on the event loop: leave it at least as long again to ingest and push,
             # so a large rule set slows alerting a little instead of stalling everything.
             await asyncio.sleep(max(MIN_EVALUATION_GAP_S, time.perf_counter() - started))

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import IO, Mapping
 
 from app.settings import Settings
+from app.supervision import Progress, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ PR_SET_PDEATHSIG = 1
 """prctl option: the signal a process gets when its parent exits."""
 STOP_MARGIN_S = 5.0
 """Beyond the shutdown grace, how long to wait for a draining ingest process before killing it."""
+SUPERVISE_LOOP = "ingest-processes"
+SUPERVISE_STALL_AFTER_S = READY_TIMEOUT_S + 30.0
+"""Replacing a process waits up to ``READY_TIMEOUT_S`` for it."""
 
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
@@ -77,11 +81,18 @@ class IngestProcesses:
     """Starts, supervises and drains the ingest-role processes of a full server."""
 
     def __init__(
-        self, settings: Settings, dsn: str, environ: Mapping[str, str] | None = None, output: IO[bytes] | None = None
+        self,
+        settings: Settings,
+        dsn: str,
+        environ: Mapping[str, str] | None = None,
+        output: IO[bytes] | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         """``environ`` is the processes' environment before their own settings (default: this process's);
-        ``output`` takes their stdout and stderr (default: this process's)."""
+        ``output`` takes their stdout and stderr (default: this process's); ``supervisor`` runs the loop
+        that replaces crashed processes."""
         self._settings = settings
+        self._loop_supervisor = supervisor or Supervisor()
         self._output = output
         self._env = {
             **(os.environ if environ is None else environ),
@@ -91,7 +102,6 @@ class IngestProcesses:
             "WARROOM_INGEST_PROCESSES": "0",
         }
         self._children: list[subprocess.Popen[bytes]] = []
-        self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
 
     @property
@@ -103,7 +113,7 @@ class IngestProcesses:
         started = [self._spawn() for _ in range(self._settings.ingest_processes)]
         self._children = [child.process for child in started]
         await asyncio.gather(*(self._wait_ready(child) for child in started))
-        self._supervisor = asyncio.create_task(self._supervise(), name="ingest-processes")
+        self._loop_supervisor.start(SUPERVISE_LOOP, self._supervise, stall_after_s=SUPERVISE_STALL_AFTER_S)
         log.info("ingest processes ready", extra={"port": self._settings.ingest_port, "pids": self.pids})
 
     def terminate(self) -> None:
@@ -116,9 +126,7 @@ class IngestProcesses:
     async def stop(self) -> None:
         """``terminate``, then wait for every ingest process to finish, killing any that hang."""
         self.terminate()
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            await asyncio.gather(self._supervisor, return_exceptions=True)
+        await self._loop_supervisor.stop(SUPERVISE_LOOP)
         await asyncio.gather(*(asyncio.to_thread(self._reap, process) for process in self._children))
 
     def _reap(self, process: subprocess.Popen[bytes]) -> None:
@@ -155,10 +163,11 @@ class IngestProcesses:
         if not answer:
             raise RuntimeError(f"ingest process {child.process.pid} did not start (exit status {child.process.poll()})")
 
-    async def _supervise(self) -> None:
+    async def _supervise(self, progress: Progress) -> None:
         """Replace an ingest process that exited on its own (a crash), so the tier keeps its size."""
         while True:
             await asyncio.sleep(SUPERVISE_EVERY_S)
+            progress()
             for index, process in enumerate(self._children):
                 if process.poll() is None or self._stopping:
                     continue

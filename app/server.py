@@ -32,6 +32,7 @@ from app.metrics.live import LiveMetrics
 from app.ratelimit import RateLimiter
 from app.services import Services
 from app.settings import Settings
+from app.supervision import Supervisor
 from dashboard import wall
 
 log = logging.getLogger(__name__)
@@ -67,16 +68,21 @@ async def _database(settings: Settings, migrate: bool) -> AsyncIterator[tuple[st
 
 
 def _services(
-    settings: Settings, pool: asyncpg.Pool, on_commit: Callable[[], None] = lambda: None, **engines: Any
+    settings: Settings,
+    pool: asyncpg.Pool,
+    supervisor: Supervisor,
+    on_commit: Callable[[], None] = lambda: None,
+    **engines: Any,
 ) -> Services:
     """What every role runs (keys, rate limits, the started group committer), plus the full server's
-    ``engines`` (metrics, alerts, delivery)."""
+    ``engines`` (metrics, alerts, delivery); ``supervisor`` runs every long-running loop."""
     committer = GroupCommitter(
         pool,
         writers=settings.writers,
         group_events=settings.group_events,
         queue_events=settings.queue_events,
         on_commit=on_commit,
+        supervisor=supervisor,
     )
     committer.start()
     return Services(
@@ -86,6 +92,7 @@ def _services(
         limiter=RateLimiter(),
         committer=committer,
         schema_head=head_revision(),
+        supervisor=supervisor,
         **engines,
     )
 
@@ -142,15 +149,16 @@ def create_full_app(settings: Settings) -> FastAPI:
             async with pool.acquire() as conn:
                 for campaign in campaign_files.load_directory(settings.campaigns_dir):
                     await campaign_files.save(conn, campaign)
-            metrics = LiveMetrics(pool, dsn)
+            supervisor = Supervisor()
+            metrics = LiveMetrics(pool, dsn, supervisor=supervisor)
             await metrics.start()
             alerts = AlertService(metrics, pool, settings.rules_dir)
             await alerts.start()
             delivery = DeliveryService(alerts, pool, routing.load(settings.notify_file), settings.base_url)
             await delivery.start()
-            services = _services(settings, pool, metrics.wake, metrics=metrics, alerts=alerts, delivery=delivery)
+            services = _services(settings, pool, supervisor, metrics.wake, metrics=metrics, alerts=alerts, delivery=delivery)
             app.state.services, committer = services, services.committer
-            ingest_tier = app.state.ingest_tier = IngestProcesses(settings, dsn)
+            ingest_tier = app.state.ingest_tier = IngestProcesses(settings, dsn, supervisor=supervisor)
             gc.set_threshold(*ENGINE_GC_THRESHOLDS)
             settle = asyncio.create_task(_settle_heap_after(metrics.caught_up), name="settle-heap")
             try:
@@ -164,6 +172,7 @@ def create_full_app(settings: Settings) -> FastAPI:
                 await delivery.stop()
                 await alerts.stop()
                 await metrics.stop()
+                await supervisor.stop()
         log.info("stopped")
 
     app = WarRoomApp(title="Promo War-Room", version=__version__, description=DESCRIPTION, lifespan=lifespan)
@@ -191,7 +200,8 @@ def create_ingest_app(settings: Settings, on_ready: Callable[[], None] = lambda:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with _database(settings, migrate=False) as (_, pool):
-            services = app.state.services = _services(settings, pool)
+            supervisor = Supervisor()
+            services = app.state.services = _services(settings, pool, supervisor)
             committer = services.committer
             try:
                 _settle_heap()
@@ -200,6 +210,7 @@ def create_ingest_app(settings: Settings, on_ready: Callable[[], None] = lambda:
                 yield
             finally:
                 await committer.drain_and_stop(settings.shutdown_grace_s)
+                await supervisor.stop()
         log.info("stopped")
 
     app = WarRoomApp(title="Promo War-Room ingest", version=__version__, description=DESCRIPTION, lifespan=lifespan)

@@ -17,6 +17,7 @@ from app.keys import KeyStore
 from app.metrics.live import LiveMetrics
 from app.ratelimit import RateLimiter
 from app.settings import Settings
+from app.supervision import Supervisor
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Services:
     limiter: RateLimiter
     committer: GroupCommitter
     schema_head: str
+    supervisor: Supervisor
     metrics: LiveMetrics | None = None
     alerts: AlertService | None = None
     delivery: DeliveryService | None = None

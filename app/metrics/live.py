@@ -8,6 +8,12 @@ after each local commit, by ``NOTIFY warroom_events`` for other writers
 closer than ``TAIL_MIN_GAP_S`` are coalesced into one read. Snapshots are
 pushed to subscribers at most ``PUBLISH_INTERVAL_S`` apart, so a burst of
 10k events/s becomes a few updates per second.
+
+The tail, publishing, checkpoints and the LISTEN connection are supervised loops
+(``app.supervision``): any error restarts them with backoff, and the LISTEN
+connection is opened again after the database comes back. The tail is stalled
+when stored events have waited longer than ``TAIL_STALL_AFTER_S`` while it
+applied nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import asyncpg
 from app import campaigns as campaign_store
 from app.metrics.engine import Engine
 from app.metrics.measures import Event
+from app.supervision import Progress, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +49,17 @@ CHECKPOINT_WRITER_TIMEOUT_S = 300.0
 """How long the child pickling a checkpoint may take before it is killed (and the checkpoint retried later)."""
 SUBSCRIBER_QUEUE = 4
 CHANNEL = "warroom_events"
+TAIL_STALL_AFTER_S = 30.0
+LISTEN_CHECK_S = 2.0
+"""The LISTEN connection is checked this often (a round trip), so one lost in an outage is replaced."""
+CHECKPOINT_STALL_AFTER_S = CHECKPOINT_INTERVAL_S + CHECKPOINT_WRITER_TIMEOUT_S + 60.0
+TAIL_LOOP, PUBLISH_LOOP, CHECKPOINT_LOOP, LISTEN_LOOP = "metrics-tail", "metrics-publish", "metrics-checkpoint", "metrics-listen"
 
-HORIZON_SQL = "SELECT events_tail_horizon()"
+WAITING_SQL = "SELECT EXISTS (SELECT 1 FROM events WHERE seq > $1)"
+"""Stored events the engine has not applied: the tail's backlog."""
+
+HORIZON_SQL = "SELECT events_tail_horizon(), (SELECT last_value FROM events_seq_seq)"
+"""The horizon, and the last seq drawn: when they are equal no write in flight holds the tail back."""
 TAIL_SQL = """
 SELECT seq, type, extract(epoch FROM occurred_at)::float8, campaign, channel, user_id, anonymous_id,
        order_id, sku, quantity, amount, warehouse, metric, value, labels::text
@@ -52,7 +68,12 @@ FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3
 
 
 async def read_tail(conn: asyncpg.Connection, after_seq: int, limit: int) -> list[asyncpg.Record]:
-    """Up to ``limit`` events after ``after_seq``, in ``seq`` order, none above the horizon (migration 0006).
+    """Up to ``limit`` events after ``after_seq``, in ``seq`` order, none above the horizon (migration 0006)."""
+    return (await read_tail_to_horizon(conn, after_seq, limit))[0]
+
+
+async def read_tail_to_horizon(conn: asyncpg.Connection, after_seq: int, limit: int) -> tuple[list[asyncpg.Record], bool]:
+    """``read_tail``, and whether the horizon was the last seq drawn (no write in flight held it back).
 
     Writers commit in parallel, so a higher ``seq`` can be visible before a lower one; reading past the
     horizon could skip the lower one for good. The horizon is read in its own statement, before the rows:
@@ -60,8 +81,8 @@ async def read_tail(conn: asyncpg.Connection, after_seq: int, limit: int) -> lis
     statement (from live locks) could cover a write that committed after that snapshot, whose rows the
     scan would then skip while reading later ones.
     """
-    horizon = await conn.fetchval(HORIZON_SQL)
-    return await conn.fetch(TAIL_SQL, after_seq, horizon, limit)
+    horizon, last_drawn = await conn.fetchrow(HORIZON_SQL)
+    return await conn.fetch(TAIL_SQL, after_seq, horizon, limit), horizon == last_drawn
 
 
 to_event: Callable[[asyncpg.Record], Event] = Event._make
@@ -88,16 +109,17 @@ class Subscription:
 class LiveMetrics:
     """Owns the engine in a running server: catch-up, tailing, checkpoints and snapshot fan-out."""
 
-    def __init__(self, pool: asyncpg.Pool, dsn: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, dsn: str, clock: Callable[[], float] = time.time, supervisor: Supervisor | None = None
+    ) -> None:
         self.pool = pool
         self.dsn = dsn
         self.clock = clock
+        self.supervisor = supervisor or Supervisor()
         self.engine = Engine()
         self._wake = asyncio.Event()
         self._dirty: set[str] = set()
         self._subscribers: set[Subscription] = set()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._listener: asyncpg.Connection | None = None
         self._checkpointed_seq = 0
         self.caught_up = asyncio.Event()
         self._reloads: set[asyncio.Task[None]] = set()
@@ -117,23 +139,18 @@ class LiveMetrics:
                 self.engine = Engine(definitions)
         else:
             self.engine = Engine(definitions)
-        await self._listen()
-        self._tasks = [
-            asyncio.create_task(self._tail_loop(), name="metrics-tail"),
-            asyncio.create_task(self._publish_loop(), name="metrics-publish"),
-            asyncio.create_task(self._checkpoint_loop(), name="metrics-checkpoint"),
-        ]
+        supervisor = self.supervisor
+        supervisor.start(LISTEN_LOOP, self._listen_loop)
+        supervisor.start(TAIL_LOOP, self._tail_loop, stall_after_s=TAIL_STALL_AFTER_S, backlog=self._events_waiting)
+        supervisor.start(PUBLISH_LOOP, self._publish_loop)
+        supervisor.start(CHECKPOINT_LOOP, self._checkpoint_loop, stall_after_s=CHECKPOINT_STALL_AFTER_S)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.supervisor.stop(LISTEN_LOOP, TAIL_LOOP, PUBLISH_LOOP, CHECKPOINT_LOOP)
         try:
             await self.checkpoint()
-        except (OSError, CheckpointError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("final checkpoint failed: %s", exc)
-        if self._listener is not None:
-            await self._listener.close()
+        except Exception as exc:  # the events are still stored: the next start replays from the last checkpoint
+            log.warning("final checkpoint failed: %r", exc)
 
     def on_update(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (synchronously, so keep it cheap) whenever new events have been applied."""
@@ -143,59 +160,83 @@ class LiveMetrics:
         """Called after a local commit: new events are ready to read."""
         self._wake.set()
 
-    async def _listen(self) -> None:
+    async def _listen_loop(self, progress: Progress) -> None:
+        """Hold the LISTEN connection; raise when it is lost, so the supervisor opens another.
+
+        While it is away the tail still polls every ``POLL_INTERVAL_S``. Once connected, whatever was
+        announced meanwhile is picked up: a tail read and a reload of the campaigns.
+        """
+        listener = await asyncpg.connect(self.dsn, timeout=LISTEN_CHECK_S * 2)
         try:
-            self._listener = await asyncpg.connect(self.dsn)
-            await self._listener.add_listener(CHANNEL, lambda *_: self._wake.set())
-            await self._listener.add_listener(campaign_store.CHANGED_CHANNEL, lambda *_: self._campaigns_changed())
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("LISTEN unavailable, polling only: %s", exc)
-            self._listener = None
+            await listener.add_listener(CHANNEL, lambda *_: self._wake.set())
+            await listener.add_listener(campaign_store.CHANGED_CHANNEL, lambda *_: self._campaigns_changed())
+            self._wake.set()
+            await self.reload_campaigns()
+            while True:
+                await listener.execute("SELECT 1", timeout=LISTEN_CHECK_S)
+                progress()
+                await asyncio.sleep(LISTEN_CHECK_S)
+        finally:
+            listener.terminate()
 
     def _campaigns_changed(self) -> None:
         task = asyncio.get_running_loop().create_task(self.reload_campaigns())
         self._reloads.add(task)
-        task.add_done_callback(self._reloads.discard)
+        task.add_done_callback(self._reload_done)
+
+    def _reload_done(self, task: asyncio.Task[None]) -> None:
+        self._reloads.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("campaigns not reloaded after a change; the LISTEN reconnect reloads them", exc_info=task.exception())
 
     async def reload_campaigns(self) -> None:
         async with self.pool.acquire() as conn:
             self.engine.configure(await campaign_store.fetch_all(conn))
         self._dirty.update(self.engine.campaigns)
 
-    async def catch_up(self) -> int:
-        """Apply every stored event not yet counted; return how many were read."""
+    async def catch_up(self, progress: Progress = lambda: None) -> int:
+        """Apply every stored event not yet counted; return how many were read.
+
+        ``progress`` is called after each batch applied, and after a read that found nothing because
+        there is nothing: not when a write in flight holds the horizon back (if it stays open, the
+        tail does not advance, and is stalled once events committed after it wait).
+        """
         read = 0
         while True:
             async with self.pool.acquire() as conn:
-                rows = await read_tail(conn, self.engine.last_seq, TAIL_BATCH)
+                rows, complete = await read_tail_to_horizon(conn, self.engine.last_seq, TAIL_BATCH)
             if not rows:
+                if complete:
+                    progress()
                 return read
             self._dirty |= self.engine.apply(to_event(row) for row in rows)
+            progress()
             read += len(rows)
             for listener in self._update_listeners:
                 listener()
             if len(rows) < TAIL_BATCH:
                 return read
 
-    async def _tail_loop(self) -> None:
+    async def _tail_loop(self, progress: Progress) -> None:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
             self._wake.clear()  # before reading: a commit announced meanwhile sets it again
-            try:
-                await self.catch_up()
-                if not self.caught_up.is_set():
-                    self.caught_up.set()
-                    log.info("metrics caught up", extra={"last_seq": self.engine.last_seq})
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
-                log.warning("metrics tail: database unavailable: %s", exc)
+            await self.catch_up(progress)
+            if not self.caught_up.is_set():
+                self.caught_up.set()
+                log.info("metrics caught up", extra={"last_seq": self.engine.last_seq})
             try:
                 await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
             except asyncio.TimeoutError:
                 pass
             await asyncio.sleep(max(0.0, started + TAIL_MIN_GAP_S - loop.time()))
 
-    async def _publish_loop(self) -> None:
+    async def _events_waiting(self) -> bool:
+        async with self.pool.acquire() as conn:
+            return await conn.fetchval(WAITING_SQL, self.engine.last_seq)
+
+    async def _publish_loop(self, progress: Progress) -> None:
         while True:
             await asyncio.sleep(PUBLISH_INTERVAL_S)
             dirty, self._dirty = self._dirty, set()
@@ -206,6 +247,7 @@ class LiveMetrics:
                 for subscription in list(self._subscribers):
                     if subscription.campaign == campaign_id:
                         subscription.offer(snapshot)
+            progress()
 
     def subscribe(self, campaign_id: str) -> Subscription:
         """Receive this campaign's snapshots (the current one first); call ``unsubscribe`` when done."""
@@ -217,21 +259,20 @@ class LiveMetrics:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
 
-    async def _checkpoint_loop(self) -> None:
+    async def _checkpoint_loop(self, progress: Progress) -> None:
+        """Checkpoints at once when (re)started, so a failed one is retried with the loop's backoff."""
         while True:
+            await self.checkpoint()
+            progress()
             await asyncio.sleep(CHECKPOINT_INTERVAL_S)
-            try:
-                await self.checkpoint()
-            except (OSError, CheckpointError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("checkpoint failed: %s", exc)
 
     async def checkpoint(self) -> None:
         """Save the engine state if it changed since the last checkpoint."""
         if self.engine.last_seq == self._checkpointed_seq:
             return
-        last_seq = self.engine.last_seq
-        state = await snapshot_state(self.engine)
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn:  # first, so no state is pickled while the database is away
+            last_seq = self.engine.last_seq
+            state = await snapshot_state(self.engine)
             await conn.execute(
                 "INSERT INTO metric_checkpoints (name, last_seq, state) VALUES ($1, $2, $3) "
                 "ON CONFLICT (name) DO UPDATE SET last_seq = excluded.last_seq, state = excluded.state, saved_at = now()",
