@@ -1,8 +1,14 @@
-"""Liveness and readiness for load balancers and orchestrators."""
+"""Liveness and readiness for load balancers and orchestrators.
+
+``/readyz`` is 200 only when the database answers, its schema is the one the code expects and every
+supervised loop of this process (``app.supervision``) is running; otherwise 503 with ``Retry-After``
+and, per loop, its condition, restarts and last error.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -10,6 +16,7 @@ from starlette.responses import JSONResponse
 
 from app import telemetry
 from app.database import current_revision
+from app.errors import UNAVAILABLE_RETRY_AFTER_S
 from app.services import Services
 
 READY_TIMEOUT_S = 2.0
@@ -22,7 +29,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database is reachable and its schema is current")
+@router.get("/readyz", summary="The database is reachable, its schema is current and no loop is dead or stalled")
 async def readyz(request: Request) -> JSONResponse:
     services: Services = request.app.state.services
     checks: dict[str, str] = {}
@@ -35,6 +42,20 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception as exc:  # any failure to reach the database means not ready
         checks["database"] = f"unreachable: {type(exc).__name__}: {exc}"
         checks["migrations"] = "unknown"
+    conditions = await services.supervisor.check()
+    failing = sorted(f"{name} {found}" for name, found in conditions.items() if found != "running")
+    checks["loops"] = "ok" if not failing else ", ".join(failing)
     ready = all(v == "ok" for v in checks.values())
     telemetry.DATABASE_UP.set(1 if checks["database"] == "ok" else 0)
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
+    loops: dict[str, Any] = {
+        name: {
+            "condition": found,
+            "restarts": services.supervisor.loops[name].restarts,
+            "last_error": services.supervisor.loops[name].last_error,
+        }
+        for name, found in sorted(conditions.items())
+    }
+    body = {"status": "ready" if ready else "not ready", "checks": checks, "loops": loops}
+    if ready:
+        return JSONResponse(body, 200)
+    return JSONResponse(body, 503, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)})
