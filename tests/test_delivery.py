@@ -116,6 +116,11 @@ async def test_receiver_down_then_up_is_retried_with_every_attempt_recorded(dsn,
 
             receiver.start()
             await wait_until(lambda: _count(receiver, 1), timeout=20)
+
+            async def recorded() -> bool:  # the attempt is written down just after the receiver has the message
+                return (await notifications(http, operator))[0]["status"] != "pending"
+
+            await wait_until(recorded, timeout=5)
             [delivered] = await notifications(http, operator)
             assert delivered["status"] == "delivered" and delivered["attempt_log"][-1]["ok"]
             assert delivered["attempts"] == len(delivered["attempt_log"]) >= 3

@@ -209,7 +209,7 @@ async def test_openapi_publishes_the_event_schema_with_examples(client):
 async def test_health_readiness_and_metrics(client, db):
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "migrations": "ok"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "migrations": "ok", "loops": "ok"}
 
     def counts(text: str) -> Counter:
         """events_total by (outcome, type); the counters are process-wide, so the test compares before and after."""
