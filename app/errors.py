@@ -105,7 +105,9 @@ async def _refused_by_database(request: Request, exc: Exception) -> JSONResponse
     return refused_response(exc)
 
 
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+def database_error_response(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to a database exception that escaped an endpoint: 503 when the database cannot be
+    used now, 422 for a value the driver could not send, else a logged 500."""
     if database_unavailable(exc):
         log.warning("%s %s: database unavailable: %r", request.method, request.url.path, exc)
         return unavailable_response()
@@ -113,6 +115,10 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         return refused_response(exc)
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return JSONResponse(error_body(500, "internal error"), 500)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    return database_error_response(request, exc)
 
 
 def install(app: FastAPI) -> None:

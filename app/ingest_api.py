@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from app import segment, telemetry
 from app.auth import authenticate, presented_key
-from app.errors import ApiError, api_error_response, refused_response
+from app.errors import DATABASE_EXCEPTIONS, ApiError, api_error_response, database_error_response, refused_response
 from app.events import EXAMPLES, Defaults, FieldError, Row, claimed_type, decode_batch, decode_event, json_schema, utcnow
 from app.ingest import IngestUnavailable, StorageRejected
 from app.responses import json_response
@@ -212,6 +212,8 @@ async def serve_events(scope: Scope, receive: Receive, send: Send) -> None:
         response = api_error_response(exc)
     except asyncpg.DataError as exc:
         response = refused_response(exc)
+    except DATABASE_EXCEPTIONS as exc:
+        response = database_error_response(request, exc)
     await response(scope, receive, send)
 
 
