@@ -24,9 +24,8 @@ import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Coroutine, Literal
 
-from prometheus_client import Counter, Gauge
-
 from app.database import database_unavailable
+from app.telemetry import LOOP_PROGRESS_AGE, LOOP_RESTARTS, LOOP_STALLED, LOOP_UP
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +42,6 @@ Condition = Literal["running", "dead", "stalled"]
 Progress = Callable[[], None]
 LoopFactory = Callable[[Progress], Coroutine[None, None, None]]
 Backlog = Callable[[], Awaitable[bool]]
-
-LOOP_UP = Gauge("warroom_loop_up", "1 while a supervised loop runs and makes progress; 0 when dead or stalled.", ["loop"])
-LOOP_STALLED = Gauge("warroom_loop_stalled", "1 while a supervised loop has work waiting but makes no progress.", ["loop"])
-LOOP_RESTARTS = Counter("warroom_loop_restarts", "Times a supervised loop failed and was started again.", ["loop"])
-LOOP_PROGRESS_AGE = Gauge(
-    "warroom_loop_seconds_since_progress", "Seconds since a supervised loop last made progress.", ["loop"]
-)
 
 
 def backoff_delay(failures: int, jitter: float, first: float = BACKOFF_FIRST_S, cap: float = BACKOFF_MAX_S) -> float:
@@ -168,6 +160,8 @@ class Supervisor:
             conditions[name] = found = condition(state, now, backlog)
             if found == "stalled" and not state.stalled:
                 log.error("loop %s stalled: no progress for %.0f s with work waiting", name, now - state.last_progress)
+            elif found != "stalled" and state.stalled:
+                log.warning("loop %s is no longer stalled", name)
             state.stalled = found == "stalled"
             LOOP_UP.labels(loop=name).set(1 if found == "running" else 0)
             LOOP_STALLED.labels(loop=name).set(1 if state.stalled else 0)

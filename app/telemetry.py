@@ -42,6 +42,12 @@ NOTIFICATION_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 DATABASE_UP = Gauge("warroom_database_up", "1 when the last database operation succeeded.")
+LOOP_UP = Gauge("warroom_loop_up", "1 while a supervised loop runs and makes progress; 0 when dead or stalled.", ["loop"])
+LOOP_STALLED = Gauge("warroom_loop_stalled", "1 while a supervised loop has work waiting but makes no progress.", ["loop"])
+LOOP_RESTARTS = Counter("warroom_loop_restarts", "Times a supervised loop failed and was started again.", ["loop"])
+LOOP_PROGRESS_AGE = Gauge(
+    "warroom_loop_seconds_since_progress", "Seconds since a supervised loop last made progress.", ["loop"]
+)
 
 
 async def metrics_endpoint(request: Request) -> Response:
