@@ -92,6 +92,21 @@ def test_snapshot_ratios_and_new_customers_against_an_earlier_baseline_buyer():
     assert engine.snapshot("ly", ly_t0 + 60)["totals"]["new_customers"] == 1
 
 
+def test_uv_counts_visitors_of_paid_orders_too_so_conversion_never_passes_100_percent():
+    """README: UV counts the visitors of traffic and order events; a buyer whose only event is the payment
+    (the payment backend reports it, the storefront's visit was never sent) is a visitor too."""
+    engine = Engine([campaign()])
+    engine.apply(
+        [ev("visit", T0, user_id="browser"), ev("order_created", T0 + 1, user_id="orderer", order_id="o1", amount=Decimal(5))]
+        + [ev("order_paid", T0 + 2, user_id=who, order_id=f"p-{who}", amount=Decimal(5)) for who in ("orderer", "payer")]
+        + [ev("order_paid", T0 + 3, anonymous_id="guest", order_id="p-guest", amount=Decimal(5)),
+           ev("order_paid", T0 + 4, order_id="p-nobody", amount=Decimal(5))]
+    )
+    totals = engine.snapshot("c", T0 + 60)["totals"]
+    assert totals["uv"] == 4, "browser, orderer, payer and the guest; a payment naming nobody is no visitor"
+    assert totals["buyers"] == 3 and totals["conversion_rate"] == 3 / 4
+
+
 def test_replayed_or_older_seq_is_ignored():
     engine = Engine()
     event = ev("visit", T0, anonymous_id="a")

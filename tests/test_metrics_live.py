@@ -106,7 +106,7 @@ async def assert_matches_sql(engine, db) -> None:
         assert engine.states[row["campaign"]].dims[""].minutes[row["minute"]][INDEX["orders_paid"]] == row["n"]
     uv = await db.fetch(
         "SELECT campaign, count(DISTINCT user_id) AS uv FROM events "
-        "WHERE type IN ('visit','page_view','product_view','add_to_cart','checkout','order_created') GROUP BY campaign"
+        "WHERE type IN ('visit','page_view','product_view','add_to_cart','checkout','order_created','order_paid') GROUP BY campaign"
     )
     for row in uv:
         assert engine.states[row["campaign"]].visitors[""].count() == row["uv"]

@@ -42,7 +42,8 @@ NO_CHANNEL = "(none)"
 OTHER = "(other)"
 
 TOTAL = ""
-VISITOR_TYPES = frozenset({"visit", "page_view", "product_view", "add_to_cart", "checkout", "order_created"})
+VISITOR_TYPES = frozenset({"visit", "page_view", "product_view", "add_to_cart", "checkout", "order_created", "order_paid"})
+"""Events whose user is counted in UV: traffic and orders (a buyer is a visitor, so conversion stays ≤ 100%)."""
 STOCK_TYPES = frozenset({"stock_level", "stock_adjust"})
 NEVER = -(2**62)
 """``newest_second`` before the first event."""
@@ -239,7 +240,7 @@ class Engine:
             visitor = event.user_id or event.anonymous_id
             if visitor:
                 _count_distinct(state.visitors, channel, visitor)
-        elif event_type == "order_paid":
+        if event_type == "order_paid":
             buyer = event.user_id or event.anonymous_id
             if buyer:
                 self._count_buyer(state, second // 60, buyer)
