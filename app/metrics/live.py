@@ -25,7 +25,8 @@ import asyncpg
 
 from app import campaigns as campaign_store
 from app.metrics.engine import Engine
-from app.metrics.measures import Event
+from app.metrics.measures import EVENT_COLUMNS, Event
+from app.metrics.replay import replay
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,7 @@ SUBSCRIBER_QUEUE = 4
 CHANNEL = "warroom_events"
 
 HORIZON_SQL = "SELECT events_tail_horizon()"
-TAIL_SQL = """
-SELECT seq, type, extract(epoch FROM occurred_at)::float8, campaign, channel, user_id, anonymous_id,
-       order_id, sku, quantity, amount, warehouse, metric, value, labels::text
-FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3
-"""
+TAIL_SQL = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
 
 
 async def read_tail(conn: asyncpg.Connection, after_seq: int, limit: int) -> list[asyncpg.Record]:
@@ -165,6 +162,9 @@ class LiveMetrics:
     async def catch_up(self) -> int:
         """Apply every stored event not yet counted; return how many were read."""
         read = 0
+        if self.engine.pending:  # campaigns defined since their first events: count those first
+            async with self.pool.acquire() as conn:
+                self._dirty |= await replay(conn, self.engine)
         while True:
             async with self.pool.acquire() as conn:
                 rows = await read_tail(conn, self.engine.last_seq, TAIL_BATCH)
