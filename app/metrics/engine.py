@@ -32,7 +32,8 @@ from app.metrics.visitors import DistinctCounter, hash64
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 5
-"""5: state only for defined campaigns (the others counted per name), events past a key limit counted per kind."""
+"""5: state only for defined campaigns (the others counted per name), events past a key limit counted per kind,
+amounts in a currency without a rate kept apart."""
 HEAVY_HITTERS = 50
 """Counters per minute in the Misra-Gries summary of who pays (brushing detection)."""
 TOP_BUYERS = 5
