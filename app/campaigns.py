@@ -8,6 +8,7 @@ process sees the same definition.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,6 +24,7 @@ PHASES = ("preheat", "burst", "wrapup")
 Slug = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Rate = Annotated[float, msgspec.Meta(ge=0, le=1)]
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
 
 
 class Phase(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -80,7 +82,11 @@ class Campaign(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     phases: Phases
     name_zh: str | None = None
     timezone: str = DEFAULT_TIMEZONE
-    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] = "CNY"
+    currency: Currency = "CNY"
+    exchange_rates: dict[Currency, Decimal] = {}
+    """Units of ``currency`` per unit of another currency (``{USD: 7.10}``: 1 USD = 7.10 CNY), set by the
+    operator from the finance team's rate for the night. Amounts in a currency without a rate stay out of GMV
+    and are reported apart (snapshot ``unconverted``)."""
     targets: Targets = Targets()
     budget: NonNegative | None = None
     baseline: Slug | None = None
@@ -99,6 +105,11 @@ class Campaign(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             seen.add(sku.sku)
         if self.baseline == self.id:
             raise ValueError("baseline: a campaign cannot be its own baseline")
+        for code, rate in self.exchange_rates.items():
+            if code == self.currency:
+                raise ValueError(f"exchange_rates: {code} is the campaign's own currency, it needs no rate")
+            if not (rate.is_finite() and rate > 0):
+                raise ValueError(f"exchange_rates: {code} must be a number greater than 0, got {rate}")
 
     @property
     def start(self) -> datetime:

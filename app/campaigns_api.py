@@ -48,13 +48,19 @@ def _summary(campaign: store.Campaign, now: datetime) -> dict[str, Any]:
 def _known(services: Services, campaign_id: str) -> None:
     engine = services.metrics.engine
     if campaign_id not in engine.campaigns and campaign_id not in engine.states:
-        raise ApiError(404, f"no campaign {campaign_id!r} (not defined and no events)", field="campaign_id")
+        raise ApiError(404, f"no campaign {campaign_id!r} is defined (see GET /v1/undefined-campaigns)", field="campaign_id")
 
 
 @router.get("/v1/campaigns", summary="Campaigns and their current phase")
 async def list_campaigns(request: Request, key: ApiKey = Depends(reader)) -> Response:
     now = datetime.now(timezone.utc)
     return json_response([_summary(c, now) for c in _services(request).metrics.engine.campaigns.values()])
+
+
+@router.get("/v1/undefined-campaigns", summary="Events naming campaigns that are not defined, per name")
+async def undefined_campaigns(request: Request, key: ApiKey = Depends(reader)) -> Response:
+    """Such events are stored but counted by no campaign until it is defined; a typo or a missing definition shows here."""
+    return json_response(_services(request).metrics.engine.undefined.report())
 
 
 @router.get("/v1/campaigns/{campaign_id}", summary="A campaign's definition")

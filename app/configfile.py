@@ -30,7 +30,8 @@ PATTERN_MEANINGS: dict[str, str] = {
 """Plain-language versions of the regex constraints used in configuration schemas."""
 
 _PATTERN = re.compile(r"^Expected `str` matching regex '(?P<pattern>.*)'$")
-_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_PATH = re.compile(r" - at (?:`key` in )?`\$(?P<path>[^`]*)`$")
+"""Where a value failed; a mapping's key fails ``at `key` in `$.path```."""
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _NAMED_FIELD = re.compile(r"^(?P<field>[a-z_]+(?:\[\d+\])?): (?P<reason>.+)$", re.DOTALL)
 """A ``__post_init__`` message naming the field it is about."""

@@ -26,6 +26,11 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MAX_PROPS_BYTES = 8 * 1024
 MAX_LABELS = 32
 MAX_AMOUNT = Decimal("1e12")
+MAX_AMOUNT_DECIMALS = 20
+"""Decimal places an amount may have: every currency's minor unit and a float's printing noise (a double
+printed in full has at most 17 significant digits, so at most 20 decimals from 0.001 up) fit, while an
+exponent such as ``1e-20000`` — which the ``numeric`` column refuses past 16,383 decimals, failing the whole
+commit — is rejected as the one event it is."""
 MAX_QUANTITY = 1_000_000_000
 DEFAULT_WAREHOUSE = "default"
 
@@ -274,6 +279,16 @@ def decode_batch(body: bytes, limit: int, now: datetime, defaults: Defaults) -> 
     return [check_event(event, now, defaults) for event in events]
 
 
+def _amount_error(amount: Decimal) -> str | None:
+    """Why the ``numeric`` column (and the engine's exact sums) cannot take ``amount``, or None."""
+    if not (amount.is_finite() and Decimal(0) <= amount < MAX_AMOUNT):
+        return f"must be a finite number from 0 to below {MAX_AMOUNT:,.0f}"
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_AMOUNT_DECIMALS:
+        return f"must have at most {MAX_AMOUNT_DECIMALS} decimal places, got {-exponent}"
+    return None
+
+
 def check_event(event: EventIn, now: datetime, defaults: Defaults) -> tuple[Row | None, list[FieldError]]:
     """Apply the rules a type check cannot express and build the storage row."""
     errors: list[FieldError] = []
@@ -295,8 +310,10 @@ def check_event(event: EventIn, now: datetime, defaults: Defaults) -> tuple[Row 
         errors.append(FieldError("occurred_at", "is before 1970-01-01T00:00:00Z"))
 
     amount = event.amount
-    if amount is not None and not (amount.is_finite() and Decimal(0) <= amount < MAX_AMOUNT):
-        errors.append(FieldError("amount", f"must be a finite number from 0 to below {MAX_AMOUNT:,.0f}"))
+    if amount is not None:
+        amount_error = _amount_error(amount)
+        if amount_error:
+            errors.append(FieldError("amount", amount_error))
     if event.value is not None and not math.isfinite(event.value):
         errors.append(FieldError("value", "must be a finite number"))
 

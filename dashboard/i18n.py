@@ -48,6 +48,18 @@ TEXT: dict[str, tuple[str, str]] = {
     "acknowledged": ("已确认", "acknowledged"),
     "banner_hint": ("请立即处理并确认", "act now and acknowledge"),
     "no_data": ("暂无数据", "no data yet"),
+    "key_limit": ("{kind}超过{limit}个上限：{events}条事件未单独统计", "{kind} past the {limit} limit: {events} events not tracked apart"),
+    "unconverted": ("{currency}无汇率：{amount}（{events}条）未计入GMV", "no {currency} rate: {amount} ({events} events) not in GMV"),
+}
+
+KEY_KINDS: dict[str, tuple[str, str]] = {
+    "channel": ("渠道", "Channels"),
+    "sku": ("商品", "SKUs"),
+    "category": ("品类", "Categories"),
+    "metric": ("指标序列", "Metric series"),
+    "stock_sku": ("库存商品", "Stock SKUs"),
+    "warehouse": ("仓库", "Warehouses"),
+    "currency": ("币种", "Currencies"),
 }
 
 PHASES: dict[str, tuple[str, str]] = {
@@ -109,6 +121,10 @@ def stage(name: str, lang: Language) -> str:
 
 def severity(name: str, lang: Language) -> str:
     return _pick(SEVERITIES[name], lang) if name in SEVERITIES else name
+
+
+def key_kind(name: str, lang: Language) -> str:
+    return _pick(KEY_KINDS[name], lang) if name in KEY_KINDS else name
 
 
 def channel(name: str, lang: Language) -> str:

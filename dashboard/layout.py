@@ -32,6 +32,7 @@ def build(lang: Language) -> html.Div:
                     html.Div(id="wall-title", className="title"),
                     html.Div(id="wall-phase", className="phase"),
                     html.Div(id="wall-countdown", className="countdown"),
+                    html.Div(id="wall-notice", className="notice"),
                     html.Div(className="spacer"),
                     html.Div([html.Div(id="wall-clock", className="clock"), html.Div(id="wall-zone", className="zone")],
                              className="time"),

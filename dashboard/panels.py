@@ -49,6 +49,21 @@ def header(snapshot: dict[str, Any], now: float, lang: Language) -> dict[str, st
     }
 
 
+def notice(snapshot: dict[str, Any], lang: Language) -> str:
+    """What the numbers leave out, on one header line: keys past a limit, amounts in a currency with no rate."""
+    parts = [
+        i18n.text("key_limit", lang, kind=i18n.key_kind(row["key"], lang), limit=f"{row['limit']:,}",
+                  events=compact(row["events"], lang))
+        for row in snapshot.get("key_limits") or []
+    ]
+    parts += [
+        i18n.text("unconverted", lang, currency=code, amount=money(totals["gmv_paid"], code, lang),
+                  events=compact(totals["events"], lang))
+        for code, totals in (snapshot.get("unconverted") or {}).items()
+    ]
+    return f"{ICONS['warning']} " + " · ".join(parts) if parts else ""
+
+
 def _change_class(change: float | None) -> str:
     if change is None:
         return "change"

@@ -104,6 +104,7 @@ class WallPush:
         snapshot = self.services.metrics.engine.snapshot(self.page.campaign, now)
         for component, value in panels.header(snapshot, now, lang).items():
             self.send(component, "children", value)
+        self.send("wall-notice", "children", panels.notice(snapshot, lang))
         self.send("kpi-tiles", "children", panels.kpi_tiles(tiles(snapshot, lang)))
         self.send("funnel-body", "children", panels.funnel(snapshot, lang))
         self.send("inventory-body", "children", panels.inventory(snapshot, lang))

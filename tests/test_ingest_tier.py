@@ -18,12 +18,14 @@ import pytest
 
 from app.settings import Settings, SettingsError
 from tests.conftest import event, free_port, start_server, wait_until
+from tests.test_metrics_live import define
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT_S = 60.0
 
 
 async def test_event_posted_to_an_ingest_process_reaches_the_full_servers_metrics(dsn, ingest_key, db):
+    await define(db, "tier")
     full = start_server(dsn)
     ingest = start_server(dsn, WARROOM_ROLE="ingest")
     try:

@@ -92,8 +92,23 @@ def test_snapshot_ratios_and_new_customers_against_an_earlier_baseline_buyer():
     assert engine.snapshot("ly", ly_t0 + 60)["totals"]["new_customers"] == 1
 
 
+def test_uv_counts_visitors_of_paid_orders_too_so_conversion_never_passes_100_percent():
+    """README: UV counts the visitors of traffic and order events; a buyer whose only event is the payment
+    (the payment backend reports it, the storefront's visit was never sent) is a visitor too."""
+    engine = Engine([campaign()])
+    engine.apply(
+        [ev("visit", T0, user_id="browser"), ev("order_created", T0 + 1, user_id="orderer", order_id="o1", amount=Decimal(5))]
+        + [ev("order_paid", T0 + 2, user_id=who, order_id=f"p-{who}", amount=Decimal(5)) for who in ("orderer", "payer")]
+        + [ev("order_paid", T0 + 3, anonymous_id="guest", order_id="p-guest", amount=Decimal(5)),
+           ev("order_paid", T0 + 4, order_id="p-nobody", amount=Decimal(5))]
+    )
+    totals = engine.snapshot("c", T0 + 60)["totals"]
+    assert totals["uv"] == 4, "browser, orderer, payer and the guest; a payment naming nobody is no visitor"
+    assert totals["buyers"] == 3 and totals["conversion_rate"] == 3 / 4
+
+
 def test_replayed_or_older_seq_is_ignored():
-    engine = Engine()
+    engine = Engine([campaign()])
     event = ev("visit", T0, anonymous_id="a")
     engine.apply([event])
     engine.apply([event])
@@ -101,7 +116,7 @@ def test_replayed_or_older_seq_is_ignored():
 
 
 def test_late_event_counts_in_its_own_minute_bucket():
-    engine = Engine()
+    engine = Engine([campaign()])
     engine.apply([ev("order_paid", T0 + 3600, order_id="o1", amount=Decimal(5))])
     engine.apply([ev("order_paid", T0 + 60, order_id="o2", amount=Decimal(7))])
     state = engine.states["c"]
@@ -298,7 +313,7 @@ def test_pacing_without_baseline_uses_the_phase_plan():
 
 
 def test_spend_roi_and_named_metric_series():
-    engine = Engine()
+    engine = Engine([campaign()])
     engine.apply(
         [
             ev("metric", T0, metric="ad_spend", value=100.0, labels='{"channel": "douyin"}'),
@@ -348,7 +363,7 @@ def test_channels_past_the_limit_share_one_other_bucket_everywhere():
     assert state.new_customers[OTHER] == channels - MAX_CHANNELS
     assert state.visitors[TOTAL].count() == channels
     assert len(state.keys("channel:")) == MAX_CHANNELS + 1
-    assert state.dropped_keys == 2 * (channels - MAX_CHANNELS), "counted per event that lost its key"
+    assert state.capped == {"channel": 2 * (channels - MAX_CHANNELS)}, "counted per event that lost its key"
 
 
 def test_distinct_counters_follow_the_channel_series_into_other():

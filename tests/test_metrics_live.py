@@ -14,6 +14,8 @@ import httpx
 import pytest
 import websockets
 
+from app import campaigns
+from app.campaigns import Campaign, Phase, Phases
 from app.metrics.engine import Engine
 from app.metrics.live import PUBLISH_INTERVAL_S, CheckpointError, LiveMetrics, read_tail, snapshot_state
 from app.metrics.measures import INDEX, Event
@@ -34,6 +36,19 @@ GROUPED_SQL = (
     "SELECT campaign, {key} type, count(*) AS n, sum(amount) AS amount, sum(coalesce(quantity, 1)) AS units, "
     "sum(value) AS spend FROM events {where} GROUP BY campaign, {key} type"
 )
+
+
+def definition(campaign_id: str) -> Campaign:
+    """A bare campaign: the engine counts only the events of defined campaigns."""
+    start = datetime.now(timezone.utc) - timedelta(hours=3)
+    return Campaign(id=campaign_id, name=campaign_id, phases=Phases(
+        preheat=Phase(start, start + timedelta(hours=1)), burst=Phase(start + timedelta(hours=1), start + timedelta(hours=4)),
+        wrapup=Phase(start + timedelta(hours=4), start + timedelta(hours=5))))
+
+
+async def define(db, *campaign_ids: str) -> None:
+    for campaign_id in campaign_ids:
+        await campaigns.save(db, definition(campaign_id))
 
 
 def random_events(rng: random.Random, n: int) -> list[dict]:
@@ -106,7 +121,7 @@ async def assert_matches_sql(engine, db) -> None:
         assert engine.states[row["campaign"]].dims[""].minutes[row["minute"]][INDEX["orders_paid"]] == row["n"]
     uv = await db.fetch(
         "SELECT campaign, count(DISTINCT user_id) AS uv FROM events "
-        "WHERE type IN ('visit','page_view','product_view','add_to_cart','checkout','order_created') GROUP BY campaign"
+        "WHERE type IN ('visit','page_view','product_view','add_to_cart','checkout','order_created','order_paid') GROUP BY campaign"
     )
     for row in uv:
         assert engine.states[row["campaign"]].visitors[""].count() == row["uv"]
@@ -116,6 +131,7 @@ async def test_replay_equals_sql_group_by_with_duplicates_late_and_out_of_order(
     rng = random.Random(20261111)
     events = random_events(rng, 4000)
     key = await create_key(dsn)
+    await define(db, "camp-a", "camp-b")
     server = start_server(dsn)
     try:
         async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": key}, timeout=30) as http:
@@ -307,16 +323,28 @@ async def test_delete_campaign_removes_the_definition_and_keeps_its_events(dsn, 
             assert await db.fetchval("SELECT count(*) FROM campaigns") == 0
             assert (await http.get("/v1/campaigns/small", params={"token": screen})).status_code == 404
             assert (await http.get("/v1/campaigns", params={"token": screen})).json() == []
-            snapshot = (await http.get("/v1/campaigns/small/snapshot", params={"token": screen})).json()
-            assert snapshot["totals"]["gmv_paid"] == 42 and snapshot["targets"] == {}, "events stay, the definition is gone"
+            gone = await http.get("/v1/campaigns/small/snapshot", params={"token": screen})
+            assert gone.status_code == 404, "undefined campaigns have no numbers"
             again = await http.delete("/v1/campaigns/small", headers={"X-API-Key": operator})
             assert again.status_code == 404 and again.json()["error"]["field"] == "campaign_id"
+            assert (await http.post("/v1/events", json={"events": [{**paid, "event_id": "p2"}]},
+                                    headers={"X-API-Key": ingest})).status_code == 202
+            put = await http.put("/v1/campaigns/small", content=small_campaign(datetime.now(timezone.utc)),
+                                 headers={"X-API-Key": operator, "Content-Type": "application/yaml"})
+            assert put.status_code == 201, put.text
+
+            async def counted_again() -> bool:
+                snapshot = (await http.get("/v1/campaigns/small/snapshot", params={"token": screen})).json()
+                return snapshot["totals"]["gmv_paid"] == 84
+
+            await wait_until(counted_again)  # its events stayed: defined again, every one counts
     finally:
         server.stop()
 
 
 async def test_series_by_sku_per_minute_within_a_window(dsn, db):
     screen, ingest = await create_key(dsn, "screen"), await create_key(dsn, "ingest")
+    await define(db, "w")
     server = start_server(dsn)
     start = (int(datetime.now(timezone.utc).timestamp()) // 60 - 15) * 60
 
@@ -355,6 +383,7 @@ async def test_series_by_sku_per_minute_within_a_window(dsn, db):
 async def test_subscribers_get_a_few_snapshots_a_second_during_a_stream_of_commits_and_the_final_numbers(dsn, db):
     """Each commit wakes the tail (as ingest does), but snapshots go out at most every PUBLISH_INTERVAL_S."""
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    await define(db, "push")
     metrics = LiveMetrics(pool, dsn)
     await metrics.start()
     loop = asyncio.get_running_loop()
@@ -418,6 +447,7 @@ async def test_campaign_saved_by_another_process_reaches_the_running_engine(serv
 async def test_a_slow_writer_is_not_skipped_while_later_writers_commit_first(dsn, db):
     """Writers commit in parallel: the tail must wait below a write still in flight, then count it."""
     key = await create_key(dsn, "ingest")
+    await define(db, "camp-a")
     server = start_server(dsn)
     slow = await asyncpg.connect(dsn)
     try:
@@ -505,7 +535,7 @@ def visits(first_seq: int, count: int) -> list[Event]:
 
 
 async def test_a_checkpoint_is_pickled_by_a_child_as_of_its_start_while_the_loop_keeps_serving(monkeypatch):
-    engine = Engine()
+    engine = Engine([definition("camp-a")])
     engine.apply(visits(1, 100))
     expected = engine.dump()
     pickle_engine = engine.dump

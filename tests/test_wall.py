@@ -185,6 +185,12 @@ async def test_the_wall_updates_live_and_an_emergency_shows_a_banner_until_ackno
         await expect(banner).to_be_hidden(timeout=UPDATE_TIMEOUT_MS)
         await expect(zh_page.locator(".banner")).to_be_hidden(timeout=UPDATE_TIMEOUT_MS)
         await expect(page.locator(".alert.emergency .alert-ack")).to_have_text("acknowledged")
+        await expect(page.locator("#wall-notice")).to_have_text("")
+        await post(server, ingest, [wall_event("order_paid", order_id="o-usd", user_id="u-9", amount=30, currency="USD")])
+        await expect(page.locator("#wall-notice")).to_have_text("▲ no USD rate: $30 (1 events) not in GMV",
+                                                              timeout=UPDATE_TIMEOUT_MS)
+        await expect(zh_page.locator("#wall-notice")).to_contain_text("USD无汇率", timeout=UPDATE_TIMEOUT_MS)
+        await expect(tile(page, "gmv_paid")).to_have_text("¥200"), "never added to GMV as is"
         assert await page.evaluate("window.notReloaded") is True, "the page must update without a reload"
         assert errors == [] and zh_errors == []
     finally:

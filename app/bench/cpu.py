@@ -51,9 +51,9 @@ def _tail_rows(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     rows = []
     for seq, row in enumerate(workload.storage_tails(events), start=1):
         (type_, occurred_at, campaign, channel, user_id, anonymous_id, _session, order_id, sku, quantity, amount,
-         _currency, warehouse, metric, value, labels, _props) = row
+         currency, warehouse, metric, value, labels, _props) = row
         rows.append((seq, type_, occurred_at.astimezone(timezone.utc).timestamp(), campaign, channel, user_id,
-                     anonymous_id, order_id, sku, quantity, amount, warehouse, metric, value, labels))
+                     anonymous_id, order_id, sku, quantity, amount, warehouse, metric, value, labels, currency))
     return rows
 
 
@@ -79,8 +79,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for raw in msgspec.json.decode(envelope["events"], type=list[msgspec.Raw]):
             decode_event(raw, now, defaults)
 
+    definition = workload.campaign()
+
     def apply() -> None:
-        Engine().apply(map(to_event, rows))
+        Engine([definition]).apply(map(to_event, rows))
 
     with step("timing") as notes:
         validation = _timed_us({"validate_batch_us": (whole, BATCH_EVENTS), "validate_per_item_us": (per_item, BATCH_EVENTS)},

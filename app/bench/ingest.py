@@ -52,7 +52,7 @@ import asyncpg
 import msgspec
 import uvloop
 
-from app import keys
+from app import campaigns, keys
 from app.bench import harness, loadclient, workload
 from app.bench.harness import EVENTS_PATH, SERVER_ENV, CpuMeter
 from app.bench.loadclient import LoadResult
@@ -277,6 +277,7 @@ async def _measure(params: Parameters, database: EmbeddedPostgres, workdir: Path
         )
         await _reset(conn)
         _, token = await keys.create(conn, KEY_NAME, "ingest")
+        await campaigns.save(conn, workload.campaign())  # the server's engine counts only defined campaigns
 
         tier: TierRun | None = None
         if params.ingest_processes:

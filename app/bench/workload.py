@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import msgspec
 
+from app import campaigns
+from app.campaigns import Campaign
 from app.events import Defaults, Row, decode_event
 from app.settings import Settings
 
 ID_DIGITS = 12
 SAMPLE_SEED = 20261111
 CAMPAIGN = "double11-2026"
+CAMPAIGN_FILE = Path(__file__).resolve().parents[2] / "campaigns" / "double11-demo.yaml"
 SHOP_TZ = timezone(timedelta(hours=8))
 MAX_CLOCK_LAG_S = 5.0
 """Events claim to have happened up to this long before they were generated, as from a real client queue."""
@@ -53,6 +57,12 @@ SKU_COUNT = 5_000
 USER_COUNT = 200_000
 WAREHOUSES = ("wh-sh", "wh-bj", "wh-gz", "wh-cd")
 
+
+
+def campaign() -> Campaign:
+    """The campaign the events name, as defined for a run (the engine counts only defined campaigns): the demo's
+    phases and catalog under ``CAMPAIGN``; the workload's own SKUs are past its catalog, as a real night's long tail."""
+    return msgspec.structs.replace(campaigns.load_file(CAMPAIGN_FILE), id=CAMPAIGN, baseline=None)
 
 def event_id(prefix: str, number: int) -> str:
     """A time-ordered unique id: ``<prefix>-<zero-padded number>``, always the same width for a prefix."""

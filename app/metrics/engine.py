@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import logging
 import pickle
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,27 +23,46 @@ from app.events import DEFAULT_WAREHOUSE
 from app.metrics import funnel as funnel_math
 from app.metrics import pacing as pacing_math
 from app.metrics.customers import KnownBuyers
-from app.metrics.measures import INDEX, MEASURES, Event, contributions
+from app.metrics.measures import AMOUNT_BY_TYPE, INDEX, MEASURES, MONEY, Event, contributions
 from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT, Series
-from app.metrics.stock import SALE_TYPES, SkuStock, sell_out_eta_minutes, sell_through
+from app.metrics.stock import MAX_WAREHOUSES, SALE_TYPES, SkuStock, sell_out_eta_minutes, sell_through
+from app.metrics.undefined import UndefinedCampaigns
 from app.metrics.visitors import DistinctCounter, hash64
 
-STATE_VERSION = 4
-"""4: each series knows how long it keeps second buckets (SKUs and categories less than the rest)."""
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 5
+"""5: state only for defined campaigns (the others counted per name), events past a key limit counted per kind,
+amounts in a currency without a rate kept apart."""
 HEAVY_HITTERS = 50
 """Counters per minute in the Misra-Gries summary of who pays (brushing detection)."""
 TOP_BUYERS = 5
 BUYER_MINUTES_KEPT = 60
-MAX_CAMPAIGNS = 200
 MAX_CHANNELS = 200
 MAX_SKUS = 20_000
 MAX_METRIC_SERIES = 1_000
+MAX_CURRENCIES = 32
+"""Currencies without a rate reported apart per campaign (``unconverted``)."""
+KEY_LIMITS: dict[str, int] = {
+    "channel": MAX_CHANNELS,
+    "sku": MAX_SKUS,
+    "category": MAX_SKUS,
+    "metric": MAX_METRIC_SERIES,
+    "stock_sku": MAX_SKUS,
+    "warehouse": MAX_WAREHOUSES,
+    "currency": MAX_CURRENCIES,
+}
+"""Keys of each kind one campaign keeps. Past its limit, a new channel, SKU or category is counted under
+``(other)`` (totals stay right, the breakdown loses it); a new metric series, stock SKU or warehouse is not
+kept at all. Either way the event is counted per kind (snapshot ``key_limits``, ``/metrics``, the wall)
+and logged at the 1st, 10th, 100th… such event."""
 SELL_RATE_WINDOW_S = 300
 NO_CHANNEL = "(none)"
 OTHER = "(other)"
 
 TOTAL = ""
-VISITOR_TYPES = frozenset({"visit", "page_view", "product_view", "add_to_cart", "checkout", "order_created"})
+VISITOR_TYPES = frozenset({"visit", "page_view", "product_view", "add_to_cart", "checkout", "order_created", "order_paid"})
+"""Events whose user is counted in UV: traffic and orders (a buyer is a visitor, so conversion stays ≤ 100%)."""
 STOCK_TYPES = frozenset({"stock_level", "stock_adjust"})
 NEVER = -(2**62)
 """``newest_second`` before the first event."""
@@ -99,8 +119,8 @@ class _Route(NamedTuple):
     series: tuple[Series, ...]
     channel: str
     """The channel's label in the series and distinct counters: its own, or ``(other)`` past MAX_CHANNELS."""
-    dropped: int
-    """How many of the event's keys fell into ``(other)`` (added to ``dropped_keys`` per event)."""
+    capped: tuple[str, ...]
+    """The kinds of the event's keys that fell into ``(other)`` (counted in ``capped`` per event)."""
 
 
 @dataclass(slots=True)
@@ -134,7 +154,10 @@ class CampaignState:
     metrics: dict[tuple[str, tuple[tuple[str, str], ...]], MetricSeries] = field(default_factory=dict)
     events: int = 0
     late_events: int = 0
-    dropped_keys: int = 0
+    capped: dict[str, int] = field(default_factory=dict)
+    """Events per key kind that met its limit in ``KEY_LIMITS``."""
+    unconverted: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per currency without a rate: its events and their amounts per money measure, kept out of GMV."""
     newest_second: int = NEVER
     buyers_by_minute: dict[int, dict[str, int]] = field(default_factory=dict)
     """Per minute, a Misra-Gries summary (at most HEAVY_HITTERS counters) of paid orders by buyer."""
@@ -150,16 +173,27 @@ class CampaignState:
 
 
 class Engine:
-    """Aggregates every campaign's events. Feed ``apply`` in ``seq`` order; read with ``snapshot``/``series``."""
+    """Aggregates the events of defined campaigns. Feed ``apply`` in ``seq`` order; read with ``snapshot``/``series``.
+
+    Only a defined campaign has state; events naming any other are counted per name in ``undefined``.
+    A campaign defined after some of its events were applied is ``pending``: its events are skipped by
+    ``apply`` until ``replay`` has fed it every stored one up to ``last_seq`` (the edge reads them).
+    """
 
     def __init__(self, campaigns: Iterable[Campaign] = ()) -> None:
         self.campaigns: dict[str, Campaign] = {}
         self.states: dict[str, CampaignState] = {}
         self.known_buyers = KnownBuyers()
         self.last_seq = 0
-        self.dropped_events = 0
+        self.undefined = UndefinedCampaigns()
+        self.counted: set[str] = set()
+        """Defined campaigns whose every event up to ``last_seq`` is in ``states``."""
+        self.pending: dict[str, int] = {}
+        """Defined campaigns still to replay, each with the last ``seq`` replayed into it."""
         self._cumulative_cache: dict[tuple[str, int, int], tuple[list[int], list[float]]] = {}
         self._categories: dict[str, dict[str, str]] = {}
+        self._money: dict[str, tuple[str, dict[str, Decimal]]] = {}
+        """Per campaign: its currency and exchange rates."""
         self._key_counts: dict[tuple[str, str], int] = {}
         """Keys per (campaign, kind) in ``dims``, so a new key is checked against its limit without a scan."""
         self._routes: dict[str, dict[tuple[str, str | None], _Route]] = {}
@@ -167,30 +201,88 @@ class Engine:
         self.configure(campaigns)
 
     def configure(self, campaigns: Iterable[Campaign]) -> None:
-        """Replace the campaign definitions (targets, catalog, phases); aggregated numbers are kept."""
+        """Replace the campaign definitions (targets, catalog, phases).
+
+        A redefined campaign keeps its numbers; a campaign no longer defined loses its state (its events
+        stay stored); a newly defined one is counted from its stored events: at once when nothing was
+        applied yet, else through ``replay``.
+        """
         self.campaigns = {c.id: c for c in campaigns}
         self._categories = {c.id: {s.sku: s.category for s in c.skus} for c in self.campaigns.values()}
+        self._money = {c.id: (c.currency, c.exchange_rates) for c in self.campaigns.values()}
         self._routes.clear()
         self._route_count = 0
+        self._key_counts.clear()
+        self._cumulative_cache.clear()
+        for gone in (self.counted | set(self.pending)) - set(self.campaigns):
+            self.counted.discard(gone)
+            self.pending.pop(gone, None)
+            self.states.pop(gone, None)
+        for new in set(self.campaigns) - self.counted - set(self.pending):
+            self.undefined.forget(new)
+            if self.last_seq:
+                self.pending[new] = 0
+            else:
+                self.counted.add(new)
 
     # ---- ingest side ---------------------------------------------------------------------------
 
     def apply(self, events: Iterable[Event]) -> set[str]:
         """Add events (already committed, in seq order); return the ids of campaigns that changed."""
         changed: set[str] = set()
+        counted = self.counted
         for event in events:
             if event.seq <= self.last_seq:
                 continue
             self.last_seq = event.seq
+            campaign_id = event.campaign
+            if campaign_id in counted:
+                state = self.states.get(campaign_id)
+                if state is None:
+                    state = self.states[campaign_id] = CampaignState()
+                self._apply(state, event)
+                changed.add(campaign_id)
+            elif campaign_id not in self.pending:
+                self.undefined.add(campaign_id)
+        return changed
+
+    def replay(self, campaign_ids: Iterable[str], events: Iterable[Event], through: int) -> set[str]:
+        """Feed pending campaigns their stored events (``seq`` order, at most ``last_seq``); return those changed.
+
+        ``through``: every stored event of ``campaign_ids`` up to this ``seq`` is in ``events``. A campaign
+        replayed up to ``last_seq`` is counted from then on.
+        """
+        changed: set[str] = set()
+        pending = self.pending
+        for event in events:
+            cursor = pending.get(event.campaign)
+            if cursor is None or event.seq <= cursor or event.seq > self.last_seq:
+                continue
             state = self.states.get(event.campaign)
             if state is None:
-                if len(self.states) >= MAX_CAMPAIGNS:
-                    self.dropped_events += 1
-                    continue
                 state = self.states[event.campaign] = CampaignState()
             self._apply(state, event)
+            pending[event.campaign] = event.seq
             changed.add(event.campaign)
+        for campaign_id in campaign_ids:
+            if campaign_id in pending:
+                pending[campaign_id] = max(pending[campaign_id], through)
+                if pending[campaign_id] >= self.last_seq:
+                    del pending[campaign_id]
+                    self.counted.add(campaign_id)
+                    changed.add(campaign_id)
         return changed
+
+    @staticmethod
+    def _capped(campaign_id: str, state: CampaignState, kind: str) -> None:
+        """One event met ``kind``'s key limit: counted, and logged at the 1st, 10th, 100th… time."""
+        count = state.capped[kind] = state.capped.get(kind, 0) + 1
+        if count == 10 ** (len(str(count)) - 1):
+            log.warning(
+                "campaign %s: more %s keys than the limit of %d; %d events so far past it (%s)",
+                campaign_id, kind, KEY_LIMITS[kind], count,
+                "counted under (other)" if kind in ("channel", "sku", "category") else "not kept",
+            )
 
     def _dimension(self, campaign_id: str, state: CampaignState, kind: str, label: str) -> tuple[str, Series]:
         """The (label, series) of ``kind:label``; past the kind's limit, new labels share ``(other)``."""
@@ -232,6 +324,10 @@ class Engine:
             state.first_event_at = at
 
         event_type = event.type
+        if event.currency is not None and event.amount is not None and event_type in AMOUNT_BY_TYPE:
+            currency, rates = self._money[event.campaign]
+            if event.currency != currency:
+                event = self._in_currency(state, event, rates)
         adds = contributions(event)
         route = self._route(event.campaign, state, event.channel or NO_CHANNEL, event.sku) if adds else None
         channel = route.channel if route is not None else OTHER
@@ -239,7 +335,7 @@ class Engine:
             visitor = event.user_id or event.anonymous_id
             if visitor:
                 _count_distinct(state.visitors, channel, visitor)
-        elif event_type == "order_paid":
+        if event_type == "order_paid":
             buyer = event.user_id or event.anonymous_id
             if buyer:
                 self._count_buyer(state, second // 60, buyer)
@@ -260,6 +356,24 @@ class Engine:
             for series in route.series:
                 series.add(second, newest, adds)
 
+    def _in_currency(self, state: CampaignState, event: Event, rates: dict[str, Decimal]) -> Event:
+        """The event with its amount converted at the campaign's rate; without a rate, with no amount (the
+        order still counts) and the amount reported apart in ``unconverted``: never added as is."""
+        code, amount = event.currency, event.amount
+        assert code is not None and amount is not None
+        rate = rates.get(code)
+        if rate is not None:
+            return event._replace(amount=amount * rate)
+        totals = state.unconverted.get(code)
+        if totals is None:
+            if len(state.unconverted) >= MAX_CURRENCIES:
+                self._capped(event.campaign, state, "currency")
+                return event._replace(amount=None)
+            totals = state.unconverted[code] = {"events": 0, **{name: Decimal(0) for name in sorted(MONEY)}}
+        totals["events"] += 1
+        totals[AMOUNT_BY_TYPE[event.type]] += amount
+        return event._replace(amount=None)
+
     @staticmethod
     def _prune_seconds(state: CampaignState, newest: int) -> None:
         oldest = newest - SECONDS_KEPT
@@ -279,21 +393,23 @@ class Engine:
         route = routes.get((channel, sku))
         if route is None:
             channel_label, channel_series = self._dimension(campaign_id, state, "channel", channel)
-            found, dropped = [state.dims[TOTAL], channel_series], int(channel_label != channel)
+            found = [state.dims[TOTAL], channel_series]
+            capped = ("channel",) if channel_label != channel else ()
             if sku:
                 label, series = self._dimension(campaign_id, state, "sku", sku)
                 found.append(series)
-                dropped += label != sku
+                capped += ("sku",) if label != sku else ()
                 category = self._categories.get(campaign_id, {}).get(sku)
                 if category:
                     label, series = self._dimension(campaign_id, state, "category", category)
                     found.append(series)
-                    dropped += label != category
-            route = _Route(tuple(found), channel_label, dropped)
-            if not dropped and self._route_count < MAX_ROUTES:
+                    capped += ("category",) if label != category else ()
+            route = _Route(tuple(found), channel_label, capped)
+            if not capped and self._route_count < MAX_ROUTES:
                 routes[(channel, sku)] = route
                 self._route_count += 1
-        state.dropped_keys += route.dropped
+        for kind in route.capped:
+            self._capped(campaign_id, state, kind)
         return route
 
     @staticmethod
@@ -340,28 +456,27 @@ class Engine:
         series = state.metrics.get(key)
         if series is None:
             if len(state.metrics) >= MAX_METRIC_SERIES:
-                state.dropped_keys += 1
+                self._capped(event.campaign, state, "metric")
                 return
             series = state.metrics[key] = MetricSeries(event.metric, dict(labels))
         series.add(event.value, event.occurred_at, keep_second)
 
-    @staticmethod
-    def _sku_stock(state: CampaignState, sku: str) -> SkuStock | None:
-        stock = state.stock.get(sku)
+    def _sku_stock(self, state: CampaignState, event: Event) -> SkuStock | None:
+        stock = state.stock.get(event.sku)  # type: ignore[arg-type]
         if stock is None:
             if len(state.stock) >= MAX_SKUS:
-                state.dropped_keys += 1
+                self._capped(event.campaign, state, "stock_sku")
                 return None
-            stock = state.stock[sku] = SkuStock()
+            stock = state.stock[event.sku] = SkuStock()  # type: ignore[index]
         return stock
 
     def _apply_stock(self, state: CampaignState, event: Event) -> None:
-        sku = self._sku_stock(state, event.sku)  # type: ignore[arg-type]
+        sku = self._sku_stock(state, event)
         if sku is None:
             return
         warehouse = sku.warehouse(event.warehouse or DEFAULT_WAREHOUSE)
         if warehouse is None:
-            state.dropped_keys += 1
+            self._capped(event.campaign, state, "warehouse")
             return
         if event.type == "stock_level":
             sku.set_level(warehouse, event.quantity or 0, event.occurred_at)
@@ -370,7 +485,7 @@ class Engine:
 
     def _apply_sale(self, state: CampaignState, event: Event, second: int, keep_second: bool) -> None:
         """Sales are kept for stock whatever the campaign deducts on, so a redefined campaign reads the right kind."""
-        sku = self._sku_stock(state, event.sku)  # type: ignore[arg-type]
+        sku = self._sku_stock(state, event)
         if sku is not None:
             units = event.quantity if event.quantity is not None else 1
             sku.sell(event.warehouse, SALE_TYPES.index(event.type), units, second, keep_second)
@@ -534,7 +649,15 @@ class Engine:
             ],
             "events": state.events,
             "late_events": state.late_events,
-            "dropped_keys": state.dropped_keys,
+            "dropped_keys": sum(state.capped.values()),
+            "key_limits": [
+                {"key": kind, "limit": KEY_LIMITS[kind], "events": count} for kind, count in sorted(state.capped.items())
+            ],
+            "replaying": campaign_id in self.pending,
+            "unconverted": {
+                code: {name: _number(value) for name, value in totals.items()}
+                for code, totals in sorted(state.unconverted.items())
+            },
         }
 
     def labels(self, campaign_id: str, by: str) -> list[str]:
@@ -634,16 +757,19 @@ class Engine:
     def dump(self) -> bytes:
         """The aggregated state (not the campaign definitions), for a checkpoint."""
         return pickle.dumps(
-            (STATE_VERSION, self.last_seq, self.dropped_events, self.states, self.known_buyers), protocol=5
+            (STATE_VERSION, self.last_seq, self.states, self.known_buyers, self.undefined, self.counted, self.pending),
+            protocol=5,
         )
 
     @classmethod
     def load(cls, data: bytes, campaigns: Iterable[Campaign]) -> "Engine":
-        version, last_seq, dropped, states, known_buyers = pickle.loads(data)
+        """The checkpointed state under today's definitions (a campaign defined since is replayed)."""
+        version, *rest = pickle.loads(data)
         if version != STATE_VERSION:
             raise ValueError(f"checkpoint has state version {version}, this engine reads {STATE_VERSION}")
-        engine = cls(campaigns)
-        engine.last_seq, engine.dropped_events, engine.states, engine.known_buyers = last_seq, dropped, states, known_buyers
+        engine = cls()
+        engine.last_seq, engine.states, engine.known_buyers, engine.undefined, engine.counted, engine.pending = rest
+        engine.configure(campaigns)
         return engine
 
 

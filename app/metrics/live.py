@@ -31,7 +31,8 @@ import asyncpg
 
 from app import campaigns as campaign_store
 from app.metrics.engine import Engine
-from app.metrics.measures import Event
+from app.metrics.measures import EVENT_COLUMNS, Event
+from app.metrics.replay import replay
 from app.supervision import Progress, Supervisor
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,7 @@ WAITING_SQL = "SELECT EXISTS (SELECT 1 FROM events WHERE seq > $1)"
 
 HORIZON_SQL = "SELECT events_tail_horizon(), (SELECT last_value FROM events_seq_seq)"
 """The horizon, and the last seq drawn: when they are equal no write in flight holds the tail back."""
-TAIL_SQL = """
-SELECT seq, type, extract(epoch FROM occurred_at)::float8, campaign, channel, user_id, anonymous_id,
-       order_id, sku, quantity, amount, warehouse, metric, value, labels::text
-FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3
-"""
+TAIL_SQL = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
 
 
 async def read_tail(conn: asyncpg.Connection, after_seq: int, limit: int) -> list[asyncpg.Record]:
@@ -202,6 +199,9 @@ class LiveMetrics:
         tail does not advance, and is stalled once events committed after it wait).
         """
         read = 0
+        if self.engine.pending:  # campaigns defined since their first events: count those first
+            async with self.pool.acquire() as conn:
+                self._dirty |= await replay(conn, self.engine)
         while True:
             async with self.pool.acquire() as conn:
                 rows, complete = await read_tail_to_horizon(conn, self.engine.last_seq, TAIL_BATCH)

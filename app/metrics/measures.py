@@ -57,6 +57,15 @@ class Event(NamedTuple):
     value: float | None
     labels: str | None
     """As stored: a JSON object of strings, or None."""
+    currency: str | None = None
+    """Of ``amount`` (ISO 4217); the engine converts it into the campaign's currency or keeps it out of GMV."""
+
+
+EVENT_COLUMNS = (
+    "seq, type, extract(epoch FROM occurred_at)::float8, campaign, channel, user_id, anonymous_id, "
+    "order_id, sku, quantity, amount, warehouse, metric, value, labels::text, currency"
+)
+"""The select list that reads a row of ``events`` as an ``Event``, field for field."""
 
 
 COUNTED_BY_TYPE: dict[str, str] = {
