@@ -232,8 +232,9 @@ async function acknowledge(id) {
 }
 
 async function silenceAlert(a) {
-  // Quoted values match exactly, even ones that start with "~" or hold spaces.
-  const matchers = [`rule="${a.rule}"`, ...Object.entries(a.labels || {}).map(([k, v]) => `${k}="${v}"`)];
+  // Structured equality matchers: a label value is never read as an operator or a regex.
+  const matchers = [{ name: "rule", op: "=", value: a.rule },
+    ...Object.entries(a.labels || {}).map(([name, value]) => ({ name, op: "=", value: String(value) }))];
   const ends = new Date(Date.now() + 3600 * 1000).toISOString();
   try {
     await call("/v1/silences", { matchers, ends_at: ends, reason: "silenced from the on-call page" });
