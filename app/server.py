@@ -21,8 +21,9 @@ from starlette.types import Receive, Scope, Send
 from alerts import routing
 from alerts.delivery import DeliveryService
 from alerts.live import AlertService
-from app import __version__, alert_stream, alerts_api, campaigns_api, errors, health, ingest_api, notifications_api, oncall, telemetry
+from app import __version__, alert_stream, alerts_api, campaigns_api, errors, health, ingest_api, notifications_api, oncall
 from app import campaigns as campaign_files
+from app import scrape
 from app.events import json_schema
 from app.database import create_pool, head_revision, open_database, upgrade_async
 from app.ingest import GroupCommitter, prepare_connection
@@ -155,8 +156,9 @@ def create_full_app(settings: Settings) -> FastAPI:
             settle = asyncio.create_task(_settle_heap_after(metrics.caught_up), name="settle-heap")
             try:
                 await ingest_tier.start()
-                log.info("ready", extra={"version": __version__})
-                yield
+                async with scrape.metrics_listener(settings):
+                    log.info("ready", extra={"version": __version__})
+                    yield
             finally:
                 settle.cancel()
                 await ingest_tier.stop()
@@ -175,7 +177,7 @@ def create_full_app(settings: Settings) -> FastAPI:
     app.include_router(alert_stream.router)
     app.include_router(notifications_api.router)
     app.include_router(oncall.router)
-    app.add_route("/metrics", telemetry.metrics_endpoint, include_in_schema=False)
+    app.add_route(scrape.METRICS_PATH, scrape.guarded_metrics, include_in_schema=False)
     _publish_event_schema(app)
     wall.mount(app, settings)
     return app
@@ -206,7 +208,7 @@ def create_ingest_app(settings: Settings, on_ready: Callable[[], None] = lambda:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(ingest_api.router)
-    app.add_route("/metrics", telemetry.metrics_endpoint, include_in_schema=False)
+    app.add_route(scrape.METRICS_PATH, scrape.guarded_metrics, include_in_schema=False)
     _publish_event_schema(app)
     return app
 
