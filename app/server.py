@@ -23,7 +23,8 @@ from alerts.delivery import DeliveryService
 from alerts.live import AlertService
 from app import __version__, alert_stream, alerts_api, campaigns_api, errors, health, ingest_api, notifications_api, oncall
 from app import campaigns as campaign_files
-from app import scrape
+from app import api_docs, scrape
+from app.browser_security import BrowserSecurity
 from app.events import json_schema
 from app.database import create_pool, head_revision, open_database, upgrade_async
 from app.ingest import GroupCommitter, prepare_connection
@@ -168,7 +169,9 @@ def create_full_app(settings: Settings) -> FastAPI:
                 await metrics.stop()
         log.info("stopped")
 
-    app = WarRoomApp(title="Promo War-Room", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = WarRoomApp(
+        title="Promo War-Room", version=__version__, description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     errors.install(app)
     app.include_router(health.router)
     app.include_router(ingest_api.router)
@@ -178,8 +181,10 @@ def create_full_app(settings: Settings) -> FastAPI:
     app.include_router(notifications_api.router)
     app.include_router(oncall.router)
     app.add_route(scrape.METRICS_PATH, scrape.guarded_metrics, include_in_schema=False)
+    app.include_router(api_docs.router)
     _publish_event_schema(app)
-    wall.mount(app, settings)
+    wall_app = wall.mount(app, settings)
+    app.add_middleware(BrowserSecurity, script_hashes=wall_app.csp_hashes())
     return app
 
 
@@ -204,12 +209,16 @@ def create_ingest_app(settings: Settings, on_ready: Callable[[], None] = lambda:
                 await committer.drain_and_stop(settings.shutdown_grace_s)
         log.info("stopped")
 
-    app = WarRoomApp(title="Promo War-Room ingest", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = WarRoomApp(
+        title="Promo War-Room ingest", version=__version__, description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     errors.install(app)
     app.include_router(health.router)
     app.include_router(ingest_api.router)
     app.add_route(scrape.METRICS_PATH, scrape.guarded_metrics, include_in_schema=False)
+    app.include_router(api_docs.router)
     _publish_event_schema(app)
+    app.add_middleware(BrowserSecurity)
     return app
 
 
