@@ -23,7 +23,7 @@ from alerts.delivery import DeliveryService
 from alerts.live import AlertService
 from app import __version__, alert_stream, alerts_api, campaigns_api, errors, health, ingest_api, notifications_api, oncall
 from app import campaigns as campaign_files
-from app import api_docs, scrape
+from app import api_docs, scrape, sessions_api
 from app.browser_security import BrowserSecurity
 from app.events import json_schema
 from app.database import create_pool, head_revision, open_database, upgrade_async
@@ -180,6 +180,7 @@ def create_full_app(settings: Settings) -> FastAPI:
     app.include_router(alert_stream.router)
     app.include_router(notifications_api.router)
     app.include_router(oncall.router)
+    app.include_router(sessions_api.router)
     app.add_route(scrape.METRICS_PATH, scrape.guarded_metrics, include_in_schema=False)
     app.include_router(api_docs.router)
     _publish_event_schema(app)

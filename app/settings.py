@@ -33,6 +33,8 @@ DEFAULT_INGEST_PROCESSES = 0
 DEFAULT_INGEST_PORT = 8001
 MAX_INGEST_PROCESSES = 64
 DEFAULT_METRICS_HOST = "127.0.0.1"
+DEFAULT_SESSION_HOURS = 12.0
+MAX_SESSION_HOURS = 30 * 24.0
 
 
 class SettingsError(Exception):
@@ -77,6 +79,8 @@ class Settings(BaseModel):
     metrics_port: int | None = Field(None, ge=1, le=65535, alias="WARROOM_METRICS_PORT")
     """Serve ``/metrics`` on this port (keyless, on ``metrics_host``) and not on the API port."""
     metrics_host: str = Field(DEFAULT_METRICS_HOST, min_length=1, alias="WARROOM_METRICS_HOST")
+    session_hours: float = Field(DEFAULT_SESSION_HOURS, gt=0, le=MAX_SESSION_HOURS, alias="WARROOM_SESSION_HOURS")
+    """How long a page stays signed in after exchanging a key for a session cookie."""
     metrics_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = Field((), alias="WARROOM_METRICS_ALLOW")
     """Addresses that may scrape ``/metrics`` on the API port without a ``metrics`` key."""
 
