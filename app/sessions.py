@@ -43,6 +43,12 @@ def cookie_header(token: str, max_age_s: int, secure: bool) -> str:
     return value + "; Secure" if secure else value
 
 
+def secure(connection: HTTPConnection) -> bool:
+    """Whether the cookie must be Secure: people reach the server over https (directly or per WARROOM_PUBLIC_URL)."""
+    public_url = connection.app.state.services.settings.public_url or ""
+    return connection.url.scheme in ("https", "wss") or public_url.startswith("https://")
+
+
 def same_origin(connection: HTTPConnection) -> bool:
     """Whether a request (a websocket handshake in particular) says it comes from a page of this server."""
     origin = connection.headers.get("origin")
@@ -91,19 +97,31 @@ async def end(conn: asyncpg.Connection, token: str) -> None:
     await conn.execute("DELETE FROM sessions WHERE token_sha256 = $1", token_hash(token))
 
 
+async def _lookup(connection: HTTPConnection, token: str) -> tuple[ApiKey, datetime] | None:
+    try:
+        async with connection.app.state.services.pool.acquire() as conn:
+            return await find(conn, token)
+    except CONNECTION_ERRORS:
+        raise ApiError(
+            503, "the session cannot be checked now: database unavailable; retry", headers={"Retry-After": str(SESSION_CHECK_RETRY_S)}
+        ) from None
+
+
+async def live_key(connection: HTTPConnection) -> ApiKey | None:
+    """The key behind the request's session cookie if it names a live session, else None (no forgery check:
+    for read-only callers such as the wall)."""
+    token = connection.cookies.get(COOKIE)
+    found = await _lookup(connection, token) if token else None
+    return found[0] if found else None
+
+
 async def current(connection: HTTPConnection) -> tuple[ApiKey, datetime] | None:
     """The session a request's cookie names (None without the cookie); ApiError when it is no longer valid or
     the request may have been forged by another site."""
     token = connection.cookies.get(COOKIE)
     if not token:
         return None
-    try:
-        async with connection.app.state.services.pool.acquire() as conn:
-            found = await find(conn, token)
-    except CONNECTION_ERRORS:
-        raise ApiError(
-            503, "the session cannot be checked now: database unavailable; retry", headers={"Retry-After": str(SESSION_CHECK_RETRY_S)}
-        ) from None
+    found = await _lookup(connection, token)
     if found is None:
         raise ApiError(401, "the session has expired, was signed out, or its key was revoked: sign in again", field=COOKIE)
     if (refusal := forgery_refusal(connection)) is not None:

@@ -22,12 +22,6 @@ class SignIn(BaseModel):
     key: str | None = Field(None, max_length=MAX_KEY_LENGTH, description="an operator or screen key (or send it in a header)")
 
 
-def _secure(request: Request) -> bool:
-    """Mark the cookie Secure when people reach the server over https (directly or as WARROOM_PUBLIC_URL says)."""
-    public_url = request.app.state.services.settings.public_url or ""
-    return request.url.scheme == "https" or public_url.startswith("https://")
-
-
 def _described(key: ApiKey, expires: datetime) -> dict[str, object]:
     return {"signed_in": True, "name": key.name, "scope": key.scope, "expires_at": expires}
 
@@ -40,7 +34,7 @@ async def sign_in(request: Request, body: SignIn) -> Response:
         token, expires = await sessions.create(conn, key, timedelta(hours=services.settings.session_hours))
     response = json_response(_described(key, expires), 201)
     max_age = int(services.settings.session_hours * 3600)
-    response.headers["Set-Cookie"] = sessions.cookie_header(token, max_age, _secure(request))
+    response.headers["Set-Cookie"] = sessions.cookie_header(token, max_age, sessions.secure(request))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -56,7 +50,7 @@ async def current(request: Request) -> Response:
     if found is None:
         response = json_response({"signed_in": False})
         if sessions.COOKIE in request.cookies:
-            response.headers["Set-Cookie"] = sessions.cookie_header("", 0, _secure(request))
+            response.headers["Set-Cookie"] = sessions.cookie_header("", 0, sessions.secure(request))
         return response
     return json_response(_described(*found))
 
@@ -70,5 +64,5 @@ async def sign_out(request: Request) -> Response:
         async with request.app.state.services.pool.acquire() as conn:
             await sessions.end(conn, token)
     response = Response(status_code=204)
-    response.headers["Set-Cookie"] = sessions.cookie_header("", 0, _secure(request))
+    response.headers["Set-Cookie"] = sessions.cookie_header("", 0, sessions.secure(request))
     return response

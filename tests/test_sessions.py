@@ -115,3 +115,25 @@ async def test_a_cookie_alone_changes_nothing_and_other_origins_get_no_stream(ds
             assert closed.rcvd.code == 4403
         else:
             raise AssertionError("a cross-origin handshake must not get the stream")
+
+
+async def test_the_wall_keeps_a_session_not_the_screen_key_and_revoking_the_key_ends_it(dsn, db, server):
+    screen = await create_key(dsn, "screen", name="lobby")
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        page = await http.get("/wall/x", params={"token": screen})
+        assert page.status_code == 200 and "HttpOnly" in page.headers["set-cookie"]
+        assert screen not in page.headers["set-cookie"] and http.cookies["warroom_session"]
+        assert (await http.get("/wall/_dash-layout")).status_code == 200
+        again = await http.get("/wall/x", params={"token": screen})
+        assert "set-cookie" not in again.headers, "a kiosk reloading its URL keeps its session"
+        assert await db.fetchval("SELECT count(*) FROM sessions") == 1
+        await keys.revoke(db, "lobby")
+        assert (await http.get("/wall/_dash-layout")).status_code == 401
+
+    legacy_key = await create_key(dsn, "screen", name="old-kiosk")
+    async with httpx.AsyncClient(base_url=server.url, timeout=30, cookies={"warroom_wall": legacy_key}) as http:
+        moved = await http.get("/wall/x")
+        assert moved.status_code == 200, "a kiosk signed in before sessions stays in"
+        set_cookies = moved.headers.get_list("set-cookie")
+        assert any(c.startswith("warroom_wall=;") and "Max-Age=0" in c for c in set_cookies), set_cookies
+        assert any(c.startswith("warroom_session=") for c in set_cookies)
