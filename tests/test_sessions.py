@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import asyncpg
 import httpx
 import websockets
 from playwright.async_api import Browser, expect

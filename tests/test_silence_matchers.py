@@ -128,3 +128,13 @@ async def test_the_migration_turns_stored_text_matchers_into_structured_ones(dsn
             "INSERT INTO silences (id, matchers, starts_at, ends_at, reason, created_by)"
             " VALUES ('text', '[\"sku=x\"]', now(), now() + interval '1 hour', 'x', 'x')"
         )
+
+
+def test_the_cli_takes_the_typed_form_once_and_lists_what_it_stored(dsn):
+    from tests.test_cli import warroom
+
+    env = {"DATABASE_URL": dsn}
+    added = warroom("silences", "add", 'sku="~.*"', "rule=~stock_.*", "--reason", "odd sku", env=env)
+    assert added.returncode == 0, added.stderr
+    listed = warroom("silences", "list", env=env).stdout
+    assert 'sku="~.*" rule=~stock_.*' in listed, listed
