@@ -287,7 +287,14 @@ setInterval(() => {
 }, 1000);
 setInterval(() => { if (unacknowledgedEmergency()) alarm(); }, ALARM_REPEAT_MS);
 async function start() {
-  const current = await (await fetch("/v1/sessions/current")).json();
+  let current;
+  try {
+    current = await (await fetch("/v1/sessions/current")).json();
+  } catch (error) {  // the server is away: ask again, as the stream would reconnect
+    setTimeout(start, retryMs);
+    retryMs = Math.min(RECONNECT_MAX_MS, retryMs * 2);
+    return;
+  }
   session = current.signed_in ? current : null;
   if (session || screenToken) {
     if (!canAct()) $("notice").textContent = t("view_only");
