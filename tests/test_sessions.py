@@ -136,3 +136,14 @@ async def test_the_wall_keeps_a_session_not_the_screen_key_and_revoking_the_key_
         set_cookies = moved.headers.get_list("set-cookie")
         assert any(c.startswith("warroom_wall=;") and "Max-Age=0" in c for c in set_cookies), set_cookies
         assert any(c.startswith("warroom_session=") for c in set_cookies)
+
+
+async def test_the_cookie_is_secure_when_people_reach_the_server_over_https(dsn):
+    operator = await create_key(dsn, "operator")
+    server = start_server(dsn, WARROOM_PUBLIC_URL="https://warroom.example.com", WARROOM_SESSION_HOURS="2")
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            cookie = (await sign_in(http, operator)).headers["set-cookie"]
+        assert "; Secure" in cookie and "Max-Age=7200" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    finally:
+        server.stop()
