@@ -248,8 +248,10 @@ class AlertService:
         self._changed()
         return self.render(live) if live else {"id": alert_id, "status": row["status"], "acknowledged": event["acknowledged"]}
 
-    async def add_silence(self, matchers: list[str], starts_at: float, ends_at: float, reason: str, who: str) -> Silence:
-        silence = Silence(str(uuid.uuid4()), tuple(Matcher.parse(m) for m in matchers), starts_at, ends_at, reason, who)
+    async def add_silence(
+        self, matchers: tuple[Matcher, ...], starts_at: float, ends_at: float, reason: str, who: str
+    ) -> Silence:
+        silence = Silence(str(uuid.uuid4()), matchers, starts_at, ends_at, reason, who)
         async with self.pool.acquire() as conn:
             await store.save_silence(conn, silence)
         self.silences.append(silence)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 import asyncpg
+import msgspec
 
 from alerts.lifecycle import Alert, Transition
 from alerts.silences import Matcher, Silence
@@ -190,7 +191,7 @@ async def save_silence(conn: asyncpg.Connection, silence: Silence) -> None:
     await conn.execute(
         "INSERT INTO silences (id, matchers, starts_at, ends_at, reason, created_by) VALUES ($1, $2::jsonb, $3, $4, $5, $6)",
         silence.id,
-        _json([str(m) for m in silence.matchers]),
+        _json(msgspec.to_builtins(silence.matchers)),
         _time(silence.starts_at),
         _time(silence.ends_at),
         silence.reason,
@@ -215,7 +216,7 @@ async def silences(conn: asyncpg.Connection, include_expired: bool = False) -> l
     return [
         Silence(
             id=r["id"],
-            matchers=tuple(Matcher.parse(text) for text in json.loads(r["matchers"])),
+            matchers=msgspec.json.decode(r["matchers"], type=tuple[Matcher, ...]),
             starts_at=r["starts_at"].timestamp(),
             ends_at=r["ends_at"].timestamp(),
             reason=r["reason"],

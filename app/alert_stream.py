@@ -8,8 +8,9 @@ current to. Transitions are always read back from the database in ``seq``
 order (the in-process broadcast only wakes the stream), so a slow client
 skips nothing and sees nothing twice.
 
-Keys: an operator or screen key in a header, a screen key as ``?token=``, or
-(browsers cannot set websocket headers) a first message ``{"key": "..."}``.
+Keys: an operator or screen key in a header, a screen key as ``?token=``, a
+session cookie (``app.sessions``; from this server's own pages only), or a first
+message ``{"key": "..."}``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from fastapi import APIRouter
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from alerts import store
-from app.auth import READ_SCOPES, authenticate, presented_key
+from app.auth import READ_SCOPES, admit, authenticate, presented_key
 from app.errors import ApiError
+from app.sessions import session_key
 from app.streams import push_until_disconnect
 
 AUTH_TIMEOUT_S = 5.0
@@ -54,6 +56,9 @@ async def _authenticate(websocket: WebSocket) -> bool:
     if token is None and "token" in websocket.query_params:
         token, scopes = websocket.query_params["token"], ("screen",)
     try:
+        if token is None and (session := await session_key(websocket)) is not None:
+            admit(websocket, session, READ_SCOPES)
+            return True
         if token is None:
             try:
                 first = json.loads(await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_S))

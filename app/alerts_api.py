@@ -14,6 +14,7 @@ from starlette.responses import Response
 from alerts import store
 from alerts.live import AlertService
 from alerts.rules import CorrelationRule, DynamicRule, StaticRule
+from alerts.silences import MAX_VALUE_LENGTH, NAME_PATTERN, Matcher, MatchOp
 from app.auth import operator, reader
 from app.responses import json_response
 from app.configfile import ConfigError
@@ -98,8 +99,22 @@ async def acknowledge(request: Request, alert_id: str, body: Acknowledgment, key
     return json_response(result)
 
 
+class MatcherIn(BaseModel):
+    """A structured matcher: the value is taken as it is (a regex only with ``=~`` or ``!~``)."""
+
+    name: str = Field(..., pattern=NAME_PATTERN, max_length=128, examples=["sku"])
+    op: MatchOp = Field(..., examples=["="])
+    value: str = Field(..., max_length=MAX_VALUE_LENGTH, examples=["SKU-1001"])
+
+
 class SilenceIn(BaseModel):
-    matchers: list[str] = Field(..., min_length=1, max_length=20, description='e.g. ["sku=SKU-1001", "rule=~stock_.*"]')
+    matchers: list[MatcherIn | str] = Field(
+        ...,
+        min_length=1,
+        max_length=20,
+        description='structured, e.g. [{"name": "sku", "op": "=", "value": "SKU-1001"}], or the operator-typed text form'
+        ' ["sku=SKU-1001", "rule=~stock_.*"] (quote a value to take it literally: sku="~x")',
+    )
     starts_at: datetime | None = Field(None, description="default now")
     ends_at: datetime
     reason: str = Field(..., min_length=1, max_length=500)
@@ -109,12 +124,23 @@ class SilenceIn(BaseModel):
 def _silence(silence: Any) -> dict[str, Any]:
     return {
         "id": silence.id,
-        "matchers": [str(m) for m in silence.matchers],
+        "matchers": msgspec.to_builtins(silence.matchers),
         "starts_at": datetime.fromtimestamp(silence.starts_at, timezone.utc),
         "ends_at": datetime.fromtimestamp(silence.ends_at, timezone.utc),
         "reason": silence.reason,
         "created_by": silence.created_by,
     }
+
+
+def _matchers(given: list[MatcherIn | str]) -> tuple[Matcher, ...]:
+    """Structured matchers as given; text ones parsed once, here at the edge."""
+    out = []
+    for index, matcher in enumerate(given):
+        try:
+            out.append(Matcher.parse(matcher) if isinstance(matcher, str) else Matcher(matcher.name, matcher.op, matcher.value))
+        except ValueError as exc:
+            raise ApiError(422, f"matchers[{index}]: {exc}", field="matchers") from None
+    return tuple(out)
 
 
 @router.get("/v1/silences", summary="Active and upcoming silences")
@@ -135,12 +161,10 @@ async def add_silence(request: Request, body: SilenceIn, key: ApiKey = Depends(o
         raise ApiError(422, "a silence may last at most 30 days", field="ends_at")
     if body.ends_at <= now:
         raise ApiError(422, "ends_at is in the past", field="ends_at")
-    try:
-        silence = await _service(request).add_silence(
-            body.matchers, starts.timestamp(), body.ends_at.timestamp(), body.reason, body.created_by or key.name
-        )
-    except ValueError as exc:
-        raise ApiError(422, str(exc), field="matchers") from None
+    matchers = _matchers(body.matchers)
+    silence = await _service(request).add_silence(
+        matchers, starts.timestamp(), body.ends_at.timestamp(), body.reason, body.created_by or key.name
+    )
     return json_response(_silence(silence), 201)
 
 

@@ -1,7 +1,8 @@
 """Who is calling: API key from the request, its scope, and its rate limit.
 
 Keys are accepted as ``Authorization: Bearer <key>``, ``X-API-Key: <key>``, or
-as the user name of HTTP Basic auth (how Segment SDKs send their write key).
+as the user name of HTTP Basic auth (how Segment SDKs send their write key);
+pages use a session cookie made from a key instead (``app.sessions``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from app.errors import ApiError
 from app.keys import ApiKey, KeyCheckUnavailable
 from app.ratelimit import retry_after_header
 from app.services import Services
+from app.sessions import session_key
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="warroom"'}
 KEY_CHECK_RETRY_S = 1
@@ -51,6 +53,12 @@ async def authenticate(request: HTTPConnection, token: str | None, scopes: tuple
         ) from None
     if key is None:
         raise ApiError(401, "invalid or revoked API key", field="Authorization", headers=CHALLENGE)
+    return admit(request, key, scopes)
+
+
+def admit(request: HTTPConnection, key: ApiKey, scopes: tuple[str, ...]) -> ApiKey:
+    """``key`` if it has one of ``scopes`` and is within its rate limit (however it was presented)."""
+    services: Services = request.app.state.services
     if key.scope not in scopes:
         wanted = " or ".join(scopes)
         raise ApiError(403, f"this endpoint needs a {wanted} key; the key {key.name!r} has scope {key.scope}")
@@ -73,9 +81,14 @@ async def reader(request: Request) -> ApiKey:
     token = presented_key(request)
     if token is None and (query := request.query_params.get("token")):
         return await authenticate(request, query, ("screen",))
+    if token is None and (session := await session_key(request)) is not None:
+        return admit(request, session, READ_SCOPES)
     return await authenticate(request, token, READ_SCOPES)
 
 
 async def operator(request: Request) -> ApiKey:
     """An operator key: acknowledge, silence, configure."""
-    return await authenticate(request, presented_key(request), ("operator",))
+    token = presented_key(request)
+    if token is None and (session := await session_key(request)) is not None:
+        return admit(request, session, ("operator",))
+    return await authenticate(request, token, ("operator",))

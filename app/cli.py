@@ -146,7 +146,7 @@ def _prune_command(args: argparse.Namespace, settings: Settings) -> None:
     print(f"deleted {deleted:,} events received before {before.isoformat(timespec='seconds')}")
 
 
-DEMO_KEY_SCOPES = ("ingest", "screen", "operator")
+DEMO_KEY_SCOPES = ("ingest", "screen", "operator", "metrics")
 
 
 async def _fresh_demo_keys(conn: asyncpg.Connection) -> dict[str, str]:
@@ -170,10 +170,11 @@ Promo War-Room is starting on {base}
   on-call:    {base}/oncall   (sign in with the operator key below)
   API docs:   {base}/docs
   snapshot:   {base}/v1/campaigns/{DEMO_CAMPAIGN}/snapshot?token={screen}
-  health:     {base}/readyz   metrics: {base}/metrics
+  health:     {base}/readyz   metrics: {base}/metrics (Authorization: Bearer <metrics key>)
   keys:       ingest   {token}
               screen   {screen}
               operator {demo_keys["operator"]}
+              metrics  {demo_keys["metrics"]}
 {"  drill:      the night replays at 60x while last year's history loads: midnight comes in about 25 s" if drill else ""}
 
 Post an event:

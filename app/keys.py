@@ -20,7 +20,7 @@ import asyncpg
 
 from app.database import CONNECTION_ERRORS
 
-Scope = Literal["ingest", "operator", "screen"]
+Scope = Literal["ingest", "operator", "screen", "metrics"]
 SCOPES: tuple[str, ...] = Scope.__args__  # type: ignore[attr-defined]
 KEY_PREFIX = "wr"
 KEY_ID_BYTES = 6

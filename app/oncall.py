@@ -1,6 +1,6 @@
 """The on-call page (``/oncall``): active alerts by severity, live over the alert stream, with
-acknowledge and silence buttons. One static page; the data needs an operator key (entered once and
-kept in the browser) or a screen key in ``?token=`` (view only)."""
+acknowledge and silence buttons. One static page; the data needs a session (an operator key, or a screen
+key for view only, exchanged once for an HttpOnly cookie: ``app.sessions``) or a screen key in ``?token=``."""
 
 from __future__ import annotations
 

@@ -21,8 +21,10 @@ from starlette.types import Receive, Scope, Send
 from alerts import routing
 from alerts.delivery import DeliveryService
 from alerts.live import AlertService
-from app import __version__, alert_stream, alerts_api, campaigns_api, errors, health, ingest_api, notifications_api, oncall, telemetry
+from app import __version__, alert_stream, alerts_api, campaigns_api, errors, health, ingest_api, notifications_api, oncall
 from app import campaigns as campaign_files
+from app import api_docs, scrape, sessions_api
+from app.browser_security import BrowserSecurity
 from app.events import json_schema
 from app.database import create_pool, head_revision, open_database, upgrade_async
 from app.ingest import GroupCommitter, prepare_connection
@@ -163,8 +165,9 @@ def create_full_app(settings: Settings) -> FastAPI:
             settle = asyncio.create_task(_settle_heap_after(metrics.caught_up), name="settle-heap")
             try:
                 await ingest_tier.start()
-                log.info("ready", extra={"version": __version__})
-                yield
+                async with scrape.metrics_listener(settings):
+                    log.info("ready", extra={"version": __version__})
+                    yield
             finally:
                 settle.cancel()
                 await ingest_tier.stop()
@@ -175,7 +178,9 @@ def create_full_app(settings: Settings) -> FastAPI:
                 await supervisor.stop()
         log.info("stopped")
 
-    app = WarRoomApp(title="Promo War-Room", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = WarRoomApp(
+        title="Promo War-Room", version=__version__, description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     errors.install(app)
     app.include_router(health.router)
     app.include_router(ingest_api.router)
@@ -184,9 +189,12 @@ def create_full_app(settings: Settings) -> FastAPI:
     app.include_router(alert_stream.router)
     app.include_router(notifications_api.router)
     app.include_router(oncall.router)
-    app.add_route("/metrics", telemetry.metrics_endpoint, include_in_schema=False)
+    app.include_router(sessions_api.router)
+    app.add_route(scrape.METRICS_PATH, scrape.guarded_metrics, include_in_schema=False)
+    app.include_router(api_docs.router)
     _publish_event_schema(app)
-    wall.mount(app, settings)
+    wall_app = wall.mount(app, settings)
+    app.add_middleware(BrowserSecurity, script_hashes=wall_app.csp_hashes())
     return app
 
 
@@ -213,12 +221,16 @@ def create_ingest_app(settings: Settings, on_ready: Callable[[], None] = lambda:
                 await supervisor.stop()
         log.info("stopped")
 
-    app = WarRoomApp(title="Promo War-Room ingest", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = WarRoomApp(
+        title="Promo War-Room ingest", version=__version__, description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     errors.install(app)
     app.include_router(health.router)
     app.include_router(ingest_api.router)
-    app.add_route("/metrics", telemetry.metrics_endpoint, include_in_schema=False)
+    app.add_route(scrape.METRICS_PATH, scrape.guarded_metrics, include_in_schema=False)
+    app.include_router(api_docs.router)
     _publish_event_schema(app)
+    app.add_middleware(BrowserSecurity)
     return app
 
 

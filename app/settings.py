@@ -32,6 +32,9 @@ DEFAULT_ROLE = "all"
 DEFAULT_INGEST_PROCESSES = 0
 DEFAULT_INGEST_PORT = 8001
 MAX_INGEST_PROCESSES = 64
+DEFAULT_METRICS_HOST = "127.0.0.1"
+DEFAULT_SESSION_HOURS = 12.0
+MAX_SESSION_HOURS = 30 * 24.0
 
 
 class SettingsError(Exception):
@@ -73,6 +76,18 @@ class Settings(BaseModel):
     ingest_processes: int = Field(DEFAULT_INGEST_PROCESSES, ge=0, le=MAX_INGEST_PROCESSES, alias="WARROOM_INGEST_PROCESSES")
     """Ingest-role processes the full server starts on ``ingest_port`` (0: none, everything on one process)."""
     ingest_port: int = Field(DEFAULT_INGEST_PORT, ge=1, le=65535, alias="WARROOM_INGEST_PORT")
+    metrics_port: int | None = Field(None, ge=1, le=65535, alias="WARROOM_METRICS_PORT")
+    """Serve ``/metrics`` on this port (keyless, on ``metrics_host``) and not on the API port."""
+    metrics_host: str = Field(DEFAULT_METRICS_HOST, min_length=1, alias="WARROOM_METRICS_HOST")
+    session_hours: float = Field(DEFAULT_SESSION_HOURS, gt=0, le=MAX_SESSION_HOURS, alias="WARROOM_SESSION_HOURS")
+    """How long a page stays signed in after exchanging a key for a session cookie."""
+    metrics_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = Field((), alias="WARROOM_METRICS_ALLOW")
+    """Addresses that may scrape ``/metrics`` on the API port without a ``metrics`` key."""
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _unset_port(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("database_url")
     @classmethod
@@ -97,7 +112,7 @@ class Settings(BaseModel):
         """Where people reach this server; links in chat messages point here."""
         return self.public_url or f"http://{self.host}:{self.port}"
 
-    @field_validator("wall_allow", mode="before")
+    @field_validator("wall_allow", "metrics_allow", mode="before")
     @classmethod
     def _networks(cls, value: object) -> object:
         """Comma-separated addresses or CIDR blocks, e.g. ``10.0.5.0/24, 192.168.1.20``."""
@@ -116,6 +131,12 @@ class Settings(BaseModel):
             raise ValueError(
                 f"WARROOM_INGEST_PORT={self.ingest_port!r}: must differ from WARROOM_PORT when WARROOM_INGEST_PROCESSES is set"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_port_free(self) -> "Settings":
+        if self.metrics_port is not None and self.metrics_port in (self.port, self.ingest_port):
+            raise ValueError(f"WARROOM_METRICS_PORT={self.metrics_port!r}: must differ from WARROOM_PORT and WARROOM_INGEST_PORT")
         return self
 
     @property

@@ -1,28 +1,35 @@
-"""Who may see the wall: a screen key (``?token=`` in a kiosk URL, then a cookie), an operator or screen key in a
-header, or an address in ``WARROOM_WALL_ALLOW``.
+"""Who may see the wall: a screen key (``?token=`` in a kiosk URL, then a session cookie), an operator or screen key
+in a header, a session cookie, or an address in ``WARROOM_WALL_ALLOW``.
 
 An ASGI middleware in front of every ``/wall`` path, the Dash websocket
 included, so no Dash route (layout, callbacks, assets, the push socket) is
-reachable without it. The kiosk token is moved into an HttpOnly cookie on
-the first page load: the browser's websocket handshake and Dash's own
-requests carry the cookie, and a reload after a restart still gets in.
+reachable without it. The kiosk token is exchanged for a session
+(``app.sessions``, stored hashed, ended by revoking the key) on the first
+page load, and the session goes into the HttpOnly cookie: the browser's
+websocket handshake and Dash's own requests carry it, and a reload after a
+restart still gets in. The wall only reads, so its requests need no forgery
+check beyond SameSite=Strict.
 """
 
 from __future__ import annotations
 
 import html
 import ipaddress
+from datetime import timedelta
 from http import HTTPStatus
 
 from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth import READ_SCOPES, authenticate, presented_key
+from app import sessions
+from app.auth import READ_SCOPES, admit, authenticate, presented_key
 from app.errors import ApiError
+from app.keys import ApiKey
 
 WALL_PATH = "/wall"
-COOKIE = "warroom_wall"
+LEGACY_COOKIE = "warroom_wall"
+"""Before sessions, the wall's cookie held the screen key itself; a kiosk still carrying one is moved to a session."""
 COOKIE_MAX_AGE_S = 30 * 86400
 """A kiosk stays signed in for a month of reboots; revoking the key ends it at once."""
 RETRY_PAGE_S = 30
@@ -68,28 +75,28 @@ class WallGuard:
             return
         connection = HTTPConnection(scope)
         try:
-            cookie = await self._admit(connection)
+            cookies = await self._admit(connection)
         except ApiError as exc:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4000 + exc.status, "reason": exc.message[:120]})
             else:
                 await _refusal_page(exc.status, exc.message)(scope, receive, send)
             return
-        if cookie is None or scope["type"] != "http":
+        if not cookies or scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
-                value = f"{COOKIE}={cookie}; Path={WALL_PATH}; Max-Age={COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Strict"
-                message["headers"] = [*message.get("headers", []), (b"set-cookie", value.encode("latin-1"))]
+                message["headers"] = [*message.get("headers", []), *((b"set-cookie", c.encode("latin-1")) for c in cookies)]
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
 
     @staticmethod
-    async def _admit(connection: HTTPConnection) -> str | None:
-        """Raise ApiError unless admitted; return a screen token to keep in the cookie, if one came in the URL."""
+    async def _admit(connection: HTTPConnection) -> list[str]:
+        """Raise ApiError unless admitted; return the ``Set-Cookie`` values to answer with: a new session when a
+        screen key came in the URL (unless the cookie already holds a session of that key) or in the old cookie."""
         services = getattr(connection.app.state, "services", None)
         if services is None:
             raise ApiError(503, "the server is starting")
@@ -98,14 +105,25 @@ class WallGuard:
         query_key = connection.query_params.get("token")
         if header_key is not None:
             await authenticate(connection, header_key, READ_SCOPES)
-            return None
+            return []
         if query_key:
-            await authenticate(connection, query_key, SCREEN_SCOPE)
-            return query_key
+            key = await authenticate(connection, query_key, SCREEN_SCOPE)
+            session = await sessions.live_key(connection)
+            return [] if session is not None and session.key_id == key.key_id else [await _new_session(connection, key)]
         if allowed_address(client, services.settings.wall_allow):
-            return None
-        cookie = connection.cookies.get(COOKIE)
-        if cookie:
-            await authenticate(connection, cookie, SCREEN_SCOPE)
-            return None
+            return []
+        session = await sessions.live_key(connection)
+        if session is not None:
+            admit(connection, session, READ_SCOPES)
+            return []
+        if legacy_key := connection.cookies.get(LEGACY_COOKIE):
+            key = await authenticate(connection, legacy_key, SCREEN_SCOPE)
+            return [await _new_session(connection, key), f"{LEGACY_COOKIE}=; Path={WALL_PATH}; Max-Age=0; HttpOnly; SameSite=Strict"]
         raise ApiError(401, "this wall needs a screen key (?token=…) or an address in WARROOM_WALL_ALLOW")
+
+
+async def _new_session(connection: HTTPConnection, key: ApiKey) -> str:
+    """A kiosk session for ``key``, as the ``Set-Cookie`` value that carries it."""
+    async with connection.app.state.services.pool.acquire() as conn:
+        token, _ = await sessions.create(conn, key, timedelta(seconds=COOKIE_MAX_AGE_S))
+    return sessions.cookie_header(token, COOKIE_MAX_AGE_S, sessions.secure(connection))

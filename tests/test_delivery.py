@@ -79,7 +79,8 @@ async def test_alert_reaches_the_webhook_with_bilingual_text_and_its_resolution_
             assert sent[0]["kind"] == "firing" and sent[0]["attempt_log"][0]["ok"] is True
             assert sent[0]["target"] == "json://127.0.0.1:%d/***" % receiver.port
             assert (await http.get("/v1/notifications", headers={"X-API-Key": screen})).status_code == 403
-            exposition = (await http.get("/metrics")).text
+            scraper = {"Authorization": f"Bearer {await create_key(dsn, 'metrics')}"}
+            exposition = (await http.get("/metrics", headers=scraper)).text
             assert 'warroom_notification_attempts_total{contact_point="duty",outcome="delivered"}' in exposition
             points = (await http.get("/v1/contact-points", headers={"X-API-Key": operator})).text
             assert SECRET not in points and SECRET not in json.dumps(sent)

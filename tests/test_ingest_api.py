@@ -206,7 +206,8 @@ async def test_openapi_publishes_the_event_schema_with_examples(client):
     assert event_schema["additionalProperties"] is False
 
 
-async def test_health_readiness_and_metrics(client, db):
+async def test_health_readiness_and_metrics(client, db, dsn):
+    scraper = {"Authorization": f"Bearer {await create_key(dsn, 'metrics')}"}
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "migrations": "ok", "loops": "ok"}
@@ -216,13 +217,13 @@ async def test_health_readiness_and_metrics(client, db):
         return Counter({match[:2]: float(match[2]) for match in
                         re.findall(r'warroom_events_total\{outcome="(\w+)",type="(\w+)"\} ([0-9.e+]+)', text)})
 
-    before = counts((await client.get("/metrics")).text)
+    before = counts((await client.get("/metrics", headers=scraper)).text)
     await client.post("/v1/events", json={"events": [event("m-1", "visit"), event("m-1", "visit"), {"event_id": "m-2"}]})
     typed = [event("m-3", "visit"), {"event_id": "m-4", "type": "order_paid"}]  # decoded whole, m-4 fails the rules
     await client.post("/v1/events", json={"events": typed})
     untyped = [{"event_id": "m-5", "type": "teleport"}, {"event_id": "m-6", "type": "refund", "amount": "x"}]
     await client.post("/v1/events", json={"events": untyped})  # decoded item by item
-    metrics = (await client.get("/metrics")).text
+    metrics = (await client.get("/metrics", headers=scraper)).text
     counts_after = counts(metrics)
     counts_after.subtract(before)
     assert +counts_after == {("accepted", "visit"): 2, ("duplicate", "visit"): 1, ("rejected", "invalid"): 2,

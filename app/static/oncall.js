@@ -1,4 +1,5 @@
-// The on-call page: alerts live from /v1/alerts/stream, acknowledge and silence with an operator key.
+// The on-call page: alerts live from /v1/alerts/stream, acknowledge and silence when signed in with an operator key.
+// The key is exchanged once for an HttpOnly session cookie (POST /v1/sessions) and never kept by the page.
 // The stream resumes with ?after=<last seq>, so a dropped connection loses nothing.
 "use strict";
 
@@ -27,13 +28,13 @@ const TEXT = {
 const SEVERITIES = ["emergency", "warning", "reminder"];
 const RESOLVED_KEPT_MS = 10 * 60 * 1000;
 const RECONNECT_MAX_MS = 15000;
-const KEY_STORE = "warroom.oncall.key";
+const CSRF_HEADER = { "X-Warroom-Request": "oncall" };
 const ALARM_REPEAT_MS = 30000;
 
 const params = new URLSearchParams(location.search);
 const screenToken = params.get("token");
 let lang = ["zh", "en"].includes(params.get("lang")) ? params.get("lang") : (navigator.language || "zh").startsWith("zh") ? "zh" : "en";
-let key = localStorage.getItem(KEY_STORE);
+let session = null;
 let lastSeq = null;
 let retryMs = 500;
 let audio = null;
@@ -143,13 +144,13 @@ function card(a, isResolved) {
   if (a.acknowledged) li.append(element("div", "ack-by", `${t("acked_by")}${a.acknowledged.by}`));
   if (!isResolved) {
     const actions = element("div", "actions");
-    if (key && !a.acknowledged) {
+    if (canAct() && !a.acknowledged) {
       const ack = element("button", "primary ack", t("ack"));
       ack.type = "button";
       ack.onclick = () => acknowledge(a.id);
       actions.append(ack);
     }
-    if (key) {
+    if (canAct()) {
       const silence = element("button", "silence", t("silence"));
       silence.type = "button";
       silence.onclick = () => silenceAlert(a);
@@ -187,10 +188,9 @@ function setStatus(live) {
 function connect() {
   const query = new URLSearchParams();
   if (lastSeq !== null) query.set("after", lastSeq);
-  if (!key && screenToken) query.set("token", screenToken);
+  if (!session && screenToken) query.set("token", screenToken);
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${location.host}/v1/alerts/stream?${query}`);
-  socket.onopen = () => { if (key) socket.send(JSON.stringify({ key })); };
   socket.onmessage = (message) => {
     const frame = JSON.parse(message.data);
     if (frame.type === "snapshot") onSnapshot(frame);
@@ -203,6 +203,7 @@ function connect() {
     setStatus(false);
     if (event.code === 4401 || event.code === 4403) {
       $("notice").textContent = t("bad_key");
+      session = null;
       showLogin();
       return;
     }
@@ -211,15 +212,19 @@ function connect() {
   };
 }
 
-async function call(path, body) {
+function canAct() {
+  return session !== null && session.scope === "operator";
+}
+
+async function call(path, body, method = "POST") {
   const response = await fetch(path, {
-    method: "POST", headers: { "Content-Type": "application/json", "X-API-Key": key }, body: JSON.stringify(body),
+    method, headers: { "Content-Type": "application/json", ...CSRF_HEADER }, body: body && JSON.stringify(body),
   });
   if (!response.ok) {
     const detail = await response.json().catch(() => ({}));
     throw new Error((detail.error && detail.error.message) || response.statusText);
   }
-  return response.json();
+  return response.status === 204 ? null : response.json();
 }
 
 async function acknowledge(id) {
@@ -232,8 +237,9 @@ async function acknowledge(id) {
 }
 
 async function silenceAlert(a) {
-  // Quoted values match exactly, even ones that start with "~" or hold spaces.
-  const matchers = [`rule="${a.rule}"`, ...Object.entries(a.labels || {}).map(([k, v]) => `${k}="${v}"`)];
+  // Structured equality matchers: a label value is never read as an operator or a regex.
+  const matchers = [{ name: "rule", op: "=", value: a.rule },
+    ...Object.entries(a.labels || {}).map(([name, value]) => ({ name, op: "=", value: String(value) }))];
   const ends = new Date(Date.now() + 3600 * 1000).toISOString();
   try {
     await call("/v1/silences", { matchers, ends_at: ends, reason: "silenced from the on-call page" });
@@ -247,16 +253,26 @@ function showLogin() {
   $("login").hidden = false;
 }
 
-$("login").onsubmit = (event) => {
+$("login").onsubmit = async (event) => {
   event.preventDefault();
-  key = $("key").value.trim();
-  localStorage.setItem(KEY_STORE, key);
+  const field = $("key");
+  try {
+    session = await call("/v1/sessions", { key: field.value.trim() });
+  } catch (error) {
+    $("notice").textContent = t("bad_key");
+    return;
+  } finally {
+    field.value = "";
+  }
   $("login").hidden = true;
-  $("notice").textContent = "";
+  $("notice").textContent = canAct() ? "" : t("view_only");
   lastSeq = null;
   connect();
 };
-$("logout").onclick = () => { localStorage.removeItem(KEY_STORE); key = null; location.reload(); };
+$("logout").onclick = async () => {
+  await call("/v1/sessions/current", null, "DELETE").catch(() => null);
+  location.reload();
+};
 $("lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; applyTexts(); render(); };
 $("sound").onclick = () => {
   audio = audio || new (window.AudioContext || window.webkitAudioContext)();
@@ -270,9 +286,22 @@ setInterval(() => {
   document.querySelectorAll(".age").forEach((el) => { el.textContent = age(Number(el.dataset.firedAt)); });
 }, 1000);
 setInterval(() => { if (unacknowledgedEmergency()) alarm(); }, ALARM_REPEAT_MS);
-if (key || screenToken) {
-  if (!key) $("notice").textContent = t("view_only");
-  connect();
-} else {
-  showLogin();
+async function start() {
+  let current;
+  try {
+    current = await (await fetch("/v1/sessions/current")).json();
+  } catch (error) {  // the server is away: ask again, as the stream would reconnect
+    setTimeout(start, retryMs);
+    retryMs = Math.min(RECONNECT_MAX_MS, retryMs * 2);
+    return;
+  }
+  session = current.signed_in ? current : null;
+  if (session || screenToken) {
+    if (!canAct()) $("notice").textContent = t("view_only");
+    connect();
+  } else {
+    showLogin();
+  }
 }
+
+start();

@@ -1,0 +1,56 @@
+"""``/metrics`` is not public: a ``metrics`` key, an allow-listed address, or a separate port."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from app.settings import Settings, SettingsError
+from tests.conftest import create_key, free_port, start_server
+
+EXPOSITION = "warroom_ingest_queue_events"
+
+
+async def test_the_api_port_wants_a_metrics_key_by_default(dsn, server):
+    metrics_key, ingest_key = await create_key(dsn, "metrics"), await create_key(dsn, "ingest")
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        anonymous = await http.get("/metrics")
+        assert anonymous.status_code == 401 and EXPOSITION not in anonymous.text
+        assert (await http.get("/metrics", headers={"Authorization": f"Bearer {ingest_key}"})).status_code == 403
+        scraped = await http.get("/metrics", headers={"Authorization": f"Bearer {metrics_key}"})
+        assert scraped.status_code == 200 and EXPOSITION in scraped.text
+        assert (await http.get("/v1/alerts", headers={"Authorization": f"Bearer {metrics_key}"})).status_code == 403
+
+
+@pytest.mark.parametrize(("allow", "status"), [("127.0.0.0/8, ::1", 200), ("10.0.0.0/8", 401)])
+async def test_an_allow_listed_address_scrapes_without_a_key(dsn, allow, status):
+    server = start_server(dsn, WARROOM_METRICS_ALLOW=allow)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            assert (await http.get("/metrics")).status_code == status
+    finally:
+        server.stop()
+
+
+async def test_a_metrics_port_serves_them_there_and_not_on_the_api_port(dsn):
+    metrics_port = free_port()
+    server = start_server(dsn, WARROOM_METRICS_PORT=metrics_port)
+    metrics_key = await create_key(dsn, "metrics")
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            hidden = await http.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {metrics_key}"})
+            assert hidden.status_code == 404 and "WARROOM_METRICS_PORT" in hidden.text
+            scraped = await http.get(f"http://127.0.0.1:{metrics_port}/metrics")
+            assert scraped.status_code == 200 and EXPOSITION in scraped.text
+            assert (await http.get(f"http://127.0.0.1:{metrics_port}/v1/alerts")).status_code == 404
+    finally:
+        server.stop()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
+
+
+def test_settings_name_the_bad_metrics_variable():
+    with pytest.raises(SettingsError, match="WARROOM_METRICS_PORT"):
+        Settings.from_env({"WARROOM_METRICS_PORT": "8000"})
+    with pytest.raises(SettingsError, match="WARROOM_METRICS_ALLOW"):
+        Settings.from_env({"WARROOM_METRICS_ALLOW": "not-a-network"})
