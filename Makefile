@@ -7,8 +7,10 @@ STAMP   = $(VENV)/.installed
 BROWSER_PACKAGES = chromium chromium-driver fonts-noto-cjk
 CHROMIUM = /usr/bin/chromium
 CJK_FONT = /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+SDK_DIR  = tests/sdk
+SDK_STAMP = $(SDK_DIR)/node_modules/.package-lock.json
 
-.PHONY: demo test install browser lint bench clean
+.PHONY: demo test install browser sdks lint bench clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating virtualenv $(VENV) and installing promo-warroom"
@@ -30,11 +32,19 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); \
 	fi
 
-test: $(STAMP) browser
+# The real JavaScript SDKs the Segment-compatibility tests run (pinned by tests/sdk/package-lock.json; about 10 s).
+$(SDK_STAMP): $(SDK_DIR)/package-lock.json
+	@echo "==> installing the JavaScript SDKs for the Segment-compatibility tests"
+	cd $(SDK_DIR) && npm ci --no-audit --no-fund --ignore-scripts
+	touch $(SDK_STAMP)
+
+sdks: $(SDK_STAMP)
+
+test: $(STAMP) browser sdks
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/warroom bench ingest
 
 clean:
-	rm -rf $(VENV) .warroom test-artifacts
+	rm -rf $(VENV) .warroom test-artifacts $(SDK_DIR)/node_modules

@@ -21,7 +21,7 @@ from app.errors import ApiError, api_error_response, refused_response
 from app.events import EXAMPLES, Defaults, FieldError, Row, claimed_type, decode_batch, decode_event, json_schema, utcnow
 from app.ingest import IngestUnavailable, StorageRejected
 from app.responses import json_response
-from app.payloads import JSON_OR_BEACON, read_body
+from app.payloads import ANY_CONTENT_TYPE, read_body
 from app.services import Services
 
 INGEST_SCOPES = ("ingest",)
@@ -261,7 +261,7 @@ async def _segment(request: Request, call: str | None) -> Response:
     token = presented_key(request)
     if token is not None:
         await authenticate(request, token, INGEST_SCOPES)
-    body = await read_body(request, services.settings.max_body_bytes, JSON_OR_BEACON)
+    body = await read_body(request, services.settings.max_body_bytes, ANY_CONTENT_TYPE)
     payload, messages = _segment_messages(body, call, services.settings.max_batch_events)
     if token is None:
         write_key = payload.get("writeKey")
@@ -274,11 +274,10 @@ async def _segment(request: Request, call: str | None) -> Response:
 
 SEGMENT_MESSAGE = {
     "type": "object",
-    "required": ["messageId"],
     "properties": {
         "type": {"type": "string", "enum": ["track", "page", "screen"]},
         "event": {"type": "string", "examples": ["Order Completed"]},
-        "messageId": {"type": "string", "maxLength": 128},
+        "messageId": {"type": "string", "maxLength": 128, "description": "if absent, derived from the message's content"},
         "userId": {"type": "string"},
         "anonymousId": {"type": "string"},
         "timestamp": {"type": "string", "format": "date-time"},
