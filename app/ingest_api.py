@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import asyncpg
 import msgspec
@@ -351,3 +351,18 @@ async def segment_page(request: Request) -> Response:
 async def segment_screen(request: Request) -> Response:
     """One Segment screen call (mobile apps), stored as a ``page_view`` event."""
     return await _segment(request, "screen")
+
+
+def _segment_call(call: str | None) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint for the rest of ``segment.ENDPOINTS`` (analytics.js's one-letter paths; identify, group and
+    alias, whose messages are reported as not stored), served like the documented ones above."""
+
+    async def endpoint(request: Request) -> Response:
+        return await _segment(request, call)
+
+    return endpoint
+
+
+for _path, _call in segment.ENDPOINTS.items():
+    if _path not in {route.path for route in router.routes}:  # type: ignore[attr-defined]
+        router.add_api_route(_path, _segment_call(_call), methods=["POST"], include_in_schema=False)

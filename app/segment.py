@@ -29,6 +29,25 @@ TRACK_EVENTS: dict[str, str] = {
 }
 """Segment e-commerce spec names; a track call may also use a war-room type name (``stock_level``, ``metric`` …)."""
 
+ENDPOINTS: dict[str, str | None] = {
+    "/v1/batch": None,
+    "/v1/track": "track",
+    "/v1/page": "page",
+    "/v1/screen": "screen",
+    "/v1/identify": "identify",
+    "/v1/group": "group",
+    "/v1/alias": "alias",
+    "/v1/b": None,
+    "/v1/t": "track",
+    "/v1/p": "page",
+    "/v1/s": "screen",
+    "/v1/i": "identify",
+    "/v1/g": "group",
+    "/v1/a": "alias",
+}
+"""The Segment-compatible endpoints and the call each takes (None: a batch of any calls); analytics.js posts
+to the one-letter ones."""
+
 DERIVED_ID_PREFIX = "seg-"
 VOLATILE_FIELDS = frozenset({"messageId", "sentAt", "receivedAt", "_metadata", "writeKey"})
 """Fields an SDK may change when it retries a message (rudder-sdk-node stamps ``sentAt`` on each attempt),
