@@ -82,6 +82,11 @@ def _number(value: Any) -> Decimal | None:
         return None
 
 
+def _unless_empty(value: Any) -> Any:
+    """RudderStack's JS SDK sends ``"userId": ""`` before ``identify``: an empty id is no id, as for Segment."""
+    return None if value == "" else value
+
+
 def _integer(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -173,8 +178,8 @@ def to_event(
         "event_id": message_id,
         "type": event_type,
         "occurred_at": _corrected(message.timestamp or message.original_timestamp, clock_skew),
-        "user_id": message.user_id,
-        "anonymous_id": message.anonymous_id,
+        "user_id": _unless_empty(message.user_id),
+        "anonymous_id": _unless_empty(message.anonymous_id),
         "campaign": properties.get("campaign") if isinstance(properties.get("campaign"), str) else None,
         "channel": properties.get("channel") or (utm.get("source") if isinstance(utm, dict) else None),
         "session_id": properties.get("session_id"),

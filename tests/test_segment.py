@@ -130,6 +130,12 @@ async def test_messages_without_message_id_get_a_stable_id_so_retries_deduplicat
     assert len(ids) == 3 and all(i.startswith("seg-") for i in ids)
 
 
+def test_an_empty_user_id_is_no_user_id():
+    """RudderStack's JS SDK sends ``"userId": ""`` until identify."""
+    row, errors = to_event({"type": "page", "messageId": "m", "userId": "", "anonymousId": "a-1"}, NOW, DEFAULTS)
+    assert errors == [] and column(row, "user_id") is None and column(row, "anonymous_id") == "a-1"
+
+
 def test_the_derived_message_id_ignores_key_order_and_volatile_fields():
     message = {"type": "page", "anonymousId": "a", "timestamp": "2026-11-11T00:01:00Z", "properties": {"x": 1, "y": 2}}
     same = {"properties": {"y": 2, "x": 1}, "timestamp": "2026-11-11T00:01:00Z", "anonymousId": "a", "type": "page",

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import http.server
 import json
@@ -50,17 +51,26 @@ async def test_rudder_sdk_node_with_its_defaults_stores_every_event_once(sdk_mod
     assert await db.fetchval("SELECT count(DISTINCT event_id) FROM events WHERE type = 'product_view'") == RUDDER_EVENTS
 
 
-@pytest.fixture
-def shop_page(sdk_modules: Path) -> Iterator[str]:
-    """A shop front end on its own origin (another port): a page serving Segment's analytics.js (analytics-next)."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(sdk_modules / "@segment" / "analytics-next" / "dist" / "umd"))
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+@contextlib.contextmanager
+def _site(directory: Path) -> Iterator[str]:
+    """A shop front end on its own origin (another port), serving ``directory``."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
     site = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     thread = threading.Thread(target=site.serve_forever, name="shop-page", daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{site.server_address[1]}"
-    site.shutdown()
-    site.server_close()
+    try:
+        yield f"http://127.0.0.1:{site.server_address[1]}"
+    finally:
+        site.shutdown()
+        site.server_close()
+
+
+@pytest.fixture
+def shop_page(sdk_modules: Path) -> Iterator[str]:
+    """A shop page on its own origin serving Segment's analytics.js (analytics-next)."""
+    with _site(sdk_modules / "@segment" / "analytics-next" / "dist" / "umd") as url:
+        yield url
 
 
 SHOP_SCRIPT = """
@@ -130,3 +140,38 @@ async def test_without_configured_origins_no_cors_headers_are_sent(server):
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
         preflight = await client.options("/v1/batch", headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"})
     assert preflight.status_code == 405 and "access-control-allow-origin" not in preflight.headers
+
+
+RUDDER_SCRIPT = """
+async ([writeKey, dataPlaneUrl]) => {
+  const analytics = new window.rudderanalytics.RudderAnalytics();
+  const sourceConfig = {source: {id: "shop", name: "shop", writeKey, workspaceId: "warroom", enabled: true,
+                                 config: {}, destinations: []}};
+  await new Promise((loaded) => analytics.load(writeKey, dataPlaneUrl, {
+    getSourceConfig: () => sourceConfig, onLoaded: loaded, logLevel: "ERROR",
+  }));
+  analytics.page("Home", {url: location.href});
+  analytics.track("Product Added", {sku: "SKU-3", price: 20, quantity: 2});
+  analytics.track("Order Completed", {order_id: "web-2", total: 40});
+}
+"""
+
+
+async def test_rudderstack_js_in_a_browser_posts_across_origins(sdk_modules, dsn, browser, db):
+    """RudderStack's browser SDK (v3, bundled build) on the shop's origin: preflight, then its own JSON posts."""
+    with _site(sdk_modules / "@rudderstack" / "analytics-js" / "dist" / "npm" / "modern" / "bundled" / "umd") as shop:
+        server = start_server(dsn, WARROOM_CORS_ORIGINS=shop)
+        try:
+            key = await create_key(dsn, "ingest", "web-shop")
+            page = await browser.new_page()
+            posts: list[Any] = []
+            page.on("response", lambda response: posts.append(response) if "/v1/" in response.url else None)
+            await page.goto(f"{shop}/")
+            await page.add_script_tag(url=f"{shop}/index.js")
+            await page.evaluate(RUDDER_SCRIPT, [key, server.url])
+            await wait_until(lambda: _count(db, 3), timeout=20)
+            await page.close()
+        finally:
+            server.stop()
+    assert sorted(r["type"] for r in await db.fetch("SELECT type FROM events")) == ["add_to_cart", "order_paid", "page_view"]
+    assert {r.status for r in posts} == {200}
