@@ -75,6 +75,7 @@ def image() -> str:
         "build", "--isolation=chroot", "--network", "host", "--format", "docker",
         "--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}", "-t", IMAGE, str(ROOT), timeout=BUILD_TIMEOUT_S,
     )
+    _podman("image", "prune", "--force")  # the build stage and earlier builds' images, untagged now
     return IMAGE
 
 
