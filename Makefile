@@ -5,10 +5,13 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
 BROWSER_PACKAGES = chromium chromium-driver fonts-noto-cjk
+IMAGE_TOOLS = podman runc debootstrap
 CHROMIUM = /usr/bin/chromium
 CJK_FONT = /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+SDK_DIR  = tests/sdk
+SDK_STAMP = $(SDK_DIR)/node_modules/.package-lock.json
 
-.PHONY: demo test install browser lint bench clean
+.PHONY: demo test install browser sdks image-tools lint bench clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating virtualenv $(VENV) and installing promo-warroom"
@@ -30,11 +33,27 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); \
 	fi
 
-test: $(STAMP) browser
+# The real JavaScript SDKs the Segment-compatibility tests run (pinned by tests/sdk/package-lock.json; about 10 s).
+$(SDK_STAMP): $(SDK_DIR)/package-lock.json
+	@echo "==> installing the JavaScript SDKs for the Segment-compatibility tests"
+	cd $(SDK_DIR) && npm ci --no-audit --no-fund --ignore-scripts
+	touch $(SDK_STAMP)
+
+sdks: $(SDK_STAMP)
+
+# tests/test_image.py builds the Dockerfile with Debian's podman and runs the image (see that file for why runc
+# and debootstrap): installed here, like the browser.
+image-tools:
+	@if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v debootstrap >/dev/null; then \
+		echo "==> installing $(IMAGE_TOOLS) for the container image test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(IMAGE_TOOLS); \
+	fi
+
+test: $(STAMP) browser sdks image-tools
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/warroom bench ingest
 
 clean:
-	rm -rf $(VENV) .warroom test-artifacts
+	rm -rf $(VENV) .warroom test-artifacts $(SDK_DIR)/node_modules

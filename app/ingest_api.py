@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import asyncpg
 import msgspec
@@ -21,7 +21,7 @@ from app.errors import DATABASE_EXCEPTIONS, ApiError, api_error_response, databa
 from app.events import EXAMPLES, Defaults, FieldError, Row, claimed_type, decode_batch, decode_event, json_schema, utcnow
 from app.ingest import IngestUnavailable, StorageRejected
 from app.responses import json_response
-from app.payloads import JSON_OR_BEACON, read_body
+from app.payloads import ANY_CONTENT_TYPE, read_body
 from app.services import Services
 
 INGEST_SCOPES = ("ingest",)
@@ -263,7 +263,7 @@ async def _segment(request: Request, call: str | None) -> Response:
     token = presented_key(request)
     if token is not None:
         await authenticate(request, token, INGEST_SCOPES)
-    body = await read_body(request, services.settings.max_body_bytes, JSON_OR_BEACON)
+    body = await read_body(request, services.settings.max_body_bytes, ANY_CONTENT_TYPE)
     payload, messages = _segment_messages(body, call, services.settings.max_batch_events)
     if token is None:
         write_key = payload.get("writeKey")
@@ -276,11 +276,10 @@ async def _segment(request: Request, call: str | None) -> Response:
 
 SEGMENT_MESSAGE = {
     "type": "object",
-    "required": ["messageId"],
     "properties": {
         "type": {"type": "string", "enum": ["track", "page", "screen"]},
         "event": {"type": "string", "examples": ["Order Completed"]},
-        "messageId": {"type": "string", "maxLength": 128},
+        "messageId": {"type": "string", "maxLength": 128, "description": "if absent, derived from the message's content"},
         "userId": {"type": "string"},
         "anonymousId": {"type": "string"},
         "timestamp": {"type": "string", "format": "date-time"},
@@ -354,3 +353,18 @@ async def segment_page(request: Request) -> Response:
 async def segment_screen(request: Request) -> Response:
     """One Segment screen call (mobile apps), stored as a ``page_view`` event."""
     return await _segment(request, "screen")
+
+
+def _segment_call(call: str | None) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint for the rest of ``segment.ENDPOINTS`` (analytics.js's one-letter paths; identify, group and
+    alias, whose messages are reported as not stored), served like the documented ones above."""
+
+    async def endpoint(request: Request) -> Response:
+        return await _segment(request, call)
+
+    return endpoint
+
+
+for _path, _call in segment.ENDPOINTS.items():
+    if _path not in {route.path for route in router.routes}:  # type: ignore[attr-defined]
+        router.add_api_route(_path, _segment_call(_call), methods=["POST"], include_in_schema=False)

@@ -9,14 +9,16 @@ from starlette.requests import Request
 from app.errors import ApiError
 
 JSON = ("application/json",)
-JSON_OR_BEACON = ("application/json", "text/plain")
-"""Segment's browser SDKs post beacons as text/plain; the body is still JSON."""
+ANY_CONTENT_TYPE = None
+"""Segment's and RudderStack's servers read the body as JSON whatever its Content-Type: browser beacons say
+text/plain, and rudder-sdk-node 3.1.1 gzips without one (axios then says application/x-www-form-urlencoded)."""
 
 
-async def read_body(request: Request, max_bytes: int, content_types: tuple[str, ...] = JSON) -> bytes:
-    """The request body, decompressed, at most ``max_bytes`` both on the wire and after gunzip."""
+async def read_body(request: Request, max_bytes: int, content_types: tuple[str, ...] | None = JSON) -> bytes:
+    """The request body, decompressed, at most ``max_bytes`` both on the wire and after gunzip;
+    ``content_types`` None (``ANY_CONTENT_TYPE``) skips the Content-Type check."""
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type not in content_types:
+    if content_types is not None and content_type not in content_types:
         raise ApiError(415, f"Content-Type must be application/json, got {content_type or 'none'!r}", field="Content-Type")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:

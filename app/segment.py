@@ -3,12 +3,14 @@
 Existing Segment or RudderStack SDKs can point their host at the war-room:
 ``track`` calls named after the Segment e-commerce spec (v2) and ``page`` /
 ``screen`` calls become events; the message's ``messageId`` is the
-idempotency key. Unsupported calls (``identify``, ``group``, ``alias``) and
+idempotency key (derived from the message's content when it has none, see
+``derived_message_id``). Unsupported calls (``identify``, ``group``, ``alias``) and
 unmapped event names are reported per message, not silently dropped.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,6 +28,30 @@ TRACK_EVENTS: dict[str, str] = {
     "Order Refunded": "refund",
 }
 """Segment e-commerce spec names; a track call may also use a war-room type name (``stock_level``, ``metric`` …)."""
+
+ENDPOINTS: dict[str, str | None] = {
+    "/v1/batch": None,
+    "/v1/track": "track",
+    "/v1/page": "page",
+    "/v1/screen": "screen",
+    "/v1/identify": "identify",
+    "/v1/group": "group",
+    "/v1/alias": "alias",
+    "/v1/b": None,
+    "/v1/t": "track",
+    "/v1/p": "page",
+    "/v1/s": "screen",
+    "/v1/i": "identify",
+    "/v1/g": "group",
+    "/v1/a": "alias",
+}
+"""The Segment-compatible endpoints and the call each takes (None: a batch of any calls); analytics.js posts
+to the one-letter ones."""
+
+DERIVED_ID_PREFIX = "seg-"
+VOLATILE_FIELDS = frozenset({"messageId", "sentAt", "receivedAt", "_metadata", "writeKey"})
+"""Fields an SDK may change when it retries a message (rudder-sdk-node stamps ``sentAt`` on each attempt),
+or that are not the message: left out of a derived id."""
 
 PAGE_CALLS = frozenset({"page", "screen"})
 ORDER_TOTAL_KEYS = ("total", "revenue", "value", "amount")
@@ -56,6 +82,11 @@ def _number(value: Any) -> Decimal | None:
         return None
 
 
+def _unless_empty(value: Any) -> Any:
+    """RudderStack's JS SDK sends ``"userId": ""`` before ``identify``: an empty id is no id, as for Segment."""
+    return None if value == "" else value
+
+
 def _integer(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -71,6 +102,14 @@ def instant(value: Any) -> datetime | None:
     except msgspec.ValidationError:
         return None
     return parsed if parsed.tzinfo is not None else None
+
+
+def derived_message_id(message: dict[str, Any]) -> str:
+    """A stable id for a message sent without ``messageId`` (optional in Segment's HTTP spec), so that a retry
+    of it is still a duplicate: ``seg-`` and the SHA-256 of its canonical JSON (keys sorted), without
+    ``VOLATILE_FIELDS``. Two identical calls without ``timestamp`` are therefore one event."""
+    content = {k: v for k, v in message.items() if k not in VOLATILE_FIELDS}
+    return DERIVED_ID_PREFIX + hashlib.sha256(msgspec.json.encode(content, order="sorted")).hexdigest()
 
 
 def _corrected(timestamp: Any, clock_skew: timedelta) -> Any:
@@ -132,12 +171,15 @@ def to_event(
     properties = message.properties or {}
     utm = (message.context or {}).get("campaign")
 
+    message_id = message.message_id
+    if message_id is None and isinstance(data, dict):
+        message_id = derived_message_id(data)
     fields: dict[str, Any] = {
-        "event_id": message.message_id,
+        "event_id": message_id,
         "type": event_type,
         "occurred_at": _corrected(message.timestamp or message.original_timestamp, clock_skew),
-        "user_id": message.user_id,
-        "anonymous_id": message.anonymous_id,
+        "user_id": _unless_empty(message.user_id),
+        "anonymous_id": _unless_empty(message.anonymous_id),
         "campaign": properties.get("campaign") if isinstance(properties.get("campaign"), str) else None,
         "channel": properties.get("channel") or (utm.get("source") if isinstance(utm, dict) else None),
         "session_id": properties.get("session_id"),

@@ -25,6 +25,7 @@ from app import __version__, alert_stream, alerts_api, campaigns_api, errors, he
 from app import campaigns as campaign_files
 from app import api_docs, scrape, sessions_api
 from app.browser_security import BrowserSecurity
+from app.cors import SegmentCors
 from app.events import json_schema
 from app.database import create_pool, head_revision, open_database, upgrade_async
 from app.ingest import GroupCommitter, prepare_connection
@@ -112,9 +113,17 @@ async def _settle_heap_after(caught_up: asyncio.Event) -> None:
 
 
 class WarRoomApp(FastAPI):
-    """FastAPI with the hottest route, ``POST /v1/events``, served before FastAPI's own stack."""
+    """FastAPI with the hottest route, ``POST /v1/events``, served before FastAPI's own stack, and browsers'
+    cross-origin posts to the Segment-compatible endpoints (``app.cors``) handled outside everything else."""
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        super().__init__(**options)
+        self.cors = SegmentCors(self._dispatch, settings.cors_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.cors(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == ingest_api.EVENTS_PATH and scope["method"] == "POST":
             scope["app"] = self
             await ingest_api.serve_events(scope, receive, send)
@@ -179,7 +188,8 @@ def create_full_app(settings: Settings) -> FastAPI:
         log.info("stopped")
 
     app = WarRoomApp(
-        title="Promo War-Room", version=__version__, description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
+        settings, title="Promo War-Room", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+        docs_url=None, redoc_url=None,
     )
     errors.install(app)
     app.include_router(health.router)
@@ -222,7 +232,8 @@ def create_ingest_app(settings: Settings, on_ready: Callable[[], None] = lambda:
         log.info("stopped")
 
     app = WarRoomApp(
-        title="Promo War-Room ingest", version=__version__, description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
+        settings, title="Promo War-Room ingest", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+        docs_url=None, redoc_url=None,
     )
     errors.install(app)
     app.include_router(health.router)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Literal, Mapping
 
@@ -35,6 +36,7 @@ MAX_INGEST_PROCESSES = 64
 DEFAULT_METRICS_HOST = "127.0.0.1"
 DEFAULT_SESSION_HOURS = 12.0
 MAX_SESSION_HOURS = 30 * 24.0
+ORIGIN = re.compile(r"https?://(\[[0-9a-f:.]+\]|[^/\s:,\[\]]+)(:\d{1,5})?")
 
 
 class SettingsError(Exception):
@@ -88,6 +90,8 @@ class Settings(BaseModel):
     @classmethod
     def _unset_port(cls, value: object) -> object:
         return None if value == "" else value
+    cors_origins: tuple[str, ...] = Field((), alias="WARROOM_CORS_ORIGINS")
+    """Browser origins (``https://shop.example``, or ``*``) allowed to post to the Segment-compatible endpoints."""
 
     @field_validator("database_url")
     @classmethod
@@ -125,6 +129,19 @@ class Settings(BaseModel):
             except ValueError:
                 raise ValueError(f"{part!r} is not an IP address or CIDR block (e.g. 10.0.5.0/24)") from None
         return tuple(networks)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        """Comma-separated origins as a browser sends them (scheme, host, optional port; no path), or ``*``."""
+        if not isinstance(value, str):
+            return value
+        origins = tuple(filter(None, (p.strip().rstrip("/").lower() for p in value.split(","))))
+        for origin in origins:
+            if origin != "*" and not ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin (e.g. https://shop.example or http://127.0.0.1:3000) nor *")
+        return origins
+
     @model_validator(mode="after")
     def _ingest_port_free(self) -> "Settings":
         if self.ingest_processes and self.role == "all" and self.ingest_port == self.port:

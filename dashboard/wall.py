@@ -6,7 +6,7 @@ registered on this app (not globally, which reaches the app only after a first
 page load), the websocket never times out for inactivity, and the page's
 watchdog (assets/watchdog.js) reloads it when pushes stop and the server
 answers again. Dash's catch-all GET route is left out so unknown API paths
-still answer 404.
+still answer 404, and Dash's own routes answer bad requests with 4xx (see ``routes``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from app.settings import Settings
-from dashboard import layout, stream
+from dashboard import layout, routes, stream
 from dashboard.access import WALL_PATH, WallGuard
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -44,6 +44,7 @@ def mount(api: FastAPI, settings: Settings) -> Dash:
         websocket_inactivity_timeout=0,
     )
     wall.backend._setup_catchall = _no_catchall  # type: ignore[method-assign]
+    routes.answer_missing_suite_files(wall)
     wall.layout = layout.build(settings.wall_language)
 
     @wall.callback(State("url", "pathname"), State("url", "search"), websocket=True, persistent=True)
@@ -61,5 +62,6 @@ def mount(api: FastAPI, settings: Settings) -> Dash:
 
     api.add_api_route(WALL_PATH + "/{campaign}", campaign_page, methods=["GET"], include_in_schema=False)
     wall._setup_server()
+    api.add_middleware(routes.CallbackRequestCheck, wall=wall)
     api.add_middleware(WallGuard)
     return wall

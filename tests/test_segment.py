@@ -9,7 +9,7 @@ import pytest
 from segment.analytics import Client
 
 from app.events import COLUMNS, Defaults
-from app.segment import to_event
+from app.segment import derived_message_id, to_event
 
 NOW = datetime(2026, 11, 11, 0, 10, tzinfo=timezone.utc)
 DEFAULTS = Defaults(campaign="default", currency="CNY")
@@ -112,9 +112,39 @@ def test_war_room_types_can_be_sent_as_track_events():
     assert errors == [] and column(row, "type") == "stock_level" and column(row, "warehouse") == "wh"
 
 
-def test_missing_message_id_names_the_segment_field():
-    _, errors = to_event({"type": "page", "anonymousId": "a"}, NOW, DEFAULTS)
-    assert errors[0].field == "messageId"
+async def test_messages_without_message_id_get_a_stable_id_so_retries_deduplicate(client, db):
+    """messageId is optional in Segment's HTTP spec: the id is derived from the message's content, without the
+    fields a retry changes (sentAt, _metadata, writeKey)."""
+    order = {"type": "track", "event": "Order Completed", "userId": "u-3", "timestamp": "2026-11-11T00:01:00Z",
+             "properties": {"order_id": "o-3", "total": 10}}
+    page = {"type": "page", "anonymousId": "a-3", "timestamp": "2026-11-11T00:01:00Z"}
+    first = await client.post("/v1/batch", json={"batch": [order, page], "sentAt": "2026-11-11T00:01:01Z"})
+    retry = await client.post(
+        "/v1/batch", json={"batch": [{**order, "sentAt": "2026-11-11T00:01:09Z", "_metadata": {"nodeVersion": "20"}}, page]}
+    )
+    other = await client.post("/v1/track", json={**order, "properties": {"order_id": "o-4", "total": 10}})
+    assert first.json() == {"success": True, "accepted": 2, "duplicates": 0, "rejected": []}
+    assert retry.json() == {"success": True, "accepted": 0, "duplicates": 2, "rejected": []}
+    assert other.json()["accepted"] == 1
+    ids = [r["event_id"] for r in await db.fetch("SELECT event_id FROM events ORDER BY order_id NULLS FIRST")]
+    assert len(ids) == 3 and all(i.startswith("seg-") for i in ids)
+
+
+def test_an_empty_user_id_is_no_user_id():
+    """RudderStack's JS SDK sends ``"userId": ""`` until identify."""
+    row, errors = to_event({"type": "page", "messageId": "m", "userId": "", "anonymousId": "a-1"}, NOW, DEFAULTS)
+    assert errors == [] and column(row, "user_id") is None and column(row, "anonymous_id") == "a-1"
+
+
+def test_the_derived_message_id_ignores_key_order_and_volatile_fields():
+    message = {"type": "page", "anonymousId": "a", "timestamp": "2026-11-11T00:01:00Z", "properties": {"x": 1, "y": 2}}
+    same = {"properties": {"y": 2, "x": 1}, "timestamp": "2026-11-11T00:01:00Z", "anonymousId": "a", "type": "page",
+            "sentAt": "2026-11-11T00:02:00Z", "writeKey": "k", "_metadata": {"bundled": []}, "messageId": None}
+    row, errors = to_event(message, NOW, DEFAULTS)
+    again, _ = to_event(same, NOW, DEFAULTS)
+    later, _ = to_event({**message, "timestamp": "2026-11-11T00:01:01Z"}, NOW, DEFAULTS)
+    assert errors == [] and column(row, "event_id") == column(again, "event_id") != column(later, "event_id")
+    assert column(row, "event_id") == derived_message_id(message)
 
 
 def test_timestamps_at_the_edge_of_the_calendar_are_rejected_not_crashing():
