@@ -18,6 +18,9 @@ from app.services import Services
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="warroom"'}
 KEY_CHECK_RETRY_S = 1
 """Retry-After when a key cannot be looked up because the database is away."""
+ADMITTED = "warroom.admitted_key"
+"""Scope entry where ``app.admission`` leaves the key it checked from the headers before reading the body, so the
+route's own check returns it instead of looking it up and counting it against the rate limit twice."""
 
 
 def presented_key(request: HTTPConnection) -> str | None:
@@ -38,6 +41,9 @@ def presented_key(request: HTTPConnection) -> str | None:
 
 async def authenticate(request: HTTPConnection, token: str | None, scopes: tuple[str, ...]) -> ApiKey:
     """The key behind ``token`` if it is active, has one of ``scopes`` and is within its rate limit."""
+    admitted: ApiKey | None = request.scope.get(ADMITTED)
+    if admitted is not None and admitted.scope in scopes:
+        return admitted
     services: Services = request.app.state.services
     if token is None:
         raise ApiError(

@@ -26,6 +26,7 @@ from app.services import Services
 
 INGEST_SCOPES = ("ingest",)
 EVENTS_PATH = "/v1/events"
+SEGMENT_PATHS = frozenset({"/v1/batch", "/v1/track", "/v1/page", "/v1/screen"})
 _BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
 
 router = APIRouter(tags=["ingest"])

@@ -15,7 +15,8 @@ from typing import Any, AsyncIterator, Callable
 
 import asyncpg
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from alerts import routing
@@ -23,6 +24,7 @@ from alerts.delivery import DeliveryService
 from alerts.live import AlertService
 from app import __version__, alert_stream, alerts_api, campaigns_api, errors, health, ingest_api, notifications_api, oncall, telemetry
 from app import campaigns as campaign_files
+from app.admission import Admission
 from app.events import json_schema
 from app.database import create_pool, head_revision, open_database, upgrade_async
 from app.ingest import GroupCommitter, prepare_connection
@@ -103,11 +105,29 @@ async def _settle_heap_after(caught_up: asyncio.Event) -> None:
 
 
 class WarRoomApp(FastAPI):
-    """FastAPI with the hottest route, ``POST /v1/events``, served before FastAPI's own stack."""
+    """FastAPI with the hottest route, ``POST /v1/events``, served before FastAPI's own stack, and every
+    request body admitted (key, size, time, concurrency) before anything reads it."""
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        super().__init__(**options)
+        self._routers: list[APIRouter] = []
+        self.admission = Admission(self._dispatch, settings, self.api_routes)
+
+    def include_router(self, router: APIRouter, **options: Any) -> None:  # type: ignore[override]
+        super().include_router(router, **options)
+        self._routers.append(router)
+
+    def api_routes(self) -> list[BaseRoute]:
+        """Every route, those of included routers too (FastAPI keeps them behind private wrappers; they are
+        included without a prefix, so their paths match requests as they stand)."""
+        return [*self.router.routes, *(route for router in self._routers for route in router.routes)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self
+        await self.admission(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == ingest_api.EVENTS_PATH and scope["method"] == "POST":
-            scope["app"] = self
             await ingest_api.serve_events(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
@@ -166,7 +186,7 @@ def create_full_app(settings: Settings) -> FastAPI:
                 await metrics.stop()
         log.info("stopped")
 
-    app = WarRoomApp(title="Promo War-Room", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = WarRoomApp(settings, title="Promo War-Room", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(ingest_api.router)
@@ -202,7 +222,7 @@ def create_ingest_app(settings: Settings, on_ready: Callable[[], None] = lambda:
                 await committer.drain_and_stop(settings.shutdown_grace_s)
         log.info("stopped")
 
-    app = WarRoomApp(title="Promo War-Room ingest", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = WarRoomApp(settings, title="Promo War-Room ingest", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(ingest_api.router)

@@ -32,6 +32,15 @@ DEFAULT_ROLE = "all"
 DEFAULT_INGEST_PROCESSES = 0
 DEFAULT_INGEST_PORT = 8001
 MAX_INGEST_PROCESSES = 64
+DEFAULT_MAX_API_BODY_BYTES = 64 * 1024
+DEFAULT_MAX_KEYLESS_BODY_BYTES = 512 * 1024
+"""Segment's own limit for a batch is 500 KB; only bodies carrying their key inside (``writeKey``) are held to it."""
+DEFAULT_BODY_TIMEOUT_S = 30.0
+DEFAULT_MAX_BODIES_IN_FLIGHT = 64
+DEFAULT_AUTH_FAILURES_PER_S = 10.0
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_KEEP_ALIVE_S = 5.0
+DEFAULT_MAX_CONNECTIONS = 4096
 
 
 class SettingsError(Exception):
@@ -73,6 +82,16 @@ class Settings(BaseModel):
     ingest_processes: int = Field(DEFAULT_INGEST_PROCESSES, ge=0, le=MAX_INGEST_PROCESSES, alias="WARROOM_INGEST_PROCESSES")
     """Ingest-role processes the full server starts on ``ingest_port`` (0: none, everything on one process)."""
     ingest_port: int = Field(DEFAULT_INGEST_PORT, ge=1, le=65535, alias="WARROOM_INGEST_PORT")
+    max_api_body_bytes: int = Field(DEFAULT_MAX_API_BODY_BYTES, ge=1024, alias="WARROOM_MAX_API_BODY_BYTES")
+    """Body limit of every endpoint but ingest (silences, acknowledgements…) and campaigns (1 MiB)."""
+    max_keyless_body_bytes: int = Field(DEFAULT_MAX_KEYLESS_BODY_BYTES, ge=1024, alias="WARROOM_MAX_KEYLESS_BODY_BYTES")
+    body_timeout_s: float = Field(DEFAULT_BODY_TIMEOUT_S, gt=0, alias="WARROOM_BODY_TIMEOUT_S")
+    max_bodies_in_flight: int = Field(DEFAULT_MAX_BODIES_IN_FLIGHT, ge=1, alias="WARROOM_MAX_BODIES_IN_FLIGHT")
+    auth_failures_per_s: float = Field(DEFAULT_AUTH_FAILURES_PER_S, ge=0, alias="WARROOM_AUTH_FAILURES_PER_S")
+    """Failed key checks allowed per client address and second (bursts of two seconds' worth); 0: unlimited."""
+    header_timeout_s: float = Field(DEFAULT_HEADER_TIMEOUT_S, gt=0, alias="WARROOM_HEADER_TIMEOUT_S")
+    keep_alive_s: float = Field(DEFAULT_KEEP_ALIVE_S, gt=0, alias="WARROOM_KEEP_ALIVE_S")
+    max_connections: int = Field(DEFAULT_MAX_CONNECTIONS, ge=16, alias="WARROOM_MAX_CONNECTIONS")
 
     @field_validator("database_url")
     @classmethod
