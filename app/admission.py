@@ -14,7 +14,8 @@ preflights, ``OPTIONS``, are left alone):
    503 with ``Retry-After``); bodies that carry their own key (Segment's
    ``writeKey``) are refused above a smaller size and share a quarter of the slots.
 
-Every refusal closes the connection, so an unread body is never read. A body
+A refused body is never read into memory: up to ``DRAIN_BYTES`` it is
+discarded as it arrives, beyond that the connection is closed. A body
 of an API route other than ingest (silences, acknowledgements, campaigns as
 JSON) nested deeper than ``nesting.MAX_BODY_DEPTH`` is a 400, before a
 recursive JSON decoder sees it; ingest handlers check their own bodies.
@@ -42,6 +43,10 @@ from app.settings import Settings
 KEYLESS_SHARE = 4
 """Bodies carrying their own key may take one in this many of the in-flight slots, so they cannot starve keyed ones."""
 BUSY_RETRY_S = 1
+DRAIN_BYTES = 16 * 1024 * 1024
+"""A refused body declared up to this size is left for the server to discard as it arrives, so the client reads the
+answer (a connection closed mid-upload reads as a network error, which clients retry); a larger or chunked one is
+cut off by closing the connection. Discarding holds no memory and ends with the header timeout (``app.connections``)."""
 ROUTE_BODY_LIMITS: dict[tuple[str, str], int] = {("PUT", "/v1/campaigns/{campaign_id}"): MAX_CAMPAIGN_BYTES}
 """Routes whose body may exceed the operator limit (``WARROOM_MAX_API_BODY_BYTES``)."""
 HEADER_KEY_CHECKS: tuple[Callable[[Request], Awaitable[ApiKey]], ...] = (operator, reader)
@@ -84,6 +89,12 @@ def declared_length(scope: Scope) -> int | None:
     return None
 
 
+def drainable(scope: Scope) -> bool:
+    """Whether a refused, unread body is small enough to be discarded as it arrives (see ``DRAIN_BYTES``)."""
+    declared = declared_length(scope)
+    return declared is not None and declared <= DRAIN_BYTES
+
+
 def _yaml(scope: Scope) -> bool:
     for name, value in scope["headers"]:
         if name == b"content-type":
@@ -111,9 +122,14 @@ class Admission:
             policy = self._policy(scope, request)
             if policy.check is not None:
                 scope[ADMITTED] = await policy.check(request)
-            body = await self._receive_body(scope, receive, policy)
+            self._admit(scope, policy)
         except ApiError as exc:
-            await _refuse(exc, scope, receive, send)
+            await _refuse(exc, scope, receive, send, close=not drainable(scope))
+            return
+        try:
+            body = await self._receive_body(receive, policy)
+        except ApiError as exc:  # part of the body was read: what follows cannot be told from a next request cheaply
+            await _refuse(exc, scope, receive, send, close=True)
             return
         if body is None:  # the client went away mid-body: there is no one to answer
             return
@@ -139,8 +155,8 @@ class Admission:
             return Policy(check, limit, depth_checked=True)
         return Policy(None, settings.max_api_body_bytes)
 
-    async def _receive_body(self, scope: Scope, receive: Receive, policy: Policy) -> bytes | None:
-        """The whole body, within the policy's limit, the read timeout and a free in-flight slot."""
+    def _admit(self, scope: Scope, policy: Policy) -> None:
+        """Refuse a body declared over the limit, or one for which no in-flight slot is free."""
         declared = declared_length(scope)
         if declared is not None and declared > policy.limit:
             raise ApiError(413, f"body is {declared} bytes; the limit for this endpoint is {policy.limit}")
@@ -150,6 +166,10 @@ class Admission:
             raise ApiError(
                 503, "too many request bodies are being received at once; retry", headers={"Retry-After": str(BUSY_RETRY_S)}
             )
+
+    async def _receive_body(self, receive: Receive, policy: Policy) -> bytes | None:
+        """The whole body, within the policy's limit and the read timeout, holding an in-flight slot meanwhile."""
+        settings = self._settings
         self._in_flight += 1
         self._keyless_in_flight += policy.keyless
         try:
@@ -188,8 +208,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _refuse(exc: ApiError, scope: Scope, receive: Receive, send: Send, close: bool = True) -> None:
-    """Answer ``exc``; with ``close``, end the connection too, so a body left unread is never read."""
+async def _refuse(exc: ApiError, scope: Scope, receive: Receive, send: Send, close: bool) -> None:
+    """Answer ``exc``; with ``close``, end the connection too, so the rest of the body is never read."""
     response = api_error_response(exc)
     if close:
         response.headers["Connection"] = "close"

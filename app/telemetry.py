@@ -42,6 +42,10 @@ NOTIFICATION_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 DATABASE_UP = Gauge("warroom_database_up", "1 when the last database operation succeeded.")
+KEY_LOOKUPS = Counter("warroom_key_lookups", "API key lookups that reached the database (cache misses).")
+AUTH_THROTTLED = Counter(
+    "warroom_auth_throttled", "Key checks refused with 429 because their address failed too many key checks."
+)
 
 
 async def metrics_endpoint(request: Request) -> Response:
