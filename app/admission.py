@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterable
 
 from fastapi.routing import APIRoute
 from starlette.requests import Request
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import nesting
@@ -49,10 +49,9 @@ answer (a connection closed mid-upload reads as a network error, which clients r
 cut off by closing the connection. Discarding holds no memory and ends with the header timeout (``app.connections``)."""
 ROUTE_BODY_LIMITS: dict[tuple[str, str], int] = {("PUT", "/v1/campaigns/{campaign_id}"): MAX_CAMPAIGN_BYTES}
 """Routes whose body may exceed the operator limit (``WARROOM_MAX_API_BODY_BYTES``)."""
-HEADER_KEY_CHECKS: tuple[Callable[[Request], Awaitable[ApiKey]], ...] = (operator, reader)
-"""Route dependencies that decide from the headers alone, so they can run before the body is read."""
-
 KeyCheck = Callable[[Request], Awaitable[ApiKey]]
+HEADER_KEY_CHECKS: tuple[KeyCheck, ...] = (operator, reader)
+"""Route dependencies that decide from the headers alone, so they can run before the body is read."""
 YAML_TYPES = (b"application/yaml", b"application/x-yaml", b"text/yaml")
 
 
@@ -105,7 +104,7 @@ def _yaml(scope: Scope) -> bool:
 class Admission:
     """The ASGI layer in front of the app; ``app`` gets the body already read, in one piece."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, routes: Callable[[], list]) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, routes: Callable[[], Iterable[BaseRoute]]) -> None:
         """``routes``: the app's routes, read per request (routes may be added after this is built)."""
         self._app = app
         self._settings = settings

@@ -71,7 +71,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._await_headers()
         if len(self.connections) > self._limits.max_connections:
             victim = self._limits.oldest_waiting(other_than=self) or self
-            victim.close("connection limit reached; closing the connection idle longest")
+            victim.shed("connection limit reached; closing the connection idle longest")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_waiting()
@@ -100,7 +100,7 @@ class GuardedProtocol(HttpToolsProtocol):
         if not pipelined and not self.transport.is_closing():
             self._await_headers()
 
-    def close(self, reason: str) -> None:
+    def shed(self, reason: str) -> None:
         """Close this connection now (it is waiting for a request, or is the one over the limit)."""
         self._stop_waiting()
         self.connections.discard(self)
@@ -122,7 +122,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _headers_late(self) -> None:
         self._header_timer = None
-        self.close(f"no complete request headers within {self._limits.header_timeout_s:g} s; closing the connection")
+        self.shed(f"no complete request headers within {self._limits.header_timeout_s:g} s; closing the connection")
 
     def _send_431(self) -> None:
         body = error_body(431, f"request headers exceed {MAX_HEADER_BYTES} bytes", code="headers_too_large")
@@ -131,7 +131,7 @@ class GuardedProtocol(HttpToolsProtocol):
             b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
             b"content-length: %d\r\nconnection: close\r\n\r\n" % len(payload) + payload
         )
-        self.close("request headers too large")
+        self.shed("request headers too large")
 
 
 def connection_budget(wanted: int) -> int:

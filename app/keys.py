@@ -172,8 +172,9 @@ class KeyStore:
             async with self._pool.acquire() as conn:
                 row = await conn.fetchrow("SELECT * FROM api_keys WHERE key_id = $1", key_id)
         except CONNECTION_ERRORS as exc:
-            if cached := self._cache.get(key_id):  # stale beats nothing while the database is away; nothing is stored meanwhile anyway
-                return cached[1]
+            stale = self._cache.get(key_id)
+            if stale:  # stale beats nothing while the database is away; nothing is stored meanwhile anyway
+                return stale[1]
             raise KeyCheckUnavailable(str(exc)) from None
         if row is None:
             self._unknown.pop(key_id, None)
