@@ -105,7 +105,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._stop_waiting()
         self.connections.discard(self)
         if not self.transport.is_closing():
-            log.info(reason, extra={"client": self.client})
+            log.debug(reason, extra={"client": self.client})
             self.transport.close()
 
     def _await_headers(self) -> None:
