@@ -11,6 +11,7 @@ import base64
 import binascii
 from starlette.requests import HTTPConnection, Request
 
+from app import telemetry
 from app.errors import ApiError
 from app.keys import ApiKey, KeyCheckUnavailable
 from app.ratelimit import retry_after_header
@@ -20,6 +21,11 @@ from app.sessions import session_key
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="warroom"'}
 KEY_CHECK_RETRY_S = 1
 """Retry-After when a key cannot be looked up because the database is away."""
+FAILURES_FROM = "failed-from:"
+"""Rate-limiter bucket prefix for failed key checks per client address (a key cached as valid still passes)."""
+ADMITTED = "warroom.admitted_key"
+"""Scope entry where ``app.admission`` leaves the key it checked from the headers before reading the body, so the
+route's own check returns it instead of looking it up and counting it against the rate limit twice."""
 
 
 def presented_key(request: HTTPConnection) -> str | None:
@@ -40,18 +46,31 @@ def presented_key(request: HTTPConnection) -> str | None:
 
 async def authenticate(request: HTTPConnection, token: str | None, scopes: tuple[str, ...]) -> ApiKey:
     """The key behind ``token`` if it is active, has one of ``scopes`` and is within its rate limit."""
+    admitted: ApiKey | None = request.scope.get(ADMITTED)
+    if admitted is not None and admitted.scope in scopes:
+        return admitted
     services: Services = request.app.state.services
     if token is None:
         raise ApiError(
             401, "missing API key: send Authorization: Bearer <key> or X-API-Key: <key>", field="Authorization", headers=CHALLENGE
         )
+    failures = FAILURES_FROM + (request.client.host if request.client else "")
+    failure_rate = services.settings.auth_failures_per_s
+    throttled = services.limiter.wait(failures, failure_rate)
     try:
-        key = await services.keys.verify(token)
+        key = await services.keys.verify(token, lookup=not throttled)
     except KeyCheckUnavailable:
         raise ApiError(
             503, "the API key cannot be checked now: database unavailable; retry", headers={"Retry-After": str(KEY_CHECK_RETRY_S)}
         ) from None
+    if key is None and throttled:
+        telemetry.AUTH_THROTTLED.inc()
+        raise ApiError(
+            429, f"too many failed key checks from this address (more than {failure_rate:g}/s); check the key and retry later",
+            headers={"Retry-After": retry_after_header(throttled)},
+        )
     if key is None:
+        services.limiter.acquire(failures, failure_rate)
         raise ApiError(401, "invalid or revoked API key", field="Authorization", headers=CHALLENGE)
     return admit(request, key, scopes)
 

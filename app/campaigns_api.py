@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -90,7 +91,7 @@ async def put_campaign(request: Request, campaign_id: str, key: ApiKey = Depends
         request, MAX_CAMPAIGN_BYTES, ("application/json", "application/yaml", "application/x-yaml", "text/yaml")
     )
     try:
-        campaign = store.parse(body.decode("utf-8"), "body")
+        campaign = await asyncio.to_thread(store.parse, body.decode("utf-8"), "body")
     except UnicodeDecodeError:
         raise ApiError(400, "body must be UTF-8") from None
     except ConfigError as exc:

@@ -62,9 +62,8 @@ def serve(settings: Settings, host: str | None, port: int | None, ready_fd: int 
 
     An ingest-role process listens on its own ``SO_REUSEPORT`` socket, so several share one port.
     """
-    import uvicorn
-
     from app import logs
+    from app.connections import server_config
     from app.ingest_tier import follow_parent, reuseport_socket, signal_ready
     from app.server import Server, create_full_app, create_ingest_app
 
@@ -79,16 +78,7 @@ def serve(settings: Settings, host: str | None, port: int | None, ready_fd: int 
         app = create_ingest_app(settings, (lambda: signal_ready(ready_fd)) if ready_fd is not None else lambda: None)
     else:
         app = create_full_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        log_config=log_config,
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=settings.shutdown_grace_s,
-    )
+    config = server_config(app, settings, host, port, loop="uvloop", log_config=log_config, access_log=settings.access_log)
     server = Server(config)
     try:
         server.run(sockets=[reuseport_socket(host, port)] if ingest else None)

@@ -7,6 +7,10 @@ an operator reads ``campaigns/double11.yaml:14:12: phases.burst.start: ...``.
 A check in a schema's ``__post_init__`` that concerns one of its fields says
 so by starting its message with that field (``timezone: unknown time zone``,
 ``skus[3]: ...``), and the error then points at that field's line.
+
+Aliases (``*name``) are refused while composing: a few hundred bytes of them
+expand to millions of nodes (an alias bomb). Nesting is bounded too, so the
+recursive composer never reaches Python's recursion limit.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import msgspec
 import yaml
 
 T = TypeVar("T")
+
+MAX_DEPTH = 64
+"""Levels of mappings and lists a configuration document may nest."""
 
 PATTERN_MEANINGS: dict[str, str] = {
     r"^\d+(\.\d+)?(ms|s|m|h)$": "must be a duration such as 30s, 5m or 1h",
@@ -106,9 +113,42 @@ def _check_text(value: str, node: yaml.Node, path: tuple[str | int, ...], source
         raise ConfigError(source, node.start_mark.line + 1, node.start_mark.column + 1, _dotted(path) or None, problem)
 
 
+class _Composer(yaml.SafeLoader):
+    """PyYAML's safe loader, composing without aliases and at most ``MAX_DEPTH`` levels deep."""
+
+    def __init__(self, text: str, source: str) -> None:
+        super().__init__(text)
+        self._source = source
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:  # type: ignore[override]
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise self._error(event, f"YAML aliases (*{event.anchor}) are not accepted; write the value out")
+        if self._depth >= MAX_DEPTH:
+            raise self._error(event, f"nested deeper than {MAX_DEPTH} levels")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def _error(self, event: yaml.Event, reason: str) -> ConfigError:
+        mark = event.start_mark
+        return ConfigError(self._source, mark.line + 1, mark.column + 1, None, reason)
+
+
+def _compose(text: str, source: str) -> yaml.Node | None:
+    loader = _Composer(text, source)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
 def _load(text: str, source: str) -> _Located:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text, source)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)

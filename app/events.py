@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from app import nesting
 from app.configfile import plain_reason
 
 MAX_FUTURE = timedelta(minutes=5)
@@ -199,12 +200,18 @@ def field_error(exc: msgspec.MsgspecError) -> FieldError:
 
 
 def has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(has_nul(v) for v in value)
+    """Whether any string in decoded JSON holds NUL; iterative, so no nesting depth can exhaust the stack."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 
@@ -214,6 +221,9 @@ def _props_text(raw: msgspec.Raw) -> tuple[str | None, FieldError | None]:
         return None, FieldError("props", f"must be at most {MAX_PROPS_BYTES} bytes of JSON, got {len(data)}")
     if data[:1] != b"{":
         return None, FieldError("props", "must be a JSON object")
+    levels = nesting.too_deep(data, nesting.MAX_PROPS_DEPTH)
+    if levels is not None:
+        return None, FieldError("props", f"nests {levels} levels of arrays/objects; at most {nesting.MAX_PROPS_DEPTH}")
     try:
         text = data.decode()
     except UnicodeDecodeError as exc:
@@ -236,6 +246,8 @@ def decode_event(raw: bytes | msgspec.Raw, now: datetime, defaults: Defaults) ->
         return None, [FieldError(None, str(exc))]
     except UnicodeDecodeError as exc:  # msgspec reports invalid UTF-8 inside strings this way
         return None, [FieldError(None, f"a string is not valid UTF-8 (byte {exc.start} of the event)")]
+    except RecursionError:
+        return None, [FieldError(None, f"the event nests {nesting.depth(raw)} levels of arrays/objects, too deep to decode")]
     return check_event(event, now, defaults)
 
 
@@ -248,7 +260,7 @@ def claimed_type(raw: bytes | msgspec.Raw) -> str:
     metrics label that arbitrary input cannot multiply."""
     try:
         claimed = msgspec.json.decode(raw, type=_Claim).type
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return "invalid"
     return claimed if isinstance(claimed, str) and claimed in EVENT_TYPES else "invalid"
 
@@ -272,7 +284,7 @@ def decode_batch(body: bytes, limit: int, now: datetime, defaults: Defaults) -> 
         return None
     try:
         events = _BATCH_DECODER.decode(body).events
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     if len(events) > limit:
         return None

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from app import segment, telemetry
+from app import nesting, segment, telemetry
 from app.auth import authenticate, presented_key
 from app.errors import DATABASE_EXCEPTIONS, ApiError, api_error_response, database_error_response, refused_response
 from app.events import EXAMPLES, Defaults, FieldError, Row, claimed_type, decode_batch, decode_event, json_schema, utcnow
@@ -26,6 +26,8 @@ from app.services import Services
 
 INGEST_SCOPES = ("ingest",)
 EVENTS_PATH = "/v1/events"
+SEGMENT_PATHS = frozenset(segment.ENDPOINTS)
+"""Every Segment-compatible path, the one-letter ones of analytics.js included: their bodies may carry the key inside."""
 _BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
 
 router = APIRouter(tags=["ingest"])
@@ -92,6 +94,8 @@ def _decode_object(body: bytes) -> dict[str, msgspec.Raw]:
         raise _malformed(exc, body) from None
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"body is not valid UTF-8 at byte {exc.start}") from None
+    except RecursionError:
+        raise nesting.too_deep_error(body) from None
 
 
 def _claims_in_batch(body: bytes) -> Callable[[int], str]:
@@ -113,6 +117,8 @@ def _decode_list(raw: msgspec.Raw, field: str, limit: int) -> list[msgspec.Raw]:
         items = msgspec.json.decode(raw, type=list[msgspec.Raw])
     except msgspec.ValidationError:
         raise ApiError(422, f"{field} must be an array", field=field) from None
+    except RecursionError:
+        raise nesting.too_deep_error(bytes(raw)) from None
     if len(items) > limit:
         raise ApiError(413, f"{field} holds {len(items)} events; the limit is {limit} per request", field=field)
     return items
@@ -224,6 +230,8 @@ def _segment_messages(body: bytes, call: str | None, limit: int) -> tuple[dict[s
         raise _malformed(exc, body) from None
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"body is not valid UTF-8 at byte {exc.start}") from None
+    except RecursionError:
+        raise nesting.too_deep_error(body) from None
     if not isinstance(payload, dict):
         raise ApiError(400, "body must be a JSON object")
     if call is not None:
@@ -258,6 +266,14 @@ def _clock_skew(payload: dict[str, Any], now: datetime) -> timedelta:
     return skew if abs(skew) <= MAX_CLOCK_SKEW else timedelta(0)
 
 
+def _segment_event(message: Any, now: datetime, defaults: Defaults, skew: timedelta) -> tuple[Row | None, list[FieldError]]:
+    """One decoded Segment message as an event; nested too deep to convert, it is that message's error."""
+    try:
+        return segment.to_event(message, now, defaults, skew)
+    except RecursionError:
+        return None, [FieldError(None, "the message nests arrays/objects too deeply to convert")]
+
+
 async def _segment(request: Request, call: str | None) -> Response:
     services: Services = request.app.state.services
     token = presented_key(request)
@@ -270,7 +286,7 @@ async def _segment(request: Request, call: str | None) -> Response:
         await authenticate(request, write_key if isinstance(write_key, str) else None, INGEST_SCOPES)
     now, defaults = utcnow(), _defaults(services)
     skew = _clock_skew(payload, now)
-    report = await _ingest(services, (segment.to_event(m, now, defaults, skew) for m in messages))
+    report = await _ingest(services, (_segment_event(m, now, defaults, skew) for m in messages))
     return json_response({"success": True, **report}, 200)
 
 

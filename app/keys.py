@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Literal
 
 import asyncpg
 
+from app import telemetry
 from app.database import CONNECTION_ERRORS
 
 Scope = Literal["ingest", "operator", "screen", "metrics"]
@@ -27,6 +29,10 @@ KEY_ID_BYTES = 6
 SECRET_BYTES = 32
 MAX_KEY_LENGTH = 128
 CACHE_ENTRIES = 10_000
+UNKNOWN_ENTRIES = 10_000
+"""Key ids remembered as unknown, kept apart from known keys so a flood of random ids never evicts a real key."""
+KEY_ID_SHAPE = re.compile(rf"[0-9a-f]{{{KEY_ID_BYTES * 2}}}")
+"""Every key id this program creates: one of another shape is refused without a database lookup."""
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 
 
@@ -123,22 +129,25 @@ class KeyStore:
     """Verifies presented keys against the database, caching rows for ``cache_s`` seconds.
 
     The cache bounds revocation delay to ``cache_s`` and keeps the database out
-    of the per-request path; unknown key ids are cached too, so random keys
-    cannot be used to flood the database.
+    of the per-request path. Unknown key ids are remembered for as long, in a
+    bounded cache of their own; ids not shaped like ours are refused without a
+    lookup. Failures per client address are throttled by ``app.auth``.
     """
 
     def __init__(self, pool: asyncpg.Pool, cache_s: float) -> None:
         self._pool = pool
         self._cache_s = cache_s
-        self._cache: dict[str, tuple[float, _Stored | None]] = {}
+        self._cache: dict[str, tuple[float, _Stored]] = {}
+        self._unknown: dict[str, float] = {}
 
-    async def verify(self, token: str) -> ApiKey | None:
-        """The active key matching ``token``, or None."""
+    async def verify(self, token: str, lookup: bool = True) -> ApiKey | None:
+        """The active key matching ``token``, or None; with ``lookup`` False, only a key already cached is found
+        (the database is not asked)."""
         parsed = parse(token)
-        if parsed is None:
+        if parsed is None or not KEY_ID_SHAPE.fullmatch(parsed[0]):
             return None
         key_id, secret = parsed
-        stored = await self._lookup(key_id)
+        stored = await self._lookup(key_id) if lookup else self._cached(key_id, time.monotonic())
         presented = _hash(secret)
         expected = stored.secret_sha256 if stored else bytes(len(presented))
         if not hmac.compare_digest(presented, expected) or stored is None:
@@ -147,19 +156,33 @@ class KeyStore:
             return None
         return stored.key
 
+    def _cached(self, key_id: str, now: float) -> _Stored | None:
+        cached = self._cache.get(key_id)
+        return cached[1] if cached and now - cached[0] < self._cache_s else None
+
     async def _lookup(self, key_id: str) -> _Stored | None:
         now = time.monotonic()
-        cached = self._cache.get(key_id)
-        if cached and now - cached[0] < self._cache_s:
-            return cached[1]
+        if (stored := self._cached(key_id, now)) is not None:
+            return stored
+        unknown_since = self._unknown.get(key_id)
+        if unknown_since is not None and now - unknown_since < self._cache_s:
+            return None
+        telemetry.KEY_LOOKUPS.inc()
         try:
             async with self._pool.acquire() as conn:
                 row = await conn.fetchrow("SELECT * FROM api_keys WHERE key_id = $1", key_id)
         except CONNECTION_ERRORS as exc:
-            if cached:  # stale beats nothing while the database is away; nothing is stored meanwhile anyway
-                return cached[1]
+            stale = self._cache.get(key_id)
+            if stale:  # stale beats nothing while the database is away; nothing is stored meanwhile anyway
+                return stale[1]
             raise KeyCheckUnavailable(str(exc)) from None
-        stored = _record(row) if row else None
+        if row is None:
+            self._unknown.pop(key_id, None)
+            if len(self._unknown) >= UNKNOWN_ENTRIES:
+                del self._unknown[next(iter(self._unknown))]
+            self._unknown[key_id] = now
+            return None
+        stored = _record(row)
         if len(self._cache) >= CACHE_ENTRIES:
             self._cache.clear()
         self._cache[key_id] = (now, stored)

@@ -15,7 +15,8 @@ from typing import Any, AsyncIterator, Callable
 
 import asyncpg
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from alerts import routing
@@ -26,6 +27,7 @@ from app import campaigns as campaign_files
 from app import api_docs, scrape, sessions_api
 from app.browser_security import BrowserSecurity
 from app.cors import SegmentCors
+from app.admission import Admission
 from app.events import json_schema
 from app.database import create_pool, head_revision, open_database, upgrade_async
 from app.ingest import GroupCommitter, prepare_connection
@@ -113,19 +115,32 @@ async def _settle_heap_after(caught_up: asyncio.Event) -> None:
 
 
 class WarRoomApp(FastAPI):
-    """FastAPI with the hottest route, ``POST /v1/events``, served before FastAPI's own stack, and browsers'
-    cross-origin posts to the Segment-compatible endpoints (``app.cors``) handled outside everything else."""
+    """FastAPI with the hottest route, ``POST /v1/events``, served before FastAPI's own stack; every
+    request body admitted (key, size, time, concurrency) before anything reads it; and browsers'
+    cross-origin posts to the Segment-compatible endpoints (``app.cors``) answered outside all of it,
+    so refusals carry CORS headers too."""
 
     def __init__(self, settings: Settings, **options: Any) -> None:
         super().__init__(**options)
-        self.cors = SegmentCors(self._dispatch, settings.cors_origins)
+        self._routers: list[APIRouter] = []
+        self.admission = Admission(self._dispatch, settings, self.api_routes)
+        self.cors = SegmentCors(self.admission, settings.cors_origins)
+
+    def include_router(self, router: APIRouter, **options: Any) -> None:  # type: ignore[override]
+        super().include_router(router, **options)
+        self._routers.append(router)
+
+    def api_routes(self) -> list[BaseRoute]:
+        """Every route, those of included routers too (FastAPI keeps them behind private wrappers; they are
+        included without a prefix, so their paths match requests as they stand)."""
+        return [*self.router.routes, *(route for router in self._routers for route in router.routes)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self
         await self.cors(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == ingest_api.EVENTS_PATH and scope["method"] == "POST":
-            scope["app"] = self
             await ingest_api.serve_events(scope, receive, send)
             return
         await super().__call__(scope, receive, send)

@@ -37,6 +37,15 @@ DEFAULT_METRICS_HOST = "127.0.0.1"
 DEFAULT_SESSION_HOURS = 12.0
 MAX_SESSION_HOURS = 30 * 24.0
 ORIGIN = re.compile(r"https?://(\[[0-9a-f:.]+\]|[^/\s:,\[\]]+)(:\d{1,5})?")
+DEFAULT_MAX_API_BODY_BYTES = 64 * 1024
+DEFAULT_MAX_KEYLESS_BODY_BYTES = 512 * 1024
+"""Segment's own limit for a batch is 500 KB; only bodies carrying their key inside (``writeKey``) are held to it."""
+DEFAULT_BODY_TIMEOUT_S = 30.0
+DEFAULT_MAX_BODIES_IN_FLIGHT = 64
+DEFAULT_AUTH_FAILURES_PER_S = 10.0
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_KEEP_ALIVE_S = 5.0
+DEFAULT_MAX_CONNECTIONS = 4096
 
 
 class SettingsError(Exception):
@@ -85,13 +94,23 @@ class Settings(BaseModel):
     """How long a page stays signed in after exchanging a key for a session cookie."""
     metrics_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = Field((), alias="WARROOM_METRICS_ALLOW")
     """Addresses that may scrape ``/metrics`` on the API port without a ``metrics`` key."""
+    cors_origins: tuple[str, ...] = Field((), alias="WARROOM_CORS_ORIGINS")
+    """Browser origins (``https://shop.example``, or ``*``) allowed to post to the Segment-compatible endpoints."""
+    max_api_body_bytes: int = Field(DEFAULT_MAX_API_BODY_BYTES, ge=1024, alias="WARROOM_MAX_API_BODY_BYTES")
+    """Body limit of every endpoint but ingest (silences, acknowledgements…) and campaigns (1 MiB)."""
+    max_keyless_body_bytes: int = Field(DEFAULT_MAX_KEYLESS_BODY_BYTES, ge=1024, alias="WARROOM_MAX_KEYLESS_BODY_BYTES")
+    body_timeout_s: float = Field(DEFAULT_BODY_TIMEOUT_S, gt=0, alias="WARROOM_BODY_TIMEOUT_S")
+    max_bodies_in_flight: int = Field(DEFAULT_MAX_BODIES_IN_FLIGHT, ge=1, alias="WARROOM_MAX_BODIES_IN_FLIGHT")
+    auth_failures_per_s: float = Field(DEFAULT_AUTH_FAILURES_PER_S, ge=0, alias="WARROOM_AUTH_FAILURES_PER_S")
+    """Failed key checks allowed per client address and second (bursts of two seconds' worth); 0: unlimited."""
+    header_timeout_s: float = Field(DEFAULT_HEADER_TIMEOUT_S, gt=0, alias="WARROOM_HEADER_TIMEOUT_S")
+    keep_alive_s: float = Field(DEFAULT_KEEP_ALIVE_S, gt=0, alias="WARROOM_KEEP_ALIVE_S")
+    max_connections: int = Field(DEFAULT_MAX_CONNECTIONS, ge=16, alias="WARROOM_MAX_CONNECTIONS")
 
     @field_validator("metrics_port", mode="before")
     @classmethod
     def _unset_port(cls, value: object) -> object:
         return None if value == "" else value
-    cors_origins: tuple[str, ...] = Field((), alias="WARROOM_CORS_ORIGINS")
-    """Browser origins (``https://shop.example``, or ``*``) allowed to post to the Segment-compatible endpoints."""
 
     @field_validator("database_url")
     @classmethod

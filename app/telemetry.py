@@ -91,6 +91,10 @@ class EngineCollector:
             for code, totals in state.unconverted.items():
                 unconverted.add_metric([campaign_id, code], totals["events"])
         yield from (undefined, capped, unconverted)
+KEY_LOOKUPS = Counter("warroom_key_lookups", "API key lookups that reached the database (cache misses).")
+AUTH_THROTTLED = Counter(
+    "warroom_auth_throttled", "Key checks refused with 429 because their address failed too many key checks."
+)
 
 
 async def metrics_endpoint(request: Request) -> Response:

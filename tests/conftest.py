@@ -26,6 +26,7 @@ import pytest
 import uvicorn
 
 from app import keys
+from app.connections import server_config
 from app.database import EmbeddedPostgres, upgrade
 from app.server import create_app
 from app.settings import Settings
@@ -95,8 +96,8 @@ def start_server(dsn: str, **overrides: Any) -> RunningServer:
            "WARROOM_RULES_DIR": "/nonexistent", "WARROOM_NOTIFY_FILE": "/nonexistent"}
     env.update({k: str(v) for k, v in overrides.items()})
     settings = Settings.from_env(env)
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", loop="asyncio",
+    config = server_config(
+        create_app(settings), settings, "127.0.0.1", port, log_level="warning", lifespan="on", loop="asyncio",
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)

@@ -58,3 +58,27 @@ def test_control_characters_the_yaml_reader_refuses():
     with pytest.raises(ConfigError) as caught:
         parse("id: x\x00", "c.yaml")
     assert "not valid YAML" in str(caught.value)
+
+
+ALIAS_BOMB = """id: c-1
+a: &a ["x","x","x","x","x","x","x","x","x","x"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]
+"""
+"""283 bytes that expand to 10^5 nodes (x10 per extra line)."""
+
+
+def test_yaml_aliases_are_refused_before_anything_is_built():
+    assert len(ALIAS_BOMB) < 300
+    with pytest.raises(ConfigError) as caught:
+        parse(ALIAS_BOMB, "c.yaml")
+    assert caught.value.line == 3 and caught.value.column == 8
+    assert "alias" in caught.value.reason
+
+
+def test_yaml_nested_too_deeply_is_an_error_with_its_line():
+    with pytest.raises(ConfigError) as caught:
+        parse("id: c-1\nname: " + "[" * 1000 + "]" * 1000 + "\n", "c.yaml")
+    assert caught.value.line == 2 and "nest" in caught.value.reason
