@@ -96,7 +96,7 @@ def test_the_image_serves_with_its_own_cmd_and_stops_on_sigterm(image):
             time.sleep(0.5)
         logs = _podman(*RUN_OPTIONS, "logs", container, check=False)
         assert ready is not None and ready.status_code == 200, logs.stdout[-3000:] + logs.stderr[-3000:]
-        assert ready.json()["checks"] == {"database": "ok", "migrations": "ok"}
+        assert ready.json()["checks"] == {"database": "ok", "migrations": "ok", "loops": "ok"}
         user = _podman(*RUN_OPTIONS, "inspect", "--format", "{{.Config.User}}", container).stdout.strip()
         assert user == "10001:10001"
         _podman(*RUN_OPTIONS, "stop", "--time", str(STOP_TIMEOUT_S), container, timeout=STOP_TIMEOUT_S + 30)
