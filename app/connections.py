@@ -129,6 +129,7 @@ class GuardedProtocol(HttpToolsProtocol):
         payload = json.dumps(body).encode()
         self.transport.write(
             b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+            b"x-content-type-options: nosniff\r\n"  # no ASGI layer sees this answer (app.browser_security)
             b"content-length: %d\r\nconnection: close\r\n\r\n" % len(payload) + payload
         )
         self.shed("request headers too large")

@@ -27,7 +27,10 @@ from starlette.routing import Route
 
 from app import telemetry
 from app.auth import authenticate, presented_key
+from app.browser_security import BrowserSecurity
+from app.connections import server_config
 from app.errors import ApiError
+from app.services import Services
 from app.settings import Settings
 
 METRICS_PATH = "/metrics"
@@ -77,10 +80,12 @@ class _Listener(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def metrics_listener(settings: Settings) -> AsyncIterator[None]:
+async def metrics_listener(settings: Settings, services: Services) -> AsyncIterator[None]:
     """Serve ``/metrics`` on ``WARROOM_METRICS_HOST:WARROOM_METRICS_PORT`` while the block runs (nothing if unset).
 
-    The socket is bound here, so a port in use stops the start with the reason instead of going unnoticed.
+    It reads the main app's ``services`` (for the engine's series), holds connections as the API port does
+    (``app.connections``) and sends the same browser security headers. The socket is bound here, so a port
+    in use stops the start with the reason instead of going unnoticed.
     """
     if settings.metrics_port is None:
         yield
@@ -94,7 +99,12 @@ async def metrics_listener(settings: Settings) -> AsyncIterator[None]:
         sock.close()
         raise RuntimeError(f"WARROOM_METRICS_PORT={settings.metrics_port}: cannot listen on {settings.metrics_host}: {exc}") from None
     app = Starlette(routes=[Route(METRICS_PATH, telemetry.metrics_endpoint)])
-    server = _Listener(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
+    app.state.services = services
+    config = server_config(
+        BrowserSecurity(app), settings, settings.metrics_host, settings.metrics_port,
+        lifespan="off", log_level="warning", access_log=False,
+    )
+    server = _Listener(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="metrics-listener")
     try:
         yield

@@ -11,7 +11,7 @@ import gc
 import logging
 from contextlib import asynccontextmanager
 from types import FrameType
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterable
 
 import asyncpg
 import uvicorn
@@ -118,13 +118,19 @@ class WarRoomApp(FastAPI):
     """FastAPI with the hottest route, ``POST /v1/events``, served before FastAPI's own stack; every
     request body admitted (key, size, time, concurrency) before anything reads it; and browsers'
     cross-origin posts to the Segment-compatible endpoints (``app.cors``) answered outside all of it,
-    so refusals carry CORS headers too."""
+    so refusals carry CORS headers too; browser security headers (``app.browser_security``) outermost,
+    so every answer, whichever layer gives it, carries them."""
 
     def __init__(self, settings: Settings, **options: Any) -> None:
         super().__init__(**options)
         self._routers: list[APIRouter] = []
         self.admission = Admission(self._dispatch, settings, self.api_routes)
         self.cors = SegmentCors(self.admission, settings.cors_origins)
+        self.browser_security = BrowserSecurity(self.cors)
+
+    def allow_inline_scripts(self, script_hashes: Iterable[str]) -> None:
+        """Let HTML pages run the inline scripts with these hashes (known once the pages writing them are mounted)."""
+        self.browser_security = BrowserSecurity(self.cors, script_hashes)
 
     def include_router(self, router: APIRouter, **options: Any) -> None:  # type: ignore[override]
         super().include_router(router, **options)
@@ -137,7 +143,7 @@ class WarRoomApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self
-        await self.cors(scope, receive, send)
+        await self.browser_security(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == ingest_api.EVENTS_PATH and scope["method"] == "POST":
@@ -189,7 +195,7 @@ def create_full_app(settings: Settings) -> FastAPI:
             settle = asyncio.create_task(_settle_heap_after(metrics.caught_up), name="settle-heap")
             try:
                 await ingest_tier.start()
-                async with scrape.metrics_listener(settings):
+                async with scrape.metrics_listener(settings, services):
                     log.info("ready", extra={"version": __version__})
                     yield
             finally:
@@ -219,7 +225,7 @@ def create_full_app(settings: Settings) -> FastAPI:
     app.include_router(api_docs.router)
     _publish_event_schema(app)
     wall_app = wall.mount(app, settings)
-    app.add_middleware(BrowserSecurity, script_hashes=wall_app.csp_hashes())
+    app.allow_inline_scripts(wall_app.csp_hashes())
     return app
 
 
@@ -256,7 +262,6 @@ def create_ingest_app(settings: Settings, on_ready: Callable[[], None] = lambda:
     app.add_route(scrape.METRICS_PATH, scrape.guarded_metrics, include_in_schema=False)
     app.include_router(api_docs.router)
     _publish_event_schema(app)
-    app.add_middleware(BrowserSecurity)
     return app
 
 

@@ -129,6 +129,13 @@ async def create_key(dsn: str, scope: str = "ingest", name: str | None = None, r
     return token
 
 
+async def scrape_metrics(http: httpx.AsyncClient, dsn: str) -> str:
+    """``GET /metrics`` as Prometheus scrapes it: with a ``metrics``-scope key (the endpoint is not public)."""
+    response = await http.get("/metrics", headers={"Authorization": f"Bearer {await create_key(dsn, 'metrics')}"})
+    assert response.status_code == 200, response.text
+    return response.text
+
+
 @pytest.fixture
 async def ingest_key(dsn: str) -> str:
     return await create_key(dsn, "ingest")

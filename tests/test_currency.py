@@ -12,7 +12,7 @@ from app import campaigns
 from app.configfile import ConfigError
 from app.metrics.engine import Engine
 from app.metrics.measures import Event
-from tests.conftest import create_key, start_server, wait_until
+from tests.conftest import create_key, scrape_metrics, start_server, wait_until
 from tests.test_undefined_campaigns import definition
 
 NOW = datetime.now(timezone.utc)
@@ -88,7 +88,7 @@ async def test_segment_order_completed_in_usd_counts_converted_and_yen_without_a
             body = await snapshot()
             assert body["totals"]["gmv_paid"] == 171, "100 CNY + 10 USD × 7.10; the yen are not added as is"
             assert body["unconverted"] == {"JPY": {"events": 1, "gmv_paid": 1000.0, "gmv_created": 0.0, "refund_amount": 0.0}}
-            exposition = (await http.get("/metrics")).text
+            exposition = await scrape_metrics(http, dsn)
             assert 'warroom_unconverted_amount_events_total{campaign="shop",currency="JPY"} 1.0' in exposition
     finally:
         server.stop()

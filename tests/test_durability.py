@@ -18,9 +18,11 @@ import httpx
 import pgserver._commands as pg_commands
 import pytest
 
+from app import campaigns
 from app.database import EmbeddedPostgres, create_pool, upgrade
 from app.ingest import GroupCommitter, StorageRejected, prepare_connection
-from tests.conftest import create_key, event, free_port, start_server, wait_until
+from tests.conftest import create_key, event, free_port, scrape_metrics, start_server, wait_until
+from tests.test_undefined_campaigns import definition
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -261,6 +263,7 @@ async def test_repeated_database_outages_under_load_keep_every_event_and_the_liv
     server = start_server(dsn, WARROOM_KEY_CACHE_S=3600, WARROOM_RATE_LIMIT_PER_S=0)
     acknowledged: list[str] = []
     try:
+        await _define(server.url, dsn, OUTAGE_CAMPAIGN)
         async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": key}, timeout=30) as http:
             for cycle in range(OUTAGE_CYCLES):
                 statuses: Counter[int] = Counter()
@@ -283,6 +286,16 @@ async def test_repeated_database_outages_under_load_keep_every_event_and_the_liv
                 await _assert_recovered(server, http, dsn, acknowledged, cycle)
     finally:
         server.stop()
+
+
+async def _define(server_url: str, dsn: str, campaign_id: str) -> None:
+    """Define the campaign as an operator does: the engine counts only defined campaigns (the others are
+    counted per name, so their snapshot would read zero)."""
+    operator = await create_key(dsn, "operator")
+    async with httpx.AsyncClient(base_url=server_url, timeout=30) as http:
+        response = await http.put(f"/v1/campaigns/{campaign_id}", content=campaigns.to_json(definition(campaign_id)),
+                                  headers={"X-API-Key": operator, "Content-Type": "application/json"})
+    assert response.status_code == 201, response.text
 
 
 async def _post_while(http: httpx.AsyncClient, posting: asyncio.Event, prefix: str, statuses: Counter, acknowledged: list[str]) -> None:
@@ -384,6 +397,7 @@ async def test_the_tail_survives_any_exception_and_readyz_says_so_meanwhile(dsn,
         return apply(events)
 
     try:
+        await _define(server.url, dsn, "c1")
         async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": ingest_key}, timeout=30) as http:
             await wait_until(lambda: _ready(http))
             monkeypatch.setattr(metrics.engine, "apply", failing_apply)
@@ -393,7 +407,7 @@ async def test_the_tail_survives_any_exception_and_readyz_says_so_meanwhile(dsn,
             assert metrics.engine.last_seq == await db.fetchval("SELECT max(seq) FROM events")
             assert metrics.engine.snapshot("c1", time.time())["totals"]["orders_paid"] == 1
             assert server.services.supervisor.loops["metrics-tail"].restarts == 2
-            metrics_text = (await http.get("/metrics")).text
+            metrics_text = await scrape_metrics(http, dsn)
             assert 'warroom_loop_up{loop="metrics-tail"} 1.0' in metrics_text
             assert 'warroom_loop_restarts_total{loop="metrics-tail"}' in metrics_text
     finally:

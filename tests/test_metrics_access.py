@@ -9,6 +9,7 @@ from app.settings import Settings, SettingsError
 from tests.conftest import create_key, free_port, start_server
 
 EXPOSITION = "warroom_ingest_queue_events"
+ENGINE_EXPOSITION = 'warroom_undefined_campaign_events_total{campaign="(other)"}'
 
 
 async def test_the_api_port_wants_a_metrics_key_by_default(dsn, server):
@@ -42,6 +43,7 @@ async def test_a_metrics_port_serves_them_there_and_not_on_the_api_port(dsn):
             assert hidden.status_code == 404 and "WARROOM_METRICS_PORT" in hidden.text
             scraped = await http.get(f"http://127.0.0.1:{metrics_port}/metrics")
             assert scraped.status_code == 200 and EXPOSITION in scraped.text
+            assert ENGINE_EXPOSITION in scraped.text, "the engine's series too, read from the same services"
             assert (await http.get(f"http://127.0.0.1:{metrics_port}/v1/alerts")).status_code == 404
     finally:
         server.stop()

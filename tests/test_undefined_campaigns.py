@@ -11,7 +11,7 @@ from app.campaigns import Campaign, Phase, Phases
 from app.metrics.engine import KEY_LIMITS, Engine
 from app.metrics.measures import Event
 from app.metrics.undefined import MAX_NAMES, OTHER
-from tests.conftest import create_key, start_server, wait_until
+from tests.conftest import create_key, scrape_metrics, start_server, wait_until
 
 NOW = datetime.now(timezone.utc)
 
@@ -126,7 +126,7 @@ async def test_210_undefined_campaigns_do_not_blind_the_wall_to_a_campaign_defin
             assert undefined["events"] == 213 and undefined["other_events"] == other
             assert {"campaign": "late", "events": 3} in undefined["campaigns"]
             assert all(c["campaign"] != "real" for c in undefined["campaigns"])
-            exposition = (await http.get("/metrics")).text
+            exposition = await scrape_metrics(http, dsn)
             assert f'warroom_undefined_campaign_events_total{{campaign="{OTHER}"}} {other}.0' in exposition
             assert 'warroom_undefined_campaign_events_total{campaign="late"} 3.0' in exposition
     finally:
