@@ -25,9 +25,8 @@ from fastapi import APIRouter
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from alerts import store
-from app.auth import READ_SCOPES, admit, authenticate, presented_key
+from app.auth import READ_SCOPES, admit, authenticate, presented_key, session_key
 from app.errors import ApiError
-from app.sessions import session_key
 from app.streams import push_until_disconnect
 
 AUTH_TIMEOUT_S = 5.0

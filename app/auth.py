@@ -9,23 +9,28 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Awaitable, Callable, TypeVar
+
 from starlette.requests import HTTPConnection, Request
 
-from app import telemetry
+from app import sessions, telemetry
 from app.errors import ApiError
 from app.keys import ApiKey, KeyCheckUnavailable
 from app.ratelimit import retry_after_header
 from app.services import Services
-from app.sessions import session_key
+from app.sessions import Session
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="warroom"'}
 KEY_CHECK_RETRY_S = 1
 """Retry-After when a key cannot be looked up because the database is away."""
 FAILURES_FROM = "failed-from:"
-"""Rate-limiter bucket prefix for failed key checks per client address (a key cached as valid still passes)."""
+"""Rate-limiter bucket prefix for failed key and session checks per client address (a key or session cached as valid
+still passes)."""
 ADMITTED = "warroom.admitted_key"
-"""Scope entry where ``app.admission`` leaves the key it checked from the headers before reading the body, so the
-route's own check returns it instead of looking it up and counting it against the rate limit twice."""
+"""Scope entry where ``app.admission`` leaves the key it checked from the headers (a key, or a session cookie) before
+reading the body, so the route's own check returns it instead of looking it up and counting it against the rate limit
+twice."""
+Found = TypeVar("Found")
 
 
 def presented_key(request: HTTPConnection) -> str | None:
@@ -44,35 +49,81 @@ def presented_key(request: HTTPConnection) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
+def _admitted(request: HTTPConnection, scopes: tuple[str, ...]) -> ApiKey | None:
+    """The key ``app.admission`` already checked for this request (from a header or a cookie), if it fits ``scopes``."""
+    admitted: ApiKey | None = request.scope.get(ADMITTED)
+    return admitted if admitted is not None and admitted.scope in scopes else None
+
+
+async def _throttled(
+    request: HTTPConnection, verify: Callable[[bool], Awaitable[Found | None]], refusal: ApiError, checks: str
+) -> Found:
+    """What ``verify`` finds, else ``refusal``, counted against the caller's address: past
+    ``WARROOM_AUTH_FAILURES_PER_S`` failures, ``verify(False)`` may only find what is cached (no database lookup)
+    and a miss is 429 with Retry-After."""
+    services: Services = request.app.state.services
+    failures = FAILURES_FROM + (request.client.host if request.client else "")
+    failure_rate = services.settings.auth_failures_per_s
+    throttled = services.limiter.wait(failures, failure_rate)
+    found = await verify(not throttled)
+    if found is None and throttled:
+        telemetry.AUTH_THROTTLED.inc()
+        raise ApiError(
+            429, f"too many failed {checks} from this address (more than {failure_rate:g}/s); check the key and retry later",
+            headers={"Retry-After": retry_after_header(throttled)},
+        )
+    if found is None:
+        services.limiter.acquire(failures, failure_rate)
+        raise refusal
+    return found
+
+
 async def authenticate(request: HTTPConnection, token: str | None, scopes: tuple[str, ...]) -> ApiKey:
     """The key behind ``token`` if it is active, has one of ``scopes`` and is within its rate limit."""
-    admitted: ApiKey | None = request.scope.get(ADMITTED)
-    if admitted is not None and admitted.scope in scopes:
+    if (admitted := _admitted(request, scopes)) is not None:
         return admitted
     services: Services = request.app.state.services
     if token is None:
         raise ApiError(
             401, "missing API key: send Authorization: Bearer <key> or X-API-Key: <key>", field="Authorization", headers=CHALLENGE
         )
-    failures = FAILURES_FROM + (request.client.host if request.client else "")
-    failure_rate = services.settings.auth_failures_per_s
-    throttled = services.limiter.wait(failures, failure_rate)
-    try:
-        key = await services.keys.verify(token, lookup=not throttled)
-    except KeyCheckUnavailable:
-        raise ApiError(
-            503, "the API key cannot be checked now: database unavailable; retry", headers={"Retry-After": str(KEY_CHECK_RETRY_S)}
-        ) from None
-    if key is None and throttled:
-        telemetry.AUTH_THROTTLED.inc()
-        raise ApiError(
-            429, f"too many failed key checks from this address (more than {failure_rate:g}/s); check the key and retry later",
-            headers={"Retry-After": retry_after_header(throttled)},
-        )
-    if key is None:
-        services.limiter.acquire(failures, failure_rate)
-        raise ApiError(401, "invalid or revoked API key", field="Authorization", headers=CHALLENGE)
-    return admit(request, key, scopes)
+
+    async def verify(lookup: bool) -> ApiKey | None:
+        try:
+            return await services.keys.verify(token, lookup=lookup)
+        except KeyCheckUnavailable:
+            raise ApiError(
+                503, "the API key cannot be checked now: database unavailable; retry", headers={"Retry-After": str(KEY_CHECK_RETRY_S)}
+            ) from None
+
+    refusal = ApiError(401, "invalid or revoked API key", field="Authorization", headers=CHALLENGE)
+    return admit(request, await _throttled(request, verify, refusal, "key checks"), scopes)
+
+
+async def session(connection: HTTPConnection, cookie: str = sessions.COOKIE) -> Session | None:
+    """The live session the request's ``cookie`` names (None without that cookie); 401 when it names none, 429 past
+    the address's failure limit, as for keys. No forgery check: see :func:`current_session`."""
+    token = connection.cookies.get(cookie)
+    if not token:
+        return None
+    store: sessions.SessionStore = connection.app.state.services.sessions
+    refusal = ApiError(401, "the session has expired, was signed out, or its key was revoked: sign in again", field=cookie)
+    return await _throttled(connection, lambda lookup: store.find(token, lookup), refusal, "session checks")
+
+
+async def current_session(connection: HTTPConnection) -> Session | None:
+    """The on-call session a request's cookie names (None without the cookie); ApiError when it is no longer valid
+    or the request may have been forged by another site."""
+    found = await session(connection)
+    if found is not None and (refusal := sessions.forgery_refusal(connection)) is not None:
+        raise refusal
+    return found
+
+
+async def session_key(connection: HTTPConnection) -> ApiKey | None:
+    """The key behind the request's session cookie, if it carries one (see :func:`current_session`)."""
+    found = await current_session(connection)
+    return found.key if found else None
 
 
 def admit(request: HTTPConnection, key: ApiKey, scopes: tuple[str, ...]) -> ApiKey:
@@ -97,6 +148,8 @@ READ_SCOPES = ("screen", "operator")
 async def reader(request: Request) -> ApiKey:
     """A screen or operator key in a header, or ``?token=`` for kiosk screens (screen-scope keys only, so
     keys that can change things never travel in URLs)."""
+    if (admitted := _admitted(request, READ_SCOPES)) is not None:
+        return admitted
     token = presented_key(request)
     if token is None and (query := request.query_params.get("token")):
         return await authenticate(request, query, ("screen",))
@@ -107,6 +160,8 @@ async def reader(request: Request) -> ApiKey:
 
 async def operator(request: Request) -> ApiKey:
     """An operator key: acknowledge, silence, configure."""
+    if (admitted := _admitted(request, ("operator",))) is not None:
+        return admitted
     token = presented_key(request)
     if token is None and (session := await session_key(request)) is not None:
         return admit(request, session, ("operator",))

@@ -21,6 +21,7 @@ import asyncpg
 
 from app import telemetry
 from app.database import CONNECTION_ERRORS
+from app.timed_cache import TimedCache
 
 Scope = Literal["ingest", "operator", "screen", "metrics"]
 SCOPES: tuple[str, ...] = Scope.__args__  # type: ignore[attr-defined]
@@ -136,9 +137,8 @@ class KeyStore:
 
     def __init__(self, pool: asyncpg.Pool, cache_s: float) -> None:
         self._pool = pool
-        self._cache_s = cache_s
-        self._cache: dict[str, tuple[float, _Stored]] = {}
-        self._unknown: dict[str, float] = {}
+        self._known: TimedCache[str, _Stored] = TimedCache(cache_s, CACHE_ENTRIES)
+        self._unknown: TimedCache[str, bool] = TimedCache(cache_s, UNKNOWN_ENTRIES)
 
     async def verify(self, token: str, lookup: bool = True) -> ApiKey | None:
         """The active key matching ``token``, or None; with ``lookup`` False, only a key already cached is found
@@ -147,7 +147,7 @@ class KeyStore:
         if parsed is None or not KEY_ID_SHAPE.fullmatch(parsed[0]):
             return None
         key_id, secret = parsed
-        stored = await self._lookup(key_id) if lookup else self._cached(key_id, time.monotonic())
+        stored = await self._lookup(key_id) if lookup else self._known.fresh(key_id, time.monotonic())
         presented = _hash(secret)
         expected = stored.secret_sha256 if stored else bytes(len(presented))
         if not hmac.compare_digest(presented, expected) or stored is None:
@@ -156,34 +156,23 @@ class KeyStore:
             return None
         return stored.key
 
-    def _cached(self, key_id: str, now: float) -> _Stored | None:
-        cached = self._cache.get(key_id)
-        return cached[1] if cached and now - cached[0] < self._cache_s else None
-
     async def _lookup(self, key_id: str) -> _Stored | None:
         now = time.monotonic()
-        if (stored := self._cached(key_id, now)) is not None:
+        if (stored := self._known.fresh(key_id, now)) is not None:
             return stored
-        unknown_since = self._unknown.get(key_id)
-        if unknown_since is not None and now - unknown_since < self._cache_s:
+        if self._unknown.fresh(key_id, now):
             return None
         telemetry.KEY_LOOKUPS.inc()
         try:
             async with self._pool.acquire() as conn:
                 row = await conn.fetchrow("SELECT * FROM api_keys WHERE key_id = $1", key_id)
         except CONNECTION_ERRORS as exc:
-            stale = self._cache.get(key_id)
-            if stale:  # stale beats nothing while the database is away; nothing is stored meanwhile anyway
-                return stale[1]
+            if (stale := self._known.stale(key_id)) is not None:  # stale beats nothing while the database is away; nothing is stored meanwhile anyway
+                return stale
             raise KeyCheckUnavailable(str(exc)) from None
         if row is None:
-            self._unknown.pop(key_id, None)
-            if len(self._unknown) >= UNKNOWN_ENTRIES:
-                del self._unknown[next(iter(self._unknown))]
-            self._unknown[key_id] = now
+            self._unknown.put(key_id, True, now)
             return None
         stored = _record(row)
-        if len(self._cache) >= CACHE_ENTRIES:
-            self._cache.clear()
-        self._cache[key_id] = (now, stored)
+        self._known.put(key_id, stored, now)
         return stored

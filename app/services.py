@@ -6,7 +6,7 @@ owns them and reads what the ingest processes commit from the events table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -16,6 +16,7 @@ from app.ingest import GroupCommitter
 from app.keys import KeyStore
 from app.metrics.live import LiveMetrics
 from app.ratelimit import RateLimiter
+from app.sessions import SessionStore
 from app.settings import Settings
 from app.supervision import Supervisor
 
@@ -32,3 +33,8 @@ class Services:
     metrics: LiveMetrics | None = None
     alerts: AlertService | None = None
     delivery: DeliveryService | None = None
+    sessions: SessionStore = field(init=False)
+    """Session cookies, checked against the database as rarely as keys (both cached for ``WARROOM_KEY_CACHE_S``)."""
+
+    def __post_init__(self) -> None:
+        self.sessions = SessionStore(self.pool, self.settings.key_cache_s)

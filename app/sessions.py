@@ -4,7 +4,20 @@ The on-call page posts an operator (or screen) key to ``POST /v1/sessions``
 and gets a random session token in a cookie (HttpOnly, SameSite=Strict,
 Secure over https, expiring after ``WARROOM_SESSION_HOURS``). Only the token's
 SHA-256 is stored, next to the key it came from: a revoked key's sessions are
-refused at once, and signing out deletes the row.
+refused, and signing out deletes the row.
+
+Sessions are checked like keys (``app.keys``): a cookie not shaped like one of
+our tokens is refused without a lookup, live sessions and unknown tokens are
+remembered for ``WARROOM_KEY_CACHE_S`` in bounded caches of their own, and
+failures count against the per-address limit of ``app.auth``. So revoking the
+key, or signing out in another server process, takes effect within
+``WARROOM_KEY_CACHE_S``, as a revoked key does; signing out ends the session
+at once in the process that answers it.
+
+The on-call page and the wall kiosk have cookies of their own (``COOKIE`` on
+``/``, ``dashboard.access.COOKIE`` on ``/wall``): opening the wall with a
+screen key in a browser signed in on the on-call page leaves the on-call
+session alone.
 
 A cookie travels by itself, so a cookie-authenticated request that changes
 something must also carry ``X-Warroom-Request`` (a header another site cannot
@@ -15,19 +28,32 @@ handshake must come from this server's own origin.
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 import secrets
+import time
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import asyncpg
 from starlette.requests import HTTPConnection
 
+from app import telemetry
 from app.database import CONNECTION_ERRORS
 from app.errors import ApiError
 from app.keys import ApiKey
+from app.timed_cache import TimedCache
 
 COOKIE = "warroom_session"
+"""The on-call page's session (and any API client's that signed in), on every path; the wall kiosk's session has a
+cookie of its own (``dashboard.access.COOKIE``)."""
 TOKEN_BYTES = 32
+TOKEN_SHAPE = re.compile(rf"[A-Za-z0-9_-]{{{math.ceil(TOKEN_BYTES * 4 / 3)}}}")
+"""Every token this program creates (``secrets.token_urlsafe(TOKEN_BYTES)``): another is refused without a lookup."""
+CACHE_ENTRIES = 10_000
+UNKNOWN_ENTRIES = 10_000
+"""Tokens remembered as unknown, kept apart from live sessions so a flood of random cookies never evicts one."""
 CSRF_HEADER = "X-Warroom-Request"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_CHECK_RETRY_S = 1
@@ -37,9 +63,9 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def cookie_header(token: str, max_age_s: int, secure: bool) -> str:
+def cookie_header(token: str, max_age_s: int, secure: bool, name: str = COOKIE, path: str = "/") -> str:
     """``Set-Cookie`` for a session (``max_age_s`` 0 deletes it)."""
-    value = f"{COOKIE}={token}; Path=/; Max-Age={max_age_s}; HttpOnly; SameSite=Strict"
+    value = f"{name}={token}; Path={path}; Max-Age={max_age_s}; HttpOnly; SameSite=Strict"
     return value + "; Secure" if secure else value
 
 
@@ -79,7 +105,12 @@ async def create(conn: asyncpg.Connection, key: ApiKey, lifetime: timedelta) -> 
     return token, expires
 
 
-async def find(conn: asyncpg.Connection, token: str) -> tuple[ApiKey, datetime] | None:
+class Session(NamedTuple):
+    key: ApiKey
+    expires_at: datetime
+
+
+async def find(conn: asyncpg.Connection, token: str) -> Session | None:
     """The active key behind an unexpired session, and when the session expires."""
     row = await conn.fetchrow(
         "SELECT k.key_id, k.name, k.scope, k.rate_limit_per_s, k.created_at, k.revoked_at, s.expires_at"
@@ -90,46 +121,51 @@ async def find(conn: asyncpg.Connection, token: str) -> tuple[ApiKey, datetime] 
     if row is None:
         return None
     key = ApiKey(row["key_id"], row["name"], row["scope"], row["rate_limit_per_s"], row["created_at"], row["revoked_at"])
-    return key, row["expires_at"]
+    return Session(key, row["expires_at"])
 
 
-async def end(conn: asyncpg.Connection, token: str) -> None:
-    await conn.execute("DELETE FROM sessions WHERE token_sha256 = $1", token_hash(token))
+class SessionStore:
+    """Finds sessions by token, remembering live ones and unknown tokens for ``cache_s`` seconds (see the module
+    docstring: that bounds how late a revocation or a sign-out elsewhere takes effect)."""
 
+    def __init__(self, pool: asyncpg.Pool, cache_s: float) -> None:
+        self._pool = pool
+        self._known: TimedCache[bytes, Session] = TimedCache(cache_s, CACHE_ENTRIES)
+        self._unknown: TimedCache[bytes, bool] = TimedCache(cache_s, UNKNOWN_ENTRIES)
 
-async def _lookup(connection: HTTPConnection, token: str) -> tuple[ApiKey, datetime] | None:
-    try:
-        async with connection.app.state.services.pool.acquire() as conn:
-            return await find(conn, token)
-    except CONNECTION_ERRORS:
-        raise ApiError(
-            503, "the session cannot be checked now: database unavailable; retry", headers={"Retry-After": str(SESSION_CHECK_RETRY_S)}
-        ) from None
+    async def find(self, token: str, lookup: bool = True) -> Session | None:
+        """The live session ``token`` names, or None; with ``lookup`` False, only a session already cached is
+        found (the database is not asked). 503 ApiError when it must be asked and is away."""
+        if not TOKEN_SHAPE.fullmatch(token):
+            return None
+        digest, now = token_hash(token), time.monotonic()
+        session = self._known.fresh(digest, now)
+        if session is None and lookup and not self._unknown.fresh(digest, now):
+            session = await self._lookup(token, digest, now)
+        if session is None or session.expires_at <= datetime.now(timezone.utc):
+            return None
+        return session
 
+    async def end(self, token: str) -> None:
+        """Sign out: the session is deleted, and forgotten here at once."""
+        digest = token_hash(token)
+        self._known.discard(digest)
+        async with self._pool.acquire() as conn:
+            await conn.execute("DELETE FROM sessions WHERE token_sha256 = $1", digest)
 
-async def live_key(connection: HTTPConnection) -> ApiKey | None:
-    """The key behind the request's session cookie if it names a live session, else None (no forgery check:
-    for read-only callers such as the wall)."""
-    token = connection.cookies.get(COOKIE)
-    found = await _lookup(connection, token) if token else None
-    return found[0] if found else None
-
-
-async def current(connection: HTTPConnection) -> tuple[ApiKey, datetime] | None:
-    """The session a request's cookie names (None without the cookie); ApiError when it is no longer valid or
-    the request may have been forged by another site."""
-    token = connection.cookies.get(COOKIE)
-    if not token:
-        return None
-    found = await _lookup(connection, token)
-    if found is None:
-        raise ApiError(401, "the session has expired, was signed out, or its key was revoked: sign in again", field=COOKIE)
-    if (refusal := forgery_refusal(connection)) is not None:
-        raise refusal
-    return found
-
-
-async def session_key(connection: HTTPConnection) -> ApiKey | None:
-    """The key behind the request's session cookie, if it carries one (see :func:`current`)."""
-    found = await current(connection)
-    return found[0] if found else None
+    async def _lookup(self, token: str, digest: bytes, now: float) -> Session | None:
+        telemetry.SESSION_LOOKUPS.inc()
+        try:
+            async with self._pool.acquire() as conn:
+                session = await find(conn, token)
+        except CONNECTION_ERRORS:
+            if (stale := self._known.stale(digest)) is not None:  # as for keys: stale beats nothing meanwhile
+                return stale
+            raise ApiError(
+                503, "the session cannot be checked now: database unavailable; retry", headers={"Retry-After": str(SESSION_CHECK_RETRY_S)}
+            ) from None
+        if session is None:
+            self._unknown.put(digest, True, now)
+        else:
+            self._known.put(digest, session, now)
+        return session

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import sessions
-from app.auth import READ_SCOPES, authenticate, presented_key
+from app.auth import READ_SCOPES, authenticate, current_session, presented_key
 from app.errors import ApiError
 from app.keys import MAX_KEY_LENGTH, ApiKey
 from app.responses import json_response
@@ -39,14 +39,19 @@ async def sign_in(request: Request, body: SignIn) -> Response:
     return response
 
 
-@router.get("/v1/sessions/current", summary="Who the session cookie signs in, and until when (signed_in false if none)")
-async def current(request: Request) -> Response:
+async def _live_session(request: Request) -> sessions.Session | None:
+    """The request's live session; None also when its cookie names a dead one (429/403/503 still refuse)."""
     try:
-        found = await sessions.current(request)
+        return await current_session(request)
     except ApiError as exc:
         if exc.status != 401:
             raise
-        found = None
+        return None
+
+
+@router.get("/v1/sessions/current", summary="Who the session cookie signs in, and until when (signed_in false if none)")
+async def current(request: Request) -> Response:
+    found = await _live_session(request)
     if found is None:
         response = json_response({"signed_in": False})
         if sessions.COOKIE in request.cookies:
@@ -57,12 +62,8 @@ async def current(request: Request) -> Response:
 
 @router.delete("/v1/sessions/current", status_code=204, summary="Sign out: the session ends now")
 async def sign_out(request: Request) -> Response:
-    token = request.cookies.get(sessions.COOKIE)
-    if token and (refusal := sessions.forgery_refusal(request)) is not None:
-        raise refusal
-    if token:
-        async with request.app.state.services.pool.acquire() as conn:
-            await sessions.end(conn, token)
+    if await _live_session(request) is not None:
+        await request.app.state.services.sessions.end(request.cookies[sessions.COOKIE])
     response = Response(status_code=204)
     response.headers["Set-Cookie"] = sessions.cookie_header("", 0, sessions.secure(request))
     return response

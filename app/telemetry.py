@@ -95,6 +95,7 @@ KEY_LOOKUPS = Counter("warroom_key_lookups", "API key lookups that reached the d
 AUTH_THROTTLED = Counter(
     "warroom_auth_throttled", "Key checks refused with 429 because their address failed too many key checks."
 )
+SESSION_LOOKUPS = Counter("warroom_session_lookups", "Session cookie lookups that reached the database (cache misses).")
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -1,14 +1,15 @@
-"""Who may see the wall: a screen key (``?token=`` in a kiosk URL, then a session cookie), an operator or screen key
-in a header, a session cookie, or an address in ``WARROOM_WALL_ALLOW``.
+"""Who may see the wall: a screen key (``?token=`` in a kiosk URL, then the wall's session cookie), an operator or
+screen key in a header, the wall's session cookie, or an address in ``WARROOM_WALL_ALLOW``.
 
 An ASGI middleware in front of every ``/wall`` path, the Dash websocket
 included, so no Dash route (layout, callbacks, assets, the push socket) is
 reachable without it. The kiosk token is exchanged for a session
 (``app.sessions``, stored hashed, ended by revoking the key) on the first
-page load, and the session goes into the HttpOnly cookie: the browser's
-websocket handshake and Dash's own requests carry it, and a reload after a
-restart still gets in. The wall only reads, so its requests need no forgery
-check beyond SameSite=Strict.
+page load, and the session goes into an HttpOnly cookie of the wall's own
+(``COOKIE``, sent only to ``/wall``, so it never replaces the on-call page's
+session in the same browser): the browser's websocket handshake and Dash's
+own requests carry it, and a reload after a restart still gets in. The wall
+only reads, so its requests need no forgery check beyond SameSite=Strict.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import sessions
-from app.auth import READ_SCOPES, admit, authenticate, presented_key
+from app.auth import READ_SCOPES, admit, authenticate, presented_key, session
 from app.errors import ApiError
 from app.keys import ApiKey
 
 WALL_PATH = "/wall"
+COOKIE = "warroom_wall_session"
+"""The kiosk's session, apart from the on-call page's (``app.sessions.COOKIE``)."""
 LEGACY_COOKIE = "warroom_wall"
 """Before sessions, the wall's cookie held the screen key itself; a kiosk still carrying one is moved to a session."""
 COOKIE_MAX_AGE_S = 30 * 86400
@@ -52,7 +55,7 @@ def allowed_address(host: str | None, networks: tuple[ipaddress.IPv4Network | ip
     return any(address in network for network in networks)
 
 
-def _refusal_page(status: int, message: str) -> HTMLResponse:
+def _refusal_page(status: int, message: str, headers: dict[str, str] | None = None) -> HTMLResponse:
     title = f"{status} {HTTPStatus(status).phrase}"
     body = (
         f'<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="{RETRY_PAGE_S}">'
@@ -60,7 +63,7 @@ def _refusal_page(status: int, message: str) -> HTMLResponse:
         f"<h1>{title}</h1><p>{html.escape(message)}</p>"
         "<p>Open the wall with a screen key: /wall/&lt;campaign&gt;?token=&lt;screen key&gt;</p></body></html>"
     )
-    return HTMLResponse(body, status)
+    return HTMLResponse(body, status, headers=headers)
 
 
 class WallGuard:
@@ -80,7 +83,7 @@ class WallGuard:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4000 + exc.status, "reason": exc.message[:120]})
             else:
-                await _refusal_page(exc.status, exc.message)(scope, receive, send)
+                await _refusal_page(exc.status, exc.message, exc.headers)(scope, receive, send)
             return
         if not cookies or scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -108,13 +111,13 @@ class WallGuard:
             return []
         if query_key:
             key = await authenticate(connection, query_key, SCREEN_SCOPE)
-            session = await sessions.live_key(connection)
-            return [] if session is not None and session.key_id == key.key_id else [await _new_session(connection, key)]
+            token = connection.cookies.get(COOKIE)
+            held = await services.sessions.find(token) if token else None
+            return [] if held is not None and held.key.key_id == key.key_id else [await _new_session(connection, key)]
         if allowed_address(client, services.settings.wall_allow):
             return []
-        session = await sessions.live_key(connection)
-        if session is not None:
-            admit(connection, session, READ_SCOPES)
+        if (held := await _kiosk_session(connection)) is not None:
+            admit(connection, held.key, READ_SCOPES)
             return []
         if legacy_key := connection.cookies.get(LEGACY_COOKIE):
             key = await authenticate(connection, legacy_key, SCREEN_SCOPE)
@@ -122,8 +125,19 @@ class WallGuard:
         raise ApiError(401, "this wall needs a screen key (?token=…) or an address in WARROOM_WALL_ALLOW")
 
 
+async def _kiosk_session(connection: HTTPConnection) -> sessions.Session | None:
+    """The live session the wall's cookie names; None also when it names a dead one (a failure counted against the
+    address all the same: 429 past its limit)."""
+    try:
+        return await session(connection, COOKIE)
+    except ApiError as exc:
+        if exc.status != 401:
+            raise
+        return None
+
+
 async def _new_session(connection: HTTPConnection, key: ApiKey) -> str:
     """A kiosk session for ``key``, as the ``Set-Cookie`` value that carries it."""
     async with connection.app.state.services.pool.acquire() as conn:
         token, _ = await sessions.create(conn, key, timedelta(seconds=COOKIE_MAX_AGE_S))
-    return sessions.cookie_header(token, COOKIE_MAX_AGE_S, sessions.secure(connection))
+    return sessions.cookie_header(token, COOKIE_MAX_AGE_S, sessions.secure(connection), name=COOKIE, path=WALL_PATH)

@@ -10,11 +10,18 @@ import websockets
 from playwright.async_api import Browser, expect
 
 from app import keys
-from tests.conftest import create_key, start_server
+from app.settings import DEFAULT_KEY_CACHE_S
+from tests.conftest import create_key, start_server, wait_until
 from tests.test_alerts_live import stock
 from tests.test_oncall import PHONE, TIMEOUT_MS, settings
 
 CSRF = {"X-Warroom-Request": "test"}
+KEY_CACHE_S = DEFAULT_KEY_CACHE_S
+
+
+async def refused_within_key_cache(http: httpx.AsyncClient, path: str) -> bool:
+    """Whether ``path`` is refused now: sessions, like keys, are cached for ``WARROOM_KEY_CACHE_S``."""
+    return (await http.get(path)).status_code == 401
 
 
 async def sign_in(http: httpx.AsyncClient, key: str) -> httpx.Response:
@@ -74,6 +81,7 @@ async def test_revoked_key_and_expired_session_are_refused(dsn, db, server):
         assert http.cookies["warroom_session"].encode() not in stored, "only the token's hash is stored"
 
         await keys.revoke(db, "night-duty")
+        await wait_until(lambda: refused_within_key_cache(http, "/v1/alerts"), timeout=KEY_CACHE_S + 1)
         refused = await http.get("/v1/alerts")
         assert refused.status_code == 401 and "revoked" in refused.json()["error"]["message"]
         assert (await http.get("/v1/sessions/current")).json() == {"signed_in": False}
@@ -82,7 +90,7 @@ async def test_revoked_key_and_expired_session_are_refused(dsn, db, server):
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         await sign_in(http, operator)
         await db.execute("UPDATE sessions SET created_at = now() - interval '13 hours', expires_at = now() - interval '1 hour'")
-        assert (await http.get("/v1/alerts")).status_code == 401
+        await wait_until(lambda: refused_within_key_cache(http, "/v1/alerts"), timeout=KEY_CACHE_S + 1)
         with_key = await http.get("/v1/alerts", headers={"X-API-Key": operator})
         assert with_key.status_code == 200, "a key in a header still works beside a dead cookie"
 
@@ -121,13 +129,13 @@ async def test_the_wall_keeps_a_session_not_the_screen_key_and_revoking_the_key_
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         page = await http.get("/wall/x", params={"token": screen})
         assert page.status_code == 200 and "HttpOnly" in page.headers["set-cookie"]
-        assert screen not in page.headers["set-cookie"] and http.cookies["warroom_session"]
+        assert screen not in page.headers["set-cookie"] and http.cookies["warroom_wall_session"]
         assert (await http.get("/wall/_dash-layout")).status_code == 200
         again = await http.get("/wall/x", params={"token": screen})
         assert "set-cookie" not in again.headers, "a kiosk reloading its URL keeps its session"
         assert await db.fetchval("SELECT count(*) FROM sessions") == 1
         await keys.revoke(db, "lobby")
-        assert (await http.get("/wall/_dash-layout")).status_code == 401
+        await wait_until(lambda: refused_within_key_cache(http, "/wall/_dash-layout"), timeout=KEY_CACHE_S + 1)
 
     legacy_key = await create_key(dsn, "screen", name="old-kiosk")
     async with httpx.AsyncClient(base_url=server.url, timeout=30, cookies={"warroom_wall": legacy_key}) as http:
@@ -135,7 +143,8 @@ async def test_the_wall_keeps_a_session_not_the_screen_key_and_revoking_the_key_
         assert moved.status_code == 200, "a kiosk signed in before sessions stays in"
         set_cookies = moved.headers.get_list("set-cookie")
         assert any(c.startswith("warroom_wall=;") and "Max-Age=0" in c for c in set_cookies), set_cookies
-        assert any(c.startswith("warroom_session=") for c in set_cookies)
+        assert any(c.startswith("warroom_wall_session=") and "Path=/wall;" in c for c in set_cookies), set_cookies
+        assert (await http.get("/wall/_dash-layout")).status_code == 200, "the new session lets the kiosk in"
 
 
 async def test_the_cookie_is_secure_when_people_reach_the_server_over_https(dsn):
