@@ -85,7 +85,7 @@ def test_headers_over_the_limit_are_431(server):
     except (BrokenPipeError, ConnectionResetError):
         pass
     response = read_response(sock)
-    assert response.status == 431
+    assert response.status == 431 and response.headers["x-content-type-options"] == "nosniff"
     assert "headers" in response.json()["error"]["message"]
 
 

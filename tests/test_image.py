@@ -16,13 +16,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.helpers import wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_IMAGE = "localhost/warroom-python:3.11"
@@ -84,16 +83,7 @@ def test_the_image_serves_with_its_own_cmd_and_stops_on_sigterm(image):
     port = free_port()
     container = _podman(*RUN_OPTIONS, "run", "-d", *CONTAINER_OPTIONS, "-e", f"WARROOM_PORT={port}", image).stdout.strip()
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        ready = None
-        while time.monotonic() < deadline:
-            try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
-                if ready.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
+        ready = wait_ready(f"http://127.0.0.1:{port}", START_TIMEOUT_S, interval_s=0.5)
         logs = _podman(*RUN_OPTIONS, "logs", container, check=False)
         assert ready is not None and ready.status_code == 200, logs.stdout[-3000:] + logs.stderr[-3000:]
         assert ready.json()["checks"] == {"database": "ok", "migrations": "ok", "loops": "ok"}

@@ -1,6 +1,6 @@
 """Every answer carries ``X-Content-Type-Options: nosniff``: also those given before FastAPI's stack sees the
-request (admission refusals, the ``POST /v1/events`` fast path, CORS preflights), the protocol-level 431,
-and the separate metrics port."""
+request (admission refusals, the ``POST /v1/events`` fast path, CORS preflights) and the separate metrics port
+(the protocol-level 431 is checked in ``test_connections``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from tests.conftest import RunningServer, create_key, event, free_port, start_server
-from tests.rawhttp import connect, read_response
 
 ORIGIN = "https://shop.example"
 MAX_BODY_BYTES = 2048
@@ -69,14 +68,3 @@ async def test_answers_outside_fastapis_stack_carry_nosniff(dsn, hardened, reque
     if request_ in (_preflight, _cross_origin_refusal):
         assert response.headers["access-control-allow-origin"] == ORIGIN, "CORS headers are left as they are"
 
-
-def test_the_431_for_oversized_headers_carries_nosniff(server: RunningServer):
-    sock = connect(server.port)
-    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-    try:
-        for _ in range(20):
-            sock.sendall(b"X-Pad: " + b"a" * 8000 + b"\r\n")
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    response = read_response(sock)
-    assert response.status == 431 and response.headers["x-content-type-options"] == "nosniff"

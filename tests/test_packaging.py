@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.helpers import wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / ".warroom" / "clean-venv"
@@ -136,16 +136,7 @@ def test_warroom_serve_starts_and_stops_from_the_clean_install(installed, tmp_pa
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen([str(installed / "warroom"), "serve"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        ready = None
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
-                if ready.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        ready = wait_ready(f"http://127.0.0.1:{port}", START_TIMEOUT_S, alive=lambda: process.poll() is None)
         assert ready is not None and ready.status_code == 200, (tmp_path / "serve.log").read_text()[-3000:]
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
         process.send_signal(signal.SIGTERM)

@@ -1,0 +1,23 @@
+"""Small helpers shared by tests that start a server outside the test process."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import httpx
+
+
+def wait_ready(url: str, timeout_s: float, alive: Callable[[], bool] = lambda: True, interval_s: float = 0.2) -> httpx.Response | None:
+    """Poll ``url``/readyz until it answers 200, ``timeout_s`` passes or ``alive()`` turns false; the last answer."""
+    deadline = time.monotonic() + timeout_s
+    ready = None
+    while time.monotonic() < deadline and alive():
+        try:
+            ready = httpx.get(f"{url}/readyz", timeout=2)
+            if ready.status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(interval_s)
+    return ready
