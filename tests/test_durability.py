@@ -90,8 +90,10 @@ def pg() -> Iterator[EmbeddedPostgres]:
         server.release()
 
 
-def _stop_postgres(server: EmbeddedPostgres) -> None:
-    pg_commands.pg_ctl(["-m", "fast", "-w", "stop"], pgdata=server.pgdata, user=server._server.system_user)
+def _stop_postgres(server: EmbeddedPostgres, mode: str = "fast") -> None:
+    """Stop PostgreSQL: ``fast`` closes sessions cleanly; ``immediate`` kills it as a crash would (it
+    recovers from its WAL at the next start)."""
+    pg_commands.pg_ctl(["-m", mode, "-w", "stop"], pgdata=server.pgdata, user=server._server.system_user)
 
 
 async def test_database_outage_answers_503_and_recovers_without_restart(pg):
@@ -253,7 +255,8 @@ OUTAGE_TOTALS = {"visit": "visits", "add_to_cart": "add_to_cart", "order_paid": 
 
 
 async def test_repeated_database_outages_under_load_keep_every_event_and_the_live_metrics(pg):
-    """PostgreSQL stops and starts twenty times while clients post. Each time: no valid event is
+    """PostgreSQL stops and starts twenty times while clients post, every other time killed as in a
+    crash (``pg_ctl -m immediate``: connections cut, recovery from the WAL at restart). Each time: no valid event is
     answered 422 (or 500), every event acknowledged with a 2xx is stored, and once the database is
     back the live snapshot equals a GROUP BY over the stored events and /readyz is 200 again: the
     tail (which used to die on asyncpg's "cannot switch to state" error, freezing the wall) and every
@@ -275,7 +278,7 @@ async def test_repeated_database_outages_under_load_keep_every_event_and_the_liv
                     for p in range(OUTAGE_POSTERS)
                 ]
                 await asyncio.sleep(0.2)
-                await asyncio.to_thread(_stop_postgres, pg)
+                await asyncio.to_thread(_stop_postgres, pg, "immediate" if cycle % 2 else "fast")
                 await asyncio.sleep(OUTAGE_DOWN_S)
                 await asyncio.to_thread(pg._server.ensure_postgres_running)
                 await asyncio.sleep(0.3)
