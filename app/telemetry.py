@@ -95,6 +95,9 @@ KEY_LOOKUPS = Counter("warroom_key_lookups", "API key lookups that reached the d
 AUTH_THROTTLED = Counter(
     "warroom_auth_throttled", "Key checks refused with 429 because their address failed too many key checks."
 )
+SILENCES_UNREADABLE = Counter(
+    "warroom_silences_unreadable", "Stored silences skipped on reading because they cannot be decoded (logged each time)."
+)
 
 
 async def metrics_endpoint(request: Request) -> Response:
