@@ -10,9 +10,10 @@ most ``REPLAY_BATCH`` rows, and advances the cursors. A replay cut short (an
 error, a restart of the tail, of the process from a checkpoint) resumes from
 the cursors. New events of a pending campaign are skipped by the tail and
 reached by the replay, which runs up to the engine's ``last_seq``: each is
-counted once. The events table has no index on ``campaign`` (one would tax
-every insert), so a replay scans ``seq``: about half a second per million
-stored events.
+counted once. The events table has no index on ``campaign``: measured, an
+index on ``(campaign, seq)`` made this query instant but doubled the time of
+every insert, while a replay scanning ``seq`` takes about 0.4 s per million
+stored events (2 million: 10 chunks, 0.8 s, the longest 0.11 s).
 """
 
 from __future__ import annotations
