@@ -1,0 +1,60 @@
+"""A value PostgreSQL refuses rejects only the event that holds it, reported per item like a validation error.
+
+Validation is meant to stop every such value at the door; when one slips through (here a CHECK
+constraint the test's own database adds, which validation knows nothing about), the writer finds the
+refused event(s) by committing the submission in parts, stores every other event, and the answer
+names each refused one by its index in the request.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import event
+
+REFUSED_SKU = "REFUSE-ME"
+CONSTRAINT = f"ALTER TABLE events ADD CONSTRAINT test_no_bad CHECK (sku <> '{REFUSED_SKU}')"
+
+
+def cart(i: int, prefix: str = "b") -> dict:
+    return event(f"{prefix}-{i}", "add_to_cart", user_id=f"u-{i}", sku=f"SKU-{i % 7}")
+
+
+@pytest.mark.parametrize("size, refused", [(50, [37]), (150, [0, 88, 149])], ids=["array insert", "copy"])
+async def test_a_refused_event_is_reported_per_item_and_the_rest_of_the_batch_is_stored(client, db, size, refused):
+    await db.execute(CONSTRAINT)
+    events = [cart(i) for i in range(size)]
+    for i in refused:
+        events[i]["sku"] = REFUSED_SKU
+    invalid = 5
+    del events[invalid]["sku"]  # a validation error too: both kinds are reported alike, by index
+    response = await client.post("/v1/events", json={"events": events})
+    assert response.status_code == 202, response.text
+    report = response.json()
+    stored = size - len(refused) - 1
+    assert report["accepted"] == stored and report["duplicates"] == 0
+    assert [r["index"] for r in report["rejected"]] == sorted([invalid, *refused])
+    for rejection in report["rejected"]:
+        if rejection["index"] in refused:
+            [error] = rejection["errors"]
+            assert "refused" in error["message"] and "test_no_bad" in error["message"] and "DETAIL" not in error["message"], error
+    ids = {r["event_id"] for r in await db.fetch("SELECT event_id FROM events")}
+    assert ids == {f"b-{i}" for i in range(size)} - {f"b-{i}" for i in [invalid, *refused]}
+
+    again = (await client.post("/v1/events", json={"events": events})).json()
+    assert again["accepted"] == 0 and again["duplicates"] == stored
+    assert [r["index"] for r in again["rejected"]] == sorted([invalid, *refused]), "refused again, never a duplicate"
+
+
+async def test_a_single_refused_event_is_422_and_a_segment_batch_reports_it_per_item(server, client, db, ingest_key):
+    await db.execute(CONSTRAINT)
+    single = await client.post("/v1/events", json=event("one", "add_to_cart", sku=REFUSED_SKU))
+    assert single.status_code == 422 and single.json()["rejected"][0]["index"] == 0, single.text
+
+    messages = [{"type": "track", "event": "Product Added", "messageId": f"m-{i}", "userId": "u-1",
+                 "properties": {"sku": REFUSED_SKU if i == 2 else "SKU-1", "quantity": 1}} for i in range(4)]
+    async with httpx.AsyncClient(base_url=server.url, auth=(ingest_key, ""), timeout=30) as http:
+        batch = await http.post("/v1/batch", json={"batch": messages})
+    assert batch.status_code == 200, batch.text
+    assert batch.json()["accepted"] == 3 and [r["index"] for r in batch.json()["rejected"]] == [2]
