@@ -85,7 +85,7 @@ async def test_a_replay_interrupted_midway_resumes_under_the_supervisor_and_neve
     async def slow_step_failing_once(*args, **kwargs) -> set[str]:
         nonlocal steps
         steps += 1
-        if steps == 5:
+        if steps == 15:  # after the stall time: a replay without progress would show as stalled by now
             raise RuntimeError("replay interrupted")
         await asyncio.sleep(0.1)  # 20 chunks: a replay of 2 s or more, longer than the stall time
         return await real_step(*args, **kwargs)
