@@ -356,7 +356,8 @@ async def _store(committer: GroupCommitter, batch: Batch, tally: Tally, report: 
             await asyncio.sleep(exc.retry_after * attempt)
         else:
             for index, reason in result.refused:
-                report.rejected(f"{batch.first_line}-{batch.last_line}", [FieldError("event_id", f"{batch.rows[index][0]}: {reason}")])
+                refusal = FieldError("event_id", f"{batch.rows[index][0]}: {reason}")
+                report.rejected(f"{batch.first_line}-{batch.last_line}", [refusal])
             tally.rejected += len(result.refused)
             tally.accepted += result.accepted
             tally.duplicates += result.duplicates

@@ -8,10 +8,13 @@ names each refused one by its index in the request.
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
 from tests.conftest import event
+from tests.test_cli import warroom
 
 REFUSED_SKU = "REFUSE-ME"
 CONSTRAINT = f"ALTER TABLE events ADD CONSTRAINT test_no_bad CHECK (sku <> '{REFUSED_SKU}')"
@@ -58,3 +61,16 @@ async def test_a_single_refused_event_is_422_and_a_segment_batch_reports_it_per_
         batch = await http.post("/v1/batch", json={"batch": messages})
     assert batch.status_code == 200, batch.text
     assert batch.json()["accepted"] == 3 and [r["index"] for r in batch.json()["rejected"]] == [2]
+
+
+async def test_an_import_stores_all_but_the_refused_event_and_names_it(dsn, db, tmp_path):
+    await db.execute(CONSTRAINT)
+    lines = [json.dumps(cart(i, "imp")) for i in range(30)]
+    lines[12] = json.dumps({**cart(12, "imp"), "sku": REFUSED_SKU})
+    path = tmp_path / "history.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = warroom("import", str(path), env={"DATABASE_URL": dsn})
+    assert result.returncode == 0, result.stderr
+    assert "30 read, 29 accepted, 0 duplicates, 1 rejected" in result.stdout
+    assert "event_id: imp-12: the database refused this event" in result.stderr and "test_no_bad" in result.stderr
+    assert await db.fetchval("SELECT count(*) FROM events") == 29

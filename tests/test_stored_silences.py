@@ -27,7 +27,8 @@ LONG_REGEX = "|".join(f"SKU-{i:04d}" for i in range(40))
 async def _insert(db, silence_id: str, matchers: list[dict]) -> None:
     now = datetime.now(timezone.utc)
     await db.execute(
-        "INSERT INTO silences (id, matchers, starts_at, ends_at, reason, created_by) VALUES ($1, $2::jsonb, $3, $4, 'planned', 'ops')",
+        "INSERT INTO silences (id, matchers, starts_at, ends_at, reason, created_by)"
+        " VALUES ($1, $2::jsonb, $3, $4, 'planned', 'ops')",
         silence_id, json.dumps(matchers), now - timedelta(minutes=1), now + timedelta(hours=1),
     )
 
