@@ -24,30 +24,32 @@ def cart(i: int, prefix: str = "b") -> dict:
     return event(f"{prefix}-{i}", "add_to_cart", user_id=f"u-{i}", sku=f"SKU-{i % 7}")
 
 
-@pytest.mark.parametrize("size, refused", [(50, [37]), (150, [0, 88, 149])], ids=["array insert", "copy"])
-async def test_a_refused_event_is_reported_per_item_and_the_rest_of_the_batch_is_stored(client, db, size, refused):
+@pytest.mark.parametrize(
+    "size, refused, invalid", [(50, [37], []), (150, [0, 88, 149], [5])], ids=["array insert", "copy, with an invalid event"]
+)
+async def test_a_refused_event_is_reported_per_item_and_the_rest_of_the_batch_is_stored(client, db, size, refused, invalid):
     await db.execute(CONSTRAINT)
     events = [cart(i) for i in range(size)]
     for i in refused:
         events[i]["sku"] = REFUSED_SKU
-    invalid = 5
-    del events[invalid]["sku"]  # a validation error too: both kinds are reported alike, by index
+    for i in invalid:
+        del events[i]["sku"]  # a validation error: both kinds are reported alike, by index
     response = await client.post("/v1/events", json={"events": events})
     assert response.status_code == 202, response.text
     report = response.json()
-    stored = size - len(refused) - 1
+    stored = size - len(refused) - len(invalid)
     assert report["accepted"] == stored and report["duplicates"] == 0
-    assert [r["index"] for r in report["rejected"]] == sorted([invalid, *refused])
+    assert [r["index"] for r in report["rejected"]] == sorted([*invalid, *refused])
     for rejection in report["rejected"]:
         if rejection["index"] in refused:
             [error] = rejection["errors"]
             assert "refused" in error["message"] and "test_no_bad" in error["message"] and "DETAIL" not in error["message"], error
     ids = {r["event_id"] for r in await db.fetch("SELECT event_id FROM events")}
-    assert ids == {f"b-{i}" for i in range(size)} - {f"b-{i}" for i in [invalid, *refused]}
+    assert ids == {f"b-{i}" for i in range(size)} - {f"b-{i}" for i in [*invalid, *refused]}
 
     again = (await client.post("/v1/events", json={"events": events})).json()
     assert again["accepted"] == 0 and again["duplicates"] == stored
-    assert [r["index"] for r in again["rejected"]] == sorted([invalid, *refused]), "refused again, never a duplicate"
+    assert [r["index"] for r in again["rejected"]] == sorted([*invalid, *refused]), "refused again, never a duplicate"
 
 
 async def test_a_single_refused_event_is_422_and_a_segment_batch_reports_it_per_item(server, client, db, ingest_key):
