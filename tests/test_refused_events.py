@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 
+import asyncpg
 import httpx
 import pytest
+
+from app.ingest import bisect_refused
 
 from tests.conftest import event
 from tests.test_cli import warroom
@@ -76,3 +79,31 @@ async def test_an_import_stores_all_but_the_refused_event_and_names_it(dsn, db, 
     assert "30 read, 29 accepted, 0 duplicates, 1 rejected" in result.stdout
     assert "event_id: imp-12: the database refused this event" in result.stderr and "test_no_bad" in result.stderr
     assert await db.fetchval("SELECT count(*) FROM events") == 29
+
+
+def _refusing(bad: set[str], outage_after: int | None = None):
+    """An ``insert`` that refuses any part holding a ``bad`` event_id (as PostgreSQL does: the whole part),
+    and after ``outage_after`` calls loses the connection."""
+    calls: list[int] = []
+
+    async def insert(rows: list) -> set[str]:
+        calls.append(len(rows))
+        if outage_after is not None and len(calls) > outage_after:
+            raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+        if bad & {row[0] for row in rows}:
+            raise asyncpg.CheckViolationError('new row for relation "events" violates check constraint "test_no_bad"')
+        return {row[0] for row in rows}
+
+    return insert, calls
+
+
+async def test_bisection_pins_refusals_in_few_commits_and_never_on_an_outage():
+    rows = [(f"e-{i}",) for i in range(1000)]
+    insert, calls = _refusing({"e-417"})
+    stored, refused = await bisect_refused(rows, insert)
+    assert stored == {f"e-{i}" for i in range(1000)} - {"e-417"} and list(refused) == ["e-417"]
+    assert "test_no_bad" in refused["e-417"] and len(calls) <= 2 * 10 + 1, calls
+
+    insert, calls = _refusing({"e-417"}, outage_after=3)
+    with pytest.raises(asyncpg.ConnectionDoesNotExistError):  # the whole submission is then 503, nothing pinned
+        await bisect_refused(rows, insert)
