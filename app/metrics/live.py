@@ -205,7 +205,8 @@ class LiveMetrics:
             self._wake.set()
 
     async def catch_up(self, progress: Progress = lambda: None) -> int:
-        """Apply every stored event not yet counted; return how many were read.
+        """Apply every stored event not yet counted; return how many were read. Pending campaigns (defined
+        after their events) get one round of their replay first, so several calls may be needed for them.
 
         ``progress`` is called after each batch applied, and after a read that found nothing because
         there is nothing: not when a write in flight holds the horizon back (if it stays open, the
