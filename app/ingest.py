@@ -369,7 +369,7 @@ class GroupCommitter:
         for submission in group:
             rows = submission.rows
             accepted_by_type = Counter(rows[i][1] for i in submission.staged if rows[i][0] in inserted)
-            refusals = tuple((i, refused[row[0]]) for i, row in enumerate(rows) if row[0] in refused)
+            refusals = tuple((i, refused[row[0]]) for i, row in enumerate(rows) if row[0] in refused) if refused else ()
             refused_by_type = Counter(rows[i][1] for i, _ in refusals)
             for event_type, count in Counter(row[1] for row in rows).items():
                 outcomes[(event_type, "accepted")] += accepted_by_type[event_type]
