@@ -5,7 +5,8 @@ A matcher is structured: a label ``name``, an operator (``=``, ``!=``, ``=~``,
 that form, so a label value that happens to read like an operator (a SKU named
 ``~.*``) stays a plain value. The text form ``name=value``, ``name=~regex`` is
 an explicit syntax for people (CLI, API, rule files), parsed once where it
-enters. Regexes are anchored and compiled once. A silenced alert still fires
+enters. Input limits (value and regex length) apply where matchers enter
+(``Matcher.checked``), not where stored ones are read. Regexes are anchored and compiled once. A silenced alert still fires
 and is recorded; it is only not announced.
 """
 
@@ -42,17 +43,25 @@ class Matcher(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     value: str
 
     def __post_init__(self) -> None:
+        """What any matcher must be to be applied at all; the input limits are ``checked``'s, not checked here,
+        so a silence stored before a limit existed (or under a higher one) is still read and still applies."""
         if not _NAME.match(self.name):
             raise ValueError(f"invalid label name {self.name!r} (letters, digits and _, not starting with a digit)")
         if self.op in ("=~", "!~"):
-            if len(self.value) > MAX_REGEX_LENGTH:
-                raise ValueError(f"regex for {self.name} is {len(self.value)} characters; at most {MAX_REGEX_LENGTH}")
             try:
                 anchored(self.value)
             except re.error as exc:
                 raise ValueError(f"invalid regex {self.value!r}: {exc}") from None
-        elif len(self.value) > MAX_VALUE_LENGTH:
-            raise ValueError(f"value for {self.name} is {len(self.value)} characters; at most {MAX_VALUE_LENGTH}")
+
+    @classmethod
+    def checked(cls, name: str, op: MatchOp, value: str) -> "Matcher":
+        """A matcher entered by a person (API, CLI, rule files), within the input limits."""
+        if op in ("=~", "!~"):
+            if len(value) > MAX_REGEX_LENGTH:
+                raise ValueError(f"regex for {name} is {len(value)} characters; at most {MAX_REGEX_LENGTH}")
+        elif len(value) > MAX_VALUE_LENGTH:
+            raise ValueError(f"value for {name} is {len(value)} characters; at most {MAX_VALUE_LENGTH}")
+        return cls(name, op, value)
 
     @classmethod
     def parse(cls, text: str) -> "Matcher":
@@ -67,7 +76,7 @@ class Matcher(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 value = json.loads(value)
             except ValueError:
                 value = value[1:-1]
-        return cls(match["name"], match["op"], value)  # type: ignore[arg-type]
+        return cls.checked(match["name"], match["op"], value)  # type: ignore[arg-type]
 
     def matches(self, labels: dict[str, str]) -> bool:
         actual = labels.get(self.name, "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -11,6 +12,9 @@ import msgspec
 
 from alerts.lifecycle import Alert, Transition
 from alerts.silences import Matcher, Silence
+from app.telemetry import SILENCES_UNREADABLE
+
+log = logging.getLogger(__name__)
 
 ALERT_COLUMNS = (
     "id, fingerprint, rule, campaign, labels, status, severity, active_tiers, pending_since, fired_at, resolved_at, "
@@ -208,19 +212,29 @@ async def expire_silence(conn: asyncpg.Connection, silence_id: str) -> bool:
 
 
 async def silences(conn: asyncpg.Connection, include_expired: bool = False) -> list[Silence]:
+    """The stored silences; one that cannot be decoded is skipped (logged and counted), never fatal: reading
+    stored state must not stop the server from starting."""
     rows = await conn.fetch(
         "SELECT id, matchers::text, starts_at, ends_at, reason, created_by FROM silences"
         " WHERE $1 OR ends_at > now() ORDER BY starts_at",
         include_expired,
     )
-    return [
-        Silence(
-            id=r["id"],
-            matchers=msgspec.json.decode(r["matchers"], type=tuple[Matcher, ...]),
-            starts_at=r["starts_at"].timestamp(),
-            ends_at=r["ends_at"].timestamp(),
-            reason=r["reason"],
-            created_by=r["created_by"],
+    found: list[Silence] = []
+    for r in rows:
+        try:
+            matchers = msgspec.json.decode(r["matchers"], type=tuple[Matcher, ...])
+        except msgspec.ValidationError as exc:
+            SILENCES_UNREADABLE.inc()
+            log.error("silence %s is unreadable and does not apply (expire it and create it again): %s", r["id"], exc)
+            continue
+        found.append(
+            Silence(
+                id=r["id"],
+                matchers=matchers,
+                starts_at=r["starts_at"].timestamp(),
+                ends_at=r["ends_at"].timestamp(),
+                reason=r["reason"],
+                created_by=r["created_by"],
+            )
         )
-        for r in rows
-    ]
+    return found

@@ -137,7 +137,7 @@ def _matchers(given: list[MatcherIn | str]) -> tuple[Matcher, ...]:
     out = []
     for index, matcher in enumerate(given):
         try:
-            out.append(Matcher.parse(matcher) if isinstance(matcher, str) else Matcher(matcher.name, matcher.op, matcher.value))
+            out.append(Matcher.parse(matcher) if isinstance(matcher, str) else Matcher.checked(matcher.name, matcher.op, matcher.value))
         except ValueError as exc:
             raise ApiError(422, f"matchers[{index}]: {exc}", field="matchers") from None
     return tuple(out)

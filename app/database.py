@@ -70,6 +70,14 @@ def refused_data(exc: BaseException) -> bool:
     return isinstance(exc, (ENCODING_ERROR, ValueError, TypeError, OverflowError)) and not database_unavailable(exc)
 
 
+def refusal_reason(exc: BaseException) -> str:
+    """Why the values were refused, in one line for a client: PostgreSQL's message (with the constraint it
+    names), without the DETAIL that repeats the whole row."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return f"the database refused this event: {exc.args[0] if exc.args else exc.sqlstate}"
+    return f"the database driver could not send a value of this event: {exc}"
+
+
 class EmbeddedPostgres:
     """A PostgreSQL server owned by this machine's processes, kept in ``pgdata``.
 

@@ -29,7 +29,7 @@ import msgspec
 from app.database import create_pool
 from app.configfile import plain_reason
 from app.events import COLUMNS, Defaults, FieldError, Row, Slug, decode_event, utcnow
-from app.ingest import GroupCommitter, IngestUnavailable, StorageRejected, prepare_connection
+from app.ingest import GroupCommitter, IngestUnavailable, prepare_connection
 from app.settings import Settings
 
 FORMATS = ("jsonl", "csv")
@@ -354,14 +354,11 @@ async def _store(committer: GroupCommitter, batch: Batch, tally: Tally, report: 
                     "run the import again to finish (events already stored count as duplicates)"
                 ) from None
             await asyncio.sleep(exc.retry_after * attempt)
-        except StorageRejected as exc:
-            tally.rejected += len(batch.rows)
-            report.rejected(
-                f"{batch.first_line}-{batch.last_line}",
-                [FieldError(None, f"the database refused these {len(batch.rows):,} events: {exc}")],
-            )
-            return
         else:
+            for index, reason in result.refused:
+                refusal = FieldError("event_id", f"{batch.rows[index][0]}: {reason}")
+                report.rejected(f"{batch.first_line}-{batch.last_line}", [refusal])
+            tally.rejected += len(result.refused)
             tally.accepted += result.accepted
             tally.duplicates += result.duplicates
             report.progress(tally)

@@ -23,8 +23,12 @@ Writers are supervised loops (``app.supervision``); one is stalled when
 submissions wait while it has committed nothing for a while.
 
 A database that cannot be used now fails a group with ``IngestUnavailable``
-(503, retry): never with ``StorageRejected`` (422), which is kept for values
-refused in a submission committed alone (see ``commit_failure``).
+(503, retry), never isolating anything. Only values PostgreSQL refuses (SQLSTATE
+class 22/23, or a value the driver cannot send) are pinned on events: a failed
+group first commits each submission alone, and a submission refused alone is
+committed in halves, recursively, until each refused event stands alone
+(``bisect_refused``); every other event is stored and the refused ones are
+reported per item (``CommitResult.refused``), like validation errors.
 """
 
 from __future__ import annotations
@@ -35,12 +39,12 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Awaitable, Callable, Literal
 
 import asyncpg
 
 from app import telemetry
-from app.database import database_unavailable, refused_data
+from app.database import database_unavailable, refusal_reason, refused_data
 from app.events import COLUMNS, Row
 from app.supervision import Progress, Supervisor
 
@@ -102,10 +106,6 @@ class IngestUnavailable(Exception):
         self.retry_after = retry_after
 
 
-class StorageRejected(Exception):
-    """PostgreSQL refused the rows themselves (not a connectivity problem)."""
-
-
 CommitFailure = Literal["clash", "unavailable", "isolate", "refused", "internal"]
 
 
@@ -115,8 +115,9 @@ def commit_failure(exc: Exception, submissions: int) -> CommitFailure:
     A clash with another writer is written again; a database that cannot be used now (connection lost,
     shutting down, the driver's "cannot switch to state" after a dropped connection…) fails the whole
     group with 503, never 422: the events are valid and the client must retry them. Only an error
-    about the values, met by one submission alone, refuses it (422); in a larger group any other error
-    first isolates the submissions, and an unexplained one on a single submission is a 503 as well.
+    about the values, met by one submission alone, is pinned on its events (``bisect_refused``); in a
+    larger group any other error first isolates the submissions, and an unexplained one on a single
+    submission is a 503 as well.
     """
     if isinstance(exc, CONFLICT_ERRORS):
         return "clash"
@@ -131,6 +132,37 @@ def commit_failure(exc: Exception, submissions: int) -> CommitFailure:
 class CommitResult:
     accepted: int
     duplicates: int
+    refused: tuple[tuple[int, str], ...] = ()
+    """Events PostgreSQL refused, not stored: (index in the submitted rows, why)."""
+
+
+Insert = Callable[[list[Row]], Awaitable[set[str]]]
+
+
+async def bisect_refused(rows: list[Row], insert: Insert) -> tuple[set[str], dict[str, str]]:
+    """Commit ``rows`` (distinct event_ids) in parts until each refused one stands alone.
+
+    ``insert`` commits its rows in one transaction and returns the event_ids it stored (the others were
+    already there). Returns the event_ids stored and, per refused event_id, PostgreSQL's reason. A part
+    refused as data is halved; any other error (the database went away) ends the search and is raised,
+    so the whole submission is answered 503 — what was committed meanwhile is a duplicate on the retry.
+    """
+    stored: set[str] = set()
+    refused: dict[str, str] = {}
+    parts = [rows]
+    while parts:
+        part = parts.pop()
+        try:
+            stored |= await insert(part)
+        except Exception as exc:
+            if not refused_data(exc) or database_unavailable(exc):
+                raise
+            if len(part) == 1:
+                refused[part[0][0]] = refusal_reason(exc)
+            else:
+                middle = len(part) // 2
+                parts += [part[middle:], part[:middle]]
+    return stored, refused
 
 
 @dataclass(slots=True)
@@ -139,6 +171,19 @@ class _Submission:
     future: asyncio.Future[CommitResult]
     staged: list[int] = field(default_factory=list)
     """Indexes of the rows this submission put into the group (first occurrence of each event_id)."""
+
+
+def staged_rows(submission: _Submission, seen: set[str]) -> list[Row]:
+    """The submission's rows to write: the first occurrence of each event_id not ``seen`` yet in the group
+    (``seen`` grows by them), with their indexes recorded in ``submission.staged``."""
+    submission.staged = []
+    rows: list[Row] = []
+    for index, row in enumerate(submission.rows):
+        if row[0] not in seen:
+            seen.add(row[0])
+            submission.staged.append(index)
+            rows.append(row)
+    return rows
 
 
 async def prepare_connection(conn: asyncpg.Connection) -> None:
@@ -237,8 +282,6 @@ class GroupCommitter:
                 outcome = commit_failure(exc, len(group))
                 if outcome == "clash":
                     log.warning("group commit clashed with another writer (attempt %d of %d): %s", attempt, CONFLICT_ATTEMPTS, exc)
-                    for submission in group:
-                        submission.staged = []
                     await asyncio.sleep(random.uniform(0, CONFLICT_BACKOFF_S))
                     continue
                 if outcome == "unavailable":
@@ -248,8 +291,7 @@ class GroupCommitter:
                 elif outcome == "isolate":
                     await self._isolate(group)
                 elif outcome == "refused":
-                    log.error("a submission could not be stored: %r", exc)
-                    self._fail(group, StorageRejected(str(exc)))
+                    await self._commit_refused(group[0], exc)
                 else:
                     log.error("commit failed unexpectedly; the client is asked to retry", exc_info=exc)
                     self._fail(group, IngestUnavailable("internal error while committing"))
@@ -260,34 +302,46 @@ class GroupCommitter:
         """The group failed, perhaps for one submission's data: commit each submission alone, so only the
         one at fault is refused (and the writer lives on whatever the error was)."""
         for submission in group:
-            submission.staged = []
             await self._commit_group([submission])
 
+    async def _commit_refused(self, submission: _Submission, exc: Exception) -> None:
+        """PostgreSQL refused a value of this submission: store the rest, report the refused events per item."""
+        log.warning("the database refused a value in a submission of %d events; finding which: %s", len(submission.rows), exc)
+        try:
+            inserted, refused = await bisect_refused(staged_rows(submission, set()), self._insert)
+        except Exception as error:  # the database went away meanwhile: retry everything (stored ones are duplicates)
+            self.database_ok = not database_unavailable(error)
+            log.warning("finding the refused events failed: %r", error)
+            self._fail([submission], IngestUnavailable("database unavailable" if not self.database_ok else "the commit failed"))
+            return
+        log.error("the database refused %d event(s): %s", len(refused), "; ".join(sorted(set(refused.values()))))
+        self._resolve([submission], inserted, refused)
+
     async def _write(self, group: list[_Submission]) -> None:
-        staged_rows: list[Row] = []
+        rows: list[Row] = []
         seen: set[str] = set()
         for submission in group:
-            for index, row in enumerate(submission.rows):
-                if row[0] not in seen:
-                    seen.add(row[0])
-                    submission.staged.append(index)
-                    staged_rows.append(row)
+            rows += staged_rows(submission, seen)
+        self._resolve(group, await self._insert(rows))
+
+    async def _insert(self, rows: list[Row]) -> set[str]:
+        """Commit rows with distinct event_ids in one transaction; return the event_ids that were new."""
         started = time.perf_counter()
         async with self._pool.acquire() as conn:
-            if len(staged_rows) <= ARRAY_INSERT_MAX_ROWS:
-                inserted = {record[0] for record in await conn.fetch(INSERT_SQL, *zip(*staged_rows))}
-            elif self._staged_groups_left == 0 and await self._copy_direct(conn, staged_rows):
-                inserted = seen
+            if len(rows) <= ARRAY_INSERT_MAX_ROWS:
+                inserted = {record[0] for record in await conn.fetch(INSERT_SQL, *zip(*rows))}
+            elif self._staged_groups_left == 0 and await self._copy_direct(conn, rows):
+                inserted = {row[0] for row in rows}
             else:
                 self._staged_groups_left = max(0, self._staged_groups_left - 1)
                 async with conn.transaction():
-                    await conn.copy_records_to_table(STAGING_TABLE, records=staged_rows, columns=COLUMNS)
+                    await conn.copy_records_to_table(STAGING_TABLE, records=rows, columns=COLUMNS)
                     inserted = {record[0] for record in await conn.fetch(MOVE_SQL)}
         telemetry.COMMIT_SECONDS.observe(time.perf_counter() - started)
-        telemetry.GROUP_EVENTS.observe(len(staged_rows))
+        telemetry.GROUP_EVENTS.observe(len(rows))
         self.database_ok = True
         self._on_commit()
-        self._resolve(group, inserted)
+        return inserted
 
     async def _copy_direct(self, conn: asyncpg.Connection, rows: list[Row]) -> bool:
         """COPY straight into ``events`` in a transaction marked as writing events; False (nothing stored)
@@ -308,16 +362,21 @@ class GroupCommitter:
         return True
 
     @staticmethod
-    def _resolve(group: list[_Submission], inserted: set[str]) -> None:
+    def _resolve(group: list[_Submission], inserted: set[str], refused: dict[str, str] | None = None) -> None:
+        """Tell each submission what became of its rows: new, already stored, or refused (by event_id)."""
         outcomes: Counter[tuple[str, str]] = Counter()
+        refused = refused or {}
         for submission in group:
             rows = submission.rows
             accepted_by_type = Counter(rows[i][1] for i in submission.staged if rows[i][0] in inserted)
+            refusals = tuple((i, refused[row[0]]) for i, row in enumerate(rows) if row[0] in refused) if refused else ()
+            refused_by_type = Counter(rows[i][1] for i, _ in refusals)
             for event_type, count in Counter(row[1] for row in rows).items():
                 outcomes[(event_type, "accepted")] += accepted_by_type[event_type]
-                outcomes[(event_type, "duplicate")] += count - accepted_by_type[event_type]
+                outcomes[(event_type, "rejected")] += refused_by_type[event_type]
+                outcomes[(event_type, "duplicate")] += count - accepted_by_type[event_type] - refused_by_type[event_type]
             accepted = sum(accepted_by_type.values())
-            result = CommitResult(accepted, len(rows) - accepted)
+            result = CommitResult(accepted, len(rows) - accepted - len(refusals), refusals)
             if not submission.future.done():
                 submission.future.set_result(result)
         for (event_type, outcome), count in outcomes.items():

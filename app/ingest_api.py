@@ -19,7 +19,7 @@ from app import nesting, segment, telemetry
 from app.auth import authenticate, presented_key
 from app.errors import DATABASE_EXCEPTIONS, ApiError, api_error_response, database_error_response, refused_response
 from app.events import EXAMPLES, Defaults, FieldError, Row, claimed_type, decode_batch, decode_event, json_schema, utcnow
-from app.ingest import IngestUnavailable, StorageRejected
+from app.ingest import CommitResult, IngestUnavailable
 from app.responses import json_response
 from app.payloads import ANY_CONTENT_TYPE, read_body
 from app.services import Services
@@ -124,16 +124,13 @@ def _decode_list(raw: msgspec.Raw, field: str, limit: int) -> list[msgspec.Raw]:
     return items
 
 
-async def _store(services: Services, rows: list[Row]) -> tuple[int, int]:
+async def _store(services: Services, rows: list[Row]) -> CommitResult:
     if not rows:
-        return 0, 0
+        return CommitResult(0, 0)
     try:
-        result = await services.committer.submit(rows, services.settings.commit_timeout_s)
+        return await services.committer.submit(rows, services.settings.commit_timeout_s)
     except IngestUnavailable as exc:
         raise ApiError(503, f"events not stored: {exc.reason}", headers={"Retry-After": str(exc.retry_after)}) from None
-    except StorageRejected as exc:
-        raise ApiError(422, f"events not stored: the database refused them: {exc}") from None
-    return result.accepted, result.duplicates
 
 
 async def _ingest(
@@ -142,8 +139,11 @@ async def _ingest(
     claimed: Callable[[int], str] = lambda index: "invalid",
 ) -> dict[str, Any]:
     """Store the valid rows of a request (``checked``: per posted item, its row or its errors) and report;
-    ``claimed`` gives the type a rejected item claims (its ``events_total`` label)."""
+    ``claimed`` gives the type a rejected item claims (its ``events_total`` label). An event whose value
+    PostgreSQL refuses is rejected like an invalid one, by its index; the others are stored."""
     rows: list[Row] = []
+    positions: list[int] = []
+    """The request index of each row."""
     rejected: list[dict[str, Any]] = []
     index = -1
     for index, (row, errors) in enumerate(checked):
@@ -151,11 +151,15 @@ async def _ingest(
             rejected.append({"index": index, "errors": [{"field": e.field, "message": e.message} for e in errors]})
         else:
             rows.append(row)
+            positions.append(index)
     telemetry.REQUEST_EVENTS.observe(index + 1)
     for label, count in Counter(claimed(item["index"]) for item in rejected).items():
         telemetry.EVENTS.labels(type=label, outcome="rejected").inc(count)
-    accepted, duplicates = await _store(services, rows)
-    return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+    result = await _store(services, rows)
+    if result.refused:
+        rejected += [{"index": positions[i], "errors": [{"field": None, "message": reason}]} for i, reason in result.refused]
+        rejected.sort(key=lambda item: item["index"])
+    return {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": rejected}
 
 
 def _defaults(services: Services) -> Defaults:

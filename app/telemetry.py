@@ -96,6 +96,9 @@ AUTH_THROTTLED = Counter(
     "warroom_auth_throttled", "Key checks refused with 429 because their address failed too many key checks."
 )
 SESSION_LOOKUPS = Counter("warroom_session_lookups", "Session cookie lookups that reached the database (cache misses).")
+SILENCES_UNREADABLE = Counter(
+    "warroom_silences_unreadable", "Stored silences skipped on reading because they cannot be decoded (logged each time)."
+)
 
 
 async def metrics_endpoint(request: Request) -> Response:

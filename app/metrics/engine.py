@@ -246,17 +246,19 @@ class Engine:
                 self.undefined.add(campaign_id)
         return changed
 
-    def replay(self, campaign_ids: Iterable[str], events: Iterable[Event], through: int) -> set[str]:
+    def replay(self, campaign_ids: Iterable[str], events: Iterable[Event], through: int, after: int = 0) -> set[str]:
         """Feed pending campaigns their stored events (``seq`` order, at most ``last_seq``); return those changed.
 
-        ``through``: every stored event of ``campaign_ids`` up to this ``seq`` is in ``events``. A campaign
-        replayed up to ``last_seq`` is counted from then on.
+        ``events`` holds every stored event of ``campaign_ids`` with ``after < seq <= through``. A campaign
+        whose cursor is below ``after`` (defined again while the events were read) is not covered by
+        them and is left as it is. A campaign replayed up to ``last_seq`` is counted from then on.
         """
         changed: set[str] = set()
         pending = self.pending
+        covered = {c for c in campaign_ids if pending.get(c, -1) >= after}
         for event in events:
             cursor = pending.get(event.campaign)
-            if cursor is None or event.seq <= cursor or event.seq > self.last_seq:
+            if event.campaign not in covered or cursor is None or event.seq <= cursor or event.seq > self.last_seq:
                 continue
             state = self.states.get(event.campaign)
             if state is None:
@@ -264,7 +266,7 @@ class Engine:
             self._apply(state, event)
             pending[event.campaign] = event.seq
             changed.add(event.campaign)
-        for campaign_id in campaign_ids:
+        for campaign_id in covered:
             if campaign_id in pending:
                 pending[campaign_id] = max(pending[campaign_id], through)
                 if pending[campaign_id] >= self.last_seq:

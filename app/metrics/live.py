@@ -13,7 +13,8 @@ The tail, publishing, checkpoints and the LISTEN connection are supervised loops
 (``app.supervision``): any error restarts them with backoff, and the LISTEN
 connection is opened again after the database comes back. The tail is stalled
 when stored events have waited longer than ``TAIL_STALL_AFTER_S`` while it
-applied nothing.
+applied nothing. A campaign defined after its events is replayed in bounded chunks between tail
+reads, each one progress (``app/metrics/replay.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import asyncpg
 from app import campaigns as campaign_store
 from app.metrics.engine import Engine
 from app.metrics.measures import EVENT_COLUMNS, Event
-from app.metrics.replay import replay
+from app.metrics.replay import REPLAY_BATCH, REPLAY_SPAN, replay_step
 from app.supervision import Progress, Supervisor
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,9 @@ CHECKPOINT_WRITER_TIMEOUT_S = 300.0
 SUBSCRIBER_QUEUE = 4
 CHANNEL = "warroom_events"
 TAIL_STALL_AFTER_S = 30.0
+REPLAY_ROUND_S = 0.5
+"""A replay runs chunk after chunk for about this long, then the tail reads new events: a campaign defined
+over millions of stored events keeps the others' numbers live."""
 LISTEN_CHECK_S = 2.0
 """The LISTEN connection is checked this often (a round trip), so one lost in an outage is replaced."""
 CHECKPOINT_STALL_AFTER_S = CHECKPOINT_INTERVAL_S + CHECKPOINT_WRITER_TIMEOUT_S + 60.0
@@ -107,9 +111,15 @@ class LiveMetrics:
     """Owns the engine in a running server: catch-up, tailing, checkpoints and snapshot fan-out."""
 
     def __init__(
-        self, pool: asyncpg.Pool, dsn: str, clock: Callable[[], float] = time.time, supervisor: Supervisor | None = None
+        self,
+        pool: asyncpg.Pool,
+        dsn: str,
+        clock: Callable[[], float] = time.time,
+        supervisor: Supervisor | None = None,
+        replay_span: int = REPLAY_SPAN,
     ) -> None:
         self.pool = pool
+        self.replay_span = replay_span
         self.dsn = dsn
         self.clock = clock
         self.supervisor = supervisor or Supervisor()
@@ -117,7 +127,8 @@ class LiveMetrics:
         self._wake = asyncio.Event()
         self._dirty: set[str] = set()
         self._subscribers: set[Subscription] = set()
-        self._checkpointed_seq = 0
+        self._checkpointed: tuple[int, tuple[tuple[str, int], ...]] = (0, ())
+        """What the last checkpoint holds: ``last_seq`` and the replay cursors (a replay's progress is saved too)."""
         self.caught_up = asyncio.Event()
         self._reloads: set[asyncio.Task[None]] = set()
         self._update_listeners: list[Callable[[], None]] = []
@@ -129,7 +140,7 @@ class LiveMetrics:
         if row is not None:
             try:
                 self.engine = Engine.load(zlib.decompress(row["state"]), definitions)
-                self._checkpointed_seq = row["last_seq"]
+                self._checkpointed = (row["last_seq"], ())
                 log.info("metrics resumed from checkpoint", extra={"last_seq": row["last_seq"]})
             except Exception as exc:  # an unreadable checkpoint is rebuilt from the events, not fatal
                 log.warning("checkpoint unreadable (%s); replaying all events", exc)
@@ -190,18 +201,20 @@ class LiveMetrics:
         async with self.pool.acquire() as conn:
             self.engine.configure(await campaign_store.fetch_all(conn))
         self._dirty.update(self.engine.campaigns)
+        if self.engine.pending:  # the replay starts now, not at the next poll
+            self._wake.set()
 
     async def catch_up(self, progress: Progress = lambda: None) -> int:
-        """Apply every stored event not yet counted; return how many were read.
+        """Apply every stored event not yet counted; return how many were read. Pending campaigns (defined
+        after their events) get one round of their replay first, so several calls may be needed for them.
 
         ``progress`` is called after each batch applied, and after a read that found nothing because
         there is nothing: not when a write in flight holds the horizon back (if it stays open, the
         tail does not advance, and is stalled once events committed after it wait).
         """
         read = 0
-        if self.engine.pending:  # campaigns defined since their first events: count those first
-            async with self.pool.acquire() as conn:
-                self._dirty |= await replay(conn, self.engine)
+        if self.engine.pending:  # campaigns defined since their first events: a round of their replay first
+            await self._replay_round(progress)
         while True:
             async with self.pool.acquire() as conn:
                 rows, complete = await read_tail_to_horizon(conn, self.engine.last_seq, TAIL_BATCH)
@@ -217,6 +230,16 @@ class LiveMetrics:
             if len(rows) < TAIL_BATCH:
                 return read
 
+    async def _replay_round(self, progress: Progress) -> None:
+        """Replay pending campaigns chunk by chunk (progress after each) for about ``REPLAY_ROUND_S``."""
+        deadline = asyncio.get_running_loop().time() + REPLAY_ROUND_S
+        while self.engine.pending:
+            async with self.pool.acquire() as conn:
+                self._dirty |= await replay_step(conn, self.engine, self.replay_span, REPLAY_BATCH)
+            progress()
+            if asyncio.get_running_loop().time() >= deadline:
+                return
+
     async def _tail_loop(self, progress: Progress) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -226,10 +249,11 @@ class LiveMetrics:
             if not self.caught_up.is_set():
                 self.caught_up.set()
                 log.info("metrics caught up", extra={"last_seq": self.engine.last_seq})
-            try:
-                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
-            except asyncio.TimeoutError:
-                pass
+            if not self.engine.pending:  # else the replay goes on at once
+                try:
+                    await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
+                except asyncio.TimeoutError:
+                    pass
             await asyncio.sleep(max(0.0, started + TAIL_MIN_GAP_S - loop.time()))
 
     async def _events_waiting(self) -> bool:
@@ -267,11 +291,12 @@ class LiveMetrics:
             await asyncio.sleep(CHECKPOINT_INTERVAL_S)
 
     async def checkpoint(self) -> None:
-        """Save the engine state if it changed since the last checkpoint."""
-        if self.engine.last_seq == self._checkpointed_seq:
+        """Save the engine state if it changed (new events, or a replay's progress) since the last checkpoint."""
+        if self._checkpoint_mark() == self._checkpointed:
             return
         async with self.pool.acquire() as conn:  # first, so no state is pickled while the database is away
-            last_seq = self.engine.last_seq
+            mark = self._checkpoint_mark()
+            last_seq = mark[0]
             state = await snapshot_state(self.engine)
             await conn.execute(
                 "INSERT INTO metric_checkpoints (name, last_seq, state) VALUES ($1, $2, $3) "
@@ -280,7 +305,10 @@ class LiveMetrics:
                 last_seq,
                 state,
             )
-        self._checkpointed_seq = last_seq
+        self._checkpointed = mark
+
+    def _checkpoint_mark(self) -> tuple[int, tuple[tuple[str, int], ...]]:
+        return self.engine.last_seq, tuple(sorted(self.engine.pending.items()))
 
 
 class CheckpointError(Exception):
