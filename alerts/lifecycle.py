@@ -105,11 +105,15 @@ class Lifecycle:
         self.alerts: dict[str, Alert] = {a.fingerprint: a for a in alerts or [] if a.status != "resolved"}
         self._recent: dict[str, list[float]] = {}
 
-    def observe(self, observations: list[Observation], now: float, for_s: dict[str, float]) -> list[Transition]:
+    def observe(
+        self, observations: list[Observation], now: float, for_s: dict[str, float], held: frozenset[str] = frozenset()
+    ) -> list[Transition]:
         """Apply one evaluation. ``for_s`` maps rule names to their pending duration.
 
         A fingerprint that is not observed at all (its rule was removed, its SKU vanished) is treated
-        as fully recovered.
+        as fully recovered, except for the alerts of the ``held`` campaigns (not judged this time, their
+        events being replayed): a firing one keeps its state, a pending one is dropped, so its ``for``
+        counts again from the first evaluation on complete data.
         """
         transitions: list[Transition] = []
         seen: set[str] = set()
@@ -118,6 +122,10 @@ class Lifecycle:
             transitions += self._observe(observation, now, for_s.get(observation.rule, 0.0))
         for key in [k for k in self.alerts if k not in seen]:
             alert = self.alerts[key]
+            if alert.labels.get("campaign") in held:
+                if alert.status == "pending":
+                    del self.alerts[key]
+                continue
             gone = Observation(alert.rule, alert.labels, frozenset(), frozenset(alert.active), alert.values)
             transitions += self._observe(gone, now, for_s.get(alert.rule, 0.0))
         return transitions

@@ -156,8 +156,9 @@ class AlertService:
         """One evaluation of every rule; returns the transitions it produced (already persisted)."""
         now = self.clock()
         started = time.perf_counter()
-        observations = self.evaluator.evaluate(EngineView(self.metrics.engine, now))
-        transitions = self.lifecycle.observe(observations, now, self.evaluator.for_seconds())
+        view = EngineView(self.metrics.engine, now)
+        observations = self.evaluator.evaluate(view)
+        transitions = self.lifecycle.observe(observations, now, self.evaluator.for_seconds(), view.replaying())
         self._inhibitors = None
         self.eval_ms = (time.perf_counter() - started) * 1000
         for name in self.status:

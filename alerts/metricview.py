@@ -29,8 +29,17 @@ class EngineView:
         self._pacing: dict[str, dict[str, Any]] = {}
 
     def campaigns(self) -> list[str]:
-        """Campaigns with a definition (events of undefined campaigns are counted but not alerted on)."""
-        return sorted(self.engine.campaigns)
+        """Campaigns with a definition whose stored events are all counted.
+
+        Events of undefined campaigns are counted but not alerted on; a campaign defined after its
+        events is left out while they are replayed (``app/metrics/replay.py``): its recent windows
+        would lack recent events, and rules on low orders or stock would fire on partial data.
+        """
+        return sorted(c for c in self.engine.campaigns if c not in self.engine.pending)
+
+    def replaying(self) -> frozenset[str]:
+        """Defined campaigns whose stored events are still being replayed: not judged at this evaluation."""
+        return frozenset(c for c in self.engine.campaigns if c in self.engine.pending)
 
     def labels(self, campaign: str, by: str) -> list[str]:
         return self.engine.labels(campaign, by)
@@ -53,7 +62,7 @@ class EngineView:
             return None
         definition = self.engine.campaigns.get(campaign)
         offset = self.engine.baseline_offset(definition) if definition else None
-        if definition is None or offset is None or definition.baseline not in self.engine.states:
+        if definition is None or offset is None or not self._baseline_complete(definition.baseline):
             return None
         assert definition.baseline is not None
         return self.engine.window(definition.baseline, metric, start - offset, end - offset, by, label)
@@ -63,7 +72,7 @@ class EngineView:
             return None
         definition = self.engine.campaigns.get(campaign)
         offset = self.engine.baseline_offset(definition) if definition else None
-        if definition is None or offset is None or definition.baseline not in self.engine.states:
+        if definition is None or offset is None or not self._baseline_complete(definition.baseline):
             return None
         assert definition.baseline is not None
         start = definition.phases.preheat.start.timestamp()
@@ -82,6 +91,10 @@ class EngineView:
         definition = self.engine.campaigns.get(campaign)
         item = next((s for s in definition.skus if s.sku == sku), None) if definition else None
         return float(getattr(item, name)) if item is not None else None
+
+    def _baseline_complete(self, baseline: str | None) -> bool:
+        """A baseline campaign with counted events, none still replaying (a partial last year is no reference)."""
+        return baseline in self.engine.states and baseline not in self.engine.pending
 
     def _sku_rows(self, campaign: str) -> dict[str, dict[str, Any]]:
         if campaign not in self._skus:
