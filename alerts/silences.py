@@ -50,8 +50,8 @@ class Matcher(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if self.op in ("=~", "!~"):
             try:
                 anchored(self.value)
-            except re.error as exc:
-                raise ValueError(f"invalid regex {self.value!r}: {exc}") from None
+            except (re.error, RecursionError, OverflowError) as exc:  # nesting or a repeat count past the compiler's limits
+                raise ValueError(f"invalid regex {self.value[:MAX_REGEX_LENGTH]!r}: {exc}") from None
 
     @classmethod
     def checked(cls, name: str, op: MatchOp, value: str) -> "Matcher":

@@ -22,6 +22,9 @@ ALERT_COLUMNS = (
 )
 
 
+_reported_unreadable: set[str] = set()
+"""Ids of the stored silences found unreadable so far in this process: each is logged and counted once."""
+
 STREAM_ORDER_LOCK = 0x5741_524F_4F4D_0002
 """Transaction-scoped advisory lock held while writing transitions: ``seq`` is taken at insert but seen at
 commit, so writers take turns and a stream reading ``seq > last`` never skips one committed late."""
@@ -212,8 +215,9 @@ async def expire_silence(conn: asyncpg.Connection, silence_id: str) -> bool:
 
 
 async def silences(conn: asyncpg.Connection, include_expired: bool = False) -> list[Silence]:
-    """The stored silences; one that cannot be decoded is skipped (logged and counted), never fatal: reading
-    stored state must not stop the server from starting."""
+    """The stored silences; one that cannot be read, for any reason, is skipped, never fatal: reading stored
+    state must not stop the server from starting. It is logged and counted once per process (silences are
+    re-read every few seconds)."""
     rows = await conn.fetch(
         "SELECT id, matchers::text, starts_at, ends_at, reason, created_by FROM silences"
         " WHERE $1 OR ends_at > now() ORDER BY starts_at",
@@ -222,19 +226,24 @@ async def silences(conn: asyncpg.Connection, include_expired: bool = False) -> l
     found: list[Silence] = []
     for r in rows:
         try:
-            matchers = msgspec.json.decode(r["matchers"], type=tuple[Matcher, ...])
-        except msgspec.ValidationError as exc:
-            SILENCES_UNREADABLE.inc()
-            log.error("silence %s is unreadable and does not apply (expire it and create it again): %s", r["id"], exc)
-            continue
-        found.append(
-            Silence(
-                id=r["id"],
-                matchers=matchers,
-                starts_at=r["starts_at"].timestamp(),
-                ends_at=r["ends_at"].timestamp(),
-                reason=r["reason"],
-                created_by=r["created_by"],
+            found.append(
+                Silence(
+                    id=r["id"],
+                    matchers=msgspec.json.decode(r["matchers"], type=tuple[Matcher, ...]),
+                    starts_at=r["starts_at"].timestamp(),
+                    ends_at=r["ends_at"].timestamp(),
+                    reason=r["reason"],
+                    created_by=r["created_by"],
+                )
             )
-        )
+        except Exception as exc:  # msgspec passes on some errors of a regex's compilation as they are
+            _report_unreadable(r["id"], exc)
     return found
+
+
+def _report_unreadable(silence_id: str, exc: Exception) -> None:
+    if silence_id in _reported_unreadable:
+        return
+    _reported_unreadable.add(silence_id)
+    SILENCES_UNREADABLE.inc()
+    log.error("silence %s is unreadable and does not apply (expire it and create it again): %r", silence_id, exc)

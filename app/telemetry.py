@@ -97,7 +97,7 @@ AUTH_THROTTLED = Counter(
 )
 SESSION_LOOKUPS = Counter("warroom_session_lookups", "Session cookie lookups that reached the database (cache misses).")
 SILENCES_UNREADABLE = Counter(
-    "warroom_silences_unreadable", "Stored silences skipped on reading because they cannot be decoded (logged each time)."
+    "warroom_silences_unreadable", "Stored silences skipped because they cannot be read (each logged and counted once per process)."
 )
 
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
+from alerts import live
 from alerts.silences import MAX_REGEX_LENGTH, Matcher, silencing
 from app import telemetry
 from tests.conftest import create_key, start_server
@@ -62,3 +63,39 @@ async def test_an_over_long_stored_matcher_does_not_stop_the_start_and_still_app
         assert telemetry.SILENCES_UNREADABLE._value.get() > unreadable_before
     finally:
         server.stop()
+
+
+UNCOMPILABLE = {
+    "nested": "(" * 5000 + ")" * 5000,  # the regex compiler recurses past Python's limit: RecursionError
+    "huge-repeat": "a{4294967296}",  # OverflowError: msgspec passes on neither as a validation error
+}
+
+
+async def test_a_regex_that_breaks_the_compiler_is_skipped_and_the_server_starts(dsn, db, monkeypatch, caplog):
+    for silence_id, regex in UNCOMPILABLE.items():
+        await _insert(db, silence_id, [{"name": "sku", "op": "=~", "value": regex}])
+    await _insert(db, "fine", [{"name": "sku", "op": "=", "value": "SKU-1"}])
+    monkeypatch.setattr(live, "SILENCES_REFRESH_S", 0.05)
+    unreadable_before = telemetry.SILENCES_UNREADABLE._value.get()
+    with caplog.at_level(logging.ERROR, logger="alerts.store"):
+        server = start_server(dsn)
+        try:
+            service = server.services.alerts
+            assert [s.id for s in service.silences] == ["fine"]
+            refreshes = server.services.metrics.supervisor.loops[live.SILENCES_LOOP]
+            started = refreshes.last_progress
+            deadline = time.monotonic() + 10
+            while refreshes.last_progress - started < 0.5 and time.monotonic() < deadline:
+                time.sleep(0.05)  # several refreshes, each reading the same unreadable rows
+            assert refreshes.last_progress - started >= 0.5, "the silences were re-read"
+        finally:
+            server.stop()
+    logged = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert sorted(m.split()[1] for m in logged) == sorted(UNCOMPILABLE), "each logged once, by id"
+    assert telemetry.SILENCES_UNREADABLE._value.get() - unreadable_before == len(UNCOMPILABLE), "and counted once"
+
+
+def test_a_regex_that_breaks_the_compiler_is_refused_as_input():
+    for regex in UNCOMPILABLE.values():
+        with pytest.raises(ValueError, match="invalid regex"):
+            Matcher("sku", "=~", regex)
