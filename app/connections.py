@@ -10,7 +10,8 @@ the process cannot accept anyone. Here, with no proxy needed in front:
 - headers larger than ``MAX_HEADER_BYTES`` get 431 and the connection closes;
 - idle keep-alive connections close after ``WARROOM_KEEP_ALIVE_S`` (uvicorn);
 - beyond ``WARROOM_MAX_CONNECTIONS`` (lowered to fit the descriptor limit,
-  which is raised to its hard maximum first), the connection that has waited
+  which is raised to its hard maximum first, beside the metrics port's
+  ``METRICS_MAX_CONNECTIONS`` when that port is set), the connection that has waited
   longest for a request is closed to make room, so a flood of idle sockets
   cannot lock out real clients.
 
@@ -42,6 +43,9 @@ MAX_HEADER_BYTES = 64 * 1024
 """Request line and headers together; a real client sends a few KiB."""
 DESCRIPTOR_RESERVE = 256
 """Descriptors kept for everything but client connections: database pool, files, ingest process pipes."""
+METRICS_MAX_CONNECTIONS = 64
+"""Connections the metrics port (``WARROOM_METRICS_PORT``) may hold: a few scrapers need a few. They come
+out of the same descriptor limit as the API port's ``WARROOM_MAX_CONNECTIONS``, so together they fit it."""
 
 
 class Connections:
@@ -135,27 +139,43 @@ class GuardedProtocol(HttpToolsProtocol):
         self.shed("request headers too large")
 
 
-def connection_budget(wanted: int) -> int:
-    """``wanted`` connections, or fewer when the descriptor limit (raised to its hard maximum first) is lower."""
+def connection_budget(wanted: int, shared_with: int = 0) -> int:
+    """``wanted`` connections, or fewer when the descriptor limit (raised to its hard maximum first) is lower.
+
+    ``shared_with`` connections of another listener in this process come out of the same limit first.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = wanted + DESCRIPTOR_RESERVE
+    needed = wanted + shared_with + DESCRIPTOR_RESERVE
     if soft < needed and (hard == resource.RLIM_INFINITY or soft < hard):
         raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
         soft = raised
-    if soft - DESCRIPTOR_RESERVE < wanted:
-        allowed = max(1, soft - DESCRIPTOR_RESERVE)
+    room = soft - DESCRIPTOR_RESERVE - shared_with
+    if room < wanted:
+        allowed = max(1, room)
         log.warning(
-            "WARROOM_MAX_CONNECTIONS=%d does not fit the descriptor limit %d; holding at most %d connections",
-            wanted, soft, allowed,
+            "%d connections do not fit the descriptor limit %d (%d kept for other uses, %d for the other listener);"
+            " holding at most %d connections",
+            wanted, soft, DESCRIPTOR_RESERVE, shared_with, allowed,
         )
         return allowed
     return wanted
 
 
-def server_config(app: Any, settings: Settings, host: str, port: int, **options: Any) -> uvicorn.Config:
-    """The uvicorn configuration for ``app``: ``options`` (loop, logging…) on top of the connection limits."""
-    connections = Connections(settings.header_timeout_s, connection_budget(settings.max_connections))
+def server_config(
+    app: Any, settings: Settings, host: str, port: int, metrics_listener: bool = False, **options: Any
+) -> uvicorn.Config:
+    """The uvicorn configuration for ``app``: ``options`` (loop, logging…) on top of the connection limits.
+
+    The metrics listener (``metrics_listener``) holds ``METRICS_MAX_CONNECTIONS``; the API port holds
+    ``WARROOM_MAX_CONNECTIONS``, lowered if need be so that, with the metrics port's share when one is
+    set and ``DESCRIPTOR_RESERVE``, they fit the descriptor limit.
+    """
+    if metrics_listener:
+        budget = connection_budget(METRICS_MAX_CONNECTIONS)
+    else:
+        budget = connection_budget(settings.max_connections, METRICS_MAX_CONNECTIONS if settings.metrics_port else 0)
+    connections = Connections(settings.header_timeout_s, budget)
     config: dict[str, Any] = {
         "timeout_keep_alive": settings.keep_alive_s,
         "timeout_graceful_shutdown": settings.shutdown_grace_s,

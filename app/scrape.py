@@ -84,7 +84,8 @@ async def metrics_listener(settings: Settings, services: Services) -> AsyncItera
     """Serve ``/metrics`` on ``WARROOM_METRICS_HOST:WARROOM_METRICS_PORT`` while the block runs (nothing if unset).
 
     It reads the main app's ``services`` (for the engine's series), holds connections as the API port does
-    (``app.connections``) and sends the same browser security headers. The socket is bound here, so a port
+    (``app.connections``: timeouts, shedding the longest idle), at most ``METRICS_MAX_CONNECTIONS`` of them
+    out of the same descriptor limit, and sends the same browser security headers. The socket is bound here, so a port
     in use stops the start with the reason instead of going unnoticed.
     """
     if settings.metrics_port is None:
@@ -101,7 +102,7 @@ async def metrics_listener(settings: Settings, services: Services) -> AsyncItera
     app = Starlette(routes=[Route(METRICS_PATH, telemetry.metrics_endpoint)])
     app.state.services = services
     config = server_config(
-        BrowserSecurity(app), settings, settings.metrics_host, settings.metrics_port,
+        BrowserSecurity(app), settings, settings.metrics_host, settings.metrics_port, metrics_listener=True,
         lifespan="off", log_level="warning", access_log=False,
     )
     server = _Listener(config)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import resource
+
 import httpx
 import pytest
 
+from app.connections import DESCRIPTOR_RESERVE, METRICS_MAX_CONNECTIONS, server_config
 from app.settings import Settings, SettingsError
 from tests.conftest import create_key, free_port, start_server
 
@@ -56,3 +59,23 @@ def test_settings_name_the_bad_metrics_variable():
         Settings.from_env({"WARROOM_METRICS_PORT": "8000"})
     with pytest.raises(SettingsError, match="WARROOM_METRICS_ALLOW"):
         Settings.from_env({"WARROOM_METRICS_ALLOW": "not-a-network"})
+
+
+DESCRIPTOR_LIMIT = 1024
+
+
+def test_the_metrics_port_holds_a_small_share_of_the_same_descriptor_limit(monkeypatch):
+    """Each listener once got ``WARROOM_MAX_CONNECTIONS`` and its own reserve: together over the limit."""
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (DESCRIPTOR_LIMIT, DESCRIPTOR_LIMIT))
+    monkeypatch.setattr(resource, "setrlimit", lambda *_: pytest.fail("the descriptor limit is at its hard maximum"))
+    settings = Settings.from_env({"WARROOM_METRICS_PORT": "9109", "WARROOM_MAX_CONNECTIONS": "5000"})
+
+    def budget(**options) -> int:
+        return server_config(None, settings, "127.0.0.1", 1, **options).http.keywords["connections"].max_connections
+
+    api, metrics = budget(), budget(metrics_listener=True)
+    assert metrics == METRICS_MAX_CONNECTIONS
+    assert api + metrics + DESCRIPTOR_RESERVE == DESCRIPTOR_LIMIT
+    without_metrics_port = Settings.from_env({"WARROOM_MAX_CONNECTIONS": "5000"})
+    alone = server_config(None, without_metrics_port, "127.0.0.1", 1).http.keywords["connections"].max_connections
+    assert alone == DESCRIPTOR_LIMIT - DESCRIPTOR_RESERVE, "no metrics port: the API port has the whole budget"
