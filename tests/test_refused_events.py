@@ -9,12 +9,12 @@ names each refused one by its index in the request.
 from __future__ import annotations
 
 import json
+import time
 
-import asyncpg
 import httpx
 import pytest
 
-from app.ingest import bisect_refused
+from app.ingest import MAX_REFUSED_PER_SUBMISSION, search_exhausted
 
 from tests.conftest import event
 from tests.test_cli import warroom
@@ -81,29 +81,27 @@ async def test_an_import_stores_all_but_the_refused_event_and_names_it(dsn, db, 
     assert await db.fetchval("SELECT count(*) FROM events") == 29
 
 
-def _refusing(bad: set[str], outage_after: int | None = None):
-    """An ``insert`` that refuses any part holding a ``bad`` event_id (as PostgreSQL does: the whole part),
-    and after ``outage_after`` calls loses the connection."""
-    calls: list[int] = []
+async def test_a_batch_refused_throughout_is_answered_in_bounded_time_and_attempts(client, db):
+    """Every event refused: each row is tried at most once (the events_seq grows by one per attempt),
+    in one transaction, and the rest of the submission is refused per item once too many were."""
+    await db.execute(CONSTRAINT)
+    size = 2000
+    events = [{**cart(i, "all"), "sku": REFUSED_SKU} for i in range(size)]
+    seq_before = await db.fetchval("SELECT last_value FROM events_seq_seq")
+    started = time.monotonic()
+    response = await client.post("/v1/events", json={"events": events})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 202, response.status_code  # a batch is answered per item
+    report = response.json()
+    assert report["accepted"] == 0 and [r["index"] for r in report["rejected"]] == list(range(size)), report["accepted"]
+    messages = [r["errors"][0]["message"] for r in report["rejected"]]
+    assert "test_no_bad" in messages[0] and "too many" in messages[-1], (messages[0], messages[-1])
+    attempts = await db.fetchval("SELECT last_value FROM events_seq_seq") - seq_before
+    assert elapsed < 5 and attempts <= 2 * size, (elapsed, attempts)
+    assert await db.fetchval("SELECT count(*) FROM events") == 0
 
-    async def insert(rows: list) -> set[str]:
-        calls.append(len(rows))
-        if outage_after is not None and len(calls) > outage_after:
-            raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
-        if bad & {row[0] for row in rows}:
-            raise asyncpg.CheckViolationError('new row for relation "events" violates check constraint "test_no_bad"')
-        return {row[0] for row in rows}
 
-    return insert, calls
-
-
-async def test_bisection_pins_refusals_in_few_commits_and_never_on_an_outage():
-    rows = [(f"e-{i}",) for i in range(1000)]
-    insert, calls = _refusing({"e-417"})
-    stored, refused = await bisect_refused(rows, insert)
-    assert stored == {f"e-{i}" for i in range(1000)} - {"e-417"} and list(refused) == ["e-417"]
-    assert "test_no_bad" in refused["e-417"] and len(calls) <= 2 * 10 + 1, calls
-
-    insert, calls = _refusing({"e-417"}, outage_after=3)
-    with pytest.raises(asyncpg.ConnectionDoesNotExistError):  # the whole submission is then 503, nothing pinned
-        await bisect_refused(rows, insert)
+def test_the_search_for_refused_events_stops_after_too_many_or_too_long():
+    assert search_exhausted(refusals=0, now=1.0, deadline=5.0) is None
+    assert "too many" in (search_exhausted(refusals=MAX_REFUSED_PER_SUBMISSION, now=1.0, deadline=5.0) or "")
+    assert "too long" in (search_exhausted(refusals=1, now=6.0, deadline=5.0) or "")
