@@ -28,7 +28,7 @@ import msgspec
 
 from app.database import create_pool
 from app.configfile import plain_reason
-from app.events import COLUMNS, Defaults, FieldError, Row, Slug, decode_event, utcnow
+from app.events import COLUMNS, Defaults, FieldError, Row, Slug, decode_event, mend_surrogates, utcnow
 from app.ingest import GroupCommitter, IngestUnavailable, prepare_connection
 from app.settings import Settings
 
@@ -246,7 +246,7 @@ def _text(cell: str) -> str:
 
 
 def _json_text(cell: str) -> msgspec.Raw:
-    data = _utf8(cell).strip()
+    data = mend_surrogates(_utf8(cell).strip())
     try:
         msgspec.json.decode(data)
     except msgspec.DecodeError as exc:

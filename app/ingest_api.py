@@ -18,7 +18,9 @@ from starlette.types import Receive, Scope, Send
 from app import nesting, segment, telemetry
 from app.auth import authenticate, presented_key
 from app.errors import DATABASE_EXCEPTIONS, ApiError, api_error_response, database_error_response, refused_response
-from app.events import EXAMPLES, Defaults, FieldError, Row, claimed_type, decode_batch, decode_event, json_schema, utcnow
+from app.events import (
+    EXAMPLES, Defaults, FieldError, Row, claimed_type, decode_batch, decode_event, json_schema, mend_surrogates, utcnow,
+)
 from app.ingest import CommitResult, IngestUnavailable
 from app.responses import json_response
 from app.payloads import ANY_CONTENT_TYPE, read_body
@@ -192,7 +194,7 @@ async def post_events(request: Request) -> Response:
     """
     await authenticate(request, presented_key(request), INGEST_SCOPES)
     services: Services = request.app.state.services
-    body = await read_body(request, services.settings.max_body_bytes)
+    body = mend_surrogates(await read_body(request, services.settings.max_body_bytes))
     now, defaults = utcnow(), _defaults(services)
     checked = decode_batch(body, services.settings.max_batch_events, now, defaults)
     if checked is not None:
@@ -283,7 +285,7 @@ async def _segment(request: Request, call: str | None) -> Response:
     token = presented_key(request)
     if token is not None:
         await authenticate(request, token, INGEST_SCOPES)
-    body = await read_body(request, services.settings.max_body_bytes, ANY_CONTENT_TYPE)
+    body = mend_surrogates(await read_body(request, services.settings.max_body_bytes, ANY_CONTENT_TYPE))
     payload, messages = _segment_messages(body, call, services.settings.max_batch_events)
     if token is None:
         write_key = payload.get("writeKey")

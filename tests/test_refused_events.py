@@ -101,6 +101,30 @@ async def test_a_batch_refused_throughout_is_answered_in_bounded_time_and_attemp
     assert await db.fetchval("SELECT count(*) FROM events") == 0
 
 
+async def test_props_postgres_would_refuse_are_mended_or_rejected_before_any_commit(server, client, db, ingest_key):
+    """A lone surrogate (a JavaScript SDK cut a string inside an emoji) becomes U+FFFD and the event is kept;
+    a number jsonb cannot hold rejects only its event, naming props. Neither reaches the database."""
+    lone = json.dumps(cart(0, "m"))[:-1] + ', "props": {"title": "deal \\ud83d", "\\udc00k": 1}}'
+    tiny = json.dumps(cart(1, "m"))[:-1] + ', "props": {"rate": 1e-20000}}'
+    body = '{"events": [%s, %s, %s]}' % (lone, tiny, json.dumps(cart(2, "m")))
+    response = await client.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 202, response.text
+    report = response.json()
+    assert report["accepted"] == 2 and [r["index"] for r in report["rejected"]] == [1], report
+    [error] = report["rejected"][0]["errors"]
+    assert error["field"] == "props" and "1e-20000" in error["message"], error
+    props = json.loads(await db.fetchval("SELECT props::text FROM events WHERE event_id = 'm-0'"))
+    assert props == {"title": "deal \ufffd", "\ufffdk": 1}
+
+    segment = '{"batch": [{"type": "track", "event": "Product Added", "messageId": "s-1", "userId": "u-1", ' \
+              '"properties": {"sku": "SKU-1", "quantity": 1, "name": "cut \\ud83d"}}]}'
+    async with httpx.AsyncClient(base_url=server.url, auth=(ingest_key, ""), timeout=30) as http:
+        batch = await http.post("/v1/batch", content=segment, headers={"Content-Type": "application/json"})
+    assert batch.status_code == 200 and batch.json()["accepted"] == 1, batch.text
+    stored = json.loads(await db.fetchval("SELECT props::text FROM events WHERE event_id = 's-1'"))
+    assert stored["name"] == "cut \ufffd"
+
+
 def test_the_search_for_refused_events_stops_after_too_many_or_too_long():
     assert search_exhausted(refusals=0, now=1.0, deadline=5.0) is None
     assert "too many" in (search_exhausted(refusals=MAX_REFUSED_PER_SUBMISSION, now=1.0, deadline=5.0) or "")
