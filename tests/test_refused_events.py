@@ -68,7 +68,7 @@ async def test_a_single_refused_event_is_422_and_a_segment_batch_reports_it_per_
     assert batch.json()["accepted"] == 3 and [r["index"] for r in batch.json()["rejected"]] == [2]
 
 
-async def test_an_import_stores_all_but_the_refused_event_and_names_it(dsn, db, tmp_path):
+async def test_an_import_stores_all_but_the_refused_event_and_names_it_by_its_line(dsn, db, tmp_path):
     await db.execute(CONSTRAINT)
     lines = [json.dumps(cart(i, "imp")) for i in range(30)]
     lines[12] = json.dumps({**cart(12, "imp"), "sku": REFUSED_SKU})
@@ -77,7 +77,8 @@ async def test_an_import_stores_all_but_the_refused_event_and_names_it(dsn, db, 
     result = warroom("import", str(path), env={"DATABASE_URL": dsn})
     assert result.returncode == 0, result.stderr
     assert "30 read, 29 accepted, 0 duplicates, 1 rejected" in result.stdout
-    assert "event_id: imp-12: the database refused this event" in result.stderr and "test_no_bad" in result.stderr
+    assert f"{path}:13: event_id: imp-12: the database refused this event" in result.stderr, result.stderr
+    assert "test_no_bad" in result.stderr
     assert await db.fetchval("SELECT count(*) FROM events") == 29
 
 
