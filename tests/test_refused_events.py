@@ -126,6 +126,22 @@ async def test_props_postgres_would_refuse_are_mended_or_rejected_before_any_com
     assert stored["name"] == "cut \ufffd"
 
 
+async def test_a_connection_lost_while_finding_refused_events_stores_nothing_and_answers_503(client, db):
+    """The search runs in one transaction: losing the database in the middle of it (here a trigger ends its
+    own backend on one event) rolls back what it wrote, and the whole request is 503, to be retried."""
+    await db.execute(CONSTRAINT)
+    await db.execute(
+        "CREATE FUNCTION test_kill() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.sku = 'KILL-ME' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NEW; END $$"
+    )
+    await db.execute("CREATE TRIGGER test_kill BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION test_kill()")
+    events = [cart(i, "k") for i in range(150)]
+    events[10]["sku"], events[100]["sku"] = REFUSED_SKU, "KILL-ME"
+    response = await client.post("/v1/events", json={"events": events})
+    assert response.status_code == 503, response.text
+    assert await db.fetchval("SELECT count(*) FROM events") == 0
+
+
 def test_the_search_for_refused_events_stops_after_too_many_or_too_long():
     assert search_exhausted(refusals=0, now=1.0, deadline=5.0) is None
     assert "too many" in (search_exhausted(refusals=MAX_REFUSED_PER_SUBMISSION, now=1.0, deadline=5.0) or "")
