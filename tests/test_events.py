@@ -127,15 +127,15 @@ def decode_raw(props: str):
 
 @pytest.mark.parametrize("number", ["1e-20000", "0e-16384", "1.5e-16383", "-1e131072", "12.5E+200000"])
 def test_props_numbers_jsonb_cannot_hold_are_rejected(number):
-    row, errors = decode_raw('{"ok": "1e-99999", "n": [1, %s]}' % number)
+    row, errors = decode_raw(f'{{"ok": "1e-99999", "n": [1, {number}]}}')
     assert row is None and errors[0].field == "props", errors
     assert number in errors[0].message and "16383" in errors[0].message, errors
 
 
 @pytest.mark.parametrize("number", ["1e-16383", "9.9e131071", "0e99999999", "1e308", "-0.5"])
 def test_props_numbers_jsonb_can_hold_are_kept_as_posted(number):
-    row, errors = decode_raw('{"n": %s}' % number)
-    assert errors == [] and column(row, "props") == '{"n": %s}' % number
+    row, errors = decode_raw(f'{{"n": {number}}}')
+    assert errors == [] and column(row, "props") == f'{{"n": {number}}}'
 
 
 @pytest.mark.parametrize(
@@ -149,5 +149,5 @@ def test_props_numbers_jsonb_can_hold_are_kept_as_posted(number):
     ],
 )
 def test_lone_surrogates_in_props_become_the_replacement_character(text, stored):
-    row, errors = decode_raw('{"%s": %s}' % ("k", text))
-    assert errors == [] and column(row, "props") == '{"k": %s}' % stored
+    row, errors = decode_raw(f'{{"k": {text}}}')
+    assert errors == [] and column(row, "props") == f'{{"k": {stored}}}'

@@ -107,7 +107,7 @@ async def test_props_postgres_would_refuse_are_mended_or_rejected_before_any_com
     a number jsonb cannot hold rejects only its event, naming props. Neither reaches the database."""
     lone = json.dumps(cart(0, "m"))[:-1] + ', "props": {"title": "deal \\ud83d", "\\udc00k": 1}}'
     tiny = json.dumps(cart(1, "m"))[:-1] + ', "props": {"rate": 1e-20000}}'
-    body = '{"events": [%s, %s, %s]}' % (lone, tiny, json.dumps(cart(2, "m")))
+    body = f'{{"events": [{lone}, {tiny}, {json.dumps(cart(2, "m"))}]}}'
     response = await client.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 202, response.text
     report = response.json()
