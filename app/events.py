@@ -32,6 +32,21 @@ MAX_AMOUNT_DECIMALS = 20
 printed in full has at most 17 significant digits, so at most 20 decimals from 0.001 up) fit, while an
 exponent such as ``1e-20000`` — which the ``numeric`` column refuses past 16,383 decimals, failing the whole
 commit — is rejected as the one event it is."""
+JSONB_MAX_DECIMALS = 16_383
+JSONB_MAX_INTEGER_DIGITS = 131_072
+"""jsonb stores numbers as ``numeric``, which holds at most this many digits after and before the point:
+a props number beyond them (``1e-20000``) would fail the whole commit, so it is the event's error."""
+_LONG_EXPONENT = re.compile(r"[eE][+-]?0*[1-9][0-9]{3}")
+"""Within ``MAX_PROPS_BYTES`` of digits, only an exponent of 1000 or more can leave jsonb's range."""
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPES = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})|\\.", re.DOTALL
+)
+"""A surrogate pair (kept), a lone surrogate escape (group 1, replaced), or any other escape (kept, so that
+an escaped backslash followed by ``ud800`` is not mistaken for one)."""
+REPLACEMENT_ESCAPE = b"\\ufffd"
 MAX_QUANTITY = 1_000_000_000
 DEFAULT_WAREHOUSE = "default"
 
@@ -215,6 +230,31 @@ def has_nul(value: Any) -> bool:
     return False
 
 
+def mend_surrogates(data: bytes) -> bytes:
+    """JSON text with every lone UTF-16 surrogate escape (``"\\ud800"``, as JavaScript SDKs produce when
+    they cut a string inside an emoji) replaced by U+FFFD, as browsers and Segment do. Such escapes are
+    not valid Unicode: the JSON decoder and PostgreSQL refuse them, which would lose the whole request;
+    replacing keeps the event (the same input always gives the same text, so deduplication holds)."""
+    if not _SURROGATE_HINT.search(data):
+        return data
+    return _SURROGATE_ESCAPES.sub(lambda m: REPLACEMENT_ESCAPE if m.group(1) else m.group(0), data)
+
+
+def jsonb_unfit_number(text: str) -> str | None:
+    """The first number in JSON ``text`` (outside strings) that jsonb cannot store, else None."""
+    if not _LONG_EXPONENT.search(text):
+        return None
+    for token in _JSON_NUMBER.findall(_JSON_STRING.sub('""', text)):
+        number = Decimal(token)
+        if number.is_zero() and number.as_tuple().exponent < -JSONB_MAX_DECIMALS:
+            return token
+        if not number.is_zero() and (
+            -int(number.as_tuple().exponent) > JSONB_MAX_DECIMALS or number.adjusted() + 1 > JSONB_MAX_INTEGER_DIGITS
+        ):
+            return token
+    return None
+
+
 def _props_text(raw: msgspec.Raw) -> tuple[str | None, FieldError | None]:
     data = bytes(raw)
     if len(data) > MAX_PROPS_BYTES:
@@ -230,12 +270,19 @@ def _props_text(raw: msgspec.Raw) -> tuple[str | None, FieldError | None]:
         return None, FieldError("props", f"is not valid UTF-8 (byte {exc.start})")
     if "\\u0000" in text and has_nul(msgspec.json.decode(data)):
         return None, FieldError("props", "strings must not contain NUL (\\u0000)")
+    unfit = jsonb_unfit_number(text)
+    if unfit is not None:
+        return None, FieldError(
+            "props",
+            f"number {unfit[:40]} cannot be stored: at most {JSONB_MAX_DECIMALS} digits after the decimal point "
+            f"and {JSONB_MAX_INTEGER_DIGITS} before",
+        )
     return text, None
 
 
 def decode_event(raw: bytes | msgspec.Raw, now: datetime, defaults: Defaults) -> tuple[Row | None, list[FieldError]]:
     """Validate one JSON-encoded event; return its storage row or the reasons it was rejected."""
-    raw = bytes(raw)
+    raw = mend_surrogates(bytes(raw))
     try:
         if b"\\u0000" in raw and has_nul(msgspec.json.decode(raw)):
             return None, [FieldError(None, "strings must not contain NUL (\\u0000)")]

@@ -28,7 +28,7 @@ import msgspec
 
 from app.database import create_pool
 from app.configfile import plain_reason
-from app.events import COLUMNS, Defaults, FieldError, Row, Slug, decode_event, utcnow
+from app.events import COLUMNS, Defaults, FieldError, Row, Slug, decode_event, mend_surrogates, utcnow
 from app.ingest import GroupCommitter, IngestUnavailable, prepare_connection
 from app.settings import Settings
 
@@ -86,8 +86,8 @@ class Batch:
     """Valid rows submitted together, and the lines they came from (for messages)."""
 
     rows: list[Row]
-    first_line: int
-    last_line: int
+    lines: list[int]
+    """The line (or CSV record) each row came from, so a refused row is reported by its own line."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -246,7 +246,7 @@ def _text(cell: str) -> str:
 
 
 def _json_text(cell: str) -> msgspec.Raw:
-    data = _utf8(cell).strip()
+    data = mend_surrogates(_utf8(cell).strip())
     try:
         msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
@@ -310,7 +310,7 @@ def batches(
 ) -> Iterator[Batch]:
     """Validated rows in batches of ``size``; rejected records are counted and reported on the way."""
     rows: list[Row] = []
-    first_line = last_line = 0
+    lines: list[int] = []
     now = utcnow()
     for line_number, record in records:
         tally.read += 1
@@ -323,15 +323,13 @@ def batches(
             continue
         if campaign is not None:
             row = (*row[:CAMPAIGN_COLUMN], campaign, *row[CAMPAIGN_COLUMN + 1 :])
-        if not rows:
-            first_line = line_number
         rows.append(row)
-        last_line = line_number
+        lines.append(line_number)
         if len(rows) == size:
-            yield Batch(rows, first_line, last_line)
-            rows, now = [], utcnow()
+            yield Batch(rows, lines)
+            rows, lines, now = [], [], utcnow()
     if rows:
-        yield Batch(rows, first_line, last_line)
+        yield Batch(rows, lines)
 
 
 def _decode(record: bytes | list[FieldError], now: datetime, defaults: Defaults) -> tuple[Row | None, list[FieldError]]:
@@ -350,14 +348,14 @@ async def _store(committer: GroupCommitter, batch: Batch, tally: Tally, report: 
         except IngestUnavailable as exc:
             if attempt == STORE_ATTEMPTS:
                 raise ImportFailed(
-                    f"lines {batch.first_line}-{batch.last_line} not stored: {exc.reason}; "
+                    f"lines {batch.lines[0]}-{batch.lines[-1]} not stored: {exc.reason}; "
                     "run the import again to finish (events already stored count as duplicates)"
                 ) from None
             await asyncio.sleep(exc.retry_after * attempt)
         else:
             for index, reason in result.refused:
                 refusal = FieldError("event_id", f"{batch.rows[index][0]}: {reason}")
-                report.rejected(f"{batch.first_line}-{batch.last_line}", [refusal])
+                report.rejected(str(batch.lines[index]), [refusal])
             tally.rejected += len(result.refused)
             tally.accepted += result.accepted
             tally.duplicates += result.duplicates

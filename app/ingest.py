@@ -26,9 +26,12 @@ A database that cannot be used now fails a group with ``IngestUnavailable``
 (503, retry), never isolating anything. Only values PostgreSQL refuses (SQLSTATE
 class 22/23, or a value the driver cannot send) are pinned on events: a failed
 group first commits each submission alone, and a submission refused alone is
-committed in halves, recursively, until each refused event stands alone
-(``bisect_refused``); every other event is stored and the refused ones are
-reported per item (``CommitResult.refused``), like validation errors.
+written row by row in ONE transaction, each row under a savepoint (two round trips
+a row, one commit); every other event is stored and the refused ones are reported
+per item (``CommitResult.refused``), like validation errors. The search is bounded
+(``search_exhausted``): after ``MAX_REFUSED_PER_SUBMISSION`` refusals or
+``REFUSED_SEARCH_MAX_S`` seconds, the submission's remaining rows are refused per
+item, unstored, so a batch of bad values cannot hold a writer for long.
 """
 
 from __future__ import annotations
@@ -84,6 +87,13 @@ INSERT_SQL = (
 """One statement, one round trip, in an implicit transaction: the lock is held only while it runs."""
 BEGIN_ORDERED_SQL = "BEGIN; SELECT events_write_begin(), pg_notify('warroom_events', '')"
 """Opens a transaction marked as writing events, in one round trip (simple query protocol)."""
+ROW_INSERT_SQL = INSERT_SQL.removeprefix(f"{ORDERED} ").replace("FROM ordered, unnest(", "FROM unnest(")
+"""``INSERT_SQL`` for a transaction already opened by ``BEGIN_ORDERED_SQL``: rows written one by one."""
+MAX_REFUSED_PER_SUBMISSION = 100
+"""After this many refused events, the rest of a submission is refused without being tried: a batch
+of bad values must not hold a writer for long (other clients' events wait behind it)."""
+REFUSED_SEARCH_MAX_S = 2.0
+"""Trying a submission's rows one by one stops after this long (well within the default commit timeout)."""
 STAGED_GROUPS_AFTER_DUPLICATE = 20
 """After a direct COPY met an already stored event_id, this many large groups go through staging."""
 ARRAY_INSERT_MAX_ROWS = 100
@@ -115,7 +125,7 @@ def commit_failure(exc: Exception, submissions: int) -> CommitFailure:
     A clash with another writer is written again; a database that cannot be used now (connection lost,
     shutting down, the driver's "cannot switch to state" after a dropped connection…) fails the whole
     group with 503, never 422: the events are valid and the client must retry them. Only an error
-    about the values, met by one submission alone, is pinned on its events (``bisect_refused``); in a
+    about the values, met by one submission alone, is pinned on its events (``_commit_refused``); in a
     larger group any other error first isolates the submissions, and an unexplained one on a single
     submission is a 503 as well.
     """
@@ -139,30 +149,14 @@ class CommitResult:
 Insert = Callable[[list[Row]], Awaitable[set[str]]]
 
 
-async def bisect_refused(rows: list[Row], insert: Insert) -> tuple[set[str], dict[str, str]]:
-    """Commit ``rows`` (distinct event_ids) in parts until each refused one stands alone.
-
-    ``insert`` commits its rows in one transaction and returns the event_ids it stored (the others were
-    already there). Returns the event_ids stored and, per refused event_id, PostgreSQL's reason. A part
-    refused as data is halved; any other error (the database went away) ends the search and is raised,
-    so the whole submission is answered 503 — what was committed meanwhile is a duplicate on the retry.
-    """
-    stored: set[str] = set()
-    refused: dict[str, str] = {}
-    parts = [rows]
-    while parts:
-        part = parts.pop()
-        try:
-            stored |= await insert(part)
-        except Exception as exc:
-            if not refused_data(exc) or database_unavailable(exc):
-                raise
-            if len(part) == 1:
-                refused[part[0][0]] = refusal_reason(exc)
-            else:
-                middle = len(part) // 2
-                parts += [part[middle:], part[:middle]]
-    return stored, refused
+def search_exhausted(refusals: int, now: float, deadline: float) -> str | None:
+    """Why to stop trying a submission's rows one by one (the rest are refused with this reason), or None."""
+    if refusals >= MAX_REFUSED_PER_SUBMISSION:
+        return (f"not stored: too many events of this request were refused by the database (at least "
+                f"{MAX_REFUSED_PER_SUBMISSION}); fix them and send this event again")
+    if now > deadline:
+        return "not stored: finding the events the database refused took too long; fix them and send this event again"
+    return None
 
 
 @dataclass(slots=True)
@@ -262,7 +256,7 @@ class GroupCommitter:
                 group.append(submission)
                 size += len(submission.rows)
             try:
-                await self._commit_group(group)
+                await self._commit_group(group, progress)
                 progress()
             except BaseException:  # the writer restarts; its callers are not left waiting for the timeout
                 self._fail(group, IngestUnavailable("the commit was interrupted"))
@@ -273,7 +267,7 @@ class GroupCommitter:
                 for _ in group:
                     self._queue.task_done()
 
-    async def _commit_group(self, group: list[_Submission]) -> None:
+    async def _commit_group(self, group: list[_Submission], progress: Progress) -> None:
         for attempt in range(1, CONFLICT_ATTEMPTS + 1):
             try:
                 await self._write(group)
@@ -289,33 +283,67 @@ class GroupCommitter:
                     log.warning("database unavailable during commit: %r", exc)
                     self._fail(group, IngestUnavailable("database unavailable"))
                 elif outcome == "isolate":
-                    await self._isolate(group)
+                    await self._isolate(group, progress)
                 elif outcome == "refused":
-                    await self._commit_refused(group[0], exc)
+                    await self._commit_refused(group[0], exc, progress)
                 else:
                     log.error("commit failed unexpectedly; the client is asked to retry", exc_info=exc)
                     self._fail(group, IngestUnavailable("internal error while committing"))
                 return
         self._fail(group, IngestUnavailable("the write kept clashing with concurrent writes of the same events"))
 
-    async def _isolate(self, group: list[_Submission]) -> None:
+    async def _isolate(self, group: list[_Submission], progress: Progress) -> None:
         """The group failed, perhaps for one submission's data: commit each submission alone, so only the
         one at fault is refused (and the writer lives on whatever the error was)."""
         for submission in group:
-            await self._commit_group([submission])
+            await self._commit_group([submission], progress)
 
-    async def _commit_refused(self, submission: _Submission, exc: Exception) -> None:
+    async def _commit_refused(self, submission: _Submission, exc: Exception, progress: Progress) -> None:
         """PostgreSQL refused a value of this submission: store the rest, report the refused events per item."""
         log.warning("the database refused a value in a submission of %d events; finding which: %s", len(submission.rows), exc)
         try:
-            inserted, refused = await bisect_refused(staged_rows(submission, set()), self._insert)
-        except Exception as error:  # the database went away meanwhile: retry everything (stored ones are duplicates)
+            inserted, refused = await self._insert_each(staged_rows(submission, set()), progress)
+        except Exception as error:  # the database went away meanwhile: nothing was committed, retry everything
             self.database_ok = not database_unavailable(error)
             log.warning("finding the refused events failed: %r", error)
             self._fail([submission], IngestUnavailable("database unavailable" if not self.database_ok else "the commit failed"))
             return
         log.error("the database refused %d event(s): %s", len(refused), "; ".join(sorted(set(refused.values()))))
         self._resolve([submission], inserted, refused)
+
+    async def _insert_each(self, rows: list[Row], progress: Progress) -> tuple[set[str], dict[str, str]]:
+        """Write rows (distinct event_ids) one by one, each under a savepoint, in one transaction and one
+        commit; return the event_ids stored and, per refused event_id, why. Bounded by
+        ``search_exhausted``. Any error other than a refused value rolls everything back and is raised,
+        so the whole submission is answered 503 and nothing is stored twice or lost."""
+        inserted: set[str] = set()
+        refused: dict[str, str] = {}
+        deadline = time.monotonic() + REFUSED_SEARCH_MAX_S
+        async with self._pool.acquire() as conn:
+            await conn.execute(BEGIN_ORDERED_SQL + "; SAVEPOINT row")
+            try:
+                for index, row in enumerate(rows):
+                    reason = search_exhausted(len(refused), time.monotonic(), deadline)
+                    if reason:
+                        refused.update((later[0], reason) for later in rows[index:])
+                        break
+                    try:
+                        inserted |= {record[0] for record in await conn.fetch(ROW_INSERT_SQL, *([value] for value in row))}
+                        await conn.execute("RELEASE SAVEPOINT row; SAVEPOINT row")
+                    except Exception as error:
+                        if not refused_data(error) or database_unavailable(error):
+                            raise
+                        await conn.execute("ROLLBACK TO SAVEPOINT row")
+                        refused[row[0]] = refusal_reason(error)
+                    progress()
+            except BaseException:
+                if not conn.is_closed():
+                    await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+        self.database_ok = True
+        self._on_commit()
+        return inserted, refused
 
     async def _write(self, group: list[_Submission]) -> None:
         rows: list[Row] = []

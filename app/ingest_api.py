@@ -18,7 +18,9 @@ from starlette.types import Receive, Scope, Send
 from app import nesting, segment, telemetry
 from app.auth import authenticate, presented_key
 from app.errors import DATABASE_EXCEPTIONS, ApiError, api_error_response, database_error_response, refused_response
-from app.events import EXAMPLES, Defaults, FieldError, Row, claimed_type, decode_batch, decode_event, json_schema, utcnow
+from app.events import (
+    EXAMPLES, Defaults, FieldError, Row, claimed_type, decode_batch, decode_event, json_schema, mend_surrogates, utcnow,
+)
 from app.ingest import CommitResult, IngestUnavailable
 from app.responses import json_response
 from app.payloads import ANY_CONTENT_TYPE, read_body
@@ -192,7 +194,7 @@ async def post_events(request: Request) -> Response:
     """
     await authenticate(request, presented_key(request), INGEST_SCOPES)
     services: Services = request.app.state.services
-    body = await read_body(request, services.settings.max_body_bytes)
+    body = mend_surrogates(await read_body(request, services.settings.max_body_bytes))
     now, defaults = utcnow(), _defaults(services)
     checked = decode_batch(body, services.settings.max_batch_events, now, defaults)
     if checked is not None:
@@ -278,12 +280,29 @@ def _segment_event(message: Any, now: datetime, defaults: Defaults, skew: timede
         return None, [FieldError(None, "the message nests arrays/objects too deeply to convert")]
 
 
+async def _read_segment_body(request: Request, services: Services, keyless: bool) -> bytes:
+    """The body, decompressed; one carrying its key only inside (``writeKey``) is read before the key is
+    checked, so it is held to the keyless limit after gunzip too, not only on the wire."""
+    if not keyless:
+        return await read_body(request, services.settings.max_body_bytes, ANY_CONTENT_TYPE)
+    limit = services.settings.max_keyless_body_bytes
+    try:
+        return await read_body(request, limit, ANY_CONTENT_TYPE)
+    except ApiError as exc:
+        if exc.status != 413:
+            raise
+        raise ApiError(
+            413, f"{exc.message}: a body whose key is only inside it (writeKey) is held to {limit} bytes, "
+            "compressed or not; send the key in the Authorization header for the larger ingest limit",
+        ) from None
+
+
 async def _segment(request: Request, call: str | None) -> Response:
     services: Services = request.app.state.services
     token = presented_key(request)
     if token is not None:
         await authenticate(request, token, INGEST_SCOPES)
-    body = await read_body(request, services.settings.max_body_bytes, ANY_CONTENT_TYPE)
+    body = mend_surrogates(await _read_segment_body(request, services, keyless=token is None))
     payload, messages = _segment_messages(body, call, services.settings.max_batch_events)
     if token is None:
         write_key = payload.get("writeKey")

@@ -117,3 +117,37 @@ def test_props_are_stored_as_posted_json():
     assert msgspec.json.decode(column(row, "props")) == {"coupon": "11-11", "items": [1, 2]}
     metric, _ = decode(event("e-2", "metric", labels={"channel": "douyin"}))
     assert msgspec.json.decode(column(metric, "labels")) == {"channel": "douyin"}
+
+
+def decode_raw(props: str):
+    """Decode an event whose props are given as raw JSON text (numbers and escapes Python would rewrite)."""
+    raw = msgspec.json.encode(event("e-raw")).replace(b'"event_id"', b'"props":' + props.encode() + b',"event_id"', 1)
+    return decode_event(raw, NOW, DEFAULTS)
+
+
+@pytest.mark.parametrize("number", ["1e-20000", "0e-16384", "1.5e-16383", "-1e131072", "12.5E+200000"])
+def test_props_numbers_jsonb_cannot_hold_are_rejected(number):
+    row, errors = decode_raw(f'{{"ok": "1e-99999", "n": [1, {number}]}}')
+    assert row is None and errors[0].field == "props", errors
+    assert number in errors[0].message and "16383" in errors[0].message, errors
+
+
+@pytest.mark.parametrize("number", ["1e-16383", "9.9e131071", "0e99999999", "1e308", "-0.5"])
+def test_props_numbers_jsonb_can_hold_are_kept_as_posted(number):
+    row, errors = decode_raw(f'{{"n": {number}}}')
+    assert errors == [] and column(row, "props") == f'{{"n": {number}}}'
+
+
+@pytest.mark.parametrize(
+    "text, stored",
+    [
+        (r'"\ud800"', r'"\ufffd"'),
+        (r'"a\uDC00b\ud83d"', r'"a\ufffdb\ufffd"'),
+        (r'"\ud83d\ude00 pair"', r'"\ud83d\ude00 pair"'),
+        (r'"\\ud800 is text"', r'"\\ud800 is text"'),
+        (r'"\\\ud800"', r'"\\\ufffd"'),
+    ],
+)
+def test_lone_surrogates_in_props_become_the_replacement_character(text, stored):
+    row, errors = decode_raw(f'{{"k": {text}}}')
+    assert errors == [] and column(row, "props") == f'{{"k": {stored}}}'

@@ -9,12 +9,12 @@ names each refused one by its index in the request.
 from __future__ import annotations
 
 import json
+import time
 
-import asyncpg
 import httpx
 import pytest
 
-from app.ingest import bisect_refused
+from app.ingest import MAX_REFUSED_PER_SUBMISSION, search_exhausted
 
 from tests.conftest import event
 from tests.test_cli import warroom
@@ -68,7 +68,7 @@ async def test_a_single_refused_event_is_422_and_a_segment_batch_reports_it_per_
     assert batch.json()["accepted"] == 3 and [r["index"] for r in batch.json()["rejected"]] == [2]
 
 
-async def test_an_import_stores_all_but_the_refused_event_and_names_it(dsn, db, tmp_path):
+async def test_an_import_stores_all_but_the_refused_event_and_names_it_by_its_line(dsn, db, tmp_path):
     await db.execute(CONSTRAINT)
     lines = [json.dumps(cart(i, "imp")) for i in range(30)]
     lines[12] = json.dumps({**cart(12, "imp"), "sku": REFUSED_SKU})
@@ -77,33 +77,78 @@ async def test_an_import_stores_all_but_the_refused_event_and_names_it(dsn, db, 
     result = warroom("import", str(path), env={"DATABASE_URL": dsn})
     assert result.returncode == 0, result.stderr
     assert "30 read, 29 accepted, 0 duplicates, 1 rejected" in result.stdout
-    assert "event_id: imp-12: the database refused this event" in result.stderr and "test_no_bad" in result.stderr
+    assert f"{path}:13: event_id: imp-12: the database refused this event" in result.stderr, result.stderr
+    assert "test_no_bad" in result.stderr
     assert await db.fetchval("SELECT count(*) FROM events") == 29
 
 
-def _refusing(bad: set[str], outage_after: int | None = None):
-    """An ``insert`` that refuses any part holding a ``bad`` event_id (as PostgreSQL does: the whole part),
-    and after ``outage_after`` calls loses the connection."""
-    calls: list[int] = []
+async def test_a_batch_refused_throughout_is_answered_in_bounded_time_and_statements(client, db):
+    """Every event refused: the writer tries each row at most once, in one transaction, and refuses the
+    rest of the submission per item once too many were refused. A statement trigger counts the INSERT
+    and COPY statements on ``events`` in a sequence (which no rollback undoes)."""
+    await db.execute(CONSTRAINT)
+    await db.execute("CREATE SEQUENCE test_statements")
+    await db.execute(
+        "CREATE FUNCTION test_count() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "PERFORM nextval('test_statements'); RETURN NULL; END $$"
+    )
+    await db.execute("CREATE TRIGGER test_count BEFORE INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION test_count()")
+    size = 2000
+    events = [{**cart(i, "all"), "sku": REFUSED_SKU} for i in range(size)]
+    started = time.monotonic()
+    response = await client.post("/v1/events", json={"events": events})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 202, response.status_code  # a batch is answered per item
+    report = response.json()
+    assert report["accepted"] == 0 and [r["index"] for r in report["rejected"]] == list(range(size)), report["accepted"]
+    messages = [r["errors"][0]["message"] for r in report["rejected"]]
+    assert "test_no_bad" in messages[0] and "too many" in messages[-1], (messages[0], messages[-1])
+    statements = await db.fetchval("SELECT last_value FROM test_statements")
+    assert elapsed < 5 and statements <= MAX_REFUSED_PER_SUBMISSION + 5, (elapsed, statements)
+    assert await db.fetchval("SELECT count(*) FROM events") == 0
 
-    async def insert(rows: list) -> set[str]:
-        calls.append(len(rows))
-        if outage_after is not None and len(calls) > outage_after:
-            raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
-        if bad & {row[0] for row in rows}:
-            raise asyncpg.CheckViolationError('new row for relation "events" violates check constraint "test_no_bad"')
-        return {row[0] for row in rows}
 
-    return insert, calls
+async def test_props_postgres_would_refuse_are_mended_or_rejected_before_any_commit(server, client, db, ingest_key):
+    """A lone surrogate (a JavaScript SDK cut a string inside an emoji) becomes U+FFFD and the event is kept;
+    a number jsonb cannot hold rejects only its event, naming props. Neither reaches the database."""
+    lone = json.dumps(cart(0, "m"))[:-1] + ', "props": {"title": "deal \\ud83d", "\\udc00k": 1}}'
+    tiny = json.dumps(cart(1, "m"))[:-1] + ', "props": {"rate": 1e-20000}}'
+    body = f'{{"events": [{lone}, {tiny}, {json.dumps(cart(2, "m"))}]}}'
+    response = await client.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 202, response.text
+    report = response.json()
+    assert report["accepted"] == 2 and [r["index"] for r in report["rejected"]] == [1], report
+    [error] = report["rejected"][0]["errors"]
+    assert error["field"] == "props" and "1e-20000" in error["message"], error
+    props = json.loads(await db.fetchval("SELECT props::text FROM events WHERE event_id = 'm-0'"))
+    assert props == {"title": "deal \ufffd", "\ufffdk": 1}
+
+    segment = '{"batch": [{"type": "track", "event": "Product Added", "messageId": "s-1", "userId": "u-1", ' \
+              '"properties": {"sku": "SKU-1", "quantity": 1, "name": "cut \\ud83d"}}]}'
+    async with httpx.AsyncClient(base_url=server.url, auth=(ingest_key, ""), timeout=30) as http:
+        batch = await http.post("/v1/batch", content=segment, headers={"Content-Type": "application/json"})
+    assert batch.status_code == 200 and batch.json()["accepted"] == 1, batch.text
+    stored = json.loads(await db.fetchval("SELECT props::text FROM events WHERE event_id = 's-1'"))
+    assert stored["name"] == "cut \ufffd"
 
 
-async def test_bisection_pins_refusals_in_few_commits_and_never_on_an_outage():
-    rows = [(f"e-{i}",) for i in range(1000)]
-    insert, calls = _refusing({"e-417"})
-    stored, refused = await bisect_refused(rows, insert)
-    assert stored == {f"e-{i}" for i in range(1000)} - {"e-417"} and list(refused) == ["e-417"]
-    assert "test_no_bad" in refused["e-417"] and len(calls) <= 2 * 10 + 1, calls
+async def test_a_connection_lost_while_finding_refused_events_stores_nothing_and_answers_503(client, db):
+    """The search runs in one transaction: losing the database in the middle of it (here a trigger ends its
+    own backend on one event) rolls back what it wrote, and the whole request is 503, to be retried."""
+    await db.execute(CONSTRAINT)
+    await db.execute(
+        "CREATE FUNCTION test_kill() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.sku = 'KILL-ME' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NEW; END $$"
+    )
+    await db.execute("CREATE TRIGGER test_kill BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION test_kill()")
+    events = [cart(i, "k") for i in range(150)]
+    events[10]["sku"], events[100]["sku"] = REFUSED_SKU, "KILL-ME"
+    response = await client.post("/v1/events", json={"events": events})
+    assert response.status_code == 503, response.text
+    assert await db.fetchval("SELECT count(*) FROM events") == 0
 
-    insert, calls = _refusing({"e-417"}, outage_after=3)
-    with pytest.raises(asyncpg.ConnectionDoesNotExistError):  # the whole submission is then 503, nothing pinned
-        await bisect_refused(rows, insert)
+
+def test_the_search_for_refused_events_stops_after_too_many_or_too_long():
+    assert search_exhausted(refusals=0, now=1.0, deadline=5.0) is None
+    assert "too many" in (search_exhausted(refusals=MAX_REFUSED_PER_SUBMISSION, now=1.0, deadline=5.0) or "")
+    assert "too long" in (search_exhausted(refusals=1, now=6.0, deadline=5.0) or "")

@@ -2,6 +2,8 @@
 
 import asyncio
 import base64
+import gzip
+import json
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -75,6 +77,23 @@ async def test_segment_batch_reports_unsupported_calls_and_dedups(server, ingest
     assert unauthenticated.status_code == 401
     assert body_key.status_code == 200 and body_key.json()["accepted"] == 1
     assert await db.fetchval("SELECT count(*) FROM events") == 2
+
+
+async def test_a_keyless_gzip_body_is_held_to_the_keyless_limit_once_decompressed(server, ingest_key, db):
+    """A body carrying its key only inside (writeKey) is read before the key is checked: small compressed,
+    it must not inflate past 512 KiB either; with the key in a header, the ingest limit applies."""
+    message = {"type": "track", "event": "Product Viewed", "messageId": "big-1", "anonymousId": "a",
+               "properties": {"sku": "S", "padding": "x" * 7000}}
+    batch = {"writeKey": ingest_key, "batch": [{**message, "messageId": f"big-{i}"} for i in range(100)]}
+    raw = json.dumps(batch).encode()
+    body = gzip.compress(raw)
+    assert len(body) < 64 * 1024 < 512 * 1024 < len(raw) < 5 * 1024 * 1024
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        keyless = await http.post("/v1/batch", content=body, headers=headers)
+        keyed = await http.post("/v1/batch", content=body, headers=headers, auth=(ingest_key, ""))
+    assert keyless.status_code == 413 and "writeKey" in keyless.json()["error"]["message"], keyless.text
+    assert keyed.status_code == 200 and keyed.json()["accepted"] == 100, keyed.text
 
 
 def column(row, name):
