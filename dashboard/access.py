@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import sessions
 from app.auth import READ_SCOPES, admit, authenticate, presented_key, session
+from app.database import database_unavailable
 from app.errors import ApiError
 from app.keys import ApiKey
 
@@ -38,6 +39,8 @@ COOKIE_MAX_AGE_S = 30 * 86400
 RETRY_PAGE_S = 30
 """A refused wall page reloads itself this often, so fixing the key or the allow-list needs no one at the screen."""
 SCREEN_SCOPE = ("screen",)
+SESSION_RETRY_S = 5
+"""A kiosk whose session could not be stored (database away) is asked to retry this soon."""
 
 
 def is_wall_path(path: str) -> bool:
@@ -137,7 +140,16 @@ async def _kiosk_session(connection: HTTPConnection) -> sessions.Session | None:
 
 
 async def _new_session(connection: HTTPConnection, key: ApiKey) -> str:
-    """A kiosk session for ``key``, as the ``Set-Cookie`` value that carries it."""
-    async with connection.app.state.services.pool.acquire() as conn:
-        token, _ = await sessions.create(conn, key, timedelta(seconds=COOKIE_MAX_AGE_S))
+    """A kiosk session for ``key``, as the ``Set-Cookie`` value that carries it; 503 ApiError while the database is
+    away (this runs outside FastAPI's exception handlers, so nothing else would turn it into an answer)."""
+    try:
+        async with connection.app.state.services.pool.acquire() as conn:
+            token, _ = await sessions.create(conn, key, timedelta(seconds=COOKIE_MAX_AGE_S))
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        raise ApiError(
+            503, "the wall's session cannot be stored now: database unavailable; this page retries by itself",
+            headers={"Retry-After": str(SESSION_RETRY_S)},
+        ) from None
     return sessions.cookie_header(token, COOKIE_MAX_AGE_S, sessions.secure(connection), name=COOKIE, path=WALL_PATH)
