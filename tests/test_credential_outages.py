@@ -146,3 +146,32 @@ async def test_a_lookup_that_read_the_row_before_sign_out_does_not_bring_the_ses
     await lookup
     assert (await store.find(SESSION_TOKEN, lookup=False)) is None, "the ended session must not be cached again"
     assert (await store.find(SESSION_TOKEN)) is None, "nor found again in this process"
+
+
+async def test_a_key_check_that_fails_unexpectedly_in_admission_is_answered_as_json(monkeypatch):
+    from app import admission
+    from app.settings import Settings
+
+    async def broken(request: Any) -> Any:
+        raise _postgres(asyncpg.UndefinedTableError, 'relation "api_keys" does not exist')
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the request must not reach the app")
+
+    monkeypatch.setattr(admission, "_ingest_key", broken)
+    guard = admission.Admission(app, Settings.from_env({"DATABASE_URL": "postgresql://unused/x"}), lambda: [])
+    scope = {"type": "http", "method": "POST", "path": "/v1/events", "headers": [(b"content-length", b"2")],
+             "query_string": b"", "scheme": "http", "server": ("test", 80), "client": ("127.0.0.1", 1), "root_path": ""}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await guard(scope, receive, send)
+    start = next(message for message in sent if message["type"] == "http.response.start")
+    body = b"".join(message.get("body", b"") for message in sent if message["type"] == "http.response.body")
+    assert start["status"] == 500 and dict(start["headers"])[b"content-type"].startswith(b"application/json")
+    assert b'"error"' in body
