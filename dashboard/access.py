@@ -125,7 +125,12 @@ class WallGuard:
         if legacy_key := connection.cookies.get(LEGACY_COOKIE):
             key = await authenticate(connection, legacy_key, SCREEN_SCOPE)
             return [await _new_session(connection, key), f"{LEGACY_COOKIE}=; Path={WALL_PATH}; Max-Age=0; HttpOnly; SameSite=Strict"]
-        raise ApiError(401, "this wall needs a screen key (?token=…) or an address in WARROOM_WALL_ALLOW")
+        # a dead session cookie is cleared, so the kiosk's next requests (Dash sends many) count no further failures
+        cleared = {"Set-Cookie": sessions.cookie_header("", 0, sessions.secure(connection), name=COOKIE, path=WALL_PATH)}
+        raise ApiError(
+            401, "this wall needs a screen key (?token=…) or an address in WARROOM_WALL_ALLOW",
+            headers=cleared if COOKIE in connection.cookies else None,
+        )
 
 
 async def _kiosk_session(connection: HTTPConnection) -> sessions.Session | None:
