@@ -126,12 +126,12 @@ async def session_key(connection: HTTPConnection) -> ApiKey | None:
     return found.key if found else None
 
 
-def still_allowed(connection: HTTPConnection, token: str | None) -> Callable[[], Awaitable[bool]]:
-    """Whether the key ``token`` (without one, the on-call session cookie) still admits ``connection``: what a
+def still_allowed(connection: HTTPConnection, token: str | None, cookie: str = sessions.COOKIE) -> Callable[[], Awaitable[bool]]:
+    """Whether the key ``token`` (without one, the session ``cookie`` names) still admits ``connection``: what a
     long-lived socket asks again every key-cache period (``app.streams``). KeyCheckUnavailable or a 503 ApiError
     when it cannot be told."""
     services: Services = connection.app.state.services
-    session_token = connection.cookies.get(sessions.COOKIE)
+    session_token = connection.cookies.get(cookie)
 
     async def check() -> bool:
         if token is not None:

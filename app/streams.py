@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable, Coroutine
 
+from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
 from app.errors import ApiError
@@ -25,7 +26,13 @@ async def push_until_disconnect(
     then stop ``push``. Clients of push streams send nothing after connecting (what they send is ignored).
     With ``still_allowed``, the socket is closed (4401) once it answers False, checked every key-cache period."""
     pusher = asyncio.create_task(push)
-    watcher = asyncio.create_task(_watch(websocket, still_allowed)) if still_allowed is not None else None
+    watcher = None
+    if still_allowed is not None:
+
+        async def close(code: int, reason: str) -> None:
+            await websocket.close(code=code, reason=reason)
+
+        watcher = asyncio.create_task(watch(close, still_allowed, recheck_period(websocket)))
     try:
         while (await websocket.receive())["type"] != "websocket.disconnect":
             pass
@@ -36,16 +43,24 @@ async def push_until_disconnect(
         await asyncio.gather(pusher, *([watcher] if watcher else []), return_exceptions=True)
 
 
-async def _watch(websocket: WebSocket, still_allowed: StillAllowed) -> None:
-    """Close the socket once ``still_allowed`` says no (4401), or cannot tell (4503: the client reconnects later)."""
-    period = max(RECHECK_MIN_S, websocket.app.state.services.settings.key_cache_s)
+Close = Callable[[int, str], Awaitable[None]]
+
+
+def recheck_period(websocket: HTTPConnection) -> float:
+    """How often an open socket's key or session is checked again: the key-cache period (at least a second)."""
+    return max(RECHECK_MIN_S, websocket.app.state.services.settings.key_cache_s)
+
+
+async def watch(close: Close, still_allowed: StillAllowed, period_s: float) -> None:
+    """Close a socket once ``still_allowed`` says no (4401), or cannot tell (4503: the client reconnects later),
+    asking every ``period_s``."""
     while True:
-        await asyncio.sleep(period)
+        await asyncio.sleep(period_s)
         try:
             allowed = await still_allowed()
         except (KeyCheckUnavailable, ApiError):  # the database is away past the grace period: no one vouches for it
-            await websocket.close(code=CLOSE_UNCHECKABLE, reason="the key or session cannot be checked now; reconnect later")
+            await close(CLOSE_UNCHECKABLE, "the key or session cannot be checked now; reconnect later")
             return
         if not allowed:
-            await websocket.close(code=CLOSE_REVOKED, reason="the key was revoked or the session ended")
+            await close(CLOSE_REVOKED, "the key was revoked or the session ended")
             return

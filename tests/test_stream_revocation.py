@@ -80,3 +80,22 @@ async def test_revoking_the_key_closes_an_open_campaign_live_stream(dsn):
             assert await _closed_code(socket, CACHE_S * 2 + MARGIN_S) == 4401
     finally:
         server.stop()
+
+
+async def test_revoking_the_screen_key_closes_an_open_wall_websocket(dsn):
+    screen = await create_key(dsn, "screen", name="wall-revoked")
+    server = start_server(dsn, WARROOM_KEY_CACHE_S=CACHE_S)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            await http.get(f"/wall/x?token={screen}")
+            cookie = f"warroom_wall_session={http.cookies['warroom_wall_session']}"
+        url = f"ws://127.0.0.1:{server.port}/wall/_dash-ws-callback"
+        async with websockets.connect(url, origin=server.url, additional_headers={"Cookie": cookie}) as socket:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await keys.revoke(conn, "wall-revoked")
+            finally:
+                await conn.close()
+            assert await _closed_code(socket, CACHE_S * 2 + MARGIN_S) == 4401
+    finally:
+        server.stop()
