@@ -137,7 +137,9 @@ class KeyStore:
     The cache bounds revocation delay to ``cache_s`` and keeps the database out
     of the per-request path. Unknown key ids are remembered for as long, in a
     bounded cache of their own; ids not shaped like ours are refused without a
-    lookup. Failures per client address are throttled by ``app.auth``.
+    lookup. Failures per client address are throttled by ``app.auth``. While
+    the database is away, a key cached within ``cache_s + STALE_GRACE_S`` is
+    still trusted; any other is KeyCheckUnavailable.
     """
 
     def __init__(self, pool: asyncpg.Pool, cache_s: float, clock: Callable[[], float] = time.monotonic) -> None:

@@ -12,7 +12,9 @@ remembered for ``WARROOM_KEY_CACHE_S`` in bounded caches of their own, and
 failures count against the per-address limit of ``app.auth``. So revoking the
 key, or signing out in another server process, takes effect within
 ``WARROOM_KEY_CACHE_S``, as a revoked key does; signing out ends the session
-at once in the process that answers it.
+at once in the process that answers it (even when the row cannot be deleted
+during an outage). While the database is away a cached session is trusted for
+``app.keys.STALE_GRACE_S`` past its cache period, as keys are.
 
 The on-call page and the wall kiosk have cookies of their own (``COOKIE`` on
 ``/``, ``dashboard.access.COOKIE`` on ``/wall``): opening the wall with a
