@@ -24,6 +24,7 @@ recursive JSON decoder sees it; ingest handlers check their own bodies.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable
 
@@ -35,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import nesting
 from app.auth import ADMITTED, authenticate, operator, presented_key, reader
 from app.campaigns_api import MAX_CAMPAIGN_BYTES
+from app.database import database_unavailable
 from app.errors import ApiError, api_error_response
 from app.ingest_api import EVENTS_PATH, INGEST_SCOPES, SEGMENT_PATHS
 from app.keys import ApiKey
@@ -53,6 +55,8 @@ KeyCheck = Callable[[Request], Awaitable[ApiKey]]
 HEADER_KEY_CHECKS: tuple[KeyCheck, ...] = (operator, reader)
 """Route dependencies that decide from the headers alone, so they can run before the body is read."""
 YAML_TYPES = (b"application/yaml", b"application/x-yaml", b"text/yaml")
+KEY_CHECK_RETRY_S = 1
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +124,7 @@ class Admission:
         try:
             policy = self._policy(scope, request)
             if policy.check is not None:
-                scope[ADMITTED] = await policy.check(request)
+                scope[ADMITTED] = await _checked(policy.check, request)
             self._admit(scope, policy)
         except ApiError as exc:
             await _refuse(exc, scope, receive, send, close=not drainable(scope))
@@ -179,6 +183,22 @@ class Admission:
         finally:
             self._in_flight -= 1
             self._keyless_in_flight -= policy.keyless
+
+
+async def _checked(check: KeyCheck, request: Request) -> ApiKey:
+    """``check``'s key; any failure other than an ApiError as one (this layer is outside FastAPI's exception
+    handlers, so uvicorn would otherwise answer a bare text 500): 503 when the database is away, else 500."""
+    try:
+        return await check(request)
+    except ApiError:
+        raise
+    except Exception as exc:
+        if database_unavailable(exc):
+            raise ApiError(
+                503, "the API key cannot be checked now: database unavailable; retry", headers={"Retry-After": str(KEY_CHECK_RETRY_S)}
+            ) from None
+        logger.exception("key check failed")
+        raise ApiError(500, "the API key could not be checked: internal error; retry later") from None
 
 
 async def _read(receive: Receive, limit: int) -> bytes | None:

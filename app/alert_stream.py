@@ -25,9 +25,9 @@ from fastapi import APIRouter
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from alerts import store
-from app.auth import READ_SCOPES, admit, authenticate, presented_key, session_key
+from app.auth import READ_SCOPES, admit, authenticate, presented_key, session_key, still_allowed
 from app.errors import ApiError
-from app.streams import push_until_disconnect
+from app.streams import StillAllowed, push_until_disconnect
 
 AUTH_TIMEOUT_S = 5.0
 HEARTBEAT_S = 15.0
@@ -49,7 +49,8 @@ def frame(row: Any) -> dict[str, Any]:
     return {"type": "transition", **out}
 
 
-async def _authenticate(websocket: WebSocket) -> bool:
+async def _authenticate(websocket: WebSocket) -> StillAllowed | None:
+    """How to tell later that the socket is still admitted (see ``app.streams``), or None: refused and closed."""
     token = presented_key(websocket)
     scopes = READ_SCOPES
     if token is None and "token" in websocket.query_params:
@@ -57,7 +58,7 @@ async def _authenticate(websocket: WebSocket) -> bool:
     try:
         if token is None and (session := await session_key(websocket)) is not None:
             admit(websocket, session, READ_SCOPES)
-            return True
+            return still_allowed(websocket, None)
         if token is None:
             try:
                 first = json.loads(await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_S))
@@ -69,8 +70,8 @@ async def _authenticate(websocket: WebSocket) -> bool:
         await authenticate(websocket, token, scopes)
     except ApiError as exc:  # close codes 4401/4403/4429 tell a browser why (it cannot read an HTTP status)
         await websocket.close(code=4000 + exc.status, reason=exc.message[:120])
-        return False
-    return True
+        return None
+    return still_allowed(websocket, token)
 
 
 @router.websocket("/v1/alerts/stream")
@@ -81,7 +82,7 @@ async def stream(websocket: WebSocket) -> None:
     if raw_after is not None and not raw_after.isdigit():
         await websocket.close(code=CLOSE_BAD_REQUEST, reason="after must be a non-negative integer (a seq)")
         return
-    if not await _authenticate(websocket):
+    if (allowed := await _authenticate(websocket)) is None:
         return
     services = websocket.app.state.services
     wake = services.alerts.subscribe()
@@ -93,7 +94,7 @@ async def stream(websocket: WebSocket) -> None:
             await websocket.send_text(msgspec.json.encode({"type": "snapshot", "seq": last, "alerts": firing}).decode())
         else:
             last = int(raw_after)
-        await push_until_disconnect(websocket, _push(websocket, services.pool, wake, last))
+        await push_until_disconnect(websocket, _push(websocket, services.pool, wake, last), allowed)
     finally:
         services.alerts.unsubscribe(wake)
 

@@ -126,6 +126,21 @@ async def session_key(connection: HTTPConnection) -> ApiKey | None:
     return found.key if found else None
 
 
+def still_allowed(connection: HTTPConnection, token: str | None, cookie: str = sessions.COOKIE) -> Callable[[], Awaitable[bool]]:
+    """Whether the key ``token`` (without one, the session ``cookie`` names) still admits ``connection``: what a
+    long-lived socket asks again every key-cache period (``app.streams``). KeyCheckUnavailable or a 503 ApiError
+    when it cannot be told."""
+    services: Services = connection.app.state.services
+    session_token = connection.cookies.get(cookie)
+
+    async def check() -> bool:
+        if token is not None:
+            return await services.keys.verify(token) is not None
+        return session_token is not None and await services.sessions.find(session_token) is not None
+
+    return check
+
+
 def admit(request: HTTPConnection, key: ApiKey, scopes: tuple[str, ...]) -> ApiKey:
     """``key`` if it has one of ``scopes`` and is within its rate limit (however it was presented)."""
     services: Services = request.app.state.services

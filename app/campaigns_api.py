@@ -12,7 +12,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from app import campaigns as store
-from app.auth import READ_SCOPES, authenticate, operator, presented_key, reader
+from app.auth import READ_SCOPES, authenticate, operator, presented_key, reader, still_allowed
 from app.responses import json_response
 from app.streams import push_until_disconnect
 from app.configfile import ConfigError
@@ -197,6 +197,6 @@ async def live(websocket: WebSocket, campaign_id: str) -> None:
             await websocket.send_text(msgspec.json.encode(update).decode())
 
     try:
-        await push_until_disconnect(websocket, push())
+        await push_until_disconnect(websocket, push(), still_allowed(websocket, token))
     finally:
         services.metrics.unsubscribe(subscription)

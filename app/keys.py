@@ -15,12 +15,12 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Callable, Literal
 
 import asyncpg
 
 from app import telemetry
-from app.database import CONNECTION_ERRORS
+from app.database import database_unavailable
 from app.timed_cache import TimedCache
 
 Scope = Literal["ingest", "operator", "screen", "metrics"]
@@ -34,6 +34,10 @@ UNKNOWN_ENTRIES = 10_000
 """Key ids remembered as unknown, kept apart from known keys so a flood of random ids never evicts a real key."""
 KEY_ID_SHAPE = re.compile(rf"[0-9a-f]{{{KEY_ID_BYTES * 2}}}")
 """Every key id this program creates: one of another shape is refused without a database lookup."""
+STALE_GRACE_S = 300.0
+"""While the database is away, a key (or session, ``app.sessions``) last confirmed within the cache period plus this
+many seconds is still trusted; after that it cannot be checked (503), so a key revoked before an outage stops
+working within ``WARROOM_KEY_CACHE_S`` + this, however long the outage lasts."""
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 
 
@@ -123,7 +127,8 @@ def _record(row: asyncpg.Record) -> _Stored:
 
 
 class KeyCheckUnavailable(Exception):
-    """A key not in the cache could not be looked up: the database is unreachable."""
+    """A key not in the cache (or cached too long ago, see ``STALE_GRACE_S``) could not be looked up: the database
+    is unavailable."""
 
 
 class KeyStore:
@@ -132,11 +137,15 @@ class KeyStore:
     The cache bounds revocation delay to ``cache_s`` and keeps the database out
     of the per-request path. Unknown key ids are remembered for as long, in a
     bounded cache of their own; ids not shaped like ours are refused without a
-    lookup. Failures per client address are throttled by ``app.auth``.
+    lookup. Failures per client address are throttled by ``app.auth``. While
+    the database is away, a key cached within ``cache_s + STALE_GRACE_S`` is
+    still trusted; any other is KeyCheckUnavailable.
     """
 
-    def __init__(self, pool: asyncpg.Pool, cache_s: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, cache_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock``: monotonic seconds (tests pass their own)."""
         self._pool = pool
+        self._clock = clock
         self._known: TimedCache[str, _Stored] = TimedCache(cache_s, CACHE_ENTRIES)
         self._unknown: TimedCache[str, bool] = TimedCache(cache_s, UNKNOWN_ENTRIES)
 
@@ -147,7 +156,7 @@ class KeyStore:
         if parsed is None or not KEY_ID_SHAPE.fullmatch(parsed[0]):
             return None
         key_id, secret = parsed
-        stored = await self._lookup(key_id) if lookup else self._known.fresh(key_id, time.monotonic())
+        stored = await self._lookup(key_id) if lookup else self._known.fresh(key_id, self._clock())
         presented = _hash(secret)
         expected = stored.secret_sha256 if stored else bytes(len(presented))
         if not hmac.compare_digest(presented, expected) or stored is None:
@@ -157,7 +166,7 @@ class KeyStore:
         return stored.key
 
     async def _lookup(self, key_id: str) -> _Stored | None:
-        now = time.monotonic()
+        now = self._clock()
         if (stored := self._known.fresh(key_id, now)) is not None:
             return stored
         if self._unknown.fresh(key_id, now):
@@ -166,8 +175,10 @@ class KeyStore:
         try:
             async with self._pool.acquire() as conn:
                 row = await conn.fetchrow("SELECT * FROM api_keys WHERE key_id = $1", key_id)
-        except CONNECTION_ERRORS as exc:
-            if (stale := self._known.stale(key_id)) is not None:  # stale beats nothing while the database is away; nothing is stored meanwhile anyway
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            if (stale := self._known.stale(key_id, now, STALE_GRACE_S)) is not None:  # stale beats nothing in a short outage
                 return stale
             raise KeyCheckUnavailable(str(exc)) from None
         if row is None:

@@ -12,7 +12,9 @@ remembered for ``WARROOM_KEY_CACHE_S`` in bounded caches of their own, and
 failures count against the per-address limit of ``app.auth``. So revoking the
 key, or signing out in another server process, takes effect within
 ``WARROOM_KEY_CACHE_S``, as a revoked key does; signing out ends the session
-at once in the process that answers it.
+at once in the process that answers it (even when the row cannot be deleted
+during an outage). While the database is away a cached session is trusted for
+``app.keys.STALE_GRACE_S`` past its cache period, as keys are.
 
 The on-call page and the wall kiosk have cookies of their own (``COOKIE`` on
 ``/``, ``dashboard.access.COOKIE`` on ``/wall``): opening the wall with a
@@ -33,16 +35,16 @@ import re
 import secrets
 import time
 from datetime import datetime, timedelta, timezone
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 from urllib.parse import urlsplit
 
 import asyncpg
 from starlette.requests import HTTPConnection
 
 from app import telemetry
-from app.database import CONNECTION_ERRORS
+from app.database import database_unavailable
 from app.errors import ApiError
-from app.keys import ApiKey
+from app.keys import STALE_GRACE_S, ApiKey
 from app.timed_cache import TimedCache
 
 COOKIE = "warroom_session"
@@ -57,6 +59,10 @@ UNKNOWN_ENTRIES = 10_000
 CSRF_HEADER = "X-Warroom-Request"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_CHECK_RETRY_S = 1
+ENDED_ENTRIES = 10_000
+ENDED_REMEMBER_S = 3600.0
+"""How long this process remembers a signed-out token, refusing it even if a lookup that raced the sign-out (or a
+sign-out whose DELETE failed) would find it."""
 
 
 def token_hash(token: str) -> bytes:
@@ -128,17 +134,22 @@ class SessionStore:
     """Finds sessions by token, remembering live ones and unknown tokens for ``cache_s`` seconds (see the module
     docstring: that bounds how late a revocation or a sign-out elsewhere takes effect)."""
 
-    def __init__(self, pool: asyncpg.Pool, cache_s: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, cache_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock``: monotonic seconds (tests pass their own)."""
         self._pool = pool
+        self._clock = clock
         self._known: TimedCache[bytes, Session] = TimedCache(cache_s, CACHE_ENTRIES)
         self._unknown: TimedCache[bytes, bool] = TimedCache(cache_s, UNKNOWN_ENTRIES)
+        self._ended: TimedCache[bytes, bool] = TimedCache(ENDED_REMEMBER_S, ENDED_ENTRIES)
 
     async def find(self, token: str, lookup: bool = True) -> Session | None:
         """The live session ``token`` names, or None; with ``lookup`` False, only a session already cached is
         found (the database is not asked). 503 ApiError when it must be asked and is away."""
         if not TOKEN_SHAPE.fullmatch(token):
             return None
-        digest, now = token_hash(token), time.monotonic()
+        digest, now = token_hash(token), self._clock()
+        if self._ended.fresh(digest, now):
+            return None
         session = self._known.fresh(digest, now)
         if session is None and lookup and not self._unknown.fresh(digest, now):
             session = await self._lookup(token, digest, now)
@@ -147,23 +158,37 @@ class SessionStore:
         return session
 
     async def end(self, token: str) -> None:
-        """Sign out: the session is deleted, and forgotten here at once."""
+        """Sign out: the session is refused here at once (a lookup already under way cannot cache it again), then
+        deleted. 503 ApiError when the database is away: the session then ends only in this process."""
         digest = token_hash(token)
+        self._ended.put(digest, True, self._clock())
         self._known.discard(digest)
-        async with self._pool.acquire() as conn:
-            await conn.execute("DELETE FROM sessions WHERE token_sha256 = $1", digest)
+        try:
+            async with self._pool.acquire() as conn:
+                await conn.execute("DELETE FROM sessions WHERE token_sha256 = $1", digest)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            raise ApiError(
+                503, "signed out here, but the session could not be deleted: database unavailable; sign out again later",
+                headers={"Retry-After": str(SESSION_CHECK_RETRY_S)},
+            ) from None
 
     async def _lookup(self, token: str, digest: bytes, now: float) -> Session | None:
         telemetry.SESSION_LOOKUPS.inc()
         try:
             async with self._pool.acquire() as conn:
                 session = await find(conn, token)
-        except CONNECTION_ERRORS:
-            if (stale := self._known.stale(digest)) is not None:  # as for keys: stale beats nothing meanwhile
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            if (stale := self._known.stale(digest, now, STALE_GRACE_S)) is not None:  # as for keys: within a grace period
                 return stale
             raise ApiError(
                 503, "the session cannot be checked now: database unavailable; retry", headers={"Retry-After": str(SESSION_CHECK_RETRY_S)}
             ) from None
+        if self._ended.fresh(digest, self._clock()):  # signed out while this lookup was under way
+            return None
         if session is None:
             self._unknown.put(digest, True, now)
         else:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from app import sessions
 from app.auth import READ_SCOPES, authenticate, current_session, presented_key
-from app.errors import ApiError
+from app.errors import ApiError, api_error_response
 from app.keys import MAX_KEY_LENGTH, ApiKey
 from app.responses import json_response
 
@@ -62,8 +62,16 @@ async def current(request: Request) -> Response:
 
 @router.delete("/v1/sessions/current", status_code=204, summary="Sign out: the session ends now")
 async def sign_out(request: Request) -> Response:
-    if await _live_session(request) is not None:
-        await request.app.state.services.sessions.end(request.cookies[sessions.COOKIE])
-    response = Response(status_code=204)
+    """204; the cookie is cleared also when the server could not finish (429, or 503 when the session row could not
+    be deleted), so the browser is signed out all the same. Not on a 403: a request another site may have forged
+    changes nothing."""
+    try:
+        if await _live_session(request) is not None:
+            await request.app.state.services.sessions.end(request.cookies[sessions.COOKIE])
+        response = Response(status_code=204)
+    except ApiError as exc:
+        if exc.status == 403:
+            raise
+        response = api_error_response(exc)
     response.headers["Set-Cookie"] = sessions.cookie_header("", 0, sessions.secure(request))
     return response

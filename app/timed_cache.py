@@ -24,10 +24,11 @@ class TimedCache(Generic[K, V]):
         cached = self._values.get(key)
         return cached[1] if cached is not None and now - cached[0] < self._ttl_s else None
 
-    def stale(self, key: K) -> V | None:
-        """The value put for ``key`` however long ago (better than nothing while the database is away), or None."""
+    def stale(self, key: K, now: float, grace_s: float) -> V | None:
+        """The value put for ``key`` less than ``ttl_s + grace_s`` ago (better than nothing while the database is
+        away, but not for ever: a key revoked meanwhile must stop working), or None."""
         cached = self._values.get(key)
-        return cached[1] if cached is not None else None
+        return cached[1] if cached is not None and now - cached[0] < self._ttl_s + grace_s else None
 
     def put(self, key: K, value: V, now: float) -> None:
         self._values.pop(key, None)

@@ -14,6 +14,7 @@ only reads, so its requests need no forgery check beyond SameSite=Strict.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import ipaddress
 from datetime import timedelta
@@ -24,9 +25,11 @@ from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import sessions
-from app.auth import READ_SCOPES, admit, authenticate, presented_key, session
+from app.auth import READ_SCOPES, admit, authenticate, presented_key, session, still_allowed
+from app.database import database_unavailable
 from app.errors import ApiError
 from app.keys import ApiKey
+from app.streams import StillAllowed, recheck_period, watch
 
 WALL_PATH = "/wall"
 COOKIE = "warroom_wall_session"
@@ -34,10 +37,13 @@ COOKIE = "warroom_wall_session"
 LEGACY_COOKIE = "warroom_wall"
 """Before sessions, the wall's cookie held the screen key itself; a kiosk still carrying one is moved to a session."""
 COOKIE_MAX_AGE_S = 30 * 86400
-"""A kiosk stays signed in for a month of reboots; revoking the key ends it at once."""
+"""A kiosk stays signed in for a month of reboots; revoking the key ends it within ``WARROOM_KEY_CACHE_S`` (an open
+Dash websocket included: it is checked again every such period)."""
 RETRY_PAGE_S = 30
 """A refused wall page reloads itself this often, so fixing the key or the allow-list needs no one at the screen."""
 SCREEN_SCOPE = ("screen",)
+SESSION_RETRY_S = 5
+"""A kiosk whose session could not be stored (database away) is asked to retry this soon."""
 
 
 def is_wall_path(path: str) -> bool:
@@ -78,12 +84,15 @@ class WallGuard:
             return
         connection = HTTPConnection(scope)
         try:
-            cookies = await self._admit(connection)
+            cookies, check = await self._admit(connection)
         except ApiError as exc:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4000 + exc.status, "reason": exc.message[:120]})
             else:
                 await _refusal_page(exc.status, exc.message, exc.headers)(scope, receive, send)
+            return
+        if scope["type"] == "websocket" and check is not None:
+            await _watched(self.app, scope, receive, send, check)
             return
         if not cookies or scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -97,9 +106,10 @@ class WallGuard:
         await self.app(scope, receive, send_with_cookie)
 
     @staticmethod
-    async def _admit(connection: HTTPConnection) -> list[str]:
-        """Raise ApiError unless admitted; return the ``Set-Cookie`` values to answer with: a new session when a
-        screen key came in the URL (unless the cookie already holds a session of that key) or in the old cookie."""
+    async def _admit(connection: HTTPConnection) -> tuple[list[str], StillAllowed | None]:
+        """Raise ApiError unless admitted; return the ``Set-Cookie`` values to answer with (a new session when a
+        screen key came in the URL, unless the cookie already holds a session of that key, or in the old cookie)
+        and how to tell later that the key or session still admits it (None: admitted by address)."""
         services = getattr(connection.app.state, "services", None)
         if services is None:
             raise ApiError(503, "the server is starting")
@@ -108,21 +118,47 @@ class WallGuard:
         query_key = connection.query_params.get("token")
         if header_key is not None:
             await authenticate(connection, header_key, READ_SCOPES)
-            return []
+            return [], still_allowed(connection, header_key)
         if query_key:
             key = await authenticate(connection, query_key, SCREEN_SCOPE)
             token = connection.cookies.get(COOKIE)
             held = await services.sessions.find(token) if token else None
-            return [] if held is not None and held.key.key_id == key.key_id else [await _new_session(connection, key)]
+            cookies = [] if held is not None and held.key.key_id == key.key_id else [await _new_session(connection, key)]
+            return cookies, still_allowed(connection, query_key)
         if allowed_address(client, services.settings.wall_allow):
-            return []
+            return [], None
         if (held := await _kiosk_session(connection)) is not None:
             admit(connection, held.key, READ_SCOPES)
-            return []
+            return [], still_allowed(connection, None, COOKIE)
         if legacy_key := connection.cookies.get(LEGACY_COOKIE):
             key = await authenticate(connection, legacy_key, SCREEN_SCOPE)
-            return [await _new_session(connection, key), f"{LEGACY_COOKIE}=; Path={WALL_PATH}; Max-Age=0; HttpOnly; SameSite=Strict"]
-        raise ApiError(401, "this wall needs a screen key (?token=…) or an address in WARROOM_WALL_ALLOW")
+            cleared = f"{LEGACY_COOKIE}=; Path={WALL_PATH}; Max-Age=0; HttpOnly; SameSite=Strict"
+            return [await _new_session(connection, key), cleared], still_allowed(connection, legacy_key)
+        # a dead session cookie is cleared, so the kiosk's next requests (Dash sends many) count no further failures
+        cleared = {"Set-Cookie": sessions.cookie_header("", 0, sessions.secure(connection), name=COOKIE, path=WALL_PATH)}
+        raise ApiError(
+            401, "this wall needs a screen key (?token=…) or an address in WARROOM_WALL_ALLOW",
+            headers=cleared if COOKIE in connection.cookies else None,
+        )
+
+
+async def _watched(app: ASGIApp, scope: Scope, receive: Receive, send: Send, check: StillAllowed) -> None:
+    """Run the Dash websocket until it ends or its key or session no longer admits it (closed 4401, see
+    ``app.streams.watch``): the wall's push loop then stops with it."""
+    running = asyncio.create_task(app(scope, receive, send))
+
+    async def close(code: int, reason: str) -> None:
+        await send({"type": "websocket.close", "code": code, "reason": reason})
+
+    watcher = asyncio.create_task(watch(close, check, recheck_period(HTTPConnection(scope))))
+    try:
+        await asyncio.wait({running, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        running.cancel()  # nothing when it ended by itself
+        _, outcome = await asyncio.gather(watcher, running, return_exceptions=True)
+    if isinstance(outcome, Exception):
+        raise outcome
 
 
 async def _kiosk_session(connection: HTTPConnection) -> sessions.Session | None:
@@ -137,7 +173,16 @@ async def _kiosk_session(connection: HTTPConnection) -> sessions.Session | None:
 
 
 async def _new_session(connection: HTTPConnection, key: ApiKey) -> str:
-    """A kiosk session for ``key``, as the ``Set-Cookie`` value that carries it."""
-    async with connection.app.state.services.pool.acquire() as conn:
-        token, _ = await sessions.create(conn, key, timedelta(seconds=COOKIE_MAX_AGE_S))
+    """A kiosk session for ``key``, as the ``Set-Cookie`` value that carries it; 503 ApiError while the database is
+    away (this runs outside FastAPI's exception handlers, so nothing else would turn it into an answer)."""
+    try:
+        async with connection.app.state.services.pool.acquire() as conn:
+            token, _ = await sessions.create(conn, key, timedelta(seconds=COOKIE_MAX_AGE_S))
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        raise ApiError(
+            503, "the wall's session cannot be stored now: database unavailable; this page retries by itself",
+            headers={"Retry-After": str(SESSION_RETRY_S)},
+        ) from None
     return sessions.cookie_header(token, COOKIE_MAX_AGE_S, sessions.secure(connection), name=COOKIE, path=WALL_PATH)

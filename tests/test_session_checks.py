@@ -125,3 +125,12 @@ async def test_signing_out_ends_the_session_at_once(dsn, server):
         assert (await http.get("/v1/alerts", headers=copy)).status_code == 200  # now cached as live
         assert (await http.delete("/v1/sessions/current", headers=CSRF)).status_code == 204
         assert (await http.get("/v1/alerts", headers=copy)).status_code == 401, "a copy of the cookie is dead too"
+
+
+async def test_a_dead_wall_cookie_is_cleared_so_the_kiosk_stops_counting_failures(server):
+    dead = secrets.token_urlsafe(32)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as kiosk:
+        refused = await kiosk.get("/wall/x", headers={"Cookie": f"warroom_wall_session={dead}"})
+    assert refused.status_code == 401
+    assert "warroom_wall_session=;" in refused.headers["Set-Cookie"] and "Max-Age=0" in refused.headers["Set-Cookie"]
+    assert "Path=/wall" in refused.headers["Set-Cookie"]
