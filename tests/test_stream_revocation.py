@@ -17,6 +17,14 @@ CACHE_S = 0.5
 MARGIN_S = 3.0
 
 
+async def _revoke(dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await keys.revoke(conn, name)
+    finally:
+        await conn.close()
+
+
 async def _closed_code(socket: websockets.ClientConnection, within_s: float) -> int:
     async with asyncio.timeout(within_s):
         while True:
@@ -37,11 +45,7 @@ async def test_revoking_the_key_closes_an_open_alert_stream_signed_in_by_session
         url = f"ws://127.0.0.1:{server.port}/v1/alerts/stream"
         async with websockets.connect(url, origin=server.url, additional_headers={"Cookie": cookie}) as socket:
             assert '"snapshot"' in await socket.recv()
-            conn = await asyncpg.connect(dsn)
-            try:
-                await keys.revoke(conn, "stream-revoked")
-            finally:
-                await conn.close()
+            await _revoke(dsn, "stream-revoked")
             revoked = time.monotonic()
             assert await _closed_code(socket, CACHE_S * 2 + MARGIN_S) == 4401
             assert time.monotonic() - revoked < CACHE_S * 2 + MARGIN_S
@@ -56,11 +60,7 @@ async def test_revoking_the_key_closes_an_open_alert_stream_opened_with_the_key(
         url = f"ws://127.0.0.1:{server.port}/v1/alerts/stream"
         async with websockets.connect(url, additional_headers={"X-API-Key": operator}) as socket:
             assert '"snapshot"' in await socket.recv()
-            conn = await asyncpg.connect(dsn)
-            try:
-                await keys.revoke(conn, "stream-key-revoked")
-            finally:
-                await conn.close()
+            await _revoke(dsn, "stream-key-revoked")
             assert await _closed_code(socket, CACHE_S * 2 + MARGIN_S) == 4401
     finally:
         server.stop()
@@ -72,11 +72,7 @@ async def test_revoking_the_key_closes_an_open_campaign_live_stream(dsn):
     try:
         url = f"ws://127.0.0.1:{server.port}/v1/campaigns/any/live?token={screen}"
         async with websockets.connect(url) as socket:
-            conn = await asyncpg.connect(dsn)
-            try:
-                await keys.revoke(conn, "live-revoked")
-            finally:
-                await conn.close()
+            await _revoke(dsn, "live-revoked")
             assert await _closed_code(socket, CACHE_S * 2 + MARGIN_S) == 4401
     finally:
         server.stop()
@@ -91,11 +87,7 @@ async def test_revoking_the_screen_key_closes_an_open_wall_websocket(dsn):
             cookie = f"warroom_wall_session={http.cookies['warroom_wall_session']}"
         url = f"ws://127.0.0.1:{server.port}/wall/_dash-ws-callback"
         async with websockets.connect(url, origin=server.url, additional_headers={"Cookie": cookie}) as socket:
-            conn = await asyncpg.connect(dsn)
-            try:
-                await keys.revoke(conn, "wall-revoked")
-            finally:
-                await conn.close()
+            await _revoke(dsn, "wall-revoked")
             assert await _closed_code(socket, CACHE_S * 2 + MARGIN_S) == 4401
     finally:
         server.stop()
