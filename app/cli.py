@@ -169,7 +169,7 @@ Promo War-Room is starting on {base}
 
 Post an event:
   curl -sS {base}/v1/events -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
-    -d '{{"event_id": "demo-1", "type": "order_paid", "order_id": "o-1", "amount": 199.0, "channel": "tmall"}}'
+    -d '{{"event_id": "demo-1", "type": "order_paid", "order_id": "o-1", "amount": 199.0, "channel": "tmall", "campaign": "{DEMO_CAMPAIGN}"}}'
 """,
         flush=True,
     )

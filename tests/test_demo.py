@@ -8,6 +8,9 @@ import subprocess
 import sys
 import time
 
+import httpx
+
+from app.drill import DEMO_CAMPAIGN
 from tests.conftest import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,7 +29,7 @@ def start_demo(tmp_path, *args: str) -> tuple[subprocess.Popen, int]:
 
 
 def test_demo_prints_a_curl_command_that_stores_an_event(tmp_path):
-    process, _ = start_demo(tmp_path, "--no-drill")
+    process, port = start_demo(tmp_path, "--no-drill")
     try:
         lines: list[str] = []
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -44,6 +47,11 @@ def test_demo_prints_a_curl_command_that_stores_an_event(tmp_path):
             time.sleep(0.2)
         assert result.returncode == 0, result.stdout + result.stderr
         assert '"accepted":1' in result.stdout
+        screen = re.search(r"screen\s+(wr_\S+)", text).group(1)
+        snapshot = f"http://127.0.0.1:{port}/v1/campaigns/{DEMO_CAMPAIGN}/snapshot?token={screen}"
+        while httpx.get(snapshot, timeout=5).json()["totals"]["orders_paid"] != 1:  # the wall the demo prints counts it
+            assert time.monotonic() < deadline, "the posted order is not counted in the demo's campaign"
+            time.sleep(0.2)
         assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists()
     finally:
         process.send_signal(signal.SIGTERM)
