@@ -39,11 +39,12 @@ COPY README.md ./
 COPY app ./app
 COPY alerts ./alerts
 COPY dashboard ./dashboard
+COPY bench ./bench
 COPY migrations ./migrations
 # Then check that the installed copy finds its migrations, as the runtime will
 # (python -P: the current directory /src is not on sys.path, so the source tree cannot stand in).
 RUN pip install --no-deps . \
- && python -P -c "from app.database import MIGRATIONS_DIR, head_revision; assert 'site-packages' in str(MIGRATIONS_DIR), MIGRATIONS_DIR; print('migrations head:', head_revision())"
+ && python -P -c "from app.core.database import MIGRATIONS_DIR, head_revision; assert 'site-packages' in str(MIGRATIONS_DIR), MIGRATIONS_DIR; print('migrations head:', head_revision())"
 
 # ---- runtime ----------------------------------------------------------------
 FROM ${PYTHON_IMAGE}

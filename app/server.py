@@ -1,7 +1,7 @@
 """The FastAPI applications: wiring of routes, start-up (database, migrations) and graceful shutdown.
 
 ``create_full_app`` is the whole product; ``create_ingest_app`` is the lean app of an ingest-role
-process (see ``app.ingest_tier``).
+process (see ``app.ingest.tier``).
 """
 
 from __future__ import annotations
@@ -19,25 +19,35 @@ from fastapi import APIRouter, FastAPI
 from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
-from alerts import routing
-from alerts.delivery import DeliveryService
-from alerts.live import AlertService
-from app import __version__, alert_stream, alerts_api, campaigns_api, errors, health, ingest_api, notifications_api, oncall
-from app import campaigns as campaign_files
-from app import api_docs, scrape, sessions_api
-from app.browser_security import BrowserSecurity
-from app.cors import SegmentCors
-from app.admission import Admission
-from app.events import json_schema
-from app.database import create_pool, head_revision, open_database, upgrade_async
-from app.ingest import GroupCommitter, prepare_connection
-from app.ingest_tier import IngestProcesses
-from app.keys import KeyStore
+from alerts.notify import routing
+from alerts.notify.delivery import DeliveryService
+from alerts.evaluation.live import AlertService
+from app import __version__
+from app.api import alert_stream
+from app.api import alerts as alerts_api
+from app.api import campaigns as campaigns_api
+from app.core import errors
+from app.api import health
+from app.api import ingest as ingest_api
+from app.api import notifications as notifications_api
+from app.api import oncall
+from app.campaigns import model as campaign_files
+from app.api import docs as api_docs
+from app.api import scrape
+from app.api import sessions as sessions_api
+from app.api.browser_security import BrowserSecurity
+from app.api.cors import SegmentCors
+from app.api.admission import Admission
+from app.ingest.events import json_schema
+from app.core.database import create_pool, head_revision, open_database, upgrade_async
+from app.ingest.group_commit import GroupCommitter, prepare_connection
+from app.ingest.tier import IngestProcesses
+from app.access.keys import KeyStore
 from app.metrics.live import LiveMetrics
-from app.ratelimit import RateLimiter
-from app.services import Services
-from app.settings import Settings
-from app.supervision import Supervisor
+from app.access.ratelimit import RateLimiter
+from app.api.services import Services
+from app.core.settings import Settings
+from app.core.supervision import Supervisor
 from dashboard import wall
 
 log = logging.getLogger(__name__)
@@ -117,8 +127,8 @@ async def _settle_heap_after(caught_up: asyncio.Event) -> None:
 class WarRoomApp(FastAPI):
     """FastAPI with the hottest route, ``POST /v1/events``, served before FastAPI's own stack; every
     request body admitted (key, size, time, concurrency) before anything reads it; and browsers'
-    cross-origin posts to the Segment-compatible endpoints (``app.cors``) answered outside all of it,
-    so refusals carry CORS headers too; browser security headers (``app.browser_security``) outermost,
+    cross-origin posts to the Segment-compatible endpoints (``app.api.cors``) answered outside all of it,
+    so refusals carry CORS headers too; browser security headers (``app.api.browser_security``) outermost,
     so every answer, whichever layer gives it, carries them."""
 
     def __init__(self, settings: Settings, **options: Any) -> None:

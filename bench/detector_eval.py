@@ -23,7 +23,7 @@ thresholds learned on `dev` as well as thresholds optimised on the held-out
 set itself. `dynamic+likelihood` is an ablation: the detector's scores
 passed through HTM's anomaly likelihood.
 
-    .venv/bin/python bench/detector_eval.py [--json] [--split all|dev|holdout] [--detector NAME]
+    .venv/bin/python -m bench.detector_eval [--json] [--split all|dev|holdout] [--detector NAME]
 """
 
 from __future__ import annotations
@@ -43,9 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from alerts.detectors import DEFAULT_CONFIG, score_series  # noqa: E402
+from alerts.evaluation.detectors import DEFAULT_CONFIG, score_series
 
 WINDOW_FRACTION = 0.10
 PROBATION_FRACTION = 0.15

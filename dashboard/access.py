@@ -4,7 +4,7 @@ screen key in a header, the wall's session cookie, or an address in ``WARROOM_WA
 An ASGI middleware in front of every ``/wall`` path, the Dash websocket
 included, so no Dash route (layout, callbacks, assets, the push socket) is
 reachable without it. The kiosk token is exchanged for a session
-(``app.sessions``, stored hashed, ended by revoking the key) on the first
+(``app.access.sessions``, stored hashed, ended by revoking the key) on the first
 page load, and the session goes into an HttpOnly cookie of the wall's own
 (``COOKIE``, sent only to ``/wall``, so it never replaces the on-call page's
 session in the same browser): the browser's websocket handshake and Dash's
@@ -24,16 +24,16 @@ from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import sessions
-from app.auth import READ_SCOPES, admit, authenticate, presented_key, session, still_allowed
-from app.database import database_unavailable
-from app.errors import ApiError
-from app.keys import ApiKey
-from app.streams import StillAllowed, recheck_period, watch
+from app.access import sessions
+from app.access.auth import READ_SCOPES, admit, authenticate, presented_key, session, still_allowed
+from app.core.database import database_unavailable
+from app.core.errors import ApiError
+from app.access.keys import ApiKey
+from app.api.streams import StillAllowed, recheck_period, watch
 
 WALL_PATH = "/wall"
 COOKIE = "warroom_wall_session"
-"""The kiosk's session, apart from the on-call page's (``app.sessions.COOKIE``)."""
+"""The kiosk's session, apart from the on-call page's (``app.access.sessions.COOKIE``)."""
 LEGACY_COOKIE = "warroom_wall"
 """Before sessions, the wall's cookie held the screen key itself; a kiosk still carrying one is moved to a session."""
 COOKIE_MAX_AGE_S = 30 * 86400
@@ -144,7 +144,7 @@ class WallGuard:
 
 async def _watched(app: ASGIApp, scope: Scope, receive: Receive, send: Send, check: StillAllowed) -> None:
     """Run the Dash websocket until it ends or its key or session no longer admits it (closed 4401, see
-    ``app.streams.watch``): the wall's push loop then stops with it."""
+    ``app.api.streams.watch``): the wall's push loop then stops with it."""
     running = asyncio.create_task(app(scope, receive, send))
 
     async def close(code: int, reason: str) -> None:

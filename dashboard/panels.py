@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from dash import html
 
-from alerts.rules import SEVERITY_RANK
+from alerts.evaluation.rules import SEVERITY_RANK
 from dashboard import i18n
 from dashboard.i18n import Language
 from dashboard.kpis import Tile

@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import ApiError, api_error_response
-from app.events import FieldError
+from app.core.errors import ApiError, api_error_response
+from app.ingest.events import FieldError
 from dashboard.access import WALL_PATH
 
 CALLBACK_PATH = WALL_PATH + "/_dash-update-component"

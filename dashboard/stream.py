@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 from dash import set_props
 from plotly.io.json import to_json_plotly
 
-from app.services import Services
+from app.api.services import Services
 from dashboard import curve as curve_math
 from dashboard import i18n, panels
 from dashboard.access import WALL_PATH

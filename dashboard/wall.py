@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from app.settings import Settings
+from app.core.settings import Settings
 from dashboard import layout, routes, stream
 from dashboard.access import WALL_PATH, WallGuard
 

@@ -25,11 +25,11 @@ import httpx
 import pytest
 import uvicorn
 
-from app import keys
-from app.connections import server_config
-from app.database import EmbeddedPostgres, upgrade
+from app.access import keys
+from app.api.connections import server_config
+from app.core.database import EmbeddedPostgres, upgrade
 from app.server import create_app
-from app.settings import Settings
+from app.core.settings import Settings
 
 TEMPLATE = "warroom_template"
 CHROMIUM = "/usr/bin/chromium"

@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from app.admission import KEYLESS_SHARE
+from app.api.admission import KEYLESS_SHARE
 from tests.conftest import create_key, event, start_server
 from tests.rawhttp import closed_by_peer, connect, head, read_response, rss_bytes
 

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import httpx
 
-from app.events import MAX_AMOUNT_DECIMALS
+from app.ingest.events import MAX_AMOUNT_DECIMALS
 from tests.conftest import event
 
 

@@ -112,8 +112,8 @@ def test_hourly_series_warm_up_in_rows_and_catch_a_spike(tmp_path):
 
 def test_irregular_timestamps_are_judged_row_by_row_like_the_detector(tmp_path):
     """Jittered spacing must neither raise false alarms (rows falling two to a window) nor look ahead."""
-    from alerts import backtest
-    from alerts.detectors import score_series
+    from alerts.evaluation import backtest
+    from alerts.evaluation.detectors import score_series
 
     write_series(tmp_path / "full.csv", 1500, jitter_s=100)
     with (tmp_path / "full.csv").open(newline="") as f:

@@ -14,8 +14,8 @@ import asyncpg
 import httpx
 import pytest
 
-from app import campaigns
-from app.campaigns_cli import to_yaml
+from app.campaigns import model as campaigns
+from app.cli.campaigns import to_yaml
 from tests.conftest import RunningServer, create_key, wait_until
 from tests.test_cli import ROOT, warroom
 

@@ -8,8 +8,8 @@ connection, which used to fall through to per-submission isolation and be answer
 import asyncpg
 import pytest
 
-from app.database import ENCODING_ERROR
-from app.ingest import commit_failure
+from app.core.database import ENCODING_ERROR
+from app.ingest.group_commit import commit_failure
 
 STATE_ERROR = asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from app.campaigns import parse
-from app.configfile import ConfigError
+from app.campaigns.model import parse
+from app.core.configfile import ConfigError
 
 CAMPAIGN = """id: d11
 name: Double 11

@@ -16,9 +16,9 @@ from typing import Any, AsyncIterator
 import asyncpg
 import pytest
 
-from app.errors import ApiError
-from app.keys import STALE_GRACE_S, KeyCheckUnavailable, KeyStore
-from app.sessions import SessionStore
+from app.core.errors import ApiError
+from app.access.keys import STALE_GRACE_S, KeyCheckUnavailable, KeyStore
+from app.access.sessions import SessionStore
 
 NOW = datetime.now(timezone.utc)
 KEY_ID, SECRET = "ab" * 6, "s" * 32
@@ -149,8 +149,8 @@ async def test_a_lookup_that_read_the_row_before_sign_out_does_not_bring_the_ses
 
 
 async def test_a_key_check_that_fails_unexpectedly_in_admission_is_answered_as_json(monkeypatch):
-    from app import admission
-    from app.settings import Settings
+    from app.api import admission
+    from app.core.settings import Settings
 
     async def broken(request: Any) -> Any:
         raise _postgres(asyncpg.UndefinedTableError, 'relation "api_keys" does not exist')

@@ -8,8 +8,8 @@ import httpx
 import msgspec
 import pytest
 
-from app import campaigns
-from app.configfile import ConfigError
+from app.campaigns import model as campaigns
+from app.core.configfile import ConfigError
 from app.metrics.engine import Engine
 from app.metrics.measures import Event
 from tests.conftest import create_key, scrape_metrics, start_server, wait_until

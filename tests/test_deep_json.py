@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from app import nesting
+from app.core import nesting
 from tests.conftest import create_key, event
 
 DEEP = 1000

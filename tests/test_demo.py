@@ -10,7 +10,7 @@ import time
 
 import httpx
 
-from app.drill import DEMO_CAMPAIGN
+from app.drill.demo import DEMO_CAMPAIGN
 from tests.conftest import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

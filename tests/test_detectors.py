@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from alerts.detectors import DEFAULT_CONFIG, DEFAULT_MIN_HISTORY, Assessment, Detector, DetectorConfig, score_series
+from alerts.evaluation.detectors import DEFAULT_CONFIG, DEFAULT_MIN_HISTORY, Assessment, Detector, DetectorConfig, score_series
 
 MINUTE = 60.0
 DAY = 86400.0

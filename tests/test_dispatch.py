@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from alerts import routing
-from alerts.dispatch import Dispatcher, Flush, LogEntry, Notice
+from alerts.notify import routing
+from alerts.notify.dispatch import Dispatcher, Flush, LogEntry, Notice
 
 CONFIG = """
 contact_points:

@@ -10,17 +10,17 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from alerts.evaluate import Evaluator
-from alerts.lifecycle import Lifecycle, Transition
-from alerts.metricview import EngineView
-from alerts.rules import load_directory
-from app.campaigns import load_file
-from app.drill import drill_schedule
-from app.events import COLUMNS, Defaults, decode_event
+from alerts.evaluation.evaluate import Evaluator
+from alerts.evaluation.lifecycle import Lifecycle, Transition
+from alerts.evaluation.metricview import EngineView
+from alerts.evaluation.rules import load_directory
+from app.campaigns.model import load_file
+from app.drill.demo import drill_schedule
+from app.ingest.events import COLUMNS, Defaults, decode_event
 from app.metrics.engine import Engine
 from app.metrics.measures import Event
-from app.scenario import Incident, Scenario
-from app.simulate import HISTORY_GROWTH, HISTORY_SHIFT
+from app.drill.scenario import Incident, Scenario
+from app.drill.simulate import HISTORY_GROWTH, HISTORY_SHIFT
 
 ROOT = Path(__file__).resolve().parent.parent
 BURST_AT = datetime(2026, 11, 11, 0, 0, tzinfo=timezone(timedelta(hours=8)))

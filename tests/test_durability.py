@@ -18,9 +18,9 @@ import httpx
 import pgserver._commands as pg_commands
 import pytest
 
-from app import campaigns
-from app.database import EmbeddedPostgres, create_pool, upgrade
-from app.ingest import GroupCommitter, prepare_connection
+from app.campaigns import model as campaigns
+from app.core.database import EmbeddedPostgres, create_pool, upgrade
+from app.ingest.group_commit import GroupCommitter, prepare_connection
 from tests.conftest import create_key, event, free_port, scrape_metrics, start_server, wait_until
 from tests.test_undefined_campaigns import definition
 

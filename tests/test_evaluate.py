@@ -5,9 +5,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alerts.detectors import Assessment
-from alerts.evaluate import Evaluator
-from alerts.rules import load_file, parse
+from alerts.evaluation.detectors import Assessment
+from alerts.evaluation.evaluate import Evaluator
+from alerts.evaluation.rules import load_file, parse
 
 RULES = """
 rules:

@@ -6,7 +6,7 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from app.events import COLUMNS, EVENT_TYPES, MAX_PROPS_BYTES, Defaults, decode_event
+from app.ingest.events import COLUMNS, EVENT_TYPES, MAX_PROPS_BYTES, Defaults, decode_event
 from tests.conftest import event
 
 NOW = datetime(2026, 11, 11, 0, 0, tzinfo=timezone(timedelta(hours=8)))

@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-from app.importer import BATCH_EVENTS, SHOWN_REJECTIONS
+from app.ingest.importer import BATCH_EVENTS, SHOWN_REJECTIONS
 from tests.conftest import event
 from tests.test_campaigns_cli import warroom_concurrently
 from tests.test_cli import warroom

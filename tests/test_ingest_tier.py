@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from app.settings import Settings, SettingsError
+from app.core.settings import Settings, SettingsError
 from tests.conftest import event, free_port, start_server, wait_until
 from tests.test_metrics_live import define
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from alerts.inhibit import DEFAULT_INHIBIT_RULES, InhibitRule, inhibitors
-from alerts.rules import load_directory
-from alerts.silences import matches_all
+from alerts.evaluation.inhibit import DEFAULT_INHIBIT_RULES, InhibitRule, inhibitors
+from alerts.evaluation.rules import load_directory
+from alerts.evaluation.silences import matches_all
 
 SHIPPED = (*DEFAULT_INHIBIT_RULES, *load_directory(Path(__file__).resolve().parent.parent / "rules").inhibit)
 """What the server applies with the default rule pack."""

@@ -7,9 +7,11 @@ import asyncpg
 import httpx
 import pytest
 
-from app import keys, telemetry
-from app.keys import KeyStore
-from app.ratelimit import RateLimiter
+from app.access import keys
+
+from app.core import telemetry
+from app.access.keys import KeyStore
+from app.access.ratelimit import RateLimiter
 from tests.conftest import create_key, event, start_server
 
 

@@ -6,11 +6,11 @@ import itertools
 from decimal import Decimal
 from pathlib import Path
 
-from alerts.evaluate import Evaluator
-from alerts.lifecycle import Lifecycle, Transition
-from alerts.metricview import EngineView
-from alerts.rules import parse
-from app.campaigns import load_file
+from alerts.evaluation.evaluate import Evaluator
+from alerts.evaluation.lifecycle import Lifecycle, Transition
+from alerts.evaluation.metricview import EngineView
+from alerts.evaluation.rules import parse
+from app.campaigns.model import load_file
 from app.metrics.engine import Engine
 from app.metrics.measures import Event
 

@@ -1,6 +1,6 @@
 """Alert lifecycle with a fake clock: pending, firing, severity changes, hysteresis, flapping, resolution."""
 
-from alerts.lifecycle import FLAP_TRANSITIONS, FLAP_WINDOW_S, Alert, Lifecycle, Observation
+from alerts.evaluation.lifecycle import FLAP_TRANSITIONS, FLAP_WINDOW_S, Alert, Lifecycle, Observation
 
 SKU = {"campaign": "c", "sku": "A"}
 

@@ -7,8 +7,8 @@ import resource
 import httpx
 import pytest
 
-from app.connections import DESCRIPTOR_RESERVE, METRICS_MAX_CONNECTIONS, server_config
-from app.settings import Settings, SettingsError
+from app.api.connections import DESCRIPTOR_RESERVE, METRICS_MAX_CONNECTIONS, server_config
+from app.core.settings import Settings, SettingsError
 from tests.conftest import create_key, free_port, start_server
 
 EXPOSITION = "warroom_ingest_queue_events"

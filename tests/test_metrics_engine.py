@@ -10,7 +10,7 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from app.campaigns import Campaign, Phase, Phases, Sku, Targets
+from app.campaigns.model import Campaign, Phase, Phases, Sku, Targets
 from app.metrics.engine import MAX_CHANNELS, NEVER, OTHER, TOTAL, Engine
 from app.metrics.measures import INDEX, Event
 from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT, Series

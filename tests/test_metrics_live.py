@@ -14,8 +14,8 @@ import httpx
 import pytest
 import websockets
 
-from app import campaigns
-from app.campaigns import Campaign, Phase, Phases
+from app.campaigns import model as campaigns
+from app.campaigns.model import Campaign, Phase, Phases
 from app.metrics.engine import Engine
 from app.metrics.live import PUBLISH_INTERVAL_S, CheckpointError, LiveMetrics, read_tail, snapshot_state
 from app.metrics.measures import INDEX, Event
@@ -427,8 +427,7 @@ async def test_subscribers_get_a_few_snapshots_a_second_during_a_stream_of_commi
 
 
 async def test_campaign_saved_by_another_process_reaches_the_running_engine(server, db):
-    from app import campaigns
-
+    from app.campaigns import model as campaigns
     campaign = campaigns.load_file(CAMPAIGN_FILE)
     await campaigns.save(db, campaign)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from alerts.metricview import MIN_GROWTH_SPAN_S, EngineView
-from app.campaigns import load_file
+from alerts.evaluation.metricview import MIN_GROWTH_SPAN_S, EngineView
+from app.campaigns.model import load_file
 from app.metrics.engine import Engine
 from app.metrics.measures import Event
 

@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from app.ingest import MAX_REFUSED_PER_SUBMISSION, search_exhausted
+from app.ingest.group_commit import MAX_REFUSED_PER_SUBMISSION, search_exhausted
 
 from tests.conftest import event
 from tests.test_cli import warroom

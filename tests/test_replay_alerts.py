@@ -11,9 +11,9 @@ import asyncio
 
 import asyncpg
 
-from alerts.lifecycle import Lifecycle, Observation
-from alerts.live import AlertService
-from app import campaigns
+from alerts.evaluation.lifecycle import Lifecycle, Observation
+from alerts.evaluation.live import AlertService
+from app.campaigns import model as campaigns
 from app.metrics import live
 from app.metrics.live import LiveMetrics
 from tests.conftest import wait_until

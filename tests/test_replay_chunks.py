@@ -13,7 +13,7 @@ import zlib
 
 import asyncpg
 
-from app import campaigns
+from app.campaigns import model as campaigns
 from app.metrics import live
 from app.metrics.engine import Engine
 from app.metrics.live import TAIL_LOOP, LiveMetrics

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from alerts import routing
+from alerts.notify import routing
 from app import cli
-from app.configfile import ConfigError
+from app.core.configfile import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = """

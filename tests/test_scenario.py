@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from app.campaigns import load_file
-from app.scenario import Incident, Scenario
+from app.campaigns.model import load_file
+from app.drill.scenario import Incident, Scenario
 
 CATALOG = load_file(Path(__file__).resolve().parent.parent / "campaigns" / "double11-demo.yaml").skus
 

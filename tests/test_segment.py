@@ -10,8 +10,8 @@ import httpx
 import pytest
 from segment.analytics import Client
 
-from app.events import COLUMNS, Defaults
-from app.segment import derived_message_id, to_event
+from app.ingest.events import COLUMNS, Defaults
+from app.ingest.segment import derived_message_id, to_event
 
 NOW = datetime(2026, 11, 11, 0, 10, tzinfo=timezone.utc)
 DEFAULTS = Defaults(campaign="default", currency="CNY")

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 import asyncpg
 import httpx
 
-from app import telemetry
-from app.sessions import SessionStore
+from app.core import telemetry
+from app.access.sessions import SessionStore
 from tests.conftest import create_key, start_server
 
 CSRF = {"X-Warroom-Request": "test"}

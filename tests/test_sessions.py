@@ -9,8 +9,8 @@ import httpx
 import websockets
 from playwright.async_api import Browser, expect
 
-from app import keys
-from app.settings import DEFAULT_KEY_CACHE_S
+from app.access import keys
+from app.core.settings import DEFAULT_KEY_CACHE_S
 from tests.conftest import create_key, start_server, wait_until
 from tests.test_alerts_live import stock
 from tests.test_oncall import PHONE, TIMEOUT_MS, settings

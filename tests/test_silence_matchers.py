@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from alerts.silences import MAX_REGEX_LENGTH, Matcher
+from alerts.evaluation.silences import MAX_REGEX_LENGTH, Matcher
 from tests.conftest import create_key, start_server, wait_until
 from tests.test_alerts_live import RULES, stock
 
@@ -109,7 +109,7 @@ def test_regexes_are_anchored():
 async def test_the_migration_turns_stored_text_matchers_into_structured_ones(dsn, db):
     from alembic import command
 
-    from app.database import _alembic_config
+    from app.core.database import _alembic_config
 
     await asyncio.to_thread(command.downgrade, _alembic_config(dsn), "0006")
     await db.execute(

@@ -18,9 +18,9 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from alerts import live
-from alerts.silences import MAX_REGEX_LENGTH, Matcher, silencing
-from app import telemetry
+from alerts.evaluation import live
+from alerts.evaluation.silences import MAX_REGEX_LENGTH, Matcher, silencing
+from app.core import telemetry
 from tests.conftest import create_key, start_server
 
 LONG_REGEX = "|".join(f"SKU-{i:04d}" for i in range(40))
@@ -49,7 +49,7 @@ async def test_an_over_long_stored_matcher_does_not_stop_the_start_and_still_app
     await _insert(db, "broken", [{"name": "sku", "op": "=~", "value": "(unclosed"}])
     operator = await create_key(dsn, "operator")
     unreadable_before = telemetry.SILENCES_UNREADABLE._value.get()
-    with caplog.at_level(logging.ERROR, logger="alerts.store"):
+    with caplog.at_level(logging.ERROR, logger="alerts.evaluation.store"):
         server = start_server(dsn)
     try:
         service = server.services.alerts
@@ -79,7 +79,7 @@ async def test_a_regex_that_breaks_the_compiler_is_skipped_and_the_server_starts
     await _insert(db, "fine", [{"name": "sku", "op": "=", "value": "SKU-1"}])
     monkeypatch.setattr(live, "SILENCES_REFRESH_S", 0.05)
     unreadable_before = telemetry.SILENCES_UNREADABLE._value.get()
-    with caplog.at_level(logging.ERROR, logger="alerts.store"):
+    with caplog.at_level(logging.ERROR, logger="alerts.evaluation.store"):
         server = start_server(dsn)
         try:
             service = server.services.alerts

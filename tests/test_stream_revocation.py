@@ -10,7 +10,7 @@ import asyncpg
 import httpx
 import websockets
 
-from app import keys
+from app.access import keys
 from tests.conftest import create_key, start_server
 
 CACHE_S = 0.5

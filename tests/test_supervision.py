@@ -6,7 +6,7 @@ import logging
 import asyncpg
 import pytest
 
-from app.supervision import BACKOFF_MAX_S, LoopState, Supervisor, backoff_delay, condition
+from app.core.supervision import BACKOFF_MAX_S, LoopState, Supervisor, backoff_delay, condition
 
 
 class FakeClock:
@@ -54,7 +54,7 @@ async def test_any_exception_restarts_the_loop_and_is_logged_with_its_name(caplo
         progress()
         await asyncio.Event().wait()
 
-    with caplog.at_level(logging.WARNING, logger="app.supervision"):
+    with caplog.at_level(logging.WARNING, logger="app.core.supervision"):
         supervisor.start("flaky", flaky)
         for _ in range(100):
             if len(runs) == 3:

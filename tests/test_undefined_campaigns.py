@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import httpx
 
-from app import campaigns
-from app.campaigns import Campaign, Phase, Phases
+from app.campaigns import model as campaigns
+from app.campaigns.model import Campaign, Phase, Phases
 from app.metrics.engine import KEY_LIMITS, Engine
 from app.metrics.measures import Event
 from app.metrics.undefined import MAX_NAMES, OTHER

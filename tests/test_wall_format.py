@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from app.settings import Settings, SettingsError
+from app.core.settings import Settings, SettingsError
 from dashboard import curve, panels
 from dashboard.access import allowed_address, is_wall_path
 from dashboard.kpis import baseline_values, tiles

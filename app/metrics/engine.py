@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterable, NamedTuple
 
-from app.campaigns import Campaign
-from app.events import DEFAULT_WAREHOUSE
+from app.campaigns.model import Campaign
+from app.ingest.events import DEFAULT_WAREHOUSE
 from app.metrics import funnel as funnel_math
 from app.metrics import pacing as pacing_math
 from app.metrics.customers import KnownBuyers

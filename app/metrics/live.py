@@ -10,7 +10,7 @@ pushed to subscribers at most ``PUBLISH_INTERVAL_S`` apart, so a burst of
 10k events/s becomes a few updates per second.
 
 The tail, publishing, checkpoints and the LISTEN connection are supervised loops
-(``app.supervision``): any error restarts them with backoff, and the LISTEN
+(``app.core.supervision``): any error restarts them with backoff, and the LISTEN
 connection is opened again after the database comes back. The tail is stalled
 when stored events have waited longer than ``TAIL_STALL_AFTER_S`` while it
 applied nothing. A campaign defined after its events is replayed in bounded chunks between tail
@@ -30,11 +30,11 @@ from typing import Any, AsyncIterator, Callable, NoReturn
 
 import asyncpg
 
-from app import campaigns as campaign_store
+from app.campaigns import model as campaign_store
 from app.metrics.engine import Engine
 from app.metrics.measures import EVENT_COLUMNS, Event
 from app.metrics.replay import REPLAY_BATCH, REPLAY_SPAN, replay_step
-from app.supervision import Progress, Supervisor
+from app.core.supervision import Progress, Supervisor
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.campaigns import Campaign
+from app.campaigns.model import Campaign
 
 PLAN_SHARES = {"preheat": 0.3, "burst": 0.6, "wrapup": 0.1}
 MIN_SHARE = 0.02

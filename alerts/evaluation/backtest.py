@@ -1,0 +1,285 @@
+"""Backtests: the live rule engine run over historical series from CSV files, one output row per input row.
+
+The same ``Evaluator`` and ``Lifecycle`` that run live judge every row, so
+what an operator tunes here is exactly what fires on the night. A CSV row is
+one point of each of its columns: dynamic rules feed their detector each row
+at its own timestamp (irregular spacing and gaps included); static and
+correlation rules read their windows from a ``SeriesView`` whose clock stands
+one row interval after the row. Every series starts from fresh state and
+nothing looks ahead: a row is judged with the rows up to it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import math
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from statistics import median
+from typing import Callable, Iterator, TextIO
+
+from alerts.evaluation.evaluate import Evaluator, metric_is_sum
+from alerts.evaluation.lifecycle import Lifecycle
+from alerts.evaluation.detectors import DEFAULT_MIN_HISTORY as DEFAULT_WARMUP_POINTS
+from alerts.evaluation.rules import SEVERITY_RANK, AnyRule, DynamicRule, Text, load_for_series, metrics_are_columns
+
+SERIES = "series"
+DEFAULT_COLUMN = "value"
+PROGRESS_EVERY_S = 2.0
+PROGRESS_EVERY_ROWS = 10_000
+"""How often (in rows) a long file reports; a line is printed at most every PROGRESS_EVERY_S."""
+OUTPUT_COLUMNS = ("timestamp", "value", "score", "severity", "firing")
+STEP_SAMPLE_GAPS = 100
+"""The row interval (the window a static rule's row closes) is the median of at most this many first gaps."""
+EPOCH_MILLISECONDS_FROM = 1e11
+"""A numeric timestamp this large is in milliseconds (1e11 s is the year 5138; 1e11 ms is 1973)."""
+DEFAULT_STEP_S = 60.0
+"""The row interval assumed before a series has two rows."""
+
+
+def default_rules() -> list[AnyRule]:
+    """The default dynamic rule on the ``value`` column: both directions, default sensitivity and warm-up.
+
+    Its window is nominal: in a backtest each row is one point, so the warm-up is
+    ``DEFAULT_WARMUP_POINTS`` rows whatever the spacing (minutes or hours).
+    """
+    with metrics_are_columns():
+        return [
+            DynamicRule(
+                name="value_anomaly",
+                summary=Text(en="value {value} outside {lower}–{upper}", zh="数值 {value} 超出 {lower}–{upper}"),
+                runbook=Text(en="Investigate the series around this time.", zh="排查该时段的数据。"),
+                metric=DEFAULT_COLUMN,
+                window="1m",
+                min_history=f"{DEFAULT_WARMUP_POINTS}m",
+            )
+        ]
+
+
+def _parse_time(text: str) -> float:
+    """ISO 8601 (UTC when it has no offset); also a plain number of epoch seconds, or milliseconds when it is
+    that large, as many exported series carry."""
+    text = text.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    if not math.isfinite(number):
+        raise ValueError(f"timestamp {text!r} is not a time")
+    return number / 1000 if abs(number) >= EPOCH_MILLISECONDS_FROM else number
+
+
+def _number(text: str | None) -> float | None:
+    if text is None or not text.strip():
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+@dataclass
+class Series:
+    """One CSV: row times and, per column, the values (None where empty)."""
+
+    timestamps: list[float]
+    raw_timestamps: list[str]
+    columns: dict[str, list[float | None]]
+
+    @classmethod
+    def read(cls, stream: TextIO, source: str) -> "Series":
+        reader = csv.DictReader(stream)
+        if reader.fieldnames is None or "timestamp" not in reader.fieldnames:
+            raise ValueError(f"{source}: needs a header row with a timestamp column")
+        names = [n for n in reader.fieldnames if n != "timestamp"]
+        timestamps: list[float] = []
+        raw: list[str] = []
+        columns: dict[str, list[float | None]] = {n: [] for n in names}
+        for line, row in enumerate(reader, start=2):
+            try:
+                moment = _parse_time(row["timestamp"])
+                values = {n: _number(row.get(n)) for n in names}
+            except ValueError as exc:
+                raise ValueError(f"{source}:{line}: {exc}") from None
+            if timestamps and moment < timestamps[-1]:
+                raise ValueError(f"{source}:{line}: timestamps must not go backwards")
+            timestamps.append(moment)
+            raw.append(row["timestamp"])
+            for n in names:
+                columns[n].append(values[n])
+        return cls(timestamps, raw, columns)
+
+    def steps(self) -> Iterator[float]:
+        """Per row, the row interval known by then: the median of the gaps so far (at most STEP_SAMPLE_GAPS)."""
+        gaps: list[float] = []
+        step = DEFAULT_STEP_S
+        for index, moment in enumerate(self.timestamps):
+            if index and len(gaps) < STEP_SAMPLE_GAPS:
+                gap = moment - self.timestamps[index - 1]
+                if gap > 0:
+                    gaps.append(gap)
+                    step = median(gaps)
+            yield step
+
+
+class SeriesView:
+    """A ``MetricView`` over one CSV: a metric over [start, end) sums (or averages) the rows inside it."""
+
+    def __init__(self, series: Series) -> None:
+        self.series = series
+        self.now = 0.0
+        self.visible = 0
+        """Rows judged so far, the current one included: a window never reads past them."""
+        self._prefix: dict[str, tuple[list[float], list[int]]] = {}
+        for name, values in series.columns.items():
+            sums, counts, total, count = [0.0], [0], 0.0, 0
+            for value in values:
+                if value is not None:
+                    total += value
+                    count += 1
+                sums.append(total)
+                counts.append(count)
+            self._prefix[name] = (sums, counts)
+
+    def campaigns(self) -> list[str]:
+        return [SERIES]
+
+    def labels(self, campaign: str, by: str) -> list[str]:
+        return []
+
+    def value(self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None) -> float | None:
+        if metric not in self._prefix:
+            return None
+        end = min(end, self.now)
+        lo = bisect.bisect_left(self.series.timestamps, start, 0, self.visible)
+        hi = bisect.bisect_left(self.series.timestamps, end, 0, self.visible)
+        sums, counts = self._prefix[metric]
+        count = counts[hi] - counts[lo]
+        if count == 0:
+            return None
+        total = sums[hi] - sums[lo]
+        return total if metric_is_sum(metric) else total / count
+
+    def baseline(self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None) -> float | None:
+        return None
+
+    def growth(self, campaign: str, metric: str) -> float | None:
+        return None
+
+    def data_since(self, campaign: str) -> float | None:
+        return self.series.timestamps[0] if self.series.timestamps else None
+
+    def attribute(self, campaign: str, sku: str, name: str) -> float | None:
+        return None
+
+
+@dataclass
+class Summary:
+    rows: int
+    alerts: int
+    firing_s: float
+
+
+def run_series(series: Series, rules: list[AnyRule], out: TextIO, progress: Callable[[int], None] | None = None) -> Summary:
+    """Evaluate every row in order and write ``timestamp,value,score,severity,firing`` for each.
+
+    ``progress`` is called with the number of rows done every PROGRESS_EVERY_ROWS rows.
+    """
+    dynamic = [r for r in rules if isinstance(r, DynamicRule) and r.by is None and r.campaign in (None, SERIES)]
+    windowed = [r for r in rules if not isinstance(r, DynamicRule)]
+    evaluator, lifecycle, view = Evaluator(windowed), Lifecycle(), SeriesView(series)
+    points = Evaluator(dynamic)
+    for_s = {**evaluator.for_seconds(), **points.for_seconds()}
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(OUTPUT_COLUMNS)
+    shown_column = DEFAULT_COLUMN if DEFAULT_COLUMN in series.columns else next(iter(series.columns), None)
+    shown = series.columns[shown_column] if shown_column is not None else []
+    alerts, firing_since, firing_s = 0, None, 0.0
+    for index, (moment, step) in enumerate(zip(series.timestamps, series.steps())):
+        view.now, view.visible = moment + step, index + 1  # the row's window is complete; no later row is visible
+        observations = evaluator.evaluate(view) if windowed else []
+        for rule in dynamic:
+            value = series.columns[rule.metric][index] if rule.metric in series.columns else None
+            if value is not None:
+                observations.append(points.observe_point(rule, view, SERIES, moment, value))
+        transitions = lifecycle.observe(observations, moment, for_s)
+        alerts += sum(1 for t in transitions if t.kind == "firing")
+        score = 0.0
+        for observation in observations:
+            score = max(score, observation.values.get("score", 1.0 if observation.triggered else 0.0) or 0.0)
+        active = [a for a in lifecycle.alerts.values() if a.status == "firing"]
+        pending = [a for a in lifecycle.alerts.values() if a.status == "pending"]
+        flagged = active or pending
+        severity = max((a.severity for a in flagged), key=SEVERITY_RANK.__getitem__) if flagged else ""
+        if active and firing_since is None:
+            firing_since = moment
+        elif not active and firing_since is not None:
+            firing_s += moment - firing_since
+            firing_since = None
+        value = shown[index] if shown else None
+        writer.writerow((series.raw_timestamps[index], "" if value is None else repr(value), f"{min(1.0, score):.4f}",
+                         severity, int(bool(active))))
+        if progress is not None and (index + 1) % PROGRESS_EVERY_ROWS == 0:
+            progress(index + 1)
+    if firing_since is not None:
+        firing_s += series.timestamps[-1] - firing_since
+    return Summary(len(series.timestamps), alerts, firing_s)
+
+
+def _inputs(path: Path) -> Iterator[tuple[Path, Path]]:
+    """(input file, its path relative to the --series argument) for a file or every CSV under a directory."""
+    if path.is_dir():
+        for found in sorted(path.rglob("*.csv")):
+            yield found, found.relative_to(path)
+    else:
+        yield path, Path(path.name)
+
+
+def main(series: Path, out: Path, rules_file: Path | None) -> int:
+    """Backtest every CSV under ``series`` into ``out``; a bad file is reported and skipped (exit status 1)."""
+    rules = load_for_series(rules_file).rules if rules_file else default_rules()
+    files = list(_inputs(series))
+    if not files:
+        print(f"warroom: no CSV files under {series}", file=sys.stderr)
+        return 1
+    total_rows, total_alerts, failed, started = 0, 0, 0, time.monotonic()
+    last_print = started
+
+    def report(number: int, rows_done: int) -> None:
+        nonlocal last_print
+        now = time.monotonic()
+        if now - last_print >= PROGRESS_EVERY_S or (number == len(files) and rows_done == 0):
+            last_print = now
+            rows = total_rows + rows_done
+            rate = rows / max(now - started, 1e-9)
+            print(f"[{number}/{len(files)}] {rows:,} rows · {total_alerts} alerts · {rate:,.0f} rows/s", file=sys.stderr)
+
+    for number, (source, relative) in enumerate(files, start=1):
+        target = out / relative if series.is_dir() or out.suffix != ".csv" else out
+        try:
+            with source.open(newline="", encoding="utf-8-sig") as stream:  # a spreadsheet's BOM is no column name
+                data = Series.read(stream, str(source))
+            missing = sorted({r.metric for r in rules if isinstance(r, DynamicRule)} - set(data.columns))
+            if not rules_file and missing:
+                raise ValueError(f"{source}: no {DEFAULT_COLUMN!r} column for the default rule (columns: "
+                                 f"{', '.join(data.columns) or 'none'}); pass --rules naming the columns to watch")
+        except (OSError, UnicodeDecodeError, ValueError, csv.Error) as exc:
+            message = str(exc) if str(source) in str(exc) else f"{source}: {exc}"
+            print(f"warroom: {message}", file=sys.stderr)
+            failed += 1
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("w", newline="", encoding="utf-8") as stream:
+            summary = run_series(data, rules, stream, lambda rows: report(number, rows))
+        total_rows += summary.rows
+        total_alerts += summary.alerts
+        report(number, 0)
+        print(f"{relative}: {summary.rows} rows, {summary.alerts} alerts, firing {summary.firing_s / 60:.1f} min")
+    print(f"total: {len(files) - failed} series, {total_rows} rows, {total_alerts} alerts in {time.monotonic() - started:.1f}s"
+          + (f"; {failed} file(s) failed" if failed else ""))
+    return 1 if failed else 0

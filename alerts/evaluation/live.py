@@ -1,0 +1,296 @@
+"""The threshold engine at the edge: evaluates rules on the live metrics, persists transitions, pushes them.
+
+Evaluation runs after metrics update, at most every ``MIN_EVALUATION_GAP_S``
+(and never more than half the time), and at least every
+``EVALUATE_EVERY_S`` so ``for`` durations elapse on a quiet night too. Transitions are written to PostgreSQL before they are
+announced; if the database is away they wait in memory and are written on
+the next evaluation. Rules reload when their files change or on request,
+keeping every alert's state. Evaluation, the rule-file watch and the silences
+refresh are supervised loops (``app.core.supervision``): any error is logged and
+the loop restarts with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import asyncpg
+
+from alerts.evaluation import store
+from alerts.evaluation.evaluate import Evaluator
+from alerts.evaluation.inhibit import DEFAULT_INHIBIT_RULES, inhibitors
+from alerts.evaluation.lifecycle import Alert, Lifecycle, Transition
+from alerts.evaluation.messages import describe
+from alerts.evaluation.metricview import EngineView
+from alerts.evaluation.rules import AnyRule, RuleFile, load_directory
+from alerts.evaluation.silences import Matcher, Silence, silencing
+from app.core.configfile import ConfigError
+from app.metrics.live import LiveMetrics
+from app.core.supervision import Progress
+
+log = logging.getLogger(__name__)
+
+EVALUATE_EVERY_S = 1.0
+MIN_EVALUATION_GAP_S = 0.2
+"""Evaluations follow metric updates, but at most five times a second (metrics update after each commit)."""
+SILENCES_REFRESH_S = 5.0
+"""Silences are re-read this often, so ones added by the CLI or another server take effect."""
+RULE_FILES_CHECK_S = 2.0
+SUBSCRIBER_QUEUE = 1000
+PENDING_LIMIT = 10_000
+EVALUATE_LOOP, RULE_FILES_LOOP, SILENCES_LOOP = "alerts-evaluate", "alerts-rule-files", "alerts-silences"
+
+
+@dataclass
+class RuleStatus:
+    """What ``GET /v1/rules`` shows for a rule: its last evaluation."""
+
+    series: int = 0
+    triggered: int = 0
+    last_evaluated_at: float | None = None
+
+
+@dataclass
+class AlertService:
+    metrics: LiveMetrics
+    pool: asyncpg.Pool
+    rules_dir: Path
+    clock: Callable[[], float] = time.time
+    rules: RuleFile = field(default_factory=RuleFile)
+    evaluator: Evaluator = field(default_factory=lambda: Evaluator([]))
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    silences: list[Silence] = field(default_factory=list)
+    status: dict[str, RuleStatus] = field(default_factory=dict)
+    eval_ms: float = 0.0
+    _unwritten: list[Transition] = field(default_factory=list)
+    _subscribers: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
+    _listeners: list[Callable[[], None]] = field(default_factory=list)
+    _inhibitors: dict[str, list[str]] | None = None
+    _files_stamp: tuple[tuple[str, float], ...] = ()
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> None:
+        """Load rules (invalid files stop the start), restore firing alerts and silences, begin evaluating."""
+        self._load_rules()
+        async with self.pool.acquire() as conn:
+            self.lifecycle = Lifecycle(await store.firing(conn))
+            self._inhibitors = None
+            self.silences = await store.silences(conn)
+        supervisor = self.metrics.supervisor
+        supervisor.start(EVALUATE_LOOP, self._loop)
+        supervisor.start(RULE_FILES_LOOP, self._watch_files)
+        supervisor.start(SILENCES_LOOP, self._refresh_silences)
+        self.metrics.on_update(self._wake.set)
+
+    async def stop(self) -> None:
+        await self.metrics.supervisor.stop(EVALUATE_LOOP, RULE_FILES_LOOP, SILENCES_LOOP)
+
+    # ---- rules ---------------------------------------------------------------------------------
+
+    def _stamp(self) -> tuple[tuple[str, float], ...]:
+        if not self.rules_dir.is_dir():
+            return ()
+        return tuple(sorted((str(p), p.stat().st_mtime) for p in self.rules_dir.glob("*.y*ml")))
+
+    def _load_rules(self) -> None:
+        self._files_stamp = self._stamp()
+        rules = load_directory(self.rules_dir)
+        previous = {r.name: r for r in self.rules.rules}
+        evaluator = Evaluator(rules.rules, self.evaluator.detector_factory)
+        evaluator.keep_detectors(self.evaluator, [r.name for r in rules.rules if previous.get(r.name) == r])
+        self.rules, self.evaluator = rules, evaluator
+        self._inhibitors = None
+        self.status = {r.name: self.status.get(r.name, RuleStatus()) for r in rules.rules}
+        log.info("rules loaded", extra={"rules": len(rules.rules), "directory": str(self.rules_dir)})
+
+    def reload(self) -> int:
+        """Reload rule files; on an invalid file the current rules stay and ConfigError is raised."""
+        self._load_rules()
+        self._wake.set()
+        return len(self.rules.rules)
+
+    async def _watch_files(self, progress: Progress) -> None:
+        while True:
+            await asyncio.sleep(RULE_FILES_CHECK_S)
+            if self._stamp() != self._files_stamp:
+                try:
+                    self.reload()
+                except ConfigError as exc:
+                    self._files_stamp = self._stamp()
+                    log.error("rule files changed but are invalid; keeping the current rules: %s", exc)
+            progress()
+
+    async def _refresh_silences(self, progress: Progress) -> None:
+        """Refreshes at once when (re)started, so silences added during an outage apply when it ends."""
+        while True:
+            async with self.pool.acquire() as conn:
+                self.silences = await store.silences(conn)
+            progress()
+            await asyncio.sleep(SILENCES_REFRESH_S)
+
+    # ---- evaluation ----------------------------------------------------------------------------
+
+    async def _loop(self, progress: Progress) -> None:
+        """Transitions the database could not take stay in memory: the error restarts the loop, and the
+        next evaluation writes them."""
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), EVALUATE_EVERY_S)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            started = time.perf_counter()
+            await self.evaluate_once()
+            progress()
+            # Evaluation runs on the event loop: leave it at least as long again to ingest and push,
+            # so a large rule set slows alerting a little instead of stalling everything.
+            await asyncio.sleep(max(MIN_EVALUATION_GAP_S, time.perf_counter() - started))
+
+    async def evaluate_once(self) -> list[Transition]:
+        """One evaluation of every rule; returns the transitions it produced (already persisted)."""
+        now = self.clock()
+        started = time.perf_counter()
+        view = EngineView(self.metrics.engine, now)
+        observations = self.evaluator.evaluate(view)
+        transitions = self.lifecycle.observe(observations, now, self.evaluator.for_seconds(), view.replaying())
+        self._inhibitors = None
+        self.eval_ms = (time.perf_counter() - started) * 1000
+        for name in self.status:
+            self.status[name] = RuleStatus(0, 0, now)
+        for observation in observations:
+            status = self.status.get(observation.rule)
+            if status is not None:
+                status.series += 1
+                status.triggered += bool(observation.triggered)
+        self._unwritten = (self._unwritten + transitions)[-PENDING_LIMIT:]
+        if not self._unwritten:
+            return []
+        written = self._unwritten
+        async with self.pool.acquire() as conn:
+            seqs = await store.record(conn, written, self._describe)
+        self._unwritten = []
+        for transition, seq in zip(written, seqs):
+            self._publish(self.render(transition.alert, transition=transition, seq=seq))
+        self._changed()
+        return written
+
+    def _rule(self, name: str) -> AnyRule | None:
+        return next((r for r in self.rules.rules if r.name == name), None)
+
+    def _describe(self, transition: Transition) -> dict[str, str]:
+        rule = self._rule(transition.alert.rule)
+        if rule is None:
+            return {"summary_en": transition.alert.rule, "summary_zh": transition.alert.rule, "runbook_en": "",
+                    "runbook_zh": "", "link": f"/wall/{transition.alert.labels.get('campaign', '')}"}
+        return describe(rule, transition.alert.labels, transition.values, transition.severity)
+
+    # ---- reading, acknowledging, silencing -----------------------------------------------------
+
+    def suppression(self, alert: Alert) -> dict[str, list[str]]:
+        """Which silences and which firing alerts currently mute this one."""
+        labels = {**alert.labels, "rule": alert.rule, "severity": alert.severity}
+        return {
+            "silenced_by": silencing(labels, self.silences, self.clock()),
+            "inhibited_by": self.inhibitors().get(alert.id, []),
+        }
+
+    def inhibitors(self) -> dict[str, list[str]]:
+        """Firing alerts muted by others (id → the others), worked out once per evaluation or rule reload."""
+        if self._inhibitors is None:
+            firing = [
+                (a.id, {**a.labels, "rule": a.rule, "severity": a.severity})
+                for a in self.lifecycle.alerts.values()
+                if a.status == "firing"
+            ]
+            self._inhibitors = inhibitors(firing, (*DEFAULT_INHIBIT_RULES, *self.rules.inhibit))
+        return self._inhibitors
+
+    def render(self, alert: Alert, transition: Transition | None = None, seq: int | None = None) -> dict[str, Any]:
+        text = self._describe(transition) if transition else self._describe(
+            Transition("firing", alert, alert.fired_at or alert.pending_since, alert.severity, None, alert.values, alert.flapping)
+        )
+        return {
+            "seq": seq,
+            "id": alert.id,
+            "transition": transition.kind if transition else None,
+            "rule": alert.rule,
+            "labels": alert.labels,
+            "status": "resolved" if transition and transition.kind == "resolved" else alert.status,
+            "severity": transition.severity if transition else alert.severity,
+            "previous_severity": transition.previous_severity if transition else None,
+            "fired_at": alert.fired_at,
+            "resolved_at": alert.resolved_at,
+            "flapping": alert.flapping,
+            "values": store.clean_values(transition.values if transition else alert.values),
+            "acknowledged": {"by": alert.acknowledged_by, "at": alert.acknowledged_at, "comment": alert.ack_comment}
+            if alert.acknowledged_by
+            else None,
+            **text,
+            **self.suppression(alert),
+        }
+
+    async def acknowledge(self, alert_id: str, who: str, comment: str | None) -> dict[str, Any] | None:
+        """Store the acknowledgment, then apply it to the live alert at the same time, so a restart shows it unchanged."""
+        now = self.clock()
+        async with self.pool.acquire() as conn:
+            recorded = await store.acknowledge(conn, alert_id, who, comment, now)
+        if recorded is None:
+            return None
+        row, seq = recorded
+        live = self.lifecycle.acknowledge(alert_id, who, comment, now)
+        event = {"seq": seq, "transition": "acknowledged", "id": alert_id, "acknowledged": {"by": who, "comment": comment}}
+        self._publish(event)
+        self._changed()
+        return self.render(live) if live else {"id": alert_id, "status": row["status"], "acknowledged": event["acknowledged"]}
+
+    async def add_silence(
+        self, matchers: tuple[Matcher, ...], starts_at: float, ends_at: float, reason: str, who: str
+    ) -> Silence:
+        silence = Silence(str(uuid.uuid4()), matchers, starts_at, ends_at, reason, who)
+        async with self.pool.acquire() as conn:
+            await store.save_silence(conn, silence)
+        self.silences.append(silence)
+        self._changed()
+        return silence
+
+    async def expire_silence(self, silence_id: str) -> bool:
+        async with self.pool.acquire() as conn:
+            expired = await store.expire_silence(conn, silence_id)
+            self.silences = await store.silences(conn)
+        self._changed()
+        return expired
+
+    # ---- push ----------------------------------------------------------------------------------
+
+    @property
+    def settled(self) -> bool:
+        """Every transition so far is stored (none waits for the database)."""
+        return not self._unwritten
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after transitions are stored and after acknowledgments (delivery, streams)."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._subscribers.discard(queue)
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        for queue in list(self._subscribers):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(event)

@@ -1,0 +1,121 @@
+"""What people read: an alert's summary and first step in zh-CN and en, and a link to its panel."""
+
+from __future__ import annotations
+
+import math
+import string
+from typing import Any
+
+from alerts.evaluation.rules import SEVERITY_ZH, AnyRule
+
+SEVERITY_EN = {"reminder": "Reminder", "warning": "Warning", "emergency": "Emergency"}
+
+
+class _Fields(dict[str, Any]):
+    """Missing placeholders render as themselves instead of failing the whole message."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        if abs(value) < 10 and value != int(value):
+            return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+        return f"{value:,.0f}"
+    return value
+
+
+def render(template: str, labels: dict[str, str], values: dict[str, Any], severity: str, language: str) -> str:
+    fields = _Fields({k: _number(v) for k, v in values.items()})
+    fields.update(labels)
+    fields["severity"] = SEVERITY_ZH[severity] if language == "zh" else SEVERITY_EN[severity]
+    if isinstance(values.get("value"), float) and values.get("reference") is not None:
+        fields["change_pct"] = f"{values['value'] * 100:+.0f}%"
+    return string.Formatter().vformat(template, (), fields)
+
+
+def describe(rule: AnyRule, labels: dict[str, str], values: dict[str, Any], severity: str) -> dict[str, str]:
+    """Summary and runbook in both languages, and the wall panel to open."""
+    campaign = labels.get("campaign", "")
+    return {
+        "summary_en": render(rule.summary.en, labels, values, severity, "en"),
+        "summary_zh": render(rule.summary.zh, labels, values, severity, "zh"),
+        "runbook_en": rule.runbook.en,
+        "runbook_zh": rule.runbook.zh,
+        "link": f"/wall/{campaign}#{rule.panel}",
+    }
+
+
+KIND_TITLE = {
+    "firing": ("告警", "Firing"),
+    "escalation": ("升级", "Escalated"),
+    "repeat": ("仍未处理", "Still firing"),
+    "resolved": ("已恢复", "Resolved"),
+}
+SEVERITY_ICON = {"emergency": "🔴", "warning": "🟠", "reminder": "🔵"}
+MAX_LISTED = 30
+"""A group message lists this many alerts; the rest are counted (the on-call page has them all)."""
+
+
+def _values_text(values: dict[str, Any]) -> str:
+    shown = [f"{k}={_number(v)}" for k, v in values.items() if k in ("value", "threshold", "expected", "lower", "upper")]
+    return ", ".join(shown)
+
+
+def _alert_lines(text: dict[str, Any], language: str, public_url: str, mark: str) -> list[str]:
+    zh, en = text.get("summary_zh", ""), text.get("summary_en", "")
+    summary = zh if language == "zh" else en if language == "en" else f"{zh} / {en}"
+    lines = [f"- {mark} {summary}"]
+    values = _values_text(text.get("values") or {})
+    if values:
+        lines.append(f"  {values}")
+    runbook_zh, runbook_en = text.get("runbook_zh", ""), text.get("runbook_en", "")
+    if runbook_zh or runbook_en:
+        runbook = runbook_zh if language == "zh" else runbook_en if language == "en" else f"{runbook_zh} / {runbook_en}"
+        lines.append(f"  {'处置' if language == 'zh' else 'First step' if language == 'en' else '处置 / First step'}: {runbook}")
+    if text.get("link"):
+        lines.append(f"  {public_url}{text['link']}")
+    return lines
+
+
+def compose_group(
+    kind: str,
+    severity: str,
+    group_key: str,
+    firing: list[tuple[dict[str, Any], bool, bool]],
+    resolved: list[dict[str, Any]],
+    language: str,
+    public_url: str,
+) -> tuple[str, str]:
+    """Title and Markdown body of one message about an alert group.
+
+    ``firing`` holds (alert text, is new, is acknowledged); alert text has the
+    summaries, runbooks, link and values the alert store keeps.
+    """
+    kind_zh, kind_en = KIND_TITLE[kind]
+    severity_zh, severity_en = SEVERITY_ZH[severity], SEVERITY_EN[severity]
+    if language == "zh":
+        label = f"{kind_zh}·{severity_zh}"
+    elif language == "en":
+        label = f"{kind_en} · {severity_en}"
+    else:
+        label = f"{kind_zh}·{severity_zh} {kind_en} · {severity_en}"
+    counts = f"{len(firing)} firing" if language != "zh" else f"{len(firing)} 条告警"
+    if resolved:
+        counts += f", {len(resolved)} resolved" if language != "zh" else f"，{len(resolved)} 条恢复"
+    title = f"[{label}] {group_key} ({counts})"
+    lines: list[str] = []
+    for text, new, acked in firing[:MAX_LISTED]:
+        mark = SEVERITY_ICON.get(text.get("severity", severity), "•") + (" 🆕" if new else "") + (" ✔︎ack" if acked else "")
+        lines += _alert_lines(text, language, public_url, mark)
+    for text in resolved[: max(0, MAX_LISTED - len(firing))]:
+        lines += _alert_lines(text, language, public_url, "✅")
+    hidden = len(firing) + len(resolved) - MAX_LISTED
+    if hidden > 0:
+        lines.append(f"… +{hidden}")
+    lines.append("")
+    lines.append(f"{'值班页' if language == 'zh' else 'On-call page' if language == 'en' else '值班页 / On-call page'}: {public_url}/oncall")
+    return title, "\n".join(lines)

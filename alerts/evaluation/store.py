@@ -1,0 +1,249 @@
+"""Alerts, transitions and silences in PostgreSQL (parameterized SQL only)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import asyncpg
+import msgspec
+
+from alerts.evaluation.lifecycle import Alert, Transition
+from alerts.evaluation.silences import Matcher, Silence
+from app.core.telemetry import SILENCES_UNREADABLE
+
+log = logging.getLogger(__name__)
+
+ALERT_COLUMNS = (
+    "id, fingerprint, rule, campaign, labels, status, severity, active_tiers, pending_since, fired_at, resolved_at, "
+    "flapping, values, summary_en, summary_zh, runbook_en, runbook_zh, link, ack_by, ack_at, ack_comment, updated_at"
+)
+
+
+_reported_unreadable: set[str] = set()
+"""Ids of the stored silences found unreadable so far in this process: each is logged and counted once."""
+
+STREAM_ORDER_LOCK = 0x5741_524F_4F4D_0002
+"""Transaction-scoped advisory lock held while writing transitions: ``seq`` is taken at insert but seen at
+commit, so writers take turns and a stream reading ``seq > last`` never skips one committed late."""
+
+
+def _time(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, timezone.utc) if epoch is not None else None
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str, allow_nan=False) if value is not None else "null"
+
+
+def clean_values(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN or infinity; such values are stored as null."""
+    return {k: (None if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))) else v) for k, v in values.items()}
+
+
+async def record(
+    conn: asyncpg.Connection, transitions: list[Transition], describe: Callable[[Transition], dict[str, str]]
+) -> list[int]:
+    """Persist transitions atomically; return their stream sequence numbers."""
+    seqs: list[int] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", STREAM_ORDER_LOCK)
+        for t in transitions:
+            alert = t.alert
+            text = describe(t)
+            values = clean_values(t.values)
+            await conn.execute(
+                "INSERT INTO alerts (id, fingerprint, rule, campaign, labels, status, severity, active_tiers, pending_since,"
+                " fired_at, resolved_at, flapping, flips, values, summary_en, summary_zh, runbook_en, runbook_zh, link)"
+                " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17, $18, $19)"
+                " ON CONFLICT (id) DO UPDATE SET status = excluded.status, severity = excluded.severity,"
+                " active_tiers = excluded.active_tiers, resolved_at = excluded.resolved_at, flapping = excluded.flapping,"
+                " flips = excluded.flips, values = excluded.values, summary_en = excluded.summary_en,"
+                " summary_zh = excluded.summary_zh, updated_at = now()",
+                alert.id,
+                alert.fingerprint,
+                alert.rule,
+                alert.labels.get("campaign"),
+                _json(alert.labels),
+                "resolved" if t.kind == "resolved" else "firing",
+                t.severity,
+                sorted(alert.active),
+                _time(alert.pending_since),
+                _time(alert.fired_at if alert.fired_at is not None else t.at),
+                _time(alert.resolved_at) if t.kind == "resolved" else None,
+                alert.flapping,
+                alert.flips,
+                _json(values),
+                text["summary_en"],
+                text["summary_zh"],
+                text["runbook_en"],
+                text["runbook_zh"],
+                text["link"],
+            )
+            seqs.append(
+                await conn.fetchval(
+                    "INSERT INTO alert_transitions (alert_id, at, kind, severity, previous_severity, flapping, values)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb) RETURNING seq",
+                    alert.id,
+                    _time(t.at),
+                    t.kind,
+                    t.severity,
+                    t.previous_severity,
+                    t.flapping,
+                    _json(values),
+                )
+            )
+    return seqs
+
+
+async def firing(conn: asyncpg.Connection) -> list[Alert]:
+    """Firing alerts as the lifecycle keeps them, so a restarted engine neither re-fires nor forgets them."""
+    rows = await conn.fetch(
+        "SELECT id, fingerprint, rule, labels::text, severity, active_tiers, pending_since, fired_at, flapping, flips,"
+        " values::text, ack_by, ack_at, ack_comment FROM alerts WHERE status = 'firing'"
+    )
+    return [
+        Alert(
+            id=r["id"],
+            fingerprint=r["fingerprint"],
+            rule=r["rule"],
+            labels=json.loads(r["labels"]),
+            status="firing",
+            severity=r["severity"],
+            active=set(r["active_tiers"]),
+            pending_since=r["pending_since"].timestamp(),
+            fired_at=r["fired_at"].timestamp(),
+            values=json.loads(r["values"]),
+            flips=list(r["flips"]),
+            flapping=r["flapping"],
+            acknowledged_by=r["ack_by"],
+            acknowledged_at=r["ack_at"].timestamp() if r["ack_at"] else None,
+            ack_comment=r["ack_comment"],
+        )
+        for r in rows
+    ]
+
+
+async def acknowledge(
+    conn: asyncpg.Connection, alert_id: str, who: str, comment: str | None, at: float
+) -> tuple[asyncpg.Record, int] | None:
+    """Record who acknowledged the alert and when (the engine's clock, like every other transition), as an
+    ``acknowledged`` transition in the stream; returns the alert row and the transition's seq, or None for
+    an unknown alert."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", STREAM_ORDER_LOCK)
+        row = await conn.fetchrow(
+            f"UPDATE alerts SET ack_by = $2, ack_at = $4, ack_comment = $3, updated_at = now()"
+            f" WHERE id = $1 RETURNING {ALERT_COLUMNS}",
+            alert_id,
+            who,
+            comment,
+            _time(at),
+        )
+        if row is None:
+            return None
+        seq = await conn.fetchval(
+            "INSERT INTO alert_transitions (alert_id, at, kind, severity, previous_severity, flapping, values)"
+            " VALUES ($1, $5, 'acknowledged', $2, NULL, $3, $4::jsonb) RETURNING seq",
+            alert_id,
+            row["severity"],
+            row["flapping"],
+            _json({"by": who, "comment": comment}),
+            _time(at),
+        )
+    return row, seq
+
+
+async def alerts(
+    conn: asyncpg.Connection,
+    *,
+    status: str | None,
+    severity: str | None,
+    campaign: str | None,
+    rule: str | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR severity = $2)"
+        " AND ($3::text IS NULL OR campaign = $3) AND ($4::text IS NULL OR rule = $4)"
+        " ORDER BY array_position(ARRAY['emergency','warning','reminder'], severity), fired_at DESC LIMIT $5",
+        status,
+        severity,
+        campaign,
+        rule,
+        limit,
+    )
+
+
+async def history(
+    conn: asyncpg.Connection, *, since: datetime | None, until: datetime | None, after_seq: int, limit: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT t.seq, t.alert_id, t.at, t.kind, t.severity, t.previous_severity, t.flapping, t.values::text AS values,"
+        " a.rule, a.campaign, a.labels::text AS labels, a.fired_at, a.summary_en, a.summary_zh, a.runbook_en,"
+        " a.runbook_zh, a.link"
+        " FROM alert_transitions t JOIN alerts a ON a.id = t.alert_id"
+        " WHERE t.seq > $1 AND ($2::timestamptz IS NULL OR t.at >= $2) AND ($3::timestamptz IS NULL OR t.at < $3)"
+        " ORDER BY t.seq LIMIT $4",
+        after_seq,
+        since,
+        until,
+        limit,
+    )
+
+
+async def save_silence(conn: asyncpg.Connection, silence: Silence) -> None:
+    await conn.execute(
+        "INSERT INTO silences (id, matchers, starts_at, ends_at, reason, created_by) VALUES ($1, $2::jsonb, $3, $4, $5, $6)",
+        silence.id,
+        _json(msgspec.to_builtins(silence.matchers)),
+        _time(silence.starts_at),
+        _time(silence.ends_at),
+        silence.reason,
+        silence.created_by,
+    )
+
+
+async def expire_silence(conn: asyncpg.Connection, silence_id: str) -> bool:
+    result = await conn.execute(
+        "UPDATE silences SET ends_at = greatest(starts_at + interval '1 millisecond', now()) WHERE id = $1 AND ends_at > now()",
+        silence_id,
+    )
+    return result == "UPDATE 1"
+
+
+async def silences(conn: asyncpg.Connection, include_expired: bool = False) -> list[Silence]:
+    """The stored silences; one that cannot be read, for any reason, is skipped, never fatal: reading stored
+    state must not stop the server from starting. It is logged and counted once per process (silences are
+    re-read every few seconds)."""
+    rows = await conn.fetch(
+        "SELECT id, matchers::text, starts_at, ends_at, reason, created_by FROM silences"
+        " WHERE $1 OR ends_at > now() ORDER BY starts_at",
+        include_expired,
+    )
+    found: list[Silence] = []
+    for r in rows:
+        try:
+            found.append(
+                Silence(
+                    id=r["id"],
+                    matchers=msgspec.json.decode(r["matchers"], type=tuple[Matcher, ...]),
+                    starts_at=r["starts_at"].timestamp(),
+                    ends_at=r["ends_at"].timestamp(),
+                    reason=r["reason"],
+                    created_by=r["created_by"],
+                )
+            )
+        except Exception as exc:  # msgspec passes on some errors of a regex's compilation as they are
+            _report_unreadable(r["id"], exc)
+    return found
+
+
+def _report_unreadable(silence_id: str, exc: Exception) -> None:
+    if silence_id in _reported_unreadable:
+        return
+    _reported_unreadable.add(silence_id)
+    SILENCES_UNREADABLE.inc()
+    log.error("silence %s is unreadable and does not apply (expire it and create it again): %r", silence_id, exc)

@@ -1,0 +1,222 @@
+"""Who hears about which alert: contact points (Apprise URLs) and a routing tree, read from YAML.
+
+Modelled on Alertmanager's route tree, tuned for a burst: group waits in
+seconds, and an escalation chain (PagerDuty-style) for alerts nobody
+acknowledges. Every alert reaches the websocket stream, the on-call page
+and the wall regardless of routes; routes decide the chat and paging
+channels. The matching logic is pure: labels in, routes out.
+
+Contact point URLs may name environment variables as ``${NAME}`` so the
+file can be committed without secrets; the URLs themselves are never
+logged or returned by the API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+
+from alerts.notify import channels
+from alerts.evaluation.rules import Duration, seconds
+from alerts.evaluation.silences import Matcher, matches_all
+from app.core import configfile
+DEFAULT_GROUP_BY = ("campaign", "rule")
+DEFAULT_GROUP_WAIT = "500ms"
+"""Wait this long after a group's first alert, so alerts of one cause arrive as one message."""
+DEFAULT_GROUP_INTERVAL = "30s"
+"""Then send changes to the group (alerts added or resolved) at most this often."""
+DEFAULT_REPEAT_INTERVAL = "30m"
+"""Repeat an unchanged, unacknowledged group this often."""
+ALL_LABELS = "..."
+"""``group_by: [...]`` groups by every label, so each alert is its own group (as in Alertmanager)."""
+
+ContactName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ContactPoint(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One or more Apprise URLs that receive the same messages (``dingtalk://…``, ``wecombot://…``, ``json://…``)."""
+
+    urls: list[str]
+    send_resolved: bool = True
+    language: str = "both"
+    """``zh``, ``en`` or ``both`` (bilingual message)."""
+
+    def __post_init__(self) -> None:
+        if not self.urls:
+            raise ValueError("a contact point needs at least one Apprise URL")
+        if self.language not in ("zh", "en", "both"):
+            raise ValueError("language must be zh, en or both")
+
+
+class Escalation(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """After ``after`` without acknowledgment, an alert also goes to ``receiver``."""
+
+    after: Duration
+    receiver: ContactName
+
+
+class Route(msgspec.Struct, forbid_unknown_fields=True, frozen=True, rename={"continue_": "continue"}):
+    """A node of the routing tree; unset timing and grouping fields are inherited from the parent."""
+
+    match: list[str] = []
+    """Alertmanager matchers on the alert's labels plus ``rule`` and ``severity``; all must hold."""
+    receiver: ContactName | None = None
+    """Contact point for alerts that stop here; none means wall, stream and on-call page only."""
+    continue_: bool = False
+    """Keep looking at later sibling routes after this one matched."""
+    group_by: list[str] | None = None
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    repeat_interval: Duration | None = None
+    escalate: list[Escalation] = []
+    routes: list["Route"] = []
+
+    def __post_init__(self) -> None:
+        for text in self.match:
+            Matcher.parse(text)
+        afters = [seconds(step.after) for step in self.escalate]
+        if afters != sorted(afters):
+            raise ValueError("escalation steps must be in order of their 'after'")
+
+
+class NotifyFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    contact_points: dict[ContactName, ContactPoint] = {}
+    route: Route = Route()
+
+
+@dataclass(frozen=True)
+class ResolvedRoute:
+    """A route with everything inherited filled in. ``path`` is its place in the tree (``0.2.1``);
+    ``key`` is derived from what it matches and where it sends, so the notification log stays attached
+    to the route when other routes are added or reordered around it."""
+
+    key: str
+    path: str
+    receiver: str | None
+    group_by: tuple[str, ...]
+    group_wait: float
+    group_interval: float
+    repeat_interval: float
+    escalate: tuple[tuple[float, str], ...]
+
+    def group_key(self, labels: dict[str, str]) -> str:
+        """Which group of this route an alert with ``labels`` belongs to."""
+        if self.group_by == (ALL_LABELS,):
+            return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        return ",".join(f"{name}={labels.get(name, '')}" for name in self.group_by)
+
+
+@dataclass(frozen=True)
+class _Node:
+    matchers: tuple[Matcher, ...]
+    resolved: ResolvedRoute
+    proceed: bool
+    children: tuple["_Node", ...]
+
+
+class Routing:
+    """The parsed routing tree and contact points."""
+
+    def __init__(self, config: NotifyFile) -> None:
+        self.contact_points = config.contact_points
+        self.routes: list[ResolvedRoute] = []
+        self._root = self._build(config.route, None, "0", ())
+
+    def _build(self, route: Route, parent: ResolvedRoute | None, path: str, lineage: tuple[str, ...]) -> _Node:
+        def pick(value: str | None, inherited: float | None, default: str) -> float:
+            return seconds(value) if value is not None else inherited if inherited is not None else seconds(default)
+
+        lineage = (*lineage, json.dumps([route.match, route.receiver, route.group_by], sort_keys=True))
+        resolved = ResolvedRoute(
+            key=hashlib.sha256("\n".join(lineage).encode()).hexdigest()[:12],
+            path=path,
+            receiver=route.receiver if route.receiver is not None else (parent.receiver if parent else None),
+            group_by=tuple(route.group_by) if route.group_by is not None else (parent.group_by if parent else DEFAULT_GROUP_BY),
+            group_wait=pick(route.group_wait, parent.group_wait if parent else None, DEFAULT_GROUP_WAIT),
+            group_interval=pick(route.group_interval, parent.group_interval if parent else None, DEFAULT_GROUP_INTERVAL),
+            repeat_interval=pick(route.repeat_interval, parent.repeat_interval if parent else None, DEFAULT_REPEAT_INTERVAL),
+            escalate=tuple((seconds(s.after), s.receiver) for s in route.escalate),
+        )
+        self.routes.append(resolved)
+        children = tuple(self._build(child, resolved, f"{path}.{i}", lineage) for i, child in enumerate(route.routes))
+        return _Node(tuple(map(Matcher.parse, route.match)), resolved, route.continue_, children)
+
+    def match(self, labels: dict[str, str]) -> list[ResolvedRoute]:
+        """The routes an alert stops at: the deepest matching ones, siblings tried in order until one
+        matches without ``continue``; the root when no child matches."""
+        return self._match(self._root, labels) or [self._root.resolved]
+
+    def _match(self, node: _Node, labels: dict[str, str]) -> list[ResolvedRoute]:
+        if not matches_all(node.matchers, labels):
+            return []
+        found: list[ResolvedRoute] = []
+        for child in node.children:
+            matched = self._match(child, labels)
+            found += matched
+            if matched and not child.proceed:
+                break
+        return found or [node.resolved]
+
+
+def expand_environment(url: str, environ: dict[str, str] | None = None) -> str:
+    """Replace ``${NAME}`` with the environment variable's value; a missing variable is an error."""
+    env = os.environ if environ is None else environ
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise ValueError(f"environment variable {name} is not set")
+        return env[name]
+
+    return _ENV.sub(value, url)
+
+
+def _check(config: NotifyFile, marks: configfile.Marks, source: str) -> None:
+    """Receivers must name contact points; URLs must expand and be understood by Apprise.
+    Errors name the line, never the secret."""
+
+    def check_route(route: Route, path: tuple[str | int, ...]) -> None:
+        if route.receiver is not None and route.receiver not in config.contact_points:
+            raise configfile.error_at(source, marks, (*path, "receiver"), f"no contact point named {route.receiver!r}")
+        for i, step in enumerate(route.escalate):
+            if step.receiver not in config.contact_points:
+                raise configfile.error_at(
+                    source, marks, (*path, "escalate", i, "receiver"), f"no contact point named {step.receiver!r}"
+                )
+        for i, child in enumerate(route.routes):
+            check_route(child, (*path, "routes", i))
+
+    for name, point in config.contact_points.items():
+        for index, url in enumerate(point.urls):
+            path = ("contact_points", name, "urls", index)
+            try:
+                expanded = expand_environment(url)
+            except ValueError as exc:
+                raise configfile.error_at(source, marks, path, str(exc)) from None
+            if not channels.understood(expanded):
+                scheme = expanded.split("://", 1)[0] if "://" in expanded else "(none)"
+                raise configfile.error_at(
+                    source, marks, path, f"Apprise does not understand this URL (scheme {scheme!r}); see the Apprise wiki"
+                )
+    check_route(config.route, ("route",))
+
+
+def parse(text: str, source: str = "<text>") -> Routing:
+    config, marks = configfile.parse_located(text, NotifyFile, source)
+    _check(config, marks, source)
+    return Routing(config)
+
+
+def load(path: Path) -> Routing:
+    """The routing in ``path``; a missing file means no chat channels (stream, on-call page and wall only)."""
+    if not path.is_file():
+        return Routing(NotifyFile())
+    return parse(path.read_text(encoding="utf-8"), str(path))

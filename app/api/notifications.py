@@ -1,0 +1,70 @@
+"""``GET /v1/notifications``: what was sent to which contact point, every attempt, and the last error.
+
+Contact point URLs carry secrets (bot tokens, webhook keys): the API shows
+each URL only as Apprise prints it in privacy mode.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from alerts.notify import outbox
+from app.access.auth import operator
+from app.access.keys import ApiKey
+from app.api.responses import json_response
+
+MAX_LIST = 500
+
+router = APIRouter(tags=["alerts"])
+
+
+@router.get("/v1/notifications", summary="Outgoing notifications, newest first, with their delivery attempts")
+async def notifications(
+    request: Request,
+    status: Literal["pending", "delivered", "failed"] | None = None,
+    contact_point: str | None = Query(None, max_length=64),
+    before: int | None = Query(None, ge=1, description="only notifications with id < before (next page)"),
+    limit: int = Query(100, ge=1, le=MAX_LIST),
+    key: ApiKey = Depends(operator),
+) -> Response:
+    async with request.app.state.services.pool.acquire() as conn:
+        rows = await outbox.notifications(conn, status=status, contact_point=contact_point, before_id=before, limit=limit)
+    delivery = request.app.state.services.delivery
+    for row in rows:
+        row["target"] = delivery.target(row["contact_point"], row["url_id"]) or "(no longer configured)"
+    return json_response(rows)
+
+
+@router.get("/v1/contact-points", summary="Configured contact points (URLs in privacy form) and routes")
+async def contact_points(request: Request, key: ApiKey = Depends(operator)) -> Response:
+    delivery = request.app.state.services.delivery
+    routing = delivery.routing
+    return json_response(
+        {
+            "contact_points": [
+                {
+                    "name": name,
+                    "targets": delivery.targets(name),
+                    "send_resolved": point.send_resolved,
+                    "language": point.language,
+                }
+                for name, point in routing.contact_points.items()
+            ],
+            "routes": [
+                {
+                    "path": r.path,
+                    "receiver": r.receiver,
+                    "group_by": list(r.group_by),
+                    "group_wait_s": r.group_wait,
+                    "group_interval_s": r.group_interval,
+                    "repeat_interval_s": r.repeat_interval,
+                    "escalate": [{"after_s": after, "receiver": receiver} for after, receiver in r.escalate],
+                }
+                for r in routing.routes
+            ],
+        }
+    )

@@ -1,0 +1,52 @@
+"""Reading what a client sends: content type, size limits and gzip, before any parsing."""
+
+from __future__ import annotations
+
+import zlib
+
+from starlette.requests import Request
+
+from app.core.errors import ApiError
+
+JSON = ("application/json",)
+ANY_CONTENT_TYPE = None
+"""Segment's and RudderStack's servers read the body as JSON whatever its Content-Type: browser beacons say
+text/plain, and rudder-sdk-node 3.1.1 gzips without one (axios then says application/x-www-form-urlencoded)."""
+
+
+async def read_body(request: Request, max_bytes: int, content_types: tuple[str, ...] | None = JSON) -> bytes:
+    """The request body, decompressed, at most ``max_bytes`` both on the wire and after gunzip;
+    ``content_types`` None (``ANY_CONTENT_TYPE``) skips the Content-Type check."""
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_types is not None and content_type not in content_types:
+        raise ApiError(415, f"Content-Type must be application/json, got {content_type or 'none'!r}", field="Content-Type")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(413, f"body is {declared} bytes; the limit is {max_bytes}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise ApiError(413, f"body exceeds the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding == "gzip":
+        return _gunzip(body, max_bytes)
+    if encoding not in ("identity", ""):
+        raise ApiError(415, f"Content-Encoding {encoding!r} is not supported; use gzip or none", field="Content-Encoding")
+    return body
+
+
+def _gunzip(body: bytes, max_bytes: int) -> bytes:
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise ApiError(400, f"body is not valid gzip: {exc}", field="Content-Encoding") from None
+    if len(data) > max_bytes or inflater.unconsumed_tail:
+        raise ApiError(413, f"decompressed body exceeds the limit of {max_bytes} bytes")
+    if not inflater.eof:
+        raise ApiError(400, "gzip body is truncated", field="Content-Encoding")
+    return data

@@ -1,0 +1,5 @@
+"""``python -m app.cli``: the ``warroom`` command."""
+
+from app.cli import main
+
+main()
