@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from types import FrameType
-from typing import Any, AsyncIterator, Callable, Iterable
+from typing import Any
 
 import asyncpg
 import uvicorn
@@ -19,35 +20,32 @@ from fastapi import APIRouter, FastAPI
 from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
+from alerts.evaluation.live import AlertService
 from alerts.notify import routing
 from alerts.notify.delivery import DeliveryService
-from alerts.evaluation.live import AlertService
 from app import __version__
-from app.api import alert_stream
+from app.access.keys import KeyStore
+from app.access.ratelimit import RateLimiter
+from app.api import alert_stream, health, oncall, scrape
 from app.api import alerts as alerts_api
 from app.api import campaigns as campaigns_api
-from app.core import errors
-from app.api import health
+from app.api import docs as api_docs
 from app.api import ingest as ingest_api
 from app.api import notifications as notifications_api
-from app.api import oncall
-from app.campaigns import model as campaign_files
-from app.api import docs as api_docs
-from app.api import scrape
 from app.api import sessions as sessions_api
+from app.api.admission import Admission
 from app.api.browser_security import BrowserSecurity
 from app.api.cors import SegmentCors
-from app.api.admission import Admission
-from app.ingest.events import json_schema
-from app.core.database import create_pool, head_revision, open_database, upgrade_async
-from app.ingest.group_commit import GroupCommitter, prepare_connection
-from app.ingest.tier import IngestProcesses
-from app.access.keys import KeyStore
-from app.metrics.live import LiveMetrics
-from app.access.ratelimit import RateLimiter
 from app.api.services import Services
+from app.campaigns import model as campaign_files
+from app.core import errors
+from app.core.database import create_pool, head_revision, open_database, upgrade_async
 from app.core.settings import Settings
 from app.core.supervision import Supervisor
+from app.ingest.events import json_schema
+from app.ingest.group_commit import GroupCommitter, prepare_connection
+from app.ingest.tier import IngestProcesses
+from app.metrics.live import LiveMetrics
 from dashboard import wall
 
 log = logging.getLogger(__name__)
@@ -198,7 +196,9 @@ def create_full_app(settings: Settings) -> FastAPI:
             await alerts.start()
             delivery = DeliveryService(alerts, pool, routing.load(settings.notify_file), settings.base_url)
             await delivery.start()
-            services = _services(settings, pool, supervisor, metrics.wake, metrics=metrics, alerts=alerts, delivery=delivery)
+            services = _services(
+                settings, pool, supervisor, metrics.wake, metrics=metrics, alerts=alerts, delivery=delivery
+            )
             app.state.services, committer = services, services.committer
             ingest_tier = app.state.ingest_tier = IngestProcesses(settings, dsn, supervisor=supervisor)
             gc.set_threshold(*ENGINE_GC_THRESHOLDS)
@@ -219,8 +219,13 @@ def create_full_app(settings: Settings) -> FastAPI:
         log.info("stopped")
 
     app = WarRoomApp(
-        settings, title="Promo War-Room", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-        docs_url=None, redoc_url=None,
+        settings,
+        title="Promo War-Room",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
     app.include_router(health.router)
@@ -263,8 +268,13 @@ def create_ingest_app(settings: Settings, on_ready: Callable[[], None] = lambda:
         log.info("stopped")
 
     app = WarRoomApp(
-        settings, title="Promo War-Room ingest", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-        docs_url=None, redoc_url=None,
+        settings,
+        title="Promo War-Room ingest",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
     app.include_router(health.router)

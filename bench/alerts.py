@@ -32,8 +32,7 @@ import msgspec
 import yaml
 
 from alerts.evaluation.lifecycle import FLAP_TRANSITIONS
-from bench import harness
-from bench import loadclient
+from bench import harness, loadclient
 from bench.harness import CpuMeter
 from bench.metrics import (
     CHANNELS,
@@ -122,18 +121,34 @@ def _background_rule(number: int) -> dict[str, Any]:
     window = WINDOWS[variant % len(WINDOWS)]
     rule: dict[str, Any] = {"name": f"bench_{number:05d}", "kind": "static", "for": "10s", "panel": "alerts"}
     if shape == 0:
-        rule.update(metric="stock_on_hand", by="sku", panel="inventory",
-                    conditions={"warning": {"op": ">", "value": OVERSTOCK_ABOVE + number}})
+        rule.update(
+            metric="stock_on_hand",
+            by="sku",
+            panel="inventory",
+            conditions={"warning": {"op": ">", "value": OVERSTOCK_ABOVE + number}},
+        )
     elif shape == 1:
-        rule.update(metric=SKU_METRICS[variant % len(SKU_METRICS)], by="sku", window=window,
-                    conditions={"warning": {"op": ">", "value": QUIET_ABOVE + number}})
+        rule.update(
+            metric=SKU_METRICS[variant % len(SKU_METRICS)],
+            by="sku",
+            window=window,
+            conditions={"warning": {"op": ">", "value": QUIET_ABOVE + number}},
+        )
     elif shape == 2:
-        rule.update(metric=CHANNEL_METRICS[variant % len(CHANNEL_METRICS)], by="channel", window=window,
-                    conditions={"warning": {"op": ">", "value": QUIET_ABOVE + number}})
+        rule.update(
+            metric=CHANNEL_METRICS[variant % len(CHANNEL_METRICS)],
+            by="channel",
+            window=window,
+            conditions={"warning": {"op": ">", "value": QUIET_ABOVE + number}},
+        )
     else:
-        rule.update(metric=CHANNEL_METRICS[variant % len(CHANNEL_METRICS)], by="channel", window=window,
-                    change={"vs": "previous", "over": "10m", "min_reference": DROP_MIN_REFERENCE},
-                    conditions={"warning": {"op": "<=", "value": DROP_BELOW}})
+        rule.update(
+            metric=CHANNEL_METRICS[variant % len(CHANNEL_METRICS)],
+            by="channel",
+            window=window,
+            change={"vs": "previous", "over": "10m", "min_reference": DROP_MIN_REFERENCE},
+            conditions={"warning": {"op": "<=", "value": DROP_BELOW}},
+        )
     rule.update(summary=_text(f"{rule['metric']} {{value}} (threshold {{threshold}})"), runbook=_text("bench rule"))
     return rule
 
@@ -343,8 +358,10 @@ async def _measure(params: Parameters, workdir: Path, dsn: str, postmaster: int)
                 try:
                     load = asyncio.gather(
                         *(
-                            paced_send(connection, ingest_token, source, params.rate / SENDERS, load_s, stop=trials_done)
-                            for connection, source in zip(background, sources)
+                            paced_send(
+                                connection, ingest_token, source, params.rate / SENDERS, load_s, stop=trials_done
+                            )
+                            for connection, source in zip(background, sources, strict=False)
                         )
                     )
                     trials = await _run_trials(skus, stocker, observer, params.seconds)
@@ -361,7 +378,9 @@ async def _measure(params: Parameters, workdir: Path, dsn: str, postmaster: int)
         finally:
             for connection in background:
                 connection.close()
-    return _report(params, sent, trials, observer, loaded, before.cores_until(after, elapsed), server_rss, server_peak, machine)
+    return _report(
+        params, sent, trials, observer, loaded, before.cores_until(after, elapsed), server_rss, server_peak, machine
+    )
 
 
 def _combined(senders: list[SendStats]) -> SendStats:
@@ -436,7 +455,9 @@ def _report(
             "min_samples": MIN_SAMPLES,
             "rate_met": params.rate >= TARGET_RATE and sent.rate >= RATE_TOLERANCE * params.rate,
             "rules_met": loaded >= TARGET_RULES,
-            "alert_p99_met": p99 is not None and p99 < TARGET_ALERT_P99_MS and len(fire) >= MIN_SAMPLES
+            "alert_p99_met": p99 is not None
+            and p99 < TARGET_ALERT_P99_MS
+            and len(fire) >= MIN_SAMPLES
             and len(fired) == len(trials),
         },
         "machine": machine,
@@ -450,7 +471,12 @@ def _report(
             "poll_s": POLL_S,
             "trial_gap_s": list(TRIAL_GAP_S),
             "hold_s": list(HOLD_S),
-            "trigger": {"rule": TRIGGER_RULE, "threshold": TRIGGER_THRESHOLD, "level": TRIGGER_LEVEL, "recovery": STOCK_LEVEL},
+            "trigger": {
+                "rule": TRIGGER_RULE,
+                "threshold": TRIGGER_THRESHOLD,
+                "level": TRIGGER_LEVEL,
+                "recovery": STOCK_LEVEL,
+            },
         },
     }
 
@@ -470,7 +496,8 @@ def _table(report: dict[str, Any]) -> str:
             f"with {t['rules_min']} rules: {'met' if met else 'MISSED'})",
             f"evaluation: median {e['median']} ms, max {e['max']} ms ({e['samples']} samples); "
             f"recovery seen: p50 {report['resolve_latency_p50_ms']} ms",
-            f"server RSS {report['rss_mb']} MiB; cores: " + ", ".join(f"{k} {v:.2f}" for k, v in report["cpu_cores"].items()),
+            f"server RSS {report['rss_mb']} MiB; cores: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in report["cpu_cores"].items()),
         ]
     )
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from bench.harness import BenchError, step
 SEED = 20261123
 TARGET_ROWS = 400_000
 TARGET_SECONDS = 60.0
-START = datetime(2025, 10, 1, tzinfo=timezone.utc)
+START = datetime(2025, 10, 1, tzinfo=UTC)
 DAY_MINUTES = 1440
 ANOMALIES_PER_FILE = 3
 
@@ -45,7 +45,9 @@ def _series(rng: random.Random, rows: int) -> list[str]:
             shift, remaining = anomalies[i], rng.randrange(5, 60)
         factor = shift if remaining > 0 else 1.0
         remaining -= 1
-        season = 1 + daily * math.sin(2 * math.pi * i / DAY_MINUTES) + weekly * math.sin(2 * math.pi * i / (7 * DAY_MINUTES))
+        season = (
+            1 + daily * math.sin(2 * math.pi * i / DAY_MINUTES) + weekly * math.sin(2 * math.pi * i / (7 * DAY_MINUTES))
+        )
         value = level * (1 + drift * i) * season * factor * (1 + rng.gauss(0, noise))
         lines.append(f"{(START + timedelta(minutes=i)).isoformat()},{value:.3f}\n")
     return lines
@@ -73,7 +75,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "app.cli", "backtest", "--series", str(series), "--out", str(out)],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         seconds = time.perf_counter() - started
         if done.returncode != 0:

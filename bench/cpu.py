@@ -15,19 +15,18 @@ import argparse
 import gc
 import statistics
 import time
-from datetime import timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC
+from typing import Any
 
 import msgspec
 
-from bench import harness
-
-from bench import workload
-from bench.harness import step
+from app.core.settings import Settings
 from app.ingest.events import Defaults, decode_batch, decode_event, utcnow
 from app.metrics.engine import Engine
 from app.metrics.live import to_event
-from app.core.settings import Settings
+from bench import harness, workload
+from bench.harness import step
 
 BATCH_EVENTS = 500
 VALIDATION_REPEATS = 60
@@ -52,10 +51,45 @@ def _tail_rows(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """The rows the metrics tail would read for ``events`` (as asyncpg returns them: a tuple per row)."""
     rows = []
     for seq, row in enumerate(workload.storage_tails(events), start=1):
-        (type_, occurred_at, campaign, channel, user_id, anonymous_id, _session, order_id, sku, quantity, amount,
-         currency, warehouse, metric, value, labels, _props) = row
-        rows.append((seq, type_, occurred_at.astimezone(timezone.utc).timestamp(), campaign, channel, user_id,
-                     anonymous_id, order_id, sku, quantity, amount, warehouse, metric, value, labels, currency))
+        (
+            type_,
+            occurred_at,
+            campaign,
+            channel,
+            user_id,
+            anonymous_id,
+            _session,
+            order_id,
+            sku,
+            quantity,
+            amount,
+            currency,
+            warehouse,
+            metric,
+            value,
+            labels,
+            _props,
+        ) = row
+        rows.append(
+            (
+                seq,
+                type_,
+                occurred_at.astimezone(UTC).timestamp(),
+                campaign,
+                channel,
+                user_id,
+                anonymous_id,
+                order_id,
+                sku,
+                quantity,
+                amount,
+                warehouse,
+                metric,
+                value,
+                labels,
+                currency,
+            )
+        )
     return rows
 
 
@@ -87,22 +121,34 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         Engine([definition]).apply(map(to_event, rows))
 
     with step("timing") as notes:
-        validation = _timed_us({"validate_batch_us": (whole, BATCH_EVENTS), "validate_per_item_us": (per_item, BATCH_EVENTS)},
-                               args.repeat * VALIDATION_REPEATS)
+        validation = _timed_us(
+            {"validate_batch_us": (whole, BATCH_EVENTS), "validate_per_item_us": (per_item, BATCH_EVENTS)},
+            args.repeat * VALIDATION_REPEATS,
+        )
         engine = _timed_us({"engine_apply_us": (apply, args.events)}, args.repeat)
         notes.append(f"engine {engine['engine_apply_us']['median']} us/event")
-    return {"events": args.events, "repeat": args.repeat, **validation, **engine,
-            "machine": harness.machine(), "code": harness.code_version()}
+    return {
+        "events": args.events,
+        "repeat": args.repeat,
+        **validation,
+        **engine,
+        "machine": harness.machine(),
+        "code": harness.code_version(),
+    }
 
 
 def _table(report: dict[str, Any]) -> str:
     lines = [f"{'us/event':37} {'min':>7} {'median':>7}"]
-    for key, label in (("validate_batch_us", "validate a batch body, one decode"),
-                       ("validate_per_item_us", "validate it item by item"),
-                       ("engine_apply_us", "tail row -> Event + Engine.apply")):
+    for key, label in (
+        ("validate_batch_us", "validate a batch body, one decode"),
+        ("validate_per_item_us", "validate it item by item"),
+        ("engine_apply_us", "tail row -> Event + Engine.apply"),
+    ):
         lines.append(f"{label:37} {report[key]['min']:7.2f} {report[key]['median']:7.2f}")
-    lines.append(f"({report['events']:,} events per engine run, {report['repeat']} runs; "
-                 f"validation {report['repeat'] * VALIDATION_REPEATS} runs of {BATCH_EVENTS} events)")
+    lines.append(
+        f"({report['events']:,} events per engine run, {report['repeat']} runs; "
+        f"validation {report['repeat'] * VALIDATION_REPEATS} runs of {BATCH_EVENTS} events)"
+    )
     return "\n".join(lines)
 
 

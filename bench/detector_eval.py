@@ -124,7 +124,7 @@ def _onsets(rng: random.Random, n: int, count: int) -> list[int]:
     gap = int(1.3 * WINDOW_FRACTION * n / count)
     for _ in range(1000):
         picks = sorted(rng.randrange(int(0.2 * n), int(0.93 * n)) for _ in range(count))
-        if all(b - a >= gap for a, b in zip(picks, picks[1:])):
+        if all(b - a >= gap for a, b in zip(picks, picks[1:], strict=False)):
             return picks
     return [int(0.2 * n + k * 0.7 * n / count) for k in range(count)]
 
@@ -243,7 +243,12 @@ def gen_ambient_temp(rng: random.Random, count: int) -> tuple[list[float], list[
     for t in times:
         weather += rng.gauss(0, 0.15) - 0.01 * (weather - 70)
         office = 1.2 if _weekday(t) < 5 else 0.4
-        values.append(weather + 2.5 * math.sin(2 * math.pi * (_hour(t) - 9) / 24) + office * _bump(_hour(t), 14, 3) + rng.gauss(0, 0.6))
+        values.append(
+            weather
+            + 2.5 * math.sin(2 * math.pi * (_hour(t) - 9) / 24)
+            + office * _bump(_hour(t), 14, 3)
+            + rng.gauss(0, 0.6)
+        )
     for onset in onsets:
         change, length = rng.choice((1, -1)) * rng.uniform(5, 10), rng.randrange(18, 48)
         for i in range(onset, min(n, onset + length + 6)):
@@ -260,7 +265,11 @@ def gen_taxi(rng: random.Random, count: int) -> tuple[list[float], list[float], 
     values = []
     for t in times:
         h, weekend = _hour(t), _weekday(t) >= 5
-        shape = 0.15 + 0.7 * _bump(h, 8.5, 1.5) + 0.9 * _bump(h, 19, 3) if not weekend else 0.35 + 0.8 * _bump(h, 14, 4) + 0.5 * _bump(h, 1, 2)
+        shape = (
+            0.15 + 0.7 * _bump(h, 8.5, 1.5) + 0.9 * _bump(h, 19, 3)
+            if not weekend
+            else 0.35 + 0.8 * _bump(h, 14, 4) + 0.5 * _bump(h, 1, 2)
+        )
         values.append(_counts(rng, base * shape, dispersion=4))
     for onset in onsets:
         kind = rng.choice(("holiday", "marathon", "blizzard"))
@@ -331,7 +340,9 @@ def gen_latency(rng: random.Random, count: int) -> tuple[list[float], list[float
     for onset in onsets:
         kind = rng.choice(("degradation", "jitter"))
         for i in range(onset, min(n, onset + rng.randrange(30, 120))):
-            values[i] = values[i] * rng.uniform(1.7, 2.0) if kind == "degradation" else values[i] + abs(rng.gauss(0, 35))
+            values[i] = (
+                values[i] * rng.uniform(1.7, 2.0) if kind == "degradation" else values[i] + abs(rng.gauss(0, 35))
+            )
     return times, values, onsets
 
 
@@ -341,7 +352,10 @@ def gen_artificial(rng: random.Random, count: int) -> tuple[list[float], list[fl
     times = _clock(rng, n, 300)
     onsets = _onsets(rng, n, count)
     low, high, noise = rng.uniform(15, 25), rng.uniform(60, 85), rng.uniform(1, 4)
-    values = [low + (high - low) * (0.5 + 0.5 * math.tanh(3 * math.sin(2 * math.pi * _hour(t) / 24))) + rng.gauss(0, noise) for t in times]
+    values = [
+        low + (high - low) * (0.5 + 0.5 * math.tanh(3 * math.sin(2 * math.pi * _hour(t) / 24))) + rng.gauss(0, noise)
+        for t in times
+    ]
     for onset in onsets:
         kind = rng.choice(("jumpsup", "jumpsdown", "flatmiddle", "nojump"))
         length = rng.randrange(60, 150)
@@ -377,7 +391,9 @@ def gen_promo(rng: random.Random, count: int) -> tuple[list[float], list[float],
         kind = rng.choice(("double_burst", "collapse", "brushing"))
         if kind == "double_burst":
             day_start = times[onset] - times[onset] % DAY
-            onset = onsets[k] = next((i for i in range(onset, len(times)) if times[i] >= day_start + DAY), len(times) - 1)
+            onset = onsets[k] = next(
+                (i for i in range(onset, len(times)) if times[i] >= day_start + DAY), len(times) - 1
+            )
             end = onset
             while end < len(times) and times[end] < times[onset] + 45 * 60:
                 values[end] = _counts(rng, 2 * expected(times[end]))
@@ -429,7 +445,7 @@ def write_csv(series: Series, folder: Path) -> Path:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(("timestamp", "value"))
-        writer.writerows((f"{t:.3f}", repr(v)) for t, v in zip(series.times, series.values))
+        writer.writerows((f"{t:.3f}", repr(v)) for t, v in zip(series.times, series.values, strict=False))
     return path
 
 
@@ -697,13 +713,17 @@ def progress(message: str) -> None:
 
 def profile_scores(sweep: Sweep, thresholds: dict[str, float]) -> dict[str, Any]:
     """Normalised score per profile at the given thresholds, with the standard profile's counts."""
-    result: dict[str, Any] = {profile: round(normalised(sweep, thresholds[profile], weights), 1) for profile, weights in PROFILES.items()}
+    result: dict[str, Any] = {
+        profile: round(normalised(sweep, thresholds[profile], weights), 1) for profile, weights in PROFILES.items()
+    }
     result["threshold"] = thresholds["standard"]
     result["standard_counts"] = confusion(sweep, thresholds["standard"])
     return result
 
 
-def score_corpus(name: str, corpus: list[Series], paths: dict[str, Path]) -> tuple[dict[str, list[float]], dict[str, float]]:
+def score_corpus(
+    name: str, corpus: list[Series], paths: dict[str, Path]
+) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Run one detector over every series read back from CSV; returns the scores and the timings."""
     scores: dict[str, list[float]] = {}
     reading = detecting = 0.0
@@ -717,7 +737,9 @@ def score_corpus(name: str, corpus: list[Series], paths: dict[str, Path]) -> tup
         detecting += time.perf_counter() - tock
         rows += len(values)
     elapsed = reading + detecting
-    progress(f"{name}: {rows} rows in {elapsed:.1f}s ({1e6 * detecting / rows:.1f} µs/update, {1e6 * elapsed / rows:.1f} µs/row with CSV read)")
+    progress(
+        f"{name}: {rows} rows in {elapsed:.1f}s ({1e6 * detecting / rows:.1f} µs/update, {1e6 * elapsed / rows:.1f} µs/row with CSV read)"
+    )
     timing = {
         "us_per_update": round(1e6 * detecting / rows, 2),
         "us_per_row_with_csv": round(1e6 * elapsed / rows, 2),
@@ -729,7 +751,9 @@ def score_corpus(name: str, corpus: list[Series], paths: dict[str, Path]) -> tup
 def run(split: str, detectors: Iterable[str]) -> dict[str, Any]:
     started = time.perf_counter()
     corpus = build_corpus()
-    progress(f"corpus: {len(corpus)} series, {sum(len(s.values) for s in corpus)} rows ({time.perf_counter() - started:.1f}s)")
+    progress(
+        f"corpus: {len(corpus)} series, {sum(len(s.values) for s in corpus)} rows ({time.perf_counter() - started:.1f}s)"
+    )
     sets = {
         "dev": [s for s in corpus if s.split == "dev"],
         "holdout": [s for s in corpus if s.split == "holdout"],
@@ -750,13 +774,18 @@ def run(split: str, detectors: Iterable[str]) -> dict[str, Any]:
                 entry[key] = profile_scores(sweeps[key], thresholds[key])
             if split == "all":
                 entry["holdout_at_dev_threshold"] = profile_scores(sweeps["holdout"], thresholds["dev"])
-                entry["unseen_at_dev_threshold"] = profile_scores(build_sweep(sets["unseen"], scores), thresholds["dev"])
+                entry["unseen_at_dev_threshold"] = profile_scores(
+                    build_sweep(sets["unseen"], scores), thresholds["dev"]
+                )
             entry["per_family"] = per_family(scored, scores, thresholds[wanted[-1]]["standard"])
             results[name] = entry
     return {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "series": {key: len(sets[key]) for key in ("dev", "holdout", "unseen")},
-        "windows": {key: sum(len(windows(len(s.values), s.onsets)) for s in sets[key]) for key in ("dev", "holdout", "unseen", "all")},
+        "windows": {
+            key: sum(len(windows(len(s.values), s.onsets)) for s in sets[key])
+            for key in ("dev", "holdout", "unseen", "all")
+        },
         "detectors": results,
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -784,7 +813,10 @@ SET_LABELS = {
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = [f"machine: {report['machine']}; series {report['series']}; windows {report['windows']}; {report['seconds']}s total", ""]
+    lines = [
+        f"machine: {report['machine']}; series {report['series']}; windows {report['windows']}; {report['seconds']}s total",
+        "",
+    ]
     header = f"{'detector':<20} {'set':<26} {'standard':>9} {'low_FP':>8} {'low_FN':>8}  detected/windows  FP rows"
     lines.append(header)
     lines.append("-" * len(header))

@@ -46,7 +46,7 @@ async def read_until_stopped(dsn: str, after_seq: int = 0) -> int:
                 return rows_read
             try:
                 await asyncio.wait_for(stop.wait(), TAIL_MIN_GAP_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
     finally:
         await conn.close()

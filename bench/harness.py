@@ -18,16 +18,17 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import msgspec
 
 from app import __version__
-from bench import loadclient
 from app.core.database import EmbeddedPostgres
+from bench import loadclient
 
 EVENTS_PATH = "/v1/events"
 READY_PATH = "/readyz"
@@ -157,8 +158,12 @@ def code_version() -> dict[str, Any]:
     root = Path(__file__).resolve().parents[1]
     version: dict[str, Any] = {"version": __version__, "git_commit": None, "git_dirty": None}
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True, check=True)
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        )
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True, check=True
+        )
     except (OSError, subprocess.CalledProcessError):
         return version
     version.update(git_commit=commit.stdout.strip(), git_dirty=bool(status.stdout.strip()))

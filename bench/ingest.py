@@ -44,26 +44,24 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Iterator
+from typing import Any
 
 import asyncpg
 import msgspec
 import uvloop
 
-from app.campaigns import model as campaigns
-
 from app.access import keys
-from bench import harness
-from bench import loadclient
-from bench import workload
-from bench.harness import EVENTS_PATH, SERVER_ENV, CpuMeter
-from bench.loadclient import LoadResult
+from app.campaigns import model as campaigns
 from app.core.database import EmbeddedPostgres, upgrade
+from app.core.settings import Settings
 from app.ingest.events import COLUMNS
 from app.ingest.tier import IngestProcesses
-from app.core.settings import Settings
+from bench import harness, loadclient, workload
+from bench.harness import EVENTS_PATH, SERVER_ENV, CpuMeter
+from bench.loadclient import LoadResult
 
 PHASES = 6
 COPY_BATCH_ROWS = (1_000, 10_000)
@@ -122,8 +120,9 @@ class Parameters:
         harness.check_option("history-rows", args.history_rows, 0, MAX_HISTORY_ROWS)
         if args.history_rows and not args.ingest_processes:
             raise harness.BenchError("--history-rows needs the ingest-tier phase: --ingest-processes of at least 1")
-        return cls(args.seconds, args.clients, args.single_clients, args.single_rate, args.ingest_processes,
-                   args.history_rows)
+        return cls(
+            args.seconds, args.clients, args.single_clients, args.single_rate, args.ingest_processes, args.history_rows
+        )
 
     @property
     def deployment(self) -> str:
@@ -242,9 +241,7 @@ def _start_server(env: dict[str, str], port: int, workdir: Path) -> subprocess.P
         )
 
 
-def _requests(
-    prefix: str, token: str, events: list[dict[str, Any]], per_request: int, count: int
-) -> Iterator[bytes]:
+def _requests(prefix: str, token: str, events: list[dict[str, Any]], per_request: int, count: int) -> Iterator[bytes]:
     """``count`` POSTs of ``per_request`` events each, pre-encoded from ``events``; ids unique under ``prefix``."""
 
     def wrap(body: bytes) -> bytes:
@@ -266,7 +263,9 @@ async def _measure(params: Parameters, database: EmbeddedPostgres, workdir: Path
     conn = await asyncpg.connect(dsn)
     try:
         version = await conn.fetchval("SHOW server_version")
-        settings = {name: await conn.fetchval(f"SELECT current_setting('{name}')") for name in harness.POSTGRES_SETTINGS}
+        settings = {
+            name: await conn.fetchval(f"SELECT current_setting('{name}')") for name in harness.POSTGRES_SETTINGS
+        }
         machine = harness.machine(version, settings)
 
         copy: dict[int, Phase] = {}
@@ -288,7 +287,9 @@ async def _measure(params: Parameters, database: EmbeddedPostgres, workdir: Path
             tier = await _tier_phases(params, dsn, token, events, tails, conn, meter, workdir)
             await _reset(conn)
         else:
-            print(f"[2/{PHASES}] HTTP batch ingest, ingest tier alone ... skipped: --ingest-processes 0", file=sys.stderr)
+            print(
+                f"[2/{PHASES}] HTTP batch ingest, ingest tier alone ... skipped: --ingest-processes 0", file=sys.stderr
+            )
 
         port, ingest_port = harness.free_port(), harness.free_port()
         server_env = _server_env(dsn, params, ingest_port)
@@ -347,12 +348,16 @@ async def _tier_phases(
     with open(workdir / "ingest-tier.log", "wb") as log:
         processes = IngestProcesses(Settings.from_env(environ), dsn, environ, output=log)
         try:
-            label = (f"starting the ingest tier alone on {loadclient.HOST}:{port}: "
-                     f"{params.ingest_processes} ingest processes and the engine's reads")
+            label = (
+                f"starting the ingest tier alone on {loadclient.HOST}:{port}: "
+                f"{params.ingest_processes} ingest processes and the engine's reads"
+            )
             with harness.step(label):
                 await processes.start()
                 reads = subprocess.Popen(
-                    [sys.executable, "-m", "bench.engine_reads", dsn, str(history_seq)], stdout=subprocess.PIPE, stderr=log
+                    [sys.executable, "-m", "bench.engine_reads", dsn, str(history_seq)],
+                    stdout=subprocess.PIPE,
+                    stderr=log,
                 )
             meter.server_pids = frozenset({*processes.pids, reads.pid})
             warmup_requests = _requests("tierwarm", token, events, BATCH_EVENTS, len(events) // BATCH_EVENTS)
@@ -360,13 +365,20 @@ async def _tier_phases(
             with harness.step(f"warming up: every one of the {len(events):,} sample events posted once"):
                 warmup = await loadclient.closed_loop(port, params.clients, WARMUP_MAX_S, warmup_requests, BATCH_EVENTS)
             await conn.execute("CHECKPOINT")
-            label = f"[2/{PHASES}] HTTP batch ingest, ingest tier alone: {params.clients} clients x {BATCH_EVENTS} events"
+            label = (
+                f"[2/{PHASES}] HTTP batch ingest, ingest tier alone: {params.clients} clients x {BATCH_EVENTS} events"
+            )
             with harness.step(label) as notes:
-                batch = await _load_phase(meter, loadclient.closed_loop(port, params.clients, params.seconds, batch_requests,
-                                                                        BATCH_EVENTS), events_rate=True)
+                batch = await _load_phase(
+                    meter,
+                    loadclient.closed_loop(port, params.clients, params.seconds, batch_requests, BATCH_EVENTS),
+                    events_rate=True,
+                )
                 notes.append(f"{batch.rate:,.0f} events/s")
         finally:
-            with harness.step("stopping the ingest tier (SIGTERM) and the engine's reads, counting stored events") as notes:
+            with harness.step(
+                "stopping the ingest tier (SIGTERM) and the engine's reads, counting stored events"
+            ) as notes:
                 await processes.stop()
                 if reads is not None:
                     out = await asyncio.to_thread(_stop_engine_reads, reads)
@@ -387,7 +399,9 @@ async def _load_history(conn: asyncpg.Connection, tails: list[tuple[Any, ...]], 
         started = time.perf_counter()
         while loaded < rows:
             count = min(HISTORY_BATCH_ROWS, rows - loaded)
-            await conn.copy_records_to_table("events", records=workload.copy_batch("hist", loaded, count, tails), columns=COLUMNS)
+            await conn.copy_records_to_table(
+                "events", records=workload.copy_batch("hist", loaded, count, tails), columns=COLUMNS
+            )
             loaded += count
             if loaded % (10 * HISTORY_BATCH_ROWS) == 0 or loaded == rows:
                 print(f"  {loaded:,} of {rows:,} ({time.perf_counter() - started:.0f}s)", file=sys.stderr, flush=True)
@@ -435,7 +449,9 @@ async def _http_phases(
         warmup = loadclient.closed_loop(port, params.clients, WARMUP_MAX_S, warmup_requests, BATCH_EVENTS)
         phases["warmup"] = await _load_phase(meter, warmup, events_rate=True)
     await conn.execute("CHECKPOINT")
-    with harness.step(f"[3/{PHASES}] HTTP batch ingest, all in one: {params.clients} clients x {BATCH_EVENTS} events") as notes:
+    with harness.step(
+        f"[3/{PHASES}] HTTP batch ingest, all in one: {params.clients} clients x {BATCH_EVENTS} events"
+    ) as notes:
         batch = loadclient.closed_loop(port, params.clients, seconds, batch_requests, BATCH_EVENTS)
         phases["batch"] = await _load_phase(meter, batch, events_rate=True)
         notes.append(f"{phases['batch'].rate:,.0f} events/s")
@@ -451,7 +467,9 @@ async def _http_phases(
     with harness.step(f"[5/{PHASES}] single events, paced at {rate:,.0f} requests/s over {pool} connections") as notes:
         paced = loadclient.paced(port, pool, rate, seconds, paced_requests)
         phases["single_paced"] = await _load_phase(meter, paced, events_rate=False)
-        notes.append(f"{phases['single_paced'].rate:,.0f} requests/s, p99 {phases['single_paced'].percentile_ms(99)} ms")
+        notes.append(
+            f"{phases['single_paced'].rate:,.0f} requests/s, p99 {phases['single_paced'].percentile_ms(99)} ms"
+        )
     return phases
 
 
@@ -589,20 +607,34 @@ def _table(report: dict[str, Any]) -> str:
 
     lines += [
         "",
-        *([f"the tier phase ran with {report['parameters']['history_rows']:,} events already stored; raw COPY on an empty table"]
-          if report["parameters"]["history_rows"] else []),
+        *(
+            [
+                f"the tier phase ran with {report['parameters']['history_rows']:,} events already stored; raw COPY on an empty table"
+            ]
+            if report["parameters"]["history_rows"]
+            else []
+        ),
         f"HTTP batch / raw COPY, {report['batch_deployment']}: {report['ratio_to_copy']:.0%} "
         f"(target >= {t['batch_ratio_min']:.0%}: {verdict(t['batch_ratio_met'])})",
-        *([f"HTTP batch / raw COPY, all in one (the metrics engine on the same cores): "
-           f"{report['all_in_one_ratio_to_copy']:.0%}"] if "tier_batch" in p else []),
+        *(
+            [
+                f"HTTP batch / raw COPY, all in one (the metrics engine on the same cores): "
+                f"{report['all_in_one_ratio_to_copy']:.0%}"
+            ]
+            if "tier_batch" in p
+            else []
+        ),
         f"single events: {report['single_requests_per_s']:,} requests/s closed loop, "
         f"{report['single_paced_rate']:,.0f} of {report['parameters']['single_rate']:,.0f} scheduled/s paced "
         f"(target >= {t['single_rate_min']:,.0f}/s: {verdict(t['single_rate_met'])})",
         f"single events at the paced rate: p99 {report['single_paced_p99_ms']} ms "
         f"(target < {t['single_p99_max_ms']:g} ms: {verdict(t['single_p99_met'])})",
         f"stored events: {report['stored_events']:,} of {report['accepted_events']:,} accepted"
-        + (f", {report['engine_reads_rows']:,} read by the engine's reads in the tier phase"
-           if report["engine_reads_rows"] is not None else "")
+        + (
+            f", {report['engine_reads_rows']:,} read by the engine's reads in the tier phase"
+            if report["engine_reads_rows"] is not None
+            else ""
+        )
         + f" ({'match' if report['stored_events_match'] else 'MISMATCH'})",
     ]
     if not report["quiet_machine"]:
@@ -631,4 +663,6 @@ def main(args: argparse.Namespace) -> None:
     """Entry point of ``warroom bench ingest``."""
     report = harness.report(args, lambda: run(Parameters.from_args(args)), _table)
     if not report["stored_events_match"]:
-        sys.exit("warroom bench: the events table does not hold exactly the accepted events (or the engine's reads missed some)")
+        sys.exit(
+            "warroom bench: the events table does not hold exactly the accepted events (or the engine's reads missed some)"
+        )

@@ -16,8 +16,9 @@ import asyncio
 import math
 import time
 from collections import Counter
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Coroutine, Iterator
+from typing import Any
 
 import msgspec
 

@@ -33,29 +33,28 @@ import tempfile
 import time
 import zlib
 from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
 import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 
-from app.campaigns import model as campaigns
-
 from app.access import keys
-from bench import harness
-from bench import loadclient
-from bench.harness import EVENTS_PATH, POSTGRES_SETTINGS, SERVER_ENV, BenchError, CpuMeter
+from app.campaigns import model as campaigns
 from app.campaigns.model import Campaign
 from app.core.database import upgrade
 from app.metrics.engine import Engine
 from app.metrics.measures import Event
 from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT
+from bench import harness, loadclient
+from bench.harness import EVENTS_PATH, POSTGRES_SETTINGS, SERVER_ENV, BenchError, CpuMeter
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGN_FILE = ROOT / "campaigns" / "double11-demo.yaml"
@@ -161,7 +160,7 @@ class DemoEvents:
     def batch(self, count: int) -> bytes:
         """``{"events": [...]}`` of ``count`` new events that occurred now."""
         rng = self._rng
-        occurred_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        occurred_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         events = []
         for event_type in rng.choices(self._types, cum_weights=self._cumulative, k=count):
             event: dict[str, Any] = {
@@ -185,7 +184,7 @@ class DemoEvents:
 
     def stock_levels(self, skus: list[str], quantity: int, warehouse: str) -> bytes:
         """``{"events": [...]}`` of one ``stock_level`` event (a warehouse count, taken now) per SKU."""
-        occurred_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        occurred_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         events = [
             {
                 "event_id": self._id(),
@@ -472,7 +471,9 @@ async def _freshness(params: Parameters, workdir: Path, dsn: str, postmaster: in
 # ---- part 2: memory bound ---------------------------------------------------------------------------
 
 
-def _synthetic(first: int, count: int, campaign: Campaign, start: float, step_s: float, rng: random.Random) -> Iterator[Event]:
+def _synthetic(
+    first: int, count: int, campaign: Campaign, start: float, step_s: float, rng: random.Random
+) -> Iterator[Event]:
     """Events ``first``..``first + count - 1`` of the memory run: new visitor and order ids every time."""
     skus = [(s.sku, Decimal(str(s.price or 0))) for s in campaign.skus]
     types = rng.choices(list(TYPE_WEIGHTS), cum_weights=list(itertools.accumulate(TYPE_WEIGHTS.values())), k=count)
@@ -528,7 +529,10 @@ def _memory(events: int) -> dict[str, Any]:
     by_events: list[list[float]] = [[0, rss_mb(pid)[0]]]
     applied = 0
     started = time.perf_counter()
-    print(f"[2/2] memory: {events:,} events into the engine over {MEMORY_SPAN_S / 3600:g} h of event time", file=sys.stderr)
+    print(
+        f"[2/2] memory: {events:,} events into the engine over {MEMORY_SPAN_S / 3600:g} h of event time",
+        file=sys.stderr,
+    )
     for report in range(1, MEMORY_REPORTS + 1):
         target = events * report // MEMORY_REPORTS
         while applied < target:
@@ -537,7 +541,9 @@ def _memory(events: int) -> dict[str, Any]:
             applied += count
         by_events.append([applied, rss_mb(pid)[0]])
         elapsed = time.perf_counter() - started
-        print(f"  {applied:>12,} events  RSS {by_events[-1][1]:>8,.1f} MiB  {elapsed:6.0f}s", file=sys.stderr, flush=True)
+        print(
+            f"  {applied:>12,} events  RSS {by_events[-1][1]:>8,.1f} MiB  {elapsed:6.0f}s", file=sys.stderr, flush=True
+        )
     state = engine.dump()
     compressed = zlib.compress(state, CHECKPOINT_COMPRESSION)
     print(f"  state {len(state) / MIB:.1f} MiB pickled, {len(compressed) / MIB:.1f} MiB compressed", file=sys.stderr)

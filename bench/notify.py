@@ -33,9 +33,7 @@ from typing import Any
 import websockets
 import yaml
 
-from bench import harness
-
-from bench import loadclient
+from bench import harness, loadclient
 from bench.harness import CpuMeter, step
 from bench.metrics import (
     SEED,
@@ -115,7 +113,11 @@ class Receiver:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = next(
-                    (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+                    (
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
                     0,
                 )
                 body = await reader.readexactly(length)
@@ -157,8 +159,13 @@ def write_config(workdir: Path, receiver_port: int) -> dict[str, str]:
     rules.mkdir()
     text = {"en": "{sku}: {value} left", "zh": "{sku}：剩余 {value}"}
     rule = {
-        "name": TRIGGER_RULE, "kind": "static", "metric": "stock_on_hand", "by": "sku", "panel": "inventory",
-        "summary": text, "runbook": {"en": "restock", "zh": "补货"},
+        "name": TRIGGER_RULE,
+        "kind": "static",
+        "metric": "stock_on_hand",
+        "by": "sku",
+        "panel": "inventory",
+        "summary": text,
+        "runbook": {"en": "restock", "zh": "补货"},
         "conditions": {"emergency": {"op": "<", "value": TRIGGER_THRESHOLD}},
     }
     (rules / "bench.yaml").write_text(yaml.safe_dump({"rules": [rule]}, allow_unicode=True))
@@ -199,7 +206,9 @@ async def _measure(params: Parameters, workdir: Path, dsn: str, postmaster: int)
             meter.server_pids = frozenset({server.pid})
             stock = DemoEvents(campaign, "stock")
             connection = await loadclient.Connection.open(server.port)
-            await post_events(connection, ingest_token, stock.stock_levels([s.sku for s in campaign.skus], STOCK_LEVEL, WAREHOUSE))
+            await post_events(
+                connection, ingest_token, stock.stock_levels([s.sku for s in campaign.skus], STOCK_LEVEL, WAREHOUSE)
+            )
             connection.close()
             follower = asyncio.create_task(
                 _follow(f"ws://{loadclient.HOST}:{server.port}/v1/alerts/stream?token={screen_token}", trials)
@@ -207,8 +216,11 @@ async def _measure(params: Parameters, workdir: Path, dsn: str, postmaster: int)
             background = await loadclient.Connection.open(server.port)
             stop = asyncio.Event()
             load = (
-                asyncio.create_task(paced_send(background, ingest_token, DemoEvents(campaign, "load", SEED), params.rate,
-                                               3600.0, stop=stop))
+                asyncio.create_task(
+                    paced_send(
+                        background, ingest_token, DemoEvents(campaign, "load", SEED), params.rate, 3600.0, stop=stop
+                    )
+                )
                 if params.rate
                 else None
             )
@@ -236,7 +248,9 @@ async def _measure(params: Parameters, workdir: Path, dsn: str, postmaster: int)
     return _report(params, list(trials.values()), receiver.messages, before.cores_until(after, elapsed), machine)
 
 
-def _report(params: Parameters, trials: list[Trial], messages: int, cores: dict[str, float], machine: dict[str, Any]) -> dict[str, Any]:
+def _report(
+    params: Parameters, trials: list[Trial], messages: int, cores: dict[str, float], machine: dict[str, Any]
+) -> dict[str, Any]:
     ws = [t.ws_seen - t.fired_at for t in trials if t.ws_seen and t.fired_at]
     post_ws = [t.ws_seen - t.posted for t in trials if t.ws_seen]
     hook = [t.webhook_seen - t.posted for t in trials if t.webhook_seen]
@@ -266,7 +280,12 @@ def _report(params: Parameters, trials: list[Trial], messages: int, cores: dict[
         },
         "machine": machine,
         "code": harness.code_version(),
-        "parameters": {"trials": params.trials, "rate": params.rate, "group_wait": "500ms (default)", "group_by": ["..."]},
+        "parameters": {
+            "trials": params.trials,
+            "rate": params.rate,
+            "group_wait": "500ms (default)",
+            "group_by": ["..."],
+        },
     }
 
 

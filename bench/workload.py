@@ -11,16 +11,17 @@ every id).
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import msgspec
 
 from app.campaigns import model as campaigns
 from app.campaigns.model import Campaign
-from app.ingest.events import Defaults, Row, decode_event
 from app.core.settings import Settings
+from app.ingest.events import Defaults, Row, decode_event
 
 ID_DIGITS = 12
 SAMPLE_SEED = 20261111
@@ -58,11 +59,11 @@ USER_COUNT = 200_000
 WAREHOUSES = ("wh-sh", "wh-bj", "wh-gz", "wh-cd")
 
 
-
 def campaign() -> Campaign:
     """The campaign the events name, as defined for a run (the engine counts only defined campaigns): the demo's
     phases and catalog under ``CAMPAIGN``; the workload's own SKUs are past its catalog, as a real night's long tail."""
     return msgspec.structs.replace(campaigns.load_file(CAMPAIGN_FILE), id=CAMPAIGN, baseline=None)
+
 
 def event_id(prefix: str, number: int) -> str:
     """A time-ordered unique id: ``<prefix>-<zero-padded number>``, always the same width for a prefix."""
@@ -135,7 +136,7 @@ def storage_tails(events: Sequence[dict[str, Any]]) -> list[Row]:
     """The rows the server would store for ``events`` (through its own validation), minus the leading event_id."""
     settings = Settings.from_env({})
     defaults = Defaults(campaign=settings.default_campaign, currency=settings.default_currency)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     tails: list[Row] = []
     for event in events:
         row, errors = decode_event(encode([event], [event_id("row", 0)], batch=False), now, defaults)

@@ -26,10 +26,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.access import sessions
 from app.access.auth import READ_SCOPES, admit, authenticate, presented_key, session, still_allowed
-from app.core.database import database_unavailable
-from app.core.errors import ApiError
 from app.access.keys import ApiKey
 from app.api.streams import StillAllowed, recheck_period, watch
+from app.core.database import database_unavailable
+from app.core.errors import ApiError
 
 WALL_PATH = "/wall"
 COOKIE = "warroom_wall_session"
@@ -65,7 +65,7 @@ def _refusal_page(status: int, message: str, headers: dict[str, str] | None = No
     title = f"{status} {HTTPStatus(status).phrase}"
     body = (
         f'<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="{RETRY_PAGE_S}">'
-        f"<title>{title}</title></head><body style=\"background:#0b1220;color:#e8edf5;font:32px sans-serif;padding:4em\">"
+        f'<title>{title}</title></head><body style="background:#0b1220;color:#e8edf5;font:32px sans-serif;padding:4em">'
         f"<h1>{title}</h1><p>{html.escape(message)}</p>"
         "<p>Open the wall with a screen key: /wall/&lt;campaign&gt;?token=&lt;screen key&gt;</p></body></html>"
     )
@@ -100,7 +100,10 @@ class WallGuard:
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *((b"set-cookie", c.encode("latin-1")) for c in cookies)]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *((b"set-cookie", c.encode("latin-1")) for c in cookies),
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
@@ -123,7 +126,9 @@ class WallGuard:
             key = await authenticate(connection, query_key, SCREEN_SCOPE)
             token = connection.cookies.get(COOKIE)
             held = await services.sessions.find(token) if token else None
-            cookies = [] if held is not None and held.key.key_id == key.key_id else [await _new_session(connection, key)]
+            cookies = (
+                [] if held is not None and held.key.key_id == key.key_id else [await _new_session(connection, key)]
+            )
             return cookies, still_allowed(connection, query_key)
         if allowed_address(client, services.settings.wall_allow):
             return [], None
@@ -135,9 +140,12 @@ class WallGuard:
             cleared = f"{LEGACY_COOKIE}=; Path={WALL_PATH}; Max-Age=0; HttpOnly; SameSite=Strict"
             return [await _new_session(connection, key), cleared], still_allowed(connection, legacy_key)
         # a dead session cookie is cleared, so the kiosk's next requests (Dash sends many) count no further failures
-        cleared = {"Set-Cookie": sessions.cookie_header("", 0, sessions.secure(connection), name=COOKIE, path=WALL_PATH)}
+        cleared = {
+            "Set-Cookie": sessions.cookie_header("", 0, sessions.secure(connection), name=COOKIE, path=WALL_PATH)
+        }
         raise ApiError(
-            401, "this wall needs a screen key (?token=…) or an address in WARROOM_WALL_ALLOW",
+            401,
+            "this wall needs a screen key (?token=…) or an address in WARROOM_WALL_ALLOW",
             headers=cleared if COOKIE in connection.cookies else None,
         )
 
@@ -182,7 +190,8 @@ async def _new_session(connection: HTTPConnection, key: ApiKey) -> str:
         if not database_unavailable(exc):
             raise
         raise ApiError(
-            503, "the wall's session cannot be stored now: database unavailable; this page retries by itself",
+            503,
+            "the wall's session cannot be stored now: database unavailable; this page retries by itself",
             headers={"Retry-After": str(SESSION_RETRY_S)},
         ) from None
     return sessions.cookie_header(token, COOKIE_MAX_AGE_S, sessions.secure(connection), name=COOKIE, path=WALL_PATH)

@@ -8,9 +8,10 @@ point, extend the lists) instead of the whole figure.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from dash import Patch
@@ -121,7 +122,11 @@ def gmv_curve(engine: Engine, campaign_id: str, now: float, gmv_now: float) -> C
 
 def figure(curve: Curve, lang: Language) -> dict[str, Any]:
     """The whole Plotly figure (sent on connect and whenever the bins change)."""
-    names = {"actual": i18n.text("actual", lang), "pace": i18n.text("target_pace", lang), "baseline": i18n.text("baseline", lang)}
+    names = {
+        "actual": i18n.text("actual", lang),
+        "pace": i18n.text("target_pace", lang),
+        "baseline": i18n.text("baseline", lang),
+    }
     dashes = {"actual": "solid", "pace": "dash", "baseline": "dot"}
     data = [
         {
@@ -143,8 +148,12 @@ def figure(curve: Curve, lang: Language) -> dict[str, Any]:
         "margin": {"l": 90, "r": 20, "t": 10, "b": 50},
         "legend": {"orientation": "h", "x": 0, "y": 1.12, "font": {"size": FONT_SIZE}},
         "xaxis": {"gridcolor": "#263245", "showgrid": True},
-        "yaxis": {"gridcolor": "#263245", "rangemode": "tozero", "separatethousands": True,
-                  "tickformat": "~s" if lang == "en" else ",.0f"},
+        "yaxis": {
+            "gridcolor": "#263245",
+            "rangemode": "tozero",
+            "separatethousands": True,
+            "tickformat": "~s" if lang == "en" else ",.0f",
+        },
         "uirevision": "gmv",
     }
     return {"data": data, "layout": layout}

@@ -48,8 +48,14 @@ TEXT: dict[str, tuple[str, str]] = {
     "acknowledged": ("已确认", "acknowledged"),
     "banner_hint": ("请立即处理并确认", "act now and acknowledge"),
     "no_data": ("暂无数据", "no data yet"),
-    "key_limit": ("{kind}超过{limit}个上限：{events}条事件未单独统计", "{kind} past the {limit} limit: {events} events not tracked apart"),
-    "unconverted": ("{currency}无汇率：{amount}（{events}条）未计入GMV", "no {currency} rate: {amount} ({events} events) not in GMV"),
+    "key_limit": (
+        "{kind}超过{limit}个上限：{events}条事件未单独统计",
+        "{kind} past the {limit} limit: {events} events not tracked apart",
+    ),
+    "unconverted": (
+        "{currency}无汇率：{amount}（{events}条）未计入GMV",
+        "no {currency} rate: {amount} ({events} events) not in GMV",
+    ),
 }
 
 KEY_KINDS: dict[str, tuple[str, str]] = {

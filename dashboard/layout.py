@@ -9,7 +9,13 @@ from dashboard.i18n import Language
 
 SECTIONS = ("gmv", "funnel", "inventory", "channels", "alerts")
 """Panel anchors; alert links point at them (``/wall/<campaign>#inventory``)."""
-SECTION_TITLES = {"gmv": "gmv_curve", "funnel": "funnel", "inventory": "inventory", "channels": "channels", "alerts": "alerts"}
+SECTION_TITLES = {
+    "gmv": "gmv_curve",
+    "funnel": "funnel",
+    "inventory": "inventory",
+    "channels": "channels",
+    "alerts": "alerts",
+}
 GRAPH_CONFIG = {"displayModeBar": False, "responsive": True, "staticPlot": False}
 
 
@@ -34,8 +40,10 @@ def build(lang: Language) -> html.Div:
                     html.Div(id="wall-countdown", className="countdown"),
                     html.Div(id="wall-notice", className="notice"),
                     html.Div(className="spacer"),
-                    html.Div([html.Div(id="wall-clock", className="clock"), html.Div(id="wall-zone", className="zone")],
-                             className="time"),
+                    html.Div(
+                        [html.Div(id="wall-clock", className="clock"), html.Div(id="wall-zone", className="zone")],
+                        className="time",
+                    ),
                     html.Div(
                         [
                             html.Span(i18n.text("live", lang), id="live-label", className="live-label"),

@@ -52,13 +52,23 @@ def header(snapshot: dict[str, Any], now: float, lang: Language) -> dict[str, st
 def notice(snapshot: dict[str, Any], lang: Language) -> str:
     """What the numbers leave out, on one header line: keys past a limit, amounts in a currency with no rate."""
     parts = [
-        i18n.text("key_limit", lang, kind=i18n.key_kind(row["key"], lang), limit=f"{row['limit']:,}",
-                  events=compact(row["events"], lang))
+        i18n.text(
+            "key_limit",
+            lang,
+            kind=i18n.key_kind(row["key"], lang),
+            limit=f"{row['limit']:,}",
+            events=compact(row["events"], lang),
+        )
         for row in snapshot.get("key_limits") or []
     ]
     parts += [
-        i18n.text("unconverted", lang, currency=code, amount=money(totals["gmv_paid"], code, lang),
-                  events=compact(totals["events"], lang))
+        i18n.text(
+            "unconverted",
+            lang,
+            currency=code,
+            amount=money(totals["gmv_paid"], code, lang),
+            events=compact(totals["events"], lang),
+        )
         for code, totals in (snapshot.get("unconverted") or {}).items()
     ]
     return f"{ICONS['warning']} " + " · ".join(parts) if parts else ""
@@ -110,7 +120,9 @@ def funnel(snapshot: dict[str, Any], lang: Language) -> list[html.Div]:
                     html.Div(i18n.stage(s["stage"], lang), className="stage-name"),
                     _bar(s["count"] / top * 100, "bad" if below else ""),
                     html.Div(compact(s["count"], lang), className="stage-count"),
-                    html.Div(percent(s.get("step_rate")) if s.get("step_rate") is not None else "", className="stage-rate"),
+                    html.Div(
+                        percent(s.get("step_rate")) if s.get("step_rate") is not None else "", className="stage-rate"
+                    ),
                     html.Div(" · ".join(compare), className="stage-compare"),
                 ],
                 className="funnel-row below" if below else "funnel-row",
@@ -142,14 +154,22 @@ def inventory(snapshot: dict[str, Any], lang: Language) -> list[html.Div]:
     out_of_stock = [r for r in rows if r.get("sold_out")]
     selling = [r for r in rows if not r.get("sold_out")]
     out: list[html.Div] = []
-    for kind, chosen in (("oversold", [r for r in out_of_stock if r.get("oversold")]),
-                         ("sold_out", [r for r in out_of_stock if not r.get("oversold")])):
+    for kind, chosen in (
+        ("oversold", [r for r in out_of_stock if r.get("oversold")]),
+        ("sold_out", [r for r in out_of_stock if not r.get("oversold")]),
+    ):
         if chosen:
             out.append(
                 html.Div(
                     [html.Span(i18n.text(kind, lang), className="chip-label")]
-                    + [html.Span(f"{_sku_name(r, lang)} ({r['on_hand']})" if kind == "oversold" else _sku_name(r, lang),
-                                 className="chip", **{"data-sku": r["sku"]}) for r in chosen],
+                    + [
+                        html.Span(
+                            f"{_sku_name(r, lang)} ({r['on_hand']})" if kind == "oversold" else _sku_name(r, lang),
+                            className="chip",
+                            **{"data-sku": r["sku"]},
+                        )
+                        for r in chosen
+                    ],
                     className=f"stock-list {kind.replace('_', '-')}",
                 )
             )
@@ -170,8 +190,10 @@ def inventory(snapshot: dict[str, Any], lang: Language) -> list[html.Div]:
             html.Div(
                 [
                     html.Div(_sku_name(r, lang), className="col-sku"),
-                    html.Div([_bar(r["on_hand"] / scale * 100, level), *markers, html.Span(compact(r["on_hand"], lang))],
-                             className="col-on_hand stock"),
+                    html.Div(
+                        [_bar(r["on_hand"] / scale * 100, level), *markers, html.Span(compact(r["on_hand"], lang))],
+                        className="col-on_hand stock",
+                    ),
                     html.Div(f"{r.get('sell_rate_per_min') or 0:,.1f}", className="col-sell_rate"),
                     html.Div(duration(r.get("sell_out_eta_min"), lang), className="col-eta"),
                 ],
@@ -243,7 +265,10 @@ def banner(alerts: list[dict[str, Any]], lang: Language) -> tuple[list[html.Div]
         return [], "banner hidden"
     items = [
         html.Div(
-            [html.Span(ICONS["emergency"], className="banner-icon"), html.Span(_summary(a, lang), className="banner-text")],
+            [
+                html.Span(ICONS["emergency"], className="banner-icon"),
+                html.Span(_summary(a, lang), className="banner-text"),
+            ],
             className="banner-item",
             **{"data-alert": a["id"]},
         )
@@ -251,4 +276,3 @@ def banner(alerts: list[dict[str, Any]], lang: Language) -> tuple[list[html.Div]
     ]
     items.append(html.Div(i18n.text("banner_hint", lang), className="banner-hint"))
     return items, "banner"
-

@@ -11,7 +11,8 @@ so such a request is refused too.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import msgspec
 from dash import Dash

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -44,8 +44,14 @@ class Page:
     lang: Language
 
 
-def page_from_url(pathname: str | None, search: str | None, default_lang: Language, defined: list[str],
-                  default_campaign: str, running: list[str]) -> Page:
+def page_from_url(
+    pathname: str | None,
+    search: str | None,
+    default_lang: Language,
+    defined: list[str],
+    default_campaign: str,
+    running: list[str],
+) -> Page:
     """The campaign from ``/wall/<campaign>`` and the language from ``?lang=``.
 
     Plain ``/wall`` shows the configured default campaign if it is defined,
@@ -141,7 +147,7 @@ async def _next(queues: list[asyncio.Queue[Any]], timeout: float) -> bool:
     finally:
         for getter in getters:
             getter.cancel()
-    for getter, queue in zip(getters, queues):
+    for getter, queue in zip(getters, queues, strict=False):
         if getter in done and not getter.cancelled():
             queue.put_nowait(getter.result())
     return bool(done)
@@ -156,9 +162,15 @@ async def run(services: Services, pathname: str | None, search: str | None) -> N
     """Push to one page until its websocket closes (the task is then cancelled)."""
     engine = services.metrics.engine
     now = services.metrics.clock()
-    running = [c.id for c in engine.campaigns.values() if c.phase_at(datetime.fromtimestamp(now, timezone.utc)) is not None]
-    page = page_from_url(pathname, search, services.settings.wall_language, sorted(engine.campaigns),
-                         services.settings.default_campaign, running)
+    running = [c.id for c in engine.campaigns.values() if c.phase_at(datetime.fromtimestamp(now, UTC)) is not None]
+    page = page_from_url(
+        pathname,
+        search,
+        services.settings.wall_language,
+        sorted(engine.campaigns),
+        services.settings.default_campaign,
+        running,
+    )
     metrics = services.metrics.subscribe(page.campaign)
     alerts = services.alerts.subscribe()
     wall = WallPush(services, page)

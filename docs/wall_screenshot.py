@@ -49,8 +49,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as data:
         env = {**os.environ, "WARROOM_DATA_DIR": data, "WARROOM_PORT": str(port), "WARROOM_LOG_LEVEL": "warning"}
         env.pop("DATABASE_URL", None)
-        demo = subprocess.Popen([sys.executable, "-m", "app.cli", "demo"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True)
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "demo"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         try:
             assert demo.stdout is not None
             line = ""

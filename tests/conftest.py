@@ -14,28 +14,35 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
-
-from playwright.async_api import Browser, async_playwright
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 import uvicorn
+from playwright.async_api import Browser, async_playwright
 
 from app.access import keys
 from app.api.connections import server_config
 from app.core.database import EmbeddedPostgres, upgrade
-from app.server import create_app
 from app.core.settings import Settings
+from app.server import create_app
 
 TEMPLATE = "warroom_template"
 CHROMIUM = "/usr/bin/chromium"
 """Debian's chromium (``make browser`` installs it); Playwright drives it without downloading its own."""
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SERVER_START_TIMEOUT_S = 30.0
 _database_numbers = itertools.count()
 
@@ -92,12 +99,23 @@ class RunningServer:
 
 def start_server(dsn: str, **overrides: Any) -> RunningServer:
     port = overrides.pop("port", None) or free_port()
-    env = {"DATABASE_URL": dsn, "WARROOM_LOG_LEVEL": "warning", "WARROOM_CAMPAIGNS_DIR": "/nonexistent",
-           "WARROOM_RULES_DIR": "/nonexistent", "WARROOM_NOTIFY_FILE": "/nonexistent"}
+    env = {
+        "DATABASE_URL": dsn,
+        "WARROOM_LOG_LEVEL": "warning",
+        "WARROOM_CAMPAIGNS_DIR": "/nonexistent",
+        "WARROOM_RULES_DIR": "/nonexistent",
+        "WARROOM_NOTIFY_FILE": "/nonexistent",
+    }
     env.update({k: str(v) for k, v in overrides.items()})
     settings = Settings.from_env(env)
     config = server_config(
-        create_app(settings), settings, "127.0.0.1", port, log_level="warning", lifespan="on", loop="asyncio",
+        create_app(settings),
+        settings,
+        "127.0.0.1",
+        port,
+        log_level="warning",
+        lifespan="on",
+        loop="asyncio",
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 
 
-def wait_ready(url: str, timeout_s: float, alive: Callable[[], bool] = lambda: True, interval_s: float = 0.2) -> httpx.Response | None:
+def wait_ready(
+    url: str, timeout_s: float, alive: Callable[[], bool] = lambda: True, interval_s: float = 0.2
+) -> httpx.Response | None:
     """Poll ``url``/readyz until it answers 200, ``timeout_s`` passes or ``alive()`` turns false; the last answer."""
     deadline = time.monotonic() + timeout_s
     ready = None

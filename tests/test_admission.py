@@ -76,8 +76,11 @@ def test_a_client_sending_a_body_over_the_limit_reads_the_413(server, ingest_key
     """A refused body of ordinary size is discarded, not cut off: a reset mid-upload would read as a network
     error, which clients retry forever."""
     with httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {ingest_key}"}) as http:
-        response = http.post("/v1/events", content=b" " * (server.settings.max_body_bytes + 1),
-                             headers={"Content-Type": "application/json"})
+        response = http.post(
+            "/v1/events",
+            content=b" " * (server.settings.max_body_bytes + 1),
+            headers={"Content-Type": "application/json"},
+        )
         assert response.status_code == 413
         assert http.get("/healthz").status_code == 200  # the same connection serves on
 
@@ -108,7 +111,9 @@ async def test_a_campaign_may_be_larger_than_other_operator_bodies(server, dsn):
     body = b"id: c-1\nname: big\n# " + b"x" * 100 * 1024 + b"\n"
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         response = await http.put(
-            "/v1/campaigns/c-1", content=body, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/yaml"}
+            "/v1/campaigns/c-1",
+            content=body,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/yaml"},
         )
     assert response.status_code == 422, response.text
 
@@ -118,8 +123,14 @@ async def test_a_body_that_arrives_too_slowly_is_408(dsn):
     server = start_server(dsn, WARROOM_BODY_TIMEOUT_S=1)
     try:
         sock = connect(server.port)
-        sock.sendall(head("POST", "/v1/events", {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
-                                                 "Content-Length": "100"}) + b'{"event_id"')
+        sock.sendall(
+            head(
+                "POST",
+                "/v1/events",
+                {"Authorization": f"Bearer {key}", "Content-Type": "application/json", "Content-Length": "100"},
+            )
+            + b'{"event_id"'
+        )
         started = time.monotonic()
         response = read_response(sock, timeout=5)
         assert response.status == 408, response.body
@@ -145,7 +156,9 @@ async def test_bodies_in_flight_are_bounded_and_keyless_ones_take_a_share(dsn):
         extra.sendall(head("POST", "/v1/batch", keyless) + b"{")
         response = read_response(extra, timeout=5)
         assert response.status == 503 and response.headers["retry-after"] == "1"
-        async with httpx.AsyncClient(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {key}"}) as http:
+        async with httpx.AsyncClient(
+            base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {key}"}
+        ) as http:
             assert (await http.post("/v1/events", json=event("f-1", "visit"))).status_code == 202  # … keyed ones pass
             while len(held) < slots:  # every slot is taken
                 held.append(connect(server.port))

@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -54,8 +54,14 @@ async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, d
 
             await wait_until(one_alert, timeout=5)
             alert = (await firing(http, screen))[0]
-            assert alert["severity"] == "warning" and alert["labels"] == {"campaign": "double11-demo", "sku": "SKU-1001"}
-            assert alert["summary_en"] == "SKU-1001: 100 left (Warning)" and alert["summary_zh"] == "SKU-1001：剩余 100（警告）"
+            assert alert["severity"] == "warning" and alert["labels"] == {
+                "campaign": "double11-demo",
+                "sku": "SKU-1001",
+            }
+            assert (
+                alert["summary_en"] == "SKU-1001: 100 left (Warning)"
+                and alert["summary_zh"] == "SKU-1001：剩余 100（警告）"
+            )
             assert alert["values"]["threshold"] == 300 and alert["link"] == "/wall/double11-demo#inventory"
             assert alert["runbook_zh"] == "立即补货"
 
@@ -71,7 +77,8 @@ async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, d
             forbidden = await http.post(f"/v1/alerts/{alert['id']}/ack", json={}, headers={"X-API-Key": screen})
             assert forbidden.status_code == 403
             ack = await http.post(
-                f"/v1/alerts/{alert['id']}/ack", json={"by": "duty manager", "comment": "restock ordered"},
+                f"/v1/alerts/{alert['id']}/ack",
+                json={"by": "duty manager", "comment": "restock ordered"},
                 headers={"X-API-Key": operator},
             )
             assert ack.status_code == 200 and ack.json()["acknowledged"]["by"] == "duty manager"
@@ -87,11 +94,15 @@ async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, d
             alerts = await firing(http, screen)
             assert [a["id"] for a in alerts] == [alert["id"]] and alerts[0]["acknowledged"]["by"] == "duty manager"
             stored_ack = alerts[0]["acknowledged"]["at"]
-            assert abs(stored_ack - ack.json()["acknowledged"]["at"]) <= STORED_TIME_RESOLUTION_S, "ack time as first shown"
+            assert abs(stored_ack - ack.json()["acknowledged"]["at"]) <= STORED_TIME_RESOLUTION_S, (
+                "ack time as first shown"
+            )
             assert await db.fetchval("SELECT count(*) FROM alerts") == 1
             assert await db.fetchval("SELECT count(*) FROM alert_transitions WHERE kind = 'firing'") == 1
 
-            assert (await http.post("/v1/events", json={"events": [stock("s3", 5000)]}, headers={"X-API-Key": ingest})).status_code == 202
+            assert (
+                await http.post("/v1/events", json={"events": [stock("s3", 5000)]}, headers={"X-API-Key": ingest})
+            ).status_code == 202
 
             async def resolved() -> bool:
                 history = (await http.get("/v1/alerts/history", params={"token": screen})).json()
@@ -180,18 +191,22 @@ async def test_silences_inhibition_and_rule_reload(dsn, tmp_path):
     ingest, operator = await create_key(dsn, "ingest"), await create_key(dsn, "operator")
     server = start_server(dsn, WARROOM_RULES_DIR=str(rules_dir), WARROOM_CAMPAIGNS_DIR=str(ROOT / "campaigns"))
     headers = {"X-API-Key": operator}
-    tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             silence = await http.post(
                 "/v1/silences",
-                json={"matchers": ["sku=SKU-1001", "rule=~stock_.*"], "ends_at": tomorrow,
-                      "reason": "planned price change at 00:00"},
+                json={
+                    "matchers": ["sku=SKU-1001", "rule=~stock_.*"],
+                    "ends_at": tomorrow,
+                    "reason": "planned price change at 00:00",
+                },
                 headers=headers,
             )
             assert silence.status_code == 201, silence.text
-            bad = await http.post("/v1/silences", json={"matchers": ["sku=~("], "ends_at": tomorrow,
-                                                      "reason": "x"}, headers=headers)
+            bad = await http.post(
+                "/v1/silences", json={"matchers": ["sku=~("], "ends_at": tomorrow, "reason": "x"}, headers=headers
+            )
             assert bad.status_code == 422 and bad.json()["error"]["field"] == "matchers"
             await http.post("/v1/events", json={"events": [stock("s1", 100)]}, headers={"X-API-Key": ingest})
 
@@ -208,10 +223,15 @@ async def test_silences_inhibition_and_rule_reload(dsn, tmp_path):
 
             (rules_dir / "pack.yaml").write_text(RULES.replace('op: "<="', 'op: "=<"'))
             refused = await http.post("/v1/rules/reload", headers=headers)
-            assert refused.status_code == 422 and "pack.yaml:11:23: rules[0].conditions.emergency.op" in refused.json()["error"]["message"]
+            assert (
+                refused.status_code == 422
+                and "pack.yaml:11:23: rules[0].conditions.emergency.op" in refused.json()["error"]["message"]
+            )
             assert len((await http.get("/v1/alerts", headers=headers)).json()) == 1, "alert state kept"
 
-            warning_only = RULES.replace("stock_low", "stock_warning").replace('      emergency: {op: "<=", value: 0}\n', "")
+            warning_only = RULES.replace("stock_low", "stock_warning").replace(
+                '      emergency: {op: "<=", value: 0}\n', ""
+            )
             (rules_dir / "extra.yaml").write_text(warning_only)
             (rules_dir / "pack.yaml").write_text(RULES)
             reloaded = await http.post("/v1/rules/reload", headers=headers)

@@ -6,7 +6,7 @@ import os
 import random
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,11 +25,18 @@ rules:
 """
 
 
-def write_series(path: Path, rows: int, spike_at: int | None = None, columns: tuple[str, ...] = ("value",),
-                 step: timedelta = timedelta(minutes=5), jitter_s: float = 0.0, period: int = 288) -> None:
+def write_series(
+    path: Path,
+    rows: int,
+    spike_at: int | None = None,
+    columns: tuple[str, ...] = ("value",),
+    step: timedelta = timedelta(minutes=5),
+    jitter_s: float = 0.0,
+    period: int = 288,
+) -> None:
     """A daily-seasonal series (``period`` rows per cycle) with an optional 2.5x spike of 6 rows."""
     rng = random.Random(7)
-    start = datetime(2025, 11, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 11, 1, tzinfo=UTC)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -42,8 +49,14 @@ def write_series(path: Path, rows: int, spike_at: int | None = None, columns: tu
 
 
 def warroom(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ})
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
+    )
 
 
 def read(path: Path) -> list[dict[str, str]]:
@@ -70,7 +83,10 @@ def test_backtest_is_causal(tmp_path):
     write_series(tmp_path / "full.csv", 900, spike_at=700)
     write_series(tmp_path / "cut.csv", 720, spike_at=700)
     for name in ("full", "cut"):
-        assert warroom("backtest", "--series", str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / "out")).returncode == 0
+        assert (
+            warroom("backtest", "--series", str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / "out")).returncode
+            == 0
+        )
     full, cut = read(tmp_path / "out" / "full.csv"), read(tmp_path / "out" / "cut.csv")
     assert full[:720] == cut
 
@@ -79,9 +95,11 @@ def test_static_rule_file_with_for_and_tiers(tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     path = tmp_path / "cpu.csv"
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     values = [50] * 10 + [85] * 3 + [99] * 2 + [50] * 5
-    path.write_text("timestamp,cpu\n" + "".join(f"{(start + timedelta(minutes=i)).isoformat()},{v}\n" for i, v in enumerate(values)))
+    path.write_text(
+        "timestamp,cpu\n" + "".join(f"{(start + timedelta(minutes=i)).isoformat()},{v}\n" for i, v in enumerate(values))
+    )
     result = warroom("backtest", "--rules", str(rules), "--series", str(path), "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     rows = read(tmp_path / "out" / "cpu.csv")
@@ -93,7 +111,9 @@ def test_static_rule_file_with_for_and_tiers(tmp_path):
 def test_rules_check_names_the_line(tmp_path):
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
     good.write_text((ROOT / "rules" / "double11.yaml").read_text())
-    bad.write_text((ROOT / "rules" / "double11.yaml").read_text().replace("metric: stock_on_hand", "metric: stock_onhand", 1))
+    bad.write_text(
+        (ROOT / "rules" / "double11.yaml").read_text().replace("metric: stock_on_hand", "metric: stock_onhand", 1)
+    )
     ok = warroom("rules", "check", str(good))
     assert ok.returncode == 0 and "rules" in ok.stdout
     failed = warroom("rules", "check", str(bad))
@@ -122,7 +142,10 @@ def test_irregular_timestamps_are_judged_row_by_row_like_the_detector(tmp_path):
     lines = (tmp_path / "full.csv").read_text().splitlines(keepends=True)
     (tmp_path / "cut.csv").write_text("".join(lines[:1001]))
     for name in ("full", "cut"):
-        assert warroom("backtest", "--series", str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / "out")).returncode == 0
+        assert (
+            warroom("backtest", "--series", str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / "out")).returncode
+            == 0
+        )
     full, cut = read(tmp_path / "out" / "full.csv"), read(tmp_path / "out" / "cut.csv")
     assert full[:1000] == cut
     assert [r["score"] for r in full] == [f"{min(1.0, a.score):.4f}" for a in direct]
@@ -144,10 +167,14 @@ def test_static_rules_never_read_a_row_before_its_turn(tmp_path):
     """A row that comes sooner than the usual spacing must not leak into the previous row's window."""
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES.replace("for: 2m", "for: 0s"))
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     moments = [start + timedelta(minutes=m) for m in range(3)] + [start + timedelta(minutes=2, seconds=10)]
-    (tmp_path / "cpu.csv").write_text("timestamp,cpu\n" + "".join(f"{m.isoformat()},{v}\n" for m, v in zip(moments, (1, 1, 1, 99))))
-    result = warroom("backtest", "--rules", str(rules), "--series", str(tmp_path / "cpu.csv"), "--out", str(tmp_path / "out"))
+    (tmp_path / "cpu.csv").write_text(
+        "timestamp,cpu\n" + "".join(f"{m.isoformat()},{v}\n" for m, v in zip(moments, (1, 1, 1, 99), strict=False))
+    )
+    result = warroom(
+        "backtest", "--rules", str(rules), "--series", str(tmp_path / "cpu.csv"), "--out", str(tmp_path / "out")
+    )
     assert result.returncode == 0, result.stderr
     assert [r["severity"] for r in read(tmp_path / "out" / "cpu.csv")] == ["", "", "", "emergency"]
 
@@ -165,8 +192,9 @@ def test_epoch_timestamps_and_a_byte_order_mark_are_read(tmp_path):
     write_series(tmp_path / "iso.csv", 700, spike_at=600)
     rows = (tmp_path / "iso.csv").read_text().splitlines()
     for name, scale in (("seconds", 1), ("millis", 1000)):
-        body = [rows[0]] + [f"{int(datetime.fromisoformat(r.split(',')[0]).timestamp() * scale)},{r.split(',')[1]}"
-                            for r in rows[1:]]
+        body = [rows[0]] + [
+            f"{int(datetime.fromisoformat(r.split(',')[0]).timestamp() * scale)},{r.split(',')[1]}" for r in rows[1:]
+        ]
         (tmp_path / f"{name}.csv").write_text("\ufeff" + "\n".join(body) + "\n", encoding="utf-8")
     for name in ("iso", "seconds", "millis"):
         result = warroom("backtest", "--series", str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / "out"))

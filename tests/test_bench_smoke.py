@@ -78,7 +78,11 @@ def test_bench_ingest_measures_the_tier_alone_and_all_in_one() -> None:
     report = bench("ingest", "--seconds", "1", "--single-rate", "200", "--history-rows", "20000", "--json")
     assert report["parameters"]["history_rows"] == 20_000
     assert report["batch_deployment"] == "ingest tier alone"
-    assert report["copy_rows_per_s"] > 0 and report["batch_events_per_s"] > 0 and report["all_in_one_batch_events_per_s"] > 0
+    assert (
+        report["copy_rows_per_s"] > 0
+        and report["batch_events_per_s"] > 0
+        and report["all_in_one_batch_events_per_s"] > 0
+    )
     assert abs(report["ratio_to_copy"] - report["batch_events_per_s"] / report["copy_rows_per_s"]) <= 0.001
     assert {"tier_batch", "batch", "single", "single_paced"} <= set(report["phases"])
     assert report["engine_reads_rows"] == report["phases"]["tier_batch"]["accepted_events"] + 10_000, "warm-up included"

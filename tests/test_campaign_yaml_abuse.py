@@ -14,8 +14,11 @@ async def test_alias_bomb_is_422_fast_and_health_answers_meanwhile(server, dsn):
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         started = time.monotonic()
         bombs = [
-            http.put("/v1/campaigns/c-1", content=ALIAS_BOMB.replace("\ne:", f"\nf{i}: 1\ne:"),
-                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/yaml"})
+            http.put(
+                "/v1/campaigns/c-1",
+                content=ALIAS_BOMB.replace("\ne:", f"\nf{i}: 1\ne:"),
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/yaml"},
+            )
             for i in range(4)
         ]
         health, *answers = await asyncio.gather(http.get("/healthz"), *bombs)

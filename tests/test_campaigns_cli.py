@@ -5,10 +5,10 @@ from __future__ import annotations
 import glob
 import os
 import subprocess
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import AsyncIterator
 
 import asyncpg
 import httpx
@@ -96,8 +96,13 @@ async def test_apply_list_show_round_trip_and_delete(dsn, db, screen, tmp_path):
     header, *rows = listed.stdout.splitlines()
     assert header.split() == ["ID", "NAME", "PHASE", "PREHEAT", "START", "BURST", "START", "BASELINE", "SKUS"]
     by_id = {row.split()[0]: row for row in rows}
-    assert by_id["drill-2025"].split()[3:] == ["ended", (now - timedelta(days=366)).isoformat(timespec="minutes"),
-                                             (now - timedelta(days=365)).isoformat(timespec="minutes"), "-", "2"]
+    assert by_id["drill-2025"].split()[3:] == [
+        "ended",
+        (now - timedelta(days=366)).isoformat(timespec="minutes"),
+        (now - timedelta(days=365)).isoformat(timespec="minutes"),
+        "-",
+        "2",
+    ]
     assert by_id["drill-2026"].split()[3] == "burst" and by_id["drill-2026"].split()[-2:] == ["drill-2025", "2"]
 
     assert shown.returncode == 0, shown.stderr
@@ -117,12 +122,14 @@ async def test_apply_list_show_round_trip_and_delete(dsn, db, screen, tmp_path):
 
 async def test_apply_with_an_invalid_file_names_the_line_and_applies_nothing(dsn, db, tmp_path):
     good = tmp_path / "good.yaml"
-    good.write_text(campaign_yaml("good", datetime(2026, 11, 11, tzinfo=timezone.utc)), encoding="utf-8")
+    good.write_text(campaign_yaml("good", datetime(2026, 11, 11, tzinfo=UTC)), encoding="utf-8")
     bad = tmp_path / "bad.yaml"
-    text = campaign_yaml("bad", datetime(2026, 11, 11, tzinfo=timezone.utc)).replace("safety_stock: 10", "safety_stock: -3")
+    text = campaign_yaml("bad", datetime(2026, 11, 11, tzinfo=UTC)).replace("safety_stock: 10", "safety_stock: -3")
     bad.write_text(text, encoding="utf-8")
 
-    result = warroom("campaigns", "apply", str(good), str(bad), str(tmp_path / "missing.yaml"), env={"DATABASE_URL": dsn})
+    result = warroom(
+        "campaigns", "apply", str(good), str(bad), str(tmp_path / "missing.yaml"), env={"DATABASE_URL": dsn}
+    )
     assert result.returncode == 1
     assert f"{bad}:10:" in result.stderr and "skus[0].safety_stock: Expected `int` >= 0" in result.stderr
     assert f"{tmp_path / 'missing.yaml'}: cannot read: No such file or directory" in result.stderr
@@ -133,7 +140,7 @@ async def test_apply_with_an_invalid_file_names_the_line_and_applies_nothing(dsn
 def test_check_validates_without_a_database(tmp_path):
     env = {"DATABASE_URL": UNREACHABLE_DATABASE}
     good = tmp_path / "good.yaml"
-    good.write_text(campaign_yaml("good", datetime(2026, 11, 11, tzinfo=timezone.utc)), encoding="utf-8")
+    good.write_text(campaign_yaml("good", datetime(2026, 11, 11, tzinfo=UTC)), encoding="utf-8")
     twin = tmp_path / "twin.yaml"
     twin.write_text(good.read_text(encoding="utf-8"), encoding="utf-8")
     typo = tmp_path / "typo.yaml"

@@ -13,7 +13,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def warroom(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -81,8 +86,12 @@ async def test_notify_prune_keeps_pending_and_recent_notifications(dsn, db):
         " title, body, notify_type, status, created_at) VALUES ($1, 'duty', 'u', 'l', 'g', 'firing', 'warning', '{}',"
         " 't', 'b', 'info', $2, now() - make_interval(days => $3))"
     )
-    for key, status, age_days in (("old-sent", "delivered", 40), ("old-failed", "failed", 40), ("old-pending", "pending", 40),
-                                  ("new-sent", "delivered", 1)):
+    for key, status, age_days in (
+        ("old-sent", "delivered", 40),
+        ("old-failed", "failed", 40),
+        ("old-pending", "pending", 40),
+        ("new-sent", "delivered", 1),
+    ):
         await db.execute(insert, key, status, age_days)
     await db.execute(
         "INSERT INTO notification_attempts (notification_id, attempt, ok, duration_ms) SELECT id, 1, true, 1 FROM notifications"
@@ -95,18 +104,27 @@ async def test_notify_prune_keeps_pending_and_recent_notifications(dsn, db):
     result = warroom("notify", "prune", "--older-than-days", "30", env={"DATABASE_URL": dsn})
     assert result.returncode == 0, result.stderr
     assert "deleted 2 sent, failed or cancelled notifications and 1 idle group entries" in result.stdout
-    assert sorted(r["dedup_key"] for r in await db.fetch("SELECT dedup_key FROM notifications")) == ["new-sent", "old-pending"]
+    assert sorted(r["dedup_key"] for r in await db.fetch("SELECT dedup_key FROM notifications")) == [
+        "new-sent",
+        "old-pending",
+    ]
     assert await db.fetchval("SELECT count(*) FROM notification_attempts") == 2
     assert await db.fetchval("SELECT group_key FROM notification_log") == "firing"
 
 
 def test_silences_from_the_cli(dsn):
     env = {"DATABASE_URL": dsn}
-    added = warroom("silences", "add", "sku=SKU-1001", "rule=~stock_.*", "--duration", "2h", "--reason", "price change", env=env)
+    added = warroom(
+        "silences", "add", "sku=SKU-1001", "rule=~stock_.*", "--duration", "2h", "--reason", "price change", env=env
+    )
     assert added.returncode == 0, added.stderr
     silence_id = added.stdout.split()[1]
     listed = warroom("silences", "list", env=env)
-    assert silence_id in listed.stdout and "sku=SKU-1001 rule=~stock_.*" in listed.stdout and "price change" in listed.stdout
+    assert (
+        silence_id in listed.stdout
+        and "sku=SKU-1001 rule=~stock_.*" in listed.stdout
+        and "price change" in listed.stdout
+    )
     assert warroom("silences", "expire", silence_id, env=env).returncode == 0
     assert silence_id not in warroom("silences", "list", env=env).stdout
     bad = warroom("silences", "add", "sku=~x(", "--reason", "x", env=env)

@@ -28,7 +28,10 @@ def test_valid_campaign():
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("end: 2026-11-12T00:00:00+08:00", "end: 2026-11-10T00:00:00+08:00"), "c.yaml:6:5: phases.burst: end must be after start"),
+        (
+            ("end: 2026-11-12T00:00:00+08:00", "end: 2026-11-10T00:00:00+08:00"),
+            "c.yaml:6:5: phases.burst: end must be after start",
+        ),
         (("gmv: 1000000", "gmv: -5"), "c.yaml:10:8: targets.gmv: Expected `float` >= 0.0"),
         (("warning_level: 10}", "warning_level: 10, colour: red}"), "c.yaml:12:71: skus[0].colour: unknown field"),
         (("id: d11", "id: d 11"), "c.yaml:1:5: id: must be 1-64 letters"),
@@ -40,9 +43,18 @@ def test_valid_campaign():
             ("end: 2026-11-11T00:00:00+08:00}", "end: 2026-11-11T01:00:00+08:00}"),
             "c.yaml:4:3: phases: phases must be in order and not overlap: preheat, then burst, then wrapup",
         ),
-        (("name: Double 11", "name: Double 11\ntimezone: Mars/Olympus"), "c.yaml:3:11: timezone: unknown time zone 'Mars/Olympus'"),
-        (("name: Double 11", "name: Double 11\nbaseline: d11"), "c.yaml:3:11: baseline: a campaign cannot be its own baseline"),
-        (("warning_level: 10}\n", "warning_level: 10}\n  - {sku: A, name: Case}\n"), "c.yaml:13:5: skus[1]: SKU 'A' is listed twice"),
+        (
+            ("name: Double 11", "name: Double 11\ntimezone: Mars/Olympus"),
+            "c.yaml:3:11: timezone: unknown time zone 'Mars/Olympus'",
+        ),
+        (
+            ("name: Double 11", "name: Double 11\nbaseline: d11"),
+            "c.yaml:3:11: baseline: a campaign cannot be its own baseline",
+        ),
+        (
+            ("warning_level: 10}\n", "warning_level: 10}\n  - {sku: A, name: Case}\n"),
+            "c.yaml:13:5: skus[1]: SKU 'A' is listed twice",
+        ),
         (("name: Double 11", "name: ="), "c.yaml:2:7: name: not valid YAML: could not determine a constructor"),
         (("name: Double 11", "name: !!python/object:os.system x"), "c.yaml:2:7: name: not valid YAML"),
         (("name: Double 11", "name: Double 11\n? [a, b]\n: x"), "c.yaml:3:3: a key must be a plain value"),

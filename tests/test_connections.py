@@ -110,10 +110,20 @@ def _limit_descriptors() -> None:
 def test_warroom_serve_with_1024_descriptors_serves_through_1100_idle_sockets(dsn):
     """The report's case: 1,100 idle sockets under a 1,024-descriptor limit made requests fail with an empty reply."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": dsn, "WARROOM_LOG_LEVEL": "warning", "WARROOM_CAMPAIGNS_DIR": "/nonexistent",
-           "WARROOM_RULES_DIR": "/nonexistent", "WARROOM_NOTIFY_FILE": "/nonexistent"}
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                               preexec_fn=_limit_descriptors)
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "WARROOM_LOG_LEVEL": "warning",
+        "WARROOM_CAMPAIGNS_DIR": "/nonexistent",
+        "WARROOM_RULES_DIR": "/nonexistent",
+        "WARROOM_NOTIFY_FILE": "/nonexistent",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        preexec_fn=_limit_descriptors,
+    )
     socks = []
     try:
         deadline = time.monotonic() + 60

@@ -10,17 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
 
-from app.core.errors import ApiError
 from app.access.keys import STALE_GRACE_S, KeyCheckUnavailable, KeyStore
 from app.access.sessions import SessionStore
+from app.core.errors import ApiError
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 KEY_ID, SECRET = "ab" * 6, "s" * 32
 CACHE_S = 10.0
 
@@ -57,7 +58,7 @@ class Answers:
         self.executed: list[str] = []
 
     @contextlib.asynccontextmanager
-    async def acquire(self) -> AsyncIterator["Answers"]:
+    async def acquire(self) -> AsyncIterator[Answers]:
         if self.error is not None:
             raise self.error
         yield self
@@ -74,8 +75,16 @@ class Answers:
 
 
 def key_row() -> dict[str, Any]:
-    return {"key_id": KEY_ID, "name": "screen-1", "scope": "screen", "rate_limit_per_s": None, "created_at": NOW,
-            "revoked_at": None, "secret_sha256": hashlib.sha256(SECRET.encode()).digest(), "expires_at": NOW + timedelta(hours=1)}
+    return {
+        "key_id": KEY_ID,
+        "name": "screen-1",
+        "scope": "screen",
+        "rate_limit_per_s": None,
+        "created_at": NOW,
+        "revoked_at": None,
+        "secret_sha256": hashlib.sha256(SECRET.encode()).digest(),
+        "expires_at": NOW + timedelta(hours=1),
+    }
 
 
 def key_token() -> str:
@@ -160,8 +169,17 @@ async def test_a_key_check_that_fails_unexpectedly_in_admission_is_answered_as_j
 
     monkeypatch.setattr(admission, "_ingest_key", broken)
     guard = admission.Admission(app, Settings.from_env({"DATABASE_URL": "postgresql://unused/x"}), lambda: [])
-    scope = {"type": "http", "method": "POST", "path": "/v1/events", "headers": [(b"content-length", b"2")],
-             "query_string": b"", "scheme": "http", "server": ("test", 80), "client": ("127.0.0.1", 1), "root_path": ""}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/events",
+        "headers": [(b"content-length", b"2")],
+        "query_string": b"",
+        "scheme": "http",
+        "server": ("test", 80),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+    }
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:

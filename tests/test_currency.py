@@ -1,7 +1,7 @@
 """Amounts in another currency than the campaign's are converted with its configured rates, or kept out of GMV."""
 
 import base64
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
@@ -15,29 +15,48 @@ from app.metrics.measures import Event
 from tests.conftest import create_key, scrape_metrics, start_server, wait_until
 from tests.test_undefined_campaigns import definition
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def order(seq: int, type_: str, amount: str, currency: str | None) -> Event:
-    return Event(seq, type_, NOW.timestamp(), "shop", None, f"u{seq}", None, f"o{seq}", None, None, Decimal(amount),
-                 None, None, None, None, currency)
+    return Event(
+        seq,
+        type_,
+        NOW.timestamp(),
+        "shop",
+        None,
+        f"u{seq}",
+        None,
+        f"o{seq}",
+        None,
+        None,
+        Decimal(amount),
+        None,
+        None,
+        None,
+        None,
+        currency,
+    )
 
 
 def shop(**rates: str) -> campaigns.Campaign:
-    return msgspec.structs.replace(definition("shop"), currency="CNY",
-                                   exchange_rates={code: Decimal(rate) for code, rate in rates.items()})
+    return msgspec.structs.replace(
+        definition("shop"), currency="CNY", exchange_rates={code: Decimal(rate) for code, rate in rates.items()}
+    )
 
 
 def test_foreign_amounts_are_converted_with_the_campaigns_rate_or_reported_apart_never_added_as_is():
     engine = Engine([shop(USD="7.10")])
-    engine.apply([
-        order(1, "order_paid", "100", "CNY"),
-        order(2, "order_paid", "10", "USD"),
-        order(3, "order_paid", "5", "EUR"),
-        order(4, "order_created", "8", "EUR"),
-        order(5, "refund", "2", "EUR"),
-        order(6, "order_paid", "1", None),
-    ])
+    engine.apply(
+        [
+            order(1, "order_paid", "100", "CNY"),
+            order(2, "order_paid", "10", "USD"),
+            order(3, "order_paid", "5", "EUR"),
+            order(4, "order_created", "8", "EUR"),
+            order(5, "refund", "2", "EUR"),
+            order(6, "order_paid", "1", None),
+        ]
+    )
     snapshot = engine.snapshot("shop", NOW.timestamp())
     totals = snapshot["totals"]
     assert engine.states["shop"].dims[""].totals[8] == Decimal("100") + Decimal("71.00") + 1, "exact: 10 USD × 7.10"
@@ -68,13 +87,21 @@ async def test_segment_order_completed_in_usd_counts_converted_and_yen_without_a
     sent = NOW.isoformat()
 
     def completed(message_id: str, total: float, currency: str) -> dict:
-        return {"type": "track", "event": "Order Completed", "messageId": message_id, "userId": "u-1", "timestamp": sent,
-                "properties": {"order_id": message_id, "total": total, "currency": currency, "campaign": "shop"}}
+        return {
+            "type": "track",
+            "event": "Order Completed",
+            "messageId": message_id,
+            "userId": "u-1",
+            "timestamp": sent,
+            "properties": {"order_id": message_id, "total": total, "currency": currency, "campaign": "shop"},
+        }
 
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            batch = {"batch": [completed("m-1", 100, "CNY"), completed("m-2", 10, "usd"), completed("m-3", 1000, "JPY")],
-                     "sentAt": sent}
+            batch = {
+                "batch": [completed("m-1", 100, "CNY"), completed("m-2", 10, "usd"), completed("m-3", 1000, "JPY")],
+                "sentAt": sent,
+            }
             response = await http.post("/v1/batch", json=batch, headers={"Authorization": f"Basic {auth}"})
             assert response.status_code == 200 and response.json()["rejected"] == [], response.text
 
@@ -87,9 +114,10 @@ async def test_segment_order_completed_in_usd_counts_converted_and_yen_without_a
             await wait_until(counted)
             body = await snapshot()
             assert body["totals"]["gmv_paid"] == 171, "100 CNY + 10 USD × 7.10; the yen are not added as is"
-            assert body["unconverted"] == {"JPY": {"events": 1, "gmv_paid": 1000.0, "gmv_created": 0.0, "refund_amount": 0.0}}
+            assert body["unconverted"] == {
+                "JPY": {"events": 1, "gmv_paid": 1000.0, "gmv_created": 0.0, "refund_amount": 0.0}
+            }
             exposition = await scrape_metrics(http, dsn)
             assert 'warroom_unconverted_amount_events_total{campaign="shop",currency="JPY"} 1.0' in exposition
     finally:
         server.stop()
-

@@ -16,9 +16,12 @@ def nested(levels: int, inner: str = "1") -> str:
 DEEP_BODIES = {
     "events-array": '{"events":' + nested(DEEP) + "}",
     "events-nul": '{"events":[{"event_id":"n-1","type":"visit","anonymous_id":"a","props":{"a":"\\u0000","b":'
-    + nested(DEEP) + "}}]}",
+    + nested(DEEP)
+    + "}}]}",
     "single-props": '{"event_id":"d-1","type":"visit","anonymous_id":"a","props":{"x":' + nested(DEEP) + "}}",
-    "nul-only-deep": '{"event_id":"d-2","type":"visit","anonymous_id":"a","props":{"x":' + nested(DEEP, '"\\u0000"') + "}}",
+    "nul-only-deep": '{"event_id":"d-2","type":"visit","anonymous_id":"a","props":{"x":'
+    + nested(DEEP, '"\\u0000"')
+    + "}}",
 }
 
 
@@ -39,8 +42,12 @@ async def test_deep_json_to_events_is_400(client, name):
     ("path", "body"),
     [
         ("/v1/batch", '{"batch":' + nested(DEEP) + "}"),
-        ("/v1/batch", '{"batch":[{"type":"track","event":"Order Completed","messageId":"m","properties":{"a":'
-         + nested(DEEP, '"\\u0000"') + "}}]}"),
+        (
+            "/v1/batch",
+            '{"batch":[{"type":"track","event":"Order Completed","messageId":"m","properties":{"a":'
+            + nested(DEEP, '"\\u0000"')
+            + "}}]}",
+        ),
         ("/v1/track", '{"event":"Order Completed","messageId":"m","properties":{"a":' + nested(DEEP) + "}}"),
     ],
 )
@@ -92,5 +99,5 @@ def test_depth_skips_brackets_inside_strings():
     assert nesting.depth(b'{"a": "[[[[{{{{", "b": [1, [2]]}') == 3
     assert nesting.depth(b'"\\"[[["') == 0
     assert nesting.depth(nested(DEEP).encode()) == DEEP
-    assert nesting.too_deep(b'[[1]]', 2) is None
-    assert nesting.too_deep(b'[[[1]]]', 2) == 3
+    assert nesting.too_deep(b"[[1]]", 2) is None
+    assert nesting.too_deep(b"[[[1]]]", 2) == 3

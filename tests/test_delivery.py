@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -235,8 +235,12 @@ async def test_stream_refuses_bad_keys_and_bad_resume_points(dsn):
     server = start_server(dsn)
     ws_url = server.url.replace("http://", "ws://") + "/v1/alerts/stream"
     try:
-        for url, first in ((ws_url, {"key": "wr_nope"}), (ws_url, {"key": ingest}), (f"{ws_url}?token={operator}", None),
-                           (f"{ws_url}?after=-1", None)):
+        for url, first in (
+            (ws_url, {"key": "wr_nope"}),
+            (ws_url, {"key": ingest}),
+            (f"{ws_url}?token={operator}", None),
+            (f"{ws_url}?after=-1", None),
+        ):
             async with websockets.connect(url) as socket:
                 if first is not None:
                     await socket.send(json.dumps(first))
@@ -259,14 +263,19 @@ async def test_ten_skus_selling_out_together_are_one_message_and_silenced_alerts
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             silence = await http.post(
                 "/v1/silences",
-                json={"matchers": ["sku=SKU-1011"], "ends_at": (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat(),
-                      "reason": "known: delisted"},
+                json={
+                    "matchers": ["sku=SKU-1011"],
+                    "ends_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+                    "reason": "known: delisted",
+                },
                 headers={"X-API-Key": operator},
             )
             assert silence.status_code == 201
             skus = [f"SKU-{1001 + i}" for i in range(11)]
             events = [{**stock(f"out-{sku}", 0), "sku": sku} for sku in skus]
-            assert (await http.post("/v1/events", json={"events": events}, headers={"X-API-Key": ingest})).status_code == 202
+            assert (
+                await http.post("/v1/events", json={"events": events}, headers={"X-API-Key": ingest})
+            ).status_code == 202
 
             async def all_firing() -> bool:
                 return len((await http.get("/v1/alerts", headers={"X-API-Key": operator})).json()) == 11
@@ -316,6 +325,7 @@ async def test_repeats_queued_during_an_outage_are_cancelled_by_the_ack_and_orph
     (tmp_path / "notify.yaml").write_text(notify_yaml(WebhookReceiver(free_port())))
     restarted = start_server(dsn, **settings)
     try:
+
         async def orphans_failed() -> bool:
             return await db.fetchval("SELECT count(*) FROM notifications WHERE status = 'pending'") == 0
 

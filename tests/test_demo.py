@@ -23,7 +23,12 @@ def start_demo(tmp_path, *args: str) -> tuple[subprocess.Popen, int]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update({"WARROOM_DATA_DIR": str(tmp_path / "data"), "WARROOM_PORT": str(port), "WARROOM_LOG_LEVEL": "warning"})
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "demo", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [sys.executable, "-m", "app.cli", "demo", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     return process, port
 

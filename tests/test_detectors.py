@@ -8,7 +8,14 @@ import time
 
 import pytest
 
-from alerts.evaluation.detectors import DEFAULT_CONFIG, DEFAULT_MIN_HISTORY, Assessment, Detector, DetectorConfig, score_series
+from alerts.evaluation.detectors import (
+    DEFAULT_CONFIG,
+    DEFAULT_MIN_HISTORY,
+    Assessment,
+    Detector,
+    DetectorConfig,
+    score_series,
+)
 
 MINUTE = 60.0
 DAY = 86400.0
@@ -16,7 +23,9 @@ START = 1_700_006_400.0
 """A UTC midnight."""
 
 
-def noisy(count: int, seed: int = 7, base: float = 100.0, noise: float = 2.0, step: float = 5 * MINUTE) -> tuple[list[float], list[float]]:
+def noisy(
+    count: int, seed: int = 7, base: float = 100.0, noise: float = 2.0, step: float = 5 * MINUTE
+) -> tuple[list[float], list[float]]:
     rng = random.Random(seed)
     return [START + i * step for i in range(count)], [base + rng.gauss(0, noise) for _ in range(count)]
 
@@ -34,9 +43,11 @@ def orders(days: int, seed: int = 11, burst: float = 300.0, per_day: int = 96) -
     return times, values
 
 
-def run(times: list[float], values: list[float], config: DetectorConfig = DEFAULT_CONFIG) -> tuple[Detector, list[Assessment]]:
+def run(
+    times: list[float], values: list[float], config: DetectorConfig = DEFAULT_CONFIG
+) -> tuple[Detector, list[Assessment]]:
     detector = Detector(config)
-    return detector, [detector.update(t, v) for t, v in zip(times, values)]
+    return detector, [detector.update(t, v) for t, v in zip(times, values, strict=False)]
 
 
 def test_no_score_during_warm_up() -> None:
@@ -77,7 +88,7 @@ def test_level_shift_alerts_then_adapts() -> None:
     _, verdicts = run(times, values)
     assert verdicts[shift].score > 0.5
     assert all(v.score == 0.0 for v in verdicts[shift + 30 :])
-    assert all(v.score == 0.0 for v in verdicts[DEFAULT_MIN_HISTORY : shift])
+    assert all(v.score == 0.0 for v in verdicts[DEFAULT_MIN_HISTORY:shift])
 
 
 def test_direction_up_ignores_dips() -> None:
@@ -188,7 +199,9 @@ def campaign(days: int, growth: float, seed: int, spike: float) -> tuple[list[fl
         hour = (t % DAY) / 3600
         rush = spike if i >= (days - 1) * 96 and hour < 2 else 1.0
         times.append(t)
-        values.append(growth * rush * (100 + 40 * math.sin(2 * math.pi * (hour - 9) / 24)) * math.exp(rng.gauss(0, 0.05)))
+        values.append(
+            growth * rush * (100 + 40 * math.sin(2 * math.pi * (hour - 9) / 24)) * math.exp(rng.gauss(0, 0.05))
+        )
     return times, values
 
 
@@ -200,7 +213,7 @@ def test_a_baseline_campaign_explains_a_spike_it_also_had() -> None:
     assert max(alone[i].score for i in opening) > 0.5
 
     detector = Detector()
-    judged = [detector.update(t, v, b) for t, v, b in zip(times, this_year, last_year)]
+    judged = [detector.update(t, v, b) for t, v, b in zip(times, this_year, last_year, strict=False)]
     assert max(judged[i].score for i in opening) == 0.0
     assert all(v.score == 0.0 for v in judged[5 * 96 :])
     rush = judged[11 * 96 + 2]
@@ -208,11 +221,11 @@ def test_a_baseline_campaign_explains_a_spike_it_also_had() -> None:
 
     _, doubled = campaign(days=12, growth=1.2, seed=1, spike=20.0)
     detector = Detector()
-    judged = [detector.update(t, v, b) for t, v, b in zip(times, doubled, last_year)]
+    judged = [detector.update(t, v, b) for t, v, b in zip(times, doubled, last_year, strict=False)]
     assert judged[11 * 96].score > 0.5
 
     detector = Detector()
-    judged = [detector.update(t, v, math.nan) for t, v in zip(times, this_year)]
+    judged = [detector.update(t, v, math.nan) for t, v in zip(times, this_year, strict=False)]
     assert judged == alone
 
 
@@ -221,5 +234,7 @@ def test_the_model_judges_while_the_baseline_is_still_warming_up() -> None:
     times, values = noisy(400)
     values[320] = 300.0
     detector = Detector()
-    judged = [detector.update(t, v, 100.0 if i >= 316 else None) for i, (t, v) in enumerate(zip(times, values))]
+    judged = [
+        detector.update(t, v, 100.0 if i >= 316 else None) for i, (t, v) in enumerate(zip(times, values, strict=False))
+    ]
     assert judged[320].score > 0.5, "the 5th baseline value: the baseline cannot explain yet, the model must"

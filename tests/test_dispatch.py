@@ -105,7 +105,7 @@ def test_alert_matching_no_route_reaches_no_chat_channel():
 
 
 def test_unacknowledged_emergency_repeats_and_acknowledgment_stops_repeats_and_escalation():
-    h = Harness(CONFIG.replace("    - match: [\"severity=emergency\"]\n      receiver: team\n", ""))
+    h = Harness(CONFIG.replace('    - match: ["severity=emergency"]\n      receiver: team\n', ""))
     alert = notice(1, "emergency")
     h.run({0.0: [alert]}, until=299.5, tick=0.5)
     assert [f.kind for f in h.sent] == ["firing"]

@@ -4,7 +4,7 @@ Each incident must fire its intended alert within a simulated minute; a quiet
 night must fire no warning or emergency.
 """
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import msgspec
@@ -16,11 +16,11 @@ from alerts.evaluation.metricview import EngineView
 from alerts.evaluation.rules import load_directory
 from app.campaigns.model import load_file
 from app.drill.demo import drill_schedule
+from app.drill.scenario import Incident, Scenario
+from app.drill.simulate import HISTORY_GROWTH, HISTORY_SHIFT
 from app.ingest.events import COLUMNS, Defaults, decode_event
 from app.metrics.engine import Engine
 from app.metrics.measures import Event
-from app.drill.scenario import Incident, Scenario
-from app.drill.simulate import HISTORY_GROWTH, HISTORY_SHIFT
 
 ROOT = Path(__file__).resolve().parent.parent
 BURST_AT = datetime(2026, 11, 11, 0, 0, tzinfo=timezone(timedelta(hours=8)))
@@ -34,14 +34,40 @@ FIELDS = {name: i for i, name in enumerate(COLUMNS)}
 def to_events(raw: list[tuple[float, dict]], campaign: str, origin: float, seq: list[int]) -> list[Event]:
     out = []
     for t, event in raw:
-        event = {**event, "campaign": campaign, "occurred_at": datetime.fromtimestamp(origin + t, timezone.utc).isoformat()}
-        row, errors = decode_event(msgspec.json.encode(event), datetime.fromtimestamp(origin + t + 1, timezone.utc),
-                                   Defaults("default", "CNY"))
+        event = {
+            **event,
+            "campaign": campaign,
+            "occurred_at": datetime.fromtimestamp(origin + t, UTC).isoformat(),
+        }
+        row, errors = decode_event(
+            msgspec.json.encode(event), datetime.fromtimestamp(origin + t + 1, UTC), Defaults("default", "CNY")
+        )
         assert not errors, errors
         seq[0] += 1
-        out.append(Event(seq[0], row[1], row[2].timestamp(), campaign, *(row[FIELDS[c]] for c in (
-            "channel", "user_id", "anonymous_id", "order_id", "sku", "quantity", "amount", "warehouse", "metric", "value",
-            "labels"))))
+        out.append(
+            Event(
+                seq[0],
+                row[1],
+                row[2].timestamp(),
+                campaign,
+                *(
+                    row[FIELDS[c]]
+                    for c in (
+                        "channel",
+                        "user_id",
+                        "anonymous_id",
+                        "order_id",
+                        "sku",
+                        "quantity",
+                        "amount",
+                        "warehouse",
+                        "metric",
+                        "value",
+                        "labels",
+                    )
+                ),
+            )
+        )
     return out
 
 
@@ -56,7 +82,9 @@ def run_night(incidents: tuple[str, ...]) -> list[Transition]:
     origin_ly = (BURST_AT - HISTORY_SHIFT).timestamp()
     for t in range(-BEFORE_S, AFTER_S):
         engine.apply(to_events(history.step(t), last_year.id, origin_ly, seq))
-    live = Scenario(this_year.id, this_year.skus, 11, SCALE, tuple(Incident.parse(i) for i in incidents), BEFORE_S, "sim")
+    live = Scenario(
+        this_year.id, this_year.skus, 11, SCALE, tuple(Incident.parse(i) for i in incidents), BEFORE_S, "sim"
+    )
     rules = load_directory(ROOT / "rules")
     evaluator, lifecycle = Evaluator(rules.rules), Lifecycle()
     transitions: list[Transition] = []
@@ -81,7 +109,11 @@ def quiet() -> list[Transition]:
 
 
 def test_quiet_night_fires_no_warning_or_emergency(quiet):
-    loud = [(t.alert.rule, t.severity, t.alert.labels, t.values) for t in quiet if t.kind != "resolved" and t.severity != "reminder"]
+    loud = [
+        (t.alert.rule, t.severity, t.alert.labels, t.values)
+        for t in quiet
+        if t.kind != "resolved" and t.severity != "reminder"
+    ]
     assert loud == []
 
 

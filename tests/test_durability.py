@@ -9,9 +9,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
 
 import asyncpg
 import httpx
@@ -56,12 +56,19 @@ async def test_a_commit_that_deadlocks_with_another_writer_is_written_again_not_
     try:
         transaction = other.transaction()
         await transaction.start()
-        await other.execute("INSERT INTO events (event_id, type, occurred_at, campaign) VALUES ('dl-x', 'visit', now(), 'c')")
-        posted = asyncio.create_task(client.post("/v1/events", json={"events": [event("dl-y", "visit"), event("dl-x", "visit")]}))
+        await other.execute(
+            "INSERT INTO events (event_id, type, occurred_at, campaign) VALUES ('dl-x', 'visit', now(), 'c')"
+        )
+        posted = asyncio.create_task(
+            client.post("/v1/events", json={"events": [event("dl-y", "visit"), event("dl-x", "visit")]})
+        )
         await wait_until(
-            lambda: db.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"), timeout=10
+            lambda: db.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"),
+            timeout=10,
         )  # the server holds dl-y and waits for dl-x
-        await other.execute("INSERT INTO events (event_id, type, occurred_at, campaign) VALUES ('dl-y', 'visit', now(), 'c')")
+        await other.execute(
+            "INSERT INTO events (event_id, type, occurred_at, campaign) VALUES ('dl-y', 'visit', now(), 'c')"
+        )
         await transaction.commit()  # reached once PostgreSQL aborted the server's transaction as the deadlock's victim
         response = await posted
     finally:
@@ -104,14 +111,18 @@ async def test_database_outage_answers_503_and_recovers_without_restart(pg):
         async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": key}, timeout=30) as http:
             assert (await http.post("/v1/events", json=event("o-1"))).status_code == 202
             await asyncio.to_thread(_stop_postgres, pg)
-            await asyncio.sleep(0.5)  # past the key cache: a key seen before is trusted as cached while the database is away
+            await asyncio.sleep(
+                0.5
+            )  # past the key cache: a key seen before is trusted as cached while the database is away
 
             down = await http.post("/v1/events", json=event("o-2"))
             assert down.status_code == 503 and "not stored" in down.json()["error"]["message"]
             assert int(down.headers["Retry-After"]) >= 1
             unchecked = await http.post("/v1/events", json=event("o-3"), headers={"X-API-Key": unseen_key})
             assert unchecked.status_code == 503, "a key never seen cannot be checked: neither 401 nor 500"
-            assert "cannot be checked" in unchecked.json()["error"]["message"] and unchecked.headers["Retry-After"] == "1"
+            assert (
+                "cannot be checked" in unchecked.json()["error"]["message"] and unchecked.headers["Retry-After"] == "1"
+            )
             assert (await http.get("/readyz")).status_code == 503
 
             await asyncio.to_thread(pg._server.ensure_postgres_running)
@@ -176,14 +187,21 @@ async def _stored(db: asyncpg.Connection, expected: int) -> bool:
 async def test_sigterm_drains_in_flight_batches(dsn, ingest_key, db):
     """SIGTERM: the server stops taking work, commits what it accepted, then exits; its logs are JSON lines."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": dsn, "WARROOM_LOG_LEVEL": "info", "WARROOM_LOG_FORMAT": "json",
-           "WARROOM_RATE_LIMIT_PER_S": "0"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "WARROOM_LOG_LEVEL": "info",
+        "WARROOM_LOG_FORMAT": "json",
+        "WARROOM_RATE_LIMIT_PER_S": "0",
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env, stderr=subprocess.PIPE
     )
     blocker = await asyncpg.connect(dsn)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": ingest_key}, timeout=30) as http:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": ingest_key}, timeout=30
+        ) as http:
             deadline = time.monotonic() + 30
             while True:
                 try:
@@ -197,7 +215,9 @@ async def test_sigterm_drains_in_flight_batches(dsn, ingest_key, db):
             transaction = blocker.transaction()
             await transaction.start()
             await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
-            in_flight = asyncio.create_task(http.post("/v1/events", json={"events": [event(f"t-{i}") for i in range(50)]}))
+            in_flight = asyncio.create_task(
+                http.post("/v1/events", json={"events": [event(f"t-{i}") for i in range(50)]})
+            )
             await asyncio.sleep(0.5)
             process.send_signal(signal.SIGTERM)
             await asyncio.sleep(1.0)
@@ -219,7 +239,26 @@ async def test_sigterm_drains_in_flight_batches(dsn, ingest_key, db):
 
 
 def _row(event_id: str, occurred_at: datetime) -> tuple:
-    return (event_id, "visit", occurred_at, "c", None, None, "a-1", None, None, None, None, None, None, None, None, None, None, None)
+    return (
+        event_id,
+        "visit",
+        occurred_at,
+        "c",
+        None,
+        None,
+        "a-1",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 @pytest.mark.parametrize("size", [2, 150], ids=["array insert", "copy"])
@@ -229,11 +268,13 @@ async def test_a_submission_the_driver_cannot_send_is_refused_alone_and_the_writ
     the COPY path a bare OverflowError that killed the writer task."""
     pool = await create_pool(dsn, init=prepare_connection)
     committer = GroupCommitter(pool, writers=1, group_events=10_000, queue_events=100_000)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     unsendable = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))  # cannot be converted to UTC
     try:
         good = asyncio.create_task(committer.submit([_row(f"good-{i}", now) for i in range(size)], timeout=10))
-        bad = asyncio.create_task(committer.submit([_row(f"bad-{i}", now if i else unsendable) for i in range(size)], timeout=10))
+        bad = asyncio.create_task(
+            committer.submit([_row(f"bad-{i}", now if i else unsendable) for i in range(size)], timeout=10)
+        )
         await asyncio.sleep(0.05)
         committer.start()  # both submissions wait in the queue: the writer takes them as one group
         assert (await good).accepted == size
@@ -300,12 +341,17 @@ async def _define(server_url: str, dsn: str, campaign_id: str) -> None:
     counted per name, so their snapshot would read zero)."""
     operator = await create_key(dsn, "operator")
     async with httpx.AsyncClient(base_url=server_url, timeout=30) as http:
-        response = await http.put(f"/v1/campaigns/{campaign_id}", content=campaigns.to_json(definition(campaign_id)),
-                                  headers={"X-API-Key": operator, "Content-Type": "application/json"})
+        response = await http.put(
+            f"/v1/campaigns/{campaign_id}",
+            content=campaigns.to_json(definition(campaign_id)),
+            headers={"X-API-Key": operator, "Content-Type": "application/json"},
+        )
     assert response.status_code == 201, response.text
 
 
-async def _post_while(http: httpx.AsyncClient, posting: asyncio.Event, prefix: str, statuses: Counter, acknowledged: list[str]) -> None:
+async def _post_while(
+    http: httpx.AsyncClient, posting: asyncio.Event, prefix: str, statuses: Counter, acknowledged: list[str]
+) -> None:
     """Post new batches while ``posting`` is set, each retried (as the README tells clients) until a 2xx."""
     batch = 0
     while posting.is_set():
@@ -336,9 +382,13 @@ async def _assert_recovered(server, http: httpx.AsyncClient, dsn: str, acknowled
         while engine.last_seq != await conn.fetchval("SELECT max(seq) FROM events"):
             assert time.monotonic() < deadline, f"cycle {cycle}: the metrics tail stopped at seq {engine.last_seq}"
             await asyncio.sleep(0.05)
-        counts = dict(await conn.fetch("SELECT type, count(*) FROM events WHERE campaign = $1 GROUP BY type", OUTAGE_CAMPAIGN))
+        counts = dict(
+            await conn.fetch("SELECT type, count(*) FROM events WHERE campaign = $1 GROUP BY type", OUTAGE_CAMPAIGN)
+        )
         totals = engine.snapshot(OUTAGE_CAMPAIGN, time.time())["totals"]
-        assert {t: totals[name] for t, name in OUTAGE_TOTALS.items()} == {t: counts.get(t, 0) for t in OUTAGE_TOTALS}, cycle
+        assert {t: totals[name] for t, name in OUTAGE_TOTALS.items()} == {t: counts.get(t, 0) for t in OUTAGE_TOTALS}, (
+            cycle
+        )
         while (ready := await http.get("/readyz")).status_code != 200:
             assert ready.status_code == 503 and "Retry-After" in ready.headers
             assert time.monotonic() < deadline, f"cycle {cycle}: not ready again: {ready.json()}"
@@ -358,7 +408,7 @@ async def test_endpoints_answer_503_with_retry_after_while_the_database_is_down(
         "  burst: {start: 2026-11-11T00:00:00+08:00, end: 2026-11-12T00:00:00+08:00}\n"
         "  wrapup: {start: 2026-11-12T00:00:00+08:00, end: 2026-11-13T00:00:00+08:00}\n"
     )
-    ends_at = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    ends_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     requests = [
         ("GET", "/v1/alerts/history", {}),
         ("GET", "/v1/notifications", {}),

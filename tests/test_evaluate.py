@@ -229,8 +229,10 @@ PRE_HEAT_GROWTH = 1.25
 def night(seed: int, scale: float) -> list[float]:
     """GMV per minute: a slow ramp with 2% noise, then a midnight burst 30x the ramp."""
     rng = random.Random(seed)
-    return [scale * (100.0 + m) * (BURST_FACTOR if m == BURST_MINUTE else 1.0) * math.exp(rng.gauss(0, 0.02))
-            for m in range(BURST_MINUTE + 1)]
+    return [
+        scale * (100.0 + m) * (BURST_FACTOR if m == BURST_MINUTE else 1.0) * math.exp(rng.gauss(0, 0.02))
+        for m in range(BURST_MINUTE + 1)
+    ]
 
 
 @dataclass
@@ -304,8 +306,9 @@ class RecordingDetector:
 
 def test_a_new_dynamic_series_is_not_backfilled_from_before_the_campaign_had_data():
     recorder = RecordingDetector()
-    evaluator = Evaluator(parse(DYNAMIC.replace("expected: baseline", "expected: forecast")).rules,
-                          detector_factory=lambda rule: recorder)
+    evaluator = Evaluator(
+        parse(DYNAMIC.replace("expected: baseline", "expected: forecast")).rules, detector_factory=lambda rule: recorder
+    )
     now = 100 * MINUTE
 
     @dataclass

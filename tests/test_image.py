@@ -58,12 +58,23 @@ def _ensure_base_image() -> None:
     with tempfile.TemporaryDirectory(prefix="warroom-base-") as directory:
         rootfs = Path(directory) / "rootfs"
         subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", DEBIAN_SUITE, str(rootfs), _debian_mirror()],
-            check=True, capture_output=True, timeout=BUILD_TIMEOUT_S,
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={BASE_PACKAGES}",
+                DEBIAN_SUITE,
+                str(rootfs),
+                _debian_mirror(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=BUILD_TIMEOUT_S,
         )
         shutil.copy2(HOST_CA_BUNDLE, rootfs / HOST_CA_BUNDLE.relative_to("/"))
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run(["podman", "import", "-", BASE_IMAGE], stdin=tar.stdout, capture_output=True, timeout=BUILD_TIMEOUT_S)
+        imported = subprocess.run(
+            ["podman", "import", "-", BASE_IMAGE], stdin=tar.stdout, capture_output=True, timeout=BUILD_TIMEOUT_S
+        )
         assert tar.wait() == 0 and imported.returncode == 0, imported.stderr[-3000:]
 
 
@@ -71,8 +82,18 @@ def _ensure_base_image() -> None:
 def image() -> str:
     _ensure_base_image()
     _podman(
-        "build", "--isolation=chroot", "--network", "host", "--format", "docker",
-        "--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}", "-t", IMAGE, str(ROOT), timeout=BUILD_TIMEOUT_S,
+        "build",
+        "--isolation=chroot",
+        "--network",
+        "host",
+        "--format",
+        "docker",
+        "--build-arg",
+        f"PYTHON_IMAGE={BASE_IMAGE}",
+        "-t",
+        IMAGE,
+        str(ROOT),
+        timeout=BUILD_TIMEOUT_S,
     )
     _podman("image", "prune", "--force")  # the build stage and earlier builds' images, untagged now
     return IMAGE
@@ -81,7 +102,9 @@ def image() -> str:
 def test_the_image_serves_with_its_own_cmd_and_stops_on_sigterm(image):
     """The image as documented: ``docker run`` with no DATABASE_URL runs the embedded PostgreSQL as the non-root user."""
     port = free_port()
-    container = _podman(*RUN_OPTIONS, "run", "-d", *CONTAINER_OPTIONS, "-e", f"WARROOM_PORT={port}", image).stdout.strip()
+    container = _podman(
+        *RUN_OPTIONS, "run", "-d", *CONTAINER_OPTIONS, "-e", f"WARROOM_PORT={port}", image
+    ).stdout.strip()
     try:
         ready = wait_ready(f"http://127.0.0.1:{port}", START_TIMEOUT_S, interval_s=0.5)
         logs = _podman(*RUN_OPTIONS, "logs", container, check=False)

@@ -21,8 +21,19 @@ INVALID = SHOWN_REJECTIONS + 3
 
 
 async def test_jsonl_import_is_validated_like_the_api_and_idempotent(dsn, db, tmp_path):
-    lines = [json.dumps(event(f"h-{n}", "order_paid", order_id=f"o-{n}", amount="12.30", occurred_at=LAST_YEAR,
-                              campaign="double11-2025")) for n in range(MANY)]
+    lines = [
+        json.dumps(
+            event(
+                f"h-{n}",
+                "order_paid",
+                order_id=f"o-{n}",
+                amount="12.30",
+                occurred_at=LAST_YEAR,
+                campaign="double11-2025",
+            )
+        )
+        for n in range(MANY)
+    ]
     lines.insert(5, json.dumps(event("h-1", "order_paid", amount="12.30")))  # ends up on line 8: repeats h-1
     lines.insert(2, "")  # ends up on line 4: blank, skipped
     lines.insert(1, '{"event_id": "broken", "type": "order_paid",')  # line 2: malformed JSON

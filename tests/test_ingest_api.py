@@ -50,8 +50,11 @@ async def test_batch_of_well_typed_events_reports_rule_violations_by_index(clien
         event("w-3", "order_paid", order_id=None),
         event("w-4", "add_to_cart", sku="S1", quantity=2),
     ]
-    response = await client.post("/v1/events", content=json.dumps({"events": batch}, separators=(",", ":")),
-                                 headers={"Content-Type": "application/json"})
+    response = await client.post(
+        "/v1/events",
+        content=json.dumps({"events": batch}, separators=(",", ":")),
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 202
     body = response.json()
     assert body["accepted"] == 2 and body["duplicates"] == 0
@@ -63,7 +66,10 @@ async def test_invalid_single_event_is_422_with_the_same_report(client, db):
     response = await client.post("/v1/events", json=event("x-1", "stock_level", quantity=-3))
     assert response.status_code == 422
     assert response.json()["rejected"] == [
-        {"index": 0, "errors": [{"field": "quantity", "message": "stock_level is the absolute on-hand count and must be >= 0"}]}
+        {
+            "index": 0,
+            "errors": [{"field": "quantity", "message": "stock_level is the absolute on-hand count and must be >= 0"}],
+        }
     ]
     assert await count(db) == 0
 
@@ -214,11 +220,17 @@ async def test_health_readiness_and_metrics(client, db, dsn):
 
     def counts(text: str) -> Counter:
         """events_total by (outcome, type); the counters are process-wide, so the test compares before and after."""
-        return Counter({match[:2]: float(match[2]) for match in
-                        re.findall(r'warroom_events_total\{outcome="(\w+)",type="(\w+)"\} ([0-9.e+]+)', text)})
+        return Counter(
+            {
+                match[:2]: float(match[2])
+                for match in re.findall(r'warroom_events_total\{outcome="(\w+)",type="(\w+)"\} ([0-9.e+]+)', text)
+            }
+        )
 
     before = counts((await client.get("/metrics", headers=scraper)).text)
-    await client.post("/v1/events", json={"events": [event("m-1", "visit"), event("m-1", "visit"), {"event_id": "m-2"}]})
+    await client.post(
+        "/v1/events", json={"events": [event("m-1", "visit"), event("m-1", "visit"), {"event_id": "m-2"}]}
+    )
     typed = [event("m-3", "visit"), {"event_id": "m-4", "type": "order_paid"}]  # decoded whole, m-4 fails the rules
     await client.post("/v1/events", json={"events": typed})
     untyped = [{"event_id": "m-5", "type": "teleport"}, {"event_id": "m-6", "type": "refund", "amount": "x"}]
@@ -226,9 +238,18 @@ async def test_health_readiness_and_metrics(client, db, dsn):
     metrics = (await client.get("/metrics", headers=scraper)).text
     counts_after = counts(metrics)
     counts_after.subtract(before)
-    assert +counts_after == {("accepted", "visit"): 2, ("duplicate", "visit"): 1, ("rejected", "invalid"): 2,
-                             ("rejected", "order_paid"): 1, ("rejected", "refund"): 1}, "no type or an unknown one: invalid"
-    for name in ("warroom_ingest_group_events_bucket", "warroom_ingest_commit_seconds_bucket", "warroom_ingest_queue_events"):
+    assert +counts_after == {
+        ("accepted", "visit"): 2,
+        ("duplicate", "visit"): 1,
+        ("rejected", "invalid"): 2,
+        ("rejected", "order_paid"): 1,
+        ("rejected", "refund"): 1,
+    }, "no type or an unknown one: invalid"
+    for name in (
+        "warroom_ingest_group_events_bucket",
+        "warroom_ingest_commit_seconds_bucket",
+        "warroom_ingest_queue_events",
+    ):
         assert name in metrics
 
     await db.execute("UPDATE alembic_version SET version_num = 'older'")
@@ -285,7 +306,8 @@ async def test_small_and_large_groups_store_identical_rows(client, db):
     )
     for i in range(len(samples)):
         small_row, large_row = [
-            await db.fetchrow(f"SELECT {columns} FROM events WHERE event_id = $1", f"{size}-{i}") for size in ("small", "large")
+            await db.fetchrow(f"SELECT {columns} FROM events WHERE event_id = $1", f"{size}-{i}")
+            for size in ("small", "large")
         ]
         assert small_row == large_row
 

@@ -163,7 +163,9 @@ async def test_an_ingest_process_on_its_own_drains_on_sigterm(dsn, ingest_key, d
             transaction = blocker.transaction()
             await transaction.start()
             await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
-            in_flight = asyncio.create_task(http.post("/v1/events", json={"events": [event(f"o-{i}") for i in range(30)]}))
+            in_flight = asyncio.create_task(
+                http.post("/v1/events", json={"events": [event(f"o-{i}") for i in range(30)]})
+            )
             await asyncio.sleep(0.5)
             process.send_signal(signal.SIGTERM)
             await asyncio.sleep(1.0)

@@ -14,7 +14,9 @@ SHIPPED = (*DEFAULT_INHIBIT_RULES, *load_directory(Path(__file__).resolve().pare
 
 RULES = (
     *DEFAULT_INHIBIT_RULES,
-    InhibitRule(source=["rule=payment_outage"], target=["rule=~conversion_drop|orders_below_last_year"], equal=["campaign"]),
+    InhibitRule(
+        source=["rule=payment_outage"], target=["rule=~conversion_drop|orders_below_last_year"], equal=["campaign"]
+    ),
 )
 
 
@@ -50,8 +52,10 @@ def brute_force(firing: list[tuple[str, dict[str, str]]]) -> dict[str, list[str]
             if not matches_all(targets, target):
                 continue
             for source_id, source in firing:
-                if source_id != target_id and matches_all(sources, source) and all(
-                    source.get(n) == target.get(n) for n in rule.equal
+                if (
+                    source_id != target_id
+                    and matches_all(sources, source)
+                    and all(source.get(n) == target.get(n) for n in rule.equal)
                 ):
                     found.setdefault(target_id, []).append(source_id)
     return found

@@ -8,10 +8,9 @@ import httpx
 import pytest
 
 from app.access import keys
-
-from app.core import telemetry
 from app.access.keys import KeyStore
 from app.access.ratelimit import RateLimiter
+from app.core import telemetry
 from tests.conftest import create_key, event, start_server
 
 
@@ -60,7 +59,9 @@ async def test_random_keys_from_one_address_are_throttled_and_lookups_bounded(ds
     server = start_server(dsn, WARROOM_AUTH_FAILURES_PER_S=5)  # bursts of 10 failures
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            assert (await http.post("/v1/events", json=event("g-1", "visit"), headers={"X-API-Key": good})).status_code == 202
+            assert (
+                await http.post("/v1/events", json=event("g-1", "visit"), headers={"X-API-Key": good})
+            ).status_code == 202
             before, started = lookups(), time.monotonic()
             statuses = []
             for _ in range(200):

@@ -46,8 +46,23 @@ def events(*specs: tuple[str, str, str, int]) -> list[Event]:
     """(type, channel, sku, quantity) → stored events, one second apart in the minute before ``NOW``."""
     seq = itertools.count(1)
     return [
-        Event(next(seq), kind, NOW - 50 + i, CAMPAIGN.id, channel, f"u{i}", None, f"o{i}", sku, quantity,
-              Decimal("100") * quantity, None, None, None, None)
+        Event(
+            next(seq),
+            kind,
+            NOW - 50 + i,
+            CAMPAIGN.id,
+            channel,
+            f"u{i}",
+            None,
+            f"o{i}",
+            sku,
+            quantity,
+            Decimal("100") * quantity,
+            None,
+            None,
+            None,
+            None,
+        )
         for i, (kind, channel, sku, quantity) in enumerate(specs)
     ]
 
@@ -71,8 +86,11 @@ def test_a_channel_rule_fires_for_the_channel_whose_series_crosses_only():
 
 
 def test_a_category_rule_sums_the_categorys_skus_and_fires_per_category():
-    found = alerts(*[("order_paid", "tmall", PHONE, 2)] * 3, ("order_paid", "jd", "SKU-1002", 5),
-                   *[("order_paid", "app", LAPTOP, 1)] * 2)
+    found = alerts(
+        *[("order_paid", "tmall", PHONE, 2)] * 3,
+        ("order_paid", "jd", "SKU-1002", 5),
+        *[("order_paid", "app", LAPTOP, 1)] * 2,
+    )
     assert set(found) == {("category_selling_out", "phones")}, "laptops sold 2, below the line"
     phones = found[("category_selling_out", "phones")]
     assert phones.alert.labels == {"campaign": CAMPAIGN.id, "category": "phones"}

@@ -86,8 +86,17 @@ def test_unobserved_fingerprint_resolves():
 
 
 def test_restored_firing_alert_is_not_fired_again():
-    restored = Alert(id="x-1", fingerprint=obs().fingerprint, rule="stock_low", labels=SKU, status="firing",
-                     severity="warning", active={"warning"}, pending_since=0.0, fired_at=0.0)
+    restored = Alert(
+        id="x-1",
+        fingerprint=obs().fingerprint,
+        rule="stock_low",
+        labels=SKU,
+        status="firing",
+        severity="warning",
+        active={"warning"},
+        pending_since=0.0,
+        fired_at=0.0,
+    )
     life = Lifecycle([restored])
     assert life.observe([obs({"warning"})], 100.0, {}) == []
     assert life.acknowledge("x-1", "duty-manager", "on it", 101.0).acknowledged_by == "duty-manager"

@@ -4,7 +4,7 @@ import itertools
 import pickle
 import random
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import msgspec
@@ -22,15 +22,30 @@ _seq = itertools.count(1)
 
 def ev(type_: str, at: float, campaign: str = "c", **fields) -> Event:
     base = dict(
-        seq=next(_seq), type=type_, occurred_at=at, campaign=campaign, channel=None, user_id=None, anonymous_id=None,
-        order_id=None, sku=None, quantity=None, amount=None, warehouse=None, metric=None, value=None, labels=None,
+        seq=next(_seq),
+        type=type_,
+        occurred_at=at,
+        campaign=campaign,
+        channel=None,
+        user_id=None,
+        anonymous_id=None,
+        order_id=None,
+        sku=None,
+        quantity=None,
+        amount=None,
+        warehouse=None,
+        metric=None,
+        value=None,
+        labels=None,
     )
     base.update(fields)
     return Event(**base)
 
 
-def campaign(cid: str = "c", shift_days: float = 0, baseline: str | None = None, gmv_target: float | None = None) -> Campaign:
-    start = datetime.fromtimestamp(T0, timezone.utc) + timedelta(days=shift_days)
+def campaign(
+    cid: str = "c", shift_days: float = 0, baseline: str | None = None, gmv_target: float | None = None
+) -> Campaign:
+    start = datetime.fromtimestamp(T0, UTC) + timedelta(days=shift_days)
     return Campaign(
         id=cid,
         name=cid,
@@ -51,7 +66,9 @@ def test_totals_are_exact_decimals_and_funnel_steps():
     events += [ev("product_view", T0 + i, anonymous_id=f"v{i}", sku="A") for i in range(68)]
     events += [ev("add_to_cart", T0 + i, anonymous_id=f"v{i}", sku="A") for i in range(24)]
     events += [ev("order_created", T0 + i, user_id=f"u{i}", order_id=f"o{i}", amount=Decimal("0.10")) for i in range(6)]
-    events += [ev("order_paid", T0 + i, user_id=f"u{i}", order_id=f"o{i}", amount=Decimal("0.10"), sku="A") for i in range(3)]
+    events += [
+        ev("order_paid", T0 + i, user_id=f"u{i}", order_id=f"o{i}", amount=Decimal("0.10"), sku="A") for i in range(3)
+    ]
     engine.apply(events)
     snap = engine.snapshot("c", T0 + 200)
     totals = snap["totals"]
@@ -97,10 +114,18 @@ def test_uv_counts_visitors_of_paid_orders_too_so_conversion_never_passes_100_pe
     (the payment backend reports it, the storefront's visit was never sent) is a visitor too."""
     engine = Engine([campaign()])
     engine.apply(
-        [ev("visit", T0, user_id="browser"), ev("order_created", T0 + 1, user_id="orderer", order_id="o1", amount=Decimal(5))]
-        + [ev("order_paid", T0 + 2, user_id=who, order_id=f"p-{who}", amount=Decimal(5)) for who in ("orderer", "payer")]
-        + [ev("order_paid", T0 + 3, anonymous_id="guest", order_id="p-guest", amount=Decimal(5)),
-           ev("order_paid", T0 + 4, order_id="p-nobody", amount=Decimal(5))]
+        [
+            ev("visit", T0, user_id="browser"),
+            ev("order_created", T0 + 1, user_id="orderer", order_id="o1", amount=Decimal(5)),
+        ]
+        + [
+            ev("order_paid", T0 + 2, user_id=who, order_id=f"p-{who}", amount=Decimal(5))
+            for who in ("orderer", "payer")
+        ]
+        + [
+            ev("order_paid", T0 + 3, anonymous_id="guest", order_id="p-guest", amount=Decimal(5)),
+            ev("order_paid", T0 + 4, order_id="p-nobody", amount=Decimal(5)),
+        ]
     )
     totals = engine.snapshot("c", T0 + 60)["totals"]
     assert totals["uv"] == 4, "browser, orderer, payer and the guest; a payment naming nobody is no visitor"
@@ -123,7 +148,7 @@ def test_late_event_counts_in_its_own_minute_bucket():
     assert state.late_events == 1
     points = engine.series("c", "gmv_paid", 60, T0, T0 + 7200)[0]["points"]
     assert [p[1] for p in points] == [7.0, 5.0]
-    assert points[0][0] == datetime.fromtimestamp(T0 + 60, timezone.utc).isoformat()
+    assert points[0][0] == datetime.fromtimestamp(T0 + 60, UTC).isoformat()
 
 
 def test_sku_and_category_series_keep_fewer_seconds_and_read_older_windows_from_minutes():
@@ -197,7 +222,10 @@ def test_stock_levels_adjustments_sales_and_eta():
             ev("stock_level", T0, sku="A", quantity=100, warehouse="sh"),
             ev("stock_level", T0, sku="A", quantity=50, warehouse="bj"),
             ev("stock_adjust", T0 + 10, sku="A", quantity=20, warehouse="sh"),
-            *[ev("order_paid", T0 + 60 + i, order_id=f"o{i}", amount=Decimal(1), sku="A", quantity=2) for i in range(30)],
+            *[
+                ev("order_paid", T0 + 60 + i, order_id=f"o{i}", amount=Decimal(1), sku="A", quantity=2)
+                for i in range(30)
+            ],
             ev("stock_level", T0 - 100, sku="A", quantity=999, warehouse="sh"),
             ev("stock_adjust", T0 - 50, sku="A", quantity=-40, warehouse="sh"),
         ]
@@ -210,7 +238,12 @@ def test_stock_levels_adjustments_sales_and_eta():
     assert row["sell_out_eta_min"] == 110 / 12
     assert row["sell_through"] == 60 / 170 and not row["sold_out"]
 
-    engine.apply([ev("stock_level", T0 + 200, sku="A", quantity=5, warehouse="sh"), ev("stock_level", T0 + 200, sku="A", quantity=0, warehouse="bj")])
+    engine.apply(
+        [
+            ev("stock_level", T0 + 200, sku="A", quantity=5, warehouse="sh"),
+            ev("stock_level", T0 + 200, sku="A", quantity=0, warehouse="bj"),
+        ]
+    )
     engine.apply([ev("order_paid", T0 + 210, order_id="x", amount=Decimal(1), sku="A", quantity=7)])
     row = engine.skus("c", T0 + 220)[0]
     assert row["on_hand"] == -2 and row["oversold"] and row["sold_out"] and row["below_safety"]
@@ -267,13 +300,20 @@ def test_sales_naming_a_warehouse_no_count_covers_are_unplaced_and_reset_by_the_
 
 def test_stock_follows_the_campaigns_deduction_event_type():
     ordered = msgspec.structs.replace(campaign(), stock_deducted_on="order_created")
-    events = [level(T0, 100, "A"), sale(T0 + 1, 5, "A", "order_created"), sale(T0 + 2, 3, "A"), sale(T0 + 3, 2, None, "order_created")]
+    events = [
+        level(T0, 100, "A"),
+        sale(T0 + 1, 5, "A", "order_created"),
+        sale(T0 + 2, 3, "A"),
+        sale(T0 + 3, 2, None, "order_created"),
+    ]
     by_order = Engine([ordered])
     by_order.apply(events)
     by_payment = Engine([campaign()])
     by_payment.apply(events)
     assert by_order.skus("c", T0 + 4)[0]["warehouses"] == {"A": 95} and by_order.skus("c", T0 + 4)[0]["on_hand"] == 93
-    assert by_payment.skus("c", T0 + 4)[0]["warehouses"] == {"A": 97} and by_payment.skus("c", T0 + 4)[0]["on_hand"] == 97
+    assert (
+        by_payment.skus("c", T0 + 4)[0]["warehouses"] == {"A": 97} and by_payment.skus("c", T0 + 4)[0]["on_hand"] == 97
+    )
 
 
 def test_warehouse_sales_an_hour_old_stay_counted_by_minute():
@@ -284,7 +324,9 @@ def test_warehouse_sales_an_hour_old_stay_counted_by_minute():
     assert not stock.warehouses["A"].sales.seconds and not stock.unplaced.seconds
     assert engine.skus("c", T0 + SECONDS_KEPT + 600)[0]["on_hand"] == 92
     engine.apply([level(T0 + 90, 100, "A")])
-    assert engine.skus("c", T0 + SECONDS_KEPT + 600)[0]["on_hand"] == 92, "to the minute: a count in the sales' minute keeps them"
+    assert engine.skus("c", T0 + SECONDS_KEPT + 600)[0]["on_hand"] == 92, (
+        "to the minute: a count in the sales' minute keeps them"
+    )
     engine.apply([level(T0 + 120, 100, "A")])
     assert engine.skus("c", T0 + SECONDS_KEPT + 600)[0]["on_hand"] == 100
 
@@ -294,8 +336,12 @@ def test_pacing_follows_the_baseline_curve():
     this_year = campaign("ty", baseline="ly", gmv_target=1000)
     engine = Engine([last_year, this_year])
     ly_t0 = last_year.phases.burst.start.timestamp()
-    engine.apply([ev("order_paid", ly_t0 + 60 * i, campaign="ly", order_id=f"l{i}", amount=Decimal(10)) for i in range(100)])
-    engine.apply([ev("order_paid", T0 + 60 * i, campaign="ty", order_id=f"t{i}", amount=Decimal(15)) for i in range(25)])
+    engine.apply(
+        [ev("order_paid", ly_t0 + 60 * i, campaign="ly", order_id=f"l{i}", amount=Decimal(10)) for i in range(100)]
+    )
+    engine.apply(
+        [ev("order_paid", T0 + 60 * i, campaign="ty", order_id=f"t{i}", amount=Decimal(15)) for i in range(25)]
+    )
     snap = engine.snapshot("ty", T0 + 25 * 60)
     assert snap["baseline"]["gmv_paid"] == 250
     assert snap["pacing"]["method"] == "baseline"
@@ -336,8 +382,13 @@ def test_state_size_is_bounded_by_keys_not_events():
     def burst(offset: int, n: int) -> list[Event]:
         return [
             ev(
-                "order_paid", T0 + (i % 1800), channel=f"ch{i % 5}", user_id=f"u{offset + i}",
-                order_id=f"o{offset + i}", amount=Decimal(1), sku=f"S{i % 50}",
+                "order_paid",
+                T0 + (i % 1800),
+                channel=f"ch{i % 5}",
+                user_id=f"u{offset + i}",
+                order_id=f"o{offset + i}",
+                amount=Decimal(1),
+                sku=f"S{i % 50}",
             )
             for i in range(n)
         ]
@@ -354,7 +405,10 @@ def test_channels_past_the_limit_share_one_other_bucket_everywhere():
     channels = MAX_CHANNELS * 3
     engine.apply(
         [ev("visit", T0, channel=f"ch{i}", user_id=f"u{i}") for i in range(channels)]
-        + [ev("order_paid", T0, channel=f"ch{i}", user_id=f"u{i}", order_id=f"o{i}", amount=Decimal(1)) for i in range(channels)]
+        + [
+            ev("order_paid", T0, channel=f"ch{i}", user_id=f"u{i}", order_id=f"o{i}", amount=Decimal(1))
+            for i in range(channels)
+        ]
     )
     state = engine.states["c"]
     for name, per_channel in (("visitors", state.visitors), ("buyers", state.buyers), ("new", state.new_customers)):

@@ -5,7 +5,7 @@ import json
 import random
 import time
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,10 +22,29 @@ from app.metrics.measures import INDEX, Event
 from tests.conftest import create_key, start_server, wait_until
 
 CAMPAIGN_FILE = Path(__file__).resolve().parent.parent / "campaigns" / "double11-demo.yaml"
-TYPES = ["visit", "page_view", "product_view", "add_to_cart", "checkout", "order_created", "order_paid", "order_cancelled", "refund", "metric"]
-COUNTED = {"visit": "visits", "page_view": "page_views", "product_view": "product_views", "checkout": "checkouts",
-           "add_to_cart": "add_to_cart", "order_created": "orders_created", "order_paid": "orders_paid",
-           "order_cancelled": "orders_cancelled", "refund": "refunds"}
+TYPES = [
+    "visit",
+    "page_view",
+    "product_view",
+    "add_to_cart",
+    "checkout",
+    "order_created",
+    "order_paid",
+    "order_cancelled",
+    "refund",
+    "metric",
+]
+COUNTED = {
+    "visit": "visits",
+    "page_view": "page_views",
+    "product_view": "product_views",
+    "checkout": "checkouts",
+    "add_to_cart": "add_to_cart",
+    "order_created": "orders_created",
+    "order_paid": "orders_paid",
+    "order_cancelled": "orders_cancelled",
+    "refund": "refunds",
+}
 MONEY = {"order_created": "gmv_created", "order_paid": "gmv_paid", "refund": "refund_amount"}
 UNITS = {"order_paid": "units_sold", "order_created": "units_ordered", "add_to_cart": "cart_units"}
 STREAM_S = 2.0
@@ -40,10 +59,16 @@ GROUPED_SQL = (
 
 def definition(campaign_id: str) -> Campaign:
     """A bare campaign: the engine counts only the events of defined campaigns."""
-    start = datetime.now(timezone.utc) - timedelta(hours=3)
-    return Campaign(id=campaign_id, name=campaign_id, phases=Phases(
-        preheat=Phase(start, start + timedelta(hours=1)), burst=Phase(start + timedelta(hours=1), start + timedelta(hours=4)),
-        wrapup=Phase(start + timedelta(hours=4), start + timedelta(hours=5))))
+    start = datetime.now(UTC) - timedelta(hours=3)
+    return Campaign(
+        id=campaign_id,
+        name=campaign_id,
+        phases=Phases(
+            preheat=Phase(start, start + timedelta(hours=1)),
+            burst=Phase(start + timedelta(hours=1), start + timedelta(hours=4)),
+            wrapup=Phase(start + timedelta(hours=4), start + timedelta(hours=5)),
+        ),
+    )
 
 
 async def define(db, *campaign_ids: str) -> None:
@@ -52,7 +77,7 @@ async def define(db, *campaign_ids: str) -> None:
 
 
 def random_events(rng: random.Random, n: int) -> list[dict]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     events = []
     for i in range(n):
         type_ = rng.choice(TYPES)
@@ -149,7 +174,9 @@ async def test_replay_equals_sql_group_by_with_duplicates_late_and_out_of_order(
     finally:
         server.stop()
 
-    assert await db.fetchval("SELECT last_seq FROM metric_checkpoints") == await db.fetchval("SELECT max(seq) FROM events")
+    assert await db.fetchval("SELECT last_seq FROM metric_checkpoints") == await db.fetchval(
+        "SELECT max(seq) FROM events"
+    )
     restarted = start_server(dsn)
     try:
         assert restarted.services.metrics.engine.last_seq == await db.fetchval("SELECT max(seq) FROM events")
@@ -188,11 +215,15 @@ async def test_campaign_api_snapshot_skus_series_and_push(dsn):
             assert bad.status_code == 422 and bad.json()["error"]["message"].startswith("body:")
             assert "skus[" in bad.json()["error"]["field"]
             forbidden = await http.put(
-                "/v1/campaigns/double11-demo", content=text, headers={"X-API-Key": screen, "Content-Type": "application/yaml"}
+                "/v1/campaigns/double11-demo",
+                content=text,
+                headers={"X-API-Key": screen, "Content-Type": "application/yaml"},
             )
             assert forbidden.status_code == 403
             created = await http.put(
-                "/v1/campaigns/double11-demo", content=text, headers={"X-API-Key": operator, "Content-Type": "application/yaml"}
+                "/v1/campaigns/double11-demo",
+                content=text,
+                headers={"X-API-Key": operator, "Content-Type": "application/yaml"},
             )
             assert created.status_code == 201 and len(created.json()["skus"]) == 50
             listed = await http.get("/v1/campaigns", params={"token": screen})
@@ -205,11 +236,30 @@ async def test_campaign_api_snapshot_skus_series_and_push(dsn):
                 assert first["campaign"] == "double11-demo" and first["totals"]["orders_paid"] == 0
                 posted = await http.post(
                     "/v1/events",
-                    json={"events": [
-                        {"event_id": "s1", "type": "stock_level", "campaign": "double11-demo", "sku": "SKU-1001", "quantity": 40},
-                        *[{"event_id": f"p{i}", "type": "order_paid", "campaign": "double11-demo", "order_id": f"o{i}",
-                           "amount": 3999, "sku": "SKU-1001", "channel": "tmall", "user_id": f"u{i}"} for i in range(30)],
-                    ]},
+                    json={
+                        "events": [
+                            {
+                                "event_id": "s1",
+                                "type": "stock_level",
+                                "campaign": "double11-demo",
+                                "sku": "SKU-1001",
+                                "quantity": 40,
+                            },
+                            *[
+                                {
+                                    "event_id": f"p{i}",
+                                    "type": "order_paid",
+                                    "campaign": "double11-demo",
+                                    "order_id": f"o{i}",
+                                    "amount": 3999,
+                                    "sku": "SKU-1001",
+                                    "channel": "tmall",
+                                    "user_id": f"u{i}",
+                                }
+                                for i in range(30)
+                            ],
+                        ]
+                    },
                     headers={"X-API-Key": ingest},
                 )
                 assert posted.status_code == 202
@@ -222,7 +272,8 @@ async def test_campaign_api_snapshot_skus_series_and_push(dsn):
             assert skus[0]["sku"] == "SKU-1001" and skus[0]["on_hand"] == 10 and skus[0]["below_safety"]
             assert len(skus) == 50
             series = await http.get(
-                "/v1/campaigns/double11-demo/series", params={"token": screen, "metric": "gmv_paid", "by": "channel", "step": "1s"}
+                "/v1/campaigns/double11-demo/series",
+                params={"token": screen, "metric": "gmv_paid", "by": "channel", "step": "1s"},
             )
             assert series.json()["series"][0]["key"] == "tmall"
             assert sum(p[1] for p in series.json()["series"][0]["points"]) == 30 * 3999
@@ -244,10 +295,13 @@ async def test_campaign_api_snapshot_skus_series_and_push(dsn):
 
 def small_campaign(now: datetime) -> str:
     """A campaign in its burst at ``now``, with SKUs whose names sort differently from their sell-out ETAs."""
+
     def at(hours: int) -> str:
         return (now + timedelta(hours=hours)).isoformat()
 
-    skus = "\n".join(f"  - {{sku: {sku}, name: {sku}}}" for sku in ("A-slow", "B-later", "C-soon", "D-out", "E-idle", "F-none"))
+    skus = "\n".join(
+        f"  - {{sku: {sku}, name: {sku}}}" for sku in ("A-slow", "B-later", "C-soon", "D-out", "E-idle", "F-none")
+    )
     return (
         f"id: small\nname: Small\nphases:\n  preheat: {{start: {at(-2)}, end: {at(-1)}}}\n"
         f"  burst: {{start: {at(-1)}, end: {at(1)}}}\n  wrapup: {{start: {at(1)}, end: {at(2)}}}\n"
@@ -258,22 +312,43 @@ def small_campaign(now: datetime) -> str:
 async def test_snapshot_and_stock_table_by_eta_over_http(dsn, db):
     operator, screen, ingest = [await create_key(dsn, scope) for scope in ("operator", "screen", "ingest")]
     server = start_server(dsn)
-    sold = {"A-slow": (200, 5, "tmall"), "B-later": (50, 10, "tmall"), "C-soon": (30, 10, "tmall"), "D-out": (5, 5, "jd")}
+    sold = {
+        "A-slow": (200, 5, "tmall"),
+        "B-later": (50, 10, "tmall"),
+        "C-soon": (30, 10, "tmall"),
+        "D-out": (5, 5, "jd"),
+    }
     events = [{"event_id": "idle", "type": "stock_level", "campaign": "small", "sku": "E-idle", "quantity": 10}]
     for n, (sku, (stock, units, channel)) in enumerate(sold.items()):
         events += [
             {"event_id": f"s{n}", "type": "stock_level", "campaign": "small", "sku": sku, "quantity": stock},
-            {"event_id": f"p{n}", "type": "order_paid", "campaign": "small", "sku": sku, "quantity": units,
-             "amount": 10 * units, "order_id": f"o{n}", "user_id": f"u{n}", "channel": channel},
+            {
+                "event_id": f"p{n}",
+                "type": "order_paid",
+                "campaign": "small",
+                "sku": sku,
+                "quantity": units,
+                "amount": 10 * units,
+                "order_id": f"o{n}",
+                "user_id": f"u{n}",
+                "channel": channel,
+            },
         ]
-    events += [{"event_id": f"v{n}", "type": "visit", "campaign": "small", "user_id": who}
-               for n, who in enumerate(["u0", "u1", "u2", "u3", "a0", "a1", "a2", "a3"])]
-    events += [{"event_id": f"pv{n}", "type": "page_view", "campaign": "small", "anonymous_id": f"a{n % 4}"} for n in range(12)]
+    events += [
+        {"event_id": f"v{n}", "type": "visit", "campaign": "small", "user_id": who}
+        for n, who in enumerate(["u0", "u1", "u2", "u3", "a0", "a1", "a2", "a3"])
+    ]
+    events += [
+        {"event_id": f"pv{n}", "type": "page_view", "campaign": "small", "anonymous_id": f"a{n % 4}"} for n in range(12)
+    ]
     events.append({"event_id": "r0", "type": "refund", "campaign": "small", "order_id": "o3", "amount": 50})
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            put = await http.put("/v1/campaigns/small", content=small_campaign(datetime.now(timezone.utc)),
-                                 headers={"X-API-Key": operator, "Content-Type": "application/yaml"})
+            put = await http.put(
+                "/v1/campaigns/small",
+                content=small_campaign(datetime.now(UTC)),
+                headers={"X-API-Key": operator, "Content-Type": "application/yaml"},
+            )
             assert put.status_code == 201, put.text
             posted = await http.post("/v1/events", json={"events": events}, headers={"X-API-Key": ingest})
             assert posted.json()["accepted"] == len(events)
@@ -283,23 +358,40 @@ async def test_snapshot_and_stock_table_by_eta_over_http(dsn, db):
             assert response.status_code == 200
             snap = response.json()
             as_of = datetime.fromisoformat(snap["as_of"])
-            assert abs((as_of - datetime.now(timezone.utc)).total_seconds()) < 30
+            assert abs((as_of - datetime.now(UTC)).total_seconds()) < 30
             assert snap["phase"] == "burst" and snap["targets"]["gmv"] == 1000
             totals = snap["totals"]
             assert totals["gmv_paid"] == 300 and totals["orders_paid"] == 4 and totals["aov"] == 75
-            assert totals["uv"] == 8 and totals["pv"] == 12 and totals["buyers"] == 4 and totals["conversion_rate"] == 0.5
+            assert (
+                totals["uv"] == 8 and totals["pv"] == 12 and totals["buyers"] == 4 and totals["conversion_rate"] == 0.5
+            )
             assert totals["uv_value"] == 37.5 and totals["refund_rate"] == 0.25 and totals["new_customers"] == 4
             assert snap["pacing"]["pct_complete"] == 0.3
             assert {s["stage"]: s["count"] for s in snap["funnel"]} == {
-                "visit": 8, "product_view": 0, "add_to_cart": 0, "order": 0, "paid": 4,
+                "visit": 8,
+                "product_view": 0,
+                "add_to_cart": 0,
+                "order": 0,
+                "paid": 4,
             }
-            assert [(c["channel"], c["gmv_paid"]) for c in snap["channels"]] == [("tmall", 250), ("jd", 50), ("(none)", 0)]
+            assert [(c["channel"], c["gmv_paid"]) for c in snap["channels"]] == [
+                ("tmall", 250),
+                ("jd", 50),
+                ("(none)", 0),
+            ]
             assert len(snap["skus"]) == 6
 
             table = (await http.get("/v1/campaigns/small/skus", params={"token": screen, "sort": "eta"})).json()
             assert [row["sku"] for row in table] == ["D-out", "C-soon", "B-later", "A-slow", "E-idle", "F-none"]
             etas = {row["sku"]: row["sell_out_eta_min"] for row in table}
-            assert etas == {"D-out": 0.0, "C-soon": 20 / 2, "B-later": 40 / 2, "A-slow": 195 / 1, "E-idle": None, "F-none": None}
+            assert etas == {
+                "D-out": 0.0,
+                "C-soon": 20 / 2,
+                "B-later": 40 / 2,
+                "A-slow": 195 / 1,
+                "E-idle": None,
+                "F-none": None,
+            }
             assert table[0]["sold_out"] and table[-1]["on_hand"] is None
     finally:
         server.stop()
@@ -310,11 +402,16 @@ async def test_delete_campaign_removes_the_definition_and_keeps_its_events(dsn, 
     server = start_server(dsn)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            put = await http.put("/v1/campaigns/small", content=small_campaign(datetime.now(timezone.utc)),
-                                 headers={"X-API-Key": operator, "Content-Type": "application/yaml"})
+            put = await http.put(
+                "/v1/campaigns/small",
+                content=small_campaign(datetime.now(UTC)),
+                headers={"X-API-Key": operator, "Content-Type": "application/yaml"},
+            )
             assert put.status_code == 201, put.text
             paid = {"event_id": "p", "type": "order_paid", "campaign": "small", "order_id": "o", "amount": 42}
-            assert (await http.post("/v1/events", json={"events": [paid]}, headers={"X-API-Key": ingest})).status_code == 202
+            assert (
+                await http.post("/v1/events", json={"events": [paid]}, headers={"X-API-Key": ingest})
+            ).status_code == 202
             await wait_until(lambda: caught_up(server, db))
 
             assert (await http.delete("/v1/campaigns/small", headers={"X-API-Key": screen})).status_code == 403
@@ -327,10 +424,16 @@ async def test_delete_campaign_removes_the_definition_and_keeps_its_events(dsn, 
             assert gone.status_code == 404, "undefined campaigns have no numbers"
             again = await http.delete("/v1/campaigns/small", headers={"X-API-Key": operator})
             assert again.status_code == 404 and again.json()["error"]["field"] == "campaign_id"
-            assert (await http.post("/v1/events", json={"events": [{**paid, "event_id": "p2"}]},
-                                    headers={"X-API-Key": ingest})).status_code == 202
-            put = await http.put("/v1/campaigns/small", content=small_campaign(datetime.now(timezone.utc)),
-                                 headers={"X-API-Key": operator, "Content-Type": "application/yaml"})
+            assert (
+                await http.post(
+                    "/v1/events", json={"events": [{**paid, "event_id": "p2"}]}, headers={"X-API-Key": ingest}
+                )
+            ).status_code == 202
+            put = await http.put(
+                "/v1/campaigns/small",
+                content=small_campaign(datetime.now(UTC)),
+                headers={"X-API-Key": operator, "Content-Type": "application/yaml"},
+            )
             assert put.status_code == 201, put.text
 
             async def counted_again() -> bool:
@@ -346,25 +449,47 @@ async def test_series_by_sku_per_minute_within_a_window(dsn, db):
     screen, ingest = await create_key(dsn, "screen"), await create_key(dsn, "ingest")
     await define(db, "w")
     server = start_server(dsn)
-    start = (int(datetime.now(timezone.utc).timestamp()) // 60 - 15) * 60
+    start = (int(datetime.now(UTC).timestamp()) // 60 - 15) * 60
 
     def paid(n: int, sku: str, offset_s: int, amount: int) -> dict:
-        moment = datetime.fromtimestamp(start + offset_s, timezone.utc).isoformat()
-        return {"event_id": f"e{n}", "type": "order_paid", "campaign": "w", "sku": sku, "order_id": f"o{n}",
-                "amount": amount, "occurred_at": moment}
+        moment = datetime.fromtimestamp(start + offset_s, UTC).isoformat()
+        return {
+            "event_id": f"e{n}",
+            "type": "order_paid",
+            "campaign": "w",
+            "sku": sku,
+            "order_id": f"o{n}",
+            "amount": amount,
+            "occurred_at": moment,
+        }
 
     def iso(offset_s: int) -> str:
-        return datetime.fromtimestamp(start + offset_s, timezone.utc).isoformat()
+        return datetime.fromtimestamp(start + offset_s, UTC).isoformat()
 
-    events = [paid(0, "X", 5, 10), paid(1, "X", 30, 20), paid(2, "X", 130, 40), paid(3, "Y", 70, 5),
-              paid(4, "X", -120, 1000), paid(5, "Y", 240, 1000)]
+    events = [
+        paid(0, "X", 5, 10),
+        paid(1, "X", 30, 20),
+        paid(2, "X", 130, 40),
+        paid(3, "Y", 70, 5),
+        paid(4, "X", -120, 1000),
+        paid(5, "Y", 240, 1000),
+    ]
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             posted = await http.post("/v1/events", json={"events": events}, headers={"X-API-Key": ingest})
             assert posted.json()["accepted"] == len(events)
             await wait_until(lambda: caught_up(server, db))
-            response = await http.get("/v1/campaigns/w/series", params={
-                "token": screen, "metric": "gmv_paid", "step": "1m", "by": "sku", "from": iso(0), "to": iso(240)})
+            response = await http.get(
+                "/v1/campaigns/w/series",
+                params={
+                    "token": screen,
+                    "metric": "gmv_paid",
+                    "step": "1m",
+                    "by": "sku",
+                    "from": iso(0),
+                    "to": iso(240),
+                },
+            )
             assert response.status_code == 200, response.text
             body = response.json()
             assert body["step"] == "1m"
@@ -372,8 +497,17 @@ async def test_series_by_sku_per_minute_within_a_window(dsn, db):
                 "X": [[iso(0), 30.0], [iso(120), 40.0]],
                 "Y": [[iso(60), 5.0]],
             }
-            seconds = await http.get("/v1/campaigns/w/series", params={
-                "token": screen, "metric": "gmv_paid", "step": "1s", "by": "sku", "from": iso(0), "to": iso(240)})
+            seconds = await http.get(
+                "/v1/campaigns/w/series",
+                params={
+                    "token": screen,
+                    "metric": "gmv_paid",
+                    "step": "1s",
+                    "by": "sku",
+                    "from": iso(0),
+                    "to": iso(240),
+                },
+            )
             assert seconds.status_code == 422, "15 minutes ago: SKU seconds are not kept that long"
             assert seconds.json()["error"]["field"] == "from"
     finally:
@@ -428,6 +562,7 @@ async def test_subscribers_get_a_few_snapshots_a_second_during_a_stream_of_commi
 
 async def test_campaign_saved_by_another_process_reaches_the_running_engine(server, db):
     from app.campaigns import model as campaigns
+
     campaign = campaigns.load_file(CAMPAIGN_FILE)
     await campaigns.save(db, campaign)
 
@@ -457,7 +592,9 @@ async def test_a_slow_writer_is_not_skipped_while_later_writers_commit_first(dsn
             "INSERT INTO events (event_id, type, occurred_at, campaign, user_id) VALUES ('slow-1', 'visit', now(), 'camp-a', 'u-slow') RETURNING seq"
         )
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            events = [{"event_id": f"fast-{i}", "type": "visit", "campaign": "camp-a", "user_id": f"u{i}"} for i in range(5)]
+            events = [
+                {"event_id": f"fast-{i}", "type": "visit", "campaign": "camp-a", "user_id": f"u{i}"} for i in range(5)
+            ]
             posted = await http.post("/v1/events", json={"events": events}, headers={"X-API-Key": key})
             assert posted.json() == {"accepted": 5, "duplicates": 0, "rejected": []}
         assert await db.fetchval("SELECT count(*) FROM events WHERE seq > $1", slow_seq) == 5, "committed above it"
@@ -490,8 +627,10 @@ async def test_the_tail_skips_no_write_under_parallel_commits(dsn):
                     await conn.execute("SELECT events_write_begin()")
                     await conn.copy_records_to_table(
                         "events",
-                        records=[(f"w{number}-{commits}-{i}", "visit", datetime.now(timezone.utc), "camp-a", f"u{i}")
-                                 for i in range(rows_per_commit)],
+                        records=[
+                            (f"w{number}-{commits}-{i}", "visit", datetime.now(UTC), "camp-a", f"u{i}")
+                            for i in range(rows_per_commit)
+                        ],
                         columns=("event_id", "type", "occurred_at", "campaign", "user_id"),
                     )
                 commits += 1
@@ -528,9 +667,11 @@ async def test_the_tail_skips_no_write_under_parallel_commits(dsn):
 
 
 def visits(first_seq: int, count: int) -> list[Event]:
-    at = datetime.now(timezone.utc).timestamp()
-    return [Event(seq, "visit", at, "camp-a", "web", f"u{seq}", None, None, None, None, None, None, None, None, None)
-            for seq in range(first_seq, first_seq + count)]
+    at = datetime.now(UTC).timestamp()
+    return [
+        Event(seq, "visit", at, "camp-a", "web", f"u{seq}", None, None, None, None, None, None, None, None, None)
+        for seq in range(first_seq, first_seq + count)
+    ]
 
 
 async def test_a_checkpoint_is_pickled_by_a_child_as_of_its_start_while_the_loop_keeps_serving(monkeypatch):

@@ -20,8 +20,10 @@ _seq = itertools.count(1)
 
 
 def visits(campaign: str, at: float, count: int) -> list[Event]:
-    return [Event(next(_seq), "visit", at, campaign, "tmall", None, f"a{i}", None, None, None, None, None, None, None, None)
-            for i in range(count)]
+    return [
+        Event(next(_seq), "visit", at, campaign, "tmall", None, f"a{i}", None, None, None, None, None, None, None, None)
+        for i in range(count)
+    ]
 
 
 def engine(*batches: list[Event]) -> Engine:
@@ -33,8 +35,14 @@ def engine(*batches: list[Event]) -> Engine:
 
 def test_baseline_is_last_years_same_offset_from_the_burst():
     now = PRE_HEAT + 3600
-    view = EngineView(engine(visits(LAST_YEAR.id, now - OFFSET - 30, 7), visits(LAST_YEAR.id, now - OFFSET - 90, 3),
-                             visits(THIS_YEAR.id, now - 30, 20)), now)
+    view = EngineView(
+        engine(
+            visits(LAST_YEAR.id, now - OFFSET - 30, 7),
+            visits(LAST_YEAR.id, now - OFFSET - 90, 3),
+            visits(THIS_YEAR.id, now - 30, 20),
+        ),
+        now,
+    )
     assert view.baseline(THIS_YEAR.id, "visits", now - 60, now, None, None) == 7
     assert view.baseline(THIS_YEAR.id, "visits", now - 120, now, "channel", "tmall") == 10
     assert view.baseline(LAST_YEAR.id, "visits", now - 60, now, None, None) is None, "last year has no baseline"

@@ -4,7 +4,7 @@ request (admission refusals, the ``POST /v1/events`` fast path, CORS preflights)
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -19,8 +19,9 @@ MAX_BODY_BYTES = 2048
 def hardened(dsn: str) -> Iterator[tuple[RunningServer, int]]:
     """A server with browser origins and a metrics port configured, and that port."""
     metrics_port = free_port()
-    server = start_server(dsn, WARROOM_CORS_ORIGINS=ORIGIN, WARROOM_METRICS_PORT=metrics_port,
-                          WARROOM_MAX_BODY_BYTES=MAX_BODY_BYTES)
+    server = start_server(
+        dsn, WARROOM_CORS_ORIGINS=ORIGIN, WARROOM_METRICS_PORT=metrics_port, WARROOM_MAX_BODY_BYTES=MAX_BODY_BYTES
+    )
     yield server, metrics_port
     server.stop()
 
@@ -39,7 +40,9 @@ async def _preflight(http: httpx.AsyncClient, dsn: str, metrics_port: int) -> ht
 
 
 async def _cross_origin_refusal(http: httpx.AsyncClient, dsn: str, metrics_port: int) -> httpx.Response:
-    return await http.post("/v1/batch", json={"batch": []}, headers={"Origin": ORIGIN, "Authorization": "Bearer wr_unknown"})
+    return await http.post(
+        "/v1/batch", json={"batch": []}, headers={"Origin": ORIGIN, "Authorization": "Bearer wr_unknown"}
+    )
 
 
 async def _accepted(http: httpx.AsyncClient, dsn: str, metrics_port: int) -> httpx.Response:
@@ -53,10 +56,22 @@ async def _metrics_port(http: httpx.AsyncClient, dsn: str, metrics_port: int) ->
 
 @pytest.mark.parametrize(
     ("request_", "status"),
-    [(_keyless_post, 401), (_too_large, 413), (_preflight, 204), (_cross_origin_refusal, 401), (_accepted, 202),
-     (_metrics_port, 200)],
-    ids=["401 keyless post", "413 body too large", "CORS preflight", "cross-origin 401", "202 POST /v1/events",
-         "metrics port"],
+    [
+        (_keyless_post, 401),
+        (_too_large, 413),
+        (_preflight, 204),
+        (_cross_origin_refusal, 401),
+        (_accepted, 202),
+        (_metrics_port, 200),
+    ],
+    ids=[
+        "401 keyless post",
+        "413 body too large",
+        "CORS preflight",
+        "cross-origin 401",
+        "202 POST /v1/events",
+        "metrics port",
+    ],
 )
 async def test_answers_outside_fastapis_stack_carry_nosniff(dsn, hardened, request_, status):
     server, metrics_port = hardened
@@ -67,4 +82,3 @@ async def test_answers_outside_fastapis_stack_carry_nosniff(dsn, hardened, reque
     assert "content-security-policy" not in response.headers, "the HTML-only headers stay on HTML"
     if request_ in (_preflight, _cross_origin_refusal):
         assert response.headers["access-control-allow-origin"] == ORIGIN, "CORS headers are left as they are"
-

@@ -73,7 +73,9 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], cwd: Path, timeout: float = COMMAND_TIMEOUT_S, **env: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    args: list[str], cwd: Path, timeout: float = COMMAND_TIMEOUT_S, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=cwd, env={**_clean_env(), **env}, capture_output=True, text=True, timeout=timeout)
 
 
@@ -99,7 +101,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(ROOT / name, source / name)
-    done = _run([str(bin_dir / "pip"), "install", "--no-deps", "--force-reinstall", str(source)], cwd, INSTALL_TIMEOUT_S)
+    done = _run(
+        [str(bin_dir / "pip"), "install", "--no-deps", "--force-reinstall", str(source)], cwd, INSTALL_TIMEOUT_S
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return bin_dir
 
@@ -130,11 +134,20 @@ def test_every_warroom_command_answers_help(installed, tmp_path):
 
 def test_warroom_serve_starts_and_stops_from_the_clean_install(installed, tmp_path, dsn):
     port = free_port()
-    env = {**_clean_env(), "DATABASE_URL": dsn, "WARROOM_HOST": "127.0.0.1", "WARROOM_PORT": str(port),
-           "WARROOM_DATA_DIR": str(tmp_path / "data"), "WARROOM_CAMPAIGNS_DIR": str(tmp_path / "none"),
-           "WARROOM_RULES_DIR": str(tmp_path / "none"), "WARROOM_NOTIFY_FILE": str(tmp_path / "none.yaml")}
+    env = {
+        **_clean_env(),
+        "DATABASE_URL": dsn,
+        "WARROOM_HOST": "127.0.0.1",
+        "WARROOM_PORT": str(port),
+        "WARROOM_DATA_DIR": str(tmp_path / "data"),
+        "WARROOM_CAMPAIGNS_DIR": str(tmp_path / "none"),
+        "WARROOM_RULES_DIR": str(tmp_path / "none"),
+        "WARROOM_NOTIFY_FILE": str(tmp_path / "none.yaml"),
+    }
     log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen([str(installed / "warroom"), "serve"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [str(installed / "warroom"), "serve"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         ready = wait_ready(f"http://127.0.0.1:{port}", START_TIMEOUT_S, alive=lambda: process.poll() is None)
         assert ready is not None and ready.status_code == 200, (tmp_path / "serve.log").read_text()[-3000:]

@@ -15,7 +15,6 @@ import httpx
 import pytest
 
 from app.ingest.group_commit import MAX_REFUSED_PER_SUBMISSION, search_exhausted
-
 from tests.conftest import event
 from tests.test_cli import warroom
 
@@ -28,9 +27,13 @@ def cart(i: int, prefix: str = "b") -> dict:
 
 
 @pytest.mark.parametrize(
-    "size, refused, invalid", [(50, [37], []), (150, [0, 88, 149], [5])], ids=["array insert", "copy, with an invalid event"]
+    "size, refused, invalid",
+    [(50, [37], []), (150, [0, 88, 149], [5])],
+    ids=["array insert", "copy, with an invalid event"],
 )
-async def test_a_refused_event_is_reported_per_item_and_the_rest_of_the_batch_is_stored(client, db, size, refused, invalid):
+async def test_a_refused_event_is_reported_per_item_and_the_rest_of_the_batch_is_stored(
+    client, db, size, refused, invalid
+):
     await db.execute(CONSTRAINT)
     events = [cart(i) for i in range(size)]
     for i in refused:
@@ -46,7 +49,9 @@ async def test_a_refused_event_is_reported_per_item_and_the_rest_of_the_batch_is
     for rejection in report["rejected"]:
         if rejection["index"] in refused:
             [error] = rejection["errors"]
-            assert "refused" in error["message"] and "test_no_bad" in error["message"] and "DETAIL" not in error["message"], error
+            assert (
+                "refused" in error["message"] and "test_no_bad" in error["message"] and "DETAIL" not in error["message"]
+            ), error
     ids = {r["event_id"] for r in await db.fetch("SELECT event_id FROM events")}
     assert ids == {f"b-{i}" for i in range(size)} - {f"b-{i}" for i in [*invalid, *refused]}
 
@@ -60,8 +65,16 @@ async def test_a_single_refused_event_is_422_and_a_segment_batch_reports_it_per_
     single = await client.post("/v1/events", json=event("one", "add_to_cart", sku=REFUSED_SKU))
     assert single.status_code == 422 and single.json()["rejected"][0]["index"] == 0, single.text
 
-    messages = [{"type": "track", "event": "Product Added", "messageId": f"m-{i}", "userId": "u-1",
-                 "properties": {"sku": REFUSED_SKU if i == 2 else "SKU-1", "quantity": 1}} for i in range(4)]
+    messages = [
+        {
+            "type": "track",
+            "event": "Product Added",
+            "messageId": f"m-{i}",
+            "userId": "u-1",
+            "properties": {"sku": REFUSED_SKU if i == 2 else "SKU-1", "quantity": 1},
+        }
+        for i in range(4)
+    ]
     async with httpx.AsyncClient(base_url=server.url, auth=(ingest_key, ""), timeout=30) as http:
         batch = await http.post("/v1/batch", json={"batch": messages})
     assert batch.status_code == 200, batch.text
@@ -92,7 +105,9 @@ async def test_a_batch_refused_throughout_is_answered_in_bounded_time_and_statem
         "CREATE FUNCTION test_count() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
         "PERFORM nextval('test_statements'); RETURN NULL; END $$"
     )
-    await db.execute("CREATE TRIGGER test_count BEFORE INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION test_count()")
+    await db.execute(
+        "CREATE TRIGGER test_count BEFORE INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION test_count()"
+    )
     size = 2000
     events = [{**cart(i, "all"), "sku": REFUSED_SKU} for i in range(size)]
     started = time.monotonic()
@@ -123,8 +138,10 @@ async def test_props_postgres_would_refuse_are_mended_or_rejected_before_any_com
     props = json.loads(await db.fetchval("SELECT props::text FROM events WHERE event_id = 'm-0'"))
     assert props == {"title": "deal \ufffd", "\ufffdk": 1}
 
-    segment = '{"batch": [{"type": "track", "event": "Product Added", "messageId": "s-1", "userId": "u-1", ' \
-              '"properties": {"sku": "SKU-1", "quantity": 1, "name": "cut \\ud83d"}}]}'
+    segment = (
+        '{"batch": [{"type": "track", "event": "Product Added", "messageId": "s-1", "userId": "u-1", '
+        '"properties": {"sku": "SKU-1", "quantity": 1, "name": "cut \\ud83d"}}]}'
+    )
     async with httpx.AsyncClient(base_url=server.url, auth=(ingest_key, ""), timeout=30) as http:
         batch = await http.post("/v1/batch", content=segment, headers={"Content-Type": "application/json"})
     assert batch.status_code == 200 and batch.json()["accepted"] == 1, batch.text

@@ -50,7 +50,9 @@ INSERT_SQL = (
 )
 
 
-async def test_no_alert_is_judged_on_a_campaign_still_replaying_and_it_is_judged_normally_after(dsn, db, tmp_path, monkeypatch):
+async def test_no_alert_is_judged_on_a_campaign_still_replaying_and_it_is_judged_normally_after(
+    dsn, db, tmp_path, monkeypatch
+):
     (tmp_path / "pack.yaml").write_text(RULES)
     await db.execute(INSERT_SQL, "late-", LATE, STORED)
     real_step = live.replay_step
@@ -97,7 +99,9 @@ async def test_no_alert_is_judged_on_a_campaign_still_replaying_and_it_is_judged
         await metrics.reload_campaigns()
         assert LATE in metrics.engine.pending
         while LATE in metrics.engine.pending:
-            pending_while_replaying += [a.rule for a in service.lifecycle.alerts.values() if a.labels["campaign"] == LATE]
+            pending_while_replaying += [
+                a.rule for a in service.lifecycle.alerts.values() if a.labels["campaign"] == LATE
+            ]
             await asyncio.sleep(0.02)
         assert evaluations_while_replaying >= 2, "evaluations ran during the replay"
         assert judged_while_replaying == [], [(o.rule, o.triggered) for o in judged_while_replaying]

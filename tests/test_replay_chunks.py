@@ -66,7 +66,9 @@ async def test_a_replay_over_many_chunks_reports_progress_per_chunk_reads_new_ev
                 await metrics.checkpoint()  # the cursor is saved: a restarted process resumes the replay
                 state = await db.fetchval("SELECT state FROM metric_checkpoints")
                 restored = Engine.load(zlib.decompress(state), [definition(LATE)])
-                assert restored.pending == metrics.engine.pending and 0 < restored.pending[LATE] < metrics.engine.last_seq
+                assert (
+                    restored.pending == metrics.engine.pending and 0 < restored.pending[LATE] < metrics.engine.last_seq
+                )
         assert calls >= (STORED + 700) // SPAN, f"progress after each chunk: {calls} calls"
         assert metrics.engine.last_seq == STORED + 700
         await assert_late_matches_sql(metrics.engine, db)

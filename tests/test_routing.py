@@ -52,7 +52,10 @@ def test_unknown_receiver_missing_variable_and_bad_url_name_their_line(monkeypat
         "notify.yaml:11:17: route.routes[1].receiver: no contact point named 'nobody'"
     )
     bad = error(GOOD.replace("json://127.0.0.1:9/${HOOK_PATH}", "nosuch://${HOOK_PATH}-secret"))
-    assert bad.startswith("notify.yaml:4:12: contact_points.duty.urls[0]: Apprise does not understand") and "secret" not in bad
+    assert (
+        bad.startswith("notify.yaml:4:12: contact_points.duty.urls[0]: Apprise does not understand")
+        and "secret" not in bad
+    )
     assert "secret" not in caplog.text, "Apprise logs unparseable URLs whole; the check silences it"
 
 
@@ -60,9 +63,16 @@ def test_schema_errors_name_field_and_line():
     assert error(GOOD.replace("group_wait: 2s", "group_wait: soon")) == (
         "notify.yaml:13:19: route.routes[1].group_wait: must be a duration such as 30s, 5m or 1h"
     )
-    assert error(GOOD.replace("continue: true", "contineu: true")) == "notify.yaml:9:17: route.routes[0].contineu: unknown field"
+    assert (
+        error(GOOD.replace("continue: true", "contineu: true"))
+        == "notify.yaml:9:17: route.routes[0].contineu: unknown field"
+    )
     assert "not a matcher" in error(GOOD.replace('"severity=emergency"', '"severity"'))
-    assert "in order" in error(GOOD.replace("      continue: true", "      escalate: [{after: 10m, receiver: duty}, {after: 5m, receiver: duty}]"))
+    assert "in order" in error(
+        GOOD.replace(
+            "      continue: true", "      escalate: [{after: 10m, receiver: duty}, {after: 5m, receiver: duty}]"
+        )
+    )
 
 
 def test_a_missing_file_means_no_chat_channels(tmp_path):
@@ -71,8 +81,17 @@ def test_a_missing_file_means_no_chat_channels(tmp_path):
 
 
 def test_cli_checks_the_shipped_example(monkeypatch, capsys):
-    for name in ("DINGTALK_TOKEN", "DINGTALK_SECRET", "WECOM_BOT_KEY", "FEISHU_BOT_TOKEN", "SLACK_TOKEN_A", "SLACK_TOKEN_B",
-                 "SLACK_TOKEN_C", "PAGERDUTY_INTEGRATION_KEY", "PAGERDUTY_API_KEY"):
+    for name in (
+        "DINGTALK_TOKEN",
+        "DINGTALK_SECRET",
+        "WECOM_BOT_KEY",
+        "FEISHU_BOT_TOKEN",
+        "SLACK_TOKEN_A",
+        "SLACK_TOKEN_B",
+        "SLACK_TOKEN_C",
+        "PAGERDUTY_INTEGRATION_KEY",
+        "PAGERDUTY_API_KEY",
+    ):
         monkeypatch.setenv(name, "abcdefabcdef1234567890abcdef1234")
     monkeypatch.setenv("INCIDENT_HOOK_HOST", "hooks.example.com")
     with pytest.raises(SystemExit) as done:
@@ -88,7 +107,7 @@ def test_cli_checks_the_shipped_example(monkeypatch, capsys):
 def test_route_keys_survive_adding_a_route_in_front(monkeypatch):
     monkeypatch.setenv("HOOK_PATH", "hook")
     before = {r.path: r.key for r in routing.parse(GOOD).routes}
-    extended = GOOD.replace("  routes:\n", "  routes:\n    - match: [\"rule=new_rule\"]\n      receiver: duty\n")
+    extended = GOOD.replace("  routes:\n", '  routes:\n    - match: ["rule=new_rule"]\n      receiver: duty\n')
     after = {r.path: r.key for r in routing.parse(extended).routes}
     assert after["0.1"] == before["0.0"] and after["0.2"] == before["0.1"] and len(set(after.values())) == 4
 

@@ -11,7 +11,9 @@ from app.drill.scenario import Incident, Scenario
 CATALOG = load_file(Path(__file__).resolve().parent.parent / "campaigns" / "double11-demo.yaml").skus
 
 
-def run(start: int, end: int, incidents: tuple[Incident, ...] = (), seed: int = 3) -> tuple[Scenario, list[tuple[float, dict]]]:
+def run(
+    start: int, end: int, incidents: tuple[Incident, ...] = (), seed: int = 3
+) -> tuple[Scenario, list[tuple[float, dict]]]:
     scenario = Scenario("c", CATALOG, seed, incidents=incidents)
     events = [e for t in range(start, end) for e in scenario.step(t)]
     return scenario, events
@@ -76,7 +78,11 @@ def test_payment_outage_stops_payments_but_not_orders():
     created = per_minute(events, "order_created", range(10, 16))
     paid = per_minute(events, "order_paid", range(10, 16))
     assert sum(created) > 20 and sum(paid) < 0.15 * sum(created)
-    rates = [e["value"] for t, e in events if e["type"] == "metric" and e["metric"] == "payment_success_rate" and 600 <= t < 960]
+    rates = [
+        e["value"]
+        for t, e in events
+        if e["type"] == "metric" and e["metric"] == "payment_success_rate" and 600 <= t < 960
+    ]
     assert rates and max(rates) < 0.1
 
 

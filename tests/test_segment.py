@@ -4,7 +4,7 @@ import asyncio
 import base64
 import gzip
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -13,7 +13,7 @@ from segment.analytics import Client
 from app.ingest.events import COLUMNS, Defaults
 from app.ingest.segment import derived_message_id, to_event
 
-NOW = datetime(2026, 11, 11, 0, 10, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 11, 0, 10, tzinfo=UTC)
 DEFAULTS = Defaults(campaign="default", currency="CNY")
 
 
@@ -30,7 +30,9 @@ async def test_real_segment_sdk_events_are_stored(server, ingest_key, db, gzip):
             "u-1", "Product Viewed", {"product_id": "SKU-7", "price": 99.0, "channel": "app"}, message_id="seg-pv-1"
         )
         sdk.track("u-1", "Product Added", {"sku": "SKU-7", "price": 99.0, "quantity": 2}, message_id="seg-add-1")
-        sdk.track("u-1", "Order Completed", {"order_id": "o-77", "total": 198.0, "currency": "cny"}, message_id="seg-oc-1")
+        sdk.track(
+            "u-1", "Order Completed", {"order_id": "o-77", "total": 198.0, "currency": "cny"}, message_id="seg-oc-1"
+        )
         sdk.track("u-1", "Order Refunded", {"order_id": "o-77", "total": 99.0}, message_id="seg-rf-1")
         sdk.identify("u-1", {"vip": True}, message_id="seg-id-1")
         sdk.flush()
@@ -53,7 +55,13 @@ async def test_segment_batch_reports_unsupported_calls_and_dedups(server, ingest
     auth = base64.b64encode(f"{ingest_key}:".encode()).decode()
     batch = {
         "batch": [
-            {"type": "track", "event": "Checkout Started", "messageId": "s-1", "userId": "u-2", "properties": {"order_id": "o-1"}},
+            {
+                "type": "track",
+                "event": "Checkout Started",
+                "messageId": "s-1",
+                "userId": "u-2",
+                "properties": {"order_id": "o-1"},
+            },
             {"type": "identify", "messageId": "s-2", "userId": "u-2"},
             {"type": "track", "event": "Wishlist Shared", "messageId": "s-3", "userId": "u-2"},
             {"type": "track", "event": "Order Completed", "messageId": "s-4", "userId": "u-2", "properties": {}},
@@ -66,13 +74,23 @@ async def test_segment_batch_reports_unsupported_calls_and_dedups(server, ingest
         unauthenticated = await http.post("/v1/track", json={"event": "x"}, headers={"Authorization": ""})
         body_key = await http.post(
             "/v1/track",
-            json={"writeKey": ingest_key, "event": "Product Viewed", "messageId": "s-5", "anonymousId": "a", "properties": {"sku": "S"}},
+            json={
+                "writeKey": ingest_key,
+                "event": "Product Viewed",
+                "messageId": "s-5",
+                "anonymousId": "a",
+                "properties": {"sku": "S"},
+            },
             headers={"Authorization": ""},
         )
     assert first.status_code == 200
     report = first.json()
     assert report["success"] is True and report["accepted"] == 1
-    assert {r["index"]: r["errors"][0]["field"] for r in report["rejected"]} == {1: "type", 2: "event", 3: "properties.order_id"}
+    assert {r["index"]: r["errors"][0]["field"] for r in report["rejected"]} == {
+        1: "type",
+        2: "event",
+        3: "properties.order_id",
+    }
     assert again.json()["duplicates"] == 1 and again.json()["accepted"] == 0
     assert unauthenticated.status_code == 401
     assert body_key.status_code == 200 and body_key.json()["accepted"] == 1
@@ -82,8 +100,13 @@ async def test_segment_batch_reports_unsupported_calls_and_dedups(server, ingest
 async def test_a_keyless_gzip_body_is_held_to_the_keyless_limit_once_decompressed(server, ingest_key, db):
     """A body carrying its key only inside (writeKey) is read before the key is checked: small compressed,
     it must not inflate past 512 KiB either; with the key in a header, the ingest limit applies."""
-    message = {"type": "track", "event": "Product Viewed", "messageId": "big-1", "anonymousId": "a",
-               "properties": {"sku": "S", "padding": "x" * 7000}}
+    message = {
+        "type": "track",
+        "event": "Product Viewed",
+        "messageId": "big-1",
+        "anonymousId": "a",
+        "properties": {"sku": "S", "padding": "x" * 7000},
+    }
     batch = {"writeKey": ingest_key, "batch": [{**message, "messageId": f"big-{i}"} for i in range(100)]}
     raw = json.dumps(batch).encode()
     body = gzip.compress(raw)
@@ -104,18 +127,29 @@ def test_clock_skew_of_the_sender_is_corrected():
     message = {"type": "page", "messageId": "m", "anonymousId": "a", "timestamp": "2026-11-11T00:20:00Z"}
     row, errors = to_event(message, NOW, DEFAULTS, clock_skew=timedelta(minutes=-12))
     assert errors == []
-    assert column(row, "occurred_at") == datetime(2026, 11, 11, 0, 8, tzinfo=timezone.utc)
+    assert column(row, "occurred_at") == datetime(2026, 11, 11, 0, 8, tzinfo=UTC)
 
 
 def test_product_amount_is_price_times_quantity_and_order_prefers_total():
     added, _ = to_event(
-        {"type": "track", "event": "Product Added", "messageId": "m1", "userId": "u", "properties": {"sku": "S", "price": 10.5, "quantity": 3.0}},
+        {
+            "type": "track",
+            "event": "Product Added",
+            "messageId": "m1",
+            "userId": "u",
+            "properties": {"sku": "S", "price": 10.5, "quantity": 3.0},
+        },
         NOW,
         DEFAULTS,
     )
     assert str(column(added, "amount")) == "31.5" and column(added, "quantity") == 3
     order, _ = to_event(
-        {"type": "track", "event": "Order Completed", "messageId": "m2", "properties": {"order_id": "o", "revenue": 90, "total": 100}},
+        {
+            "type": "track",
+            "event": "Order Completed",
+            "messageId": "m2",
+            "properties": {"order_id": "o", "revenue": 90, "total": 100},
+        },
         NOW,
         DEFAULTS,
     )
@@ -124,7 +158,12 @@ def test_product_amount_is_price_times_quantity_and_order_prefers_total():
 
 def test_war_room_types_can_be_sent_as_track_events():
     row, errors = to_event(
-        {"type": "track", "event": "stock_level", "messageId": "m", "properties": {"sku": "S", "quantity": 4, "warehouse": "wh"}},
+        {
+            "type": "track",
+            "event": "stock_level",
+            "messageId": "m",
+            "properties": {"sku": "S", "quantity": 4, "warehouse": "wh"},
+        },
         NOW,
         DEFAULTS,
     )
@@ -134,12 +173,18 @@ def test_war_room_types_can_be_sent_as_track_events():
 async def test_messages_without_message_id_get_a_stable_id_so_retries_deduplicate(client, db):
     """messageId is optional in Segment's HTTP spec: the id is derived from the message's content, without the
     fields a retry changes (sentAt, _metadata, writeKey)."""
-    order = {"type": "track", "event": "Order Completed", "userId": "u-3", "timestamp": "2026-11-11T00:01:00Z",
-             "properties": {"order_id": "o-3", "total": 10}}
+    order = {
+        "type": "track",
+        "event": "Order Completed",
+        "userId": "u-3",
+        "timestamp": "2026-11-11T00:01:00Z",
+        "properties": {"order_id": "o-3", "total": 10},
+    }
     page = {"type": "page", "anonymousId": "a-3", "timestamp": "2026-11-11T00:01:00Z"}
     first = await client.post("/v1/batch", json={"batch": [order, page], "sentAt": "2026-11-11T00:01:01Z"})
     retry = await client.post(
-        "/v1/batch", json={"batch": [{**order, "sentAt": "2026-11-11T00:01:09Z", "_metadata": {"nodeVersion": "20"}}, page]}
+        "/v1/batch",
+        json={"batch": [{**order, "sentAt": "2026-11-11T00:01:09Z", "_metadata": {"nodeVersion": "20"}}, page]},
     )
     other = await client.post("/v1/track", json={**order, "properties": {"order_id": "o-4", "total": 10}})
     assert first.json() == {"success": True, "accepted": 2, "duplicates": 0, "rejected": []}
@@ -157,8 +202,16 @@ def test_an_empty_user_id_is_no_user_id():
 
 def test_the_derived_message_id_ignores_key_order_and_volatile_fields():
     message = {"type": "page", "anonymousId": "a", "timestamp": "2026-11-11T00:01:00Z", "properties": {"x": 1, "y": 2}}
-    same = {"properties": {"y": 2, "x": 1}, "timestamp": "2026-11-11T00:01:00Z", "anonymousId": "a", "type": "page",
-            "sentAt": "2026-11-11T00:02:00Z", "writeKey": "k", "_metadata": {"bundled": []}, "messageId": None}
+    same = {
+        "properties": {"y": 2, "x": 1},
+        "timestamp": "2026-11-11T00:01:00Z",
+        "anonymousId": "a",
+        "type": "page",
+        "sentAt": "2026-11-11T00:02:00Z",
+        "writeKey": "k",
+        "_metadata": {"bundled": []},
+        "messageId": None,
+    }
     row, errors = to_event(message, NOW, DEFAULTS)
     again, _ = to_event(same, NOW, DEFAULTS)
     later, _ = to_event({**message, "timestamp": "2026-11-11T00:01:01Z"}, NOW, DEFAULTS)
@@ -169,6 +222,8 @@ def test_the_derived_message_id_ignores_key_order_and_volatile_fields():
 def test_timestamps_at_the_edge_of_the_calendar_are_rejected_not_crashing():
     row, errors = to_event(
         {"type": "page", "messageId": "m", "anonymousId": "a", "timestamp": "9999-12-31T23:59:59Z"},
-        NOW, DEFAULTS, clock_skew=timedelta(hours=1),
+        NOW,
+        DEFAULTS,
+        clock_skew=timedelta(hours=1),
     )
     assert row is None and errors[0].field == "timestamp" and "future" in errors[0].message

@@ -12,8 +12,9 @@ import http.server
 import json
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -43,10 +44,15 @@ async def test_rudder_sdk_node_with_its_defaults_stores_every_event_once(sdk_mod
     result = await asyncio.to_thread(
         subprocess.run,
         ["node", str(SDK_DIR / "rudder_node.js"), server.url, ingest_key, str(RUDDER_EVENTS)],
-        capture_output=True, text=True, timeout=NODE_TIMEOUT_S, cwd=SDK_DIR,
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_S,
+        cwd=SDK_DIR,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"sent": RUDDER_EVENTS, "failed": 0}, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"sent": RUDDER_EVENTS, "failed": 0}, result.stderr[
+        -2000:
+    ]
     assert await db.fetchval("SELECT count(*) FROM events") == RUDDER_EVENTS
     assert await db.fetchval("SELECT count(DISTINCT event_id) FROM events WHERE type = 'product_view'") == RUDDER_EVENTS
 
@@ -105,7 +111,11 @@ async def test_analytics_js_in_a_browser_posts_across_origins(sdk_modules, shop_
     finally:
         server.stop()
     assert failures == []
-    assert sorted(r["type"] for r in await db.fetch("SELECT type FROM events")) == ["order_paid", "page_view", "product_view"]
+    assert sorted(r["type"] for r in await db.fetch("SELECT type FROM events")) == [
+        "order_paid",
+        "page_view",
+        "product_view",
+    ]
     assert {r.url.rsplit("/", 1)[1]: r.status for r in posts} == {"p": 200, "t": 200, "i": 200}
 
 
@@ -118,12 +128,21 @@ async def test_preflight_and_answers_carry_cors_headers_for_allowed_origins_only
     server = start_server(dsn, WARROOM_CORS_ORIGINS=shop)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-            preflight = await client.options("/v1/batch", headers={
-                "Origin": shop, "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "authorization,content-type,x-retry-count"})
-            stranger = await client.options("/v1/t", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+            preflight = await client.options(
+                "/v1/batch",
+                headers={
+                    "Origin": shop,
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization,content-type,x-retry-count",
+                },
+            )
+            stranger = await client.options(
+                "/v1/t", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+            )
             refused = await client.post("/v1/track", json={"event": "x"}, headers={"Origin": shop})
-            events = await client.options("/v1/events", headers={"Origin": shop, "Access-Control-Request-Method": "POST"})
+            events = await client.options(
+                "/v1/events", headers={"Origin": shop, "Access-Control-Request-Method": "POST"}
+            )
     finally:
         server.stop()
     assert preflight.status_code == 204
@@ -138,7 +157,9 @@ async def test_preflight_and_answers_carry_cors_headers_for_allowed_origins_only
 
 async def test_without_configured_origins_no_cors_headers_are_sent(server):
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        preflight = await client.options("/v1/batch", headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"})
+        preflight = await client.options(
+            "/v1/batch", headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"}
+        )
     assert preflight.status_code == 405 and "access-control-allow-origin" not in preflight.headers
 
 
@@ -173,5 +194,9 @@ async def test_rudderstack_js_in_a_browser_posts_across_origins(sdk_modules, dsn
             await page.close()
         finally:
             server.stop()
-    assert sorted(r["type"] for r in await db.fetch("SELECT type FROM events")) == ["add_to_cart", "order_paid", "page_view"]
+    assert sorted(r["type"] for r in await db.fetch("SELECT type FROM events")) == [
+        "add_to_cart",
+        "order_paid",
+        "page_view",
+    ]
     assert {r.status for r in posts} == {200}

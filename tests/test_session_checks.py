@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
 
-from app.core import telemetry
 from app.access.sessions import SessionStore
+from app.core import telemetry
 from tests.conftest import create_key, start_server
 
 CSRF = {"X-Warroom-Request": "test"}
@@ -25,7 +25,7 @@ def session_lookups() -> float:
 
 
 def silence() -> dict[str, object]:
-    ends = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    ends = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     return {"matchers": [{"name": "sku", "op": "=", "value": "SKU-1"}], "ends_at": ends, "reason": "x"}
 
 
@@ -38,7 +38,10 @@ async def test_random_session_cookies_from_one_address_are_throttled_and_lookups
         ("GET", "/wall/_dash-layout", "warroom_wall_session"),
     ]
     try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as signed_in, httpx.AsyncClient(base_url=server.url, timeout=30) as flood:
+        async with (
+            httpx.AsyncClient(base_url=server.url, timeout=30) as signed_in,
+            httpx.AsyncClient(base_url=server.url, timeout=30) as flood,
+        ):
             assert (await signed_in.post("/v1/sessions", json={"key": operator})).status_code == 201
             assert (await signed_in.get("/v1/alerts")).status_code == 200
             before, started = session_lookups(), time.monotonic()
@@ -83,7 +86,10 @@ async def test_a_cookie_authenticated_post_costs_one_rate_limit_token(dsn, serve
 
 
 async def test_opening_the_wall_in_the_on_call_browser_keeps_the_operator_signed_in(dsn, server):
-    operator, screen = await create_key(dsn, "operator", name="night-duty"), await create_key(dsn, "screen", name="lobby")
+    operator, screen = (
+        await create_key(dsn, "operator", name="night-duty"),
+        await create_key(dsn, "screen", name="lobby"),
+    )
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         assert (await http.post("/v1/sessions", json={"key": operator})).status_code == 201
         wall = await http.get("/wall/x", params={"token": screen})

@@ -3,7 +3,7 @@ key or the session's expiry ends it; a cookie alone cannot change anything from 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import websockets
@@ -47,11 +47,15 @@ async def test_the_page_signs_in_once_keeps_no_key_and_acknowledges_through_the_
         await expect(page.locator("#status")).to_have_text("Live", timeout=TIMEOUT_MS)
         await expect(page.locator("#login")).to_be_hidden()
 
-        stored = await page.evaluate("JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage), document.cookie])")
-        assert operator not in stored and "warroom_session" not in stored, "the key is not in storage; the cookie is HttpOnly"
+        stored = await page.evaluate(
+            "JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage), document.cookie])"
+        )
+        assert operator not in stored and "warroom_session" not in stored, (
+            "the key is not in storage; the cookie is HttpOnly"
+        )
         (cookie,) = [c for c in await context.cookies() if c["name"] == "warroom_session"]
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["value"] != operator
-        assert cookie["expires"] > datetime.now(timezone.utc).timestamp() + 11 * 3600
+        assert cookie["expires"] > datetime.now(UTC).timestamp() + 11 * 3600
 
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             await http.post("/v1/events", json={"events": [stock("s1", 0)]}, headers={"X-API-Key": ingest})
@@ -89,7 +93,9 @@ async def test_revoked_key_and_expired_session_are_refused(dsn, db, server):
     operator = await create_key(dsn, "operator", name="day-duty")
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         await sign_in(http, operator)
-        await db.execute("UPDATE sessions SET created_at = now() - interval '13 hours', expires_at = now() - interval '1 hour'")
+        await db.execute(
+            "UPDATE sessions SET created_at = now() - interval '13 hours', expires_at = now() - interval '1 hour'"
+        )
         await wait_until(lambda: refused_within_key_cache(http, "/v1/alerts"), timeout=KEY_CACHE_S + 1)
         with_key = await http.get("/v1/alerts", headers={"X-API-Key": operator})
         assert with_key.status_code == 200, "a key in a header still works beside a dead cookie"
@@ -97,7 +103,7 @@ async def test_revoked_key_and_expired_session_are_refused(dsn, db, server):
 
 async def test_a_cookie_alone_changes_nothing_and_other_origins_get_no_stream(dsn, server):
     operator, screen, ingest = [await create_key(dsn, s) for s in ("operator", "screen", "ingest")]
-    ends = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    ends = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     silence = {"matchers": [{"name": "sku", "op": "=", "value": "SKU-1"}], "ends_at": ends, "reason": "x"}
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         assert (await http.post("/v1/sessions", json={"key": ingest})).status_code == 403
@@ -110,7 +116,9 @@ async def test_a_cookie_alone_changes_nothing_and_other_origins_get_no_stream(ds
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         await sign_in(http, screen)
         assert (await http.get("/v1/alerts")).status_code == 200
-        assert (await http.post("/v1/silences", json=silence, headers=CSRF)).status_code == 403, "a screen session is view only"
+        assert (await http.post("/v1/silences", json=silence, headers=CSRF)).status_code == 403, (
+            "a screen session is view only"
+        )
 
     url = f"ws://127.0.0.1:{server.port}/v1/alerts/stream"
     async with websockets.connect(url, origin=server.url, additional_headers={"Cookie": cookie}) as socket:
@@ -153,6 +161,8 @@ async def test_the_cookie_is_secure_when_people_reach_the_server_over_https(dsn)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             cookie = (await sign_in(http, operator)).headers["set-cookie"]
-        assert "; Secure" in cookie and "Max-Age=7200" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert (
+            "; Secure" in cookie and "Max-Age=7200" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        )
     finally:
         server.stop()

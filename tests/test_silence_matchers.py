@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -21,8 +21,10 @@ TRICKY_SKU = "~.*"
 
 def page_matchers(alert: dict) -> list[dict]:
     """What the on-call page's "Silence 1 h" button sends (app/static/oncall.js, silenceAlert)."""
-    return [{"name": "rule", "op": "=", "value": alert["rule"]},
-            *({"name": k, "op": "=", "value": str(v)} for k, v in alert["labels"].items())]
+    return [
+        {"name": "rule", "op": "=", "value": alert["rule"]},
+        *({"name": k, "op": "=", "value": str(v)} for k, v in alert["labels"].items()),
+    ]
 
 
 async def test_silencing_a_sku_named_like_a_regex_silences_only_that_sku(dsn, db, tmp_path):
@@ -35,7 +37,9 @@ async def test_silencing_a_sku_named_like_a_regex_silences_only_that_sku(dsn, db
     server = start_server(dsn, **env)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            posted = await http.post("/v1/events", json={"events": [stock("s1", 0, sku=TRICKY_SKU)]}, headers={"X-API-Key": ingest})
+            posted = await http.post(
+                "/v1/events", json={"events": [stock("s1", 0, sku=TRICKY_SKU)]}, headers={"X-API-Key": ingest}
+            )
             assert posted.json()["accepted"] == 1, posted.text
 
             async def alerts() -> dict[str, dict]:
@@ -45,16 +49,22 @@ async def test_silencing_a_sku_named_like_a_regex_silences_only_that_sku(dsn, db
                 return TRICKY_SKU in await alerts()
 
             await wait_until(tricky_fired)
-            ends = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+            ends = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
             silence = await http.post(
                 "/v1/silences",
-                json={"matchers": page_matchers((await alerts())[TRICKY_SKU]), "ends_at": ends, "reason": "on-call page"},
+                json={
+                    "matchers": page_matchers((await alerts())[TRICKY_SKU]),
+                    "ends_at": ends,
+                    "reason": "on-call page",
+                },
                 headers=headers,
             )
             assert silence.status_code == 201, silence.text
             assert {"name": "sku", "op": "=", "value": TRICKY_SKU} in silence.json()["matchers"]
             quoted = await http.post(
-                "/v1/silences", json={"matchers": [f'sku="{TRICKY_SKU}"'], "ends_at": ends, "reason": "typed"}, headers=headers
+                "/v1/silences",
+                json={"matchers": [f'sku="{TRICKY_SKU}"'], "ends_at": ends, "reason": "typed"},
+                headers=headers,
             )
             assert quoted.json()["matchers"] == [{"name": "sku", "op": "=", "value": TRICKY_SKU}]
             await http.post("/v1/events", json={"events": [stock("s2", 0)]}, headers={"X-API-Key": ingest})
@@ -65,7 +75,9 @@ async def test_silencing_a_sku_named_like_a_regex_silences_only_that_sku(dsn, db
             await wait_until(real_sku_fired)
             assert (await alerts())["SKU-1001"]["silenced_by"] == []
             assert len((await alerts())[TRICKY_SKU]["silenced_by"]) == 2
-            stored = [json.loads(r["matchers"]) for r in await db.fetch("SELECT matchers::text AS matchers FROM silences")]
+            stored = [
+                json.loads(r["matchers"]) for r in await db.fetch("SELECT matchers::text AS matchers FROM silences")
+            ]
             assert all(isinstance(m, dict) and set(m) == {"name", "op", "value"} for row in stored for m in row)
         server.stop()
         server = start_server(dsn, **env)
@@ -80,7 +92,7 @@ async def test_silencing_a_sku_named_like_a_regex_silences_only_that_sku(dsn, db
 
 async def test_bad_matchers_are_refused_with_the_reason(dsn, server):
     operator = await create_key(dsn, "operator")
-    ends = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    ends = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     async with httpx.AsyncClient(base_url=server.url, timeout=30, headers={"X-API-Key": operator}) as http:
         for matcher, why in (
             ({"name": "sku", "op": "=~", "value": "x" * (MAX_REGEX_LENGTH + 1)}, "at most"),
@@ -90,8 +102,10 @@ async def test_bad_matchers_are_refused_with_the_reason(dsn, server):
             refused = await http.post("/v1/silences", json={"matchers": [matcher], "ends_at": ends, "reason": "x"})
             assert refused.status_code == 422 and refused.json()["error"]["field"] == "matchers", refused.text
             assert why in refused.json()["error"]["message"]
-        unknown_op = await http.post("/v1/silences", json={"matchers": [{"name": "sku", "op": "~", "value": "x"}],
-                                                          "ends_at": ends, "reason": "x"})
+        unknown_op = await http.post(
+            "/v1/silences",
+            json={"matchers": [{"name": "sku", "op": "~", "value": "x"}], "ends_at": ends, "reason": "x"},
+        )
         assert unknown_op.status_code == 422
 
 

@@ -11,9 +11,29 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def simulate(server_url: str, key: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", "simulate", "--url", server_url, "--key", key, "--speed", "1200",
-         "--minutes-before", "2", "--minutes-after", "4", "--seed", "5", *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "simulate",
+            "--url",
+            server_url,
+            "--key",
+            key,
+            "--speed",
+            "1200",
+            "--minutes-before",
+            "2",
+            "--minutes-after",
+            "4",
+            "--seed",
+            "5",
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -28,11 +28,14 @@ LONG_REGEX = "|".join(f"SKU-{i:04d}" for i in range(40))
 
 
 async def _insert(db, silence_id: str, matchers: list[dict]) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     await db.execute(
         "INSERT INTO silences (id, matchers, starts_at, ends_at, reason, created_by)"
         " VALUES ($1, $2::jsonb, $3, $4, 'planned', 'ops')",
-        silence_id, json.dumps(matchers), now - timedelta(minutes=1), now + timedelta(hours=1),
+        silence_id,
+        json.dumps(matchers),
+        now - timedelta(minutes=1),
+        now + timedelta(hours=1),
     )
 
 

@@ -85,7 +85,7 @@ async def test_a_failing_loop_reports_dead_and_backs_off():
     await asyncio.sleep(1.0)
     try:
         assert (await supervisor.check()) == {"broken": "dead"}
-        gaps = [b - a for a, b in zip(started, started[1:])]
+        gaps = [b - a for a, b in zip(started, started[1:], strict=False)]
         assert len(gaps) >= 2 and gaps[1] > gaps[0] * 1.5, gaps
         assert all(gap <= BACKOFF_MAX_S + 0.1 for gap in gaps)
         assert supervisor.loops["broken"].last_error == "RuntimeError: always"

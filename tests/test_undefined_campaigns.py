@@ -1,7 +1,7 @@
 """Events naming undefined campaigns take no engine state, are counted per name, and count once the campaign is defined."""
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
@@ -13,21 +13,38 @@ from app.metrics.measures import Event
 from app.metrics.undefined import MAX_NAMES, OTHER
 from tests.conftest import create_key, scrape_metrics, start_server, wait_until
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def definition(campaign_id: str) -> Campaign:
     def at(hours: int) -> datetime:
         return NOW + timedelta(hours=hours)
 
-    return Campaign(id=campaign_id, name=campaign_id,
-                    phases=Phases(preheat=Phase(at(-3), at(-1)), burst=Phase(at(-1), at(1)), wrapup=Phase(at(1), at(2))))
+    return Campaign(
+        id=campaign_id,
+        name=campaign_id,
+        phases=Phases(preheat=Phase(at(-3), at(-1)), burst=Phase(at(-1), at(1)), wrapup=Phase(at(1), at(2))),
+    )
 
 
 def paid(seq: int, campaign: str, **fields) -> Event:
-    base = dict(seq=seq, type="order_paid", occurred_at=NOW.timestamp(), campaign=campaign, channel=None, user_id=None,
-                anonymous_id=None, order_id=f"o{seq}", sku=None, quantity=None, amount=Decimal(1), warehouse=None,
-                metric=None, value=None, labels=None)
+    base = dict(
+        seq=seq,
+        type="order_paid",
+        occurred_at=NOW.timestamp(),
+        campaign=campaign,
+        channel=None,
+        user_id=None,
+        anonymous_id=None,
+        order_id=f"o{seq}",
+        sku=None,
+        quantity=None,
+        amount=Decimal(1),
+        warehouse=None,
+        metric=None,
+        value=None,
+        labels=None,
+    )
     base.update(fields)
     return Event(**base)
 
@@ -52,13 +69,18 @@ def test_a_campaign_defined_after_its_events_is_replayed_before_counting_new_one
     assert engine.states == {} and engine.undefined.report()["campaigns"][0] == {"campaign": "late", "events": 5}
 
     engine.configure([definition("late")])
-    assert engine.pending == {"late": 0} and engine.undefined.report()["campaigns"] == [{"campaign": "other", "events": 1}]
+    assert engine.pending == {"late": 0} and engine.undefined.report()["campaigns"] == [
+        {"campaign": "other", "events": 1}
+    ]
     engine.apply([paid(7, "late", amount=Decimal(7))])
     assert "late" not in engine.states, "held back until its older events are replayed"
     assert engine.replay(["late"], [e for e in stored if e.campaign == "late"][:3], through=3) == {"late"}
     assert engine.pending == {"late": 3}
-    assert engine.replay(["late"], [paid(4, "late", amount=Decimal(4)), paid(5, "late", amount=Decimal(5)),
-                                     paid(7, "late", amount=Decimal(7))], through=7) == {"late"}
+    assert engine.replay(
+        ["late"],
+        [paid(4, "late", amount=Decimal(4)), paid(5, "late", amount=Decimal(5)), paid(7, "late", amount=Decimal(7))],
+        through=7,
+    ) == {"late"}
     assert engine.pending == {} and "late" in engine.counted
     engine.apply([paid(8, "late", amount=Decimal(8))])
     totals = engine.snapshot("late", NOW.timestamp())["totals"]
@@ -78,7 +100,10 @@ def test_every_key_limit_that_drops_data_is_counted_per_kind_and_logged_sparingl
     with caplog.at_level(logging.WARNING, logger="app.metrics.engine"):
         engine.apply([paid(seq, "c", sku=f"S{seq}") for seq in range(1, 15)])
     snapshot = engine.snapshot("c", NOW.timestamp())
-    assert snapshot["key_limits"] == [{"key": "sku", "limit": 2, "events": 12}, {"key": "stock_sku", "limit": 2, "events": 12}]
+    assert snapshot["key_limits"] == [
+        {"key": "sku", "limit": 2, "events": 12},
+        {"key": "stock_sku", "limit": 2, "events": 12},
+    ]
     assert snapshot["dropped_keys"] == 24
     assert snapshot["totals"]["orders_paid"] == 14, "counted under (other): totals stay right"
     assert len([r for r in caplog.records if " sku keys" in r.getMessage()]) == 2, "the 1st and the 10th, not each"
@@ -90,12 +115,23 @@ async def caught_up(server, db) -> bool:
 
 async def test_210_undefined_campaigns_do_not_blind_the_wall_to_a_campaign_defined_later(dsn, db):
     ingest, operator, screen = [await create_key(dsn, scope) for scope in ("ingest", "operator", "screen")]
-    junk = [{"event_id": f"junk-{i}", "type": "order_paid", "campaign": f"junk-{i}", "order_id": f"j{i}", "amount": 1}
-            for i in range(210)]
+    junk = [
+        {"event_id": f"junk-{i}", "type": "order_paid", "campaign": f"junk-{i}", "order_id": f"j{i}", "amount": 1}
+        for i in range(210)
+    ]
 
     def orders(campaign: str, first: int, count: int) -> list[dict]:
-        return [{"event_id": f"{campaign}-{i}", "type": "order_paid", "campaign": campaign, "order_id": f"{campaign}-{i}",
-                 "amount": 10, "user_id": f"u{i}"} for i in range(first, first + count)]
+        return [
+            {
+                "event_id": f"{campaign}-{i}",
+                "type": "order_paid",
+                "campaign": campaign,
+                "order_id": f"{campaign}-{i}",
+                "amount": 10,
+                "user_id": f"u{i}",
+            }
+            for i in range(first, first + count)
+        ]
 
     async def orders_paid(http: httpx.AsyncClient, campaign: str) -> int | None:
         response = await http.get(f"/v1/campaigns/{campaign}/snapshot", params={"token": screen})
@@ -104,15 +140,21 @@ async def test_210_undefined_campaigns_do_not_blind_the_wall_to_a_campaign_defin
     server = start_server(dsn)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            posted = await http.post("/v1/events", json={"events": junk + orders("real", 0, 4) + orders("late", 0, 3)},
-                                     headers={"X-API-Key": ingest})
+            posted = await http.post(
+                "/v1/events",
+                json={"events": junk + orders("real", 0, 4) + orders("late", 0, 3)},
+                headers={"X-API-Key": ingest},
+            )
             assert posted.json()["accepted"] == 217
             await wait_until(lambda: caught_up(server, db))
             assert server.services.metrics.engine.states == {}
             assert (await http.get("/v1/campaigns/real/snapshot", params={"token": screen})).status_code == 404
 
-            put = await http.put("/v1/campaigns/real", content=campaigns.to_json(definition("real")),
-                                 headers={"X-API-Key": operator, "Content-Type": "application/json"})
+            put = await http.put(
+                "/v1/campaigns/real",
+                content=campaigns.to_json(definition("real")),
+                headers={"X-API-Key": operator, "Content-Type": "application/json"},
+            )
             assert put.status_code == 201, put.text
             more = await http.post("/v1/events", json={"events": orders("real", 4, 6)}, headers={"X-API-Key": ingest})
             assert more.json()["accepted"] == 6

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ _ids = itertools.count()
 
 
 def campaign_yaml() -> str:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     t = [(now + timedelta(hours=h)).isoformat() for h in (-2, -1, 2, 3)]
     return f"""
 id: {CAMPAIGN}
@@ -83,8 +83,10 @@ async def post(server: RunningServer, ingest: str, events: list[dict[str, Any]])
 
 def paid_order(n: int) -> list[dict[str, Any]]:
     order = f"o-{next(_ids)}"
-    return [wall_event("order_created", order_id=order, user_id=f"u-{n}", amount=100),
-            wall_event("order_paid", order_id=order, user_id=f"u-{n}", amount=100)]
+    return [
+        wall_event("order_created", order_id=order, user_id=f"u-{n}", amount=100),
+        wall_event("order_paid", order_id=order, user_id=f"u-{n}", amount=100),
+    ]
 
 
 async def open_wall(browser: Browser, server: RunningServer, screen: str, lang: str) -> tuple[Page, list[str]]:
@@ -120,12 +122,16 @@ async def test_unknown_paths_answer_404_and_the_wall_needs_a_screen_key(dsn):
         async with httpx.AsyncClient(base_url=server.url) as http:
             assert (await http.get("/wall/x")).status_code == 401
             assert (await http.get("/wall/x", params={"token": ingest})).status_code == 403
-            assert (await http.get("/wall/x", params={"token": operator})).status_code == 403, "operator keys stay out of URLs"
+            assert (await http.get("/wall/x", params={"token": operator})).status_code == 403, (
+                "operator keys stay out of URLs"
+            )
             assert (await http.get("/wall/_dash-layout")).status_code == 401
             page = await http.get("/wall/x", params={"token": screen})
             assert page.status_code == 200 and "_dash-config" in page.text
             assert "HttpOnly" in page.headers["set-cookie"]
-            assert (await http.get("/wall/_dash-layout")).status_code == 200, "the kiosk cookie admits Dash's own requests"
+            assert (await http.get("/wall/_dash-layout")).status_code == 200, (
+                "the kiosk cookie admits Dash's own requests"
+            )
         async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": operator}) as http:
             assert (await http.get("/wall/")).status_code == 200
         origin = server.url
@@ -156,14 +162,21 @@ async def test_the_wall_updates_live_and_an_emergency_shows_a_banner_until_ackno
         events += [wall_event("product_view", user_id=f"u-{i}", sku="SKU-1") for i in range(10)]
         events += [wall_event("add_to_cart", user_id=f"u-{i}", sku="SKU-1") for i in range(5)]
         events += [*paid_order(1), *paid_order(2)]
-        events += [wall_event("stock_level", sku="SKU-1", quantity=50), wall_event("stock_level", sku="SKU-2", quantity=8)]
+        events += [
+            wall_event("stock_level", sku="SKU-1", quantity=50),
+            wall_event("stock_level", sku="SKU-2", quantity=8),
+        ]
         await post(server, ingest, events)
 
         await expect(tile(page, "orders_paid")).to_have_text("2", timeout=UPDATE_TIMEOUT_MS)
         await expect(tile(page, "gmv_paid")).to_have_text("¥200", timeout=UPDATE_TIMEOUT_MS)
-        await expect(page.locator('[data-stage="visit"]')).to_have_attribute("data-count", "20", timeout=UPDATE_TIMEOUT_MS)
+        await expect(page.locator('[data-stage="visit"]')).to_have_attribute(
+            "data-count", "20", timeout=UPDATE_TIMEOUT_MS
+        )
         await expect(page.locator('[data-stage="add_to_cart"] .stage-rate')).to_have_text("50.0%")
-        await expect(page.locator('.sku-row[data-sku="SKU-1"]')).to_have_attribute("data-on-hand", "50", timeout=UPDATE_TIMEOUT_MS)
+        await expect(page.locator('.sku-row[data-sku="SKU-1"]')).to_have_attribute(
+            "data-on-hand", "50", timeout=UPDATE_TIMEOUT_MS
+        )
         await expect(page.locator(".banner")).to_be_hidden()
         await screenshot(page, "wall-en.png")
 
@@ -181,14 +194,19 @@ async def test_the_wall_updates_live_and_an_emergency_shows_a_banner_until_ackno
         async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": operator}) as http:
             alerts = (await http.get("/v1/alerts")).json()
             (alert,) = [a for a in alerts if a["severity"] == "emergency"]
-            assert (await http.post(f"/v1/alerts/{alert['id']}/ack", json={"comment": "replenishing"})).status_code == 200
+            assert (
+                await http.post(f"/v1/alerts/{alert['id']}/ack", json={"comment": "replenishing"})
+            ).status_code == 200
         await expect(banner).to_be_hidden(timeout=UPDATE_TIMEOUT_MS)
         await expect(zh_page.locator(".banner")).to_be_hidden(timeout=UPDATE_TIMEOUT_MS)
         await expect(page.locator(".alert.emergency .alert-ack")).to_have_text("acknowledged")
         await expect(page.locator("#wall-notice")).to_have_text("")
-        await post(server, ingest, [wall_event("order_paid", order_id="o-usd", user_id="u-9", amount=30, currency="USD")])
-        await expect(page.locator("#wall-notice")).to_have_text("▲ no USD rate: $30 (1 events) not in GMV",
-                                                              timeout=UPDATE_TIMEOUT_MS)
+        await post(
+            server, ingest, [wall_event("order_paid", order_id="o-usd", user_id="u-9", amount=30, currency="USD")]
+        )
+        await expect(page.locator("#wall-notice")).to_have_text(
+            "▲ no USD rate: $30 (1 events) not in GMV", timeout=UPDATE_TIMEOUT_MS
+        )
         await expect(zh_page.locator("#wall-notice")).to_contain_text("USD无汇率", timeout=UPDATE_TIMEOUT_MS)
         await expect(tile(page, "gmv_paid")).to_have_text("¥200"), "never added to GMV as is"
         assert await page.evaluate("window.notReloaded") is True, "the page must update without a reload"

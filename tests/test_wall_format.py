@@ -43,13 +43,27 @@ def test_percentages_changes_and_durations():
 def test_kpi_tiles_compare_like_with_like_against_the_baseline():
     snapshot = {
         "currency": "CNY",
-        "totals": {"gmv_paid": 300.0, "orders_paid": 3, "orders_created": 4, "visits": 100, "uv": 80, "payment_rate": 0.75,
-                   "aov": 100.0, "conversion_rate": 0.0375, "uv_value": 3.75, "new_customers": 2},
+        "totals": {
+            "gmv_paid": 300.0,
+            "orders_paid": 3,
+            "orders_created": 4,
+            "visits": 100,
+            "uv": 80,
+            "payment_rate": 0.75,
+            "aov": 100.0,
+            "conversion_rate": 0.0375,
+            "uv_value": 3.75,
+            "new_customers": 2,
+        },
         "pacing": {"target": 1000.0, "pct_complete": 0.3, "projected_final": 900.0},
         "baseline": {"gmv_paid": 200.0, "orders_paid": 2, "orders_created": 2, "visits": 50},
     }
     by_key = {t.key: t for t in tiles(snapshot, "en")}
-    assert by_key["gmv_paid"].value == "¥300" and "30.0%" in by_key["gmv_paid"].detail and "¥900" in by_key["gmv_paid"].detail
+    assert (
+        by_key["gmv_paid"].value == "¥300"
+        and "30.0%" in by_key["gmv_paid"].detail
+        and "¥900" in by_key["gmv_paid"].detail
+    )
     assert by_key["gmv_paid"].change == 0.5
     assert by_key["uv"].change == 1.0, "UV is compared through visits on both sides"
     assert by_key["conversion_rate"].change == (3 / 100) / (2 / 50) - 1
@@ -109,17 +123,36 @@ def test_the_banner_shows_unacknowledged_emergencies_only():
 
 
 def test_a_funnel_step_below_last_year_is_highlighted():
-    snapshot = {"funnel": [
-        {"stage": "visit", "count": 100, "step_rate": None, "benchmark": None, "baseline_step_rate": None, "below_baseline": False},
-        {"stage": "product_view", "count": 40, "step_rate": 0.4, "benchmark": 0.68, "baseline_step_rate": 0.6, "below_baseline": True},
-    ]}
+    snapshot = {
+        "funnel": [
+            {
+                "stage": "visit",
+                "count": 100,
+                "step_rate": None,
+                "benchmark": None,
+                "baseline_step_rate": None,
+                "below_baseline": False,
+            },
+            {
+                "stage": "product_view",
+                "count": 40,
+                "step_rate": 0.4,
+                "benchmark": 0.68,
+                "baseline_step_rate": 0.6,
+                "below_baseline": True,
+            },
+        ]
+    }
     rows = panels.funnel(snapshot, "en")
     assert [r.className for r in rows] == ["funnel-row", "funnel-row below"]
 
 
 def test_wall_settings_are_validated():
     settings = Settings.from_env({"WARROOM_WALL_ALLOW": "10.0.5.0/24, 192.168.1.20", "WARROOM_WALL_LANGUAGE": "en"})
-    assert [str(n) for n in settings.wall_allow] == ["10.0.5.0/24", "192.168.1.20/32"] and settings.wall_language == "en"
+    assert [str(n) for n in settings.wall_allow] == [
+        "10.0.5.0/24",
+        "192.168.1.20/32",
+    ] and settings.wall_language == "en"
     for name, value in (("WARROOM_WALL_ALLOW", "10.0.5.0/33"), ("WARROOM_WALL_LANGUAGE", "fr")):
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: value})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -72,9 +72,13 @@ def test_the_websocket_push_callback_is_not_run_over_http(wall_server):
     """The wall's only callback streams forever over the websocket: over HTTP it would hold the request open."""
     with httpx.Client(base_url=wall_server.url, timeout=REQUEST_TIMEOUT_S) as http:
         callback = http.get("/wall/_dash-dependencies").json()[0]
-        state = [{"id": "url", "property": "pathname", "value": "/wall/"}, {"id": "url", "property": "search", "value": ""}]
+        state = [
+            {"id": "url", "property": "pathname", "value": "/wall/"},
+            {"id": "url", "property": "search", "value": ""},
+        ]
         response = http.post(
-            CALLBACK_PATH, json={"output": callback["output"], "outputs": [], "inputs": [], "state": state, "changedPropIds": []}
+            CALLBACK_PATH,
+            json={"output": callback["output"], "outputs": [], "inputs": [], "state": state, "changedPropIds": []},
         )
     assert response.status_code == 400
     assert "_dash-ws-callback" in response.json()["error"]["message"]

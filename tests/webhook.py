@@ -24,7 +24,7 @@ class WebhookReceiver:
     def url(self) -> str:
         return f"json://127.0.0.1:{self.port}/hook"
 
-    def start(self) -> "WebhookReceiver":
+    def start(self) -> WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):

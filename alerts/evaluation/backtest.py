@@ -16,15 +16,16 @@ import csv
 import math
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
-from typing import Callable, Iterator, TextIO
+from typing import TextIO
 
+from alerts.evaluation.detectors import DEFAULT_MIN_HISTORY as DEFAULT_WARMUP_POINTS
 from alerts.evaluation.evaluate import Evaluator, metric_is_sum
 from alerts.evaluation.lifecycle import Lifecycle
-from alerts.evaluation.detectors import DEFAULT_MIN_HISTORY as DEFAULT_WARMUP_POINTS
 from alerts.evaluation.rules import SEVERITY_RANK, AnyRule, DynamicRule, Text, load_for_series, metrics_are_columns
 
 SERIES = "series"
@@ -69,7 +70,7 @@ def _parse_time(text: str) -> float:
     except ValueError:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
     if not math.isfinite(number):
         raise ValueError(f"timestamp {text!r} is not a time")
@@ -92,7 +93,7 @@ class Series:
     columns: dict[str, list[float | None]]
 
     @classmethod
-    def read(cls, stream: TextIO, source: str) -> "Series":
+    def read(cls, stream: TextIO, source: str) -> Series:
         reader = csv.DictReader(stream)
         if reader.fieldnames is None or "timestamp" not in reader.fieldnames:
             raise ValueError(f"{source}: needs a header row with a timestamp column")
@@ -152,7 +153,9 @@ class SeriesView:
     def labels(self, campaign: str, by: str) -> list[str]:
         return []
 
-    def value(self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None) -> float | None:
+    def value(
+        self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None
+    ) -> float | None:
         if metric not in self._prefix:
             return None
         end = min(end, self.now)
@@ -165,7 +168,9 @@ class SeriesView:
         total = sums[hi] - sums[lo]
         return total if metric_is_sum(metric) else total / count
 
-    def baseline(self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None) -> float | None:
+    def baseline(
+        self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None
+    ) -> float | None:
         return None
 
     def growth(self, campaign: str, metric: str) -> float | None:
@@ -185,7 +190,9 @@ class Summary:
     firing_s: float
 
 
-def run_series(series: Series, rules: list[AnyRule], out: TextIO, progress: Callable[[int], None] | None = None) -> Summary:
+def run_series(
+    series: Series, rules: list[AnyRule], out: TextIO, progress: Callable[[int], None] | None = None
+) -> Summary:
     """Evaluate every row in order and write ``timestamp,value,score,severity,firing`` for each.
 
     ``progress`` is called with the number of rows done every PROGRESS_EVERY_ROWS rows.
@@ -200,7 +207,7 @@ def run_series(series: Series, rules: list[AnyRule], out: TextIO, progress: Call
     shown_column = DEFAULT_COLUMN if DEFAULT_COLUMN in series.columns else next(iter(series.columns), None)
     shown = series.columns[shown_column] if shown_column is not None else []
     alerts, firing_since, firing_s = 0, None, 0.0
-    for index, (moment, step) in enumerate(zip(series.timestamps, series.steps())):
+    for index, (moment, step) in enumerate(zip(series.timestamps, series.steps(), strict=False)):
         view.now, view.visible = moment + step, index + 1  # the row's window is complete; no later row is visible
         observations = evaluator.evaluate(view) if windowed else []
         for rule in dynamic:
@@ -222,8 +229,15 @@ def run_series(series: Series, rules: list[AnyRule], out: TextIO, progress: Call
             firing_s += moment - firing_since
             firing_since = None
         value = shown[index] if shown else None
-        writer.writerow((series.raw_timestamps[index], "" if value is None else repr(value), f"{min(1.0, score):.4f}",
-                         severity, int(bool(active))))
+        writer.writerow(
+            (
+                series.raw_timestamps[index],
+                "" if value is None else repr(value),
+                f"{min(1.0, score):.4f}",
+                severity,
+                int(bool(active)),
+            )
+        )
         if progress is not None and (index + 1) % PROGRESS_EVERY_ROWS == 0:
             progress(index + 1)
     if firing_since is not None:
@@ -257,7 +271,9 @@ def main(series: Path, out: Path, rules_file: Path | None) -> int:
             last_print = now
             rows = total_rows + rows_done
             rate = rows / max(now - started, 1e-9)
-            print(f"[{number}/{len(files)}] {rows:,} rows · {total_alerts} alerts · {rate:,.0f} rows/s", file=sys.stderr)
+            print(
+                f"[{number}/{len(files)}] {rows:,} rows · {total_alerts} alerts · {rate:,.0f} rows/s", file=sys.stderr
+            )
 
     for number, (source, relative) in enumerate(files, start=1):
         target = out / relative if series.is_dir() or out.suffix != ".csv" else out
@@ -266,8 +282,10 @@ def main(series: Path, out: Path, rules_file: Path | None) -> int:
                 data = Series.read(stream, str(source))
             missing = sorted({r.metric for r in rules if isinstance(r, DynamicRule)} - set(data.columns))
             if not rules_file and missing:
-                raise ValueError(f"{source}: no {DEFAULT_COLUMN!r} column for the default rule (columns: "
-                                 f"{', '.join(data.columns) or 'none'}); pass --rules naming the columns to watch")
+                raise ValueError(
+                    f"{source}: no {DEFAULT_COLUMN!r} column for the default rule (columns: "
+                    f"{', '.join(data.columns) or 'none'}); pass --rules naming the columns to watch"
+                )
         except (OSError, UnicodeDecodeError, ValueError, csv.Error) as exc:
             message = str(exc) if str(source) in str(exc) else f"{source}: {exc}"
             print(f"warroom: {message}", file=sys.stderr)
@@ -280,6 +298,8 @@ def main(series: Path, out: Path, rules_file: Path | None) -> int:
         total_alerts += summary.alerts
         report(number, 0)
         print(f"{relative}: {summary.rows} rows, {summary.alerts} alerts, firing {summary.firing_s / 60:.1f} min")
-    print(f"total: {len(files) - failed} series, {total_rows} rows, {total_alerts} alerts in {time.monotonic() - started:.1f}s"
-          + (f"; {failed} file(s) failed" if failed else ""))
+    print(
+        f"total: {len(files) - failed} series, {total_rows} rows, {total_alerts} alerts in {time.monotonic() - started:.1f}s"
+        + (f"; {failed} file(s) failed" if failed else "")
+    )
     return 1 if failed else 0

@@ -59,7 +59,30 @@ CALENDAR_NEIGHBOURHOOD = 0.05
 """An autocorrelation peak this close to a calendar season is taken for it."""
 DAY = 86400.0
 WEEK = 7 * DAY
-ROUND_INTERVALS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 14400, 21600, 43200, 86400)
+ROUND_INTERVALS = (
+    1,
+    2,
+    5,
+    10,
+    15,
+    20,
+    30,
+    60,
+    120,
+    180,
+    300,
+    600,
+    900,
+    1200,
+    1800,
+    3600,
+    7200,
+    10800,
+    14400,
+    21600,
+    43200,
+    86400,
+)
 """Sampling intervals (seconds) that a jittered median interval is snapped to."""
 SNAP_TOLERANCE = 0.05
 SELECTION_CAP_Z = 4.0
@@ -195,14 +218,53 @@ class _Model:
     """The forecasting state of one series once its season and smoothing are chosen."""
 
     __slots__ = (
-        "t0", "dt", "period", "alpha", "beta", "index", "level", "trend", "season", "mad",
-        "phase_mad", "seen", "floor", "band_z", "up", "down", "both", "run", "run_values", "run_level",
-        "previous_level", "previous_until", "returning", "memory", "spread", "gap", "gap_mad", "gap_seen", "gap_ratio",
-        "last_value", "repeats", "flat_run", "power", "lowest", "drift",
+        "t0",
+        "dt",
+        "period",
+        "alpha",
+        "beta",
+        "index",
+        "level",
+        "trend",
+        "season",
+        "mad",
+        "phase_mad",
+        "seen",
+        "floor",
+        "band_z",
+        "up",
+        "down",
+        "both",
+        "run",
+        "run_values",
+        "run_level",
+        "previous_level",
+        "previous_until",
+        "returning",
+        "memory",
+        "spread",
+        "gap",
+        "gap_mad",
+        "gap_seen",
+        "gap_ratio",
+        "last_value",
+        "repeats",
+        "flat_run",
+        "power",
+        "lowest",
+        "drift",
     )
 
     def __init__(
-        self, t0: float, dt: float, period: int, alpha: float, zband: float, direction: str, power: float = 1.0, lowest: float = 0.0
+        self,
+        t0: float,
+        dt: float,
+        period: int,
+        alpha: float,
+        zband: float,
+        direction: str,
+        power: float = 1.0,
+        lowest: float = 0.0,
     ) -> None:
         self.power = power
         self.lowest = lowest
@@ -249,16 +311,16 @@ class _Model:
         mean_index = sum(indices) / count
         mean_value = sum(values) / count
         slope = _slope(indices, values, period)
-        detrended = [v - mean_value - slope * (i - mean_index) for i, v in zip(indices, values)]
+        detrended = [v - mean_value - slope * (i - mean_index) for i, v in zip(indices, values, strict=False)]
         slots: list[list[float]] = [[] for _ in range(period)]
-        for i, d in zip(indices, detrended):
+        for i, d in zip(indices, detrended, strict=False):
             slots[i % period].append(d)
         seen = [s for s in slots if s]
         centre = sum(_median(s) for s in seen) / len(seen)
         season = [(_median(s) - centre) if s else 0.0 for s in slots]
-        residuals = [d - season[i % period] for i, d in zip(indices, detrended)]
+        residuals = [d - season[i % period] for i, d in zip(indices, detrended, strict=False)]
         deviations = []
-        for i, r in zip(indices, residuals):
+        for i, r in zip(indices, residuals, strict=False):
             observed = len(slots[i % period])
             if period == 1:
                 deviations.append(abs(r))
@@ -275,19 +337,24 @@ class _Model:
         self.mad = max(sigma, self.floor) / MAD_TO_SIGMA
         self.phase_mad = [self.mad] * period
         if period > 1:
-            season = [_shrink(value, SHRINK_Z * sigma / math.sqrt(len(slot))) if slot else 0.0 for value, slot in zip(season, slots)]
-            residuals = [d - season[i % period] for i, d in zip(indices, detrended)]
+            season = [
+                _shrink(value, SHRINK_Z * sigma / math.sqrt(len(slot))) if slot else 0.0
+                for value, slot in zip(season, slots, strict=False)
+            ]
+            residuals = [d - season[i % period] for i, d in zip(indices, detrended, strict=False)]
         self.season = season
         self.seen = [len(slot) for slot in slots]
-        tail = residuals[-min(count, max(5, min(period, count // 4))):]
+        tail = residuals[-min(count, max(5, min(period, count // 4))) :]
         self.index = indices[-1]
         self.level = mean_value + slope * (self.index - mean_index) + _median(tail)
         self.trend = slope
         self.last_value = values[-1]
-        repeats = sum(1 for a, b in zip(values, values[1:]) if a == b)
+        repeats = sum(1 for a, b in zip(values, values[1:], strict=False) if a == b)
         rate = repeats / max(1, count - 1)
         if rate > 0:
-            self.flat_run = max(FLAT_MIN_RUN, math.ceil(math.log(FLAT_PROBABILITY) / math.log(rate)) if rate < 1 else 1 << 30)
+            self.flat_run = max(
+                FLAT_MIN_RUN, math.ceil(math.log(FLAT_PROBABILITY) / math.log(rate)) if rate < 1 else 1 << 30
+            )
 
     def transform(self, x: float) -> float:
         """A value on the scale the model works on."""
@@ -387,7 +454,9 @@ class _Model:
             self.gap_mad += (size - self.gap_mad) / seen
         else:
             clip, reject = CLIP_Z * sigma, REJECT_Z * sigma
-            weight = 1.0 if size <= clip else ((reject - size) / (reject - clip) * clip / size if size < reject else 0.0)
+            weight = (
+                1.0 if size <= clip else ((reject - size) / (reject - clip) * clip / size if size < reject else 0.0)
+            )
             self.gap += REFERENCE_GAIN * weight * error
             if size <= self.band_z * sigma:
                 self.gap_mad += REFERENCE_GAIN * (size - self.gap_mad)
@@ -434,7 +503,9 @@ class _Model:
             self.level, self.trend, self.previous_level, self.run, self.drift = previous, 0.0, None, 0, 0.0
         return True
 
-    def _learn(self, phase: int, level: float, trend: float, seasonal: float, residual: float, size: float, sigma: float) -> None:
+    def _learn(
+        self, phase: int, level: float, trend: float, seasonal: float, residual: float, size: float, sigma: float
+    ) -> None:
         """Move level, trend and season by the residual: whole up to CLIP_Z σ, fading to nothing at REJECT_Z σ."""
         clip = CLIP_Z * sigma
         if size <= clip:
@@ -472,7 +543,9 @@ class _Model:
             return 1.0 - half / deviation
         return 0.0
 
-    def _watch_shift(self, index: int, deseasonalised: float, level: float, residual: float, size: float, half: float, own: bool) -> None:
+    def _watch_shift(
+        self, index: int, deseasonalised: float, level: float, residual: float, size: float, half: float, own: bool
+    ) -> None:
         """Track the model's spread in band, and adopt a new level after SHIFT_RUN same-sided points outside it."""
         if size <= half:
             if own:
@@ -521,12 +594,16 @@ def _slope(indices: list[int], values: list[float], period: int) -> float:
     if period == 1:
         mean_value = sum(values) / count
         spread = sum((i - mean_index) ** 2 for i in indices)
-        return sum((i - mean_index) * (v - mean_value) for i, v in zip(indices, values)) / spread if spread else 0.0
+        return (
+            sum((i - mean_index) * (v - mean_value) for i, v in zip(indices, values, strict=False)) / spread
+            if spread
+            else 0.0
+        )
     last = indices[-1]
     if last - indices[0] + 1 < 2 * period:
         return 0.0
-    first = [(i, v) for i, v in zip(indices, values) if i < indices[0] + period]
-    final = [(i, v) for i, v in zip(indices, values) if i > last - period]
+    first = [(i, v) for i, v in zip(indices, values, strict=False) if i < indices[0] + period]
+    final = [(i, v) for i, v in zip(indices, values, strict=False) if i > last - period]
     run = sum(i for i, _ in final) / len(final) - sum(i for i, _ in first) / len(first)
     rise = sum(v for _, v in final) / len(final) - sum(v for _, v in first) / len(first)
     return rise / run
@@ -534,7 +611,7 @@ def _slope(indices: list[int], values: list[float], period: int) -> float:
 
 def _interval(times: list[float]) -> float:
     """The sampling interval: the median gap, snapped to a round interval when it is close to one."""
-    gaps = [b - a for a, b in zip(times, times[1:]) if b > a]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False) if b > a]
     if not gaps:
         return 1.0
     gap = _median(gaps)
@@ -544,7 +621,7 @@ def _interval(times: list[float]) -> float:
 
 def _difference_sigma(values: list[float]) -> float:
     """Noise σ from first differences: robust to level, trend and smooth seasons."""
-    steps = [abs(b - a) for a, b in zip(values, values[1:])]
+    steps = [abs(b - a) for a, b in zip(values, values[1:], strict=False)]
     return MEDIAN_TO_SIGMA * _median(steps) / math.sqrt(2) if steps else 0.0
 
 
@@ -552,7 +629,7 @@ def _regular(times: list[float], values: list[float], t0: float, dt: float) -> l
     """The history on a regular grid, gaps filled linearly, for autocorrelation."""
     grid: list[float] = []
     previous_index, previous_value = None, 0.0
-    for t, v in zip(times, values):
+    for t, v in zip(times, values, strict=False):
         index = round((t - t0) / dt)
         if previous_index is not None:
             if index <= previous_index:
@@ -576,7 +653,10 @@ def _autocorrelation(series: list[float], max_lag: int) -> list[float]:
     variance = sum(map(operator.mul, centred, centred))
     if variance <= 0:
         return [0.0] * (max_lag + 1)
-    return [sum(map(operator.mul, centred, centred[lag:])) * count / ((count - lag) * variance) for lag in range(max_lag + 1)]
+    return [
+        sum(map(operator.mul, centred, centred[lag:])) * count / ((count - lag) * variance)
+        for lag in range(max_lag + 1)
+    ]
 
 
 def _calendar_periods(dt: float) -> list[int]:
@@ -597,7 +677,11 @@ def _season_candidates(grid: list[float], dt: float) -> tuple[list[int], list[in
         return [], []
     calendar = [lag for lag in _calendar_periods(dt) if lag <= max_lag]
     acf = _autocorrelation(grid, max_lag + 1)
-    peaks = [lag for lag in range(MIN_PERIOD, max_lag + 1) if acf[lag] >= ACF_MIN and acf[lag] >= acf[lag - 1] and acf[lag] >= acf[lag + 1]]
+    peaks = [
+        lag
+        for lag in range(MIN_PERIOD, max_lag + 1)
+        if acf[lag] >= ACF_MIN and acf[lag] >= acf[lag - 1] and acf[lag] >= acf[lag + 1]
+    ]
     if not peaks:
         return calendar, []
     best = max(acf[lag] for lag in peaks)
@@ -608,14 +692,22 @@ def _season_candidates(grid: list[float], dt: float) -> tuple[list[int], list[in
 
 
 def _forecast_error(
-    times: list[float], values: list[float], t0: float, dt: float, period: int, alpha: float, cap: float, power: float, lowest: float
+    times: list[float],
+    values: list[float],
+    t0: float,
+    dt: float,
+    period: int,
+    alpha: float,
+    cap: float,
+    power: float,
+    lowest: float,
 ) -> float:
     """Mean one-step error (each capped, so anomalies don't decide) on the later half of the history, fitted on the earlier half."""
     half = len(values) // 2
     model = _Model(t0, dt, period, alpha, MAX_BAND_Z, "both", power, lowest)
     model.fit(times[:half], values[:half])
     total = 0.0
-    for t, x in zip(times[half:], values[half:]):
+    for t, x in zip(times[half:], values[half:], strict=False):
         expected, _, _ = model.step(t, x)
         error = abs(model.transform(x) - expected)
         total += error if error < cap else cap
@@ -746,4 +838,4 @@ def score_series(
 ) -> list[Assessment]:
     """Run a fresh detector over a whole series."""
     detector = Detector(config)
-    return [detector.update(t, v) for t, v in zip(timestamps, values)]
+    return [detector.update(t, v) for t, v in zip(timestamps, values, strict=False)]

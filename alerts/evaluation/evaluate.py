@@ -11,14 +11,25 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from alerts.evaluation.detectors import Detector, DetectorConfig
 from alerts.evaluation.lifecycle import Observation
 from alerts.evaluation.metricview import POINT_IN_TIME
+from alerts.evaluation.rules import (
+    SEVERITIES,
+    AnyRule,
+    Change,
+    Condition,
+    CorrelationRule,
+    DynamicRule,
+    Signal,
+    StaticRule,
+    seconds,
+)
 from app.metrics.engine import DERIVED
-from alerts.evaluation.rules import SEVERITIES, AnyRule, Change, Condition, CorrelationRule, DynamicRule, Signal, StaticRule, seconds
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -49,10 +60,14 @@ class MetricView(Protocol):
 
     def labels(self, campaign: str, by: str) -> list[str]: ...
 
-    def value(self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None) -> float | None:
+    def value(
+        self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None
+    ) -> float | None:
         """The metric over [start, end); point-in-time metrics (stock) ignore the range."""
 
-    def baseline(self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None) -> float | None:
+    def baseline(
+        self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None
+    ) -> float | None:
         """The same metric over the same range moved onto the baseline campaign's clock, or None without one."""
 
     def attribute(self, campaign: str, sku: str, name: str) -> float | None:
@@ -72,8 +87,16 @@ class Reading:
     reference: float | None = None
 
 
-def _reading(view: MetricView, campaign: str, metric: str, window_s: float, change: Change | None,
-             by: str | None, label: str | None, at: float) -> Reading:
+def _reading(
+    view: MetricView,
+    campaign: str,
+    metric: str,
+    window_s: float,
+    change: Change | None,
+    by: str | None,
+    label: str | None,
+    at: float,
+) -> Reading:
     raw = view.value(campaign, metric, at - window_s, at, by, label)
     if change is None or raw is None:
         return Reading(raw, raw)
@@ -95,7 +118,9 @@ def _reading(view: MetricView, campaign: str, metric: str, window_s: float, chan
 
 def metric_is_sum(metric: str) -> bool:
     """Sums scale with the window length (orders per 10 minutes ≠ per minute); means, ratios and stock do not."""
-    return not (metric in DERIVED or metric == "top_buyer_share" or metric in POINT_IN_TIME or metric.startswith("metric:"))
+    return not (
+        metric in DERIVED or metric == "top_buyer_share" or metric in POINT_IN_TIME or metric.startswith("metric:")
+    )
 
 
 def _threshold(view: MetricView, campaign: str, labels: dict[str, str], value: float | str) -> float | None:
@@ -120,9 +145,9 @@ class Evaluator:
 
     rules: list[AnyRule]
     detector_factory: Callable[[DynamicRule], Any] = detector_for
-    _detectors: dict[tuple[str, tuple[tuple[str, str], ...]], "_DynamicSeries"] = field(default_factory=dict)
+    _detectors: dict[tuple[str, tuple[tuple[str, str], ...]], _DynamicSeries] = field(default_factory=dict)
 
-    def keep_detectors(self, previous: "Evaluator", rules: list[str]) -> None:
+    def keep_detectors(self, previous: Evaluator, rules: list[str]) -> None:
         """Carry over the learned state of dynamic rules whose definition did not change (rule reload)."""
         kept = set(rules)
         self._detectors.update({k: v for k, v in previous._detectors.items() if k[0] in kept})
@@ -144,8 +169,9 @@ class Evaluator:
                     observations.append(self._observe(rule, view, campaign, label, labels))
         return observations
 
-    def _observe(self, rule: AnyRule, view: MetricView, campaign: str, label: str | None,
-                 labels: dict[str, str]) -> Observation:
+    def _observe(
+        self, rule: AnyRule, view: MetricView, campaign: str, label: str | None, labels: dict[str, str]
+    ) -> Observation:
         if self._guarded(rule, view, campaign, label):
             return Observation(rule.name, labels, frozenset(), frozenset(SEVERITIES), {"guarded": True})
         if isinstance(rule, StaticRule):
@@ -154,8 +180,9 @@ class Evaluator:
             return self._correlation(rule, view, campaign, label, labels)
         return self._dynamic(rule, view, campaign, label, labels)
 
-    def _static(self, rule: StaticRule, view: MetricView, campaign: str, label: str | None,
-                labels: dict[str, str]) -> Observation:
+    def _static(
+        self, rule: StaticRule, view: MetricView, campaign: str, label: str | None, labels: dict[str, str]
+    ) -> Observation:
         reading = _reading(view, campaign, rule.metric, seconds(rule.window), rule.change, rule.by, label, view.now)
         triggered: set[str] = set()
         recovered: set[str] = set()
@@ -183,26 +210,32 @@ class Evaluator:
         }
         return Observation(rule.name, labels, frozenset(triggered), frozenset(recovered), values)
 
-    def _signal(self, signal: Signal, view: MetricView, campaign: str, by: str | None, label: str | None) -> tuple[bool, float | None]:
+    def _signal(
+        self, signal: Signal, view: MetricView, campaign: str, by: str | None, label: str | None
+    ) -> tuple[bool, float | None]:
         at = view.now - seconds(signal.lag)
         reading = _reading(view, campaign, signal.metric, seconds(signal.window), signal.change, by, label, at)
         return reading.value is not None and OPS[signal.op](reading.value, signal.value), reading.value
 
-    def _correlation(self, rule: CorrelationRule, view: MetricView, campaign: str, label: str | None,
-                     labels: dict[str, str]) -> Observation:
+    def _correlation(
+        self, rule: CorrelationRule, view: MetricView, campaign: str, label: str | None, labels: dict[str, str]
+    ) -> Observation:
         values: dict[str, Any] = {}
         results_all, results_any = [], []
         for group, results in ((rule.all, results_all), (rule.any, results_any)):
             for signal in group:
                 holds, value = self._signal(signal, view, campaign, rule.by, label)
-                values[f"{signal.metric}{'_change' if signal.change else ''}{'@-' + signal.lag if signal.lag != '0s' else ''}"] = value
+                values[
+                    f"{signal.metric}{'_change' if signal.change else ''}{'@-' + signal.lag if signal.lag != '0s' else ''}"
+                ] = value
                 results.append(holds)
         holds = (all(results_all) if results_all else True) and (any(results_any) if results_any else True)
         tiers = frozenset({rule.severity})
         return Observation(rule.name, labels, tiers if holds else frozenset(), frozenset() if holds else tiers, values)
 
-    def _dynamic(self, rule: DynamicRule, view: MetricView, campaign: str, label: str | None,
-                 labels: dict[str, str]) -> Observation:
+    def _dynamic(
+        self, rule: DynamicRule, view: MetricView, campaign: str, label: str | None, labels: dict[str, str]
+    ) -> Observation:
         series = self._series(rule, labels)
         series.advance(view, campaign, label)
         return series.observation(labels)
@@ -227,7 +260,7 @@ class Evaluator:
         """True when one of the rule's guard signals does not hold (the rule is then not judged)."""
         return bool(rule.guard) and not all(self._signal(s, view, campaign, rule.by, label)[0] for s in rule.guard)
 
-    def _series(self, rule: DynamicRule, labels: dict[str, str]) -> "_DynamicSeries":
+    def _series(self, rule: DynamicRule, labels: dict[str, str]) -> _DynamicSeries:
         key = (rule.name, tuple(sorted(labels.items())))
         series = self._detectors.get(key)
         if series is None:
@@ -279,12 +312,19 @@ class _DynamicSeries:
     def feed(self, at: float, value: float, expected: float | None) -> None:
         assessment = self.detector.update(at, value, expected)
         self.score = assessment.score
-        self.values = {"value": value, "expected": assessment.expected, "lower": assessment.lower,
-                       "upper": assessment.upper, "baseline": expected}
+        self.values = {
+            "value": value,
+            "expected": assessment.expected,
+            "lower": assessment.lower,
+            "upper": assessment.upper,
+            "baseline": expected,
+        }
 
     def observation(self, labels: dict[str, str]) -> Observation:
         """Which tiers the current score holds and which it has clearly left (by DYNAMIC_RECOVER_GAP)."""
         rule, score = self.rule, self.score
         triggered = {s for s in SEVERITIES if s in rule.tiers and score >= rule.tiers[s]}
         recovered = {s for s in SEVERITIES if s in rule.tiers and score < rule.tiers[s] - DYNAMIC_RECOVER_GAP}
-        return Observation(rule.name, labels, frozenset(triggered), frozenset(recovered), {**self.values, "score": score})
+        return Observation(
+            rule.name, labels, frozenset(triggered), frozenset(recovered), {**self.values, "score": score}
+        )

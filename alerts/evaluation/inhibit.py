@@ -29,7 +29,9 @@ class InhibitRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 DEFAULT_INHIBIT_RULES: tuple[InhibitRule, ...] = (
-    InhibitRule(source=["severity=emergency", "sku=~.+"], target=["severity=~warning|reminder"], equal=["campaign", "sku"]),
+    InhibitRule(
+        source=["severity=emergency", "sku=~.+"], target=["severity=~warning|reminder"], equal=["campaign", "sku"]
+    ),
 )
 
 

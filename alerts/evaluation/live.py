@@ -16,9 +16,10 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import asyncpg
 
@@ -31,8 +32,8 @@ from alerts.evaluation.metricview import EngineView
 from alerts.evaluation.rules import AnyRule, RuleFile, load_directory
 from alerts.evaluation.silences import Matcher, Silence, silencing
 from app.core.configfile import ConfigError
-from app.metrics.live import LiveMetrics
 from app.core.supervision import Progress
+from app.metrics.live import LiveMetrics
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ class AlertService:
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), EVALUATE_EVERY_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             started = time.perf_counter()
@@ -175,7 +176,7 @@ class AlertService:
         async with self.pool.acquire() as conn:
             seqs = await store.record(conn, written, self._describe)
         self._unwritten = []
-        for transition, seq in zip(written, seqs):
+        for transition, seq in zip(written, seqs, strict=False):
             self._publish(self.render(transition.alert, transition=transition, seq=seq))
         self._changed()
         return written
@@ -186,8 +187,13 @@ class AlertService:
     def _describe(self, transition: Transition) -> dict[str, str]:
         rule = self._rule(transition.alert.rule)
         if rule is None:
-            return {"summary_en": transition.alert.rule, "summary_zh": transition.alert.rule, "runbook_en": "",
-                    "runbook_zh": "", "link": f"/wall/{transition.alert.labels.get('campaign', '')}"}
+            return {
+                "summary_en": transition.alert.rule,
+                "summary_zh": transition.alert.rule,
+                "runbook_en": "",
+                "runbook_zh": "",
+                "link": f"/wall/{transition.alert.labels.get('campaign', '')}",
+            }
         return describe(rule, transition.alert.labels, transition.values, transition.severity)
 
     # ---- reading, acknowledging, silencing -----------------------------------------------------
@@ -212,8 +218,20 @@ class AlertService:
         return self._inhibitors
 
     def render(self, alert: Alert, transition: Transition | None = None, seq: int | None = None) -> dict[str, Any]:
-        text = self._describe(transition) if transition else self._describe(
-            Transition("firing", alert, alert.fired_at or alert.pending_since, alert.severity, None, alert.values, alert.flapping)
+        text = (
+            self._describe(transition)
+            if transition
+            else self._describe(
+                Transition(
+                    "firing",
+                    alert,
+                    alert.fired_at or alert.pending_since,
+                    alert.severity,
+                    None,
+                    alert.values,
+                    alert.flapping,
+                )
+            )
         )
         return {
             "seq": seq,
@@ -244,10 +262,19 @@ class AlertService:
             return None
         row, seq = recorded
         live = self.lifecycle.acknowledge(alert_id, who, comment, now)
-        event = {"seq": seq, "transition": "acknowledged", "id": alert_id, "acknowledged": {"by": who, "comment": comment}}
+        event = {
+            "seq": seq,
+            "transition": "acknowledged",
+            "id": alert_id,
+            "acknowledged": {"by": who, "comment": comment},
+        }
         self._publish(event)
         self._changed()
-        return self.render(live) if live else {"id": alert_id, "status": row["status"], "acknowledged": event["acknowledged"]}
+        return (
+            self.render(live)
+            if live
+            else {"id": alert_id, "status": row["status"], "acknowledged": event["acknowledged"]}
+        )
 
     async def add_silence(
         self, matchers: tuple[Matcher, ...], starts_at: float, ends_at: float, reason: str, who: str

@@ -61,7 +61,9 @@ MAX_LISTED = 30
 
 
 def _values_text(values: dict[str, Any]) -> str:
-    shown = [f"{k}={_number(v)}" for k, v in values.items() if k in ("value", "threshold", "expected", "lower", "upper")]
+    shown = [
+        f"{k}={_number(v)}" for k, v in values.items() if k in ("value", "threshold", "expected", "lower", "upper")
+    ]
     return ", ".join(shown)
 
 
@@ -75,7 +77,9 @@ def _alert_lines(text: dict[str, Any], language: str, public_url: str, mark: str
     runbook_zh, runbook_en = text.get("runbook_zh", ""), text.get("runbook_en", "")
     if runbook_zh or runbook_en:
         runbook = runbook_zh if language == "zh" else runbook_en if language == "en" else f"{runbook_zh} / {runbook_en}"
-        lines.append(f"  {'处置' if language == 'zh' else 'First step' if language == 'en' else '处置 / First step'}: {runbook}")
+        lines.append(
+            f"  {'处置' if language == 'zh' else 'First step' if language == 'en' else '处置 / First step'}: {runbook}"
+        )
     if text.get("link"):
         lines.append(f"  {public_url}{text['link']}")
     return lines
@@ -109,7 +113,9 @@ def compose_group(
     title = f"[{label}] {group_key} ({counts})"
     lines: list[str] = []
     for text, new, acked in firing[:MAX_LISTED]:
-        mark = SEVERITY_ICON.get(text.get("severity", severity), "•") + (" 🆕" if new else "") + (" ✔︎ack" if acked else "")
+        mark = (
+            SEVERITY_ICON.get(text.get("severity", severity), "•") + (" 🆕" if new else "") + (" ✔︎ack" if acked else "")
+        )
         lines += _alert_lines(text, language, public_url, mark)
     for text in resolved[: max(0, MAX_LISTED - len(firing))]:
         lines += _alert_lines(text, language, public_url, "✅")
@@ -117,5 +123,7 @@ def compose_group(
     if hidden > 0:
         lines.append(f"… +{hidden}")
     lines.append("")
-    lines.append(f"{'值班页' if language == 'zh' else 'On-call page' if language == 'en' else '值班页 / On-call page'}: {public_url}/oncall")
+    lines.append(
+        f"{'值班页' if language == 'zh' else 'On-call page' if language == 'en' else '值班页 / On-call page'}: {public_url}/oncall"
+    )
     return title, "\n".join(lines)

@@ -6,7 +6,11 @@ from typing import Any
 
 from app.metrics.engine import WINDOW_METRICS, Engine
 
-STOCK_FIELDS = {"stock_on_hand": "on_hand", "sell_out_eta_min": "sell_out_eta_min", "sell_rate_per_min": "sell_rate_per_min"}
+STOCK_FIELDS = {
+    "stock_on_hand": "on_hand",
+    "sell_out_eta_min": "sell_out_eta_min",
+    "sell_rate_per_min": "sell_rate_per_min",
+}
 PACING_FIELDS = {"pct_of_target": "pct_complete", "projected_pct": "projected_pct"}
 MIN_GROWTH_SPAN_S = 300.0
 """Growth against last year needs at least this much pre-heat to be measured."""
@@ -44,7 +48,9 @@ class EngineView:
     def labels(self, campaign: str, by: str) -> list[str]:
         return self.engine.labels(campaign, by)
 
-    def value(self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None) -> float | None:
+    def value(
+        self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None
+    ) -> float | None:
         if metric in STOCK_FIELDS:
             if by != "sku" or label is None:
                 return None
@@ -57,7 +63,9 @@ class EngineView:
             return self._pacing[campaign][PACING_FIELDS[metric]]
         return self.engine.window(campaign, metric, start, end, by, label)
 
-    def baseline(self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None) -> float | None:
+    def baseline(
+        self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None
+    ) -> float | None:
         if metric in POINT_IN_TIME:  # stock and pacing are read as they are now: last year has no "now"
             return None
         definition = self.engine.campaigns.get(campaign)

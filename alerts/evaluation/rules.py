@@ -16,17 +16,19 @@ Three kinds:
 from __future__ import annotations
 
 import contextlib
-import functools
 import contextvars
+import functools
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Iterator, Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from alerts.evaluation.inhibit import InhibitRule
 from alerts.evaluation.metricview import METRIC_NAMES, known_metric
 from app.core import configfile
+
 SEVERITIES: tuple[str, ...] = ("reminder", "warning", "emergency")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 SEVERITY_ZH = {"reminder": "提醒", "warning": "警告", "emergency": "紧急"}
@@ -91,7 +93,9 @@ class Condition(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     def __post_init__(self) -> None:
         for threshold in (self.value, self.recover):
             if isinstance(threshold, str) and threshold not in CATALOG_ATTRIBUTES:
-                raise ValueError(f"threshold {threshold!r} must be a number or one of {', '.join(sorted(CATALOG_ATTRIBUTES))}")
+                raise ValueError(
+                    f"threshold {threshold!r} must be a number or one of {', '.join(sorted(CATALOG_ATTRIBUTES))}"
+                )
 
 
 class Conditions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -141,7 +145,7 @@ class Rule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, tag_field="k
     for_: Duration = msgspec.field(default=DEFAULT_FOR, name="for")
     panel: Literal["gmv", "funnel", "inventory", "channels", "alerts"] = "alerts"
     labels: dict[str, str] = {}
-    guard: list["Signal"] = []
+    guard: list[Signal] = []
     """Conditions that must all hold for the rule to be judged at all (e.g. enough visits for a ratio to mean
     something); while they do not, the rule's alerts recover."""
 
@@ -173,7 +177,9 @@ class DynamicRule(Rule, tag="dynamic"):
     direction: Literal["up", "down", "both"] = "both"
     min_history: Duration = DEFAULT_MIN_HISTORY
     """No alert before the series has this much history (warm-up); a restart refills it from stored metrics."""
-    tiers: dict[Severity, Annotated[float, msgspec.Meta(gt=0, le=1)]] = msgspec.field(default_factory=lambda: dict(DEFAULT_SCORE_TIERS))
+    tiers: dict[Severity, Annotated[float, msgspec.Meta(gt=0, le=1)]] = msgspec.field(
+        default_factory=lambda: dict(DEFAULT_SCORE_TIERS)
+    )
 
     def __post_init__(self) -> None:
         _check_metric(self.metric)
@@ -237,7 +243,9 @@ def load_directory(directory: Path) -> RuleFile:
         loaded = load_file(path)
         for rule in loaded.rules:
             if rule.name in origin:
-                raise configfile.ConfigError(str(path), None, None, rule.name, f"rule name also used in {origin[rule.name]}")
+                raise configfile.ConfigError(
+                    str(path), None, None, rule.name, f"rule name also used in {origin[rule.name]}"
+                )
             origin[rule.name] = path
             rules.append(rule)
         inhibit += loaded.inhibit

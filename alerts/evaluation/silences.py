@@ -50,11 +50,15 @@ class Matcher(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if self.op in ("=~", "!~"):
             try:
                 anchored(self.value)
-            except (re.error, RecursionError, OverflowError) as exc:  # nesting or a repeat count past the compiler's limits
+            except (
+                re.error,
+                RecursionError,
+                OverflowError,
+            ) as exc:  # nesting or a repeat count past the compiler's limits
                 raise ValueError(f"invalid regex {self.value[:MAX_REGEX_LENGTH]!r}: {exc}") from None
 
     @classmethod
-    def checked(cls, name: str, op: MatchOp, value: str) -> "Matcher":
+    def checked(cls, name: str, op: MatchOp, value: str) -> Matcher:
         """A matcher entered by a person (API, CLI, rule files), within the input limits."""
         if op in ("=~", "!~"):
             if len(value) > MAX_REGEX_LENGTH:
@@ -64,7 +68,7 @@ class Matcher(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return cls(name, op, value)
 
     @classmethod
-    def parse(cls, text: str) -> "Matcher":
+    def parse(cls, text: str) -> Matcher:
         """The operator-typed text form: ``sku=SKU-1001``, ``rule=~stock_.*``, ``channel!=tmall``; a value in
         double quotes (JSON string syntax) is taken literally, e.g. ``sku="~.*"`` is the SKU named ``~.*``."""
         match = _MATCHER.match(text)
@@ -90,7 +94,7 @@ class Matcher(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __str__(self) -> str:
         """The text form; a value that would read differently unquoted is quoted."""
         value = self.value
-        literal = self.op in ("=", "!=") and (not value or value[0] in '~=' or value != value.strip())
+        literal = self.op in ("=", "!=") and (not value or value[0] in "~=" or value != value.strip())
         if literal or value.startswith('"'):
             value = json.dumps(value, ensure_ascii=False)
         return f"{self.name}{self.op}{value}"

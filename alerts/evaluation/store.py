@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -31,7 +32,7 @@ commit, so writers take turns and a stream reading ``seq > last`` never skips on
 
 
 def _time(epoch: float | None) -> datetime | None:
-    return datetime.fromtimestamp(epoch, timezone.utc) if epoch is not None else None
+    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
 
 
 def _json(value: Any) -> str:
@@ -40,7 +41,10 @@ def _json(value: Any) -> str:
 
 def clean_values(values: dict[str, Any]) -> dict[str, Any]:
     """JSON has no NaN or infinity; such values are stored as null."""
-    return {k: (None if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))) else v) for k, v in values.items()}
+    return {
+        k: (None if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))) else v)
+        for k, v in values.items()
+    }
 
 
 async def record(

@@ -20,19 +20,17 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import asyncpg
 
-from alerts.notify import channels
-
-from alerts.notify import outbox
-from alerts.notify.dispatch import Dispatcher, Flush, GroupId, LogEntry, Notice
 from alerts.evaluation.live import AlertService
 from alerts.evaluation.messages import compose_group
-from alerts.notify.routing import Routing, expand_environment
 from alerts.evaluation.silences import silencing
+from alerts.notify import channels, outbox
+from alerts.notify.dispatch import Dispatcher, Flush, GroupId, LogEntry, Notice
+from alerts.notify.routing import Routing, expand_environment
 from app.core import telemetry
 from app.core.database import database_unavailable
 from app.core.supervision import Progress
@@ -95,7 +93,9 @@ class DeliveryService:
             self.log = await outbox.load_log(conn)
             abandoned = await outbox.abandon_unknown(conn, set(self._urls))
         if abandoned:
-            log.warning("pending notifications to contact points no longer configured marked failed", extra={"count": abandoned})
+            log.warning(
+                "pending notifications to contact points no longer configured marked failed", extra={"count": abandoned}
+            )
         self.alerts.on_change(self._wake.set)
         supervisor = self.alerts.metrics.supervisor
         supervisor.start(DISPATCH_LOOP, self._dispatch_loop)
@@ -103,7 +103,9 @@ class DeliveryService:
             self._senders[(name, identity)] = asyncio.Event()
             loop = f"delivery-sender-{name}-{identity}"
             self._sending[loop] = supervisor.start(
-                loop, lambda progress, n=name, i=identity: self._send_loop(progress, n, i), stall_after_s=SENDER_STALL_AFTER_S
+                loop,
+                lambda progress, n=name, i=identity: self._send_loop(progress, n, i),
+                stall_after_s=SENDER_STALL_AFTER_S,
             )
 
     async def stop(self) -> None:
@@ -127,8 +129,10 @@ class DeliveryService:
         muted = set(self.alerts.inhibitors())
         muted |= {i for i, labels in labelled if silencing(labels, self.alerts.silences, now)}
         seen = {
-            alert.id: Notice(alert.id, labels, True, alert.fired_at, alert.acknowledged_by is not None, alert.id in muted)
-            for alert, (_, labels) in zip(firing, labelled)
+            alert.id: Notice(
+                alert.id, labels, True, alert.fired_at, alert.acknowledged_by is not None, alert.id in muted
+            )
+            for alert, (_, labels) in zip(firing, labelled, strict=False)
             if alert.fired_at is not None
         }
         told = {i for entry in self.log.values() for i in entry.told}
@@ -156,7 +160,7 @@ class DeliveryService:
             timeout = PLAN_EVERY_S if wake_at is None else min(PLAN_EVERY_S, max(0.0, wake_at - self.clock()))
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             if not self.alerts.settled:
@@ -193,7 +197,9 @@ class DeliveryService:
         texts = await outbox.alert_texts(conn, [n.id for n in (*flush.firing, *flush.resolved)])
         firing = [(texts.get(n.id, {}), n.id in flush.new, n.acknowledged) for n in flush.firing]
         resolved = [texts.get(n.id, {}) for n in flush.resolved]
-        title, body = compose_group(flush.kind, flush.severity, flush.group[2], firing, resolved, point.language, self.public_url)
+        title, body = compose_group(
+            flush.kind, flush.severity, flush.group[2], firing, resolved, point.language, self.public_url
+        )
         kind = channels.notify_type(flush.severity, resolved=flush.kind == "resolved")
         return [
             outbox.Message(flush.receiver, identity, title, body, kind)
@@ -224,7 +230,7 @@ class DeliveryService:
             if not isinstance(due, outbox.Pending):
                 try:
                     await asyncio.wait_for(wake.wait(), IDLE_CHECK_S if due is None else due)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 continue
             outcome = await channels.send(url, due.title, due.body, due.notify_type)
@@ -236,8 +242,13 @@ class DeliveryService:
                     retry_in = None
                 log.warning(
                     "notification not delivered",
-                    extra={"contact_point": name, "notification": due.id, "attempt": due.attempts + 1,
-                           "error": outcome.error, "gave_up": retry_in is None},
+                    extra={
+                        "contact_point": name,
+                        "notification": due.id,
+                        "attempt": due.attempts + 1,
+                        "error": outcome.error,
+                        "gave_up": retry_in is None,
+                    },
                 )
             result = "delivered" if outcome.ok else "failed" if retry_in is not None else "gave_up"
             telemetry.NOTIFICATION_ATTEMPTS.labels(contact_point=name, outcome=result).inc()

@@ -15,11 +15,12 @@ nothing is sent twice and nothing is forgotten.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Literal
 
-from alerts.notify.routing import ResolvedRoute, Routing
 from alerts.evaluation.rules import SEVERITY_RANK
+from alerts.notify.routing import ResolvedRoute, Routing
 
 FlushKind = Literal["firing", "resolved", "repeat", "escalation"]
 
@@ -77,7 +78,9 @@ class Flush:
         """The most severe firing alert's severity (of the resolved ones when none fires)."""
         notices = self.firing or self.resolved
         order = {"emergency": 0, "warning": 1, "reminder": 2}
-        return min((n.labels.get("severity", "reminder") for n in notices), key=lambda s: order.get(s, 3), default="reminder")
+        return min(
+            (n.labels.get("severity", "reminder") for n in notices), key=lambda s: order.get(s, 3), default="reminder"
+        )
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,9 @@ class Dispatcher:
         return [self._lanes[name] for name in names if name in self._lanes]
 
     @staticmethod
-    def _escalation_start(route: ResolvedRoute, key: str, notice: Notice, log: Mapping[GroupId, LogEntry]) -> float | None:
+    def _escalation_start(
+        route: ResolvedRoute, key: str, notice: Notice, log: Mapping[GroupId, LogEntry]
+    ) -> float | None:
         """Escalation counts from when the route's own receiver was told (None: not yet), or from the
         alert's firing when the route escalates without a receiver of its own."""
         if route.receiver is None:

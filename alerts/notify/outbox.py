@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -46,7 +46,7 @@ class Pending:
 
 
 def _time(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, timezone.utc)
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 def dedup_key(group: GroupId, flush_number: int, url_id: str) -> str:
@@ -56,7 +56,9 @@ def dedup_key(group: GroupId, flush_number: int, url_id: str) -> str:
 
 
 async def load_log(conn: asyncpg.Connection) -> dict[GroupId, LogEntry]:
-    rows = await conn.fetch("SELECT lane, receiver, group_key, told::text AS told, sent_at, flushes FROM notification_log")
+    rows = await conn.fetch(
+        "SELECT lane, receiver, group_key, told::text AS told, sent_at, flushes FROM notification_log"
+    )
     return {
         (r["lane"], r["receiver"], r["group_key"]): LogEntry(
             {alert_id: (at, severity) for alert_id, (at, severity) in json.loads(r["told"]).items()},
@@ -124,8 +126,14 @@ async def next_due(conn: asyncpg.Connection, contact_point: str, url_id: str) ->
     )
     if row is not None:
         return Pending(
-            row["id"], row["kind"], list(row["alert_ids"]), row["attempts"], float(row["age_s"]),
-            row["title"], row["body"], row["notify_type"],
+            row["id"],
+            row["kind"],
+            list(row["alert_ids"]),
+            row["attempts"],
+            float(row["age_s"]),
+            row["title"],
+            row["body"],
+            row["notify_type"],
         )
     wait = await conn.fetchval(
         "SELECT extract(epoch FROM min(next_attempt_at) - now()) FROM notifications"
@@ -226,7 +234,13 @@ async def notifications(
     by_id: dict[int, list[dict[str, Any]]] = {}
     for a in attempts:
         by_id.setdefault(a["notification_id"], []).append(
-            {"attempt": a["attempt"], "at": a["at"], "ok": a["ok"], "duration_ms": a["duration_ms"], "error": a["error"]}
+            {
+                "attempt": a["attempt"],
+                "at": a["at"],
+                "ok": a["ok"],
+                "duration_ms": a["duration_ms"],
+                "error": a["error"],
+            }
         )
     return [{**dict(r), "attempt_log": by_id.get(r["id"], [])} for r in rows]
 
@@ -235,10 +249,6 @@ async def prune(conn: asyncpg.Connection, before: datetime) -> tuple[int, int]:
     """Delete settled messages (delivered, failed, cancelled; their attempts go with them) created before
     ``before``, and log entries of groups with nothing firing last sent before it. Pending ones stay."""
     async with conn.transaction():
-        messages = await conn.execute(
-            "DELETE FROM notifications WHERE status <> 'pending' AND created_at < $1", before
-        )
-        entries = await conn.execute(
-            "DELETE FROM notification_log WHERE told = '{}'::jsonb AND sent_at < $1", before
-        )
+        messages = await conn.execute("DELETE FROM notifications WHERE status <> 'pending' AND created_at < $1", before)
+        entries = await conn.execute("DELETE FROM notification_log WHERE told = '{}'::jsonb AND sent_at < $1", before)
     return int(messages.split()[-1]), int(entries.split()[-1])

@@ -23,10 +23,11 @@ from typing import Annotated
 
 import msgspec
 
-from alerts.notify import channels
 from alerts.evaluation.rules import Duration, seconds
 from alerts.evaluation.silences import Matcher, matches_all
+from alerts.notify import channels
 from app.core import configfile
+
 DEFAULT_GROUP_BY = ("campaign", "rule")
 DEFAULT_GROUP_WAIT = "500ms"
 """Wait this long after a group's first alert, so alerts of one cause arrive as one message."""
@@ -77,7 +78,7 @@ class Route(msgspec.Struct, forbid_unknown_fields=True, frozen=True, rename={"co
     group_interval: Duration | None = None
     repeat_interval: Duration | None = None
     escalate: list[Escalation] = []
-    routes: list["Route"] = []
+    routes: list[Route] = []
 
     def __post_init__(self) -> None:
         for text in self.match:
@@ -119,7 +120,7 @@ class _Node:
     matchers: tuple[Matcher, ...]
     resolved: ResolvedRoute
     proceed: bool
-    children: tuple["_Node", ...]
+    children: tuple[_Node, ...]
 
 
 class Routing:
@@ -139,10 +140,16 @@ class Routing:
             key=hashlib.sha256("\n".join(lineage).encode()).hexdigest()[:12],
             path=path,
             receiver=route.receiver if route.receiver is not None else (parent.receiver if parent else None),
-            group_by=tuple(route.group_by) if route.group_by is not None else (parent.group_by if parent else DEFAULT_GROUP_BY),
+            group_by=tuple(route.group_by)
+            if route.group_by is not None
+            else (parent.group_by if parent else DEFAULT_GROUP_BY),
             group_wait=pick(route.group_wait, parent.group_wait if parent else None, DEFAULT_GROUP_WAIT),
-            group_interval=pick(route.group_interval, parent.group_interval if parent else None, DEFAULT_GROUP_INTERVAL),
-            repeat_interval=pick(route.repeat_interval, parent.repeat_interval if parent else None, DEFAULT_REPEAT_INTERVAL),
+            group_interval=pick(
+                route.group_interval, parent.group_interval if parent else None, DEFAULT_GROUP_INTERVAL
+            ),
+            repeat_interval=pick(
+                route.repeat_interval, parent.repeat_interval if parent else None, DEFAULT_REPEAT_INTERVAL
+            ),
             escalate=tuple((seconds(s.after), s.receiver) for s in route.escalate),
         )
         self.routes.append(resolved)
@@ -204,7 +211,10 @@ def _check(config: NotifyFile, marks: configfile.Marks, source: str) -> None:
             if not channels.understood(expanded):
                 scheme = expanded.split("://", 1)[0] if "://" in expanded else "(none)"
                 raise configfile.error_at(
-                    source, marks, path, f"Apprise does not understand this URL (scheme {scheme!r}); see the Apprise wiki"
+                    source,
+                    marks,
+                    path,
+                    f"Apprise does not understand this URL (scheme {scheme!r}); see the Apprise wiki",
                 )
     check_route(config.route, ("route",))
 

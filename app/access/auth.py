@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from starlette.requests import HTTPConnection, Request
 
 from app.access import sessions
-
-from app.core import telemetry
-from app.core.errors import ApiError
 from app.access.keys import ApiKey, KeyCheckUnavailable
 from app.access.ratelimit import retry_after_header
-from app.api.services import Services
 from app.access.sessions import Session
+from app.api.services import Services
+from app.core import telemetry
+from app.core.errors import ApiError
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="warroom"'}
 KEY_CHECK_RETRY_S = 1
@@ -46,7 +46,9 @@ def presented_key(request: HTTPConnection) -> str | None:
         try:
             user = base64.b64decode(value.strip(), validate=True).decode("utf-8", "strict").split(":", 1)[0]
         except (binascii.Error, UnicodeDecodeError):
-            raise ApiError(401, "Authorization: Basic credentials are not valid base64", field="Authorization", headers=CHALLENGE) from None
+            raise ApiError(
+                401, "Authorization: Basic credentials are not valid base64", field="Authorization", headers=CHALLENGE
+            ) from None
         return user or None
     return request.headers.get("x-api-key") or None
 
@@ -71,7 +73,8 @@ async def _throttled(
     if found is None and throttled:
         telemetry.AUTH_THROTTLED.inc()
         raise ApiError(
-            429, f"too many failed {checks} from this address (more than {failure_rate:g}/s); check the key and retry later",
+            429,
+            f"too many failed {checks} from this address (more than {failure_rate:g}/s); check the key and retry later",
             headers={"Retry-After": retry_after_header(throttled)},
         )
     if found is None:
@@ -87,7 +90,10 @@ async def authenticate(request: HTTPConnection, token: str | None, scopes: tuple
     services: Services = request.app.state.services
     if token is None:
         raise ApiError(
-            401, "missing API key: send Authorization: Bearer <key> or X-API-Key: <key>", field="Authorization", headers=CHALLENGE
+            401,
+            "missing API key: send Authorization: Bearer <key> or X-API-Key: <key>",
+            field="Authorization",
+            headers=CHALLENGE,
         )
 
     async def verify(lookup: bool) -> ApiKey | None:
@@ -95,7 +101,9 @@ async def authenticate(request: HTTPConnection, token: str | None, scopes: tuple
             return await services.keys.verify(token, lookup=lookup)
         except KeyCheckUnavailable:
             raise ApiError(
-                503, "the API key cannot be checked now: database unavailable; retry", headers={"Retry-After": str(KEY_CHECK_RETRY_S)}
+                503,
+                "the API key cannot be checked now: database unavailable; retry",
+                headers={"Retry-After": str(KEY_CHECK_RETRY_S)},
             ) from None
 
     refusal = ApiError(401, "invalid or revoked API key", field="Authorization", headers=CHALLENGE)
@@ -109,7 +117,9 @@ async def session(connection: HTTPConnection, cookie: str = sessions.COOKIE) -> 
     if not token:
         return None
     store: sessions.SessionStore = connection.app.state.services.sessions
-    refusal = ApiError(401, "the session has expired, was signed out, or its key was revoked: sign in again", field=cookie)
+    refusal = ApiError(
+        401, "the session has expired, was signed out, or its key was revoked: sign in again", field=cookie
+    )
     return await _throttled(connection, lambda lookup: store.find(token, lookup), refusal, "session checks")
 
 
@@ -128,7 +138,9 @@ async def session_key(connection: HTTPConnection) -> ApiKey | None:
     return found.key if found else None
 
 
-def still_allowed(connection: HTTPConnection, token: str | None, cookie: str = sessions.COOKIE) -> Callable[[], Awaitable[bool]]:
+def still_allowed(
+    connection: HTTPConnection, token: str | None, cookie: str = sessions.COOKIE
+) -> Callable[[], Awaitable[bool]]:
     """Whether the key ``token`` (without one, the session ``cookie`` names) still admits ``connection``: what a
     long-lived socket asks again every key-cache period (``app.api.streams``). KeyCheckUnavailable or a 503 ApiError
     when it cannot be told."""
@@ -153,7 +165,9 @@ def admit(request: HTTPConnection, key: ApiKey, scopes: tuple[str, ...]) -> ApiK
     wait = services.limiter.acquire(key.key_id, rate)
     if wait:
         raise ApiError(
-            429, f"rate limit of {rate:g} requests/s for key {key.name!r} exceeded", headers={"Retry-After": retry_after_header(wait)}
+            429,
+            f"rate limit of {rate:g} requests/s for key {key.name!r} exceeded",
+            headers={"Retry-After": retry_after_header(wait)},
         )
     return key
 

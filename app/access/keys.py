@@ -13,9 +13,10 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Literal
+from typing import Literal
 
 import asyncpg
 
@@ -178,7 +179,9 @@ class KeyStore:
         except Exception as exc:
             if not database_unavailable(exc):
                 raise
-            if (stale := self._known.stale(key_id, now, STALE_GRACE_S)) is not None:  # stale beats nothing in a short outage
+            if (
+                stale := self._known.stale(key_id, now, STALE_GRACE_S)
+            ) is not None:  # stale beats nothing in a short outage
                 return stale
             raise KeyCheckUnavailable(str(exc)) from None
         if row is None:

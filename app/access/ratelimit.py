@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 BURST_SECONDS = 2.0
 """A bucket holds this many seconds' worth of requests, so short bursts above the rate pass."""

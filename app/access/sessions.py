@@ -34,17 +34,18 @@ import math
 import re
 import secrets
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import asyncpg
 from starlette.requests import HTTPConnection
 
+from app.access.keys import STALE_GRACE_S, ApiKey
 from app.core import telemetry
 from app.core.database import database_unavailable
 from app.core.errors import ApiError
-from app.access.keys import STALE_GRACE_S, ApiKey
 from app.core.timed_cache import TimedCache
 
 COOKIE = "warroom_session"
@@ -90,23 +91,32 @@ def same_origin(connection: HTTPConnection) -> bool:
 def forgery_refusal(connection: HTTPConnection) -> ApiError | None:
     """Why a cookie-authenticated request may have been sent by another site, or None."""
     if connection.scope["type"] == "websocket":
-        return None if same_origin(connection) else ApiError(403, "a session cookie is accepted only from this server's own pages")
+        return (
+            None
+            if same_origin(connection)
+            else ApiError(403, "a session cookie is accepted only from this server's own pages")
+        )
     if connection.scope["method"] in SAFE_METHODS or CSRF_HEADER.lower() in connection.headers:
         return None
-    return ApiError(403, f"a request authenticated by the session cookie needs the {CSRF_HEADER} header", field=CSRF_HEADER)
+    return ApiError(
+        403, f"a request authenticated by the session cookie needs the {CSRF_HEADER} header", field=CSRF_HEADER
+    )
 
 
 async def create(conn: asyncpg.Connection, key: ApiKey, lifetime: timedelta) -> tuple[str, datetime]:
     """A new session for ``key``: the token (only the caller ever sees it) and when it expires. Expired
     sessions and those of revoked keys are cleared on the way."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    expires = datetime.now(timezone.utc) + lifetime
+    expires = datetime.now(UTC) + lifetime
     async with conn.transaction():
         await conn.execute(
             "DELETE FROM sessions s USING api_keys k WHERE s.key_id = k.key_id AND (s.expires_at <= now() OR k.revoked_at IS NOT NULL)"
         )
         await conn.execute(
-            "INSERT INTO sessions (token_sha256, key_id, expires_at) VALUES ($1, $2, $3)", token_hash(token), key.key_id, expires
+            "INSERT INTO sessions (token_sha256, key_id, expires_at) VALUES ($1, $2, $3)",
+            token_hash(token),
+            key.key_id,
+            expires,
         )
     return token, expires
 
@@ -126,7 +136,9 @@ async def find(conn: asyncpg.Connection, token: str) -> Session | None:
     )
     if row is None:
         return None
-    key = ApiKey(row["key_id"], row["name"], row["scope"], row["rate_limit_per_s"], row["created_at"], row["revoked_at"])
+    key = ApiKey(
+        row["key_id"], row["name"], row["scope"], row["rate_limit_per_s"], row["created_at"], row["revoked_at"]
+    )
     return Session(key, row["expires_at"])
 
 
@@ -153,7 +165,7 @@ class SessionStore:
         session = self._known.fresh(digest, now)
         if session is None and lookup and not self._unknown.fresh(digest, now):
             session = await self._lookup(token, digest, now)
-        if session is None or session.expires_at <= datetime.now(timezone.utc):
+        if session is None or session.expires_at <= datetime.now(UTC):
             return None
         return session
 
@@ -170,7 +182,8 @@ class SessionStore:
             if not database_unavailable(exc):
                 raise
             raise ApiError(
-                503, "signed out here, but the session could not be deleted: database unavailable; sign out again later",
+                503,
+                "signed out here, but the session could not be deleted: database unavailable; sign out again later",
                 headers={"Retry-After": str(SESSION_CHECK_RETRY_S)},
             ) from None
 
@@ -182,10 +195,14 @@ class SessionStore:
         except Exception as exc:
             if not database_unavailable(exc):
                 raise
-            if (stale := self._known.stale(digest, now, STALE_GRACE_S)) is not None:  # as for keys: within a grace period
+            if (
+                stale := self._known.stale(digest, now, STALE_GRACE_S)
+            ) is not None:  # as for keys: within a grace period
                 return stale
             raise ApiError(
-                503, "the session cannot be checked now: database unavailable; retry", headers={"Retry-After": str(SESSION_CHECK_RETRY_S)}
+                503,
+                "the session cannot be checked now: database unavailable; retry",
+                headers={"Retry-After": str(SESSION_CHECK_RETRY_S)},
             ) from None
         if self._ended.fresh(digest, self._clock()):  # signed out while this lookup was under way
             return None

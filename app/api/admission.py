@@ -25,21 +25,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Iterable
 
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core import nesting
 from app.access.auth import ADMITTED, authenticate, operator, presented_key, reader
+from app.access.keys import ApiKey
 from app.api.campaigns import MAX_CAMPAIGN_BYTES
+from app.api.ingest import EVENTS_PATH, INGEST_SCOPES, SEGMENT_PATHS
+from app.core import nesting
 from app.core.database import database_unavailable
 from app.core.errors import ApiError, api_error_response
-from app.api.ingest import EVENTS_PATH, INGEST_SCOPES, SEGMENT_PATHS
-from app.access.keys import ApiKey
 from app.core.settings import Settings
 
 KEYLESS_SHARE = 4
@@ -165,9 +165,13 @@ class Admission:
             raise ApiError(413, f"body is {declared} bytes; the limit for this endpoint is {policy.limit}")
         settings = self._settings
         keyless_slots = max(1, settings.max_bodies_in_flight // KEYLESS_SHARE)
-        if self._in_flight >= settings.max_bodies_in_flight or (policy.keyless and self._keyless_in_flight >= keyless_slots):
+        if self._in_flight >= settings.max_bodies_in_flight or (
+            policy.keyless and self._keyless_in_flight >= keyless_slots
+        ):
             raise ApiError(
-                503, "too many request bodies are being received at once; retry", headers={"Retry-After": str(BUSY_RETRY_S)}
+                503,
+                "too many request bodies are being received at once; retry",
+                headers={"Retry-After": str(BUSY_RETRY_S)},
             )
 
     async def _receive_body(self, receive: Receive, policy: Policy) -> bytes | None:
@@ -179,7 +183,9 @@ class Admission:
             async with asyncio.timeout(settings.body_timeout_s):
                 return await _read(receive, policy.limit)
         except TimeoutError:
-            raise ApiError(408, f"the body did not arrive within {settings.body_timeout_s:g} s", code="body_timeout") from None
+            raise ApiError(
+                408, f"the body did not arrive within {settings.body_timeout_s:g} s", code="body_timeout"
+            ) from None
         finally:
             self._in_flight -= 1
             self._keyless_in_flight -= policy.keyless
@@ -195,7 +201,9 @@ async def _checked(check: KeyCheck, request: Request) -> ApiKey:
     except Exception as exc:
         if database_unavailable(exc):
             raise ApiError(
-                503, "the API key cannot be checked now: database unavailable; retry", headers={"Retry-After": str(KEY_CHECK_RETRY_S)}
+                503,
+                "the API key cannot be checked now: database unavailable; retry",
+                headers={"Retry-After": str(KEY_CHECK_RETRY_S)},
             ) from None
         logger.exception("key check failed")
         raise ApiError(500, "the API key could not be checked: internal error; retry later") from None

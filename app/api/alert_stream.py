@@ -26,8 +26,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from alerts.evaluation import store
 from app.access.auth import READ_SCOPES, admit, authenticate, presented_key, session_key, still_allowed
-from app.core.errors import ApiError
 from app.api.streams import StillAllowed, push_until_disconnect
+from app.core.errors import ApiError
 
 AUTH_TIMEOUT_S = 5.0
 HEARTBEAT_S = 15.0
@@ -63,7 +63,7 @@ async def _authenticate(websocket: WebSocket) -> StillAllowed | None:
             try:
                 first = json.loads(await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_S))
                 token = first.get("key") if isinstance(first, dict) else None
-            except (asyncio.TimeoutError, ValueError, KeyError, WebSocketDisconnect):
+            except (TimeoutError, ValueError, KeyError, WebSocketDisconnect):
                 token = None
             if not isinstance(token, str):
                 raise ApiError(401, 'send {"key": "<operator or screen key>"} as the first message, or use a header')
@@ -90,7 +90,9 @@ async def stream(websocket: WebSocket) -> None:
         if raw_after is None:
             async with services.pool.acquire() as conn:
                 last = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM alert_transitions")
-            firing = [services.alerts.render(a) for a in services.alerts.lifecycle.alerts.values() if a.status == "firing"]
+            firing = [
+                services.alerts.render(a) for a in services.alerts.lifecycle.alerts.values() if a.status == "firing"
+            ]
             await websocket.send_text(msgspec.json.encode({"type": "snapshot", "seq": last, "alerts": firing}).decode())
         else:
             last = int(raw_after)
@@ -119,7 +121,7 @@ async def _push_from(websocket: WebSocket, pool: Any, wake: asyncio.Queue[dict[s
                 break
         try:
             await asyncio.wait_for(wake.get(), HEARTBEAT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await websocket.send_text(msgspec.json.encode({"type": "heartbeat", "seq": last}).decode())
             continue
         while not wake.empty():

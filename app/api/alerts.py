@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
@@ -16,10 +16,10 @@ from alerts.evaluation.live import AlertService
 from alerts.evaluation.rules import CorrelationRule, DynamicRule, StaticRule
 from alerts.evaluation.silences import MAX_VALUE_LENGTH, NAME_PATTERN, Matcher, MatchOp
 from app.access.auth import operator, reader
+from app.access.keys import ApiKey
 from app.api.responses import json_response
 from app.core.configfile import ConfigError
 from app.core.errors import ApiError
-from app.access.keys import ApiKey
 
 MAX_LIST = 1000
 MAX_SILENCE = timedelta(days=30)
@@ -64,7 +64,12 @@ async def list_alerts(
         return json_response(alerts[:limit])
     async with request.app.state.services.pool.acquire() as conn:
         rows = await store.alerts(
-            conn, status=None if status == "all" else status, severity=severity, campaign=campaign, rule=rule, limit=limit
+            conn,
+            status=None if status == "all" else status,
+            severity=severity,
+            campaign=campaign,
+            rule=rule,
+            limit=limit,
         )
     return json_response([_row(r) for r in rows])
 
@@ -92,7 +97,9 @@ class Acknowledgment(BaseModel):
 
 
 @router.post("/v1/alerts/{alert_id}/ack", summary="Acknowledge an alert (stops repeats and escalation)")
-async def acknowledge(request: Request, alert_id: str, body: Acknowledgment, key: ApiKey = Depends(operator)) -> Response:
+async def acknowledge(
+    request: Request, alert_id: str, body: Acknowledgment, key: ApiKey = Depends(operator)
+) -> Response:
     result = await _service(request).acknowledge(alert_id, body.by or key.name, body.comment)
     if result is None:
         raise ApiError(404, f"no alert {alert_id!r}", field="alert_id")
@@ -125,8 +132,8 @@ def _silence(silence: Any) -> dict[str, Any]:
     return {
         "id": silence.id,
         "matchers": msgspec.to_builtins(silence.matchers),
-        "starts_at": datetime.fromtimestamp(silence.starts_at, timezone.utc),
-        "ends_at": datetime.fromtimestamp(silence.ends_at, timezone.utc),
+        "starts_at": datetime.fromtimestamp(silence.starts_at, UTC),
+        "ends_at": datetime.fromtimestamp(silence.ends_at, UTC),
         "reason": silence.reason,
         "created_by": silence.created_by,
     }
@@ -137,7 +144,11 @@ def _matchers(given: list[MatcherIn | str]) -> tuple[Matcher, ...]:
     out = []
     for index, matcher in enumerate(given):
         try:
-            out.append(Matcher.parse(matcher) if isinstance(matcher, str) else Matcher.checked(matcher.name, matcher.op, matcher.value))
+            out.append(
+                Matcher.parse(matcher)
+                if isinstance(matcher, str)
+                else Matcher.checked(matcher.name, matcher.op, matcher.value)
+            )
         except ValueError as exc:
             raise ApiError(422, f"matchers[{index}]: {exc}", field="matchers") from None
     return tuple(out)
@@ -150,7 +161,7 @@ async def list_silences(request: Request, key: ApiKey = Depends(reader)) -> Resp
 
 @router.post("/v1/silences", status_code=201, summary="Silence matching alerts for a planned event")
 async def add_silence(request: Request, body: SilenceIn, key: ApiKey = Depends(operator)) -> Response:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     starts = body.starts_at or now
     for name, moment in (("starts_at", starts), ("ends_at", body.ends_at)):
         if moment.tzinfo is None:
@@ -185,7 +196,9 @@ async def rules(request: Request, key: ApiKey = Depends(reader)) -> Response:
     out = []
     for rule in service.rules.rules:
         status = service.status.get(rule.name)
-        kind = "static" if isinstance(rule, StaticRule) else "dynamic" if isinstance(rule, DynamicRule) else "correlation"
+        kind = (
+            "static" if isinstance(rule, StaticRule) else "dynamic" if isinstance(rule, DynamicRule) else "correlation"
+        )
         assert isinstance(rule, (StaticRule, DynamicRule, CorrelationRule))
         out.append(
             {
@@ -200,7 +213,9 @@ async def rules(request: Request, key: ApiKey = Depends(reader)) -> Response:
                 "last_evaluated_at": status.last_evaluated_at if status else None,
             }
         )
-    return json_response({"rules": out, "eval_ms": service.eval_ms, "inhibit": msgspec.to_builtins(service.rules.inhibit)})
+    return json_response(
+        {"rules": out, "eval_ms": service.eval_ms, "inhibit": msgspec.to_builtins(service.rules.inhibit)}
+    )
 
 
 @router.post("/v1/rules/reload", summary="Reload rule files; alert state is kept; an invalid file changes nothing")

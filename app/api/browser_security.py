@@ -11,7 +11,7 @@ set (CORS answers, for one) are left as they are.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send

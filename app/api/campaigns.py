@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
@@ -11,17 +11,17 @@ from fastapi import APIRouter, Depends, Query, WebSocket
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from app.campaigns import model as store
 from app.access.auth import READ_SCOPES, authenticate, operator, presented_key, reader, still_allowed
+from app.access.keys import ApiKey
+from app.api.payloads import read_body
 from app.api.responses import json_response
+from app.api.services import Services
 from app.api.streams import push_until_disconnect
+from app.campaigns import model as store
 from app.core.configfile import ConfigError
 from app.core.errors import ApiError
-from app.access.keys import ApiKey
 from app.metrics.engine import SERIES_METRICS
 from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT
-from app.api.payloads import read_body
-from app.api.services import Services
 
 MAX_CAMPAIGN_BYTES = 1024 * 1024
 STEPS = {"1s": 1, "1m": 60}
@@ -49,12 +49,14 @@ def _summary(campaign: store.Campaign, now: datetime) -> dict[str, Any]:
 def _known(services: Services, campaign_id: str) -> None:
     engine = services.metrics.engine
     if campaign_id not in engine.campaigns and campaign_id not in engine.states:
-        raise ApiError(404, f"no campaign {campaign_id!r} is defined (see GET /v1/undefined-campaigns)", field="campaign_id")
+        raise ApiError(
+            404, f"no campaign {campaign_id!r} is defined (see GET /v1/undefined-campaigns)", field="campaign_id"
+        )
 
 
 @router.get("/v1/campaigns", summary="Campaigns and their current phase")
 async def list_campaigns(request: Request, key: ApiKey = Depends(reader)) -> Response:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return json_response([_summary(c, now) for c in _services(request).metrics.engine.campaigns.values()])
 
 
@@ -137,7 +139,9 @@ def _instant(value: str | None, name: str, default: float) -> float:
 async def series(
     request: Request,
     campaign_id: str,
-    metric: str = Query(..., description="a measure (gmv_paid, orders_paid, visits…), a ratio (conversion_rate…) or metric:<name>"),
+    metric: str = Query(
+        ..., description="a measure (gmv_paid, orders_paid, visits…), a ratio (conversion_rate…) or metric:<name>"
+    ),
     step: Literal["1s", "1m"] = "1m",
     start: str | None = Query(None, alias="from", description="RFC 3339; default one hour before `to`"),
     end: str | None = Query(None, alias="to", description="RFC 3339; default now"),
@@ -147,17 +151,22 @@ async def series(
     services = _services(request)
     _known(services, campaign_id)
     if metric not in SERIES_METRICS and not metric.startswith("metric:"):
-        raise ApiError(422, f"unknown metric {metric!r}; one of {', '.join(SERIES_METRICS)} or metric:<name>", field="metric")
+        raise ApiError(
+            422, f"unknown metric {metric!r}; one of {', '.join(SERIES_METRICS)} or metric:<name>", field="metric"
+        )
     to = _instant(end, "to", services.metrics.clock() + 1)
     since = _instant(start, "from", to - 3600)
     if since >= to:
         raise ApiError(422, "from must be before to", field="from")
     if (to - since) / STEPS[step] > MAX_SERIES_POINTS:
-        raise ApiError(422, f"at most {MAX_SERIES_POINTS} points per series; use step=1m or a shorter range", field="step")
+        raise ApiError(
+            422, f"at most {MAX_SERIES_POINTS} points per series; use step=1m or a shorter range", field="step"
+        )
     kept = ITEM_SECONDS_KEPT if by in ("sku", "category") else SECONDS_KEPT
     if step == "1s" and since < services.metrics.clock() - kept:
         raise ApiError(
-            422, f"1-second buckets{f' by {by}' if by else ''} are kept for the last {kept} s; use step=1m or a later from",
+            422,
+            f"1-second buckets{f' by {by}' if by else ''} are kept for the last {kept} s; use step=1m or a later from",
             field="from",
         )
     data = services.metrics.engine.series(campaign_id, metric, STEPS[step], since, to, by)

@@ -156,7 +156,11 @@ def connection_budget(wanted: int, shared_with: int = 0) -> int:
         log.warning(
             "%d connections do not fit the descriptor limit %d (%d kept for other uses, %d for the other listener);"
             " holding at most %d connections",
-            wanted, soft, DESCRIPTOR_RESERVE, shared_with, allowed,
+            wanted,
+            soft,
+            DESCRIPTOR_RESERVE,
+            shared_with,
+            allowed,
         )
         return allowed
     return wanted

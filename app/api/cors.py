@@ -84,6 +84,8 @@ class SegmentCors:
     def _preflight(self, origin: str, requested_headers: str | None) -> Response:
         if not allowed(origin, self.origins):
             return api_error_response(
-                ApiError(403, f"origin {origin[:100]!r} may not post here; add it to WARROOM_CORS_ORIGINS", field="Origin")
+                ApiError(
+                    403, f"origin {origin[:100]!r} may not post here; add it to WARROOM_CORS_ORIGINS", field="Origin"
+                )
             )
         return Response(status_code=204, headers=preflight_headers(origin, requested_headers))

@@ -14,10 +14,10 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from app.api.services import Services
 from app.core import telemetry
 from app.core.database import current_revision
 from app.core.errors import UNAVAILABLE_RETRY_AFTER_S
-from app.api.services import Services
 
 READY_TIMEOUT_S = 2.0
 
@@ -38,7 +38,9 @@ async def readyz(request: Request) -> JSONResponse:
             async with services.pool.acquire() as conn:
                 revision = await current_revision(conn)
         checks["database"] = "ok"
-        checks["migrations"] = "ok" if revision == services.schema_head else f"at {revision}, code expects {services.schema_head}"
+        checks["migrations"] = (
+            "ok" if revision == services.schema_head else f"at {revision}, code expects {services.schema_head}"
+        )
     except Exception as exc:  # any failure to reach the database means not ready
         checks["database"] = f"unreachable: {type(exc).__name__}: {exc}"
         checks["migrations"] = "unknown"

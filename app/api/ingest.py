@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -15,20 +16,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from app.core import nesting
-
-from app.ingest import segment
-
-from app.core import telemetry
 from app.access.auth import authenticate, presented_key
+from app.api.payloads import ANY_CONTENT_TYPE, read_body
+from app.api.responses import json_response
+from app.api.services import Services
+from app.core import nesting, telemetry
 from app.core.errors import DATABASE_EXCEPTIONS, ApiError, api_error_response, database_error_response, refused_response
+from app.ingest import segment
 from app.ingest.events import (
-    EXAMPLES, Defaults, FieldError, Row, claimed_type, decode_batch, decode_event, json_schema, mend_surrogates, utcnow,
+    EXAMPLES,
+    Defaults,
+    FieldError,
+    Row,
+    claimed_type,
+    decode_batch,
+    decode_event,
+    json_schema,
+    mend_surrogates,
+    utcnow,
 )
 from app.ingest.group_commit import CommitResult, IngestUnavailable
-from app.api.responses import json_response
-from app.api.payloads import ANY_CONTENT_TYPE, read_body
-from app.api.services import Services
 
 INGEST_SCOPES = ("ingest",)
 EVENTS_PATH = "/v1/events"
@@ -95,7 +102,7 @@ def _decode_object(body: bytes) -> dict[str, msgspec.Raw]:
     try:
         return msgspec.json.decode(body, type=dict[str, msgspec.Raw])
     except msgspec.ValidationError:  # a subclass of DecodeError: the JSON is fine, its shape is not
-        raise ApiError(400, "body must be a JSON object: one event, or {\"events\": [...]}") from None
+        raise ApiError(400, 'body must be a JSON object: one event, or {"events": [...]}') from None
     except msgspec.DecodeError as exc:
         raise _malformed(exc, body) from None
     except UnicodeDecodeError as exc:
@@ -111,8 +118,11 @@ def _claims_in_batch(body: bytes) -> Callable[[int], str]:
 
     def claimed(index: int) -> str:
         if not items:
-            items.extend(msgspec.json.decode(msgspec.json.decode(body, type=dict[str, msgspec.Raw])["events"],
-                                             type=list[msgspec.Raw]))
+            items.extend(
+                msgspec.json.decode(
+                    msgspec.json.decode(body, type=dict[str, msgspec.Raw])["events"], type=list[msgspec.Raw]
+                )
+            )
         return claimed_type(items[index])
 
     return claimed
@@ -163,7 +173,9 @@ async def _ingest(
         telemetry.EVENTS.labels(type=label, outcome="rejected").inc(count)
     result = await _store(services, rows)
     if result.refused:
-        rejected += [{"index": positions[i], "errors": [{"field": None, "message": reason}]} for i, reason in result.refused]
+        rejected += [
+            {"index": positions[i], "errors": [{"field": None, "message": reason}]} for i, reason in result.refused
+        ]
         rejected.sort(key=lambda item: item["index"])
     return {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": rejected}
 
@@ -185,7 +197,9 @@ def _defaults(services: Services) -> Defaults:
         415: {"description": "Content-Type is not application/json"},
         422: {"description": "A single posted event was rejected (same body as 202)"},
         429: {"description": "Rate limit exceeded (Retry-After)"},
-        503: {"description": "Database unavailable, queue full or commit timed out: retry the same events (Retry-After); duplicates are reported as such"},
+        503: {
+            "description": "Database unavailable, queue full or commit timed out: retry the same events (Retry-After); duplicates are reported as such"
+        },
     },
     openapi_extra=_openapi_body(),
 )
@@ -213,7 +227,9 @@ async def post_events(request: Request) -> Response:
     else:
         items = [body]
         single = True
-    report = await _ingest(services, (decode_event(raw, now, defaults) for raw in items), lambda index: claimed_type(items[index]))
+    report = await _ingest(
+        services, (decode_event(raw, now, defaults) for raw in items), lambda index: claimed_type(items[index])
+    )
     return json_response(report, 422 if single and report["rejected"] else 202)
 
 
@@ -276,7 +292,9 @@ def _clock_skew(payload: dict[str, Any], now: datetime) -> timedelta:
     return skew if abs(skew) <= MAX_CLOCK_SKEW else timedelta(0)
 
 
-def _segment_event(message: Any, now: datetime, defaults: Defaults, skew: timedelta) -> tuple[Row | None, list[FieldError]]:
+def _segment_event(
+    message: Any, now: datetime, defaults: Defaults, skew: timedelta
+) -> tuple[Row | None, list[FieldError]]:
     """One decoded Segment message as an event; nested too deep to convert, it is that message's error."""
     try:
         return segment.to_event(message, now, defaults, skew)
@@ -296,7 +314,8 @@ async def _read_segment_body(request: Request, services: Services, keyless: bool
         if exc.status != 413:
             raise
         raise ApiError(
-            413, f"{exc.message}: a body whose key is only inside it (writeKey) is held to {limit} bytes, "
+            413,
+            f"{exc.message}: a body whose key is only inside it (writeKey) is held to {limit} bytes, "
             "compressed or not; send the key in the Authorization header for the larger ingest limit",
         ) from None
 
@@ -322,7 +341,11 @@ SEGMENT_MESSAGE = {
     "properties": {
         "type": {"type": "string", "enum": ["track", "page", "screen"]},
         "event": {"type": "string", "examples": ["Order Completed"]},
-        "messageId": {"type": "string", "maxLength": 128, "description": "if absent, derived from the message's content"},
+        "messageId": {
+            "type": "string",
+            "maxLength": 128,
+            "description": "if absent, derived from the message's content",
+        },
         "userId": {"type": "string"},
         "anonymousId": {"type": "string"},
         "timestamp": {"type": "string", "format": "date-time"},
@@ -367,7 +390,11 @@ SEGMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.post(
-    "/v1/batch", tags=["segment"], response_model=SegmentReport, responses=SEGMENT_RESPONSES, openapi_extra=SEGMENT_BATCH_BODY
+    "/v1/batch",
+    tags=["segment"],
+    response_model=SegmentReport,
+    responses=SEGMENT_RESPONSES,
+    openapi_extra=SEGMENT_BATCH_BODY,
 )
 async def segment_batch(request: Request) -> Response:
     """Segment HTTP Tracking API batch: ``{"batch": [messages], "sentAt": ...}``; write key as Basic-auth user."""
@@ -375,7 +402,11 @@ async def segment_batch(request: Request) -> Response:
 
 
 @router.post(
-    "/v1/track", tags=["segment"], response_model=SegmentReport, responses=SEGMENT_RESPONSES, openapi_extra=SEGMENT_SINGLE_BODY
+    "/v1/track",
+    tags=["segment"],
+    response_model=SegmentReport,
+    responses=SEGMENT_RESPONSES,
+    openapi_extra=SEGMENT_SINGLE_BODY,
 )
 async def segment_track(request: Request) -> Response:
     """One Segment track call, e.g. ``{"event": "Order Completed", "messageId": ..., "properties": {...}}``."""
@@ -383,7 +414,11 @@ async def segment_track(request: Request) -> Response:
 
 
 @router.post(
-    "/v1/page", tags=["segment"], response_model=SegmentReport, responses=SEGMENT_RESPONSES, openapi_extra=SEGMENT_SINGLE_BODY
+    "/v1/page",
+    tags=["segment"],
+    response_model=SegmentReport,
+    responses=SEGMENT_RESPONSES,
+    openapi_extra=SEGMENT_SINGLE_BODY,
 )
 async def segment_page(request: Request) -> Response:
     """One Segment page call, stored as a ``page_view`` event."""
@@ -391,7 +426,11 @@ async def segment_page(request: Request) -> Response:
 
 
 @router.post(
-    "/v1/screen", tags=["segment"], response_model=SegmentReport, responses=SEGMENT_RESPONSES, openapi_extra=SEGMENT_SINGLE_BODY
+    "/v1/screen",
+    tags=["segment"],
+    response_model=SegmentReport,
+    responses=SEGMENT_RESPONSES,
+    openapi_extra=SEGMENT_SINGLE_BODY,
 )
 async def segment_screen(request: Request) -> Response:
     """One Segment screen call (mobile apps), stored as a ``page_view`` event."""

@@ -32,7 +32,9 @@ async def notifications(
     key: ApiKey = Depends(operator),
 ) -> Response:
     async with request.app.state.services.pool.acquire() as conn:
-        rows = await outbox.notifications(conn, status=status, contact_point=contact_point, before_id=before, limit=limit)
+        rows = await outbox.notifications(
+            conn, status=status, contact_point=contact_point, before_id=before, limit=limit
+        )
     delivery = request.app.state.services.delivery
     for row in rows:
         row["target"] = delivery.target(row["contact_point"], row["url_id"]) or "(no longer configured)"

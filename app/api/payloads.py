@@ -19,7 +19,9 @@ async def read_body(request: Request, max_bytes: int, content_types: tuple[str, 
     ``content_types`` None (``ANY_CONTENT_TYPE``) skips the Content-Type check."""
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_types is not None and content_type not in content_types:
-        raise ApiError(415, f"Content-Type must be application/json, got {content_type or 'none'!r}", field="Content-Type")
+        raise ApiError(
+            415, f"Content-Type must be application/json, got {content_type or 'none'!r}", field="Content-Type"
+        )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise ApiError(413, f"body is {declared} bytes; the limit is {max_bytes}")
@@ -35,7 +37,9 @@ async def read_body(request: Request, max_bytes: int, content_types: tuple[str, 
     if encoding == "gzip":
         return _gunzip(body, max_bytes)
     if encoding not in ("identity", ""):
-        raise ApiError(415, f"Content-Encoding {encoding!r} is not supported; use gzip or none", field="Content-Encoding")
+        raise ApiError(
+            415, f"Content-Encoding {encoding!r} is not supported; use gzip or none", field="Content-Encoding"
+        )
     return body
 
 

@@ -17,7 +17,8 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
-from typing import AsyncIterator, Iterator, Literal
+from collections.abc import AsyncIterator, Iterator
+from typing import Literal
 
 import uvicorn
 from starlette.applications import Starlette
@@ -25,12 +26,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.core import telemetry
 from app.access.auth import authenticate, presented_key
 from app.api.browser_security import BrowserSecurity
 from app.api.connections import server_config
-from app.core.errors import ApiError
 from app.api.services import Services
+from app.core import telemetry
+from app.core.errors import ApiError
 from app.core.settings import Settings
 
 METRICS_PATH = "/metrics"
@@ -98,12 +99,20 @@ async def metrics_listener(settings: Settings, services: Services) -> AsyncItera
         sock.bind((settings.metrics_host, settings.metrics_port))
     except OSError as exc:
         sock.close()
-        raise RuntimeError(f"WARROOM_METRICS_PORT={settings.metrics_port}: cannot listen on {settings.metrics_host}: {exc}") from None
+        raise RuntimeError(
+            f"WARROOM_METRICS_PORT={settings.metrics_port}: cannot listen on {settings.metrics_host}: {exc}"
+        ) from None
     app = Starlette(routes=[Route(METRICS_PATH, telemetry.metrics_endpoint)])
     app.state.services = services
     config = server_config(
-        BrowserSecurity(app), settings, settings.metrics_host, settings.metrics_port, metrics_listener=True,
-        lifespan="off", log_level="warning", access_log=False,
+        BrowserSecurity(app),
+        settings,
+        settings.metrics_host,
+        settings.metrics_port,
+        metrics_listener=True,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
     )
     server = _Listener(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="metrics-listener")

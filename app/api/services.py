@@ -10,15 +10,15 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from alerts.notify.delivery import DeliveryService
 from alerts.evaluation.live import AlertService
-from app.ingest.group_commit import GroupCommitter
+from alerts.notify.delivery import DeliveryService
 from app.access.keys import KeyStore
-from app.metrics.live import LiveMetrics
 from app.access.ratelimit import RateLimiter
 from app.access.sessions import SessionStore
 from app.core.settings import Settings
 from app.core.supervision import Supervisor
+from app.ingest.group_commit import GroupCommitter
+from app.metrics.live import LiveMetrics
 
 
 @dataclass

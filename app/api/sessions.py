@@ -11,15 +11,17 @@ from starlette.responses import Response
 
 from app.access import sessions
 from app.access.auth import READ_SCOPES, authenticate, current_session, presented_key
-from app.core.errors import ApiError, api_error_response
 from app.access.keys import MAX_KEY_LENGTH, ApiKey
 from app.api.responses import json_response
+from app.core.errors import ApiError, api_error_response
 
 router = APIRouter(tags=["sessions"])
 
 
 class SignIn(BaseModel):
-    key: str | None = Field(None, max_length=MAX_KEY_LENGTH, description="an operator or screen key (or send it in a header)")
+    key: str | None = Field(
+        None, max_length=MAX_KEY_LENGTH, description="an operator or screen key (or send it in a header)"
+    )
 
 
 def _described(key: ApiKey, expires: datetime) -> dict[str, object]:

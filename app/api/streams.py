@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
-from app.core.errors import ApiError
 from app.access.keys import KeyCheckUnavailable
+from app.core.errors import ApiError
 
 StillAllowed = Callable[[], Awaitable[bool]]
 """Whether the key or session that opened a socket still admits it (False: revoked, expired, signed out)."""

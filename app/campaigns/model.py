@@ -17,6 +17,7 @@ import asyncpg
 import msgspec
 
 from app.core import configfile
+
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 PHASES = ("preheat", "burst", "wrapup")
 
@@ -96,7 +97,9 @@ class Campaign(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"timezone: unknown time zone {self.timezone!r}; use an IANA name such as Asia/Shanghai") from None
+            raise ValueError(
+                f"timezone: unknown time zone {self.timezone!r}; use an IANA name such as Asia/Shanghai"
+            ) from None
         seen: set[str] = set()
         for index, sku in enumerate(self.skus):
             if sku.sku in seen:
@@ -125,7 +128,7 @@ class Campaign(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
                 return name
         return None
 
-    def shifted(self, delta: timedelta, **changes: object) -> "Campaign":
+    def shifted(self, delta: timedelta, **changes: object) -> Campaign:
         """The same campaign moved in time by ``delta`` (how a demo or a drill is scheduled)."""
         phases = Phases(**{name: Phase(p.start + delta, p.end + delta) for name, p in self.phases.items()})
         return msgspec.structs.replace(self, phases=phases, **changes)

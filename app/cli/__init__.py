@@ -6,18 +6,17 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
-from typing import Sequence
 
 import asyncpg
 
-from app.cli import campaigns as campaigns_cli
-
-from app.ingest import importer
-
 from app.access import keys
+from app.cli import campaigns as campaigns_cli
 from app.core.database import resolve_dsn, upgrade
 from app.core.settings import Settings, SettingsError
+from app.ingest import importer
 
 STARTUP_FAILURE = 3
 """Exit status when the server could not start (uvicorn's own convention)."""
@@ -48,8 +47,8 @@ async def _with_connection(dsn: str, work):
 def _check_configuration(settings: Settings) -> None:
     """Stop before anything starts when a campaign, rule or notify file is invalid: one line naming
     the file, line and field, instead of a start-up traceback."""
-    from alerts.notify import routing
     from alerts.evaluation.rules import load_directory
+    from alerts.notify import routing
     from app.campaigns import model as campaigns
     from app.core.configfile import ConfigError
 
@@ -66,8 +65,8 @@ def serve(settings: Settings, host: str | None, port: int | None, ready_fd: int 
 
     An ingest-role process listens on its own ``SO_REUSEPORT`` socket, so several share one port.
     """
-    from app.core import logs
     from app.api.connections import server_config
+    from app.core import logs
     from app.ingest.tier import follow_parent, reuseport_socket, signal_ready
     from app.server import Server, create_full_app, create_ingest_app
 
@@ -82,7 +81,9 @@ def serve(settings: Settings, host: str | None, port: int | None, ready_fd: int 
         app = create_ingest_app(settings, (lambda: signal_ready(ready_fd)) if ready_fd is not None else lambda: None)
     else:
         app = create_full_app(settings)
-    config = server_config(app, settings, host, port, loop="uvloop", log_config=log_config, access_log=settings.access_log)
+    config = server_config(
+        app, settings, host, port, loop="uvloop", log_config=log_config, access_log=settings.access_log
+    )
     server = Server(config)
     try:
         server.run(sockets=[reuseport_socket(host, port)] if ingest else None)
@@ -115,7 +116,9 @@ def _keys_command(args: argparse.Namespace, settings: Settings) -> None:
         for r in records:
             rate = f"{r.rate_limit_per_s:g}" if r.rate_limit_per_s is not None else "default"
             revoked = r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else "-"
-            print(f"{r.name:<24} {r.scope:<9} {r.key_id:<13} {rate:>8}  {r.created_at.isoformat(timespec='seconds'):<26} {revoked}")
+            print(
+                f"{r.name:<24} {r.scope:<9} {r.key_id:<13} {rate:>8}  {r.created_at.isoformat(timespec='seconds'):<26} {revoked}"
+            )
     elif args.keys_command == "revoke":
         try:
             record = asyncio.run(_with_connection(dsn, lambda c: keys.revoke(c, args.name)))
@@ -130,7 +133,7 @@ def _prune_command(args: argparse.Namespace, settings: Settings) -> None:
     from app.ingest.retention import prune
 
     dsn = _database(settings)
-    before = datetime.now(timezone.utc) - timedelta(days=args.older_than_days)
+    before = datetime.now(UTC) - timedelta(days=args.older_than_days)
 
     def progress(done: int, total: int) -> None:
         print(f"\rdeleted {done:,} of at most {total:,} events", end="", file=sys.stderr, flush=True)
@@ -199,10 +202,10 @@ def _silences_command(args: argparse.Namespace, settings: Settings) -> None:
         except ValueError as exc:
             sys.exit(f"warroom: {exc}")
         asyncio.run(_with_connection(dsn, lambda c: store.save_silence(c, silence)))
-        print(f"silence {silence.id} until {datetime.fromtimestamp(silence.ends_at, timezone.utc).isoformat()}")
+        print(f"silence {silence.id} until {datetime.fromtimestamp(silence.ends_at, UTC).isoformat()}")
     elif args.silences_command == "list":
         for s in asyncio.run(_with_connection(dsn, store.silences)):
-            ends = datetime.fromtimestamp(s.ends_at, timezone.utc).isoformat(timespec="seconds")
+            ends = datetime.fromtimestamp(s.ends_at, UTC).isoformat(timespec="seconds")
             print(f"{s.id}  until {ends}  {' '.join(map(str, s.matchers))}  — {s.reason} ({s.created_by})")
     elif not asyncio.run(_with_connection(dsn, lambda c: store.expire_silence(c, args.id))):
         sys.exit(f"warroom: no active silence {args.id}")
@@ -241,10 +244,13 @@ def _prune_notifications(args: argparse.Namespace, settings: Settings) -> None:
     from datetime import datetime, timedelta, timezone
 
     from alerts.notify import outbox
-    before = datetime.now(timezone.utc) - timedelta(days=args.older_than_days)
+
+    before = datetime.now(UTC) - timedelta(days=args.older_than_days)
     messages, entries = asyncio.run(_with_connection(_database(settings), lambda c: outbox.prune(c, before)))
-    print(f"deleted {messages:,} sent, failed or cancelled notifications and {entries:,} idle group entries "
-          f"from before {before.isoformat(timespec='seconds')}")
+    print(
+        f"deleted {messages:,} sent, failed or cancelled notifications and {entries:,} idle group entries "
+        f"from before {before.isoformat(timespec='seconds')}"
+    )
 
 
 def _check_notify(files: list[Path]) -> int:
@@ -295,13 +301,19 @@ def parser() -> argparse.ArgumentParser:
     kc = k_sub.add_parser("create", help="create a key; the key is printed alone on the last line")
     kc.add_argument("--name", required=True, help="a unique name among active keys, e.g. shop-backend")
     kc.add_argument("--scope", required=True, choices=keys.SCOPES)
-    kc.add_argument("--rate-limit", type=float, help="requests per second for this key (default WARROOM_RATE_LIMIT_PER_S; 0 = unlimited)")
+    kc.add_argument(
+        "--rate-limit",
+        type=float,
+        help="requests per second for this key (default WARROOM_RATE_LIMIT_PER_S; 0 = unlimited)",
+    )
     kl = k_sub.add_parser("list", help="list active keys")
     kl.add_argument("--all", action="store_true", help="include revoked keys")
     kr = k_sub.add_parser("revoke", help="revoke the active key with this name")
     kr.add_argument("name")
 
-    bt = sub.add_parser("backtest", help="run alert rules over historical CSV series (timestamp + one column per metric)")
+    bt = sub.add_parser(
+        "backtest", help="run alert rules over historical CSV series (timestamp + one column per metric)"
+    )
     bt.add_argument("--rules", type=Path, help="a rule file; default: the dynamic rule on the value column")
     bt.add_argument("--series", type=Path, required=True, help="a CSV file or a directory of them (recursive)")
     bt.add_argument("--out", type=Path, required=True, help="where to write timestamp,value,score,severity,firing CSVs")
@@ -313,12 +325,18 @@ def parser() -> argparse.ArgumentParser:
 
     n = sub.add_parser("notify", help="notification routing files (contact points and routes)")
     n_sub = n.add_subparsers(dest="notify_command", required=True)
-    nc = n_sub.add_parser("check", help="validate notify files offline, environment variables included (exit 1 on the first error)")
+    nc = n_sub.add_parser(
+        "check", help="validate notify files offline, environment variables included (exit 1 on the first error)"
+    )
     nc.add_argument("files", nargs="+", type=Path)
-    np_ = n_sub.add_parser("prune", help="delete settled notifications and their attempts older than N days (retention)")
+    np_ = n_sub.add_parser(
+        "prune", help="delete settled notifications and their attempts older than N days (retention)"
+    )
     np_.add_argument("--older-than-days", type=float, required=True, help="keep this many days of notifications")
 
-    si = sub.add_parser("silences", help="planned quiet for matching alerts (running servers pick changes up within 5 s)")
+    si = sub.add_parser(
+        "silences", help="planned quiet for matching alerts (running servers pick changes up within 5 s)"
+    )
     si_sub = si.add_subparsers(dest="silences_command", required=True)
     sa = si_sub.add_parser("add", help="silence alerts matching every matcher")
     sa.add_argument("matchers", nargs="+", help='e.g. sku=SKU-1001 "rule=~stock_.*" channel!=tmall')
@@ -335,9 +353,13 @@ def parser() -> argparse.ArgumentParser:
     ep = e_sub.add_parser("prune", help="delete events received more than N days ago (retention)")
     ep.add_argument("--older-than-days", type=float, required=True, help="keep this many days of events")
 
-    campaigns_cli.add_arguments(sub.add_parser("campaigns", help="campaign definitions: check, apply, list, show, delete"))
+    campaigns_cli.add_arguments(
+        sub.add_parser("campaigns", help="campaign definitions: check, apply, list, show, delete")
+    )
     importer.add_arguments(
-        sub.add_parser("import", help="import events from a JSONL or CSV file (e.g. last year's history) as the API stores them")
+        sub.add_parser(
+            "import", help="import events from a JSONL or CSV file (e.g. last year's history) as the API stores them"
+        )
     )
 
     b = sub.add_parser("bench", help="benchmarks (results belong in bench/RESULTS.md)")
@@ -353,7 +375,9 @@ def parser() -> argparse.ArgumentParser:
     bi.add_argument("--seconds", type=float, default=8.0, help="duration of each measured phase")
     bi.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients for the batch phase")
     bi.add_argument("--single-clients", type=int, default=32, help="concurrent HTTP clients for the single-event phase")
-    bi.add_argument("--single-rate", type=float, default=2000.0, help="paced request rate for the latency-at-rate phase")
+    bi.add_argument(
+        "--single-rate", type=float, default=2000.0, help="paced request rate for the latency-at-rate phase"
+    )
     bi.add_argument(
         "--ingest-processes",
         type=int,
@@ -369,7 +393,9 @@ def parser() -> argparse.ArgumentParser:
     bm = bench("metrics", "live snapshot freshness under load, and the metrics engine's memory bound")
     bm.add_argument("--seconds", type=float, default=20.0, help="duration of the measured load")
     bm.add_argument("--rate", type=float, default=5000.0, help="events per second posted")
-    bm.add_argument("--memory-events", type=int, default=2_000_000, help="synthetic events fed to the engine in-process")
+    bm.add_argument(
+        "--memory-events", type=int, default=2_000_000, help="synthetic events fed to the engine in-process"
+    )
     ba = bench("alerts", "stock event to firing alert latency under load with many rules")
     ba.add_argument("--seconds", type=float, default=45.0, help="duration of the measured load")
     ba.add_argument("--rate", type=float, default=5000.0, help="background events per second posted")
@@ -422,21 +448,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         importer.run(args, settings, lambda: _database(settings))
     elif args.command == "bench" and args.bench_command == "metrics":
         from bench import metrics as bench_metrics
+
         bench_metrics.main(args)
     elif args.command == "bench" and args.bench_command == "notify":
         from bench import notify as bench_notify
+
         bench_notify.main(args)
     elif args.command == "bench" and args.bench_command == "cpu":
         from bench import cpu as bench_cpu
+
         bench_cpu.main(args)
     elif args.command == "bench" and args.bench_command == "backtest":
         from bench import backtest as bench_backtest
+
         bench_backtest.main(args)
     elif args.command == "bench" and args.bench_command == "alerts":
         from bench import alerts as bench_alerts
+
         bench_alerts.main(args)
     elif args.command == "bench":
         from bench import ingest as bench_ingest
+
         bench_ingest.main(args)
 
 

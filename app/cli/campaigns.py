@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -56,11 +57,11 @@ def run(args: argparse.Namespace, open_database: Callable[[], str]) -> None:
     elif command == "apply":
         loaded = _valid_or_exit(args.files, "; nothing was applied")
         results = _on_database(open_database(), lambda conn: _save_all(conn, [c for _, c in loaded]))
-        for (path, campaign), created in zip(loaded, results):
+        for (path, campaign), created in zip(loaded, results, strict=False):
             print(f"{'created' if created else 'updated'} {campaign.id} ({path})")
     elif command == "list":
         stored = _on_database(open_database(), store.fetch_all)
-        print("\n".join(table(stored, datetime.now(timezone.utc))))
+        print("\n".join(table(stored, datetime.now(UTC))))
     elif command == "show":
         campaign = _on_database(open_database(), lambda conn: store.fetch(conn, args.id))
         if campaign is None:
@@ -152,7 +153,7 @@ def table(campaigns: list[store.Campaign], now: datetime) -> list[str]:
         for c in campaigns
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip() for row in rows]
 
 
 class _Dumper(yaml.SafeDumper):
@@ -163,9 +164,7 @@ class _OneLine(dict):
     """A mapping written in flow style (``{sku: SKU-1001, name: ...}``), one per list entry."""
 
 
-_Dumper.add_representer(
-    datetime, lambda dumper, moment: dumper.represent_scalar(TIMESTAMP_TAG, moment.isoformat())
-)
+_Dumper.add_representer(datetime, lambda dumper, moment: dumper.represent_scalar(TIMESTAMP_TAG, moment.isoformat()))
 _Dumper.add_representer(
     _OneLine, lambda dumper, mapping: dumper.represent_mapping("tag:yaml.org,2002:map", mapping, flow_style=True)
 )
@@ -191,5 +190,10 @@ def _plain(value: Any) -> Any:
 def to_yaml(campaign: store.Campaign) -> str:
     """The campaign as YAML that ``store.parse`` turns back into an equal campaign."""
     return yaml.dump(
-        _plain(campaign), Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=YAML_WIDTH
+        _plain(campaign),
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=YAML_WIDTH,
     )

@@ -73,12 +73,19 @@ def _construct(node: yaml.Node, path: tuple[str | int, ...], marks: dict, source
         for key_node, value_node in node.value:
             key = _scalar(key_node, path, source)
             if isinstance(key, (dict, list)):
-                raise ConfigError(source, key_node.start_mark.line + 1, key_node.start_mark.column + 1, _dotted(path) or None,
-                                  "a key must be a plain value, not a mapping or a list")
+                raise ConfigError(
+                    source,
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
+                    _dotted(path) or None,
+                    "a key must be a plain value, not a mapping or a list",
+                )
             if isinstance(key, str):
                 _check_text(key, key_node, path, source)
             if key in result:
-                raise ConfigError(source, key_node.start_mark.line + 1, key_node.start_mark.column + 1, str(key), "duplicate key")
+                raise ConfigError(
+                    source, key_node.start_mark.line + 1, key_node.start_mark.column + 1, str(key), "duplicate key"
+                )
             marks[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             result[key] = _construct(value_node, (*path, key), marks, source)
             marks[(*path, key)] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
@@ -98,8 +105,13 @@ def _scalar(node: yaml.Node, path: tuple[str | int, ...], source: str) -> Any:
         return yaml.safe_load(yaml.serialize(node))
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, node.start_mark.line + 1, node.start_mark.column + 1, _dotted(path) or None,
-                          f"not valid YAML: {problem}") from None
+        raise ConfigError(
+            source,
+            node.start_mark.line + 1,
+            node.start_mark.column + 1,
+            _dotted(path) or None,
+            f"not valid YAML: {problem}",
+        ) from None
 
 
 def _check_text(value: str, node: yaml.Node, path: tuple[str | int, ...], source: str) -> None:
@@ -236,4 +248,3 @@ def parse(text: str, schema: type[T], source: str = "<text>") -> T:
 def load(path: Path, schema: type[T]) -> T:
     """Read and parse one YAML file."""
     return parse(path.read_text(encoding="utf-8"), schema, str(path))
-

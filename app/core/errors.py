@@ -63,7 +63,14 @@ class ApiError(Exception):
 
 
 def error_body(status: int, message: str, field: str | None = None, code: str | None = None) -> dict:
-    return {"error": {"status": status, "code": code or STATUS_CODES.get(status, "error"), "message": message, "field": field}}
+    return {
+        "error": {
+            "status": status,
+            "code": code or STATUS_CODES.get(status, "error"),
+            "message": message,
+            "field": field,
+        }
+    }
 
 
 def api_error_response(exc: ApiError) -> JSONResponse:

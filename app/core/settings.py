@@ -9,8 +9,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -84,7 +85,9 @@ class Settings(BaseModel):
     wall_language: Literal["zh", "en"] = Field(DEFAULT_WALL_LANGUAGE, alias="WARROOM_WALL_LANGUAGE")
     role: Literal["all", "ingest"] = Field(DEFAULT_ROLE, alias="WARROOM_ROLE")
     """``all``: the whole product; ``ingest``: only the ingest endpoints, no metrics engine or alerts."""
-    ingest_processes: int = Field(DEFAULT_INGEST_PROCESSES, ge=0, le=MAX_INGEST_PROCESSES, alias="WARROOM_INGEST_PROCESSES")
+    ingest_processes: int = Field(
+        DEFAULT_INGEST_PROCESSES, ge=0, le=MAX_INGEST_PROCESSES, alias="WARROOM_INGEST_PROCESSES"
+    )
     """Ingest-role processes the full server starts on ``ingest_port`` (0: none, everything on one process)."""
     ingest_port: int = Field(DEFAULT_INGEST_PORT, ge=1, le=65535, alias="WARROOM_INGEST_PORT")
     metrics_port: int | None = Field(None, ge=1, le=65535, alias="WARROOM_METRICS_PORT")
@@ -127,7 +130,9 @@ class Settings(BaseModel):
         if value in (None, ""):
             return None
         if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https:// (the address people open, e.g. https://warroom.example.com)")
+            raise ValueError(
+                "must start with http:// or https:// (the address people open, e.g. https://warroom.example.com)"
+            )
         return value.rstrip("/")
 
     @property
@@ -158,11 +163,13 @@ class Settings(BaseModel):
         origins = tuple(filter(None, (p.strip().rstrip("/").lower() for p in value.split(","))))
         for origin in origins:
             if origin != "*" and not ORIGIN.fullmatch(origin):
-                raise ValueError(f"{origin!r} is not an origin (e.g. https://shop.example or http://127.0.0.1:3000) nor *")
+                raise ValueError(
+                    f"{origin!r} is not an origin (e.g. https://shop.example or http://127.0.0.1:3000) nor *"
+                )
         return origins
 
     @model_validator(mode="after")
-    def _ingest_port_free(self) -> "Settings":
+    def _ingest_port_free(self) -> Settings:
         if self.ingest_processes and self.role == "all" and self.ingest_port == self.port:
             raise ValueError(
                 f"WARROOM_INGEST_PORT={self.ingest_port!r}: must differ from WARROOM_PORT when WARROOM_INGEST_PROCESSES is set"
@@ -170,9 +177,11 @@ class Settings(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _metrics_port_free(self) -> "Settings":
+    def _metrics_port_free(self) -> Settings:
         if self.metrics_port is not None and self.metrics_port in (self.port, self.ingest_port):
-            raise ValueError(f"WARROOM_METRICS_PORT={self.metrics_port!r}: must differ from WARROOM_PORT and WARROOM_INGEST_PORT")
+            raise ValueError(
+                f"WARROOM_METRICS_PORT={self.metrics_port!r}: must differ from WARROOM_PORT and WARROOM_INGEST_PORT"
+            )
         return self
 
     @property
@@ -181,7 +190,7 @@ class Settings(BaseModel):
         return (self.pgdata or self.data_dir / "pgdata").resolve()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from the environment, raising SettingsError with one line per bad variable."""
         env = dict(os.environ if environ is None else environ)
         try:

@@ -21,8 +21,9 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Coroutine, Literal
+from typing import Literal
 
 from app.core.database import database_unavailable
 from app.core.telemetry import LOOP_PROGRESS_AGE, LOOP_RESTARTS, LOOP_STALLED, LOOP_UP
@@ -83,7 +84,9 @@ def condition(state: LoopState, now: float, backlog: bool) -> Condition:
 class Supervisor:
     """Runs named loops for one server process and knows how each one is doing."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, jitter: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, jitter: Callable[[], float] = random.random
+    ) -> None:
         self.clock = clock
         self.jitter = jitter
         self.loops: dict[str, LoopState] = {}

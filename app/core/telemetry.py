@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, Metric
@@ -19,9 +20,7 @@ disable_created_metrics()
 EVENTS = Counter(
     "warroom_events", "Events received, by type and outcome (accepted, duplicate, rejected).", ["type", "outcome"]
 )
-INGEST_REFUSED = Counter(
-    "warroom_ingest_refused", "Requests refused before commit, by reason.", ["reason"]
-)
+INGEST_REFUSED = Counter("warroom_ingest_refused", "Requests refused before commit, by reason.", ["reason"])
 REQUEST_EVENTS = Histogram(
     "warroom_ingest_request_events",
     "Events per ingest request.",
@@ -50,8 +49,12 @@ NOTIFICATION_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 DATABASE_UP = Gauge("warroom_database_up", "1 when the last database operation succeeded.")
-LOOP_UP = Gauge("warroom_loop_up", "1 while a supervised loop runs and makes progress; 0 when dead or stalled.", ["loop"])
-LOOP_STALLED = Gauge("warroom_loop_stalled", "1 while a supervised loop has work waiting but makes no progress.", ["loop"])
+LOOP_UP = Gauge(
+    "warroom_loop_up", "1 while a supervised loop runs and makes progress; 0 when dead or stalled.", ["loop"]
+)
+LOOP_STALLED = Gauge(
+    "warroom_loop_stalled", "1 while a supervised loop has work waiting but makes no progress.", ["loop"]
+)
 LOOP_RESTARTS = Counter("warroom_loop_restarts", "Times a supervised loop failed and was started again.", ["loop"])
 LOOP_PROGRESS_AGE = Gauge(
     "warroom_loop_seconds_since_progress", "Seconds since a supervised loop last made progress.", ["loop"]
@@ -62,7 +65,7 @@ class EngineCollector:
     """What the metrics engine counted but could not place, read from its state at scrape time (it survives
     restarts in the checkpoint, so these are counters of the engine's whole history, not of this process)."""
 
-    def __init__(self, engine: "Engine") -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     def collect(self) -> Iterator[Metric]:
@@ -91,13 +94,16 @@ class EngineCollector:
             for code, totals in state.unconverted.items():
                 unconverted.add_metric([campaign_id, code], totals["events"])
         yield from (undefined, capped, unconverted)
+
+
 KEY_LOOKUPS = Counter("warroom_key_lookups", "API key lookups that reached the database (cache misses).")
 AUTH_THROTTLED = Counter(
     "warroom_auth_throttled", "Key checks refused with 429 because their address failed too many key checks."
 )
 SESSION_LOOKUPS = Counter("warroom_session_lookups", "Session cookie lookups that reached the database (cache misses).")
 SILENCES_UNREADABLE = Counter(
-    "warroom_silences_unreadable", "Stored silences skipped because they cannot be read (each logged and counted once per process)."
+    "warroom_silences_unreadable",
+    "Stored silences skipped because they cannot be read (each logged and counted once per process).",
 )
 
 

@@ -23,8 +23,8 @@ import msgspec
 
 from app.campaigns import model as campaign_store
 from app.campaigns.model import Campaign, Phase, Phases
-from app.drill.scenario import Incident, Scenario
 from app.core.settings import Settings
+from app.drill.scenario import Incident, Scenario
 from app.drill.simulate import HISTORY_GROWTH, HISTORY_SHIFT, Poster, burst_time, send_history, send_live
 
 CAMPAIGNS_DIR = Path(__file__).resolve().parents[2] / "campaigns"
@@ -43,6 +43,7 @@ READY_TIMEOUT_S = 120.0
 
 def drill_schedule(campaign: Campaign, burst_at: datetime, speed: float, before_s: float, after_s: float) -> Campaign:
     """The campaign with phases on the compressed clock: pre-heat, burst and wrap-up around ``burst_at``."""
+
     def real(t: float) -> datetime:
         return burst_at + timedelta(seconds=t / speed)
 
@@ -64,14 +65,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--speed", type=float, default=DEMO_SPEED, help="simulated seconds per real second (default 60)")
     s.add_argument("--seed", type=int, default=11)
     s.add_argument("--campaign", default=DEMO_CAMPAIGN, help="campaign id of the events")
-    s.add_argument("--campaign-file", type=Path, default=CAMPAIGNS_DIR / f"{DEMO_CAMPAIGN}.yaml", help="SKU catalog and baseline")
-    s.add_argument("--incident", action="append", default=[], metavar="NAME@MINUTE",
-                   help="payment_outage, sellout, slow_pages, gmv_drop or brushing, at a simulated minute after midnight")
-    s.add_argument("--minutes-before", type=float, default=DEMO_MINUTES_BEFORE, help="simulated pre-heat minutes before midnight")
+    s.add_argument(
+        "--campaign-file", type=Path, default=CAMPAIGNS_DIR / f"{DEMO_CAMPAIGN}.yaml", help="SKU catalog and baseline"
+    )
+    s.add_argument(
+        "--incident",
+        action="append",
+        default=[],
+        metavar="NAME@MINUTE",
+        help="payment_outage, sellout, slow_pages, gmv_drop or brushing, at a simulated minute after midnight",
+    )
+    s.add_argument(
+        "--minutes-before", type=float, default=DEMO_MINUTES_BEFORE, help="simulated pre-heat minutes before midnight"
+    )
     s.add_argument("--minutes-after", type=float, default=DEMO_MINUTES_AFTER, help="simulated minutes after midnight")
-    s.add_argument("--scale", type=float, default=DEMO_SCALE, help="pre-heat visits per simulated minute (the burst peaks at 30x)")
-    s.add_argument("--burst-at", help="real time of midnight (RFC 3339); default: right after the pre-heat window from now")
-    s.add_argument("--history", action="store_true", help="also send last year's run into the baseline campaign, alongside the live night")
+    s.add_argument(
+        "--scale", type=float, default=DEMO_SCALE, help="pre-heat visits per simulated minute (the burst peaks at 30x)"
+    )
+    s.add_argument(
+        "--burst-at", help="real time of midnight (RFC 3339); default: right after the pre-heat window from now"
+    )
+    s.add_argument(
+        "--history",
+        action="store_true",
+        help="also send last year's run into the baseline campaign, alongside the live night",
+    )
     s.add_argument("--no-live", action="store_true", help="with --history: stop after the history")
 
 
@@ -79,8 +97,15 @@ def _scenarios(args: argparse.Namespace, campaign: Campaign) -> tuple[Scenario, 
     incidents = tuple(Incident.parse(text) for text in args.incident)
     before_s = args.minutes_before * 60
     live = Scenario(campaign.id, campaign.skus, args.seed, args.scale, incidents, before_s, f"sim{args.seed}")
-    history = Scenario(campaign.baseline or "", campaign.skus, args.seed + 1, args.scale / HISTORY_GROWTH, (), before_s,
-                       f"hist{args.seed}")
+    history = Scenario(
+        campaign.baseline or "",
+        campaign.skus,
+        args.seed + 1,
+        args.scale / HISTORY_GROWTH,
+        (),
+        before_s,
+        f"hist{args.seed}",
+    )
     return live, history
 
 
@@ -95,9 +120,13 @@ async def simulate(args: argparse.Namespace, burst_at: datetime) -> None:
     runs = []
     if args.history:
         print(f"history: {campaign.baseline}, burst at {(burst_at - HISTORY_SHIFT).isoformat()}", file=sys.stderr)
-        runs.append(send_history(history_poster, history, campaign.baseline or "", burst_at, args.speed, start_s, end_s))
+        runs.append(
+            send_history(history_poster, history, campaign.baseline or "", burst_at, args.speed, start_s, end_s)
+        )
     if not args.no_live:
-        print(f"live: {campaign.id}, burst (midnight) at {burst_at.isoformat()}, speed {args.speed:g}x", file=sys.stderr)
+        print(
+            f"live: {campaign.id}, burst (midnight) at {burst_at.isoformat()}, speed {args.speed:g}x", file=sys.stderr
+        )
         runs.append(send_live(live_poster, live, campaign.id, burst_at, args.speed, start_s, end_s))
     try:
         await asyncio.gather(*runs)
@@ -156,11 +185,21 @@ def _demo_drill(settings: Settings, keys: dict[str, str]) -> None:
         drill_schedule(last_year, burst_at - HISTORY_SHIFT, DEMO_SPEED, before_s, after_s),
         drill_schedule(this_year, burst_at, DEMO_SPEED, before_s, after_s),
     ):
-        httpx.put(f"{url}/v1/campaigns/{campaign.id}", content=msgspec.json.encode(campaign), headers=headers).raise_for_status()
+        httpx.put(
+            f"{url}/v1/campaigns/{campaign.id}", content=msgspec.json.encode(campaign), headers=headers
+        ).raise_for_status()
     args = argparse.Namespace(
-        url=url, key=keys["ingest"], speed=DEMO_SPEED, seed=11, campaign=this_year.id,
-        campaign_file=CAMPAIGNS_DIR / f"{DEMO_CAMPAIGN}.yaml", incident=list(DEMO_INCIDENTS),
-        minutes_before=DEMO_MINUTES_BEFORE, minutes_after=DEMO_MINUTES_AFTER, scale=DEMO_SCALE, history=True,
+        url=url,
+        key=keys["ingest"],
+        speed=DEMO_SPEED,
+        seed=11,
+        campaign=this_year.id,
+        campaign_file=CAMPAIGNS_DIR / f"{DEMO_CAMPAIGN}.yaml",
+        incident=list(DEMO_INCIDENTS),
+        minutes_before=DEMO_MINUTES_BEFORE,
+        minutes_after=DEMO_MINUTES_AFTER,
+        scale=DEMO_SCALE,
+        history=True,
         no_live=False,
     )
     asyncio.run(simulate(args, burst_at))

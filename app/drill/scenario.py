@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from app.campaigns.model import Sku
 
@@ -79,7 +80,7 @@ class Incident:
     start_s: float
 
     @classmethod
-    def parse(cls, text: str) -> "Incident":
+    def parse(cls, text: str) -> Incident:
         """``payment_outage@12`` → the payment outage starting 12 simulated minutes after midnight."""
         name, _, minute = text.partition("@")
         if name not in INCIDENTS:
@@ -149,8 +150,13 @@ class Scenario:
         return events
 
     def _stock_event(self, sku: str, tag: str) -> dict[str, Any]:
-        return {"event_id": f"{self.id_prefix}-stock-{sku}-{tag}", "type": "stock_level", "sku": sku,
-                "quantity": max(self._stock[sku], 0), "warehouse": "main"}
+        return {
+            "event_id": f"{self.id_prefix}-stock-{sku}-{tag}",
+            "type": "stock_level",
+            "sku": sku,
+            "quantity": max(self._stock[sku], 0),
+            "warehouse": "main",
+        }
 
     def step(self, t: int) -> list[tuple[float, dict[str, Any]]]:
         """Events of simulated second ``t`` as (simulated time, event without occurred_at/campaign)."""
@@ -171,7 +177,9 @@ class Scenario:
         events += self._restock(t)
         if any(i.name == "sellout" and int(i.start_s) == t for i in self.incidents):
             hot = self.skus[0].sku
-            self._stock[hot] = min(self._stock[hot], max(5, int(self.expected_units_per_s(t)[0] * 60 * SELLOUT_STOCK_MIN)))
+            self._stock[hot] = min(
+                self._stock[hot], max(5, int(self.expected_units_per_s(t)[0] * 60 * SELLOUT_STOCK_MIN))
+            )
             events.append((float(t), self._stock_event(hot, f"sellout-{t}")))
         events.sort(key=lambda item: item[0])
         return events
@@ -184,8 +192,18 @@ class Scenario:
                 continue
             amount = max(sku.warning_level * 2, int(self.expected_units_per_s(t)[rank] * RESTOCK_S))
             self._stock[sku.sku] += amount
-            out.append((t + 0.998, {"event_id": f"{self.id_prefix}-restock-{sku.sku}-{t}", "type": "stock_adjust",
-                                     "sku": sku.sku, "quantity": amount, "warehouse": "main"}))
+            out.append(
+                (
+                    t + 0.998,
+                    {
+                        "event_id": f"{self.id_prefix}-restock-{sku.sku}-{t}",
+                        "type": "stock_adjust",
+                        "sku": sku.sku,
+                        "quantity": amount,
+                        "warehouse": "main",
+                    },
+                )
+            )
         return out
 
     def _pick_sku(self, rng: random.Random, t: float) -> Sku:
@@ -223,7 +241,9 @@ class Scenario:
         if rng.random() >= P_CHECKOUT:
             return out
         emit("checkout")
-        p_order = P_ORDER_FROM_CHECKOUT * (0.3 if slow else 1) * (GMV_DROP_FACTOR if self._incident("gmv_drop", t) else 1)
+        p_order = (
+            P_ORDER_FROM_CHECKOUT * (0.3 if slow else 1) * (GMV_DROP_FACTOR if self._incident("gmv_drop", t) else 1)
+        )
         if rng.random() >= p_order or self._stock.get(sku.sku, 0) < quantity:
             return out
         order = f"{self.id_prefix}-o{tag}"
@@ -245,8 +265,14 @@ class Scenario:
         for n in range(_poisson(rng, BRUSHING_ORDERS_PER_S * BRUSHING_USERS)):
             user = f"brush{rng.randrange(BRUSHING_USERS)}"
             order = f"{self.id_prefix}-b{t}-{n}"
-            common = {"user_id": user, "channel": "app", "order_id": order, "sku": cheap.sku, "quantity": 1,
-                      "amount": cheap.price or 1.0}
+            common = {
+                "user_id": user,
+                "channel": "app",
+                "order_id": order,
+                "sku": cheap.sku,
+                "quantity": 1,
+                "amount": cheap.price or 1.0,
+            }
             out.append((t + 0.5, {"event_id": f"{order}-c", "type": "order_created", **common}))
             out.append((t + 0.6, {"event_id": f"{order}-p", "type": "order_paid", **common}))
         return out
@@ -258,13 +284,31 @@ class Scenario:
         values: list[tuple[str, float, dict[str, str]]] = [
             ("payment_success_rate", 0.05 if outage else min(0.999, rng.gauss(0.985, 0.004)), {}),
             ("page_load_ms", (4500 if slow else 900) * rng.uniform(0.9, 1.1), {}),
-            ("cs_response_s", max(3.0, rng.gauss(9 + 4 * visits_per_min / (self.base_visits_per_min * PEAK_FACTOR), 1.2)), {}),
+            (
+                "cs_response_s",
+                max(3.0, rng.gauss(9 + 4 * visits_per_min / (self.base_visits_per_min * PEAK_FACTOR), 1.2)),
+                {},
+            ),
         ]
         for channel, share in CHANNELS:
-            values.append(("ad_spend", round(visits_per_min * share * SPEND_PER_VISIT * rng.uniform(0.9, 1.1), 2), {"channel": channel}))
+            values.append(
+                (
+                    "ad_spend",
+                    round(visits_per_min * share * SPEND_PER_VISIT * rng.uniform(0.9, 1.1), 2),
+                    {"channel": channel},
+                )
+            )
         return [
-            (t + 0.9, {"event_id": f"{self.id_prefix}-m{t}-{name}-{labels.get('channel', '')}", "type": "metric",
-                       "metric": name, "value": round(value, 4), "labels": labels})
+            (
+                t + 0.9,
+                {
+                    "event_id": f"{self.id_prefix}-m{t}-{name}-{labels.get('channel', '')}",
+                    "type": "metric",
+                    "metric": name,
+                    "value": round(value, 4),
+                    "labels": labels,
+                },
+            )
             for name, value, labels in values
         ]
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import msgspec
@@ -70,7 +71,9 @@ class Poster:
 
     def __init__(self, url: str, key: str) -> None:
         self._client = httpx.AsyncClient(
-            base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, timeout=30
+            base_url=url.rstrip("/"),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            timeout=30,
         )
 
     async def close(self) -> None:
@@ -155,4 +158,4 @@ async def send_live(
 def burst_time(lead_s: float, speed: float, preheat_s: float, now: float | None = None) -> datetime:
     """When (real time) the burst starts if the pre-heat window begins ``lead_s`` seconds from now."""
     start = (time.time() if now is None else now) + lead_s
-    return datetime.fromtimestamp(start + preheat_s / speed, timezone.utc)
+    return datetime.fromtimestamp(start + preheat_s / speed, UTC)

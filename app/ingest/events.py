@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -21,7 +21,7 @@ from app.core import nesting
 from app.core.configfile import plain_reason
 
 MAX_FUTURE = timedelta(minutes=5)
-EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 """Events before this are refused: no promotion happened then, and far-past instants (year 1 with a
 +14:00 offset) cannot even be converted to UTC for storage."""
 MAX_PROPS_BYTES = 8 * 1024
@@ -75,9 +75,7 @@ LabelName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 LabelValue = Annotated[str, msgspec.Meta(max_length=256)]
 Props = Annotated[
     msgspec.Raw,
-    msgspec.Meta(
-        extra_json_schema={"type": "object", "description": "Free-form attributes, at most 8 KB of JSON."}
-    ),
+    msgspec.Meta(extra_json_schema={"type": "object", "description": "Free-form attributes, at most 8 KB of JSON."}),
 ]
 
 VISITOR = "user_id|anonymous_id"
@@ -205,7 +203,9 @@ def field_error(exc: msgspec.MsgspecError) -> FieldError:
     if "matching regex" in text:
         return FieldError(path or None, plain_reason(text))
     if path == "type" and text.startswith("Invalid enum value"):
-        return FieldError("type", f"unknown event type {text.split('value ', 1)[1]}; expected one of {', '.join(EVENT_TYPES)}")
+        return FieldError(
+            "type", f"unknown event type {text.split('value ', 1)[1]}; expected one of {', '.join(EVENT_TYPES)}"
+        )
     field_match = _MSGSPEC_FIELD.match(text)
     if field_match:
         field = ".".join(p for p in (path, field_match["field"]) if p)
@@ -294,7 +294,9 @@ def decode_event(raw: bytes | msgspec.Raw, now: datetime, defaults: Defaults) ->
     except UnicodeDecodeError as exc:  # msgspec reports invalid UTF-8 inside strings this way
         return None, [FieldError(None, f"a string is not valid UTF-8 (byte {exc.start} of the event)")]
     except RecursionError:
-        return None, [FieldError(None, f"the event nests {nesting.depth(raw)} levels of arrays/objects, too deep to decode")]
+        return None, [
+            FieldError(None, f"the event nests {nesting.depth(raw)} levels of arrays/objects, too deep to decode")
+        ]
     return check_event(event, now, defaults)
 
 
@@ -320,7 +322,9 @@ _BATCH_DECODER = msgspec.json.Decoder(_Batch)
 BATCH_PREFIX = b'{"events"'
 
 
-def decode_batch(body: bytes, limit: int, now: datetime, defaults: Defaults) -> list[tuple[Row | None, list[FieldError]]] | None:
+def decode_batch(
+    body: bytes, limit: int, now: datetime, defaults: Defaults
+) -> list[tuple[Row | None, list[FieldError]]] | None:
     """Every event of a ``{"events": [...]}`` body whose events all pass the type check, in one decode.
 
     None when that does not hold (another shape, a NUL escape somewhere, an event with a wrong field,
@@ -431,4 +435,4 @@ def json_schema() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -41,15 +41,16 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Literal
+from typing import Literal
 
 import asyncpg
 
 from app.core import telemetry
 from app.core.database import database_unavailable, refusal_reason, refused_data
-from app.ingest.events import COLUMNS, Row
 from app.core.supervision import Progress, Supervisor
+from app.ingest.events import COLUMNS, Row
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +153,10 @@ Insert = Callable[[list[Row]], Awaitable[set[str]]]
 def search_exhausted(refusals: int, now: float, deadline: float) -> str | None:
     """Why to stop trying a submission's rows one by one (the rest are refused with this reason), or None."""
     if refusals >= MAX_REFUSED_PER_SUBMISSION:
-        return (f"not stored: too many events of this request were refused by the database (at least "
-                f"{MAX_REFUSED_PER_SUBMISSION}); fix them and send this event again")
+        return (
+            f"not stored: too many events of this request were refused by the database (at least "
+            f"{MAX_REFUSED_PER_SUBMISSION}); fix them and send this event again"
+        )
     if now > deadline:
         return "not stored: finding the events the database refused took too long; fix them and send this event again"
     return None
@@ -223,7 +226,7 @@ class GroupCommitter:
         self._closing = True
         try:
             await asyncio.wait_for(self._queue.join(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.error("shutdown: %d queued events not committed before the grace period", self._queued_events)
         await self._supervisor.stop(*self._loops)
 
@@ -240,7 +243,7 @@ class GroupCommitter:
         self._queue.put_nowait(_Submission(rows, future))
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             telemetry.INGEST_REFUSED.labels(reason="commit_timeout").inc()
             raise IngestUnavailable("commit did not finish in time; retry (retries are deduplicated)") from None
 
@@ -275,7 +278,12 @@ class GroupCommitter:
             except Exception as exc:
                 outcome = commit_failure(exc, len(group))
                 if outcome == "clash":
-                    log.warning("group commit clashed with another writer (attempt %d of %d): %s", attempt, CONFLICT_ATTEMPTS, exc)
+                    log.warning(
+                        "group commit clashed with another writer (attempt %d of %d): %s",
+                        attempt,
+                        CONFLICT_ATTEMPTS,
+                        exc,
+                    )
                     await asyncio.sleep(random.uniform(0, CONFLICT_BACKOFF_S))
                     continue
                 if outcome == "unavailable":
@@ -300,13 +308,17 @@ class GroupCommitter:
 
     async def _commit_refused(self, submission: _Submission, exc: Exception, progress: Progress) -> None:
         """PostgreSQL refused a value of this submission: store the rest, report the refused events per item."""
-        log.warning("the database refused a value in a submission of %d events; finding which: %s", len(submission.rows), exc)
+        log.warning(
+            "the database refused a value in a submission of %d events; finding which: %s", len(submission.rows), exc
+        )
         try:
             inserted, refused = await self._insert_each(staged_rows(submission, set()), progress)
         except Exception as error:  # the database went away meanwhile: nothing was committed, retry everything
             self.database_ok = not database_unavailable(error)
             log.warning("finding the refused events failed: %r", error)
-            self._fail([submission], IngestUnavailable("database unavailable" if not self.database_ok else "the commit failed"))
+            self._fail(
+                [submission], IngestUnavailable("database unavailable" if not self.database_ok else "the commit failed")
+            )
             return
         log.error("the database refused %d event(s): %s", len(refused), "; ".join(sorted(set(refused.values()))))
         self._resolve([submission], inserted, refused)
@@ -328,7 +340,9 @@ class GroupCommitter:
                         refused.update((later[0], reason) for later in rows[index:])
                         break
                     try:
-                        inserted |= {record[0] for record in await conn.fetch(ROW_INSERT_SQL, *([value] for value in row))}
+                        inserted |= {
+                            record[0] for record in await conn.fetch(ROW_INSERT_SQL, *([value] for value in row))
+                        }
                         await conn.execute("RELEASE SAVEPOINT row; SAVEPOINT row")
                     except Exception as error:
                         if not refused_data(error) or database_unavailable(error):
@@ -357,7 +371,7 @@ class GroupCommitter:
         started = time.perf_counter()
         async with self._pool.acquire() as conn:
             if len(rows) <= ARRAY_INSERT_MAX_ROWS:
-                inserted = {record[0] for record in await conn.fetch(INSERT_SQL, *zip(*rows))}
+                inserted = {record[0] for record in await conn.fetch(INSERT_SQL, *zip(*rows, strict=False))}
             elif self._staged_groups_left == 0 and await self._copy_direct(conn, rows):
                 inserted = {row[0] for row in rows}
             else:
@@ -402,7 +416,9 @@ class GroupCommitter:
             for event_type, count in Counter(row[1] for row in rows).items():
                 outcomes[(event_type, "accepted")] += accepted_by_type[event_type]
                 outcomes[(event_type, "rejected")] += refused_by_type[event_type]
-                outcomes[(event_type, "duplicate")] += count - accepted_by_type[event_type] - refused_by_type[event_type]
+                outcomes[(event_type, "duplicate")] += (
+                    count - accepted_by_type[event_type] - refused_by_type[event_type]
+                )
             accepted = sum(accepted_by_type.values())
             result = CommitResult(accepted, len(rows) - accepted - len(refusals), refusals)
             if not submission.future.done():

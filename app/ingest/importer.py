@@ -19,18 +19,19 @@ import itertools
 import math
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import msgspec
 
-from app.core.database import create_pool
 from app.core.configfile import plain_reason
+from app.core.database import create_pool
+from app.core.settings import Settings
 from app.ingest.events import COLUMNS, Defaults, FieldError, Row, Slug, decode_event, mend_surrogates, utcnow
 from app.ingest.group_commit import GroupCommitter, IngestUnavailable, prepare_connection
-from app.core.settings import Settings
 
 FORMATS = ("jsonl", "csv")
 EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
@@ -116,7 +117,9 @@ def run(args: argparse.Namespace, settings: Settings, open_database: Callable[[]
     cannot be read or holds no records, 2 for bad arguments."""
     fmt = args.format or detect_format(args.file)
     if fmt is None:
-        args.usage_error(f"cannot tell the format of {args.file} from its extension; pass --format jsonl or --format csv")
+        args.usage_error(
+            f"cannot tell the format of {args.file} from its extension; pass --format jsonl or --format csv"
+        )
     source = str(args.file)
     try:
         records = open_records(args.file, fmt)
@@ -213,7 +216,7 @@ def _csv_rows(text: TextIO, reader: Any, header: list[str], source: str) -> Iter
             if len(cells) != len(header):
                 yield line_number, [FieldError(None, f"the row has {len(cells)} cells, the header has {len(header)}")]
                 continue
-            yield line_number, csv_event(zip(header, cells))
+            yield line_number, csv_event(zip(header, cells, strict=False))
 
 
 def _integer(cell: str) -> int:

@@ -8,8 +8,8 @@ keep events longer than any integrator retries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 import asyncpg
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from app.ingest.events import EVENT_TYPES, Defaults, EventIn, FieldError, Row, field_error, has_nul, check_event
+from app.ingest.events import EVENT_TYPES, Defaults, EventIn, FieldError, Row, check_event, field_error, has_nul
 
 TRACK_EVENTS: dict[str, str] = {
     "Product Viewed": "product_view",
@@ -141,13 +141,17 @@ def _event_type(message: Message) -> tuple[str | None, FieldError | None]:
     if message.type in PAGE_CALLS:
         return "page_view", None
     if message.type != "track":
-        return None, FieldError("type", f"Segment {message.type!r} calls are not stored; send track, page or screen calls")
+        return None, FieldError(
+            "type", f"Segment {message.type!r} calls are not stored; send track, page or screen calls"
+        )
     if message.event is None:
         return None, FieldError("event", "track calls need an event name")
     mapped = TRACK_EVENTS.get(message.event) or (message.event if message.event in EVENT_TYPES else None)
     if mapped is None:
         supported = ", ".join(sorted(TRACK_EVENTS))
-        return None, FieldError("event", f"event {message.event!r} is not mapped; use one of {supported} or a war-room type")
+        return None, FieldError(
+            "event", f"event {message.event!r} is not mapped; use one of {supported} or a war-room type"
+        )
     return mapped, None
 
 

@@ -23,8 +23,9 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO, Mapping
+from typing import IO
 
 from app.core.settings import Settings
 from app.core.supervision import Progress, Supervisor
@@ -155,7 +156,7 @@ class IngestProcesses:
     async def _wait_ready(self, child: _Child) -> None:
         try:
             answer = await asyncio.wait_for(asyncio.to_thread(os.read, child.ready_fd, 1), READY_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             child.process.kill()
             answer = b""
         finally:

@@ -13,10 +13,11 @@ import bisect
 import json
 import logging
 import pickle
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from app.campaigns.model import Campaign
 from app.ingest.events import DEFAULT_WAREHOUSE
@@ -61,7 +62,9 @@ NO_CHANNEL = "(none)"
 OTHER = "(other)"
 
 TOTAL = ""
-VISITOR_TYPES = frozenset({"visit", "page_view", "product_view", "add_to_cart", "checkout", "order_created", "order_paid"})
+VISITOR_TYPES = frozenset(
+    {"visit", "page_view", "product_view", "add_to_cart", "checkout", "order_created", "order_paid"}
+)
 """Events whose user is counted in UV: traffic and orders (a buyer is a visitor, so conversion stays ≤ 100%)."""
 STOCK_TYPES = frozenset({"stock_level", "stock_adjust"})
 NEVER = -(2**62)
@@ -110,7 +113,7 @@ def _count_distinct(counters: dict[str, DistinctCounter], channel: str, value: s
 
 
 def _iso(epoch: float | None) -> str | None:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat() if epoch is not None else None
+    return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else None
 
 
 class _Route(NamedTuple):
@@ -282,7 +285,10 @@ class Engine:
         if count == 10 ** (len(str(count)) - 1):
             log.warning(
                 "campaign %s: more %s keys than the limit of %d; %d events so far past it (%s)",
-                campaign_id, kind, KEY_LIMITS[kind], count,
+                campaign_id,
+                kind,
+                KEY_LIMITS[kind],
+                count,
                 "counted under (other)" if kind in ("channel", "sku", "category") else "not kept",
             )
 
@@ -301,7 +307,9 @@ class Engine:
                 if series is not None:
                     return label, series
             self._key_counts[count_key] = count + 1
-            series = state.dims[f"{kind}:{label}"] = Series(ITEM_SECONDS_KEPT if kind in ("sku", "category") else SECONDS_KEPT)
+            series = state.dims[f"{kind}:{label}"] = Series(
+                ITEM_SECONDS_KEPT if kind in ("sku", "category") else SECONDS_KEPT
+            )
         return label, series
 
     def _apply(self, state: CampaignState, event: Event) -> None:
@@ -532,7 +540,9 @@ class Engine:
             stock = state.stock.get(sku)
             sold = int(series.totals[INDEX["units_sold"]]) if series else 0
             rate = (
-                float(series.window(INDEX["units_sold"], int(now) - SELL_RATE_WINDOW_S, int(now) + 1)) * 60 / SELL_RATE_WINDOW_S
+                float(series.window(INDEX["units_sold"], int(now) - SELL_RATE_WINDOW_S, int(now) + 1))
+                * 60
+                / SELL_RATE_WINDOW_S
                 if series
                 else 0.0
             )
@@ -616,7 +626,7 @@ class Engine:
             baseline = {m: self._cumulative(base_id, m, now - offset) for m in MEASURES}
             final = _number(self.states[base_id].dims[TOTAL].totals[INDEX["gmv_paid"]])
             baseline_share = baseline["gmv_paid"] / final if final else None
-        moment = datetime.fromtimestamp(now, timezone.utc)
+        moment = datetime.fromtimestamp(now, UTC)
         next_phase = None
         if campaign is not None:
             upcoming = [(p.start, name) for name, p in campaign.phases.items() if p.start > moment]
@@ -625,7 +635,15 @@ class Engine:
         channels = []
         for channel in state.keys("channel:"):
             kpis = self._kpis(state, channel, state.dims[f"channel:{channel}"].totals)
-            channels.append({"channel": channel, **{k: kpis[k] for k in ("gmv_paid", "orders_paid", "uv", "conversion_rate", "visits", "spend", "roi")}})
+            channels.append(
+                {
+                    "channel": channel,
+                    **{
+                        k: kpis[k]
+                        for k in ("gmv_paid", "orders_paid", "uv", "conversion_rate", "visits", "spend", "roi")
+                    },
+                }
+            )
         channels.sort(key=lambda c: -c["gmv_paid"])
         return {
             "campaign": campaign_id,
@@ -646,14 +664,20 @@ class Engine:
             "channels": channels,
             "skus": self.skus(campaign_id, now),
             "metrics": [
-                {"metric": m.name, "labels": m.labels, "last": m.last, "last_at": _iso(m.last_at if m.last is not None else None)}
+                {
+                    "metric": m.name,
+                    "labels": m.labels,
+                    "last": m.last,
+                    "last_at": _iso(m.last_at if m.last is not None else None),
+                }
                 for m in state.metrics.values()
             ],
             "events": state.events,
             "late_events": state.late_events,
             "dropped_keys": sum(state.capped.values()),
             "key_limits": [
-                {"key": kind, "limit": KEY_LIMITS[kind], "events": count} for kind, count in sorted(state.capped.items())
+                {"key": kind, "limit": KEY_LIMITS[kind], "events": count}
+                for kind, count in sorted(state.capped.items())
             ],
             "replaying": campaign_id in self.pending,
             "unconverted": {
@@ -698,7 +722,9 @@ class Engine:
         return _number(series.between(INDEX[metric], lo, hi, newest)) if series else 0.0
 
     @staticmethod
-    def _metric_mean(state: CampaignState, name: str, lo: int, hi: int, by: str | None, label: str | None) -> float | None:
+    def _metric_mean(
+        state: CampaignState, name: str, lo: int, hi: int, by: str | None, label: str | None
+    ) -> float | None:
         total, count = 0.0, 0
         for series in state.metrics.values():
             if series.name != name or (by is not None and series.labels.get(by) != label):
@@ -764,7 +790,7 @@ class Engine:
         )
 
     @classmethod
-    def load(cls, data: bytes, campaigns: Iterable[Campaign]) -> "Engine":
+    def load(cls, data: bytes, campaigns: Iterable[Campaign]) -> Engine:
         """The checkpointed state under today's definitions (a campaign defined since is replayed)."""
         version, *rest = pickle.loads(data)
         if version != STATE_VERSION:

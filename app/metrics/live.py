@@ -25,16 +25,17 @@ import os
 import signal
 import time
 import zlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, NoReturn
+from typing import Any, NoReturn
 
 import asyncpg
 
 from app.campaigns import model as campaign_store
+from app.core.supervision import Progress, Supervisor
 from app.metrics.engine import Engine
 from app.metrics.measures import EVENT_COLUMNS, Event
 from app.metrics.replay import REPLAY_BATCH, REPLAY_SPAN, replay_step
-from app.core.supervision import Progress, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,12 @@ over millions of stored events keeps the others' numbers live."""
 LISTEN_CHECK_S = 2.0
 """The LISTEN connection is checked this often (a round trip), so one lost in an outage is replaced."""
 CHECKPOINT_STALL_AFTER_S = CHECKPOINT_INTERVAL_S + CHECKPOINT_WRITER_TIMEOUT_S + 60.0
-TAIL_LOOP, PUBLISH_LOOP, CHECKPOINT_LOOP, LISTEN_LOOP = "metrics-tail", "metrics-publish", "metrics-checkpoint", "metrics-listen"
+TAIL_LOOP, PUBLISH_LOOP, CHECKPOINT_LOOP, LISTEN_LOOP = (
+    "metrics-tail",
+    "metrics-publish",
+    "metrics-checkpoint",
+    "metrics-listen",
+)
 
 WAITING_SQL = "SELECT EXISTS (SELECT 1 FROM events WHERE seq > $1)"
 """Stored events the engine has not applied: the tail's backlog."""
@@ -73,7 +79,9 @@ async def read_tail(conn: asyncpg.Connection, after_seq: int, limit: int) -> lis
     return (await read_tail_to_horizon(conn, after_seq, limit))[0]
 
 
-async def read_tail_to_horizon(conn: asyncpg.Connection, after_seq: int, limit: int) -> tuple[list[asyncpg.Record], bool]:
+async def read_tail_to_horizon(
+    conn: asyncpg.Connection, after_seq: int, limit: int
+) -> tuple[list[asyncpg.Record], bool]:
     """``read_tail``, and whether the horizon was the last seq drawn (no write in flight held it back).
 
     Writers commit in parallel, so a higher ``seq`` can be visible before a lower one; reading past the
@@ -195,7 +203,9 @@ class LiveMetrics:
     def _reload_done(self, task: asyncio.Task[None]) -> None:
         self._reloads.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("campaigns not reloaded after a change; the LISTEN reconnect reloads them", exc_info=task.exception())
+            log.error(
+                "campaigns not reloaded after a change; the LISTEN reconnect reloads them", exc_info=task.exception()
+            )
 
     async def reload_campaigns(self) -> None:
         async with self.pool.acquire() as conn:
@@ -252,7 +262,7 @@ class LiveMetrics:
             if not self.engine.pending:  # else the replay goes on at once
                 try:
                     await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             await asyncio.sleep(max(0.0, started + TAIL_MIN_GAP_S - loop.time()))
 
@@ -359,9 +369,11 @@ def _write_state_and_exit(engine: Engine, read_fd: int, write_fd: int) -> NoRetu
         data = zlib.compress(engine.dump(), 1)
         view = memoryview(data)
         while view:
-            view = view[os.write(write_fd, view):]
+            view = view[os.write(write_fd, view) :]
         status = 0
-    except BaseException as exc:  # the parent reports the status; stderr's lock may be held by a thread lost in the fork
+    except (
+        BaseException
+    ) as exc:  # the parent reports the status; stderr's lock may be held by a thread lost in the fork
         os.write(2, f"checkpoint writer failed: {exc!r}\n".encode())
     finally:
         os._exit(status)

@@ -80,7 +80,11 @@ COUNTED_BY_TYPE: dict[str, str] = {
     "refund": "refunds",
 }
 AMOUNT_BY_TYPE: dict[str, str] = {"order_created": "gmv_created", "order_paid": "gmv_paid", "refund": "refund_amount"}
-UNITS_BY_TYPE: dict[str, str] = {"order_paid": "units_sold", "order_created": "units_ordered", "add_to_cart": "cart_units"}
+UNITS_BY_TYPE: dict[str, str] = {
+    "order_paid": "units_sold",
+    "order_created": "units_ordered",
+    "add_to_cart": "cart_units",
+}
 
 
 def contributions(event: Event) -> list[tuple[int, object]]:

@@ -30,9 +30,7 @@ def plan_share(campaign: Campaign, now: float) -> float:
     return share
 
 
-def pacing(
-    campaign: Campaign | None, gmv: float, now: float, baseline_share: float | None
-) -> dict[str, Any]:
+def pacing(campaign: Campaign | None, gmv: float, now: float, baseline_share: float | None) -> dict[str, Any]:
     """Target, % complete and projection; ``baseline_share`` is last year's cumulative share at this offset."""
     target = campaign.targets.gmv if campaign else None
     if baseline_share is not None and baseline_share >= MIN_SHARE:

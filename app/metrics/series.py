@@ -10,7 +10,7 @@ the whole campaign. A late event lands in the bucket of its own ``occurred_at``.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from app.metrics.measures import ZERO_BUCKET
 

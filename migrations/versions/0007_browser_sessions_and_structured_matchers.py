@@ -66,7 +66,9 @@ def upgrade() -> None:
         " (jsonb_typeof(matchers) = 'array' AND NOT jsonb_path_exists(matchers, '$[*] ? (@.type() != \"object\")'))"
     )
     op.execute("ALTER TABLE api_keys DROP CONSTRAINT api_keys_scope_check")
-    op.execute("ALTER TABLE api_keys ADD CONSTRAINT api_keys_scope_check CHECK (scope IN ('ingest', 'operator', 'screen', 'metrics'))")
+    op.execute(
+        "ALTER TABLE api_keys ADD CONSTRAINT api_keys_scope_check CHECK (scope IN ('ingest', 'operator', 'screen', 'metrics'))"
+    )
     op.execute(
         """
         CREATE TABLE sessions (
@@ -86,6 +88,8 @@ def downgrade() -> None:
     op.execute("DROP TABLE sessions")
     op.execute("DELETE FROM api_keys WHERE scope = 'metrics'")
     op.execute("ALTER TABLE api_keys DROP CONSTRAINT api_keys_scope_check")
-    op.execute("ALTER TABLE api_keys ADD CONSTRAINT api_keys_scope_check CHECK (scope IN ('ingest', 'operator', 'screen'))")
+    op.execute(
+        "ALTER TABLE api_keys ADD CONSTRAINT api_keys_scope_check CHECK (scope IN ('ingest', 'operator', 'screen'))"
+    )
     op.execute("ALTER TABLE silences DROP CONSTRAINT silences_matchers_structured")
     _convert(_text)
