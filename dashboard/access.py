@@ -154,7 +154,7 @@ class WallGuard:
 async def _watched(app: ASGIApp, scope: Scope, receive: Receive, send: Send, check: StillAllowed) -> None:
     """Run the Dash websocket until it ends or its key or session no longer admits it (closed 4401, see
     ``app.api.streams.watch``): the wall's push loop then stops with it."""
-    running = asyncio.ensure_future(app(scope, receive, send))
+    running = asyncio.ensure_future(app(scope, receive, send))  # an ASGI app returns an awaitable, not a coroutine
 
     async def close(code: int, reason: str) -> None:
         await send({"type": "websocket.close", "code": code, "reason": reason})
