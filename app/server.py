@@ -26,6 +26,7 @@ from alerts.notify.delivery import DeliveryService
 from app import __version__
 from app.access.keys import KeyStore
 from app.access.ratelimit import RateLimiter
+from app.access.sessions import SessionStore
 from app.api import alert_stream, health, oncall, scrape
 from app.api import alerts as alerts_api
 from app.api import campaigns as campaigns_api
@@ -36,7 +37,7 @@ from app.api import sessions as sessions_api
 from app.api.admission import Admission
 from app.api.browser_security import BrowserSecurity
 from app.api.cors import SegmentCors
-from app.api.services import Services
+from app.api.services import FullServices, IngestServices
 from app.campaigns import model as campaign_files
 from app.core import errors
 from app.core.database import create_pool, head_revision, open_database, upgrade_async
@@ -81,14 +82,10 @@ async def _database(settings: Settings, migrate: bool) -> AsyncIterator[tuple[st
 
 
 def _services(
-    settings: Settings,
-    pool: asyncpg.Pool,
-    supervisor: Supervisor,
-    on_commit: Callable[[], None] = lambda: None,
-    **engines: Any,
-) -> Services:
-    """What every role runs (keys, rate limits, the started group committer), plus the full server's
-    ``engines`` (metrics, alerts, delivery); ``supervisor`` runs every long-running loop."""
+    settings: Settings, pool: asyncpg.Pool, supervisor: Supervisor, on_commit: Callable[[], None] = lambda: None
+) -> IngestServices:
+    """What every role runs (keys, sessions, rate limits, the started group committer); ``supervisor`` runs every
+    long-running loop."""
     committer = GroupCommitter(
         pool,
         writers=settings.writers,
@@ -98,15 +95,15 @@ def _services(
         supervisor=supervisor,
     )
     committer.start()
-    return Services(
+    return IngestServices(
         settings=settings,
         pool=pool,
         keys=KeyStore(pool, settings.key_cache_s),
         limiter=RateLimiter(),
         committer=committer,
-        schema_head=head_revision(),
+        sessions=SessionStore(pool, settings.key_cache_s),
         supervisor=supervisor,
-        **engines,
+        schema_head=head_revision(),
     )
 
 
@@ -165,7 +162,7 @@ class Server(uvicorn.Server):
     parallel with this process instead of after its connections have closed."""
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        ingest_tier: IngestProcesses | None = getattr(self.config.app.state, "ingest_tier", None)
+        ingest_tier: IngestProcesses | None = getattr(getattr(self.config.app, "state", None), "ingest_tier", None)
         if ingest_tier is not None:
             ingest_tier.terminate()
         super().handle_exit(sig, frame)
@@ -196,8 +193,11 @@ def create_full_app(settings: Settings) -> FastAPI:
             await alerts.start()
             delivery = DeliveryService(alerts, pool, routing.load(settings.notify_file), settings.base_url)
             await delivery.start()
-            services = _services(
-                settings, pool, supervisor, metrics.wake, metrics=metrics, alerts=alerts, delivery=delivery
+            services = FullServices(
+                **vars(_services(settings, pool, supervisor, metrics.wake)),
+                metrics=metrics,
+                alerts=alerts,
+                delivery=delivery,
             )
             app.state.services, committer = services, services.committer
             ingest_tier = app.state.ingest_tier = IngestProcesses(settings, dsn, supervisor=supervisor)
@@ -289,10 +289,11 @@ def _publish_event_schema(app: FastAPI) -> None:
     """Add the msgspec-generated event schemas to the OpenAPI document FastAPI builds."""
     build = app.openapi
 
-    def openapi() -> dict:
-        if app.openapi_schema is None:
-            spec = build()
-            spec.setdefault("components", {}).setdefault("schemas", {}).update(json_schema()[1])
-        return app.openapi_schema
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()  # kept by FastAPI as app.openapi_schema
+        spec.setdefault("components", {}).setdefault("schemas", {}).update(json_schema()[1])
+        return spec
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.access import sessions
 from app.access.auth import READ_SCOPES, admit, authenticate, presented_key, session, still_allowed
 from app.access.keys import ApiKey
+from app.api.services import IngestServices, ingest_services
 from app.api.streams import StillAllowed, recheck_period, watch
 from app.core.database import database_unavailable
 from app.core.errors import ApiError
@@ -113,7 +114,7 @@ class WallGuard:
         """Raise ApiError unless admitted; return the ``Set-Cookie`` values to answer with (a new session when a
         screen key came in the URL, unless the cookie already holds a session of that key, or in the old cookie)
         and how to tell later that the key or session still admits it (None: admitted by address)."""
-        services = getattr(connection.app.state, "services", None)
+        services: IngestServices | None = getattr(connection.app.state, "services", None)
         if services is None:
             raise ApiError(503, "the server is starting")
         client = connection.client.host if connection.client else None
@@ -140,20 +141,20 @@ class WallGuard:
             cleared = f"{LEGACY_COOKIE}=; Path={WALL_PATH}; Max-Age=0; HttpOnly; SameSite=Strict"
             return [await _new_session(connection, key), cleared], still_allowed(connection, legacy_key)
         # a dead session cookie is cleared, so the kiosk's next requests (Dash sends many) count no further failures
-        cleared = {
+        clear_session = {
             "Set-Cookie": sessions.cookie_header("", 0, sessions.secure(connection), name=COOKIE, path=WALL_PATH)
         }
         raise ApiError(
             401,
             "this wall needs a screen key (?token=…) or an address in WARROOM_WALL_ALLOW",
-            headers=cleared if COOKIE in connection.cookies else None,
+            headers=clear_session if COOKIE in connection.cookies else None,
         )
 
 
 async def _watched(app: ASGIApp, scope: Scope, receive: Receive, send: Send, check: StillAllowed) -> None:
     """Run the Dash websocket until it ends or its key or session no longer admits it (closed 4401, see
     ``app.api.streams.watch``): the wall's push loop then stops with it."""
-    running = asyncio.create_task(app(scope, receive, send))
+    running = asyncio.ensure_future(app(scope, receive, send))  # an ASGI app returns an awaitable, not a coroutine
 
     async def close(code: int, reason: str) -> None:
         await send({"type": "websocket.close", "code": code, "reason": reason})
@@ -184,7 +185,7 @@ async def _new_session(connection: HTTPConnection, key: ApiKey) -> str:
     """A kiosk session for ``key``, as the ``Set-Cookie`` value that carries it; 503 ApiError while the database is
     away (this runs outside FastAPI's exception handlers, so nothing else would turn it into an answer)."""
     try:
-        async with connection.app.state.services.pool.acquire() as conn:
+        async with ingest_services(connection).pool.acquire() as conn:
             token, _ = await sessions.create(conn, key, timedelta(seconds=COOKIE_MAX_AGE_S))
     except Exception as exc:
         if not database_unavailable(exc):

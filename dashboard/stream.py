@@ -19,7 +19,9 @@ from urllib.parse import parse_qs
 from dash import set_props
 from plotly.io.json import to_json_plotly
 
-from app.api.services import Services
+from alerts.evaluation.live import AlertService
+from app.api.services import FullServices
+from app.metrics.live import LiveMetrics
 from dashboard import curve as curve_math
 from dashboard import i18n, panels
 from dashboard.access import WALL_PATH
@@ -60,17 +62,13 @@ def page_from_url(
     rest = (pathname or "").removeprefix(WALL_PATH).strip("/")
     campaign = rest.split("/", 1)[0]
     if not campaign:
-        if default_campaign in defined:
-            campaign = default_campaign
-        else:
-            campaign = (running or defined or [default_campaign])[0]
+        campaign = default_campaign if default_campaign in defined else (running or defined or [default_campaign])[0]
     query = parse_qs((search or "").lstrip("?"))
-    return Page(campaign, i18n.language((query.get("lang") or [None])[0], default_lang))
+    return Page(campaign, i18n.language(next(iter(query.get("lang", [])), None), default_lang))
 
 
-def campaign_alerts(services: Services, campaign: str) -> list[dict[str, Any]]:
+def campaign_alerts(service: AlertService, campaign: str) -> list[dict[str, Any]]:
     """Firing alerts about this campaign (or about no campaign in particular), as the alert API renders them."""
-    service = services.alerts
     return [
         service.render(alert)
         for alert in list(service.lifecycle.alerts.values())
@@ -82,7 +80,8 @@ def campaign_alerts(services: Services, campaign: str) -> list[dict[str, Any]]:
 class WallPush:
     """One page's connection: renders the panels and sends what changed since the last send."""
 
-    services: Services
+    metrics: LiveMetrics
+    alerts: AlertService
     page: Page
     sent: dict[tuple[str, str], str] = field(default_factory=dict)
     curve: curve_math.Curve | None = None
@@ -106,8 +105,8 @@ class WallPush:
 
     def render(self) -> None:
         lang = self.page.lang
-        now = self.services.metrics.clock()
-        snapshot = self.services.metrics.engine.snapshot(self.page.campaign, now)
+        now = self.metrics.clock()
+        snapshot = self.metrics.engine.snapshot(self.page.campaign, now)
         for component, value in panels.header(snapshot, now, lang).items():
             self.send(component, "children", value)
         self.send("wall-notice", "children", panels.notice(snapshot, lang))
@@ -115,7 +114,7 @@ class WallPush:
         self.send("funnel-body", "children", panels.funnel(snapshot, lang))
         self.send("inventory-body", "children", panels.inventory(snapshot, lang))
         self.send("channels-body", "children", panels.channels(snapshot, lang))
-        alerts = campaign_alerts(self.services, self.page.campaign)
+        alerts = campaign_alerts(self.alerts, self.page.campaign)
         self.send("alerts-body", "children", panels.alert_feed(alerts, now, lang))
         banner, banner_class = panels.banner(alerts, lang)
         self.send("alert-banner", "children", banner)
@@ -126,7 +125,7 @@ class WallPush:
         set_props("wall-heartbeat", {"children": str(self.beats)})
 
     def draw_curve(self, snapshot: dict[str, Any], now: float) -> None:
-        engine = self.services.metrics.engine
+        engine = self.metrics.engine
         current = curve_math.gmv_curve(engine, self.page.campaign, now, float(snapshot["totals"]["gmv_paid"]))
         patch = curve_math.update(self.curve, current) if time.monotonic() - self.redrawn_at < CURVE_REDRAW_S else None
         if patch is None:
@@ -158,7 +157,7 @@ def _drain(queue: asyncio.Queue[Any]) -> None:
         queue.get_nowait()
 
 
-async def run(services: Services, pathname: str | None, search: str | None) -> None:
+async def run(services: FullServices, pathname: str | None, search: str | None) -> None:
     """Push to one page until its websocket closes (the task is then cancelled)."""
     engine = services.metrics.engine
     now = services.metrics.clock()
@@ -173,7 +172,7 @@ async def run(services: Services, pathname: str | None, search: str | None) -> N
     )
     metrics = services.metrics.subscribe(page.campaign)
     alerts = services.alerts.subscribe()
-    wall = WallPush(services, page)
+    wall = WallPush(services.metrics, services.alerts, page)
     try:
         wall.titles()
         while True:

@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
+from app.api.services import FullServices, IngestServices
 from app.core.settings import Settings, SettingsError
 from tests.conftest import event, free_port, start_server, wait_until
 from tests.test_metrics_live import define
@@ -29,7 +30,8 @@ async def test_event_posted_to_an_ingest_process_reaches_the_full_servers_metric
     full = start_server(dsn)
     ingest = start_server(dsn, WARROOM_ROLE="ingest")
     try:
-        assert ingest.services.metrics is None and ingest.services.alerts is None
+        assert type(ingest.services) is IngestServices, "no metrics engine, no alerts: those are the full server's"
+        assert isinstance(full.services, FullServices)
         headers = {"Authorization": f"Bearer {ingest_key}"}
         async with httpx.AsyncClient(base_url=ingest.url, headers=headers, timeout=30) as http:
             batch = [event("r-1", "order_paid", amount=120, campaign="tier"), event("r-2", "visit", campaign="tier")]

@@ -10,17 +10,17 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from starlette.requests import HTTPConnection, Request
 
 from app.access import sessions
-from app.access.keys import ApiKey, KeyCheckUnavailable
-from app.access.ratelimit import retry_after_header
-from app.access.sessions import Session
-from app.api.services import Services
+from app.access.keys import ApiKey, KeyCheckUnavailable, KeyStore
+from app.access.ratelimit import RateLimiter, retry_after_header
+from app.access.sessions import Session, SessionStore
 from app.core import telemetry
 from app.core.errors import ApiError
+from app.core.settings import Settings
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="warroom"'}
 KEY_CHECK_RETRY_S = 1
@@ -33,6 +33,29 @@ ADMITTED = "warroom.admitted_key"
 reading the body, so the route's own check returns it instead of looking it up and counting it against the rate limit
 twice."""
 Found = TypeVar("Found")
+
+
+class Gate(Protocol):
+    """What checking a caller takes: the key and session stores, the rate limiter and the settings holding the
+    limits. The wiring (``app.server``) keeps an object that has them in ``app.state.services``."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def keys(self) -> KeyStore: ...
+
+    @property
+    def sessions(self) -> SessionStore: ...
+
+    @property
+    def limiter(self) -> RateLimiter: ...
+
+
+def gate(connection: HTTPConnection) -> Gate:
+    """The stores and limits that check ``connection``'s caller."""
+    found: Gate = connection.app.state.services
+    return found
 
 
 def presented_key(request: HTTPConnection) -> str | None:
@@ -65,7 +88,7 @@ async def _throttled(
     """What ``verify`` finds, else ``refusal``, counted against the caller's address: past
     ``WARROOM_AUTH_FAILURES_PER_S`` failures, ``verify(False)`` may only find what is cached (no database lookup)
     and a miss is 429 with Retry-After."""
-    services: Services = request.app.state.services
+    services = gate(request)
     failures = FAILURES_FROM + (request.client.host if request.client else "")
     failure_rate = services.settings.auth_failures_per_s
     throttled = services.limiter.wait(failures, failure_rate)
@@ -87,7 +110,7 @@ async def authenticate(request: HTTPConnection, token: str | None, scopes: tuple
     """The key behind ``token`` if it is active, has one of ``scopes`` and is within its rate limit."""
     if (admitted := _admitted(request, scopes)) is not None:
         return admitted
-    services: Services = request.app.state.services
+    services = gate(request)
     if token is None:
         raise ApiError(
             401,
@@ -116,7 +139,7 @@ async def session(connection: HTTPConnection, cookie: str = sessions.COOKIE) -> 
     token = connection.cookies.get(cookie)
     if not token:
         return None
-    store: sessions.SessionStore = connection.app.state.services.sessions
+    store = gate(connection).sessions
     refusal = ApiError(
         401, "the session has expired, was signed out, or its key was revoked: sign in again", field=cookie
     )
@@ -144,7 +167,7 @@ def still_allowed(
     """Whether the key ``token`` (without one, the session ``cookie`` names) still admits ``connection``: what a
     long-lived socket asks again every key-cache period (``app.api.streams``). KeyCheckUnavailable or a 503 ApiError
     when it cannot be told."""
-    services: Services = connection.app.state.services
+    services = gate(connection)
     session_token = connection.cookies.get(cookie)
 
     async def check() -> bool:
@@ -157,7 +180,7 @@ def still_allowed(
 
 def admit(request: HTTPConnection, key: ApiKey, scopes: tuple[str, ...]) -> ApiKey:
     """``key`` if it has one of ``scopes`` and is within its rate limit (however it was presented)."""
-    services: Services = request.app.state.services
+    services = gate(request)
     if key.scope not in scopes:
         wanted = " or ".join(scopes)
         raise ApiError(403, f"this endpoint needs a {wanted} key; the key {key.name!r} has scope {key.scope}")

@@ -26,6 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from alerts.evaluation import store
 from app.access.auth import READ_SCOPES, admit, authenticate, presented_key, session_key, still_allowed
+from app.api.services import Alerts, Pool
 from app.api.streams import StillAllowed, push_until_disconnect
 from app.core.errors import ApiError
 
@@ -52,7 +53,7 @@ def frame(row: Any) -> dict[str, Any]:
 async def _authenticate(websocket: WebSocket) -> StillAllowed | None:
     """How to tell later that the socket is still admitted (see ``app.api.streams``), or None: refused and closed."""
     token = presented_key(websocket)
-    scopes = READ_SCOPES
+    scopes: tuple[str, ...] = READ_SCOPES
     if token is None and "token" in websocket.query_params:
         token, scopes = websocket.query_params["token"], ("screen",)
     try:
@@ -75,7 +76,7 @@ async def _authenticate(websocket: WebSocket) -> StillAllowed | None:
 
 
 @router.websocket("/v1/alerts/stream")
-async def stream(websocket: WebSocket) -> None:
+async def stream(websocket: WebSocket, alerts: Alerts, pool: Pool) -> None:
     """Alert transitions as JSON text frames: a snapshot or the missed transitions, then live ones."""
     raw_after = websocket.query_params.get("after")
     await websocket.accept()
@@ -84,21 +85,18 @@ async def stream(websocket: WebSocket) -> None:
         return
     if (allowed := await _authenticate(websocket)) is None:
         return
-    services = websocket.app.state.services
-    wake = services.alerts.subscribe()
+    wake = alerts.subscribe()
     try:
         if raw_after is None:
-            async with services.pool.acquire() as conn:
+            async with pool.acquire() as conn:
                 last = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM alert_transitions")
-            firing = [
-                services.alerts.render(a) for a in services.alerts.lifecycle.alerts.values() if a.status == "firing"
-            ]
+            firing = [alerts.render(a) for a in alerts.lifecycle.alerts.values() if a.status == "firing"]
             await websocket.send_text(msgspec.json.encode({"type": "snapshot", "seq": last, "alerts": firing}).decode())
         else:
             last = int(raw_after)
-        await push_until_disconnect(websocket, _push(websocket, services.pool, wake, last), allowed)
+        await push_until_disconnect(websocket, _push(websocket, pool, wake, last), allowed)
     finally:
-        services.alerts.unsubscribe(wake)
+        alerts.unsubscribe(wake)
 
 
 async def _push(websocket: WebSocket, pool: Any, wake: asyncio.Queue[dict[str, Any]], last: int) -> None:

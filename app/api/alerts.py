@@ -8,16 +8,15 @@ from typing import Any, Literal
 import msgspec
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
-from starlette.requests import Request
 from starlette.responses import Response
 
 from alerts.evaluation import store
-from alerts.evaluation.live import AlertService
 from alerts.evaluation.rules import CorrelationRule, DynamicRule, StaticRule
 from alerts.evaluation.silences import MAX_VALUE_LENGTH, NAME_PATTERN, Matcher, MatchOp
 from app.access.auth import operator, reader
 from app.access.keys import ApiKey
 from app.api.responses import json_response
+from app.api.services import Alerts, Pool
 from app.core.configfile import ConfigError
 from app.core.errors import ApiError
 
@@ -25,10 +24,6 @@ MAX_LIST = 1000
 MAX_SILENCE = timedelta(days=30)
 
 router = APIRouter(tags=["alerts"])
-
-
-def _service(request: Request) -> AlertService:
-    return request.app.state.services.alerts
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -41,7 +36,8 @@ def _row(row: Any) -> dict[str, Any]:
 
 @router.get("/v1/alerts", summary="Alerts, most severe first (default: firing), with who silences or inhibits them")
 async def list_alerts(
-    request: Request,
+    service: Alerts,
+    pool: Pool,
     status: Literal["firing", "resolved", "all"] = "firing",
     severity: Literal["reminder", "warning", "emergency"] | None = None,
     campaign: str | None = None,
@@ -49,7 +45,6 @@ async def list_alerts(
     limit: int = Query(200, ge=1, le=MAX_LIST),
     key: ApiKey = Depends(reader),
 ) -> Response:
-    service = _service(request)
     if status == "firing":
         alerts = [
             service.render(a)
@@ -62,7 +57,7 @@ async def list_alerts(
         order = {"emergency": 0, "warning": 1, "reminder": 2}
         alerts.sort(key=lambda a: (order[a["severity"]], -(a["fired_at"] or 0)))
         return json_response(alerts[:limit])
-    async with request.app.state.services.pool.acquire() as conn:
+    async with pool.acquire() as conn:
         rows = await store.alerts(
             conn,
             status=None if status == "all" else status,
@@ -76,7 +71,7 @@ async def list_alerts(
 
 @router.get("/v1/alerts/history", summary="Every transition (fired, escalated, de-escalated, resolved) with its values")
 async def history(
-    request: Request,
+    pool: Pool,
     since: datetime | None = Query(None, description="RFC 3339"),
     until: datetime | None = Query(None, description="RFC 3339"),
     after: int = Query(0, ge=0, description="only transitions with seq > after (resume a stream)"),
@@ -86,7 +81,7 @@ async def history(
     for name, moment in (("since", since), ("until", until)):
         if moment is not None and moment.tzinfo is None:
             raise ApiError(422, f"{name} needs a UTC offset", field=name)
-    async with request.app.state.services.pool.acquire() as conn:
+    async with pool.acquire() as conn:
         rows = await store.history(conn, since=since, until=until, after_seq=after, limit=limit)
     return json_response([_row(r) for r in rows])
 
@@ -98,9 +93,9 @@ class Acknowledgment(BaseModel):
 
 @router.post("/v1/alerts/{alert_id}/ack", summary="Acknowledge an alert (stops repeats and escalation)")
 async def acknowledge(
-    request: Request, alert_id: str, body: Acknowledgment, key: ApiKey = Depends(operator)
+    alert_id: str, body: Acknowledgment, service: Alerts, key: ApiKey = Depends(operator)
 ) -> Response:
-    result = await _service(request).acknowledge(alert_id, body.by or key.name, body.comment)
+    result = await service.acknowledge(alert_id, body.by or key.name, body.comment)
     if result is None:
         raise ApiError(404, f"no alert {alert_id!r}", field="alert_id")
     return json_response(result)
@@ -155,12 +150,12 @@ def _matchers(given: list[MatcherIn | str]) -> tuple[Matcher, ...]:
 
 
 @router.get("/v1/silences", summary="Active and upcoming silences")
-async def list_silences(request: Request, key: ApiKey = Depends(reader)) -> Response:
-    return json_response([_silence(s) for s in _service(request).silences])
+async def list_silences(service: Alerts, key: ApiKey = Depends(reader)) -> Response:
+    return json_response([_silence(s) for s in service.silences])
 
 
 @router.post("/v1/silences", status_code=201, summary="Silence matching alerts for a planned event")
-async def add_silence(request: Request, body: SilenceIn, key: ApiKey = Depends(operator)) -> Response:
+async def add_silence(body: SilenceIn, service: Alerts, key: ApiKey = Depends(operator)) -> Response:
     now = datetime.now(UTC)
     starts = body.starts_at or now
     for name, moment in (("starts_at", starts), ("ends_at", body.ends_at)):
@@ -173,22 +168,21 @@ async def add_silence(request: Request, body: SilenceIn, key: ApiKey = Depends(o
     if body.ends_at <= now:
         raise ApiError(422, "ends_at is in the past", field="ends_at")
     matchers = _matchers(body.matchers)
-    silence = await _service(request).add_silence(
+    silence = await service.add_silence(
         matchers, starts.timestamp(), body.ends_at.timestamp(), body.reason, body.created_by or key.name
     )
     return json_response(_silence(silence), 201)
 
 
 @router.delete("/v1/silences/{silence_id}", status_code=204, summary="Expire a silence now")
-async def expire_silence(request: Request, silence_id: str, key: ApiKey = Depends(operator)) -> Response:
-    if not await _service(request).expire_silence(silence_id):
+async def expire_silence(silence_id: str, service: Alerts, key: ApiKey = Depends(operator)) -> Response:
+    if not await service.expire_silence(silence_id):
         raise ApiError(404, f"no active silence {silence_id!r}", field="silence_id")
     return Response(status_code=204)
 
 
 @router.get("/v1/rules", summary="Loaded rules and their last evaluation")
-async def rules(request: Request, key: ApiKey = Depends(reader)) -> Response:
-    service = _service(request)
+async def rules(service: Alerts, key: ApiKey = Depends(reader)) -> Response:
     firing: dict[str, int] = {}
     for alert in service.lifecycle.alerts.values():
         if alert.status == "firing":
@@ -219,9 +213,9 @@ async def rules(request: Request, key: ApiKey = Depends(reader)) -> Response:
 
 
 @router.post("/v1/rules/reload", summary="Reload rule files; alert state is kept; an invalid file changes nothing")
-async def reload_rules(request: Request, key: ApiKey = Depends(operator)) -> Response:
+async def reload_rules(service: Alerts, key: ApiKey = Depends(operator)) -> Response:
     try:
-        count = _service(request).reload()
+        count = service.reload()
     except ConfigError as exc:
         raise ApiError(422, str(exc), field=exc.field) from None
     return json_response({"rules": count})

@@ -8,19 +8,19 @@ from typing import Any, Literal
 
 import msgspec
 from fastapi import APIRouter, Depends, Query, WebSocket
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from app.access.auth import READ_SCOPES, authenticate, operator, presented_key, reader, still_allowed
 from app.access.keys import ApiKey
 from app.api.payloads import read_body
 from app.api.responses import json_response
-from app.api.services import Services
+from app.api.services import Metrics, Pool
 from app.api.streams import push_until_disconnect
 from app.campaigns import model as store
 from app.core.configfile import ConfigError
 from app.core.errors import ApiError
-from app.metrics.engine import SERIES_METRICS
+from app.metrics.engine import SERIES_METRICS, Engine
 from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT
 
 MAX_CAMPAIGN_BYTES = 1024 * 1024
@@ -28,10 +28,6 @@ STEPS = {"1s": 1, "1m": 60}
 MAX_SERIES_POINTS = 100_000
 
 router = APIRouter(tags=["campaigns"])
-
-
-def _services(connection: HTTPConnection) -> Services:
-    return connection.app.state.services
 
 
 def _summary(campaign: store.Campaign, now: datetime) -> dict[str, Any]:
@@ -46,8 +42,7 @@ def _summary(campaign: store.Campaign, now: datetime) -> dict[str, Any]:
     }
 
 
-def _known(services: Services, campaign_id: str) -> None:
-    engine = services.metrics.engine
+def _known(engine: Engine, campaign_id: str) -> None:
     if campaign_id not in engine.campaigns and campaign_id not in engine.states:
         raise ApiError(
             404, f"no campaign {campaign_id!r} is defined (see GET /v1/undefined-campaigns)", field="campaign_id"
@@ -55,20 +50,20 @@ def _known(services: Services, campaign_id: str) -> None:
 
 
 @router.get("/v1/campaigns", summary="Campaigns and their current phase")
-async def list_campaigns(request: Request, key: ApiKey = Depends(reader)) -> Response:
+async def list_campaigns(metrics: Metrics, key: ApiKey = Depends(reader)) -> Response:
     now = datetime.now(UTC)
-    return json_response([_summary(c, now) for c in _services(request).metrics.engine.campaigns.values()])
+    return json_response([_summary(c, now) for c in metrics.engine.campaigns.values()])
 
 
 @router.get("/v1/undefined-campaigns", summary="Events naming campaigns that are not defined, per name")
-async def undefined_campaigns(request: Request, key: ApiKey = Depends(reader)) -> Response:
+async def undefined_campaigns(metrics: Metrics, key: ApiKey = Depends(reader)) -> Response:
     """Such events are stored but counted by no campaign until it is defined; a typo or a missing definition shows here."""
-    return json_response(_services(request).metrics.engine.undefined.report())
+    return json_response(metrics.engine.undefined.report())
 
 
 @router.get("/v1/campaigns/{campaign_id}", summary="A campaign's definition")
-async def get_campaign(request: Request, campaign_id: str, key: ApiKey = Depends(reader)) -> Response:
-    campaign = _services(request).metrics.engine.campaigns.get(campaign_id)
+async def get_campaign(campaign_id: str, metrics: Metrics, key: ApiKey = Depends(reader)) -> Response:
+    campaign = metrics.engine.campaigns.get(campaign_id)
     if campaign is None:
         raise ApiError(404, f"no campaign {campaign_id!r}", field="campaign_id")
     return json_response(campaign)
@@ -87,8 +82,9 @@ async def get_campaign(request: Request, campaign_id: str, key: ApiKey = Depends
         }
     },
 )
-async def put_campaign(request: Request, campaign_id: str, key: ApiKey = Depends(operator)) -> Response:
-    services = _services(request)
+async def put_campaign(
+    request: Request, campaign_id: str, pool: Pool, metrics: Metrics, key: ApiKey = Depends(operator)
+) -> Response:
     body = await read_body(
         request, MAX_CAMPAIGN_BYTES, ("application/json", "application/yaml", "application/x-yaml", "text/yaml")
     )
@@ -100,27 +96,25 @@ async def put_campaign(request: Request, campaign_id: str, key: ApiKey = Depends
         raise ApiError(422, str(exc), field=exc.field) from None
     if campaign.id != campaign_id:
         raise ApiError(422, f"id {campaign.id!r} in the body does not match {campaign_id!r} in the path", field="id")
-    async with services.pool.acquire() as conn:
+    async with pool.acquire() as conn:
         created = await store.save(conn, campaign)
-    await services.metrics.reload_campaigns()
+    await metrics.reload_campaigns()
     return json_response(campaign, 201 if created else 200)
 
 
 @router.delete("/v1/campaigns/{campaign_id}", summary="Delete a campaign definition (its events stay)")
-async def delete_campaign(request: Request, campaign_id: str, key: ApiKey = Depends(operator)) -> Response:
-    services = _services(request)
-    async with services.pool.acquire() as conn:
+async def delete_campaign(campaign_id: str, pool: Pool, metrics: Metrics, key: ApiKey = Depends(operator)) -> Response:
+    async with pool.acquire() as conn:
         if not await store.delete(conn, campaign_id):
             raise ApiError(404, f"no campaign {campaign_id!r}", field="campaign_id")
-    await services.metrics.reload_campaigns()
+    await metrics.reload_campaigns()
     return Response(status_code=204)
 
 
 @router.get("/v1/campaigns/{campaign_id}/snapshot", summary="Every current metric of a campaign, with as_of")
-async def snapshot(request: Request, campaign_id: str, key: ApiKey = Depends(reader)) -> Response:
-    services = _services(request)
-    _known(services, campaign_id)
-    return json_response(services.metrics.engine.snapshot(campaign_id, services.metrics.clock()))
+async def snapshot(campaign_id: str, metrics: Metrics, key: ApiKey = Depends(reader)) -> Response:
+    _known(metrics.engine, campaign_id)
+    return json_response(metrics.engine.snapshot(campaign_id, metrics.clock()))
 
 
 def _instant(value: str | None, name: str, default: float) -> float:
@@ -137,8 +131,8 @@ def _instant(value: str | None, name: str, default: float) -> float:
 
 @router.get("/v1/campaigns/{campaign_id}/series", summary="A metric over time, overall or by channel/SKU/category")
 async def series(
-    request: Request,
     campaign_id: str,
+    metrics: Metrics,
     metric: str = Query(
         ..., description="a measure (gmv_paid, orders_paid, visits…), a ratio (conversion_rate…) or metric:<name>"
     ),
@@ -148,13 +142,12 @@ async def series(
     by: Literal["channel", "sku", "category"] | None = None,
     key: ApiKey = Depends(reader),
 ) -> Response:
-    services = _services(request)
-    _known(services, campaign_id)
+    _known(metrics.engine, campaign_id)
     if metric not in SERIES_METRICS and not metric.startswith("metric:"):
         raise ApiError(
             422, f"unknown metric {metric!r}; one of {', '.join(SERIES_METRICS)} or metric:<name>", field="metric"
         )
-    to = _instant(end, "to", services.metrics.clock() + 1)
+    to = _instant(end, "to", metrics.clock() + 1)
     since = _instant(start, "from", to - 3600)
     if since >= to:
         raise ApiError(422, "from must be before to", field="from")
@@ -163,33 +156,32 @@ async def series(
             422, f"at most {MAX_SERIES_POINTS} points per series; use step=1m or a shorter range", field="step"
         )
     kept = ITEM_SECONDS_KEPT if by in ("sku", "category") else SECONDS_KEPT
-    if step == "1s" and since < services.metrics.clock() - kept:
+    if step == "1s" and since < metrics.clock() - kept:
         raise ApiError(
             422,
             f"1-second buckets{f' by {by}' if by else ''} are kept for the last {kept} s; use step=1m or a later from",
             field="from",
         )
-    data = services.metrics.engine.series(campaign_id, metric, STEPS[step], since, to, by)
+    data = metrics.engine.series(campaign_id, metric, STEPS[step], since, to, by)
     return json_response({"campaign": campaign_id, "metric": metric, "step": step, "series": data})
 
 
 @router.get("/v1/campaigns/{campaign_id}/skus", summary="Stock per SKU: on hand, sell rate, sell-out ETA")
 async def skus(
-    request: Request,
     campaign_id: str,
+    metrics: Metrics,
     sort: Literal["eta", "sold", "sku"] = "eta",
     key: ApiKey = Depends(reader),
 ) -> Response:
-    services = _services(request)
-    _known(services, campaign_id)
-    return json_response(services.metrics.engine.skus(campaign_id, services.metrics.clock(), sort))
+    _known(metrics.engine, campaign_id)
+    return json_response(metrics.engine.skus(campaign_id, metrics.clock(), sort))
 
 
 @router.websocket("/v1/campaigns/{campaign_id}/live")
-async def live(websocket: WebSocket, campaign_id: str) -> None:
+async def live(websocket: WebSocket, campaign_id: str, metrics: Metrics) -> None:
     """Snapshots pushed as JSON text frames: the current one at once, then each update (a few per second at most)."""
     token = presented_key(websocket)
-    scopes = READ_SCOPES
+    scopes: tuple[str, ...] = READ_SCOPES
     if token is None:
         token, scopes = websocket.query_params.get("token"), ("screen",)
     await websocket.accept()
@@ -198,8 +190,7 @@ async def live(websocket: WebSocket, campaign_id: str) -> None:
     except ApiError as exc:  # close codes 4401/4403/4429 tell a browser why (it cannot read an HTTP status)
         await websocket.close(code=4000 + exc.status, reason=exc.message[:120])
         return
-    services = _services(websocket)
-    subscription = services.metrics.subscribe(campaign_id)
+    subscription = metrics.subscribe(campaign_id)
 
     async def push() -> None:
         async for update in subscription:
@@ -208,4 +199,4 @@ async def live(websocket: WebSocket, campaign_id: str) -> None:
     try:
         await push_until_disconnect(websocket, push(), still_allowed(websocket, token))
     finally:
-        services.metrics.unsubscribe(subscription)
+        metrics.unsubscribe(subscription)

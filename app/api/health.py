@@ -11,10 +11,9 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from app.api.services import Services
+from app.api.services import Pool, SchemaHead, Supervision
 from app.core import telemetry
 from app.core.database import current_revision
 from app.core.errors import UNAVAILABLE_RETRY_AFTER_S
@@ -30,21 +29,18 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="The database is reachable, its schema is current and no loop is dead or stalled")
-async def readyz(request: Request) -> JSONResponse:
-    services: Services = request.app.state.services
+async def readyz(pool: Pool, schema_head: SchemaHead, supervisor: Supervision) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(READY_TIMEOUT_S):
-            async with services.pool.acquire() as conn:
+            async with pool.acquire() as conn:
                 revision = await current_revision(conn)
         checks["database"] = "ok"
-        checks["migrations"] = (
-            "ok" if revision == services.schema_head else f"at {revision}, code expects {services.schema_head}"
-        )
+        checks["migrations"] = "ok" if revision == schema_head else f"at {revision}, code expects {schema_head}"
     except Exception as exc:  # any failure to reach the database means not ready
         checks["database"] = f"unreachable: {type(exc).__name__}: {exc}"
         checks["migrations"] = "unknown"
-    conditions = await services.supervisor.check()
+    conditions = await supervisor.check()
     failing = sorted(f"{name} {found}" for name, found in conditions.items() if found != "running")
     checks["loops"] = "ok" if not failing else ", ".join(failing)
     ready = all(v == "ok" for v in checks.values())
@@ -52,8 +48,8 @@ async def readyz(request: Request) -> JSONResponse:
     loops: dict[str, Any] = {
         name: {
             "condition": found,
-            "restarts": services.supervisor.loops[name].restarts,
-            "last_error": services.supervisor.loops[name].last_error,
+            "restarts": supervisor.loops[name].restarts,
+            "last_error": supervisor.loops[name].last_error,
         }
         for name, found in sorted(conditions.items())
     }

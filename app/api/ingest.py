@@ -19,9 +19,10 @@ from starlette.types import Receive, Scope, Send
 from app.access.auth import authenticate, presented_key
 from app.api.payloads import ANY_CONTENT_TYPE, read_body
 from app.api.responses import json_response
-from app.api.services import Services
+from app.api.services import AppSettings, Committer, ingest_services
 from app.core import nesting, telemetry
 from app.core.errors import DATABASE_EXCEPTIONS, ApiError, api_error_response, database_error_response, refused_response
+from app.core.settings import Settings
 from app.ingest import segment
 from app.ingest.events import (
     EXAMPLES,
@@ -35,7 +36,7 @@ from app.ingest.events import (
     mend_surrogates,
     utcnow,
 )
-from app.ingest.group_commit import CommitResult, IngestUnavailable
+from app.ingest.group_commit import CommitResult, GroupCommitter, IngestUnavailable
 
 INGEST_SCOPES = ("ingest",)
 EVENTS_PATH = "/v1/events"
@@ -140,17 +141,18 @@ def _decode_list(raw: msgspec.Raw, field: str, limit: int) -> list[msgspec.Raw]:
     return items
 
 
-async def _store(services: Services, rows: list[Row]) -> CommitResult:
+async def _store(settings: Settings, committer: GroupCommitter, rows: list[Row]) -> CommitResult:
     if not rows:
         return CommitResult(0, 0)
     try:
-        return await services.committer.submit(rows, services.settings.commit_timeout_s)
+        return await committer.submit(rows, settings.commit_timeout_s)
     except IngestUnavailable as exc:
         raise ApiError(503, f"events not stored: {exc.reason}", headers={"Retry-After": str(exc.retry_after)}) from None
 
 
 async def _ingest(
-    services: Services,
+    settings: Settings,
+    committer: GroupCommitter,
     checked: Iterable[tuple[Row | None, list[FieldError]]],
     claimed: Callable[[int], str] = lambda index: "invalid",
 ) -> dict[str, Any]:
@@ -171,7 +173,7 @@ async def _ingest(
     telemetry.REQUEST_EVENTS.observe(index + 1)
     for label, count in Counter(claimed(item["index"]) for item in rejected).items():
         telemetry.EVENTS.labels(type=label, outcome="rejected").inc(count)
-    result = await _store(services, rows)
+    result = await _store(settings, committer, rows)
     if result.refused:
         rejected += [
             {"index": positions[i], "errors": [{"field": None, "message": reason}]} for i, reason in result.refused
@@ -180,8 +182,8 @@ async def _ingest(
     return {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": rejected}
 
 
-def _defaults(services: Services) -> Defaults:
-    return Defaults(campaign=services.settings.default_campaign, currency=services.settings.default_currency)
+def _defaults(settings: Settings) -> Defaults:
+    return Defaults(campaign=settings.default_campaign, currency=settings.default_currency)
 
 
 @router.post(
@@ -211,24 +213,28 @@ async def post_events(request: Request) -> Response:
     invalid is answered with 422 and the same report shape.
     """
     await authenticate(request, presented_key(request), INGEST_SCOPES)
-    services: Services = request.app.state.services
-    body = mend_surrogates(await read_body(request, services.settings.max_body_bytes))
-    now, defaults = utcnow(), _defaults(services)
-    checked = decode_batch(body, services.settings.max_batch_events, now, defaults)
+    services = ingest_services(request)  # not a dependency: ``serve_events`` calls this outside FastAPI
+    settings, committer = services.settings, services.committer
+    body = mend_surrogates(await read_body(request, settings.max_body_bytes))
+    now, defaults = utcnow(), _defaults(settings)
+    checked = decode_batch(body, settings.max_batch_events, now, defaults)
     if checked is not None:
-        return json_response(await _ingest(services, checked, _claims_in_batch(body)), 202)
+        return json_response(await _ingest(settings, committer, checked, _claims_in_batch(body)), 202)
     top = _decode_object(body)
     if "events" in top:
         extra = sorted(set(top) - {"events"})
         if extra:
             raise ApiError(422, f"unknown field {extra[0]!r} next to events", field=extra[0])
-        items: list[Any] = _decode_list(top["events"], "events", services.settings.max_batch_events)
+        items: list[Any] = _decode_list(top["events"], "events", settings.max_batch_events)
         single = False
     else:
         items = [body]
         single = True
     report = await _ingest(
-        services, (decode_event(raw, now, defaults) for raw in items), lambda index: claimed_type(items[index])
+        settings,
+        committer,
+        (decode_event(raw, now, defaults) for raw in items),
+        lambda index: claimed_type(items[index]),
     )
     return json_response(report, 422 if single and report["rejected"] else 202)
 
@@ -302,12 +308,12 @@ def _segment_event(
         return None, [FieldError(None, "the message nests arrays/objects too deeply to convert")]
 
 
-async def _read_segment_body(request: Request, services: Services, keyless: bool) -> bytes:
+async def _read_segment_body(request: Request, settings: Settings, keyless: bool) -> bytes:
     """The body, decompressed; one carrying its key only inside (``writeKey``) is read before the key is
     checked, so it is held to the keyless limit after gunzip too, not only on the wire."""
     if not keyless:
-        return await read_body(request, services.settings.max_body_bytes, ANY_CONTENT_TYPE)
-    limit = services.settings.max_keyless_body_bytes
+        return await read_body(request, settings.max_body_bytes, ANY_CONTENT_TYPE)
+    limit = settings.max_keyless_body_bytes
     try:
         return await read_body(request, limit, ANY_CONTENT_TYPE)
     except ApiError as exc:
@@ -320,19 +326,18 @@ async def _read_segment_body(request: Request, services: Services, keyless: bool
         ) from None
 
 
-async def _segment(request: Request, call: str | None) -> Response:
-    services: Services = request.app.state.services
+async def _segment(request: Request, call: str | None, settings: Settings, committer: GroupCommitter) -> Response:
     token = presented_key(request)
     if token is not None:
         await authenticate(request, token, INGEST_SCOPES)
-    body = mend_surrogates(await _read_segment_body(request, services, keyless=token is None))
-    payload, messages = _segment_messages(body, call, services.settings.max_batch_events)
+    body = mend_surrogates(await _read_segment_body(request, settings, keyless=token is None))
+    payload, messages = _segment_messages(body, call, settings.max_batch_events)
     if token is None:
         write_key = payload.get("writeKey")
         await authenticate(request, write_key if isinstance(write_key, str) else None, INGEST_SCOPES)
-    now, defaults = utcnow(), _defaults(services)
+    now, defaults = utcnow(), _defaults(settings)
     skew = _clock_skew(payload, now)
-    report = await _ingest(services, (_segment_event(m, now, defaults, skew) for m in messages))
+    report = await _ingest(settings, committer, (_segment_event(m, now, defaults, skew) for m in messages))
     return json_response({"success": True, **report}, 200)
 
 
@@ -396,9 +401,9 @@ SEGMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=SEGMENT_RESPONSES,
     openapi_extra=SEGMENT_BATCH_BODY,
 )
-async def segment_batch(request: Request) -> Response:
+async def segment_batch(request: Request, settings: AppSettings, committer: Committer) -> Response:
     """Segment HTTP Tracking API batch: ``{"batch": [messages], "sentAt": ...}``; write key as Basic-auth user."""
-    return await _segment(request, None)
+    return await _segment(request, None, settings, committer)
 
 
 @router.post(
@@ -408,9 +413,9 @@ async def segment_batch(request: Request) -> Response:
     responses=SEGMENT_RESPONSES,
     openapi_extra=SEGMENT_SINGLE_BODY,
 )
-async def segment_track(request: Request) -> Response:
+async def segment_track(request: Request, settings: AppSettings, committer: Committer) -> Response:
     """One Segment track call, e.g. ``{"event": "Order Completed", "messageId": ..., "properties": {...}}``."""
-    return await _segment(request, "track")
+    return await _segment(request, "track", settings, committer)
 
 
 @router.post(
@@ -420,9 +425,9 @@ async def segment_track(request: Request) -> Response:
     responses=SEGMENT_RESPONSES,
     openapi_extra=SEGMENT_SINGLE_BODY,
 )
-async def segment_page(request: Request) -> Response:
+async def segment_page(request: Request, settings: AppSettings, committer: Committer) -> Response:
     """One Segment page call, stored as a ``page_view`` event."""
-    return await _segment(request, "page")
+    return await _segment(request, "page", settings, committer)
 
 
 @router.post(
@@ -432,17 +437,17 @@ async def segment_page(request: Request) -> Response:
     responses=SEGMENT_RESPONSES,
     openapi_extra=SEGMENT_SINGLE_BODY,
 )
-async def segment_screen(request: Request) -> Response:
+async def segment_screen(request: Request, settings: AppSettings, committer: Committer) -> Response:
     """One Segment screen call (mobile apps), stored as a ``page_view`` event."""
-    return await _segment(request, "screen")
+    return await _segment(request, "screen", settings, committer)
 
 
-def _segment_call(call: str | None) -> Callable[[Request], Awaitable[Response]]:
+def _segment_call(call: str | None) -> Callable[[Request, Settings, GroupCommitter], Awaitable[Response]]:
     """An endpoint for the rest of ``segment.ENDPOINTS`` (analytics.js's one-letter paths; identify, group and
     alias, whose messages are reported as not stored), served like the documented ones above."""
 
-    async def endpoint(request: Request) -> Response:
-        return await _segment(request, call)
+    async def endpoint(request: Request, settings: AppSettings, committer: Committer) -> Response:
+        return await _segment(request, call, settings, committer)
 
     return endpoint
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
-from starlette.requests import Request
 from starlette.responses import Response
 
 from alerts.notify import outbox
 from app.access.auth import operator
 from app.access.keys import ApiKey
 from app.api.responses import json_response
+from app.api.services import Delivery, Pool
 
 MAX_LIST = 500
 
@@ -24,26 +24,25 @@ router = APIRouter(tags=["alerts"])
 
 @router.get("/v1/notifications", summary="Outgoing notifications, newest first, with their delivery attempts")
 async def notifications(
-    request: Request,
+    pool: Pool,
+    delivery: Delivery,
     status: Literal["pending", "delivered", "failed"] | None = None,
     contact_point: str | None = Query(None, max_length=64),
     before: int | None = Query(None, ge=1, description="only notifications with id < before (next page)"),
     limit: int = Query(100, ge=1, le=MAX_LIST),
     key: ApiKey = Depends(operator),
 ) -> Response:
-    async with request.app.state.services.pool.acquire() as conn:
+    async with pool.acquire() as conn:
         rows = await outbox.notifications(
             conn, status=status, contact_point=contact_point, before_id=before, limit=limit
         )
-    delivery = request.app.state.services.delivery
     for row in rows:
         row["target"] = delivery.target(row["contact_point"], row["url_id"]) or "(no longer configured)"
     return json_response(rows)
 
 
 @router.get("/v1/contact-points", summary="Configured contact points (URLs in privacy form) and routes")
-async def contact_points(request: Request, key: ApiKey = Depends(operator)) -> Response:
-    delivery = request.app.state.services.delivery
+async def contact_points(delivery: Delivery, key: ApiKey = Depends(operator)) -> Response:
     routing = delivery.routing
     return json_response(
         {

@@ -29,7 +29,7 @@ from starlette.routing import Route
 from app.access.auth import authenticate, presented_key
 from app.api.browser_security import BrowserSecurity
 from app.api.connections import server_config
-from app.api.services import Services
+from app.api.services import FullServices, IngestServices
 from app.core import telemetry
 from app.core.errors import ApiError
 from app.core.settings import Settings
@@ -61,7 +61,7 @@ def _inside(host: str, networks: tuple[Network, ...]) -> bool:
 
 async def guarded_metrics(request: Request) -> Response:
     """``GET /metrics`` on the API port."""
-    services = getattr(request.app.state, "services", None)
+    services: IngestServices | None = getattr(request.app.state, "services", None)
     if services is None:
         raise ApiError(503, "the server is starting")
     decision = access(services.settings, request.client.host if request.client else None)
@@ -81,7 +81,7 @@ class _Listener(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def metrics_listener(settings: Settings, services: Services) -> AsyncIterator[None]:
+async def metrics_listener(settings: Settings, services: FullServices) -> AsyncIterator[None]:
     """Serve ``/metrics`` on ``WARROOM_METRICS_HOST:WARROOM_METRICS_PORT`` while the block runs (nothing if unset).
 
     It reads the main app's ``services`` (for the engine's series), holds connections as the API port does

@@ -13,6 +13,7 @@ from app.access import sessions
 from app.access.auth import READ_SCOPES, authenticate, current_session, presented_key
 from app.access.keys import MAX_KEY_LENGTH, ApiKey
 from app.api.responses import json_response
+from app.api.services import AppSettings, Pool, Sessions
 from app.core.errors import ApiError, api_error_response
 
 router = APIRouter(tags=["sessions"])
@@ -29,13 +30,12 @@ def _described(key: ApiKey, expires: datetime) -> dict[str, object]:
 
 
 @router.post("/v1/sessions", status_code=201, summary="Exchange an operator or screen key for a session cookie")
-async def sign_in(request: Request, body: SignIn) -> Response:
+async def sign_in(request: Request, body: SignIn, pool: Pool, settings: AppSettings) -> Response:
     key = await authenticate(request, body.key or presented_key(request), READ_SCOPES)
-    services = request.app.state.services
-    async with services.pool.acquire() as conn:
-        token, expires = await sessions.create(conn, key, timedelta(hours=services.settings.session_hours))
+    async with pool.acquire() as conn:
+        token, expires = await sessions.create(conn, key, timedelta(hours=settings.session_hours))
     response = json_response(_described(key, expires), 201)
-    max_age = int(services.settings.session_hours * 3600)
+    max_age = int(settings.session_hours * 3600)
     response.headers["Set-Cookie"] = sessions.cookie_header(token, max_age, sessions.secure(request))
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -63,13 +63,13 @@ async def current(request: Request) -> Response:
 
 
 @router.delete("/v1/sessions/current", status_code=204, summary="Sign out: the session ends now")
-async def sign_out(request: Request) -> Response:
+async def sign_out(request: Request, store: Sessions) -> Response:
     """204; the cookie is cleared also when the server could not finish (429, or 503 when the session row could not
     be deleted), so the browser is signed out all the same. Not on a 403: a request another site may have forged
     changes nothing."""
     try:
         if await _live_session(request) is not None:
-            await request.app.state.services.sessions.end(request.cookies[sessions.COOKIE])
+            await store.end(request.cookies[sessions.COOKIE])
         response = Response(status_code=204)
     except ApiError as exc:
         if exc.status == 403:

@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
 from app.access.keys import KeyCheckUnavailable
+from app.api.services import ingest_services
 from app.core.errors import ApiError
 
 StillAllowed = Callable[[], Awaitable[bool]]
@@ -49,7 +50,7 @@ Close = Callable[[int, str], Awaitable[None]]
 
 def recheck_period(websocket: HTTPConnection) -> float:
     """How often an open socket's key or session is checked again: the key-cache period (at least a second)."""
-    return max(RECHECK_MIN_S, websocket.app.state.services.settings.key_cache_s)
+    return max(RECHECK_MIN_S, ingest_services(websocket).settings.key_cache_s)
 
 
 async def watch(close: Close, still_allowed: StillAllowed, period_s: float) -> None:

@@ -109,7 +109,7 @@ SILENCES_UNREADABLE = Counter(
 
 async def metrics_endpoint(request: Request) -> Response:
     body = generate_latest()
-    metrics = getattr(request.app.state, "services", None) and request.app.state.services.metrics
+    metrics = getattr(getattr(request.app.state, "services", None), "metrics", None)  # the full server's only
     if metrics is not None:
         engine_registry = CollectorRegistry(auto_describe=False)
         engine_registry.register(EngineCollector(metrics.engine))  # type: ignore[arg-type]
