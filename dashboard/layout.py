@@ -7,8 +7,6 @@ from dash import dcc, html
 from dashboard import i18n
 from dashboard.i18n import Language
 
-SECTIONS = ("gmv", "funnel", "inventory", "channels", "alerts")
-"""Panel anchors; alert links point at them (``/wall/<campaign>#inventory``)."""
 SECTION_TITLES = {
     "gmv": "gmv_curve",
     "funnel": "funnel",
@@ -16,6 +14,7 @@ SECTION_TITLES = {
     "channels": "channels",
     "alerts": "alerts",
 }
+"""Each panel's anchor (``/wall/<campaign>#inventory``) and the i18n key of its title."""
 GRAPH_CONFIG = {"displayModeBar": False, "responsive": True, "staticPlot": False}
 
 
