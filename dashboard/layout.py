@@ -14,11 +14,11 @@ SECTION_TITLES = {
     "channels": "channels",
     "alerts": "alerts",
 }
-"""Each panel's anchor (``/wall/<campaign>#inventory``) and the i18n key of its title."""
 GRAPH_CONFIG = {"displayModeBar": False, "responsive": True, "staticPlot": False}
 
 
 def _section(name: str, body: html.Div | dcc.Graph, lang: Language) -> html.Section:
+    """A titled panel; ``name`` is its anchor, which alert links point at (``/wall/<campaign>#inventory``)."""
     return html.Section(
         [html.H2(i18n.text(SECTION_TITLES[name], lang), id=f"title-{name}", className="panel-title"), body],
         id=name,

@@ -42,7 +42,7 @@ def _campaign(value: str) -> str:
 def _import(args: argparse.Namespace, settings: Settings) -> None:
     """Exit 0 when records were processed (even if all were rejected), 1 when the file cannot be read or holds
     no records, 2 for bad arguments."""
-    usage_error: Callable[[str], NoReturn] = args.usage_error
+    usage_error: Callable[[str], NoReturn] = args.usage_error  # the parser's ``error``: it exits with status 2
     fmt = args.format or detect_format(args.file)
     if fmt is None:
         usage_error(f"cannot tell the format of {args.file} from its extension; pass --format jsonl or --format csv")
