@@ -10,7 +10,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import FrameType
 from typing import Any
 
@@ -218,27 +218,19 @@ def create_full_app(settings: Settings) -> FastAPI:
                 await supervisor.stop()
         log.info("stopped")
 
-    app = WarRoomApp(
+    app = _war_room_app(
         settings,
-        title="Promo War-Room",
-        version=__version__,
-        description=DESCRIPTION,
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
+        "Promo War-Room",
+        lifespan,
+        [
+            campaigns_api.router,
+            alerts_api.router,
+            alert_stream.router,
+            notifications_api.router,
+            oncall.router,
+            sessions_api.router,
+        ],
     )
-    errors.install(app)
-    app.include_router(health.router)
-    app.include_router(ingest_api.router)
-    app.include_router(campaigns_api.router)
-    app.include_router(alerts_api.router)
-    app.include_router(alert_stream.router)
-    app.include_router(notifications_api.router)
-    app.include_router(oncall.router)
-    app.include_router(sessions_api.router)
-    app.add_route(scrape.METRICS_PATH, scrape.guarded_metrics, include_in_schema=False)
-    app.include_router(api_docs.router)
-    _publish_event_schema(app)
     wall_app = wall.mount(app, settings)
     app.allow_inline_scripts(wall_app.csp_hashes())
     return app
@@ -267,9 +259,20 @@ def create_ingest_app(settings: Settings, on_ready: Callable[[], None] = lambda:
                 await supervisor.stop()
         log.info("stopped")
 
+    return _war_room_app(settings, "Promo War-Room ingest", lifespan, [])
+
+
+def _war_room_app(
+    settings: Settings,
+    title: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    routers: list[APIRouter],
+) -> WarRoomApp:
+    """The app of either role: health and ingest, then the role's own ``routers``, then the metrics scrape and
+    the API docs (in this order, which is the order routes match and the OpenAPI document lists them)."""
     app = WarRoomApp(
         settings,
-        title="Promo War-Room ingest",
+        title=title,
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
@@ -277,8 +280,8 @@ def create_ingest_app(settings: Settings, on_ready: Callable[[], None] = lambda:
         redoc_url=None,
     )
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(ingest_api.router)
+    for router in (health.router, ingest_api.router, *routers):
+        app.include_router(router)
     app.add_route(scrape.METRICS_PATH, scrape.guarded_metrics, include_in_schema=False)
     app.include_router(api_docs.router)
     _publish_event_schema(app)

@@ -40,10 +40,10 @@ from bench.metrics import (
     WARMUP_S,
     DemoEvents,
     SendStats,
+    check_load_options,
     demo_campaign,
     get_json,
     median,
-    on_fresh_database,
     paced_send,
     percentile_ms,
     post_events,
@@ -85,8 +85,6 @@ MIN_SAMPLES = 20
 
 TARGET_RATE = 5_000.0
 TARGET_RULES = 500
-MAX_SECONDS = 600.0
-MAX_RATE = 100_000.0
 MAX_RULES = 10_000
 TARGET_ALERT_P99_MS = 2_000.0
 RATE_TOLERANCE = 0.99
@@ -102,8 +100,7 @@ class Parameters:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Parameters:
-        harness.check_option("seconds", args.seconds, 0, MAX_SECONDS, low_exclusive=True)
-        harness.check_option("rate", args.rate, 0, MAX_RATE, low_exclusive=True)
+        check_load_options(args)
         harness.check_option("rules", args.rules, 1, MAX_RULES)
         return cls(args.seconds, args.rate, args.rules)
 
@@ -127,27 +124,21 @@ def _background_rule(number: int) -> dict[str, Any]:
             panel="inventory",
             conditions={"warning": {"op": ">", "value": OVERSTOCK_ABOVE + number}},
         )
-    elif shape == 1:
-        rule.update(
-            metric=SKU_METRICS[variant % len(SKU_METRICS)],
-            by="sku",
-            window=window,
-            conditions={"warning": {"op": ">", "value": QUIET_ABOVE + number}},
-        )
-    elif shape == 2:
-        rule.update(
-            metric=CHANNEL_METRICS[variant % len(CHANNEL_METRICS)],
-            by="channel",
-            window=window,
-            conditions={"warning": {"op": ">", "value": QUIET_ABOVE + number}},
-        )
-    else:
+    elif shape == 3:
         rule.update(
             metric=CHANNEL_METRICS[variant % len(CHANNEL_METRICS)],
             by="channel",
             window=window,
             change={"vs": "previous", "over": "10m", "min_reference": DROP_MIN_REFERENCE},
             conditions={"warning": {"op": "<=", "value": DROP_BELOW}},
+        )
+    else:
+        metrics, by = (SKU_METRICS, "sku") if shape == 1 else (CHANNEL_METRICS, "channel")
+        rule.update(
+            metric=metrics[variant % len(metrics)],
+            by=by,
+            window=window,
+            conditions={"warning": {"op": ">", "value": QUIET_ABOVE + number}},
         )
     rule.update(summary=_text(f"{rule['metric']} {{value}} (threshold {{threshold}})"), runbook=_text("bench rule"))
     return rule
@@ -506,7 +497,7 @@ def run(params: Parameters) -> dict[str, Any]:
     async def work(workdir: Path, dsn: str, postmaster: int) -> dict[str, Any]:
         return await _measure(params, workdir, dsn, postmaster)
 
-    return on_fresh_database(work)
+    return harness.on_fresh_database(work)
 
 
 def main(args: argparse.Namespace) -> None:

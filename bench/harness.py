@@ -16,19 +16,23 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
+import uvloop
 
 from app import __version__
-from app.core.database import EmbeddedPostgres
+from app.core.database import EmbeddedPostgres, upgrade
 from bench import loadclient
+
+T = TypeVar("T")
 
 EVENTS_PATH = "/v1/events"
 READY_PATH = "/readyz"
@@ -151,6 +155,21 @@ def stop_database(database: EmbeddedPostgres) -> None:
 
 def postmaster_pid(pgdata: Path) -> int:
     return int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+def on_fresh_database(work: Callable[[Path, str, int], Coroutine[Any, Any, T]]) -> T:
+    """Run the coroutine ``work(workdir, dsn, postmaster pid)`` on a throw-away embedded PostgreSQL, in a
+    temporary directory removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp:
+        workdir = Path(tmp)
+        with step(f"starting a fresh embedded PostgreSQL in {workdir}"):
+            database = start_database(workdir / "pgdata")
+        try:
+            upgrade(database.dsn())
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                return runner.run(work(workdir, database.dsn(), postmaster_pid(database.pgdata)))
+        finally:
+            stop_database(database)
 
 
 def code_version() -> dict[str, Any]:

@@ -37,12 +37,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import math
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
@@ -51,11 +51,9 @@ from typing import Any
 
 import asyncpg
 import msgspec
-import uvloop
 
 from app.access import keys
 from app.campaigns import model as campaigns
-from app.core.database import EmbeddedPostgres, upgrade
 from app.core.settings import Settings
 from app.ingest.events import COLUMNS
 from app.ingest.tier import IngestProcesses
@@ -255,9 +253,8 @@ def _requests(prefix: str, token: str, events: list[dict[str, Any]], per_request
     return workload.stamped(templates, count)
 
 
-async def _measure(params: Parameters, database: EmbeddedPostgres, workdir: Path) -> dict[str, Any]:
-    dsn = database.dsn()
-    meter = CpuMeter(harness.postmaster_pid(database.pgdata))
+async def _measure(params: Parameters, workdir: Path, dsn: str, postmaster_pid: int) -> dict[str, Any]:
+    meter = CpuMeter(postmaster_pid)
     events = workload.sample_events(POOL_EVENTS)
     tails = workload.storage_tails(events)
     conn = await asyncpg.connect(dsn)
@@ -647,16 +644,7 @@ def _table(report: dict[str, Any]) -> str:
 
 def run(params: Parameters) -> dict[str, Any]:
     """The whole benchmark on a fresh embedded PostgreSQL in a temporary directory, removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp:
-        workdir = Path(tmp)
-        with harness.step(f"starting a fresh embedded PostgreSQL in {workdir}"):
-            database = harness.start_database(workdir / "pgdata")
-        try:
-            upgrade(database.dsn())
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                return runner.run(_measure(params, database, workdir))
-        finally:
-            harness.stop_database(database)
+    return harness.on_fresh_database(functools.partial(_measure, params))
 
 
 def main(args: argparse.Namespace) -> None:

@@ -134,6 +134,17 @@ async def _open_all(port: int, count: int) -> list[Connection]:
     return list(await asyncio.gather(*(Connection.open(port) for _ in range(count))))
 
 
+async def _send(connection: Connection, request: bytes, result: LoadResult) -> tuple[int, bytes] | None:
+    """One request of a load phase, counted as sent: its status and body, or None when no answer came (the
+    failure is counted, and the connection is of no further use)."""
+    result.sent += 1
+    try:
+        return await connection.exchange(request)
+    except ANSWER_FAILURES as exc:
+        result.fail(exc)
+        return None
+
+
 async def _run_bounded(workers: list[Coroutine[Any, Any, None]], result: LoadResult, limit_s: float) -> None:
     """Await ``workers`` for at most ``limit_s``; requests still unanswered then count as errors.
 
@@ -161,14 +172,11 @@ async def closed_loop(port: int, clients: int, seconds: float, requests: Iterato
     async def client(connection: Connection, deadline: float) -> None:
         for request in requests:
             started = time.perf_counter()
-            result.sent += 1
-            try:
-                status, body = await connection.exchange(request)
-            except ANSWER_FAILURES as exc:
-                result.fail(exc)
+            answer = await _send(connection, request, result)
+            if answer is None:
                 return
             finished = time.perf_counter()
-            result.record(status, body, events, finished - started)
+            result.record(*answer, events, finished - started)
             if finished >= deadline:
                 return
 
@@ -184,7 +192,8 @@ async def closed_loop(port: int, clients: int, seconds: float, requests: Iterato
 
 
 async def paced(port: int, connections: int, rate: float, seconds: float, requests: Iterator[bytes]) -> LoadResult:
-    """Requests scheduled at ``rate`` per second for ``seconds`` (or until ``requests`` runs out), over a pool of ``connections``.
+    """Requests scheduled at ``rate`` per second for ``seconds`` (or until ``requests`` runs out), over a pool of
+    ``connections``.
 
     Request ``i`` is due at ``start + i / rate``. A free connection takes the
     next due request; when all are busy the request waits, and that wait is
@@ -209,14 +218,11 @@ async def paced(port: int, connections: int, rate: float, seconds: float, reques
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            result.sent += 1
-            try:
-                status, body = await connection.exchange(request)
-            except ANSWER_FAILURES as exc:
-                result.fail(exc)
+            answer = await _send(connection, request, result)
+            if answer is None:
                 return
             last_answer = time.perf_counter()
-            result.record(status, body, 1, last_answer - due)
+            result.record(*answer, 1, last_answer - due)
 
     try:
         await _run_bounded([worker(c) for c in pool], result, PACED_START_DELAY_S + seconds + REQUEST_TIMEOUT_S)

@@ -29,11 +29,10 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,13 +42,11 @@ from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
-import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.access import keys
 from app.campaigns import model as campaigns
 from app.campaigns.model import Campaign
-from app.core.database import upgrade
 from app.metrics.engine import Engine
 from app.metrics.measures import Event
 from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT
@@ -105,10 +102,16 @@ class Parameters:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Parameters:
-        harness.check_option("seconds", args.seconds, 0, MAX_SECONDS, low_exclusive=True)
-        harness.check_option("rate", args.rate, 0, MAX_RATE, low_exclusive=True)
+        check_load_options(args)
         harness.check_option("memory-events", args.memory_events, MEMORY_REPORTS, MAX_MEMORY_EVENTS)
         return cls(args.seconds, args.rate, args.memory_events)
+
+
+def check_load_options(args: argparse.Namespace) -> None:
+    """``--seconds`` and ``--rate`` of a benchmark that posts a measured load (``metrics``, ``alerts``): a
+    BenchError naming the option when one is out of bounds."""
+    harness.check_option("seconds", args.seconds, 0, MAX_SECONDS, low_exclusive=True)
+    harness.check_option("rate", args.rate, 0, MAX_RATE, low_exclusive=True)
 
 
 # ---- shared with ``bench alerts``: server, load, measurements ---------------------------------------
@@ -332,20 +335,6 @@ async def prepare(dsn: str, campaign: Campaign) -> tuple[dict[str, Any], str, st
     finally:
         await conn.close()
     return harness.machine(version, settings), ingest, screen
-
-
-def on_fresh_database(work: Callable[[Path, str, int], Awaitable[T]]) -> T:
-    """Run the coroutine ``work(workdir, dsn, postmaster pid)`` on a throw-away embedded PostgreSQL."""
-    with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp:
-        workdir = Path(tmp)
-        with harness.step(f"starting a fresh embedded PostgreSQL in {workdir}"):
-            database = harness.start_database(workdir / "pgdata")
-        try:
-            upgrade(database.dsn())
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                return runner.run(work(workdir, database.dsn(), harness.postmaster_pid(database.pgdata)))
-        finally:
-            harness.stop_database(database)
 
 
 # ---- part 1: snapshot freshness ---------------------------------------------------------------------
@@ -574,7 +563,7 @@ def run(params: Parameters) -> dict[str, Any]:
     async def work(workdir: Path, dsn: str, postmaster: int) -> dict[str, Any]:
         return await _freshness(params, workdir, dsn, postmaster)
 
-    fresh = on_fresh_database(work)
+    fresh = harness.on_fresh_database(work)
     memory = _memory(params.memory_events)
     machine = fresh.pop("machine")
     p99 = fresh["snapshot_latency_p99_ms"]

@@ -40,7 +40,6 @@ from bench.metrics import (
     WARMUP_S,
     DemoEvents,
     demo_campaign,
-    on_fresh_database,
     paced_send,
     percentile_ms,
     post_events,
@@ -310,7 +309,7 @@ def _table(report: dict[str, Any]) -> str:
 
 
 def run(params: Parameters) -> dict[str, Any]:
-    return on_fresh_database(functools.partial(_measure, params))
+    return harness.on_fresh_database(functools.partial(_measure, params))
 
 
 def main(args: argparse.Namespace) -> None:

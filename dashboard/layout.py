@@ -7,8 +7,6 @@ from dash import dcc, html
 from dashboard import i18n
 from dashboard.i18n import Language
 
-SECTIONS = ("gmv", "funnel", "inventory", "channels", "alerts")
-"""Panel anchors; alert links point at them (``/wall/<campaign>#inventory``)."""
 SECTION_TITLES = {
     "gmv": "gmv_curve",
     "funnel": "funnel",
@@ -20,6 +18,7 @@ GRAPH_CONFIG = {"displayModeBar": False, "responsive": True, "staticPlot": False
 
 
 def _section(name: str, body: html.Div | dcc.Graph, lang: Language) -> html.Section:
+    """A titled panel; ``name`` is its anchor, which alert links point at (``/wall/<campaign>#inventory``)."""
     return html.Section(
         [html.H2(i18n.text(SECTION_TITLES[name], lang), id=f"title-{name}", className="panel-title"), body],
         id=name,

@@ -66,30 +66,25 @@ class EngineView:
     def baseline(
         self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None
     ) -> float | None:
-        if metric in POINT_IN_TIME:  # stock and pacing are read as they are now: last year has no "now"
+        last_year = self._last_year(campaign, metric)
+        if last_year is None:
             return None
-        definition = self.engine.campaigns.get(campaign)
-        offset = self.engine.baseline_offset(definition) if definition else None
-        if definition is None or offset is None or not self._baseline_complete(definition.baseline):
-            return None
-        assert definition.baseline is not None
-        return self.engine.window(definition.baseline, metric, start - offset, end - offset, by, label)
+        baseline, offset = last_year
+        return self.engine.window(baseline, metric, start - offset, end - offset, by, label)
 
     def growth(self, campaign: str, metric: str) -> float | None:
-        if metric in POINT_IN_TIME:
+        last_year = self._last_year(campaign, metric)
+        if last_year is None:
             return None
-        definition = self.engine.campaigns.get(campaign)
-        offset = self.engine.baseline_offset(definition) if definition else None
-        if definition is None or offset is None or not self._baseline_complete(definition.baseline):
-            return None
-        assert definition.baseline is not None
-        start = definition.phases.preheat.start.timestamp()
-        end = min(definition.phases.preheat.end.timestamp(), self.now)
+        baseline, offset = last_year
+        preheat = self.engine.campaigns[campaign].phases.preheat
+        start = preheat.start.timestamp()
+        end = min(preheat.end.timestamp(), self.now)
         if end - start < MIN_GROWTH_SPAN_S:
             return None
-        this_year = self.engine.window(campaign, metric, start, end)
-        last_year = self.engine.window(definition.baseline, metric, start - offset, end - offset)
-        return this_year / last_year if this_year and last_year else None
+        this_year_value = self.engine.window(campaign, metric, start, end)
+        last_year_value = self.engine.window(baseline, metric, start - offset, end - offset)
+        return this_year_value / last_year_value if this_year_value and last_year_value else None
 
     def data_since(self, campaign: str) -> float | None:
         state = self.engine.states.get(campaign)
@@ -99,6 +94,19 @@ class EngineView:
         definition = self.engine.campaigns.get(campaign)
         item = next((s for s in definition.skus if s.sku == sku), None) if definition else None
         return float(getattr(item, name)) if item is not None else None
+
+    def _last_year(self, campaign: str, metric: str) -> tuple[str, float] | None:
+        """The baseline campaign's id and the seconds back to the same moment of it, when ``metric`` of
+        ``campaign`` can be compared with last year: stock and pacing are read as they are now (last year has
+        no "now"), and a baseline without a definition or with events still replaying is no reference."""
+        if metric in POINT_IN_TIME:
+            return None
+        definition = self.engine.campaigns.get(campaign)
+        offset = self.engine.baseline_offset(definition) if definition else None
+        if definition is None or offset is None or not self._baseline_complete(definition.baseline):
+            return None
+        assert definition.baseline is not None
+        return definition.baseline, offset
 
     def _baseline_complete(self, baseline: str | None) -> bool:
         """A baseline campaign with counted events, none still replaying (a partial last year is no reference)."""

@@ -39,7 +39,6 @@ STALE_GRACE_S = 300.0
 """While the database is away, a key (or session, ``app.access.sessions``) last confirmed within the cache period plus this
 many seconds is still trusted; after that it cannot be checked (503), so a key revoked before an outage stops
 working within ``WARROOM_KEY_CACHE_S`` + this, however long the outage lasts."""
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 
 
 class KeyOperationError(Exception):

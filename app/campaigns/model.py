@@ -7,7 +7,7 @@ process sees the same definition.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -127,11 +127,6 @@ class Campaign(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             if phase.start <= moment < phase.end:
                 return name
         return None
-
-    def shifted(self, delta: timedelta, **changes: object) -> Campaign:
-        """The same campaign moved in time by ``delta`` (how a demo or a drill is scheduled)."""
-        phases = Phases(**{name: Phase(p.start + delta, p.end + delta) for name, p in self.phases.items()})
-        return msgspec.structs.replace(self, phases=phases, **changes)
 
 
 def parse(text: str, source: str = "<text>") -> Campaign:

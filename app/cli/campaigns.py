@@ -9,12 +9,10 @@ prints a stored definition as YAML that ``apply`` accepts again.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -22,9 +20,9 @@ import msgspec
 import yaml
 
 from app.campaigns import model as store
+from app.cli.connection import on_connection, open_database
 from app.core.configfile import ConfigError
-
-T = TypeVar("T")
+from app.core.settings import Settings
 
 TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 YAML_WIDTH = 200
@@ -34,43 +32,54 @@ EXACT_FLOAT_INTEGERS = 2**53
 TABLE_COLUMNS = ("ID", "NAME", "PHASE", "PREHEAT START", "BURST START", "BASELINE", "SKUS")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``campaigns`` subcommands, added to the parser the CLI created for them."""
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``campaigns list|show|apply|check|delete`` to the ``warroom`` commands."""
+    parser = commands.add_parser("campaigns", help="campaign definitions: check, apply, list, show, delete")
     sub = parser.add_subparsers(dest="campaigns_command", required=True)
-    sub.add_parser("list", help="stored campaigns and the phase each one is in now")
+    sub.add_parser("list", help="stored campaigns and the phase each one is in now").set_defaults(handler=_list)
     show = sub.add_parser("show", help="print a stored campaign as YAML (apply accepts it again)")
     show.add_argument("id")
+    show.set_defaults(handler=_show)
     apply = sub.add_parser("apply", help="validate YAML files, then create or replace their campaigns (all or none)")
     apply.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    apply.set_defaults(handler=_apply)
     check = sub.add_parser("check", help="validate YAML files without a database (for CI)")
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    check.set_defaults(handler=_check)
     delete = sub.add_parser("delete", help="delete a stored campaign (its events stay)")
     delete.add_argument("id")
+    delete.set_defaults(handler=_delete)
 
 
-def run(args: argparse.Namespace, open_database: Callable[[], str]) -> None:
-    """Run one ``campaigns`` subcommand; ``open_database`` is called only by those that need the database."""
-    command = args.campaigns_command
-    if command == "check":
-        for path, campaign in _valid_or_exit(args.files, ""):
-            print(f"ok {path} ({campaign.id})")
-    elif command == "apply":
-        loaded = _valid_or_exit(args.files, "; nothing was applied")
-        results = _on_database(open_database(), lambda conn: _save_all(conn, [c for _, c in loaded]))
-        for (path, campaign), created in zip(loaded, results, strict=False):
-            print(f"{'created' if created else 'updated'} {campaign.id} ({path})")
-    elif command == "list":
-        stored = _on_database(open_database(), store.fetch_all)
-        print("\n".join(table(stored, datetime.now(UTC))))
-    elif command == "show":
-        campaign = _on_database(open_database(), lambda conn: store.fetch(conn, args.id))
-        if campaign is None:
-            sys.exit(f"warroom: no campaign {args.id!r}")
-        print(to_yaml(campaign), end="")
-    elif command == "delete":
-        if not _on_database(open_database(), lambda conn: store.delete(conn, args.id)):
-            sys.exit(f"warroom: no campaign {args.id!r}")
-        print(f"deleted {args.id} (its events stay)")
+def _check(args: argparse.Namespace, settings: Settings) -> None:
+    for path, campaign in _valid_or_exit(args.files, ""):
+        print(f"ok {path} ({campaign.id})")
+
+
+def _apply(args: argparse.Namespace, settings: Settings) -> None:
+    """Validate every file first, so a typo never leaves half a rollout behind."""
+    loaded = _valid_or_exit(args.files, "; nothing was applied")
+    results = on_connection(open_database(settings), lambda conn: _save_all(conn, [c for _, c in loaded]))
+    for (path, campaign), created in zip(loaded, results, strict=False):
+        print(f"{'created' if created else 'updated'} {campaign.id} ({path})")
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> None:
+    stored = on_connection(open_database(settings), store.fetch_all)
+    print("\n".join(table(stored, datetime.now(UTC))))
+
+
+def _show(args: argparse.Namespace, settings: Settings) -> None:
+    campaign = on_connection(open_database(settings), lambda conn: store.fetch(conn, args.id))
+    if campaign is None:
+        sys.exit(f"warroom: no campaign {args.id!r}")
+    print(to_yaml(campaign), end="")
+
+
+def _delete(args: argparse.Namespace, settings: Settings) -> None:
+    if not on_connection(open_database(settings), lambda conn: store.delete(conn, args.id)):
+        sys.exit(f"warroom: no campaign {args.id!r}")
+    print(f"deleted {args.id} (its events stay)")
 
 
 def validate(paths: list[Path]) -> tuple[list[tuple[Path, store.Campaign]], list[str]]:
@@ -111,17 +120,6 @@ async def _save_all(conn: asyncpg.Connection, campaigns: list[store.Campaign]) -
     """Store all campaigns in one transaction; for each, True when it was new."""
     async with conn.transaction():
         return [await store.save(conn, campaign) for campaign in campaigns]
-
-
-def _on_database(dsn: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    async def connected() -> T:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return await work(conn)
-        finally:
-            await conn.close()
-
-    return asyncio.run(connected())
 
 
 def phase_label(campaign: store.Campaign, now: datetime) -> str:

@@ -24,21 +24,6 @@ POOL_MIN_SIZE = 2
 POOL_MAX_SIZE = 10
 CONNECT_TIMEOUT_S = 5.0
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
-CONNECTION_ERRORS = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-)
-"""What a query raises when the database cannot be reached (or is shutting down), for ``except`` clauses;
-``database_unavailable`` is the complete test. asyncpg's ``InternalClientError`` is among them: a connection
-the server dropped mid-operation answers the next statement with "cannot switch to state 12; another
-operation (2) is in progress". The driver's own ``DataError`` (a value it could not encode) is an
-``InterfaceError`` too: catch it first where it matters."""
 UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
 """SQLSTATE classes that say "not now" rather than "not this": connection exception, insufficient resources
 (too many connections, disk full), operator intervention (admin shutdown, cannot connect now, cancelled
@@ -53,7 +38,11 @@ REFUSED_SQLSTATE_CLASSES = frozenset({"22", "23"})
 
 def database_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database cannot be used right now (retry later: 503), rather than that
-    it refused the data (422) or that the code is wrong."""
+    it refused the data (422) or that the code is wrong.
+
+    asyncpg's ``InternalClientError`` is among them: a connection the server dropped mid-operation answers the
+    next statement with "cannot switch to state 12; another operation (2) is in progress". The driver's own
+    ``DataError`` (a value it could not encode) is an ``InterfaceError`` too, and is not."""
     if isinstance(exc, ENCODING_ERROR):
         return False
     if isinstance(exc, asyncpg.PostgresError):

@@ -9,11 +9,11 @@ year live while it loads last year's history through the API.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from app.drill.simulate import HISTORY_GROWTH, HISTORY_SHIFT, Poster, burst_time
 CAMPAIGNS_DIR = Path(__file__).resolve().parents[2] / "campaigns"
 DEMO_CAMPAIGN = "double11-demo"
 DEMO_SPEED = 60.0
+DEMO_SEED = 11
 DEMO_MINUTES_BEFORE = 20.0
 DEMO_MINUTES_AFTER = 24 * 60.0
 DEMO_LEAD_S = 5.0
@@ -57,96 +58,70 @@ def drill_schedule(campaign: Campaign, burst_at: datetime, speed: float, before_
     )
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("simulate", help="drill: post a Double-11 night's events to a war-room over HTTP")
-    s.add_argument("--scenario", choices=["double11"], default="double11")
-    s.add_argument("--url", required=True, help="the war-room, e.g. http://127.0.0.1:8000")
-    s.add_argument("--key", required=True, help="an ingest key")
-    s.add_argument("--speed", type=float, default=DEMO_SPEED, help="simulated seconds per real second (default 60)")
-    s.add_argument("--seed", type=int, default=11)
-    s.add_argument("--campaign", default=DEMO_CAMPAIGN, help="campaign id of the events")
-    s.add_argument(
-        "--campaign-file", type=Path, default=CAMPAIGNS_DIR / f"{DEMO_CAMPAIGN}.yaml", help="SKU catalog and baseline"
-    )
-    s.add_argument(
-        "--incident",
-        action="append",
-        default=[],
-        metavar="NAME@MINUTE",
-        help="payment_outage, sellout, slow_pages, gmv_drop or brushing, at a simulated minute after midnight",
-    )
-    s.add_argument(
-        "--minutes-before", type=float, default=DEMO_MINUTES_BEFORE, help="simulated pre-heat minutes before midnight"
-    )
-    s.add_argument("--minutes-after", type=float, default=DEMO_MINUTES_AFTER, help="simulated minutes after midnight")
-    s.add_argument(
-        "--scale", type=float, default=DEMO_SCALE, help="pre-heat visits per simulated minute (the burst peaks at 30x)"
-    )
-    s.add_argument(
-        "--burst-at", help="real time of midnight (RFC 3339); default: right after the pre-heat window from now"
-    )
-    s.add_argument(
-        "--history",
-        action="store_true",
-        help="also send last year's run into the baseline campaign, alongside the live night",
-    )
-    s.add_argument("--no-live", action="store_true", help="with --history: stop after the history")
+@dataclass(frozen=True, slots=True)
+class Drill:
+    """One drill: the war-room it posts to, the night it plays there, and how fast."""
+
+    url: str
+    key: str
+    """An ingest key of that war-room."""
+    campaign: str
+    """The campaign id the live events carry."""
+    campaign_file: Path
+    """The SKU catalog and baseline of the night."""
+    speed: float
+    """Simulated seconds per real second."""
+    seed: int
+    incidents: tuple[Incident, ...]
+    minutes_before: float
+    minutes_after: float
+    scale: float
+    """Pre-heat visits per simulated minute (the burst peaks at 30x)."""
+    history: bool
+    """Also send last year's run into the baseline campaign, alongside the live night."""
+    no_live: bool
+    """With ``history``: stop after the history."""
 
 
-def _scenarios(args: argparse.Namespace, campaign: Campaign) -> tuple[Scenario, Scenario]:
-    incidents = tuple(Incident.parse(text) for text in args.incident)
-    before_s = args.minutes_before * 60
-    live = Scenario(campaign.id, campaign.skus, args.seed, args.scale, incidents, before_s, f"sim{args.seed}")
+def _scenarios(drill: Drill, campaign: Campaign) -> tuple[Scenario, Scenario]:
+    before_s = drill.minutes_before * 60
+    live = Scenario(campaign.id, campaign.skus, drill.seed, drill.scale, drill.incidents, before_s, f"sim{drill.seed}")
     history = Scenario(
         campaign.baseline or "",
         campaign.skus,
-        args.seed + 1,
-        args.scale / HISTORY_GROWTH,
+        drill.seed + 1,
+        drill.scale / HISTORY_GROWTH,
         (),
         before_s,
-        f"hist{args.seed}",
+        f"hist{drill.seed}",
     )
     return live, history
 
 
-async def simulate(args: argparse.Namespace, burst_at: datetime) -> None:
+async def simulate(drill: Drill, burst_at: datetime) -> None:
     """History (if asked) and the live night run side by side, so the burst is never delayed by the history."""
-    campaign = msgspec.structs.replace(campaign_store.load_file(args.campaign_file), id=args.campaign)
-    live, history = _scenarios(args, campaign)
-    start_s, end_s = int(-args.minutes_before * 60), int(args.minutes_after * 60)
-    if args.history and not campaign.baseline:
+    campaign = msgspec.structs.replace(campaign_store.load_file(drill.campaign_file), id=drill.campaign)
+    live, history = _scenarios(drill, campaign)
+    start_s, end_s = int(-drill.minutes_before * 60), int(drill.minutes_after * 60)
+    if drill.history and not campaign.baseline:
         raise SystemExit("warroom: --history needs a campaign file that names its baseline")
-    history_poster, live_poster = Poster(args.url, args.key), Poster(args.url, args.key)
+    history_poster, live_poster = Poster(drill.url, drill.key), Poster(drill.url, drill.key)
     runs = []
-    if args.history:
+    if drill.history:
         print(f"history: {campaign.baseline}, burst at {(burst_at - HISTORY_SHIFT).isoformat()}", file=sys.stderr)
         runs.append(
-            send_history(history_poster, history, campaign.baseline or "", burst_at, args.speed, start_s, end_s)
+            send_history(history_poster, history, campaign.baseline or "", burst_at, drill.speed, start_s, end_s)
         )
-    if not args.no_live:
+    if not drill.no_live:
         print(
-            f"live: {campaign.id}, burst (midnight) at {burst_at.isoformat()}, speed {args.speed:g}x", file=sys.stderr
+            f"live: {campaign.id}, burst (midnight) at {burst_at.isoformat()}, speed {drill.speed:g}x", file=sys.stderr
         )
-        runs.append(send_live(live_poster, live, campaign.id, burst_at, args.speed, start_s, end_s))
+        runs.append(send_live(live_poster, live, campaign.id, burst_at, drill.speed, start_s, end_s))
     try:
         await asyncio.gather(*runs)
     finally:
         await history_poster.close()
         await live_poster.close()
-
-
-def simulate_command(args: argparse.Namespace) -> None:
-    try:
-        for text in args.incident:
-            Incident.parse(text)
-        burst_at = (
-            msgspec.convert(args.burst_at, datetime)
-            if args.burst_at
-            else burst_time(0, args.speed, args.minutes_before * 60)
-        )
-    except (ValueError, msgspec.ValidationError) as exc:
-        raise SystemExit(f"warroom: {exc}") from None
-    asyncio.run(simulate(args, burst_at))
 
 
 async def _reset_demo_data(dsn: str, campaign: Campaign) -> None:
@@ -188,21 +163,21 @@ def _demo_drill(settings: Settings, keys: dict[str, str]) -> None:
         httpx.put(
             f"{url}/v1/campaigns/{campaign.id}", content=msgspec.json.encode(campaign), headers=headers
         ).raise_for_status()
-    args = argparse.Namespace(
+    drill = Drill(
         url=url,
         key=keys["ingest"],
         speed=DEMO_SPEED,
-        seed=11,
+        seed=DEMO_SEED,
         campaign=this_year.id,
         campaign_file=CAMPAIGNS_DIR / f"{DEMO_CAMPAIGN}.yaml",
-        incident=list(DEMO_INCIDENTS),
+        incidents=tuple(Incident.parse(text) for text in DEMO_INCIDENTS),
         minutes_before=DEMO_MINUTES_BEFORE,
         minutes_after=DEMO_MINUTES_AFTER,
         scale=DEMO_SCALE,
         history=True,
         no_live=False,
     )
-    asyncio.run(simulate(args, burst_at))
+    asyncio.run(simulate(drill, burst_at))
 
 
 def start_demo_drill(settings: Settings, dsn: str, keys: dict[str, str]) -> threading.Thread:

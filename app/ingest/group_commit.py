@@ -41,7 +41,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -147,9 +147,6 @@ class CommitResult:
     """Events PostgreSQL refused, not stored: (index in the submitted rows, why)."""
 
 
-Insert = Callable[[list[Row]], Awaitable[set[str]]]
-
-
 def search_exhausted(refusals: int, now: float, deadline: float) -> str | None:
     """Why to stop trying a submission's rows one by one (the rest are refused with this reason), or None."""
     if refusals >= MAX_REFUSED_PER_SUBMISSION:
@@ -211,11 +208,6 @@ class GroupCommitter:
         self._loops = [f"ingest-writer-{i}" for i in range(writers)]
         self._closing = False
         self._staged_groups_left = 0
-        self.database_ok = True
-
-    @property
-    def queued_events(self) -> int:
-        return self._queued_events
 
     def start(self) -> None:
         for name in self._loops:
@@ -287,7 +279,6 @@ class GroupCommitter:
                     await asyncio.sleep(random.uniform(0, CONFLICT_BACKOFF_S))
                     continue
                 if outcome == "unavailable":
-                    self.database_ok = False
                     log.warning("database unavailable during commit: %r", exc)
                     self._fail(group, IngestUnavailable("database unavailable"))
                 elif outcome == "isolate":
@@ -314,11 +305,9 @@ class GroupCommitter:
         try:
             inserted, refused = await self._insert_each(staged_rows(submission, set()), progress)
         except Exception as error:  # the database went away meanwhile: nothing was committed, retry everything
-            self.database_ok = not database_unavailable(error)
             log.warning("finding the refused events failed: %r", error)
-            self._fail(
-                [submission], IngestUnavailable("database unavailable" if not self.database_ok else "the commit failed")
-            )
+            reason = "database unavailable" if database_unavailable(error) else "the commit failed"
+            self._fail([submission], IngestUnavailable(reason))
             return
         log.error("the database refused %d event(s): %s", len(refused), "; ".join(sorted(set(refused.values()))))
         self._resolve([submission], inserted, refused)
@@ -355,7 +344,6 @@ class GroupCommitter:
                     await conn.execute("ROLLBACK")
                 raise
             await conn.execute("COMMIT")
-        self.database_ok = True
         self._on_commit()
         return inserted, refused
 
@@ -381,7 +369,6 @@ class GroupCommitter:
                     inserted = {record[0] for record in await conn.fetch(MOVE_SQL)}
         telemetry.COMMIT_SECONDS.observe(time.perf_counter() - started)
         telemetry.GROUP_EVENTS.observe(len(rows))
-        self.database_ok = True
         self._on_commit()
         return inserted
 

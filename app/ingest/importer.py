@@ -10,14 +10,11 @@ of them in flight at a time, so memory stays bounded whatever the file's size.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import csv
 import gzip
 import io
-import itertools
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,10 +24,9 @@ from typing import Any, BinaryIO, TextIO
 
 import msgspec
 
-from app.core.configfile import plain_reason
 from app.core.database import create_pool
 from app.core.settings import Settings
-from app.ingest.events import COLUMNS, Defaults, FieldError, Row, Slug, decode_event, mend_surrogates, utcnow
+from app.ingest.events import COLUMNS, Defaults, FieldError, Row, decode_event, mend_surrogates, utcnow
 from app.ingest.group_commit import GroupCommitter, IngestUnavailable, prepare_connection
 
 FORMATS = ("jsonl", "csv")
@@ -52,7 +48,6 @@ PROGRESS_EVERY_RECORDS = 1_000
 TERMINAL_PROGRESS_S = 0.5
 LOG_PROGRESS_S = 10.0
 """When stderr is a file or pipe (CI, docker logs), a progress line this often instead of a rewritten one."""
-INTERRUPTED_EXIT_STATUS = 130
 REQUIRED_COLUMNS = ("event_id", "type")
 JSON_COLUMNS = ("props", "labels")
 CAMPAIGN_COLUMN = COLUMNS.index("campaign")
@@ -91,58 +86,10 @@ class Batch:
     """The line (or CSV record) each row came from, so a refused row is reported by its own line."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``import`` command's arguments, added to the parser the CLI created for it."""
-    parser.add_argument("file", type=Path, help="a .jsonl/.ndjson or .csv file, optionally gzipped (.gz)")
-    parser.add_argument("--campaign", type=_campaign, help="store every event under this campaign (overrides the file)")
-    parser.add_argument("--format", choices=FORMATS, help="default: from the file name's extension")
-    parser.set_defaults(usage_error=parser.error)
-
-
-def _campaign(value: str) -> str:
-    try:
-        return msgspec.convert(value, Slug)
-    except msgspec.ValidationError as exc:
-        raise argparse.ArgumentTypeError(f"{value!r}: {plain_reason(str(exc))}") from None
-
-
 def detect_format(path: Path) -> str | None:
     """``jsonl`` or ``csv`` from the extension (``history.csv.gz`` is CSV), None when it says neither."""
     name = path.name.lower().removesuffix(GZIP_SUFFIX)
     return EXTENSIONS.get(Path(name).suffix)
-
-
-def run(args: argparse.Namespace, settings: Settings, open_database: Callable[[], str]) -> None:
-    """The ``import`` command: exit 0 when records were processed (even if all were rejected), 1 when the file
-    cannot be read or holds no records, 2 for bad arguments."""
-    fmt = args.format or detect_format(args.file)
-    if fmt is None:
-        args.usage_error(
-            f"cannot tell the format of {args.file} from its extension; pass --format jsonl or --format csv"
-        )
-    source = str(args.file)
-    try:
-        records = open_records(args.file, fmt)
-        first = next(records, None)  # an empty file is an error found before the database starts
-    except ImportFailed as exc:
-        sys.exit(f"warroom: {exc}")
-    if first is None:
-        sys.exit(f"warroom: {source} holds no events")
-    dsn = open_database()
-    tally = Tally()
-    report = Report(source, sys.stderr)
-    try:
-        asyncio.run(import_records(dsn, itertools.chain([first], records), tally, report, settings, args.campaign))
-    except ImportFailed as exc:
-        report.finish()
-        print(f"stopped {source}: {tally.describe(report.elapsed)}", file=sys.stderr)
-        sys.exit(f"warroom: {exc}")
-    except KeyboardInterrupt:
-        report.finish()
-        print(f"interrupted {source}: {tally.describe(report.elapsed)}; running it again is safe", file=sys.stderr)
-        sys.exit(INTERRUPTED_EXIT_STATUS)
-    report.finish()
-    print(f"imported {source}: {tally.describe(report.elapsed)}")
 
 
 def open_records(path: Path, fmt: str) -> Iterator[Record]:

@@ -17,8 +17,6 @@ STAGES: tuple[tuple[str, str, str, float | None], ...] = (
     ("order", "orders_created", "下单", 0.25),
     ("paid", "orders_paid", "支付", None),
 )
-OVERALL_BENCHMARK = 0.06
-"""Visit → order for a healthy store; the industry average is about 2.7%."""
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
