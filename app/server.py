@@ -38,6 +38,7 @@ from app.api.browser_security import BrowserSecurity
 from app.api.cors import SegmentCors
 from app.api.services import Services
 from app.campaigns import model as campaign_files
+from app.campaigns import store as campaign_store
 from app.core import errors
 from app.core.database import create_pool, head_revision, open_database, upgrade_async
 from app.core.settings import Settings
@@ -188,7 +189,7 @@ def create_full_app(settings: Settings) -> FastAPI:
         async with _database(settings, migrate=True) as (dsn, pool):
             async with pool.acquire() as conn:
                 for campaign in campaign_files.load_directory(settings.campaigns_dir):
-                    await campaign_files.save(conn, campaign)
+                    await campaign_store.save(conn, campaign)
             supervisor = Supervisor()
             metrics = LiveMetrics(pool, dsn, supervisor=supervisor)
             await metrics.start()

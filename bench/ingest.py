@@ -54,7 +54,7 @@ import msgspec
 import uvloop
 
 from app.access import keys
-from app.campaigns import model as campaigns
+from app.campaigns import store
 from app.core.database import EmbeddedPostgres, upgrade
 from app.core.settings import Settings
 from app.ingest.events import COLUMNS
@@ -280,7 +280,7 @@ async def _measure(params: Parameters, database: EmbeddedPostgres, workdir: Path
         )
         await _reset(conn)
         _, token = await keys.create(conn, KEY_NAME, "ingest")
-        await campaigns.save(conn, workload.campaign())  # the server's engine counts only defined campaigns
+        await store.save(conn, workload.campaign())  # the server's engine counts only defined campaigns
 
         tier: TierRun | None = None
         if params.ingest_processes:

@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 import msgspec
 
-from app.campaigns import model as campaign_store
+from app.campaigns import model as campaign_model
 from app.campaigns.model import Campaign, Phase, Phases
 from app.core.settings import Settings
 from app.drill.scenario import Incident, Scenario
@@ -111,7 +111,7 @@ def _scenarios(args: argparse.Namespace, campaign: Campaign) -> tuple[Scenario, 
 
 async def simulate(args: argparse.Namespace, burst_at: datetime) -> None:
     """History (if asked) and the live night run side by side, so the burst is never delayed by the history."""
-    campaign = msgspec.structs.replace(campaign_store.load_file(args.campaign_file), id=args.campaign)
+    campaign = msgspec.structs.replace(campaign_model.load_file(args.campaign_file), id=args.campaign)
     live, history = _scenarios(args, campaign)
     start_s, end_s = int(-args.minutes_before * 60), int(args.minutes_after * 60)
     if args.history and not campaign.baseline:
@@ -178,8 +178,8 @@ def _demo_drill(settings: Settings, keys: dict[str, str]) -> None:
     _wait_ready(url)
     before_s, after_s = DEMO_MINUTES_BEFORE * 60, DEMO_MINUTES_AFTER * 60
     burst_at = burst_time(DEMO_LEAD_S, DEMO_SPEED, before_s)
-    this_year = campaign_store.load_file(CAMPAIGNS_DIR / f"{DEMO_CAMPAIGN}.yaml")
-    last_year = campaign_store.load_file(CAMPAIGNS_DIR / f"{this_year.baseline}.yaml")
+    this_year = campaign_model.load_file(CAMPAIGNS_DIR / f"{DEMO_CAMPAIGN}.yaml")
+    last_year = campaign_model.load_file(CAMPAIGNS_DIR / f"{this_year.baseline}.yaml")
     headers = {"X-API-Key": keys["operator"], "Content-Type": "application/json"}
     for campaign in (
         drill_schedule(last_year, burst_at - HISTORY_SHIFT, DEMO_SPEED, before_s, after_s),
@@ -207,7 +207,7 @@ def _demo_drill(settings: Settings, keys: dict[str, str]) -> None:
 
 def start_demo_drill(settings: Settings, dsn: str, keys: dict[str, str]) -> threading.Thread:
     """Clear the previous drill's events, then (once the server is up) schedule the campaigns and run the night."""
-    campaign = campaign_store.load_file(CAMPAIGNS_DIR / f"{DEMO_CAMPAIGN}.yaml")
+    campaign = campaign_model.load_file(CAMPAIGNS_DIR / f"{DEMO_CAMPAIGN}.yaml")
     asyncio.run(_reset_demo_data(dsn, campaign))
     thread = threading.Thread(target=_demo_drill, args=(settings, keys), name="drill", daemon=True)
     thread.start()

@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 
 import asyncpg
 
-from app.campaigns import model as campaign_store
+from app.campaigns import store as campaign_store
 from app.core.supervision import Progress, Supervisor
 from app.metrics.engine import Engine
 from app.metrics.measures import EVENT_COLUMNS, Event
