@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from alerts.evaluation.live import AlertService
-from alerts.notify import routing
+from alerts.notify import notifyfile
 from alerts.notify.delivery import DeliveryService
 from app import __version__
 from app.access.keys import KeyStore
@@ -195,7 +195,7 @@ def create_full_app(settings: Settings) -> FastAPI:
             await metrics.start()
             alerts = AlertService(metrics, pool, settings.rules_dir)
             await alerts.start()
-            delivery = DeliveryService(alerts, pool, routing.load(settings.notify_file), settings.base_url)
+            delivery = DeliveryService(alerts, pool, notifyfile.load(settings.notify_file), settings.base_url)
             await delivery.start()
             services = _services(
                 settings, pool, supervisor, metrics.wake, metrics=metrics, alerts=alerts, delivery=delivery
