@@ -26,7 +26,8 @@ from typing import TextIO
 from alerts.evaluation.detectors import DEFAULT_MIN_HISTORY as DEFAULT_WARMUP_POINTS
 from alerts.evaluation.evaluate import Evaluator, metric_is_sum
 from alerts.evaluation.lifecycle import Lifecycle
-from alerts.evaluation.rules import SEVERITY_RANK, AnyRule, DynamicRule, Text, load_for_series, metrics_are_columns
+from alerts.evaluation.rules import AnyRule, DynamicRule, Text, load_for_series
+from alerts.evaluation.severity import most_severe
 
 SERIES = "series"
 DEFAULT_COLUMN = "value"
@@ -48,17 +49,16 @@ def default_rules() -> list[AnyRule]:
     Its window is nominal: in a backtest each row is one point, so the warm-up is
     ``DEFAULT_WARMUP_POINTS`` rows whatever the spacing (minutes or hours).
     """
-    with metrics_are_columns():
-        return [
-            DynamicRule(
-                name="value_anomaly",
-                summary=Text(en="value {value} outside {lower}–{upper}", zh="数值 {value} 超出 {lower}–{upper}"),
-                runbook=Text(en="Investigate the series around this time.", zh="排查该时段的数据。"),
-                metric=DEFAULT_COLUMN,
-                window="1m",
-                min_history=f"{DEFAULT_WARMUP_POINTS}m",
-            )
-        ]
+    return [
+        DynamicRule(
+            name="value_anomaly",
+            summary=Text(en="value {value} outside {lower}–{upper}", zh="数值 {value} 超出 {lower}–{upper}"),
+            runbook=Text(en="Investigate the series around this time.", zh="排查该时段的数据。"),
+            metric=DEFAULT_COLUMN,
+            window="1m",
+            min_history=f"{DEFAULT_WARMUP_POINTS}m",
+        )
+    ]
 
 
 def _parse_time(text: str) -> float:
@@ -222,7 +222,7 @@ def run_series(
         active = [a for a in lifecycle.alerts.values() if a.status == "firing"]
         pending = [a for a in lifecycle.alerts.values() if a.status == "pending"]
         flagged = active or pending
-        severity = max((a.severity for a in flagged), key=SEVERITY_RANK.__getitem__) if flagged else ""
+        severity = most_severe(a.severity for a in flagged) if flagged else ""
         if active and firing_since is None:
             firing_since = moment
         elif not active and firing_since is not None:
