@@ -218,7 +218,7 @@ def _backtest(args: argparse.Namespace) -> int:
     from app.core.configfile import ConfigError
 
     try:
-        return backtest.main(args.series, args.out, args.rules)
+        return backtest.main(args.series, args.out, args.rules, clock=time.monotonic)
     except (ConfigError, ValueError, OSError) as exc:
         print(f"warroom: {exc}", file=sys.stderr)
         return 1
