@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from alerts.evaluation.live import AlertService
-from alerts.notify import routing
+from alerts.notify import notifyfile
 from alerts.notify.delivery import DeliveryService
 from app import __version__
 from app.access.keys import KeyStore
@@ -39,6 +39,7 @@ from app.api.browser_security import BrowserSecurity
 from app.api.cors import SegmentCors
 from app.api.services import FullServices, IngestServices
 from app.campaigns import model as campaign_files
+from app.campaigns import store as campaign_store
 from app.core import errors
 from app.core.database import create_pool, head_revision, open_database, upgrade_async
 from app.core.settings import Settings
@@ -185,13 +186,13 @@ def create_full_app(settings: Settings) -> FastAPI:
         async with _database(settings, migrate=True) as (dsn, pool):
             async with pool.acquire() as conn:
                 for campaign in campaign_files.load_directory(settings.campaigns_dir):
-                    await campaign_files.save(conn, campaign)
+                    await campaign_store.save(conn, campaign)
             supervisor = Supervisor()
             metrics = LiveMetrics(pool, dsn, supervisor=supervisor)
             await metrics.start()
             alerts = AlertService(metrics, pool, settings.rules_dir)
             await alerts.start()
-            delivery = DeliveryService(alerts, pool, routing.load(settings.notify_file), settings.base_url)
+            delivery = DeliveryService(alerts, pool, notifyfile.load(settings.notify_file), settings.base_url)
             await delivery.start()
             services = FullServices(
                 **vars(_services(settings, pool, supervisor, metrics.wake)),

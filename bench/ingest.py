@@ -53,7 +53,7 @@ import asyncpg
 import msgspec
 
 from app.access import keys
-from app.campaigns import model as campaigns
+from app.campaigns import store
 from app.core.settings import Settings
 from app.ingest.events import COLUMNS
 from app.ingest.tier import IngestProcesses
@@ -277,7 +277,7 @@ async def _measure(params: Parameters, workdir: Path, dsn: str, postmaster_pid: 
         )
         await _reset(conn)
         _, token = await keys.create(conn, KEY_NAME, "ingest")
-        await campaigns.save(conn, workload.campaign())  # the server's engine counts only defined campaigns
+        await store.save(conn, workload.campaign())  # the server's engine counts only defined campaigns
 
         tier: TierRun | None = None
         if params.ingest_processes:

@@ -46,6 +46,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from app.access import keys
 from app.campaigns import model as campaigns
+from app.campaigns import store
 from app.campaigns.model import Campaign
 from app.metrics.engine import Engine
 from app.metrics.measures import Event
@@ -329,7 +330,7 @@ async def prepare(dsn: str, campaign: Campaign) -> tuple[dict[str, Any], str, st
     try:
         version = await conn.fetchval("SHOW server_version")
         settings = {name: await conn.fetchval(f"SELECT current_setting('{name}')") for name in POSTGRES_SETTINGS}
-        await campaigns.save(conn, campaign)
+        await store.save(conn, campaign)
         _, ingest = await keys.create(conn, "bench-ingest", "ingest")
         _, screen = await keys.create(conn, "bench-screen", "screen")
     finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from alerts.evaluation.severity import MOST_SEVERE_FIRST
+
 Language = Literal["zh", "en"]
 LANGUAGES: tuple[Language, ...] = ("zh", "en")
 DEFAULT_LANGUAGE: Language = "zh"
@@ -82,11 +84,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "paid": ("支付", "Paid"),
 }
 
-SEVERITIES: dict[str, tuple[str, str]] = {
-    "emergency": ("紧急", "Emergency"),
-    "warning": ("警告", "Warning"),
-    "reminder": ("提醒", "Reminder"),
-}
+SEVERITIES: dict[str, tuple[str, str]] = {severity.value: (severity.zh, severity.en) for severity in MOST_SEVERE_FIRST}
 
 CHANNELS: dict[str, tuple[str, str]] = {
     "tmall": ("天猫", "Tmall"),

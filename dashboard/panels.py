@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from dash import html
 
-from alerts.evaluation.rules import SEVERITY_RANK
+from alerts.evaluation.severity import rank
 from dashboard import i18n
 from dashboard.i18n import Language
 from dashboard.kpis import Tile
@@ -235,7 +235,7 @@ def _summary(alert: dict[str, Any], lang: Language) -> str:
 
 def ordered(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Most severe first, then the newest."""
-    return sorted(alerts, key=lambda a: (-SEVERITY_RANK.get(a["severity"], 0), -(a.get("fired_at") or 0)))
+    return sorted(alerts, key=lambda a: (-rank(a["severity"]), -(a.get("fired_at") or 0)))
 
 
 def alert_feed(alerts: list[dict[str, Any]], now: float, lang: Language) -> list[html.Div]:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from app.campaigns import model as campaigns
+from app.campaigns import store
 from app.cli.campaigns import to_yaml
 from tests.conftest import RunningServer, create_key, wait_until
 from tests.test_cli import ROOT, warroom
@@ -51,7 +52,7 @@ def campaign_yaml(campaign_id: str, burst_start: datetime, baseline: str | None 
 
 
 async def stored(db: asyncpg.Connection) -> dict[str, campaigns.Campaign]:
-    return {c.id: c for c in await campaigns.fetch_all(db)}
+    return {c.id: c for c in await store.fetch_all(db)}
 
 
 @pytest.fixture

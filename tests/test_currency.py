@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from app.campaigns import model as campaigns
+from app.campaigns import store
 from app.core.configfile import ConfigError
 from app.metrics.engine import Engine
 from app.metrics.measures import Event
@@ -80,7 +81,7 @@ def test_exchange_rates_are_validated_where_the_operator_wrote_them():
 
 
 async def test_segment_order_completed_in_usd_counts_converted_and_yen_without_a_rate_stays_out(dsn, db):
-    await campaigns.save(db, shop(USD="7.10"))
+    await store.save(db, shop(USD="7.10"))
     ingest, screen = await create_key(dsn, "ingest"), await create_key(dsn, "screen")
     server = start_server(dsn)
     auth = base64.b64encode(f"{ingest}:".encode()).decode()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alerts.notify import routing
+from alerts.notify import notifyfile
 from alerts.notify.dispatch import Dispatcher, Flush, LogEntry, Notice
 
 CONFIG = """
@@ -44,7 +44,7 @@ class Harness:
     """A dispatcher plus the log its caller would persist, stepped by a fake clock."""
 
     def __init__(self, text: str = CONFIG) -> None:
-        self.dispatcher = Dispatcher(routing.parse(text))
+        self.dispatcher = Dispatcher(notifyfile.parse(text))
         self.log: dict = {}
         self.sent: list[Flush] = []
 
@@ -197,13 +197,13 @@ def test_alert_resolved_while_down_is_announced_after_restart():
 
 
 def test_wake_time_covers_group_wait_group_interval_and_the_next_escalation_step():
-    dispatcher = Dispatcher(routing.parse(CONFIG))
+    dispatcher = Dispatcher(notifyfile.parse(CONFIG))
     alert = notice(1, "emergency", fired_at=100.0)
     _, wake = dispatcher.plan([alert], {}, 100.0)
     assert wake == 101.0, "group_wait"
     flushes, wake = dispatcher.plan([alert], {}, 101.0)
     assert wake == 131.0, "group_interval"
-    slow = Dispatcher(routing.parse(CONFIG.replace("group_interval: 30s", "group_interval: 1h")))
+    slow = Dispatcher(notifyfile.parse(CONFIG.replace("group_interval: 30s", "group_interval: 1h")))
     slow.plan([alert], {}, 100.0)
     flushes, _ = slow.plan([alert], {}, 101.0)
     _, wake = slow.plan([alert], {f.group: f.entry for f in flushes}, 102.0)

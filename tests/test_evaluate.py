@@ -5,9 +5,13 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
+from alerts.evaluation import rules
 from alerts.evaluation.detectors import Assessment
 from alerts.evaluation.evaluate import Evaluator
 from alerts.evaluation.rules import load_file, parse
+from app.core.configfile import ConfigError
 
 RULES = """
 rules:
@@ -318,3 +322,27 @@ def test_a_new_dynamic_series_is_not_backfilled_from_before_the_campaign_had_dat
 
     evaluator.evaluate(StartedView(now, default={"gmv_paid": 0.0}))
     assert recorder.fed == [(m + 1) * MINUTE for m in range(94, 100)], "only whole minutes since the first event"
+
+
+def test_durations_are_converted_once_when_the_rules_load(monkeypatch):
+    loaded = parse(RULES).rules + SHIPPED.rules
+    by_name = {rule.name: rule for rule in parse(RULES).rules}
+    assert by_name["gmv_drop"].change.over_s == 600.0 and by_name["slow_pages"].all[1].lag_s == 60.0
+
+    def parsing(text: str) -> float:
+        raise AssertionError(f"{text!r} parsed during evaluation")
+
+    monkeypatch.setattr(rules, "seconds", parsing)
+    evaluator = Evaluator(loaded)
+    assert evaluator.evaluate(FakeView(3600.0, default={"stock_on_hand": 5.0, "orders_created": 20.0}))
+    assert Evaluator(list(by_name.values())).for_seconds() == dict.fromkeys(by_name, 0.0)
+
+
+def test_which_metrics_a_rule_may_name_is_passed_to_the_parser():
+    column = RULES.replace("metric: stock_on_hand", "metric: shelf_count")
+    with pytest.raises(ConfigError) as caught:
+        parse(column, "pack.yaml")
+    assert str(caught.value).startswith("pack.yaml:3:5: rules[0]: unknown metric 'shelf_count'")
+    assert parse(column, "pack.yaml", rules.series_column).rules[0].metric == "shelf_count"
+    with pytest.raises(ConfigError, match="metric must name a column of the series"):
+        parse(column.replace("metric: shelf_count", 'metric: ""'), "pack.yaml", rules.series_column)

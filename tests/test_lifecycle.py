@@ -1,5 +1,6 @@
 """Alert lifecycle with a fake clock: pending, firing, severity changes, hysteresis, flapping, resolution."""
 
+from alerts.evaluation import lifecycle
 from alerts.evaluation.lifecycle import FLAP_TRANSITIONS, FLAP_WINDOW_S, Alert, Lifecycle, Observation
 
 SKU = {"campaign": "c", "sku": "A"}
@@ -101,3 +102,29 @@ def test_restored_firing_alert_is_not_fired_again():
     assert life.observe([obs({"warning"})], 100.0, {}) == []
     assert life.acknowledge("x-1", "duty-manager", "on it", 101.0).acknowledged_by == "duty-manager"
     assert life.acknowledge("nope", "x", None, 101.0) is None
+
+
+def test_resolved_alerts_flips_are_kept_for_the_flap_window_and_at_most_max_recent_resolved(monkeypatch, caplog):
+    monkeypatch.setattr(lifecycle, "MAX_RECENT_RESOLVED", 3)
+    life = Lifecycle()
+
+    def sku(name: str, triggered=("warning",)) -> Observation:
+        return obs(set(triggered), labels={"campaign": "c", "sku": name})
+
+    for i, name in enumerate("ABCD"):
+        life.observe([sku(name)], 10.0 * i, {})
+        life.observe([], 10.0 * i + 1, {})
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "flap history full: a resolved alert's flips are forgotten before the flap window ends"
+    ], "A, resolved first, is forgotten within the window: said so"
+    life.observe([sku("A"), sku("D")], 40.0, {})
+    flips = {alert.labels["sku"]: alert.flips for alert in life.alerts.values()}
+    assert flips == {"A": [40.0], "D": [30.0, 31.0, 40.0]}
+    life.observe([], 41.0, {})
+    caplog.clear()
+    later = 41.0 + FLAP_WINDOW_S
+    life.observe([sku("E")], later, {})
+    life.observe([], later + 1, {})
+    assert not [r for r in caplog.records if r.levelname == "WARNING"], "flips past the window go silently"
+    life.observe([sku("D")], later + 2, {})
+    assert life.alerts[sku("D").fingerprint].flips == [later + 2], "D's old flips expired with the window"

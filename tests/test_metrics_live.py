@@ -15,6 +15,7 @@ import pytest
 import websockets
 
 from app.campaigns import model as campaigns
+from app.campaigns import store
 from app.campaigns.model import Campaign, Phase, Phases
 from app.metrics.engine import Engine
 from app.metrics.live import PUBLISH_INTERVAL_S, CheckpointError, LiveMetrics, read_tail, snapshot_state
@@ -73,7 +74,7 @@ def definition(campaign_id: str) -> Campaign:
 
 async def define(db, *campaign_ids: str) -> None:
     for campaign_id in campaign_ids:
-        await campaigns.save(db, definition(campaign_id))
+        await store.save(db, definition(campaign_id))
 
 
 def random_events(rng: random.Random, n: int) -> list[dict]:
@@ -561,16 +562,15 @@ async def test_subscribers_get_a_few_snapshots_a_second_during_a_stream_of_commi
 
 
 async def test_campaign_saved_by_another_process_reaches_the_running_engine(server, db):
-    from app.campaigns import model as campaigns
 
     campaign = campaigns.load_file(CAMPAIGN_FILE)
-    await campaigns.save(db, campaign)
+    await store.save(db, campaign)
 
     async def loaded() -> bool:
         return "double11-demo" in server.services.metrics.engine.campaigns
 
     await wait_until(loaded, timeout=5)
-    assert await campaigns.delete(db, "double11-demo")
+    assert await store.delete(db, "double11-demo")
 
     async def gone() -> bool:
         return "double11-demo" not in server.services.metrics.engine.campaigns

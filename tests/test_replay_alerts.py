@@ -13,7 +13,7 @@ import asyncpg
 
 from alerts.evaluation.lifecycle import Lifecycle, Observation
 from alerts.evaluation.live import AlertService
-from app.campaigns import model as campaigns
+from app.campaigns import store
 from app.metrics import live
 from app.metrics.live import LiveMetrics
 from tests.conftest import wait_until
@@ -95,7 +95,7 @@ async def test_no_alert_is_judged_on_a_campaign_still_replaying_and_it_is_judged
     try:
         await asyncio.wait_for(metrics.caught_up.wait(), 10)
         async with pool.acquire() as conn:
-            await campaigns.save(conn, definition(LATE))
+            await store.save(conn, definition(LATE))
         await metrics.reload_campaigns()
         assert LATE in metrics.engine.pending
         while LATE in metrics.engine.pending:

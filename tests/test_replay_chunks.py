@@ -13,7 +13,7 @@ import zlib
 
 import asyncpg
 
-from app.campaigns import model as campaigns
+from app.campaigns import store
 from app.metrics import live
 from app.metrics.engine import Engine
 from app.metrics.live import TAIL_LOOP, LiveMetrics
@@ -106,7 +106,7 @@ async def test_a_replay_interrupted_midway_resumes_under_the_supervisor_and_neve
     try:
         await asyncio.wait_for(metrics.caught_up.wait(), 10)
         async with pool.acquire() as conn:
-            await campaigns.save(conn, definition(LATE))
+            await store.save(conn, definition(LATE))
         await metrics.reload_campaigns()
         assert metrics.engine.pending
         writer = asyncio.create_task(keep_writing())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from alerts.notify import routing
+from alerts.notify import notifyfile, routing
 from app import cli
 from app.core.configfile import ConfigError
 
@@ -29,13 +29,13 @@ route:
 
 def error(text: str, monkeypatch: pytest.MonkeyPatch | None = None) -> str:
     with pytest.raises(ConfigError) as caught:
-        routing.parse(text, "notify.yaml")
+        notifyfile.parse(text, "notify.yaml")
     return str(caught.value)
 
 
 def test_routes_inherit_timing_and_continue_reaches_later_siblings(monkeypatch):
     monkeypatch.setenv("HOOK_PATH", "hook")
-    parsed = routing.parse(GOOD, "notify.yaml")
+    parsed = notifyfile.parse(GOOD, "notify.yaml")
     matched = parsed.match({"severity": "emergency", "sku": "SKU-1", "campaign": "d11", "rule": "stock_low"})
     assert [r.path for r in matched] == ["0.0", "0.1"]
     assert matched[0].group_wait == 0.5 and matched[1].group_wait == 2.0 and matched[1].group_by == ("sku",)
@@ -76,7 +76,7 @@ def test_schema_errors_name_field_and_line():
 
 
 def test_a_missing_file_means_no_chat_channels(tmp_path):
-    loaded = routing.load(tmp_path / "absent.yaml")
+    loaded = notifyfile.load(tmp_path / "absent.yaml")
     assert loaded.contact_points == {} and [r.receiver for r in loaded.routes] == [None]
 
 
@@ -106,9 +106,9 @@ def test_cli_checks_the_shipped_example(monkeypatch, capsys):
 
 def test_route_keys_survive_adding_a_route_in_front(monkeypatch):
     monkeypatch.setenv("HOOK_PATH", "hook")
-    before = {r.path: r.key for r in routing.parse(GOOD).routes}
+    before = {r.path: r.key for r in notifyfile.parse(GOOD).routes}
     extended = GOOD.replace("  routes:\n", '  routes:\n    - match: ["rule=new_rule"]\n      receiver: duty\n')
-    after = {r.path: r.key for r in routing.parse(extended).routes}
+    after = {r.path: r.key for r in notifyfile.parse(extended).routes}
     assert after["0.1"] == before["0.0"] and after["0.2"] == before["0.1"] and len(set(after.values())) == 4
 
 
@@ -121,3 +121,15 @@ def test_serve_refuses_an_invalid_notify_file_with_one_line(tmp_path, monkeypatc
     message = str(done.value.code)
     assert message.startswith(f"warroom: {tmp_path / 'notify.yaml'}:3:12: contact_points.x.urls[0]:")
     assert "secret" not in message
+
+
+def test_the_pure_parser_expands_urls_from_the_environment_it_is_given(monkeypatch):
+    monkeypatch.delenv("HOOK_PATH", raising=False)
+    parsed = routing.parse(GOOD, "notify.yaml", environ={"HOOK_PATH": "hook"}, understood=lambda url: True)
+    assert parsed.contact_points["duty"].urls == ["json://127.0.0.1:9/hook"], "expanded once, at load"
+    checked: list[str] = []
+    with pytest.raises(ConfigError, match="Apprise does not understand"):
+        routing.parse(
+            GOOD, "notify.yaml", environ={"HOOK_PATH": "hook"}, understood=lambda url: bool(checked.append(url))
+        )
+    assert checked == ["json://127.0.0.1:9/hook"], "the check sees the expanded URL"

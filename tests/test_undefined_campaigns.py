@@ -7,6 +7,7 @@ from decimal import Decimal
 import httpx
 
 from app.campaigns import model as campaigns
+from app.campaigns import store
 from app.campaigns.model import Campaign, Phase, Phases
 from app.metrics.engine import KEY_LIMITS, Engine
 from app.metrics.measures import Event
@@ -174,7 +175,7 @@ async def test_210_undefined_campaigns_do_not_blind_the_wall_to_a_campaign_defin
     finally:
         server.stop()
 
-    await campaigns.save(db, definition("late"))  # defined while no server runs: the checkpoint has no state for it
+    await store.save(db, definition("late"))  # defined while no server runs: the checkpoint has no state for it
     restarted = start_server(dsn)
     try:
         async with httpx.AsyncClient(base_url=restarted.url, timeout=30) as http:

@@ -15,7 +15,6 @@ import bisect
 import csv
 import math
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +25,8 @@ from typing import TextIO
 from alerts.evaluation.detectors import DEFAULT_MIN_HISTORY as DEFAULT_WARMUP_POINTS
 from alerts.evaluation.evaluate import Evaluator, metric_is_sum
 from alerts.evaluation.lifecycle import Lifecycle
-from alerts.evaluation.rules import SEVERITY_RANK, AnyRule, DynamicRule, Text, load_for_series, metrics_are_columns
+from alerts.evaluation.rules import AnyRule, DynamicRule, Text, load_for_series
+from alerts.evaluation.severity import most_severe
 
 SERIES = "series"
 DEFAULT_COLUMN = "value"
@@ -48,17 +48,16 @@ def default_rules() -> list[AnyRule]:
     Its window is nominal: in a backtest each row is one point, so the warm-up is
     ``DEFAULT_WARMUP_POINTS`` rows whatever the spacing (minutes or hours).
     """
-    with metrics_are_columns():
-        return [
-            DynamicRule(
-                name="value_anomaly",
-                summary=Text(en="value {value} outside {lower}–{upper}", zh="数值 {value} 超出 {lower}–{upper}"),
-                runbook=Text(en="Investigate the series around this time.", zh="排查该时段的数据。"),
-                metric=DEFAULT_COLUMN,
-                window="1m",
-                min_history=f"{DEFAULT_WARMUP_POINTS}m",
-            )
-        ]
+    return [
+        DynamicRule(
+            name="value_anomaly",
+            summary=Text(en="value {value} outside {lower}–{upper}", zh="数值 {value} 超出 {lower}–{upper}"),
+            runbook=Text(en="Investigate the series around this time.", zh="排查该时段的数据。"),
+            metric=DEFAULT_COLUMN,
+            window="1m",
+            min_history=f"{DEFAULT_WARMUP_POINTS}m",
+        )
+    ]
 
 
 def _parse_time(text: str) -> float:
@@ -222,7 +221,7 @@ def run_series(
         active = [a for a in lifecycle.alerts.values() if a.status == "firing"]
         pending = [a for a in lifecycle.alerts.values() if a.status == "pending"]
         flagged = active or pending
-        severity = max((a.severity for a in flagged), key=SEVERITY_RANK.__getitem__) if flagged else ""
+        severity = most_severe(a.severity for a in flagged) if flagged else ""
         if active and firing_since is None:
             firing_since = moment
         elif not active and firing_since is not None:
@@ -254,19 +253,20 @@ def _inputs(path: Path) -> Iterator[tuple[Path, Path]]:
         yield path, Path(path.name)
 
 
-def main(series: Path, out: Path, rules_file: Path | None) -> int:
-    """Backtest every CSV under ``series`` into ``out``; a bad file is reported and skipped (exit status 1)."""
+def main(series: Path, out: Path, rules_file: Path | None, *, clock: Callable[[], float]) -> int:
+    """Backtest every CSV under ``series`` into ``out``; a bad file is reported and skipped (exit status 1).
+    ``clock`` (seconds, e.g. ``time.monotonic``) only paces the progress lines and the total's duration."""
     rules = load_for_series(rules_file).rules if rules_file else default_rules()
     files = list(_inputs(series))
     if not files:
         print(f"warroom: no CSV files under {series}", file=sys.stderr)
         return 1
-    total_rows, total_alerts, failed, started = 0, 0, 0, time.monotonic()
+    total_rows, total_alerts, failed, started = 0, 0, 0, clock()
     last_print = started
 
     def report(number: int, rows_done: int) -> None:
         nonlocal last_print
-        now = time.monotonic()
+        now = clock()
         if now - last_print >= PROGRESS_EVERY_S or (number == len(files) and rows_done == 0):
             last_print = now
             rows = total_rows + rows_done
@@ -299,7 +299,7 @@ def main(series: Path, out: Path, rules_file: Path | None) -> int:
         report(number, 0)
         print(f"{relative}: {summary.rows} rows, {summary.alerts} alerts, firing {summary.firing_s / 60:.1f} min")
     print(
-        f"total: {len(files) - failed} series, {total_rows} rows, {total_alerts} alerts in {time.monotonic() - started:.1f}s"
+        f"total: {len(files) - failed} series, {total_rows} rows, {total_alerts} alerts in {clock() - started:.1f}s"
         + (f"; {failed} file(s) failed" if failed else "")
     )
     return 1 if failed else 0

@@ -18,17 +18,8 @@ from typing import Any, Protocol
 from alerts.evaluation.detectors import Detector, DetectorConfig
 from alerts.evaluation.lifecycle import Observation
 from alerts.evaluation.metricview import POINT_IN_TIME
-from alerts.evaluation.rules import (
-    SEVERITIES,
-    AnyRule,
-    Change,
-    Condition,
-    CorrelationRule,
-    DynamicRule,
-    Signal,
-    StaticRule,
-    seconds,
-)
+from alerts.evaluation.rules import AnyRule, Change, Condition, CorrelationRule, DynamicRule, Signal, StaticRule
+from alerts.evaluation.severity import MOST_SEVERE_FIRST, Severity
 from app.metrics.engine import DERIVED
 
 OPS: dict[str, Callable[[float, float], bool]] = {
@@ -47,7 +38,7 @@ MAX_BACKFILL_POINTS = 1440
 
 def detector_for(rule: DynamicRule) -> Detector:
     """The dynamic detector a rule asks for; its warm-up is the rule's ``min_history`` in window steps."""
-    points = max(1, int(seconds(rule.min_history) / seconds(rule.window)))
+    points = max(1, int(rule.min_history_s / rule.window_s))
     return Detector(DetectorConfig(sensitivity=rule.sensitivity, direction=rule.direction, min_history=points))
 
 
@@ -101,7 +92,7 @@ def _reading(
     if change is None or raw is None:
         return Reading(raw, raw)
     if change.vs == "previous":
-        over = seconds(change.over)
+        over = change.over_s
         earlier = view.value(campaign, metric, at - window_s - over, at - window_s, by, label)
         reference = earlier * window_s / over if earlier is not None and metric_is_sum(metric) else earlier
     else:
@@ -153,7 +144,7 @@ class Evaluator:
         self._detectors.update({k: v for k, v in previous._detectors.items() if k[0] in kept})
 
     def for_seconds(self) -> dict[str, float]:
-        return {rule.name: seconds(rule.for_) for rule in self.rules}
+        return {rule.name: rule.for_s for rule in self.rules}
 
     def evaluate(self, view: MetricView) -> list[Observation]:
         observations: list[Observation] = []
@@ -173,7 +164,7 @@ class Evaluator:
         self, rule: AnyRule, view: MetricView, campaign: str, label: str | None, labels: dict[str, str]
     ) -> Observation:
         if self._guarded(rule, view, campaign, label):
-            return Observation(rule.name, labels, frozenset(), frozenset(SEVERITIES), {"guarded": True})
+            return Observation(rule.name, labels, frozenset(), frozenset(Severity), {"guarded": True})
         if isinstance(rule, StaticRule):
             return self._static(rule, view, campaign, label, labels)
         if isinstance(rule, CorrelationRule):
@@ -183,7 +174,7 @@ class Evaluator:
     def _static(
         self, rule: StaticRule, view: MetricView, campaign: str, label: str | None, labels: dict[str, str]
     ) -> Observation:
-        reading = _reading(view, campaign, rule.metric, seconds(rule.window), rule.change, rule.by, label, view.now)
+        reading = _reading(view, campaign, rule.metric, rule.window_s, rule.change, rule.by, label, view.now)
         triggered: set[str] = set()
         recovered: set[str] = set()
         thresholds: dict[str, float] = {}
@@ -201,7 +192,7 @@ class Evaluator:
                 limit = _threshold(view, campaign, labels, condition.recover) or limit
             if OPS[op](reading.value, limit):
                 recovered.add(severity)
-        decisive = [s for s in reversed(SEVERITIES) if s in triggered] or [s for s in SEVERITIES if s in thresholds]
+        decisive = [s for s in MOST_SEVERE_FIRST if s in triggered] or [s for s in Severity if s in thresholds]
         values: dict[str, Any] = {
             "value": reading.value,
             "raw": reading.raw,
@@ -213,8 +204,8 @@ class Evaluator:
     def _signal(
         self, signal: Signal, view: MetricView, campaign: str, by: str | None, label: str | None
     ) -> tuple[bool, float | None]:
-        at = view.now - seconds(signal.lag)
-        reading = _reading(view, campaign, signal.metric, seconds(signal.window), signal.change, by, label, at)
+        at = view.now - signal.lag_s
+        reading = _reading(view, campaign, signal.metric, signal.window_s, signal.change, by, label, at)
         return reading.value is not None and OPS[signal.op](reading.value, signal.value), reading.value
 
     def _correlation(
@@ -253,7 +244,7 @@ class Evaluator:
         if rule.expected != "baseline":
             series.feed(at, value, None)
         if self._guarded(rule, view, campaign, None):
-            return Observation(rule.name, labels, frozenset(), frozenset(SEVERITIES), {"guarded": True})
+            return Observation(rule.name, labels, frozenset(), frozenset(Severity), {"guarded": True})
         return series.observation(labels)
 
     def _guarded(self, rule: AnyRule, view: MetricView, campaign: str, label: str | None) -> bool:
@@ -285,9 +276,9 @@ class _DynamicSeries:
 
     def advance(self, view: MetricView, campaign: str, label: str | None) -> None:
         """Feed every window completed since the last call (on the first, the warm-up's worth before now)."""
-        step = seconds(self.rule.window)
+        step = self.rule.window_s
         current = int(view.now // step)
-        backfill = min(MAX_BACKFILL_POINTS, int(seconds(self.rule.min_history) / step) + 1)
+        backfill = min(MAX_BACKFILL_POINTS, int(self.rule.min_history_s / step) + 1)
         first = current - backfill if self.last_step is None else self.last_step + 1
         since = view.data_since(campaign)
         if since is None:
@@ -323,8 +314,8 @@ class _DynamicSeries:
     def observation(self, labels: dict[str, str]) -> Observation:
         """Which tiers the current score holds and which it has clearly left (by DYNAMIC_RECOVER_GAP)."""
         rule, score = self.rule, self.score
-        triggered = {s for s in SEVERITIES if s in rule.tiers and score >= rule.tiers[s]}
-        recovered = {s for s in SEVERITIES if s in rule.tiers and score < rule.tiers[s] - DYNAMIC_RECOVER_GAP}
+        triggered = {s for s in Severity if s in rule.tiers and score >= rule.tiers[s]}
+        recovered = {s for s in Severity if s in rule.tiers and score < rule.tiers[s] - DYNAMIC_RECOVER_GAP}
         return Observation(
             rule.name, labels, frozenset(triggered), frozenset(recovered), {**self.values, "score": score}
         )

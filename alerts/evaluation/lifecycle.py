@@ -12,7 +12,8 @@ found at one evaluation and returns the transitions to persist and announce.
 - Flapping: an alert that fired and resolved ``FLAP_TRANSITIONS`` times within
   ``FLAP_WINDOW_S`` is marked flapping; it then resolves only after staying
   recovered for ``FLAP_WINDOW_S``, and its transitions carry ``flapping`` so
-  delivery can hold back repeats.
+  delivery can hold back repeats. A resolved alert's flips are remembered for
+  ``FLAP_WINDOW_S`` (at most ``MAX_RECENT_RESOLVED`` of them) in case it fires again.
 """
 
 from __future__ import annotations
@@ -20,13 +21,20 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from alerts.evaluation.rules import SEVERITY_RANK
+from alerts.evaluation.severity import most_severe, rank
+
+log = logging.getLogger(__name__)
 
 FLAP_WINDOW_S = 900.0
 FLAP_TRANSITIONS = 4
+MAX_RECENT_RESOLVED = 10_000
+"""Resolved alerts whose flips are remembered for flap detection. Flips older than ``FLAP_WINDOW_S`` are
+forgotten anyway; past this many within the window the longest resolved is forgotten too (and logged), so a
+flood of one-off alerts cannot grow memory without bound."""
 
 TransitionKind = Literal["firing", "escalated", "deescalated", "resolved"]
 
@@ -94,16 +102,13 @@ class Transition:
     flapping: bool
 
 
-def _most_severe(tiers: set[str]) -> str:
-    return max(tiers, key=SEVERITY_RANK.__getitem__)
-
-
 class Lifecycle:
     """Every alert's state; feed it each evaluation's observations with the evaluation time."""
 
     def __init__(self, alerts: list[Alert] | None = None) -> None:
         self.alerts: dict[str, Alert] = {a.fingerprint: a for a in alerts or [] if a.status != "resolved"}
         self._recent: dict[str, list[float]] = {}
+        """Flips of recently resolved alerts by fingerprint, in the order they resolved (oldest first)."""
 
     def observe(
         self, observations: list[Observation], now: float, for_s: dict[str, float], held: frozenset[str] = frozenset()
@@ -142,7 +147,7 @@ class Lifecycle:
                 rule=observation.rule,
                 labels=observation.labels,
                 status="pending",
-                severity=_most_severe(set(observation.triggered)),
+                severity=most_severe(set(observation.triggered)),
                 active=set(observation.triggered),
                 pending_since=now,
                 flips=list(self._recent.get(key, [])),
@@ -158,7 +163,7 @@ class Lifecycle:
         if not alert.active:
             del self.alerts[alert.fingerprint]
             return []
-        alert.severity = _most_severe(alert.active)
+        alert.severity = most_severe(alert.active)
         if now - alert.pending_since < for_s:
             return []
         alert.status, alert.fired_at = "firing", now
@@ -168,11 +173,11 @@ class Lifecycle:
     def _firing(self, alert: Alert, now: float) -> list[Transition]:
         if alert.active:
             alert.recovered_since = None
-            severity = _most_severe(alert.active)
+            severity = most_severe(alert.active)
             if severity == alert.severity:
                 return []
             previous, alert.severity = alert.severity, severity
-            kind: TransitionKind = "escalated" if SEVERITY_RANK[severity] > SEVERITY_RANK[previous] else "deescalated"
+            kind: TransitionKind = "escalated" if rank(severity) > rank(previous) else "deescalated"
             return [self._transition(kind, alert, now, previous)]
         if alert.recovered_since is None:
             alert.recovered_since = now
@@ -180,9 +185,26 @@ class Lifecycle:
             return []
         alert.status, alert.resolved_at = "resolved", now
         self._flip(alert, now)
-        self._recent[alert.fingerprint] = alert.flips
+        self._remember(alert, now)
         del self.alerts[alert.fingerprint]
         return [self._transition("resolved", alert, now, alert.severity)]
+
+    def _remember(self, alert: Alert, now: float) -> None:
+        """Keep a resolved alert's flips. Entries are in the order they resolved, and each one's last flip is its
+        resolution, so the expired ones are at the front; past ``MAX_RECENT_RESOLVED`` the oldest goes too."""
+        self._recent.pop(alert.fingerprint, None)
+        self._recent[alert.fingerprint] = alert.flips
+        while self._recent:
+            oldest = next(iter(self._recent))
+            expired = now - self._recent[oldest][-1] >= FLAP_WINDOW_S
+            if not expired and len(self._recent) <= MAX_RECENT_RESOLVED:
+                break
+            if not expired:
+                log.warning(
+                    "flap history full: a resolved alert's flips are forgotten before the flap window ends",
+                    extra={"fingerprint": oldest, "max_recent_resolved": MAX_RECENT_RESOLVED},
+                )
+            del self._recent[oldest]
 
     @staticmethod
     def _flip(alert: Alert, now: float) -> None:

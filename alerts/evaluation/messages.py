@@ -6,9 +6,8 @@ import math
 import string
 from typing import Any
 
-from alerts.evaluation.rules import SEVERITY_ZH, AnyRule
-
-SEVERITY_EN = {"reminder": "Reminder", "warning": "Warning", "emergency": "Emergency"}
+from alerts.evaluation.rules import AnyRule
+from alerts.evaluation.severity import Severity
 
 
 class _Fields(dict[str, Any]):
@@ -31,7 +30,7 @@ def _number(value: Any) -> Any:
 def render(template: str, labels: dict[str, str], values: dict[str, Any], severity: str, language: str) -> str:
     fields = _Fields({k: _number(v) for k, v in values.items()})
     fields.update(labels)
-    fields["severity"] = SEVERITY_ZH[severity] if language == "zh" else SEVERITY_EN[severity]
+    fields["severity"] = Severity(severity).zh if language == "zh" else Severity(severity).en
     if isinstance(values.get("value"), float) and values.get("reference") is not None:
         fields["change_pct"] = f"{values['value'] * 100:+.0f}%"
     return string.Formatter().vformat(template, (), fields)
@@ -100,7 +99,7 @@ def compose_group(
     summaries, runbooks, link and values the alert store keeps.
     """
     kind_zh, kind_en = KIND_TITLE[kind]
-    severity_zh, severity_en = SEVERITY_ZH[severity], SEVERITY_EN[severity]
+    severity_zh, severity_en = Severity(severity).zh, Severity(severity).en
     if language == "zh":
         label = f"{kind_zh}·{severity_zh}"
     elif language == "en":

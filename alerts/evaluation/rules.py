@@ -11,15 +11,19 @@ Three kinds:
   aligned by phase, and/or an online forecast); tiers are score thresholds;
 - ``correlation``: several conditions that must hold together (``all``) or
   alone (``any``), each optionally lagged, joined on the rule's label.
+
+Which metrics a rule may name is the caller's choice, passed to ``parse``: the
+engine's metrics for live rules (``engine_metric``), any column of the series
+for a backtest (``series_column``). Durations stay as written (the API shows
+them so) and are converted to seconds once, when the rule is loaded (``window_s``,
+``for_s``, ...), so evaluation never parses text.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -27,21 +31,19 @@ import msgspec
 
 from alerts.evaluation.inhibit import InhibitRule
 from alerts.evaluation.metricview import METRIC_NAMES, known_metric
+from alerts.evaluation.severity import MOST_SEVERE_FIRST, Severity
 from app.core import configfile
-
-SEVERITIES: tuple[str, ...] = ("reminder", "warning", "emergency")
-SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
-SEVERITY_ZH = {"reminder": "提醒", "warning": "警告", "emergency": "紧急"}
 
 DEFAULT_FOR = "0s"
 DEFAULT_RECOVER_MARGIN = 0.05
 """A firing condition resolves only when the value is this fraction beyond the threshold (hysteresis)."""
-DEFAULT_SCORE_TIERS = {"reminder": 0.5, "warning": 0.75, "emergency": 0.95}
+DEFAULT_SCORE_TIERS = {Severity.REMINDER: 0.5, Severity.WARNING: 0.75, Severity.EMERGENCY: 0.95}
 DEFAULT_MIN_HISTORY = "30m"
 DEFAULT_SENSITIVITY = 0.5
 CATALOG_ATTRIBUTES = frozenset({"safety_stock", "warning_level"})
+SIGNAL_GROUPS = ("guard", "all", "any")
+"""Where a rule lists signals, each naming a metric."""
 
-Severity = Literal["reminder", "warning", "emergency"]
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
 By = Literal["channel", "sku", "category"]
 Duration = Annotated[str, msgspec.Meta(pattern=r"^\d+(\.\d+)?(ms|s|m|h)$", description="e.g. 30s, 5m, 1h")]
@@ -50,13 +52,18 @@ Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-@functools.lru_cache(maxsize=1024)
 def seconds(duration: str) -> float:
     """``"5m"`` → 300.0."""
     match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)", duration)
     if match is None:
         raise ValueError(f"not a duration: {duration!r} (use e.g. 30s, 5m, 1h)")
     return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _convert_at_load(struct: msgspec.Struct, *durations: str) -> None:
+    """Compute these cached ``*_s`` properties now, while the file is loaded, so evaluation never parses text."""
+    for name in durations:
+        getattr(struct, name)
 
 
 class Text(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -66,7 +73,7 @@ class Text(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     zh: str
 
 
-class Change(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class Change(msgspec.Struct, forbid_unknown_fields=True, frozen=True, dict=True):
     """Compare the metric with a reference instead of using it raw: value becomes ``current / reference - 1``."""
 
     vs: Literal["previous", "baseline"] = "previous"
@@ -80,6 +87,13 @@ class Change(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     scaled: bool = False
     """For ``baseline``: multiply last year's value by this year's growth (pre-heat total ÷ last year's), so a
     campaign running 25% above last year is compared with last year + 25%."""
+
+    def __post_init__(self) -> None:
+        _convert_at_load(self, "over_s")
+
+    @cached_property
+    def over_s(self) -> float:
+        return seconds(self.over)
 
 
 class Condition(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -103,25 +117,28 @@ class Conditions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     warning: Condition | None = None
     emergency: Condition | None = None
 
-    def tiers(self) -> list[tuple[str, Condition]]:
+    def tiers(self) -> list[tuple[Severity, Condition]]:
         """Present tiers, most severe first (the first that holds decides the severity)."""
-        return [(s, c) for s in reversed(SEVERITIES) if (c := getattr(self, s)) is not None]
+        return [(s, c) for s in MOST_SEVERE_FIRST if (c := getattr(self, s.value)) is not None]
 
 
-_series_columns: contextvars.ContextVar[bool] = contextvars.ContextVar("series_columns", default=False)
-"""True while parsing rules for a backtest, where metrics name CSV columns instead of engine metrics."""
+MetricCheck = Callable[[str], None]
+"""Raises ValueError for a metric name a rule may not use."""
 
 
-def _check_metric(name: str) -> None:
-    if _series_columns.get():
-        if not name:
-            raise ValueError("metric must name a column of the series")
-        return
+def engine_metric(name: str) -> None:
+    """A live rule watches a metric the engine computes."""
     if not known_metric(name):
         raise ValueError(f"unknown metric {name!r}; one of {', '.join(METRIC_NAMES)} or metric:<name>")
 
 
-class Signal(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+def series_column(name: str) -> None:
+    """A backtest's rule watches a column of the series: any name will do, but there must be one."""
+    if not name:
+        raise ValueError("metric must name a column of the series")
+
+
+class Signal(msgspec.Struct, forbid_unknown_fields=True, frozen=True, dict=True):
     """One input of a correlation: a metric, its optional change and lag, and the condition it must meet."""
 
     metric: str
@@ -132,10 +149,18 @@ class Signal(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     lag: Duration = "0s"
 
     def __post_init__(self) -> None:
-        _check_metric(self.metric)
+        _convert_at_load(self, "window_s", "lag_s")
+
+    @cached_property
+    def window_s(self) -> float:
+        return seconds(self.window)
+
+    @cached_property
+    def lag_s(self) -> float:
+        return seconds(self.lag)
 
 
-class Rule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, tag_field="kind"):
+class Rule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, tag_field="kind", dict=True):
     name: Name
     summary: Text
     runbook: Text
@@ -149,6 +174,13 @@ class Rule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, tag_field="k
     """Conditions that must all hold for the rule to be judged at all (e.g. enough visits for a ratio to mean
     something); while they do not, the rule's alerts recover."""
 
+    def __post_init__(self) -> None:
+        _convert_at_load(self, "for_s")
+
+    @cached_property
+    def for_s(self) -> float:
+        return seconds(self.for_)
+
 
 class StaticRule(Rule, tag="static"):
     metric: str = ""
@@ -158,9 +190,14 @@ class StaticRule(Rule, tag="static"):
     recover_margin: float = DEFAULT_RECOVER_MARGIN
 
     def __post_init__(self) -> None:
-        _check_metric(self.metric)
         if not self.conditions.tiers():
             raise ValueError("at least one of reminder, warning, emergency needs a condition")
+        super().__post_init__()
+        _convert_at_load(self, "window_s")
+
+    @cached_property
+    def window_s(self) -> float:
+        return seconds(self.window)
 
 
 class DynamicRule(Rule, tag="dynamic"):
@@ -182,17 +219,27 @@ class DynamicRule(Rule, tag="dynamic"):
     )
 
     def __post_init__(self) -> None:
-        _check_metric(self.metric)
+        super().__post_init__()
+        _convert_at_load(self, "window_s", "min_history_s")
+
+    @cached_property
+    def window_s(self) -> float:
+        return seconds(self.window)
+
+    @cached_property
+    def min_history_s(self) -> float:
+        return seconds(self.min_history)
 
 
 class CorrelationRule(Rule, tag="correlation"):
     all: list[Signal] = []
     any: list[Signal] = []
-    severity: Severity = "warning"
+    severity: Severity = Severity.WARNING
 
     def __post_init__(self) -> None:
         if not self.all and not self.any:
             raise ValueError("correlation rules need signals under all and/or any")
+        super().__post_init__()
 
 
 AnyRule = StaticRule | DynamicRule | CorrelationRule
@@ -210,28 +257,41 @@ class RuleFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             seen.add(rule.name)
 
 
-def parse(text: str, source: str = "<text>") -> RuleFile:
-    return configfile.parse(text, RuleFile, source)
+def _check_metrics(rules: RuleFile, marks: configfile.Marks, source: str, check: MetricCheck) -> None:
+    """Every metric a rule names passes ``check``; an error names the rule (or its signal) and its line.
+    Within a rule its signals come first, in the order they are written, then its own metric."""
+
+    def at(name: str, path: tuple[str | int, ...]) -> None:
+        try:
+            check(name)
+        except ValueError as exc:
+            raise configfile.error_at(source, marks, path, str(exc)) from None
+
+    for index, rule in enumerate(rules.rules):
+        path: tuple[str | int, ...] = ("rules", index)
+        signals = [
+            ((*path, group, i), signal) for group in SIGNAL_GROUPS for i, signal in enumerate(getattr(rule, group, []))
+        ]
+        for where, signal in sorted(signals, key=lambda entry: marks.get(entry[0], (0, 0))):
+            at(signal.metric, where)
+        if isinstance(rule, (StaticRule, DynamicRule)):
+            at(rule.metric, path)
 
 
-def load_file(path: Path) -> RuleFile:
-    return configfile.load(path, RuleFile)
+def parse(text: str, source: str = "<text>", metrics: MetricCheck = engine_metric) -> RuleFile:
+    """The rules in ``text``; each metric they name must pass ``metrics``."""
+    rules, marks = configfile.parse_located(text, RuleFile, source)
+    _check_metrics(rules, marks, source, metrics)
+    return rules
 
 
-@contextlib.contextmanager
-def metrics_are_columns() -> Iterator[None]:
-    """Within this block rules may name any metric: a backtest's metrics are its CSV columns."""
-    token = _series_columns.set(True)
-    try:
-        yield
-    finally:
-        _series_columns.reset(token)
+def load_file(path: Path, metrics: MetricCheck = engine_metric) -> RuleFile:
+    return parse(path.read_text(encoding="utf-8"), str(path), metrics)
 
 
 def load_for_series(path: Path) -> RuleFile:
     """A rule file for a backtest: metrics are the series' column names."""
-    with metrics_are_columns():
-        return configfile.load(path, RuleFile)
+    return load_file(path, series_column)
 
 
 def load_directory(directory: Path) -> RuleFile:

@@ -12,6 +12,7 @@ import asyncpg
 import msgspec
 
 from alerts.evaluation.lifecycle import Alert, Transition
+from alerts.evaluation.severity import MOST_SEVERE_FIRST
 from alerts.evaluation.silences import Matcher, Silence
 from app.core.telemetry import SILENCES_UNREADABLE
 
@@ -172,12 +173,13 @@ async def alerts(
     return await conn.fetch(
         f"SELECT {ALERT_COLUMNS} FROM alerts WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR severity = $2)"
         " AND ($3::text IS NULL OR campaign = $3) AND ($4::text IS NULL OR rule = $4)"
-        " ORDER BY array_position(ARRAY['emergency','warning','reminder'], severity), fired_at DESC LIMIT $5",
+        " ORDER BY array_position($6::text[], severity), fired_at DESC LIMIT $5",
         status,
         severity,
         campaign,
         rule,
         limit,
+        [s.value for s in MOST_SEVERE_FIRST],
     )
 
 

@@ -25,7 +25,7 @@ RETRY_CAP_S = 300.0
 GIVE_UP_AFTER_S = 6 * 3600.0
 MASK = "***"
 _TOKEN = re.compile(r"[^/:@?&=#+,;%\s]{3,}")
-logging.getLogger("apprise").setLevel(logging.WARNING)
+APPRISE_LOG_LEVEL = logging.WARNING
 """Apprise logs whole URLs, secrets included, at debug level: never let those through, whatever the log level."""
 _NOTIFY_TYPES = {
     "emergency": apprise.NotifyType.FAILURE,
@@ -81,6 +81,14 @@ def mask(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, MASK)
     return text
+
+
+def guard_log(mask: logging.Filter) -> None:
+    """Before sending: raise Apprise's logger to ``APPRISE_LOG_LEVEL`` and mask what it still logs. Done by the
+    process that sends (not on import), so importing this module changes no logging."""
+    logger = logging.getLogger("apprise")
+    logger.setLevel(APPRISE_LOG_LEVEL)
+    logger.addFilter(mask)
 
 
 class SecretMask(logging.Filter):

@@ -30,7 +30,7 @@ from alerts.evaluation.messages import compose_group
 from alerts.evaluation.silences import silencing
 from alerts.notify import channels, outbox
 from alerts.notify.dispatch import Dispatcher, Flush, GroupId, LogEntry, Notice
-from alerts.notify.routing import Routing, expand_environment
+from alerts.notify.routing import Routing
 from app.core import telemetry
 from app.core.database import database_unavailable
 from app.core.supervision import Progress
@@ -75,8 +75,7 @@ class DeliveryService:
         self.dispatcher = Dispatcher(self.routing)
         for name, point in self.routing.contact_points.items():
             for url in point.urls:
-                expanded = expand_environment(url)
-                self._urls[(name, channels.url_id(expanded))] = expanded
+                self._urls[(name, channels.url_id(url))] = url
         self._mask = channels.SecretMask(list(self._urls.values()))
 
     def target(self, contact_point: str, url_id: str) -> str | None:
@@ -88,7 +87,7 @@ class DeliveryService:
         return [channels.public_form(url) for (name, _), url in self._urls.items() if name == contact_point]
 
     async def start(self) -> None:
-        logging.getLogger("apprise").addFilter(self._mask)
+        channels.guard_log(self._mask)
         async with self.pool.acquire() as conn:
             self.log = await outbox.load_log(conn)
             abandoned = await outbox.abandon_unknown(conn, set(self._urls))

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from alerts.evaluation.rules import SEVERITY_RANK
+from alerts.evaluation.severity import Severity, most_severe, rank
 from alerts.notify.routing import ResolvedRoute, Routing
 
 FlushKind = Literal["firing", "resolved", "repeat", "escalation"]
@@ -77,10 +77,9 @@ class Flush:
     def severity(self) -> str:
         """The most severe firing alert's severity (of the resolved ones when none fires)."""
         notices = self.firing or self.resolved
-        order = {"emergency": 0, "warning": 1, "reminder": 2}
-        return min(
-            (n.labels.get("severity", "reminder") for n in notices), key=lambda s: order.get(s, 3), default="reminder"
-        )
+        if not notices:
+            return Severity.REMINDER
+        return most_severe(n.labels.get("severity", Severity.REMINDER) for n in notices)
 
 
 @dataclass(frozen=True)
@@ -183,8 +182,8 @@ class Dispatcher:
 
         def news(notice: Notice) -> bool:
             before = told.get(notice.id)
-            severity = notice.labels.get("severity", "reminder")
-            return before is None or SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(before[1], 0)
+            severity = notice.labels.get("severity", Severity.REMINDER)
+            return before is None or rank(severity) > rank(before[1])
 
         new = frozenset(n.id for n in group.firing if news(n) and not n.muted)
         send_resolved = self.routing.contact_points[group.lane.receiver].send_resolved
@@ -204,7 +203,8 @@ class Dispatcher:
             return None
         send = kind != "resolved" or send_resolved
         updated = {
-            n.id: (told[n.id][0] if n.id in told else now, n.labels.get("severity", "reminder")) for n in group.firing
+            n.id: (told[n.id][0] if n.id in told else now, n.labels.get("severity", Severity.REMINDER))
+            for n in group.firing
         }
         flushes = entry.flushes if entry else 0
         return Flush(

@@ -8,24 +8,24 @@ channels. The matching logic is pure: labels in, routes out.
 
 Contact point URLs may name environment variables as ``${NAME}`` so the
 file can be committed without secrets; the URLs themselves are never
-logged or returned by the API.
+logged or returned by the API. They are expanded once, when the file is
+parsed, from the environment the caller passes in (``alerts.notify.notifyfile``
+reads the process's environment and asks Apprise whether it understands each URL).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 import msgspec
 
 from alerts.evaluation.rules import Duration, seconds
 from alerts.evaluation.silences import Matcher, matches_all
-from alerts.notify import channels
 from app.core import configfile
 
 DEFAULT_GROUP_BY = ("campaign", "rule")
@@ -124,7 +124,7 @@ class _Node:
 
 
 class Routing:
-    """The parsed routing tree and contact points."""
+    """The parsed routing tree and contact points (their URLs expanded)."""
 
     def __init__(self, config: NotifyFile) -> None:
         self.contact_points = config.contact_points
@@ -173,22 +173,27 @@ class Routing:
         return found or [node.resolved]
 
 
-def expand_environment(url: str, environ: dict[str, str] | None = None) -> str:
-    """Replace ``${NAME}`` with the environment variable's value; a missing variable is an error."""
-    env = os.environ if environ is None else environ
+def expand_environment(url: str, environ: Mapping[str, str]) -> str:
+    """Replace ``${NAME}`` with the variable's value in ``environ``; a missing variable is an error."""
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name not in env:
+        if name not in environ:
             raise ValueError(f"environment variable {name} is not set")
-        return env[name]
+        return environ[name]
 
     return _ENV.sub(value, url)
 
 
-def _check(config: NotifyFile, marks: configfile.Marks, source: str) -> None:
-    """Receivers must name contact points; URLs must expand and be understood by Apprise.
-    Errors name the line, never the secret."""
+def _checked(
+    config: NotifyFile,
+    marks: configfile.Marks,
+    source: str,
+    environ: Mapping[str, str],
+    understood: Callable[[str], bool],
+) -> NotifyFile:
+    """``config`` with its URLs expanded. Receivers must name contact points; URLs must expand and be
+    ``understood``. Errors name the line, never the secret."""
 
     def check_route(route: Route, path: tuple[str | int, ...]) -> None:
         if route.receiver is not None and route.receiver not in config.contact_points:
@@ -201,14 +206,16 @@ def _check(config: NotifyFile, marks: configfile.Marks, source: str) -> None:
         for i, child in enumerate(route.routes):
             check_route(child, (*path, "routes", i))
 
+    points: dict[str, ContactPoint] = {}
     for name, point in config.contact_points.items():
+        urls: list[str] = []
         for index, url in enumerate(point.urls):
             path = ("contact_points", name, "urls", index)
             try:
-                expanded = expand_environment(url)
+                expanded = expand_environment(url, environ)
             except ValueError as exc:
                 raise configfile.error_at(source, marks, path, str(exc)) from None
-            if not channels.understood(expanded):
+            if not understood(expanded):
                 scheme = expanded.split("://", 1)[0] if "://" in expanded else "(none)"
                 raise configfile.error_at(
                     source,
@@ -216,17 +223,13 @@ def _check(config: NotifyFile, marks: configfile.Marks, source: str) -> None:
                     path,
                     f"Apprise does not understand this URL (scheme {scheme!r}); see the Apprise wiki",
                 )
+            urls.append(expanded)
+        points[name] = msgspec.structs.replace(point, urls=urls)
     check_route(config.route, ("route",))
+    return msgspec.structs.replace(config, contact_points=points)
 
 
-def parse(text: str, source: str = "<text>") -> Routing:
+def parse(text: str, source: str, *, environ: Mapping[str, str], understood: Callable[[str], bool]) -> Routing:
+    """The routing in ``text``, its URLs expanded from ``environ`` and each checked with ``understood``."""
     config, marks = configfile.parse_located(text, NotifyFile, source)
-    _check(config, marks, source)
-    return Routing(config)
-
-
-def load(path: Path) -> Routing:
-    """The routing in ``path``; a missing file means no chat channels (stream, on-call page and wall only)."""
-    if not path.is_file():
-        return Routing(NotifyFile())
-    return parse(path.read_text(encoding="utf-8"), str(path))
+    return Routing(_checked(config, marks, source, environ, understood))

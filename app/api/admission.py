@@ -37,6 +37,7 @@ from app.access.auth import ADMITTED, authenticate, operator, presented_key, rea
 from app.access.keys import ApiKey
 from app.api.campaigns import MAX_CAMPAIGN_BYTES
 from app.api.ingest import EVENTS_PATH, INGEST_SCOPES, SEGMENT_PATHS
+from app.api.payloads import too_deep_error
 from app.core import nesting
 from app.core.database import database_unavailable
 from app.core.errors import ApiError, api_error_response
@@ -137,7 +138,7 @@ class Admission:
         if body is None:  # the client went away mid-body: there is no one to answer
             return
         if policy.depth_checked and not _yaml(scope) and nesting.too_deep(body, nesting.MAX_BODY_DEPTH) is not None:
-            await _refuse(nesting.too_deep_error(body, nesting.MAX_BODY_DEPTH), scope, receive, send, close=False)
+            await _refuse(too_deep_error(body, nesting.MAX_BODY_DEPTH), scope, receive, send, close=False)
             return
         await self._app(scope, _replay(body, receive), send)
 

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from alerts.evaluation import store
 from alerts.evaluation.rules import CorrelationRule, DynamicRule, StaticRule
+from alerts.evaluation.severity import Severity, rank
 from alerts.evaluation.silences import MAX_VALUE_LENGTH, NAME_PATTERN, Matcher, MatchOp
 from app.access.auth import operator, reader
 from app.access.keys import ApiKey
@@ -39,7 +40,7 @@ async def list_alerts(
     service: Alerts,
     pool: Pool,
     status: Literal["firing", "resolved", "all"] = "firing",
-    severity: Literal["reminder", "warning", "emergency"] | None = None,
+    severity: Severity | None = None,
     campaign: str | None = None,
     rule: str | None = None,
     limit: int = Query(200, ge=1, le=MAX_LIST),
@@ -54,8 +55,7 @@ async def list_alerts(
             and (campaign is None or a.labels.get("campaign") == campaign)
             and (rule is None or a.rule == rule)
         ]
-        order = {"emergency": 0, "warning": 1, "reminder": 2}
-        alerts.sort(key=lambda a: (order[a["severity"]], -(a["fired_at"] or 0)))
+        alerts.sort(key=lambda a: (-rank(a["severity"]), -(a["fired_at"] or 0)))
         return json_response(alerts[:limit])
     async with pool.acquire() as conn:
         rows = await store.alerts(

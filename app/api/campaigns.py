@@ -17,7 +17,7 @@ from app.api.payloads import read_body
 from app.api.responses import json_response
 from app.api.services import Metrics, Pool
 from app.api.streams import push_until_disconnect
-from app.campaigns import model as store
+from app.campaigns import model, store
 from app.core.configfile import ConfigError
 from app.core.errors import ApiError
 from app.metrics.engine import SERIES_METRICS, Engine
@@ -30,7 +30,7 @@ MAX_SERIES_POINTS = 100_000
 router = APIRouter(tags=["campaigns"])
 
 
-def _summary(campaign: store.Campaign, now: datetime) -> dict[str, Any]:
+def _summary(campaign: model.Campaign, now: datetime) -> dict[str, Any]:
     return {
         "id": campaign.id,
         "name": campaign.name,
@@ -89,7 +89,7 @@ async def put_campaign(
         request, MAX_CAMPAIGN_BYTES, ("application/json", "application/yaml", "application/x-yaml", "text/yaml")
     )
     try:
-        campaign = await asyncio.to_thread(store.parse, body.decode("utf-8"), "body")
+        campaign = await asyncio.to_thread(model.parse, body.decode("utf-8"), "body")
     except UnicodeDecodeError:
         raise ApiError(400, "body must be UTF-8") from None
     except ConfigError as exc:

@@ -17,10 +17,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.access.auth import authenticate, presented_key
-from app.api.payloads import ANY_CONTENT_TYPE, read_body
+from app.api.payloads import ANY_CONTENT_TYPE, read_body, too_deep_error
 from app.api.responses import json_response
 from app.api.services import AppSettings, Committer, ingest_services
-from app.core import nesting, telemetry
+from app.core import telemetry
 from app.core.errors import DATABASE_EXCEPTIONS, ApiError, api_error_response, database_error_response, refused_response
 from app.core.settings import Settings
 from app.ingest import segment
@@ -109,7 +109,7 @@ def _decode_object(body: bytes) -> dict[str, msgspec.Raw]:
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"body is not valid UTF-8 at byte {exc.start}") from None
     except RecursionError:
-        raise nesting.too_deep_error(body) from None
+        raise too_deep_error(body) from None
 
 
 def _claims_in_batch(body: bytes) -> Callable[[int], str]:
@@ -135,7 +135,7 @@ def _decode_list(raw: msgspec.Raw, field: str, limit: int) -> list[msgspec.Raw]:
     except msgspec.ValidationError:
         raise ApiError(422, f"{field} must be an array", field=field) from None
     except RecursionError:
-        raise nesting.too_deep_error(bytes(raw)) from None
+        raise too_deep_error(bytes(raw)) from None
     if len(items) > limit:
         raise ApiError(413, f"{field} holds {len(items)} events; the limit is {limit} per request", field=field)
     return items
@@ -263,7 +263,7 @@ def _segment_messages(body: bytes, call: str | None, limit: int) -> tuple[dict[s
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"body is not valid UTF-8 at byte {exc.start}") from None
     except RecursionError:
-        raise nesting.too_deep_error(body) from None
+        raise too_deep_error(body) from None
     if not isinstance(payload, dict):
         raise ApiError(400, "body must be a JSON object")
     if call is not None:

@@ -6,6 +6,7 @@ import zlib
 
 from starlette.requests import Request
 
+from app.core import nesting
 from app.core.errors import ApiError
 
 JSON = ("application/json",)
@@ -54,3 +55,14 @@ def _gunzip(body: bytes, max_bytes: int) -> bytes:
     if not inflater.eof:
         raise ApiError(400, "gzip body is truncated", field="Content-Encoding")
     return data
+
+
+def too_deep_error(data: bytes, limit: int | None = None) -> ApiError:
+    """The 400 for a body a decoder could not descend into (or that nests beyond ``limit``)."""
+    bound = f"at most {limit} are accepted" if limit else "too deep to decode"
+    return ApiError(
+        400,
+        f"JSON nests {nesting.depth(data)} levels of arrays/objects; {bound}"
+        f" (event props: at most {nesting.MAX_PROPS_DEPTH})",
+        code="too_deeply_nested",
+    )

@@ -1,8 +1,9 @@
 """Campaigns: the promotion being watched, its phases, targets, baseline and SKU catalog.
 
 A campaign is defined in a YAML file (``campaigns/*.yaml``) or through the
-operator API, validated here, and stored in the ``campaigns`` table so every
-process sees the same definition.
+operator API and validated here; ``app.campaigns.store`` keeps it in the
+``campaigns`` table so every process sees the same definition. This module is
+pure (no database driver), so the metrics engine can import it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import asyncpg
 import msgspec
 
 from app.core import configfile
@@ -151,37 +151,3 @@ def to_json(campaign: Campaign) -> bytes:
 
 def from_json(data: bytes | str) -> Campaign:
     return msgspec.json.decode(data, type=Campaign)
-
-
-CHANGED_CHANNEL = "warroom_campaigns"
-"""Saving or deleting a campaign notifies this channel (after the change; inside a caller's transaction the
-notification waits for its commit), so running servers reload definitions from any writer."""
-
-
-async def save(conn: asyncpg.Connection, campaign: Campaign) -> bool:
-    """Create or replace a campaign; True when it was new."""
-    created = await conn.fetchval(
-        "INSERT INTO campaigns (id, definition) VALUES ($1, $2::jsonb) "
-        "ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, updated_at = now() "
-        "RETURNING (xmax = 0)",
-        campaign.id,
-        to_json(campaign).decode(),
-    )
-    await conn.execute("SELECT pg_notify($1, $2)", CHANGED_CHANNEL, campaign.id)
-    return bool(created)
-
-
-async def fetch_all(conn: asyncpg.Connection) -> list[Campaign]:
-    rows = await conn.fetch("SELECT definition::text FROM campaigns ORDER BY id")
-    return [from_json(row[0]) for row in rows]
-
-
-async def fetch(conn: asyncpg.Connection, campaign_id: str) -> Campaign | None:
-    text = await conn.fetchval("SELECT definition::text FROM campaigns WHERE id = $1", campaign_id)
-    return from_json(text) if text is not None else None
-
-
-async def delete(conn: asyncpg.Connection, campaign_id: str) -> bool:
-    deleted = await conn.execute("DELETE FROM campaigns WHERE id = $1", campaign_id)
-    await conn.execute("SELECT pg_notify($1, $2)", CHANGED_CHANNEL, campaign_id)
-    return deleted == "DELETE 1"

@@ -19,7 +19,7 @@ import asyncpg
 import msgspec
 import yaml
 
-from app.campaigns import model as store
+from app.campaigns import model, store
 from app.cli.connection import on_connection, open_database
 from app.core.configfile import ConfigError
 from app.core.settings import Settings
@@ -82,14 +82,14 @@ def _delete(args: argparse.Namespace, settings: Settings) -> None:
     print(f"deleted {args.id} (its events stay)")
 
 
-def validate(paths: list[Path]) -> tuple[list[tuple[Path, store.Campaign]], list[str]]:
+def validate(paths: list[Path]) -> tuple[list[tuple[Path, model.Campaign]], list[str]]:
     """Load every file: the valid campaigns, and one ``file:line:col: field: reason`` per invalid file."""
-    loaded: list[tuple[Path, store.Campaign]] = []
+    loaded: list[tuple[Path, model.Campaign]] = []
     errors: list[str] = []
     defined_in: dict[str, Path] = {}
     for path in paths:
         try:
-            campaign = store.load_file(path)
+            campaign = model.load_file(path)
         except ConfigError as exc:
             errors.append(str(exc))
             continue
@@ -107,7 +107,7 @@ def validate(paths: list[Path]) -> tuple[list[tuple[Path, store.Campaign]], list
     return loaded, errors
 
 
-def _valid_or_exit(paths: list[Path], consequence: str) -> list[tuple[Path, store.Campaign]]:
+def _valid_or_exit(paths: list[Path], consequence: str) -> list[tuple[Path, model.Campaign]]:
     """The loaded campaigns when every file is valid; otherwise print the errors and exit 1."""
     loaded, errors = validate(paths)
     if errors:
@@ -116,13 +116,13 @@ def _valid_or_exit(paths: list[Path], consequence: str) -> list[tuple[Path, stor
     return loaded
 
 
-async def _save_all(conn: asyncpg.Connection, campaigns: list[store.Campaign]) -> list[bool]:
+async def _save_all(conn: asyncpg.Connection, campaigns: list[model.Campaign]) -> list[bool]:
     """Store all campaigns in one transaction; for each, True when it was new."""
     async with conn.transaction():
         return [await store.save(conn, campaign) for campaign in campaigns]
 
 
-def phase_label(campaign: store.Campaign, now: datetime) -> str:
+def phase_label(campaign: model.Campaign, now: datetime) -> str:
     """The phase running now, or where ``now`` is relative to the campaign when no phase runs."""
     phase = campaign.phase_at(now)
     if phase is not None:
@@ -132,10 +132,10 @@ def phase_label(campaign: store.Campaign, now: datetime) -> str:
     return "ended" if now >= campaign.end else "between phases"
 
 
-def table(campaigns: list[store.Campaign], now: datetime) -> list[str]:
+def table(campaigns: list[model.Campaign], now: datetime) -> list[str]:
     """Aligned text lines, a header first; times in each campaign's own time zone."""
 
-    def local(moment: datetime, campaign: store.Campaign) -> str:
+    def local(moment: datetime, campaign: model.Campaign) -> str:
         return moment.astimezone(ZoneInfo(campaign.timezone)).isoformat(timespec="minutes")
 
     rows = [TABLE_COLUMNS] + [
@@ -185,8 +185,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def to_yaml(campaign: store.Campaign) -> str:
-    """The campaign as YAML that ``store.parse`` turns back into an equal campaign."""
+def to_yaml(campaign: model.Campaign) -> str:
+    """The campaign as YAML that ``model.parse`` turns back into an equal campaign."""
     return yaml.dump(
         _plain(campaign),
         Dumper=_Dumper,

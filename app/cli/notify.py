@@ -29,13 +29,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _check(args: argparse.Namespace, settings: Settings) -> None:
     """Print a summary line per valid file and the error of each invalid one; exit 1 when any was invalid."""
-    from alerts.notify import routing
+    from alerts.notify import notifyfile
     from app.core.configfile import ConfigError
 
     failed = 0
     for path in args.files:
         try:
-            loaded = routing.parse(path.read_text(encoding="utf-8"), str(path))
+            loaded = notifyfile.parse(path.read_text(encoding="utf-8"), str(path))
         except (ConfigError, OSError, UnicodeDecodeError) as exc:
             print(exc, file=sys.stderr)
             failed += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from app.core.settings import Settings
@@ -32,7 +33,7 @@ def _backtest(args: argparse.Namespace, settings: Settings) -> None:
     from app.core.configfile import ConfigError
 
     try:
-        status = backtest.main(args.series, args.out, args.rules)
+        status = backtest.main(args.series, args.out, args.rules, clock=time.monotonic)
     except (ConfigError, ValueError, OSError) as exc:
         print(f"warroom: {exc}", file=sys.stderr)
         status = 1

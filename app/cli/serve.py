@@ -39,14 +39,14 @@ def check_configuration(settings: Settings) -> None:
     """Stop before anything starts when a campaign, rule or notify file is invalid: one line naming
     the file, line and field, instead of a start-up traceback."""
     from alerts.evaluation.rules import load_directory
-    from alerts.notify import routing
+    from alerts.notify import notifyfile
     from app.campaigns import model as campaigns
     from app.core.configfile import ConfigError
 
     try:
         campaigns.load_directory(settings.campaigns_dir)
         load_directory(settings.rules_dir)
-        routing.load(settings.notify_file)
+        notifyfile.load(settings.notify_file)
     except (ConfigError, OSError, UnicodeDecodeError) as exc:
         sys.exit(f"warroom: {exc}")
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 
-from app.core.errors import ApiError
-
 MAX_PROPS_DEPTH = 64
 """Levels of arrays and objects an event's ``props`` may nest (the object itself is level 1)."""
 MAX_BODY_DEPTH = 64
@@ -39,13 +37,3 @@ def too_deep(data: bytes, limit: int) -> int | None:
         return None
     found = depth(data)
     return found if found > limit else None
-
-
-def too_deep_error(data: bytes, limit: int | None = None) -> ApiError:
-    """The 400 for a body a decoder could not descend into (or that nests beyond ``limit``)."""
-    bound = f"at most {limit} are accepted" if limit else "too deep to decode"
-    return ApiError(
-        400,
-        f"JSON nests {depth(data)} levels of arrays/objects; {bound} (event props: at most {MAX_PROPS_DEPTH})",
-        code="too_deeply_nested",
-    )

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
-
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.core import CollectorRegistry, CounterMetricFamily, Metric
+from prometheus_client.core import CollectorRegistry
 from starlette.requests import Request
 from starlette.responses import Response
-
-from app.metrics.undefined import OTHER as UNDEFINED_OTHER
-
-if TYPE_CHECKING:
-    from app.metrics.engine import Engine
 
 disable_created_metrics()
 
@@ -61,41 +53,6 @@ LOOP_PROGRESS_AGE = Gauge(
 )
 
 
-class EngineCollector:
-    """What the metrics engine counted but could not place, read from its state at scrape time (it survives
-    restarts in the checkpoint, so these are counters of the engine's whole history, not of this process)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def collect(self) -> Iterator[Metric]:
-        undefined = CounterMetricFamily(
-            "warroom_undefined_campaign_events",
-            "Events naming a campaign that is not defined (counted by no campaign), per name; (other) past the names kept.",
-            labels=["campaign"],
-        )
-        report = self.engine.undefined.report()
-        for row in report["campaigns"]:
-            undefined.add_metric([row["campaign"]], row["events"])
-        undefined.add_metric([UNDEFINED_OTHER], report["other_events"])
-        capped = CounterMetricFamily(
-            "warroom_engine_key_limit_events",
-            "Events of a campaign whose channel, SKU, category, metric series or warehouse was past its key limit.",
-            labels=["campaign", "key"],
-        )
-        unconverted = CounterMetricFamily(
-            "warroom_unconverted_amount_events",
-            "Order and refund events of a campaign in a currency it has no exchange rate for (kept out of GMV).",
-            labels=["campaign", "currency"],
-        )
-        for campaign_id, state in self.engine.states.items():
-            for kind, count in state.capped.items():
-                capped.add_metric([campaign_id, kind], count)
-            for code, totals in state.unconverted.items():
-                unconverted.add_metric([campaign_id, code], totals["events"])
-        yield from (undefined, capped, unconverted)
-
-
 KEY_LOOKUPS = Counter("warroom_key_lookups", "API key lookups that reached the database (cache misses).")
 AUTH_THROTTLED = Counter(
     "warroom_auth_throttled", "Key checks refused with 429 because their address failed too many key checks."
@@ -108,10 +65,11 @@ SILENCES_UNREADABLE = Counter(
 
 
 async def metrics_endpoint(request: Request) -> Response:
+    """The process's metrics, and the engine's counters (``LiveMetrics.collector``) when this server runs it."""
     body = generate_latest()
     metrics = getattr(getattr(request.app.state, "services", None), "metrics", None)  # the full server's only
     if metrics is not None:
         engine_registry = CollectorRegistry(auto_describe=False)
-        engine_registry.register(EngineCollector(metrics.engine))  # type: ignore[arg-type]
+        engine_registry.register(metrics.collector())
         body += generate_latest(engine_registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 import msgspec
 
-from app.campaigns import model as campaign_store
+from app.campaigns import model as campaign_model
 from app.campaigns.model import Campaign, Phase, Phases
 from app.core.settings import Settings
 from app.drill.scenario import Incident, Scenario
@@ -100,7 +100,7 @@ def _scenarios(drill: Drill, campaign: Campaign) -> tuple[Scenario, Scenario]:
 
 async def simulate(drill: Drill, burst_at: datetime) -> None:
     """History (if asked) and the live night run side by side, so the burst is never delayed by the history."""
-    campaign = msgspec.structs.replace(campaign_store.load_file(drill.campaign_file), id=drill.campaign)
+    campaign = msgspec.structs.replace(campaign_model.load_file(drill.campaign_file), id=drill.campaign)
     live, history = _scenarios(drill, campaign)
     start_s, end_s = int(-drill.minutes_before * 60), int(drill.minutes_after * 60)
     if drill.history and not campaign.baseline:
@@ -153,8 +153,8 @@ def _demo_drill(settings: Settings, keys: dict[str, str]) -> None:
     _wait_ready(url)
     before_s, after_s = DEMO_MINUTES_BEFORE * 60, DEMO_MINUTES_AFTER * 60
     burst_at = burst_time(DEMO_LEAD_S, DEMO_SPEED, before_s)
-    this_year = campaign_store.load_file(CAMPAIGNS_DIR / f"{DEMO_CAMPAIGN}.yaml")
-    last_year = campaign_store.load_file(CAMPAIGNS_DIR / f"{this_year.baseline}.yaml")
+    this_year = campaign_model.load_file(CAMPAIGNS_DIR / f"{DEMO_CAMPAIGN}.yaml")
+    last_year = campaign_model.load_file(CAMPAIGNS_DIR / f"{this_year.baseline}.yaml")
     headers = {"X-API-Key": keys["operator"], "Content-Type": "application/json"}
     for campaign in (
         drill_schedule(last_year, burst_at - HISTORY_SHIFT, DEMO_SPEED, before_s, after_s),
@@ -182,7 +182,7 @@ def _demo_drill(settings: Settings, keys: dict[str, str]) -> None:
 
 def start_demo_drill(settings: Settings, dsn: str, keys: dict[str, str]) -> threading.Thread:
     """Clear the previous drill's events, then (once the server is up) schedule the campaigns and run the night."""
-    campaign = campaign_store.load_file(CAMPAIGNS_DIR / f"{DEMO_CAMPAIGN}.yaml")
+    campaign = campaign_model.load_file(CAMPAIGNS_DIR / f"{DEMO_CAMPAIGN}.yaml")
     asyncio.run(_reset_demo_data(dsn, campaign))
     thread = threading.Thread(target=_demo_drill, args=(settings, keys), name="drill", daemon=True)
     thread.start()

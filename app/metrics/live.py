@@ -31,8 +31,9 @@ from typing import Any, NoReturn
 
 import asyncpg
 
-from app.campaigns import model as campaign_store
+from app.campaigns import store as campaign_store
 from app.core.supervision import Progress, Supervisor
+from app.metrics.collector import EngineCollector
 from app.metrics.engine import Engine
 from app.metrics.measures import EVENT_COLUMNS, Event
 from app.metrics.replay import REPLAY_BATCH, REPLAY_SPAN, replay_step
@@ -292,6 +293,10 @@ class LiveMetrics:
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
+
+    def collector(self) -> EngineCollector:
+        """The engine's counters for one ``/metrics`` scrape (``app.core.telemetry`` knows no engine)."""
+        return EngineCollector(self.engine)
 
     async def _checkpoint_loop(self, progress: Progress) -> None:
         """Checkpoints at once when (re)started, so a failed one is retried with the loop's backoff."""
