@@ -26,7 +26,7 @@ from alerts.notify.delivery import DeliveryService
 from app import __version__
 from app.access.keys import KeyStore
 from app.access.ratelimit import RateLimiter
-from app.api import alert_stream, health, oncall, scrape
+from app.api import alert_stream, health, oncall, schemas, scrape
 from app.api import alerts as alerts_api
 from app.api import campaigns as campaigns_api
 from app.api import docs as api_docs
@@ -286,13 +286,5 @@ def create_ingest_app(settings: Settings, on_ready: Callable[[], None] = lambda:
 
 
 def _publish_event_schema(app: FastAPI) -> None:
-    """Add the msgspec-generated event schemas to the OpenAPI document FastAPI builds."""
-    build = app.openapi
-
-    def openapi() -> dict:
-        if app.openapi_schema is None:
-            spec = build()
-            spec.setdefault("components", {}).setdefault("schemas", {}).update(json_schema()[1])
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    """Add the msgspec-generated response and event schemas to the OpenAPI document FastAPI builds."""
+    schemas.publish(app, lambda: json_schema()[1])
