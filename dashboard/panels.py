@@ -75,6 +75,11 @@ def notice(snapshot: Snapshot, lang: Language) -> str:
     return f"{ICONS['warning']} " + " · ".join(parts) if parts else ""
 
 
+def _data(**attributes: str) -> dict[str, Any]:
+    """``data-*`` attributes (``on_hand`` → ``data-on-hand``), which Dash takes as keywords its hints do not list."""
+    return {f"data-{name.replace('_', '-')}": value for name, value in attributes.items()}
+
+
 def _change_class(change: float | None) -> str:
     if change is None:
         return "change"
@@ -92,7 +97,7 @@ def kpi_tiles(tiles: list[Tile]) -> list[html.Div]:
                 html.Div(tile.change_text, className=_change_class(tile.change)),
             ],
             className="kpi wide" if tile.key == "gmv_paid" else "kpi",
-            **{"data-kpi": tile.key},
+            **_data(kpi=tile.key),
         )
         for tile in tiles
     ]
@@ -125,7 +130,7 @@ def funnel(snapshot: Snapshot, lang: Language) -> list[html.Div]:
                     html.Div(" · ".join(compare), className="stage-compare"),
                 ],
                 className="funnel-row below" if below else "funnel-row",
-                **{"data-stage": s.stage, "data-count": str(s.count)},
+                **_data(stage=s.stage, count=str(s.count)),
             )
         )
     return rows
@@ -165,7 +170,7 @@ def inventory(snapshot: Snapshot, lang: Language) -> list[html.Div]:
                         html.Span(
                             f"{_sku_name(r, lang)} ({r.on_hand})" if kind == "oversold" else _sku_name(r, lang),
                             className="chip",
-                            **{"data-sku": r.sku},
+                            **_data(sku=r.sku),
                         )
                         for r in chosen
                     ],
@@ -198,7 +203,7 @@ def inventory(snapshot: Snapshot, lang: Language) -> list[html.Div]:
                     html.Div(duration(r.sell_out_eta_min, lang), className="col-eta"),
                 ],
                 className=f"sku-row {level}",
-                **{"data-sku": r.sku, "data-on-hand": str(r.on_hand)},
+                **_data(sku=r.sku, on_hand=str(r.on_hand)),
             )
         )
     if not rows:
@@ -223,7 +228,7 @@ def channels(snapshot: Snapshot, lang: Language) -> list[html.Div]:
                 html.Div(percent(c.conversion_rate, 2), className="channel-cr"),
             ],
             className="channel-row",
-            **{"data-channel": c.channel},
+            **_data(channel=c.channel),
         )
         for c in rows[:CHANNEL_ROWS]
     ]
@@ -252,7 +257,7 @@ def alert_feed(alerts: list[dict[str, Any]], now: float, lang: Language) -> list
                 html.Span(age(now - (a.get("fired_at") or now), lang), className="alert-age"),
             ],
             className=f"alert {a['severity']}",
-            **{"data-alert": a["id"]},
+            **_data(alert=a["id"]),
         )
         for a in ordered(alerts)[:ALERT_ROWS]
     ]
@@ -270,7 +275,7 @@ def banner(alerts: list[dict[str, Any]], lang: Language) -> tuple[list[html.Div]
                 html.Span(_summary(a, lang), className="banner-text"),
             ],
             className="banner-item",
-            **{"data-alert": a["id"]},
+            **_data(alert=a["id"]),
         )
         for a in urgent
     ]

@@ -83,11 +83,12 @@ def publish(app: FastAPI, extra: Callable[[], Mapping[str, Any]] = dict) -> None
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            spec = build()
+        spec = app.openapi_schema
+        if spec is None:
+            spec = build()  # FastAPI keeps it as app.openapi_schema: completed once, served as is after
             found = spec.setdefault("components", {}).setdefault("schemas", {})
             found.update(components())
             found.update(extra())
-        return app.openapi_schema
+        return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
