@@ -72,10 +72,29 @@ def responses(
     return documented
 
 
-def components() -> dict[str, Any]:
-    """The component schemas of every Struct a route refers to (and of the Structs those refer to)."""
-    _, found = msgspec.json.schema_components(_published, ref_template=REF_TEMPLATE)
-    return found
+def components(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The component schemas ``document`` refers to (and those they refer to): an app serving only some
+    routers documents only their bodies."""
+    _, known = msgspec.json.schema_components(_published, ref_template=REF_TEMPLATE)
+    found: dict[str, Any] = {}
+    waiting = _references(document)
+    while waiting:
+        name = waiting.pop()
+        if name in known and name not in found:
+            found[name] = known[name]
+            waiting |= _references(known[name])
+    return dict(sorted(found.items()))
+
+
+def _references(node: Any) -> set[str]:
+    """The names of the components a JSON schema (or a part of the document) refers to."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        found = {ref.rsplit("/", 1)[-1]} if isinstance(ref, str) else set()
+        return found.union(*(_references(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_references(item) for item in node))
+    return set()
 
 
 def publish(app: FastAPI, extra: Callable[[], Mapping[str, Any]] = dict) -> None:
@@ -87,7 +106,7 @@ def publish(app: FastAPI, extra: Callable[[], Mapping[str, Any]] = dict) -> None
         if spec is None:
             spec = build()  # FastAPI keeps it as app.openapi_schema: completed once, served as is after
             found = spec.setdefault("components", {}).setdefault("schemas", {})
-            found.update(components())
+            found.update(components(spec["paths"]))
             found.update(extra())
         return spec
 
