@@ -5,8 +5,8 @@ of them). An endpoint declares its answers with ``responses(...)`` in its route 
 schema, as msgspec derives it, refers to ``#/components/schemas/<Struct>``; ``publish`` adds those
 components to the document FastAPI builds. So the document is generated from the very classes that
 encode the answers, and schemathesis checks the answers against it (``tests/test_schemathesis.py``).
-Every failure has one body, ``ErrorBody`` (``app.core.errors``), documented as each operation's
-``default`` answer (which also stands in for FastAPI's own 422 shape, never sent here).
+Every failure has one body, ``ErrorBody`` (built by ``app.core.errors.error_body``), documented as each
+operation's ``default`` answer (which also replaces FastAPI's own 422 shape, never sent here).
 """
 
 from __future__ import annotations
