@@ -27,7 +27,7 @@ from app import __version__
 from app.access.keys import KeyStore
 from app.access.ratelimit import RateLimiter
 from app.access.sessions import SessionStore
-from app.api import alert_stream, health, oncall, scrape
+from app.api import alert_stream, health, oncall, schemas, scrape
 from app.api import alerts as alerts_api
 from app.api import campaigns as campaigns_api
 from app.api import docs as api_docs
@@ -290,14 +290,5 @@ def _war_room_app(
 
 
 def _publish_event_schema(app: FastAPI) -> None:
-    """Add the msgspec-generated event schemas to the OpenAPI document FastAPI builds."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        spec = build()  # kept by FastAPI as app.openapi_schema
-        spec.setdefault("components", {}).setdefault("schemas", {}).update(json_schema()[1])
-        return spec
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    """Add the msgspec-generated response and event schemas to the OpenAPI document FastAPI builds."""
+    schemas.publish(app, lambda: json_schema()[1])

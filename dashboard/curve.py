@@ -85,7 +85,7 @@ def _points(engine: Engine, campaign_id: str, step: int, start: float, end: floa
     series = engine.series(campaign_id, "gmv_paid", step, start, end)
     if not series:
         return []
-    return [(datetime.fromisoformat(t).timestamp(), float(v or 0)) for t, v in series[0]["points"]]
+    return [(datetime.fromisoformat(str(t)).timestamp(), float(v or 0)) for t, v in series[0].points]
 
 
 def gmv_curve(engine: Engine, campaign_id: str, now: float, gmv_now: float) -> Curve:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from dash import html
 
 from alerts.evaluation.severity import rank
+from app.metrics.snapshot import SkuRow, Snapshot
 from dashboard import i18n
 from dashboard.i18n import Language
 from dashboard.kpis import Tile
@@ -29,49 +30,54 @@ ICONS = {"emergency": "◆", "warning": "▲", "reminder": "●"}
 """Shapes every CJK font has (emoji fonts are often missing on kiosk machines), distinct even without colour."""
 
 
-def header(snapshot: dict[str, Any], now: float, lang: Language) -> dict[str, str]:
+def header(snapshot: Snapshot, now: float, lang: Language) -> dict[str, str]:
     """Campaign name, phase, countdown to the next phase and the clock in the campaign's time zone."""
-    name = (snapshot.get("name_zh") if lang == "zh" else None) or snapshot.get("name") or snapshot.get("campaign", "")
-    zone = ZoneInfo(snapshot.get("timezone") or "UTC")
-    next_phase = snapshot.get("next_phase")
+    name = (snapshot.name_zh if lang == "zh" else None) or snapshot.name or snapshot.campaign
+    zone = ZoneInfo(snapshot.timezone or "UTC")
+    next_phase = snapshot.next_phase
     if next_phase:
-        starts = datetime.fromisoformat(next_phase["starts_at"]).timestamp()
-        label = i18n.text("next_phase", lang, phase=i18n.phase(next_phase["phase"], lang))
+        starts = datetime.fromisoformat(next_phase.starts_at).timestamp()
+        label = i18n.text("next_phase", lang, phase=i18n.phase(next_phase.phase, lang))
         upcoming = f"{label} {countdown(starts - now, lang)}"
     else:
-        upcoming = i18n.text("ended", lang) if snapshot.get("phase") is None and snapshot.get("events") else ""
+        upcoming = i18n.text("ended", lang) if snapshot.phase is None and snapshot.events else ""
     return {
         "wall-title": name,
-        "wall-phase": i18n.phase(snapshot.get("phase"), lang),
+        "wall-phase": i18n.phase(snapshot.phase, lang),
         "wall-countdown": upcoming,
         "wall-clock": datetime.fromtimestamp(now, zone).strftime("%H:%M:%S"),
         "wall-zone": datetime.fromtimestamp(now, zone).strftime("%Y-%m-%d %Z"),
     }
 
 
-def notice(snapshot: dict[str, Any], lang: Language) -> str:
+def notice(snapshot: Snapshot, lang: Language) -> str:
     """What the numbers leave out, on one header line: keys past a limit, amounts in a currency with no rate."""
     parts = [
         i18n.text(
             "key_limit",
             lang,
-            kind=i18n.key_kind(row["key"], lang),
-            limit=f"{row['limit']:,}",
-            events=compact(row["events"], lang),
+            kind=i18n.key_kind(row.key, lang),
+            limit=f"{row.limit:,}",
+            events=compact(row.events, lang),
         )
-        for row in snapshot.get("key_limits") or []
+        for row in snapshot.key_limits
     ]
     parts += [
         i18n.text(
             "unconverted",
             lang,
             currency=code,
-            amount=money(totals["gmv_paid"], code, lang),
-            events=compact(totals["events"], lang),
+            amount=money(totals.gmv_paid, code, lang),
+            events=compact(totals.events, lang),
         )
-        for code, totals in (snapshot.get("unconverted") or {}).items()
+        for code, totals in snapshot.unconverted.items()
     ]
     return f"{ICONS['warning']} " + " · ".join(parts) if parts else ""
+
+
+def _data(**attributes: str) -> dict[str, Any]:
+    """``data-*`` attributes (``on_hand`` → ``data-on-hand``), which Dash takes as keywords its hints do not list."""
+    return {f"data-{name.replace('_', '-')}": value for name, value in attributes.items()}
 
 
 def _change_class(change: float | None) -> str:
@@ -91,7 +97,7 @@ def kpi_tiles(tiles: list[Tile]) -> list[html.Div]:
                 html.Div(tile.change_text, className=_change_class(tile.change)),
             ],
             className="kpi wide" if tile.key == "gmv_paid" else "kpi",
-            **{"data-kpi": tile.key},
+            **_data(kpi=tile.key),
         )
         for tile in tiles
     ]
@@ -102,61 +108,59 @@ def _bar(pct: float, extra: str = "") -> html.Div:
     return html.Div(html.Div(className=f"bar-fill {extra}".strip(), style={"width": f"{width:.1f}%"}), className="bar")
 
 
-def funnel(snapshot: dict[str, Any], lang: Language) -> list[html.Div]:
+def funnel(snapshot: Snapshot, lang: Language) -> list[html.Div]:
     """Stages with count, bar (share of visits), step conversion against benchmark and last year."""
-    stages = snapshot.get("funnel") or []
-    top = max((s["count"] for s in stages), default=0) or 1
+    stages = snapshot.funnel
+    top = max((s.count for s in stages), default=0) or 1
     rows = []
     for s in stages:
         compare = []
-        if s.get("benchmark") is not None:
-            compare.append(f"{i18n.text('benchmark', lang)} {percent(s['benchmark'], 0)}")
-        if s.get("baseline_step_rate") is not None:
-            compare.append(f"{i18n.text('baseline', lang)} {percent(s['baseline_step_rate'])}")
-        below = bool(s.get("below_baseline"))
+        if s.benchmark is not None:
+            compare.append(f"{i18n.text('benchmark', lang)} {percent(s.benchmark, 0)}")
+        if s.baseline_step_rate is not None:
+            compare.append(f"{i18n.text('baseline', lang)} {percent(s.baseline_step_rate)}")
+        below = s.below_baseline
         rows.append(
             html.Div(
                 [
-                    html.Div(i18n.stage(s["stage"], lang), className="stage-name"),
-                    _bar(s["count"] / top * 100, "bad" if below else ""),
-                    html.Div(compact(s["count"], lang), className="stage-count"),
-                    html.Div(
-                        percent(s.get("step_rate")) if s.get("step_rate") is not None else "", className="stage-rate"
-                    ),
+                    html.Div(i18n.stage(s.stage, lang), className="stage-name"),
+                    _bar(s.count / top * 100, "bad" if below else ""),
+                    html.Div(compact(s.count, lang), className="stage-count"),
+                    html.Div(percent(s.step_rate) if s.step_rate is not None else "", className="stage-rate"),
                     html.Div(" · ".join(compare), className="stage-compare"),
                 ],
                 className="funnel-row below" if below else "funnel-row",
-                **{"data-stage": s["stage"], "data-count": str(s["count"])},
+                **_data(stage=s.stage, count=str(s.count)),
             )
         )
     return rows
 
 
-def _stock_level(row: dict[str, Any]) -> str:
-    if row.get("oversold"):
+def _stock_level(row: SkuRow) -> str:
+    if row.oversold:
         return "oversold"
-    if row.get("sold_out"):
+    if row.sold_out:
         return "sold-out"
-    if row.get("below_safety"):
+    if row.below_safety:
         return "critical"
-    if row.get("below_warning"):
+    if row.below_warning:
         return "low"
     return "ok"
 
 
-def _sku_name(row: dict[str, Any], lang: Language) -> str:
-    return (row.get("name_zh") if lang == "zh" else None) or row.get("name") or row["sku"]
+def _sku_name(row: SkuRow, lang: Language) -> str:
+    return (row.name_zh if lang == "zh" else None) or row.name or row.sku
 
 
-def inventory(snapshot: dict[str, Any], lang: Language) -> list[html.Div]:
+def inventory(snapshot: Snapshot, lang: Language) -> list[html.Div]:
     """Sold-out and oversold SKUs first (highlighted), then the hot SKUs soonest to sell out, with stock bars."""
-    rows = [r for r in snapshot.get("skus") or [] if r.get("on_hand") is not None]
-    out_of_stock = [r for r in rows if r.get("sold_out")]
-    selling = [r for r in rows if not r.get("sold_out")]
+    rows = [r for r in snapshot.skus if r.on_hand is not None]
+    out_of_stock = [r for r in rows if r.sold_out]
+    selling = [r for r in rows if not r.sold_out]
     out: list[html.Div] = []
     for kind, chosen in (
-        ("oversold", [r for r in out_of_stock if r.get("oversold")]),
-        ("sold_out", [r for r in out_of_stock if not r.get("oversold")]),
+        ("oversold", [r for r in out_of_stock if r.oversold]),
+        ("sold_out", [r for r in out_of_stock if not r.oversold]),
     ):
         if chosen:
             out.append(
@@ -164,9 +168,9 @@ def inventory(snapshot: dict[str, Any], lang: Language) -> list[html.Div]:
                     [html.Span(i18n.text(kind, lang), className="chip-label")]
                     + [
                         html.Span(
-                            f"{_sku_name(r, lang)} ({r['on_hand']})" if kind == "oversold" else _sku_name(r, lang),
+                            f"{_sku_name(r, lang)} ({r.on_hand})" if kind == "oversold" else _sku_name(r, lang),
                             className="chip",
-                            **{"data-sku": r["sku"]},
+                            **_data(sku=r.sku),
                         )
                         for r in chosen
                     ],
@@ -179,26 +183,27 @@ def inventory(snapshot: dict[str, Any], lang: Language) -> list[html.Div]:
     )
     out.append(header_row)
     for r in selling[:INVENTORY_ROWS]:
-        scale = (r["on_hand"] + (r.get("units_sold") or 0)) or 1
+        on_hand = r.on_hand or 0
+        scale = (on_hand + (r.units_sold or 0)) or 1
         level = _stock_level(r)
         markers = [
-            html.Div(className=f"marker {name}", style={"left": f"{min(100.0, r[name] / scale * 100):.1f}%"})
-            for name in ("safety_stock", "warning_level")
-            if r.get(name)
+            html.Div(className=f"marker {name}", style={"left": f"{min(100.0, level_at / scale * 100):.1f}%"})
+            for name, level_at in (("safety_stock", r.safety_stock), ("warning_level", r.warning_level))
+            if level_at
         ]
         out.append(
             html.Div(
                 [
                     html.Div(_sku_name(r, lang), className="col-sku"),
                     html.Div(
-                        [_bar(r["on_hand"] / scale * 100, level), *markers, html.Span(compact(r["on_hand"], lang))],
+                        [_bar(on_hand / scale * 100, level), *markers, html.Span(compact(on_hand, lang))],
                         className="col-on_hand stock",
                     ),
-                    html.Div(f"{r.get('sell_rate_per_min') or 0:,.1f}", className="col-sell_rate"),
-                    html.Div(duration(r.get("sell_out_eta_min"), lang), className="col-eta"),
+                    html.Div(f"{r.sell_rate_per_min or 0:,.1f}", className="col-sell_rate"),
+                    html.Div(duration(r.sell_out_eta_min, lang), className="col-eta"),
                 ],
                 className=f"sku-row {level}",
-                **{"data-sku": r["sku"], "data-on-hand": str(r["on_hand"])},
+                **_data(sku=r.sku, on_hand=str(r.on_hand)),
             )
         )
     if not rows:
@@ -206,24 +211,24 @@ def inventory(snapshot: dict[str, Any], lang: Language) -> list[html.Div]:
     return out
 
 
-def channels(snapshot: dict[str, Any], lang: Language) -> list[html.Div]:
+def channels(snapshot: Snapshot, lang: Language) -> list[html.Div]:
     """Paid GMV per channel (share bar, amount) and its conversion rate, largest first."""
-    rows = snapshot.get("channels") or []
-    total = sum(c["gmv_paid"] for c in rows) or 1
-    currency = snapshot.get("currency")
+    rows = snapshot.channels
+    total = sum(c.gmv_paid for c in rows) or 1
+    currency = snapshot.currency
     if not rows:
         return [html.Div(i18n.text("no_data", lang), className="empty")]
     return [
         html.Div(
             [
-                html.Div(i18n.channel(c["channel"], lang), className="channel-name"),
-                _bar(c["gmv_paid"] / total * 100),
-                html.Div(money(c["gmv_paid"], currency, lang), className="channel-gmv"),
-                html.Div(percent(c["gmv_paid"] / total, 0), className="channel-share"),
-                html.Div(percent(c.get("conversion_rate"), 2), className="channel-cr"),
+                html.Div(i18n.channel(c.channel, lang), className="channel-name"),
+                _bar(c.gmv_paid / total * 100),
+                html.Div(money(c.gmv_paid, currency, lang), className="channel-gmv"),
+                html.Div(percent(c.gmv_paid / total, 0), className="channel-share"),
+                html.Div(percent(c.conversion_rate, 2), className="channel-cr"),
             ],
             className="channel-row",
-            **{"data-channel": c["channel"]},
+            **_data(channel=c.channel),
         )
         for c in rows[:CHANNEL_ROWS]
     ]
@@ -252,7 +257,7 @@ def alert_feed(alerts: list[dict[str, Any]], now: float, lang: Language) -> list
                 html.Span(age(now - (a.get("fired_at") or now), lang), className="alert-age"),
             ],
             className=f"alert {a['severity']}",
-            **{"data-alert": a["id"]},
+            **_data(alert=a["id"]),
         )
         for a in ordered(alerts)[:ALERT_ROWS]
     ]
@@ -270,7 +275,7 @@ def banner(alerts: list[dict[str, Any]], lang: Language) -> tuple[list[html.Div]
                 html.Span(_summary(a, lang), className="banner-text"),
             ],
             className="banner-item",
-            **{"data-alert": a["id"]},
+            **_data(alert=a["id"]),
         )
         for a in urgent
     ]

@@ -22,6 +22,7 @@ from plotly.io.json import to_json_plotly
 from alerts.evaluation.live import AlertService
 from app.api.services import FullServices
 from app.metrics.live import LiveMetrics
+from app.metrics.snapshot import Snapshot
 from dashboard import curve as curve_math
 from dashboard import i18n, panels
 from dashboard.access import WALL_PATH
@@ -124,9 +125,9 @@ class WallPush:
         self.beats += 1
         set_props("wall-heartbeat", {"children": str(self.beats)})
 
-    def draw_curve(self, snapshot: dict[str, Any], now: float) -> None:
+    def draw_curve(self, snapshot: Snapshot, now: float) -> None:
         engine = self.metrics.engine
-        current = curve_math.gmv_curve(engine, self.page.campaign, now, float(snapshot["totals"]["gmv_paid"]))
+        current = curve_math.gmv_curve(engine, self.page.campaign, now, float(snapshot.totals.gmv_paid))
         patch = curve_math.update(self.curve, current) if time.monotonic() - self.redrawn_at < CURVE_REDRAW_S else None
         if patch is None:
             set_props("gmv-curve", {"figure": curve_math.figure(current, self.page.lang)})

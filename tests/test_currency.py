@@ -13,6 +13,7 @@ from app.campaigns import store
 from app.core.configfile import ConfigError
 from app.metrics.engine import Engine
 from app.metrics.measures import Event
+from app.metrics.snapshot import Unconverted
 from tests.conftest import create_key, scrape_metrics, start_server, wait_until
 from tests.test_undefined_campaigns import definition
 
@@ -59,12 +60,12 @@ def test_foreign_amounts_are_converted_with_the_campaigns_rate_or_reported_apart
         ]
     )
     snapshot = engine.snapshot("shop", NOW.timestamp())
-    totals = snapshot["totals"]
+    totals = snapshot.totals
     assert engine.states["shop"].dims[""].totals[8] == Decimal("100") + Decimal("71.00") + 1, "exact: 10 USD × 7.10"
-    assert totals["gmv_paid"] == 172 and totals["orders_paid"] == 4, "the EUR order counts, its amount does not"
-    assert totals["gmv_created"] == 0 and totals["refund_amount"] == 0
-    assert snapshot["unconverted"] == {"EUR": {"events": 3, "gmv_paid": 5.0, "gmv_created": 8.0, "refund_amount": 2.0}}
-    assert snapshot["currency"] == "CNY"
+    assert totals.gmv_paid == 172 and totals.orders_paid == 4, "the EUR order counts, its amount does not"
+    assert totals.gmv_created == 0 and totals.refund_amount == 0
+    assert snapshot.unconverted == {"EUR": Unconverted(events=3, gmv_created=8.0, gmv_paid=5.0, refund_amount=2.0)}
+    assert snapshot.currency == "CNY"
 
 
 def test_exchange_rates_are_validated_where_the_operator_wrote_them():

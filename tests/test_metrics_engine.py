@@ -71,13 +71,13 @@ def test_totals_are_exact_decimals_and_funnel_steps():
     ]
     engine.apply(events)
     snap = engine.snapshot("c", T0 + 200)
-    totals = snap["totals"]
+    totals = snap.totals
     assert engine.states["c"].dims[""].totals[8] == Decimal("0.30")
-    assert totals["uv"] == 68 + 6  # anonymous v0..v67 across visit/view/cart, plus six ordering users
-    assert totals["buyers"] == 3 and totals["new_customers"] == 3
-    steps = {s["stage"]: s["step_rate"] for s in snap["funnel"]}
+    assert totals.uv == 68 + 6  # anonymous v0..v67 across visit/view/cart, plus six ordering users
+    assert totals.buyers == 3 and totals.new_customers == 3
+    steps = {s.stage: s.step_rate for s in snap.funnel}
     assert steps["product_view"] == 0.68 and steps["add_to_cart"] == 24 / 68 and steps["paid"] == 0.5
-    assert snap["skus"][0]["units_sold"] == 3 and snap["skus"][0]["category"] == "phones"
+    assert snap.skus[0].units_sold == 3 and snap.skus[0].category == "phones"
 
 
 def test_snapshot_ratios_and_new_customers_against_an_earlier_baseline_buyer():
@@ -97,16 +97,16 @@ def test_snapshot_ratios_and_new_customers_against_an_earlier_baseline_buyer():
             ev("refund", T0 + 40, user_id="u2", order_id="o4", amount=Decimal(400)),
         ]
     )
-    totals = engine.snapshot("c", T0 + 60)["totals"]
-    assert totals["gmv_paid"] == 1000 and totals["orders_paid"] == 4
-    assert totals["aov"] == 250.0, "paid GMV ÷ paid orders"
-    assert totals["refund_rate"] == 0.25, "refunds ÷ paid orders"
-    assert totals["uv"] == 10 and totals["pv"] == 25
-    assert totals["uv_value"] == 100.0, "paid GMV ÷ UV"
-    assert totals["buyers"] == 3 and totals["conversion_rate"] == 0.3, "distinct buyers ÷ UV"
-    assert totals["new_customers"] == 2, "'loyal' paid in the baseline campaign, u1's second order is not new"
-    assert totals["repeat_rate"] == 1 / 3
-    assert engine.snapshot("ly", ly_t0 + 60)["totals"]["new_customers"] == 1
+    totals = engine.snapshot("c", T0 + 60).totals
+    assert totals.gmv_paid == 1000 and totals.orders_paid == 4
+    assert totals.aov == 250.0, "paid GMV ÷ paid orders"
+    assert totals.refund_rate == 0.25, "refunds ÷ paid orders"
+    assert totals.uv == 10 and totals.pv == 25
+    assert totals.uv_value == 100.0, "paid GMV ÷ UV"
+    assert totals.buyers == 3 and totals.conversion_rate == 0.3, "distinct buyers ÷ UV"
+    assert totals.new_customers == 2, "'loyal' paid in the baseline campaign, u1's second order is not new"
+    assert totals.repeat_rate == 1 / 3
+    assert engine.snapshot("ly", ly_t0 + 60).totals.new_customers == 1
 
 
 def test_uv_counts_visitors_of_paid_orders_too_so_conversion_never_passes_100_percent():
@@ -127,9 +127,9 @@ def test_uv_counts_visitors_of_paid_orders_too_so_conversion_never_passes_100_pe
             ev("order_paid", T0 + 4, order_id="p-nobody", amount=Decimal(5)),
         ]
     )
-    totals = engine.snapshot("c", T0 + 60)["totals"]
-    assert totals["uv"] == 4, "browser, orderer, payer and the guest; a payment naming nobody is no visitor"
-    assert totals["buyers"] == 3 and totals["conversion_rate"] == 3 / 4
+    totals = engine.snapshot("c", T0 + 60).totals
+    assert totals.uv == 4, "browser, orderer, payer and the guest; a payment naming nobody is no visitor"
+    assert totals.buyers == 3 and totals.conversion_rate == 3 / 4
 
 
 def test_replayed_or_older_seq_is_ignored():
@@ -137,7 +137,7 @@ def test_replayed_or_older_seq_is_ignored():
     event = ev("visit", T0, anonymous_id="a")
     engine.apply([event])
     engine.apply([event])
-    assert engine.snapshot("c", T0)["totals"]["visits"] == 1
+    assert engine.snapshot("c", T0).totals.visits == 1
 
 
 def test_late_event_counts_in_its_own_minute_bucket():
@@ -146,7 +146,7 @@ def test_late_event_counts_in_its_own_minute_bucket():
     engine.apply([ev("order_paid", T0 + 60, order_id="o2", amount=Decimal(7))])
     state = engine.states["c"]
     assert state.late_events == 1
-    points = engine.series("c", "gmv_paid", 60, T0, T0 + 7200)[0]["points"]
+    points = engine.series("c", "gmv_paid", 60, T0, T0 + 7200)[0].points
     assert [p[1] for p in points] == [7.0, 5.0]
     assert points[0][0] == datetime.fromtimestamp(T0 + 60, UTC).isoformat()
 
@@ -209,9 +209,9 @@ def test_second_buckets_past_the_kept_hour_are_dropped_while_minutes_and_totals_
     assert sorted(engine.states["c"].metrics[("page_load_ms", ())].seconds) == kept
     assert total.minutes[int(T0) // 60] == first_minute
     assert total.totals[INDEX["gmv_paid"]] == 55 + 45 and total.totals[INDEX["orders_paid"]] == 11
-    by_minute = engine.series("c", "gmv_paid", 60, T0, newest + 1)[0]["points"]
+    by_minute = engine.series("c", "gmv_paid", 60, T0, newest + 1)[0].points
     assert [p[1] for p in by_minute] == [55.0, 45.0], "the minute curve is intact"
-    by_second = engine.series("c", "gmv_paid", 1, T0, newest + 1)[0]["points"]
+    by_second = engine.series("c", "gmv_paid", 1, T0, newest + 1)[0].points
     assert [p[1] for p in by_second] == [6.0, 7.0, 8.0, 9.0, 10.0, 45.0]
 
 
@@ -232,11 +232,11 @@ def test_stock_levels_adjustments_sales_and_eta():
     )
     row = engine.skus("c", T0 + 120)[0]
     # the sales name no warehouse: they reduce the SKU (both counts were taken before them), no warehouse
-    assert row["warehouses"] == {"bj": 50, "sh": 120} and row["unplaced_sold"] == 60
-    assert row["on_hand"] == 170 - 60
-    assert row["sell_rate_per_min"] == 60 / 5
-    assert row["sell_out_eta_min"] == 110 / 12
-    assert row["sell_through"] == 60 / 170 and not row["sold_out"]
+    assert row.warehouses == {"bj": 50, "sh": 120} and row.unplaced_sold == 60
+    assert row.on_hand == 170 - 60
+    assert row.sell_rate_per_min == 60 / 5
+    assert row.sell_out_eta_min == 110 / 12
+    assert row.sell_through == 60 / 170 and not row.sold_out
 
     engine.apply(
         [
@@ -246,7 +246,7 @@ def test_stock_levels_adjustments_sales_and_eta():
     )
     engine.apply([ev("order_paid", T0 + 210, order_id="x", amount=Decimal(1), sku="A", quantity=7)])
     row = engine.skus("c", T0 + 220)[0]
-    assert row["on_hand"] == -2 and row["oversold"] and row["sold_out"] and row["below_safety"]
+    assert row.on_hand == -2 and row.oversold and row.sold_out and row.below_safety
 
 
 def sale(at: float, quantity: int, warehouse: str | None = None, type_: str = "order_paid") -> Event:
@@ -261,31 +261,31 @@ def test_a_sale_naming_a_warehouse_counts_only_after_that_warehouses_own_snapsho
     engine = Engine([campaign()])
     engine.apply([level(T0, 100, "A"), sale(T0 + 5, 10, "A"), level(T0 + 10, 50, "B")])
     row = engine.skus("c", T0 + 11)[0]
-    assert row["warehouses"] == {"A": 90, "B": 50} and row["on_hand"] == 140  # not 150: A's sale is after A's count
+    assert row.warehouses == {"A": 90, "B": 50} and row.on_hand == 140  # not 150: A's sale is after A's count
 
     engine.apply([sale(T0 + 7, 4, "B"), sale(T0 + 10, 1, "B"), sale(T0 + 12, 3, "B")])
     row = engine.skus("c", T0 + 13)[0]
-    assert row["warehouses"] == {"A": 90, "B": 46}  # B's count at T0+10 includes the sale at T0+7, not its own second's
+    assert row.warehouses == {"A": 90, "B": 46}  # B's count at T0+10 includes the sale at T0+7, not its own second's
 
     engine.apply([sale(T0 + 25, 6, "A"), level(T0 + 20, 70, "A"), sale(T0 + 15, 9, "A")])
     row = engine.skus("c", T0 + 26)[0]
-    assert row["warehouses"] == {"A": 64, "B": 46}, "a count arriving late keeps the sales after it, drops those before"
-    assert row["on_hand"] == 110 and row["unplaced_sold"] == 0
+    assert row.warehouses == {"A": 64, "B": 46}, "a count arriving late keeps the sales after it, drops those before"
+    assert row.on_hand == 110 and row.unplaced_sold == 0
 
 
 def test_a_sale_naming_no_warehouse_counts_after_the_oldest_snapshot_so_stock_errs_low():
     engine = Engine([campaign()])
     engine.apply([level(T0, 100, "A"), sale(T0 + 5, 10), level(T0 + 10, 50, "B")])
     row = engine.skus("c", T0 + 11)[0]
-    assert row["warehouses"] == {"A": 100, "B": 50} and row["unplaced_sold"] == 10
-    assert row["on_hand"] == 140, "the sale may be missing from A's count"
+    assert row.warehouses == {"A": 100, "B": 50} and row.unplaced_sold == 10
+    assert row.on_hand == 140, "the sale may be missing from A's count"
 
     engine.apply([level(T0 + 20, 95, "A"), sale(T0 + 15, 2)])
     row = engine.skus("c", T0 + 21)[0]
-    assert row["unplaced_sold"] == 2 and row["on_hand"] == 95 + 50 - 2, "before every count now: only the T0+15 sale"
+    assert row.unplaced_sold == 2 and row.on_hand == 95 + 50 - 2, "before every count now: only the T0+15 sale"
 
     engine.apply([level(T0 + 30, 48, "B")])
-    assert engine.skus("c", T0 + 31)[0]["on_hand"] == 95 + 48, "both counts are newer than every unplaced sale"
+    assert engine.skus("c", T0 + 31)[0].on_hand == 95 + 48, "both counts are newer than every unplaced sale"
 
 
 def test_sales_naming_a_warehouse_no_count_covers_are_unplaced_and_reset_by_the_next_count():
@@ -293,9 +293,9 @@ def test_sales_naming_a_warehouse_no_count_covers_are_unplaced_and_reset_by_the_
     engine.apply([sale(T0 + i, 1, "wh-sh") for i in range(10)] + [level(T0 + 20, 90, "default")])
     engine.apply([sale(T0 + 30 + i, 1, "wh-sh") for i in range(5)])
     row = engine.skus("c", T0 + 40)[0]
-    assert row["on_hand"] == 85 and row["warehouses"] == {"default": 90} and row["unplaced_sold"] == 5
+    assert row.on_hand == 85 and row.warehouses == {"default": 90} and row.unplaced_sold == 5
     engine.apply([level(T0 + 50, 85, "default")])
-    assert engine.skus("c", T0 + 51)[0]["on_hand"] == 85, "the recount includes them"
+    assert engine.skus("c", T0 + 51)[0].on_hand == 85, "the recount includes them"
 
 
 def test_stock_follows_the_campaigns_deduction_event_type():
@@ -310,10 +310,8 @@ def test_stock_follows_the_campaigns_deduction_event_type():
     by_order.apply(events)
     by_payment = Engine([campaign()])
     by_payment.apply(events)
-    assert by_order.skus("c", T0 + 4)[0]["warehouses"] == {"A": 95} and by_order.skus("c", T0 + 4)[0]["on_hand"] == 93
-    assert (
-        by_payment.skus("c", T0 + 4)[0]["warehouses"] == {"A": 97} and by_payment.skus("c", T0 + 4)[0]["on_hand"] == 97
-    )
+    assert by_order.skus("c", T0 + 4)[0].warehouses == {"A": 95} and by_order.skus("c", T0 + 4)[0].on_hand == 93
+    assert by_payment.skus("c", T0 + 4)[0].warehouses == {"A": 97} and by_payment.skus("c", T0 + 4)[0].on_hand == 97
 
 
 def test_warehouse_sales_an_hour_old_stay_counted_by_minute():
@@ -322,13 +320,13 @@ def test_warehouse_sales_an_hour_old_stay_counted_by_minute():
     engine.apply([ev("visit", T0 + SECONDS_KEPT + 600, anonymous_id="v")])
     stock = engine.states["c"].stock["A"]
     assert not stock.warehouses["A"].sales.seconds and not stock.unplaced.seconds
-    assert engine.skus("c", T0 + SECONDS_KEPT + 600)[0]["on_hand"] == 92
+    assert engine.skus("c", T0 + SECONDS_KEPT + 600)[0].on_hand == 92
     engine.apply([level(T0 + 90, 100, "A")])
-    assert engine.skus("c", T0 + SECONDS_KEPT + 600)[0]["on_hand"] == 92, (
+    assert engine.skus("c", T0 + SECONDS_KEPT + 600)[0].on_hand == 92, (
         "to the minute: a count in the sales' minute keeps them"
     )
     engine.apply([level(T0 + 120, 100, "A")])
-    assert engine.skus("c", T0 + SECONDS_KEPT + 600)[0]["on_hand"] == 100
+    assert engine.skus("c", T0 + SECONDS_KEPT + 600)[0].on_hand == 100
 
 
 def test_pacing_follows_the_baseline_curve():
@@ -343,19 +341,19 @@ def test_pacing_follows_the_baseline_curve():
         [ev("order_paid", T0 + 60 * i, campaign="ty", order_id=f"t{i}", amount=Decimal(15)) for i in range(25)]
     )
     snap = engine.snapshot("ty", T0 + 25 * 60)
-    assert snap["baseline"]["gmv_paid"] == 250
-    assert snap["pacing"]["method"] == "baseline"
-    assert snap["pacing"]["projected_final"] == 375 / 0.25
-    assert snap["pacing"]["pct_complete"] == 0.375
-    assert snap["phase"] == "burst" and snap["next_phase"]["phase"] == "wrapup"
+    assert snap.baseline.gmv_paid == 250
+    assert snap.pacing.method == "baseline"
+    assert snap.pacing.projected_final == 375 / 0.25
+    assert snap.pacing.pct_complete == 0.375
+    assert snap.phase == "burst" and snap.next_phase.phase == "wrapup"
 
 
 def test_pacing_without_baseline_uses_the_phase_plan():
     engine = Engine([campaign(gmv_target=1000)])
     engine.apply([ev("order_paid", T0, order_id="o", amount=Decimal(300))])
     snap = engine.snapshot("c", T0)
-    assert snap["pacing"]["method"] == "plan" and snap["pacing"]["expected_share_now"] == 0.3
-    assert snap["pacing"]["projected_final"] == 1000
+    assert snap.pacing.method == "plan" and snap.pacing.expected_share_now == 0.3
+    assert snap.pacing.projected_final == 1000
 
 
 def test_spend_roi_and_named_metric_series():
@@ -369,11 +367,11 @@ def test_spend_roi_and_named_metric_series():
         ]
     )
     snap = engine.snapshot("c", T0 + 70)
-    assert snap["totals"]["spend"] == 100.0 and snap["totals"]["roi"] == 5.0
-    rate = next(m for m in snap["metrics"] if m["metric"] == "payment_success_rate")
-    assert rate["last"] == 0.91
+    assert snap.totals.spend == 100.0 and snap.totals.roi == 5.0
+    rate = next(m for m in snap.metrics if m.metric == "payment_success_rate")
+    assert rate.last == 0.91
     series = engine.series("c", "metric:payment_success_rate", 60, T0 - 60, T0 + 120)
-    assert [p[1] for p in series[0]["points"]] == [0.99, 0.91]
+    assert [p[1] for p in series[0].points] == [0.99, 0.91]
 
 
 def test_state_size_is_bounded_by_keys_not_events():
@@ -425,8 +423,8 @@ def test_distinct_counters_follow_the_channel_series_into_other():
     engine = Engine([campaign()])
     engine.apply([ev("order_cancelled", T0, channel=f"c{i}", order_id=f"o{i}") for i in range(MAX_CHANNELS)])
     engine.apply([ev("visit", T0 + 1, channel=f"v{i}", user_id=f"u{i}") for i in range(50)])
-    other = next(c for c in engine.snapshot("c", T0 + 2)["channels"] if c["channel"] == OTHER)
-    assert other["visits"] == 50 and other["uv"] == 50
+    other = next(c for c in engine.snapshot("c", T0 + 2).channels if c.channel == OTHER)
+    assert other.visits == 50 and other.uv == 50
     assert set(engine.states["c"].visitors) == {TOTAL, OTHER}
 
 

@@ -20,6 +20,7 @@ from app.campaigns.model import Campaign, Phase, Phases
 from app.metrics.engine import Engine
 from app.metrics.live import PUBLISH_INTERVAL_S, CheckpointError, LiveMetrics, read_tail, snapshot_state
 from app.metrics.measures import INDEX, Event
+from app.metrics.snapshot import Snapshot
 from tests.conftest import create_key, start_server, wait_until
 
 CAMPAIGN_FILE = Path(__file__).resolve().parent.parent / "campaigns" / "double11-demo.yaml"
@@ -522,14 +523,14 @@ async def test_subscribers_get_a_few_snapshots_a_second_during_a_stream_of_commi
     metrics = LiveMetrics(pool, dsn)
     await metrics.start()
     loop = asyncio.get_running_loop()
-    received: list[tuple[float, dict]] = []
+    received: list[tuple[float, Snapshot]] = []
 
     async def listen(subscription) -> None:
         async for snapshot in subscription:
             received.append((loop.time(), snapshot))
 
     subscription = metrics.subscribe("push")
-    assert (await subscription.queue.get())["totals"]["orders_paid"] == 0, "the current snapshot comes first"
+    assert (await subscription.queue.get()).totals.orders_paid == 0, "the current snapshot comes first"
     listener = asyncio.create_task(listen(subscription))
     try:
         commits, started = 0, loop.time()
@@ -545,10 +546,10 @@ async def test_subscribers_get_a_few_snapshots_a_second_during_a_stream_of_commi
         streamed = loop.time() - started
 
         async def final_numbers() -> bool:
-            return bool(received) and received[-1][1]["totals"]["orders_paid"] == commits
+            return bool(received) and received[-1][1].totals.orders_paid == commits
 
         await wait_until(final_numbers, timeout=5)
-        assert received[-1][1]["totals"]["gmv_paid"] == commits
+        assert received[-1][1].totals.gmv_paid == commits
         during = sum(1 for t, _ in received if t < started + streamed)
         per_second = max(sum(1 for t, _ in received if start <= t < start + 1) for start, _ in received)
         assert commits > 3 * len(received), (commits, len(received))

@@ -37,7 +37,7 @@ async def assert_late_matches_sql(engine: Engine, db: asyncpg.Connection) -> Non
     for row in rows:
         assert_totals(engine.states[LATE].dims[""].totals, row, (LATE, row["type"]))
     noise = await db.fetchval(f"SELECT count(*) FROM events WHERE campaign <> '{LATE}'")
-    assert engine.undefined.report()["events"] == noise, "the other campaigns' events counted once, as undefined"
+    assert engine.undefined.report().events == noise, "the other campaigns' events counted once, as undefined"
 
 
 async def test_a_replay_over_many_chunks_reports_progress_per_chunk_reads_new_events_and_counts_exactly(dsn, db):

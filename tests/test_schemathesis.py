@@ -1,4 +1,5 @@
-"""Property-based fuzzing of the published OpenAPI document: no input may produce a 5xx.
+"""Property-based fuzzing of the published OpenAPI document: no input may produce a 5xx, and every answer
+matches the schema the document declares for its status.
 
 Two passes, each with the key its endpoints need: ingest endpoints with an ingest key, everything
 else (campaigns, alerts, silences, rules) with an operator key.
@@ -7,16 +8,22 @@ else (campaigns, alerts, silences, rules) with an operator key.
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 
+from app.core.settings import Settings
+from app.server import create_app, create_ingest_app
 from tests.conftest import create_key, start_server
 
 FUZZ_SECONDS = 25
 MIN_CASES = 300
 EXAMPLES_PER_OPERATION = 100
 INGEST_TAGS = ("ingest", "segment")
+CHECKS = "not_a_server_error,response_schema_conformance"
+NO_BODY = "204"
 
 
 def fuzz(url: str, key: str, tags: tuple[str, ...], include: bool, cwd: Path) -> str:
@@ -27,7 +34,7 @@ def fuzz(url: str, key: str, tags: tuple[str, ...], include: bool, cwd: Path) ->
             "run",
             f"{url}/openapi.json",
             "--checks",
-            "not_a_server_error",
+            CHECKS,
             "--header",
             f"Authorization: Bearer {key}",
             *selection,
@@ -66,3 +73,23 @@ async def test_no_input_produces_a_server_error(dsn, tmp_path: Path, scope: str,
         fuzz(server.url, key, INGEST_TAGS, include, tmp_path)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("build", [create_app, create_ingest_app], ids=["server", "ingest"])
+def test_every_operation_documents_its_success_body_and_the_error_body(build: Callable[[Settings], FastAPI]):
+    """What schemathesis checks answers against: a JSON schema for each operation's success status (none for
+    204, which has no body), and the one error body for every other status."""
+    spec = build(Settings.from_env({})).openapi()
+    operations = [(method, path, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
+    assert len(operations) >= (20 if build is create_app else 6)
+    for method, path, op in operations:
+        answers = op["responses"]
+        success = min(status for status in answers if status.startswith("2"))
+        if success == NO_BODY:
+            assert "content" not in answers[success], (method, path)
+        else:
+            assert answers[success]["content"]["application/json"]["schema"], (method, path, success)
+        assert answers["default"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"
+        }, (method, path)
+    assert "HTTPValidationError" not in spec["components"]["schemas"], "FastAPI's 422 shape is never sent"

@@ -11,6 +11,7 @@ from app.campaigns import store
 from app.campaigns.model import Campaign, Phase, Phases
 from app.metrics.engine import KEY_LIMITS, Engine
 from app.metrics.measures import Event
+from app.metrics.snapshot import KeyLimit, UndefinedCampaign
 from app.metrics.undefined import MAX_NAMES, OTHER
 from tests.conftest import create_key, scrape_metrics, start_server, wait_until
 
@@ -56,23 +57,21 @@ def test_undefined_campaigns_take_no_state_and_are_counted_in_a_bounded_table():
     engine.apply([paid(seq, "junk-1") for seq in range(211, 221)])
     engine.apply([paid(seq, "real") for seq in range(221, 231)])
     assert set(engine.states) == {"real"}
-    assert engine.snapshot("real", NOW.timestamp())["totals"]["orders_paid"] == 10
+    assert engine.snapshot("real", NOW.timestamp()).totals.orders_paid == 10
     report = engine.undefined.report()
-    assert report["events"] == 220 and len(report["campaigns"]) == MAX_NAMES
-    assert report["campaigns"][0] == {"campaign": "junk-1", "events": 10}, "a name that keeps sending keeps its slot"
-    assert report["other_events"] == 220 - 10 - (MAX_NAMES - 1), "junk-1's first event went out with it to (other)"
+    assert report.events == 220 and len(report.campaigns) == MAX_NAMES
+    assert report.campaigns[0] == UndefinedCampaign("junk-1", 10), "a name that keeps sending keeps its slot"
+    assert report.other_events == 220 - 10 - (MAX_NAMES - 1), "junk-1's first event went out with it to (other)"
 
 
 def test_a_campaign_defined_after_its_events_is_replayed_before_counting_new_ones():
     engine = Engine()
     stored = [paid(seq, "late", amount=Decimal(seq)) for seq in range(1, 6)] + [paid(6, "other")]
     engine.apply(stored)
-    assert engine.states == {} and engine.undefined.report()["campaigns"][0] == {"campaign": "late", "events": 5}
+    assert engine.states == {} and engine.undefined.report().campaigns[0] == UndefinedCampaign("late", 5)
 
     engine.configure([definition("late")])
-    assert engine.pending == {"late": 0} and engine.undefined.report()["campaigns"] == [
-        {"campaign": "other", "events": 1}
-    ]
+    assert engine.pending == {"late": 0} and engine.undefined.report().campaigns == [UndefinedCampaign("other", 1)]
     engine.apply([paid(7, "late", amount=Decimal(7))])
     assert "late" not in engine.states, "held back until its older events are replayed"
     assert engine.replay(["late"], [e for e in stored if e.campaign == "late"][:3], through=3) == {"late"}
@@ -84,8 +83,8 @@ def test_a_campaign_defined_after_its_events_is_replayed_before_counting_new_one
     ) == {"late"}
     assert engine.pending == {} and "late" in engine.counted
     engine.apply([paid(8, "late", amount=Decimal(8))])
-    totals = engine.snapshot("late", NOW.timestamp())["totals"]
-    assert totals["orders_paid"] == 7 and totals["gmv_paid"] == 1 + 2 + 3 + 4 + 5 + 7 + 8
+    totals = engine.snapshot("late", NOW.timestamp()).totals
+    assert totals.orders_paid == 7 and totals.gmv_paid == 1 + 2 + 3 + 4 + 5 + 7 + 8
 
     engine.configure([])
     assert engine.states == {} and engine.counted == set(), "no longer defined: its state goes, its events stay stored"
@@ -101,12 +100,9 @@ def test_every_key_limit_that_drops_data_is_counted_per_kind_and_logged_sparingl
     with caplog.at_level(logging.WARNING, logger="app.metrics.engine"):
         engine.apply([paid(seq, "c", sku=f"S{seq}") for seq in range(1, 15)])
     snapshot = engine.snapshot("c", NOW.timestamp())
-    assert snapshot["key_limits"] == [
-        {"key": "sku", "limit": 2, "events": 12},
-        {"key": "stock_sku", "limit": 2, "events": 12},
-    ]
-    assert snapshot["dropped_keys"] == 24
-    assert snapshot["totals"]["orders_paid"] == 14, "counted under (other): totals stay right"
+    assert snapshot.key_limits == [KeyLimit("sku", 2, 12), KeyLimit("stock_sku", 2, 12)]
+    assert snapshot.dropped_keys == 24
+    assert snapshot.totals.orders_paid == 14, "counted under (other): totals stay right"
     assert len([r for r in caplog.records if " sku keys" in r.getMessage()]) == 2, "the 1st and the 10th, not each"
 
 

@@ -2,9 +2,13 @@
 
 import ipaddress
 
+import msgspec
 import pytest
 
 from app.core.settings import Settings, SettingsError
+from app.metrics.engine import Engine
+from app.metrics.measures import MEASURES
+from app.metrics.snapshot import FunnelStage, Measures, Snapshot
 from dashboard import curve, panels
 from dashboard.access import allowed_address, is_wall_path
 from dashboard.kpis import baseline_values, tiles
@@ -40,24 +44,33 @@ def test_percentages_changes_and_durations():
     assert age(35, "en") == "35s" and age(4 * 60, "zh") == "4分钟"
 
 
+def _snapshot(**parts: object) -> Snapshot:
+    """An empty campaign's snapshot with the given parts replaced."""
+    return msgspec.structs.replace(Engine().snapshot("c", 0), **parts)
+
+
 def test_kpi_tiles_compare_like_with_like_against_the_baseline():
-    snapshot = {
-        "currency": "CNY",
-        "totals": {
-            "gmv_paid": 300.0,
-            "orders_paid": 3,
-            "orders_created": 4,
-            "visits": 100,
-            "uv": 80,
-            "payment_rate": 0.75,
-            "aov": 100.0,
-            "conversion_rate": 0.0375,
-            "uv_value": 3.75,
-            "new_customers": 2,
-        },
-        "pacing": {"target": 1000.0, "pct_complete": 0.3, "projected_final": 900.0},
-        "baseline": {"gmv_paid": 200.0, "orders_paid": 2, "orders_created": 2, "visits": 50},
-    }
+    empty = Engine().snapshot("c", 0)
+    snapshot = _snapshot(
+        currency="CNY",
+        totals=msgspec.structs.replace(
+            empty.totals,
+            gmv_paid=300.0,
+            orders_paid=3,
+            orders_created=4,
+            visits=100,
+            uv=80,
+            payment_rate=0.75,
+            aov=100.0,
+            conversion_rate=0.0375,
+            uv_value=3.75,
+            new_customers=2,
+        ),
+        pacing=msgspec.structs.replace(empty.pacing, target=1000.0, pct_complete=0.3, projected_final=900.0),
+        baseline=Measures(
+            **{**dict.fromkeys(MEASURES, 0), "gmv_paid": 200.0, "orders_paid": 2, "orders_created": 2, "visits": 50}
+        ),
+    )
     by_key = {t.key: t for t in tiles(snapshot, "en")}
     assert (
         by_key["gmv_paid"].value == "¥300"
@@ -123,26 +136,28 @@ def test_the_banner_shows_unacknowledged_emergencies_only():
 
 
 def test_a_funnel_step_below_last_year_is_highlighted():
-    snapshot = {
-        "funnel": [
-            {
-                "stage": "visit",
-                "count": 100,
-                "step_rate": None,
-                "benchmark": None,
-                "baseline_step_rate": None,
-                "below_baseline": False,
-            },
-            {
-                "stage": "product_view",
-                "count": 40,
-                "step_rate": 0.4,
-                "benchmark": 0.68,
-                "baseline_step_rate": 0.6,
-                "below_baseline": True,
-            },
+    snapshot = _snapshot(
+        funnel=[
+            FunnelStage(
+                stage="visit",
+                name_zh="访问",
+                count=100,
+                step_rate=None,
+                benchmark=None,
+                baseline_step_rate=None,
+                below_baseline=False,
+            ),
+            FunnelStage(
+                stage="product_view",
+                name_zh="浏览商品详情",
+                count=40,
+                step_rate=0.4,
+                benchmark=0.68,
+                baseline_step_rate=0.6,
+                below_baseline=True,
+            ),
         ]
-    }
+    )
     rows = panels.funnel(snapshot, "en")
     assert [r.className for r in rows] == ["funnel-row", "funnel-row below"]
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.metrics.engine import WINDOW_METRICS, Engine
+from app.metrics.snapshot import Pacing, SkuRow
 
 STOCK_FIELDS = {
     "stock_on_hand": "on_hand",
@@ -29,8 +28,8 @@ class EngineView:
     def __init__(self, engine: Engine, now: float) -> None:
         self.engine = engine
         self.now = now
-        self._skus: dict[str, dict[str, dict[str, Any]]] = {}
-        self._pacing: dict[str, dict[str, Any]] = {}
+        self._skus: dict[str, dict[str, SkuRow]] = {}
+        self._pacing: dict[str, Pacing] = {}
 
     def campaigns(self) -> list[str]:
         """Campaigns with a definition whose stored events are all counted.
@@ -55,12 +54,12 @@ class EngineView:
             if by != "sku" or label is None:
                 return None
             row = self._sku_rows(campaign).get(label)
-            value = row[STOCK_FIELDS[metric]] if row else None
+            value = getattr(row, STOCK_FIELDS[metric]) if row else None
             return float(value) if value is not None else None
         if metric in PACING_FIELDS:
             if campaign not in self._pacing:
-                self._pacing[campaign] = self.engine.snapshot(campaign, self.now)["pacing"]
-            return self._pacing[campaign][PACING_FIELDS[metric]]
+                self._pacing[campaign] = self.engine.snapshot(campaign, self.now).pacing
+            return getattr(self._pacing[campaign], PACING_FIELDS[metric])
         return self.engine.window(campaign, metric, start, end, by, label)
 
     def baseline(
@@ -112,7 +111,7 @@ class EngineView:
         """A baseline campaign with counted events, none still replaying (a partial last year is no reference)."""
         return baseline in self.engine.states and baseline not in self.engine.pending
 
-    def _sku_rows(self, campaign: str) -> dict[str, dict[str, Any]]:
+    def _sku_rows(self, campaign: str) -> dict[str, SkuRow]:
         if campaign not in self._skus:
-            self._skus[campaign] = {row["sku"]: row for row in self.engine.skus(campaign, self.now, sort="sku")}
+            self._skus[campaign] = {row.sku: row for row in self.engine.skus(campaign, self.now, sort="sku")}
         return self._skus[campaign]

@@ -11,11 +11,13 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from alerts.evaluation import store
+from alerts.evaluation.inhibit import InhibitRule
 from alerts.evaluation.rules import CorrelationRule, DynamicRule, StaticRule
 from alerts.evaluation.severity import Severity, rank
-from alerts.evaluation.silences import MAX_VALUE_LENGTH, NAME_PATTERN, Matcher, MatchOp
+from alerts.evaluation.silences import MAX_VALUE_LENGTH, NAME_PATTERN, Matcher, MatchOp, Silence
 from app.access.auth import operator, reader
 from app.access.keys import ApiKey
+from app.api import schemas
 from app.api.responses import json_response
 from app.api.services import Alerts, Pool
 from app.core.configfile import ConfigError
@@ -27,6 +29,133 @@ MAX_SILENCE = timedelta(days=30)
 router = APIRouter(tags=["alerts"])
 
 
+class AckRecord(msgspec.Struct):
+    by: str
+    at: float | None
+    comment: str | None
+
+
+class LiveAlert(msgspec.Struct):
+    """A firing alert as the engine holds it (times in epoch seconds), with who silences or inhibits it."""
+
+    seq: int | None
+    id: str
+    transition: str | None
+    rule: str
+    labels: dict[str, str]
+    status: str
+    severity: Severity
+    previous_severity: Severity | None
+    fired_at: float | None
+    resolved_at: float | None
+    flapping: bool
+    values: dict[str, Any]
+    acknowledged: AckRecord | None
+    summary_en: str
+    summary_zh: str
+    runbook_en: str
+    runbook_zh: str
+    link: str
+    silenced_by: list[str]
+    inhibited_by: list[str]
+
+
+class StoredAlert(msgspec.Struct):
+    """An alert as stored (firing or resolved), as ``status=resolved`` and ``status=all`` list them."""
+
+    id: str
+    fingerprint: str
+    rule: str
+    campaign: str | None
+    labels: dict[str, str]
+    status: str
+    severity: Severity
+    active_tiers: list[Severity]
+    pending_since: datetime
+    fired_at: datetime
+    resolved_at: datetime | None
+    flapping: bool
+    values: dict[str, Any]
+    summary_en: str
+    summary_zh: str
+    runbook_en: str
+    runbook_zh: str
+    link: str
+    ack_by: str | None
+    ack_at: datetime | None
+    ack_comment: str | None
+    updated_at: datetime
+
+
+class AlertTransition(msgspec.Struct):
+    """One change of an alert (fired, escalated, de-escalated, resolved, acknowledged) with the values then."""
+
+    seq: int
+    alert_id: str
+    at: datetime
+    kind: str
+    severity: Severity
+    previous_severity: Severity | None
+    flapping: bool
+    values: dict[str, Any]
+    rule: str
+    campaign: str | None
+    labels: dict[str, str]
+    fired_at: datetime
+    summary_en: str
+    summary_zh: str
+    runbook_en: str
+    runbook_zh: str
+    link: str
+
+
+class AckGiven(msgspec.Struct):
+    by: str
+    comment: str | None
+
+
+class AckedAlert(msgspec.Struct):
+    """An acknowledged alert the engine no longer holds (resolved since)."""
+
+    id: str
+    status: str
+    acknowledged: AckGiven
+
+
+class ActiveSilence(msgspec.Struct):
+    id: str
+    matchers: list[Matcher]
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    created_by: str
+
+
+class RuleState(msgspec.Struct):
+    """A loaded rule (``definition`` as written, of its ``kind``) and what its last evaluation found."""
+
+    name: str
+    kind: str
+    campaign: str | None
+    by: str | None
+    definition: dict[str, Any]
+    series_evaluated: int
+    series_triggered: int
+    firing: int
+    last_evaluated_at: float | None
+
+
+class RuleList(msgspec.Struct):
+    rules: list[RuleState]
+    eval_ms: float
+    inhibit: list[InhibitRule]
+
+
+class Reloaded(msgspec.Struct):
+    rules: int
+    """How many rules are loaded now."""
+
+
 def _row(row: Any) -> dict[str, Any]:
     out = dict(row)
     for key in ("labels", "values"):
@@ -35,7 +164,13 @@ def _row(row: Any) -> dict[str, Any]:
     return out
 
 
-@router.get("/v1/alerts", summary="Alerts, most severe first (default: firing), with who silences or inhibits them")
+@router.get(
+    "/v1/alerts",
+    summary="Alerts, most severe first (default: firing), with who silences or inhibits them",
+    responses=schemas.responses(
+        list[LiveAlert], list[StoredAlert], description="Firing alerts as the engine holds them; others as stored"
+    ),
+)
 async def list_alerts(
     service: Alerts,
     pool: Pool,
@@ -56,7 +191,7 @@ async def list_alerts(
             and (rule is None or a.rule == rule)
         ]
         alerts.sort(key=lambda a: (-rank(a["severity"]), -(a["fired_at"] or 0)))
-        return json_response(alerts[:limit])
+        return json_response([msgspec.convert(a, LiveAlert) for a in alerts[:limit]])
     async with pool.acquire() as conn:
         rows = await store.alerts(
             conn,
@@ -66,10 +201,14 @@ async def list_alerts(
             rule=rule,
             limit=limit,
         )
-    return json_response([_row(r) for r in rows])
+    return json_response([msgspec.convert(_row(r), StoredAlert) for r in rows])
 
 
-@router.get("/v1/alerts/history", summary="Every transition (fired, escalated, de-escalated, resolved) with its values")
+@router.get(
+    "/v1/alerts/history",
+    summary="Every transition (fired, escalated, de-escalated, resolved) with its values",
+    responses=schemas.responses(list[AlertTransition]),
+)
 async def history(
     pool: Pool,
     since: datetime | None = Query(None, description="RFC 3339"),
@@ -83,7 +222,7 @@ async def history(
             raise ApiError(422, f"{name} needs a UTC offset", field=name)
     async with pool.acquire() as conn:
         rows = await store.history(conn, since=since, until=until, after_seq=after, limit=limit)
-    return json_response([_row(r) for r in rows])
+    return json_response([msgspec.convert(_row(r), AlertTransition) for r in rows])
 
 
 class Acknowledgment(BaseModel):
@@ -91,14 +230,18 @@ class Acknowledgment(BaseModel):
     comment: str | None = Field(None, max_length=2000)
 
 
-@router.post("/v1/alerts/{alert_id}/ack", summary="Acknowledge an alert (stops repeats and escalation)")
+@router.post(
+    "/v1/alerts/{alert_id}/ack",
+    summary="Acknowledge an alert (stops repeats and escalation)",
+    responses=schemas.responses(LiveAlert, AckedAlert, description="The alert, acknowledged"),
+)
 async def acknowledge(
     alert_id: str, body: Acknowledgment, service: Alerts, key: ApiKey = Depends(operator)
 ) -> Response:
     result = await service.acknowledge(alert_id, body.by or key.name, body.comment)
     if result is None:
         raise ApiError(404, f"no alert {alert_id!r}", field="alert_id")
-    return json_response(result)
+    return json_response(msgspec.convert(result, LiveAlert if "rule" in result else AckedAlert))
 
 
 class MatcherIn(BaseModel):
@@ -123,15 +266,15 @@ class SilenceIn(BaseModel):
     created_by: str | None = Field(None, max_length=128)
 
 
-def _silence(silence: Any) -> dict[str, Any]:
-    return {
-        "id": silence.id,
-        "matchers": msgspec.to_builtins(silence.matchers),
-        "starts_at": datetime.fromtimestamp(silence.starts_at, UTC),
-        "ends_at": datetime.fromtimestamp(silence.ends_at, UTC),
-        "reason": silence.reason,
-        "created_by": silence.created_by,
-    }
+def _silence(silence: Silence) -> ActiveSilence:
+    return ActiveSilence(
+        id=silence.id,
+        matchers=list(silence.matchers),
+        starts_at=datetime.fromtimestamp(silence.starts_at, UTC),
+        ends_at=datetime.fromtimestamp(silence.ends_at, UTC),
+        reason=silence.reason,
+        created_by=silence.created_by,
+    )
 
 
 def _matchers(given: list[MatcherIn | str]) -> tuple[Matcher, ...]:
@@ -149,12 +292,17 @@ def _matchers(given: list[MatcherIn | str]) -> tuple[Matcher, ...]:
     return tuple(out)
 
 
-@router.get("/v1/silences", summary="Active and upcoming silences")
+@router.get("/v1/silences", summary="Active and upcoming silences", responses=schemas.responses(list[ActiveSilence]))
 async def list_silences(service: Alerts, key: ApiKey = Depends(reader)) -> Response:
     return json_response([_silence(s) for s in service.silences])
 
 
-@router.post("/v1/silences", status_code=201, summary="Silence matching alerts for a planned event")
+@router.post(
+    "/v1/silences",
+    status_code=201,
+    summary="Silence matching alerts for a planned event",
+    responses=schemas.responses(ActiveSilence, status=201, description="Created"),
+)
 async def add_silence(body: SilenceIn, service: Alerts, key: ApiKey = Depends(operator)) -> Response:
     now = datetime.now(UTC)
     starts = body.starts_at or now
@@ -174,14 +322,19 @@ async def add_silence(body: SilenceIn, service: Alerts, key: ApiKey = Depends(op
     return json_response(_silence(silence), 201)
 
 
-@router.delete("/v1/silences/{silence_id}", status_code=204, summary="Expire a silence now")
+@router.delete(
+    "/v1/silences/{silence_id}",
+    status_code=204,
+    summary="Expire a silence now",
+    responses=schemas.responses(status=204, description="Expired"),
+)
 async def expire_silence(silence_id: str, service: Alerts, key: ApiKey = Depends(operator)) -> Response:
     if not await service.expire_silence(silence_id):
         raise ApiError(404, f"no active silence {silence_id!r}", field="silence_id")
     return Response(status_code=204)
 
 
-@router.get("/v1/rules", summary="Loaded rules and their last evaluation")
+@router.get("/v1/rules", summary="Loaded rules and their last evaluation", responses=schemas.responses(RuleList))
 async def rules(service: Alerts, key: ApiKey = Depends(reader)) -> Response:
     firing: dict[str, int] = {}
     for alert in service.lifecycle.alerts.values():
@@ -195,27 +348,29 @@ async def rules(service: Alerts, key: ApiKey = Depends(reader)) -> Response:
         )
         assert isinstance(rule, (StaticRule, DynamicRule, CorrelationRule))
         out.append(
-            {
-                "name": rule.name,
-                "kind": kind,
-                "campaign": rule.campaign,
-                "by": rule.by,
-                "definition": msgspec.to_builtins(rule),
-                "series_evaluated": status.series if status else 0,
-                "series_triggered": status.triggered if status else 0,
-                "firing": firing.get(rule.name, 0),
-                "last_evaluated_at": status.last_evaluated_at if status else None,
-            }
+            RuleState(
+                name=rule.name,
+                kind=kind,
+                campaign=rule.campaign,
+                by=rule.by,
+                definition=msgspec.to_builtins(rule),
+                series_evaluated=status.series if status else 0,
+                series_triggered=status.triggered if status else 0,
+                firing=firing.get(rule.name, 0),
+                last_evaluated_at=status.last_evaluated_at if status else None,
+            )
         )
-    return json_response(
-        {"rules": out, "eval_ms": service.eval_ms, "inhibit": msgspec.to_builtins(service.rules.inhibit)}
-    )
+    return json_response(RuleList(rules=out, eval_ms=service.eval_ms, inhibit=list(service.rules.inhibit)))
 
 
-@router.post("/v1/rules/reload", summary="Reload rule files; alert state is kept; an invalid file changes nothing")
+@router.post(
+    "/v1/rules/reload",
+    summary="Reload rule files; alert state is kept; an invalid file changes nothing",
+    responses=schemas.responses(Reloaded),
+)
 async def reload_rules(service: Alerts, key: ApiKey = Depends(operator)) -> Response:
     try:
         count = service.reload()
     except ConfigError as exc:
         raise ApiError(422, str(exc), field=exc.field) from None
-    return json_response({"rules": count})
+    return json_response(Reloaded(rules=count))

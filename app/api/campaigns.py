@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 from fastapi import APIRouter, Depends, Query, WebSocket
@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from app.access.auth import READ_SCOPES, authenticate, operator, presented_key, reader, still_allowed
 from app.access.keys import ApiKey
+from app.api import schemas
 from app.api.payloads import read_body
 from app.api.responses import json_response
 from app.api.services import Metrics, Pool
@@ -22,6 +23,7 @@ from app.core.configfile import ConfigError
 from app.core.errors import ApiError
 from app.metrics.engine import SERIES_METRICS, Engine
 from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT
+from app.metrics.snapshot import SeriesLine, SkuRow, Snapshot, UndefinedReport
 
 MAX_CAMPAIGN_BYTES = 1024 * 1024
 STEPS = {"1s": 1, "1m": 60}
@@ -30,16 +32,40 @@ MAX_SERIES_POINTS = 100_000
 router = APIRouter(tags=["campaigns"])
 
 
-def _summary(campaign: model.Campaign, now: datetime) -> dict[str, Any]:
-    return {
-        "id": campaign.id,
-        "name": campaign.name,
-        "name_zh": campaign.name_zh,
-        "phase": campaign.phase_at(now),
-        "phases": {name: {"start": p.start, "end": p.end} for name, p in campaign.phases.items()},
-        "baseline": campaign.baseline,
-        "skus": len(campaign.skus),
-    }
+class PhaseSpan(msgspec.Struct):
+    start: datetime
+    end: datetime
+
+
+class CampaignSummary(msgspec.Struct):
+    """A campaign in the list: its phase now, its phases' spans and how many SKUs its catalog holds."""
+
+    id: str
+    name: str
+    name_zh: str | None
+    phase: str | None
+    phases: dict[str, PhaseSpan]
+    baseline: str | None
+    skus: int
+
+
+class SeriesAnswer(msgspec.Struct):
+    campaign: str
+    metric: str
+    step: str
+    series: list[SeriesLine]
+
+
+def _summary(campaign: model.Campaign, now: datetime) -> CampaignSummary:
+    return CampaignSummary(
+        id=campaign.id,
+        name=campaign.name,
+        name_zh=campaign.name_zh,
+        phase=campaign.phase_at(now),
+        phases={name: PhaseSpan(p.start, p.end) for name, p in campaign.phases.items()},
+        baseline=campaign.baseline,
+        skus=len(campaign.skus),
+    )
 
 
 def _known(engine: Engine, campaign_id: str) -> None:
@@ -49,19 +75,27 @@ def _known(engine: Engine, campaign_id: str) -> None:
         )
 
 
-@router.get("/v1/campaigns", summary="Campaigns and their current phase")
+@router.get(
+    "/v1/campaigns", summary="Campaigns and their current phase", responses=schemas.responses(list[CampaignSummary])
+)
 async def list_campaigns(metrics: Metrics, key: ApiKey = Depends(reader)) -> Response:
     now = datetime.now(UTC)
     return json_response([_summary(c, now) for c in metrics.engine.campaigns.values()])
 
 
-@router.get("/v1/undefined-campaigns", summary="Events naming campaigns that are not defined, per name")
+@router.get(
+    "/v1/undefined-campaigns",
+    summary="Events naming campaigns that are not defined, per name",
+    responses=schemas.responses(UndefinedReport),
+)
 async def undefined_campaigns(metrics: Metrics, key: ApiKey = Depends(reader)) -> Response:
     """Such events are stored but counted by no campaign until it is defined; a typo or a missing definition shows here."""
     return json_response(metrics.engine.undefined.report())
 
 
-@router.get("/v1/campaigns/{campaign_id}", summary="A campaign's definition")
+@router.get(
+    "/v1/campaigns/{campaign_id}", summary="A campaign's definition", responses=schemas.responses(model.Campaign)
+)
 async def get_campaign(campaign_id: str, metrics: Metrics, key: ApiKey = Depends(reader)) -> Response:
     campaign = metrics.engine.campaigns.get(campaign_id)
     if campaign is None:
@@ -72,6 +106,10 @@ async def get_campaign(campaign_id: str, metrics: Metrics, key: ApiKey = Depends
 @router.put(
     "/v1/campaigns/{campaign_id}",
     summary="Create or replace a campaign (YAML or JSON body)",
+    responses={
+        **schemas.responses(model.Campaign, description="Replaced"),
+        201: schemas.response(model.Campaign, description="Created"),
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -102,7 +140,12 @@ async def put_campaign(
     return json_response(campaign, 201 if created else 200)
 
 
-@router.delete("/v1/campaigns/{campaign_id}", summary="Delete a campaign definition (its events stay)")
+@router.delete(
+    "/v1/campaigns/{campaign_id}",
+    status_code=204,
+    summary="Delete a campaign definition (its events stay)",
+    responses=schemas.responses(status=204, description="Deleted"),
+)
 async def delete_campaign(campaign_id: str, pool: Pool, metrics: Metrics, key: ApiKey = Depends(operator)) -> Response:
     async with pool.acquire() as conn:
         if not await store.delete(conn, campaign_id):
@@ -111,7 +154,11 @@ async def delete_campaign(campaign_id: str, pool: Pool, metrics: Metrics, key: A
     return Response(status_code=204)
 
 
-@router.get("/v1/campaigns/{campaign_id}/snapshot", summary="Every current metric of a campaign, with as_of")
+@router.get(
+    "/v1/campaigns/{campaign_id}/snapshot",
+    summary="Every current metric of a campaign, with as_of",
+    responses=schemas.responses(Snapshot),
+)
 async def snapshot(campaign_id: str, metrics: Metrics, key: ApiKey = Depends(reader)) -> Response:
     _known(metrics.engine, campaign_id)
     return json_response(metrics.engine.snapshot(campaign_id, metrics.clock()))
@@ -129,7 +176,11 @@ def _instant(value: str | None, name: str, default: float) -> float:
     return moment.timestamp()
 
 
-@router.get("/v1/campaigns/{campaign_id}/series", summary="A metric over time, overall or by channel/SKU/category")
+@router.get(
+    "/v1/campaigns/{campaign_id}/series",
+    summary="A metric over time, overall or by channel/SKU/category",
+    responses=schemas.responses(SeriesAnswer),
+)
 async def series(
     campaign_id: str,
     metrics: Metrics,
@@ -163,10 +214,14 @@ async def series(
             field="from",
         )
     data = metrics.engine.series(campaign_id, metric, STEPS[step], since, to, by)
-    return json_response({"campaign": campaign_id, "metric": metric, "step": step, "series": data})
+    return json_response(SeriesAnswer(campaign=campaign_id, metric=metric, step=step, series=data))
 
 
-@router.get("/v1/campaigns/{campaign_id}/skus", summary="Stock per SKU: on hand, sell rate, sell-out ETA")
+@router.get(
+    "/v1/campaigns/{campaign_id}/skus",
+    summary="Stock per SKU: on hand, sell rate, sell-out ETA",
+    responses=schemas.responses(list[SkuRow]),
+)
 async def skus(
     campaign_id: str,
     metrics: Metrics,

@@ -8,11 +8,13 @@ and, per loop, its condition, restarts and last error.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
+import msgspec
 from fastapi import APIRouter
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 
+from app.api import schemas
+from app.api.responses import json_response
 from app.api.services import Pool, SchemaHead, Supervision
 from app.core import telemetry
 from app.core.database import current_revision
@@ -23,13 +25,38 @@ READY_TIMEOUT_S = 2.0
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="The process is alive")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+class Health(msgspec.Struct):
+    status: str
 
 
-@router.get("/readyz", summary="The database is reachable, its schema is current and no loop is dead or stalled")
-async def readyz(pool: Pool, schema_head: SchemaHead, supervisor: Supervision) -> JSONResponse:
+class LoopState(msgspec.Struct):
+    condition: str
+    restarts: int
+    last_error: str | None
+
+
+class Readiness(msgspec.Struct):
+    """``checks`` says ok or what is wrong with the database, the migrations and the supervised loops."""
+
+    status: str
+    checks: dict[str, str]
+    loops: dict[str, LoopState]
+
+
+@router.get("/healthz", summary="The process is alive", responses=schemas.responses(Health))
+async def healthz() -> Response:
+    return json_response(Health(status="ok"))
+
+
+@router.get(
+    "/readyz",
+    summary="The database is reachable, its schema is current and no loop is dead or stalled",
+    responses={
+        **schemas.responses(Readiness, description="Ready"),
+        503: schemas.response(Readiness, description="Not ready (Retry-After): the checks say why"),
+    },
+)
+async def readyz(pool: Pool, schema_head: SchemaHead, supervisor: Supervision) -> Response:
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(READY_TIMEOUT_S):
@@ -45,15 +72,17 @@ async def readyz(pool: Pool, schema_head: SchemaHead, supervisor: Supervision) -
     checks["loops"] = "ok" if not failing else ", ".join(failing)
     ready = all(v == "ok" for v in checks.values())
     telemetry.DATABASE_UP.set(1 if checks["database"] == "ok" else 0)
-    loops: dict[str, Any] = {
-        name: {
-            "condition": found,
-            "restarts": supervisor.loops[name].restarts,
-            "last_error": supervisor.loops[name].last_error,
-        }
+    loops = {
+        name: LoopState(
+            condition=found,
+            restarts=supervisor.loops[name].restarts,
+            last_error=supervisor.loops[name].last_error,
+        )
         for name, found in sorted(conditions.items())
     }
-    body = {"status": "ready" if ready else "not ready", "checks": checks, "loops": loops}
+    body = Readiness(status="ready" if ready else "not ready", checks=checks, loops=loops)
     if ready:
-        return JSONResponse(body, 200)
-    return JSONResponse(body, 503, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)})
+        return json_response(body, 200)
+    response = json_response(body, 503)
+    response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
+    return response

@@ -11,12 +11,12 @@ from typing import Any
 import asyncpg
 import msgspec
 from fastapi import APIRouter
-from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.access.auth import authenticate, presented_key
+from app.api import schemas
 from app.api.payloads import ANY_CONTENT_TYPE, read_body, too_deep_error
 from app.api.responses import json_response
 from app.api.services import AppSettings, Committer, ingest_services
@@ -47,17 +47,17 @@ _BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
 router = APIRouter(tags=["ingest"])
 
 
-class ItemError(BaseModel):
+class ItemError(msgspec.Struct):
     field: str | None
     message: str
 
 
-class Rejection(BaseModel):
+class Rejection(msgspec.Struct):
     index: int
     errors: list[ItemError]
 
 
-class IngestReport(BaseModel):
+class IngestReport(msgspec.Struct):
     """What happened to the posted events. Sent only after the accepted events are committed."""
 
     accepted: int
@@ -65,8 +65,13 @@ class IngestReport(BaseModel):
     rejected: list[Rejection]
 
 
-class SegmentReport(IngestReport):
+class SegmentReport(msgspec.Struct):
+    """An ``IngestReport`` with Segment's ``success`` flag first, as its clients expect."""
+
     success: bool
+    accepted: int
+    duplicates: int
+    rejected: list[Rejection]
 
 
 def _openapi_body() -> dict[str, Any]:
@@ -155,31 +160,29 @@ async def _ingest(
     committer: GroupCommitter,
     checked: Iterable[tuple[Row | None, list[FieldError]]],
     claimed: Callable[[int], str] = lambda index: "invalid",
-) -> dict[str, Any]:
+) -> IngestReport:
     """Store the valid rows of a request (``checked``: per posted item, its row or its errors) and report;
     ``claimed`` gives the type a rejected item claims (its ``events_total`` label). An event whose value
     PostgreSQL refuses is rejected like an invalid one, by its index; the others are stored."""
     rows: list[Row] = []
     positions: list[int] = []
     """The request index of each row."""
-    rejected: list[dict[str, Any]] = []
+    rejected: list[Rejection] = []
     index = -1
     for index, (row, errors) in enumerate(checked):
         if row is None:
-            rejected.append({"index": index, "errors": [{"field": e.field, "message": e.message} for e in errors]})
+            rejected.append(Rejection(index, [ItemError(e.field, e.message) for e in errors]))
         else:
             rows.append(row)
             positions.append(index)
     telemetry.REQUEST_EVENTS.observe(index + 1)
-    for label, count in Counter(claimed(item["index"]) for item in rejected).items():
+    for label, count in Counter(claimed(item.index) for item in rejected).items():
         telemetry.EVENTS.labels(type=label, outcome="rejected").inc(count)
     result = await _store(settings, committer, rows)
     if result.refused:
-        rejected += [
-            {"index": positions[i], "errors": [{"field": None, "message": reason}]} for i, reason in result.refused
-        ]
-        rejected.sort(key=lambda item: item["index"])
-    return {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": rejected}
+        rejected += [Rejection(positions[i], [ItemError(None, reason)]) for i, reason in result.refused]
+        rejected.sort(key=lambda item: item.index)
+    return IngestReport(result.accepted, result.duplicates, rejected)
 
 
 def _defaults(settings: Settings) -> Defaults:
@@ -190,18 +193,27 @@ def _defaults(settings: Settings) -> Defaults:
     EVENTS_PATH,
     status_code=202,
     summary="Post one event or a batch",
-    response_model=IngestReport,
     responses={
-        400: {"description": "Malformed JSON (with line and column)"},
-        401: {"description": "Missing, wrong or revoked key"},
-        403: {"description": "Key lacks the ingest scope"},
-        413: {"description": "Body over 5 MB or more than 10,000 events"},
-        415: {"description": "Content-Type is not application/json"},
-        422: {"description": "A single posted event was rejected (same body as 202)"},
-        429: {"description": "Rate limit exceeded (Retry-After)"},
-        503: {
-            "description": "Database unavailable, queue full or commit timed out: retry the same events (Retry-After); duplicates are reported as such"
-        },
+        **schemas.responses(
+            IngestReport,
+            status=202,
+            description="Stored (the accepted events are committed); rejected items are listed by index",
+            errors={
+                400: "Malformed JSON (with line and column)",
+                401: "Missing, wrong or revoked key",
+                403: "Key lacks the ingest scope",
+                413: "Body over 5 MB or more than 10,000 events",
+                415: "Content-Type is not application/json",
+                429: "Rate limit exceeded (Retry-After)",
+                503: "Database unavailable, queue full or commit timed out: retry the same events (Retry-After); "
+                "duplicates are reported as such",
+            },
+        ),
+        422: schemas.response(
+            IngestReport,
+            schemas.ErrorBody,
+            description="A single posted event was rejected (same body as 202), or the batch's shape is invalid",
+        ),
     },
     openapi_extra=_openapi_body(),
 )
@@ -236,7 +248,7 @@ async def post_events(request: Request) -> Response:
         (decode_event(raw, now, defaults) for raw in items),
         lambda index: claimed_type(items[index]),
     )
-    return json_response(report, 422 if single and report["rejected"] else 202)
+    return json_response(report, 422 if single and report.rejected else 202)
 
 
 async def serve_events(scope: Scope, receive: Receive, send: Send) -> None:
@@ -338,7 +350,7 @@ async def _segment(request: Request, call: str | None, settings: Settings, commi
     now, defaults = utcnow(), _defaults(settings)
     skew = _clock_skew(payload, now)
     report = await _ingest(settings, committer, (_segment_event(m, now, defaults, skew) for m in messages))
-    return json_response({"success": True, **report}, 200)
+    return json_response(SegmentReport(True, report.accepted, report.duplicates, report.rejected), 200)
 
 
 SEGMENT_MESSAGE = {
@@ -387,17 +399,20 @@ SEGMENT_BATCH_BODY = _segment_body(
 )
 SEGMENT_SINGLE_BODY = _segment_body(SEGMENT_MESSAGE, SEGMENT_EXAMPLE)
 
-SEGMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, wrong or revoked write key"},
-    413: {"description": "Body or batch too large"},
-    503: {"description": "Not stored; retry (Retry-After)"},
-}
+SEGMENT_RESPONSES = schemas.responses(
+    SegmentReport,
+    description="Stored; rejected messages are listed by index",
+    errors={
+        401: "Missing, wrong or revoked write key",
+        413: "Body or batch too large",
+        503: "Not stored; retry (Retry-After)",
+    },
+)
 
 
 @router.post(
     "/v1/batch",
     tags=["segment"],
-    response_model=SegmentReport,
     responses=SEGMENT_RESPONSES,
     openapi_extra=SEGMENT_BATCH_BODY,
 )
@@ -409,7 +424,6 @@ async def segment_batch(request: Request, settings: AppSettings, committer: Comm
 @router.post(
     "/v1/track",
     tags=["segment"],
-    response_model=SegmentReport,
     responses=SEGMENT_RESPONSES,
     openapi_extra=SEGMENT_SINGLE_BODY,
 )
@@ -421,7 +435,6 @@ async def segment_track(request: Request, settings: AppSettings, committer: Comm
 @router.post(
     "/v1/page",
     tags=["segment"],
-    response_model=SegmentReport,
     responses=SEGMENT_RESPONSES,
     openapi_extra=SEGMENT_SINGLE_BODY,
 )
@@ -433,7 +446,6 @@ async def segment_page(request: Request, settings: AppSettings, committer: Commi
 @router.post(
     "/v1/screen",
     tags=["segment"],
-    response_model=SegmentReport,
     responses=SEGMENT_RESPONSES,
     openapi_extra=SEGMENT_SINGLE_BODY,
 )

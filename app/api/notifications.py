@@ -6,14 +6,17 @@ each URL only as Apprise prints it in privacy mode.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
+import msgspec
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
 from alerts.notify import outbox
 from app.access.auth import operator
 from app.access.keys import ApiKey
+from app.api import schemas
 from app.api.responses import json_response
 from app.api.services import Delivery, Pool
 
@@ -22,7 +25,70 @@ MAX_LIST = 500
 router = APIRouter(tags=["alerts"])
 
 
-@router.get("/v1/notifications", summary="Outgoing notifications, newest first, with their delivery attempts")
+class Attempt(msgspec.Struct):
+    attempt: int
+    at: datetime
+    ok: bool
+    duration_ms: float
+    error: str | None
+
+
+class Notification(msgspec.Struct):
+    """One outgoing message to one target of a contact point (``target`` in privacy form), with its attempts."""
+
+    id: int
+    contact_point: str
+    url_id: str
+    lane: str
+    group_key: str
+    kind: str
+    severity: str
+    alert_ids: list[str]
+    title: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    attempt_log: list[Attempt]
+    target: str
+
+
+class ContactPointView(msgspec.Struct):
+    name: str
+    targets: list[str]
+    send_resolved: bool
+    language: str
+
+
+class EscalationStep(msgspec.Struct):
+    after_s: float
+    receiver: str
+
+
+class RouteView(msgspec.Struct):
+    """A route of the routing tree with what it inherits filled in; ``path`` is its place (``0.2.1``)."""
+
+    path: str
+    receiver: str | None
+    group_by: list[str]
+    group_wait_s: float
+    group_interval_s: float
+    repeat_interval_s: float
+    escalate: list[EscalationStep]
+
+
+class ContactPoints(msgspec.Struct):
+    contact_points: list[ContactPointView]
+    routes: list[RouteView]
+
+
+@router.get(
+    "/v1/notifications",
+    summary="Outgoing notifications, newest first, with their delivery attempts",
+    responses=schemas.responses(list[Notification]),
+)
 async def notifications(
     pool: Pool,
     delivery: Delivery,
@@ -38,34 +104,38 @@ async def notifications(
         )
     for row in rows:
         row["target"] = delivery.target(row["contact_point"], row["url_id"]) or "(no longer configured)"
-    return json_response(rows)
+    return json_response([msgspec.convert(row, Notification) for row in rows])
 
 
-@router.get("/v1/contact-points", summary="Configured contact points (URLs in privacy form) and routes")
+@router.get(
+    "/v1/contact-points",
+    summary="Configured contact points (URLs in privacy form) and routes",
+    responses=schemas.responses(ContactPoints),
+)
 async def contact_points(delivery: Delivery, key: ApiKey = Depends(operator)) -> Response:
     routing = delivery.routing
     return json_response(
-        {
-            "contact_points": [
-                {
-                    "name": name,
-                    "targets": delivery.targets(name),
-                    "send_resolved": point.send_resolved,
-                    "language": point.language,
-                }
+        ContactPoints(
+            contact_points=[
+                ContactPointView(
+                    name=name,
+                    targets=delivery.targets(name),
+                    send_resolved=point.send_resolved,
+                    language=point.language,
+                )
                 for name, point in routing.contact_points.items()
             ],
-            "routes": [
-                {
-                    "path": r.path,
-                    "receiver": r.receiver,
-                    "group_by": list(r.group_by),
-                    "group_wait_s": r.group_wait,
-                    "group_interval_s": r.group_interval,
-                    "repeat_interval_s": r.repeat_interval,
-                    "escalate": [{"after_s": after, "receiver": receiver} for after, receiver in r.escalate],
-                }
+            routes=[
+                RouteView(
+                    path=r.path,
+                    receiver=r.receiver,
+                    group_by=list(r.group_by),
+                    group_wait_s=r.group_wait,
+                    group_interval_s=r.group_interval,
+                    repeat_interval_s=r.repeat_interval,
+                    escalate=[EscalationStep(after_s=after, receiver=receiver) for after, receiver in r.escalate],
+                )
                 for r in routing.routes
             ],
-        }
+        )
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import msgspec
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.requests import Request
@@ -12,6 +13,7 @@ from starlette.responses import Response
 from app.access import sessions
 from app.access.auth import READ_SCOPES, authenticate, current_session, presented_key
 from app.access.keys import MAX_KEY_LENGTH, ApiKey
+from app.api import schemas
 from app.api.responses import json_response
 from app.api.services import AppSettings, Pool, Sessions
 from app.core.errors import ApiError, api_error_response
@@ -25,11 +27,25 @@ class SignIn(BaseModel):
     )
 
 
-def _described(key: ApiKey, expires: datetime) -> dict[str, object]:
-    return {"signed_in": True, "name": key.name, "scope": key.scope, "expires_at": expires}
+class SessionView(msgspec.Struct, omit_defaults=True):
+    """Who a session signs in and until when; only ``signed_in`` (false) when there is none."""
+
+    signed_in: bool
+    name: str | None = None
+    scope: str | None = None
+    expires_at: datetime | None = None
 
 
-@router.post("/v1/sessions", status_code=201, summary="Exchange an operator or screen key for a session cookie")
+def _described(key: ApiKey, expires: datetime) -> SessionView:
+    return SessionView(signed_in=True, name=key.name, scope=key.scope, expires_at=expires)
+
+
+@router.post(
+    "/v1/sessions",
+    status_code=201,
+    summary="Exchange an operator or screen key for a session cookie",
+    responses=schemas.responses(SessionView, status=201, description="Signed in (Set-Cookie)"),
+)
 async def sign_in(request: Request, body: SignIn, pool: Pool, settings: AppSettings) -> Response:
     key = await authenticate(request, body.key or presented_key(request), READ_SCOPES)
     async with pool.acquire() as conn:
@@ -51,18 +67,27 @@ async def _live_session(request: Request) -> sessions.Session | None:
         return None
 
 
-@router.get("/v1/sessions/current", summary="Who the session cookie signs in, and until when (signed_in false if none)")
+@router.get(
+    "/v1/sessions/current",
+    summary="Who the session cookie signs in, and until when (signed_in false if none)",
+    responses=schemas.responses(SessionView),
+)
 async def current(request: Request) -> Response:
     found = await _live_session(request)
     if found is None:
-        response = json_response({"signed_in": False})
+        response = json_response(SessionView(signed_in=False))
         if sessions.COOKIE in request.cookies:
             response.headers["Set-Cookie"] = sessions.cookie_header("", 0, sessions.secure(request))
         return response
     return json_response(_described(*found))
 
 
-@router.delete("/v1/sessions/current", status_code=204, summary="Sign out: the session ends now")
+@router.delete(
+    "/v1/sessions/current",
+    status_code=204,
+    summary="Sign out: the session ends now",
+    responses=schemas.responses(status=204, description="Signed out (the cookie is cleared)"),
+)
 async def sign_out(request: Request, store: Sessions) -> Response:
     """204; the cookie is cleared also when the server could not finish (429, or 503 when the session row could not
     be deleted), so the browser is signed out all the same. Not on a 403: a request another site may have forged

@@ -29,9 +29,9 @@ class EngineCollector:
             labels=["campaign"],
         )
         report = self.engine.undefined.report()
-        for row in report["campaigns"]:
-            undefined.add_metric([row["campaign"]], row["events"])
-        undefined.add_metric([UNDEFINED_OTHER], report["other_events"])
+        for row in report.campaigns:
+            undefined.add_metric([row.campaign], row.events)
+        undefined.add_metric([UNDEFINED_OTHER], report.other_events)
         capped = CounterMetricFamily(
             "warroom_engine_key_limit_events",
             "Events of a campaign whose channel, SKU, category, metric series or warehouse was past its key limit.",

@@ -26,6 +26,18 @@ from app.metrics import pacing as pacing_math
 from app.metrics.customers import KnownBuyers
 from app.metrics.measures import AMOUNT_BY_TYPE, INDEX, MEASURES, MONEY, Event, contributions
 from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT, Series
+from app.metrics.snapshot import (
+    ChannelRow,
+    KeyLimit,
+    Measures,
+    MetricReading,
+    NextPhase,
+    SeriesLine,
+    SkuRow,
+    Snapshot,
+    Totals,
+    Unconverted,
+)
 from app.metrics.stock import MAX_WAREHOUSES, SALE_TYPES, SkuStock, sell_out_eta_minutes, sell_through
 from app.metrics.undefined import UndefinedCampaigns
 from app.metrics.visitors import DistinctCounter, hash64
@@ -530,7 +542,7 @@ class Engine:
             return None
         return campaign.phases.burst.start.timestamp() - baseline.phases.burst.start.timestamp()
 
-    def _sku_rows(self, campaign_id: str, state: CampaignState, now: float) -> list[dict[str, Any]]:
+    def _sku_rows(self, campaign_id: str, state: CampaignState, now: float) -> list[SkuRow]:
         campaign = self.campaigns.get(campaign_id)
         catalog = {s.sku: s for s in campaign.skus} if campaign else {}
         kind = SALE_TYPES.index(campaign.stock_deducted_on if campaign else "order_paid")
@@ -554,137 +566,144 @@ class Engine:
             info = catalog.get(sku)
             eta = sell_out_eta_minutes(on_hand, rate) if on_hand is not None else None
             rows.append(
-                {
-                    "sku": sku,
-                    "name": info.name if info else sku,
-                    "name_zh": info.name_zh if info else None,
-                    "category": info.category if info else None,
-                    "safety_stock": info.safety_stock if info else None,
-                    "warning_level": info.warning_level if info else None,
-                    "on_hand": on_hand,
-                    "warehouses": warehouses,
-                    "unplaced_sold": unplaced,
-                    "units_sold": sold,
-                    "product_views": int(series.totals[INDEX["product_views"]]) if series else 0,
-                    "add_to_cart": int(series.totals[INDEX["add_to_cart"]]) if series else 0,
-                    "gmv_paid": _number(series.totals[INDEX["gmv_paid"]]) if series else 0.0,
-                    "sell_rate_per_min": rate,
-                    "sell_out_eta_min": eta,
-                    "sell_out_at": _iso(now + eta * 60) if eta is not None else None,
-                    "sell_through": sell_through(sold, on_hand) if on_hand is not None else None,
-                    "sold_out": on_hand is not None and on_hand <= 0,
-                    "oversold": on_hand is not None and on_hand < 0,
-                    "below_warning": on_hand is not None and info is not None and on_hand < info.warning_level,
-                    "below_safety": on_hand is not None and info is not None and on_hand < info.safety_stock,
-                }
+                SkuRow(
+                    sku=sku,
+                    name=info.name if info else sku,
+                    name_zh=info.name_zh if info else None,
+                    category=info.category if info else None,
+                    safety_stock=info.safety_stock if info else None,
+                    warning_level=info.warning_level if info else None,
+                    on_hand=on_hand,
+                    warehouses=warehouses,
+                    unplaced_sold=unplaced,
+                    units_sold=sold,
+                    product_views=int(series.totals[INDEX["product_views"]]) if series else 0,
+                    add_to_cart=int(series.totals[INDEX["add_to_cart"]]) if series else 0,
+                    gmv_paid=_number(series.totals[INDEX["gmv_paid"]]) if series else 0.0,
+                    sell_rate_per_min=rate,
+                    sell_out_eta_min=eta,
+                    sell_out_at=_iso(now + eta * 60) if eta is not None else None,
+                    sell_through=sell_through(sold, on_hand) if on_hand is not None else None,
+                    sold_out=on_hand is not None and on_hand <= 0,
+                    oversold=on_hand is not None and on_hand < 0,
+                    below_warning=on_hand is not None and info is not None and on_hand < info.warning_level,
+                    below_safety=on_hand is not None and info is not None and on_hand < info.safety_stock,
+                )
             )
         return rows
 
-    def skus(self, campaign_id: str, now: float, sort: str = "eta") -> list[dict[str, Any]]:
+    def skus(self, campaign_id: str, now: float, sort: str = "eta") -> list[SkuRow]:
         """The stock table; ``sort`` is ``eta`` (soonest sell-out first), ``sold`` or ``sku``."""
         state = self.states.get(campaign_id)
         if state is None:
             return []
         rows = self._sku_rows(campaign_id, state, now)
         if sort == "eta":
-            rows.sort(key=lambda r: (r["sell_out_eta_min"] is None, r["sell_out_eta_min"] or 0, r["sku"]))
+            rows.sort(key=lambda r: (r.sell_out_eta_min is None, r.sell_out_eta_min or 0, r.sku))
         elif sort == "sold":
-            rows.sort(key=lambda r: (-r["units_sold"], r["sku"]))
+            rows.sort(key=lambda r: (-r.units_sold, r.sku))
         return rows
 
-    def _kpis(self, state: CampaignState, key: str, totals: list[object]) -> dict[str, Any]:
+    def _kpis(self, state: CampaignState, key: str, totals: list[object]) -> Totals:
         t = {name: _number(totals[i]) for i, name in enumerate(MEASURES)}
         uv = state.visitors[key].count() if key in state.visitors else 0
         buyers = state.buyers[key].count() if key in state.buyers else 0
         new = state.new_customers.get(key, 0)
-        return {
+        return Totals(
             **t,
-            "uv": uv,
-            "pv": t["page_views"],
-            "buyers": buyers,
-            "aov": _ratio(t["gmv_paid"], t["orders_paid"]),
-            "conversion_rate": _ratio(buyers, uv),
-            "uv_value": _ratio(t["gmv_paid"], uv),
-            "refund_rate": _ratio(t["refunds"], t["orders_paid"]),
-            "payment_rate": _ratio(t["orders_paid"], t["orders_created"]),
-            "new_customers": new,
-            "repeat_rate": _ratio(buyers - new, buyers) if buyers else None,
-            "roi": _ratio(t["gmv_paid"], t["spend"]),
-        }
+            uv=uv,
+            pv=t["page_views"],
+            buyers=buyers,
+            aov=_ratio(t["gmv_paid"], t["orders_paid"]),
+            conversion_rate=_ratio(buyers, uv),
+            uv_value=_ratio(t["gmv_paid"], uv),
+            refund_rate=_ratio(t["refunds"], t["orders_paid"]),
+            payment_rate=_ratio(t["orders_paid"], t["orders_created"]),
+            new_customers=new,
+            repeat_rate=_ratio(buyers - new, buyers) if buyers else None,
+            roi=_ratio(t["gmv_paid"], t["spend"]),
+        )
 
-    def snapshot(self, campaign_id: str, now: float) -> dict[str, Any]:
+    def snapshot(self, campaign_id: str, now: float) -> Snapshot:
         """Every current number of one campaign, as of ``now`` (epoch seconds)."""
         state = self.states.get(campaign_id) or CampaignState()
         campaign = self.campaigns.get(campaign_id)
         totals = self._kpis(state, TOTAL, state.dims[TOTAL].totals)
-        baseline: dict[str, Any] | None = None
+        baseline: Measures | None = None
         baseline_share = None
         offset = self.baseline_offset(campaign) if campaign else None
         if campaign is not None and offset is not None and campaign.baseline in self.states:
             base_id = campaign.baseline
             assert base_id is not None
-            baseline = {m: self._cumulative(base_id, m, now - offset) for m in MEASURES}
+            baseline = Measures(**{m: self._cumulative(base_id, m, now - offset) for m in MEASURES})
             final = _number(self.states[base_id].dims[TOTAL].totals[INDEX["gmv_paid"]])
-            baseline_share = baseline["gmv_paid"] / final if final else None
+            baseline_share = baseline.gmv_paid / final if final else None
         moment = datetime.fromtimestamp(now, UTC)
         next_phase = None
         if campaign is not None:
             upcoming = [(p.start, name) for name, p in campaign.phases.items() if p.start > moment]
             if upcoming:
-                next_phase = {"phase": min(upcoming)[1], "starts_at": min(upcoming)[0].isoformat()}
+                next_phase = NextPhase(phase=min(upcoming)[1], starts_at=min(upcoming)[0].isoformat())
         channels = []
         for channel in state.keys("channel:"):
             kpis = self._kpis(state, channel, state.dims[f"channel:{channel}"].totals)
             channels.append(
-                {
-                    "channel": channel,
-                    **{
-                        k: kpis[k]
-                        for k in ("gmv_paid", "orders_paid", "uv", "conversion_rate", "visits", "spend", "roi")
-                    },
-                }
+                ChannelRow(
+                    channel=channel,
+                    gmv_paid=kpis.gmv_paid,
+                    orders_paid=kpis.orders_paid,
+                    uv=kpis.uv,
+                    conversion_rate=kpis.conversion_rate,
+                    visits=kpis.visits,
+                    spend=kpis.spend,
+                    roi=kpis.roi,
+                )
             )
-        channels.sort(key=lambda c: -c["gmv_paid"])
-        return {
-            "campaign": campaign_id,
-            "name": campaign.name if campaign else campaign_id,
-            "name_zh": campaign.name_zh if campaign else None,
-            "timezone": campaign.timezone if campaign else "UTC",
-            "currency": campaign.currency if campaign else None,
-            "as_of": moment.isoformat(),
-            "last_seq": self.last_seq,
-            "last_event_at": _iso(state.last_event_at),
-            "phase": campaign.phase_at(moment) if campaign else None,
-            "next_phase": next_phase,
-            "totals": totals,
-            "targets": _targets(campaign),
-            "pacing": pacing_math.pacing(campaign, totals["gmv_paid"], now, baseline_share),
-            "baseline": baseline,
-            "funnel": funnel_math.funnel(totals, baseline),
-            "channels": channels,
-            "skus": self.skus(campaign_id, now),
-            "metrics": [
-                {
-                    "metric": m.name,
-                    "labels": m.labels,
-                    "last": m.last,
-                    "last_at": _iso(m.last_at if m.last is not None else None),
-                }
+        channels.sort(key=lambda c: -c.gmv_paid)
+        return Snapshot(
+            campaign=campaign_id,
+            name=campaign.name if campaign else campaign_id,
+            name_zh=campaign.name_zh if campaign else None,
+            timezone=campaign.timezone if campaign else "UTC",
+            currency=campaign.currency if campaign else None,
+            as_of=moment.isoformat(),
+            last_seq=self.last_seq,
+            last_event_at=_iso(state.last_event_at),
+            phase=campaign.phase_at(moment) if campaign else None,
+            next_phase=next_phase,
+            totals=totals,
+            targets=_targets(campaign),
+            pacing=pacing_math.pacing(campaign, totals.gmv_paid, now, baseline_share),
+            baseline=baseline,
+            funnel=funnel_math.funnel(totals, baseline),
+            channels=channels,
+            skus=self.skus(campaign_id, now),
+            metrics=[
+                MetricReading(
+                    metric=m.name,
+                    labels=m.labels,
+                    last=m.last,
+                    last_at=_iso(m.last_at if m.last is not None else None),
+                )
                 for m in state.metrics.values()
             ],
-            "events": state.events,
-            "late_events": state.late_events,
-            "dropped_keys": sum(state.capped.values()),
-            "key_limits": [
-                {"key": kind, "limit": KEY_LIMITS[kind], "events": count}
-                for kind, count in sorted(state.capped.items())
+            events=state.events,
+            late_events=state.late_events,
+            dropped_keys=sum(state.capped.values()),
+            key_limits=[
+                KeyLimit(key=kind, limit=KEY_LIMITS[kind], events=count) for kind, count in sorted(state.capped.items())
             ],
-            "replaying": campaign_id in self.pending,
-            "unconverted": {
-                code: {name: _number(value) for name, value in totals.items()}
-                for code, totals in sorted(state.unconverted.items())
+            replaying=campaign_id in self.pending,
+            unconverted={
+                code: Unconverted(
+                    events=amounts["events"],
+                    gmv_created=_number(amounts["gmv_created"]),
+                    gmv_paid=_number(amounts["gmv_paid"]),
+                    refund_amount=_number(amounts["refund_amount"]),
+                )
+                for code, amounts in sorted(state.unconverted.items())
             },
-        }
+        )
 
     def labels(self, campaign_id: str, by: str) -> list[str]:
         """The channels, SKUs or categories a campaign has seen (SKUs from its catalog too)."""
@@ -741,7 +760,7 @@ class Engine:
 
     def series(
         self, campaign_id: str, metric: str, step: int, start: float, end: float, by: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[SeriesLine]:
         """Bucketed values of ``metric`` ([start, end), step 1 or 60 s), overall or one series per channel/SKU/category."""
         state = self.states.get(campaign_id)
         if state is None:
@@ -762,11 +781,11 @@ class Engine:
                 ]
             else:
                 points = [(t, _number(v)) for t, v in series.points(INDEX[metric], step, int(start), int(end))]
-            out.append({"key": key, "points": [[_iso(t), v] for t, v in points]})
+            out.append(SeriesLine(key=key, points=[[_iso(t), v] for t, v in points]))
         return out
 
     @staticmethod
-    def _metric_series(state: CampaignState, name: str, step: int, start: float, end: float) -> list[dict[str, Any]]:
+    def _metric_series(state: CampaignState, name: str, step: int, start: float, end: float) -> list[SeriesLine]:
         out = []
         for series in state.metrics.values():
             if series.name != name:
@@ -777,7 +796,7 @@ class Engine:
                 for k, b in sorted(buckets.items())
                 if start <= k * step < end
             ]
-            out.append({"key": series.labels, "points": points, "columns": ["t", "mean", "sum", "count"]})
+            out.append(SeriesLine(key=series.labels, points=points, columns=["t", "mean", "sum", "count"]))
         return out
 
     # ---- checkpoints ---------------------------------------------------------------------------
@@ -801,7 +820,7 @@ class Engine:
         return engine
 
 
-def _targets(campaign: Campaign | None) -> dict[str, Any]:
+def _targets(campaign: Campaign | None) -> dict[str, float | None]:
     if campaign is None:
         return {}
     t = campaign.targets

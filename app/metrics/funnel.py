@@ -8,7 +8,7 @@ has no published benchmark, so it is compared with the baseline campaign only.
 
 from __future__ import annotations
 
-from typing import Any
+from app.metrics.snapshot import FunnelStage, Measures
 
 STAGES: tuple[tuple[str, str, str, float | None], ...] = (
     ("visit", "visits", "访问", None),
@@ -23,24 +23,26 @@ def ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def funnel(counts: dict[str, float], baseline: dict[str, float] | None = None) -> list[dict[str, Any]]:
+def funnel(counts: Measures, baseline: Measures | None = None) -> list[FunnelStage]:
     """Stage counts with step conversion, benchmark, and the baseline's step conversion when known."""
-    stages: list[dict[str, Any]] = []
+    stages: list[FunnelStage] = []
     previous: str | None = None
     for stage, measure, name_zh, benchmark in STAGES:
-        count = counts.get(measure, 0)
-        step = ratio(count, counts.get(previous, 0)) if previous else None
-        baseline_step = ratio(baseline.get(measure, 0), baseline.get(previous, 0)) if baseline and previous else None
+        count = getattr(counts, measure)
+        step = ratio(count, getattr(counts, previous)) if previous else None
+        baseline_step = (
+            ratio(getattr(baseline, measure), getattr(baseline, previous)) if baseline and previous else None
+        )
         stages.append(
-            {
-                "stage": stage,
-                "name_zh": name_zh,
-                "count": count,
-                "step_rate": step,
-                "benchmark": benchmark,
-                "baseline_step_rate": baseline_step,
-                "below_baseline": step is not None and baseline_step is not None and step < baseline_step,
-            }
+            FunnelStage(
+                stage=stage,
+                name_zh=name_zh,
+                count=count,
+                step_rate=step,
+                benchmark=benchmark,
+                baseline_step_rate=baseline_step,
+                below_baseline=step is not None and baseline_step is not None and step < baseline_step,
+            )
         )
         previous = measure
     return stages

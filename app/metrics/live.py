@@ -27,7 +27,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import asyncpg
 
@@ -37,6 +37,7 @@ from app.metrics.collector import EngineCollector
 from app.metrics.engine import Engine
 from app.metrics.measures import EVENT_COLUMNS, Event
 from app.metrics.replay import REPLAY_BATCH, REPLAY_SPAN, replay_step
+from app.metrics.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +105,14 @@ class Subscription:
     """Snapshots of one campaign, newest last; a slow reader only ever misses intermediate ones."""
 
     campaign: str
-    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_QUEUE))
+    queue: asyncio.Queue[Snapshot] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_QUEUE))
 
-    def offer(self, snapshot: dict[str, Any]) -> None:
+    def offer(self, snapshot: Snapshot) -> None:
         if self.queue.full():
             self.queue.get_nowait()
         self.queue.put_nowait(snapshot)
 
-    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+    async def __aiter__(self) -> AsyncIterator[Snapshot]:
         while True:
             yield await self.queue.get()
 

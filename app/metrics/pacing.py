@@ -9,9 +9,8 @@ split of 3 : 6 : 1, spread evenly over each phase.
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.campaigns.model import Campaign
+from app.metrics.snapshot import Pacing
 
 PLAN_SHARES = {"preheat": 0.3, "burst": 0.6, "wrapup": 0.1}
 MIN_SHARE = 0.02
@@ -30,7 +29,7 @@ def plan_share(campaign: Campaign, now: float) -> float:
     return share
 
 
-def pacing(campaign: Campaign | None, gmv: float, now: float, baseline_share: float | None) -> dict[str, Any]:
+def pacing(campaign: Campaign | None, gmv: float, now: float, baseline_share: float | None) -> Pacing:
     """Target, % complete and projection; ``baseline_share`` is last year's cumulative share at this offset."""
     target = campaign.targets.gmv if campaign else None
     if baseline_share is not None and baseline_share >= MIN_SHARE:
@@ -40,11 +39,11 @@ def pacing(campaign: Campaign | None, gmv: float, now: float, baseline_share: fl
     else:
         share, method = 0.0, "none"
     projected = gmv / share if share >= MIN_SHARE else None
-    return {
-        "target": target,
-        "pct_complete": gmv / target if target else None,
-        "projected_final": projected,
-        "projected_pct": projected / target if projected is not None and target else None,
-        "expected_share_now": share,
-        "method": method if projected is not None else "none",
-    }
+    return Pacing(
+        target=target,
+        pct_complete=gmv / target if target else None,
+        projected_final=projected,
+        projected_pct=projected / target if projected is not None and target else None,
+        expected_share_now=share,
+        method=method if projected is not None else "none",
+    )

@@ -14,7 +14,7 @@ stays listed whatever flood of one-off names arrives, and the total stays exact.
 
 from __future__ import annotations
 
-from typing import Any
+from app.metrics.snapshot import UndefinedCampaign, UndefinedReport
 
 MAX_NAMES = 100
 OTHER = "(other)"
@@ -48,12 +48,12 @@ class UndefinedCampaigns:
     def total(self) -> int:
         return self.other + sum(self.counts.values())
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> UndefinedReport:
         """Names with the most events first; ``other`` sums the names the table had no room for."""
         ranked = sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))
-        return {
-            "events": self.total,
-            "campaigns": [{"campaign": name, "events": count} for name, count in ranked],
-            "other_events": self.other,
-            "names_kept": MAX_NAMES,
-        }
+        return UndefinedReport(
+            events=self.total,
+            campaigns=[UndefinedCampaign(campaign=name, events=count) for name, count in ranked],
+            other_events=self.other,
+            names_kept=MAX_NAMES,
+        )
