@@ -60,10 +60,7 @@ def page_from_url(
     rest = (pathname or "").removeprefix(WALL_PATH).strip("/")
     campaign = rest.split("/", 1)[0]
     if not campaign:
-        if default_campaign in defined:
-            campaign = default_campaign
-        else:
-            campaign = (running or defined or [default_campaign])[0]
+        campaign = default_campaign if default_campaign in defined else (running or defined or [default_campaign])[0]
     query = parse_qs((search or "").lstrip("?"))
     return Page(campaign, i18n.language((query.get("lang") or [None])[0], default_lang))
 

@@ -13,6 +13,7 @@ the loop restarts with backoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -141,10 +142,8 @@ class AlertService:
         """Transitions the database could not take stay in memory: the error restarts the loop, and the
         next evaluation writes them."""
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), EVALUATE_EVERY_S)
-            except TimeoutError:
-                pass
             self._wake.clear()
             started = time.perf_counter()
             await self.evaluate_once()

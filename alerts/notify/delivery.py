@@ -17,6 +17,7 @@ any error, a database outage included, restarts them with backoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -158,10 +159,8 @@ class DeliveryService:
         while True:
             progress()
             timeout = PLAN_EVERY_S if wake_at is None else min(PLAN_EVERY_S, max(0.0, wake_at - self.clock()))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
             self._wake.clear()
             if not self.alerts.settled:
                 continue
@@ -228,10 +227,8 @@ class DeliveryService:
                     continue
             progress()
             if not isinstance(due, outbox.Pending):
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), IDLE_CHECK_S if due is None else due)
-                except TimeoutError:
-                    pass
                 continue
             outcome = await channels.send(url, due.title, due.body, due.notify_type)
             telemetry.NOTIFICATION_SECONDS.labels(contact_point=name).observe(outcome.duration_ms / 1000)

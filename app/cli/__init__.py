@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import Sequence
@@ -85,10 +86,8 @@ def serve(settings: Settings, host: str | None, port: int | None, ready_fd: int 
         app, settings, host, port, loop="uvloop", log_config=log_config, access_log=settings.access_log
     )
     server = Server(config)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[reuseport_socket(host, port)] if ingest else None)
-    except KeyboardInterrupt:
-        pass
     if not server.started:
         sys.exit(STARTUP_FAILURE)
 
@@ -128,7 +127,7 @@ def _keys_command(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _prune_command(args: argparse.Namespace, settings: Settings) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from app.ingest.retention import prune
 
@@ -187,7 +186,7 @@ Post an event:
 
 def _silences_command(args: argparse.Namespace, settings: Settings) -> None:
     import uuid
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from alerts.evaluation import store
     from alerts.evaluation.rules import seconds
@@ -241,7 +240,7 @@ def _check_rules(files: list[Path]) -> int:
 
 
 def _prune_notifications(args: argparse.Namespace, settings: Settings) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from alerts.notify import outbox
 

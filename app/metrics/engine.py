@@ -356,9 +356,8 @@ class Engine:
                     new[channel] = new.get(channel, 0) + 1
         elif event_type == "metric":
             self._apply_metric(state, event, keep_second)
-        elif event_type in STOCK_TYPES:
-            if event.sku:
-                self._apply_stock(state, event)
+        elif event_type in STOCK_TYPES and event.sku:
+            self._apply_stock(state, event)
         if event_type in SALE_TYPES and event.sku:
             self._apply_sale(state, event, second, keep_second)
 

@@ -20,6 +20,7 @@ reads, each one progress (``app/metrics/replay.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -260,10 +261,8 @@ class LiveMetrics:
                 self.caught_up.set()
                 log.info("metrics caught up", extra={"last_seq": self.engine.last_seq})
             if not self.engine.pending:  # else the replay goes on at once
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
-                except TimeoutError:
-                    pass
             await asyncio.sleep(max(0.0, started + TAIL_MIN_GAP_S - loop.time()))
 
     async def _events_waiting(self) -> bool:
