@@ -1,4 +1,5 @@
-"""HTTP endpoints integrators post events to: ``/v1/events`` and the Segment-compatible ``/v1/batch``, ``/v1/track``, ``/v1/page``, ``/v1/screen``."""
+"""HTTP endpoints integrators post events to: ``/v1/events`` and the Segment-compatible ``/v1/batch``,
+``/v1/track``, ``/v1/page``, ``/v1/screen``."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ from app.ingest.group_commit import CommitResult, IngestUnavailable
 INGEST_SCOPES = ("ingest",)
 EVENTS_PATH = "/v1/events"
 SEGMENT_PATHS = frozenset(segment.ENDPOINTS)
-"""Every Segment-compatible path, the one-letter ones of analytics.js included: their bodies may carry the key inside."""
+"""Every Segment-compatible path, the one-letter ones of analytics.js included: their bodies may carry the key
+inside."""
 _BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
 
 router = APIRouter(tags=["ingest"])
@@ -144,7 +146,7 @@ async def _store(services: Services, rows: list[Row]) -> CommitResult:
     if not rows:
         return CommitResult(0, 0)
     try:
-        return await services.committer.submit(rows, services.settings.commit_timeout_s)
+        return await services.committer.submit(rows)
     except IngestUnavailable as exc:
         raise ApiError(503, f"events not stored: {exc.reason}", headers={"Retry-After": str(exc.retry_after)}) from None
 
@@ -198,7 +200,8 @@ def _defaults(services: Services) -> Defaults:
         422: {"description": "A single posted event was rejected (same body as 202)"},
         429: {"description": "Rate limit exceeded (Retry-After)"},
         503: {
-            "description": "Database unavailable, queue full or commit timed out: retry the same events (Retry-After); duplicates are reported as such"
+            "description": "Database unavailable, queue full or commit timed out: retry the same events"
+            " (Retry-After); duplicates are reported as such"
         },
     },
     openapi_extra=_openapi_body(),
