@@ -184,7 +184,8 @@ async def closed_loop(port: int, clients: int, seconds: float, requests: Iterato
 
 
 async def paced(port: int, connections: int, rate: float, seconds: float, requests: Iterator[bytes]) -> LoadResult:
-    """Requests scheduled at ``rate`` per second for ``seconds`` (or until ``requests`` runs out), over a pool of ``connections``.
+    """Requests scheduled at ``rate`` per second for ``seconds`` (or until ``requests`` runs out), over a pool of
+    ``connections``.
 
     Request ``i`` is due at ``start + i / rate``. A free connection takes the
     next due request; when all are busy the request waits, and that wait is

@@ -225,9 +225,9 @@ class Evaluator:
         for group, results in ((rule.all, results_all), (rule.any, results_any)):
             for signal in group:
                 holds, value = self._signal(signal, view, campaign, rule.by, label)
-                values[
-                    f"{signal.metric}{'_change' if signal.change else ''}{'@-' + signal.lag if signal.lag != '0s' else ''}"
-                ] = value
+                change = "_change" if signal.change else ""
+                lag = f"@-{signal.lag}" if signal.lag != "0s" else ""
+                values[f"{signal.metric}{change}{lag}"] = value
                 results.append(holds)
         holds = (all(results_all) if results_all else True) and (any(results_any) if results_any else True)
         tiers = frozenset({rule.severity})

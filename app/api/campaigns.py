@@ -62,7 +62,8 @@ async def list_campaigns(request: Request, key: ApiKey = Depends(reader)) -> Res
 
 @router.get("/v1/undefined-campaigns", summary="Events naming campaigns that are not defined, per name")
 async def undefined_campaigns(request: Request, key: ApiKey = Depends(reader)) -> Response:
-    """Such events are stored but counted by no campaign until it is defined; a typo or a missing definition shows here."""
+    """Such events are stored but counted by no campaign until it is defined; a typo or a missing definition shows
+    here."""
     return json_response(_services(request).metrics.engine.undefined.report())
 
 

@@ -115,9 +115,8 @@ def _keys_command(args: argparse.Namespace, settings: Settings) -> None:
         for r in records:
             rate = f"{r.rate_limit_per_s:g}" if r.rate_limit_per_s is not None else "default"
             revoked = r.revoked_at.isoformat(timespec="seconds") if r.revoked_at else "-"
-            print(
-                f"{r.name:<24} {r.scope:<9} {r.key_id:<13} {rate:>8}  {r.created_at.isoformat(timespec='seconds'):<26} {revoked}"
-            )
+            created = r.created_at.isoformat(timespec="seconds")
+            print(f"{r.name:<24} {r.scope:<9} {r.key_id:<13} {rate:>8}  {created:<26} {revoked}")
     elif args.keys_command == "revoke":
         try:
             record = asyncio.run(_with_connection(dsn, lambda c: keys.revoke(c, args.name)))
@@ -159,6 +158,11 @@ def demo(settings: Settings, drill: bool) -> None:
     demo_keys = asyncio.run(_with_connection(dsn, _fresh_demo_keys))
     base = f"http://{settings.host}:{settings.port}"
     token, screen = demo_keys["ingest"], demo_keys["screen"]
+    drill_line = "  drill:      the night replays at 60x while last year's history loads: midnight comes in about 25 s"
+    order = (
+        '{"event_id": "demo-1", "type": "order_paid", "order_id": "o-1", "amount": 199.0, "channel": "tmall", '
+        f'"campaign": "{DEMO_CAMPAIGN}"}}'
+    )
     print(
         f"""
 Promo War-Room is starting on {base}
@@ -171,11 +175,11 @@ Promo War-Room is starting on {base}
               screen   {screen}
               operator {demo_keys["operator"]}
               metrics  {demo_keys["metrics"]}
-{"  drill:      the night replays at 60x while last year's history loads: midnight comes in about 25 s" if drill else ""}
+{drill_line if drill else ""}
 
 Post an event:
   curl -sS {base}/v1/events -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
-    -d '{{"event_id": "demo-1", "type": "order_paid", "order_id": "o-1", "amount": 199.0, "channel": "tmall", "campaign": "{DEMO_CAMPAIGN}"}}'
+    -d '{order}'
 """,
         flush=True,
     )
@@ -381,7 +385,8 @@ def parser() -> argparse.ArgumentParser:
         "--ingest-processes",
         type=int,
         default=2,
-        help="WARROOM_INGEST_PROCESSES of the measured server; the HTTP phases post to their port (0: the server alone)",
+        help="WARROOM_INGEST_PROCESSES of the measured server; the HTTP phases post to their port"
+        " (0: the server alone)",
     )
     bi.add_argument(
         "--history-rows",

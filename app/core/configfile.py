@@ -30,7 +30,9 @@ MAX_DEPTH = 64
 
 PATTERN_MEANINGS: dict[str, str] = {
     r"^\d+(\.\d+)?(ms|s|m|h)$": "must be a duration such as 30s, 5m or 1h",
-    r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$": "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$": (
+        "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+    ),
     r"^[A-Z]{3}$": "must be a 3-letter ISO 4217 currency code in capitals, e.g. CNY",
     r"^[a-z][a-z0-9_]{0,63}$": "must be lower-case letters, digits and '_', starting with a letter",
 }

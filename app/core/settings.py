@@ -172,7 +172,8 @@ class Settings(BaseModel):
     def _ingest_port_free(self) -> Settings:
         if self.ingest_processes and self.role == "all" and self.ingest_port == self.port:
             raise ValueError(
-                f"WARROOM_INGEST_PORT={self.ingest_port!r}: must differ from WARROOM_PORT when WARROOM_INGEST_PROCESSES is set"
+                f"WARROOM_INGEST_PORT={self.ingest_port!r}: must differ from WARROOM_PORT"
+                " when WARROOM_INGEST_PROCESSES is set"
             )
         return self
 

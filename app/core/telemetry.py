@@ -71,7 +71,8 @@ class EngineCollector:
     def collect(self) -> Iterator[Metric]:
         undefined = CounterMetricFamily(
             "warroom_undefined_campaign_events",
-            "Events naming a campaign that is not defined (counted by no campaign), per name; (other) past the names kept.",
+            "Events naming a campaign that is not defined (counted by no campaign), per name;"
+            " (other) past the names kept.",
             labels=["campaign"],
         )
         report = self.engine.undefined.report()

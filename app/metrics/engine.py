@@ -741,7 +741,8 @@ class Engine:
     def series(
         self, campaign_id: str, metric: str, step: int, start: float, end: float, by: str | None = None
     ) -> list[dict[str, Any]]:
-        """Bucketed values of ``metric`` ([start, end), step 1 or 60 s), overall or one series per channel/SKU/category."""
+        """Bucketed values of ``metric`` ([start, end), step 1 or 60 s), overall or one series per
+        channel/SKU/category."""
         state = self.states.get(campaign_id)
         if state is None:
             return []
