@@ -33,7 +33,7 @@ import tempfile
 import time
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -337,7 +337,7 @@ async def prepare(dsn: str, campaign: Campaign) -> tuple[dict[str, Any], str, st
     return harness.machine(version, settings), ingest, screen
 
 
-def on_fresh_database(work: Callable[[Path, str, int], Awaitable[T]]) -> T:
+def on_fresh_database(work: Callable[[Path, str, int], Coroutine[Any, Any, T]]) -> T:
     """Run the coroutine ``work(workdir, dsn, postmaster pid)`` on a throw-away embedded PostgreSQL."""
     with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp:
         workdir = Path(tmp)

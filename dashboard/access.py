@@ -140,20 +140,20 @@ class WallGuard:
             cleared = f"{LEGACY_COOKIE}=; Path={WALL_PATH}; Max-Age=0; HttpOnly; SameSite=Strict"
             return [await _new_session(connection, key), cleared], still_allowed(connection, legacy_key)
         # a dead session cookie is cleared, so the kiosk's next requests (Dash sends many) count no further failures
-        cleared = {
+        clear_session = {
             "Set-Cookie": sessions.cookie_header("", 0, sessions.secure(connection), name=COOKIE, path=WALL_PATH)
         }
         raise ApiError(
             401,
             "this wall needs a screen key (?token=…) or an address in WARROOM_WALL_ALLOW",
-            headers=cleared if COOKIE in connection.cookies else None,
+            headers=clear_session if COOKIE in connection.cookies else None,
         )
 
 
 async def _watched(app: ASGIApp, scope: Scope, receive: Receive, send: Send, check: StillAllowed) -> None:
     """Run the Dash websocket until it ends or its key or session no longer admits it (closed 4401, see
     ``app.api.streams.watch``): the wall's push loop then stops with it."""
-    running = asyncio.create_task(app(scope, receive, send))
+    running = asyncio.ensure_future(app(scope, receive, send))  # an ASGI app returns an awaitable, not a coroutine
 
     async def close(code: int, reason: str) -> None:
         await send({"type": "websocket.close", "code": code, "reason": reason})

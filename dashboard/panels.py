@@ -91,10 +91,16 @@ def kpi_tiles(tiles: list[Tile]) -> list[html.Div]:
                 html.Div(tile.change_text, className=_change_class(tile.change)),
             ],
             className="kpi wide" if tile.key == "gmv_paid" else "kpi",
-            **{"data-kpi": tile.key},
+            **data_attributes(kpi=tile.key),
         )
         for tile in tiles
     ]
+
+
+def data_attributes(**values: str) -> dict[str, Any]:
+    """``data-*`` attributes for a Dash component, which takes them only as keywords (``on_hand`` becomes
+    ``data-on-hand``)."""
+    return {f"data-{name.replace('_', '-')}": value for name, value in values.items()}
 
 
 def _bar(pct: float, extra: str = "") -> html.Div:

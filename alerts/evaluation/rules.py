@@ -36,7 +36,7 @@ SEVERITY_ZH = {"reminder": "提醒", "warning": "警告", "emergency": "紧急"}
 DEFAULT_FOR = "0s"
 DEFAULT_RECOVER_MARGIN = 0.05
 """A firing condition resolves only when the value is this fraction beyond the threshold (hysteresis)."""
-DEFAULT_SCORE_TIERS = {"reminder": 0.5, "warning": 0.75, "emergency": 0.95}
+DEFAULT_SCORE_TIERS: dict[Severity, float] = {"reminder": 0.5, "warning": 0.75, "emergency": 0.95}
 DEFAULT_MIN_HISTORY = "30m"
 DEFAULT_SENSITIVITY = 0.5
 CATALOG_ATTRIBUTES = frozenset({"safety_stock", "warning_level"})
@@ -150,7 +150,7 @@ class Rule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, tag_field="k
     something); while they do not, the rule's alerts recover."""
 
 
-class StaticRule(Rule, tag="static"):
+class StaticRule(Rule, tag="static", frozen=True):
     metric: str = ""
     window: Duration = "1m"
     change: Change | None = None
@@ -163,7 +163,7 @@ class StaticRule(Rule, tag="static"):
             raise ValueError("at least one of reminder, warning, emergency needs a condition")
 
 
-class DynamicRule(Rule, tag="dynamic"):
+class DynamicRule(Rule, tag="dynamic", frozen=True):
     metric: str = ""
     window: Duration = "1m"
     """The step of the watched series: each point is the metric over this window."""
@@ -185,7 +185,7 @@ class DynamicRule(Rule, tag="dynamic"):
         _check_metric(self.metric)
 
 
-class CorrelationRule(Rule, tag="correlation"):
+class CorrelationRule(Rule, tag="correlation", frozen=True):
     all: list[Signal] = []
     any: list[Signal] = []
     severity: Severity = "warning"

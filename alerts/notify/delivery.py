@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -105,7 +106,7 @@ class DeliveryService:
             loop = f"delivery-sender-{name}-{identity}"
             self._sending[loop] = supervisor.start(
                 loop,
-                lambda progress, n=name, i=identity: self._send_loop(progress, n, i),
+                functools.partial(self._send_loop, name=name, identity=identity),
                 stall_after_s=SENDER_STALL_AFTER_S,
             )
 

@@ -7,9 +7,10 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 
@@ -19,6 +20,7 @@ from app.core.database import resolve_dsn, upgrade
 from app.core.settings import Settings, SettingsError
 from app.ingest import importer
 
+T = TypeVar("T")
 STARTUP_FAILURE = 3
 """Exit status when the server could not start (uvicorn's own convention)."""
 
@@ -37,7 +39,7 @@ def _database(settings: Settings) -> str:
     return dsn
 
 
-async def _with_connection(dsn: str, work):
+async def _with_connection(dsn: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     conn = await asyncpg.connect(dsn)
     try:
         return await work(conn)
@@ -93,7 +95,7 @@ def serve(settings: Settings, host: str | None, port: int | None, ready_fd: int 
 
 
 def create_key(dsn: str, name: str, scope: str, rate_limit: float | None) -> str:
-    async def work(conn):
+    async def work(conn: asyncpg.Connection) -> tuple[keys.ApiKey, str]:
         return await keys.create(conn, name, scope, rate_limit)  # type: ignore[arg-type]
 
     try:

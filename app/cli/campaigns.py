@@ -63,10 +63,10 @@ def run(args: argparse.Namespace, open_database: Callable[[], str]) -> None:
         stored = _on_database(open_database(), store.fetch_all)
         print("\n".join(table(stored, datetime.now(UTC))))
     elif command == "show":
-        campaign = _on_database(open_database(), lambda conn: store.fetch(conn, args.id))
-        if campaign is None:
+        found = _on_database(open_database(), lambda conn: store.fetch(conn, args.id))
+        if found is None:
             sys.exit(f"warroom: no campaign {args.id!r}")
-        print(to_yaml(campaign), end="")
+        print(to_yaml(found), end="")
     elif command == "delete":
         if not _on_database(open_database(), lambda conn: store.delete(conn, args.id)):
             sys.exit(f"warroom: no campaign {args.id!r}")

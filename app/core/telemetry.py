@@ -113,6 +113,6 @@ async def metrics_endpoint(request: Request) -> Response:
     metrics = getattr(request.app.state, "services", None) and request.app.state.services.metrics
     if metrics is not None:
         engine_registry = CollectorRegistry(auto_describe=False)
-        engine_registry.register(EngineCollector(metrics.engine))  # type: ignore[arg-type]
+        engine_registry.register(EngineCollector(metrics.engine))
         body += generate_latest(engine_registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

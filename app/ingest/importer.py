@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import msgspec
 
@@ -117,9 +117,10 @@ def detect_format(path: Path) -> str | None:
 def run(args: argparse.Namespace, settings: Settings, open_database: Callable[[], str]) -> None:
     """The ``import`` command: exit 0 when records were processed (even if all were rejected), 1 when the file
     cannot be read or holds no records, 2 for bad arguments."""
+    usage_error: Callable[[str], NoReturn] = args.usage_error  # the parser's ``error``: it exits with status 2
     fmt = args.format or detect_format(args.file)
     if fmt is None:
-        args.usage_error(
+        usage_error(
             f"cannot tell the format of {args.file} from its extension; pass --format jsonl or --format csv"
         )
     source = str(args.file)

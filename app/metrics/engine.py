@@ -24,7 +24,7 @@ from app.ingest.events import DEFAULT_WAREHOUSE
 from app.metrics import funnel as funnel_math
 from app.metrics import pacing as pacing_math
 from app.metrics.customers import KnownBuyers
-from app.metrics.measures import AMOUNT_BY_TYPE, INDEX, MEASURES, MONEY, Event, contributions
+from app.metrics.measures import AMOUNT_BY_TYPE, INDEX, MEASURES, MONEY, Amount, Event, contributions
 from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT, Series
 from app.metrics.stock import MAX_WAREHOUSES, SALE_TYPES, SkuStock, sell_out_eta_minutes, sell_through
 from app.metrics.undefined import UndefinedCampaigns
@@ -88,11 +88,11 @@ WINDOW_METRICS = (*SERIES_METRICS, "top_buyer_share")
 """What rules can watch over a window (plus metric:<name> and the stock/pacing point-in-time values)."""
 
 
-def _number(value: object) -> float:
-    return float(value) if isinstance(value, Decimal) else value  # type: ignore[return-value]
+def _number(value: Amount) -> float:
+    return float(value) if isinstance(value, Decimal) else value
 
 
-def _ratio(numerator: object, denominator: object) -> float | None:
+def _ratio(numerator: Amount, denominator: Amount) -> float | None:
     d = _number(denominator)
     return _number(numerator) / d if d else None
 
@@ -403,7 +403,7 @@ class Engine:
         if route is None:
             channel_label, channel_series = self._dimension(campaign_id, state, "channel", channel)
             found = [state.dims[TOTAL], channel_series]
-            capped = ("channel",) if channel_label != channel else ()
+            capped: tuple[str, ...] = ("channel",) if channel_label != channel else ()
             if sku:
                 label, series = self._dimension(campaign_id, state, "sku", sku)
                 found.append(series)
@@ -452,7 +452,7 @@ class Engine:
             for buyer, count in state.buyers_by_minute.get(minute, {}).items():
                 merged[buyer] = merged.get(buyer, 0) + count
             bucket = state.dims[TOTAL].minutes.get(minute)
-            orders += bucket[INDEX["orders_paid"]] if bucket else 0  # type: ignore[operator]
+            orders += int(bucket[INDEX["orders_paid"]]) if bucket else 0
         if not orders:
             return None
         return sum(sorted(merged.values(), reverse=True)[:TOP_BUYERS]) / orders
@@ -591,7 +591,7 @@ class Engine:
             rows.sort(key=lambda r: (-r["units_sold"], r["sku"]))
         return rows
 
-    def _kpis(self, state: CampaignState, key: str, totals: list[object]) -> dict[str, Any]:
+    def _kpis(self, state: CampaignState, key: str, totals: list[Amount]) -> dict[str, Any]:
         t = {name: _number(totals[i]) for i, name in enumerate(MEASURES)}
         uv = state.visitors[key].count() if key in state.visitors else 0
         buyers = state.buyers[key].count() if key in state.buyers else 0
