@@ -83,8 +83,8 @@ def _chunk(ids: list[str], offset: int, round_: int) -> list[str]:
     return (ids[start:] + ids[:start])[:120]
 
 
-@pytest.fixture
-def pg() -> Iterator[EmbeddedPostgres]:
+@pytest.fixture(name="pg")
+def pg_fixture() -> Iterator[EmbeddedPostgres]:
     """A migrated PostgreSQL of the test's own, to stop and start. Not under pytest's temp directories:
     another pytest run on the machine makes their root private again, and PostgreSQL (another user)
     could then no longer read its files (see conftest's ``postgres``)."""
