@@ -120,9 +120,7 @@ def run(args: argparse.Namespace, settings: Settings, open_database: Callable[[]
     usage_error: Callable[[str], NoReturn] = args.usage_error  # the parser's ``error``: it exits with status 2
     fmt = args.format or detect_format(args.file)
     if fmt is None:
-        usage_error(
-            f"cannot tell the format of {args.file} from its extension; pass --format jsonl or --format csv"
-        )
+        usage_error(f"cannot tell the format of {args.file} from its extension; pass --format jsonl or --format csv")
     source = str(args.file)
     try:
         records = open_records(args.file, fmt)
