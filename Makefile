@@ -10,6 +10,7 @@ CHROMIUM = /usr/bin/chromium
 CJK_FONT = /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
 SDK_DIR  = tests/sdk
 SDK_STAMP = $(SDK_DIR)/node_modules/.package-lock.json
+TYPED_PACKAGES = app alerts dashboard bench
 
 .PHONY: demo test install browser sdks image-tools lint bench clean
 
@@ -49,7 +50,15 @@ image-tools:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(IMAGE_TOOLS); \
 	fi
 
-test: $(STAMP) browser sdks image-tools
+# Lint, types and the import contracts ([tool.ruff], [tool.mypy], [tool.importlinter] in pyproject.toml): `make test`
+# runs them first, so a finding fails the build before the suite starts.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(TYPED_PACKAGES)
+	$(BIN)/lint-imports
+
+test: $(STAMP) lint browser sdks image-tools
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
 bench: $(STAMP)

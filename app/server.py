@@ -92,6 +92,8 @@ def _services(
         writers=settings.writers,
         group_events=settings.group_events,
         queue_events=settings.queue_events,
+        commit_timeout_s=settings.commit_timeout_s,
+        drain_timeout_s=settings.shutdown_grace_s,
         on_commit=on_commit,
         supervisor=supervisor,
     )
@@ -212,7 +214,7 @@ def create_full_app(settings: Settings) -> FastAPI:
             finally:
                 settle.cancel()
                 await ingest_tier.stop()
-                await committer.drain_and_stop(settings.shutdown_grace_s)
+                await committer.drain_and_stop()
                 await delivery.stop()
                 await alerts.stop()
                 await metrics.stop()
@@ -256,7 +258,7 @@ def create_ingest_app(settings: Settings, on_ready: Callable[[], None] = lambda:
                 on_ready()
                 yield
             finally:
-                await committer.drain_and_stop(settings.shutdown_grace_s)
+                await committer.drain_and_stop()
                 await supervisor.stop()
         log.info("stopped")
 

@@ -274,7 +274,8 @@ class Stocker:
 async def _trial(
     trial: Trial, stocker: Stocker, observer: Observer, rng: random.Random, free: deque[str] | None
 ) -> None:
-    """Fire the trigger for one SKU, leave it firing a moment, recover it; once resolved, the SKU goes back to ``free``."""
+    """Fire the trigger for one SKU, leave it firing a moment, recover it; once resolved, the SKU goes back to
+    ``free``."""
     try:
         async with asyncio.timeout(TRIAL_TIMEOUT_S):
             trial.triggered = await stocker.count([trial.sku], TRIGGER_LEVEL)
@@ -477,7 +478,8 @@ def _table(report: dict[str, Any]) -> str:
     met = t["alert_p99_met"] and t["rate_met"] and t["rules_met"]
     return "\n".join(
         [
-            f"Promo War-Room alerts benchmark: {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}",
+            f"Promo War-Room alerts benchmark: {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB,"
+            f" Python {m['python']}",
             "",
             f"{report['rules']} rules ({report['series_per_evaluation']:,} series per evaluation) at "
             f"{report['events_per_s']:,.0f} events/s",

@@ -202,7 +202,8 @@ def gen_adexchange(rng: random.Random, count: int) -> tuple[list[float], list[fl
 
 
 def gen_machine_temp(rng: random.Random, count: int) -> tuple[list[float], list[float], list[int]]:
-    """Industrial machine temperature (realKnownCause): autocorrelated wander, shutdowns, a failure after a slow drift up."""
+    """Industrial machine temperature (realKnownCause): autocorrelated wander, shutdowns, a failure after a slow
+    drift up."""
     n = rng.randrange(3800, 4600)
     times = _clock(rng, n, 300)
     onsets = _onsets(rng, n, count)
@@ -738,7 +739,8 @@ def score_corpus(
         rows += len(values)
     elapsed = reading + detecting
     progress(
-        f"{name}: {rows} rows in {elapsed:.1f}s ({1e6 * detecting / rows:.1f} µs/update, {1e6 * elapsed / rows:.1f} µs/row with CSV read)"
+        f"{name}: {rows} rows in {elapsed:.1f}s ({1e6 * detecting / rows:.1f} µs/update,"
+        f" {1e6 * elapsed / rows:.1f} µs/row with CSV read)"
     )
     timing = {
         "us_per_update": round(1e6 * detecting / rows, 2),
@@ -752,7 +754,8 @@ def run(split: str, detectors: Iterable[str]) -> dict[str, Any]:
     started = time.perf_counter()
     corpus = build_corpus()
     progress(
-        f"corpus: {len(corpus)} series, {sum(len(s.values) for s in corpus)} rows ({time.perf_counter() - started:.1f}s)"
+        f"corpus: {len(corpus)} series, {sum(len(s.values) for s in corpus)} rows"
+        f" ({time.perf_counter() - started:.1f}s)"
     )
     sets = {
         "dev": [s for s in corpus if s.split == "dev"],
@@ -780,7 +783,9 @@ def run(split: str, detectors: Iterable[str]) -> dict[str, Any]:
             entry["per_family"] = per_family(scored, scores, thresholds[wanted[-1]]["standard"])
             results[name] = entry
     return {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": (
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
         "series": {key: len(sets[key]) for key in ("dev", "holdout", "unseen")},
         "windows": {
             key: sum(len(windows(len(s.values), s.onsets)) for s in sets[key])
@@ -814,7 +819,8 @@ SET_LABELS = {
 
 def table(report: dict[str, Any]) -> str:
     lines = [
-        f"machine: {report['machine']}; series {report['series']}; windows {report['windows']}; {report['seconds']}s total",
+        f"machine: {report['machine']}; series {report['series']}; windows {report['windows']};"
+        f" {report['seconds']}s total",
         "",
     ]
     header = f"{'detector':<20} {'set':<26} {'standard':>9} {'low_FP':>8} {'low_FN':>8}  detected/windows  FP rows"
@@ -828,7 +834,8 @@ def table(report: dict[str, Any]) -> str:
             counts = e["standard_counts"]
             label = SET_LABELS.get(key, key)
             lines.append(
-                f"{name:<20} {label:<26} {e['standard']:>9.1f} {e['reward_low_FP_rate']:>8.1f} {e['reward_low_FN_rate']:>8.1f}"
+                f"{name:<20} {label:<26} {e['standard']:>9.1f} {e['reward_low_FP_rate']:>8.1f}"
+                f" {e['reward_low_FN_rate']:>8.1f}"
                 f"  {counts['detected']:>7}/{counts['windows']:<8} {counts['false_positive_rows']:>7}"
             )
         lines.append(

@@ -16,6 +16,7 @@ left and prints ``{"rows_read": n}``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 
@@ -44,10 +45,8 @@ async def read_until_stopped(dsn: str, after_seq: int = 0) -> int:
                 continue
             if stopping:
                 return rows_read
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TAIL_MIN_GAP_S)
-            except TimeoutError:
-                pass
     finally:
         await conn.close()
 

@@ -340,9 +340,10 @@ async def _tier_phases(
     history_seq = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events")
     port = harness.free_port()
     environ = _server_env(dsn, params, port)
-    reads: subprocess.Popen[bytes] | None = None
+    reads: asyncio.subprocess.Process | None = None
     out: bytes | None = None
-    with open(workdir / "ingest-tier.log", "wb") as log:
+    log = await asyncio.to_thread(open, workdir / "ingest-tier.log", "wb")
+    with log:
         processes = IngestProcesses(Settings.from_env(environ), dsn, environ, output=log)
         try:
             label = (
@@ -351,9 +352,13 @@ async def _tier_phases(
             )
             with harness.step(label):
                 await processes.start()
-                reads = subprocess.Popen(
-                    [sys.executable, "-m", "bench.engine_reads", dsn, str(history_seq)],
-                    stdout=subprocess.PIPE,
+                reads = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "bench.engine_reads",
+                    dsn,
+                    str(history_seq),
+                    stdout=asyncio.subprocess.PIPE,
                     stderr=log,
                 )
             meter.server_pids = frozenset({*processes.pids, reads.pid})
@@ -378,7 +383,7 @@ async def _tier_phases(
             ) as notes:
                 await processes.stop()
                 if reads is not None:
-                    out = await asyncio.to_thread(_stop_engine_reads, reads)
+                    out = await _stop_engine_reads(reads)
                 stored = await conn.fetchval("SELECT count(*) FROM events WHERE seq > $1", history_seq)
                 notes.append(f"{stored:,} stored")
     if out is None:
@@ -407,14 +412,14 @@ async def _load_history(conn: asyncpg.Connection, tails: list[tuple[Any, ...]], 
         notes.append(f"events table with its indexes: {size}")
 
 
-def _stop_engine_reads(reads: subprocess.Popen[bytes]) -> bytes | None:
+async def _stop_engine_reads(reads: asyncio.subprocess.Process) -> bytes | None:
     """SIGTERM, then its report once it has read what is left; None if it failed or hung (then killed)."""
     reads.send_signal(signal.SIGTERM)
     try:
-        out, _ = reads.communicate(timeout=ENGINE_READS_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
+        out, _ = await asyncio.wait_for(reads.communicate(), ENGINE_READS_STOP_TIMEOUT_S)
+    except TimeoutError:
         reads.kill()
-        reads.wait()
+        await reads.wait()
         return None
     return out if reads.returncode == 0 else None
 
@@ -606,7 +611,8 @@ def _table(report: dict[str, Any]) -> str:
         "",
         *(
             [
-                f"the tier phase ran with {report['parameters']['history_rows']:,} events already stored; raw COPY on an empty table"
+                f"the tier phase ran with {report['parameters']['history_rows']:,} events already stored;"
+                " raw COPY on an empty table"
             ]
             if report["parameters"]["history_rows"]
             else []
@@ -636,7 +642,8 @@ def _table(report: dict[str, Any]) -> str:
     ]
     if not report["quiet_machine"]:
         lines.append(
-            f"WARNING: other processes and steal took up to {report['interference_cores']:.2f} cores during a measured phase; "
+            f"WARNING: other processes and steal took up to {report['interference_cores']:.2f} cores"
+            " during a measured phase; "
             "these numbers understate what this machine does when quiet"
         )
     return "\n".join(lines)
@@ -652,5 +659,6 @@ def main(args: argparse.Namespace) -> None:
     report = harness.report(args, lambda: run(Parameters.from_args(args)), _table)
     if not report["stored_events_match"]:
         sys.exit(
-            "warroom bench: the events table does not hold exactly the accepted events (or the engine's reads missed some)"
+            "warroom bench: the events table does not hold exactly the accepted events"
+            " (or the engine's reads missed some)"
         )

@@ -68,7 +68,8 @@ SEED = 20261111
 
 TICK_S = 0.02
 MAX_BATCH_EVENTS = 10_000
-"""A sender that fell behind its schedule catches up in POSTs of at most this many events (the server's default limit)."""
+"""A sender that fell behind its schedule catches up in POSTs of at most this many events (the server's default
+limit)."""
 WARMUP_S = 2.0
 """Unmeasured load first, so the engine has met every SKU and channel before latencies count."""
 DRAIN_TIMEOUT_S = 10.0
@@ -251,7 +252,8 @@ async def paced_send(
     on_accept: AcceptListener | None = None,
     stop: asyncio.Event | None = None,
 ) -> SendStats:
-    """Every ``TICK_S``, POST the events due by then at ``rate``/s, one request at a time, for ``seconds`` or until ``stop``.
+    """Every ``TICK_S``, POST the events due by then at ``rate``/s, one request at a time, for ``seconds`` or until
+    ``stop``.
 
     A slow answer delays the next tick; the sender then posts everything that
     became due meanwhile, so the offered rate holds as long as the server keeps up.
@@ -299,7 +301,8 @@ class Server:
 
 
 def _start_server(dsn: str, port: int, workdir: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """``warroom serve`` as a child process in ``workdir`` (no campaign files there), output in ``workdir/server.log``."""
+    """``warroom serve`` as a child process in ``workdir`` (no campaign files there), output in
+    ``workdir/server.log``."""
     with open(workdir / "server.log", "wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--host", loadclient.HOST, "--port", str(port)],
@@ -598,7 +601,8 @@ def _table(report: dict[str, Any]) -> str:
     m, t, mem = report["machine"], report["targets"], report["memory"]
     verdict = "met" if t["snapshot_p99_met"] and t["rate_met"] else "MISSED"
     lines = [
-        f"Promo War-Room metrics benchmark: {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}",
+        f"Promo War-Room metrics benchmark: {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB,"
+        f" Python {m['python']}",
         "",
         f"freshness at {report['events_per_s']:,.0f} events/s ({report['samples']} POSTs): snapshot p50 "
         f"{report['snapshot_latency_p50_ms']} ms, p99 {report['snapshot_latency_p99_ms']} ms, max "

@@ -302,7 +302,8 @@ def _table(report: dict[str, Any]) -> str:
             f"{report['webhook_latency_p99_ms']} ms (target <= {t['webhook_p99_max_ms']:g} ms: "
             f"{'met' if t['webhook_met'] else 'MISSED'})",
             f"event POST -> websocket: p50 {report['post_to_ws_p50_ms']} ms, p99 {report['post_to_ws_p99_ms']} ms; "
-            f"alert fired -> webhook: p50 {report['fired_to_webhook_p50_ms']} ms, p99 {report['fired_to_webhook_p99_ms']} ms",
+            f"alert fired -> webhook: p50 {report['fired_to_webhook_p50_ms']} ms,"
+            f" p99 {report['fired_to_webhook_p99_ms']} ms",
             "cores: " + ", ".join(f"{k} {v:.2f}" for k, v in report["cpu_cores"].items()),
         ]
     )

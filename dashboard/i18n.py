@@ -104,7 +104,7 @@ CHANNELS: dict[str, tuple[str, str]] = {
 def language(value: str | None, default: Language = DEFAULT_LANGUAGE) -> Language:
     """The language a URL parameter asks for (zh, zh-CN, en, en-US…), else ``default``."""
     prefix = (value or "").strip().lower()[:2]
-    return prefix if prefix in LANGUAGES else default  # type: ignore[return-value]
+    return prefix if prefix in LANGUAGES else default
 
 
 def _pick(pair: tuple[str, str], lang: Language) -> str:

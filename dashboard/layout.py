@@ -14,7 +14,7 @@ SECTION_TITLES = {
     "channels": "channels",
     "alerts": "alerts",
 }
-GRAPH_CONFIG = {"displayModeBar": False, "responsive": True, "staticPlot": False}
+GRAPH_CONFIG: dcc.Graph.Config = {"displayModeBar": False, "responsive": True, "staticPlot": False}
 
 
 def _section(name: str, body: html.Div | dcc.Graph, lang: Language) -> html.Section:

@@ -12,10 +12,11 @@ so such a request is refused too.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from dash import Dash
+from dash.backends._fastapi import FastAPIDashServer
 from dash.fingerprint import check_fingerprint
 from starlette.requests import Request
 from starlette.responses import Response
@@ -64,9 +65,15 @@ def callback_request_error(body: bytes, callbacks: Mapping[str, Mapping[str, Any
     return None
 
 
+def fastapi_backend(wall: Dash) -> FastAPIDashServer:
+    """The wall's Dash backend: the FastAPI one, as Dash picks it for a FastAPI server (typed as the base class)."""
+    return cast(FastAPIDashServer, wall.backend)
+
+
 def answer_missing_suite_files(wall: Dash) -> None:
     """Make the component-suite route answer 404 for unregistered or missing files (Dash answers 500)."""
-    serve: Callable[..., Response] = wall.backend.serve_component_suites
+    backend = fastapi_backend(wall)
+    serve: Callable[..., Response] = backend.serve_component_suites
 
     def serve_registered(dash_app: Dash, package_name: str, fingerprinted_path: str, request: Request) -> Response:
         missing = ApiError(404, f"no component-suite file {package_name}/{fingerprinted_path}")
@@ -77,7 +84,7 @@ def answer_missing_suite_files(wall: Dash) -> None:
         except OSError:  # registered, but not shipped with the installed package
             return api_error_response(missing)
 
-    wall.backend.serve_component_suites = serve_registered  # type: ignore[method-assign]
+    backend.serve_component_suites = serve_registered  # type: ignore[method-assign]
 
 
 class CallbackRequestCheck:

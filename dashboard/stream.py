@@ -137,20 +137,19 @@ class WallPush:
         self.curve, self.curve_at = current, time.monotonic()
 
 
-async def _next(queues: list[asyncio.Queue[Any]], timeout: float) -> bool:
-    """Wait until any queue has an item (left in place): True, or ``timeout`` passed: False."""
+async def _next(queues: list[asyncio.Queue[Any]]) -> None:
+    """Wait until any queue has an item (left in place); the caller bounds the wait with ``asyncio.timeout``."""
     if any(not q.empty() for q in queues):
-        return True
+        return
     getters = [asyncio.ensure_future(q.get()) for q in queues]
     try:
-        done, _ = await asyncio.wait(getters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for getter in getters:
-            getter.cancel()
-    for getter, queue in zip(getters, queues, strict=False):
-        if getter in done and not getter.cancelled():
-            queue.put_nowait(getter.result())
-    return bool(done)
+        await asyncio.wait(getters, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when the caller's timeout cancels the wait: an item already taken goes back
+        for getter, queue in zip(getters, queues, strict=True):
+            if getter.done() and not getter.cancelled():
+                queue.put_nowait(getter.result())
+            else:
+                getter.cancel()
 
 
 def _drain(queue: asyncio.Queue[Any]) -> None:
@@ -178,7 +177,12 @@ async def run(services: FullServices, pathname: str | None, search: str | None) 
         wall.titles()
         while True:
             wall.render()
-            if await _next([metrics.queue, alerts], HEARTBEAT_S):
+            try:
+                async with asyncio.timeout(HEARTBEAT_S):
+                    await _next([metrics.queue, alerts])
+            except TimeoutError:
+                pass  # nothing new: render again as a heartbeat
+            else:
                 await asyncio.sleep(COALESCE_S)
             _drain(metrics.queue)
             _drain(alerts)

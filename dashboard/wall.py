@@ -35,15 +35,15 @@ def mount(api: FastAPI, settings: Settings) -> Dash:
     """Serve the wall from ``api``; its services (metrics, alerts, keys) are read from ``api.state`` per page."""
     wall = Dash(
         __name__,
-        server=api,
+        server=api,  # type: ignore[arg-type]  # Dash accepts a server instance (documented); its hint omits it
         url_base_pathname=WALL_PATH + "/",
         assets_folder=str(ASSETS),
         title=TITLE,
-        update_title=None,
+        update_title=None,  # type: ignore[arg-type]  # documented: None keeps the title; the hint says str
         serve_locally=True,
         websocket_inactivity_timeout=0,
     )
-    wall.backend._setup_catchall = _no_catchall  # type: ignore[method-assign]
+    routes.fastapi_backend(wall)._setup_catchall = _no_catchall  # type: ignore[method-assign]
     routes.answer_missing_suite_files(wall)
     wall.layout = layout.build(settings.wall_language)
 

@@ -14,7 +14,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,11 +198,19 @@ def event(event_id: str, type_: str = "order_paid", **fields: Any) -> dict[str, 
     return base
 
 
-async def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
+def wait_until(
+    predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0, interval: float = 0.05
+) -> Awaitable[None]:
+    """Poll ``predicate`` every ``interval`` seconds until it holds; TimeoutError after ``timeout`` seconds
+    (asyncio's own timeout, which also cancels a predicate still running then)."""
+    return asyncio.wait_for(_poll(predicate, interval), timeout)
+
+
+async def _poll(predicate: Callable[[], Awaitable[bool]], interval: float) -> None:
+    """Polling, not an ``asyncio.Event``: predicates read servers in other threads or processes and the database."""
+    while True:
+        if await predicate():
+            return
         await asyncio.sleep(interval)
 
 

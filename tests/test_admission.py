@@ -1,6 +1,7 @@
 """Request bodies are admitted before anything reads them: key from the headers first, then size, time and
 concurrency limits, so no client without a key can make the server hold memory."""
 
+import asyncio
 import time
 
 import httpx
@@ -151,7 +152,7 @@ async def test_bodies_in_flight_are_bounded_and_keyless_ones_take_a_share(dsn):
         for _ in range(slots // KEYLESS_SHARE):  # the keyless share is full …
             held.append(connect(server.port))
             held[-1].sendall(head("POST", "/v1/batch", keyless) + b"{")
-        time.sleep(0.3)
+        await asyncio.sleep(0.3)
         extra = connect(server.port)
         extra.sendall(head("POST", "/v1/batch", keyless) + b"{")
         response = read_response(extra, timeout=5)
@@ -163,12 +164,12 @@ async def test_bodies_in_flight_are_bounded_and_keyless_ones_take_a_share(dsn):
             while len(held) < slots:  # every slot is taken
                 held.append(connect(server.port))
                 held[-1].sendall(head("POST", "/v1/events", keyed) + b"{")
-            time.sleep(0.3)
+            await asyncio.sleep(0.3)
             refused = await http.post("/v1/events", json=event("f-2", "visit"))
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
             for sock in held:
                 sock.close()
-            time.sleep(0.3)
+            await asyncio.sleep(0.3)
             assert (await http.post("/v1/events", json=event("f-3", "visit"))).status_code == 202
     finally:
         server.stop()

@@ -4,6 +4,7 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -46,7 +47,10 @@ async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, d
     server = start_server(dsn, **settings)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            post = lambda *events: http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+
+            async def post(*events: dict[str, Any]) -> httpx.Response:
+                return await http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+
             assert (await post(stock("s1", 100))).status_code == 202
 
             async def one_alert() -> bool:
@@ -132,7 +136,10 @@ async def test_alerts_filter_and_a_resolved_alert_stays_resolved_across_restart(
     server = start_server(dsn, **settings)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            post = lambda *events: http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+
+            async def post(*events: dict[str, Any]) -> httpx.Response:
+                return await http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+
             assert (await post(stock("s1", 0, "SKU-1001"), stock("s2", 100, "SKU-1002"))).status_code == 202
 
             async def two_firing() -> bool:

@@ -94,11 +94,13 @@ async def test_notify_prune_keeps_pending_and_recent_notifications(dsn, db):
     ):
         await db.execute(insert, key, status, age_days)
     await db.execute(
-        "INSERT INTO notification_attempts (notification_id, attempt, ok, duration_ms) SELECT id, 1, true, 1 FROM notifications"
+        "INSERT INTO notification_attempts (notification_id, attempt, ok, duration_ms)"
+        " SELECT id, 1, true, 1 FROM notifications"
     )
     await db.execute(
         "INSERT INTO notification_log (lane, receiver, group_key, told, sent_at, flushes) VALUES"
-        " ('l', 'duty', 'idle', '{}', now() - interval '40 days', 3), ('l', 'duty', 'firing', '{\"a\": [0, \"warning\"]}',"
+        " ('l', 'duty', 'idle', '{}', now() - interval '40 days', 3),"
+        " ('l', 'duty', 'firing', '{\"a\": [0, \"warning\"]}',"
         " now() - interval '40 days', 1)"
     )
     result = warroom("notify", "prune", "--older-than-days", "30", env={"DATABASE_URL": dsn})

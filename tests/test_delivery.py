@@ -8,6 +8,7 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -63,7 +64,10 @@ async def test_alert_reaches_the_webhook_with_bilingual_text_and_its_resolution_
     caplog.set_level(logging.DEBUG)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            post = lambda *events: http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+
+            async def post(*events: dict[str, Any]) -> httpx.Response:
+                return await http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+
             assert (await post(stock("s1", 0))).status_code == 202
             await wait_until(lambda: _count(receiver, 1), timeout=10)
             [message] = receiver.received
@@ -77,7 +81,7 @@ async def test_alert_reaches_the_webhook_with_bilingual_text_and_its_resolution_
             sent = await notifications(http, operator)
             assert len(sent) == 1 and sent[0]["status"] == "delivered" and sent[0]["attempts"] == 1
             assert sent[0]["kind"] == "firing" and sent[0]["attempt_log"][0]["ok"] is True
-            assert sent[0]["target"] == "json://127.0.0.1:%d/***" % receiver.port
+            assert sent[0]["target"] == f"json://127.0.0.1:{receiver.port}/***"
             assert (await http.get("/v1/notifications", headers={"X-API-Key": screen})).status_code == 403
             scraper = {"Authorization": f"Bearer {await create_key(dsn, 'metrics')}"}
             exposition = (await http.get("/metrics", headers=scraper)).text
@@ -191,7 +195,10 @@ async def test_stream_resumes_after_the_last_seq_without_gaps_or_duplicates(dsn,
     ws_url = server.url.replace("http://", "ws://") + "/v1/alerts/stream"
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            post = lambda *events: http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+
+            async def post(*events: dict[str, Any]) -> httpx.Response:
+                return await http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+
             async with websockets.connect(ws_url) as socket:
                 await socket.send(json.dumps({"key": operator}))
                 snapshot = json.loads(await socket.recv())

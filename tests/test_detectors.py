@@ -191,7 +191,8 @@ def test_fifty_thousand_updates_are_fast() -> None:
 
 
 def campaign(days: int, growth: float, seed: int, spike: float) -> tuple[list[float], list[float]]:
-    """Orders every 15 minutes with multiplicative noise; the last day opens with a midnight rush `spike` times normal."""
+    """Orders every 15 minutes with multiplicative noise; the last day opens with a midnight rush `spike` times
+    normal."""
     rng = random.Random(seed)
     times, values = [], []
     for i in range(days * 96):

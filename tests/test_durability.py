@@ -4,7 +4,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -84,8 +83,8 @@ def _chunk(ids: list[str], offset: int, round_: int) -> list[str]:
     return (ids[start:] + ids[:start])[:120]
 
 
-@pytest.fixture
-def pg() -> Iterator[EmbeddedPostgres]:
+@pytest.fixture(name="pg")
+def pg_fixture() -> Iterator[EmbeddedPostgres]:
     """A migrated PostgreSQL of the test's own, to stop and start. Not under pytest's temp directories:
     another pytest run on the machine makes their root private again, and PostgreSQL (another user)
     could then no longer read its files (see conftest's ``postgres``)."""
@@ -194,8 +193,8 @@ async def test_sigterm_drains_in_flight_batches(dsn, ingest_key, db):
         "WARROOM_LOG_FORMAT": "json",
         "WARROOM_RATE_LIMIT_PER_S": "0",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env, stderr=subprocess.PIPE
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", "serve", "--port", str(port), cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
     )
     blocker = await asyncpg.connect(dsn)
     try:
@@ -227,12 +226,14 @@ async def test_sigterm_drains_in_flight_batches(dsn, ingest_key, db):
             response = await in_flight
             assert response.status_code == 202 and response.json()["accepted"] == 50
         # uvicorn re-raises the captured SIGTERM after its graceful shutdown, as a service manager expects
-        assert await asyncio.to_thread(process.wait, 30) in (0, -signal.SIGTERM)
-        logged = [json.loads(line) for line in process.stderr.read().decode().splitlines() if line.strip()]
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode in (0, -signal.SIGTERM)
+        logged = [json.loads(line) for line in stderr.decode().splitlines() if line.strip()]
     finally:
         await blocker.close()
-        if process.poll() is None:
+        if process.returncode is None:
             process.kill()
+            await process.wait()
     assert await db.fetchval("SELECT count(*) FROM events") == 50
     assert all({"ts", "level", "logger", "msg"} <= set(entry) for entry in logged), logged
     assert any(entry["msg"] == "ready" and entry["level"] == "info" for entry in logged)
@@ -267,23 +268,23 @@ async def test_a_submission_the_driver_cannot_send_is_refused_alone_and_the_writ
     writer) down: the array path once raised DataError, read as 'database unavailable' for everyone, and
     the COPY path a bare OverflowError that killed the writer task."""
     pool = await create_pool(dsn, init=prepare_connection)
-    committer = GroupCommitter(pool, writers=1, group_events=10_000, queue_events=100_000)
+    committer = GroupCommitter(
+        pool, writers=1, group_events=10_000, queue_events=100_000, commit_timeout_s=10, drain_timeout_s=5
+    )
     now = datetime.now(UTC)
     unsendable = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))  # cannot be converted to UTC
     try:
-        good = asyncio.create_task(committer.submit([_row(f"good-{i}", now) for i in range(size)], timeout=10))
-        bad = asyncio.create_task(
-            committer.submit([_row(f"bad-{i}", now if i else unsendable) for i in range(size)], timeout=10)
-        )
+        good = asyncio.create_task(committer.submit([_row(f"good-{i}", now) for i in range(size)]))
+        bad = asyncio.create_task(committer.submit([_row(f"bad-{i}", now if i else unsendable) for i in range(size)]))
         await asyncio.sleep(0.05)
         committer.start()  # both submissions wait in the queue: the writer takes them as one group
         assert (await good).accepted == size
         refused = await bad
         assert refused.accepted == size - 1 and [index for index, _ in refused.refused] == [0], "only that event"
-        later = await committer.submit([_row(f"later-{i}", now) for i in range(size)], timeout=10)
+        later = await committer.submit([_row(f"later-{i}", now) for i in range(size)])
         assert later.accepted == size, "the writer is still there"
     finally:
-        await committer.drain_and_stop(5)
+        await committer.drain_and_stop()
         await pool.close()
     assert await db.fetchval("SELECT count(*) FROM events WHERE event_id LIKE 'bad-%'") == size - 1
 

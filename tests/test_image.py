@@ -100,7 +100,8 @@ def image() -> str:
 
 
 def test_the_image_serves_with_its_own_cmd_and_stops_on_sigterm(image):
-    """The image as documented: ``docker run`` with no DATABASE_URL runs the embedded PostgreSQL as the non-root user."""
+    """The image as documented: ``docker run`` with no DATABASE_URL runs the embedded PostgreSQL as the non-root
+    user."""
     port = free_port()
     container = _podman(
         *RUN_OPTIONS, "run", "-d", *CONTAINER_OPTIONS, "-e", f"WARROOM_PORT={port}", image

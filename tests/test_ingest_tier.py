@@ -8,9 +8,9 @@ full server drains its ingest processes' accepted requests (a 2xx means committe
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import time
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -101,7 +101,7 @@ def _children(pid: int) -> list[int]:
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                stat = open(f"/proc/{entry.name}/stat").read()
+                stat = Path(f"/proc/{entry.name}/stat").read_text()
             except OSError:
                 continue
             if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
@@ -119,7 +119,9 @@ async def test_serve_starts_ingest_processes_and_sigterm_drains_them(dsn, ingest
         "WARROOM_INGEST_PROCESSES": "2",
         "WARROOM_INGEST_PORT": str(ingest_port),
     }
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", "serve", "--port", str(port), cwd=ROOT, env=env
+    )
     blocker = await asyncpg.connect(dsn)
     try:
         await _wait_ready(f"http://127.0.0.1:{port}")  # ready only once its ingest processes are
@@ -144,19 +146,22 @@ async def test_serve_starts_ingest_processes_and_sigterm_drains_them(dsn, ingest
 
             responses = await asyncio.gather(*in_flight)
             assert all(r.status_code == 202 and r.json()["accepted"] == 50 for r in responses)
-        assert await asyncio.to_thread(process.wait, 30) in (0, -signal.SIGTERM)
-        assert not any(os.path.exists(f"/proc/{pid}") for pid in children), "ingest processes outlived the server"
+        assert await asyncio.wait_for(process.wait(), 30) in (0, -signal.SIGTERM)
+        assert not any(_running(pid) for pid in children), "ingest processes outlived the server"
     finally:
         await blocker.close()
-        if process.poll() is None:
+        if process.returncode is None:
             process.kill()
+            await process.wait()
     assert await db.fetchval("SELECT count(*) FROM events") == 1 + 4 * 50
 
 
 async def test_an_ingest_process_on_its_own_drains_on_sigterm(dsn, ingest_key, db):
     port = free_port()
     env = {**os.environ, "DATABASE_URL": dsn, "WARROOM_LOG_LEVEL": "warning", "WARROOM_ROLE": "ingest"}
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", "serve", "--port", str(port), cwd=ROOT, env=env
+    )
     blocker = await asyncpg.connect(dsn)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -175,11 +180,12 @@ async def test_an_ingest_process_on_its_own_drains_on_sigterm(dsn, ingest_key, d
             await transaction.rollback()
             response = await in_flight
             assert response.status_code == 202 and response.json()["accepted"] == 30
-        assert await asyncio.to_thread(process.wait, 30) in (0, -signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) in (0, -signal.SIGTERM)
     finally:
         await blocker.close()
-        if process.poll() is None:
+        if process.returncode is None:
             process.kill()
+            await process.wait()
     assert await db.fetchval("SELECT count(*) FROM events") == 30
 
 
@@ -192,25 +198,33 @@ async def test_ingest_processes_stop_when_the_server_is_killed(dsn):
         "WARROOM_INGEST_PROCESSES": "1",
         "WARROOM_INGEST_PORT": str(ingest_port),
     }
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", "serve", "--port", str(port), cwd=ROOT, env=env
+    )
     try:
         await _wait_ready(f"http://127.0.0.1:{port}")
         children = _children(process.pid)
         assert len(children) == 1
         process.kill()  # no chance to forward anything
-        await asyncio.to_thread(process.wait, 10)
+        await asyncio.wait_for(process.wait(), 10)
         deadline = time.monotonic() + 30
-        while os.path.exists(f"/proc/{children[0]}") and "Z" not in _state(children[0]):
+        while _running(children[0]) and "Z" not in _state(children[0]):
             assert time.monotonic() < deadline, "the ingest process outlived its killed server"
             await asyncio.sleep(0.1)
     finally:
-        if process.poll() is None:
+        if process.returncode is None:
             process.kill()
+            await process.wait()
+
+
+def _running(pid: int) -> bool:
+    """Whether the process (or its zombie) is still in the process table: one procfs lookup, which does not block."""
+    return os.path.exists(f"/proc/{pid}")
 
 
 def _state(pid: int) -> str:
     try:
-        stat = open(f"/proc/{pid}/stat").read()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return "gone"
     return stat[stat.rindex(")") + 2 :].split()[0]

@@ -50,8 +50,9 @@ async def test_a_metrics_port_serves_them_there_and_not_on_the_api_port(dsn):
             assert (await http.get(f"http://127.0.0.1:{metrics_port}/v1/alerts")).status_code == 404
     finally:
         server.stop()
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
+    async with httpx.AsyncClient(timeout=30) as http:
+        with pytest.raises(httpx.ConnectError):
+            await http.get(f"http://127.0.0.1:{metrics_port}/metrics")
 
 
 def test_settings_name_the_bad_metrics_variable():

@@ -52,7 +52,8 @@ UNITS = {"order_paid": "units_sold", "order_created": "units_ordered", "add_to_c
 STREAM_S = 2.0
 """How long the push test commits events one by one."""
 FEW_PER_SECOND = 6
-"""The issue's "coalesced to at most a few per second", read as PUBLISH_INTERVAL_S's five plus one at a window's edge."""
+"""The issue's "coalesced to at most a few per second", read as PUBLISH_INTERVAL_S's five plus one at a window's
+edge."""
 GROUPED_SQL = (
     "SELECT campaign, {key} type, count(*) AS n, sum(amount) AS amount, sum(coalesce(quantity, 1)) AS units, "
     "sum(value) AS spend FROM events {where} GROUP BY campaign, {key} type"
@@ -141,14 +142,16 @@ async def assert_matches_sql(engine, db) -> None:
     for row in by_channel:
         assert engine.states[row["campaign"]].dims[f"channel:{row['channel']}"].totals[INDEX["gmv_paid"]] == row["gmv"]
     by_minute = await db.fetch(
-        "SELECT campaign, (extract(epoch FROM date_trunc('minute', occurred_at)))::bigint / 60 AS minute, count(*) AS n "
+        "SELECT campaign, (extract(epoch FROM date_trunc('minute', occurred_at)))::bigint / 60 AS minute,"
+        " count(*) AS n "
         "FROM events WHERE type = 'order_paid' GROUP BY 1, 2"
     )
     for row in by_minute:
         assert engine.states[row["campaign"]].dims[""].minutes[row["minute"]][INDEX["orders_paid"]] == row["n"]
     uv = await db.fetch(
         "SELECT campaign, count(DISTINCT user_id) AS uv FROM events "
-        "WHERE type IN ('visit','page_view','product_view','add_to_cart','checkout','order_created','order_paid') GROUP BY campaign"
+        "WHERE type IN ('visit','page_view','product_view','add_to_cart','checkout','order_created','order_paid')"
+        " GROUP BY campaign"
     )
     for row in uv:
         assert engine.states[row["campaign"]].visitors[""].count() == row["uv"]
@@ -590,7 +593,8 @@ async def test_a_slow_writer_is_not_skipped_while_later_writers_commit_first(dsn
         await transaction.start()
         await slow.execute("SELECT events_write_begin()")
         slow_seq = await slow.fetchval(
-            "INSERT INTO events (event_id, type, occurred_at, campaign, user_id) VALUES ('slow-1', 'visit', now(), 'camp-a', 'u-slow') RETURNING seq"
+            "INSERT INTO events (event_id, type, occurred_at, campaign, user_id)"
+            " VALUES ('slow-1', 'visit', now(), 'camp-a', 'u-slow') RETURNING seq"
         )
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             events = [
@@ -716,6 +720,7 @@ async def test_a_checkpoint_writer_that_takes_too_long_is_killed(monkeypatch):
     engine = Engine()
     monkeypatch.setattr(engine, "dump", lambda: time.sleep(30) or b"")
     started = time.monotonic()
-    with pytest.raises(CheckpointError, match="longer than 0.5 s"):
-        await snapshot_state(engine, timeout=0.5)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5):
+            await snapshot_state(engine)
     assert time.monotonic() - started < 5

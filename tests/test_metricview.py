@@ -1,4 +1,5 @@
-"""The live metrics engine as rules see it: last year's same minute, and this year's pre-heat growth over last year's."""
+"""The live metrics engine as rules see it: last year's same minute, and this year's pre-heat growth over last
+year's."""
 
 from __future__ import annotations
 

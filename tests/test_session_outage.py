@@ -8,12 +8,12 @@ import asyncio
 import httpx
 
 from tests.conftest import create_key, start_server
-from tests.test_durability import _stop_postgres, pg  # noqa: F401  (pg is a fixture)
+from tests.test_durability import _stop_postgres, pg_fixture  # noqa: F401  (registers the pg fixture)
 
 CSRF = {"X-Warroom-Request": "test"}
 
 
-async def test_sign_out_during_an_outage_clears_the_cookie_and_says_the_row_remains(pg):  # noqa: F811
+async def test_sign_out_during_an_outage_clears_the_cookie_and_says_the_row_remains(pg):
     operator = await create_key(pg.dsn(), "operator")
     server = start_server(pg.dsn())
     try:

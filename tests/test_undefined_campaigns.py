@@ -1,4 +1,5 @@
-"""Events naming undefined campaigns take no engine state, are counted per name, and count once the campaign is defined."""
+"""Events naming undefined campaigns take no engine state, are counted per name, and count once the campaign is
+defined."""
 
 import logging
 from datetime import UTC, datetime, timedelta

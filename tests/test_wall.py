@@ -60,8 +60,8 @@ skus:
 """
 
 
-@pytest.fixture
-def wall_env(tmp_path: Path) -> dict[str, str]:
+@pytest.fixture(name="wall_env")
+def wall_env_fixture(tmp_path: Path) -> dict[str, str]:
     """Settings for a server with the test campaign and a stock-out emergency rule."""
     campaigns, rules = tmp_path / "campaigns", tmp_path / "rules"
     campaigns.mkdir()

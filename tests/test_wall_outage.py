@@ -8,10 +8,10 @@ import asyncio
 import httpx
 
 from tests.conftest import create_key, start_server
-from tests.test_durability import _stop_postgres, pg  # noqa: F401  (pg is a fixture)
+from tests.test_durability import _stop_postgres, pg_fixture  # noqa: F401  (registers the pg fixture)
 
 
-async def test_a_kiosk_url_and_a_legacy_cookie_get_a_retry_page_while_the_database_is_down(pg):  # noqa: F811
+async def test_a_kiosk_url_and_a_legacy_cookie_get_a_retry_page_while_the_database_is_down(pg):
     screen = await create_key(pg.dsn(), "screen")
     server = start_server(pg.dsn())
     try:

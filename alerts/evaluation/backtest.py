@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import functools
 import math
 import sys
 from collections.abc import Callable, Iterator
@@ -293,13 +294,13 @@ def main(series: Path, out: Path, rules_file: Path | None, *, clock: Callable[[]
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("w", newline="", encoding="utf-8") as stream:
-            summary = run_series(data, rules, stream, lambda rows: report(number, rows))
+            summary = run_series(data, rules, stream, functools.partial(report, number))
         total_rows += summary.rows
         total_alerts += summary.alerts
         report(number, 0)
         print(f"{relative}: {summary.rows} rows, {summary.alerts} alerts, firing {summary.firing_s / 60:.1f} min")
     print(
-        f"total: {len(files) - failed} series, {total_rows} rows, {total_alerts} alerts in {clock() - started:.1f}s"
-        + (f"; {failed} file(s) failed" if failed else "")
+        f"total: {len(files) - failed} series, {total_rows} rows, {total_alerts} alerts"
+        f" in {clock() - started:.1f}s" + (f"; {failed} file(s) failed" if failed else "")
     )
     return 1 if failed else 0

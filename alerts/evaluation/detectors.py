@@ -702,7 +702,8 @@ def _forecast_error(
     power: float,
     lowest: float,
 ) -> float:
-    """Mean one-step error (each capped, so anomalies don't decide) on the later half of the history, fitted on the earlier half."""
+    """Mean one-step error (each capped, so anomalies don't decide) on the later half of the history, fitted on the
+    earlier half."""
     half = len(values) // 2
     model = _Model(t0, dt, period, alpha, MAX_BAND_Z, "both", power, lowest)
     model.fit(times[:half], values[:half])

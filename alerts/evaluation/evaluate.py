@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -134,7 +134,7 @@ def _recovery(condition: Condition, threshold: float, margin: float) -> tuple[st
 class Evaluator:
     """Evaluates every rule for every campaign and label; holds the dynamic rules' detectors."""
 
-    rules: list[AnyRule]
+    rules: Sequence[AnyRule]
     detector_factory: Callable[[DynamicRule], Any] = detector_for
     _detectors: dict[tuple[str, tuple[tuple[str, str], ...]], _DynamicSeries] = field(default_factory=dict)
 
@@ -152,7 +152,7 @@ class Evaluator:
             for rule in self.rules:
                 if rule.campaign is not None and rule.campaign != campaign:
                     continue
-                label_values: list[str | None] = view.labels(campaign, rule.by) if rule.by else [None]
+                label_values: Sequence[str | None] = view.labels(campaign, rule.by) if rule.by else [None]
                 for label in label_values:
                     labels = {"campaign": campaign, **rule.labels}
                     if rule.by and label is not None:
@@ -212,13 +212,14 @@ class Evaluator:
         self, rule: CorrelationRule, view: MetricView, campaign: str, label: str | None, labels: dict[str, str]
     ) -> Observation:
         values: dict[str, Any] = {}
-        results_all, results_any = [], []
+        results_all: list[bool] = []
+        results_any: list[bool] = []
         for group, results in ((rule.all, results_all), (rule.any, results_any)):
             for signal in group:
                 holds, value = self._signal(signal, view, campaign, rule.by, label)
-                values[
-                    f"{signal.metric}{'_change' if signal.change else ''}{'@-' + signal.lag if signal.lag != '0s' else ''}"
-                ] = value
+                change = "_change" if signal.change else ""
+                lag = f"@-{signal.lag}" if signal.lag != "0s" else ""
+                values[f"{signal.metric}{change}{lag}"] = value
                 results.append(holds)
         holds = (all(results_all) if results_all else True) and (any(results_any) if results_any else True)
         tiers = frozenset({rule.severity})

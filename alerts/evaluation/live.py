@@ -2,17 +2,18 @@
 
 Evaluation runs after metrics update, at most every ``MIN_EVALUATION_GAP_S``
 (and never more than half the time), and at least every
-``EVALUATE_EVERY_S`` so ``for`` durations elapse on a quiet night too. Transitions are written to PostgreSQL before they are
-announced; if the database is away they wait in memory and are written on
-the next evaluation. Rules reload when their files change or on request,
-keeping every alert's state. Evaluation, the rule-file watch and the silences
-refresh are supervised loops (``app.core.supervision``): any error is logged and
-the loop restarts with backoff.
+``EVALUATE_EVERY_S`` so ``for`` durations elapse on a quiet night too.
+Transitions are written to PostgreSQL before they are announced; if the
+database is away they wait in memory and are written on the next evaluation.
+Rules reload when their files change or on request, keeping every alert's state.
+Evaluation, the rule-file watch and the silences refresh are supervised loops
+(``app.core.supervision``): any error is logged and the loop restarts with backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -141,10 +142,8 @@ class AlertService:
         """Transitions the database could not take stay in memory: the error restarts the loop, and the
         next evaluation writes them."""
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), EVALUATE_EVERY_S)
-            except TimeoutError:
-                pass
             self._wake.clear()
             started = time.perf_counter()
             await self.evaluate_once()
@@ -254,7 +253,8 @@ class AlertService:
         }
 
     async def acknowledge(self, alert_id: str, who: str, comment: str | None) -> dict[str, Any] | None:
-        """Store the acknowledgment, then apply it to the live alert at the same time, so a restart shows it unchanged."""
+        """Store the acknowledgment, then apply it to the live alert at the same time, so a restart shows it
+        unchanged."""
         now = self.clock()
         async with self.pool.acquire() as conn:
             recorded = await store.acknowledge(conn, alert_id, who, comment, now)

@@ -122,7 +122,6 @@ def compose_group(
     if hidden > 0:
         lines.append(f"… +{hidden}")
     lines.append("")
-    lines.append(
-        f"{'值班页' if language == 'zh' else 'On-call page' if language == 'en' else '值班页 / On-call page'}: {public_url}/oncall"
-    )
+    page = "值班页" if language == "zh" else "On-call page" if language == "en" else "值班页 / On-call page"
+    lines.append(f"{page}: {public_url}/oncall")
     return title, "\n".join(lines)

@@ -37,7 +37,7 @@ from app.core import configfile
 DEFAULT_FOR = "0s"
 DEFAULT_RECOVER_MARGIN = 0.05
 """A firing condition resolves only when the value is this fraction beyond the threshold (hysteresis)."""
-DEFAULT_SCORE_TIERS = {Severity.REMINDER: 0.5, Severity.WARNING: 0.75, Severity.EMERGENCY: 0.95}
+DEFAULT_SCORE_TIERS: dict[Severity, float] = {Severity.REMINDER: 0.5, Severity.WARNING: 0.75, Severity.EMERGENCY: 0.95}
 DEFAULT_MIN_HISTORY = "30m"
 DEFAULT_SENSITIVITY = 0.5
 CATALOG_ATTRIBUTES = frozenset({"safety_stock", "warning_level"})
@@ -182,7 +182,7 @@ class Rule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, tag_field="k
         return seconds(self.for_)
 
 
-class StaticRule(Rule, tag="static"):
+class StaticRule(Rule, tag="static", frozen=True):
     metric: str = ""
     window: Duration = "1m"
     change: Change | None = None
@@ -200,7 +200,7 @@ class StaticRule(Rule, tag="static"):
         return seconds(self.window)
 
 
-class DynamicRule(Rule, tag="dynamic"):
+class DynamicRule(Rule, tag="dynamic", frozen=True):
     metric: str = ""
     window: Duration = "1m"
     """The step of the watched series: each point is the metric over this window."""
@@ -231,7 +231,7 @@ class DynamicRule(Rule, tag="dynamic"):
         return seconds(self.min_history)
 
 
-class CorrelationRule(Rule, tag="correlation"):
+class CorrelationRule(Rule, tag="correlation", frozen=True):
     all: list[Signal] = []
     any: list[Signal] = []
     severity: Severity = Severity.WARNING

@@ -6,8 +6,9 @@ that form, so a label value that happens to read like an operator (a SKU named
 ``~.*``) stays a plain value. The text form ``name=value``, ``name=~regex`` is
 an explicit syntax for people (CLI, API, rule files), parsed once where it
 enters. Input limits (value and regex length) apply where matchers enter
-(``Matcher.checked``), not where stored ones are read. Regexes are anchored and compiled once. A silenced alert still fires
-and is recorded; it is only not announced.
+(``Matcher.checked``), not where stored ones are read. Regexes are anchored
+and compiled once. A silenced alert still fires and is recorded; it is only
+not announced.
 """
 
 from __future__ import annotations

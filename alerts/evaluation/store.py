@@ -60,11 +60,14 @@ async def record(
             text = describe(t)
             values = clean_values(t.values)
             await conn.execute(
-                "INSERT INTO alerts (id, fingerprint, rule, campaign, labels, status, severity, active_tiers, pending_since,"
-                " fired_at, resolved_at, flapping, flips, values, summary_en, summary_zh, runbook_en, runbook_zh, link)"
-                " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17, $18, $19)"
+                "INSERT INTO alerts (id, fingerprint, rule, campaign, labels, status, severity, active_tiers,"
+                " pending_since, fired_at, resolved_at, flapping, flips, values, summary_en, summary_zh, runbook_en,"
+                " runbook_zh, link)"
+                " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17,"
+                " $18, $19)"
                 " ON CONFLICT (id) DO UPDATE SET status = excluded.status, severity = excluded.severity,"
-                " active_tiers = excluded.active_tiers, resolved_at = excluded.resolved_at, flapping = excluded.flapping,"
+                " active_tiers = excluded.active_tiers, resolved_at = excluded.resolved_at,"
+                " flapping = excluded.flapping,"
                 " flips = excluded.flips, values = excluded.values, summary_en = excluded.summary_en,"
                 " summary_zh = excluded.summary_zh, updated_at = now()",
                 alert.id,
@@ -171,7 +174,8 @@ async def alerts(
     limit: int,
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
-        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR severity = $2)"
+        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE ($1::text IS NULL OR status = $1)"
+        " AND ($2::text IS NULL OR severity = $2)"
         " AND ($3::text IS NULL OR campaign = $3) AND ($4::text IS NULL OR rule = $4)"
         " ORDER BY array_position($6::text[], severity), fired_at DESC LIMIT $5",
         status,
@@ -202,7 +206,8 @@ async def history(
 
 async def save_silence(conn: asyncpg.Connection, silence: Silence) -> None:
     await conn.execute(
-        "INSERT INTO silences (id, matchers, starts_at, ends_at, reason, created_by) VALUES ($1, $2::jsonb, $3, $4, $5, $6)",
+        "INSERT INTO silences (id, matchers, starts_at, ends_at, reason, created_by)"
+        " VALUES ($1, $2::jsonb, $3, $4, $5, $6)",
         silence.id,
         _json(msgspec.to_builtins(silence.matchers)),
         _time(silence.starts_at),
@@ -214,7 +219,8 @@ async def save_silence(conn: asyncpg.Connection, silence: Silence) -> None:
 
 async def expire_silence(conn: asyncpg.Connection, silence_id: str) -> bool:
     result = await conn.execute(
-        "UPDATE silences SET ends_at = greatest(starts_at + interval '1 millisecond', now()) WHERE id = $1 AND ends_at > now()",
+        "UPDATE silences SET ends_at = greatest(starts_at + interval '1 millisecond', now())"
+        " WHERE id = $1 AND ends_at > now()",
         silence_id,
     )
     return result == "UPDATE 1"

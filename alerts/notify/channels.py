@@ -21,7 +21,8 @@ import apprise
 SEND_TIMEOUT_S = 10.0
 RETRY_BASE_S = 1.0
 RETRY_CAP_S = 300.0
-"""Backoff doubles from ``RETRY_BASE_S`` up to this, with jitter, until the message is older than ``GIVE_UP_AFTER_S``."""
+"""Backoff doubles from ``RETRY_BASE_S`` up to this, with jitter, until the message is older than
+``GIVE_UP_AFTER_S``."""
 GIVE_UP_AFTER_S = 6 * 3600.0
 MASK = "***"
 _TOKEN = re.compile(r"[^/:@?&=#+,;%\s]{3,}")

@@ -17,6 +17,8 @@ any error, a database outage included, restarts them with backoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import time
@@ -103,7 +105,7 @@ class DeliveryService:
             loop = f"delivery-sender-{name}-{identity}"
             self._sending[loop] = supervisor.start(
                 loop,
-                lambda progress, n=name, i=identity: self._send_loop(progress, n, i),
+                functools.partial(self._send_loop, name=name, identity=identity),
                 stall_after_s=SENDER_STALL_AFTER_S,
             )
 
@@ -157,10 +159,8 @@ class DeliveryService:
         while True:
             progress()
             timeout = PLAN_EVERY_S if wake_at is None else min(PLAN_EVERY_S, max(0.0, wake_at - self.clock()))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
             self._wake.clear()
             if not self.alerts.settled:
                 continue
@@ -227,10 +227,8 @@ class DeliveryService:
                     continue
             progress()
             if not isinstance(due, outbox.Pending):
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), IDLE_CHECK_S if due is None else due)
-                except TimeoutError:
-                    pass
                 continue
             outcome = await channels.send(url, due.title, due.body, due.notify_type)
             telemetry.NOTIFICATION_SECONDS.labels(contact_point=name).observe(outcome.duration_ms / 1000)

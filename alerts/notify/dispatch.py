@@ -153,12 +153,12 @@ class Dispatcher:
                             continue
                     groups.setdefault(gid, _Group(lane, key, [], [])).firing.append(notice)
         for gid, entry in log.items():
-            lane = self._lanes.get(gid[0])
-            if lane is None or lane.receiver != gid[1]:
+            told_lane = self._lanes.get(gid[0])
+            if told_lane is None or told_lane.receiver != gid[1]:
                 continue
             resolved = [by_id[i] for i in sorted(entry.told) if i in by_id and not by_id[i].firing]
             if resolved:
-                groups.setdefault(gid, _Group(lane, gid[2], [], [])).resolved.extend(resolved)
+                groups.setdefault(gid, _Group(told_lane, gid[2], [], [])).resolved.extend(resolved)
         return groups
 
     def _lanes_of(self, route: ResolvedRoute) -> list[_Lane]:

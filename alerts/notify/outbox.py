@@ -118,8 +118,9 @@ async def next_due(conn: asyncpg.Connection, contact_point: str, url_id: str) ->
     until the next one is due, or None when nothing is pending. A message waiting out its backoff does
     not hold back newer ones: a message the channel rejects must not delay the next emergency."""
     row = await conn.fetchrow(
-        "SELECT id, kind, alert_ids, attempts, extract(epoch FROM now() - created_at) AS age_s, title, body, notify_type"
-        " FROM notifications WHERE status = 'pending' AND contact_point = $1 AND url_id = $2 AND next_attempt_at <= now()"
+        "SELECT id, kind, alert_ids, attempts, extract(epoch FROM now() - created_at) AS age_s, title, body,"
+        " notify_type FROM notifications"
+        " WHERE status = 'pending' AND contact_point = $1 AND url_id = $2 AND next_attempt_at <= now()"
         " ORDER BY id LIMIT 1",
         contact_point,
         url_id,
@@ -175,7 +176,8 @@ async def record_attempt(
     status = "delivered" if ok else "pending" if retry_in_s is not None else "failed"
     async with conn.transaction():
         await conn.execute(
-            "INSERT INTO notification_attempts (notification_id, attempt, ok, duration_ms, error) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO notification_attempts (notification_id, attempt, ok, duration_ms, error)"
+            " VALUES ($1, $2, $3, $4, $5)",
             pending.id,
             attempt,
             ok,
@@ -197,7 +199,8 @@ async def record_attempt(
 async def resolved_alerts(conn: asyncpg.Connection, ids: list[str]) -> list[asyncpg.Record]:
     """Alerts among ``ids`` that are no longer firing (resolved while no one was looking, e.g. during a restart)."""
     return await conn.fetch(
-        "SELECT id, rule, labels::text AS labels, severity, fired_at FROM alerts WHERE id = ANY($1) AND status = 'resolved'",
+        "SELECT id, rule, labels::text AS labels, severity, fired_at FROM alerts"
+        " WHERE id = ANY($1) AND status = 'resolved'",
         ids,
     )
 

@@ -29,9 +29,9 @@ FAILURES_FROM = "failed-from:"
 """Rate-limiter bucket prefix for failed key and session checks per client address (a key or session cached as valid
 still passes)."""
 ADMITTED = "warroom.admitted_key"
-"""Scope entry where ``app.api.admission`` leaves the key it checked from the headers (a key, or a session cookie) before
-reading the body, so the route's own check returns it instead of looking it up and counting it against the rate limit
-twice."""
+"""Scope entry where ``app.api.admission`` leaves the key it checked from the headers (a key, or a session cookie)
+before reading the body, so the route's own check returns it instead of looking it up and counting it against the
+rate limit twice."""
 Found = TypeVar("Found")
 
 
@@ -77,7 +77,8 @@ def presented_key(request: HTTPConnection) -> str | None:
 
 
 def _admitted(request: HTTPConnection, scopes: tuple[str, ...]) -> ApiKey | None:
-    """The key ``app.api.admission`` already checked for this request (from a header or a cookie), if it fits ``scopes``."""
+    """The key ``app.api.admission`` already checked for this request (from a header or a cookie), if it fits
+    ``scopes``."""
     admitted: ApiKey | None = request.scope.get(ADMITTED)
     return admitted if admitted is not None and admitted.scope in scopes else None
 

@@ -36,8 +36,8 @@ UNKNOWN_ENTRIES = 10_000
 KEY_ID_SHAPE = re.compile(rf"[0-9a-f]{{{KEY_ID_BYTES * 2}}}")
 """Every key id this program creates: one of another shape is refused without a database lookup."""
 STALE_GRACE_S = 300.0
-"""While the database is away, a key (or session, ``app.access.sessions``) last confirmed within the cache period plus this
-many seconds is still trusted; after that it cannot be checked (503), so a key revoked before an outage stops
+"""While the database is away, a key (or session, ``app.access.sessions``) last confirmed within the cache period plus
+this many seconds is still trusted; after that it cannot be checked (503), so a key revoked before an outage stops
 working within ``WARROOM_KEY_CACHE_S`` + this, however long the outage lasts."""
 
 

@@ -110,7 +110,8 @@ async def create(conn: asyncpg.Connection, key: ApiKey, lifetime: timedelta) -> 
     expires = datetime.now(UTC) + lifetime
     async with conn.transaction():
         await conn.execute(
-            "DELETE FROM sessions s USING api_keys k WHERE s.key_id = k.key_id AND (s.expires_at <= now() OR k.revoked_at IS NOT NULL)"
+            "DELETE FROM sessions s USING api_keys k"
+            " WHERE s.key_id = k.key_id AND (s.expires_at <= now() OR k.revoked_at IS NOT NULL)"
         )
         await conn.execute(
             "INSERT INTO sessions (token_sha256, key_id, expires_at) VALUES ($1, $2, $3)",

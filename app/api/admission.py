@@ -49,7 +49,8 @@ BUSY_RETRY_S = 1
 DRAIN_BYTES = 16 * 1024 * 1024
 """A refused body declared up to this size is left for the server to discard as it arrives, so the client reads the
 answer (a connection closed mid-upload reads as a network error, which clients retry); a larger or chunked one is
-cut off by closing the connection. Discarding holds no memory and ends with the header timeout (``app.api.connections``)."""
+cut off by closing the connection. Discarding holds no memory and ends with the header timeout
+(``app.api.connections``)."""
 ROUTE_BODY_LIMITS: dict[tuple[str, str], int] = {("PUT", "/v1/campaigns/{campaign_id}"): MAX_CAMPAIGN_BYTES}
 """Routes whose body may exceed the operator limit (``WARROOM_MAX_API_BODY_BYTES``)."""
 KeyCheck = Callable[[Request], Awaitable[ApiKey]]
@@ -69,7 +70,8 @@ class Policy:
     keyless: bool = False
     """The key travels inside the body (Segment ``writeKey``): only the handler can check it."""
     depth_checked: bool = False
-    """An API route that decodes the body as JSON (or YAML, checked by ``app.core.configfile``) without a depth limit."""
+    """An API route that decodes the body as JSON (or YAML, checked by ``app.core.configfile``) without a depth
+    limit."""
 
 
 async def _ingest_key(request: Request) -> ApiKey:

@@ -257,7 +257,8 @@ class SilenceIn(BaseModel):
         ...,
         min_length=1,
         max_length=20,
-        description='structured, e.g. [{"name": "sku", "op": "=", "value": "SKU-1001"}], or the operator-typed text form'
+        description='structured, e.g. [{"name": "sku", "op": "=", "value": "SKU-1001"}],'
+        " or the operator-typed text form"
         ' ["sku=SKU-1001", "rule=~stock_.*"] (quote a value to take it literally: sku="~x")',
     )
     starts_at: datetime | None = Field(None, description="default now")

@@ -89,7 +89,8 @@ async def list_campaigns(metrics: Metrics, key: ApiKey = Depends(reader)) -> Res
     responses=schemas.responses(UndefinedReport),
 )
 async def undefined_campaigns(metrics: Metrics, key: ApiKey = Depends(reader)) -> Response:
-    """Such events are stored but counted by no campaign until it is defined; a typo or a missing definition shows here."""
+    """Such events are stored but counted by no campaign until it is defined; a typo or a missing definition shows
+    here."""
     return json_response(metrics.engine.undefined.report())
 
 

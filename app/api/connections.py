@@ -28,7 +28,6 @@ import asyncio
 import json
 import logging
 import resource
-from functools import partial
 from typing import Any
 
 import uvicorn
@@ -63,9 +62,12 @@ class Connections:
 class GuardedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a header timeout, a header size limit and room made at the limit."""
 
-    def __init__(self, *args: Any, connections: Connections, **kwargs: Any) -> None:
+    limits: Connections
+    """Set on the subclass ``guarded_protocol`` makes for one listener."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._limits = connections
+        self._limits = self.limits
         self._header_timer: asyncio.TimerHandle | None = None
         self._in_headers = False
         self._header_bytes = 0
@@ -185,4 +187,9 @@ def server_config(
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
         **options,
     }
-    return uvicorn.Config(app, host=host, port=port, http=partial(GuardedProtocol, connections=connections), **config)
+    return uvicorn.Config(app, host=host, port=port, http=guarded_protocol(connections), **config)
+
+
+def guarded_protocol(connections: Connections) -> type[GuardedProtocol]:
+    """The protocol class uvicorn instantiates per connection, bound to one listener's ``connections``."""
+    return type("GuardedProtocol", (GuardedProtocol,), {"limits": connections})

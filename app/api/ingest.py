@@ -1,4 +1,5 @@
-"""HTTP endpoints integrators post events to: ``/v1/events`` and the Segment-compatible ``/v1/batch``, ``/v1/track``, ``/v1/page``, ``/v1/screen``."""
+"""HTTP endpoints integrators post events to: ``/v1/events`` and the Segment-compatible ``/v1/batch``,
+``/v1/track``, ``/v1/page``, ``/v1/screen``."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ from app.ingest.group_commit import CommitResult, GroupCommitter, IngestUnavaila
 INGEST_SCOPES = ("ingest",)
 EVENTS_PATH = "/v1/events"
 SEGMENT_PATHS = frozenset(segment.ENDPOINTS)
-"""Every Segment-compatible path, the one-letter ones of analytics.js included: their bodies may carry the key inside."""
+"""Every Segment-compatible path, the one-letter ones of analytics.js included: their bodies may carry the key
+inside."""
 _BYTE_OFFSET = re.compile(r"\(byte (\d+)\)")
 
 router = APIRouter(tags=["ingest"])
@@ -146,11 +148,11 @@ def _decode_list(raw: msgspec.Raw, field: str, limit: int) -> list[msgspec.Raw]:
     return items
 
 
-async def _store(settings: Settings, committer: GroupCommitter, rows: list[Row]) -> CommitResult:
+async def _store(committer: GroupCommitter, rows: list[Row]) -> CommitResult:
     if not rows:
         return CommitResult(0, 0)
     try:
-        return await committer.submit(rows, settings.commit_timeout_s)
+        return await committer.submit(rows)
     except IngestUnavailable as exc:
         raise ApiError(503, f"events not stored: {exc.reason}", headers={"Retry-After": str(exc.retry_after)}) from None
 
@@ -178,7 +180,7 @@ async def _ingest(
     telemetry.REQUEST_EVENTS.observe(index + 1)
     for label, count in Counter(claimed(item.index) for item in rejected).items():
         telemetry.EVENTS.labels(type=label, outcome="rejected").inc(count)
-    result = await _store(settings, committer, rows)
+    result = await _store(committer, rows)
     if result.refused:
         rejected += [Rejection(positions[i], [ItemError(None, reason)]) for i, reason in result.refused]
         rejected.sort(key=lambda item: item.index)

@@ -138,7 +138,8 @@ def load_file(path: Path) -> Campaign:
 
 
 def load_directory(directory: Path) -> list[Campaign]:
-    """Every ``*.yaml``/``*.yml`` campaign in ``directory`` (none when it does not exist); raises on the first invalid file."""
+    """Every ``*.yaml``/``*.yml`` campaign in ``directory`` (none when it does not exist); raises on the first
+    invalid file."""
     if not directory.is_dir():
         return []
     files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])

@@ -30,7 +30,9 @@ MAX_DEPTH = 64
 
 PATTERN_MEANINGS: dict[str, str] = {
     r"^\d+(\.\d+)?(ms|s|m|h)$": "must be a duration such as 30s, 5m or 1h",
-    r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$": "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+    r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$": (
+        "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+    ),
     r"^[A-Z]{3}$": "must be a 3-letter ISO 4217 currency code in capitals, e.g. CNY",
     r"^[a-z][a-z0-9_]{0,63}$": "must be lower-case letters, digits and '_', starting with a letter",
 }
@@ -133,7 +135,7 @@ class _Composer(yaml.SafeLoader):
         self._source = source
         self._depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:  # type: ignore[override]
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
             raise self._error(event, f"YAML aliases (*{event.anchor}) are not accepted; write the value out")
@@ -141,13 +143,15 @@ class _Composer(yaml.SafeLoader):
             raise self._error(event, f"nested deeper than {MAX_DEPTH} levels")
         self._depth += 1
         try:
-            return super().compose_node(parent, index)
+            # types-PyYAML has ``index: int``; PyYAML passes the mapping key's node, or None.
+            return super().compose_node(parent, index)  # type: ignore[arg-type]
         finally:
             self._depth -= 1
 
     def _error(self, event: yaml.Event, reason: str) -> ConfigError:
-        mark = event.start_mark
-        return ConfigError(self._source, mark.line + 1, mark.column + 1, None, reason)
+        mark = event.start_mark  # the parser marks every event; an event built by hand may have none
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+        return ConfigError(self._source, line, column, None, reason)
 
 
 def _compose(text: str, source: str) -> yaml.Node | None:

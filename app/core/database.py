@@ -12,10 +12,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from app.core.settings import Settings
+
+if TYPE_CHECKING:  # alembic is imported only by the functions that migrate
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +153,7 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-def _alembic_config(dsn: str):
+def _alembic_config(dsn: str) -> Config:
     from alembic.config import Config
 
     config = Config()

@@ -29,8 +29,8 @@ DEFAULT_COMMIT_TIMEOUT_S = 10.0
 DEFAULT_RATE_LIMIT_PER_S = 10_000.0
 DEFAULT_KEY_CACHE_S = 2.0
 DEFAULT_SHUTDOWN_GRACE_S = 30.0
-DEFAULT_WALL_LANGUAGE = "zh"
-DEFAULT_ROLE = "all"
+DEFAULT_WALL_LANGUAGE: Literal["zh", "en"] = "zh"
+DEFAULT_ROLE: Literal["all", "ingest"] = "all"
 DEFAULT_INGEST_PROCESSES = 0
 DEFAULT_INGEST_PORT = 8001
 MAX_INGEST_PROCESSES = 64
@@ -172,7 +172,8 @@ class Settings(BaseModel):
     def _ingest_port_free(self) -> Settings:
         if self.ingest_processes and self.role == "all" and self.ingest_port == self.port:
             raise ValueError(
-                f"WARROOM_INGEST_PORT={self.ingest_port!r}: must differ from WARROOM_PORT when WARROOM_INGEST_PROCESSES is set"
+                f"WARROOM_INGEST_PORT={self.ingest_port!r}: must differ from WARROOM_PORT"
+                " when WARROOM_INGEST_PROCESSES is set"
             )
         return self
 

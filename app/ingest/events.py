@@ -246,10 +246,13 @@ def jsonb_unfit_number(text: str) -> str | None:
         return None
     for token in _JSON_NUMBER.findall(_JSON_STRING.sub('""', text)):
         number = Decimal(token)
-        if number.is_zero() and number.as_tuple().exponent < -JSONB_MAX_DECIMALS:
+        exponent = number.as_tuple().exponent
+        if not isinstance(exponent, int):  # NaN or infinity, which the JSON number pattern never matches
+            continue
+        if number.is_zero() and exponent < -JSONB_MAX_DECIMALS:
             return token
         if not number.is_zero() and (
-            -int(number.as_tuple().exponent) > JSONB_MAX_DECIMALS or number.adjusted() + 1 > JSONB_MAX_INTEGER_DIGITS
+            -exponent > JSONB_MAX_DECIMALS or number.adjusted() + 1 > JSONB_MAX_INTEGER_DIGITS
         ):
             return token
     return None

@@ -195,14 +195,21 @@ class GroupCommitter:
         writers: int,
         group_events: int,
         queue_events: int,
+        commit_timeout_s: float,
+        drain_timeout_s: float,
         on_commit: Callable[[], None] = lambda: None,
         supervisor: Supervisor | None = None,
     ) -> None:
+        """``commit_timeout_s``: how long a submission waits for its commit; ``drain_timeout_s``: how long
+        ``drain_and_stop`` commits what is queued. Both are policies of the committer (what it answers or
+        logs when they pass), so they are set here rather than by a caller's cancel scope."""
         self._pool = pool
         self._supervisor = supervisor or Supervisor()
         self._on_commit = on_commit
         self._group_events = group_events
         self._queue_events = queue_events
+        self._commit_timeout_s = commit_timeout_s
+        self._drain_timeout_s = drain_timeout_s
         self._queue: asyncio.Queue[_Submission] = asyncio.Queue()
         self._queued_events = 0
         self._loops = [f"ingest-writer-{i}" for i in range(writers)]
@@ -213,17 +220,17 @@ class GroupCommitter:
         for name in self._loops:
             self._supervisor.start(name, self._run, backlog=self._has_queue)
 
-    async def drain_and_stop(self, timeout: float) -> None:
-        """Refuse new work, commit what is queued (up to ``timeout`` seconds), then stop the writers."""
+    async def drain_and_stop(self) -> None:
+        """Refuse new work, commit what is queued (up to ``drain_timeout_s``), then stop the writers."""
         self._closing = True
         try:
-            await asyncio.wait_for(self._queue.join(), timeout)
+            await asyncio.wait_for(self._queue.join(), self._drain_timeout_s)
         except TimeoutError:
             log.error("shutdown: %d queued events not committed before the grace period", self._queued_events)
         await self._supervisor.stop(*self._loops)
 
-    async def submit(self, rows: list[Row], timeout: float) -> CommitResult:
-        """Queue rows for the next group commit and wait until they are durable."""
+    async def submit(self, rows: list[Row]) -> CommitResult:
+        """Queue rows for the next group commit and wait until they are durable (up to ``commit_timeout_s``)."""
         if self._closing:
             raise IngestUnavailable("server is shutting down")
         if self._queued_events and self._queued_events + len(rows) > self._queue_events:
@@ -234,7 +241,7 @@ class GroupCommitter:
         telemetry.QUEUE_DEPTH.set(self._queued_events)
         self._queue.put_nowait(_Submission(rows, future))
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+            return await asyncio.wait_for(asyncio.shield(future), self._commit_timeout_s)
         except TimeoutError:
             telemetry.INGEST_REFUSED.labels(reason="commit_timeout").inc()
             raise IngestUnavailable("commit did not finish in time; retry (retries are deduplicated)") from None

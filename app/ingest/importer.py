@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, TextIO
 
 import msgspec
 
@@ -53,6 +53,8 @@ JSON_COLUMNS = ("props", "labels")
 CAMPAIGN_COLUMN = COLUMNS.index("campaign")
 
 Record = tuple[int, bytes | list[FieldError]]
+ByteStream = gzip.GzipFile | io.BufferedReader
+"""An import file opened for reading: plain, or decompressed on the fly."""
 """A line number and the event as JSON bytes, or the reasons the record could not be turned into an event."""
 
 
@@ -96,13 +98,20 @@ def open_records(path: Path, fmt: str) -> Iterator[Record]:
     """The file's records, read lazily; raises ImportFailed at once when the file (or a CSV header) is unusable."""
     source = str(path)
     try:
-        stream: BinaryIO = gzip.open(path, "rb") if path.name.lower().endswith(GZIP_SUFFIX) else open(path, "rb")
+        stream = _open_binary(path)
     except OSError as exc:
         raise ImportFailed(f"{source}: cannot read: {exc.strerror or exc}") from None
     return jsonl_records(stream, source) if fmt == "jsonl" else csv_records(stream, source)
 
 
-def jsonl_records(stream: BinaryIO, source: str) -> Iterator[Record]:
+def _open_binary(path: Path) -> ByteStream:
+    """The file for reading, decompressed when gzipped; the record readers close it when done."""
+    if path.name.lower().endswith(GZIP_SUFFIX):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def jsonl_records(stream: ByteStream, source: str) -> Iterator[Record]:
     """One record per non-blank line, passed on as the raw bytes the API would receive."""
     line_number = 0
     with stream:
@@ -126,7 +135,7 @@ def _read(readline: Callable[[int], bytes], size: int, source: str, line_number:
         raise ImportFailed(f"{source}: cannot read after line {line_number}: {exc}") from None
 
 
-def csv_records(stream: BinaryIO, source: str) -> Iterator[Record]:
+def csv_records(stream: ByteStream, source: str) -> Iterator[Record]:
     """Rows under a header of event field names; reads and checks the header before returning."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(text)
@@ -233,7 +242,12 @@ async def import_records(
     defaults = Defaults(campaign=campaign or settings.default_campaign, currency=settings.default_currency)
     pool = await create_pool(dsn, min_size=1, max_size=settings.writers, init=prepare_connection)
     committer = GroupCommitter(
-        pool, writers=settings.writers, group_events=settings.group_events, queue_events=settings.queue_events
+        pool,
+        writers=settings.writers,
+        group_events=settings.group_events,
+        queue_events=settings.queue_events,
+        commit_timeout_s=COMMIT_TIMEOUT_S,
+        drain_timeout_s=DRAIN_TIMEOUT_S,
     )
     committer.start()
     batch_events = max(1, min(BATCH_EVENTS, settings.queue_events // BATCHES_IN_FLIGHT))
@@ -251,7 +265,7 @@ async def import_records(
         for task in in_flight:
             task.cancel()
         await asyncio.gather(*in_flight, return_exceptions=True)
-        await committer.drain_and_stop(DRAIN_TIMEOUT_S)
+        await committer.drain_and_stop()
         await pool.close()
 
 
@@ -294,7 +308,7 @@ def _decode(record: bytes | list[FieldError], now: datetime, defaults: Defaults)
 async def _store(committer: GroupCommitter, batch: Batch, tally: Tally, report: Report) -> None:
     for attempt in range(1, STORE_ATTEMPTS + 1):
         try:
-            result = await committer.submit(batch.rows, COMMIT_TIMEOUT_S)
+            result = await committer.submit(batch.rows)
         except IngestUnavailable as exc:
             if attempt == STORE_ATTEMPTS:
                 raise ImportFailed(

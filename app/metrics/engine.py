@@ -24,7 +24,7 @@ from app.ingest.events import DEFAULT_WAREHOUSE
 from app.metrics import funnel as funnel_math
 from app.metrics import pacing as pacing_math
 from app.metrics.customers import KnownBuyers
-from app.metrics.measures import AMOUNT_BY_TYPE, INDEX, MEASURES, MONEY, Event, contributions
+from app.metrics.measures import AMOUNT_BY_TYPE, INDEX, MEASURES, MONEY, Amount, Event, contributions
 from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT, Series
 from app.metrics.snapshot import (
     ChannelRow,
@@ -100,11 +100,11 @@ WINDOW_METRICS = (*SERIES_METRICS, "top_buyer_share")
 """What rules can watch over a window (plus metric:<name> and the stock/pacing point-in-time values)."""
 
 
-def _number(value: object) -> float:
-    return float(value) if isinstance(value, Decimal) else value  # type: ignore[return-value]
+def _number(value: Amount) -> float:
+    return float(value) if isinstance(value, Decimal) else value
 
 
-def _ratio(numerator: object, denominator: object) -> float | None:
+def _ratio(numerator: Amount, denominator: Amount) -> float | None:
     d = _number(denominator)
     return _number(numerator) / d if d else None
 
@@ -368,9 +368,8 @@ class Engine:
                     new[channel] = new.get(channel, 0) + 1
         elif event_type == "metric":
             self._apply_metric(state, event, keep_second)
-        elif event_type in STOCK_TYPES:
-            if event.sku:
-                self._apply_stock(state, event)
+        elif event_type in STOCK_TYPES and event.sku:
+            self._apply_stock(state, event)
         if event_type in SALE_TYPES and event.sku:
             self._apply_sale(state, event, second, keep_second)
 
@@ -416,7 +415,7 @@ class Engine:
         if route is None:
             channel_label, channel_series = self._dimension(campaign_id, state, "channel", channel)
             found = [state.dims[TOTAL], channel_series]
-            capped = ("channel",) if channel_label != channel else ()
+            capped: tuple[str, ...] = ("channel",) if channel_label != channel else ()
             if sku:
                 label, series = self._dimension(campaign_id, state, "sku", sku)
                 found.append(series)
@@ -465,7 +464,7 @@ class Engine:
             for buyer, count in state.buyers_by_minute.get(minute, {}).items():
                 merged[buyer] = merged.get(buyer, 0) + count
             bucket = state.dims[TOTAL].minutes.get(minute)
-            orders += bucket[INDEX["orders_paid"]] if bucket else 0  # type: ignore[operator]
+            orders += int(bucket[INDEX["orders_paid"]]) if bucket else 0
         if not orders:
             return None
         return sum(sorted(merged.values(), reverse=True)[:TOP_BUYERS]) / orders
@@ -604,7 +603,7 @@ class Engine:
             rows.sort(key=lambda r: (-r.units_sold, r.sku))
         return rows
 
-    def _kpis(self, state: CampaignState, key: str, totals: list[object]) -> Totals:
+    def _kpis(self, state: CampaignState, key: str, totals: list[Amount]) -> Totals:
         t = {name: _number(totals[i]) for i, name in enumerate(MEASURES)}
         uv = state.visitors[key].count() if key in state.visitors else 0
         buyers = state.buyers[key].count() if key in state.buyers else 0
@@ -761,7 +760,8 @@ class Engine:
     def series(
         self, campaign_id: str, metric: str, step: int, start: float, end: float, by: str | None = None
     ) -> list[SeriesLine]:
-        """Bucketed values of ``metric`` ([start, end), step 1 or 60 s), overall or one series per channel/SKU/category."""
+        """Bucketed values of ``metric`` ([start, end), step 1 or 60 s), overall or one series per
+        channel/SKU/category."""
         state = self.states.get(campaign_id)
         if state is None:
             return []

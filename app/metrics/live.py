@@ -20,6 +20,7 @@ reads, each one progress (``app/metrics/replay.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -262,10 +263,8 @@ class LiveMetrics:
                 self.caught_up.set()
                 log.info("metrics caught up", extra={"last_seq": self.engine.last_seq})
             if not self.engine.pending:  # else the replay goes on at once
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
-                except TimeoutError:
-                    pass
             await asyncio.sleep(max(0.0, started + TAIL_MIN_GAP_S - loop.time()))
 
     async def _events_waiting(self) -> bool:
@@ -313,10 +312,17 @@ class LiveMetrics:
         async with self.pool.acquire() as conn:  # first, so no state is pickled while the database is away
             mark = self._checkpoint_mark()
             last_seq = mark[0]
-            state = await snapshot_state(self.engine)
+            try:
+                async with asyncio.timeout(CHECKPOINT_WRITER_TIMEOUT_S):
+                    state = await snapshot_state(self.engine)
+            except TimeoutError:
+                raise CheckpointError(
+                    f"the checkpoint writer took longer than {CHECKPOINT_WRITER_TIMEOUT_S:g} s; killed"
+                ) from None
             await conn.execute(
                 "INSERT INTO metric_checkpoints (name, last_seq, state) VALUES ($1, $2, $3) "
-                "ON CONFLICT (name) DO UPDATE SET last_seq = excluded.last_seq, state = excluded.state, saved_at = now()",
+                "ON CONFLICT (name) DO UPDATE SET last_seq = excluded.last_seq, state = excluded.state,"
+                " saved_at = now()",
                 CHECKPOINT_NAME,
                 last_seq,
                 state,
@@ -331,14 +337,15 @@ class CheckpointError(Exception):
     """The process writing a checkpoint's state failed."""
 
 
-async def snapshot_state(engine: Engine, timeout: float = CHECKPOINT_WRITER_TIMEOUT_S) -> bytes:
+async def snapshot_state(engine: Engine) -> bytes:
     """The engine's state as of now, pickled and compressed by a forked child process.
 
     The fork is a copy-on-write snapshot taken in an instant, so the tailer may go on applying events
     while the child pickles; pickling in the loop stopped every websocket, alert and API request for
     as long as it took (0.8 s for a minute of 5,000 busy SKUs, growing with the catalog). The price is
     memory: pickling touches every object, so the child may copy up to the engine's whole heap while it
-    runs. A child that fails, or takes longer than ``timeout``, or outlives a cancelled caller, is killed.
+    runs. A child that fails is reported; one that outlives a cancelled caller (a timeout around this
+    call, or a stop) is killed.
     """
     read_fd, write_fd = os.pipe()
     try:
@@ -352,15 +359,14 @@ async def snapshot_state(engine: Engine, timeout: float = CHECKPOINT_WRITER_TIME
     os.close(write_fd)
     reading = asyncio.ensure_future(asyncio.to_thread(_read_all, read_fd))
     try:
-        data = await asyncio.wait_for(asyncio.shield(reading), timeout)
-    except BaseException as exc:
+        data = await asyncio.shield(reading)
+    except BaseException:
         os.kill(pid, signal.SIGKILL)  # the pipe then closes, so the read ends
         await asyncio.shield(reading)
-        if isinstance(exc, asyncio.TimeoutError):
-            raise CheckpointError(f"the checkpoint writer took longer than {timeout:g} s; killed") from None
         raise
     finally:
-        _, status = os.waitpid(pid, 0)  # the child has exited (or was killed): reaping does not block
+        # The child is exiting (or was killed); reaped in a thread, which finishes even if this is cancelled again.
+        _, status = await asyncio.shield(asyncio.to_thread(os.waitpid, pid, 0))
     if status != 0:
         raise CheckpointError(f"the checkpoint writer exited with status {os.waitstatus_to_exitcode(status)}")
     return data

@@ -30,7 +30,9 @@ MEASURES: tuple[str, ...] = (
 )
 INDEX: dict[str, int] = {name: i for i, name in enumerate(MEASURES)}
 MONEY = frozenset({"gmv_created", "gmv_paid", "refund_amount"})
-ZERO_BUCKET: tuple[object, ...] = tuple(
+Amount = int | float | Decimal
+"""One measure's value: a count (int), money (Decimal, exact) or spend (float); one measure never mixes them."""
+ZERO_BUCKET: tuple[Amount, ...] = tuple(
     Decimal(0) if name in MONEY else (0.0 if name == "spend" else 0) for name in MEASURES
 )
 
@@ -87,9 +89,9 @@ UNITS_BY_TYPE: dict[str, str] = {
 }
 
 
-def contributions(event: Event) -> list[tuple[int, object]]:
+def contributions(event: Event) -> list[tuple[int, Amount]]:
     """The (measure index, amount) pairs this event adds to its buckets."""
-    out: list[tuple[int, object]] = []
+    out: list[tuple[int, Amount]] = []
     counted = COUNTED_BY_TYPE.get(event.type)
     if counted is not None:
         out.append((INDEX[counted], 1))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from app.metrics.measures import ZERO_BUCKET
+from app.metrics.measures import ZERO_BUCKET, Amount
 
 SECONDS_KEPT = 3600
 """Second buckets kept behind the newest event by the total and channel series."""
@@ -28,12 +28,12 @@ class Series:
     __slots__ = ("totals", "minutes", "seconds", "seconds_kept")
 
     def __init__(self, seconds_kept: int = SECONDS_KEPT) -> None:
-        self.totals: list[object] = list(ZERO_BUCKET)
-        self.minutes: dict[int, list[object]] = {}
-        self.seconds: dict[int, list[object]] = {}
+        self.totals: list[Amount] = list(ZERO_BUCKET)
+        self.minutes: dict[int, list[Amount]] = {}
+        self.seconds: dict[int, list[Amount]] = {}
         self.seconds_kept = seconds_kept
 
-    def add(self, second: int, newest: int, contributions: list[tuple[int, object]]) -> None:
+    def add(self, second: int, newest: int, contributions: list[tuple[int, Amount]]) -> None:
         """Add to the totals, the event's minute and (unless older than ``seconds_kept`` behind ``newest``,
         the newest second seen) its second."""
         minute_bucket = self.minutes.get(second // 60)
@@ -57,9 +57,9 @@ class Series:
         for second in [s for s in self.seconds if s < oldest]:
             del self.seconds[second]
 
-    def window(self, index: int, start: int, end: int) -> object:
+    def window(self, index: int, start: int, end: int) -> Amount:
         """Sum of one measure over seconds [start, end): whole minutes from minute buckets, the edges by second."""
-        total: object = ZERO_BUCKET[index]
+        total: Amount = ZERO_BUCKET[index]
         seconds, minutes = self.seconds, self.minutes
         first_full, last_full = -(-start // 60), end // 60
         if last_full - first_full < 2:
@@ -86,23 +86,23 @@ class Series:
         """
         cut = newest - self.seconds_kept + 1
         if start >= cut:
-            return float(self.window(index, start, end))  # type: ignore[arg-type]
-        total = float(self.window(index, cut, end)) if end > cut else 0.0  # type: ignore[arg-type]
+            return float(self.window(index, start, end))
+        total = float(self.window(index, cut, end)) if end > cut else 0.0
         older_end = min(end, cut)
         for minute in range(start // 60, (older_end - 1) // 60 + 1):
             bucket = self.minutes.get(minute)
             if bucket is None:
                 continue
             first, last = minute * 60, min(minute * 60 + 60, cut)
-            older = float(bucket[index])  # type: ignore[arg-type]
+            older = float(bucket[index])
             if last < minute * 60 + 60:
-                older -= float(self.window(index, cut, minute * 60 + 60))  # type: ignore[arg-type]
+                older -= float(self.window(index, cut, minute * 60 + 60))
             overlap = min(older_end, last) - max(start, first)
             if overlap > 0:
                 total += older * overlap / (last - first)
         return total
 
-    def points(self, index: int, step: int, start: int, end: int) -> Iterator[tuple[int, object]]:
+    def points(self, index: int, step: int, start: int, end: int) -> Iterator[tuple[int, Amount]]:
         """(bucket start in epoch seconds, value) for every non-empty bucket in [start, end), in time order."""
         buckets = self.seconds if step == 1 else self.minutes
         for key in sorted(buckets):

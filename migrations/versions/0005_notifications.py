@@ -49,7 +49,8 @@ def upgrade() -> None:
             title            text NOT NULL,
             body             text NOT NULL,
             notify_type      text NOT NULL,
-            status           text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed', 'cancelled')),
+            status           text NOT NULL DEFAULT 'pending'
+                             CHECK (status IN ('pending', 'delivered', 'failed', 'cancelled')),
             attempts         integer NOT NULL DEFAULT 0,
             next_attempt_at  timestamptz NOT NULL DEFAULT now(),
             last_error       text,
@@ -59,7 +60,8 @@ def upgrade() -> None:
         """
     )
     op.execute(
-        "CREATE INDEX notifications_due ON notifications (contact_point, url_id, next_attempt_at) WHERE status = 'pending'"
+        "CREATE INDEX notifications_due ON notifications (contact_point, url_id, next_attempt_at)"
+        " WHERE status = 'pending'"
     )
     op.execute("CREATE INDEX notifications_created ON notifications (created_at DESC)")
     op.execute(

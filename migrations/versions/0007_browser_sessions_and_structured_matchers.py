@@ -67,7 +67,8 @@ def upgrade() -> None:
     )
     op.execute("ALTER TABLE api_keys DROP CONSTRAINT api_keys_scope_check")
     op.execute(
-        "ALTER TABLE api_keys ADD CONSTRAINT api_keys_scope_check CHECK (scope IN ('ingest', 'operator', 'screen', 'metrics'))"
+        "ALTER TABLE api_keys ADD CONSTRAINT api_keys_scope_check"
+        " CHECK (scope IN ('ingest', 'operator', 'screen', 'metrics'))"
     )
     op.execute(
         """
