@@ -34,10 +34,10 @@ COMMAND_TIMEOUT_S = 60
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 SHIPPED_PACKAGES = ("app", "alerts", "dashboard", "migrations")
-DOCKER_COPIES = ("pyproject.toml", "README.md", "app", "alerts", "dashboard", "migrations")
+DOCKER_COPIES = ("pyproject.toml", "README.md", "app", "alerts", "dashboard", "bench", "migrations")
 """What the Dockerfile's build stage copies and installs: built from a copy, so nothing else of the tree ships."""
-NOT_IMPORTABLE = ("migrations.env",)
-"""Alembic runs ``migrations/env.py`` itself, inside a migration context."""
+NOT_IMPORTABLE = ("migrations.env", "app.cli.__main__")
+"""Alembic runs ``migrations/env.py`` itself, inside a migration context; ``app.cli.__main__`` runs the command."""
 
 LIST_MODULES = f"""
 import importlib, pkgutil
