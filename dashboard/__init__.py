@@ -1,0 +1,1 @@
+"""The wall display: Dash 4 on the same FastAPI server, pushed over a websocket callback."""
