@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 from dash import html
 
-from alerts.evaluation.severity import rank
+from alerts.evaluation.severity import Severity, rank
+from alerts.evaluation.views import LiveAlert
 from app.metrics.snapshot import SkuRow, Snapshot
 from dashboard import i18n
 from dashboard.i18n import Language
@@ -234,38 +235,38 @@ def channels(snapshot: Snapshot, lang: Language) -> list[html.Div]:
     ]
 
 
-def _summary(alert: dict[str, Any], lang: Language) -> str:
-    return alert.get("summary_zh" if lang == "zh" else "summary_en") or alert.get("rule", "")
+def _summary(alert: LiveAlert, lang: Language) -> str:
+    return (alert.summary_zh if lang == "zh" else alert.summary_en) or alert.rule
 
 
-def ordered(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def ordered(alerts: list[LiveAlert]) -> list[LiveAlert]:
     """Most severe first, then the newest."""
-    return sorted(alerts, key=lambda a: (-rank(a["severity"]), -(a.get("fired_at") or 0)))
+    return sorted(alerts, key=lambda a: (-rank(a.severity), -(a.fired_at or 0)))
 
 
-def alert_feed(alerts: list[dict[str, Any]], now: float, lang: Language) -> list[html.Div]:
+def alert_feed(alerts: list[LiveAlert], now: float, lang: Language) -> list[html.Div]:
     """Active alerts with severity colour, icon, summary and age."""
     if not alerts:
         return [html.Div(i18n.text("no_alerts", lang), className="empty ok")]
     return [
         html.Div(
             [
-                html.Span(ICONS.get(a["severity"], "•"), className="alert-icon"),
-                html.Span(i18n.severity(a["severity"], lang), className="alert-severity"),
+                html.Span(ICONS.get(a.severity, "•"), className="alert-icon"),
+                html.Span(i18n.severity(a.severity, lang), className="alert-severity"),
                 html.Span(_summary(a, lang), className="alert-summary"),
-                html.Span(i18n.text("acknowledged", lang), className="alert-ack") if a.get("acknowledged") else None,
-                html.Span(age(now - (a.get("fired_at") or now), lang), className="alert-age"),
+                html.Span(i18n.text("acknowledged", lang), className="alert-ack") if a.acknowledged else None,
+                html.Span(age(now - (a.fired_at or now), lang), className="alert-age"),
             ],
-            className=f"alert {a['severity']}",
-            **_data(alert=a["id"]),
+            className=f"alert {a.severity}",
+            **_data(alert=a.id),
         )
         for a in ordered(alerts)[:ALERT_ROWS]
     ]
 
 
-def banner(alerts: list[dict[str, Any]], lang: Language) -> tuple[list[html.Div], str]:
+def banner(alerts: list[LiveAlert], lang: Language) -> tuple[list[html.Div], str]:
     """The full-width emergency banner: every unacknowledged emergency; hidden when there is none."""
-    urgent = [a for a in ordered(alerts) if a["severity"] == "emergency" and not a.get("acknowledged")]
+    urgent = [a for a in ordered(alerts) if a.severity == Severity.EMERGENCY and not a.acknowledged]
     if not urgent:
         return [], "banner hidden"
     items = [
@@ -275,7 +276,7 @@ def banner(alerts: list[dict[str, Any]], lang: Language) -> tuple[list[html.Div]
                 html.Span(_summary(a, lang), className="banner-text"),
             ],
             className="banner-item",
-            **_data(alert=a["id"]),
+            **_data(alert=a.id),
         )
         for a in urgent
     ]

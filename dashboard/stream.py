@@ -20,6 +20,7 @@ from dash import set_props
 from plotly.io.json import to_json_plotly
 
 from alerts.evaluation.live import AlertService
+from alerts.evaluation.views import LiveAlert
 from app.api.services import FullServices
 from app.metrics.live import LiveMetrics
 from app.metrics.snapshot import Snapshot
@@ -68,7 +69,7 @@ def page_from_url(
     return Page(campaign, i18n.language(next(iter(query.get("lang", [])), None), default_lang))
 
 
-def campaign_alerts(service: AlertService, campaign: str) -> list[dict[str, Any]]:
+def campaign_alerts(service: AlertService, campaign: str) -> list[LiveAlert]:
     """Firing alerts about this campaign (or about no campaign in particular), as the alert API renders them."""
     return [
         service.render(alert)

@@ -38,4 +38,4 @@ async def test_stored_alerts_are_listed_most_severe_first_then_newest(db):
     stored = [firing(1, "reminder", 300.0), firing(2, "emergency", 100.0), firing(3, "warning", 200.0)]
     await store.record(db, [*stored, firing(4, "emergency", 400.0)], lambda transition: TEXT)
     rows = await store.alerts(db, status=None, severity=None, campaign=None, rule=None, limit=10)
-    assert [row["id"] for row in rows] == ["a4", "a2", "a3", "a1"]
+    assert [row.id for row in rows] == ["a4", "a2", "a3", "a1"]

@@ -5,6 +5,8 @@ import ipaddress
 import msgspec
 import pytest
 
+from alerts.evaluation.severity import Severity
+from alerts.evaluation.views import AckRecord, LiveAlert
 from app.core.settings import Settings, SettingsError
 from app.metrics.engine import Engine
 from app.metrics.measures import MEASURES
@@ -122,11 +124,36 @@ def test_allow_list_and_wall_paths():
     assert is_wall_path("/wall") and is_wall_path("/wall/_dash-layout") and not is_wall_path("/walls")
 
 
+def _alert(alert_id: str, severity: str, summary: str, fired_at: float, acknowledged: AckRecord | None) -> LiveAlert:
+    return LiveAlert(
+        seq=None,
+        id=alert_id,
+        transition=None,
+        rule="rule",
+        labels={},
+        status="firing",
+        severity=Severity(severity),
+        previous_severity=None,
+        fired_at=fired_at,
+        resolved_at=None,
+        flapping=False,
+        values={},
+        acknowledged=acknowledged,
+        summary_en=summary,
+        summary_zh=summary,
+        runbook_en="",
+        runbook_zh="",
+        link="",
+        silenced_by=[],
+        inhibited_by=[],
+    )
+
+
 def test_the_banner_shows_unacknowledged_emergencies_only():
     alerts = [
-        {"id": "1", "severity": "emergency", "summary_en": "payments down", "fired_at": 10, "acknowledged": None},
-        {"id": "2", "severity": "emergency", "summary_en": "stock out", "fired_at": 20, "acknowledged": {"by": "ops"}},
-        {"id": "3", "severity": "reminder", "summary_en": "pacing", "fired_at": 30, "acknowledged": None},
+        _alert("1", "emergency", "payments down", 10, None),
+        _alert("2", "emergency", "stock out", 20, AckRecord(by="ops", at=None, comment=None)),
+        _alert("3", "reminder", "pacing", 30, None),
     ]
     items, css = panels.banner(alerts, "en")
     assert css == "banner" and [i.to_plotly_json()["props"].get("data-alert") for i in items[:-1]] == ["1"]

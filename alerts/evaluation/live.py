@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
@@ -31,12 +30,17 @@ from alerts.evaluation.lifecycle import Alert, Lifecycle, Transition
 from alerts.evaluation.messages import describe
 from alerts.evaluation.metricview import EngineView
 from alerts.evaluation.rules import AnyRule, RuleFile, load_directory
+from alerts.evaluation.severity import Severity
 from alerts.evaluation.silences import Matcher, Silence, silencing
+from alerts.evaluation.views import AckedAlert, AckGiven, Acknowledged, AckRecord, LiveAlert
 from app.core.configfile import ConfigError
 from app.core.supervision import Progress
 from app.metrics.live import LiveMetrics
 
 log = logging.getLogger(__name__)
+
+Announcement = LiveAlert | Acknowledged
+"""What subscribers receive: a transition as the alert then was, or an acknowledgment."""
 
 EVALUATE_EVERY_S = 1.0
 MIN_EVALUATION_GAP_S = 0.2
@@ -46,6 +50,7 @@ SILENCES_REFRESH_S = 5.0
 RULE_FILES_CHECK_S = 2.0
 SUBSCRIBER_QUEUE = 1000
 PENDING_LIMIT = 10_000
+ACKNOWLEDGED = "acknowledged"
 EVALUATE_LOOP, RULE_FILES_LOOP, SILENCES_LOOP = "alerts-evaluate", "alerts-rule-files", "alerts-silences"
 
 
@@ -71,7 +76,7 @@ class AlertService:
     status: dict[str, RuleStatus] = field(default_factory=dict)
     eval_ms: float = 0.0
     _unwritten: list[Transition] = field(default_factory=list)
-    _subscribers: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
+    _subscribers: set[asyncio.Queue[Announcement]] = field(default_factory=set)
     _listeners: list[Callable[[], None]] = field(default_factory=list)
     _inhibitors: dict[str, list[str]] | None = None
     _files_stamp: tuple[tuple[str, float], ...] = ()
@@ -197,13 +202,9 @@ class AlertService:
 
     # ---- reading, acknowledging, silencing -----------------------------------------------------
 
-    def suppression(self, alert: Alert) -> dict[str, list[str]]:
-        """Which silences and which firing alerts currently mute this one."""
-        labels = {**alert.labels, "rule": alert.rule, "severity": alert.severity}
-        return {
-            "silenced_by": silencing(labels, self.silences, self.clock()),
-            "inhibited_by": self.inhibitors().get(alert.id, []),
-        }
+    def silenced_by(self, alert: Alert) -> list[str]:
+        """The silences that currently mute this alert."""
+        return silencing({**alert.labels, "rule": alert.rule, "severity": alert.severity}, self.silences, self.clock())
 
     def inhibitors(self) -> dict[str, list[str]]:
         """Firing alerts muted by others (id → the others), worked out once per evaluation or rule reload."""
@@ -216,43 +217,40 @@ class AlertService:
             self._inhibitors = inhibitors(firing, (*DEFAULT_INHIBIT_RULES, *self.rules.inhibit))
         return self._inhibitors
 
-    def render(self, alert: Alert, transition: Transition | None = None, seq: int | None = None) -> dict[str, Any]:
-        text = (
-            self._describe(transition)
-            if transition
-            else self._describe(
-                Transition(
-                    "firing",
-                    alert,
-                    alert.fired_at or alert.pending_since,
-                    alert.severity,
-                    None,
-                    alert.values,
-                    alert.flapping,
-                )
-            )
+    def render(self, alert: Alert, transition: Transition | None = None, seq: int | None = None) -> LiveAlert:
+        """The alert as the API, the websocket and the wall show it (as of ``transition`` when given)."""
+        fired_at = alert.fired_at or alert.pending_since
+        text = self._describe(
+            transition or Transition("firing", alert, fired_at, alert.severity, None, alert.values, alert.flapping)
         )
-        return {
-            "seq": seq,
-            "id": alert.id,
-            "transition": transition.kind if transition else None,
-            "rule": alert.rule,
-            "labels": alert.labels,
-            "status": "resolved" if transition and transition.kind == "resolved" else alert.status,
-            "severity": transition.severity if transition else alert.severity,
-            "previous_severity": transition.previous_severity if transition else None,
-            "fired_at": alert.fired_at,
-            "resolved_at": alert.resolved_at,
-            "flapping": alert.flapping,
-            "values": store.clean_values(transition.values if transition else alert.values),
-            "acknowledged": {"by": alert.acknowledged_by, "at": alert.acknowledged_at, "comment": alert.ack_comment}
+        severity = transition.severity if transition else alert.severity
+        previous = transition.previous_severity if transition else None
+        return LiveAlert(
+            seq=seq,
+            id=alert.id,
+            transition=transition.kind if transition else None,
+            rule=alert.rule,
+            labels=alert.labels,
+            status="resolved" if transition and transition.kind == "resolved" else alert.status,
+            severity=Severity(severity),
+            previous_severity=Severity(previous) if previous else None,
+            fired_at=alert.fired_at,
+            resolved_at=alert.resolved_at,
+            flapping=alert.flapping,
+            values=store.clean_values(transition.values if transition else alert.values),
+            acknowledged=AckRecord(by=alert.acknowledged_by, at=alert.acknowledged_at, comment=alert.ack_comment)
             if alert.acknowledged_by
             else None,
-            **text,
-            **self.suppression(alert),
-        }
+            summary_en=text["summary_en"],
+            summary_zh=text["summary_zh"],
+            runbook_en=text["runbook_en"],
+            runbook_zh=text["runbook_zh"],
+            link=text["link"],
+            silenced_by=self.silenced_by(alert),
+            inhibited_by=self.inhibitors().get(alert.id, []),
+        )
 
-    async def acknowledge(self, alert_id: str, who: str, comment: str | None) -> dict[str, Any] | None:
+    async def acknowledge(self, alert_id: str, who: str, comment: str | None) -> LiveAlert | AckedAlert | None:
         """Store the acknowledgment, then apply it to the live alert at the same time, so a restart shows it
         unchanged."""
         now = self.clock()
@@ -262,19 +260,10 @@ class AlertService:
             return None
         row, seq = recorded
         live = self.lifecycle.acknowledge(alert_id, who, comment, now)
-        event = {
-            "seq": seq,
-            "transition": "acknowledged",
-            "id": alert_id,
-            "acknowledged": {"by": who, "comment": comment},
-        }
-        self._publish(event)
+        given = AckGiven(by=who, comment=comment)
+        self._publish(Acknowledged(seq=seq, transition=ACKNOWLEDGED, id=alert_id, acknowledged=given))
         self._changed()
-        return (
-            self.render(live)
-            if live
-            else {"id": alert_id, "status": row["status"], "acknowledged": event["acknowledged"]}
-        )
+        return self.render(live) if live else AckedAlert(id=alert_id, status=row["status"], acknowledged=given)
 
     async def add_silence(
         self, matchers: tuple[Matcher, ...], starts_at: float, ends_at: float, reason: str, who: str
@@ -308,15 +297,15 @@ class AlertService:
         for listener in self._listeners:
             listener()
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_QUEUE)
+    def subscribe(self) -> asyncio.Queue[Announcement]:
+        queue: asyncio.Queue[Announcement] = asyncio.Queue(SUBSCRIBER_QUEUE)
         self._subscribers.add(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[Announcement]) -> None:
         self._subscribers.discard(queue)
 
-    def _publish(self, event: dict[str, Any]) -> None:
+    def _publish(self, event: Announcement) -> None:
         for queue in list(self._subscribers):
             if queue.full():
                 queue.get_nowait()

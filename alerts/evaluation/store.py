@@ -14,6 +14,7 @@ import msgspec
 from alerts.evaluation.lifecycle import Alert, Transition
 from alerts.evaluation.severity import MOST_SEVERE_FIRST
 from alerts.evaluation.silences import Matcher, Silence
+from alerts.evaluation.views import AlertTransition, StoredAlert
 from app.core.telemetry import SILENCES_UNREADABLE
 
 log = logging.getLogger(__name__)
@@ -172,8 +173,8 @@ async def alerts(
     campaign: str | None,
     rule: str | None,
     limit: int,
-) -> list[asyncpg.Record]:
-    return await conn.fetch(
+) -> list[StoredAlert]:
+    rows = await conn.fetch(
         f"SELECT {ALERT_COLUMNS} FROM alerts WHERE ($1::text IS NULL OR status = $1)"
         " AND ($2::text IS NULL OR severity = $2)"
         " AND ($3::text IS NULL OR campaign = $3) AND ($4::text IS NULL OR rule = $4)"
@@ -185,12 +186,14 @@ async def alerts(
         limit,
         [s.value for s in MOST_SEVERE_FIRST],
     )
+    return [msgspec.convert(_decoded(row), StoredAlert) for row in rows]
 
 
 async def history(
     conn: asyncpg.Connection, *, since: datetime | None, until: datetime | None, after_seq: int, limit: int
-) -> list[asyncpg.Record]:
-    return await conn.fetch(
+) -> list[AlertTransition]:
+    """Transitions after ``after_seq`` in ``seq`` order, each with its alert's rule, labels and texts."""
+    rows = await conn.fetch(
         "SELECT t.seq, t.alert_id, t.at, t.kind, t.severity, t.previous_severity, t.flapping, t.values::text AS values,"
         " a.rule, a.campaign, a.labels::text AS labels, a.fired_at, a.summary_en, a.summary_zh, a.runbook_en,"
         " a.runbook_zh, a.link"
@@ -202,6 +205,16 @@ async def history(
         until,
         limit,
     )
+    return [msgspec.convert(_decoded(row), AlertTransition) for row in rows]
+
+
+def _decoded(row: asyncpg.Record) -> dict[str, Any]:
+    """The row with its JSON columns (``labels``, ``values``) decoded."""
+    out = dict(row)
+    for key in ("labels", "values"):
+        if isinstance(out.get(key), str):
+            out[key] = msgspec.json.decode(out[key])
+    return out
 
 
 async def save_silence(conn: asyncpg.Connection, silence: Silence) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -25,6 +26,9 @@ from fastapi import APIRouter
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from alerts.evaluation import store
+from alerts.evaluation.live import Announcement
+from alerts.evaluation.severity import Severity
+from alerts.evaluation.views import AlertTransition, LiveAlert
 from app.access.auth import READ_SCOPES, admit, authenticate, presented_key, session_key, still_allowed
 from app.api.services import Alerts, Pool
 from app.api.streams import StillAllowed, push_until_disconnect
@@ -41,13 +45,45 @@ CLOSE_UNAVAILABLE = 1013
 router = APIRouter(tags=["alerts"])
 
 
-def frame(row: Any) -> dict[str, Any]:
+class SnapshotFrame(msgspec.Struct, tag_field="type", tag="snapshot"):
+    """The firing alerts, and the ``seq`` they are current to (the first frame without ``after``)."""
+
+    seq: int
+    alerts: list[LiveAlert]
+
+
+class TransitionFrame(msgspec.Struct, tag_field="type", tag="transition"):
+    """A stored transition (``AlertTransition``), its alert's id last as ``id``."""
+
+    seq: int
+    at: datetime
+    kind: str
+    severity: Severity
+    previous_severity: Severity | None
+    flapping: bool
+    values: dict[str, Any]
+    rule: str
+    campaign: str | None
+    labels: dict[str, str]
+    fired_at: datetime
+    summary_en: str
+    summary_zh: str
+    runbook_en: str
+    runbook_zh: str
+    link: str
+    id: str
+
+
+class HeartbeatFrame(msgspec.Struct, tag_field="type", tag="heartbeat"):
+    """Nothing new up to ``seq``."""
+
+    seq: int
+
+
+def frame(transition: AlertTransition) -> TransitionFrame:
     """A stored transition as the stream sends it."""
-    out = dict(row)
-    out["id"] = out.pop("alert_id")
-    out["labels"] = json.loads(out["labels"])
-    out["values"] = json.loads(out["values"])
-    return {"type": "transition", **out}
+    fields = msgspec.structs.asdict(transition)
+    return TransitionFrame(id=fields.pop("alert_id"), **fields)
 
 
 async def _authenticate(websocket: WebSocket) -> StillAllowed | None:
@@ -91,7 +127,7 @@ async def stream(websocket: WebSocket, alerts: Alerts, pool: Pool) -> None:
             async with pool.acquire() as conn:
                 last = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM alert_transitions")
             firing = [alerts.render(a) for a in alerts.lifecycle.alerts.values() if a.status == "firing"]
-            await websocket.send_text(msgspec.json.encode({"type": "snapshot", "seq": last, "alerts": firing}).decode())
+            await websocket.send_text(msgspec.json.encode(SnapshotFrame(seq=last, alerts=firing)).decode())
         else:
             last = int(raw_after)
         await push_until_disconnect(websocket, _push(websocket, pool, wake, last), allowed)
@@ -99,7 +135,7 @@ async def stream(websocket: WebSocket, alerts: Alerts, pool: Pool) -> None:
         alerts.unsubscribe(wake)
 
 
-async def _push(websocket: WebSocket, pool: Any, wake: asyncio.Queue[dict[str, Any]], last: int) -> None:
+async def _push(websocket: WebSocket, pool: Any, wake: asyncio.Queue[Announcement], last: int) -> None:
     try:
         await _push_from(websocket, pool, wake, last)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
@@ -107,20 +143,20 @@ async def _push(websocket: WebSocket, pool: Any, wake: asyncio.Queue[dict[str, A
         await websocket.close(code=CLOSE_UNAVAILABLE, reason="database unavailable; reconnect with ?after=<last seq>")
 
 
-async def _push_from(websocket: WebSocket, pool: Any, wake: asyncio.Queue[dict[str, Any]], last: int) -> None:
+async def _push_from(websocket: WebSocket, pool: Any, wake: asyncio.Queue[Announcement], last: int) -> None:
     while True:
         while True:
             async with pool.acquire() as conn:
                 rows = await store.history(conn, since=None, until=None, after_seq=last, limit=PAGE)
             for row in rows:
                 await websocket.send_text(msgspec.json.encode(frame(row)).decode())
-                last = row["seq"]
+                last = row.seq
             if len(rows) < PAGE:
                 break
         try:
             await asyncio.wait_for(wake.get(), HEARTBEAT_S)
         except TimeoutError:
-            await websocket.send_text(msgspec.json.encode({"type": "heartbeat", "seq": last}).decode())
+            await websocket.send_text(msgspec.json.encode(HeartbeatFrame(seq=last)).decode())
             continue
         while not wake.empty():
             wake.get_nowait()

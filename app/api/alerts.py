@@ -15,6 +15,7 @@ from alerts.evaluation.inhibit import InhibitRule
 from alerts.evaluation.rules import CorrelationRule, DynamicRule, StaticRule
 from alerts.evaluation.severity import Severity, rank
 from alerts.evaluation.silences import MAX_VALUE_LENGTH, NAME_PATTERN, Matcher, MatchOp, Silence
+from alerts.evaluation.views import AckedAlert, AlertTransition, LiveAlert, StoredAlert
 from app.access.auth import operator, reader
 from app.access.keys import ApiKey
 from app.api import schemas
@@ -27,99 +28,6 @@ MAX_LIST = 1000
 MAX_SILENCE = timedelta(days=30)
 
 router = APIRouter(tags=["alerts"])
-
-
-class AckRecord(msgspec.Struct):
-    by: str
-    at: float | None
-    comment: str | None
-
-
-class LiveAlert(msgspec.Struct):
-    """A firing alert as the engine holds it (times in epoch seconds), with who silences or inhibits it."""
-
-    seq: int | None
-    id: str
-    transition: str | None
-    rule: str
-    labels: dict[str, str]
-    status: str
-    severity: Severity
-    previous_severity: Severity | None
-    fired_at: float | None
-    resolved_at: float | None
-    flapping: bool
-    values: dict[str, Any]
-    acknowledged: AckRecord | None
-    summary_en: str
-    summary_zh: str
-    runbook_en: str
-    runbook_zh: str
-    link: str
-    silenced_by: list[str]
-    inhibited_by: list[str]
-
-
-class StoredAlert(msgspec.Struct):
-    """An alert as stored (firing or resolved), as ``status=resolved`` and ``status=all`` list them."""
-
-    id: str
-    fingerprint: str
-    rule: str
-    campaign: str | None
-    labels: dict[str, str]
-    status: str
-    severity: Severity
-    active_tiers: list[Severity]
-    pending_since: datetime
-    fired_at: datetime
-    resolved_at: datetime | None
-    flapping: bool
-    values: dict[str, Any]
-    summary_en: str
-    summary_zh: str
-    runbook_en: str
-    runbook_zh: str
-    link: str
-    ack_by: str | None
-    ack_at: datetime | None
-    ack_comment: str | None
-    updated_at: datetime
-
-
-class AlertTransition(msgspec.Struct):
-    """One change of an alert (fired, escalated, de-escalated, resolved, acknowledged) with the values then."""
-
-    seq: int
-    alert_id: str
-    at: datetime
-    kind: str
-    severity: Severity
-    previous_severity: Severity | None
-    flapping: bool
-    values: dict[str, Any]
-    rule: str
-    campaign: str | None
-    labels: dict[str, str]
-    fired_at: datetime
-    summary_en: str
-    summary_zh: str
-    runbook_en: str
-    runbook_zh: str
-    link: str
-
-
-class AckGiven(msgspec.Struct):
-    by: str
-    comment: str | None
-
-
-class AckedAlert(msgspec.Struct):
-    """An acknowledged alert the engine no longer holds (resolved since)."""
-
-    id: str
-    status: str
-    acknowledged: AckGiven
 
 
 class ActiveSilence(msgspec.Struct):
@@ -156,14 +64,6 @@ class Reloaded(msgspec.Struct):
     """How many rules are loaded now."""
 
 
-def _row(row: Any) -> dict[str, Any]:
-    out = dict(row)
-    for key in ("labels", "values"):
-        if isinstance(out.get(key), str):
-            out[key] = msgspec.json.decode(out[key])
-    return out
-
-
 @router.get(
     "/v1/alerts",
     summary="Alerts, most severe first (default: firing), with who silences or inhibits them",
@@ -190,8 +90,8 @@ async def list_alerts(
             and (campaign is None or a.labels.get("campaign") == campaign)
             and (rule is None or a.rule == rule)
         ]
-        alerts.sort(key=lambda a: (-rank(a["severity"]), -(a["fired_at"] or 0)))
-        return json_response([msgspec.convert(a, LiveAlert) for a in alerts[:limit]])
+        alerts.sort(key=lambda a: (-rank(a.severity), -(a.fired_at or 0)))
+        return json_response(alerts[:limit])
     async with pool.acquire() as conn:
         rows = await store.alerts(
             conn,
@@ -201,7 +101,7 @@ async def list_alerts(
             rule=rule,
             limit=limit,
         )
-    return json_response([msgspec.convert(_row(r), StoredAlert) for r in rows])
+    return json_response(rows)
 
 
 @router.get(
@@ -222,7 +122,7 @@ async def history(
             raise ApiError(422, f"{name} needs a UTC offset", field=name)
     async with pool.acquire() as conn:
         rows = await store.history(conn, since=since, until=until, after_seq=after, limit=limit)
-    return json_response([msgspec.convert(_row(r), AlertTransition) for r in rows])
+    return json_response(rows)
 
 
 class Acknowledgment(BaseModel):
@@ -241,7 +141,7 @@ async def acknowledge(
     result = await service.acknowledge(alert_id, body.by or key.name, body.comment)
     if result is None:
         raise ApiError(404, f"no alert {alert_id!r}", field="alert_id")
-    return json_response(msgspec.convert(result, LiveAlert if "rule" in result else AckedAlert))
+    return json_response(result)
 
 
 class MatcherIn(BaseModel):

@@ -412,53 +412,31 @@ SEGMENT_RESPONSES = schemas.responses(
 )
 
 
-@router.post(
-    "/v1/batch",
-    tags=["segment"],
-    responses=SEGMENT_RESPONSES,
-    openapi_extra=SEGMENT_BATCH_BODY,
-)
-async def segment_batch(request: Request, settings: AppSettings, committer: Committer) -> Response:
-    """Segment HTTP Tracking API batch: ``{"batch": [messages], "sentAt": ...}``; write key as Basic-auth user."""
-    return await _segment(request, None, settings, committer)
-
-
-@router.post(
-    "/v1/track",
-    tags=["segment"],
-    responses=SEGMENT_RESPONSES,
-    openapi_extra=SEGMENT_SINGLE_BODY,
-)
-async def segment_track(request: Request, settings: AppSettings, committer: Committer) -> Response:
-    """One Segment track call, e.g. ``{"event": "Order Completed", "messageId": ..., "properties": {...}}``."""
-    return await _segment(request, "track", settings, committer)
-
-
-@router.post(
-    "/v1/page",
-    tags=["segment"],
-    responses=SEGMENT_RESPONSES,
-    openapi_extra=SEGMENT_SINGLE_BODY,
-)
-async def segment_page(request: Request, settings: AppSettings, committer: Committer) -> Response:
-    """One Segment page call, stored as a ``page_view`` event."""
-    return await _segment(request, "page", settings, committer)
-
-
-@router.post(
-    "/v1/screen",
-    tags=["segment"],
-    responses=SEGMENT_RESPONSES,
-    openapi_extra=SEGMENT_SINGLE_BODY,
-)
-async def segment_screen(request: Request, settings: AppSettings, committer: Committer) -> Response:
-    """One Segment screen call (mobile apps), stored as a ``page_view`` event."""
-    return await _segment(request, "screen", settings, committer)
+SEGMENT_DOCUMENTED: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "/v1/batch": (
+        "segment_batch",
+        'Segment HTTP Tracking API batch: ``{"batch": [messages], "sentAt": ...}``; write key as Basic-auth user.',
+        SEGMENT_BATCH_BODY,
+    ),
+    "/v1/track": (
+        "segment_track",
+        'One Segment track call, e.g. ``{"event": "Order Completed", "messageId": ..., "properties": {...}}``.',
+        SEGMENT_SINGLE_BODY,
+    ),
+    "/v1/page": ("segment_page", "One Segment page call, stored as a ``page_view`` event.", SEGMENT_SINGLE_BODY),
+    "/v1/screen": (
+        "segment_screen",
+        "One Segment screen call (mobile apps), stored as a ``page_view`` event.",
+        SEGMENT_SINGLE_BODY,
+    ),
+}
+"""The Segment paths ``/openapi.json`` documents (name, description, body); the rest of ``segment.ENDPOINTS``
+(analytics.js's one-letter paths; identify, group and alias, whose messages are reported as not stored) are
+served the same way, undocumented."""
 
 
 def _segment_call(call: str | None) -> Callable[[Request, Settings, GroupCommitter], Awaitable[Response]]:
-    """An endpoint for the rest of ``segment.ENDPOINTS`` (analytics.js's one-letter paths; identify, group and
-    alias, whose messages are reported as not stored), served like the documented ones above."""
+    """The endpoint of one Segment call (``None``: a batch)."""
 
     async def endpoint(request: Request, settings: AppSettings, committer: Committer) -> Response:
         return await _segment(request, call, settings, committer)
@@ -467,5 +445,17 @@ def _segment_call(call: str | None) -> Callable[[Request, Settings, GroupCommitt
 
 
 for _path, _call in segment.ENDPOINTS.items():
-    if _path not in {route.path for route in router.routes}:  # type: ignore[attr-defined]
+    if _path in SEGMENT_DOCUMENTED:
+        _name, _description, _body = SEGMENT_DOCUMENTED[_path]
+        router.add_api_route(
+            _path,
+            _segment_call(_call),
+            methods=["POST"],
+            name=_name,
+            description=_description,
+            tags=["segment"],
+            responses=SEGMENT_RESPONSES,
+            openapi_extra=_body,
+        )
+    else:
         router.add_api_route(_path, _segment_call(_call), methods=["POST"], include_in_schema=False)
