@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from alerts.notify.dispatch import Flush, GroupId, LogEntry
 
@@ -43,6 +44,37 @@ class Pending:
     title: str
     body: str
     notify_type: str
+
+
+class Attempt(msgspec.Struct):
+    """One try at delivering a notification."""
+
+    attempt: int
+    at: datetime
+    ok: bool
+    duration_ms: float
+    error: str | None
+
+
+class Notification(msgspec.Struct):
+    """One outgoing message to one URL of a contact point, as logged, with its attempts."""
+
+    id: int
+    contact_point: str
+    url_id: str
+    lane: str
+    group_key: str
+    kind: str
+    severity: str
+    alert_ids: list[str]
+    title: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    attempt_log: list[Attempt]
 
 
 def _time(epoch: float) -> datetime:
@@ -217,7 +249,7 @@ async def alert_texts(conn: asyncpg.Connection, ids: list[str]) -> dict[str, dic
 
 async def notifications(
     conn: asyncpg.Connection, *, status: str | None, contact_point: str | None, before_id: int | None, limit: int
-) -> list[dict[str, Any]]:
+) -> list[Notification]:
     """Newest first, each with its attempts (for ``GET /v1/notifications``)."""
     rows = await conn.fetch(
         "SELECT id, contact_point, url_id, lane, group_key, kind, severity, alert_ids, title, status, attempts,"
@@ -234,18 +266,12 @@ async def notifications(
         " WHERE notification_id = ANY($1) ORDER BY notification_id, attempt",
         [r["id"] for r in rows],
     )
-    by_id: dict[int, list[dict[str, Any]]] = {}
+    by_id: dict[int, list[Attempt]] = {}
     for a in attempts:
         by_id.setdefault(a["notification_id"], []).append(
-            {
-                "attempt": a["attempt"],
-                "at": a["at"],
-                "ok": a["ok"],
-                "duration_ms": a["duration_ms"],
-                "error": a["error"],
-            }
+            Attempt(attempt=a["attempt"], at=a["at"], ok=a["ok"], duration_ms=a["duration_ms"], error=a["error"])
         )
-    return [{**dict(r), "attempt_log": by_id.get(r["id"], [])} for r in rows]
+    return [msgspec.convert({**dict(r), "attempt_log": by_id.get(r["id"], [])}, Notification) for r in rows]
 
 
 async def prune(conn: asyncpg.Connection, before: datetime) -> tuple[int, int]:

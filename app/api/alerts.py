@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from starlette.requests import Request
 from starlette.responses import Response
 
 from alerts.evaluation import store
@@ -19,6 +19,7 @@ from alerts.evaluation.views import AckedAlert, AlertTransition, LiveAlert, Stor
 from app.access.auth import operator, reader
 from app.access.keys import ApiKey
 from app.api import schemas
+from app.api.payloads import read_struct
 from app.api.responses import json_response
 from app.api.services import Alerts, Pool
 from app.core.configfile import ConfigError
@@ -26,6 +27,12 @@ from app.core.errors import ApiError
 
 MAX_LIST = 1000
 MAX_SILENCE = timedelta(days=30)
+MAX_NAME_LENGTH = 128
+MAX_COMMENT_LENGTH = 2000
+MAX_REASON_LENGTH = 500
+MAX_MATCHERS = 20
+MOMENT = msgspec.Meta(extra_json_schema={"format": "date-time"})
+"""RFC 3339; one without a UTC offset is decoded, then refused by name (``needs a UTC offset``)."""
 
 router = APIRouter(tags=["alerts"])
 
@@ -125,46 +132,51 @@ async def history(
     return json_response(rows)
 
 
-class Acknowledgment(BaseModel):
-    by: str | None = Field(None, max_length=128, description="who acknowledges; default the key's name")
-    comment: str | None = Field(None, max_length=2000)
+Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME_LENGTH)]
+
+
+class Acknowledgment(msgspec.Struct):
+    by: Annotated[Name | None, msgspec.Meta(description="who acknowledges; default the key's name")] = None
+    comment: Annotated[str, msgspec.Meta(max_length=MAX_COMMENT_LENGTH)] | None = None
 
 
 @router.post(
     "/v1/alerts/{alert_id}/ack",
     summary="Acknowledge an alert (stops repeats and escalation)",
     responses=schemas.responses(LiveAlert, AckedAlert, description="The alert, acknowledged"),
+    openapi_extra=schemas.request_body(Acknowledgment, "Who acknowledges and why (both optional)"),
 )
-async def acknowledge(
-    alert_id: str, body: Acknowledgment, service: Alerts, key: ApiKey = Depends(operator)
-) -> Response:
+async def acknowledge(alert_id: str, request: Request, service: Alerts, key: ApiKey = Depends(operator)) -> Response:
+    body = await read_struct(request, Acknowledgment)
     result = await service.acknowledge(alert_id, body.by or key.name, body.comment)
     if result is None:
         raise ApiError(404, f"no alert {alert_id!r}", field="alert_id")
     return json_response(result)
 
 
-class MatcherIn(BaseModel):
+class MatcherIn(msgspec.Struct):
     """A structured matcher: the value is taken as it is (a regex only with ``=~`` or ``!~``)."""
 
-    name: str = Field(..., pattern=NAME_PATTERN, max_length=128, examples=["sku"])
-    op: MatchOp = Field(..., examples=["="])
-    value: str = Field(..., max_length=MAX_VALUE_LENGTH, examples=["SKU-1001"])
+    name: Annotated[str, msgspec.Meta(pattern=NAME_PATTERN, max_length=MAX_NAME_LENGTH, examples=["sku"])]
+    op: Annotated[MatchOp, msgspec.Meta(examples=["="])]
+    value: Annotated[str, msgspec.Meta(max_length=MAX_VALUE_LENGTH, examples=["SKU-1001"])]
 
 
-class SilenceIn(BaseModel):
-    matchers: list[MatcherIn | str] = Field(
-        ...,
-        min_length=1,
-        max_length=20,
-        description='structured, e.g. [{"name": "sku", "op": "=", "value": "SKU-1001"}],'
-        " or the operator-typed text form"
-        ' ["sku=SKU-1001", "rule=~stock_.*"] (quote a value to take it literally: sku="~x")',
-    )
-    starts_at: datetime | None = Field(None, description="default now")
-    ends_at: datetime
-    reason: str = Field(..., min_length=1, max_length=500)
-    created_by: str | None = Field(None, max_length=128)
+class SilenceIn(msgspec.Struct):
+    matchers: Annotated[
+        list[MatcherIn | str],
+        msgspec.Meta(
+            min_length=1,
+            max_length=MAX_MATCHERS,
+            description='structured, e.g. [{"name": "sku", "op": "=", "value": "SKU-1001"}],'
+            " or the operator-typed text form"
+            ' ["sku=SKU-1001", "rule=~stock_.*"] (quote a value to take it literally: sku="~x")',
+        ),
+    ]
+    ends_at: Annotated[datetime, MOMENT]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON_LENGTH)]
+    starts_at: Annotated[Annotated[datetime, MOMENT] | None, msgspec.Meta(description="default now")] = None
+    created_by: Name | None = None
 
 
 def _silence(silence: Silence) -> ActiveSilence:
@@ -203,8 +215,10 @@ async def list_silences(service: Alerts, key: ApiKey = Depends(reader)) -> Respo
     status_code=201,
     summary="Silence matching alerts for a planned event",
     responses=schemas.responses(ActiveSilence, status=201, description="Created"),
+    openapi_extra=schemas.request_body(SilenceIn, "What to silence, until when, and why"),
 )
-async def add_silence(body: SilenceIn, service: Alerts, key: ApiKey = Depends(operator)) -> Response:
+async def add_silence(request: Request, service: Alerts, key: ApiKey = Depends(operator)) -> Response:
+    body = await read_struct(request, SilenceIn)
     now = datetime.now(UTC)
     starts = body.starts_at or now
     for name, moment in (("starts_at", starts), ("ends_at", body.ends_at)):

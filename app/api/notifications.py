@@ -6,7 +6,6 @@ each URL only as Apprise prints it in privacy mode.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 import msgspec
@@ -25,33 +24,9 @@ MAX_LIST = 500
 router = APIRouter(tags=["alerts"])
 
 
-class Attempt(msgspec.Struct):
-    attempt: int
-    at: datetime
-    ok: bool
-    duration_ms: float
-    error: str | None
-
-
-class Notification(msgspec.Struct):
+class Notification(outbox.Notification):
     """One outgoing message to one target of a contact point (``target`` in privacy form), with its attempts."""
 
-    id: int
-    contact_point: str
-    url_id: str
-    lane: str
-    group_key: str
-    kind: str
-    severity: str
-    alert_ids: list[str]
-    title: str
-    status: str
-    attempts: int
-    next_attempt_at: datetime
-    last_error: str | None
-    created_at: datetime
-    delivered_at: datetime | None
-    attempt_log: list[Attempt]
     target: str
 
 
@@ -102,9 +77,15 @@ async def notifications(
         rows = await outbox.notifications(
             conn, status=status, contact_point=contact_point, before_id=before, limit=limit
         )
-    for row in rows:
-        row["target"] = delivery.target(row["contact_point"], row["url_id"]) or "(no longer configured)"
-    return json_response([msgspec.convert(row, Notification) for row in rows])
+    return json_response(
+        [
+            Notification(
+                **msgspec.structs.asdict(row),
+                target=delivery.target(row.contact_point, row.url_id) or "(no longer configured)",
+            )
+            for row in rows
+        ]
+    )
 
 
 @router.get(

@@ -58,6 +58,11 @@ def response(*kinds: Any, description: str) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": schema(*kinds)}}}
 
 
+def request_body(kind: Any, description: str) -> dict[str, Any]:
+    """A route's ``openapi_extra``: its JSON request body, of ``kind`` (a Struct, documented by reference)."""
+    return {"requestBody": {"required": True, "description": description, "content": {JSON: {"schema": schema(kind)}}}}
+
+
 def responses(
     *kinds: Any, status: int = 200, description: str = "OK", errors: Mapping[int, str] | None = None
 ) -> dict[int | str, dict[str, Any]]:

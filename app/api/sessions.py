@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Annotated
 
 import msgspec
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,6 +14,7 @@ from app.access import sessions
 from app.access.auth import READ_SCOPES, authenticate, current_session, presented_key
 from app.access.keys import MAX_KEY_LENGTH, ApiKey
 from app.api import schemas
+from app.api.payloads import read_struct
 from app.api.responses import json_response
 from app.api.services import AppSettings, Pool, Sessions
 from app.core.errors import ApiError, api_error_response
@@ -21,10 +22,11 @@ from app.core.errors import ApiError, api_error_response
 router = APIRouter(tags=["sessions"])
 
 
-class SignIn(BaseModel):
-    key: str | None = Field(
-        None, max_length=MAX_KEY_LENGTH, description="an operator or screen key (or send it in a header)"
-    )
+class SignIn(msgspec.Struct):
+    key: Annotated[
+        Annotated[str, msgspec.Meta(max_length=MAX_KEY_LENGTH)] | None,
+        msgspec.Meta(description="an operator or screen key (or send it in a header)"),
+    ] = None
 
 
 class SessionView(msgspec.Struct, omit_defaults=True):
@@ -45,8 +47,10 @@ def _described(key: ApiKey, expires: datetime) -> SessionView:
     status_code=201,
     summary="Exchange an operator or screen key for a session cookie",
     responses=schemas.responses(SessionView, status=201, description="Signed in (Set-Cookie)"),
+    openapi_extra=schemas.request_body(SignIn, "The key to sign in with (or {} with the key in a header)"),
 )
-async def sign_in(request: Request, body: SignIn, pool: Pool, settings: AppSettings) -> Response:
+async def sign_in(request: Request, pool: Pool, settings: AppSettings) -> Response:
+    body = await read_struct(request, SignIn)
     key = await authenticate(request, body.key or presented_key(request), READ_SCOPES)
     async with pool.acquire() as conn:
         token, expires = await sessions.create(conn, key, timedelta(hours=settings.session_hours))
