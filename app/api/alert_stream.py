@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -27,7 +26,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from alerts.evaluation import store
 from alerts.evaluation.live import Announcement
-from alerts.evaluation.severity import Severity
 from alerts.evaluation.views import AlertTransition, LiveAlert
 from app.access.auth import READ_SCOPES, admit, authenticate, presented_key, session_key, still_allowed
 from app.api.services import Alerts, Pool
@@ -52,26 +50,8 @@ class SnapshotFrame(msgspec.Struct, tag_field="type", tag="snapshot"):
     alerts: list[LiveAlert]
 
 
-class TransitionFrame(msgspec.Struct, tag_field="type", tag="transition"):
-    """A stored transition (``AlertTransition``), its alert's id last as ``id``."""
-
-    seq: int
-    at: datetime
-    kind: str
-    severity: Severity
-    previous_severity: Severity | None
-    flapping: bool
-    values: dict[str, Any]
-    rule: str
-    campaign: str | None
-    labels: dict[str, str]
-    fired_at: datetime
-    summary_en: str
-    summary_zh: str
-    runbook_en: str
-    runbook_zh: str
-    link: str
-    id: str
+class TransitionFrame(AlertTransition, tag_field="type", tag="transition", rename={"alert_id": "id"}):
+    """A stored transition as the stream sends it: its alert's id as ``id``."""
 
 
 class HeartbeatFrame(msgspec.Struct, tag_field="type", tag="heartbeat"):
@@ -82,8 +62,7 @@ class HeartbeatFrame(msgspec.Struct, tag_field="type", tag="heartbeat"):
 
 def frame(transition: AlertTransition) -> TransitionFrame:
     """A stored transition as the stream sends it."""
-    fields = msgspec.structs.asdict(transition)
-    return TransitionFrame(id=fields.pop("alert_id"), **fields)
+    return TransitionFrame(**msgspec.structs.asdict(transition))
 
 
 async def _authenticate(websocket: WebSocket) -> StillAllowed | None:

@@ -1,7 +1,8 @@
-"""Response bodies in ``/openapi.json``, from the msgspec Structs the endpoints encode.
+"""Request and response bodies in ``/openapi.json``, from the msgspec Structs the endpoints decode and encode.
 
-FastAPI documents only pydantic models; every body this API answers with is a msgspec Struct (or a list
-of them). An endpoint declares its answers with ``responses(...)`` in its route decorator: the body's
+FastAPI documents only pydantic models; every body this API reads or answers with is a msgspec Struct (or a list
+of them). An endpoint declares its request body with ``request_body(...)`` (as ``openapi_extra``; it decodes it with
+``app.api.payloads.read_struct``) and its answers with ``responses(...)`` in its route decorator: the body's
 schema, as msgspec derives it, refers to ``#/components/schemas/<Struct>``; ``publish`` adds those
 components to the document FastAPI builds. So the document is generated from the very classes that
 encode the answers, and schemathesis checks the answers against it (``tests/test_schemathesis.py``).
