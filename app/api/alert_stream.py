@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, get_type_hints
 
 import asyncpg
 import msgspec
@@ -50,8 +50,17 @@ class SnapshotFrame(msgspec.Struct, tag_field="type", tag="snapshot"):
     alerts: list[LiveAlert]
 
 
-class TransitionFrame(AlertTransition, tag_field="type", tag="transition", rename={"alert_id": "id"}):
-    """A stored transition as the stream sends it: its alert's id as ``id``."""
+TransitionFrame = msgspec.defstruct(
+    "TransitionFrame",
+    [
+        *((name, kind) for name, kind in get_type_hints(AlertTransition).items() if name != "alert_id"),
+        ("id", str),
+    ],
+    tag_field="type",
+    tag="transition",
+)
+"""A stored transition as the stream has always sent it: the fields of ``AlertTransition``, its ``alert_id``
+last, as ``id``."""
 
 
 class HeartbeatFrame(msgspec.Struct, tag_field="type", tag="heartbeat"):
@@ -60,9 +69,10 @@ class HeartbeatFrame(msgspec.Struct, tag_field="type", tag="heartbeat"):
     seq: int
 
 
-def frame(transition: AlertTransition) -> TransitionFrame:
+def frame(transition: AlertTransition) -> msgspec.Struct:
     """A stored transition as the stream sends it."""
-    return TransitionFrame(**msgspec.structs.asdict(transition))
+    fields = msgspec.structs.asdict(transition)
+    return TransitionFrame(id=fields.pop("alert_id"), **fields)
 
 
 async def _authenticate(websocket: WebSocket) -> StillAllowed | None:
