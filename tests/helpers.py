@@ -1,4 +1,4 @@
-"""Small helpers shared by tests that start a server outside the test process."""
+"""Small helpers shared by test files (a test file never imports another one)."""
 
 from __future__ import annotations
 
@@ -23,3 +23,13 @@ def wait_ready(
             pass
         time.sleep(interval_s)
     return ready
+
+
+class FakeClock:
+    """A clock tests move by hand (``clock.now += 1``): timing logic is checked without waiting."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
