@@ -23,7 +23,6 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
-from playwright.async_api import Browser, async_playwright
 
 from app.access import keys
 from app.api.connections import server_config
@@ -32,17 +31,6 @@ from app.core.settings import Settings
 from app.server import create_app
 
 TEMPLATE = "warroom_template"
-CHROMIUM = "/usr/bin/chromium"
-"""Debian's chromium (``make browser`` installs it); Playwright drives it without downloading its own."""
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SERVER_START_TIMEOUT_S = 30.0
 _database_numbers = itertools.count()
 
@@ -204,12 +192,3 @@ async def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         await asyncio.sleep(interval)
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    """A headless Chromium for the whole session; open a fresh context (or page) per test."""
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
+
+from alerts.notify.delivery import DeliveryService
+from alerts.notify.dispatch import Flush, GroupId, LogEntry, Notice
 
 
 def wait_ready(
@@ -33,3 +38,37 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class DispatchProbe:
+    """Drives a running server's dispatch clock and records what the dispatcher decides at each look.
+
+    "Nothing more is sent" is then shown without waiting: move the clock past every interval that could
+    bring a message (``advance``) and check the dispatcher decided nothing. The senders only send what the
+    dispatcher stored, so an empty decision and no pending notification mean nothing more can go out.
+    """
+
+    def __init__(self, delivery: DeliveryService) -> None:
+        self.offset = 0.0
+        self.looks: list[tuple[float, list[Flush]]] = []
+        self._real_clock, plan = delivery.clock, delivery.dispatcher.plan
+
+        def recorded(notices: list[Notice], log: Mapping[GroupId, LogEntry], now: float) -> tuple[list[Flush], Any]:
+            flushes, wake = plan(notices, log, now)
+            self.looks.append((now, flushes))
+            return flushes, wake
+
+        delivery.clock = lambda: self._real_clock() + self.offset
+        delivery.dispatcher.plan = recorded  # type: ignore[method-assign]
+
+    async def advance(self, seconds: float, timeout_s: float = 10.0) -> list[Flush]:
+        """Move the clock ``seconds`` ahead and wait for the dispatch loop to look at that time (it looks at
+        least every ``PLAN_EVERY_S``); the flushes decided from then on."""
+        self.offset += seconds
+        target, first = self._real_clock() + self.offset, len(self.looks)
+        deadline = time.monotonic() + timeout_s
+        while not any(now >= target for now, _ in self.looks[first:]):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the dispatch loop did not look again")
+            await asyncio.sleep(0.02)
+        return [flush for _, flushes in self.looks[first:] for flush in flushes]

@@ -10,7 +10,7 @@ from playwright.async_api import Browser, expect
 from tests.conftest import create_key, start_server
 from tests.test_alerts_live import RULES, stock
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 PHONE = {"width": 390, "height": 844}
 TIMEOUT_MS = 10_000

@@ -18,7 +18,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import RunningServer, create_key, event, start_server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CAMPAIGN = "wall-test"
 VIEWPORT = {"width": 1920, "height": 1080}
