@@ -1,6 +1,5 @@
 """The threshold engine in the running server: events in over HTTP, alerts out, persisted across a restart."""
 
-import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,7 +45,10 @@ async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, d
     server = start_server(dsn, **settings)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            post = lambda *events: http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+
+            def post(*events):
+                return http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+
             assert (await post(stock("s1", 100))).status_code == 202
 
             async def one_alert() -> bool:
@@ -87,10 +89,16 @@ async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, d
     finally:
         server.stop()
 
+    restarted_at = time.time()
     restarted = start_server(dsn, **settings)
     try:
         async with httpx.AsyncClient(base_url=restarted.url, timeout=30) as http:
-            await asyncio.sleep(2.5)
+
+            async def evaluated_since_restart() -> bool:
+                rules = (await http.get("/v1/rules", params={"token": screen})).json()["rules"]
+                return (rules[0]["last_evaluated_at"] or 0) > restarted_at + 1
+
+            await wait_until(evaluated_since_restart, timeout=10)
             alerts = await firing(http, screen)
             assert [a["id"] for a in alerts] == [alert["id"]] and alerts[0]["acknowledged"]["by"] == "duty manager"
             stored_ack = alerts[0]["acknowledged"]["at"]
@@ -132,7 +140,10 @@ async def test_alerts_filter_and_a_resolved_alert_stays_resolved_across_restart(
     server = start_server(dsn, **settings)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            post = lambda *events: http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+
+            def post(*events):
+                return http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+
             assert (await post(stock("s1", 0, "SKU-1001"), stock("s2", 100, "SKU-1002"))).status_code == 202
 
             async def two_firing() -> bool:
