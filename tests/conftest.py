@@ -31,6 +31,9 @@ from app.core.settings import Settings
 from app.server import create_app
 
 TEMPLATE = "warroom_template"
+TEST_SERVER_SETTINGS = "ALTER SYSTEM SET fsync = off; SELECT pg_reload_conf();"
+"""The session's server holds hundreds of throwaway databases: without fsync each clone and checkpoint stays in the
+page cache (a killed PostgreSQL still recovers from its WAL; only an operating-system crash could lose data)."""
 SERVER_START_TIMEOUT_S = 30.0
 _database_numbers = itertools.count()
 
@@ -41,6 +44,7 @@ def postgres() -> Iterator[EmbeddedPostgres]:
     which would delete this server's data directory under a long run."""
     with tempfile.TemporaryDirectory(prefix="warroom-test-pg-", ignore_cleanup_errors=True) as directory:
         server = EmbeddedPostgres(Path(directory) / "pgdata")
+        server._server.psql(TEST_SERVER_SETTINGS)
         server.ensure_database(TEMPLATE)
         upgrade(server.dsn(TEMPLATE))
         yield server
