@@ -239,6 +239,7 @@ async def test_the_wall_recovers_by_itself_after_a_server_restart(dsn, wall_env,
     await _recovers(dsn, wall_env, browser, 0)
 
 
+@pytest.mark.four_minute_outage
 @pytest.mark.timeout(OUTAGE_S + 180)
 async def test_the_wall_recovers_by_itself_after_a_four_minute_outage(dsn, wall_env, browser):
     await _recovers(dsn, wall_env, browser, OUTAGE_S)
