@@ -3,14 +3,58 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from alerts.notify.delivery import DeliveryService
 from alerts.notify.dispatch import Flush, GroupId, LogEntry, Notice
+
+ROOT = Path(__file__).resolve().parent.parent
+STOCK_RULES = """
+rules:
+  - name: stock_low
+    kind: static
+    metric: stock_on_hand
+    by: sku
+    panel: inventory
+    summary: {en: "{sku}: {value} left ({severity})", zh: "{sku}：剩余 {value}（{severity}）"}
+    runbook: {en: replenish now, zh: 立即补货}
+    conditions:
+      emergency: {op: "<=", value: 0}
+      warning: {op: "<", value: safety_stock}
+"""
+"""A rule pack of one stock rule: warning under the SKU's safety stock, emergency at zero."""
+
+
+def stock(event_id: str, quantity: int, sku: str = "SKU-1001") -> dict:
+    """A stock level of the demo campaign's SKU (``STOCK_RULES`` turns it into alerts)."""
+    return {"event_id": event_id, "type": "stock_level", "campaign": "double11-demo", "sku": sku, "quantity": quantity}
+
+
+def warroom(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The ``warroom`` command as an operator runs it, in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def warroom_concurrently(*calls: tuple[str, ...], env: dict[str, str]) -> list[subprocess.CompletedProcess[str]]:
+    """Run independent commands at the same time (each one starts a Python process), results in call order."""
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(lambda args: warroom(*args, env=env), calls))
 
 
 def wait_ready(

@@ -14,8 +14,7 @@ import pytest
 import websockets
 
 from tests.conftest import create_key, free_port, start_server, wait_until
-from tests.helpers import DispatchProbe
-from tests.test_alerts_live import RULES, stock
+from tests.helpers import STOCK_RULES, DispatchProbe, stock
 from tests.webhook import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +44,7 @@ def setup(tmp_path: Path):
     def make(receiver: WebhookReceiver, **route: str) -> dict[str, str]:
         rules = tmp_path / "rules"
         rules.mkdir(exist_ok=True)
-        (rules / "pack.yaml").write_text(RULES)
+        (rules / "pack.yaml").write_text(STOCK_RULES)
         (tmp_path / "notify.yaml").write_text(notify_yaml(receiver, **route))
         return {
             "WARROOM_RULES_DIR": str(rules),
