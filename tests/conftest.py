@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import queue
 import socket
 import tempfile
 import threading
@@ -35,6 +36,9 @@ TEST_SERVER_SETTINGS = "ALTER SYSTEM SET fsync = off; SELECT pg_reload_conf();"
 """The session's server holds hundreds of throwaway databases: without fsync each clone and checkpoint stays in the
 page cache (a killed PostgreSQL still recovers from its WAL; only an operating-system crash could lose data)."""
 SERVER_START_TIMEOUT_S = 30.0
+DATABASES_AHEAD = 2
+"""Fresh databases cloned ahead of the tests that will take them (see ``DatabaseStock``)."""
+DATABASE_WAIT_S = 120.0
 _database_numbers = itertools.count()
 
 
@@ -51,12 +55,48 @@ def postgres() -> Iterator[EmbeddedPostgres]:
         server.release()
 
 
+class DatabaseStock:
+    """Databases cloned from the template on a thread of their own while tests run, so that a test's fresh
+    database is usually ready when it starts (a clone costs PostgreSQL about 0.3 s, and 190 tests take one)."""
+
+    def __init__(self, server: EmbeddedPostgres) -> None:
+        self._server = server
+        self._ready: queue.Queue[str] = queue.Queue(maxsize=DATABASES_AHEAD)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._fill, name="database-stock", daemon=True)
+        self._thread.start()
+
+    def take(self) -> str:
+        """The name of a fresh, migrated database nobody else uses."""
+        return self._ready.get(timeout=DATABASE_WAIT_S)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=DATABASE_WAIT_S)
+
+    def _fill(self) -> None:
+        while not self._stopping.is_set():
+            name = f"test_{next(_database_numbers)}"
+            self._server.create_database(name, template=TEMPLATE)
+            while not self._stopping.is_set():
+                try:
+                    self._ready.put(name, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+
+@pytest.fixture(scope="session")
+def databases(postgres: EmbeddedPostgres) -> Iterator[DatabaseStock]:
+    stock = DatabaseStock(postgres)
+    yield stock
+    stock.stop()
+
+
 @pytest.fixture
-def dsn(postgres: EmbeddedPostgres) -> str:
+def dsn(postgres: EmbeddedPostgres, databases: DatabaseStock) -> str:
     """A fresh, migrated database for this test."""
-    name = f"test_{next(_database_numbers)}"
-    postgres.create_database(name, template=TEMPLATE)
-    return postgres.dsn(name)
+    return postgres.dsn(databases.take())
 
 
 def free_port() -> int:
