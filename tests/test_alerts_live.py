@@ -3,6 +3,7 @@
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -30,8 +31,8 @@ async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, d
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
 
-            def post(*events):
-                return http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+            async def post(*events: dict[str, Any]) -> httpx.Response:
+                return await http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
 
             assert (await post(stock("s1", 100))).status_code == 202
 
@@ -125,8 +126,8 @@ async def test_alerts_filter_and_a_resolved_alert_stays_resolved_across_restart(
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
 
-            def post(*events):
-                return http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+            async def post(*events: dict[str, Any]) -> httpx.Response:
+                return await http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
 
             assert (await post(stock("s1", 0, "SKU-1001"), stock("s2", 100, "SKU-1002"))).status_code == 202
 

@@ -8,6 +8,7 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -70,8 +71,8 @@ async def test_alert_reaches_the_webhook_with_bilingual_text_and_its_resolution_
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
 
-            def post(*events):
-                return http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+            async def post(*events: dict[str, Any]) -> httpx.Response:
+                return await http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
 
             assert (await post(stock("s1", 0))).status_code == 202
             await wait_until(lambda: _count(receiver, 1), timeout=10)
@@ -207,8 +208,8 @@ async def test_stream_resumes_after_the_last_seq_without_gaps_or_duplicates(dsn,
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
 
-            def post(*events):
-                return http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+            async def post(*events: dict[str, Any]) -> httpx.Response:
+                return await http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
 
             async with websockets.connect(ws_url) as socket:
                 await socket.send(json.dumps({"key": operator}))
