@@ -58,8 +58,17 @@ lint: $(STAMP)
 	$(BIN)/mypy $(TYPED_PACKAGES)
 	$(BIN)/lint-imports
 
+# The four-minute outage test waits on real time: it runs in a pytest of its own (with its own embedded PostgreSQL)
+# alongside the rest of the suite, so `make test` takes the longer of the two, not their sum. Exit 5: not selected.
+OUTAGE_MARK = four_minute_outage
+OUTAGE_LOG = test-artifacts/four-minute-outage.log
+
 test: $(STAMP) lint browser sdks image-tools
-	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+	@mkdir -p test-artifacts
+	@$(BIN)/python -m pytest -ra -p no:cacheprovider -m $(OUTAGE_MARK) $(PYTEST_ARGS) > $(OUTAGE_LOG) 2>&1 & outage=$$!; \
+	$(BIN)/python -m pytest -ra -m "not $(OUTAGE_MARK)" $(PYTEST_ARGS); suite=$$?; \
+	wait $$outage; alongside=$$?; echo "==> alongside: the four-minute outage test ($(OUTAGE_LOG))"; \
+	tail -n 1 $(OUTAGE_LOG); [ $$suite -eq 0 ] && { [ $$alongside -eq 0 ] || [ $$alongside -eq 5 ]; }
 
 bench: $(STAMP)
 	$(BIN)/warroom bench ingest

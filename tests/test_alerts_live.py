@@ -1,6 +1,5 @@
 """The threshold engine in the running server: events in over HTTP, alerts out, persisted across a restart."""
 
-import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,29 +8,13 @@ from typing import Any
 import httpx
 
 from tests.conftest import create_key, start_server, wait_until
+from tests.helpers import STOCK_RULES, stock
 
 ROOT = Path(__file__).resolve().parent.parent
-RULES = """
-rules:
-  - name: stock_low
-    kind: static
-    metric: stock_on_hand
-    by: sku
-    panel: inventory
-    summary: {en: "{sku}: {value} left ({severity})", zh: "{sku}：剩余 {value}（{severity}）"}
-    runbook: {en: replenish now, zh: 立即补货}
-    conditions:
-      emergency: {op: "<=", value: 0}
-      warning: {op: "<", value: safety_stock}
-"""
 ACK_CLOCK_TOLERANCE_S = 5.0
 """The server's clock and the test's are the same machine's; this covers the request's round trip."""
 STORED_TIME_RESOLUTION_S = 1e-6
 """PostgreSQL keeps timestamps to the microsecond."""
-
-
-def stock(event_id: str, quantity: int, sku: str = "SKU-1001") -> dict:
-    return {"event_id": event_id, "type": "stock_level", "campaign": "double11-demo", "sku": sku, "quantity": quantity}
 
 
 async def firing(http: httpx.AsyncClient, screen: str) -> list[dict]:
@@ -41,7 +24,7 @@ async def firing(http: httpx.AsyncClient, screen: str) -> list[dict]:
 async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, db, tmp_path):
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir()
-    (rules_dir / "pack.yaml").write_text(RULES)
+    (rules_dir / "pack.yaml").write_text(STOCK_RULES)
     ingest, screen, operator = [await create_key(dsn, s) for s in ("ingest", "screen", "operator")]
     settings = {"WARROOM_RULES_DIR": str(rules_dir), "WARROOM_CAMPAIGNS_DIR": str(ROOT / "campaigns")}
     server = start_server(dsn, **settings)
@@ -91,10 +74,16 @@ async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, d
     finally:
         server.stop()
 
+    restarted_at = time.time()
     restarted = start_server(dsn, **settings)
     try:
         async with httpx.AsyncClient(base_url=restarted.url, timeout=30) as http:
-            await asyncio.sleep(2.5)
+
+            async def evaluated_since_restart() -> bool:
+                rules = (await http.get("/v1/rules", params={"token": screen})).json()["rules"]
+                return (rules[0]["last_evaluated_at"] or 0) > restarted_at + 1
+
+            await wait_until(evaluated_since_restart, timeout=10)
             alerts = await firing(http, screen)
             assert [a["id"] for a in alerts] == [alert["id"]] and alerts[0]["acknowledged"]["by"] == "duty manager"
             stored_ack = alerts[0]["acknowledged"]["at"]
@@ -126,7 +115,7 @@ async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, d
 async def test_alerts_filter_and_a_resolved_alert_stays_resolved_across_restart(dsn, db, tmp_path):
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir()
-    (rules_dir / "pack.yaml").write_text(RULES)
+    (rules_dir / "pack.yaml").write_text(STOCK_RULES)
     ingest, screen = await create_key(dsn, "ingest"), await create_key(dsn, "screen")
     settings = {"WARROOM_RULES_DIR": str(rules_dir), "WARROOM_CAMPAIGNS_DIR": str(ROOT / "campaigns")}
 
@@ -194,7 +183,7 @@ async def test_alerts_filter_and_a_resolved_alert_stays_resolved_across_restart(
 async def test_silences_inhibition_and_rule_reload(dsn, tmp_path):
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir()
-    (rules_dir / "pack.yaml").write_text(RULES)
+    (rules_dir / "pack.yaml").write_text(STOCK_RULES)
     ingest, operator = await create_key(dsn, "ingest"), await create_key(dsn, "operator")
     server = start_server(dsn, WARROOM_RULES_DIR=str(rules_dir), WARROOM_CAMPAIGNS_DIR=str(ROOT / "campaigns"))
     headers = {"X-API-Key": operator}
@@ -228,7 +217,7 @@ async def test_silences_inhibition_and_rule_reload(dsn, tmp_path):
             rules = (await http.get("/v1/rules", headers=headers)).json()
             assert rules["rules"][0]["name"] == "stock_low" and rules["rules"][0]["firing"] == 1
 
-            (rules_dir / "pack.yaml").write_text(RULES.replace('op: "<="', 'op: "=<"'))
+            (rules_dir / "pack.yaml").write_text(STOCK_RULES.replace('op: "<="', 'op: "=<"'))
             refused = await http.post("/v1/rules/reload", headers=headers)
             assert (
                 refused.status_code == 422
@@ -236,11 +225,11 @@ async def test_silences_inhibition_and_rule_reload(dsn, tmp_path):
             )
             assert len((await http.get("/v1/alerts", headers=headers)).json()) == 1, "alert state kept"
 
-            warning_only = RULES.replace("stock_low", "stock_warning").replace(
+            warning_only = STOCK_RULES.replace("stock_low", "stock_warning").replace(
                 '      emergency: {op: "<=", value: 0}\n', ""
             )
             (rules_dir / "extra.yaml").write_text(warning_only)
-            (rules_dir / "pack.yaml").write_text(RULES)
+            (rules_dir / "pack.yaml").write_text(STOCK_RULES)
             reloaded = await http.post("/v1/rules/reload", headers=headers)
             assert reloaded.json() == {"rules": 2}
             await http.post("/v1/events", json={"events": [stock("s2", 0)]}, headers={"X-API-Key": ingest})
@@ -256,7 +245,7 @@ async def test_silences_inhibition_and_rule_reload(dsn, tmp_path):
 
             await wait_until(inhibited, timeout=5)
 
-            (rules_dir / "third.yaml").write_text(RULES.replace("stock_low", "stock_third"))
+            (rules_dir / "third.yaml").write_text(STOCK_RULES.replace("stock_low", "stock_third"))
 
             async def picked_up_without_a_request() -> bool:
                 return len((await http.get("/v1/rules", headers=headers)).json()["rules"]) == 3

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
-import subprocess
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,17 +16,11 @@ from app.campaigns import model as campaigns
 from app.campaigns import store
 from app.cli.campaigns import to_yaml
 from tests.conftest import RunningServer, create_key, wait_until
-from tests.test_cli import ROOT, warroom
+from tests.helpers import ROOT, warroom, warroom_concurrently
 
 UNREACHABLE_DATABASE = "postgresql://nobody@127.0.0.1:1/none"
 """Commands that must not touch the database get this, so using it would fail them."""
 SHIPPED = sorted(glob.glob(os.path.join(ROOT, "campaigns", "*.y*ml")))
-
-
-def warroom_concurrently(*calls: tuple[str, ...], env: dict[str, str]) -> list[subprocess.CompletedProcess[str]]:
-    """Run independent commands at the same time (each one starts a Python process), results in call order."""
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(lambda args: warroom(*args, env=env), calls))
 
 
 def campaign_yaml(campaign_id: str, burst_start: datetime, baseline: str | None = None) -> str:

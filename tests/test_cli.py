@@ -1,25 +1,9 @@
 """The warroom command as an operator runs it: keys, schema upgrade, configuration errors."""
 
-import os
-import subprocess
-import sys
-
 import httpx
 
 from tests.conftest import event
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def warroom(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.helpers import warroom
 
 
 async def test_key_lifecycle_through_the_cli(dsn, server):

@@ -20,8 +20,7 @@ def test_idle_connections_are_closed_after_the_header_timeout(dsn):
     server = start_server(dsn, WARROOM_HEADER_TIMEOUT_S=1)
     try:
         socks = [connect(server.port) for _ in range(200)]
-        time.sleep(1.5)
-        assert all(closed_by_peer(sock, within_s=1.0) for sock in socks)
+        assert all(closed_by_peer(sock, within_s=2.5) for sock in socks)
         with httpx.Client(base_url=server.url, timeout=5) as http:
             assert http.get("/healthz").status_code == 200
     finally:

@@ -15,11 +15,16 @@ import pytest
 import websockets
 
 from tests.conftest import create_key, free_port, start_server, wait_until
-from tests.test_alerts_live import RULES, stock
+from tests.helpers import STOCK_RULES, DispatchProbe, stock
 from tests.webhook import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "topsecret-4242"
+LATER_S = 3600.0
+"""Beyond every group and repeat interval the tests configure: where the dispatch clock is moved to show that
+nothing more would be sent about alerts that resolved or were acknowledged."""
+NEXT_LOOK_S = 60.0
+"""Past the default group interval (30 s), within the default repeat interval (30 m): the next look at a group."""
 
 
 def notify_yaml(receiver: WebhookReceiver, **route: str) -> str:
@@ -40,7 +45,7 @@ def setup(tmp_path: Path):
     def make(receiver: WebhookReceiver, **route: str) -> dict[str, str]:
         rules = tmp_path / "rules"
         rules.mkdir(exist_ok=True)
-        (rules / "pack.yaml").write_text(RULES)
+        (rules / "pack.yaml").write_text(STOCK_RULES)
         (tmp_path / "notify.yaml").write_text(notify_yaml(receiver, **route))
         return {
             "WARROOM_RULES_DIR": str(rules),
@@ -61,6 +66,7 @@ async def test_alert_reaches_the_webhook_with_bilingual_text_and_its_resolution_
     receiver = WebhookReceiver(free_port()).start()
     ingest, operator, screen = [await create_key(dsn, s) for s in ("ingest", "operator", "screen")]
     server = start_server(dsn, **setup(receiver, group_interval="1s"))
+    probe = DispatchProbe(server.services.delivery)
     caplog.set_level(logging.DEBUG)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
@@ -93,7 +99,8 @@ async def test_alert_reaches_the_webhook_with_bilingual_text_and_its_resolution_
             await wait_until(lambda: _count(receiver, 2), timeout=10)
             resolved = receiver.received[1]
             assert resolved["type"] == "success" and resolved["title"].startswith("[已恢复·紧急 Resolved · Emergency]")
-            await asyncio.sleep(1.0)
+            await wait_until(lambda: _all_recorded(http, operator, 2))
+            assert await probe.advance(LATER_S) == [], "nothing more to say about a resolved alert"
             assert len(receiver.received) == 2, "each message once"
     finally:
         server.stop()
@@ -155,9 +162,12 @@ async def test_restart_during_retries_neither_loses_nor_repeats_a_notification(d
     try:
         for _ in range(2):
             server = start_server(dsn, **settings)
+            probe = DispatchProbe(server.services.delivery)
             try:
                 await wait_until(lambda: _count(receiver, 1), timeout=20)
-                await asyncio.sleep(1.5)
+                async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+                    await wait_until(lambda: _all_recorded(http, operator, 1))
+                assert await probe.advance(NEXT_LOOK_S) == [], "the stored log says the alert was announced"
             finally:
                 server.stop()
         assert len(receiver.received) == 1, "delivered once across two restarts"
@@ -171,6 +181,7 @@ async def test_acknowledgment_stops_repeats(dsn, setup):
     receiver = WebhookReceiver(free_port()).start()
     ingest, operator = [await create_key(dsn, s) for s in ("ingest", "operator")]
     server = start_server(dsn, **setup(receiver, group_interval="200ms", repeat_interval="1s"))
+    probe = DispatchProbe(server.services.delivery)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             await http.post("/v1/events", json={"events": [stock("s1", 0)]}, headers={"X-API-Key": ingest})
@@ -180,7 +191,8 @@ async def test_acknowledgment_stops_repeats(dsn, setup):
             ack = await http.post(f"/v1/alerts/{alert['id']}/ack", json={}, headers={"X-API-Key": operator})
             assert ack.status_code == 200
             count = len(receiver.received)
-            await asyncio.sleep(2.5)
+            assert await probe.advance(LATER_S) == [], "no repeat once acknowledged"
+            await wait_until(lambda: _none_pending(http, operator))
             assert len(receiver.received) <= count + 1, "at most one repeat already on its way"
     finally:
         server.stop()
@@ -262,10 +274,21 @@ async def _count(receiver: WebhookReceiver, n: int) -> bool:
     return len(receiver.received) >= n
 
 
+async def _none_pending(http: httpx.AsyncClient, operator: str) -> bool:
+    return all(n["status"] != "pending" for n in await notifications(http, operator))
+
+
+async def _all_recorded(http: httpx.AsyncClient, operator: str, n: int) -> bool:
+    """``n`` notifications, every one delivered and its attempt written down."""
+    sent = await notifications(http, operator)
+    return len(sent) == n and all(s["status"] == "delivered" for s in sent)
+
+
 async def test_ten_skus_selling_out_together_are_one_message_and_silenced_alerts_none(dsn, setup):
     receiver = WebhookReceiver(free_port()).start()
     ingest, operator = [await create_key(dsn, s) for s in ("ingest", "operator")]
     server = start_server(dsn, **setup(receiver, group_wait="1s"))
+    probe = DispatchProbe(server.services.delivery)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             silence = await http.post(
@@ -289,8 +312,9 @@ async def test_ten_skus_selling_out_together_are_one_message_and_silenced_alerts
 
             await wait_until(all_firing, timeout=10)
             await wait_until(lambda: _count(receiver, 1), timeout=10)
-            await asyncio.sleep(1.5)
-            assert len(receiver.received) == 1, "one message for the group"
+            await wait_until(lambda: _all_recorded(http, operator, 1))
+            later = await probe.advance(NEXT_LOOK_S)  # within the silence too
+            assert later == [] and len(receiver.received) == 1, "one message for the group"
             text = receiver.received[0]["message"]
             assert all(f"{sku}: 0 left" in text for sku in skus[:10]) and "SKU-1011" not in text
             assert "(10 firing)" in receiver.received[0]["title"]

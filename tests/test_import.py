@@ -9,8 +9,7 @@ from decimal import Decimal
 
 from app.ingest.importer import BATCH_EVENTS, SHOWN_REJECTIONS
 from tests.conftest import event
-from tests.test_campaigns_cli import warroom_concurrently
-from tests.test_cli import warroom
+from tests.helpers import warroom, warroom_concurrently
 
 UNREACHABLE_DATABASE = "postgresql://nobody@127.0.0.1:1/none"
 """Failures that must happen before the database is opened get this, so opening it would fail them."""

@@ -12,14 +12,7 @@ from app.access.keys import KeyStore
 from app.access.ratelimit import RateLimiter
 from app.core import telemetry
 from tests.conftest import create_key, event, start_server
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers import FakeClock
 
 
 def lookups() -> float:
@@ -88,6 +81,22 @@ async def test_ids_not_shaped_like_ours_never_reach_the_database(dsn):
         for token in ("wr_x_y", "wr_NOTHEX123456_s", "wr_0123456789abcdef_s", "wr_" + "a" * 11 + "_s"):
             assert await store.verify(token) is None
         assert lookups() == before
+    finally:
+        await pool.close()
+
+
+async def test_a_revoked_key_is_refused_once_its_cached_row_is_older_than_the_cache_time(dsn, db):
+    token = await create_key(dsn, "ingest", name="revoked-later")
+    clock = FakeClock()
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        store = KeyStore(pool, cache_s=2, clock=clock)
+        assert await store.verify(token) is not None
+        await db.execute("UPDATE api_keys SET revoked_at = now() WHERE name = 'revoked-later'")
+        clock.now += 1.9
+        assert await store.verify(token) is not None, "within the cache time the cached row answers"
+        clock.now += 0.2
+        assert await store.verify(token) is None, "read again after the cache time: revoked"
     finally:
         await pool.close()
 

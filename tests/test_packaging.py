@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -126,10 +127,12 @@ def test_every_warroom_command_answers_help(installed, tmp_path):
     assert listed.returncode == 0, listed.stderr[-3000:]
     commands = [line.split() for line in listed.stdout.splitlines()]
     assert ["serve"] in commands and ["simulate"] in commands and ["keys", "create"] in commands
-    for command in [[], *commands]:
-        helped = _run([str(installed / "warroom"), *command, "--help"], tmp_path)
-        assert helped.returncode == 0, (command, helped.stderr[-3000:])
-        assert "usage: warroom" in helped.stdout
+    every = [[], *commands]
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # one Python start-up each: side by side on every core
+        answers = pool.map(lambda command: _run([str(installed / "warroom"), *command, "--help"], tmp_path), every)
+        for command, helped in zip(every, answers, strict=True):
+            assert helped.returncode == 0, (command, helped.stderr[-3000:])
+            assert "usage: warroom" in helped.stdout
 
 
 def test_warroom_serve_starts_and_stops_from_the_clean_install(installed, tmp_path, dsn):

@@ -16,7 +16,7 @@ import pytest
 
 from app.ingest.group_commit import MAX_REFUSED_PER_SUBMISSION, search_exhausted
 from tests.conftest import event
-from tests.test_cli import warroom
+from tests.helpers import warroom
 
 REFUSED_SKU = "REFUSE-ME"
 CONSTRAINT = f"ALTER TABLE events ADD CONSTRAINT test_no_bad CHECK (sku <> '{REFUSED_SKU}')"

@@ -3,7 +3,6 @@ cookie-authenticated request is checked once, and the wall's kiosk session never
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,7 @@ import httpx
 from app.access.sessions import SessionStore
 from app.core import telemetry
 from tests.conftest import create_key, start_server
+from tests.helpers import FakeClock
 
 CSRF = {"X-Warroom-Request": "test"}
 FAILURES_PER_S = 5
@@ -74,11 +74,14 @@ async def test_a_repeated_unknown_cookie_is_looked_up_once(dsn, server):
         assert session_lookups() == before + 1
 
 
-async def test_a_cookie_authenticated_post_costs_one_rate_limit_token(dsn, server):
+async def test_a_cookie_authenticated_post_costs_one_rate_limit_token(dsn, server, monkeypatch):
     operator = await create_key(dsn, "operator", rate_limit=0.5)  # a bucket of one request, refilled every 2 s
+    clock = FakeClock()
+    monkeypatch.setattr(server.services.limiter, "_clock", clock)  # the server's buckets on a clock the test moves
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         assert (await http.post("/v1/sessions", json={"key": operator})).status_code == 201
-        await asyncio.sleep(2.2)
+        assert (await http.post("/v1/silences", json=silence(), headers=CSRF)).status_code == 429, "signing in took it"
+        clock.now += 2.0
         first = await http.post("/v1/silences", json=silence(), headers=CSRF)
         assert first.status_code == 201, first.text
         second = await http.post("/v1/silences", json=silence(), headers=CSRF)

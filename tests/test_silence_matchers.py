@@ -13,7 +13,7 @@ import pytest
 
 from alerts.evaluation.silences import MAX_REGEX_LENGTH, Matcher
 from tests.conftest import create_key, start_server, wait_until
-from tests.test_alerts_live import RULES, stock
+from tests.helpers import STOCK_RULES, stock
 
 ROOT = Path(__file__).resolve().parent.parent
 TRICKY_SKU = "~.*"
@@ -30,7 +30,7 @@ def page_matchers(alert: dict) -> list[dict]:
 async def test_silencing_a_sku_named_like_a_regex_silences_only_that_sku(dsn, db, tmp_path):
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir()
-    (rules_dir / "pack.yaml").write_text(RULES)
+    (rules_dir / "pack.yaml").write_text(STOCK_RULES)
     env = {"WARROOM_RULES_DIR": str(rules_dir), "WARROOM_CAMPAIGNS_DIR": str(ROOT / "campaigns")}
     ingest, operator = await create_key(dsn, "ingest"), await create_key(dsn, "operator")
     headers = {"X-API-Key": operator}
@@ -145,7 +145,7 @@ async def test_the_migration_turns_stored_text_matchers_into_structured_ones(dsn
 
 
 def test_the_cli_takes_the_typed_form_once_and_lists_what_it_stored(dsn):
-    from tests.test_cli import warroom
+    from tests.helpers import warroom
 
     env = {"DATABASE_URL": dsn}
     added = warroom("silences", "add", 'sku="~.*"', "rule=~stock_.*", "--reason", "odd sku", env=env)

@@ -18,7 +18,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import RunningServer, create_key, event, start_server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CAMPAIGN = "wall-test"
 VIEWPORT = {"width": 1920, "height": 1080}
@@ -239,6 +239,7 @@ async def test_the_wall_recovers_by_itself_after_a_server_restart(dsn, wall_env,
     await _recovers(dsn, wall_env, browser, 0)
 
 
+@pytest.mark.four_minute_outage
 @pytest.mark.timeout(OUTAGE_S + 180)
 async def test_the_wall_recovers_by_itself_after_a_four_minute_outage(dsn, wall_env, browser):
     await _recovers(dsn, wall_env, browser, OUTAGE_S)

@@ -8,9 +8,9 @@ import httpx
 from playwright.async_api import Browser, expect
 
 from tests.conftest import create_key, start_server
-from tests.test_alerts_live import RULES, stock
+from tests.helpers import STOCK_RULES, stock
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 PHONE = {"width": 390, "height": 844}
 TIMEOUT_MS = 10_000
@@ -19,7 +19,7 @@ TIMEOUT_MS = 10_000
 def settings(tmp_path: Path) -> dict[str, str]:
     rules = tmp_path / "rules"
     rules.mkdir()
-    (rules / "pack.yaml").write_text(RULES)
+    (rules / "pack.yaml").write_text(STOCK_RULES)
     return {"WARROOM_RULES_DIR": str(rules), "WARROOM_CAMPAIGNS_DIR": str(ROOT / "campaigns")}
 
 

@@ -11,9 +11,9 @@ from playwright.async_api import Browser, expect
 
 from app.access import keys
 from app.core.settings import DEFAULT_KEY_CACHE_S
+from tests.browser.test_oncall import PHONE, TIMEOUT_MS, settings
 from tests.conftest import create_key, start_server, wait_until
-from tests.test_alerts_live import stock
-from tests.test_oncall import PHONE, TIMEOUT_MS, settings
+from tests.helpers import stock
 
 CSRF = {"X-Warroom-Request": "test"}
 KEY_CACHE_S = DEFAULT_KEY_CACHE_S

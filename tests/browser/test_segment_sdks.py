@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import create_key, free_port, start_server, wait_until
 
-SDK_DIR = Path(__file__).resolve().parent / "sdk"
+SDK_DIR = Path(__file__).resolve().parents[1] / "sdk"
 NODE_TIMEOUT_S = 120
 NPM_TIMEOUT_S = 300
 RUDDER_EVENTS = 230
