@@ -72,11 +72,11 @@ def test_the_metrics_port_holds_a_small_share_of_the_same_descriptor_limit(monke
     settings = Settings.from_env({"WARROOM_METRICS_PORT": "9109", "WARROOM_MAX_CONNECTIONS": "5000"})
 
     def budget(**options) -> int:
-        return server_config(None, settings, "127.0.0.1", 1, **options).http.keywords["connections"].max_connections
+        return server_config(None, settings, "127.0.0.1", 1, **options).http.limits.max_connections
 
     api, metrics = budget(), budget(metrics_listener=True)
     assert metrics == METRICS_MAX_CONNECTIONS
     assert api + metrics + DESCRIPTOR_RESERVE == DESCRIPTOR_LIMIT
     without_metrics_port = Settings.from_env({"WARROOM_MAX_CONNECTIONS": "5000"})
-    alone = server_config(None, without_metrics_port, "127.0.0.1", 1).http.keywords["connections"].max_connections
+    alone = server_config(None, without_metrics_port, "127.0.0.1", 1).http.limits.max_connections
     assert alone == DESCRIPTOR_LIMIT - DESCRIPTOR_RESERVE, "no metrics port: the API port has the whole budget"

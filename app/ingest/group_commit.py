@@ -216,6 +216,11 @@ class GroupCommitter:
         self._closing = False
         self._staged_groups_left = 0
 
+    @property
+    def queued_events(self) -> int:
+        """Events handed to the writers and not yet committed (what the queue limit counts)."""
+        return self._queued_events
+
     def start(self) -> None:
         for name in self._loops:
             self._supervisor.start(name, self._run, backlog=self._has_queue)
