@@ -244,3 +244,16 @@ async def _poll(predicate: Callable[[], Awaitable[bool]], interval: float) -> No
         if await predicate():
             return
         await asyncio.sleep(interval)
+
+
+@pytest.fixture(name="pg")
+def pg_fixture() -> Iterator[EmbeddedPostgres]:
+    """A migrated PostgreSQL of the test's own, to stop and start. Not under pytest's temp directories:
+    another pytest run on the machine makes their root private again, and PostgreSQL (another user)
+    could then no longer read its files (see conftest's ``postgres``)."""
+    with tempfile.TemporaryDirectory(prefix="warroom-outage-pg-", ignore_cleanup_errors=True) as directory:
+        server = EmbeddedPostgres(Path(directory) / "pgdata")
+        server.ensure_database()
+        upgrade(server.dsn())
+        yield server
+        server.release()

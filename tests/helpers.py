@@ -9,13 +9,21 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
+import pgserver._commands as pg_commands
 
 from alerts.notify.delivery import DeliveryService
 from alerts.notify.dispatch import Flush, GroupId, LogEntry, Notice
+from app.campaigns import store
+from app.campaigns.model import Campaign, Phase, Phases
+from app.core.database import EmbeddedPostgres
+from app.metrics.measures import INDEX, Event
 
 ROOT = Path(__file__).resolve().parent.parent
 STOCK_RULES = """
@@ -116,3 +124,136 @@ class DispatchProbe:
                 raise TimeoutError("the dispatch loop did not look again")
             await asyncio.sleep(0.02)
         return [flush for _, flushes in self.looks[first:] for flush in flushes]
+
+
+# Campaigns the engine counts (it counts only defined ones), and exactness against SQL.
+
+
+def definition(campaign_id: str) -> Campaign:
+    """A bare campaign: the engine counts only the events of defined campaigns."""
+    start = datetime.now(UTC) - timedelta(hours=3)
+    return Campaign(
+        id=campaign_id,
+        name=campaign_id,
+        phases=Phases(
+            preheat=Phase(start, start + timedelta(hours=1)),
+            burst=Phase(start + timedelta(hours=1), start + timedelta(hours=4)),
+            wrapup=Phase(start + timedelta(hours=4), start + timedelta(hours=5)),
+        ),
+    )
+
+
+async def define(db, *campaign_ids: str) -> None:
+    for campaign_id in campaign_ids:
+        await store.save(db, definition(campaign_id))
+
+
+COUNTED = {
+    "visit": "visits",
+    "page_view": "page_views",
+    "product_view": "product_views",
+    "checkout": "checkouts",
+    "add_to_cart": "add_to_cart",
+    "order_created": "orders_created",
+    "order_paid": "orders_paid",
+    "order_cancelled": "orders_cancelled",
+    "refund": "refunds",
+}
+MONEY = {"order_created": "gmv_created", "order_paid": "gmv_paid", "refund": "refund_amount"}
+UNITS = {"order_paid": "units_sold", "order_created": "units_ordered", "add_to_cart": "cart_units"}
+GROUPED_SQL = (
+    "SELECT campaign, {key} type, count(*) AS n, sum(amount) AS amount, sum(coalesce(quantity, 1)) AS units, "
+    "sum(value) AS spend FROM events {where} GROUP BY campaign, {key} type"
+)
+
+
+def assert_totals(totals: list, row, where: tuple) -> None:
+    """One dimension's engine totals against one SQL group of events of a single type."""
+    if row["type"] in COUNTED:
+        assert totals[INDEX[COUNTED[row["type"]]]] == row["n"], where
+    if row["type"] in MONEY:
+        assert totals[INDEX[MONEY[row["type"]]]] == row["amount"], where
+    if row["type"] in UNITS:
+        assert totals[INDEX[UNITS[row["type"]]]] == row["units"], where
+    if row["type"] == "metric":
+        assert abs(totals[INDEX["spend"]] - row["spend"]) < 1e-6, where
+
+
+async def assert_matches_sql(engine, db) -> None:
+    rows = await db.fetch(GROUPED_SQL.format(key="", where=""))
+    assert rows
+    for row in rows:
+        assert_totals(engine.states[row["campaign"]].dims[""].totals, row, (row["campaign"], row["type"]))
+    by_sku = await db.fetch(GROUPED_SQL.format(key="sku,", where="WHERE sku IS NOT NULL"))
+    for row in by_sku:
+        series = engine.states[row["campaign"]].dims[f"sku:{row['sku']}"]
+        assert_totals(series.totals, row, (row["campaign"], row["sku"], row["type"]))
+    for campaign in {row["campaign"] for row in rows}:
+        sql_skus = {row["sku"] for row in by_sku if row["campaign"] == campaign}
+        assert set(engine.states[campaign].keys("sku:")) == sql_skus, campaign
+    by_channel = await db.fetch(
+        "SELECT campaign, coalesce(channel, '(none)') AS channel, sum(amount) AS gmv FROM events "
+        "WHERE type = 'order_paid' GROUP BY 1, 2"
+    )
+    for row in by_channel:
+        assert engine.states[row["campaign"]].dims[f"channel:{row['channel']}"].totals[INDEX["gmv_paid"]] == row["gmv"]
+    by_minute = await db.fetch(
+        "SELECT campaign, (extract(epoch FROM date_trunc('minute', occurred_at)))::bigint / 60 AS minute,"
+        " count(*) AS n "
+        "FROM events WHERE type = 'order_paid' GROUP BY 1, 2"
+    )
+    for row in by_minute:
+        assert engine.states[row["campaign"]].dims[""].minutes[row["minute"]][INDEX["orders_paid"]] == row["n"]
+    uv = await db.fetch(
+        "SELECT campaign, count(DISTINCT user_id) AS uv FROM events "
+        "WHERE type IN ('visit','page_view','product_view','add_to_cart','checkout','order_created','order_paid')"
+        " GROUP BY campaign"
+    )
+    for row in uv:
+        assert engine.states[row["campaign"]].visitors[""].count() == row["uv"]
+
+
+# Events in another currency, for the exchange-rate tests.
+
+
+def currency_order(seq: int, type_: str, amount: str, currency: str | None) -> Event:
+    return Event(
+        seq,
+        type_,
+        datetime.now(UTC).timestamp(),
+        "shop",
+        None,
+        f"u{seq}",
+        None,
+        f"o{seq}",
+        None,
+        None,
+        Decimal(amount),
+        None,
+        None,
+        None,
+        None,
+        currency,
+    )
+
+
+def shop_with_rates(**rates: str) -> Campaign:
+    return msgspec.structs.replace(
+        definition("shop"), currency="CNY", exchange_rates={code: Decimal(rate) for code, rate in rates.items()}
+    )
+
+
+ALIAS_BOMB = """id: c-1
+a: &a ["x","x","x","x","x","x","x","x","x","x"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]
+"""
+"""283 bytes that expand to 10^5 nodes (x10 per extra line)."""
+
+
+def stop_postgres(server: EmbeddedPostgres, mode: str = "fast") -> None:
+    """Stop PostgreSQL: ``fast`` closes sessions cleanly; ``immediate`` kills it as a crash would (it
+    recovers from its WAL at the next start)."""
+    pg_commands.pg_ctl(["-m", mode, "-w", "stop"], pgdata=server.pgdata, user=server._server.system_user)

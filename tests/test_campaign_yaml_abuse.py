@@ -6,7 +6,7 @@ import time
 import httpx
 
 from tests.conftest import create_key
-from tests.test_configfile import ALIAS_BOMB
+from tests.helpers import ALIAS_BOMB
 
 
 async def test_alias_bomb_is_422_fast_and_health_answers_meanwhile(server, dsn):

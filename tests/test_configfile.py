@@ -4,6 +4,7 @@ import pytest
 
 from app.campaigns.model import parse
 from app.core.configfile import ConfigError
+from tests.helpers import ALIAS_BOMB
 
 CAMPAIGN = """id: d11
 name: Double 11
@@ -70,16 +71,6 @@ def test_control_characters_the_yaml_reader_refuses():
     with pytest.raises(ConfigError) as caught:
         parse("id: x\x00", "c.yaml")
     assert "not valid YAML" in str(caught.value)
-
-
-ALIAS_BOMB = """id: c-1
-a: &a ["x","x","x","x","x","x","x","x","x","x"]
-b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]
-c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]
-d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]
-e: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]
-"""
-"""283 bytes that expand to 10^5 nodes (x10 per extra line)."""
 
 
 def test_yaml_aliases_are_refused_before_anything_is_built():

@@ -12,51 +12,23 @@ from app.campaigns import model as campaigns
 from app.campaigns import store
 from app.core.configfile import ConfigError
 from app.metrics.engine import Engine
-from app.metrics.measures import Event
 from app.metrics.snapshot import Unconverted
 from tests.conftest import create_key, scrape_metrics, start_server, wait_until
-from tests.test_undefined_campaigns import definition
+from tests.helpers import currency_order, definition, shop_with_rates
 
 NOW = datetime.now(UTC)
 
 
-def order(seq: int, type_: str, amount: str, currency: str | None) -> Event:
-    return Event(
-        seq,
-        type_,
-        NOW.timestamp(),
-        "shop",
-        None,
-        f"u{seq}",
-        None,
-        f"o{seq}",
-        None,
-        None,
-        Decimal(amount),
-        None,
-        None,
-        None,
-        None,
-        currency,
-    )
-
-
-def shop(**rates: str) -> campaigns.Campaign:
-    return msgspec.structs.replace(
-        definition("shop"), currency="CNY", exchange_rates={code: Decimal(rate) for code, rate in rates.items()}
-    )
-
-
 def test_foreign_amounts_are_converted_with_the_campaigns_rate_or_reported_apart_never_added_as_is():
-    engine = Engine([shop(USD="7.10")])
+    engine = Engine([shop_with_rates(USD="7.10")])
     engine.apply(
         [
-            order(1, "order_paid", "100", "CNY"),
-            order(2, "order_paid", "10", "USD"),
-            order(3, "order_paid", "5", "EUR"),
-            order(4, "order_created", "8", "EUR"),
-            order(5, "refund", "2", "EUR"),
-            order(6, "order_paid", "1", None),
+            currency_order(1, "order_paid", "100", "CNY"),
+            currency_order(2, "order_paid", "10", "USD"),
+            currency_order(3, "order_paid", "5", "EUR"),
+            currency_order(4, "order_created", "8", "EUR"),
+            currency_order(5, "refund", "2", "EUR"),
+            currency_order(6, "order_paid", "1", None),
         ]
     )
     snapshot = engine.snapshot("shop", NOW.timestamp())
@@ -82,7 +54,7 @@ def test_exchange_rates_are_validated_where_the_operator_wrote_them():
 
 
 async def test_segment_order_completed_in_usd_counts_converted_and_yen_without_a_rate_stays_out(dsn, db):
-    await store.save(db, shop(USD="7.10"))
+    await store.save(db, shop_with_rates(USD="7.10"))
     ingest, screen = await create_key(dsn, "ingest"), await create_key(dsn, "screen")
     server = start_server(dsn)
     auth = base64.b64encode(f"{ingest}:".encode()).decode()

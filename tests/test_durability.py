@@ -5,23 +5,19 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import asyncpg
 import httpx
-import pgserver._commands as pg_commands
 import pytest
 
 from app.campaigns import model as campaigns
-from app.core.database import EmbeddedPostgres, create_pool, upgrade
+from app.core.database import create_pool
 from app.ingest.group_commit import GroupCommitter, prepare_connection
 from tests.conftest import create_key, event, free_port, scrape_metrics, start_server, wait_until
-from tests.test_undefined_campaigns import definition
+from tests.helpers import definition, stop_postgres
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -83,25 +79,6 @@ def _chunk(ids: list[str], offset: int, round_: int) -> list[str]:
     return (ids[start:] + ids[:start])[:120]
 
 
-@pytest.fixture(name="pg")
-def pg_fixture() -> Iterator[EmbeddedPostgres]:
-    """A migrated PostgreSQL of the test's own, to stop and start. Not under pytest's temp directories:
-    another pytest run on the machine makes their root private again, and PostgreSQL (another user)
-    could then no longer read its files (see conftest's ``postgres``)."""
-    with tempfile.TemporaryDirectory(prefix="warroom-outage-pg-", ignore_cleanup_errors=True) as directory:
-        server = EmbeddedPostgres(Path(directory) / "pgdata")
-        server.ensure_database()
-        upgrade(server.dsn())
-        yield server
-        server.release()
-
-
-def _stop_postgres(server: EmbeddedPostgres, mode: str = "fast") -> None:
-    """Stop PostgreSQL: ``fast`` closes sessions cleanly; ``immediate`` kills it as a crash would (it
-    recovers from its WAL at the next start)."""
-    pg_commands.pg_ctl(["-m", mode, "-w", "stop"], pgdata=server.pgdata, user=server._server.system_user)
-
-
 async def test_database_outage_answers_503_and_recovers_without_restart(pg):
     dsn = pg.dsn()
     key, unseen_key = await create_key(dsn), await create_key(dsn)
@@ -109,7 +86,7 @@ async def test_database_outage_answers_503_and_recovers_without_restart(pg):
     try:
         async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": key}, timeout=30) as http:
             assert (await http.post("/v1/events", json=event("o-1"))).status_code == 202
-            await asyncio.to_thread(_stop_postgres, pg)
+            await asyncio.to_thread(stop_postgres, pg)
             await asyncio.sleep(
                 0.5
             )  # past the key cache: a key seen before is trusted as cached while the database is away
@@ -323,7 +300,7 @@ async def test_repeated_database_outages_under_load_keep_every_event_and_the_liv
                     for p in range(OUTAGE_POSTERS)
                 ]
                 await asyncio.sleep(0.2)
-                await asyncio.to_thread(_stop_postgres, pg, "immediate" if cycle % 2 else "fast")
+                await asyncio.to_thread(stop_postgres, pg, "immediate" if cycle % 2 else "fast")
                 await asyncio.sleep(OUTAGE_DOWN_S)
                 await asyncio.to_thread(pg._server.ensure_postgres_running)
                 await asyncio.sleep(0.3)
@@ -418,7 +395,7 @@ async def test_endpoints_answer_503_with_retry_after_while_the_database_is_down(
     try:
         async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": operator}, timeout=30) as http:
             assert (await http.get("/v1/alerts/history")).status_code == 200  # the key is cached from here on
-            await asyncio.to_thread(_stop_postgres, pg)
+            await asyncio.to_thread(stop_postgres, pg)
             for method, path, options in requests:
                 response = await http.request(method, path, **options)
                 assert response.status_code == 503, (method, path, response.status_code, response.text)

@@ -19,7 +19,7 @@ import pytest
 from app.api.services import FullServices, IngestServices
 from app.core.settings import Settings, SettingsError
 from tests.conftest import event, free_port, start_server, wait_until
-from tests.test_metrics_live import define
+from tests.helpers import define
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT_S = 60.0

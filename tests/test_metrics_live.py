@@ -16,12 +16,12 @@ import websockets
 
 from app.campaigns import model as campaigns
 from app.campaigns import store
-from app.campaigns.model import Campaign, Phase, Phases
 from app.metrics.engine import Engine
 from app.metrics.live import PUBLISH_INTERVAL_S, CheckpointError, LiveMetrics, read_tail, snapshot_state
-from app.metrics.measures import INDEX, Event
+from app.metrics.measures import Event
 from app.metrics.snapshot import Snapshot
 from tests.conftest import create_key, start_server, wait_until
+from tests.helpers import assert_matches_sql, define, definition
 
 CAMPAIGN_FILE = Path(__file__).resolve().parent.parent / "campaigns" / "double11-demo.yaml"
 TYPES = [
@@ -36,47 +36,11 @@ TYPES = [
     "refund",
     "metric",
 ]
-COUNTED = {
-    "visit": "visits",
-    "page_view": "page_views",
-    "product_view": "product_views",
-    "checkout": "checkouts",
-    "add_to_cart": "add_to_cart",
-    "order_created": "orders_created",
-    "order_paid": "orders_paid",
-    "order_cancelled": "orders_cancelled",
-    "refund": "refunds",
-}
-MONEY = {"order_created": "gmv_created", "order_paid": "gmv_paid", "refund": "refund_amount"}
-UNITS = {"order_paid": "units_sold", "order_created": "units_ordered", "add_to_cart": "cart_units"}
 STREAM_S = 2.0
 """How long the push test commits events one by one."""
 FEW_PER_SECOND = 6
 """The issue's "coalesced to at most a few per second", read as PUBLISH_INTERVAL_S's five plus one at a window's
 edge."""
-GROUPED_SQL = (
-    "SELECT campaign, {key} type, count(*) AS n, sum(amount) AS amount, sum(coalesce(quantity, 1)) AS units, "
-    "sum(value) AS spend FROM events {where} GROUP BY campaign, {key} type"
-)
-
-
-def definition(campaign_id: str) -> Campaign:
-    """A bare campaign: the engine counts only the events of defined campaigns."""
-    start = datetime.now(UTC) - timedelta(hours=3)
-    return Campaign(
-        id=campaign_id,
-        name=campaign_id,
-        phases=Phases(
-            preheat=Phase(start, start + timedelta(hours=1)),
-            burst=Phase(start + timedelta(hours=1), start + timedelta(hours=4)),
-            wrapup=Phase(start + timedelta(hours=4), start + timedelta(hours=5)),
-        ),
-    )
-
-
-async def define(db, *campaign_ids: str) -> None:
-    for campaign_id in campaign_ids:
-        await store.save(db, definition(campaign_id))
 
 
 def random_events(rng: random.Random, n: int) -> list[dict]:
@@ -109,52 +73,6 @@ def random_events(rng: random.Random, n: int) -> list[dict]:
 
 async def caught_up(server, db) -> bool:
     return server.services.metrics.engine.last_seq == await db.fetchval("SELECT coalesce(max(seq), 0) FROM events")
-
-
-def assert_totals(totals: list, row, where: tuple) -> None:
-    """One dimension's engine totals against one SQL group of events of a single type."""
-    if row["type"] in COUNTED:
-        assert totals[INDEX[COUNTED[row["type"]]]] == row["n"], where
-    if row["type"] in MONEY:
-        assert totals[INDEX[MONEY[row["type"]]]] == row["amount"], where
-    if row["type"] in UNITS:
-        assert totals[INDEX[UNITS[row["type"]]]] == row["units"], where
-    if row["type"] == "metric":
-        assert abs(totals[INDEX["spend"]] - row["spend"]) < 1e-6, where
-
-
-async def assert_matches_sql(engine, db) -> None:
-    rows = await db.fetch(GROUPED_SQL.format(key="", where=""))
-    assert rows
-    for row in rows:
-        assert_totals(engine.states[row["campaign"]].dims[""].totals, row, (row["campaign"], row["type"]))
-    by_sku = await db.fetch(GROUPED_SQL.format(key="sku,", where="WHERE sku IS NOT NULL"))
-    for row in by_sku:
-        series = engine.states[row["campaign"]].dims[f"sku:{row['sku']}"]
-        assert_totals(series.totals, row, (row["campaign"], row["sku"], row["type"]))
-    for campaign in {row["campaign"] for row in rows}:
-        sql_skus = {row["sku"] for row in by_sku if row["campaign"] == campaign}
-        assert set(engine.states[campaign].keys("sku:")) == sql_skus, campaign
-    by_channel = await db.fetch(
-        "SELECT campaign, coalesce(channel, '(none)') AS channel, sum(amount) AS gmv FROM events "
-        "WHERE type = 'order_paid' GROUP BY 1, 2"
-    )
-    for row in by_channel:
-        assert engine.states[row["campaign"]].dims[f"channel:{row['channel']}"].totals[INDEX["gmv_paid"]] == row["gmv"]
-    by_minute = await db.fetch(
-        "SELECT campaign, (extract(epoch FROM date_trunc('minute', occurred_at)))::bigint / 60 AS minute,"
-        " count(*) AS n "
-        "FROM events WHERE type = 'order_paid' GROUP BY 1, 2"
-    )
-    for row in by_minute:
-        assert engine.states[row["campaign"]].dims[""].minutes[row["minute"]][INDEX["orders_paid"]] == row["n"]
-    uv = await db.fetch(
-        "SELECT campaign, count(DISTINCT user_id) AS uv FROM events "
-        "WHERE type IN ('visit','page_view','product_view','add_to_cart','checkout','order_created','order_paid')"
-        " GROUP BY campaign"
-    )
-    for row in uv:
-        assert engine.states[row["campaign"]].visitors[""].count() == row["uv"]
 
 
 async def test_replay_equals_sql_group_by_with_duplicates_late_and_out_of_order(dsn, db):

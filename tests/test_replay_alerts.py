@@ -17,7 +17,7 @@ from app.campaigns import store
 from app.metrics import live
 from app.metrics.live import LiveMetrics
 from tests.conftest import wait_until
-from tests.test_metrics_live import definition
+from tests.helpers import definition
 
 LATE = "late"
 STORED = 6_000

@@ -18,7 +18,7 @@ from app.metrics import live
 from app.metrics.engine import Engine
 from app.metrics.live import TAIL_LOOP, LiveMetrics
 from tests.conftest import wait_until
-from tests.test_metrics_live import GROUPED_SQL, assert_totals, define, definition
+from tests.helpers import GROUPED_SQL, assert_totals, define, definition
 
 SPAN = 1_000
 STORED = 20_000

@@ -8,7 +8,7 @@ import asyncio
 import httpx
 
 from tests.conftest import create_key, start_server
-from tests.test_durability import _stop_postgres, pg_fixture  # noqa: F401  (registers the pg fixture)
+from tests.helpers import stop_postgres
 
 CSRF = {"X-Warroom-Request": "test"}
 
@@ -21,7 +21,7 @@ async def test_sign_out_during_an_outage_clears_the_cookie_and_says_the_row_rema
             assert (await http.post("/v1/sessions", json={"key": operator})).status_code == 201
             copy = {"Cookie": f"warroom_session={http.cookies['warroom_session']}"}
             assert (await http.get("/v1/sessions/current")).json()["signed_in"] is True  # cached as live
-            await asyncio.to_thread(_stop_postgres, pg)
+            await asyncio.to_thread(stop_postgres, pg)
             out = await http.delete("/v1/sessions/current", headers=CSRF)
             assert out.status_code == 503 and int(out.headers["Retry-After"]) >= 1, out.text
             assert "warroom_session=;" in out.headers["Set-Cookie"] and "Max-Age=0" in out.headers["Set-Cookie"]

@@ -2,32 +2,21 @@
 defined."""
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
 
 from app.campaigns import model as campaigns
 from app.campaigns import store
-from app.campaigns.model import Campaign, Phase, Phases
 from app.metrics.engine import KEY_LIMITS, Engine
 from app.metrics.measures import Event
 from app.metrics.snapshot import KeyLimit, UndefinedCampaign
 from app.metrics.undefined import MAX_NAMES, OTHER
 from tests.conftest import create_key, scrape_metrics, start_server, wait_until
+from tests.helpers import definition
 
 NOW = datetime.now(UTC)
-
-
-def definition(campaign_id: str) -> Campaign:
-    def at(hours: int) -> datetime:
-        return NOW + timedelta(hours=hours)
-
-    return Campaign(
-        id=campaign_id,
-        name=campaign_id,
-        phases=Phases(preheat=Phase(at(-3), at(-1)), burst=Phase(at(-1), at(1)), wrapup=Phase(at(1), at(2))),
-    )
 
 
 def paid(seq: int, campaign: str, **fields) -> Event:

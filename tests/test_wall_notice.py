@@ -4,12 +4,12 @@ from decimal import Decimal
 
 from app.metrics.engine import Engine
 from dashboard import panels
-from tests.test_currency import order, shop
+from tests.helpers import currency_order, shop_with_rates
 
 
 def test_the_header_notice_names_key_limits_and_unconverted_currencies_in_both_languages():
-    engine = Engine([shop()])
-    engine.apply([order(1, "order_paid", "1000", "JPY"), order(2, "order_paid", "5", "CNY")])
+    engine = Engine([shop_with_rates()])
+    engine.apply([currency_order(1, "order_paid", "1000", "JPY"), currency_order(2, "order_paid", "5", "CNY")])
     engine.states["shop"].capped["sku"] = 1234
     snapshot = engine.snapshot("shop", 0)
     assert (
@@ -24,6 +24,6 @@ def test_the_header_notice_names_key_limits_and_unconverted_currencies_in_both_l
 
 
 def test_no_notice_when_nothing_is_left_out():
-    engine = Engine([shop()])
-    engine.apply([order(1, "order_paid", "5", "CNY")])
+    engine = Engine([shop_with_rates()])
+    engine.apply([currency_order(1, "order_paid", "5", "CNY")])
     assert panels.notice(engine.snapshot("shop", 0), "zh") == ""

@@ -8,7 +8,7 @@ import asyncio
 import httpx
 
 from tests.conftest import create_key, start_server
-from tests.test_durability import _stop_postgres, pg_fixture  # noqa: F401  (registers the pg fixture)
+from tests.helpers import stop_postgres
 
 
 async def test_a_kiosk_url_and_a_legacy_cookie_get_a_retry_page_while_the_database_is_down(pg):
@@ -17,7 +17,7 @@ async def test_a_kiosk_url_and_a_legacy_cookie_get_a_retry_page_while_the_databa
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             assert (await http.get(f"/wall/x?token={screen}")).status_code in (200, 404)  # the key is now cached
-            await asyncio.to_thread(_stop_postgres, pg)
+            await asyncio.to_thread(stop_postgres, pg)
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as kiosk:
                 down = await kiosk.get(f"/wall/x?token={screen}")
                 legacy = await kiosk.get("/wall/x", headers={"Cookie": f"warroom_wall={screen}"})

@@ -1,11 +1,14 @@
-"""The browser fixture, for the tests in this directory only: the rest of the suite needs no Playwright."""
+"""The browser fixtures, for the tests in this directory only: the rest of the suite needs no Playwright."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, async_playwright
+
+from tests.browser.pages import CAMPAIGN, RULES, campaign_yaml
 
 CHROMIUM = "/usr/bin/chromium"
 """Debian's chromium (``make browser`` installs it); Playwright drives it without downloading its own."""
@@ -27,3 +30,14 @@ async def browser() -> AsyncIterator[Browser]:
         launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         await launched.close()
+
+
+@pytest.fixture(name="wall_env")
+def wall_env_fixture(tmp_path: Path) -> dict[str, str]:
+    """Settings for a server with the test campaign and a stock-out emergency rule."""
+    campaigns, rules = tmp_path / "campaigns", tmp_path / "rules"
+    campaigns.mkdir()
+    rules.mkdir()
+    (campaigns / f"{CAMPAIGN}.yaml").write_text(campaign_yaml())
+    (rules / "stock.yaml").write_text(RULES)
+    return {"WARROOM_CAMPAIGNS_DIR": str(campaigns), "WARROOM_RULES_DIR": str(rules)}

@@ -6,16 +6,7 @@ from __future__ import annotations
 import httpx
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.test_wall import (  # noqa: F401
-    CAMPAIGN,
-    UPDATE_TIMEOUT_MS,
-    VIEWPORT,
-    paid_order,
-    post,
-    tile,
-    wall_env_fixture,
-    wall_event,
-)
+from tests.browser.pages import CAMPAIGN, UPDATE_TIMEOUT_MS, VIEWPORT, paid_order, post, tile, wall_event
 from tests.conftest import RunningServer, create_key, start_server
 
 COLLECT_VIOLATIONS = """

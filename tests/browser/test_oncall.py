@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 from playwright.async_api import Browser, expect
 
+from tests.browser.pages import ARTIFACTS, PHONE, TIMEOUT_MS, oncall_settings
 from tests.conftest import create_key, start_server
-from tests.helpers import STOCK_RULES, stock
-
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-PHONE = {"width": 390, "height": 844}
-TIMEOUT_MS = 10_000
-
-
-def settings(tmp_path: Path) -> dict[str, str]:
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "pack.yaml").write_text(STOCK_RULES)
-    return {"WARROOM_RULES_DIR": str(rules), "WARROOM_CAMPAIGNS_DIR": str(ROOT / "campaigns")}
+from tests.helpers import stock
 
 
 async def test_emergency_appears_live_and_the_ack_button_acknowledges_it(dsn, tmp_path, browser: Browser):
     ingest, operator = await create_key(dsn, "ingest"), await create_key(dsn, "operator", name="night-duty")
-    server = start_server(dsn, **settings(tmp_path))
+    server = start_server(dsn, **oncall_settings(tmp_path))
     context = await browser.new_context(viewport=PHONE, locale="zh-CN")
     page = await context.new_page()
     errors: list[str] = []
@@ -68,7 +55,7 @@ async def test_emergency_appears_live_and_the_ack_button_acknowledges_it(dsn, tm
 
 async def test_screen_token_is_view_only_and_catches_up_after_a_restart(dsn, tmp_path, browser: Browser):
     ingest, screen = await create_key(dsn, "ingest"), await create_key(dsn, "screen")
-    env = settings(tmp_path)
+    env = oncall_settings(tmp_path)
     server = start_server(dsn, **env)
     port = server.port
     context = await browser.new_context(viewport=PHONE, locale="en-US")

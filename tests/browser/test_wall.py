@@ -6,87 +6,27 @@ Screenshots (1920×1080, zh and en) are saved to test-artifacts/.
 from __future__ import annotations
 
 import asyncio
-import itertools
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import websockets
 from playwright.async_api import Browser, Page, expect
 
-from tests.conftest import RunningServer, create_key, event, start_server
+from tests.browser.pages import (
+    ARTIFACTS,
+    CAMPAIGN,
+    UPDATE_TIMEOUT_MS,
+    VIEWPORT,
+    paid_order,
+    post,
+    tile,
+    wall_event,
+)
+from tests.conftest import RunningServer, create_key, start_server
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CAMPAIGN = "wall-test"
-VIEWPORT = {"width": 1920, "height": 1080}
-UPDATE_TIMEOUT_MS = 10_000
 RECOVERY_TIMEOUT_MS = 90_000
 """After a restart Dash reconnects within seconds; after a long outage the watchdog reloads once the server is back."""
 OUTAGE_S = 240
-RULES = """
-rules:
-  - name: stock_out
-    kind: static
-    metric: stock_on_hand
-    by: sku
-    panel: inventory
-    summary: {en: "{sku} is out of stock", zh: "{sku} 已断货"}
-    runbook: {en: replenish now, zh: 立即补货}
-    conditions:
-      emergency: {op: "<=", value: 0}
-"""
-_ids = itertools.count()
-
-
-def campaign_yaml() -> str:
-    now = datetime.now(UTC)
-    t = [(now + timedelta(hours=h)).isoformat() for h in (-2, -1, 2, 3)]
-    return f"""
-id: {CAMPAIGN}
-name: Wall Test Night
-name_zh: 大屏测试之夜
-currency: CNY
-phases:
-  preheat: {{start: "{t[0]}", end: "{t[1]}"}}
-  burst: {{start: "{t[1]}", end: "{t[2]}"}}
-  wrapup: {{start: "{t[2]}", end: "{t[3]}"}}
-targets: {{gmv: 100000}}
-skus:
-  - {{sku: SKU-1, name: Phone, name_zh: 手机, safety_stock: 2, warning_level: 5}}
-  - {{sku: SKU-2, name: Charger, name_zh: 充电器, safety_stock: 1, warning_level: 2}}
-"""
-
-
-@pytest.fixture(name="wall_env")
-def wall_env_fixture(tmp_path: Path) -> dict[str, str]:
-    """Settings for a server with the test campaign and a stock-out emergency rule."""
-    campaigns, rules = tmp_path / "campaigns", tmp_path / "rules"
-    campaigns.mkdir()
-    rules.mkdir()
-    (campaigns / f"{CAMPAIGN}.yaml").write_text(campaign_yaml())
-    (rules / "stock.yaml").write_text(RULES)
-    return {"WARROOM_CAMPAIGNS_DIR": str(campaigns), "WARROOM_RULES_DIR": str(rules)}
-
-
-def wall_event(type_: str, **fields: Any) -> dict[str, Any]:
-    return event(f"wall-{next(_ids)}", type_, campaign=CAMPAIGN, channel="tmall", **fields)
-
-
-async def post(server: RunningServer, ingest: str, events: list[dict[str, Any]]) -> None:
-    async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": ingest}, timeout=30) as http:
-        response = await http.post("/v1/events", json={"events": events})
-        assert response.status_code == 202, response.text
-
-
-def paid_order(n: int) -> list[dict[str, Any]]:
-    order = f"o-{next(_ids)}"
-    return [
-        wall_event("order_created", order_id=order, user_id=f"u-{n}", amount=100),
-        wall_event("order_paid", order_id=order, user_id=f"u-{n}", amount=100),
-    ]
 
 
 async def open_wall(browser: Browser, server: RunningServer, screen: str, lang: str) -> tuple[Page, list[str]]:
@@ -99,10 +39,6 @@ async def open_wall(browser: Browser, server: RunningServer, screen: str, lang: 
     await page.goto(f"{server.url}/wall/{CAMPAIGN}?token={screen}&lang={lang}")
     await expect(page.locator("html")).to_have_attribute("data-wall", "live", timeout=UPDATE_TIMEOUT_MS)
     return page, errors
-
-
-def tile(page: Page, kpi: str) -> Any:
-    return page.locator(f'[data-kpi="{kpi}"] .kpi-value')
 
 
 async def screenshot(page: Page, name: str) -> None:
