@@ -106,17 +106,23 @@ def _malformed(exc: msgspec.DecodeError, body: bytes) -> ApiError:
     return ApiError(400, f"malformed JSON at line {line}, column {column} (byte {offset}): {reason}")
 
 
-def _decode_object(body: bytes) -> dict[str, msgspec.Raw]:
+def _decode(body: bytes, kind: Any, shape: str) -> Any:
+    """``body`` decoded as ``kind``; a 400 that says where the JSON breaks, or ``shape`` when it is JSON of another
+    shape."""
     try:
-        return msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+        return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError:  # a subclass of DecodeError: the JSON is fine, its shape is not
-        raise ApiError(400, 'body must be a JSON object: one event, or {"events": [...]}') from None
+        raise ApiError(400, shape) from None
     except msgspec.DecodeError as exc:
         raise _malformed(exc, body) from None
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"body is not valid UTF-8 at byte {exc.start}") from None
     except RecursionError:
         raise too_deep_error(body) from None
+
+
+def _decode_object(body: bytes) -> dict[str, msgspec.Raw]:
+    return _decode(body, dict[str, msgspec.Raw], 'body must be a JSON object: one event, or {"events": [...]}')
 
 
 def _claims_in_batch(body: bytes) -> Callable[[int], str]:
@@ -270,16 +276,7 @@ async def serve_events(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def _segment_messages(body: bytes, call: str | None, limit: int) -> tuple[dict[str, Any], list[Any]]:
-    try:
-        payload = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise _malformed(exc, body) from None
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, f"body is not valid UTF-8 at byte {exc.start}") from None
-    except RecursionError:
-        raise too_deep_error(body) from None
-    if not isinstance(payload, dict):
-        raise ApiError(400, "body must be a JSON object")
+    payload: dict[str, Any] = _decode(body, dict[str, Any], "body must be a JSON object")
     if call is not None:
         return payload, [{**payload, "type": payload.get("type", call)}]
     batch = payload.get("batch")
