@@ -16,6 +16,7 @@ import websockets
 
 from app.campaigns import model as campaigns
 from app.campaigns import store
+from app.ingest.events import EVENT_TYPES
 from app.metrics.engine import Engine
 from app.metrics.live import PUBLISH_INTERVAL_S, CheckpointError, LiveMetrics, read_tail, snapshot_state
 from app.metrics.measures import Event
@@ -24,18 +25,8 @@ from tests.conftest import create_key, start_server, wait_until
 from tests.helpers import assert_matches_sql, define, definition
 
 CAMPAIGN_FILE = Path(__file__).resolve().parent.parent / "campaigns" / "double11-demo.yaml"
-TYPES = [
-    "visit",
-    "page_view",
-    "product_view",
-    "add_to_cart",
-    "checkout",
-    "order_created",
-    "order_paid",
-    "order_cancelled",
-    "refund",
-    "metric",
-]
+TYPES = [t for t in EVENT_TYPES if not t.startswith("stock_")]
+"""Every event type but stock levels and adjustments (their events need a SKU and quantities of their own)."""
 STREAM_S = 2.0
 """How long the push test commits events one by one."""
 FEW_PER_SECOND = 6
