@@ -27,7 +27,7 @@ CHANNEL_ROWS = 6
 ALERT_ROWS = 8
 MIN_BAR_PCT = 1.5
 """A non-zero count always shows a sliver of bar."""
-ICONS = {"emergency": "◆", "warning": "▲", "reminder": "●"}
+ICONS: dict[Severity, str] = {Severity.EMERGENCY: "◆", Severity.WARNING: "▲", Severity.REMINDER: "●"}
 """Shapes every CJK font has (emoji fonts are often missing on kiosk machines), distinct even without colour."""
 
 
@@ -73,7 +73,7 @@ def notice(snapshot: Snapshot, lang: Language) -> str:
         )
         for code, totals in snapshot.unconverted.items()
     ]
-    return f"{ICONS['warning']} " + " · ".join(parts) if parts else ""
+    return f"{ICONS[Severity.WARNING]} " + " · ".join(parts) if parts else ""
 
 
 def _data(**attributes: str) -> dict[str, Any]:
@@ -272,7 +272,7 @@ def banner(alerts: list[LiveAlert], lang: Language) -> tuple[list[html.Div], str
     items = [
         html.Div(
             [
-                html.Span(ICONS["emergency"], className="banner-icon"),
+                html.Span(ICONS[Severity.EMERGENCY], className="banner-icon"),
                 html.Span(_summary(a, lang), className="banner-text"),
             ],
             className="banner-item",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from alerts.evaluation import store
 from alerts.evaluation.lifecycle import Alert, Transition
+from alerts.evaluation.messages import AlertText
 from alerts.evaluation.severity import MOST_SEVERE_FIRST, Severity, most_severe, rank
 
-TEXT = dict.fromkeys(("summary_en", "summary_zh", "runbook_en", "runbook_zh", "link"), "")
+TEXT = AlertText()
 
 
 def test_severity_is_ordered_least_severe_first_and_is_its_name():

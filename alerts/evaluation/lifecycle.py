@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from alerts.evaluation.severity import most_severe, rank
+from alerts.evaluation.severity import Severity, most_severe, rank
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Alert:
     rule: str
     labels: dict[str, str]
     status: Literal["pending", "firing", "resolved"]
-    severity: str
+    severity: Severity
     active: set[str]
     pending_since: float
     fired_at: float | None = None
@@ -96,8 +96,8 @@ class Transition:
     kind: TransitionKind
     alert: Alert
     at: float
-    severity: str
-    previous_severity: str | None
+    severity: Severity
+    previous_severity: Severity | None
     values: dict[str, Any]
     flapping: bool
 
@@ -147,7 +147,7 @@ class Lifecycle:
                 rule=observation.rule,
                 labels=observation.labels,
                 status="pending",
-                severity=most_severe(set(observation.triggered)),
+                severity=Severity(most_severe(set(observation.triggered))),
                 active=set(observation.triggered),
                 pending_since=now,
                 flips=list(self._recent.get(key, [])),
@@ -163,7 +163,7 @@ class Lifecycle:
         if not alert.active:
             del self.alerts[alert.fingerprint]
             return []
-        alert.severity = most_severe(alert.active)
+        alert.severity = Severity(most_severe(alert.active))
         if now - alert.pending_since < for_s:
             return []
         alert.status, alert.fired_at = "firing", now
@@ -173,7 +173,7 @@ class Lifecycle:
     def _firing(self, alert: Alert, now: float) -> list[Transition]:
         if alert.active:
             alert.recovered_since = None
-            severity = most_severe(alert.active)
+            severity = Severity(most_severe(alert.active))
             if severity == alert.severity:
                 return []
             previous, alert.severity = alert.severity, severity
@@ -212,7 +212,7 @@ class Lifecycle:
         alert.flapping = len(alert.flips) >= FLAP_TRANSITIONS
 
     @staticmethod
-    def _transition(kind: TransitionKind, alert: Alert, now: float, previous: str | None) -> Transition:
+    def _transition(kind: TransitionKind, alert: Alert, now: float, previous: Severity | None) -> Transition:
         return Transition(kind, alert, now, alert.severity, previous, dict(alert.values), alert.flapping)
 
     def acknowledge(self, alert_id: str, who: str, comment: str | None, now: float) -> Alert | None:

@@ -27,10 +27,9 @@ from alerts.evaluation import store
 from alerts.evaluation.evaluate import Evaluator
 from alerts.evaluation.inhibit import DEFAULT_INHIBIT_RULES, inhibitors
 from alerts.evaluation.lifecycle import Alert, Lifecycle, Transition
-from alerts.evaluation.messages import describe
+from alerts.evaluation.messages import AlertText, describe
 from alerts.evaluation.metricview import EngineView
 from alerts.evaluation.rules import AnyRule, RuleFile, load_directory
-from alerts.evaluation.severity import Severity
 from alerts.evaluation.silences import Matcher, Silence, silencing
 from alerts.evaluation.views import AckedAlert, AckGiven, Acknowledged, AckRecord, LiveAlert
 from app.core.configfile import ConfigError
@@ -188,16 +187,14 @@ class AlertService:
     def _rule(self, name: str) -> AnyRule | None:
         return next((r for r in self.rules.rules if r.name == name), None)
 
-    def _describe(self, transition: Transition) -> dict[str, str]:
+    def _describe(self, transition: Transition) -> AlertText:
         rule = self._rule(transition.alert.rule)
         if rule is None:
-            return {
-                "summary_en": transition.alert.rule,
-                "summary_zh": transition.alert.rule,
-                "runbook_en": "",
-                "runbook_zh": "",
-                "link": f"/wall/{transition.alert.labels.get('campaign', '')}",
-            }
+            return AlertText(
+                summary_en=transition.alert.rule,
+                summary_zh=transition.alert.rule,
+                link=f"/wall/{transition.alert.labels.get('campaign', '')}",
+            )
         return describe(rule, transition.alert.labels, transition.values, transition.severity)
 
     # ---- reading, acknowledging, silencing -----------------------------------------------------
@@ -232,8 +229,8 @@ class AlertService:
             rule=alert.rule,
             labels=alert.labels,
             status="resolved" if transition and transition.kind == "resolved" else alert.status,
-            severity=Severity(severity),
-            previous_severity=Severity(previous) if previous else None,
+            severity=severity,
+            previous_severity=previous,
             fired_at=alert.fired_at,
             resolved_at=alert.resolved_at,
             flapping=alert.flapping,
@@ -241,11 +238,11 @@ class AlertService:
             acknowledged=AckRecord(by=alert.acknowledged_by, at=alert.acknowledged_at, comment=alert.ack_comment)
             if alert.acknowledged_by
             else None,
-            summary_en=text["summary_en"],
-            summary_zh=text["summary_zh"],
-            runbook_en=text["runbook_en"],
-            runbook_zh=text["runbook_zh"],
-            link=text["link"],
+            summary_en=text.summary_en,
+            summary_zh=text.summary_zh,
+            runbook_en=text.runbook_en,
+            runbook_zh=text.runbook_zh,
+            link=text.link,
             silenced_by=self.silenced_by(alert),
             inhibited_by=self.inhibitors().get(alert.id, []),
         )

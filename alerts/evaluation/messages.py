@@ -6,8 +6,23 @@ import math
 import string
 from typing import Any
 
+import msgspec
+
 from alerts.evaluation.rules import AnyRule
 from alerts.evaluation.severity import Severity
+
+
+class AlertText(msgspec.Struct, frozen=True):
+    """What a message says about one alert: summary and first step in both languages, the wall panel to open,
+    and (as stored, for group messages) its values and severity. Empty for an alert the store no longer has."""
+
+    summary_en: str = ""
+    summary_zh: str = ""
+    runbook_en: str = ""
+    runbook_zh: str = ""
+    link: str = ""
+    values: dict[str, Any] = {}
+    severity: Severity | None = None
 
 
 class _Fields(dict[str, Any]):
@@ -27,25 +42,25 @@ def _number(value: Any) -> Any:
     return value
 
 
-def render(template: str, labels: dict[str, str], values: dict[str, Any], severity: str, language: str) -> str:
+def render(template: str, labels: dict[str, str], values: dict[str, Any], severity: Severity, language: str) -> str:
     fields = _Fields({k: _number(v) for k, v in values.items()})
     fields.update(labels)
-    fields["severity"] = Severity(severity).zh if language == "zh" else Severity(severity).en
+    fields["severity"] = severity.zh if language == "zh" else severity.en
     if isinstance(values.get("value"), float) and values.get("reference") is not None:
         fields["change_pct"] = f"{values['value'] * 100:+.0f}%"
     return string.Formatter().vformat(template, (), fields)
 
 
-def describe(rule: AnyRule, labels: dict[str, str], values: dict[str, Any], severity: str) -> dict[str, str]:
+def describe(rule: AnyRule, labels: dict[str, str], values: dict[str, Any], severity: Severity) -> AlertText:
     """Summary and runbook in both languages, and the wall panel to open."""
     campaign = labels.get("campaign", "")
-    return {
-        "summary_en": render(rule.summary.en, labels, values, severity, "en"),
-        "summary_zh": render(rule.summary.zh, labels, values, severity, "zh"),
-        "runbook_en": rule.runbook.en,
-        "runbook_zh": rule.runbook.zh,
-        "link": f"/wall/{campaign}#{rule.panel}",
-    }
+    return AlertText(
+        summary_en=render(rule.summary.en, labels, values, severity, "en"),
+        summary_zh=render(rule.summary.zh, labels, values, severity, "zh"),
+        runbook_en=rule.runbook.en,
+        runbook_zh=rule.runbook.zh,
+        link=f"/wall/{campaign}#{rule.panel}",
+    )
 
 
 KIND_TITLE = {
@@ -54,7 +69,7 @@ KIND_TITLE = {
     "repeat": ("仍未处理", "Still firing"),
     "resolved": ("已恢复", "Resolved"),
 }
-SEVERITY_ICON = {"emergency": "🔴", "warning": "🟠", "reminder": "🔵"}
+SEVERITY_ICON: dict[Severity, str] = {Severity.EMERGENCY: "🔴", Severity.WARNING: "🟠", Severity.REMINDER: "🔵"}
 MAX_LISTED = 30
 """A group message lists this many alerts; the rest are counted (the on-call page has them all)."""
 
@@ -66,40 +81,39 @@ def _values_text(values: dict[str, Any]) -> str:
     return ", ".join(shown)
 
 
-def _alert_lines(text: dict[str, Any], language: str, public_url: str, mark: str) -> list[str]:
-    zh, en = text.get("summary_zh", ""), text.get("summary_en", "")
+def _alert_lines(text: AlertText, language: str, public_url: str, mark: str) -> list[str]:
+    zh, en = text.summary_zh, text.summary_en
     summary = zh if language == "zh" else en if language == "en" else f"{zh} / {en}"
     lines = [f"- {mark} {summary}"]
-    values = _values_text(text.get("values") or {})
+    values = _values_text(text.values)
     if values:
         lines.append(f"  {values}")
-    runbook_zh, runbook_en = text.get("runbook_zh", ""), text.get("runbook_en", "")
+    runbook_zh, runbook_en = text.runbook_zh, text.runbook_en
     if runbook_zh or runbook_en:
         runbook = runbook_zh if language == "zh" else runbook_en if language == "en" else f"{runbook_zh} / {runbook_en}"
         lines.append(
             f"  {'处置' if language == 'zh' else 'First step' if language == 'en' else '处置 / First step'}: {runbook}"
         )
-    if text.get("link"):
-        lines.append(f"  {public_url}{text['link']}")
+    if text.link:
+        lines.append(f"  {public_url}{text.link}")
     return lines
 
 
 def compose_group(
     kind: str,
-    severity: str,
+    severity: Severity,
     group_key: str,
-    firing: list[tuple[dict[str, Any], bool, bool]],
-    resolved: list[dict[str, Any]],
+    firing: list[tuple[AlertText, bool, bool]],
+    resolved: list[AlertText],
     language: str,
     public_url: str,
 ) -> tuple[str, str]:
     """Title and Markdown body of one message about an alert group.
 
-    ``firing`` holds (alert text, is new, is acknowledged); alert text has the
-    summaries, runbooks, link and values the alert store keeps.
+    ``firing`` holds (alert text, is new, is acknowledged), as the alert store keeps the text.
     """
     kind_zh, kind_en = KIND_TITLE[kind]
-    severity_zh, severity_en = Severity(severity).zh, Severity(severity).en
+    severity_zh, severity_en = severity.zh, severity.en
     if language == "zh":
         label = f"{kind_zh}·{severity_zh}"
     elif language == "en":
@@ -112,9 +126,7 @@ def compose_group(
     title = f"[{label}] {group_key} ({counts})"
     lines: list[str] = []
     for text, new, acked in firing[:MAX_LISTED]:
-        mark = (
-            SEVERITY_ICON.get(text.get("severity", severity), "•") + (" 🆕" if new else "") + (" ✔︎ack" if acked else "")
-        )
+        mark = SEVERITY_ICON.get(text.severity or severity, "•") + (" 🆕" if new else "") + (" ✔︎ack" if acked else "")
         lines += _alert_lines(text, language, public_url, mark)
     for text in resolved[: max(0, MAX_LISTED - len(firing))]:
         lines += _alert_lines(text, language, public_url, "✅")

@@ -12,7 +12,8 @@ import asyncpg
 import msgspec
 
 from alerts.evaluation.lifecycle import Alert, Transition
-from alerts.evaluation.severity import MOST_SEVERE_FIRST
+from alerts.evaluation.messages import AlertText
+from alerts.evaluation.severity import MOST_SEVERE_FIRST, Severity
 from alerts.evaluation.silences import Matcher, Silence
 from alerts.evaluation.views import AlertTransition, StoredAlert
 from app.core.telemetry import SILENCES_UNREADABLE
@@ -50,7 +51,7 @@ def clean_values(values: dict[str, Any]) -> dict[str, Any]:
 
 
 async def record(
-    conn: asyncpg.Connection, transitions: list[Transition], describe: Callable[[Transition], dict[str, str]]
+    conn: asyncpg.Connection, transitions: list[Transition], describe: Callable[[Transition], AlertText]
 ) -> list[int]:
     """Persist transitions atomically; return their stream sequence numbers."""
     seqs: list[int] = []
@@ -85,11 +86,11 @@ async def record(
                 alert.flapping,
                 alert.flips,
                 _json(values),
-                text["summary_en"],
-                text["summary_zh"],
-                text["runbook_en"],
-                text["runbook_zh"],
-                text["link"],
+                text.summary_en,
+                text.summary_zh,
+                text.runbook_en,
+                text.runbook_zh,
+                text.link,
             )
             seqs.append(
                 await conn.fetchval(
@@ -120,7 +121,7 @@ async def firing(conn: asyncpg.Connection) -> list[Alert]:
             rule=r["rule"],
             labels=json.loads(r["labels"]),
             status="firing",
-            severity=r["severity"],
+            severity=Severity(r["severity"]),
             active=set(r["active_tiers"]),
             pending_since=r["pending_since"].timestamp(),
             fired_at=r["fired_at"].timestamp(),
@@ -169,7 +170,7 @@ async def alerts(
     conn: asyncpg.Connection,
     *,
     status: str | None,
-    severity: str | None,
+    severity: Severity | None,
     campaign: str | None,
     rule: str | None,
     limit: int,

@@ -18,6 +18,8 @@ from urllib.parse import unquote, urlsplit
 
 import apprise
 
+from alerts.evaluation.severity import Severity
+
 SEND_TIMEOUT_S = 10.0
 RETRY_BASE_S = 1.0
 RETRY_CAP_S = 300.0
@@ -28,17 +30,17 @@ MASK = "***"
 _TOKEN = re.compile(r"[^/:@?&=#+,;%\s]{3,}")
 APPRISE_LOG_LEVEL = logging.WARNING
 """Apprise logs whole URLs, secrets included, at debug level: never let those through, whatever the log level."""
-_NOTIFY_TYPES = {
-    "emergency": apprise.NotifyType.FAILURE,
-    "warning": apprise.NotifyType.WARNING,
-    "reminder": apprise.NotifyType.INFO,
-    "resolved": apprise.NotifyType.SUCCESS,
+_NOTIFY_TYPES: dict[Severity, apprise.NotifyType] = {
+    Severity.EMERGENCY: apprise.NotifyType.FAILURE,
+    Severity.WARNING: apprise.NotifyType.WARNING,
+    Severity.REMINDER: apprise.NotifyType.INFO,
 }
+_RESOLVED_TYPE = apprise.NotifyType.SUCCESS
 
 
-def notify_type(severity: str, resolved: bool) -> str:
+def notify_type(severity: Severity, resolved: bool) -> str:
     """Apprise's message type (colour/icon in most chat apps) for an alert group message."""
-    return _NOTIFY_TYPES["resolved" if resolved else severity].value
+    return (_RESOLVED_TYPE if resolved else _NOTIFY_TYPES[severity]).value
 
 
 def retry_delay(attempt: int, rng: random.Random | None = None) -> float:

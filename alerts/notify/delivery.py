@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from alerts.evaluation.live import AlertService
-from alerts.evaluation.messages import compose_group
+from alerts.evaluation.messages import AlertText, compose_group
 from alerts.evaluation.silences import silencing
 from alerts.notify import channels, outbox
 from alerts.notify.dispatch import Dispatcher, Flush, GroupId, LogEntry, Notice
@@ -194,8 +194,8 @@ class DeliveryService:
         """The flush's message for each URL of its contact point, written from the alerts as stored."""
         point = self.routing.contact_points[flush.receiver]
         texts = await outbox.alert_texts(conn, [n.id for n in (*flush.firing, *flush.resolved)])
-        firing = [(texts.get(n.id, {}), n.id in flush.new, n.acknowledged) for n in flush.firing]
-        resolved = [texts.get(n.id, {}) for n in flush.resolved]
+        firing = [(texts.get(n.id, AlertText()), n.id in flush.new, n.acknowledged) for n in flush.firing]
+        resolved = [texts.get(n.id, AlertText()) for n in flush.resolved]
         title, body = compose_group(
             flush.kind, flush.severity, flush.group[2], firing, resolved, point.language, self.public_url
         )

@@ -74,12 +74,12 @@ class Flush:
         return self.group[1]
 
     @property
-    def severity(self) -> str:
+    def severity(self) -> Severity:
         """The most severe firing alert's severity (of the resolved ones when none fires)."""
         notices = self.firing or self.resolved
         if not notices:
             return Severity.REMINDER
-        return most_severe(n.labels.get("severity", Severity.REMINDER) for n in notices)
+        return Severity(most_severe(n.labels.get("severity", Severity.REMINDER) for n in notices))
 
 
 @dataclass(frozen=True)

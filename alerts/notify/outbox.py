@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 import msgspec
 
+from alerts.evaluation.messages import AlertText
+from alerts.evaluation.severity import Severity
 from alerts.notify.dispatch import Flush, GroupId, LogEntry
 
 
@@ -65,7 +66,7 @@ class Notification(msgspec.Struct):
     lane: str
     group_key: str
     kind: str
-    severity: str
+    severity: Severity
     alert_ids: list[str]
     title: str
     status: str
@@ -237,14 +238,25 @@ async def resolved_alerts(conn: asyncpg.Connection, ids: list[str]) -> list[asyn
     )
 
 
-async def alert_texts(conn: asyncpg.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+async def alert_texts(conn: asyncpg.Connection, ids: list[str]) -> dict[str, AlertText]:
     """What a message says about each alert: summaries, runbooks, link, values and severity, as stored."""
     rows = await conn.fetch(
         "SELECT id, severity, values::text AS values, summary_en, summary_zh, runbook_en, runbook_zh, link"
         " FROM alerts WHERE id = ANY($1)",
         ids,
     )
-    return {r["id"]: {**dict(r), "values": json.loads(r["values"])} for r in rows}
+    return {
+        r["id"]: AlertText(
+            summary_en=r["summary_en"],
+            summary_zh=r["summary_zh"],
+            runbook_en=r["runbook_en"],
+            runbook_zh=r["runbook_zh"],
+            link=r["link"],
+            values=json.loads(r["values"]) or {},
+            severity=Severity(r["severity"]),
+        )
+        for r in rows
+    }
 
 
 async def notifications(
