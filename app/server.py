@@ -1,7 +1,8 @@
 """The FastAPI applications: wiring of routes, start-up (database, migrations) and graceful shutdown.
 
 ``create_full_app`` is the whole product; ``create_ingest_app`` is the lean app of an ingest-role
-process (see ``app.ingest.tier``).
+process (see ``app.ingest.tier``). ``create_app`` picks one by ``settings.role``: ``warroom serve`` and the
+tests build their app with it.
 """
 
 from __future__ import annotations
@@ -171,9 +172,10 @@ class Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The app for ``settings.role``: the whole product, or only the ingest endpoints."""
-    return create_ingest_app(settings) if settings.role == "ingest" else create_full_app(settings)
+def create_app(settings: Settings, on_ready: Callable[[], None] = lambda: None) -> FastAPI:
+    """The app for ``settings.role``: the whole product, or only the ingest endpoints (``on_ready`` is an
+    ingest app's, see ``create_ingest_app``)."""
+    return create_ingest_app(settings, on_ready) if settings.role == "ingest" else create_full_app(settings)
 
 
 def create_full_app(settings: Settings) -> FastAPI:

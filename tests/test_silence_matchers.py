@@ -20,7 +20,7 @@ TRICKY_SKU = "~.*"
 
 
 def page_matchers(alert: dict) -> list[dict]:
-    """What the on-call page's "Silence 1 h" button sends (app/static/oncall.js, silenceAlert)."""
+    """What the on-call page's "Silence 1 h" button sends (app/api/static/oncall.js, silenceAlert)."""
     return [
         {"name": "rule", "op": "=", "value": alert["rule"]},
         *({"name": k, "op": "=", "value": str(v)} for k, v in alert["labels"].items()),

@@ -1,4 +1,4 @@
-"""Backtests: the live rule engine run over historical series from CSV files, one output row per input row.
+"""Backtests: the live rule engine run over historical series from CSV text, one output row per input row.
 
 The same ``Evaluator`` and ``Lifecycle`` that run live judge every row, so
 what an operator tunes here is exactly what fires on the night. A CSV row is
@@ -6,34 +6,32 @@ one point of each of its columns: dynamic rules feed their detector each row
 at its own timestamp (irregular spacing and gaps included); static and
 correlation rules read their windows from a ``SeriesView`` whose clock stands
 one row interval after the row. Every series starts from fresh state and
-nothing looks ahead: a row is judged with the rows up to it.
+nothing looks ahead: a row is judged with the rows up to it. Finding,
+opening and writing the files, and the progress lines, are the command's
+(``app/cli/backtest.py``): this module is given streams.
 """
 
 from __future__ import annotations
 
 import bisect
 import csv
-import functools
 import math
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from statistics import median
 from typing import TextIO
 
 from alerts.evaluation.detectors import DEFAULT_MIN_HISTORY as DEFAULT_WARMUP_POINTS
 from alerts.evaluation.evaluate import Evaluator, metric_is_sum
 from alerts.evaluation.lifecycle import Lifecycle
-from alerts.evaluation.rules import AnyRule, DynamicRule, Text, load_for_series
+from alerts.evaluation.rules import AnyRule, DynamicRule, Text
 from alerts.evaluation.severity import most_severe
 
 SERIES = "series"
 DEFAULT_COLUMN = "value"
-PROGRESS_EVERY_S = 2.0
 PROGRESS_EVERY_ROWS = 10_000
-"""How often (in rows) a long file reports; a line is printed at most every PROGRESS_EVERY_S."""
+"""How often (in rows) a long file reports its progress to ``run_series``'s caller."""
 OUTPUT_COLUMNS = ("timestamp", "value", "score", "severity", "firing")
 STEP_SAMPLE_GAPS = 100
 """The row interval (the window a static rule's row closes) is the median of at most this many first gaps."""
@@ -243,64 +241,3 @@ def run_series(
     if firing_since is not None:
         firing_s += series.timestamps[-1] - firing_since
     return Summary(len(series.timestamps), alerts, firing_s)
-
-
-def _inputs(path: Path) -> Iterator[tuple[Path, Path]]:
-    """(input file, its path relative to the --series argument) for a file or every CSV under a directory."""
-    if path.is_dir():
-        for found in sorted(path.rglob("*.csv")):
-            yield found, found.relative_to(path)
-    else:
-        yield path, Path(path.name)
-
-
-def main(series: Path, out: Path, rules_file: Path | None, *, clock: Callable[[], float]) -> int:
-    """Backtest every CSV under ``series`` into ``out``; a bad file is reported and skipped (exit status 1).
-    ``clock`` (seconds, e.g. ``time.monotonic``) only paces the progress lines and the total's duration."""
-    rules = load_for_series(rules_file).rules if rules_file else default_rules()
-    files = list(_inputs(series))
-    if not files:
-        print(f"warroom: no CSV files under {series}", file=sys.stderr)
-        return 1
-    total_rows, total_alerts, failed, started = 0, 0, 0, clock()
-    last_print = started
-
-    def report(number: int, rows_done: int) -> None:
-        nonlocal last_print
-        now = clock()
-        if now - last_print >= PROGRESS_EVERY_S or (number == len(files) and rows_done == 0):
-            last_print = now
-            rows = total_rows + rows_done
-            rate = rows / max(now - started, 1e-9)
-            print(
-                f"[{number}/{len(files)}] {rows:,} rows · {total_alerts} alerts · {rate:,.0f} rows/s", file=sys.stderr
-            )
-
-    for number, (source, relative) in enumerate(files, start=1):
-        target = out / relative if series.is_dir() or out.suffix != ".csv" else out
-        try:
-            with source.open(newline="", encoding="utf-8-sig") as stream:  # a spreadsheet's BOM is no column name
-                data = Series.read(stream, str(source))
-            missing = sorted({r.metric for r in rules if isinstance(r, DynamicRule)} - set(data.columns))
-            if not rules_file and missing:
-                raise ValueError(
-                    f"{source}: no {DEFAULT_COLUMN!r} column for the default rule (columns: "
-                    f"{', '.join(data.columns) or 'none'}); pass --rules naming the columns to watch"
-                )
-        except (OSError, UnicodeDecodeError, ValueError, csv.Error) as exc:
-            message = str(exc) if str(source) in str(exc) else f"{source}: {exc}"
-            print(f"warroom: {message}", file=sys.stderr)
-            failed += 1
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("w", newline="", encoding="utf-8") as stream:
-            summary = run_series(data, rules, stream, functools.partial(report, number))
-        total_rows += summary.rows
-        total_alerts += summary.alerts
-        report(number, 0)
-        print(f"{relative}: {summary.rows} rows, {summary.alerts} alerts, firing {summary.firing_s / 60:.1f} min")
-    print(
-        f"total: {len(files) - failed} series, {total_rows} rows, {total_alerts} alerts"
-        f" in {clock() - started:.1f}s" + (f"; {failed} file(s) failed" if failed else "")
-    )
-    return 1 if failed else 0

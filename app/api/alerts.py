@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,12 +16,10 @@ from alerts.evaluation.rules import CorrelationRule, DynamicRule, StaticRule
 from alerts.evaluation.severity import Severity, rank
 from alerts.evaluation.silences import MAX_VALUE_LENGTH, NAME_PATTERN, Matcher, MatchOp, Silence
 from alerts.evaluation.views import AckedAlert, AlertTransition, LiveAlert, StoredAlert
-from app.access.auth import operator, reader
-from app.access.keys import ApiKey
 from app.api import schemas
 from app.api.payloads import read_struct
 from app.api.responses import json_response
-from app.api.services import Alerts, Pool
+from app.api.services import Alerts, Operator, Pool, Reader
 from app.core.configfile import ConfigError
 from app.core.errors import ApiError
 
@@ -81,12 +79,12 @@ class Reloaded(msgspec.Struct):
 async def list_alerts(
     service: Alerts,
     pool: Pool,
+    key: Reader,
     status: Literal["firing", "resolved", "all"] = "firing",
     severity: Severity | None = None,
     campaign: str | None = None,
     rule: str | None = None,
     limit: int = Query(200, ge=1, le=MAX_LIST),
-    key: ApiKey = Depends(reader),
 ) -> Response:
     if status == "firing":
         alerts = [
@@ -118,11 +116,11 @@ async def list_alerts(
 )
 async def history(
     pool: Pool,
+    key: Reader,
     since: datetime | None = Query(None, description="RFC 3339"),
     until: datetime | None = Query(None, description="RFC 3339"),
     after: int = Query(0, ge=0, description="only transitions with seq > after (resume a stream)"),
     limit: int = Query(500, ge=1, le=MAX_LIST),
-    key: ApiKey = Depends(reader),
 ) -> Response:
     for name, moment in (("since", since), ("until", until)):
         if moment is not None and moment.tzinfo is None:
@@ -146,7 +144,7 @@ class Acknowledgment(msgspec.Struct):
     responses=schemas.responses(LiveAlert, AckedAlert, description="The alert, acknowledged"),
     openapi_extra=schemas.request_body(Acknowledgment, "Who acknowledges and why (both optional)"),
 )
-async def acknowledge(alert_id: str, request: Request, service: Alerts, key: ApiKey = Depends(operator)) -> Response:
+async def acknowledge(alert_id: str, request: Request, service: Alerts, key: Operator) -> Response:
     body = await read_struct(request, Acknowledgment)
     result = await service.acknowledge(alert_id, body.by or key.name, body.comment)
     if result is None:
@@ -206,7 +204,7 @@ def _matchers(given: list[MatcherIn | str]) -> tuple[Matcher, ...]:
 
 
 @router.get("/v1/silences", summary="Active and upcoming silences", responses=schemas.responses(list[ActiveSilence]))
-async def list_silences(service: Alerts, key: ApiKey = Depends(reader)) -> Response:
+async def list_silences(service: Alerts, key: Reader) -> Response:
     return json_response([_silence(s) for s in service.silences])
 
 
@@ -217,7 +215,7 @@ async def list_silences(service: Alerts, key: ApiKey = Depends(reader)) -> Respo
     responses=schemas.responses(ActiveSilence, status=201, description="Created"),
     openapi_extra=schemas.request_body(SilenceIn, "What to silence, until when, and why"),
 )
-async def add_silence(request: Request, service: Alerts, key: ApiKey = Depends(operator)) -> Response:
+async def add_silence(request: Request, service: Alerts, key: Operator) -> Response:
     body = await read_struct(request, SilenceIn)
     now = datetime.now(UTC)
     starts = body.starts_at or now
@@ -243,14 +241,14 @@ async def add_silence(request: Request, service: Alerts, key: ApiKey = Depends(o
     summary="Expire a silence now",
     responses=schemas.responses(status=204, description="Expired"),
 )
-async def expire_silence(silence_id: str, service: Alerts, key: ApiKey = Depends(operator)) -> Response:
+async def expire_silence(silence_id: str, service: Alerts, key: Operator) -> Response:
     if not await service.expire_silence(silence_id):
         raise ApiError(404, f"no active silence {silence_id!r}", field="silence_id")
     return Response(status_code=204)
 
 
 @router.get("/v1/rules", summary="Loaded rules and their last evaluation", responses=schemas.responses(RuleList))
-async def rules(service: Alerts, key: ApiKey = Depends(reader)) -> Response:
+async def rules(service: Alerts, key: Reader) -> Response:
     firing: dict[str, int] = {}
     for alert in service.lifecycle.alerts.values():
         if alert.status == "firing":
@@ -283,7 +281,7 @@ async def rules(service: Alerts, key: ApiKey = Depends(reader)) -> Response:
     summary="Reload rule files; alert state is kept; an invalid file changes nothing",
     responses=schemas.responses(Reloaded),
 )
-async def reload_rules(service: Alerts, key: ApiKey = Depends(operator)) -> Response:
+async def reload_rules(service: Alerts, key: Operator) -> Response:
     try:
         count = service.reload()
     except ConfigError as exc:

@@ -7,16 +7,15 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
-from fastapi import APIRouter, Depends, Query, WebSocket
+from fastapi import APIRouter, Query, WebSocket
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.access.auth import READ_SCOPES, authenticate, operator, presented_key, reader, still_allowed
-from app.access.keys import ApiKey
+from app.access.auth import READ_SCOPES, authenticate, presented_key, still_allowed
 from app.api import schemas
 from app.api.payloads import read_body
 from app.api.responses import json_response
-from app.api.services import Metrics, Pool
+from app.api.services import Metrics, Operator, Pool, Reader
 from app.api.streams import push_until_disconnect
 from app.campaigns import model, store
 from app.core.configfile import ConfigError
@@ -78,7 +77,7 @@ def _known(engine: Engine, campaign_id: str) -> None:
 @router.get(
     "/v1/campaigns", summary="Campaigns and their current phase", responses=schemas.responses(list[CampaignSummary])
 )
-async def list_campaigns(metrics: Metrics, key: ApiKey = Depends(reader)) -> Response:
+async def list_campaigns(metrics: Metrics, key: Reader) -> Response:
     now = datetime.now(UTC)
     return json_response([_summary(c, now) for c in metrics.engine.campaigns.values()])
 
@@ -88,7 +87,7 @@ async def list_campaigns(metrics: Metrics, key: ApiKey = Depends(reader)) -> Res
     summary="Events naming campaigns that are not defined, per name",
     responses=schemas.responses(UndefinedReport),
 )
-async def undefined_campaigns(metrics: Metrics, key: ApiKey = Depends(reader)) -> Response:
+async def undefined_campaigns(metrics: Metrics, key: Reader) -> Response:
     """Such events are stored but counted by no campaign until it is defined; a typo or a missing definition shows
     here."""
     return json_response(metrics.engine.undefined.report())
@@ -97,7 +96,7 @@ async def undefined_campaigns(metrics: Metrics, key: ApiKey = Depends(reader)) -
 @router.get(
     "/v1/campaigns/{campaign_id}", summary="A campaign's definition", responses=schemas.responses(model.Campaign)
 )
-async def get_campaign(campaign_id: str, metrics: Metrics, key: ApiKey = Depends(reader)) -> Response:
+async def get_campaign(campaign_id: str, metrics: Metrics, key: Reader) -> Response:
     campaign = metrics.engine.campaigns.get(campaign_id)
     if campaign is None:
         raise ApiError(404, f"no campaign {campaign_id!r}", field="campaign_id")
@@ -121,9 +120,7 @@ async def get_campaign(campaign_id: str, metrics: Metrics, key: ApiKey = Depends
         }
     },
 )
-async def put_campaign(
-    request: Request, campaign_id: str, pool: Pool, metrics: Metrics, key: ApiKey = Depends(operator)
-) -> Response:
+async def put_campaign(request: Request, campaign_id: str, pool: Pool, metrics: Metrics, key: Operator) -> Response:
     body = await read_body(
         request, MAX_CAMPAIGN_BYTES, ("application/json", "application/yaml", "application/x-yaml", "text/yaml")
     )
@@ -147,7 +144,7 @@ async def put_campaign(
     summary="Delete a campaign definition (its events stay)",
     responses=schemas.responses(status=204, description="Deleted"),
 )
-async def delete_campaign(campaign_id: str, pool: Pool, metrics: Metrics, key: ApiKey = Depends(operator)) -> Response:
+async def delete_campaign(campaign_id: str, pool: Pool, metrics: Metrics, key: Operator) -> Response:
     async with pool.acquire() as conn:
         if not await store.delete(conn, campaign_id):
             raise ApiError(404, f"no campaign {campaign_id!r}", field="campaign_id")
@@ -160,7 +157,7 @@ async def delete_campaign(campaign_id: str, pool: Pool, metrics: Metrics, key: A
     summary="Every current metric of a campaign, with as_of",
     responses=schemas.responses(Snapshot),
 )
-async def snapshot(campaign_id: str, metrics: Metrics, key: ApiKey = Depends(reader)) -> Response:
+async def snapshot(campaign_id: str, metrics: Metrics, key: Reader) -> Response:
     _known(metrics.engine, campaign_id)
     return json_response(metrics.engine.snapshot(campaign_id, metrics.clock()))
 
@@ -185,6 +182,7 @@ def _instant(value: str | None, name: str, default: float) -> float:
 async def series(
     campaign_id: str,
     metrics: Metrics,
+    key: Reader,
     metric: str = Query(
         ..., description="a measure (gmv_paid, orders_paid, visits…), a ratio (conversion_rate…) or metric:<name>"
     ),
@@ -192,7 +190,6 @@ async def series(
     start: str | None = Query(None, alias="from", description="RFC 3339; default one hour before `to`"),
     end: str | None = Query(None, alias="to", description="RFC 3339; default now"),
     by: Literal["channel", "sku", "category"] | None = None,
-    key: ApiKey = Depends(reader),
 ) -> Response:
     _known(metrics.engine, campaign_id)
     if metric not in SERIES_METRICS and not metric.startswith("metric:"):
@@ -226,8 +223,8 @@ async def series(
 async def skus(
     campaign_id: str,
     metrics: Metrics,
+    key: Reader,
     sort: Literal["eta", "sold", "sku"] = "eta",
-    key: ApiKey = Depends(reader),
 ) -> Response:
     _known(metrics.engine, campaign_id)
     return json_response(metrics.engine.skus(campaign_id, metrics.clock(), sort))

@@ -9,15 +9,13 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from alerts.notify import outbox
-from app.access.auth import operator
-from app.access.keys import ApiKey
 from app.api import schemas
 from app.api.responses import json_response
-from app.api.services import Delivery, Pool
+from app.api.services import Delivery, Operator, Pool
 
 MAX_LIST = 500
 
@@ -67,11 +65,11 @@ class ContactPoints(msgspec.Struct):
 async def notifications(
     pool: Pool,
     delivery: Delivery,
+    key: Operator,
     status: Literal["pending", "delivered", "failed"] | None = None,
     contact_point: str | None = Query(None, max_length=64),
     before: int | None = Query(None, ge=1, description="only notifications with id < before (next page)"),
     limit: int = Query(100, ge=1, le=MAX_LIST),
-    key: ApiKey = Depends(operator),
 ) -> Response:
     async with pool.acquire() as conn:
         rows = await outbox.notifications(
@@ -93,7 +91,7 @@ async def notifications(
     summary="Configured contact points (URLs in privacy form) and routes",
     responses=schemas.responses(ContactPoints),
 )
-async def contact_points(delivery: Delivery, key: ApiKey = Depends(operator)) -> Response:
+async def contact_points(delivery: Delivery, key: Operator) -> Response:
     routing = delivery.routing
     return json_response(
         ContactPoints(

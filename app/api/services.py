@@ -6,7 +6,7 @@ engine, the alert service and notification delivery (it reads what the ingest pr
 events table). An ingest-role process does not mount the endpoints that need those (``app.server``), so
 every field is always there: nothing is optional. The wiring keeps the process's services in
 ``app.state.services``; endpoints never read it themselves but ask for what they use, e.g.
-``metrics: Metrics``.
+``metrics: Metrics``; likewise the calling key, ``key: Reader`` or ``key: Operator``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from starlette.requests import HTTPConnection
 
 from alerts.evaluation.live import AlertService
 from alerts.notify.delivery import DeliveryService
-from app.access.keys import KeyStore
+from app.access.auth import operator, reader
+from app.access.keys import ApiKey, KeyStore
 from app.access.ratelimit import RateLimiter
 from app.access.sessions import SessionStore
 from app.core.settings import Settings
@@ -115,3 +116,7 @@ SchemaHead = Annotated[str, Depends(_schema_head)]
 Metrics = Annotated[LiveMetrics, Depends(_metrics)]
 Alerts = Annotated[AlertService, Depends(_alerts)]
 Delivery = Annotated[DeliveryService, Depends(_delivery)]
+Reader = Annotated[ApiKey, Depends(reader)]
+"""The calling key, allowed to read metrics and alerts (``app.access.auth.reader``)."""
+Operator = Annotated[ApiKey, Depends(operator)]
+"""The calling key, allowed to change things (``app.access.auth.operator``)."""

@@ -29,11 +29,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _backtest(args: argparse.Namespace, settings: Settings) -> None:
     """Exit 0 when every series ran, 1 (with the reason) when the rules or a series could not be read."""
-    from alerts.evaluation import backtest
+    from app.cli import backtest
     from app.core.configfile import ConfigError
 
     try:
-        status = backtest.main(args.series, args.out, args.rules, clock=time.monotonic)
+        status = backtest.run(args.series, args.out, args.rules, clock=time.monotonic)
     except (ConfigError, ValueError, OSError) as exc:
         print(f"warroom: {exc}", file=sys.stderr)
         status = 1

@@ -59,7 +59,7 @@ def serve(settings: Settings, host: str | None, port: int | None, ready_fd: int 
     from app.api.connections import server_config
     from app.core import logs
     from app.ingest.tier import follow_parent, reuseport_socket, signal_ready
-    from app.server import Server, create_full_app, create_ingest_app
+    from app.server import Server, create_app
 
     ingest = settings.role == "ingest"
     if not ingest:
@@ -68,10 +68,7 @@ def serve(settings: Settings, host: str | None, port: int | None, ready_fd: int 
     host, port = host or settings.host, port or settings.port
     if ready_fd is not None:
         follow_parent()
-    if ingest:
-        app = create_ingest_app(settings, (lambda: signal_ready(ready_fd)) if ready_fd is not None else lambda: None)
-    else:
-        app = create_full_app(settings)
+    app = create_app(settings, (lambda: signal_ready(ready_fd)) if ready_fd is not None else lambda: None)
     config = server_config(
         app, settings, host, port, loop="uvloop", log_config=log_config, access_log=settings.access_log
     )
