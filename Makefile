@@ -64,7 +64,7 @@ OUTAGE_MARK = four_minute_outage
 OUTAGE_LOG = test-artifacts/four-minute-outage.log
 # The rest runs in pytest-xdist workers, whole files each (a file's fixtures are set up once); every worker starts its
 # own embedded PostgreSQL. Much of the suite waits on servers and the database, so 3 workers overlap well on 2 cores
-# (measured here: 12.4 min in one process, 8.3 with 2 workers, 7.3 with 3).
+# (durations per worker count: bench/RESULTS.md, "Test suite").
 TEST_WORKERS ?= 3
 
 test: $(STAMP) lint browser sdks image-tools
