@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import queue
 import socket
 import tempfile
@@ -99,10 +100,29 @@ def dsn(postgres: EmbeddedPostgres, databases: DatabaseStock) -> str:
     return postgres.dsn(databases.take())
 
 
+PORTS_PER_PROCESS = 1500
+"""Each pytest process (an xdist worker, or the outage run) takes listening ports from a range of its own, below
+the kernel's ephemeral range: asking the kernel for port 0 lets two workers be handed the same free port."""
+_next_port = itertools.count()
+
+
+def _port_range_start() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) + 1 if worker.startswith("gw") else 0
+    return 20_000 + index * PORTS_PER_PROCESS
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port no other pytest process of this run hands out, and that nothing listens on now."""
+    start = _port_range_start()
+    while True:
+        port = start + next(_next_port) % PORTS_PER_PROCESS
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 @dataclass

@@ -18,7 +18,7 @@ from app.core.settings import Settings
 from app.server import create_app, create_ingest_app
 from tests.conftest import create_key, start_server
 
-FUZZ_SECONDS = 25
+FUZZ_SECONDS = 40
 MIN_CASES = 300
 EXAMPLES_PER_OPERATION = 100
 INGEST_TAGS = ("ingest", "segment")
