@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import FrameType
 from typing import Any
@@ -80,7 +81,9 @@ async def _database(settings: Settings, migrate: bool) -> AsyncIterator[tuple[st
             await pool.close()
     finally:
         if embedded is not None:
+            started = time.monotonic()
             await asyncio.to_thread(embedded.release)
+            log.info("embedded PostgreSQL released", extra={"seconds": round(time.monotonic() - started, 3)})
 
 
 def _services(
@@ -161,6 +164,16 @@ class WarRoomApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+async def _timed_steps(*steps: tuple[str, Callable[[], Awaitable[None]]]) -> dict[str, float]:
+    """Run the shutdown steps in order and say how long each took, so a slow stop shows where it waited."""
+    seconds: dict[str, float] = {}
+    for name, step in steps:
+        started = time.monotonic()
+        await step()
+        seconds[name] = round(time.monotonic() - started, 3)
+    return seconds
+
+
 class Server(uvicorn.Server):
     """uvicorn's server, passing a stop signal on to the ingest processes at once, so they drain in
     parallel with this process instead of after its connections have closed."""
@@ -215,12 +228,15 @@ def create_full_app(settings: Settings) -> FastAPI:
                     yield
             finally:
                 settle.cancel()
-                await ingest_tier.stop()
-                await committer.drain_and_stop()
-                await delivery.stop()
-                await alerts.stop()
-                await metrics.stop()
-                await supervisor.stop()
+                steps = await _timed_steps(
+                    ("ingest_tier", ingest_tier.stop),
+                    ("group_commit", committer.drain_and_stop),
+                    ("delivery", delivery.stop),
+                    ("alerts", alerts.stop),
+                    ("metrics", metrics.stop),
+                    ("supervisor", supervisor.stop),
+                )
+                log.info("services stopped", extra={"seconds": steps})
         log.info("stopped")
 
     app = _war_room_app(

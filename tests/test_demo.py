@@ -10,27 +10,44 @@ import time
 
 import httpx
 
+from app.core.settings import DEFAULT_SHUTDOWN_GRACE_S
 from app.drill.demo import DEMO_CAMPAIGN
 from tests.conftest import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = DEFAULT_SHUTDOWN_GRACE_S + 60
 
 
 def start_demo(tmp_path, *args: str) -> tuple[subprocess.Popen, int]:
-    """``warroom demo`` as a newcomer runs it: no DATABASE_URL, its own data directory and port."""
+    """``warroom demo`` as a newcomer runs it: no DATABASE_URL, its own data directory and port; its log is
+    kept in ``tmp_path/demo.log`` for ``stop_demo`` to show."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update({"WARROOM_DATA_DIR": str(tmp_path / "data"), "WARROOM_PORT": str(port), "WARROOM_LOG_LEVEL": "warning"})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "demo", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    env.update({"WARROOM_DATA_DIR": str(tmp_path / "data"), "WARROOM_PORT": str(port), "WARROOM_LOG_FORMAT": "json"})
+    with open(tmp_path / "demo.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "demo", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
     return process, port
+
+
+def stop_demo(process: subprocess.Popen, tmp_path) -> None:
+    """SIGTERM, then wait as long as the server may take: its connection grace, then draining and the database's
+    own shutdown. A stop that takes longer fails with the end of the log, which times each shutdown step."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        tail = (tmp_path / "demo.log").read_text().splitlines()[-40:]
+        raise AssertionError(f"demo did not stop {STOP_TIMEOUT_S}s after SIGTERM:\n" + "\n".join(tail)) from None
 
 
 def test_demo_prints_a_curl_command_that_stores_an_event(tmp_path):
@@ -59,8 +76,7 @@ def test_demo_prints_a_curl_command_that_stores_an_event(tmp_path):
             time.sleep(0.2)
         assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists()
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
+        stop_demo(process, tmp_path)
     pgdata = str(tmp_path / "data" / "pgdata")
     running = subprocess.run(["pgrep", "-f", f"postgres -D {pgdata}"], capture_output=True, text=True).stdout
     assert running == "", "the embedded PostgreSQL must stop with the server"
@@ -107,5 +123,4 @@ def test_demo_runs_the_night_with_last_years_history(tmp_path):
             assert time.monotonic() < deadline, "the night does not go on: no order after the first ones"
             time.sleep(0.2)
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
+        stop_demo(process, tmp_path)
