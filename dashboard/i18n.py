@@ -18,6 +18,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "next_phase": ("距{phase}", "{phase} in"),
     "no_phase": ("未开始", "not running"),
     "ended": ("已结束", "ended"),
+    "rehearsal": ("演练", "REHEARSAL"),
     "gmv_paid": ("支付金额", "Paid GMV"),
     "of_target": ("目标完成", "of target"),
     "projected": ("预计全程", "projected"),

@@ -42,9 +42,12 @@ def header(snapshot: Snapshot, now: float, lang: Language) -> dict[str, str]:
         upcoming = f"{label} {countdown(starts - now, lang)}"
     else:
         upcoming = i18n.text("ended", lang) if snapshot.phase is None and snapshot.events else ""
+    phase = i18n.phase(snapshot.phase, lang)
+    if snapshot.clock == "replay":
+        phase = f"{i18n.text('rehearsal', lang)} · {phase}" if phase else i18n.text("rehearsal", lang)
     return {
         "wall-title": name,
-        "wall-phase": i18n.phase(snapshot.phase, lang),
+        "wall-phase": phase,
         "wall-countdown": upcoming,
         "wall-clock": datetime.fromtimestamp(now, zone).strftime("%H:%M:%S"),
         "wall-zone": datetime.fromtimestamp(now, zone).strftime("%Y-%m-%d %Z"),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -107,8 +106,9 @@ class WallPush:
 
     def render(self) -> None:
         lang = self.page.lang
-        now = self.metrics.clock()
-        snapshot = self.metrics.engine.snapshot(self.page.campaign, now)
+        wall = self.metrics.clock()
+        snapshot = self.metrics.engine.snapshot(self.page.campaign, wall)
+        now = self.metrics.engine.clock(self.page.campaign, wall).now
         for component, value in panels.header(snapshot, now, lang).items():
             self.send(component, "children", value)
         self.send("wall-notice", "children", panels.notice(snapshot, lang))
@@ -162,7 +162,7 @@ async def run(services: FullServices, pathname: str | None, search: str | None) 
     """Push to one page until its websocket closes (the task is then cancelled)."""
     engine = services.metrics.engine
     now = services.metrics.clock()
-    running = [c.id for c in engine.campaigns.values() if c.phase_at(datetime.fromtimestamp(now, UTC)) is not None]
+    running = [c.id for c in engine.campaigns.values() if c.phase_at(engine.clock(c.id, now).moment) is not None]
     page = page_from_url(
         pathname,
         search,

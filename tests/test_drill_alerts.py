@@ -93,8 +93,8 @@ def run_night(incidents: tuple[str, ...]) -> list[Transition]:
         engine.apply(to_events(live.step(t), this_year.id, origin, seq))
         if t % EVALUATE_EVERY_S == 0:
             now = origin + t + 1
-            observations = evaluator.evaluate(EngineView(engine, now))
-            for transition in lifecycle.observe(observations, now, evaluator.for_seconds()):
+            observations = evaluator.evaluate(EngineView(engine, this_year.id, now))
+            for transition in lifecycle.observe(observations, now, evaluator.for_seconds(), this_year.id):
                 transitions.append(transition)
     return transitions
 

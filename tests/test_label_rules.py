@@ -72,7 +72,7 @@ def alerts(*specs: tuple[str, str, str, int]) -> dict[tuple[str, str], Transitio
     engine = Engine([CAMPAIGN])
     engine.apply(events(*specs))
     evaluator = Evaluator(parse(RULES).rules)
-    observations = evaluator.evaluate(EngineView(engine, NOW))
+    observations = evaluator.evaluate(EngineView(engine, CAMPAIGN.id, NOW))
     transitions = Lifecycle().observe(observations, NOW, evaluator.for_seconds())
     return {(t.alert.rule, t.alert.labels.get("channel") or t.alert.labels["category"]): t for t in transitions}
 

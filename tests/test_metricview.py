@@ -42,6 +42,7 @@ def test_baseline_is_last_years_same_offset_from_the_burst():
             visits(LAST_YEAR.id, now - OFFSET - 90, 3),
             visits(THIS_YEAR.id, now - 30, 20),
         ),
+        THIS_YEAR.id,
         now,
     )
     assert view.baseline(THIS_YEAR.id, "visits", now - 60, now, None, None) == 7
@@ -52,14 +53,22 @@ def test_baseline_is_last_years_same_offset_from_the_burst():
 def test_growth_is_this_years_pre_heat_over_last_years_once_long_enough():
     history = visits(LAST_YEAR.id, PRE_HEAT - OFFSET + 10, 8)
     live = visits(THIS_YEAR.id, PRE_HEAT + 10, 10)
-    assert EngineView(engine(history, live), PRE_HEAT + MIN_GROWTH_SPAN_S - 1).growth(THIS_YEAR.id, "visits") is None
-    assert EngineView(engine(history, live), PRE_HEAT + MIN_GROWTH_SPAN_S).growth(THIS_YEAR.id, "visits") == 1.25
+    assert (
+        EngineView(engine(history, live), THIS_YEAR.id, PRE_HEAT + MIN_GROWTH_SPAN_S - 1).growth(THIS_YEAR.id, "visits")
+        is None
+    )
+    assert (
+        EngineView(engine(history, live), THIS_YEAR.id, PRE_HEAT + MIN_GROWTH_SPAN_S).growth(THIS_YEAR.id, "visits")
+        == 1.25
+    )
 
 
 def test_point_in_time_metrics_have_no_baseline_or_growth():
     """Stock and pacing are read as they are now; a dynamic rule on them must not crash the alert loop."""
     now = PRE_HEAT + 3600
-    view = EngineView(engine(visits(LAST_YEAR.id, now - OFFSET - 30, 7), visits(THIS_YEAR.id, now - 30, 20)), now)
+    view = EngineView(
+        engine(visits(LAST_YEAR.id, now - OFFSET - 30, 7), visits(THIS_YEAR.id, now - 30, 20)), THIS_YEAR.id, now
+    )
     for metric in ("stock_on_hand", "pct_of_target", "projected_pct"):
         assert view.baseline(THIS_YEAR.id, metric, now - 60, now, None, None) is None
         assert view.growth(THIS_YEAR.id, metric) is None

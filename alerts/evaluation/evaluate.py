@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -146,7 +146,9 @@ class Evaluator:
     def for_seconds(self) -> dict[str, float]:
         return {rule.name: rule.for_s for rule in self.rules}
 
-    def evaluate(self, view: MetricView) -> list[Observation]:
+    def evaluate(self, view: MetricView, marks: Mapping[str, str] | None = None) -> list[Observation]:
+        """Observe every rule for every campaign of ``view``; ``marks`` are labels every alert gets (a rehearsal's
+        ``rehearsal="true"``)."""
         observations: list[Observation] = []
         for campaign in view.campaigns():
             for rule in self.rules:
@@ -154,7 +156,7 @@ class Evaluator:
                     continue
                 label_values: Sequence[str | None] = view.labels(campaign, rule.by) if rule.by else [None]
                 for label in label_values:
-                    labels = {"campaign": campaign, **rule.labels}
+                    labels = {"campaign": campaign, **(marks or {}), **rule.labels}
                     if rule.by and label is not None:
                         labels[rule.by] = label
                     observations.append(self._observe(rule, view, campaign, label, labels))

@@ -111,14 +111,13 @@ class Lifecycle:
         """Flips of recently resolved alerts by fingerprint, in the order they resolved (oldest first)."""
 
     def observe(
-        self, observations: list[Observation], now: float, for_s: dict[str, float], held: frozenset[str] = frozenset()
+        self, observations: list[Observation], now: float, for_s: dict[str, float], campaign: str | None = None
     ) -> list[Transition]:
-        """Apply one evaluation. ``for_s`` maps rule names to their pending duration.
+        """Apply one evaluation at ``now``. ``for_s`` maps rule names to their pending duration.
 
-        A fingerprint that is not observed at all (its rule was removed, its SKU vanished) is treated
-        as fully recovered, except for the alerts of the ``held`` campaigns (not judged this time, their
-        events being replayed): a firing one keeps its state, a pending one is dropped, so its ``for``
-        counts again from the first evaluation on complete data.
+        A fingerprint that is not observed at all (its rule was removed, its SKU vanished, its campaign's
+        night ended) is treated as fully recovered. With ``campaign``, the observations are that campaign's,
+        at ``now`` on its clock, and only its alerts are touched: each campaign runs on its own clock.
         """
         transitions: list[Transition] = []
         seen: set[str] = set()
@@ -127,13 +126,19 @@ class Lifecycle:
             transitions += self._observe(observation, now, for_s.get(observation.rule, 0.0))
         for key in [k for k in self.alerts if k not in seen]:
             alert = self.alerts[key]
-            if alert.labels.get("campaign") in held:
-                if alert.status == "pending":
-                    del self.alerts[key]
+            if campaign is not None and alert.labels.get("campaign") != campaign:
                 continue
             gone = Observation(alert.rule, alert.labels, frozenset(), frozenset(alert.active), alert.values)
             transitions += self._observe(gone, now, for_s.get(alert.rule, 0.0))
         return transitions
+
+    def hold(self, campaign: str) -> None:
+        """``campaign`` is not judged this time (its stored events are being replayed in): a firing alert keeps
+        its state, a pending one is dropped, so its ``for`` counts again from the first evaluation on complete
+        data."""
+        for key in [k for k, a in self.alerts.items() if a.labels.get("campaign") == campaign]:
+            if self.alerts[key].status == "pending":
+                del self.alerts[key]
 
     def _observe(self, observation: Observation, now: float, for_s: float) -> list[Transition]:
         key = observation.fingerprint

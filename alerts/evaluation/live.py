@@ -26,7 +26,7 @@ import asyncpg
 from alerts.evaluation import store
 from alerts.evaluation.evaluate import Evaluator
 from alerts.evaluation.inhibit import DEFAULT_INHIBIT_RULES, inhibitors
-from alerts.evaluation.lifecycle import Alert, Lifecycle, Transition
+from alerts.evaluation.lifecycle import Alert, Lifecycle, Observation, Transition
 from alerts.evaluation.messages import AlertText, describe
 from alerts.evaluation.metricview import EngineView
 from alerts.evaluation.rules import AnyRule, RuleFile, load_directory
@@ -50,6 +50,9 @@ RULE_FILES_CHECK_S = 2.0
 SUBSCRIBER_QUEUE = 1000
 PENDING_LIMIT = 10_000
 ACKNOWLEDGED = "acknowledged"
+REHEARSAL_MARKS = {"rehearsal": "true"}
+"""Labels of every alert of a replayed night (a rehearsal, the demo, a drill): routes skip them unless they ask
+(``alerts.notify.routing.REHEARSAL_LABEL``)."""
 EVALUATE_LOOP, RULE_FILES_LOOP, SILENCES_LOOP = "alerts-evaluate", "alerts-rule-files", "alerts-silences"
 
 
@@ -157,16 +160,26 @@ class AlertService:
             await asyncio.sleep(max(MIN_EVALUATION_GAP_S, time.perf_counter() - started))
 
     async def evaluate_once(self) -> list[Transition]:
-        """One evaluation of every rule; returns the transitions it produced (already persisted)."""
-        now = self.clock()
+        """One evaluation of every rule, each campaign at ``now`` on its own clock (``app/campaigns/clock.py``);
+        returns the transitions it produced (already persisted)."""
+        wall = self.clock()
         started = time.perf_counter()
-        view = EngineView(self.metrics.engine, now)
-        observations = self.evaluator.evaluate(view)
-        transitions = self.lifecycle.observe(observations, now, self.evaluator.for_seconds(), view.replaying())
+        engine, for_s = self.metrics.engine, self.evaluator.for_seconds()
+        observations: list[Observation] = []
+        transitions: list[Transition] = []
+        alerted = {a.labels.get("campaign", "") for a in self.lifecycle.alerts.values()}
+        for campaign in sorted(set(engine.campaigns) | alerted):
+            if campaign in engine.pending:
+                self.lifecycle.hold(campaign)
+                continue
+            view = EngineView(engine, campaign, wall)
+            found = self.evaluator.evaluate(view, REHEARSAL_MARKS if view.clock.mode == "replay" else None)
+            transitions += self.lifecycle.observe(found, view.now, for_s, campaign)
+            observations += found
         self._inhibitors = None
         self.eval_ms = (time.perf_counter() - started) * 1000
         for name in self.status:
-            self.status[name] = RuleStatus(0, 0, now)
+            self.status[name] = RuleStatus(0, 0, wall)
         for observation in observations:
             status = self.status.get(observation.rule)
             if status is not None:

@@ -1,4 +1,5 @@
-"""The live metrics engine seen through the rules' ``MetricView``: one view per evaluation, values cached."""
+"""The live metrics engine seen through the rules' ``MetricView``: one view per campaign and evaluation, on the
+campaign's clock (``app/campaigns/clock.py``), values cached."""
 
 from __future__ import annotations
 
@@ -23,26 +24,27 @@ def known_metric(name: str) -> bool:
 
 
 class EngineView:
-    """Reads the engine at ``now``; create a new view for each evaluation (its caches are per evaluation)."""
+    """Reads one campaign of the engine at wall time ``wall``, that is at ``now`` on the campaign's clock; create a
+    new view for each evaluation (its caches are per evaluation)."""
 
-    def __init__(self, engine: Engine, now: float) -> None:
+    def __init__(self, engine: Engine, campaign: str, wall: float) -> None:
         self.engine = engine
-        self.now = now
+        self.campaign = campaign
+        self.wall = wall
+        self.clock = engine.clock(campaign, wall)
+        self.now = self.clock.now
         self._skus: dict[str, dict[str, SkuRow]] = {}
         self._pacing: dict[str, Pacing] = {}
 
     def campaigns(self) -> list[str]:
-        """Campaigns with a definition whose stored events are all counted.
+        """The campaign when the rules judge it now (``Engine.judged``), else nothing.
 
-        Events of undefined campaigns are counted but not alerted on; a campaign defined after its
-        events is left out while they are replayed (``app/metrics/replay.py``): its recent windows
-        would lack recent events, and rules on low orders or stock would fire on partial data.
+        Events of undefined campaigns are counted but not alerted on; a campaign defined after its events is
+        left out while they are replayed (``app/metrics/replay.py``): its recent windows would lack recent
+        events, and rules on low orders or stock would fire on partial data. A night that is not on (finished,
+        not begun, or last year's loaded as a baseline) is not judged either.
         """
-        return sorted(c for c in self.engine.campaigns if c not in self.engine.pending)
-
-    def replaying(self) -> frozenset[str]:
-        """Defined campaigns whose stored events are still being replayed: not judged at this evaluation."""
-        return frozenset(c for c in self.engine.campaigns if c in self.engine.pending)
+        return [self.campaign] if self.engine.judged(self.campaign, self.clock) else []
 
     def labels(self, campaign: str, by: str) -> list[str]:
         return self.engine.labels(campaign, by)
@@ -58,7 +60,7 @@ class EngineView:
             return float(value) if value is not None else None
         if metric in PACING_FIELDS:
             if campaign not in self._pacing:
-                self._pacing[campaign] = self.engine.snapshot(campaign, self.now).pacing
+                self._pacing[campaign] = self.engine.snapshot(campaign, self.wall).pacing
             return getattr(self._pacing[campaign], PACING_FIELDS[metric])
         return self.engine.window(campaign, metric, start, end, by, label)
 
@@ -69,6 +71,8 @@ class EngineView:
         if last_year is None:
             return None
         baseline, offset = last_year
+        if not self.engine.reached(baseline, end - offset, self.wall):
+            return None
         return self.engine.window(baseline, metric, start - offset, end - offset, by, label)
 
     def growth(self, campaign: str, metric: str) -> float | None:
@@ -79,7 +83,7 @@ class EngineView:
         preheat = self.engine.campaigns[campaign].phases.preheat
         start = preheat.start.timestamp()
         end = min(preheat.end.timestamp(), self.now)
-        if end - start < MIN_GROWTH_SPAN_S:
+        if end - start < MIN_GROWTH_SPAN_S or not self.engine.reached(baseline, end - offset, self.wall):
             return None
         this_year_value = self.engine.window(campaign, metric, start, end)
         last_year_value = self.engine.window(baseline, metric, start - offset, end - offset)
@@ -113,5 +117,5 @@ class EngineView:
 
     def _sku_rows(self, campaign: str) -> dict[str, SkuRow]:
         if campaign not in self._skus:
-            self._skus[campaign] = {row.sku: row for row in self.engine.skus(campaign, self.now, sort="sku")}
+            self._skus[campaign] = {row.sku: row for row in self.engine.skus_at(campaign, self.now, sort="sku")}
         return self._skus[campaign]

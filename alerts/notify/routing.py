@@ -35,6 +35,9 @@ DEFAULT_GROUP_INTERVAL = "30s"
 """Then send changes to the group (alerts added or resolved) at most this often."""
 DEFAULT_REPEAT_INTERVAL = "30m"
 """Repeat an unchanged, unacknowledged group this often."""
+REHEARSAL_LABEL = "rehearsal"
+"""Alerts of a replayed night carry ``rehearsal="true"``; they reach a contact point only through a route whose
+matchers (its own or a parent's) name this label, so a rehearsal never pages anyone who did not ask for it."""
 ALL_LABELS = "..."
 """``group_by: [...]`` groups by every label, so each alert is its own group (as in Alertmanager)."""
 
@@ -107,6 +110,8 @@ class ResolvedRoute:
     group_interval: float
     repeat_interval: float
     escalate: tuple[tuple[float, str], ...]
+    rehearsals: bool = False
+    """Whether this route or a parent matches on the ``rehearsal`` label (and so takes rehearsal alerts)."""
 
     def group_key(self, labels: dict[str, str]) -> str:
         """Which group of this route an alert with ``labels`` belongs to."""
@@ -129,13 +134,17 @@ class Routing:
     def __init__(self, config: NotifyFile) -> None:
         self.contact_points = config.contact_points
         self.routes: list[ResolvedRoute] = []
-        self._root = self._build(config.route, None, "0", ())
+        self._root = self._build(config.route, None, "0", (), False)
 
-    def _build(self, route: Route, parent: ResolvedRoute | None, path: str, lineage: tuple[str, ...]) -> _Node:
+    def _build(
+        self, route: Route, parent: ResolvedRoute | None, path: str, lineage: tuple[str, ...], rehearsals: bool
+    ) -> _Node:
         def pick(value: str | None, inherited: float | None, default: str) -> float:
             return seconds(value) if value is not None else inherited if inherited is not None else seconds(default)
 
         lineage = (*lineage, json.dumps([route.match, route.receiver, route.group_by], sort_keys=True))
+        matchers = tuple(map(Matcher.parse, route.match))
+        rehearsals = rehearsals or any(m.name == REHEARSAL_LABEL for m in matchers)
         resolved = ResolvedRoute(
             key=hashlib.sha256("\n".join(lineage).encode()).hexdigest()[:12],
             path=path,
@@ -151,15 +160,22 @@ class Routing:
                 route.repeat_interval, parent.repeat_interval if parent else None, DEFAULT_REPEAT_INTERVAL
             ),
             escalate=tuple((seconds(s.after), s.receiver) for s in route.escalate),
+            rehearsals=rehearsals,
         )
         self.routes.append(resolved)
-        children = tuple(self._build(child, resolved, f"{path}.{i}", lineage) for i, child in enumerate(route.routes))
-        return _Node(tuple(map(Matcher.parse, route.match)), resolved, route.continue_, children)
+        children = tuple(
+            self._build(child, resolved, f"{path}.{i}", lineage, rehearsals) for i, child in enumerate(route.routes)
+        )
+        return _Node(matchers, resolved, route.continue_, children)
 
     def match(self, labels: dict[str, str]) -> list[ResolvedRoute]:
         """The routes an alert stops at: the deepest matching ones, siblings tried in order until one
-        matches without ``continue``; the root when no child matches."""
-        return self._match(self._root, labels) or [self._root.resolved]
+        matches without ``continue``; the root when no child matches. A rehearsal's alert stops only at routes
+        that name rehearsals."""
+        found = self._match(self._root, labels) or [self._root.resolved]
+        if labels.get(REHEARSAL_LABEL) == "true":
+            return [route for route in found if route.rehearsals]
+        return found
 
     def _match(self, node: _Node, labels: dict[str, str]) -> list[ResolvedRoute]:
         if not matches_all(node.matchers, labels):

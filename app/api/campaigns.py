@@ -196,7 +196,8 @@ async def series(
         raise ApiError(
             422, f"unknown metric {metric!r}; one of {', '.join(SERIES_METRICS)} or metric:<name>", field="metric"
         )
-    to = _instant(end, "to", metrics.clock() + 1)
+    now = metrics.engine.clock(campaign_id, metrics.clock()).now
+    to = _instant(end, "to", now + 1)
     since = _instant(start, "from", to - 3600)
     if since >= to:
         raise ApiError(422, "from must be before to", field="from")
@@ -205,7 +206,7 @@ async def series(
             422, f"at most {MAX_SERIES_POINTS} points per series; use step=1m or a shorter range", field="step"
         )
     kept = ITEM_SECONDS_KEPT if by in ("sku", "category") else SECONDS_KEPT
-    if step == "1s" and since < metrics.clock() - kept:
+    if step == "1s" and since < now - kept:
         raise ApiError(
             422,
             f"1-second buckets{f' by {by}' if by else ''} are kept for the last {kept} s; use step=1m or a later from",

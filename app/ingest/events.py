@@ -63,6 +63,7 @@ EventType = Literal[
     "stock_level",
     "stock_adjust",
     "metric",
+    "watermark",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 
@@ -92,7 +93,10 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "stock_level": ("sku", "quantity"),
     "stock_adjust": ("sku", "quantity"),
     "metric": ("metric", "value"),
+    "watermark": ("occurred_at", "campaign"),
 }
+"""A ``watermark`` says a replay has sent everything up to its ``occurred_at``: the campaign then runs on event
+time (``app/campaigns/clock.py``)."""
 POSITIVE_QUANTITY = frozenset({"add_to_cart", "checkout", "order_created", "order_paid", "order_cancelled", "refund"})
 STOCK_TYPES = frozenset({"stock_level", "stock_adjust"})
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from app.campaigns.clock import CampaignClock, campaign_clock, night_is_on
 from app.campaigns.model import Campaign
 from app.ingest.events import DEFAULT_WAREHOUSE
 from app.metrics import funnel as funnel_math
@@ -44,7 +45,7 @@ from app.metrics.visitors import DistinctCounter, hash64
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 5
+STATE_VERSION = 6
 """5: state only for defined campaigns (the others counted per name), events past a key limit counted per kind,
 amounts in a currency without a rate kept apart."""
 HEAVY_HITTERS = 50
@@ -179,6 +180,8 @@ class CampaignState:
     version: int = 0
     first_event_at: float | None = None
     last_event_at: float | None = None
+    watermark: float | None = None
+    """The latest ``watermark`` event's time: set, the campaign is a replay running on event time."""
 
     def series(self, dim: str) -> Series | None:
         return self.dims.get(dim)
@@ -328,6 +331,9 @@ class Engine:
         state.events += 1
         state.version += 1
         at = event.occurred_at
+        if event.type == "watermark":
+            state.watermark = at if state.watermark is None else max(state.watermark, at)
+            return
         second = int(at // 1)
         newest = state.newest_second
         if second > newest:
@@ -514,7 +520,9 @@ class Engine:
     # ---- read side -----------------------------------------------------------------------------
 
     def _cumulative(self, campaign_id: str, measure: str, until: float) -> float:
-        """A campaign's total of ``measure`` over events that occurred before ``until`` (minute resolution)."""
+        """A campaign's total of ``measure`` over events that occurred before ``until``: whole minutes from a
+        running sum, the minute ``until`` falls in exactly where its seconds are kept and pro rata elsewhere, so
+        the total moves smoothly through a burst."""
         state = self.states.get(campaign_id)
         if state is None:
             return 0.0
@@ -531,8 +539,32 @@ class Engine:
                 self._cumulative_cache.clear()
             self._cumulative_cache[cache_key] = cached
         minutes, prefix = cached
-        position = bisect.bisect_left(minutes, int(until // 60))
-        return prefix[position - 1] if position else 0.0
+        minute = int(until // 60)
+        position = bisect.bisect_left(minutes, minute)
+        whole = prefix[position - 1] if position else 0.0
+        if position == len(minutes) or minutes[position] != minute:
+            return whole
+        return whole + state.dims[TOTAL].between(INDEX[measure], minute * 60, int(until), state.newest_second)
+
+    def clock(self, campaign_id: str, wall: float) -> CampaignClock:
+        """The campaign's clock at wall time ``wall``: event time for a replay, the wall clock for a live night."""
+        state = self.states.get(campaign_id)
+        return campaign_clock(state.watermark if state is not None else None, wall)
+
+    def judged(self, campaign_id: str, clock: CampaignClock) -> bool:
+        """Whether the rules judge this campaign now: it is defined, every stored event of it is counted, its
+        night is on at ``clock``, and it is nobody's baseline (last year's night is history, not an incident)."""
+        campaign = self.campaigns.get(campaign_id)
+        if campaign is None or campaign_id in self.pending or not night_is_on(campaign, clock):
+            return False
+        return all(other.baseline != campaign_id for other in self.campaigns.values())
+
+    def reached(self, campaign_id: str, moment: float, wall: float) -> bool:
+        """Whether the campaign's counted events reach ``moment`` on its clock: a baseline still being replayed
+        in is no reference past the point it has reached."""
+        if campaign_id not in self.states or campaign_id in self.pending:
+            return False
+        return self.clock(campaign_id, wall).now >= moment
 
     def baseline_offset(self, campaign: Campaign) -> float | None:
         """Seconds to subtract from this campaign's clock to reach the same moment of its baseline."""
@@ -591,8 +623,13 @@ class Engine:
             )
         return rows
 
-    def skus(self, campaign_id: str, now: float, sort: str = "eta") -> list[SkuRow]:
-        """The stock table; ``sort`` is ``eta`` (soonest sell-out first), ``sold`` or ``sku``."""
+    def skus(self, campaign_id: str, wall: float, sort: str = "eta") -> list[SkuRow]:
+        """The stock table on the campaign's clock at wall time ``wall``; ``sort`` is ``eta`` (soonest sell-out
+        first), ``sold`` or ``sku``."""
+        return self.skus_at(campaign_id, self.clock(campaign_id, wall).now, sort)
+
+    def skus_at(self, campaign_id: str, now: float, sort: str = "eta") -> list[SkuRow]:
+        """The stock table as of ``now`` on the campaign's clock."""
         state = self.states.get(campaign_id)
         if state is None:
             return []
@@ -623,15 +660,22 @@ class Engine:
             roi=_ratio(t["gmv_paid"], t["spend"]),
         )
 
-    def snapshot(self, campaign_id: str, now: float) -> Snapshot:
-        """Every current number of one campaign, as of ``now`` (epoch seconds)."""
+    def snapshot(self, campaign_id: str, wall: float) -> Snapshot:
+        """Every current number of one campaign on its clock at wall time ``wall`` (epoch seconds)."""
+        clock = self.clock(campaign_id, wall)
+        now = clock.now
         state = self.states.get(campaign_id) or CampaignState()
         campaign = self.campaigns.get(campaign_id)
         totals = self._kpis(state, TOTAL, state.dims[TOTAL].totals)
         baseline: Measures | None = None
         baseline_share = None
         offset = self.baseline_offset(campaign) if campaign else None
-        if campaign is not None and offset is not None and campaign.baseline in self.states:
+        if (
+            campaign is not None
+            and offset is not None
+            and campaign.baseline is not None
+            and self.reached(campaign.baseline, now - offset, wall)
+        ):
             base_id = campaign.baseline
             assert base_id is not None
             baseline = Measures(**{m: self._cumulative(base_id, m, now - offset) for m in MEASURES})
@@ -666,6 +710,7 @@ class Engine:
             timezone=campaign.timezone if campaign else "UTC",
             currency=campaign.currency if campaign else None,
             as_of=moment.isoformat(),
+            clock=clock.mode,
             last_seq=self.last_seq,
             last_event_at=_iso(state.last_event_at),
             phase=campaign.phase_at(moment) if campaign else None,
@@ -676,7 +721,7 @@ class Engine:
             baseline=baseline,
             funnel=funnel_math.funnel(totals, baseline),
             channels=channels,
-            skus=self.skus(campaign_id, now),
+            skus=self.skus_at(campaign_id, now),
             metrics=[
                 MetricReading(
                     metric=m.name,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import msgspec
 
+from app.campaigns.clock import ClockMode
+
 
 class Measures(msgspec.Struct):
     """One value per measure (``app.metrics.measures.MEASURES``): counts, money (as floats) and spend."""
@@ -146,6 +148,8 @@ class Snapshot(msgspec.Struct):
     timezone: str
     currency: str | None
     as_of: str
+    """The campaign's clock: the wall clock for a live night, the replay's event time for a rehearsal or drill."""
+    clock: ClockMode
     last_seq: int
     last_event_at: str | None
     phase: str | None
