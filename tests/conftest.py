@@ -244,6 +244,7 @@ def event(event_id: str, type_: str = "order_paid", **fields: Any) -> dict[str, 
         "stock_level": {"sku": "SKU-1", "quantity": 10},
         "stock_adjust": {"sku": "SKU-1", "quantity": -1},
         "metric": {"metric": "ad_spend", "value": 10.0},
+        "watermark": {"campaign": "night", "occurred_at": "2026-11-11T00:03:12+08:00"},
     }
     base.update(defaults[type_])
     base.update(fields)

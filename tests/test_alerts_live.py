@@ -2,15 +2,13 @@
 
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.conftest import create_key, start_server, wait_until
-from tests.helpers import STOCK_RULES, stock
+from tests.helpers import STOCK_RULES, live_campaigns, stock
 
-ROOT = Path(__file__).resolve().parent.parent
 ACK_CLOCK_TOLERANCE_S = 5.0
 """The server's clock and the test's are the same machine's; this covers the request's round trip."""
 STORED_TIME_RESOLUTION_S = 1e-6
@@ -26,7 +24,10 @@ async def test_alert_fires_escalates_is_acknowledged_and_survives_restart(dsn, d
     rules_dir.mkdir()
     (rules_dir / "pack.yaml").write_text(STOCK_RULES)
     ingest, screen, operator = [await create_key(dsn, s) for s in ("ingest", "screen", "operator")]
-    settings = {"WARROOM_RULES_DIR": str(rules_dir), "WARROOM_CAMPAIGNS_DIR": str(ROOT / "campaigns")}
+    settings = {
+        "WARROOM_RULES_DIR": str(rules_dir),
+        "WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns")),
+    }
     server = start_server(dsn, **settings)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
@@ -117,7 +118,10 @@ async def test_alerts_filter_and_a_resolved_alert_stays_resolved_across_restart(
     rules_dir.mkdir()
     (rules_dir / "pack.yaml").write_text(STOCK_RULES)
     ingest, screen = await create_key(dsn, "ingest"), await create_key(dsn, "screen")
-    settings = {"WARROOM_RULES_DIR": str(rules_dir), "WARROOM_CAMPAIGNS_DIR": str(ROOT / "campaigns")}
+    settings = {
+        "WARROOM_RULES_DIR": str(rules_dir),
+        "WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns")),
+    }
 
     async def ids(http: httpx.AsyncClient, **filters: str) -> list[str]:
         return [a["id"] for a in (await http.get("/v1/alerts", params={"token": screen, **filters})).json()]
@@ -185,7 +189,9 @@ async def test_silences_inhibition_and_rule_reload(dsn, tmp_path):
     rules_dir.mkdir()
     (rules_dir / "pack.yaml").write_text(STOCK_RULES)
     ingest, operator = await create_key(dsn, "ingest"), await create_key(dsn, "operator")
-    server = start_server(dsn, WARROOM_RULES_DIR=str(rules_dir), WARROOM_CAMPAIGNS_DIR=str(ROOT / "campaigns"))
+    server = start_server(
+        dsn, WARROOM_RULES_DIR=str(rules_dir), WARROOM_CAMPAIGNS_DIR=str(live_campaigns(tmp_path / "campaigns"))
+    )
     headers = {"X-API-Key": operator}
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     try:

@@ -15,10 +15,9 @@ import pytest
 import websockets
 
 from tests.conftest import create_key, free_port, start_server, wait_until
-from tests.helpers import STOCK_RULES, DispatchProbe, stock
+from tests.helpers import STOCK_RULES, DispatchProbe, live_campaigns, stock
 from tests.webhook import WebhookReceiver
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET = "topsecret-4242"
 LATER_S = 3600.0
 """Beyond every group and repeat interval the tests configure: where the dispatch clock is moved to show that
@@ -49,7 +48,7 @@ def setup(tmp_path: Path):
         (tmp_path / "notify.yaml").write_text(notify_yaml(receiver, **route))
         return {
             "WARROOM_RULES_DIR": str(rules),
-            "WARROOM_CAMPAIGNS_DIR": str(ROOT / "campaigns"),
+            "WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns")),
             "WARROOM_NOTIFY_FILE": str(tmp_path / "notify.yaml"),
             "WARROOM_PUBLIC_URL": "https://warroom.example.com",
         }

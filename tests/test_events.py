@@ -151,3 +151,9 @@ def test_props_numbers_jsonb_can_hold_are_kept_as_posted(number):
 def test_lone_surrogates_in_props_become_the_replacement_character(text, stored):
     row, errors = decode_raw(f'{{"k": {text}}}')
     assert errors == [] and column(row, "props") == f'{{"k": {stored}}}'
+
+
+def test_a_watermark_needs_its_time_and_campaign():
+    """A watermark says how far a replay has sent: without its time or campaign it says nothing."""
+    _, errors = decode({"event_id": "w-1", "type": "watermark"})
+    assert {e.field for e in errors} == {"occurred_at", "campaign"}

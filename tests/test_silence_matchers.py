@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -13,9 +12,8 @@ import pytest
 
 from alerts.evaluation.silences import MAX_REGEX_LENGTH, Matcher
 from tests.conftest import create_key, start_server, wait_until
-from tests.helpers import STOCK_RULES, stock
+from tests.helpers import STOCK_RULES, live_campaigns, stock
 
-ROOT = Path(__file__).resolve().parent.parent
 TRICKY_SKU = "~.*"
 
 
@@ -31,7 +29,7 @@ async def test_silencing_a_sku_named_like_a_regex_silences_only_that_sku(dsn, db
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir()
     (rules_dir / "pack.yaml").write_text(STOCK_RULES)
-    env = {"WARROOM_RULES_DIR": str(rules_dir), "WARROOM_CAMPAIGNS_DIR": str(ROOT / "campaigns")}
+    env = {"WARROOM_RULES_DIR": str(rules_dir), "WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns"))}
     ingest, operator = await create_key(dsn, "ingest"), await create_key(dsn, "operator")
     headers = {"X-API-Key": operator}
     server = start_server(dsn, **env)

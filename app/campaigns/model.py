@@ -121,6 +121,13 @@ class Campaign(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     def end(self) -> datetime:
         return self.phases.wrapup.end
 
+    def moved(self, burst_at: datetime) -> Campaign:
+        """The same campaign with every phase moved alike so that the burst starts at ``burst_at``: how a
+        benchmark or a test puts a night on now."""
+        shift = burst_at - self.phases.burst.start
+        moved = [Phase(phase.start + shift, phase.end + shift) for _, phase in self.phases.items()]
+        return msgspec.structs.replace(self, phases=Phases(*moved))
+
     def phase_at(self, moment: datetime) -> str | None:
         """The phase running at ``moment``, or None before the pre-heat and after the wrap-up."""
         for name, phase in self.phases.items():

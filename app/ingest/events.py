@@ -128,6 +128,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "value": 15000.0,
         "labels": {"channel": "douyin"},
     },
+    "watermark": {
+        "event_id": "replay-double11-demo-00-03-12",
+        "type": "watermark",
+        "occurred_at": "2026-11-11T00:03:12+08:00",
+        "campaign": "double11-demo",
+    },
 }
 
 

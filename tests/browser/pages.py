@@ -12,7 +12,7 @@ import httpx
 from playwright.async_api import Page
 
 from tests.conftest import RunningServer, event
-from tests.helpers import STOCK_RULES
+from tests.helpers import STOCK_RULES, live_campaigns
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -83,4 +83,4 @@ def oncall_settings(tmp_path: Path) -> dict[str, str]:
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "pack.yaml").write_text(STOCK_RULES)
-    return {"WARROOM_RULES_DIR": str(rules), "WARROOM_CAMPAIGNS_DIR": str(ROOT / "campaigns")}
+    return {"WARROOM_RULES_DIR": str(rules), "WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns"))}
