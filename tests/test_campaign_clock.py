@@ -4,6 +4,10 @@ import itertools
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
+from alerts.evaluation.evaluate import Evaluator
+from alerts.evaluation.lifecycle import Lifecycle
+from alerts.evaluation.metricview import EngineView
+from alerts.evaluation.rules import parse
 from app.campaigns.clock import REPLAY_LATENESS_S
 from app.campaigns.model import Campaign, Phase, Phases
 from app.metrics.engine import Engine
@@ -79,3 +83,40 @@ def test_last_year_is_compared_only_as_far_as_it_has_been_replayed_and_moves_wit
         engine.apply([ev("watermark", T0 + second + REPLAY_LATENESS_S, "this")])
         readings.append(engine.snapshot("this", WALL).baseline.orders_paid)
     assert readings == [15, 23, 38, 45, 53], "last year's orders before the same second, not minute steps"
+
+
+OUTAGE_RULE = """
+rules:
+  - name: orders_below_last_year
+    kind: static
+    metric: orders_created
+    window: 1m
+    change: {vs: baseline, min_reference: 20}
+    for: 15s
+    summary: {en: "Orders {change_pct} against last year", zh: "下单量较去年变化 {change_pct}"}
+    runbook: {en: "Check checkout.", zh: "检查结算。"}
+    conditions:
+      emergency: {op: "<=", value: -0.6}
+"""
+
+
+def test_a_live_night_keeps_its_clock_when_no_event_arrives_so_an_outage_still_fires():
+    """Nothing comes in after 00:05: the wall clock moves on, the last minute's orders are zero against last
+    year's, and the emergency fires as it would with events arriving."""
+    burst = datetime.fromtimestamp(WALL - 600, UTC)
+    this, last = night("this", burst, baseline="last"), night("last", LAST_YEAR)
+    engine = Engine([this, last])
+    ly, t0 = LAST_YEAR.timestamp(), burst.timestamp()
+    created = [(s, f"o{s}") for s in range(0, 600)]
+    engine.apply([ev("order_created", ly + s, "last", order_id=o, amount=Decimal(1), user_id="u") for s, o in created])
+    engine.apply(
+        [ev("order_created", t0 + s, "this", order_id=o, amount=Decimal(1), user_id="u") for s, o in created[:300]]
+    )
+    evaluator, lifecycle = Evaluator(parse(OUTAGE_RULE).rules), Lifecycle()
+    fired = []
+    for wall in range(int(t0) + 300, int(t0) + 420, 5):
+        view = EngineView(engine, "this", wall)
+        assert view.clock.mode == "live" and view.now == wall
+        for transition in lifecycle.observe(evaluator.evaluate(view), view.now, evaluator.for_seconds(), "this"):
+            fired.append((transition.kind, transition.severity, transition.at - t0))
+    assert fired and fired[0][:2] == ("firing", "emergency") and fired[0][2] <= 300 + 60 + 15 + 5, fired
