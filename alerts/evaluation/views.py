@@ -26,8 +26,9 @@ NO_CAMPAIGN_TIMEZONE = "UTC"
 Clock = Annotated[
     ClockMode,
     msgspec.Meta(
-        description="the clock the alert's times are on: `live` (the wall clock) or `replay` (a rehearsed night's"
-        " own time; the alert is a rehearsal and carries the label rehearsal=true)"
+        description="the clock the alert's fired_at, resolved_at and transition times are on: `live` (the wall"
+        " clock) or `replay` (a rehearsed night's own time; the alert is a rehearsal and carries the label"
+        " rehearsal=true). Acknowledgments are always on the wall clock"
     ),
 ]
 Zone = Annotated[
@@ -157,7 +158,7 @@ class NightClock(msgspec.Struct):
     campaign: str
     name: str
     name_zh: str | None
-    clock: Clock
+    clock: ClockMode
     timezone: Zone
     now: float
     phase: str | None
