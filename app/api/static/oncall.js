@@ -242,6 +242,7 @@ function setStatus(live) {
 }
 
 function connect() {
+  nights = [];  // a resumed stream sends the rehearsed nights' clocks first when there are any
   const query = new URLSearchParams();
   if (lastSeq !== null) query.set("after", lastSeq);
   if (!session && screenToken) query.set("token", screenToken);
