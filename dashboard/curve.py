@@ -26,6 +26,8 @@ MAX_POINTS = 300
 BIN_WIDTHS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
 DEFAULT_SPAN_S = 3600.0
 """Without a campaign definition the curve shows the last hour."""
+NO_CAMPAIGN_ZONE = "UTC"
+"""Without a campaign definition the x axis reads in UTC (as the header's clock), never in the server's zone."""
 TRACES = ("actual", "pace", "baseline")
 COLOURS = {"actual": "#ffb000", "pace": "#9aa4b2", "baseline": "#4aa8ff"}
 FONT_SIZE = 20
@@ -35,7 +37,7 @@ ALL_TIME_END = 4e9
 
 @dataclass(frozen=True)
 class Curve:
-    """Bin ends (campaign-local wall time) and the three cumulative series at each of them."""
+    """Bin ends (on the campaign's clock, in its time zone) and the three cumulative series at each of them."""
 
     start: float
     bin_s: int
@@ -115,7 +117,7 @@ def gmv_curve(engine: Engine, campaign_id: str, now: float, gmv_now: float) -> C
         pace = [target * pacing_math.plan_share(campaign, t) for t in ends]
     else:
         pace = [None] * len(ends)
-    zone = ZoneInfo(campaign.timezone) if campaign is not None else None
+    zone = ZoneInfo(campaign.timezone if campaign is not None else NO_CAMPAIGN_ZONE)
     x = [datetime.fromtimestamp(t, zone).replace(tzinfo=None).isoformat(timespec="seconds") for t in ends]
     return Curve(start, width, x, actual, pace, baseline)
 

@@ -242,13 +242,21 @@ def _summary(alert: LiveAlert, lang: Language) -> str:
     return (alert.summary_zh if lang == "zh" else alert.summary_en) or alert.rule
 
 
+def _marked(alert: LiveAlert, lang: Language, badge: str) -> list[Any]:
+    """The summary, after a 演练 / REHEARSAL badge when the alert is a rehearsal's (on a replayed night's clock)."""
+    if alert.clock != "replay":
+        return [_summary(alert, lang)]
+    return [html.Span(i18n.text("rehearsal", lang), className=badge), " ", _summary(alert, lang)]
+
+
 def ordered(alerts: list[LiveAlert]) -> list[LiveAlert]:
     """Most severe first, then the newest."""
     return sorted(alerts, key=lambda a: (-rank(a.severity), -(a.fired_at or 0)))
 
 
-def alert_feed(alerts: list[LiveAlert], now: float, lang: Language) -> list[html.Div]:
-    """Active alerts with severity colour, icon, summary and age."""
+def alert_feed(alerts: list[LiveAlert], now: float, wall: float, lang: Language) -> list[html.Div]:
+    """Active alerts with severity colour, icon, summary and age. A rehearsal's alert is marked and aged on the
+    night's clock (``now``, the campaign's), a live one on the wall clock (``wall``)."""
     if not alerts:
         return [html.Div(i18n.text("no_alerts", lang), className="empty ok")]
     return [
@@ -256,15 +264,20 @@ def alert_feed(alerts: list[LiveAlert], now: float, lang: Language) -> list[html
             [
                 html.Span(ICONS.get(a.severity, "•"), className="alert-icon"),
                 html.Span(i18n.severity(a.severity, lang), className="alert-severity"),
-                html.Span(_summary(a, lang), className="alert-summary"),
+                html.Span(_marked(a, lang, "alert-rehearsal"), className="alert-summary"),
                 html.Span(i18n.text("acknowledged", lang), className="alert-ack") if a.acknowledged else None,
-                html.Span(age(now - (a.fired_at or now), lang), className="alert-age"),
+                html.Span(age(_at(a, now, wall) - (a.fired_at or _at(a, now, wall)), lang), className="alert-age"),
             ],
             className=f"alert {a.severity}",
             **_data(alert=a.id),
         )
         for a in ordered(alerts)[:ALERT_ROWS]
     ]
+
+
+def _at(alert: LiveAlert, now: float, wall: float) -> float:
+    """The moment an alert's age is counted to: its campaign's clock for a rehearsal's alert, else the wall clock."""
+    return now if alert.clock == "replay" else wall
 
 
 def banner(alerts: list[LiveAlert], lang: Language) -> tuple[list[html.Div], str]:
@@ -276,7 +289,7 @@ def banner(alerts: list[LiveAlert], lang: Language) -> tuple[list[html.Div], str
         html.Div(
             [
                 html.Span(ICONS[Severity.EMERGENCY], className="banner-icon"),
-                html.Span(_summary(a, lang), className="banner-text"),
+                html.Span(_marked(a, lang, "banner-rehearsal"), className="banner-text"),
             ],
             className="banner-item",
             **_data(alert=a.id),

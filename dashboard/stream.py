@@ -117,7 +117,7 @@ class WallPush:
         self.send("inventory-body", "children", panels.inventory(snapshot, lang))
         self.send("channels-body", "children", panels.channels(snapshot, lang))
         alerts = campaign_alerts(self.alerts, self.page.campaign)
-        self.send("alerts-body", "children", panels.alert_feed(alerts, now, lang))
+        self.send("alerts-body", "children", panels.alert_feed(alerts, now, wall, lang))
         banner, banner_class = panels.banner(alerts, lang)
         self.send("alert-banner", "children", banner)
         self.send("alert-banner", "className", banner_class)

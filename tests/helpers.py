@@ -10,9 +10,11 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import msgspec
@@ -52,6 +54,41 @@ def live_campaigns(directory: Path) -> Path:
             campaign = campaign.moved(datetime.now(UTC) - timedelta(hours=1))
         (directory / path.name).write_bytes(msgspec.json.encode(campaign))
     return directory
+
+
+REHEARSED = "rehearsed-night"
+"""The campaign ``rehearsed_night`` writes: last month's night, replayed by tests on its own clock."""
+REHEARSED_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def rehearsed_night(directory: Path) -> datetime:
+    """Write into ``directory`` a campaign (``REHEARSED``, the demo's catalog) whose burst began at midnight in
+    Shanghai about a month ago, and return that midnight. Events stamped with the night's own times plus a
+    ``watermark`` (``night_stock``, ``watermark``) replay it: it then runs on that night's clock, a rehearsal."""
+    directory.mkdir(parents=True, exist_ok=True)
+    day = (datetime.now(REHEARSED_ZONE) - timedelta(days=30)).date()
+    midnight = datetime.combine(day, time_of_day(), REHEARSED_ZONE)
+    demo = load_file(ROOT / "campaigns" / "double11-demo.yaml").moved(midnight)
+    night = msgspec.structs.replace(demo, id=REHEARSED, name="Rehearsed Night", name_zh="演练之夜", baseline=None)
+    (directory / f"{REHEARSED}.yaml").write_bytes(msgspec.json.encode(night))
+    return midnight
+
+
+def night_stock(event_id: str, quantity: int, at: datetime, sku: str = "SKU-1001") -> dict:
+    """A stock level of ``REHEARSED``'s SKU at the night's time ``at``."""
+    return {
+        "event_id": event_id,
+        "type": "stock_level",
+        "campaign": REHEARSED,
+        "sku": sku,
+        "quantity": quantity,
+        "occurred_at": at.isoformat(),
+    }
+
+
+def watermark(event_id: str, at: datetime, campaign: str = REHEARSED) -> dict:
+    """A replay's mark that it has sent everything of ``campaign`` up to the night's time ``at``."""
+    return {"event_id": event_id, "type": "watermark", "campaign": campaign, "occurred_at": at.isoformat()}
 
 
 def stock(event_id: str, quantity: int, sku: str = "SKU-1001") -> dict:

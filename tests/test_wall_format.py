@@ -158,7 +158,7 @@ def test_the_banner_shows_unacknowledged_emergencies_only():
     items, css = panels.banner(alerts, "en")
     assert css == "banner" and [i.to_plotly_json()["props"].get("data-alert") for i in items[:-1]] == ["1"]
     assert panels.banner(alerts[1:], "en") == ([], "banner hidden")
-    feed = panels.alert_feed(alerts, 40, "en")
+    feed = panels.alert_feed(alerts, 40, 40, "en")
     assert [f.to_plotly_json()["props"]["data-alert"] for f in feed] == ["2", "1", "3"]
 
 

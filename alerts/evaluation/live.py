@@ -31,7 +31,17 @@ from alerts.evaluation.messages import AlertText, describe
 from alerts.evaluation.metricview import EngineView
 from alerts.evaluation.rules import AnyRule, RuleFile, load_directory
 from alerts.evaluation.silences import Matcher, Silence, silencing
-from alerts.evaluation.views import AckedAlert, AckGiven, Acknowledged, AckRecord, LiveAlert
+from alerts.evaluation.views import (
+    NO_CAMPAIGN_TIMEZONE,
+    REHEARSAL_MARKS,
+    AckedAlert,
+    AckGiven,
+    Acknowledged,
+    AckRecord,
+    LiveAlert,
+    NightClock,
+    clock_of,
+)
 from app.core.configfile import ConfigError
 from app.core.supervision import Progress
 from app.metrics.live import LiveMetrics
@@ -50,9 +60,6 @@ RULE_FILES_CHECK_S = 2.0
 SUBSCRIBER_QUEUE = 1000
 PENDING_LIMIT = 10_000
 ACKNOWLEDGED = "acknowledged"
-REHEARSAL_MARKS = {"rehearsal": "true"}
-"""Labels of every alert of a replayed night (a rehearsal, the demo, a drill): routes skip them unless they ask
-(``alerts.notify.routing.REHEARSAL_LABEL``)."""
 EVALUATE_LOOP, RULE_FILES_LOOP, SILENCES_LOOP = "alerts-evaluate", "alerts-rule-files", "alerts-silences"
 
 
@@ -258,7 +265,39 @@ class AlertService:
             link=text.link,
             silenced_by=self.silenced_by(alert),
             inhibited_by=self.inhibitors().get(alert.id, []),
+            clock=clock_of(alert.labels),
+            timezone=self.timezone(alert.labels.get("campaign")),
         )
+
+    def timezone(self, campaign_id: str | None) -> str:
+        """The time zone an alert of this campaign reads in (its night's clock)."""
+        campaign = self.metrics.engine.campaigns.get(campaign_id or "")
+        return campaign.timezone if campaign is not None else NO_CAMPAIGN_TIMEZONE
+
+    def night_clocks(self) -> list[NightClock]:
+        """Where each night being rehearsed stands (judged, on a replay clock), for the on-call page's header."""
+        engine, wall = self.metrics.engine, self.clock()
+        clocks = []
+        for campaign_id, campaign in sorted(engine.campaigns.items()):
+            clock = engine.clock(campaign_id, wall)
+            if clock.mode != "replay" or not engine.judged(campaign_id, clock):
+                continue
+            upcoming = [(p.start, name) for name, p in campaign.phases.items() if p.start > clock.moment]
+            next_at, next_phase = min(upcoming) if upcoming else (None, None)
+            clocks.append(
+                NightClock(
+                    campaign=campaign_id,
+                    name=campaign.name,
+                    name_zh=campaign.name_zh,
+                    clock=clock.mode,
+                    timezone=campaign.timezone,
+                    now=clock.now,
+                    phase=campaign.phase_at(clock.moment),
+                    next_phase=next_phase,
+                    next_phase_at=next_at.timestamp() if next_at is not None else None,
+                )
+            )
+        return clocks
 
     async def acknowledge(self, alert_id: str, who: str, comment: str | None) -> LiveAlert | AckedAlert | None:
         """Store the acknowledgment, then apply it to the live alert at the same time, so a restart shows it

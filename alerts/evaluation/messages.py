@@ -23,6 +23,8 @@ class AlertText(msgspec.Struct, frozen=True):
     link: str = ""
     values: dict[str, Any] = {}
     severity: Severity | None = None
+    rehearsal: bool = False
+    """The alert is a rehearsal's (a replayed night's): its message says so, never to be taken for a live one."""
 
 
 class _Fields(dict[str, Any]):
@@ -70,6 +72,7 @@ KIND_TITLE = {
     "resolved": ("已恢复", "Resolved"),
 }
 SEVERITY_ICON: dict[Severity, str] = {Severity.EMERGENCY: "🔴", Severity.WARNING: "🟠", Severity.REMINDER: "🔵"}
+REHEARSAL = ("演练", "REHEARSAL")
 MAX_LISTED = 30
 """A group message lists this many alerts; the rest are counted (the on-call page has them all)."""
 
@@ -81,9 +84,15 @@ def _values_text(values: dict[str, Any]) -> str:
     return ", ".join(shown)
 
 
+def _pick(zh: str, en: str, language: str) -> str:
+    """The text in the contact point's language (both, Chinese first, for any other)."""
+    return zh if language == "zh" else en if language == "en" else f"{zh} / {en}"
+
+
 def _alert_lines(text: AlertText, language: str, public_url: str, mark: str) -> list[str]:
-    zh, en = text.summary_zh, text.summary_en
-    summary = zh if language == "zh" else en if language == "en" else f"{zh} / {en}"
+    summary = _pick(text.summary_zh, text.summary_en, language)
+    if text.rehearsal:
+        summary = f"[{_pick(*REHEARSAL, language)}] {summary}"
     lines = [f"- {mark} {summary}"]
     values = _values_text(text.values)
     if values:
@@ -108,7 +117,8 @@ def compose_group(
     language: str,
     public_url: str,
 ) -> tuple[str, str]:
-    """Title and Markdown body of one message about an alert group.
+    """Title and Markdown body of one message about an alert group; a rehearsal's alerts, and the title of a
+    group holding any, are marked 演练 / REHEARSAL.
 
     ``firing`` holds (alert text, is new, is acknowledged), as the alert store keeps the text.
     """
@@ -124,6 +134,8 @@ def compose_group(
     if resolved:
         counts += f", {len(resolved)} resolved" if language != "zh" else f"，{len(resolved)} 条恢复"
     title = f"[{label}] {group_key} ({counts})"
+    if any(text.rehearsal for text in (*(t for t, _, _ in firing), *resolved)):
+        title = f"[{_pick(*REHEARSAL, language)}] {title}"
     lines: list[str] = []
     for text, new, acked in firing[:MAX_LISTED]:
         mark = SEVERITY_ICON.get(text.severity or severity, "•") + (" 🆕" if new else "") + (" ✔︎ack" if acked else "")

@@ -15,7 +15,7 @@ from alerts.evaluation.lifecycle import Alert, Transition
 from alerts.evaluation.messages import AlertText
 from alerts.evaluation.severity import MOST_SEVERE_FIRST, Severity
 from alerts.evaluation.silences import Matcher, Silence
-from alerts.evaluation.views import AlertTransition, StoredAlert
+from alerts.evaluation.views import NO_CAMPAIGN_TIMEZONE, REHEARSAL_MARKS, AlertTransition, StoredAlert
 from app.core.telemetry import SILENCES_UNREADABLE
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,13 @@ ALERT_COLUMNS = (
     "flapping, values, summary_en, summary_zh, runbook_en, runbook_zh, link, ack_by, ack_at, ack_comment, updated_at"
 )
 
+NIGHT_COLUMNS = (
+    "CASE WHEN a.labels @> $1::jsonb THEN 'replay' ELSE 'live' END AS clock,"
+    " coalesce((SELECT c.definition->>'timezone' FROM campaigns c WHERE c.id = a.campaign), $2) AS timezone"
+)
+"""The clock an alert's times are on and its campaign's time zone (``alerts.evaluation.views``); $1 and $2 are
+``NIGHT_PARAMETERS``."""
+NIGHT_PARAMETERS = (json.dumps(REHEARSAL_MARKS), NO_CAMPAIGN_TIMEZONE)
 
 _reported_unreadable: set[str] = set()
 """Ids of the stored silences found unreadable so far in this process: each is logged and counted once."""
@@ -175,11 +182,13 @@ async def alerts(
     rule: str | None,
     limit: int,
 ) -> list[StoredAlert]:
+    columns = ", ".join(f"a.{name}" for name in ALERT_COLUMNS.split(", "))
     rows = await conn.fetch(
-        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE ($1::text IS NULL OR status = $1)"
-        " AND ($2::text IS NULL OR severity = $2)"
-        " AND ($3::text IS NULL OR campaign = $3) AND ($4::text IS NULL OR rule = $4)"
-        " ORDER BY array_position($6::text[], severity), fired_at DESC LIMIT $5",
+        f"SELECT {columns}, {NIGHT_COLUMNS} FROM alerts a WHERE ($3::text IS NULL OR a.status = $3)"
+        " AND ($4::text IS NULL OR a.severity = $4)"
+        " AND ($5::text IS NULL OR a.campaign = $5) AND ($6::text IS NULL OR a.rule = $6)"
+        " ORDER BY array_position($8::text[], a.severity), a.fired_at DESC LIMIT $7",
+        *NIGHT_PARAMETERS,
         status,
         severity,
         campaign,
@@ -197,10 +206,11 @@ async def history(
     rows = await conn.fetch(
         "SELECT t.seq, t.alert_id, t.at, t.kind, t.severity, t.previous_severity, t.flapping, t.values::text AS values,"
         " a.rule, a.campaign, a.labels::text AS labels, a.fired_at, a.summary_en, a.summary_zh, a.runbook_en,"
-        " a.runbook_zh, a.link"
+        f" a.runbook_zh, a.link, {NIGHT_COLUMNS}"
         " FROM alert_transitions t JOIN alerts a ON a.id = t.alert_id"
-        " WHERE t.seq > $1 AND ($2::timestamptz IS NULL OR t.at >= $2) AND ($3::timestamptz IS NULL OR t.at < $3)"
-        " ORDER BY t.seq LIMIT $4",
+        " WHERE t.seq > $3 AND ($4::timestamptz IS NULL OR t.at >= $4) AND ($5::timestamptz IS NULL OR t.at < $5)"
+        " ORDER BY t.seq LIMIT $6",
+        *NIGHT_PARAMETERS,
         after_seq,
         since,
         until,

@@ -1,15 +1,44 @@
 """What the alert engine shows of an alert: as it holds it (``LiveAlert``), as stored (``StoredAlert``), one of its
-transitions (``AlertTransition``), and an acknowledgment. Pure data (msgspec Structs): the API encodes them as they
-are, the wall and the websocket read their attributes."""
+transitions (``AlertTransition``), an acknowledgment, and where a rehearsed night stands (``NightClock``). Pure data
+(msgspec Structs): the API encodes them as they are, the wall and the websocket read their attributes.
+
+Every alert says which clock its times are on (``clock``) and its campaign's time zone (``timezone``): an alert of
+a replayed night (a rehearsal, the demo, a drill) fired at the night's own time, weeks ago on the wall clock, so
+it reads as "fired 00:28:05" in the campaign's zone, never as an age against the wall clock."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from alerts.evaluation.severity import Severity
+from app.campaigns.clock import ClockMode
+
+REHEARSAL_MARKS = {"rehearsal": "true"}
+"""Labels of every alert of a replayed night (a rehearsal, the demo, a drill): routes skip them unless they ask
+(``alerts.notify.routing.REHEARSAL_LABEL``)."""
+NO_CAMPAIGN_TIMEZONE = "UTC"
+"""The zone of an alert about no campaign (or one no longer defined)."""
+
+Clock = Annotated[
+    ClockMode,
+    msgspec.Meta(
+        description="the clock the alert's fired_at, resolved_at and transition times are on: `live` (the wall"
+        " clock) or `replay` (a rehearsed night's own time; the alert is a rehearsal and carries the label"
+        " rehearsal=true). Acknowledgments are always on the wall clock"
+    ),
+]
+Zone = Annotated[
+    str, msgspec.Meta(description="the campaign's IANA time zone, in which its times read as the night's clock")
+]
+
+
+def clock_of(labels: Mapping[str, str]) -> ClockMode:
+    """The clock an alert's times are on, from its labels: an alert of a replayed night carries ``REHEARSAL_MARKS``."""
+    return "replay" if all(labels.get(k) == v for k, v in REHEARSAL_MARKS.items()) else "live"
 
 
 class AckRecord(msgspec.Struct):
@@ -43,6 +72,8 @@ class LiveAlert(msgspec.Struct):
     link: str
     silenced_by: list[str]
     inhibited_by: list[str]
+    clock: Clock = "live"
+    timezone: Zone = NO_CAMPAIGN_TIMEZONE
 
 
 class StoredAlert(msgspec.Struct):
@@ -70,6 +101,8 @@ class StoredAlert(msgspec.Struct):
     ack_at: datetime | None
     ack_comment: str | None
     updated_at: datetime
+    clock: Clock = "live"
+    timezone: Zone = NO_CAMPAIGN_TIMEZONE
 
 
 class AlertTransition(msgspec.Struct):
@@ -92,6 +125,8 @@ class AlertTransition(msgspec.Struct):
     runbook_en: str
     runbook_zh: str
     link: str
+    clock: Clock = "live"
+    timezone: Zone = NO_CAMPAIGN_TIMEZONE
 
 
 class AckGiven(msgspec.Struct):
@@ -114,3 +149,18 @@ class Acknowledged(msgspec.Struct):
     transition: str
     id: str
     acknowledged: AckGiven
+
+
+class NightClock(msgspec.Struct):
+    """Where a night being rehearsed stands on its own clock (times in epoch seconds on that clock): the on-call
+    page's header shows it as "演练 · 00:03:12 · 爆发期"."""
+
+    campaign: str
+    name: str
+    name_zh: str | None
+    clock: ClockMode
+    timezone: Zone
+    now: float
+    phase: str | None
+    next_phase: str | None
+    next_phase_at: float | None

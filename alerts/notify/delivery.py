@@ -10,6 +10,8 @@ hold back newer ones), records every attempt, and drops repeats and
 escalations that acknowledgment or resolution made moot. A channel that is
 down delays only itself. After a restart the log and the outbox are read
 back: decided messages are still sent, delivered ones are not sent again.
+Timing is on the wall clock (people are real): an alert of a replayed night fired at the night's time, so
+escalation counts from when delivery first saw it firing (``_fired``).
 The dispatch loop and the senders are supervised loops (``app.core.supervision``):
 any error, a database outage included, restarts them with backoff.
 """
@@ -27,9 +29,11 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from alerts.evaluation.lifecycle import Alert
 from alerts.evaluation.live import AlertService
 from alerts.evaluation.messages import AlertText, compose_group
 from alerts.evaluation.silences import silencing
+from alerts.evaluation.views import clock_of
 from alerts.notify import channels, outbox
 from alerts.notify.dispatch import Dispatcher, Flush, GroupId, LogEntry, Notice
 from alerts.notify.routing import Routing
@@ -66,6 +70,8 @@ class DeliveryService:
     """The firing alerts at the last look, to remember what a resolved one was."""
     _resolved: dict[str, Notice] = field(default_factory=dict)
     """Resolved alerts some receiver was told about and has not yet heard resolved."""
+    _rehearsed: dict[str, float] = field(default_factory=dict)
+    """Firing alerts of replayed nights → the wall time delivery first saw each one firing."""
     _urls: dict[tuple[str, str], str] = field(default_factory=dict)
     """(contact point, url id) → the expanded URL."""
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -131,11 +137,12 @@ class DeliveryService:
         muted |= {i for i, labels in labelled if silencing(labels, self.alerts.silences, now)}
         seen = {
             alert.id: Notice(
-                alert.id, labels, True, alert.fired_at, alert.acknowledged_by is not None, alert.id in muted
+                alert.id, labels, True, self._fired(alert, now), alert.acknowledged_by is not None, alert.id in muted
             )
             for alert, (_, labels) in zip(firing, labelled, strict=False)
             if alert.fired_at is not None
         }
+        self._rehearsed = {i: at for i, at in self._rehearsed.items() if i in seen}
         told = {i for entry in self.log.values() for i in entry.told}
         unknown = []
         for alert_id in told - set(seen) - set(self._resolved):
@@ -153,6 +160,14 @@ class DeliveryService:
             del self._resolved[alert_id]
         self._seen = seen
         return [*seen.values(), *(n for i, n in self._resolved.items() if i not in seen)]
+
+    def _fired(self, alert: Alert, now: float) -> float:
+        """When the alert fired on the wall clock (escalation counts from it): a live alert's ``fired_at``; an alert
+        of a replayed night fired at the night's time (weeks ago, or hours ahead at 60x), so when delivery first
+        saw it firing (after a restart, when it looked again)."""
+        if clock_of(alert.labels) == "live" and alert.fired_at is not None:
+            return alert.fired_at
+        return self._rehearsed.setdefault(alert.id, now)
 
     async def _dispatch_loop(self, progress: Progress) -> None:
         wake_at: float | None = None

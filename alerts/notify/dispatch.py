@@ -33,6 +33,7 @@ class Notice:
     labels: dict[str, str]
     firing: bool
     fired_at: float
+    """On the wall clock (a rehearsal's alert: when delivery first saw it firing, not the night's time)."""
     acknowledged: bool = False
     muted: bool = False
     """Silenced or inhibited: recorded and shown, but not sent."""

@@ -17,6 +17,7 @@ import msgspec
 
 from alerts.evaluation.messages import AlertText
 from alerts.evaluation.severity import Severity
+from alerts.evaluation.views import clock_of
 from alerts.notify.dispatch import Flush, GroupId, LogEntry
 
 
@@ -239,10 +240,11 @@ async def resolved_alerts(conn: asyncpg.Connection, ids: list[str]) -> list[asyn
 
 
 async def alert_texts(conn: asyncpg.Connection, ids: list[str]) -> dict[str, AlertText]:
-    """What a message says about each alert: summaries, runbooks, link, values and severity, as stored."""
+    """What a message says about each alert: summaries, runbooks, link, values, severity and whether it is a
+    rehearsal's, as stored."""
     rows = await conn.fetch(
-        "SELECT id, severity, values::text AS values, summary_en, summary_zh, runbook_en, runbook_zh, link"
-        " FROM alerts WHERE id = ANY($1)",
+        "SELECT id, severity, values::text AS values, summary_en, summary_zh, runbook_en, runbook_zh, link,"
+        " labels::text AS labels FROM alerts WHERE id = ANY($1)",
         ids,
     )
     return {
@@ -254,6 +256,7 @@ async def alert_texts(conn: asyncpg.Connection, ids: list[str]) -> dict[str, Ale
             link=r["link"],
             values=json.loads(r["values"]) or {},
             severity=Severity(r["severity"]),
+            rehearsal=clock_of(json.loads(r["labels"])) == "replay",
         )
         for r in rows
     }

@@ -8,6 +8,11 @@ current to. Transitions are always read back from the database in ``seq``
 order (the in-process broadcast only wakes the stream), so a slow client
 skips nothing and sees nothing twice.
 
+Each alert says which clock its times are on (``clock``: ``live``, or ``replay`` for a rehearsed night) and its
+campaign's ``timezone``. Where each night being rehearsed stands (``NightClock``) comes with the snapshot and, when
+it has moved (and on resuming while a night is rehearsed), in a ``clocks`` frame at most every ``CLOCKS_EVERY_S``,
+so a page can show the night's clock and phase.
+
 Keys: an operator or screen key in a header, a screen key as ``?token=``, a
 session cookie (``app.access.sessions``; from this server's own pages only), or a first
 message ``{"key": "..."}``.
@@ -17,6 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
 import asyncpg
@@ -26,7 +34,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from alerts.evaluation import store
 from alerts.evaluation.live import Announcement
-from alerts.evaluation.views import AlertTransition, LiveAlert
+from alerts.evaluation.views import AlertTransition, LiveAlert, NightClock
 from app.access.auth import READ_SCOPES, admit, authenticate, presented_key, session_key, still_allowed
 from app.api.services import Alerts, Pool
 from app.api.streams import StillAllowed, push_until_disconnect
@@ -35,6 +43,8 @@ from app.core.errors import ApiError
 AUTH_TIMEOUT_S = 5.0
 HEARTBEAT_S = 15.0
 """A heartbeat frame this often lets clients tell a quiet night from a dead connection."""
+CLOCKS_EVERY_S = 1.0
+"""The rehearsed nights' clocks are looked at this often and sent when they moved."""
 PAGE = 500
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAVAILABLE = 1013
@@ -48,6 +58,13 @@ class SnapshotFrame(msgspec.Struct, tag_field="type", tag="snapshot"):
 
     seq: int
     alerts: list[LiveAlert]
+    clocks: list[NightClock]
+
+
+class ClocksFrame(msgspec.Struct, tag_field="type", tag="clocks"):
+    """Where each night being rehearsed stands now (empty: none is)."""
+
+    clocks: list[NightClock]
 
 
 TransitionFrame = msgspec.defstruct(
@@ -112,40 +129,80 @@ async def stream(websocket: WebSocket, alerts: Alerts, pool: Pool) -> None:
         return
     wake = alerts.subscribe()
     try:
+        clocks = alerts.night_clocks()
         if raw_after is None:
             async with pool.acquire() as conn:
                 last = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM alert_transitions")
             firing = [alerts.render(a) for a in alerts.lifecycle.alerts.values() if a.status == "firing"]
-            await websocket.send_text(msgspec.json.encode(SnapshotFrame(seq=last, alerts=firing)).decode())
+            snapshot = SnapshotFrame(seq=last, alerts=firing, clocks=clocks)
+            await websocket.send_text(msgspec.json.encode(snapshot).decode())
         else:
             last = int(raw_after)
-        await push_until_disconnect(websocket, _push(websocket, pool, wake, last), allowed)
+            if clocks:
+                await websocket.send_text(msgspec.json.encode(ClocksFrame(clocks=clocks)).decode())
+        pusher = Pusher(websocket, pool, wake, alerts.night_clocks, clocks)
+        await push_until_disconnect(websocket, pusher.run(last), allowed)
     finally:
         alerts.unsubscribe(wake)
 
 
-async def _push(websocket: WebSocket, pool: Any, wake: asyncio.Queue[Announcement], last: int) -> None:
-    try:
-        await _push_from(websocket, pool, wake, last)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        # The client reconnects with the last seq it saw, once the database is back.
-        await websocket.close(code=CLOSE_UNAVAILABLE, reason="database unavailable; reconnect with ?after=<last seq>")
+@dataclass
+class Pusher:
+    """Sends one socket what it has not seen: stored transitions in ``seq`` order, the rehearsed nights' clocks
+    when they moved, and heartbeats when nothing else was sent."""
 
+    websocket: WebSocket
+    pool: Any
+    wake: asyncio.Queue[Announcement]
+    night_clocks: Callable[[], list[NightClock]]
+    clocks: list[NightClock]
+    sent_at: float = field(default_factory=time.monotonic)
+    clocks_at: float = field(default_factory=time.monotonic)
 
-async def _push_from(websocket: WebSocket, pool: Any, wake: asyncio.Queue[Announcement], last: int) -> None:
-    while True:
-        while True:
-            async with pool.acquire() as conn:
-                rows = await store.history(conn, since=None, until=None, after_seq=last, limit=PAGE)
-            for row in rows:
-                await websocket.send_text(msgspec.json.encode(frame(row)).decode())
-                last = row.seq
-            if len(rows) < PAGE:
-                break
+    async def send(self, frame: msgspec.Struct) -> None:
+        await self.websocket.send_text(msgspec.json.encode(frame).decode())
+        self.sent_at = time.monotonic()
+
+    async def run(self, last: int) -> None:
         try:
-            await asyncio.wait_for(wake.get(), HEARTBEAT_S)
+            await self._from(last)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # The client reconnects with the last seq it saw, once the database is back.
+            await self.websocket.close(
+                code=CLOSE_UNAVAILABLE, reason="database unavailable; reconnect with ?after=<last seq>"
+            )
+
+    async def _from(self, last: int) -> None:
+        while True:
+            while True:
+                async with self.pool.acquire() as conn:
+                    rows = await store.history(conn, since=None, until=None, after_seq=last, limit=PAGE)
+                for row in rows:
+                    await self.send(frame(row))
+                    last = row.seq
+                if len(rows) < PAGE:
+                    break
+            while not await self._woken():
+                await self._clocks()
+                if time.monotonic() - self.sent_at >= HEARTBEAT_S:
+                    await self.send(HeartbeatFrame(seq=last))
+            await self._clocks()
+            while not self.wake.empty():
+                self.wake.get_nowait()
+
+    async def _woken(self) -> bool:
+        """Wait for a transition (True) or ``CLOCKS_EVERY_S`` (False)."""
+        try:
+            await asyncio.wait_for(self.wake.get(), CLOCKS_EVERY_S)
         except TimeoutError:
-            await websocket.send_text(msgspec.json.encode(HeartbeatFrame(seq=last)).decode())
-            continue
-        while not wake.empty():
-            wake.get_nowait()
+            return False
+        return True
+
+    async def _clocks(self) -> None:
+        if time.monotonic() - self.clocks_at < CLOCKS_EVERY_S:
+            return
+        self.clocks_at = time.monotonic()
+        clocks = self.night_clocks()
+        if clocks != self.clocks:
+            self.clocks = clocks
+            await self.send(ClocksFrame(clocks=clocks))

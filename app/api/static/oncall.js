@@ -1,6 +1,9 @@
 // The on-call page: alerts live from /v1/alerts/stream, acknowledge and silence when signed in with an operator key.
 // The key is exchanged once for an HttpOnly session cookie (POST /v1/sessions) and never kept by the page.
 // The stream resumes with ?after=<last seq>, so a dropped connection loses nothing.
+// Each alert is read on its own campaign's clock: a live alert by its age on the wall clock, a rehearsal's alert
+// (clock "replay") with a 演练/REHEARSAL badge and the night's time it fired in the campaign's time zone (its
+// fired_at is the night's, weeks ago on the wall clock). The header shows each rehearsed night's clock and phase.
 "use strict";
 
 const TEXT = {
@@ -13,6 +16,8 @@ const TEXT = {
     view_only: "只读（大屏密钥）：登录值班密钥后可确认和静默。", bad_key: "密钥无效或权限不足。",
     ack_done: "已确认。", silence_done: "已静默 1 小时。", failed: "操作失败：",
     none: "暂无", lang: "English",
+    rehearsal: "演练", fired_night: "活动时间触发于", next_phase: "距{phase}",
+    phases: { preheat: "预热期", burst: "爆发期", wrapup: "收尾期" }, days: "天",
   },
   en: {
     title: "On-call alerts", connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…",
@@ -23,6 +28,8 @@ const TEXT = {
     view_only: "View only (screen key): sign in with an operator key to acknowledge and silence.",
     bad_key: "The key is not valid or lacks the scope.", ack_done: "Acknowledged.",
     silence_done: "Silenced for 1 hour.", failed: "Failed: ", none: "None", lang: "中文",
+    rehearsal: "REHEARSAL", fired_night: "fired at night time", next_phase: "{phase} in",
+    phases: { preheat: "Pre-heat", burst: "Burst", wrapup: "Wrap-up" }, days: "d",
   },
 };
 const SEVERITIES = ["emergency", "warning", "reminder"];
@@ -40,6 +47,7 @@ let retryMs = 500;
 let audio = null;
 const alerts = new Map();
 const resolved = new Map();
+let nights = [];
 
 const t = (name) => TEXT[lang][name];
 const $ = (id) => document.getElementById(id);
@@ -56,11 +64,42 @@ function age(seconds) {
   return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
 }
 
+function clockTime(seconds, zone) {
+  // HH:MM:SS of an epoch time in a campaign's time zone (UTC if the browser does not know the zone).
+  const options = { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" };
+  try {
+    return new Intl.DateTimeFormat("en-GB", { ...options, timeZone: zone || "UTC" }).format(new Date(seconds * 1000));
+  } catch (error) {
+    return new Intl.DateTimeFormat("en-GB", { ...options, timeZone: "UTC" }).format(new Date(seconds * 1000));
+  }
+}
+
+function countdown(seconds) {
+  const total = Math.max(0, Math.floor(seconds));
+  const days = Math.floor(total / 86400);
+  const rest = total % 86400;
+  const pad = (n) => String(n).padStart(2, "0");
+  const clock = `${pad(Math.floor(rest / 3600))}:${pad(Math.floor((rest % 3600) / 60))}:${pad(rest % 60)}`;
+  return days ? `${days}${t("days")} ${clock}` : clock;
+}
+
+function isRehearsal(a) {
+  return a.clock === "replay";
+}
+
 function applyTexts() {
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
   document.querySelectorAll("[data-text]").forEach((el) => { el.textContent = t(el.dataset.text); });
   $("lang").textContent = t("lang");
   if (audio) $("sound").textContent = t("sound_on");
+}
+
+function fields(a) {
+  // What a card shows of an alert, from a snapshot's alert or a transition frame.
+  return { id: a.id, severity: a.severity, labels: a.labels, rule: a.rule, values: a.values,
+    fired_at: epoch(a.fired_at), clock: a.clock || "live", timezone: a.timezone || "UTC",
+    summary_en: a.summary_en, summary_zh: a.summary_zh, runbook_en: a.runbook_en, runbook_zh: a.runbook_zh,
+    link: a.link };
 }
 
 function remember(alert) {
@@ -70,11 +109,8 @@ function remember(alert) {
 
 function onSnapshot(frame) {
   alerts.clear();
-  for (const a of frame.alerts) {
-    remember({ id: a.id, severity: a.severity, labels: a.labels, rule: a.rule, values: a.values,
-      fired_at: epoch(a.fired_at), summary_en: a.summary_en, summary_zh: a.summary_zh,
-      runbook_en: a.runbook_en, runbook_zh: a.runbook_zh, link: a.link, acknowledged: a.acknowledged });
-  }
+  for (const a of frame.alerts) remember({ ...fields(a), acknowledged: a.acknowledged });
+  nights = frame.clocks || [];
   lastSeq = frame.seq;
   if (unacknowledgedEmergency()) alarm();
 }
@@ -91,15 +127,14 @@ function onTransition(frame) {
     return;
   }
   if (frame.kind === "resolved") {
-    const a = alerts.get(frame.id) || frame;
+    const a = alerts.get(frame.id) || fields(frame);
     alerts.delete(frame.id);
-    resolved.set(frame.id, { ...a, resolved_at: epoch(frame.at) });
+    // A rehearsal resolves at the night's time: it is kept as long as one the page has just seen resolve.
+    resolved.set(frame.id, { ...a, resolved_at: isRehearsal(a) ? Date.now() / 1000 : epoch(frame.at) });
     return;
   }
   const isNew = !alerts.has(frame.id);
-  remember({ id: frame.id, severity: frame.severity, labels: frame.labels, rule: frame.rule, values: frame.values,
-    fired_at: epoch(frame.fired_at), summary_en: frame.summary_en, summary_zh: frame.summary_zh,
-    runbook_en: frame.runbook_en, runbook_zh: frame.runbook_zh, link: frame.link });
+  remember(fields(frame));
   if (frame.severity === "emergency" && (isNew || frame.kind === "escalated")) alarm();
 }
 
@@ -131,10 +166,16 @@ function card(a, isResolved) {
   li.dataset.id = a.id;
   li.append(element("div", "summary", lang === "zh" ? a.summary_zh : a.summary_en));
   const labels = Object.entries(a.labels || {}).map(([k, v]) => `${k}=${v}`).join(" · ");
-  const meta = element("div", "meta", `${a.rule || ""} · ${labels} · ${t("since")} `);
-  const since = element("span", "age", age(a.fired_at));
-  since.dataset.firedAt = a.fired_at;
-  meta.append(since);
+  const meta = element("div", "meta");
+  if (isRehearsal(a)) {
+    meta.append(element("span", "rehearsal", t("rehearsal")), ` ${a.rule || ""} · ${labels} · ${t("fired_night")} `);
+    meta.append(element("span", "night-time", clockTime(a.fired_at, a.timezone)));
+  } else {
+    meta.append(`${a.rule || ""} · ${labels} · ${t("since")} `);
+    const since = element("span", "age", age(a.fired_at));
+    since.dataset.firedAt = a.fired_at;
+    meta.append(since);
+  }
   li.append(meta);
   const values = Object.entries(a.values || {}).filter(([k]) => ["value", "threshold", "expected", "lower", "upper"].includes(k))
     .map(([k, v]) => `${k}=${typeof v === "number" ? Number(v.toPrecision(4)) : v}`).join(", ");
@@ -166,7 +207,22 @@ function card(a, isResolved) {
   return li;
 }
 
+function nightLine(night) {
+  const name = (lang === "zh" && night.name_zh) || night.name || night.campaign;
+  const parts = [clockTime(night.now, night.timezone)];
+  if (night.phase) parts.push(t("phases")[night.phase] || night.phase);
+  if (night.next_phase && night.next_phase_at !== null) {
+    const phase = t("phases")[night.next_phase] || night.next_phase;
+    parts.push(`${t("next_phase").replace("{phase}", phase)} ${countdown(night.next_phase_at - night.now)}`);
+  }
+  const li = element("li", "night");
+  li.dataset.campaign = night.campaign;
+  li.append(element("span", "rehearsal", t("rehearsal")), ` ${name} · `, element("span", "night-clock", parts.join(" · ")));
+  return li;
+}
+
 function render() {
+  $("nights").replaceChildren(...nights.map(nightLine));
   const cutoff = Date.now() / 1000 - RESOLVED_KEPT_MS / 1000;
   for (const [id, a] of resolved) if (a.resolved_at < cutoff) resolved.delete(id);
   for (const severity of SEVERITIES) {
@@ -186,6 +242,7 @@ function setStatus(live) {
 }
 
 function connect() {
+  nights = [];  // a resumed stream sends the rehearsed nights' clocks first when there are any
   const query = new URLSearchParams();
   if (lastSeq !== null) query.set("after", lastSeq);
   if (!session && screenToken) query.set("token", screenToken);
@@ -195,6 +252,7 @@ function connect() {
     const frame = JSON.parse(message.data);
     if (frame.type === "snapshot") onSnapshot(frame);
     else if (frame.type === "transition") onTransition(frame);
+    else if (frame.type === "clocks") nights = frame.clocks;
     retryMs = 500;
     setStatus(true);
     render();
