@@ -29,6 +29,7 @@ from alerts.evaluation.inhibit import DEFAULT_INHIBIT_RULES, inhibitors
 from alerts.evaluation.lifecycle import Alert, Lifecycle, Observation, Transition
 from alerts.evaluation.messages import AlertText, describe
 from alerts.evaluation.metricview import EngineView
+from alerts.evaluation.rehearsal import REHEARSAL_MARKS
 from alerts.evaluation.rules import AnyRule, RuleFile, load_directory
 from alerts.evaluation.silences import Matcher, Silence, silencing
 from alerts.evaluation.views import AckedAlert, AckGiven, Acknowledged, AckRecord, LiveAlert
@@ -50,9 +51,6 @@ RULE_FILES_CHECK_S = 2.0
 SUBSCRIBER_QUEUE = 1000
 PENDING_LIMIT = 10_000
 ACKNOWLEDGED = "acknowledged"
-REHEARSAL_MARKS = {"rehearsal": "true"}
-"""Labels of every alert of a replayed night (a rehearsal, the demo, a drill): routes skip them unless they ask
-(``alerts.notify.routing.REHEARSAL_LABEL``)."""
 EVALUATE_LOOP, RULE_FILES_LOOP, SILENCES_LOOP = "alerts-evaluate", "alerts-rule-files", "alerts-silences"
 
 
