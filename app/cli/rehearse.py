@@ -137,9 +137,7 @@ def _speed(text: str) -> float:
     except ValueError:
         speed = math.nan
     if not (math.isfinite(speed) and speed > 0):
-        raise argparse.ArgumentTypeError(
-            f"must be a number of seconds of the night per real second above 0, got {text}"
-        )
+        raise argparse.ArgumentTypeError(f"must be seconds of the night per real second, above 0; got {text}")
     return speed
 
 
