@@ -66,6 +66,9 @@ SERVER_WAIT_S = 60.0
 CATCH_UP_S = 300.0
 """How long the server may take, after the last batch, to count the night up to its last watermark."""
 POLL_S = 0.2
+WATERMARK_GAP_S = 0.001
+"""A batch cut short by its size leaves events of the next one's first moment unsent: its watermark stands this
+much before that moment (everything before it is sent)."""
 MAX_EVENT_ID = 128
 """The longest ``event_id`` the API takes."""
 INTERRUPTED = 130
@@ -442,44 +445,41 @@ async def _not(check: Awaitable[bool]) -> bool:
 
 
 async def _send(conn: asyncpg.Connection, night: Night, poster: Poster, speed: float, bar: Bar) -> float:
-    """Post the night paced at ``speed`` from its first event, each batch that catches up with the pace followed
-    by a watermark at the night time sent through; the last watermark (the night's last event)."""
+    """Post the night paced at ``speed`` from its first event, each batch followed by a watermark at the night
+    time sent through; the last watermark (the night's last event). A replay that falls behind its pace sends
+    full batches, each still followed by its watermark, so the server's clock keeps moving with it."""
     async with contextlib.aclosing(_rows(conn, POSTED_SQL, night.source.id)) as chunks:
-        return await _paced(chunks, night, poster, speed, bar)
+        return await _paced(_one_by_one(chunks), night, poster, speed, bar)
 
 
-async def _paced(
-    chunks: AsyncIterator[list[asyncpg.Record]], night: Night, poster: Poster, speed: float, bar: Bar
-) -> float:
+async def _one_by_one(chunks: AsyncIterator[list[asyncpg.Record]]) -> AsyncIterator[asyncpg.Record]:
+    async for rows in chunks:
+        for row in rows:
+            yield row
+
+
+async def _paced(rows: AsyncIterator[asyncpg.Record], night: Night, poster: Poster, speed: float, bar: Bar) -> float:
     target, origin, sent = night.target.id, time.monotonic(), 0
-    waiting: list[asyncpg.Record] = []
-    through = night.first
+    row = await anext(rows, None)
     while True:
         reached = night.first + (time.monotonic() - origin) * speed
         batch: list[dict[str, Any]] = []
-        while len(batch) < BATCH_EVENTS:
-            if not waiting:
-                waiting = list(reversed(await anext(chunks, [])))
-                if not waiting:
-                    break
-            if waiting[-1]["occurred_at"].timestamp() > reached:
-                break
-            batch.append(_posted(waiting.pop(), target))
-        done = not waiting
-        caught_up = done or waiting[-1]["occurred_at"].timestamp() > reached
-        if caught_up:
-            through = night.last if done else reached
-            batch.append(_watermark(target, through))
+        while row is not None and len(batch) < BATCH_EVENTS and row["occurred_at"].timestamp() <= reached:
+            batch.append(_posted(row, target))
+            row = await anext(rows, None)
+        sent += len(batch)
+        next_at = row["occurred_at"].timestamp() if row is not None else None
+        through = night.last if next_at is None else min(reached, next_at - WATERMARK_GAP_S)
+        batch.append(_watermark(target, through))
         try:
             report = await poster.post(batch)
         except (RuntimeError, httpx.TransportError) as exc:
             raise RehearsalError(f"{exc}; {target} keeps what was sent, --replace starts over") from None
-        sent += len(batch) - (1 if caught_up else 0)
         bar.count(report)
         bar.show(through, sent)
-        if done:
+        if next_at is None:
             return through
-        if caught_up:
+        if next_at > reached:
             await asyncio.sleep(TICK_S)
 
 
