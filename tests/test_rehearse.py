@@ -14,16 +14,19 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 
 import httpx
 import msgspec
 import pytest
 
-from alerts.evaluation.rehearsal import STILL_FIRING, night_time
+from alerts.evaluation.rehearsal import STILL_FIRING, NightAlert, night_time, table
+from alerts.evaluation.severity import Severity
 from app import cli
 from app.campaigns import store
 from app.campaigns.model import Campaign, Phase, Phases, Sku
+from app.cli import rehearse as rehearse_command
 from app.cli.rehearse import INTERRUPTED
 from tests.conftest import RunningServer, create_key, start_server, wait_until
 from tests.helpers import ROOT, STOCK_RULES, warroom
@@ -263,3 +266,61 @@ async def test_ctrl_c_stops_cleanly_and_says_where_the_night_got_to(stored, db):
     assert "warroom: rehearsal stopped at 2025-11-11 00:" in stderr and "--replace to start over" in stderr, stderr
     assert "Traceback" not in stderr and out == b""
     assert await db.fetchval("SELECT count(*) FROM api_keys WHERE name LIKE 'rehearse-%' AND revoked_at IS NULL") == 0
+
+
+class RecordingPoster:
+    """Takes the batches ``_paced`` posts, as the server would, without a server."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[dict]] = []
+
+    async def post(self, events: list[dict]) -> dict:
+        self.batches.append(events)
+        return {"accepted": len(events), "duplicates": 0, "rejected": []}
+
+
+async def test_every_batch_ends_with_a_watermark_that_no_later_event_precedes(monkeypatch):
+    """A replay far behind its pace (full batches, several at one moment of the night) still moves the clock
+    with each batch, never past an event not yet sent, and sends every event once."""
+    monkeypatch.setattr(rehearse_command, "BATCH_EVENTS", 7)
+    moments = [MIDNIGHT + timedelta(seconds=s // 10) for s in range(100)]  # ten events a second
+    columns = dict.fromkeys((*rehearse_command.POSTED_COLUMNS, *rehearse_command.JSON_COLUMNS))
+    rows = [{**columns, "event_id": f"e{i}", "type": "visit", "occurred_at": m} for i, m in enumerate(moments)]
+
+    async def stored() -> AsyncIterator[dict]:
+        for row in rows:
+            yield row
+
+    target = msgspec.structs.replace(night(), id=TARGET)
+    first, last = moments[0].timestamp(), moments[-1].timestamp()
+    plan = rehearse_command.Night(night(), target, None, len(rows), first, last)
+    poster = RecordingPoster()
+    through = await rehearse_command._paced(stored(), plan, poster, 1e9, rehearse_command.Bar(TARGET))  # type: ignore[arg-type]
+    assert through == last
+    marks: list[float] = []
+    sent: list[str] = []
+    for batch in poster.batches:
+        *events, mark = batch
+        assert mark["type"] == "watermark" and mark["campaign"] == TARGET and len(events) <= 7
+        times = [datetime.fromisoformat(str(e["occurred_at"])).timestamp() for e in events]
+        assert not marks or all(t > marks[-1] for t in times), "no watermark ran ahead of an event sent after it"
+        marks.append(datetime.fromisoformat(mark["occurred_at"]).timestamp())
+        sent += [e["event_id"] for e in events]
+    assert marks == sorted(marks) and marks[-1] == last and len(marks) > 100 / 7
+    assert sent == [f"{TARGET}/e{i}" for i in range(len(rows))], "every event once, in order"
+
+
+def test_the_table_reads_in_the_nights_own_time_zone():
+    fired = MIDNIGHT.timestamp() + 28 * 60 + 5
+    assert night_time(fired, "Asia/Shanghai") == "2025-11-11 00:28:05 +08"
+    assert night_time(fired, "Asia/Kolkata") == "2025-11-10 21:58:05 +05:30"
+    alerts = [
+        NightAlert("orders_low", {"campaign": TARGET, "rehearsal": "true"}, Severity.EMERGENCY, fired, fired + 60),
+        NightAlert("stock_low", {"campaign": TARGET, "sku": "SKU-A"}, Severity.WARNING, fired + 1, None),
+    ]
+    assert table(alerts, "Asia/Shanghai") == [
+        "RULE        LABELS     SEVERITY   FIRED                    RESOLVED",
+        "orders_low  -          emergency  2025-11-11 00:28:05 +08  2025-11-11 00:29:05 +08",
+        "stock_low   sku=SKU-A  warning    2025-11-11 00:28:06 +08  still firing",
+    ]
+    assert table([], "Asia/Shanghai") == ["no rule fired during the night"]
