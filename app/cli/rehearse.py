@@ -14,7 +14,11 @@ and for two more evaluations, then reads the rehearsal's alerts from the databas
 The command needs the database (it reads the night there) and the server (it posts there). It waits on the
 server's own word: its campaign clock (the snapshot's ``as_of``) and its evaluations (``GET /v1/rules``), which
 only the server knows and an ingest key cannot read; so it creates a screen key of its own (read-only, named
-``rehearse-<campaign>-<suffix>``) for the run and revokes it at the end.
+``rehearse-<campaign>-<suffix>``) for the run and revokes it at the end. ``--replace`` starts the rehearsal's
+campaign over: it is undefined first, so the server drops its numbers and resolves its alerts, then its events
+and alerts are deleted and it is defined again. The events table has no index on campaign or time
+(``app/metrics/replay.py`` says why): reading a night is one scan and sort of the table, done by PostgreSQL before
+the first row arrives.
 
 With ``--rules DIR`` the night is judged in-process instead (``alerts.evaluation.rehearsal``), as fast as
 possible, with those rules: nothing is posted or stored.
@@ -66,6 +70,7 @@ SERVER_WAIT_S = 60.0
 CATCH_UP_S = 300.0
 """How long the server may take, after the last batch, to count the night up to its last watermark."""
 POLL_S = 0.2
+READ_ATTEMPTS = 5
 WATERMARK_GAP_S = 0.001
 """A batch cut short by its size leaves events of the next one's first moment unsent: its watermark stands this
 much before that moment (everything before it is sent)."""
@@ -204,6 +209,8 @@ async def _night(conn: asyncpg.Connection, source_id: str, target_id: str) -> Ni
     source = await store.fetch(conn, source_id)
     if source is None:
         raise RehearsalError(f"no campaign {source_id!r} is stored (see warroom campaigns list)")
+    if source.baseline == target_id:
+        raise RehearsalError(f"{target_id!r} is the baseline of {source_id}: choose another --as")
     count, first, last = await conn.fetchrow(SPAN_SQL, source_id)
     if not count:
         raise RehearsalError(f"campaign {source_id!r} has no stored events to rehearse")
@@ -233,8 +240,9 @@ async def _in_process(
         bar.start(night)
         rehearsal = Rehearsal(night.target, rules, time.time(), night.baseline)
         if night.baseline is not None:
-            async for rows in _rows(conn, HISTORY_SQL, night.baseline.id):
-                rehearsal.remember(map(Event._make, rows))
+            async with contextlib.aclosing(_rows(conn, HISTORY_SQL, night.baseline.id)) as history:
+                async for rows in history:
+                    rehearsal.remember(map(Event._make, rows))
         async with contextlib.aclosing(_rows(conn, NIGHT_SQL, night.source.id)) as chunks:
             async for rows in chunks:
                 rehearsal.play(map(Event._make, rows))
@@ -299,10 +307,15 @@ class Server:
             raise RehearsalError(f"cannot reach the war-room at {self.url}: {exc or type(exc).__name__}") from None
 
     async def _read(self, path: str, **params: Any) -> httpx.Response:
-        response = await self._request("GET", path, self.screen_key, params=params)
-        if response.status_code not in (200, 404):
-            raise RehearsalError(f"GET {path} answered {response.status_code}: {_message(response)}")
-        return response
+        """A 200 or 404 answer; a busy server (429, 503) is asked again after the wait it names."""
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            response = await self._request("GET", path, self.screen_key, params=params)
+            if response.status_code in (200, 404):
+                return response
+            if response.status_code not in (429, 503) or attempt == READ_ATTEMPTS:
+                break
+            await asyncio.sleep(float(response.headers.get("Retry-After", POLL_S)))
+        raise RehearsalError(f"GET {path} answered {response.status_code}: {_message(response)}")
 
     async def check_ingest_key(self) -> None:
         """An empty batch: the server says whether it takes the key before anything is changed."""
@@ -380,7 +393,11 @@ async def _on_server(dsn: str, args: argparse.Namespace, bar: Bar) -> tuple[list
         if args.replace:
             await _clear(conn, server, args.target)
         await store.save(conn, night.target)
-        await _until(lambda: server.knows(args.target), SERVER_WAIT_S, f"the war-room to see campaign {args.target}")
+        await _until(
+            lambda: server.knows(args.target),
+            SERVER_WAIT_S,
+            f"the war-room to see campaign {args.target} (does it use the same database as this command?)",
+        )
         bar.start(night)
         poster = Poster(args.url, args.key)
         try:
