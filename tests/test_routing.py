@@ -133,3 +133,24 @@ def test_the_pure_parser_expands_urls_from_the_environment_it_is_given(monkeypat
             GOOD, "notify.yaml", environ={"HOOK_PATH": "hook"}, understood=lambda url: bool(checked.append(url))
         )
     assert checked == ["json://127.0.0.1:9/hook"], "the check sees the expanded URL"
+
+
+def test_a_rehearsals_alerts_reach_only_routes_that_name_rehearsals(monkeypatch):
+    """A rehearsal's alerts (``rehearsal="true"``, see ``warroom rehearse``) go to no chat channel, not even the
+    root's, unless a route (or a parent of it) matches on ``rehearsal``."""
+    monkeypatch.setenv("HOOK_PATH", "hook")
+    emergency = {"severity": "emergency", "sku": "SKU-1", "campaign": "rehearsal-2025", "rule": "stock_low"}
+    rehearsal = {**emergency, "rehearsal": "true"}
+    parsed = notifyfile.parse(GOOD, "notify.yaml")
+    assert [r.path for r in parsed.match(emergency)] == ["0.0", "0.1"]
+    assert parsed.match(rehearsal) == [], "no route names rehearsals: wall, stream and on-call page only"
+    asking = GOOD.replace(
+        "  routes:\n",
+        '  routes:\n    - match: ["rehearsal=true"]\n      receiver: duty\n'
+        '      routes:\n        - match: ["severity=emergency"]\n          group_wait: 1s\n',
+    )
+    parsed = notifyfile.parse(asking, "notify.yaml")
+    matched = parsed.match(rehearsal)
+    assert [r.path for r in matched] == ["0.0.0"], "a child inherits its parent's matcher on rehearsal"
+    assert matched[0].receiver == "duty" and matched[0].rehearsals
+    assert [r.path for r in parsed.match(emergency)] == ["0.1", "0.2"], "live alerts route as before"

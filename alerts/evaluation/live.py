@@ -29,6 +29,7 @@ from alerts.evaluation.inhibit import DEFAULT_INHIBIT_RULES, inhibitors
 from alerts.evaluation.lifecycle import Alert, Lifecycle, Observation, Transition
 from alerts.evaluation.messages import AlertText, describe
 from alerts.evaluation.metricview import EngineView
+from alerts.evaluation.rehearsal import REHEARSAL_MARKS
 from alerts.evaluation.rules import AnyRule, RuleFile, load_directory
 from alerts.evaluation.silences import Matcher, Silence, silencing
 from alerts.evaluation.views import (

@@ -13,7 +13,8 @@ import msgspec
 
 from alerts.evaluation.lifecycle import Alert, Transition
 from alerts.evaluation.messages import AlertText
-from alerts.evaluation.severity import MOST_SEVERE_FIRST, Severity
+from alerts.evaluation.rehearsal import NightAlert, ordered
+from alerts.evaluation.severity import MOST_SEVERE_FIRST, Severity, most_severe
 from alerts.evaluation.silences import Matcher, Silence
 from alerts.evaluation.views import NO_CAMPAIGN_TIMEZONE, REHEARSAL_MARKS, AlertTransition, StoredAlert
 from app.core.telemetry import SILENCES_UNREADABLE
@@ -217,6 +218,37 @@ async def history(
         limit,
     )
     return [msgspec.convert(_decoded(row), AlertTransition) for row in rows]
+
+
+async def campaign_alerts(conn: asyncpg.Connection, campaign: str) -> list[NightAlert]:
+    """Every alert of ``campaign`` as a rehearsal's table shows it: the highest severity of its transitions, and
+    when it fired and resolved."""
+    rows = await conn.fetch(
+        "SELECT a.rule, a.labels::text, a.fired_at, a.resolved_at, array_agg(t.severity) AS severities"
+        " FROM alerts a JOIN alert_transitions t ON t.alert_id = a.id WHERE a.campaign = $1"
+        " GROUP BY a.id",
+        campaign,
+    )
+    return ordered(
+        NightAlert(
+            r["rule"],
+            json.loads(r[1]),
+            Severity(most_severe(r["severities"])),
+            r["fired_at"].timestamp(),
+            r["resolved_at"].timestamp() if r["resolved_at"] is not None else None,
+        )
+        for r in rows
+    )
+
+
+async def delete_campaign_alerts(conn: asyncpg.Connection, campaign: str) -> int:
+    """Delete every alert of ``campaign`` with its transitions (a rehearsal run again from scratch); how many."""
+    async with conn.transaction():
+        await conn.execute(
+            "DELETE FROM alert_transitions WHERE alert_id IN (SELECT id FROM alerts WHERE campaign = $1)", campaign
+        )
+        deleted = await conn.execute("DELETE FROM alerts WHERE campaign = $1", campaign)
+    return int(deleted.split()[-1])
 
 
 def _decoded(row: asyncpg.Record) -> dict[str, Any]:

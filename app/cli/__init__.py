@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from app.cli import bench, campaigns, db, demo, events, importer, keys, notify, rules, serve, silences
+from app.cli import bench, campaigns, db, demo, events, importer, keys, notify, rehearse, rules, serve, silences
 from app.cli.connection import settings_from_env
 
-COMMAND_GROUPS = (serve, demo, db, keys, rules, notify, silences, events, campaigns, importer, bench)
+COMMAND_GROUPS = (serve, demo, rehearse, db, keys, rules, notify, silences, events, campaigns, importer, bench)
 """In the order ``warroom --help`` lists them."""
 
 
