@@ -26,15 +26,13 @@ import asyncpg
 from alerts.evaluation import store
 from alerts.evaluation.evaluate import Evaluator
 from alerts.evaluation.inhibit import DEFAULT_INHIBIT_RULES, inhibitors
+from alerts.evaluation.judgement import judge
 from alerts.evaluation.lifecycle import Alert, Lifecycle, Observation, Transition
 from alerts.evaluation.messages import AlertText, describe
-from alerts.evaluation.metricview import EngineView
-from alerts.evaluation.rehearsal import REHEARSAL_MARKS
 from alerts.evaluation.rules import AnyRule, RuleFile, load_directory
 from alerts.evaluation.silences import Matcher, Silence, silencing
 from alerts.evaluation.views import (
     NO_CAMPAIGN_TIMEZONE,
-    REHEARSAL_MARKS,
     AckedAlert,
     AckGiven,
     Acknowledged,
@@ -172,18 +170,14 @@ class AlertService:
         returns the transitions it produced (already persisted)."""
         wall = self.clock()
         started = time.perf_counter()
-        engine, for_s = self.metrics.engine, self.evaluator.for_seconds()
+        engine = self.metrics.engine
         observations: list[Observation] = []
         transitions: list[Transition] = []
         alerted = {a.labels.get("campaign", "") for a in self.lifecycle.alerts.values()}
         for campaign in sorted(set(engine.campaigns) | alerted):
-            if campaign in engine.pending:
-                self.lifecycle.hold(campaign)
-                continue
-            view = EngineView(engine, campaign, wall)
-            found = self.evaluator.evaluate(view, REHEARSAL_MARKS if view.clock.mode == "replay" else None)
-            transitions += self.lifecycle.observe(found, view.now, for_s, campaign)
+            found, caused = judge(engine, campaign, wall, self.evaluator, self.lifecycle)
             observations += found
+            transitions += caused
         self._inhibitors = None
         self.eval_ms = (time.perf_counter() - started) * 1000
         for name in self.status:

@@ -4,9 +4,9 @@
 night. Through the server, the night's events are posted again under the rehearsal's campaign with watermarks,
 and the live engine judges it on event time (``app/campaigns/clock.py``). With ``--rules DIR`` it is replayed
 here instead, as fast as possible, through the same pure code the server runs: the metrics ``Engine`` fed the
-events and a watermark every ``EVALUATE_STEP_S`` of the night, ``EngineView`` on the campaign's clock, the
-``Evaluator`` and the ``Lifecycle``. Either way the result is one ``NightAlert`` per alert that fired, printed by
-``table`` in the night's own time.
+events and a watermark every ``EVALUATE_STEP_S`` of the night, then judged on the campaign's clock
+(``alerts/evaluation/judgement.py``, as live). Either way the result is one ``NightAlert`` per alert that fired,
+printed by ``table`` in the night's own time.
 
 Pure: the wall time is passed in; the caller reads the events and prints.
 """
@@ -14,23 +14,21 @@ Pure: the wall time is passed in; the caller reads the events and prints.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from alerts.evaluation.evaluate import Evaluator
+from alerts.evaluation.judgement import judge
 from alerts.evaluation.lifecycle import Lifecycle, Transition
-from alerts.evaluation.metricview import EngineView
 from alerts.evaluation.rules import AnyRule
 from alerts.evaluation.severity import Severity, most_severe
+from alerts.evaluation.views import REHEARSAL_MARKS
 from app.campaigns.model import Campaign
 from app.metrics.engine import Engine
 from app.metrics.measures import Event
 
-REHEARSAL_MARKS: Mapping[str, str] = {"rehearsal": "true"}
-"""Labels of every alert of a replayed night (a rehearsal, the demo, a drill): routes skip them unless they ask
-(``alerts.notify.routing.REHEARSAL_LABEL``)."""
 EVALUATE_STEP_S = 15.0
 """An in-process rehearsal evaluates the rules every this many seconds of the night (the server evaluates after
 each update, at most five times a real second: at 60x, every 12 s of the night or so)."""
@@ -111,7 +109,6 @@ class Rehearsal:
         """The night time the last step ended at."""
         self.played = 0
         """The night's events applied so far."""
-        self._for_s = self.evaluator.for_seconds()
         self._seq = itertools.count(1)
         self._pending: list[Event] = []
         self._step_end: float | None = None
@@ -146,9 +143,7 @@ class Rehearsal:
         self.engine.apply([*self._pending, _watermark(self.night.id, through, next(self._seq))])
         self.played += len(self._pending)
         self._pending.clear()
-        view = EngineView(self.engine, self.night.id, self.wall)
-        found = self.evaluator.evaluate(view, REHEARSAL_MARKS if view.clock.mode == "replay" else None)
-        self._transitions += self.lifecycle.observe(found, view.now, self._for_s, self.night.id)
+        self._transitions += judge(self.engine, self.night.id, self.wall, self.evaluator, self.lifecycle)[1]
         self.through = through
 
 

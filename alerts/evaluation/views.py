@@ -17,7 +17,7 @@ import msgspec
 from alerts.evaluation.severity import Severity
 from app.campaigns.clock import ClockMode
 
-REHEARSAL_MARKS = {"rehearsal": "true"}
+REHEARSAL_MARKS: Mapping[str, str] = {"rehearsal": "true"}
 """Labels of every alert of a replayed night (a rehearsal, the demo, a drill): routes skip them unless they ask
 (``alerts.notify.routing.REHEARSAL_LABEL``)."""
 NO_CAMPAIGN_TIMEZONE = "UTC"
