@@ -18,7 +18,16 @@ from typing import Any, Protocol
 from alerts.evaluation.detectors import Detector, DetectorConfig
 from alerts.evaluation.lifecycle import Observation
 from alerts.evaluation.metricview import POINT_IN_TIME
-from alerts.evaluation.rules import AnyRule, Change, Condition, CorrelationRule, DynamicRule, Signal, StaticRule
+from alerts.evaluation.rules import (
+    AnyRule,
+    Change,
+    Condition,
+    CorrelationRule,
+    DynamicRule,
+    Margin,
+    Signal,
+    StaticRule,
+)
 from alerts.evaluation.severity import MOST_SEVERE_FIRST, Severity
 from app.metrics.engine import DERIVED
 
@@ -121,12 +130,12 @@ def _threshold(view: MetricView, campaign: str, labels: dict[str, str], value: f
     return view.attribute(campaign, sku, value) if sku else None
 
 
-def _recovery(condition: Condition, threshold: float, margin: float) -> tuple[str, float]:
+def _recovery(condition: Condition, threshold: float, margin: Margin) -> tuple[str, float]:
     """The opposite comparison and the threshold past which a firing tier recovers."""
     if condition.op in ("<", "<="):
-        return ">=", threshold + margin * abs(threshold)
+        return ">=", threshold + margin.beyond(threshold)
     if condition.op in (">", ">="):
-        return "<=", threshold - margin * abs(threshold)
+        return "<=", threshold - margin.beyond(threshold)
     return "!=" if condition.op == "==" else "==", threshold
 
 
@@ -189,7 +198,7 @@ class Evaluator:
             if OPS[condition.op](reading.value, threshold):
                 triggered.add(severity)
                 continue
-            op, limit = _recovery(condition, threshold, rule.recover_margin)
+            op, limit = _recovery(condition, threshold, rule.margin)
             if condition.recover is not None:
                 limit = _threshold(view, campaign, labels, condition.recover) or limit
             if OPS[op](reading.value, limit):
