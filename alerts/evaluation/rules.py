@@ -44,7 +44,16 @@ is 0.9975, which a shop paying 98.5% of its orders never reaches)."""
 DEFAULT_RECOVER_PERCENT = 5.0
 """A firing tier of a count or an amount resolves once the value is this percentage of the threshold beyond it."""
 RATIO_METRICS = frozenset(
-    {"conversion_rate", "payment_rate", "cart_rate", "refund_rate", "top_buyer_share", "pct_of_target", "projected_pct"}
+    {
+        "conversion_rate",
+        "payment_rate",
+        "order_rate",
+        "cart_rate",
+        "refund_rate",
+        "top_buyer_share",
+        "pct_of_target",
+        "projected_pct",
+    }
 )
 """Built-in metrics whose values are ratios (0 to 1)."""
 RATIO_SUFFIXES = ("_rate", "_ratio", "_share", "_pct")
@@ -92,10 +101,12 @@ class Change(msgspec.Struct, forbid_unknown_fields=True, frozen=True, dict=True)
     over: Duration = "10m"
     """For ``previous``: the period before the current window whose average is the reference."""
     min_reference: float = 0.0
-    """Below this reference the change is undefined (no alert on 1 → 3 orders)."""
+    """Up to this reference a change raises no alert (none on 1 → 3 orders); a firing one still recovers on it."""
     min_z: float = 0.0
-    """For counts: the change counts only when ``|current - reference| / sqrt(current + reference)`` reaches
-    this many standard deviations (both are Poisson counts), so quiet hours need a bigger swing than the peak."""
+    """For counts and ratios of counts: the change counts only when ``|current - reference| / sqrt(current +
+    reference)`` reaches this many standard deviations (both are Poisson counts; a ratio is judged on its
+    numerator, the reference being the reference ratio times the current denominator), so quiet hours need a
+    bigger swing than the peak."""
     scaled: bool = False
     """For ``baseline``: multiply last year's value by this year's growth (pre-heat total ÷ last year's), so a
     campaign running 25% above last year is compared with last year + 25%."""
