@@ -129,3 +129,54 @@ def test_a_margin_that_cannot_work_is_refused_at_its_line(metric, value, margin,
         parse(text, "rules/pack.yaml")
     assert error.value.line == 8 and error.value.field == "rules[0].recover_margin", str(error.value)
     assert reason in error.value.reason
+
+
+class Funnel:
+    """A metric view of one minute: ``visits`` and paid orders now, and last year's conversion rate."""
+
+    def __init__(self, visits: float, paid: float, last_year_rate: float = 0.05) -> None:
+        self.now, self.visits, self.paid, self.last_year_rate = 600.0, visits, paid, last_year_rate
+
+    def campaigns(self) -> list[str]:
+        return ["c"]
+
+    def labels(self, campaign: str, by: str) -> list[str]:
+        return []
+
+    def value(self, campaign, metric, start, end, by, label):
+        return {"visits": self.visits, "orders_paid": self.paid, "conversion_rate": self.paid / self.visits}[metric]
+
+    def baseline(self, campaign, metric, start, end, by, label):
+        return self.last_year_rate
+
+    def growth(self, campaign, metric):
+        return None
+
+    def data_since(self, campaign):
+        return 0.0
+
+    def attribute(self, campaign, sku, name):
+        return None
+
+
+CONVERSION_DROP = rule("conversion_rate", "<=", -0.3, "    change: {vs: baseline, min_z: 3}\n")
+
+
+def test_a_ratio_of_counts_changes_significantly_only_with_enough_counts_behind_it():
+    """-40% conversion from 50 expected paid orders to 30 is 2.2 sigma: noise; from 250 to 150 it is 5 sigma."""
+    night = Evaluator(CONVERSION_DROP).evaluate(Funnel(1000, 30))[0]
+    assert night.triggered == set() and night.values["value"] is None
+    peak = Evaluator(CONVERSION_DROP).evaluate(Funnel(5000, 150))[0]
+    assert peak.triggered == {"warning"} and abs(peak.values["value"] + 0.4) < 1e-9
+
+
+def test_a_firing_change_holds_while_the_drop_lasts_and_recovers_once_it_is_over_significant_or_not():
+    """After firing at the peak the volume falls: a -40% drop on fewer orders is no longer significant, but it
+    is still a drop, so the alert holds; back within the margin of last year's rate, it resolves."""
+    evaluator, lifecycle, kinds = Evaluator(CONVERSION_DROP), Lifecycle(), []
+    for minute, (visits, paid) in enumerate([(5000, 150), (1000, 30), (1000, 35), (1000, 50)]):
+        view = Funnel(visits, paid)
+        view.now = 60.0 * minute
+        for transition in lifecycle.observe(evaluator.evaluate(view), view.now, {}, "c"):
+            kinds.append((transition.kind, minute))
+    assert kinds == [("firing", 0), ("resolved", 3)], "-40% and -30% on 1,000 visits are no signal, but no recovery"
