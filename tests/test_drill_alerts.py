@@ -50,7 +50,9 @@ QUIET_END_S = 2 * 3600
 CATCH_S = 60.0
 RESOLVE_S = 180.0
 EVENTFUL_CADENCES = (15, 24)
-"""Simulated seconds between evaluations: a 60x replay streaming in, evaluated every 0.25 and 0.4 real seconds."""
+"""Simulated seconds between evaluations: a 60x replay streaming in wakes the evaluation at each commit, every
+0.25 or 0.4 real seconds. (At the 1-second floor, 60 seconds of the night, a rule needing any data cannot fire
+within a minute of anything: only a replay that stops sending leaves the evaluation that idle.)"""
 QUIET_CADENCE = 30
 RIGHT_ALERT: dict[str, tuple[str, Severity]] = {
     "gmv_drop": ("orders_per_checkout_drop", Severity.WARNING),
