@@ -63,8 +63,8 @@ RIGHT_ALERT: dict[str, tuple[str, Severity]] = {
 }
 """The alert each demo incident must raise within a minute, at the severity the incident deserves."""
 CONFIRMING_S = 120.0
-"""The payment outage rule (orders created, few paid) needs ten orders a minute to say so without false alarms at
-the night's floor: at 00:28 the shop takes about ten, so it confirms the outage within two minutes."""
+"""The payment outage rule (orders created, few paid) reads two minutes of orders to say so without false alarms
+at the night's floor (at 00:28 the shop takes about ten a minute), so it confirms the outage within two minutes."""
 SCHEDULE = tuple(Incident.parse(text) for text in DEMO_INCIDENTS)
 
 
