@@ -117,7 +117,9 @@ def test_rules_check_names_the_line(tmp_path):
     ok = warroom("rules", "check", str(good))
     assert ok.returncode == 0 and "rules" in ok.stdout
     failed = warroom("rules", "check", str(bad))
-    assert failed.returncode == 1 and f"{bad}:7:" in failed.stderr and "unknown metric 'stock_onhand'" in failed.stderr
+    line = bad.read_text().splitlines().index("  - name: stock_low") + 1
+    assert failed.returncode == 1 and f"{bad}:{line}:" in failed.stderr
+    assert "unknown metric 'stock_onhand'" in failed.stderr
 
 
 def test_hourly_series_warm_up_in_rows_and_catch_a_spike(tmp_path):

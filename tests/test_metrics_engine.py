@@ -439,3 +439,11 @@ def test_distinct_counter_error_stays_under_one_percent(size: int, seed: str):
             counter.add(f"{seed}-visitor-{i // 2}")  # repeat visits must not count
     assert not counter.exact
     assert abs(counter.count() - size) / size < 0.01
+
+
+def test_orders_per_checkout_is_a_window_ratio_rules_can_watch():
+    engine = Engine([campaign()])
+    engine.apply([ev("checkout", T0 + i, anonymous_id=f"v{i}") for i in range(40)])
+    engine.apply([ev("order_created", T0 + i, user_id=f"u{i}", order_id=f"o{i}") for i in range(0, 40, 4)])
+    assert engine.window("c", "order_rate", T0, T0 + 60) == 10 / 40
+    assert engine.window("c", "order_rate", T0 + 60, T0 + 120) is None, "no checkouts: undefined, not zero"

@@ -18,9 +18,19 @@ from typing import Any, Protocol
 from alerts.evaluation.detectors import Detector, DetectorConfig
 from alerts.evaluation.lifecycle import Observation
 from alerts.evaluation.metricview import POINT_IN_TIME
-from alerts.evaluation.rules import AnyRule, Change, Condition, CorrelationRule, DynamicRule, Signal, StaticRule
+from alerts.evaluation.rules import (
+    AnyRule,
+    Change,
+    Condition,
+    CorrelationRule,
+    DynamicRule,
+    Margin,
+    Signal,
+    StaticRule,
+)
 from alerts.evaluation.severity import MOST_SEVERE_FIRST, Severity
 from app.metrics.engine import DERIVED
+from app.metrics.measures import MONEY
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -32,6 +42,8 @@ OPS: dict[str, Callable[[float, float], bool]] = {
 }
 DYNAMIC_RECOVER_GAP = 0.15
 """A dynamic tier recovers when the score falls this far below the tier's threshold."""
+COUNT_RATIOS = {name: pair for name, pair in DERIVED.items() if not MONEY & set(pair)}
+"""Ratios of two counts (conversion, payment, cart and refund rates): their changes can be tested like counts."""
 MAX_BACKFILL_POINTS = 1440
 """A new dynamic series (first evaluation, rule reload, restart) is replayed from stored metrics up to this far."""
 
@@ -74,8 +86,13 @@ class MetricView(Protocol):
 @dataclass(frozen=True)
 class Reading:
     value: float | None
+    """What the conditions compare: the metric, or its change; None when undefined or, for a change, not
+    significant (``min_z``)."""
     raw: float | None
     reference: float | None = None
+    settled: float | None = None
+    """What recovery compares: ``value``, or a change too small to be significant, which still says how far the
+    metric is from its reference (a firing drop recovers once the metric is back, significant or not)."""
 
 
 def _reading(
@@ -90,7 +107,7 @@ def _reading(
 ) -> Reading:
     raw = view.value(campaign, metric, at - window_s, at, by, label)
     if change is None or raw is None:
-        return Reading(raw, raw)
+        return Reading(raw, raw, settled=raw)
     if change.vs == "previous":
         over = change.over_s
         earlier = view.value(campaign, metric, at - window_s - over, at - window_s, by, label)
@@ -100,11 +117,42 @@ def _reading(
     if change.vs == "baseline" and reference is not None and change.scaled:
         growth = view.growth(campaign, metric)
         reference = reference * growth if growth is not None else None
-    if reference is None or reference <= change.min_reference or reference == 0:
+    if reference is None or reference == 0:
         return Reading(None, raw, reference)
-    if change.min_z and metric_is_sum(metric) and abs(raw - reference) < change.min_z * math.sqrt(raw + reference):
-        return Reading(None, raw, reference)
-    return Reading(raw / reference - 1, raw, reference)
+    if reference <= change.min_reference:
+        return Reading(None, raw, reference, raw / reference - 1)
+    if change.min_z and not _significant(
+        view, campaign, metric, raw, reference, change.min_z, at - window_s, at, by, label
+    ):
+        return Reading(None, raw, reference, raw / reference - 1)
+    return Reading(raw / reference - 1, raw, reference, raw / reference - 1)
+
+
+def _significant(
+    view: MetricView,
+    campaign: str,
+    metric: str,
+    raw: float,
+    reference: float,
+    min_z: float,
+    start: float,
+    end: float,
+    by: str | None,
+    label: str | None,
+) -> bool:
+    """Whether ``raw`` differs from ``reference`` by ``min_z`` standard deviations of Poisson counts:
+    ``|current - expected| / sqrt(current + expected)``. A count is its own current; a ratio of counts
+    (paid orders per visit…) is judged on its numerator, whose expected count is the reference ratio times the
+    window's denominator, so a drop from 6 orders to 4 at night weighs what it is, not what -33% would at the
+    peak. Other metrics (amounts, named metrics) are not tested."""
+    if metric_is_sum(metric):
+        current, expected = raw, reference
+    elif metric in COUNT_RATIOS:
+        denominator = view.value(campaign, COUNT_RATIOS[metric][1], start, end, by, label) or 0.0
+        current, expected = raw * denominator, reference * denominator
+    else:
+        return True
+    return abs(current - expected) >= min_z * math.sqrt(current + expected)
 
 
 def metric_is_sum(metric: str) -> bool:
@@ -121,12 +169,12 @@ def _threshold(view: MetricView, campaign: str, labels: dict[str, str], value: f
     return view.attribute(campaign, sku, value) if sku else None
 
 
-def _recovery(condition: Condition, threshold: float, margin: float) -> tuple[str, float]:
+def _recovery(condition: Condition, threshold: float, margin: Margin) -> tuple[str, float]:
     """The opposite comparison and the threshold past which a firing tier recovers."""
     if condition.op in ("<", "<="):
-        return ">=", threshold + margin * abs(threshold)
+        return ">=", threshold + margin.beyond(threshold)
     if condition.op in (">", ">="):
-        return "<=", threshold - margin * abs(threshold)
+        return "<=", threshold - margin.beyond(threshold)
     return "!=" if condition.op == "==" else "==", threshold
 
 
@@ -182,17 +230,17 @@ class Evaluator:
         thresholds: dict[str, float] = {}
         for severity, condition in rule.conditions.tiers():
             threshold = _threshold(view, campaign, labels, condition.value)
-            if reading.value is None or threshold is None:
+            if reading.settled is None or threshold is None:
                 recovered.add(severity)
                 continue
             thresholds[severity] = threshold
-            if OPS[condition.op](reading.value, threshold):
+            if reading.value is not None and OPS[condition.op](reading.value, threshold):
                 triggered.add(severity)
                 continue
-            op, limit = _recovery(condition, threshold, rule.recover_margin)
+            op, limit = _recovery(condition, threshold, rule.margin)
             if condition.recover is not None:
                 limit = _threshold(view, campaign, labels, condition.recover) or limit
-            if OPS[op](reading.value, limit):
+            if OPS[op](reading.settled, limit):
                 recovered.add(severity)
         decisive = [s for s in MOST_SEVERE_FIRST if s in triggered] or [s for s in Severity if s in thresholds]
         values: dict[str, Any] = {

@@ -21,6 +21,7 @@ them so) and are converted to seconds once, when the rule is loaded (``window_s`
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from functools import cached_property
@@ -35,8 +36,28 @@ from alerts.evaluation.severity import MOST_SEVERE_FIRST, Severity
 from app.core import configfile
 
 DEFAULT_FOR = "0s"
-DEFAULT_RECOVER_MARGIN = 0.05
-"""A firing condition resolves only when the value is this fraction beyond the threshold (hysteresis)."""
+DEFAULT_RECOVER_POINTS = 0.01
+"""A firing tier of a ratio or a change resolves once the value is this much beyond the threshold, in the value's
+own unit: 0.01 is one percentage point (a success rate firing below 0.95 recovers at 0.96; a change firing at
+-30% recovers at -29%). Relative to the threshold it could land above the metric's normal level (5% beyond 0.95
+is 0.9975, which a shop paying 98.5% of its orders never reaches)."""
+DEFAULT_RECOVER_PERCENT = 5.0
+"""A firing tier of a count or an amount resolves once the value is this percentage of the threshold beyond it."""
+RATIO_METRICS = frozenset(
+    {
+        "conversion_rate",
+        "payment_rate",
+        "order_rate",
+        "cart_rate",
+        "refund_rate",
+        "top_buyer_share",
+        "pct_of_target",
+        "projected_pct",
+    }
+)
+"""Built-in metrics whose values are ratios (0 to 1)."""
+RATIO_SUFFIXES = ("_rate", "_ratio", "_share", "_pct")
+"""A named metric (``metric:<name>``) or a backtest column whose name ends so is read as a ratio too."""
 DEFAULT_SCORE_TIERS: dict[Severity, float] = {Severity.REMINDER: 0.5, Severity.WARNING: 0.75, Severity.EMERGENCY: 0.95}
 DEFAULT_MIN_HISTORY = "30m"
 DEFAULT_SENSITIVITY = 0.5
@@ -80,10 +101,12 @@ class Change(msgspec.Struct, forbid_unknown_fields=True, frozen=True, dict=True)
     over: Duration = "10m"
     """For ``previous``: the period before the current window whose average is the reference."""
     min_reference: float = 0.0
-    """Below this reference the change is undefined (no alert on 1 → 3 orders)."""
+    """Up to this reference a change raises no alert (none on 1 → 3 orders); a firing one still recovers on it."""
     min_z: float = 0.0
-    """For counts: the change counts only when ``|current - reference| / sqrt(current + reference)`` reaches
-    this many standard deviations (both are Poisson counts), so quiet hours need a bigger swing than the peak."""
+    """For counts and ratios of counts: the change counts only when ``|current - reference| / sqrt(current +
+    reference)`` reaches this many standard deviations (both are Poisson counts; a ratio is judged on its
+    numerator, the reference being the reference ratio times the current denominator), so quiet hours need a
+    bigger swing than the peak."""
     scaled: bool = False
     """For ``baseline``: multiply last year's value by this year's growth (pre-heat total ÷ last year's), so a
     campaign running 25% above last year is compared with last year + 25%."""
@@ -94,6 +117,47 @@ class Change(msgspec.Struct, forbid_unknown_fields=True, frozen=True, dict=True)
     @cached_property
     def over_s(self) -> float:
         return seconds(self.over)
+
+
+def ratio_metric(metric: str) -> bool:
+    """Whether ``metric``'s values are ratios: a built-in ratio, or a name ending in one of ``RATIO_SUFFIXES``."""
+    name = metric.removeprefix("metric:")
+    return name in RATIO_METRICS or name.endswith(RATIO_SUFFIXES)
+
+
+class Margin(msgspec.Struct, frozen=True):
+    """How far beyond its threshold a firing tier's value must go to recover: ``amount`` in the value's own unit,
+    or, when ``relative``, that fraction of the threshold."""
+
+    amount: float
+    relative: bool
+
+    def beyond(self, threshold: float) -> float:
+        return self.amount * abs(threshold) if self.relative else self.amount
+
+
+def parse_margin(text: float | str | None, ratio: bool) -> Margin:
+    """The margin a rule's ``recover_margin`` asks for: a number is absolute (in the value's unit), ``"5%"`` is
+    relative to the threshold; without one, a ratio or a change recovers ``DEFAULT_RECOVER_POINTS`` beyond, a count
+    or an amount ``DEFAULT_RECOVER_PERCENT`` of the threshold beyond."""
+    if text is None:
+        return Margin(DEFAULT_RECOVER_POINTS, False) if ratio else Margin(DEFAULT_RECOVER_PERCENT / 100, True)
+    if isinstance(text, str):
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", text.strip())
+        if match is None:
+            raise ValueError(
+                f"recover_margin: {text!r} is neither a number (in the value's unit, e.g. 0.005) nor a percentage "
+                "of the threshold (e.g. '5%')"
+            )
+        return Margin(float(match.group(1)) / 100, True)
+    if text < 0 or not math.isfinite(text):
+        raise ValueError(f"recover_margin: {text:g} must be a finite number of at least 0")
+    if ratio and text >= 1:
+        raise ValueError(
+            f"recover_margin: {text:g} is a whole ratio or more; the value is a ratio, so write 0.005 for half a "
+            "percentage point, or '5%' for 5% of the threshold"
+        )
+    return Margin(float(text), False)
 
 
 class Condition(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -187,17 +251,42 @@ class StaticRule(Rule, tag="static", frozen=True):
     window: Duration = "1m"
     change: Change | None = None
     conditions: Conditions = Conditions()
-    recover_margin: float = DEFAULT_RECOVER_MARGIN
+    recover_margin: float | str | None = None
+    """How far beyond a firing tier's threshold the value must go for the tier to recover (see ``parse_margin``)."""
 
     def __post_init__(self) -> None:
         if not self.conditions.tiers():
             raise ValueError("at least one of reminder, warning, emergency needs a condition")
         super().__post_init__()
-        _convert_at_load(self, "window_s")
+        _convert_at_load(self, "window_s", "margin")
+        if self.ratio and self.change is None:
+            self._check_recovery_reachable()
 
     @cached_property
     def window_s(self) -> float:
         return seconds(self.window)
+
+    @cached_property
+    def ratio(self) -> bool:
+        """Whether the compared value is a ratio: a ratio metric, or any metric's change (``current / ref - 1``)."""
+        return self.change is not None or ratio_metric(self.metric)
+
+    @cached_property
+    def margin(self) -> Margin:
+        return parse_margin(self.recover_margin, self.ratio)
+
+    def _check_recovery_reachable(self) -> None:
+        """A ratio never leaves 0..1: a tier whose recovery threshold lies outside would fire for ever."""
+        for severity, condition in self.conditions.tiers():
+            if not isinstance(condition.value, (int, float)) or condition.recover is not None:
+                continue
+            up = condition.op in ("<", "<=")
+            limit = condition.value + self.margin.beyond(condition.value) * (1 if up else -1)
+            if condition.op in ("<", "<=", ">", ">=") and not 0 <= limit <= 1:
+                raise ValueError(
+                    f"recover_margin: the {severity.value} tier would recover only at {limit:g}, outside the ratio's "
+                    "0..1: it could never resolve; give a smaller margin (e.g. 0.005, half a percentage point)"
+                )
 
 
 class DynamicRule(Rule, tag="dynamic", frozen=True):

@@ -275,6 +275,7 @@ class Scenario:
             }
             out.append((t + 0.5, {"event_id": f"{order}-c", "type": "order_created", **common}))
             out.append((t + 0.6, {"event_id": f"{order}-p", "type": "order_paid", **common}))
+            self._stock[cheap.sku] -= 1  # fake orders take real stock, and the warehouse restocks as for any sale
         return out
 
     def _metrics(self, rng: random.Random, t: int) -> list[tuple[float, dict[str, Any]]]:

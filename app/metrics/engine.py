@@ -89,6 +89,7 @@ MAX_ROUTES = 100_000
 DERIVED: dict[str, tuple[str, str]] = {
     "conversion_rate": ("orders_paid", "visits"),
     "payment_rate": ("orders_paid", "orders_created"),
+    "order_rate": ("orders_created", "checkouts"),
     "aov": ("gmv_paid", "orders_paid"),
     "uv_value": ("gmv_paid", "visits"),
     "refund_rate": ("refunds", "orders_paid"),

@@ -10,7 +10,7 @@ the whole campaign. A late event lands in the bucket of its own ``occurred_at``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from app.metrics.measures import ZERO_BUCKET, Amount
 
@@ -71,7 +71,11 @@ class Series:
             bucket = seconds.get(second)
             if bucket is not None:
                 total += bucket[index]  # type: ignore[operator]
-        for minute in range(first_full, last_full):
+        if last_full - first_full > len(minutes):  # a long range (a 10-day pre-heat): walk the buckets there are
+            whole: Iterable[int] = sorted(m for m in minutes if first_full <= m < last_full)
+        else:
+            whole = range(first_full, last_full)
+        for minute in whole:
             bucket = minutes.get(minute)
             if bucket is not None:
                 total += bucket[index]  # type: ignore[operator]
