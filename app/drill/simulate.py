@@ -259,8 +259,8 @@ async def simulate(drill: Drill) -> None:
     if not drill.no_live:
         night = Night.of(campaign)
         print(
-            f"live: {campaign.id}, the night of {night.date()} from {night.clock(start_s)} to {night.clock(end_s)}"
-            f" on its own clock, {_pace(drill.speed)}",
+            f"live: {campaign.id}, the night of {night.date()} from {drill.minutes_before:g} simulated minutes before"
+            f" midnight to {drill.minutes_after:g} after, on its own clock, {_pace(drill.speed)}",
             file=sys.stderr,
         )
         runs.append(send_night(live_poster, live, night, "live", start_s, end_s, drill.speed))
