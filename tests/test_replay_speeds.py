@@ -15,12 +15,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from alerts.evaluation.lifecycle import Transition
 from app.api.alerts import MAX_LIST
+from app.campaigns.clock import REPLAY_LATENESS_S
 from app.campaigns.model import load_file
 from app.drill.demo import DEMO_CAMPAIGN, DEMO_CAMPAIGN_FILE, DEMO_INCIDENTS, DEMO_SCALE, DEMO_SEED
 from app.drill.scenario import Incident
@@ -54,10 +56,11 @@ AlertKey = tuple[str, Labels, str]
 """An alert at one severity: rule, labels, severity."""
 
 
-def demo_drill(url: str = "", key: str = "") -> Drill:
+def demo_drill() -> Drill:
+    """The night ``run_over_http`` sends, for the run in simulated time."""
     return Drill(
-        url=url,
-        key=key,
+        url="",
+        key="",
         campaign=DEMO_CAMPAIGN,
         campaign_file=DEMO_CAMPAIGN_FILE,
         speed=SPEED,
@@ -75,33 +78,26 @@ def vs_last_year(totals_gmv: float, baseline_gmv: float) -> float:
     return totals_gmv / baseline_gmv - 1
 
 
-async def run_over_http(dsn: str) -> tuple[list[dict[str, Any]], list[tuple[float, float]]]:
-    """The drill at 60x into a real server; its alert transitions and the (as_of, GMV vs last year) it read."""
+async def run_over_http(dsn: str, log: Path) -> tuple[list[dict[str, Any]], list[tuple[float, float]]]:
+    """The drill at 60x into a real server (its progress in ``log``); the alert transitions and the (as_of, GMV vs
+    last year) readings it gave."""
     server = start_server(dsn, WARROOM_CAMPAIGNS_DIR=ROOT / "campaigns", WARROOM_RULES_DIR=ROOT / "rules")
     try:
         ingest, reader = await create_key(dsn, "ingest"), await create_key(dsn, "operator")
+        command = [sys.executable, "-m", "app.cli", "simulate", "--url", server.url, "--key", ingest, "--history"]
+        command += ["--speed", f"{SPEED:g}", "--seed", str(DEMO_SEED), "--scale", f"{DEMO_SCALE:g}"]
+        command += ["--minutes-before", str(MINUTES_BEFORE), "--minutes-after", str(MINUTES_AFTER)]
+        command += [arg for text in DEMO_INCIDENTS for arg in ("--incident", text)]
         async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": reader}, timeout=10) as http:
-            drill = demo_drill(server.url, ingest)
-            command = [sys.executable, "-m", "app.cli", "simulate", "--url", drill.url, "--key", drill.key]
-            command += ["--speed", f"{SPEED:g}", "--seed", str(drill.seed), "--scale", f"{drill.scale:g}", "--history"]
-            command += ["--minutes-before", str(MINUTES_BEFORE), "--minutes-after", str(MINUTES_AFTER)]
-            command += [arg for text in DEMO_INCIDENTS for arg in ("--incident", text)]
-            process = await asyncio.create_subprocess_exec(
-                *command, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-            )
-            readings: list[tuple[float, float]] = []
-            deadline = time.monotonic() + DRILL_TIMEOUT_S
-            while process.returncode is None:
-                assert time.monotonic() < deadline, "the drill did not finish"
-                snapshot = (await http.get(f"/v1/campaigns/{DEMO_CAMPAIGN}/snapshot")).json()
-                baseline = snapshot.get("baseline")
-                if snapshot["phase"] == "burst" and baseline and baseline["gmv_paid"]:
-                    as_of = datetime.fromisoformat(snapshot["as_of"]).timestamp()
-                    readings.append((as_of, vs_last_year(snapshot["totals"]["gmv_paid"], baseline["gmv_paid"])))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(process.wait(), SAMPLE_EVERY_S)
-            stderr = (await process.stderr.read()).decode()
-            assert process.returncode == 0, stderr
+            with log.open("w") as output:
+                process = await asyncio.create_subprocess_exec(*command, cwd=ROOT, stdout=output, stderr=output)
+            try:
+                readings = await read_while_running(http, process)
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+            assert process.returncode == 0, (await asyncio.to_thread(log.read_text))[-3000:]
             await settled(http, END)
             response = await http.get("/v1/alerts/history", params={"limit": MAX_LIST})
             assert response.status_code == 200, response.text
@@ -112,13 +108,29 @@ async def run_over_http(dsn: str) -> tuple[list[dict[str, Any]], list[tuple[floa
     return transitions, readings
 
 
+async def read_while_running(http: httpx.AsyncClient, process: asyncio.subprocess.Process) -> list[tuple[float, float]]:
+    """GMV vs last year as the wall reads it, with the snapshot's clock, every ``SAMPLE_EVERY_S`` through the burst."""
+    readings: list[tuple[float, float]] = []
+    deadline = time.monotonic() + DRILL_TIMEOUT_S
+    while process.returncode is None:
+        assert time.monotonic() < deadline, "the drill did not finish"
+        snapshot = (await http.get(f"/v1/campaigns/{DEMO_CAMPAIGN}/snapshot")).json()
+        baseline = snapshot.get("baseline")
+        if snapshot["phase"] == "burst" and baseline and baseline["gmv_paid"]:
+            as_of = datetime.fromisoformat(snapshot["as_of"]).timestamp()
+            readings.append((as_of, vs_last_year(snapshot["totals"]["gmv_paid"], baseline["gmv_paid"])))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), SAMPLE_EVERY_S)
+    return readings
+
+
 async def settled(http: httpx.AsyncClient, end: float) -> None:
     """Wait until the server's clock of the night reaches its end (the last watermark less the lateness) and the
     rules have been evaluated there."""
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     while True:
         snapshot = (await http.get(f"/v1/campaigns/{DEMO_CAMPAIGN}/snapshot")).json()
-        if datetime.fromisoformat(snapshot["as_of"]).timestamp() >= end - 2:
+        if datetime.fromisoformat(snapshot["as_of"]).timestamp() >= end - REPLAY_LATENESS_S:
             break
         assert time.monotonic() < deadline, f"the server's clock stands at {snapshot['as_of']}"
         await asyncio.sleep(0.1)
@@ -184,8 +196,8 @@ def night_time(at: float) -> str:
     return NIGHT.clock(at - BURST)
 
 
-async def test_a_replay_at_60x_over_http_gives_the_alerts_and_comparisons_of_the_night_in_simulated_time(dsn):
-    rows, readings = await run_over_http(dsn)
+async def test_a_replay_at_60x_over_http_gives_the_alerts_and_comparisons_of_the_night_in_simulated_time(dsn, tmp_path):
+    rows, readings = await run_over_http(dsn, tmp_path / "simulate.log")
     moments: dict[int, tuple[float, float]] = {}
     for minute in BURST_MINUTES:
         target = BURST + minute * 60
