@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
 from decimal import Decimal
@@ -20,12 +22,22 @@ import httpx
 import msgspec
 import pgserver._commands as pg_commands
 
+from alerts.evaluation.evaluate import Evaluator
+from alerts.evaluation.lifecycle import Lifecycle, Transition
+from alerts.evaluation.live import REHEARSAL_MARKS
+from alerts.evaluation.metricview import EngineView
+from alerts.evaluation.rules import load_directory as load_rules
 from alerts.notify.delivery import DeliveryService
 from alerts.notify.dispatch import Flush, GroupId, LogEntry, Notice
 from app.campaigns import store
 from app.campaigns.model import Campaign, Phase, Phases, load_file
 from app.core.database import EmbeddedPostgres
+from app.drill.scenario import stamp
+from app.drill.simulate import Drill, Night, baseline_of, scenarios
+from app.ingest.events import COLUMNS, Defaults, decode_event
+from app.metrics.engine import Engine
 from app.metrics.measures import INDEX, Event
+from app.metrics.snapshot import Snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 STOCK_RULES = """
@@ -306,3 +318,65 @@ def stop_postgres(server: EmbeddedPostgres, mode: str = "fast") -> None:
     """Stop PostgreSQL: ``fast`` closes sessions cleanly; ``immediate`` kills it as a crash would (it
     recovers from its WAL at the next start)."""
     pg_commands.pg_ctl(["-m", mode, "-w", "stop"], pgdata=server.pgdata, user=server._server.system_user)
+
+
+# The drill's night judged in simulated time: the pure engine, rules and lifecycle, no server and no wall clock.
+
+
+EVENT_FIELDS = {name: i for i, name in enumerate(COLUMNS)}
+ENGINE_FIELDS = Event._fields[4:]
+"""The stored columns the engine reads after ``seq``, ``type``, ``occurred_at`` and ``campaign``."""
+
+
+@dataclass
+class NightRun:
+    """What a night replayed in simulated time gave: every alert transition, and the snapshot of this year's
+    campaign each time its clock stood at one of the asked moments."""
+
+    transitions: list[Transition] = field(default_factory=list)
+    snapshots: dict[float, Snapshot] = field(default_factory=dict)
+
+
+def engine_events(raw: list[dict[str, Any]], seq: itertools.count) -> list[Event]:
+    """Events as the server stores them (validated, amounts decoded) and the engine then reads them."""
+    out = []
+    for payload in raw:
+        occurred = datetime.fromisoformat(payload["occurred_at"])
+        row, errors = decode_event(msgspec.json.encode(payload), occurred + timedelta(seconds=1), Defaults("", "CNY"))
+        assert row is not None, errors
+        out.append(
+            Event(next(seq), row[1], row[2].timestamp(), row[3], *(row[EVENT_FIELDS[name]] for name in ENGINE_FIELDS))
+        )
+    return out
+
+
+def replay_night(drill: Drill, moments: Iterable[float] = (), evaluate_every_s: int = 5) -> NightRun:
+    """``drill``'s night (its campaign file and the baseline's next to it, as shipped) judged in simulated time, as the
+    server judges a replay: last year's history loaded first, then this year's night second by second, each second
+    closed by a watermark, and every campaign evaluated every ``evaluate_every_s`` simulated seconds on its own clock
+    by the rules of ``ROOT/rules``. Snapshots of this year's campaign are taken when its clock stands at ``moments``
+    (epoch seconds)."""
+    this_year = msgspec.structs.replace(load_file(drill.campaign_file), id=drill.campaign)
+    last_year = baseline_of(this_year, drill.campaign_file.parent)
+    engine = Engine([this_year, last_year])
+    live, history = scenarios(drill, this_year)
+    nights, seq = (Night.of(this_year), Night.of(last_year)), itertools.count(1)
+    start_s, end_s = int(-drill.minutes_before * 60), int(drill.minutes_after * 60)
+    for t in range(start_s, end_s):
+        engine.apply(engine_events(stamp(history.step(t), last_year.id, nights[1].iso), seq))
+    engine.apply(engine_events([nights[1].watermark(end_s, history.id_prefix)], seq))
+    rules = load_rules(ROOT / "rules")
+    evaluator, lifecycle, run, wanted = Evaluator(rules.rules), Lifecycle(), NightRun(), set(moments)
+    for t in range(start_s, end_s):
+        raw = stamp(live.step(t), this_year.id, nights[0].iso) + [nights[0].watermark(t + 1, live.id_prefix)]
+        engine.apply(engine_events(raw, seq))
+        clock = engine.clock(this_year.id, 0.0)
+        if clock.now in wanted:
+            run.snapshots[clock.now] = engine.snapshot(this_year.id, 0.0)
+        if t % evaluate_every_s:
+            continue
+        for campaign in sorted(engine.campaigns):
+            view = EngineView(engine, campaign, 0.0)
+            found = evaluator.evaluate(view, REHEARSAL_MARKS if view.clock.mode == "replay" else None)
+            run.transitions += lifecycle.observe(found, view.now, evaluator.for_seconds(), campaign)
+    return run

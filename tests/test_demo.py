@@ -7,11 +7,13 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 
 import httpx
 
+from app.campaigns.model import load_file
 from app.core.settings import DEFAULT_SHUTDOWN_GRACE_S
-from app.drill.demo import DEMO_CAMPAIGN
+from app.drill.demo import DEMO_CAMPAIGN, DEMO_CAMPAIGN_FILE, reset_demo_data
 from tests.conftest import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,18 +85,21 @@ def test_demo_prints_a_curl_command_that_stores_an_event(tmp_path):
 
 
 DRILL_TIMEOUT_S = 120
+NIGHT_BURST = datetime(2026, 11, 11, tzinfo=timezone(timedelta(hours=8)))
 NIGHT_GOES_ON_TIMEOUT_S = 30
 
 
 def test_demo_runs_the_night_with_last_years_history(tmp_path):
-    """`warroom demo`: the campaigns are scheduled, history and the live night arrive, midnight bursts."""
-    import httpx
-
+    """`warroom demo`: history and the live night arrive in the night's own time, midnight bursts on the night's
+    clock (2026-11-11 00:00 in Shanghai, whatever the server's clock says)."""
     process, port = start_demo(tmp_path)
     try:
         lines: list[str] = []
-        while not any(line.strip().startswith("screen ") for line in lines):
+        while not any(line.startswith("Post an event") for line in lines):
             lines.append(process.stdout.readline())
+            assert lines[-1] or process.poll() is None, "demo stopped:\n" + (tmp_path / "demo.log").read_text()[-3000:]
+        banner = "".join(lines)
+        assert "a rehearsal of the night of 2026-11-11 on its own clock, at 60x" in banner, banner
         screen = next(line.split()[1] for line in lines if line.strip().startswith("screen "))
         base = f"http://127.0.0.1:{port}/v1/campaigns"
 
@@ -118,9 +123,66 @@ def test_demo_runs_the_night_with_last_years_history(tmp_path):
         history = snapshot("double11-2025")
         assert history is not None and history["events"] > 0 and history["totals"]["orders_paid"] > 0
         assert now["baseline"] is not None, "this year's snapshot compares with last year's"
+        assert now["clock"] == "replay" and now["as_of"].startswith("2026-11-1"), now["as_of"]
+        assert NIGHT_BURST <= datetime.fromisoformat(now["as_of"]) < NIGHT_BURST + timedelta(minutes=10)
         first_orders, deadline = now["totals"]["orders_paid"], time.monotonic() + NIGHT_GOES_ON_TIMEOUT_S
         while (later := snapshot("double11-demo")) is None or later["totals"]["orders_paid"] <= first_orders:
             assert time.monotonic() < deadline, "the night does not go on: no order after the first ones"
             time.sleep(0.2)
     finally:
         stop_demo(process, tmp_path)
+
+
+async def test_a_second_demo_starts_from_a_clean_night(db, dsn):
+    """The previous demo's events and alerts of the two demo campaigns go (alert ids derive from the night's time,
+    so a second run's would collide); another campaign's stay."""
+
+    async def alert(alert_id: str, campaign: str) -> None:
+        await db.execute(
+            "INSERT INTO alerts (id, fingerprint, rule, campaign, labels, status, severity, active_tiers,"
+            " pending_since, fired_at, values, summary_en, summary_zh, runbook_en, runbook_zh, link)"
+            " VALUES ($1, $1, 'stock_low', $2, '{}', 'firing', 'warning', '{warning}', now(), now(), '{}',"
+            " '', '', '', '', '')",
+            alert_id,
+            campaign,
+        )
+        await db.execute(
+            "INSERT INTO alert_transitions (alert_id, at, kind, severity, flapping, values)"
+            " VALUES ($1, now(), 'firing', 'warning', false, '{}')",
+            alert_id,
+        )
+        notification = await db.fetchval(
+            "INSERT INTO notifications (dedup_key, contact_point, url_id, lane, group_key, kind, severity, alert_ids,"
+            " title, body, notify_type) VALUES ($1, 'ops', 'u', 'l', 'g', 'firing', 'warning', $2, '', '', 'info')"
+            " RETURNING id",
+            alert_id,
+            [alert_id],
+        )
+        await db.execute(
+            "INSERT INTO notification_attempts (notification_id, attempt, ok, duration_ms) VALUES ($1, 1, true, 1)",
+            notification,
+        )
+        await db.execute(
+            "INSERT INTO notification_log (lane, receiver, group_key, told, sent_at, flushes)"
+            " VALUES ('l', 'ops', $1, $2::jsonb, now(), 1)",
+            alert_id,
+            f'{{"{alert_id}": [0, "warning"]}}',
+        )
+
+    await alert("demo-alert", "double11-demo")
+    await alert("last-year-alert", "double11-2025")
+    await alert("other-alert", "other-night")
+    await db.execute(
+        "INSERT INTO events (event_id, type, occurred_at, campaign) VALUES"
+        " ('e1', 'visit', now(), 'double11-demo'), ('e2', 'visit', now(), 'other-night')"
+    )
+    await reset_demo_data(dsn, load_file(DEMO_CAMPAIGN_FILE))
+    for table, column in (
+        ("alerts", "id"),
+        ("alert_transitions", "alert_id"),
+        ("notification_log", "group_key"),
+        ("notifications", "dedup_key"),
+    ):
+        assert await db.fetchval(f"SELECT array_agg({column}) FROM {table}") == ["other-alert"], table
+    assert await db.fetchval("SELECT count(*) FROM notification_attempts") == 1
+    assert await db.fetchval("SELECT array_agg(campaign) FROM events") == ["other-night"]

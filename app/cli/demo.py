@@ -6,33 +6,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from datetime import datetime
 from pathlib import Path
 
 import asyncpg
-import msgspec
 
 from app.access import keys
 from app.cli.connection import on_connection, open_database
 from app.cli.serve import serve
 from app.core.settings import Settings
 from app.drill.demo import (
-    CAMPAIGNS_DIR,
     DEMO_CAMPAIGN,
+    DEMO_CAMPAIGN_FILE,
     DEMO_MINUTES_AFTER,
     DEMO_MINUTES_BEFORE,
     DEMO_SCALE,
     DEMO_SEED,
     DEMO_SPEED,
-    Drill,
-    simulate,
+    demo_night,
     start_demo_drill,
 )
 from app.drill.scenario import Incident
-from app.drill.simulate import burst_time
+from app.drill.simulate import Drill, simulate
 
 DEMO_KEY_SCOPES = ("ingest", "screen", "operator", "metrics")
-DRILL_NOTE = "  drill:      the night replays at 60x while last year's history loads: midnight comes in about 25 s"
 SAMPLE_EVENT = {
     "event_id": "demo-1",
     "type": "order_paid",
@@ -54,11 +50,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     s.add_argument("--scenario", choices=["double11"], default="double11")
     s.add_argument("--url", required=True, help="the war-room, e.g. http://127.0.0.1:8000")
     s.add_argument("--key", required=True, help="an ingest key")
-    s.add_argument("--speed", type=float, default=DEMO_SPEED, help="simulated seconds per real second (default 60)")
+    s.add_argument(
+        "--speed",
+        type=float,
+        default=DEMO_SPEED,
+        help="simulated seconds per real second (default 60); 0 sends as fast as the server takes them."
+        " Events carry the night's own time whatever the speed",
+    )
     s.add_argument("--seed", type=int, default=DEMO_SEED)
     s.add_argument("--campaign", default=DEMO_CAMPAIGN, help="campaign id of the events")
     s.add_argument(
-        "--campaign-file", type=Path, default=CAMPAIGNS_DIR / f"{DEMO_CAMPAIGN}.yaml", help="SKU catalog and baseline"
+        "--campaign-file",
+        type=Path,
+        default=DEMO_CAMPAIGN_FILE,
+        help="the night (its burst start is midnight), SKU catalog and baseline; with --history the baseline's own"
+        " file is read from the same directory",
     )
     s.add_argument(
         "--incident",
@@ -75,12 +81,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--scale", type=float, default=DEMO_SCALE, help="pre-heat visits per simulated minute (the burst peaks at 30x)"
     )
     s.add_argument(
-        "--burst-at", help="real time of midnight (RFC 3339); default: right after the pre-heat window from now"
-    )
-    s.add_argument(
         "--history",
         action="store_true",
-        help="also send last year's run into the baseline campaign, alongside the live night",
+        help="also send last year's run into the baseline campaign, in its own night, as fast as the server takes"
+        " it, alongside the live night",
     )
     s.add_argument("--no-live", action="store_true", help="with --history: stop after the history")
     s.set_defaults(handler=_simulate)
@@ -111,7 +115,7 @@ Promo War-Room is starting on {base}
               screen   {screen}
               operator {demo_keys["operator"]}
               metrics  {demo_keys["metrics"]}
-{DRILL_NOTE if drill else ""}
+{"  drill:      " + demo_night() if drill else ""}
 
 Post an event:
   curl -sS {base}/v1/events -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
@@ -125,16 +129,13 @@ Post an event:
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> None:
-    """Check the incidents and the burst time before anything is sent, then post the night."""
+    """Check the incidents and the speed before anything is sent, then post the night."""
     try:
         incidents = tuple(Incident.parse(text) for text in args.incident)
-        burst_at = (
-            msgspec.convert(args.burst_at, datetime)
-            if args.burst_at
-            else burst_time(0, args.speed, args.minutes_before * 60)
-        )
-    except (ValueError, msgspec.ValidationError) as exc:
+    except ValueError as exc:
         raise SystemExit(f"warroom: {exc}") from None
+    if not args.speed >= 0:
+        raise SystemExit(f"warroom: --speed must be 0 (as fast as possible) or more, got {args.speed:g}")
     drill = Drill(
         url=args.url,
         key=args.key,
@@ -149,4 +150,4 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> None:
         history=args.history,
         no_live=args.no_live,
     )
-    asyncio.run(simulate(drill, burst_at))
+    asyncio.run(simulate(drill))

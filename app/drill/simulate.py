@@ -1,11 +1,16 @@
 """The drill simulator as an integrator: posts the scenario's events through the real HTTP API.
 
-Simulated time runs ``speed`` times faster than real time and is mapped onto
-the real clock, so ``occurred_at`` is always "now" for live events (the API
-rejects the future). History (``--history``) is last year's run of the same
-shape, stamped a year earlier into the baseline campaign and sent as fast as
-the server takes it. Retries on 429/503 and network errors honour
-``Retry-After``: the ids are deterministic, so a retry is only ever a duplicate.
+Events carry the night's own time: simulated second ``t`` (relative to the burst) is the campaign's burst
+start plus ``t`` seconds, whatever the speed. Pacing is separate: at ``speed`` > 0 second ``t`` goes out once
+``(t - first) / speed`` real seconds have passed since the drill began; at ``speed`` 0 as fast as the server
+takes it. Each batch ends with a ``watermark`` event for its campaign (how far through the night it has sent),
+so the server runs the night on its own clock (``app/campaigns/clock.py``): 1x, 60x and as fast as possible
+give the same numbers and the same alerts.
+
+History (``Drill.history``) is last year's run of the same shape, stamped in the baseline campaign's own night
+(the burst of its file) and sent with its watermarks as fast as the server takes it, alongside the live night:
+this year is compared with last year only as far as last year has been loaded. Retries on 429/503 and network
+errors honour ``Retry-After``: the ids are deterministic, so a retry is only ever a duplicate.
 """
 
 from __future__ import annotations
@@ -15,23 +20,27 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import msgspec
 
-from app.drill.scenario import Scenario, stamp
+from app.campaigns import model as campaign_model
+from app.campaigns.model import Campaign
+from app.drill.scenario import Incident, Scenario, stamp
 
 BATCH_EVENTS = 2_000
 HISTORY_BATCH_EVENTS = 5_000
 TICK_S = 0.1
 PROGRESS_EVERY_S = 2.0
 MAX_ATTEMPTS = 8
-HISTORY_SHIFT = timedelta(days=364)
-"""Last year's same weekday: 364 days back keeps weekly patterns aligned."""
 HISTORY_GROWTH = 1.25
 """This year's drill is 25% bigger than last year's baseline."""
+AS_FAST_AS_POSSIBLE = 0.0
+"""The ``speed`` that sends without pacing."""
 
 
 @dataclass
@@ -100,62 +109,163 @@ class Poster:
         raise AssertionError("unreachable")
 
 
-def _iso_clock(origin: datetime, speed: float) -> Callable[[float], str]:
-    """Map simulated seconds (relative to the burst) onto real timestamps."""
-    return lambda t: (origin + timedelta(seconds=t / speed)).isoformat()
+@dataclass(frozen=True, slots=True)
+class Night:
+    """Where a drill's simulated seconds fall in one campaign's own time."""
+
+    campaign: str
+    burst: datetime
+    """The night's midnight, simulated second 0: the campaign's burst start."""
+    timezone: ZoneInfo
+
+    @classmethod
+    def of(cls, campaign: Campaign) -> Night:
+        return cls(campaign.id, campaign.phases.burst.start, ZoneInfo(campaign.timezone))
+
+    def iso(self, t: float) -> str:
+        """Simulated second ``t`` as an RFC 3339 time of the night."""
+        return (self.burst + timedelta(seconds=t)).isoformat()
+
+    def clock(self, t: float) -> str:
+        """Simulated second ``t`` on the night's wall clock, e.g. ``00:03:12`` (``23:41:00`` in the pre-heat)."""
+        return (self.burst + timedelta(seconds=t)).astimezone(self.timezone).strftime("%H:%M:%S")
+
+    def date(self) -> str:
+        return self.burst.astimezone(self.timezone).date().isoformat()
+
+    def watermark(self, t: int, id_prefix: str) -> dict[str, Any]:
+        """The event saying everything before simulated second ``t`` has been sent; its id is deterministic, so a
+        retried batch deduplicates it."""
+        return {
+            "event_id": f"{id_prefix}-watermark-{t}",
+            "type": "watermark",
+            "campaign": self.campaign,
+            "occurred_at": self.iso(t),
+        }
 
 
-async def send_history(
-    poster: Poster, scenario: Scenario, campaign: str, burst_at: datetime, speed: float, start_s: int, end_s: int
-) -> Progress:
-    """Last year's run, one year earlier, as fast as the server accepts it."""
-    progress = Progress(f"history {campaign}")
-    to_iso = _iso_clock(burst_at - HISTORY_SHIFT, speed)
-    pending: list[dict[str, Any]] = []
-    for t in range(start_s, end_s):
-        pending += stamp(scenario.step(t), campaign, to_iso)
-        if len(pending) >= HISTORY_BATCH_EVENTS or t == end_s - 1:
-            if pending:
-                progress.add(await poster.post(pending), len(pending))
-                pending = []
-            progress.maybe_print(f"{(t - start_s) / max(end_s - start_s, 1):.0%} · ")
-    progress.maybe_print("done · ", force=True)
-    return progress
+def due(first: int, elapsed_s: float, speed: float, end: int) -> int:
+    """The simulated seconds before the returned one are due ``elapsed_s`` real seconds into a drill that starts at
+    second ``first``: second ``t`` goes out once ``(t - first) / speed`` real seconds have passed, and at speed 0
+    (``AS_FAST_AS_POSSIBLE``) every second up to ``end`` is due at once."""
+    if speed <= AS_FAST_AS_POSSIBLE:
+        return end
+    return min(end, first + int(elapsed_s * speed) + 1)
 
 
-async def send_live(
+async def send_night(
     poster: Poster,
     scenario: Scenario,
-    campaign: str,
-    burst_at: datetime,
-    speed: float,
+    night: Night,
+    label: str,
     start_s: int,
     end_s: int,
-    clock: Callable[[], float] = time.time,
+    speed: float,
+    batch_events: int = BATCH_EVENTS,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Progress:
-    """The drill in (compressed) real time: each simulated second is sent once the real clock reaches it."""
-    progress = Progress(f"live {campaign}")
-    to_iso = _iso_clock(burst_at, speed)
-    origin = burst_at.timestamp()
+    """Simulated seconds ``start_s`` to ``end_s`` of the night, each batch ending with the night's watermark."""
+    progress = Progress(f"{label} {night.campaign}")
+    began = clock()
     t = start_s
     while t < end_s:
-        now_s = min(end_s, int((clock() - origin) * speed) + 1)
-        pending: list[dict[str, Any]] = []
-        while t < now_s:
-            pending += stamp(scenario.step(t), campaign, to_iso)
-            t += 1
-        for i in range(0, len(pending), BATCH_EVENTS):
-            chunk = pending[i : i + BATCH_EVENTS]
-            progress.add(await poster.post(chunk), len(chunk))
-        minute = t / 60
-        progress.maybe_print(f"T{'+' if minute >= 0 else ''}{minute:.1f} min · ")
+        until = due(start_s, clock() - began, speed, end_s)
+        while t < until:
+            batch: list[dict[str, Any]] = []
+            while t < until and len(batch) < batch_events:
+                batch += stamp(scenario.step(t), night.campaign, night.iso)
+                t += 1
+            batch.append(night.watermark(t, scenario.id_prefix))
+            progress.add(await poster.post(batch), len(batch))
+            progress.maybe_print(f"{night.clock(t)} · ")
         if t < end_s:
             await asyncio.sleep(TICK_S)
-    progress.maybe_print("done · ", force=True)
+    progress.maybe_print(f"done · {night.clock(t)} · ", force=True)
     return progress
 
 
-def burst_time(lead_s: float, speed: float, preheat_s: float, now: float | None = None) -> datetime:
-    """When (real time) the burst starts if the pre-heat window begins ``lead_s`` seconds from now."""
-    start = (time.time() if now is None else now) + lead_s
-    return datetime.fromtimestamp(start + preheat_s / speed, UTC)
+@dataclass(frozen=True, slots=True)
+class Drill:
+    """One drill: the war-room it posts to, the night it plays there, and how fast."""
+
+    url: str
+    key: str
+    """An ingest key of that war-room."""
+    campaign: str
+    """The campaign id the live events carry."""
+    campaign_file: Path
+    """The night (its burst start is simulated second 0), SKU catalog and baseline; the baseline's own file is
+    looked up next to it."""
+    speed: float
+    """Simulated seconds per real second; ``AS_FAST_AS_POSSIBLE`` (0) sends without pacing."""
+    seed: int
+    incidents: tuple[Incident, ...]
+    minutes_before: float
+    minutes_after: float
+    scale: float
+    """Pre-heat visits per simulated minute (the burst peaks at 30x)."""
+    history: bool
+    """Also send last year's run into the baseline campaign, alongside the live night."""
+    no_live: bool
+    """With ``history``: stop after the history."""
+
+
+def scenarios(drill: Drill, campaign: Campaign) -> tuple[Scenario, Scenario]:
+    """This year's night (with the drill's incidents) and last year's (quiet, smaller) for ``campaign``."""
+    before_s = drill.minutes_before * 60
+    live = Scenario(campaign.id, campaign.skus, drill.seed, drill.scale, drill.incidents, before_s, f"sim{drill.seed}")
+    history = Scenario(
+        campaign.baseline or "",
+        campaign.skus,
+        drill.seed + 1,
+        drill.scale / HISTORY_GROWTH,
+        (),
+        before_s,
+        f"hist{drill.seed}",
+    )
+    return live, history
+
+
+def baseline_of(campaign: Campaign, directory: Path) -> Campaign:
+    """Last year's campaign of ``campaign`` from its own file in ``directory``: its burst is the history's midnight."""
+    if not campaign.baseline:
+        raise SystemExit("warroom: --history needs a campaign file that names its baseline")
+    for candidate in campaign_model.load_directory(directory):
+        if candidate.id == campaign.baseline:
+            return candidate
+    raise SystemExit(f"warroom: --history needs the baseline campaign {campaign.baseline!r} defined in {directory}")
+
+
+def _pace(speed: float) -> str:
+    return "as fast as the server takes it" if speed <= AS_FAST_AS_POSSIBLE else f"at {speed:g}x"
+
+
+async def simulate(drill: Drill) -> None:
+    """History (if asked) and the live night run side by side, so the burst is never delayed by the history."""
+    campaign = msgspec.structs.replace(campaign_model.load_file(drill.campaign_file), id=drill.campaign)
+    live, history = scenarios(drill, campaign)
+    start_s, end_s = int(-drill.minutes_before * 60), int(drill.minutes_after * 60)
+    baseline = baseline_of(campaign, drill.campaign_file.parent) if drill.history else None
+    history_poster, live_poster = Poster(drill.url, drill.key), Poster(drill.url, drill.key)
+    runs = []
+    if baseline is not None:
+        night = Night.of(baseline)
+        print(f"history: {baseline.id}, the night of {night.date()} {_pace(AS_FAST_AS_POSSIBLE)}", file=sys.stderr)
+        runs.append(
+            send_night(
+                history_poster, history, night, "history", start_s, end_s, AS_FAST_AS_POSSIBLE, HISTORY_BATCH_EVENTS
+            )
+        )
+    if not drill.no_live:
+        night = Night.of(campaign)
+        print(
+            f"live: {campaign.id}, the night of {night.date()} from {drill.minutes_before:g} simulated minutes before"
+            f" midnight to {drill.minutes_after:g} after, on its own clock, {_pace(drill.speed)}",
+            file=sys.stderr,
+        )
+        runs.append(send_night(live_poster, live, night, "live", start_s, end_s, drill.speed))
+    try:
+        await asyncio.gather(*runs)
+    finally:
+        await history_poster.close()
+        await live_poster.close()
