@@ -23,9 +23,8 @@ import msgspec
 import pgserver._commands as pg_commands
 
 from alerts.evaluation.evaluate import Evaluator
+from alerts.evaluation.judgement import judge
 from alerts.evaluation.lifecycle import Lifecycle, Transition
-from alerts.evaluation.live import REHEARSAL_MARKS
-from alerts.evaluation.metricview import EngineView
 from alerts.evaluation.rules import load_directory as load_rules
 from alerts.notify.delivery import DeliveryService
 from alerts.notify.dispatch import Flush, GroupId, LogEntry, Notice
@@ -376,7 +375,5 @@ def replay_night(drill: Drill, moments: Iterable[float] = (), evaluate_every_s: 
         if t % evaluate_every_s:
             continue
         for campaign in sorted(engine.campaigns):
-            view = EngineView(engine, campaign, 0.0)
-            found = evaluator.evaluate(view, REHEARSAL_MARKS if view.clock.mode == "replay" else None)
-            run.transitions += lifecycle.observe(found, view.now, evaluator.for_seconds(), campaign)
+            run.transitions += judge(engine, campaign, 0.0, evaluator, lifecycle)[1]
     return run

@@ -22,9 +22,8 @@ import pytest
 
 from alerts.evaluation.evaluate import Evaluator
 from alerts.evaluation.inhibit import DEFAULT_INHIBIT_RULES, inhibitors
+from alerts.evaluation.judgement import judge
 from alerts.evaluation.lifecycle import Lifecycle, Transition
-from alerts.evaluation.live import REHEARSAL_MARKS
-from alerts.evaluation.metricview import EngineView
 from alerts.evaluation.rules import load_directory
 from alerts.evaluation.severity import Severity, rank
 from app.campaigns.model import load_file
@@ -142,9 +141,7 @@ def run_night(history: tuple[bytes, int], incidents: tuple[Incident, ...], every
             continue
         alerted = {a.labels.get("campaign", "") for a in lifecycle.alerts.values()}
         for campaign in sorted(set(engine.campaigns) | alerted):
-            view = EngineView(engine, campaign, WALL)
-            found = evaluator.evaluate(view, REHEARSAL_MARKS if view.clock.mode == "replay" else None)
-            for transition in lifecycle.observe(found, view.now, evaluator.for_seconds(), campaign):
+            for transition in judge(engine, campaign, WALL, evaluator, lifecycle)[1]:
                 night.transitions.append(transition)
                 if transition.kind in ("firing", "escalated"):
                     night.muted[len(night.transitions) - 1] = muting(lifecycle, transition)
