@@ -61,9 +61,10 @@ STOCK_LEVEL = 100_000
 WAREHOUSE = "wh-bench"
 WINDOWS = ("30s", "1m", "5m", "10m")
 SKU_METRICS = ("units_sold", "add_to_cart", "product_views", "gmv_paid")
-CHANNEL_METRICS = ("visits", "orders_paid", "gmv_paid", "cart_rate")
+CHANNEL_METRICS = ("visits", "orders_paid", "gmv_paid", "orders_created")
 QUIET_ABOVE = 1e12
-"""Windowed thresholds sit this high, so the rules are evaluated in full but never fire."""
+"""Windowed thresholds sit this high, so the rules are evaluated in full but never fire (the metrics are counts
+and amounts: a ratio's threshold must leave it room to recover inside 0..1, or the rules refuse to load)."""
 OVERSTOCK_ABOVE = 10_000_000
 DROP_BELOW = -0.9
 DROP_MIN_REFERENCE = 50.0

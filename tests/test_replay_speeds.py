@@ -178,6 +178,12 @@ class NightAlerts:
             for start, end, standing in self.spells.get(alert, [])
         )
 
+    def brief(self, alert: AlertId, at: float) -> bool:
+        """Whether the spell that began at ``at`` ended within ``FIRED_WITHIN_S``: an alert up for less than the
+        tolerance is seen or not depending on when the rules are evaluated (the server's cadence at 60x is 12 to
+        60 simulated seconds), so the other run need not have it."""
+        return any(start == at and end - start < FIRED_WITHIN_S for start, end, _ in self.spells.get(alert, []))
+
     def told(self, alert: AlertId) -> list[str]:
         """The alert's spells as night times, e.g. ``00:16:29-00:26:10 emergency`` (``-…`` while still firing)."""
         return [
@@ -222,7 +228,7 @@ async def test_a_replay_at_60x_over_http_gives_the_alerts_and_comparisons_of_the
         (alert, severity, night_time(at), f"only {where}")
         for run, other, where in ((over_http, in_simulated_time, "over HTTP"), (in_simulated_time, over_http, "pure"))
         for alert, severity, at in run.reached
-        if at < END - FIRED_WITHIN_S and not other.shows(alert, severity, at)
+        if at < END - FIRED_WITHIN_S and not other.shows(alert, severity, at) and not run.brief(alert, at)
     ]
     told = {alert: (over_http.told(alert), in_simulated_time.told(alert)) for alert, *_ in unmatched}
     assert not unmatched, (unmatched, told)
