@@ -11,9 +11,11 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 
+from alerts.evaluation.lifecycle import FLAP_STABLE_S
 from app.campaigns.model import load_file
 from app.core.settings import DEFAULT_SHUTDOWN_GRACE_S
-from app.drill.demo import DEMO_CAMPAIGN, DEMO_CAMPAIGN_FILE, reset_demo_data
+from app.drill.demo import DEMO_CAMPAIGN, DEMO_CAMPAIGN_FILE, DEMO_INCIDENTS, DEMO_SPEED, reset_demo_data
+from app.drill.scenario import INCIDENTS, Incident
 from tests.conftest import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -129,8 +131,68 @@ def test_demo_runs_the_night_with_last_years_history(tmp_path):
         while (later := snapshot("double11-demo")) is None or later["totals"]["orders_paid"] <= first_orders:
             assert time.monotonic() < deadline, "the night does not go on: no order after the first ones"
             time.sleep(0.2)
+        watched_until = NIGHT_BURST + timedelta(minutes=WATCHED_MINUTES)
+        deadline = time.monotonic() + WATCHED_MINUTES * 60 / DEMO_SPEED + DRILL_TIMEOUT_S
+        while (later := snapshot("double11-demo")) is None or datetime.fromisoformat(later["as_of"]) < watched_until:
+            assert time.monotonic() < deadline, f"the night did not reach {watched_until:%H:%M}"
+            time.sleep(0.5)
+        operator = next(line.split()[1] for line in lines if line.strip().startswith("operator "))
+        alerts = httpx.get(
+            f"http://127.0.0.1:{port}/v1/alerts", params={"status": "all"}, headers={"X-API-Key": operator}, timeout=10
+        ).json()
     finally:
         stop_demo(process, tmp_path)
+    assert_every_incident_caught_and_nothing_else(alerts, watched_until.timestamp())
+
+
+WATCHED_MINUTES = 58
+"""The demo is watched to 00:58 of the night: five incidents, the last one ending at 00:52, plus three minutes."""
+CAUGHT_BY = {
+    "gmv_drop": {("orders_per_checkout_drop", "warning"), ("orders_below_last_year", "warning")},
+    "sellout": {("stock_low", "emergency")},
+    "payment_outage": {("payment_success_rate_low", "emergency"), ("payment_outage", "emergency")},
+    "brushing": {("brushing", "warning")},
+    "slow_pages": {("slow_pages", "warning")},
+}
+"""What each scripted incident must raise (any one of these rules at this severity)."""
+CAUGHT_WITHIN_S = 90
+"""A simulated minute, as tests/test_drill_alerts.py proves at the server's evaluation cadence, plus one evaluation
+interval of a server sharing two cores with the rest of the suite (at 60x, up to 30 simulated seconds)."""
+RESOLVED_WITHIN_S = 180
+"""An incident's own alerts resolve within three minutes of its end. An alert an incident causes on the side (orders
+per checkout falling while a SKU is sold out, muted by its emergency) that flapped meanwhile is held a further
+``FLAP_STABLE_S`` by the lifecycle, as any flapping alert is."""
+
+
+def assert_every_incident_caught_and_nothing_else(alerts: list[dict], watched_until: float) -> None:
+    """As a newcomer watches the demo: each incident raises its alert at its severity soon after it starts, every
+    alert belongs to an incident (fired while one runs) and resolves within three minutes of its end, and last year's
+    campaign raises nothing."""
+    burst = NIGHT_BURST.timestamp()
+    windows = [
+        (incident.name, burst + incident.start_s, burst + incident.start_s + INCIDENTS[incident.name])
+        for incident in map(Incident.parse, DEMO_INCIDENTS)
+    ]
+    told = [
+        (a["rule"], a["severity"], a["labels"].get("campaign"), a["fired_at"], a.get("resolved_at")) for a in alerts
+    ]
+    assert all(a["labels"].get("campaign") == DEMO_CAMPAIGN for a in alerts), told
+    fired = [(a, datetime.fromisoformat(a["fired_at"]).timestamp()) for a in alerts]
+    for name, start, _ in windows:
+        caught = [at - start for a, at in fired if (a["rule"], a["severity"]) in CAUGHT_BY[name] and start <= at]
+        assert caught and min(caught) <= CAUGHT_WITHIN_S, (name, sorted(caught)[:3], told)
+    for alert, at in fired:
+        incident = next(((n, s, e) for n, s, e in windows if s <= at <= e + 60), None)
+        assert incident is not None, ("an alert outside every incident", alert["rule"], alert["fired_at"], told)
+        resolved = datetime.fromisoformat(alert["resolved_at"]).timestamp() if alert.get("resolved_at") else None
+        own = (alert["rule"], alert["severity"]) in CAUGHT_BY[incident[0]]
+        deadline = incident[2] + RESOLVED_WITHIN_S + (FLAP_STABLE_S if alert["flapping"] and not own else 0)
+        assert (resolved is not None and resolved <= deadline) or (resolved is None and deadline > watched_until), (
+            "still firing after its incident",
+            alert["rule"],
+            alert["fired_at"],
+            told,
+        )
 
 
 async def test_a_second_demo_starts_from_a_clean_night(db, dsn):

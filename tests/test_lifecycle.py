@@ -1,7 +1,7 @@
 """Alert lifecycle with a fake clock: pending, firing, severity changes, hysteresis, flapping, resolution."""
 
 from alerts.evaluation import lifecycle
-from alerts.evaluation.lifecycle import FLAP_TRANSITIONS, FLAP_WINDOW_S, Alert, Lifecycle, Observation
+from alerts.evaluation.lifecycle import FLAP_STABLE_S, FLAP_TRANSITIONS, FLAP_WINDOW_S, Alert, Lifecycle, Observation
 
 SKU = {"campaign": "c", "sku": "A"}
 
@@ -71,13 +71,16 @@ def test_flapping_is_detected_and_holds_the_resolution():
         t += 10
     assert [tr.kind for tr in transitions].count("firing") >= 2
     assert life.alerts[obs().fingerprint].flapping
-    assert life.observe([obs(recovered={"warning"})], t + 100, {}) == []
-    refire = life.observe([obs({"warning"})], t + 200, {})
+    assert life.observe([obs(recovered={"warning"})], t + FLAP_STABLE_S / 2, {}) == []
+    refire = life.observe([obs({"warning"})], t + FLAP_STABLE_S * 0.75, {})
     assert refire == [], "a flapping alert that triggers again stays the same firing alert"
-    resolved = life.observe([obs(recovered={"warning"})], t + 300 + FLAP_WINDOW_S, {})
+    t += FLAP_STABLE_S
+    resolved = life.observe([obs(recovered={"warning"})], t, {})
     assert resolved == []
-    resolved = life.observe([obs(recovered={"warning"})], t + 300 + 2 * FLAP_WINDOW_S, {})
-    assert kinds(resolved) == [("resolved", "warning")] and not resolved[0].flapping, "stable for a whole window"
+    resolved = life.observe([obs(recovered={"warning"})], t + FLAP_STABLE_S - 1, {})
+    assert resolved == [], "not yet stable long enough"
+    resolved = life.observe([obs(recovered={"warning"})], t + FLAP_STABLE_S, {})
+    assert kinds(resolved) == [("resolved", "warning")] and resolved[0].flapping, "stable for FLAP_STABLE_S"
 
 
 def test_unobserved_fingerprint_resolves():

@@ -11,7 +11,7 @@ found at one evaluation and returns the transitions to persist and announce.
   tier has been active for the rule's ``for``; it resolves when no tier is.
 - Flapping: an alert that fired and resolved ``FLAP_TRANSITIONS`` times within
   ``FLAP_WINDOW_S`` is marked flapping; it then resolves only after staying
-  recovered for ``FLAP_WINDOW_S``, and its transitions carry ``flapping`` so
+  recovered for ``FLAP_STABLE_S``, and its transitions carry ``flapping`` so
   delivery can hold back repeats. A resolved alert's flips are remembered for
   ``FLAP_WINDOW_S`` (at most ``MAX_RECENT_RESOLVED`` of them) in case it fires again.
 """
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 FLAP_WINDOW_S = 900.0
 FLAP_TRANSITIONS = 4
+FLAP_STABLE_S = 60.0
+"""A flapping alert resolves once it has stayed recovered this long: long enough that a value hovering at the limit
+does not flip it again, short enough that it does not outlive its incident by more than a few minutes."""
 MAX_RECENT_RESOLVED = 10_000
 """Resolved alerts whose flips are remembered for flap detection. Flips older than ``FLAP_WINDOW_S`` are
 forgotten anyway; past this many within the window the longest resolved is forgotten too (and logged), so a
@@ -186,7 +189,7 @@ class Lifecycle:
             return [self._transition(kind, alert, now, previous)]
         if alert.recovered_since is None:
             alert.recovered_since = now
-        if alert.flapping and now - alert.recovered_since < FLAP_WINDOW_S:
+        if alert.flapping and now - alert.recovered_since < FLAP_STABLE_S:
             return []
         alert.status, alert.resolved_at = "resolved", now
         self._flip(alert, now)
