@@ -162,7 +162,7 @@ async def run(services: FullServices, pathname: str | None, search: str | None) 
     """Push to one page until its websocket closes (the task is then cancelled)."""
     engine = services.metrics.engine
     now = services.metrics.clock()
-    running = [c.id for c in engine.campaigns.values() if c.phase_at(engine.clock(c.id, now).moment) is not None]
+    running = [c.id for c in engine.campaigns.values() if engine.judged(c.id, engine.clock(c.id, now))]
     page = page_from_url(
         pathname,
         search,

@@ -118,7 +118,7 @@ def test_an_explicit_margin_is_absolute_as_a_number_and_relative_as_a_percentage
     ("metric", "value", "margin", "reason"),
     [
         ("metric:payment_success_rate", 0.95, "5", "5 is a whole ratio or more"),
-        ("metric:payment_success_rate", 0.96, "'5%'", "would recover only at 1.008, outside the ratio's 0..1"),
+        ("payment_rate", 0.96, "'5%'", "would recover only at 1.008, outside the ratio's 0..1"),
         ("conversion_rate", 0.02, "'five'", "'five' is neither a number"),
         ("orders_created", 10, "-1", "-1 must be a finite number of at least 0"),
     ],
@@ -180,3 +180,9 @@ def test_a_firing_change_holds_while_the_drop_lasts_and_recovers_once_it_is_over
         for transition in lifecycle.observe(evaluator.evaluate(view), view.now, {}, "c"):
             kinds.append((transition.kind, minute))
     assert kinds == [("firing", 0), ("resolved", 3)], "-40% and -30% on 1,000 visits are no signal, but no recovery"
+
+
+@pytest.mark.parametrize(("metric", "op", "value"), [("projected_pct", "<", 1.0), ("metric:cpu_pct", ">", 80)])
+def test_a_ratio_that_may_pass_one_or_a_name_that_only_says_its_unit_loads(metric, op, value):
+    """Pacing past target is a normal night, and ``cpu_pct`` is a percentage of 100: neither is refused."""
+    assert parse(RULE.format(metric=metric, op=op, value=value, extra=""), "rules/pack.yaml").rules

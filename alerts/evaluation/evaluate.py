@@ -204,7 +204,7 @@ class Evaluator:
                     continue
                 label_values: Sequence[str | None] = view.labels(campaign, rule.by) if rule.by else [None]
                 for label in label_values:
-                    labels = {"campaign": campaign, **(marks or {}), **rule.labels}
+                    labels = {**rule.labels, "campaign": campaign, **(marks or {})}
                     if rule.by and label is not None:
                         labels[rule.by] = label
                     observations.append(self._observe(rule, view, campaign, label, labels))

@@ -153,7 +153,9 @@ class AlertService:
 
     async def _loop(self, progress: Progress) -> None:
         """Transitions the database could not take stay in memory: the error restarts the loop, and the
-        next evaluation writes them."""
+        next evaluation writes them. Nothing is judged before the metrics have caught up with the stored events:
+        a replayed night read back half-way would resolve its alerts and fire them again."""
+        await self.metrics.caught_up.wait()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), EVALUATE_EVERY_S)

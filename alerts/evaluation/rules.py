@@ -55,7 +55,11 @@ RATIO_METRICS = frozenset(
         "projected_pct",
     }
 )
-"""Built-in metrics whose values are ratios (0 to 1)."""
+"""Built-in metrics whose values are ratios: their recovery margin is absolute (percentage points)."""
+BOUNDED_RATIOS = frozenset({"conversion_rate", "payment_rate", "refund_rate", "top_buyer_share"})
+"""Ratios that cannot leave 0..1 on a normal night, so a recovery threshold outside it is refused at load. The others
+can pass 1 (``projected_pct`` past target, ``cart_rate`` with carts filled from a wish list), and a named metric's
+suffix says its unit, not its range."""
 RATIO_SUFFIXES = ("_rate", "_ratio", "_share", "_pct")
 """A named metric (``metric:<name>``) or a backtest column whose name ends so is read as a ratio too."""
 DEFAULT_SCORE_TIERS: dict[Severity, float] = {Severity.REMINDER: 0.5, Severity.WARNING: 0.75, Severity.EMERGENCY: 0.95}
@@ -259,7 +263,7 @@ class StaticRule(Rule, tag="static", frozen=True):
             raise ValueError("at least one of reminder, warning, emergency needs a condition")
         super().__post_init__()
         _convert_at_load(self, "window_s", "margin")
-        if self.ratio and self.change is None:
+        if self.change is None and self.metric in BOUNDED_RATIOS:
             self._check_recovery_reachable()
 
     @cached_property

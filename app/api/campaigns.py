@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import msgspec
@@ -78,8 +78,8 @@ def _known(engine: Engine, campaign_id: str) -> None:
     "/v1/campaigns", summary="Campaigns and their current phase", responses=schemas.responses(list[CampaignSummary])
 )
 async def list_campaigns(metrics: Metrics, key: Reader) -> Response:
-    now = datetime.now(UTC)
-    return json_response([_summary(c, now) for c in metrics.engine.campaigns.values()])
+    engine, wall = metrics.engine, metrics.clock()
+    return json_response([_summary(c, engine.clock(c.id, wall).moment) for c in engine.campaigns.values()])
 
 
 @router.get(

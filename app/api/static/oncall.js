@@ -116,7 +116,8 @@ function onSnapshot(frame) {
 }
 
 function unacknowledgedEmergency() {
-  return [...alerts.values()].some((a) => a.severity === "emergency" && !a.acknowledged);
+  // A rehearsal pages nobody who did not ask for it, the sound on this page included.
+  return [...alerts.values()].some((a) => a.severity === "emergency" && !a.acknowledged && !isRehearsal(a));
 }
 
 function onTransition(frame) {
@@ -135,7 +136,7 @@ function onTransition(frame) {
   }
   const isNew = !alerts.has(frame.id);
   remember(fields(frame));
-  if (frame.severity === "emergency" && (isNew || frame.kind === "escalated")) alarm();
+  if (frame.severity === "emergency" && (isNew || frame.kind === "escalated") && !isRehearsal(fields(frame))) alarm();
 }
 
 function alarm() {
