@@ -29,6 +29,7 @@ from alerts.evaluation.rules import load_directory as load_rules
 from alerts.notify.delivery import DeliveryService
 from alerts.notify.dispatch import Flush, GroupId, LogEntry, Notice
 from app.campaigns import store
+from app.campaigns.clock import REPLAY_LATENESS_S
 from app.campaigns.model import Campaign, Phase, Phases, load_file
 from app.core.database import EmbeddedPostgres
 from app.drill.scenario import stamp
@@ -363,7 +364,8 @@ def replay_night(drill: Drill, moments: Iterable[float] = (), evaluate_every_s: 
     start_s, end_s = int(-drill.minutes_before * 60), int(drill.minutes_after * 60)
     for t in range(start_s, end_s):
         engine.apply(engine_events(stamp(history.step(t), last_year.id, nights[1].iso), seq))
-    engine.apply(engine_events([nights[1].watermark(end_s, history.id_prefix)], seq))
+    closing = int((last_year.end - nights[1].burst).total_seconds() + REPLAY_LATENESS_S)
+    engine.apply(engine_events([nights[1].watermark(closing, history.id_prefix)], seq))
     rules = load_rules(ROOT / "rules")
     evaluator, lifecycle, run, wanted = Evaluator(rules.rules), Lifecycle(), NightRun(), set(moments)
     for t in range(start_s, end_s):

@@ -4,12 +4,15 @@ import itertools
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
+import msgspec
+import pytest
+
 from alerts.evaluation.evaluate import Evaluator
 from alerts.evaluation.lifecycle import Lifecycle
 from alerts.evaluation.metricview import EngineView
 from alerts.evaluation.rules import parse
 from app.campaigns.clock import REPLAY_LATENESS_S
-from app.campaigns.model import Campaign, Phase, Phases
+from app.campaigns.model import Campaign, Phase, Phases, Targets
 from app.metrics.engine import Engine
 from app.metrics.measures import Event
 
@@ -120,3 +123,17 @@ def test_a_live_night_keeps_its_clock_when_no_event_arrives_so_an_outage_still_f
         for transition in lifecycle.observe(evaluator.evaluate(view), view.now, evaluator.for_seconds(), "this"):
             fired.append((transition.kind, transition.severity, transition.at - t0))
     assert fired and fired[0][:2] == ("firing", "emergency") and fired[0][2] <= 300 + 60 + 15 + 5, fired
+
+
+def test_no_projection_from_last_year_until_its_whole_night_is_loaded():
+    """A partial total of last year would overstate how far along the night is and understate the projection."""
+    this = msgspec.structs.replace(night("this", BURST, baseline="last"), targets=Targets(gmv=10_000))
+    engine = Engine([this, night("last", LAST_YEAR)])
+    ly = LAST_YEAR.timestamp()
+    engine.apply([paid(ly + s, "last") for s in range(0, 600, 10)])
+    engine.apply([paid(T0 + s, "this") for s in range(0, 300, 10)])
+    engine.apply([ev("watermark", ly + 600, "last"), ev("watermark", T0 + 300, "this")])
+    assert engine.snapshot("this", WALL).pacing.projected_final is None, "last year is still being loaded"
+    engine.apply([ev("watermark", night("last", LAST_YEAR).end.timestamp() + REPLAY_LATENESS_S, "last")])
+    pacing = engine.snapshot("this", WALL).pacing
+    assert pacing.method == "baseline" and pacing.projected_final == pytest.approx(6000, rel=0.05), "half of last year"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +29,7 @@ import httpx
 import msgspec
 
 from app.campaigns import model as campaign_model
+from app.campaigns.clock import REPLAY_LATENESS_S
 from app.campaigns.model import Campaign
 from app.drill.scenario import Incident, Scenario, stamp
 
@@ -184,6 +185,15 @@ async def send_night(
     return progress
 
 
+async def send_history(poster: Poster, scenario: Scenario, baseline: Campaign, start_s: int, end_s: int) -> None:
+    """Last year's night as fast as the server takes it, then a watermark at that campaign's end: the history is all
+    there is of that night, so its totals are final and the projection may use them (``app/metrics/pacing.py``)."""
+    night = Night.of(baseline)
+    await send_night(poster, scenario, night, "history", start_s, end_s, AS_FAST_AS_POSSIBLE, HISTORY_BATCH_EVENTS)
+    closing = int((baseline.end - night.burst).total_seconds() + REPLAY_LATENESS_S)
+    await poster.post([night.watermark(closing, scenario.id_prefix)])
+
+
 @dataclass(frozen=True, slots=True)
 class Drill:
     """One drill: the war-room it posts to, the night it plays there, and how fast."""
@@ -247,15 +257,11 @@ async def simulate(drill: Drill) -> None:
     start_s, end_s = int(-drill.minutes_before * 60), int(drill.minutes_after * 60)
     baseline = baseline_of(campaign, drill.campaign_file.parent) if drill.history else None
     history_poster, live_poster = Poster(drill.url, drill.key), Poster(drill.url, drill.key)
-    runs = []
+    runs: list[Coroutine[Any, Any, object]] = []
     if baseline is not None:
         night = Night.of(baseline)
         print(f"history: {baseline.id}, the night of {night.date()} {_pace(AS_FAST_AS_POSSIBLE)}", file=sys.stderr)
-        runs.append(
-            send_night(
-                history_poster, history, night, "history", start_s, end_s, AS_FAST_AS_POSSIBLE, HISTORY_BATCH_EVENTS
-            )
-        )
+        runs.append(send_history(history_poster, history, baseline, start_s, end_s))
     if not drill.no_live:
         night = Night.of(campaign)
         print(

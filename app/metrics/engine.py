@@ -567,6 +567,12 @@ class Engine:
             return False
         return self.clock(campaign_id, wall).now >= moment
 
+    def _loaded(self, baseline: str | None, wall: float) -> bool:
+        """Whether the baseline's whole night is counted: its clock has passed its end (a finished live night, or a
+        replay whose sender closed it with a watermark at its end), so its final totals are known."""
+        definition = self.campaigns.get(baseline or "")
+        return definition is not None and self.reached(definition.id, definition.end.timestamp(), wall)
+
     def baseline_offset(self, campaign: Campaign) -> float | None:
         """Seconds to subtract from this campaign's clock to reach the same moment of its baseline."""
         baseline = self.campaigns.get(campaign.baseline or "")
@@ -671,6 +677,7 @@ class Engine:
         baseline: Measures | None = None
         baseline_share = None
         offset = self.baseline_offset(campaign) if campaign else None
+        awaiting = campaign is not None and offset is not None and not self._loaded(campaign.baseline, wall)
         if (
             campaign is not None
             and offset is not None
@@ -681,7 +688,7 @@ class Engine:
             assert base_id is not None
             baseline = Measures(**{m: self._cumulative(base_id, m, now - offset) for m in MEASURES})
             final = _number(self.states[base_id].dims[TOTAL].totals[INDEX["gmv_paid"]])
-            baseline_share = baseline.gmv_paid / final if final else None
+            baseline_share = baseline.gmv_paid / final if final and not awaiting else None
         moment = datetime.fromtimestamp(now, UTC)
         next_phase = None
         if campaign is not None:
@@ -718,7 +725,7 @@ class Engine:
             next_phase=next_phase,
             totals=totals,
             targets=_targets(campaign),
-            pacing=pacing_math.pacing(campaign, totals.gmv_paid, now, baseline_share),
+            pacing=pacing_math.pacing(campaign, totals.gmv_paid, now, baseline_share, awaiting),
             baseline=baseline,
             funnel=funnel_math.funnel(totals, baseline),
             channels=channels,

@@ -4,7 +4,9 @@ With a baseline campaign the projection divides today's GMV by the share of
 last year's final GMV that had been reached at the same offset from the
 burst start (last year's curve says how far along the night is). Without a
 baseline it uses the phase plan: the conventional pre-heat : burst : wrap-up
-split of 3 : 6 : 1, spread evenly over each phase.
+split of 3 : 6 : 1, spread evenly over each phase. While last year's night is
+still being replayed in, its final GMV is not known yet: there is no
+projection until it is (a partial total would understate the projection).
 """
 
 from __future__ import annotations
@@ -29,11 +31,16 @@ def plan_share(campaign: Campaign, now: float) -> float:
     return share
 
 
-def pacing(campaign: Campaign | None, gmv: float, now: float, baseline_share: float | None) -> Pacing:
-    """Target, % complete and projection; ``baseline_share`` is last year's cumulative share at this offset."""
+def pacing(
+    campaign: Campaign | None, gmv: float, now: float, baseline_share: float | None, awaiting_baseline: bool = False
+) -> Pacing:
+    """Target, % complete and projection; ``baseline_share`` is last year's cumulative share at this offset, and
+    ``awaiting_baseline`` says last year's night is still being loaded (no projection meanwhile)."""
     target = campaign.targets.gmv if campaign else None
     if baseline_share is not None and baseline_share >= MIN_SHARE:
         share, method = baseline_share, "baseline"
+    elif awaiting_baseline:
+        share, method = 0.0, "none"
     elif campaign is not None:
         share, method = plan_share(campaign, now), "plan"
     else:
