@@ -1,6 +1,6 @@
 """Take docs/wall.png: run `warroom demo` (drill included) in a scratch data directory, then photograph the wall.
 
-Usage: .venv/bin/python docs/wall_screenshot.py [seconds into the drill, default 150] [zh|en]
+Usage: .venv/bin/python docs/wall_screenshot.py [seconds into the drill, default 50] [zh|en]
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from playwright.async_api import async_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "wall.png"
-DEFAULT_WAIT_S = 150.0
-"""Midnight comes about 25 s after start; by 150 s the burst, incidents and last year's curve are all on screen."""
+DEFAULT_WAIT_S = 50.0
+"""The drill reaches midnight about 20 s after start and the payment outage (00:28 of the night) about 48 s after:
+at 50 s the burst, last year's comparison and an emergency are all on screen."""
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 
