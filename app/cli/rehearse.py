@@ -55,6 +55,7 @@ from app.cli.connection import open_database
 from app.core.configfile import ConfigError
 from app.core.settings import Settings
 from app.drill.simulate import Poster
+from app.ingest.events import COLUMNS
 from app.metrics.measures import EVENT_COLUMNS, Event
 
 DEFAULT_SPEED = 60.0
@@ -79,24 +80,9 @@ MAX_EVENT_ID = 128
 INTERRUPTED = 130
 """Exit status after Ctrl-C, as shells report SIGINT."""
 
-POSTED_COLUMNS = (
-    "event_id",
-    "type",
-    "occurred_at",
-    "channel",
-    "user_id",
-    "anonymous_id",
-    "session_id",
-    "order_id",
-    "sku",
-    "quantity",
-    "amount",
-    "currency",
-    "warehouse",
-    "metric",
-    "value",
-)
 JSON_COLUMNS = ("labels", "props")
+POSTED_COLUMNS = tuple(c for c in COLUMNS if c not in ("campaign", *JSON_COLUMNS))
+"""The stored columns posted again as they are: the campaign is the rehearsal's, labels and props are JSON."""
 NIGHT_ORDER = "WHERE campaign = $1 AND type <> 'watermark' ORDER BY occurred_at, seq"
 """A night's events in time order, without the watermarks of the run that stored it (a rehearsal makes its own)."""
 POSTED_SQL = (
