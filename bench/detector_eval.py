@@ -685,11 +685,13 @@ def export_text(rng: random.Random, times: list[float], values: list[float]) -> 
     return rows
 
 
-def build_corpus() -> list[Series]:
-    """Every series of both splits, generated deterministically from family name and seed."""
+def build_corpus(only: set[str] | None = None) -> list[Series]:
+    """Every series of both splits (of the `only` families when given), generated deterministically from family
+    name and seed."""
     corpus = []
     plan = [("dev", DEV_SEEDS, DEV_FAMILIES), ("holdout", HOLDOUT_SEEDS, DEV_FAMILIES + HOLDOUT_ONLY_FAMILIES)]
-    for split, seeds, families in plan:
+    for split, seeds, every in plan:
+        families = [f for f in every if only is None or f in only]
         jobs = [(f"{family}/{seed}", f"{family}_{seed}", family, True) for family in families for seed in seeds]
         for family, quiet in QUIET_FAMILIES.items():
             if family in families:
@@ -1096,8 +1098,7 @@ FIXED_THRESHOLDS = dict.fromkeys(PROFILES, 1.0)
 
 def run(split: str, detectors: Iterable[str], families: Iterable[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
-    wanted_families = set(families) if families else None
-    corpus = [s for s in build_corpus() if wanted_families is None or s.family in wanted_families]
+    corpus = build_corpus(set(families) if families else None)
     progress(
         f"corpus: {len(corpus)} series, {sum(len(s.values) for s in corpus)} rows"
         f" ({time.perf_counter() - started:.1f}s)"
@@ -1125,7 +1126,7 @@ def run(split: str, detectors: Iterable[str], families: Iterable[str] | None = N
                 if scored != "unseen":
                     entry["per_family"][row] = per_family(sets[scored], scores, thresholds[source])
             if name in FILE_DETECTORS:
-                entry["pages"] = {key: pages(sets[key], scores) for key in ("dev", "holdout") if sets[key]}
+                entry["pages"] = {key: pages(sets[key], scores) for key in ("dev", "holdout") if split in ("all", key)}
             results[name] = entry
     return {
         "machine": (
