@@ -92,6 +92,12 @@ DAY = 86400
 BACKTEST_ROWS = 400_000
 PAGE_RATE_ROWS = 2000
 """Pages on anomaly-free series are reported per this many rows (issue 14's target: at most 1)."""
+TARGET_DETECTOR = 70.0
+TARGET_PAGING = 50.0
+TARGET_QUIET_PAGES = 1.0
+TARGET_US_PER_UPDATE = 25.0
+"""Issue 14's targets: standard score of the detector and of the paging decisions, pages per PAGE_RATE_ROWS rows
+of anomaly-free series, and the detector's cost."""
 
 
 @dataclass
@@ -1138,8 +1144,35 @@ def run(split: str, detectors: Iterable[str], families: Iterable[str] | None = N
             for key in ("dev", "holdout", "unseen", "all")
         },
         "detectors": results,
+        "targets": targets(results, rows[0][0]),
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def targets(results: dict[str, dict[str, Any]], row: str) -> dict[str, dict[str, Any]]:
+    """Issue 14's targets, on the first table row (held-out at the dev threshold when every split is scored)."""
+    found: dict[str, dict[str, Any]] = {}
+    detector, paged = results.get("dynamic_threshold"), results.get("paging")
+    if detector is not None:
+        score = detector[row]["standard"]
+        found["detector_standard"] = {"value": score, "goal": ">= 70", "met": score >= TARGET_DETECTOR}
+        below = sorted(f for f, e in detector["per_family"].get(row, {}).items() if e["standard"] < 0)
+        found["families_below_0"] = {"value": below, "goal": "none", "met": not below}
+        cost = detector["us_per_update"]
+        found["us_per_update"] = {"value": cost, "goal": "<= 25", "met": cost <= TARGET_US_PER_UPDATE}
+    if paged is not None:
+        score = paged[row]["standard"]
+        found["paging_standard"] = {"value": score, "goal": ">= 50", "met": score >= TARGET_PAGING}
+        below = sorted(f for f, e in paged["per_family"].get(row, {}).items() if e["standard"] < 0)
+        found["paging_families_below_0"] = {"value": below, "goal": "none", "met": not below}
+        split = "holdout" if "holdout" in paged["pages"] else next(iter(paged["pages"]))
+        rate = paged["pages"][split]["all"]["quiet_per_2000_rows"]
+        found["quiet_pages_per_2000_rows"] = {
+            "value": rate,
+            "goal": f"<= {TARGET_QUIET_PAGES}",
+            "met": rate is not None and rate <= TARGET_QUIET_PAGES,
+        }
+    return found
 
 
 def per_family(corpus: list[Series], scores: dict[str, list[float]], thresholds: dict[str, float]) -> dict[str, Any]:
@@ -1238,6 +1271,11 @@ def table(report: dict[str, Any]) -> str:
                     if p["quiet_rows"]
                 )
             )
+    if report.get("targets"):
+        lines += ["", "issue 14 targets (first table row; pages on the held-out anomaly-free series):"]
+        for name, target in report["targets"].items():
+            value = ", ".join(target["value"]) or "none" if isinstance(target["value"], list) else target["value"]
+            lines.append(f"  {name:<28} {value!s:<40} goal {target['goal']:<8} {'met' if target['met'] else 'NOT met'}")
     return "\n".join(lines)
 
 
