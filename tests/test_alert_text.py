@@ -1,6 +1,15 @@
 """Alert texts and the shared formats they read in: ratios as percentages, money in 万/亿 or K/M/B, durations,
 product names before SKU ids, chart axes in the room's units."""
 
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from alerts.evaluation.messages import Terms, compose_group, describe, product
+from alerts.evaluation.metricview import METRIC_NAMES
+from alerts.evaluation.rules import METRIC_UNITS, AnyRule, load_file, metric_unit
+from alerts.evaluation.severity import Severity
 from app.core.quantities import axis_ticks, elapsed, figure, share, signed_share
 
 
@@ -38,3 +47,72 @@ def test_chart_axes_read_in_wan_and_yi_in_chinese_and_k_m_b_in_english():
     assert axis_ticks(0, 12_500, "en")[1] == ["0", "2.5K", "5K", "7.5K", "10K", "12.5K"]
     assert axis_ticks(0, 0, "en")[1] == ["0", "0.2", "0.4", "0.6", "0.8", "1"]
     assert axis_ticks(0, float("nan"), "en") == ([], [])
+
+
+PACK = load_file(Path(__file__).resolve().parent.parent / "rules" / "double11.yaml")
+TERMS = Terms("CNY", {"SKU-1001": ("Aurora X1 phone", "极光X1手机")})
+LABELS = {"campaign": "d11"}
+
+
+def _rule(name: str) -> AnyRule:
+    return next(r for r in PACK.rules if r.name == name)
+
+
+def _text(name: str, values: dict[str, Any], labels: dict[str, str] = LABELS, severity: Severity = Severity.WARNING):
+    return describe(_rule(name), labels, values, severity, TERMS)
+
+
+def test_every_metric_a_rule_can_watch_declares_its_unit():
+    assert set(METRIC_NAMES) <= set(METRIC_UNITS)
+    assert metric_unit("metric:payment_success_rate") == "ratio" and metric_unit("metric:page_load_ms") == "number"
+    assert metric_unit("metric:refund_amount") == "money" and metric_unit("gmv_paid") == "money"
+
+
+def test_ratios_in_alert_texts_read_as_percentages():
+    text = _text("payment_success_rate_low", {"value": 0.938, "threshold": 0.95})
+    assert text.summary_zh == "支付成功率 93.8%（阈值 95%）"
+    assert text.summary_en == "Payment success rate 93.8% (threshold 95%)"
+    brushing = _text("brushing", {"top_buyer_share": 0.6012, "orders_paid": 58})
+    assert brushing.summary_en == "Possible order brushing: the top-5 buyers hold 60.1% of paid orders"
+    assert "前5名买家占已支付订单的 60.1%" in brushing.summary_zh
+    outage = _text("payment_outage", {"orders_created": 40, "payment_rate": 0.125})
+    assert outage.summary_zh.endswith("支付率仅 12.5%")
+    pacing = _text("gmv_pacing", {"value": 0.7349, "threshold": 0.8})
+    assert pacing.summary_en == "GMV is pacing to 73.5% of target"
+    slow = _text("slow_pages", {"visits": 900, "visits_change": 0.62, "cart_rate_change": -0.41})
+    assert slow.summary_en.startswith("Traffic +62% against last year while add-to-cart fell −41%")
+
+
+def test_changes_money_and_counts_read_in_the_rooms_units():
+    orders = _text("orders_below_last_year", {"value": -0.384, "reference": 120.0, "threshold": -0.3})
+    assert orders.summary_en == "Orders −38% against the same minutes last year"
+    gmv = _text("gmv_anomaly", {"value": 177_500.0, "expected": 420_000.0, "lower": 350_000.0, "upper": 1_234_567.0})
+    assert gmv.summary_zh.startswith("每分钟支付金额 ¥17.75万，超出预期区间 ¥35.00万–¥123.5万")
+    assert gmv.summary_en.startswith("Paid GMV ¥177.5K per minute is outside the expected ¥350.0K–¥1.23M")
+    slow = _text("page_load_slow", {"value": 3250.4, "threshold": 3000.0})
+    assert slow.summary_en == "Pages load in 3,250 ms (threshold 3,000 ms)"
+
+
+def test_alerts_name_the_product_first_then_the_sku_id():
+    labels = {**LABELS, "sku": "SKU-1001"}
+    text = _text("stock_low", {"value": 0.0, "threshold": 0.0}, labels, Severity.EMERGENCY)
+    assert text.summary_zh == "紧急：极光X1手机 (SKU-1001) 库存仅剩 0 件（阈值 0）"
+    assert text.summary_en == "Emergency: Aurora X1 phone (SKU-1001) has 0 units on hand (threshold 0)"
+    unknown = _text("stock_low", {"value": 1670.0, "threshold": 300.0}, {**LABELS, "sku": "SKU-9"})
+    assert "SKU-9 库存仅剩 1,670 件" in unknown.summary_zh and "SKU-9 has 1.67K units" in unknown.summary_en
+    assert product("SKU-1001", Terms(products={"SKU-1001": ("Aurora X1 phone", None)}), "zh") == (
+        "Aurora X1 phone (SKU-1001)"
+    )
+
+
+def test_a_value_without_a_reading_reads_as_a_dash_never_none():
+    text = _text("payment_success_rate_low", {"value": None, "threshold": None})
+    assert text.summary_en == "Payment success rate — (threshold —)" and "None" not in text.summary_zh
+
+
+def test_chat_messages_list_no_raw_values():
+    text = _text("payment_success_rate_low", {"value": 0.9472, "threshold": 0.95})
+    stored = msgspec.structs.replace(text, severity=Severity.WARNING)
+    for language in ("zh", "en", "zh-en"):
+        _, body = compose_group("firing", Severity.WARNING, "g", [(stored, True, False)], [], language, "")
+        assert "value=" not in body and "0.9472" not in body and "94.7%" in body

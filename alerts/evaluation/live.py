@@ -28,7 +28,7 @@ from alerts.evaluation.evaluate import Evaluator
 from alerts.evaluation.inhibit import DEFAULT_INHIBIT_RULES, inhibitors
 from alerts.evaluation.judgement import judge
 from alerts.evaluation.lifecycle import Alert, Lifecycle, Observation, Transition
-from alerts.evaluation.messages import AlertText, describe
+from alerts.evaluation.messages import NO_TERMS, AlertText, Terms, describe
 from alerts.evaluation.rules import AnyRule, RuleFile, load_directory
 from alerts.evaluation.silences import Matcher, Silence, silencing
 from alerts.evaluation.views import (
@@ -41,6 +41,7 @@ from alerts.evaluation.views import (
     NightClock,
     clock_of,
 )
+from app.campaigns.model import Campaign
 from app.core.configfile import ConfigError
 from app.core.supervision import Progress
 from app.metrics.live import LiveMetrics
@@ -89,6 +90,7 @@ class AlertService:
     _inhibitors: dict[str, list[str]] | None = None
     _files_stamp: tuple[tuple[str, float], ...] = ()
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _terms: dict[str, tuple[Campaign, Terms]] = field(default_factory=dict)
 
     async def start(self) -> None:
         """Load rules (invalid files stop the start), restore firing alerts and silences, begin evaluating."""
@@ -212,7 +214,19 @@ class AlertService:
                 summary_zh=transition.alert.rule,
                 link=f"/wall/{transition.alert.labels.get('campaign', '')}",
             )
-        return describe(rule, transition.alert.labels, transition.values, transition.severity)
+        terms = self.terms(transition.alert.labels.get("campaign"))
+        return describe(rule, transition.alert.labels, transition.values, transition.severity, terms)
+
+    def terms(self, campaign_id: str | None) -> Terms:
+        """The campaign's currency and product names for its alert texts (worked out once per definition)."""
+        campaign = self.metrics.engine.campaigns.get(campaign_id or "")
+        if campaign is None:
+            return NO_TERMS
+        cached = self._terms.get(campaign.id)
+        if cached is None or cached[0] is not campaign:
+            products = {s.sku: (s.name, s.name_zh) for s in campaign.skus}
+            cached = self._terms[campaign.id] = (campaign, Terms(campaign.currency, products))
+        return cached[1]
 
     # ---- reading, acknowledging, silencing -----------------------------------------------------
 
