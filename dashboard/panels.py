@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from dash import html
 
 from alerts.evaluation.severity import Severity, rank
-from alerts.evaluation.views import LiveAlert
+from alerts.evaluation.views import LiveAlert, is_news
 from app.metrics.snapshot import SkuRow, Snapshot
 from dashboard import i18n
 from dashboard.i18n import Language
@@ -243,10 +243,25 @@ def _summary(alert: LiveAlert, lang: Language) -> str:
 
 
 def _marked(alert: LiveAlert, lang: Language, badge: str) -> list[Any]:
-    """The summary, after a 演练 / REHEARSAL badge when the alert is a rehearsal's (on a replayed night's clock)."""
-    if alert.clock != "replay":
-        return [_summary(alert, lang)]
-    return [html.Span(i18n.text("rehearsal", lang), className=badge), " ", _summary(alert, lang)]
+    """The summary (of the alert's latest values), after a 演练 / REHEARSAL badge when the alert is a rehearsal's
+    (on a replayed night's clock), and the value it fired at when it has moved since."""
+    parts: list[Any] = [_summary(alert, lang)]
+    if alert.clock == "replay":
+        parts = [html.Span(i18n.text("rehearsal", lang), className=badge), " ", *parts]
+    fired, now = alert.fired_reading, alert.reading
+    if fired is not None and fired != now:
+        value = fired.zh if lang == "zh" else fired.en
+        parts.append(html.Span(f" · {i18n.text('at_fire', lang, value=value)}", className="alert-fired"))
+    return parts
+
+
+def _acknowledgment(alert: LiveAlert, lang: Language) -> str:
+    """Who acknowledged the alert and when (on the wall clock, read in the campaign's zone), or that nobody has."""
+    ack = alert.acknowledged
+    if ack is None:
+        return i18n.text("unacknowledged", lang)
+    at = datetime.fromtimestamp(ack.at, ZoneInfo(alert.timezone)).strftime("%H:%M:%S") if ack.at is not None else ""
+    return i18n.text("acknowledged_by", lang, who=ack.by, at=at).strip()
 
 
 def ordered(alerts: list[LiveAlert]) -> list[LiveAlert]:
@@ -265,7 +280,11 @@ def alert_feed(alerts: list[LiveAlert], now: float, wall: float, lang: Language)
                 html.Span(ICONS.get(a.severity, "•"), className="alert-icon"),
                 html.Span(i18n.severity(a.severity, lang), className="alert-severity"),
                 html.Span(_marked(a, lang, "alert-rehearsal"), className="alert-summary"),
-                html.Span(i18n.text("acknowledged", lang), className="alert-ack") if a.acknowledged else None,
+                html.Span(
+                    _acknowledgment(a, lang),
+                    className="alert-ack" if a.acknowledged else "alert-ack unacked",
+                    **_data(acknowledged="true" if a.acknowledged else "false"),
+                ),
                 html.Span(age(_at(a, now, wall) - (a.fired_at or _at(a, now, wall)), lang), className="alert-age"),
             ],
             className=f"alert {a.severity}",
@@ -280,21 +299,35 @@ def _at(alert: LiveAlert, now: float, wall: float) -> float:
     return now if alert.clock == "replay" else wall
 
 
-def banner(alerts: list[LiveAlert], lang: Language) -> tuple[list[html.Div], str]:
-    """The full-width emergency banner: every unacknowledged emergency; hidden when there is none."""
-    urgent = [a for a in ordered(alerts) if a.severity == Severity.EMERGENCY and not a.acknowledged]
+def _banner_state(alert: LiveAlert, lang: Language) -> str | None:
+    """What the banner says of an emergency beside its summary: who acknowledged it and when, or that it resolved
+    but nobody has acknowledged it yet; nothing for a firing, unacknowledged one (the hint says what to do)."""
+    if alert.acknowledged is not None:
+        return _acknowledgment(alert, lang)
+    return i18n.text("resolved_unacknowledged", lang) if alert.status == "resolved" else None
+
+
+def banner(alerts: list[LiveAlert], wall: float, lang: Language) -> tuple[list[html.Div], str]:
+    """The full-width emergency banner: every emergency that is news for the room (``views.is_news``): firing or
+    resolved, until acknowledged, then with who acknowledged it and when for ``ACKNOWLEDGED_NEWS_S``; hidden when
+    there is none. ``wall`` is the wall clock's now (acknowledgments are on it)."""
+    urgent = [a for a in ordered(alerts) if is_news(a, wall)]
     if not urgent:
         return [], "banner hidden"
-    items = [
-        html.Div(
-            [
-                html.Span(ICONS[Severity.EMERGENCY], className="banner-icon"),
-                html.Span(_marked(a, lang, "banner-rehearsal"), className="banner-text"),
-            ],
-            className="banner-item",
-            **_data(alert=a.id),
+    items = []
+    for a in urgent:
+        state = _banner_state(a, lang)
+        items.append(
+            html.Div(
+                [
+                    html.Span(ICONS[Severity.EMERGENCY], className="banner-icon"),
+                    html.Span(_marked(a, lang, "banner-rehearsal"), className="banner-text"),
+                    html.Span(state, className="banner-state") if state else None,
+                ],
+                className="banner-item acked" if a.acknowledged else "banner-item",
+                **_data(alert=a.id, status=a.status, acknowledged="true" if a.acknowledged else "false"),
+            )
         )
-        for a in urgent
-    ]
-    items.append(html.Div(i18n.text("banner_hint", lang), className="banner-hint"))
-    return items, "banner"
+    if any(a.acknowledged is None for a in urgent):
+        items.append(html.Div(i18n.text("banner_hint", lang), className="banner-hint"))
+    return items, "banner" if any(a.acknowledged is None for a in urgent) else "banner acked"

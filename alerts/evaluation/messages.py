@@ -9,6 +9,7 @@ import msgspec
 
 from alerts.evaluation.rules import SIGNAL_GROUPS, AnyRule, DynamicRule, Signal, StaticRule, metric_unit
 from alerts.evaluation.severity import Severity
+from alerts.evaluation.views import Reading
 from app.core.quantities import MISSING, Unit, figure
 
 
@@ -118,6 +119,28 @@ def render(
     if isinstance(values.get("value"), float) and values.get("reference") is not None:
         fields["change_pct"] = figure(values["value"], "change", language)
     return string.Formatter().vformat(template, (), fields)
+
+
+def headline(rule: AnyRule) -> str | None:
+    """Which of a rule's values is its alert's headline: a static or dynamic rule's ``value``; for a correlation, its
+    first signal that is a ratio or a change (the payment rate of a payment outage, the top buyers' share of
+    brushing), else its first signal."""
+    if isinstance(rule, (StaticRule, DynamicRule)):
+        return "value"
+    signals = [signal for group in ("all", "any") for signal in getattr(rule, group, [])]
+    telling = [s for s in signals if s.change or metric_unit(s.metric) == "ratio"]
+    chosen = (telling or signals or [None])[0]
+    return _signal_key(chosen) if chosen is not None else None
+
+
+def reading(rule: AnyRule, values: dict[str, Any], terms: Terms = NO_TERMS) -> Reading | None:
+    """The headline value of ``values`` in its unit, in both languages; None without one."""
+    key = headline(rule)
+    value = values.get(key) if key else None
+    if key is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    unit = value_units(rule).get(key, "number")
+    return Reading(en=figure(value, unit, "en", terms.currency), zh=figure(value, unit, "zh", terms.currency))
 
 
 def describe(
