@@ -1,16 +1,24 @@
 """Alert texts and the shared formats they read in: ratios as percentages, money in 万/亿 or K/M/B, durations,
 product names before SKU ids, chart axes in the room's units."""
 
+import asyncio
+import json
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
+import websockets
 
+from alerts.evaluation.lifecycle import Lifecycle, Observation
 from alerts.evaluation.messages import Terms, compose_group, describe, product
 from alerts.evaluation.metricview import METRIC_NAMES
 from alerts.evaluation.rules import METRIC_UNITS, AnyRule, load_file, metric_unit
 from alerts.evaluation.severity import Severity
 from app.core.quantities import axis_ticks, elapsed, figure, share, signed_share
+from tests.conftest import create_key, start_server, wait_until
+from tests.helpers import STOCK_RULES, live_campaigns, stock
 
 
 def test_ratios_read_as_percentages_as_short_as_they_stay_exact():
@@ -23,7 +31,7 @@ def test_each_unit_reads_in_the_rooms_language():
     assert figure(0.9472, "ratio", "zh") == "94.7%"
     assert figure(177_500, "money", "zh", "CNY") == "¥17.75万" and figure(177_500, "money", "en", "CNY") == "¥177.5K"
     assert figure(2.5e9, "money", "en", "USD") == "$2.50B" and figure(3.2e8, "money", "zh", "CNY") == "¥3.20亿"
-    assert figure(1670, "count", "en") == "1.67K" and figure(603, "count", "en") == "603"
+    assert figure(1670, "count", "en") == "1,670" and figure(16_700, "count", "en") == "16.70K" and figure(603, "count", "en") == "603"
     assert figure(0.0, "count", "zh") == "0"
     assert figure(-0.3, "change", "en") == "−30%"
     assert figure(156, "minutes", "zh") == "2小时36分" and figure(156, "minutes", "en") == "2 h 36 min"
@@ -99,7 +107,7 @@ def test_alerts_name_the_product_first_then_the_sku_id():
     assert text.summary_zh == "紧急：极光X1手机 (SKU-1001) 库存仅剩 0 件（阈值 0）"
     assert text.summary_en == "Emergency: Aurora X1 phone (SKU-1001) has 0 units on hand (threshold 0)"
     unknown = _text("stock_low", {"value": 1670.0, "threshold": 300.0}, {**LABELS, "sku": "SKU-9"})
-    assert "SKU-9 库存仅剩 1,670 件" in unknown.summary_zh and "SKU-9 has 1.67K units" in unknown.summary_en
+    assert "SKU-9 库存仅剩 1,670 件" in unknown.summary_zh and "SKU-9 has 1,670 units" in unknown.summary_en
     assert product("SKU-1001", Terms(products={"SKU-1001": ("Aurora X1 phone", None)}), "zh") == (
         "Aurora X1 phone (SKU-1001)"
     )
@@ -116,3 +124,111 @@ def test_chat_messages_list_no_raw_values():
     for language in ("zh", "en", "zh-en"):
         _, body = compose_group("firing", Severity.WARNING, "g", [(stored, True, False)], [], language, "")
         assert "value=" not in body and "0.9472" not in body and "94.7%" in body
+
+
+PRODUCT_RULES = STOCK_RULES.replace('{en: "{sku}: {value} left', '{en: "{product}: {value} left').replace(
+    'zh: "{sku}：剩余', 'zh: "{product}：剩余'
+)
+"""``STOCK_RULES`` naming the product: "极光X1手机 (SKU-1001)：剩余 100（警告）"."""
+
+
+def test_an_evaluation_without_a_reading_keeps_the_alerts_last_values():
+    life = Lifecycle()
+    labels = {"campaign": "c"}
+    [fired] = life.observe([Observation("r", labels, frozenset({"warning"}), frozenset(), {"value": 0.9})], 0, {})
+    assert fired.values == {"value": 0.9} and fired.alert.fired_values == {"value": 0.9}
+    life.observe([Observation("r", labels, frozenset({"warning"}), frozenset(), {"value": 0.7})], 1, {})
+    no_data = Observation("r", labels, frozenset(), frozenset(Severity), {"value": None, "threshold": None})
+    [resolved] = life.observe([no_data], 2, {})
+    assert resolved.kind == "resolved" and resolved.values == {"value": 0.7}, "its last reading, never None"
+    assert resolved.alert.fired_values == {"value": 0.9} and resolved.alert.peak == Severity.WARNING
+
+
+async def _firing(http: httpx.AsyncClient, screen: str) -> list[dict[str, Any]]:
+    return (await http.get("/v1/alerts", params={"token": screen})).json()
+
+
+async def test_live_values_history_of_its_moment_and_a_resolved_emergency_awaiting_acknowledgment(dsn, tmp_path):
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "pack.yaml").write_text(PRODUCT_RULES)
+    ingest, screen, operator = [await create_key(dsn, s) for s in ("ingest", "screen", "operator")]
+    settings = {
+        "WARROOM_RULES_DIR": str(rules_dir),
+        "WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns")),
+    }
+    ws_url = "/v1/alerts/stream"
+    server = start_server(dsn, **settings)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+
+            async def post(*events: dict[str, Any]) -> None:
+                response = await http.post("/v1/events", json={"events": list(events)}, headers={"X-API-Key": ingest})
+                assert response.status_code == 202
+
+            await post(stock("s1", 100))
+
+            async def warning() -> bool:
+                return len(await _firing(http, screen)) == 1
+
+            await wait_until(warning, timeout=10)
+            url = server.url.replace("http://", "ws://") + f"{ws_url}?token={screen}"
+            async with websockets.connect(url) as socket:
+                snapshot = json.loads(await socket.recv())
+                [shown] = snapshot["alerts"]
+                assert shown["summary_zh"] == "极光X1手机 (SKU-1001)：剩余 100（警告）"
+                assert shown["fired_reading"] == shown["reading"] == {"en": "100", "zh": "100"}
+                await post(stock("s2", 50))
+                frame = json.loads(await asyncio.wait_for(socket.recv(), 10))
+                while frame["type"] != "values":
+                    frame = json.loads(await asyncio.wait_for(socket.recv(), 10))
+                [now] = frame["alerts"]
+                assert now["id"] == shown["id"] and now["values"]["value"] == 50 and now["reading"]["zh"] == "50"
+                assert now["summary_en"] == "Aurora X1 phone (SKU-1001): 50 left (Warning)"
+            [api] = await _firing(http, screen)
+            assert api["values"]["value"] == 50 and api["fired_values"]["value"] == 100, "the wall's latest too"
+            [held] = server.services.alerts.lifecycle.alerts.values()
+            assert server.services.alerts.render(held).summary_en == now["summary_en"], "what the wall renders"
+
+            await post(stock("s3", 0))
+
+            async def emergency() -> bool:
+                return (await _firing(http, screen))[0]["severity"] == "emergency"
+
+            await wait_until(emergency, timeout=10)
+            await post(stock("s4", 5000))
+
+            async def resolved() -> bool:
+                return await _firing(http, screen) == []
+
+            await wait_until(resolved, timeout=10)
+            history = (await http.get("/v1/alerts/history", params={"token": screen})).json()
+            assert [h["kind"] for h in history] == ["firing", "escalated", "resolved"]
+            assert [h["summary_en"] for h in history] == [
+                "Aurora X1 phone (SKU-1001): 100 left (Warning)",
+                "Aurora X1 phone (SKU-1001): 0 left (Emergency)",
+                "Aurora X1 phone (SKU-1001): 5,000 left (Emergency)",
+            ], "each entry in its own moment"
+            assert history[0]["reading"] == {"en": "100", "zh": "100"}
+            [banner] = server.services.alerts.banner("double11-demo")
+            assert banner.status == "resolved" and banner.acknowledged is None, "a resolved emergency is still news"
+    finally:
+        server.stop()
+
+    restarted = start_server(dsn, **settings)
+    try:
+        async with httpx.AsyncClient(base_url=restarted.url, timeout=30) as http:
+            [banner] = restarted.services.alerts.banner("double11-demo")
+            assert banner.id == api["id"] and banner.severity == "emergency", "restored after a restart"
+            url = restarted.url.replace("http://", "ws://") + f"{ws_url}?token={screen}"
+            async with websockets.connect(url) as socket:
+                snapshot = json.loads(await socket.recv())
+            [past] = snapshot["resolved"]
+            assert past["id"] == api["id"] and past["summary_zh"] == "极光X1手机 (SKU-1001)：剩余 5,000（紧急）"
+            ack = await http.post(f"/v1/alerts/{api['id']}/ack", json={"by": "张三"}, headers={"X-API-Key": operator})
+            assert ack.status_code == 200
+            [banner] = restarted.services.alerts.banner("double11-demo")
+            assert banner.acknowledged is not None and banner.acknowledged.by == "张三"
+            assert banner.acknowledged.at is not None and abs(banner.acknowledged.at - time.time()) < 5
+    finally:
+        restarted.stop()

@@ -23,6 +23,9 @@ AXIS_TICKS = 5
 NICE_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
 """Axis steps are one of these times a power of ten, so tick labels stay short (500万, 1,000万, 1.5亿)."""
 
+SENTENCE_EXACT_BELOW = 1e4
+"""A count in a sentence is written out below this (5,000 units, not 5.00K), in either language."""
+
 Unit = Literal["ratio", "change", "money", "count", "minutes", "number"]
 """What a metric's number means, hence how it reads: ``ratio`` 0.938 → 93.8%; ``change`` (current ÷ reference − 1)
 -0.38 → −38%; ``money`` in the campaign's currency with 万/亿 or K/M/B; ``count`` 12,345 → 1.23万 / 12.35K;
@@ -151,7 +154,9 @@ def figure(value: float | None, unit: Unit, lang: str, currency: str | None = No
     if unit == "money":
         return money(value, currency, lang)
     if unit == "count":
-        return compact(value, lang)
+        if abs(value) >= SENTENCE_EXACT_BELOW:
+            return compact(value, lang)
+        return f"{value:,.0f}" if float(value).is_integer() else _trimmed(value, 2)
     if unit == "minutes":
         return duration(value, lang)
     if float(value).is_integer() or abs(value) >= 100:
