@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from app.core.quantities import MISSING as MISSING
 from app.core.quantities import axis_ticks as axis_ticks
+from app.core.quantities import calendar_date as calendar_date
+from app.core.quantities import column as column
 from app.core.quantities import compact as compact
 from app.core.quantities import duration as duration
 from app.core.quantities import elapsed as elapsed

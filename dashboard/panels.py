@@ -16,11 +16,11 @@ from dash import html
 
 from alerts.evaluation.severity import Severity, rank
 from alerts.evaluation.views import LiveAlert, is_news
-from app.metrics.snapshot import SkuRow, Snapshot
+from app.metrics.snapshot import ChannelRow, SkuRow, Snapshot
 from dashboard import i18n
 from dashboard.i18n import Language
 from dashboard.kpis import Tile
-from dashboard.numbers import age, compact, countdown, duration, money, percent
+from dashboard.numbers import age, calendar_date, column, compact, countdown, duration, money, percent
 
 INVENTORY_ROWS = 8
 CHANNEL_ROWS = 6
@@ -43,6 +43,7 @@ def header(snapshot: Snapshot, now: float, lang: Language) -> dict[str, str]:
     else:
         upcoming = i18n.text("ended", lang) if snapshot.phase is None and snapshot.events else ""
     phase = i18n.phase(snapshot.phase, lang)
+    moment = datetime.fromtimestamp(now, zone)
     if snapshot.clock == "replay":
         phase = f"{i18n.text('rehearsal', lang)} · {phase}" if phase else i18n.text("rehearsal", lang)
     return {
@@ -50,7 +51,7 @@ def header(snapshot: Snapshot, now: float, lang: Language) -> dict[str, str]:
         "wall-phase": phase,
         "wall-countdown": upcoming,
         "wall-clock": datetime.fromtimestamp(now, zone).strftime("%H:%M:%S"),
-        "wall-zone": datetime.fromtimestamp(now, zone).strftime("%Y-%m-%d %Z"),
+        "wall-zone": f"{calendar_date(moment.year, moment.month, moment.day, lang)} {moment.strftime('%Z')}",
     }
 
 
@@ -186,7 +187,9 @@ def inventory(snapshot: Snapshot, lang: Language) -> list[html.Div]:
         className="sku-row sku-head",
     )
     out.append(header_row)
-    for r in selling[:INVENTORY_ROWS]:
+    shown = selling[:INVENTORY_ROWS]
+    stock_texts = column([r.on_hand for r in shown], lang)
+    for r, stock_text in zip(shown, stock_texts, strict=True):
         on_hand = r.on_hand or 0
         scale = (on_hand + (r.units_sold or 0)) or 1
         level = _stock_level(r)
@@ -200,7 +203,7 @@ def inventory(snapshot: Snapshot, lang: Language) -> list[html.Div]:
                 [
                     html.Div(_sku_name(r, lang), className="col-sku"),
                     html.Div(
-                        [_bar(on_hand / scale * 100, level), *markers, html.Span(compact(on_hand, lang))],
+                        [_bar(on_hand / scale * 100, level), *markers, html.Span(stock_text)],
                         className="col-on_hand stock",
                     ),
                     html.Div(f"{r.sell_rate_per_min or 0:,.1f}", className="col-sell_rate"),
@@ -215,9 +218,15 @@ def inventory(snapshot: Snapshot, lang: Language) -> list[html.Div]:
     return out
 
 
+def _has_data(row: ChannelRow) -> bool:
+    """Whether a channel has anything to show: events of other kinds (stock counts, metrics) come without a channel
+    and would otherwise leave a permanent "unknown ¥0" row."""
+    return any((row.gmv_paid, row.orders_paid, row.visits, row.uv, row.spend))
+
+
 def channels(snapshot: Snapshot, lang: Language) -> list[html.Div]:
-    """Paid GMV per channel (share bar, amount) and its conversion rate, largest first."""
-    rows = snapshot.channels
+    """Paid GMV per channel with data (share bar, amount) and its conversion rate, largest first."""
+    rows = [c for c in snapshot.channels if _has_data(c)]
     total = sum(c.gmv_paid for c in rows) or 1
     currency = snapshot.currency
     if not rows:

@@ -11,11 +11,11 @@ from alerts.evaluation.views import ACKNOWLEDGED_NEWS_S, AckRecord, LiveAlert, R
 from app.core.settings import Settings, SettingsError
 from app.metrics.engine import Engine
 from app.metrics.measures import MEASURES
-from app.metrics.snapshot import FunnelStage, Measures, Snapshot
+from app.metrics.snapshot import ChannelRow, FunnelStage, Measures, Snapshot
 from dashboard import curve, panels
 from dashboard.access import allowed_address, is_wall_path
 from dashboard.kpis import baseline_values, tiles
-from dashboard.numbers import age, compact, countdown, duration, money, percent, signed_percent
+from dashboard.numbers import age, column, compact, countdown, duration, money, percent, signed_percent
 from dashboard.stream import Page, page_from_url
 
 
@@ -243,3 +243,27 @@ def test_wall_settings_are_validated():
     for name, value in (("WARROOM_WALL_ALLOW", "10.0.5.0/33"), ("WARROOM_WALL_LANGUAGE", "fr")):
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: value})
+
+
+def test_one_format_per_column_and_a_channel_row_only_with_data():
+    assert column([1670, 603, None], "en") == ["1,670", "603", "—"]
+    assert column([1_234_567, 603], "zh") == ["123.5万", "0.1万"] and column([2_500_000, 40_000], "en") == [
+        "2.50M",
+        "0.04M",
+    ]
+
+    def channel(name: str, gmv: float, visits: float) -> ChannelRow:
+        return ChannelRow(name, gmv, 0.0, 0, None, visits, 0.0, None)
+
+    snapshot = _snapshot(
+        currency="CNY", channels=[channel("tmall", 500.0, 20), channel("(none)", 0.0, 0), channel("app", 0.0, 9)]
+    )
+    rows = panels.channels(snapshot, "zh")
+    assert [r.to_plotly_json()["props"]["data-channel"] for r in rows] == ["tmall", "app"], "no empty unknown row"
+    assert panels.channels(_snapshot(channels=[channel("(none)", 0.0, 0)]), "en")[0].className == "empty"
+
+
+def test_the_header_reads_the_date_in_the_rooms_language():
+    snapshot = _snapshot(timezone="Asia/Shanghai")
+    assert panels.header(snapshot, 1_700_000_000, "zh")["wall-zone"] == "2023年11月15日 CST"
+    assert panels.header(snapshot, 1_700_000_000, "en")["wall-zone"] == "2023-11-15 CST"

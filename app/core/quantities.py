@@ -18,6 +18,8 @@ EN_UNITS: tuple[tuple[float, str], ...] = ((1e9, "B"), (1e6, "M"), (1e3, "K"))
 CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "JPY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "HKD": "HK$", "KRW": "₩"}
 MINUS = "−"
 """A real minus sign: as wide as the plus, so columns of changes line up."""
+COLUMN_EXACT_BELOW = 1e6
+"""A column of counts is written out in full while its largest value stays under this (999,999 fits a column)."""
 AXIS_TICKS = 5
 """About this many ticks on a chart's value axis."""
 NICE_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
@@ -60,6 +62,18 @@ def _with_currency(text: str, currency: str | None) -> str:
     symbol = CURRENCY_SYMBOLS.get(currency)
     sign, digits = (MINUS, text[1:]) if text.startswith("-") else ("", text)
     return f"{sign}{symbol}{digits}" if symbol else f"{sign}{digits} {currency}"
+
+
+def column(values: list[float | None], lang: str) -> list[str]:
+    """Counts of one table column, all in one format: written out (1,670 and 603) while the largest stays under
+    ``COLUMN_EXACT_BELOW``, else all in the largest one's unit (12.35万 and 0.06万), never a mix of 1.67K and 603."""
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
+    largest = max(finite, default=0.0)
+    if largest < COLUMN_EXACT_BELOW:
+        return [MISSING if v is None or not math.isfinite(v) else f"{v:,.0f}" for v in values]
+    size, suffix = next((s, u) for s, u in (ZH_UNITS if lang == "zh" else EN_UNITS) if largest >= s)
+    digits = 2 if largest / size < 100 else 1 if largest / size < 1000 else 0
+    return [MISSING if v is None or not math.isfinite(v) else f"{v / size:,.{digits}f}{suffix}" for v in values]
 
 
 def money(value: float | None, currency: str | None, lang: str) -> str:
@@ -162,6 +176,11 @@ def figure(value: float | None, unit: Unit, lang: str, currency: str | None = No
     if float(value).is_integer() or abs(value) >= 100:
         return f"{value:,.0f}"
     return _trimmed(value, 2 if abs(value) >= 1 else 3)
+
+
+def calendar_date(year: int, month: int, day: int, lang: str) -> str:
+    """A date as the room reads it: 2026年12月6日 in Chinese, 2026-12-06 otherwise."""
+    return f"{year}年{month}月{day}日" if lang == "zh" else f"{year:04d}-{month:02d}-{day:02d}"
 
 
 def _nice_step(span: float, ticks: int) -> float:

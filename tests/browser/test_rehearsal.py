@@ -83,7 +83,7 @@ async def test_the_oncall_page_and_the_wall_show_a_rehearsal_on_the_nights_clock
         await wall.goto(f"{server.url}/wall/{REHEARSED}?token={screen}&lang=zh")
         await expect(wall.locator("#wall-clock")).to_have_text(NIGHT_TIME, timeout=TIMEOUT_MS)
         await expect(wall.locator("#wall-phase")).to_have_text("演练 · 爆发期")
-        await expect(wall.locator("#wall-zone")).to_contain_text(moment.strftime("%Y-%m-%d"))
+        await expect(wall.locator("#wall-zone")).to_contain_text(f"{moment.year}年{moment.month}月{moment.day}日")
         feed = wall.locator("#alerts-body .alert")
         await expect(feed).to_have_count(1)
         await expect(feed.locator(".alert-rehearsal")).to_have_text("演练")
