@@ -22,8 +22,8 @@ INTO_THE_NIGHT = timedelta(minutes=28, seconds=5)
 NIGHT_TIME = "00:28:05"
 TO_WRAPUP = "23:31:55"
 """The demo's burst lasts a day: at 00:28:05 the wrap-up is this far ahead."""
-LIVE_AGE = re.compile(r"^\d+s$|^1m \d+s$")
-"""A live alert's age on the wall clock just after it fired (a minute on a slow machine)."""
+LIVE_AGE = re.compile(r"^\d+秒$|^1分\d\d秒$")
+"""A live alert's age on the wall clock just after it fired, in the page's Chinese (a minute on a slow machine)."""
 
 
 def settings(tmp_path: Path) -> dict[str, str]:
