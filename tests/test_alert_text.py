@@ -4,6 +4,7 @@ product names before SKU ids, chart axes in the room's units."""
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from alerts.evaluation.messages import Terms, compose_group, describe, product
 from alerts.evaluation.metricview import METRIC_NAMES
 from alerts.evaluation.rules import METRIC_UNITS, AnyRule, load_file, metric_unit
 from alerts.evaluation.severity import Severity
+from alerts.evaluation.views import LiveAlert
 from app.core.quantities import axis_ticks, elapsed, figure, share, signed_share
 from tests.conftest import create_key, start_server, wait_until
 from tests.helpers import STOCK_RULES, live_campaigns, stock
@@ -233,3 +235,39 @@ async def test_live_values_history_of_its_moment_and_a_resolved_emergency_awaiti
             assert banner.acknowledged.at is not None and abs(banner.acknowledged.at - time.time()) < 5
     finally:
         restarted.stop()
+
+
+async def test_a_banner_follows_acknowledgments_made_through_another_server_and_deleted_rehearsals(dsn, db, tmp_path):
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "pack.yaml").write_text(PRODUCT_RULES)
+    ingest, screen = await create_key(dsn, "ingest"), await create_key(dsn, "screen")
+    settings = {
+        "WARROOM_RULES_DIR": str(rules_dir),
+        "WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns")),
+    }
+    server = start_server(dsn, **settings)
+    alerts = server.services.alerts
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+
+            async def banner_is(check: Callable[[list[LiveAlert]], bool]) -> None:
+                async def holds() -> bool:
+                    return check(alerts.banner("double11-demo"))
+
+                await wait_until(holds, timeout=10)
+
+            await http.post("/v1/events", json={"events": [stock("s1", 0)]}, headers={"X-API-Key": ingest})
+            await banner_is(lambda shown: len(shown) == 1 and shown[0].status == "firing")
+            await http.post("/v1/events", json={"events": [stock("s2", 5000)]}, headers={"X-API-Key": ingest})
+            await banner_is(lambda shown: len(shown) == 1 and shown[0].status == "resolved")
+            await db.execute("UPDATE alerts SET ack_by = 'other-server', ack_at = now()")
+            await banner_is(
+                lambda shown: shown[0].acknowledged is not None and shown[0].acknowledged.by == "other-server"
+            )
+            await db.execute("DELETE FROM alert_transitions")
+            await db.execute("DELETE FROM alerts")
+            await banner_is(lambda shown: shown == [])
+            assert (await http.get("/v1/alerts", params={"token": screen})).json() == []
+    finally:
+        server.stop()

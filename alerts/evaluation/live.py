@@ -156,10 +156,14 @@ class AlertService:
             progress()
 
     async def _refresh_silences(self, progress: Progress) -> None:
-        """Refreshes at once when (re)started, so silences added during an outage apply when it ends."""
+        """Refreshes at once when (re)started, so silences added during an outage apply when it ends. The resolved
+        emergencies awaiting acknowledgment are re-read with them: one acknowledged through another server, or
+        deleted with its rehearsal (``warroom rehearse``), leaves this one's banner too."""
         while True:
             async with self.pool.acquire() as conn:
                 self.silences = await store.silences(conn)
+                if self.awaiting:
+                    self._acknowledged_elsewhere(await store.acknowledgments(conn, list(self.awaiting)))
             progress()
             await asyncio.sleep(SILENCES_REFRESH_S)
 
@@ -393,6 +397,17 @@ class AlertService:
         self._publish(Acknowledged(seq=seq, transition=ACKNOWLEDGED, id=alert_id, acknowledged=given))
         self._changed()
         return self.render(live) if live else AckedAlert(id=alert_id, status=row["status"], acknowledged=given)
+
+    def _acknowledged_elsewhere(self, stored: dict[str, tuple[str | None, float | None, str | None]]) -> None:
+        """Apply the stored acknowledgments (by, at, comment) of the awaiting alerts; forget those no longer stored."""
+        for alert_id in list(self.awaiting):
+            if alert_id not in stored:
+                del self.awaiting[alert_id]
+                continue
+            by, at, comment = stored[alert_id]
+            alert = self.awaiting[alert_id]
+            if by is not None and alert.acknowledged_by is None:
+                alert.acknowledged_by, alert.acknowledged_at, alert.ack_comment = by, at, comment
 
     async def add_silence(
         self, matchers: tuple[Matcher, ...], starts_at: float, ends_at: float, reason: str, who: str

@@ -180,6 +180,14 @@ def _lifecycle_alerts(rows: list[asyncpg.Record]) -> list[Alert]:
     ]
 
 
+async def acknowledgments(
+    conn: asyncpg.Connection, ids: list[str]
+) -> dict[str, tuple[str | None, float | None, str | None]]:
+    """Who acknowledged each of these alerts, when and why (all None when nobody has); an id not stored is absent."""
+    rows = await conn.fetch("SELECT id, ack_by, ack_at, ack_comment FROM alerts WHERE id = ANY($1)", ids)
+    return {r["id"]: (r["ack_by"], r["ack_at"].timestamp() if r["ack_at"] else None, r["ack_comment"]) for r in rows}
+
+
 async def acknowledge(
     conn: asyncpg.Connection, alert_id: str, who: str, comment: str | None, at: float
 ) -> tuple[asyncpg.Record, int] | None:
