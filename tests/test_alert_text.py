@@ -13,7 +13,7 @@ import msgspec
 import websockets
 
 from alerts.evaluation.lifecycle import Lifecycle, Observation
-from alerts.evaluation.messages import Terms, compose_group, describe, product
+from alerts.evaluation.messages import Terms, compose_group, describe, product, value_units
 from alerts.evaluation.metricview import METRIC_NAMES
 from alerts.evaluation.rules import METRIC_UNITS, AnyRule, load_file, metric_unit
 from alerts.evaluation.severity import Severity
@@ -271,3 +271,13 @@ async def test_a_banner_follows_acknowledgments_made_through_another_server_and_
             assert (await http.get("/v1/alerts", params={"token": screen})).json() == []
     finally:
         server.stop()
+
+
+def test_every_placeholder_of_the_shipped_rules_is_filled():
+    for rule in PACK.rules:
+        values = {key: 0.4567 if unit in ("ratio", "change") else 1234.0 for key, unit in value_units(rule).items()}
+        labels = {**LABELS, **({rule.by: "SKU-1001"} if rule.by else {})}
+        text = describe(rule, labels, {**values, "reference": 1.0}, Severity.WARNING, TERMS)
+        for summary in (text.summary_en, text.summary_zh):
+            assert "{" not in summary and "None" not in summary, (rule.name, summary)
+            assert "0.457" not in summary, f"{rule.name}: a raw ratio in {summary!r}"
