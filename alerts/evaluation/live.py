@@ -341,7 +341,11 @@ class AlertService:
         for alert_id in [i for i, a in self.awaiting.items() if not is_news(self._resolved(a), wall)]:
             del self.awaiting[alert_id]
         alerts = [
-            *(self.render(a) for a in self.lifecycle.alerts.values() if a.status == "firing"),
+            *(
+                self.render(a)
+                for a in list(self.lifecycle.alerts.values())
+                if a.status == "firing" and a.severity == Severity.EMERGENCY
+            ),
             *(self._resolved(a) for a in self.awaiting.values()),
         ]
         return [a for a in alerts if a.labels.get("campaign", campaign) == campaign and is_news(a, wall)]
