@@ -83,6 +83,7 @@ async def test_alert_reaches_the_webhook_with_bilingual_text_and_its_resolution_
             assert "https://warroom.example.com/wall/double11-demo#inventory" in message["message"]
             assert receiver.headers[0]["X-Token"] == SECRET
 
+            await wait_until(lambda: _all_recorded(http, operator, 1))  # the receiver answers before it is written
             sent = await notifications(http, operator)
             assert len(sent) == 1 and sent[0]["status"] == "delivered" and sent[0]["attempts"] == 1
             assert sent[0]["kind"] == "firing" and sent[0]["attempt_log"][0]["ok"] is True
