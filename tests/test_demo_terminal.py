@@ -79,6 +79,7 @@ def test_on_a_terminal_the_status_stays_in_place_below_the_news():
     console.line("00:04:00 INCIDENT gmv_drop starts")
     console.status("00:04:01 · Burst · " + "x" * 60)
     console.close()
+    console.status("drawn after the end")
     raw = out.getvalue()
     assert raw.count(CLEAR_LINE) >= 4, "each status is drawn over the last"
     shown = screen(raw)

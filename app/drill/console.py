@@ -175,6 +175,7 @@ class Console:
         self._columns = columns
         self._status = ""
         self._plain_at: float | None = None
+        self._closed = False
         self._lock = threading.RLock()
 
     def line(self, text: str, stream: TextIO | None = None) -> None:
@@ -191,8 +192,11 @@ class Console:
                 self._draw()
 
     def status(self, text: str) -> None:
-        """Show ``text`` as the status: in place on a terminal, else as a plain line if ``plain_every_s`` passed."""
+        """Show ``text`` as the status: in place on a terminal, else as a plain line if ``plain_every_s`` passed;
+        nothing once closed."""
         with self._lock:
+            if self._closed:
+                return
             if self.tty:
                 self._status = text
                 self._draw()
@@ -202,12 +206,13 @@ class Console:
                 self._out.flush()
 
     def close(self) -> None:
-        """Leave the last status on its own line, so what comes after starts on a fresh one."""
+        """Leave the last status on its own line, so what comes after (the shell's prompt) starts on a fresh one."""
         with self._lock:
             if self.tty and self._status:
                 self._out.write("\n")
                 self._out.flush()
             self._status = ""
+            self._closed = True
 
     def writer(self, stream: TextIO) -> TextIO:
         """A stream whose lines go to ``stream`` above the status line (for ``sys.stderr``: logs, warnings)."""
