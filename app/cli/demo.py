@@ -151,7 +151,7 @@ def read_keys(path: Path) -> tuple[str, dict[str, str]]:
 def keys_text(base: str, demo_keys: dict[str, str], path: Path) -> str:
     """The keys as the banner shows them, where they are kept, how to see them again and how to make one's own."""
     token, screen = demo_keys["ingest"], demo_keys["screen"]
-    return f"""  wall:       {base}/wall/{DEMO_CAMPAIGN}?token={screen}   (English: &lang=en)
+    return f"""  wall:       {base}/wall/{DEMO_CAMPAIGN}?token={screen}   (add &lang=en or &lang=zh)
   on-call:    {base}/oncall   (sign in with the operator key below)
   keys:       ingest   {token}
               screen   {screen}
@@ -177,7 +177,8 @@ Post an event:
   curl -sS {base}/v1/events -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
     -d '{json.dumps(SAMPLE_EVENT)}'
 
-Below: the drill's incidents and every alert as it fires or resolves; the last line is the night's status. Ctrl-C stops.
+Below: {"the drill's incidents and " if drill else ""}every alert as it fires or resolves; the last line is the \
+night's status. Ctrl-C stops.
 """
 
 
