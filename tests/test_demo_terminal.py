@@ -22,7 +22,7 @@ import httpx
 
 from app.core import logs
 from app.drill.console import CLEAR_LINE, Console, Status, alert_line, display_width, fit, incident_line, status_line
-from app.drill.watch import events_per_s
+from app.drill.watch import Watch, events_per_s
 from tests.conftest import free_port
 from tests.helpers import ROOT, warroom
 
@@ -149,6 +149,28 @@ def test_an_alert_line_carries_the_alerts_own_summary_on_the_nights_clock():
     assert incident_line("sellout", "00:16:00", 10, "en").startswith(
         "00:16:00 INCIDENT     sellout starts (drill script, lasts 10 min): sell-out"
     )
+
+
+def test_the_alert_stream_tells_each_transition_once_and_keeps_the_count():
+    out = io.StringIO()
+    watch = Watch("http://127.0.0.1:1", "double11-demo", "wr_s", "wr_o", Console(out), "en")
+    watch.take({"type": "snapshot", "seq": 7, "alerts": [{"id": "a1", "severity": "warning"}], "clocks": []})
+    transition = {
+        "type": "transition",
+        "at": "2026-11-10T16:28:42+00:00",
+        "timezone": "Asia/Shanghai",
+        "rule": "payment_outage",
+        "summary_en": "Payment outage",
+        "summary_zh": "支付故障",
+    }
+    watch.take({**transition, "seq": 8, "id": "a2", "kind": "firing", "severity": "emergency"})
+    watch.take({**transition, "seq": 9, "id": "a2", "kind": "acknowledged", "severity": "emergency"})
+    watch.take({"type": "heartbeat", "seq": 9})
+    assert watch.firing == {"a1": "warning", "a2": "emergency"}
+    watch.take({**transition, "seq": 10, "id": "a1", "kind": "resolved", "severity": "warning"})
+    assert watch.firing == {"a2": "emergency"} and watch.last_seq == 10, "a reconnection resumes after seq 10"
+    told = [line.split()[1] for line in out.getvalue().splitlines()]
+    assert told == ["FIRING", "ACKNOWLEDGED", "RESOLVED"]
 
 
 def test_events_per_second_over_the_samples_kept():

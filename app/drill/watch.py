@@ -9,6 +9,7 @@ stream is resumed after the last ``seq`` seen when its connection drops, so no t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections import deque
@@ -62,6 +63,7 @@ class Watch:
         self.firing: dict[str, str] = {}
         """Firing alerts: id → severity."""
         self.last_seq: int | None = None
+        self._status: Status | None = None
 
     async def run(self) -> None:
         """Until cancelled: the status line every ``STATUS_EVERY_S``, and the alert stream."""
@@ -72,7 +74,8 @@ class Watch:
             while True:
                 snapshot = await self._snapshot(http)
                 if snapshot is not None:
-                    self._console.status(status_line(self.status(snapshot), self._lang))
+                    self._status = self.status(snapshot)
+                    self._console.status(status_line(self._status, self._lang))
                 await asyncio.sleep(STATUS_EVERY_S)
 
     async def _snapshot(self, http: httpx.AsyncClient) -> dict[str, Any] | None:
@@ -88,9 +91,6 @@ class Watch:
         self._samples.append((now, snapshot["events"]))
         while self._samples[0][0] < now - RATE_WINDOW_S:
             self._samples.popleft()
-        alerts: dict[str, int] = {}
-        for severity in self.firing.values():
-            alerts[severity] = alerts.get(severity, 0) + 1
         return Status(
             night_clock=night_clock(datetime.fromisoformat(snapshot["as_of"]), snapshot["timezone"]),
             rehearsal=snapshot["clock"] == "replay",
@@ -98,8 +98,14 @@ class Watch:
             events_per_s=events_per_s(self._samples),
             gmv=snapshot["totals"]["gmv_paid"],
             currency=snapshot["currency"],
-            alerts=alerts,
+            alerts=self._firing_by_severity(),
         )
+
+    def _firing_by_severity(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for severity in self.firing.values():
+            counts[severity] = counts.get(severity, 0) + 1
+        return counts
 
     async def _alerts(self) -> None:
         while True:
@@ -126,5 +132,8 @@ class Watch:
             elif frame["kind"] != "acknowledged":
                 self.firing[frame["id"]] = frame["severity"]
             self._console.line(alert_line(frame, self._lang))
+            if self._status is not None:  # the count below agrees with the line just told
+                self._status = dataclasses.replace(self._status, alerts=self._firing_by_severity())
+                self._console.status(status_line(self._status, self._lang))
         if "seq" in frame:
             self.last_seq = frame["seq"]
