@@ -56,7 +56,6 @@ WORDS: Mapping[str, tuple[str, str]] = {
     "events_per_s": ("事件/秒", "events/s"),
     "no_alerts": ("无告警", "no alerts"),
     "alerts": ("告警 {count} 条", "{count} alerts firing"),
-    "waiting": ("等待服务器的数据…", "waiting for the server's numbers…"),
     "incident": ("事故", "INCIDENT"),
     "starts": (
         "{name} 开始（演练脚本，持续 {minutes} 分钟）：{what}",
@@ -93,8 +92,8 @@ def fit(text: str, columns: int) -> str:
 class Status:
     """What the status line shows: where the night stands and how busy it is."""
 
-    night_clock: str | None
-    """The campaign's clock, e.g. ``00:03:12`` (None before the first snapshot)."""
+    night_clock: str
+    """The campaign's clock, e.g. ``00:03:12``."""
     rehearsal: bool
     """The night is a replay on its own clock (the demo always is)."""
     phase: str | None
@@ -105,11 +104,9 @@ class Status:
     """Firing alerts by severity."""
 
 
-def status_line(status: Status | None, lang: Language) -> str:
+def status_line(status: Status, lang: Language) -> str:
     """``演练 00:03:12 · 爆发期 · 3,412 事件/秒 · GMV ¥123.4万 · 告警 2 条（紧急 1 · 警告 1）``."""
-    if status is None:
-        return _word("waiting", lang)
-    clock = status.night_clock or numbers.MISSING
+    clock = status.night_clock
     parts = [
         f"{_word('rehearsal', lang)} {clock}" if status.rehearsal else clock,
         i18n.phase(status.phase, lang),
@@ -134,7 +131,7 @@ def night_clock(moment: datetime, timezone: str) -> str:
 
 def alert_line(transition: Mapping[str, Any], lang: Language) -> str:
     """One alert transition from the alert stream: its time on the campaign's clock, what happened, the severity, the
-    rule and the alert's own summary in ``lang``, e.g. ``00:28:05 FIRING       Emergency  payment_success_rate_low —
+    rule and the alert's own summary in ``lang``, e.g. ``00:28:05 FIRING       Emergency payment_success_rate_low —
     Payment success rate 82.1% …``."""
     at = night_clock(datetime.fromisoformat(transition["at"]), transition.get("timezone") or "UTC")
     zh, en = TRANSITIONS.get(transition["kind"], (transition["kind"], transition["kind"].upper()))
