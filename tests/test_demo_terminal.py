@@ -176,6 +176,21 @@ def test_the_alert_stream_tells_each_transition_once_and_keeps_the_count():
 def test_events_per_second_over_the_samples_kept():
     assert events_per_s(deque([(0.0, 100)])) is None
     assert events_per_s(deque([(0.0, 100), (2.0, 3100), (4.0, 8100)])) == 2000.0
+    now = [0.0]
+    watch = Watch("http://127.0.0.1:1", "double11-demo", "wr_s", "wr_o", Console(io.StringIO()), "en", lambda: now[0])
+    snapshot = {
+        "as_of": "2026-11-10T16:00:05+00:00",
+        "timezone": "Asia/Shanghai",
+        "clock": "replay",
+        "phase": "burst",
+        "totals": {"gmv_paid": 1000.0},
+        "currency": "CNY",
+    }
+    rates = []
+    for second, events in ((0, 0), (1, 100), (2, 300), (10, 1100), (20, 3100), (21, 3200)):
+        now[0] = float(second)
+        rates.append(watch.status({**snapshot, "events": events}).events_per_s)
+    assert rates == [None, 100.0, 150.0, 100.0, 200.0, 2100 / 11], "over 5 s or more, and two looks at least"
 
 
 def test_logs_are_text_on_a_terminal_and_json_elsewhere_unless_forced():

@@ -21,12 +21,14 @@ import httpx
 import websockets
 from websockets.asyncio.client import connect
 
-from app.drill.console import Console, Status, alert_line, night_clock, status_line
+from app.drill.console import PLAIN_STATUS_EVERY_S, Console, Status, alert_line, night_clock, status_line
 from dashboard.i18n import Language
 
 STATUS_EVERY_S = 1.0
+"""On a terminal the status line is refreshed this often; elsewhere only as often as it is printed."""
 RATE_WINDOW_S = 5.0
-"""Events per second are averaged over this long: steady enough to read, recent enough to show the burst."""
+"""Events per second are averaged over at least this long (and two looks): steady enough to read, recent enough to
+show the burst."""
 RECONNECT_S = 1.0
 REQUEST_TIMEOUT_S = 5.0
 
@@ -59,6 +61,7 @@ class Watch:
         self._console = console
         self._lang = lang
         self._clock = clock
+        self._every_s = STATUS_EVERY_S if console.tty else PLAIN_STATUS_EVERY_S
         self._samples: deque[tuple[float, int]] = deque()
         self.firing: dict[str, str] = {}
         """Firing alerts: id → severity."""
@@ -76,7 +79,7 @@ class Watch:
                 if snapshot is not None:
                     self._status = self.status(snapshot)
                     self._console.status(status_line(self._status, self._lang))
-                await asyncio.sleep(STATUS_EVERY_S)
+                await asyncio.sleep(self._every_s)
 
     async def _snapshot(self, http: httpx.AsyncClient) -> dict[str, Any] | None:
         try:
@@ -86,10 +89,10 @@ class Watch:
         return response.json() if response.status_code == 200 else None
 
     def status(self, snapshot: dict[str, Any]) -> Status:
-        """The status of a campaign snapshot, with the events per second since the samples of ``RATE_WINDOW_S``."""
+        """The status of a campaign snapshot, with the events per second since the oldest sample kept."""
         now = self._clock()
         self._samples.append((now, snapshot["events"]))
-        while self._samples[0][0] < now - RATE_WINDOW_S:
+        while len(self._samples) > 2 and self._samples[1][0] <= now - RATE_WINDOW_S:
             self._samples.popleft()
         return Status(
             night_clock=night_clock(datetime.fromisoformat(snapshot["as_of"]), snapshot["timezone"]),
