@@ -128,6 +128,8 @@ def test_the_status_line_in_each_language():
     )
     quiet = Status("23:41:00", True, "preheat", None, 0.0, "CNY", {})
     assert status_line(quiet, "en").endswith("· — events/s · GMV ¥0 · no alerts")
+    slow = Status("23:41:00", True, "preheat", 86.28, 0.0, "CNY", {})
+    assert " · 86 events/s · " in status_line(slow, "en"), "whole events per second"
 
 
 def test_an_alert_line_carries_the_alerts_own_summary_on_the_nights_clock():

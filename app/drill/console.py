@@ -107,10 +107,11 @@ class Status:
 def status_line(status: Status, lang: Language) -> str:
     """``演练 00:03:12 · 爆发期 · 3,412 事件/秒 · GMV ¥123.4万 · 告警 2 条（紧急 1 · 警告 1）``."""
     clock = status.night_clock
+    rate = None if status.events_per_s is None else round(status.events_per_s)
     parts = [
         f"{_word('rehearsal', lang)} {clock}" if status.rehearsal else clock,
         i18n.phase(status.phase, lang),
-        f"{numbers.compact(status.events_per_s, lang)} {_word('events_per_s', lang)}",
+        f"{numbers.compact(rate, lang)} {_word('events_per_s', lang)}",
         f"GMV {numbers.money(status.gmv, status.currency, lang)}",
     ]
     firing = sum(status.alerts.values())
