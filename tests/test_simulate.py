@@ -52,6 +52,7 @@ async def test_simulate_posts_history_and_live_events_idempotently(server, dsn, 
         "[history double11-2025] done · 00:04:00" in first.stderr
         and "[live double11-demo] done · 00:04:00" in first.stderr
     )
+    assert "incident: payment_outage starts at 00:01:00 in double11-demo" in first.stderr, first.stderr
     counts = dict(await db.fetch("SELECT campaign, count(*) FROM events GROUP BY campaign"))
     assert counts["double11-demo"] > 500 and counts["double11-2025"] > 400
     nights = {

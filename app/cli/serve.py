@@ -64,7 +64,7 @@ def serve(settings: Settings, host: str | None, port: int | None, ready_fd: int 
     ingest = settings.role == "ingest"
     if not ingest:
         check_configuration(settings)
-    log_config = logs.configure(settings.log_level, settings.log_format)
+    log_config = logs.configure(settings.log_level, settings.log_format, settings.access_log)
     host, port = host or settings.host, port or settings.port
     if ready_fd is not None:
         follow_parent()

@@ -68,8 +68,10 @@ class Settings(BaseModel):
     host: str = Field("127.0.0.1", alias="WARROOM_HOST")
     port: int = Field(DEFAULT_PORT, ge=1, le=65535, alias="WARROOM_PORT")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", alias="WARROOM_LOG_LEVEL")
-    log_format: Literal["json", "text"] = Field("json", alias="WARROOM_LOG_FORMAT")
+    log_format: Literal["auto", "json", "text"] = Field("auto", alias="WARROOM_LOG_FORMAT")
+    """``auto``: text when stderr is a terminal, JSON lines otherwise."""
     access_log: bool = Field(False, alias="WARROOM_ACCESS_LOG")
+    """Request logs: uvicorn's access log and the HTTP clients' line per request (the demo's drill makes thousands)."""
     default_campaign: str = Field("default", min_length=1, max_length=64, alias="WARROOM_DEFAULT_CAMPAIGN")
     default_currency: str = Field("CNY", pattern=r"^[A-Z]{3}$", alias="WARROOM_DEFAULT_CURRENCY")
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1024, alias="WARROOM_MAX_BODY_BYTES")

@@ -5,6 +5,9 @@ The night is a rehearsal of the shipped campaigns' own night (``campaigns/double
 far the replay has got (``app/drill/simulate.py``), so the wall and the alerts read the night's time, not the
 server's. Last year's night (``campaigns/double11-2025.yaml``) loads alongside as history. The campaigns are
 used as they are shipped.
+
+The terminal (``app.drill.console``) gets the banner once the server answers, then a line for each incident the
+drill starts and each alert transition (``app.drill.watch``), above a status line that says where the night is.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -22,8 +26,11 @@ import msgspec
 from app.campaigns import model as campaign_model
 from app.campaigns.model import Campaign
 from app.core.settings import Settings
-from app.drill.scenario import Incident
-from app.drill.simulate import Drill, Night, baseline_of, simulate
+from app.drill.console import Console, incident_line
+from app.drill.scenario import INCIDENTS, Incident
+from app.drill.simulate import Drill, Night, Progress, Reporter, baseline_of, simulate
+from app.drill.watch import Watch
+from dashboard.i18n import Language
 
 CAMPAIGNS_DIR = Path(__file__).resolve().parents[2] / "campaigns"
 DEMO_CAMPAIGN = "double11-demo"
@@ -37,6 +44,7 @@ DEMO_INCIDENTS = ("gmv_drop@4", "sellout@16", "payment_outage@28", "brushing@36"
 DEMO_SCALE = 25.0
 """Pre-heat visits per simulated minute: the burst peaks near 3,500 events/s at 60x, within this machine's means."""
 READY_TIMEOUT_S = 120.0
+READY_POLL_S = 0.2
 
 
 def demo_night() -> str:
@@ -75,27 +83,61 @@ async def reset_demo_data(dsn: str, campaign: Campaign) -> None:
         )
 
 
-def _wait_ready(url: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the server did not become ready")
+class TerminalReporter:
+    """The drill's report on the demo's terminal: each incident as it starts and the drill's notes as lines above the
+    status line; the status line itself (``app.drill.watch``) says how far the night has got, so the per-batch progress
+    shows only once a night is all sent, and an unreachable server once, not once per retry."""
+
+    def __init__(self, console: Console, lang: Language) -> None:
+        self._console = console
+        self._lang = lang
+        self._unreachable = False
+
+    def note(self, text: str) -> None:
+        self._console.line(f"drill: {text}")
+
+    def retrying(self, reason: str, delay_s: float) -> None:
+        """Told once per outage (the drill retries every batch with backoff until the server answers again)."""
+        if not self._unreachable:
+            self._unreachable = True
+            self.note(f"the server does not answer ({reason}); the drill retries until it does")
+
+    def progress(self, progress: Progress, at: str, done: bool) -> None:
+        if self._unreachable:
+            self._unreachable = False
+            self.note("the server answers again")
+        if done:
+            self._console.line(f"drill: {progress.line(f'done · {at} · ')}")
+
+    def incident(self, incident: Incident, night: Night) -> None:
+        minutes = INCIDENTS[incident.name] / 60
+        self._console.line(incident_line(incident.name, night.clock(incident.start_s), minutes, self._lang))
 
 
-def _demo_drill(settings: Settings, keys: dict[str, str]) -> None:
-    url = f"http://{settings.host}:{settings.port}"
-    _wait_ready(url)
+async def wait_ready(url: str, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Until ``url``/readyz answers 200: the server accepts connections, its database and loops are up."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2) as http:
+        while time.monotonic() < deadline:
+            try:
+                if (await http.get(f"{url}/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(READY_POLL_S)
+    raise RuntimeError(f"the server did not become ready within {timeout_s:g}s")
+
+
+async def run_demo_drill(url: str, keys: dict[str, str], reporter: Reporter) -> None:
+    """Define the shipped campaigns as they are and play the night into them."""
     this_year = campaign_model.load_file(DEMO_CAMPAIGN_FILE)
     headers = {"X-API-Key": keys["operator"], "Content-Type": "application/json"}
-    for campaign in (baseline_of(this_year, CAMPAIGNS_DIR), this_year):
-        httpx.put(
-            f"{url}/v1/campaigns/{campaign.id}", content=msgspec.json.encode(campaign), headers=headers
-        ).raise_for_status()
+    async with httpx.AsyncClient(timeout=30) as http:
+        for campaign in (baseline_of(this_year, CAMPAIGNS_DIR), this_year):
+            response = await http.put(
+                f"{url}/v1/campaigns/{campaign.id}", content=msgspec.json.encode(campaign), headers=headers
+            )
+            response.raise_for_status()
     drill = Drill(
         url=url,
         key=keys["ingest"],
@@ -110,13 +152,46 @@ def _demo_drill(settings: Settings, keys: dict[str, str]) -> None:
         history=True,
         no_live=False,
     )
-    asyncio.run(simulate(drill))
+    await simulate(drill, reporter)
 
 
-def start_demo_drill(settings: Settings, dsn: str, keys: dict[str, str]) -> threading.Thread:
-    """Clear the previous drill's night, then (once the server is up) define the shipped campaigns as they are
-    and run the night."""
-    asyncio.run(reset_demo_data(dsn, campaign_model.load_file(DEMO_CAMPAIGN_FILE)))
-    thread = threading.Thread(target=_demo_drill, args=(settings, keys), name="drill", daemon=True)
+@dataclass(frozen=True, slots=True)
+class DemoSession:
+    """What the demo's terminal plays once the server is up."""
+
+    url: str
+    keys: dict[str, str]
+    console: Console
+    lang: Language
+    banner: str
+    """Printed once the server answers: its addresses and keys work from the moment a person reads them."""
+    drill: bool
+
+
+async def _session(session: DemoSession) -> None:
+    """The banner once the server is ready, then the status line and alerts, and the drill if asked."""
+    console = session.console
+    try:
+        await wait_ready(session.url)
+    except RuntimeError as exc:
+        console.line(f"demo: {exc}; see the log above")
+        return
+    console.line(session.banner)
+    watch = Watch(session.url, DEMO_CAMPAIGN, session.keys["screen"], session.keys["operator"], console, session.lang)
+    watching = asyncio.create_task(watch.run())
+    if session.drill:
+        try:
+            await run_demo_drill(session.url, session.keys, TerminalReporter(console, session.lang))
+        except (httpx.HTTPError, RuntimeError) as exc:
+            console.line(f"demo: the drill stopped: {exc}")
+    await watching
+
+
+def start_demo(settings: Settings, dsn: str, session: DemoSession) -> threading.Thread:
+    """Clear the previous drill's night (with a drill), then, in a thread of its own, wait for the server and play the
+    session while the caller runs the server."""
+    if session.drill:
+        asyncio.run(reset_demo_data(dsn, campaign_model.load_file(DEMO_CAMPAIGN_FILE)))
+    thread = threading.Thread(target=asyncio.run, args=(_session(session),), name="demo", daemon=True)
     thread.start()
     return thread

@@ -22,7 +22,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -31,7 +31,7 @@ import msgspec
 from app.campaigns import model as campaign_model
 from app.campaigns.clock import REPLAY_LATENESS_S
 from app.campaigns.model import Campaign
-from app.drill.scenario import Incident, Scenario, stamp
+from app.drill.scenario import INCIDENTS, Incident, Scenario, stamp
 
 BATCH_EVENTS = 2_000
 HISTORY_BATCH_EVENTS = 5_000
@@ -76,10 +76,46 @@ class Progress:
             print(self.line(extra), file=sys.stderr, flush=True)
 
 
+class Reporter(Protocol):
+    """Where a drill tells how it is going: the command's stderr (``StderrReporter``) or the demo's terminal."""
+
+    def note(self, text: str) -> None:
+        """A line for the person running the drill: what is sent where, a retry."""
+
+    def progress(self, progress: Progress, at: str, done: bool) -> None:
+        """After each batch: ``at`` is how far the night has been sent on its clock; ``done``: all of it."""
+
+    def retrying(self, reason: str, delay_s: float) -> None:
+        """A batch could not reach the server (``reason``); it is sent again in ``delay_s``."""
+
+    def incident(self, incident: Incident, night: Night) -> None:
+        """A scripted incident's first events have been sent."""
+
+
+class StderrReporter:
+    """``warroom simulate``'s report: notes, incidents and a progress line every ``PROGRESS_EVERY_S`` on stderr."""
+
+    def note(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def progress(self, progress: Progress, at: str, done: bool) -> None:
+        progress.maybe_print(f"{'done · ' if done else ''}{at} · ", force=done)
+
+    def retrying(self, reason: str, delay_s: float) -> None:
+        self.note(f"network error ({reason}); retrying in {delay_s:.1f}s")
+
+    def incident(self, incident: Incident, night: Night) -> None:
+        self.note(
+            f"incident: {incident.name} starts at {night.clock(incident.start_s)} in {night.campaign}"
+            f" (lasts {INCIDENTS[incident.name] / 60:g} simulated minutes)"
+        )
+
+
 class Poster:
     """Posts batches to ``/v1/events`` with retries; raises after ``MAX_ATTEMPTS`` failures of one batch."""
 
-    def __init__(self, url: str, key: str) -> None:
+    def __init__(self, url: str, key: str, reporter: Reporter | None = None) -> None:
+        self._reporter = reporter or StderrReporter()
         self._client = httpx.AsyncClient(
             base_url=url.rstrip("/"),
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
@@ -98,7 +134,7 @@ class Poster:
             except httpx.TransportError as exc:
                 if attempt == MAX_ATTEMPTS:
                     raise
-                print(f"network error ({exc}); retrying in {delay:.1f}s", file=sys.stderr)
+                self._reporter.retrying(str(exc), delay)
             else:
                 if response.status_code == 202:
                     return response.json()
@@ -162,34 +198,44 @@ async def send_night(
     start_s: int,
     end_s: int,
     speed: float,
+    reporter: Reporter,
     batch_events: int = BATCH_EVENTS,
     clock: Callable[[], float] = time.monotonic,
 ) -> Progress:
-    """Simulated seconds ``start_s`` to ``end_s`` of the night, each batch ending with the night's watermark."""
+    """Simulated seconds ``start_s`` to ``end_s`` of the night, each batch ending with the night's watermark; the
+    ``reporter`` hears of each batch and of each scripted incident once its first second is sent."""
     progress = Progress(f"{label} {night.campaign}")
     began = clock()
     t = start_s
     while t < end_s:
         until = due(start_s, clock() - began, speed, end_s)
         while t < until:
+            first = t
             batch: list[dict[str, Any]] = []
             while t < until and len(batch) < batch_events:
                 batch += stamp(scenario.step(t), night.campaign, night.iso)
                 t += 1
             batch.append(night.watermark(t, scenario.id_prefix))
             progress.add(await poster.post(batch), len(batch))
-            progress.maybe_print(f"{night.clock(t)} · ")
+            for incident in scenario.incidents:
+                if first <= incident.start_s < t:
+                    reporter.incident(incident, night)
+            reporter.progress(progress, night.clock(t), False)
         if t < end_s:
             await asyncio.sleep(TICK_S)
-    progress.maybe_print(f"done · {night.clock(t)} · ", force=True)
+    reporter.progress(progress, night.clock(t), True)
     return progress
 
 
-async def send_history(poster: Poster, scenario: Scenario, baseline: Campaign, start_s: int, end_s: int) -> None:
+async def send_history(
+    poster: Poster, scenario: Scenario, baseline: Campaign, start_s: int, end_s: int, reporter: Reporter
+) -> None:
     """Last year's night as fast as the server takes it, then a watermark at that campaign's end: the history is all
     there is of that night, so its totals are final and the projection may use them (``app/metrics/pacing.py``)."""
     night = Night.of(baseline)
-    await send_night(poster, scenario, night, "history", start_s, end_s, AS_FAST_AS_POSSIBLE, HISTORY_BATCH_EVENTS)
+    await send_night(
+        poster, scenario, night, "history", start_s, end_s, AS_FAST_AS_POSSIBLE, reporter, HISTORY_BATCH_EVENTS
+    )
     closing = int((baseline.end - night.burst).total_seconds() + REPLAY_LATENESS_S)
     await poster.post([night.watermark(closing, scenario.id_prefix)])
 
@@ -250,26 +296,27 @@ def _pace(speed: float) -> str:
     return "as fast as the server takes it" if speed <= AS_FAST_AS_POSSIBLE else f"at {speed:g}x"
 
 
-async def simulate(drill: Drill) -> None:
-    """History (if asked) and the live night run side by side, so the burst is never delayed by the history."""
+async def simulate(drill: Drill, reporter: Reporter | None = None) -> None:
+    """History (if asked) and the live night run side by side, so the burst is never delayed by the history; how it
+    goes is told to ``reporter`` (default: stderr)."""
+    reporter = reporter or StderrReporter()
     campaign = msgspec.structs.replace(campaign_model.load_file(drill.campaign_file), id=drill.campaign)
     live, history = scenarios(drill, campaign)
     start_s, end_s = int(-drill.minutes_before * 60), int(drill.minutes_after * 60)
     baseline = baseline_of(campaign, drill.campaign_file.parent) if drill.history else None
-    history_poster, live_poster = Poster(drill.url, drill.key), Poster(drill.url, drill.key)
+    history_poster, live_poster = Poster(drill.url, drill.key, reporter), Poster(drill.url, drill.key, reporter)
     runs: list[Coroutine[Any, Any, object]] = []
     if baseline is not None:
         night = Night.of(baseline)
-        print(f"history: {baseline.id}, the night of {night.date()} {_pace(AS_FAST_AS_POSSIBLE)}", file=sys.stderr)
-        runs.append(send_history(history_poster, history, baseline, start_s, end_s))
+        reporter.note(f"history: {baseline.id}, the night of {night.date()} {_pace(AS_FAST_AS_POSSIBLE)}")
+        runs.append(send_history(history_poster, history, baseline, start_s, end_s, reporter))
     if not drill.no_live:
         night = Night.of(campaign)
-        print(
+        reporter.note(
             f"live: {campaign.id}, the night of {night.date()} from {drill.minutes_before:g} simulated minutes before"
-            f" midnight to {drill.minutes_after:g} after, on its own clock, {_pace(drill.speed)}",
-            file=sys.stderr,
+            f" midnight to {drill.minutes_after:g} after, on its own clock, {_pace(drill.speed)}"
         )
-        runs.append(send_night(live_poster, live, night, "live", start_s, end_s, drill.speed))
+        runs.append(send_night(live_poster, live, night, "live", start_s, end_s, drill.speed, reporter))
     try:
         await asyncio.gather(*runs)
     finally:
