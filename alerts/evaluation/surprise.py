@@ -1,0 +1,258 @@
+"""How surprising an observation is: tail probabilities, their calibration, and the anomaly score.
+
+A detector's model says how improbable a point is (a Gaussian tail for a
+continuous residual, a Poisson or negative-binomial tail for a count). That
+probability is only as good as the model, so it is recalibrated against the
+series' own recent history: `Tail` keeps a bounded window of past surprises
+and answers "how often did a point at least this surprising happen here?".
+Recurring spikes of similar size therefore become ordinary, while a point
+beyond everything in the window is judged by an exponential tail fitted to
+the largest surprises seen, so a bigger spike still scores higher and scores
+do not pile up at one value. The resulting probability is mapped to a score
+in [0, 1) by `score_of`, the same mapping for every series, so one
+threshold means the same rarity everywhere.
+
+Surprises are in nats: s = -ln p. Pure arithmetic: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_left, bisect_right, insort
+
+LN10 = math.log(10)
+SQRT2 = math.sqrt(2)
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+NORMAL_DECADES = 2.0
+"""A point at least this probable (p ≥ 10^-2, one-sided) scores 0: it is inside the band."""
+REMINDER_DECADES = 4.0
+"""p = 10^-4 scores 0.5, the default reminder tier (提醒)."""
+SCORE_SHAPE = 2.0
+"""With x = (decades - 2) / 2, score = x² / (1 + x²): 0.75 (warning, 警告) at p ≈ 3e-6, 0.95 (emergency, 紧急)
+at p ≈ 2e-11; 1 - score stays above 5e-7 until p ≈ 10^-2800, so no two probabilities print alike at 6 digits."""
+MAX_SURPRISE = 1e4
+"""Surprises are capped here (nats) so an infinite one still maps below 1."""
+
+TAIL_CAPACITY = 1500
+"""Past surprises kept per series: enough for a spike every few hundred points to be learnt as normal."""
+TAIL_TRIM = 1
+"""The most extreme past surprise on each side is left out of the tail: one earlier incident is not yet a habit."""
+TAIL_POINTS = 8
+"""The tail beyond the window's data is fitted on this many of its largest surprises (after the trimmed one)."""
+MIN_TAIL_SCALE = 1.0
+"""The fitted tail decays no faster than the model's own (a calibrated model's surprises are Exp(1) distributed)."""
+PRIOR_WEIGHT = 60.0
+"""Pseudo-points of trust in the model's own probability, so a short history is judged by the model."""
+
+
+def score_of(surprise: float) -> float:
+    """The anomaly score of a surprise in nats: 0 up to p = 1e-2, 0.5 at 1e-4, strictly increasing beyond."""
+    decades = min(surprise, MAX_SURPRISE) / LN10
+    if decades <= NORMAL_DECADES:
+        return 0.0
+    x = ((decades - NORMAL_DECADES) / (REMINDER_DECADES - NORMAL_DECADES)) ** SCORE_SHAPE
+    return x / (1.0 + x)
+
+
+def surprise_at(score: float) -> float:
+    """The surprise (nats) at which `score_of` reaches `score` (0 < score < 1): its inverse."""
+    x = (score / (1.0 - score)) ** (1.0 / SCORE_SHAPE)
+    return LN10 * (NORMAL_DECADES + x * (REMINDER_DECADES - NORMAL_DECADES))
+
+
+def normal_surprise(z: float) -> float:
+    """-ln Q(z) for z ≥ 0, Q the standard normal upper tail; asymptotic beyond 8 so it never underflows."""
+    if z < 8.0:
+        return -math.log(0.5 * math.erfc(z / SQRT2))
+    inverse = 1.0 / (z * z)
+    return 0.5 * z * z + math.log(z) + LOG_SQRT_2PI - math.log1p(-inverse + 3 * inverse * inverse)
+
+
+def normal_quantile(surprise: float) -> float:
+    """z with Q(z) = e^-surprise (surprise ≥ ln 2), Abramowitz-Stegun 26.2.23 (error < 5e-4 in z)."""
+    t = math.sqrt(2.0 * surprise)
+    return t - (2.515517 + 0.802853 * t + 0.010328 * t * t) / (1.0 + t * (1.432788 + t * (0.189269 + 0.001308 * t)))
+
+
+def count_surprise(count: float, mean: float, variance: float) -> float:
+    """-ln P(X ≥ count) above the mean, -ln P(X ≤ count) below it, X Poisson or negative binomial.
+
+    The negative binomial has the given mean and variance; a variance at or
+    below the mean means Poisson. `count` is a whole number ≥ 0 and the
+    mean is positive. Terms are summed from `count` outwards, so a tail of
+    1e-300 keeps its precision.
+    """
+    k = count
+    if variance <= mean * 1.000001:
+        log_pmf = k * math.log(mean) - mean - math.lgamma(k + 1.0)
+        shape, keep = math.inf, 0.0
+    else:
+        keep = 1.0 - mean / variance
+        shape = mean * mean / (variance - mean)
+        log_pmf = (
+            math.lgamma(k + shape)
+            - math.lgamma(shape)
+            - math.lgamma(k + 1.0)
+            + shape * math.log(mean / variance)
+            + k * math.log(keep)
+        )
+    total, term = 1.0, 1.0
+    if k >= mean:
+        j = k
+        for _ in range(400):
+            ratio = mean / (j + 1.0) if shape == math.inf else (j + shape) / (j + 1.0) * keep
+            term *= ratio
+            total += term
+            j += 1.0
+            if term < 1e-10 * total:
+                break
+        else:
+            limit = max(ratio, keep)
+            total += term * limit / (1.0 - limit)
+    else:
+        j = k
+        while j > 0.5:
+            term *= j / mean if shape == math.inf else j / ((j - 1.0 + shape) * keep)
+            total += term
+            j -= 1.0
+            if term < 1e-10 * total:
+                break
+    return max(0.0, -(log_pmf + math.log(total)))
+
+
+class Tail:
+    """A bounded window of signed surprises (+ above the model, - below) and calibrated tail probabilities from it.
+
+    `upper(s)` is ln P(a point lands at least s nats above the model), from
+    the share of the window that did, minus the single most extreme one;
+    beyond the data an exponential tail fitted to the largest surprises
+    takes over, decaying no faster than the model's own. The model's
+    probability e^-s is blended in with PRIOR_WEIGHT pseudo-points, so a
+    short window leans on the model. Inserting and expiring a point costs
+    one binary search and one memmove of the sorted window.
+    """
+
+    __slots__ = ("ordered", "recent", "head", "capacity", "_up", "_down")
+
+    def __init__(self, capacity: int = TAIL_CAPACITY) -> None:
+        self.ordered = array("d")
+        self.recent = array("d")
+        self.head = 0
+        self.capacity = capacity
+        self._up: tuple[float, float, float] | None = None
+        self._down: tuple[float, float, float] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ordered)
+
+    def add(self, value: float) -> None:
+        """Remember one signed surprise, forgetting the oldest once the window is full."""
+        ordered = self.ordered
+        if len(self.recent) < self.capacity:
+            self.recent.append(value)
+        else:
+            old = self.recent[self.head]
+            self.recent[self.head] = value
+            self.head = (self.head + 1) % self.capacity
+            del ordered[bisect_left(ordered, old)]
+            self._forget(old)
+        insort(ordered, value)
+        self._forget(value)
+
+    def _forget(self, value: float) -> None:
+        """Drop a cached tail fit that `value` (added or expired) may have changed."""
+        if self._up is not None and value >= self._up[0]:
+            self._up = None
+        if self._down is not None and value <= -self._down[0]:
+            self._down = None
+
+    def rank(self, value: float) -> float:
+        """The share of the window below `value`, ties counted half (the mid-rank)."""
+        ordered = self.ordered
+        return 0.5 * (bisect_left(ordered, value) + bisect_right(ordered, value)) / len(ordered)
+
+    def upper(self, surprise: float) -> float:
+        """ln of the calibrated probability of a point at least `surprise` nats above the model."""
+        ordered = self.ordered
+        n = len(ordered)
+        if n == 0:
+            return -surprise
+        beyond = n - bisect_left(ordered, surprise) - TAIL_TRIM
+        return self._blend(surprise, beyond, n, self._up_fit)
+
+    def lower(self, surprise: float) -> float:
+        """ln of the calibrated probability of a point at least `surprise` nats below the model."""
+        ordered = self.ordered
+        n = len(ordered)
+        if n == 0:
+            return -surprise
+        beyond = bisect_right(ordered, -surprise) - TAIL_TRIM
+        return self._blend(surprise, beyond, n, self._down_fit)
+
+    def _blend(self, surprise: float, beyond: int, n: int, fit: object) -> float:
+        if beyond >= TAIL_POINTS:
+            log_empirical = math.log(beyond)
+        else:
+            tail = fit()  # type: ignore[operator]
+            if tail is None:
+                return -surprise
+            anchor, count, scale = tail
+            log_empirical = math.log(count) - max(0.0, surprise - anchor) / scale
+        a = log_empirical
+        b = math.log(PRIOR_WEIGHT) - surprise
+        top = a if a > b else b
+        return top + math.log(math.exp(a - top) + math.exp(b - top)) - math.log(n + PRIOR_WEIGHT)
+
+    def _up_fit(self) -> tuple[float, float, float] | None:
+        """(anchor, points at or beyond it, scale) of the exponential tail above the model, cached."""
+        if self._up is None:
+            ordered = self.ordered
+            n = len(ordered)
+            first = n - TAIL_TRIM - TAIL_POINTS
+            if first < 0 or ordered[first] <= 0:
+                return None
+            anchor = ordered[first]
+            top = ordered[first + 1 : n - TAIL_TRIM]
+            scale = max(MIN_TAIL_SCALE, sum(top) / len(top) - anchor) if len(top) else MIN_TAIL_SCALE
+            count = n - bisect_left(ordered, anchor) - TAIL_TRIM
+            self._up = (anchor, float(count), scale)
+        return self._up
+
+    def _down_fit(self) -> tuple[float, float, float] | None:
+        """(anchor, points at or beyond it, scale) of the exponential tail below the model, cached."""
+        if self._down is None:
+            ordered = self.ordered
+            last = TAIL_TRIM + TAIL_POINTS - 1
+            if last >= len(ordered) or ordered[last] >= 0:
+                return None
+            anchor = -ordered[last]
+            top = ordered[TAIL_TRIM:last]
+            scale = max(MIN_TAIL_SCALE, -sum(top) / len(top) - anchor) if len(top) else MIN_TAIL_SCALE
+            count = bisect_right(ordered, -anchor) - TAIL_TRIM
+            self._down = (anchor, float(count), scale)
+        return self._down
+
+    def surprise_for(self, log_p: float, above: bool) -> float:
+        """The surprise (nats) whose calibrated one-sided probability is about e^log_p: the band's edge.
+
+        Within the data it is the window's quantile; beyond it, the larger of
+        the fitted tail's and the model's own answer (within a factor of two
+        of the blended probability, which is plenty for drawing a band).
+        """
+        ordered = self.ordered
+        n = len(ordered)
+        if n == 0:
+            return -log_p
+        total = n + PRIOR_WEIGHT
+        prior = math.log(PRIOR_WEIGHT / total) - log_p
+        wanted = math.exp(log_p) * total
+        if wanted >= TAIL_POINTS:
+            index = min(n - 1, int(wanted) + TAIL_TRIM)
+            return max(0.0, ordered[n - 1 - index] if above else -ordered[index])
+        tail = self._up_fit() if above else self._down_fit()
+        if tail is None:
+            return prior
+        anchor, count, scale = tail
+        return max(prior, anchor + scale * (math.log(count / total) - log_p))
