@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 import operator
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -123,6 +124,8 @@ TREND_DAMPING = 0.98
 SEASON_GAIN = 0.2
 """Seasonal smoothing per cycle: a slot moves a fifth of the way to each new observation."""
 SHRINK_Z = 2.0
+DISCORD_Z = 6.0
+"""Two cycles of a seasonal slot further apart than this many noise σ disagree: one of them is an outlier."""
 """A seasonal slot learnt from few cycles is shrunk towards 0 unless it stands this many noise σ out."""
 SPREAD_GAIN = 0.01
 """How fast the global residual spread follows the in-band residuals (about 100 points)."""
@@ -142,11 +145,14 @@ SPREAD_FLOOR = 1e-6
 
 POWERS = (1.0, 0.5, 0.0)
 """Box-Cox powers tried on a positive series: none, square root (counts), log (multiplicative noise)."""
+POWER_TRIM = 0.02
+"""Share of the largest step-to-step changes left out when choosing the Box-Cox power."""
 TRANSFORM_FLOOR = 1e-3
 """Values at or below 0 are judged as this fraction of the history's median once a power below 1 is in use."""
 
-COUNT_MIN_DISPERSION = 1.0
-"""A series of whole numbers is a count when its step-to-step variance (halved) is at least this times its mean."""
+COUNT_MIN_DISPERSION = 0.5
+"""A series of whole numbers is a count when its step-to-step variance (halved) is at least this times its mean
+(Poisson noise gives 1, give or take a sampling error that a few hundred points keep well above 0.5)."""
 COUNT_EXACT = 30.0
 """Below this expected count a point is judged by the exact count tail; above, by the Gaussian one."""
 COUNT_MIN_MEAN = 0.25
@@ -252,6 +258,21 @@ def _shrink(value: float, noise: float) -> float:
     if value * value <= noise * noise:
         return 0.0
     return value - noise * noise / value
+
+
+def _slot_level(slots: list[list[float]], k: int, discord: float) -> float:
+    """A seasonal slot's typical value: the median of its cycles; of two that disagree by more than `discord`, the
+    one closer to the two slots either side, so a spike (or a train of three) in one of two cycles does not become
+    the season."""
+    slot = slots[k]
+    if len(slot) != 2 or abs(slot[0] - slot[1]) <= discord:
+        return _median(slot) if slot else 0.0
+    count = len(slots)
+    around = [v for j in (-2, -1, 1, 2) for v in slots[(k + j) % count]]
+    if not around:
+        return _median(slot)
+    near = _median(around)
+    return slot[0] if abs(slot[0] - near) <= abs(slot[1] - near) else slot[1]
 
 
 def _median(values: list[float]) -> float:
@@ -398,8 +419,10 @@ class _Model:
         for i, d in zip(indices, detrended, strict=False):
             slots[i % period].append(d)
         seen = [s for s in slots if s]
-        centre = sum(_median(s) for s in seen) / len(seen)
-        season = [(_median(s) - centre) if s else 0.0 for s in slots]
+        discord = DISCORD_Z * _difference_sigma(values)
+        levels = [_slot_level(slots, k, discord) for k in range(period)]
+        centre = sum(level for level, slot in zip(levels, slots, strict=False) if slot) / len(seen)
+        season = [(level - centre) if slot else 0.0 for level, slot in zip(levels, slots, strict=False)]
         residuals = [d - season[i % period] for i, d in zip(indices, detrended, strict=False)]
         deviations = []
         for i, r in zip(indices, residuals, strict=False):
@@ -934,20 +957,29 @@ def _forecast_error(
 
 
 def _power(values: list[float]) -> float:
-    """The Box-Cox power that makes the history's step-to-step changes most homogeneous (profile likelihood)."""
+    """The Box-Cox power that makes the history's step-to-step changes most homogeneous (profile likelihood, with a
+    trimmed mean absolute change for their scale)."""
     if min(values) <= 0:
         return 1.0
     logs = sum(math.log(v) for v in values)
     best, chosen = -math.inf, 1.0
     for power in POWERS:
         shaped = [_box_cox(v, power, 0.0) for v in values]
-        sigma = _difference_sigma(shaped)
+        sigma = _step_scale(shaped)
         if sigma <= 0:
             return 1.0
         likelihood = -len(values) * math.log(sigma) + (power - 1) * logs
         if likelihood > best:
             best, chosen = likelihood, power
     return chosen
+
+
+def _step_scale(values: list[float]) -> float:
+    """Mean absolute step-to-step change, its largest POWER_TRIM share left out: the spikes a series habitually
+    has count (they decide between a raw and a log scale), a few anomalies in the history do not."""
+    steps = sorted(abs(b - a) for a, b in zip(values, values[1:], strict=False))
+    kept = steps[: max(1, len(steps) - int(POWER_TRIM * len(steps)))]
+    return sum(kept) / len(kept) if kept else 0.0
 
 
 def _template_correction(period: int, count: int) -> float:
@@ -1025,7 +1057,7 @@ def _checkpoints(model: _Model, history: int, config: DetectorConfig) -> list[in
 class Detector:
     """Scores one metric series point by point; keep one per series."""
 
-    __slots__ = ("config", "_times", "_values", "_model", "_checkpoints", "_gain", "_band", "_last")
+    __slots__ = ("config", "_times", "_values", "_model", "_checkpoints", "_gain", "_band", "_last", "_baselined")
 
     def __init__(self, config: DetectorConfig = DEFAULT_CONFIG) -> None:
         self.config = config
@@ -1037,6 +1069,7 @@ class Detector:
         self._band = -REMINDER_DECADES * math.log(10) / self._gain
         """ln of the one-sided probability at the band's edges: where a point alone reaches the reminder score."""
         self._last = -math.inf
+        self._baselined = False
 
     def _remember(self, timestamp: float, value: float) -> None:
         """Keep history until the season has been chosen with every calendar cycle that can fit."""
@@ -1084,10 +1117,32 @@ class Detector:
             return self._assessment(model, expected, sigma, surprise)
         self._last = timestamp
         reference = baseline if baseline is not None and math.isfinite(baseline) else None
+        if reference is not None:
+            self._baselined = True
+        elif not self._baselined and self._checkpoints:
+            reference = self._yesterday(model, timestamp)
         expected, sigma, surprise = model.step(timestamp, value, reference)
         if self._checkpoints:
             self._remember(timestamp, value)
         return self._assessment(model, expected, sigma, surprise)
+
+    def _yesterday(self, model: _Model, timestamp: float) -> float | None:
+        """The value a day earlier, from the history kept until the daily season can be chosen, while it isn't.
+
+        Between one and two days of history the model cannot have a daily
+        season yet, but yesterday is there: it serves as the baseline (同期)
+        so a burst that came at this time yesterday (a midnight rush) is no
+        surprise the second time.
+        """
+        day = round(DAY / model.dt)
+        if model.period == day or not self._times:
+            return None
+        times = self._times
+        moment = timestamp - DAY
+        index = bisect_left(times, moment - 0.5 * model.dt)
+        if index < len(times) and abs(times[index] - moment) <= 0.5 * model.dt:
+            return self._values[index]
+        return None
 
     def _assessment(self, model: _Model, expected: float, sigma: float, surprise: float) -> Assessment:
         """The verdict on the series' scale; the band's edges are where the point alone would score 0.5."""
