@@ -50,6 +50,7 @@ Pure logic: no I/O, no clock; equal inputs give equal scores.
 
 from __future__ import annotations
 
+import cmath
 import math
 import operator
 from bisect import bisect_left
@@ -462,6 +463,21 @@ class _Model:
                 FLAT_MIN_RUN, math.ceil(math.log(FLAT_PROBABILITY) / math.log(rate)) if rate < 1 else 1 << 30
             )
 
+    def copy_with(self, alpha: float) -> _Model:
+        """A fresh copy of this (just fitted) model with another level smoothing, to compare smoothings."""
+        other = _Model(
+            self.t0, self.dt, self.period, alpha, "both", self.power, self.lowest, self.count, self.dispersion
+        )
+        other.index, other.level, other.trend, other.mad, other.floor = (
+            self.index,
+            self.level,
+            self.trend,
+            self.mad,
+            self.floor,
+        )
+        other.season, other.phase_mad, other.seen = list(self.season), list(self.phase_mad), list(self.seen)
+        return other
+
     def inherit(self, other: _Model) -> None:
         """Carry the judging memory (window of surprises, dispersion, score averages) over from an earlier model."""
         self.tail = other.tail
@@ -618,13 +634,13 @@ class _Model:
     def _short_averages(self, tail: Tail, signed: float, log_p: float, above: bool, calm: bool) -> float:
         """Surprise of a sustained shift or a variance change, from short averages of the points' normal scores.
 
-        A point's normal score is Φ⁻¹ of its mid-rank among the window's
-        surprises (of the calibrated tail beyond the data), clipped at
+        A point's normal score is Φ⁻¹ of its calibrated probability (for a
+        count, of its mid-rank among the window's surprises, as counts tie), clipped at
         SCORE_CLIP: unit-variance whatever the series' noise. How far the
         averages stray on this series when nothing is extreme (`calm`) is
         learnt, so autocorrelated noise widens their own bands.
         """
-        size = len(tail)
+        size = len(tail) if self.count else 0
         one_sided = 0.0
         if size:
             rank = tail.rank(signed)
@@ -885,7 +901,11 @@ def _regular(times: list[float], values: list[float], t0: float, dt: float) -> l
 
 
 def _autocorrelation(series: list[float], max_lag: int) -> list[float]:
-    """Autocorrelation of the linearly detrended series, each lag scaled for its number of pairs."""
+    """Autocorrelation of the linearly detrended series, each lag scaled for its number of pairs.
+
+    Computed through the power spectrum (a zero-padded FFT), so a two-day history of minutes costs
+    O(n log n) rather than a sum over every pair at every lag.
+    """
     count = len(series)
     mean_index = (count - 1) / 2
     mean_value = sum(series) / count
@@ -895,10 +915,31 @@ def _autocorrelation(series: list[float], max_lag: int) -> list[float]:
     variance = sum(map(operator.mul, centred, centred))
     if variance <= 0:
         return [0.0] * (max_lag + 1)
+    size = 2
+    while size < 2 * count:
+        size <<= 1
+    spectrum = _fft([complex(v) for v in centred] + [0j] * (size - count), _twiddles(size))
+    power = [complex(z.real * z.real + z.imag * z.imag) for z in spectrum]
+    back = _fft(power, [w.conjugate() for w in _twiddles(size)])
     return [
-        sum(map(operator.mul, centred, centred[lag:])) * count / ((count - lag) * variance)
-        for lag in range(max_lag + 1)
+        back[lag].real / size * count / ((count - lag) * variance) if lag < count else 0.0 for lag in range(max_lag + 1)
     ]
+
+
+def _twiddles(size: int) -> list[complex]:
+    """e^(-2πik/size) for k < size/2: the FFT's rotations."""
+    return [cmath.exp(-2j * math.pi * k / size) for k in range(size // 2)]
+
+
+def _fft(values: list[complex], twiddles: list[complex]) -> list[complex]:
+    """Radix-2 FFT (length a power of two) with the rotations of its full size; conjugate them to invert (unscaled)."""
+    count = len(values)
+    if count == 2:
+        return [values[0] + values[1], values[0] - values[1]]
+    even = _fft(values[0::2], twiddles)
+    odd = _fft(values[1::2], twiddles)
+    turned = list(map(operator.mul, twiddles[:: 2 * len(twiddles) // count], odd))
+    return list(map(operator.add, even, turned)) + list(map(operator.sub, even, turned))
 
 
 def _calendar_periods(dt: float) -> list[int]:
@@ -933,21 +974,11 @@ def _season_candidates(grid: list[float], dt: float) -> tuple[list[int], list[in
     return calendar, [first]
 
 
-def _forecast_error(
-    times: list[float],
-    values: list[float],
-    t0: float,
-    dt: float,
-    period: int,
-    alpha: float,
-    cap: float,
-    shape: tuple[float, float, bool, float],
-) -> float:
-    """Mean one-step error (each capped, so anomalies don't decide) on the later half of the history, fitted on the
-    earlier half."""
+def _forecast_error(times: list[float], values: list[float], fitted: _Model, alpha: float, cap: float) -> float:
+    """Mean one-step error (each capped, so anomalies don't decide) on the later half of the history, from a model
+    fitted on the earlier half."""
     half = len(values) // 2
-    model = _Model(t0, dt, period, alpha, "both", *shape)
-    model.fit(times[:half], values[:half])
+    model = fitted.copy_with(alpha)
     total = 0.0
     transform = model.transform
     for t, x in zip(times[half:], values[half:], strict=False):
@@ -1007,8 +1038,17 @@ def _select(times: list[float], values: list[float], config: DetectorConfig) -> 
     shaped = [_box_cox(v, power, lowest) for v in values]
     cap = SELECTION_CAP_Z * max(_difference_sigma(shaped), 1e-12)
 
+    half = len(values) // 2
+    fitted: dict[int, _Model] = {}
+    errors: dict[tuple[int, float], float] = {}
+
     def error(p: int, a: float) -> float:
-        return _forecast_error(times, values, t0, dt, p, a, cap, shape)
+        if (p, a) not in errors:
+            if p not in fitted:
+                fitted[p] = _Model(t0, dt, p, a, "both", *shape)
+                fitted[p].fit(times[:half], values[:half])
+            errors[p, a] = _forecast_error(times, values, fitted[p], a, cap)
+        return errors[p, a]
 
     if config.period is not None:
         period = max(1, config.period)
@@ -1057,7 +1097,19 @@ def _checkpoints(model: _Model, history: int, config: DetectorConfig) -> list[in
 class Detector:
     """Scores one metric series point by point; keep one per series."""
 
-    __slots__ = ("config", "_times", "_values", "_model", "_checkpoints", "_gain", "_band", "_last", "_baselined")
+    __slots__ = (
+        "config",
+        "_times",
+        "_values",
+        "_model",
+        "_checkpoints",
+        "_gain",
+        "_band",
+        "_last",
+        "_baselined",
+        "_edges",
+        "_edges_for",
+    )
 
     def __init__(self, config: DetectorConfig = DEFAULT_CONFIG) -> None:
         self.config = config
@@ -1070,6 +1122,9 @@ class Detector:
         """ln of the one-sided probability at the band's edges: where a point alone reaches the reminder score."""
         self._last = -math.inf
         self._baselined = False
+        self._edges = (0.0, 0.0)
+        """The band's half-widths below and above the expected value, in σ, as of `_edges_for`."""
+        self._edges_for: tuple[int, int] = (-1, -1)
 
     def _remember(self, timestamp: float, value: float) -> None:
         """Keep history until the season has been chosen with every calendar cycle that can fit."""
@@ -1147,10 +1202,16 @@ class Detector:
     def _assessment(self, model: _Model, expected: float, sigma: float, surprise: float) -> Assessment:
         """The verdict on the series' scale; the band's edges are where the point alone would score 0.5."""
         tail = model.tail
-        above = tail.surprise_for(self._band, True)
-        below = tail.surprise_for(self._band, False)
-        upper = expected + (normal_quantile(above) if above > LN2 else 0.0) * sigma
-        lower = expected - (normal_quantile(below) if below > LN2 else 0.0) * sigma
+        if self._edges_for != (id(tail), tail.version):
+            above = tail.surprise_for(self._band, True)
+            below = tail.surprise_for(self._band, False)
+            self._edges = (
+                normal_quantile(below) if below > LN2 else 0.0,
+                normal_quantile(above) if above > LN2 else 0.0,
+            )
+            self._edges_for = (id(tail), tail.version)
+        lower = expected - self._edges[0] * sigma
+        upper = expected + self._edges[1] * sigma
         score = score_of(surprise * self._gain)
         if model.power == 1.0:
             return Assessment(score, expected, lower, upper, True)

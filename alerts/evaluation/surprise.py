@@ -43,6 +43,10 @@ TAIL_POINTS = 8
 """The tail beyond the window's data is fitted on this many of its largest surprises (after the trimmed one)."""
 MIN_TAIL_SCALE = 1.0
 """The fitted tail decays no faster than the model's own (a calibrated model's surprises are Exp(1) distributed)."""
+COUNT_TERMS = 60
+"""Terms of a count's upper tail summed one by one; the rest is bounded by a geometric series."""
+COUNT_PRECISION = 1e-7
+"""A count's tail is summed until a term adds less than this share (surprises are exact to about 1e-7 nats)."""
 PRIOR_WEIGHT = 60.0
 """Pseudo-points of trust in the model's own probability, so a short history is judged by the model."""
 
@@ -101,23 +105,23 @@ def count_surprise(count: float, mean: float, variance: float) -> float:
     total, term = 1.0, 1.0
     if k >= mean:
         j = k
-        for _ in range(400):
+        for _ in range(COUNT_TERMS):
             ratio = mean / (j + 1.0) if shape == math.inf else (j + shape) / (j + 1.0) * keep
             term *= ratio
             total += term
             j += 1.0
-            if term < 1e-10 * total:
+            if term < COUNT_PRECISION * total:
                 break
         else:
-            limit = max(ratio, keep)
-            total += term * limit / (1.0 - limit)
+            bound = keep if shape < 1.0 else ratio
+            total += term * bound / (1.0 - bound)
     else:
         j = k
         while j > 0.5:
             term *= j / mean if shape == math.inf else j / ((j - 1.0 + shape) * keep)
             total += term
             j -= 1.0
-            if term < 1e-10 * total:
+            if term < COUNT_PRECISION * total:
                 break
     return max(0.0, -(log_pmf + math.log(total)))
 
@@ -134,7 +138,7 @@ class Tail:
     one binary search and one memmove of the sorted window.
     """
 
-    __slots__ = ("ordered", "recent", "head", "capacity", "_up", "_down")
+    __slots__ = ("ordered", "recent", "head", "capacity", "_up", "_down", "version")
 
     def __init__(self, capacity: int = TAIL_CAPACITY) -> None:
         self.ordered = array("d")
@@ -143,6 +147,8 @@ class Tail:
         self.capacity = capacity
         self._up: tuple[float, float, float] | None = None
         self._down: tuple[float, float, float] | None = None
+        self.version = 0
+        """Counts changes to the tail fits (and every 32nd point while filling), for callers that cache from them."""
 
     def __len__(self) -> int:
         return len(self.ordered)
@@ -152,6 +158,8 @@ class Tail:
         ordered = self.ordered
         if len(self.recent) < self.capacity:
             self.recent.append(value)
+            if not len(self.recent) % 32:
+                self.version += 1
         else:
             old = self.recent[self.head]
             self.recent[self.head] = value
@@ -165,8 +173,10 @@ class Tail:
         """Drop a cached tail fit that `value` (added or expired) may have changed."""
         if self._up is not None and value >= self._up[0]:
             self._up = None
+            self.version += 1
         if self._down is not None and value <= -self._down[0]:
             self._down = None
+            self.version += 1
 
     def rank(self, value: float) -> float:
         """The share of the window below `value`, ties counted half (the mid-rank)."""
