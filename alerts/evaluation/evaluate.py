@@ -324,6 +324,8 @@ class _DynamicSeries:
     last_step: int | None = None
     score: float = 0.0
     values: dict[str, Any] = field(default_factory=dict)
+    back: dict[Severity, int] = field(default_factory=dict)
+    """Per tier, how many points in a row the score has been below its recovery level (the cooldown's count)."""
 
     def advance(self, view: MetricView, campaign: str, label: str | None) -> None:
         """Feed every window completed since the last call (on the first, the warm-up's worth before now)."""
@@ -352,8 +354,11 @@ class _DynamicSeries:
         self.last_step = current - 1
 
     def feed(self, at: float, value: float, expected: float | None) -> None:
+        """Judge one point of the series; the cooldown counts these points, not evaluations or seconds."""
         assessment = self.detector.update(at, value, expected)
         self.score = assessment.score
+        for severity, threshold in self.rule.tiers.items():
+            self.back[severity] = self.back.get(severity, 0) + 1 if self.score < threshold - DYNAMIC_RECOVER_GAP else 0
         self.values = {
             "value": value,
             "expected": assessment.expected,
@@ -363,10 +368,17 @@ class _DynamicSeries:
         }
 
     def observation(self, labels: dict[str, str]) -> Observation:
-        """Which tiers the current score holds and which it has clearly left (by DYNAMIC_RECOVER_GAP)."""
+        """Which tiers the current score holds, which it has clearly left (by DYNAMIC_RECOVER_GAP) for longer than
+        the rule's cooldown, and which it has left more recently (settling: a firing alert keeps them)."""
         rule, score = self.rule, self.score
         triggered = {s for s in Severity if s in rule.tiers and score >= rule.tiers[s]}
-        recovered = {s for s in Severity if s in rule.tiers and score < rule.tiers[s] - DYNAMIC_RECOVER_GAP}
+        back = {s: self.back.get(s, 0) for s in Severity if s in rule.tiers and self.back.get(s, 0)}
+        recovered = {s for s, points in back.items() if points > rule.cooldown_points}
         return Observation(
-            rule.name, labels, frozenset(triggered), frozenset(recovered), {**self.values, "score": score}
+            rule.name,
+            labels,
+            frozenset(triggered),
+            frozenset(recovered),
+            {**self.values, "score": score},
+            frozenset(back) - recovered,
         )
