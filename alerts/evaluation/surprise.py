@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable
 
 LN10 = math.log(10)
 SQRT2 = math.sqrt(2)
@@ -40,7 +41,9 @@ TAIL_CAPACITY = 1500
 TAIL_TRIM = 1
 """The most extreme past surprise on each side is left out of the tail: one earlier incident is not yet a habit."""
 TAIL_POINTS = 8
-"""The tail beyond the window's data is fitted on this many of its largest surprises (after the trimmed one)."""
+"""Below this many points beyond a surprise, a point's normal score comes from its calibrated probability."""
+TAIL_GAPS = 4
+"""The tail beyond the window's largest surprise decays by the median gap between its TAIL_GAPS + 1 largest."""
 MIN_TAIL_SCALE = 1.0
 """The fitted tail decays no faster than the model's own (a calibrated model's surprises are Exp(1) distributed)."""
 COUNT_TERMS = 60
@@ -171,10 +174,10 @@ class Tail:
 
     def _forget(self, value: float) -> None:
         """Drop a cached tail fit that `value` (added or expired) may have changed."""
-        if self._up is not None and value >= self._up[0]:
+        if self._up is not None and value >= self._up[2]:
             self._up = None
             self.version += 1
-        if self._down is not None and value <= -self._down[0]:
+        if self._down is not None and value <= -self._down[2]:
             self._down = None
             self.version += 1
 
@@ -189,8 +192,13 @@ class Tail:
         n = len(ordered)
         if n == 0:
             return -surprise
-        beyond = n - bisect_left(ordered, surprise) - TAIL_TRIM
-        return self._blend(surprise, beyond, n, self._up_fit)
+        index = bisect_left(ordered, surprise)
+        count = float(n - index)
+        if 0 < index < n:
+            at, below = ordered[index], ordered[index - 1]
+            if at > below:
+                count += (at - surprise) / (at - below)
+        return self._blend(surprise, count - TAIL_TRIM, n, self._up_fit)
 
     def lower(self, surprise: float) -> float:
         """ln of the calibrated probability of a point at least `surprise` nats below the model."""
@@ -198,50 +206,55 @@ class Tail:
         n = len(ordered)
         if n == 0:
             return -surprise
-        beyond = bisect_right(ordered, -surprise) - TAIL_TRIM
-        return self._blend(surprise, beyond, n, self._down_fit)
+        index = bisect_right(ordered, -surprise)
+        count = float(index)
+        if 0 < index < n:
+            at, above = ordered[index - 1], ordered[index]
+            if above > at:
+                count += (-surprise - at) / (above - at)
+        return self._blend(surprise, count - TAIL_TRIM, n, self._down_fit)
 
-    def _blend(self, surprise: float, beyond: int, n: int, fit: object) -> float:
-        if beyond >= TAIL_POINTS:
-            log_empirical = math.log(beyond)
+    def _blend(
+        self, surprise: float, count: float, n: int, fit: Callable[[], tuple[float, float, float] | None]
+    ) -> float:
+        """ln of (the window's share at least this surprising, or the fitted tail beyond it) blended with the model."""
+        if count >= 1.0:
+            log_empirical = math.log(count)
         else:
-            tail = fit()  # type: ignore[operator]
+            tail = fit()
             if tail is None:
-                return -surprise
-            anchor, count, scale = tail
-            log_empirical = math.log(count) - max(0.0, surprise - anchor) / scale
+                if count <= 0.0:
+                    return -surprise
+                log_empirical = math.log(count)
+            else:
+                anchor, scale, _ = tail
+                log_empirical = -max(0.0, surprise - anchor) / scale
         a = log_empirical
         b = math.log(PRIOR_WEIGHT) - surprise
         top = a if a > b else b
         return top + math.log(math.exp(a - top) + math.exp(b - top)) - math.log(n + PRIOR_WEIGHT)
 
     def _up_fit(self) -> tuple[float, float, float] | None:
-        """(anchor, points at or beyond it, scale) of the exponential tail above the model, cached."""
+        """(anchor, scale, lowest value used) of the exponential tail above the window's data, cached."""
         if self._up is None:
             ordered = self.ordered
             n = len(ordered)
-            first = n - TAIL_TRIM - TAIL_POINTS
-            if first < 0 or ordered[first] <= 0:
+            lowest = n - 1 - TAIL_TRIM - TAIL_GAPS
+            if lowest < 0 or ordered[lowest] <= 0:
                 return None
-            anchor = ordered[first]
-            top = ordered[first + 1 : n - TAIL_TRIM]
-            scale = max(MIN_TAIL_SCALE, sum(top) / len(top) - anchor) if len(top) else MIN_TAIL_SCALE
-            count = n - bisect_left(ordered, anchor) - TAIL_TRIM
-            self._up = (anchor, float(count), scale)
+            top = ordered[lowest : n - TAIL_TRIM]
+            self._up = (top[-1], _scale(top), top[0])
         return self._up
 
     def _down_fit(self) -> tuple[float, float, float] | None:
-        """(anchor, points at or beyond it, scale) of the exponential tail below the model, cached."""
+        """(anchor, scale, lowest magnitude used) of the exponential tail below the window's data, cached."""
         if self._down is None:
             ordered = self.ordered
-            last = TAIL_TRIM + TAIL_POINTS - 1
-            if last >= len(ordered) or ordered[last] >= 0:
+            highest = TAIL_TRIM + TAIL_GAPS
+            if highest >= len(ordered) or ordered[highest] >= 0:
                 return None
-            anchor = -ordered[last]
-            top = ordered[TAIL_TRIM:last]
-            scale = max(MIN_TAIL_SCALE, -sum(top) / len(top) - anchor) if len(top) else MIN_TAIL_SCALE
-            count = bisect_right(ordered, -anchor) - TAIL_TRIM
-            self._down = (anchor, float(count), scale)
+            top = [-v for v in ordered[TAIL_TRIM : highest + 1]]
+            self._down = (top[0], _scale(top[::-1]), top[-1])
         return self._down
 
     def surprise_for(self, log_p: float, above: bool) -> float:
@@ -258,11 +271,21 @@ class Tail:
         total = n + PRIOR_WEIGHT
         prior = math.log(PRIOR_WEIGHT / total) - log_p
         wanted = math.exp(log_p) * total
-        if wanted >= TAIL_POINTS:
+        if wanted >= 1.0:
             index = min(n - 1, int(wanted) + TAIL_TRIM)
             return max(0.0, ordered[n - 1 - index] if above else -ordered[index])
         tail = self._up_fit() if above else self._down_fit()
         if tail is None:
             return prior
-        anchor, count, scale = tail
-        return max(prior, anchor + scale * (math.log(count / total) - log_p))
+        anchor, scale, _ = tail
+        return max(prior, anchor - scale * math.log(wanted))
+
+
+def _scale(top: list[float]) -> float:
+    """The exponential tail's scale beyond the largest surprises (ascending): the median gap between them, at least
+    the model's own. A cluster of similar spikes has small gaps, so a spike well beyond it is improbable; the gap
+    down to the bulk of the data does not count."""
+    gaps = sorted(b - a for a, b in zip(top, top[1:], strict=False))
+    middle = len(gaps) // 2
+    gap = gaps[middle] if len(gaps) % 2 else 0.5 * (gaps[middle - 1] + gaps[middle])
+    return gap if gap > MIN_TAIL_SCALE else MIN_TAIL_SCALE
