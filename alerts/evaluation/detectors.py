@@ -28,8 +28,8 @@ scores catch what no single point shows: a sustained shift (their mean) and
 a variance change (their mean square), each with its own tail probability.
 The score is the largest surprise of the point, the shift, the variance
 change and a flat-line (a run of repeats improbable for the series), mapped
-by `surprise.score_of`: 0 while p ≥ 1e-2, 0.5 at 1e-5, 0.75 at 6e-8, 0.95
-at 1e-15, never 1 in practice, the same for every series.
+by `surprise.score_of`: 0 while p ≥ 1e-2, 0.5 at 1e-5, 0.75 at 5e-7, 0.95
+at 1e-10, never 1 in practice, the same for every series.
 
 Anomalies are kept out of the model: residuals are clipped before they move
 level, trend and season and no longer move them at all beyond REJECT_Z σ;
@@ -180,6 +180,8 @@ SHORT_VARIANCE = SCORE_GAIN / (2 - SCORE_GAIN)
 """Variance of the short average of independent unit-variance scores: the least it is ever taken to be."""
 SHORT_SQUARE_VARIANCE = 2 * SHORT_VARIANCE
 """Variance of the short average of their squares (a χ² with (2 - gain) / gain degrees of freedom, scaled)."""
+QUIET_Z = 2.0
+"""A short average within this many σ of its calm value is not worth a surprise (it would score 0 anyway)."""
 CALM_GAIN = 0.005
 """How fast the averages' own spread is learnt from points that are not extreme (about 200 of them)."""
 
@@ -227,8 +229,8 @@ class Assessment:
 
     ``score`` is `surprise.score_of` of the point's calibrated tail
     probability (or of the shift, variance or flat-line one, whichever is
-    smallest): 0 while p ≥ 1e-2, 0.5 at 1e-5, 0.75 at about 6e-8 and 0.95 at
-    about 1e-15 at the default sensitivity. ``lower``..``upper`` is the band
+    smallest): 0 while p ≥ 1e-2, 0.5 at 1e-5, 0.75 at about 5e-7 and 0.95 at
+    about 1e-10 at the default sensitivity. ``lower``..``upper`` is the band
     a point can lie in without reaching 0.5 on its own.
     """
 
@@ -266,6 +268,18 @@ def _shrink(value: float, noise: float) -> float:
     return value - noise * noise / value
 
 
+def _run_surprise(total: float, length: int) -> float:
+    """-ln P that `length` independent points are together at least `total` nats surprising (Fisher's method: the
+    sum of their surprises is a Gamma(length) variable), so a run of zeros where twenty orders a minute are normal
+    weighs more than its first zero alone. Only for counts, whose noise is independent from point to point (a
+    sensor's residuals are not: its extremes come in runs)."""
+    term, tail = 1.0, 1.0
+    for k in range(1, length):
+        term *= total / k
+        tail += term
+    return total - math.log(tail)
+
+
 def _slot_level(slots: list[list[float]], k: int, discord: float) -> float:
     """A seasonal slot's typical value: the median of its cycles; of two that disagree by more than `discord`, the
     one closer to the two slots either side, so a spike (or a train of three) in one of two cycles does not become
@@ -292,10 +306,10 @@ def _median(values: list[float]) -> float:
 def _is_count(values: list[float]) -> tuple[bool, float]:
     """Whether the history looks like counts, and its over-dispersion (variance / mean, at least 1).
 
-    Whole numbers ≥ 0, small on average or with a step-to-step variance at
-    least half Poisson's: a speed sensor reporting whole miles per hour is
-    steadier than counting noise and is not a count, while a SKU that sold
-    exactly two a minute all through a short warm-up still is one.
+    Whole numbers ≥ 0, small on average (and not constant) or with a
+    step-to-step variance at least half Poisson's: a speed sensor reporting
+    whole miles per hour is steadier than counting noise and is not a count,
+    while a SKU selling a steady two a minute through a short warm-up is.
     """
     if not all(v >= 0 and v == int(v) for v in values):
         return False, 1.0
@@ -304,7 +318,8 @@ def _is_count(values: list[float]) -> tuple[bool, float]:
         return True, 1.0
     variance = sum((b - a) ** 2 for a, b in zip(values, values[1:], strict=False)) / max(1, 2 * (len(values) - 1))
     ratio = variance / mean
-    return mean <= COUNT_EXACT or ratio >= COUNT_MIN_DISPERSION, max(1.0, min(DISPERSION_CAP, ratio))
+    small = mean <= COUNT_EXACT and variance > 0
+    return small or ratio >= COUNT_MIN_DISPERSION, max(1.0, min(DISPERSION_CAP, ratio))
 
 
 class _Model:
@@ -355,6 +370,8 @@ class _Model:
         "square_variance",
         "extreme_side",
         "freedom",
+        "run_surprise",
+        "run_length",
     )
 
     def __init__(
@@ -412,6 +429,9 @@ class _Model:
         self.square_mean = 1.0
         self.square_variance = SHORT_SQUARE_VARIANCE
         self.extreme_side = 0
+        self.run_surprise = 0.0
+        self.run_length = 0
+        """The summed surprise and length of the current run of extreme points on one side."""
         self.freedom = MAX_FREEDOM
         """Degrees of freedom of the Student-t a residual is judged by: fewer while the history it was fitted on
         is short (little trust in σ); fixed until the model is chosen again, so surprises stay comparable."""
@@ -612,6 +632,17 @@ class _Model:
         side = (1 if above else -1) if extreme else 0
         fresh = side == 0 or side != self.extreme_side
         surprise = -log_p if (self.up if above else self.down) else 0.0
+        if side == 0:
+            self.run_surprise, self.run_length = 0.0, 0
+        else:
+            if fresh:
+                self.run_surprise, self.run_length = 0.0, 0
+            self.run_surprise -= log_p
+            self.run_length += 1
+            if self.count and self.run_length > 1 and (self.up if above else self.down):
+                joint = _run_surprise(self.run_surprise, self.run_length)
+                if joint > surprise:
+                    surprise = joint
         shift = self._short_averages(tail, point if above else -point, log_p, above, side == 0)
         if shift > surprise:
             surprise = shift
@@ -680,11 +711,15 @@ class _Model:
         return shift if shift > widened else widened
 
     def _shift_surprise(self, drift: float, score: float, above: bool) -> float:
-        """-ln P of the short average of signed scores under this series' calm variance of it (same side only)."""
+        """-ln P of the short average of signed scores under this series' calm variance of it (same side only).
+
+        Below QUIET_Z it is 0: such a surprise scores 0 anyway, so its exact value is not worth computing.
+        """
         if drift * score <= 0 or not (self.up if above else self.down):
             return 0.0
         variance = self.drift_variance if self.drift_variance > SHORT_VARIANCE else SHORT_VARIANCE
-        return normal_surprise((drift if drift > 0 else -drift) / math.sqrt(variance))
+        z = (drift if drift > 0 else -drift) / math.sqrt(variance)
+        return normal_surprise(z) if z > QUIET_Z else 0.0
 
     def _spread_surprise(self, square: float) -> float:
         """-ln P of the short average of squared scores, a scaled χ² with this series' calm mean and variance."""
@@ -694,7 +729,7 @@ class _Model:
         variance = self.square_variance if self.square_variance > SHORT_SQUARE_VARIANCE else SHORT_SQUARE_VARIANCE
         bias = variance / (4.5 * mean * mean)
         z = ((square / mean) ** (1.0 / 3.0) - 1.0 + bias) / math.sqrt(bias)
-        return normal_surprise(z) if z > 0 else 0.0
+        return normal_surprise(z) if z > QUIET_Z else 0.0
 
     def judge(self, t: float, x: float) -> tuple[float, float, float]:
         """A late point (its time not after the last one learnt): judged against the model as it is, not learnt."""

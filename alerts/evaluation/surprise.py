@@ -32,10 +32,10 @@ REMINDER_DECADES = 5.0
 """p = 10^-5 scores 0.5, the default reminder tier (提醒): on the development corpus's anomaly-free series the
 calibrated probabilities reach 1e-4 a few times per 2,000 points (autocorrelated noise, a season still being
 learnt), 1e-5 well under once."""
-SCORE_SHAPE = 2.0
-"""With x = (decades - 2) / 3, score = x² / (1 + x²): 0.75 (warning, 警告) at p ≈ 6e-8, 0.8 at 1e-8, 0.95
-(emergency, 紧急) at p ≈ 1e-15 (no orders in a minute that expects 35); 1 - score stays above 5e-7 until
-p ≈ 10^-4000, so no two probabilities print alike at 6 digits."""
+SCORE_SHAPE = 3.0
+"""With x = (decades - 2) / 3, score = x³ / (1 + x³): 0.75 (warning, 警告) at p ≈ 5e-7, 0.8 at 2e-7, 0.95
+(emergency, 紧急) at p ≈ 1e-10 (no orders in a minute that expects 23). Probabilities a tenth of a decade apart
+print as different scores at 6 digits down to p ≈ 1e-50, and 1 - score stays above 5e-7 down to p ≈ 10^-380."""
 MAX_SURPRISE = 1e4
 """Surprises are capped here (nats) so an infinite one still maps below 1."""
 
