@@ -245,7 +245,7 @@ class Tail:
             lowest = n - 1 - TAIL_TRIM - TAIL_GAPS
             if lowest < 0 or ordered[lowest] <= 0:
                 return None
-            top = ordered[lowest : n - TAIL_TRIM]
+            top = list(ordered[lowest : n - TAIL_TRIM])
             self._up = (top[-1], _scale(top), top[0])
         return self._up
 
