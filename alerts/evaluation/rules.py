@@ -63,6 +63,8 @@ suffix says its unit, not its range."""
 RATIO_SUFFIXES = ("_rate", "_ratio", "_share", "_pct")
 """A named metric (``metric:<name>``) or a backtest column whose name ends so is read as a ratio too."""
 DEFAULT_SCORE_TIERS: dict[Severity, float] = {Severity.REMINDER: 0.5, Severity.WARNING: 0.75, Severity.EMERGENCY: 0.95}
+"""A dynamic score is a calibrated tail probability (alerts/evaluation/surprise.py): 0.5 at p ≈ 1e-5, 0.75 at 5e-7,
+0.95 at 1e-10, the same for every series."""
 DEFAULT_MIN_HISTORY = "30m"
 DEFAULT_SENSITIVITY = 0.5
 DEFAULT_COOLDOWN_POINTS = 10
