@@ -28,8 +28,8 @@ scores catch what no single point shows: a sustained shift (their mean) and
 a variance change (their mean square), each with its own tail probability.
 The score is the largest surprise of the point, the shift, the variance
 change and a flat-line (a run of repeats improbable for the series), mapped
-by `surprise.score_of`: 0 while p ≥ 1e-2, 0.5 at 1e-4, 0.75 at 3e-6, 0.95
-at 2e-11, never 1 in practice, the same for every series.
+by `surprise.score_of`: 0 while p ≥ 1e-2, 0.5 at 1e-5, 0.75 at 5e-7, 0.95
+at 1e-10, never 1 in practice, the same for every series.
 
 Anomalies are kept out of the model: residuals are clipped before they move
 level, trend and season and no longer move them at all beyond REJECT_Z σ;
@@ -71,7 +71,7 @@ from alerts.evaluation.surprise import (
 
 DEFAULT_SENSITIVITY = 0.5
 """On a 0..1 scale; surprises are multiplied by 4^(sensitivity - 0.5) before scoring: at 0 the reminder needs
-p ≈ 1e-8, at 0.5 (default) 1e-4, at 1 1e-2."""
+p ≈ 1e-10, at 0.5 (default) 1e-5, at 1 3e-3."""
 DEFAULT_MIN_HISTORY = 300
 """Points seen before any score; a season is only found once two cycles are in the history."""
 
@@ -141,6 +141,11 @@ REJECT_Z = 5.0
 MAD_TO_SIGMA = math.sqrt(math.pi / 2)
 """Mean absolute deviation → standard deviation for Gaussian noise."""
 MEDIAN_TO_SIGMA = 1.4826
+MAD_EFFICIENCY = 0.37
+"""A robust σ from n points is worth about 0.37 n points' worth of a standard deviation (its efficiency)."""
+MAX_FREEDOM = MAD_EFFICIENCY * 2 / SPREAD_GAIN
+"""A σ learnt with SPREAD_GAIN remembers about 2 / SPREAD_GAIN points: residuals are judged by a Student-t with at
+most this many degrees of freedom (via Wallace's normalising transform), fewer while the history is short."""
 SPREAD_FLOOR = 1e-6
 """Smallest σ, relative to the typical magnitude of the series, so a constant series stays scorable."""
 
@@ -175,6 +180,8 @@ SHORT_VARIANCE = SCORE_GAIN / (2 - SCORE_GAIN)
 """Variance of the short average of independent unit-variance scores: the least it is ever taken to be."""
 SHORT_SQUARE_VARIANCE = 2 * SHORT_VARIANCE
 """Variance of the short average of their squares (a χ² with (2 - gain) / gain degrees of freedom, scaled)."""
+QUIET_Z = 2.0
+"""A short average within this many σ of its calm value is not worth a surprise (it would score 0 anyway)."""
 CALM_GAIN = 0.005
 """How fast the averages' own spread is learnt from points that are not extreme (about 200 of them)."""
 
@@ -222,8 +229,8 @@ class Assessment:
 
     ``score`` is `surprise.score_of` of the point's calibrated tail
     probability (or of the shift, variance or flat-line one, whichever is
-    smallest): 0 while p ≥ 1e-2, 0.5 at 1e-4, 0.75 at about 3e-6 and 0.95 at
-    about 2e-11 at the default sensitivity. ``lower``..``upper`` is the band
+    smallest): 0 while p ≥ 1e-2, 0.5 at 1e-5, 0.75 at about 5e-7 and 0.95 at
+    about 1e-10 at the default sensitivity. ``lower``..``upper`` is the band
     a point can lie in without reaching 0.5 on its own.
     """
 
@@ -261,6 +268,18 @@ def _shrink(value: float, noise: float) -> float:
     return value - noise * noise / value
 
 
+def _run_surprise(total: float, length: int) -> float:
+    """-ln P that `length` independent points are together at least `total` nats surprising (Fisher's method: the
+    sum of their surprises is a Gamma(length) variable), so a run of zeros where twenty orders a minute are normal
+    weighs more than its first zero alone. Only for counts, whose noise is independent from point to point (a
+    sensor's residuals are not: its extremes come in runs)."""
+    term, tail = 1.0, 1.0
+    for k in range(1, length):
+        term *= total / k
+        tail += term
+    return total - math.log(tail)
+
+
 def _slot_level(slots: list[list[float]], k: int, discord: float) -> float:
     """A seasonal slot's typical value: the median of its cycles; of two that disagree by more than `discord`, the
     one closer to the two slots either side, so a spike (or a train of three) in one of two cycles does not become
@@ -287,9 +306,10 @@ def _median(values: list[float]) -> float:
 def _is_count(values: list[float]) -> tuple[bool, float]:
     """Whether the history looks like counts, and its over-dispersion (variance / mean, at least 1).
 
-    Whole numbers ≥ 0 whose step-to-step variance is at least Poisson's: a
-    speed sensor reporting whole miles per hour is steadier than counting
-    noise and is not a count.
+    Whole numbers ≥ 0, small on average (and not constant) or with a
+    step-to-step variance at least half Poisson's: a speed sensor reporting
+    whole miles per hour is steadier than counting noise and is not a count,
+    while a SKU selling a steady two a minute through a short warm-up is.
     """
     if not all(v >= 0 and v == int(v) for v in values):
         return False, 1.0
@@ -298,7 +318,8 @@ def _is_count(values: list[float]) -> tuple[bool, float]:
         return True, 1.0
     variance = sum((b - a) ** 2 for a, b in zip(values, values[1:], strict=False)) / max(1, 2 * (len(values) - 1))
     ratio = variance / mean
-    return ratio >= COUNT_MIN_DISPERSION, max(1.0, min(DISPERSION_CAP, ratio))
+    small = mean <= COUNT_EXACT and variance > 0
+    return small or ratio >= COUNT_MIN_DISPERSION, max(1.0, min(DISPERSION_CAP, ratio))
 
 
 class _Model:
@@ -348,6 +369,9 @@ class _Model:
         "square_mean",
         "square_variance",
         "extreme_side",
+        "freedom",
+        "run_surprise",
+        "run_length",
     )
 
     def __init__(
@@ -405,6 +429,12 @@ class _Model:
         self.square_mean = 1.0
         self.square_variance = SHORT_SQUARE_VARIANCE
         self.extreme_side = 0
+        self.run_surprise = 0.0
+        self.run_length = 0
+        """The summed surprise and length of the current run of extreme points on one side."""
+        self.freedom = MAX_FREEDOM
+        """Degrees of freedom of the Student-t a residual is judged by: fewer while the history it was fitted on
+        is short (little trust in σ); fixed until the model is chosen again, so surprises stay comparable."""
 
     def fit(self, times: list[float], values: list[float]) -> None:
         """Initialise level, trend, season and spread from a stretch of history."""
@@ -455,6 +485,7 @@ class _Model:
         self.level = mean_value + slope * (self.index - mean_index) + _median(tail)
         self.trend = slope
         self.last_value = values[-1]
+        self.freedom = min(MAX_FREEDOM, max(1.0, MAD_EFFICIENCY * count))
         repeats = sum(1 for a, b in zip(values, values[1:], strict=False) if a == b)
         rate = repeats / max(1, count - 1)
         self.flat_rate = max(FLAT_MIN_RATE, rate)
@@ -601,6 +632,17 @@ class _Model:
         side = (1 if above else -1) if extreme else 0
         fresh = side == 0 or side != self.extreme_side
         surprise = -log_p if (self.up if above else self.down) else 0.0
+        if side == 0:
+            self.run_surprise, self.run_length = 0.0, 0
+        else:
+            if fresh:
+                self.run_surprise, self.run_length = 0.0, 0
+            self.run_surprise -= log_p
+            self.run_length += 1
+            if self.count and self.run_length > 1 and (self.up if above else self.down):
+                joint = _run_surprise(self.run_surprise, self.run_length)
+                if joint > surprise:
+                    surprise = joint
         shift = self._short_averages(tail, point if above else -point, log_p, above, side == 0)
         if shift > surprise:
             surprise = shift
@@ -629,6 +671,9 @@ class _Model:
                 variance = over
             return count_surprise(float(round(raw)) if raw > 0 else 0.0, mean, variance)
         z = residual / sigma if residual >= 0 else -residual / sigma
+        freedom = self.freedom
+        if freedom < MAX_FREEDOM:
+            z = math.sqrt(freedom * math.log1p(z * z / freedom))
         return normal_surprise(z)
 
     def _short_averages(self, tail: Tail, signed: float, log_p: float, above: bool, calm: bool) -> float:
@@ -666,11 +711,15 @@ class _Model:
         return shift if shift > widened else widened
 
     def _shift_surprise(self, drift: float, score: float, above: bool) -> float:
-        """-ln P of the short average of signed scores under this series' calm variance of it (same side only)."""
+        """-ln P of the short average of signed scores under this series' calm variance of it (same side only).
+
+        Below QUIET_Z it is 0: such a surprise scores 0 anyway, so its exact value is not worth computing.
+        """
         if drift * score <= 0 or not (self.up if above else self.down):
             return 0.0
         variance = self.drift_variance if self.drift_variance > SHORT_VARIANCE else SHORT_VARIANCE
-        return normal_surprise((drift if drift > 0 else -drift) / math.sqrt(variance))
+        z = (drift if drift > 0 else -drift) / math.sqrt(variance)
+        return normal_surprise(z) if z > QUIET_Z else 0.0
 
     def _spread_surprise(self, square: float) -> float:
         """-ln P of the short average of squared scores, a scaled χ² with this series' calm mean and variance."""
@@ -680,7 +729,7 @@ class _Model:
         variance = self.square_variance if self.square_variance > SHORT_SQUARE_VARIANCE else SHORT_SQUARE_VARIANCE
         bias = variance / (4.5 * mean * mean)
         z = ((square / mean) ** (1.0 / 3.0) - 1.0 + bias) / math.sqrt(bias)
-        return normal_surprise(z) if z > 0 else 0.0
+        return normal_surprise(z) if z > QUIET_Z else 0.0
 
     def judge(self, t: float, x: float) -> tuple[float, float, float]:
         """A late point (its time not after the last one learnt): judged against the model as it is, not learnt."""
@@ -1082,6 +1131,7 @@ def _seed(model: _Model, times: list[float], values: list[float], config: Detect
         model.dispersion,
     )
     rehearsal.fit(times[:half], values[:half])
+    rehearsal.freedom = model.freedom
     for t, x in zip(times[half:], values[half:], strict=False):
         rehearsal.step(t, x)
     model.inherit(rehearsal)
