@@ -304,3 +304,17 @@ def test_only_a_file_without_a_timestamp_header_is_refused(tmp_path):
     assert f"{tmp_path / 'in' / 'empty.csv'}:1: needs a header row with a timestamp column" in result.stderr
     assert "spaced.csv" not in result.stderr
     assert "total: 2 series, 401 rows" in result.stdout and "2 file(s) failed" in result.stdout
+
+
+def test_an_export_that_is_not_utf8_is_read_with_a_warning(tmp_path):
+    """Spreadsheets in Chinese locales save CSV as GBK: the numbers and times are still there to judge."""
+    write_series(tmp_path / "utf8.csv", 700, spike_at=600)
+    lines = (tmp_path / "utf8.csv").read_text().splitlines()
+    body = [lines[0] + ",备注"] + [f"{line},{'大促' if i == 40 else ''}" for i, line in enumerate(lines[1:], start=2)]
+    (tmp_path / "gbk.csv").write_bytes(("\n".join(body) + "\n").encode("gbk"))
+    result = warroom("backtest", "--series", str(tmp_path / "gbk.csv"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert f"{tmp_path / 'gbk.csv'}:1: not UTF-8; read with the undecodable bytes replaced" in result.stderr
+    assert warroom("backtest", "--series", str(tmp_path / "utf8.csv"), "--out", str(tmp_path / "out")).returncode == 0
+    gbk, utf8 = read(tmp_path / "out" / "gbk.csv"), read(tmp_path / "out" / "utf8.csv")
+    assert gbk == utf8 and gbk[600]["firing"] == "1"

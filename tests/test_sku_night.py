@@ -53,6 +53,8 @@ EVALUATE_EVERY_S = 15
 """The server evaluates after each metrics update, at most five times a second; every 15 s is a slow loop."""
 MAX_SERIES_US = 100.0
 """Budget for judging one SKU's series once (every rule of the pack's dynamic ones), the lifecycle included."""
+MAX_WARM_UP_MS = 10.0
+"""Budget per series for the one evaluation in which every series ends its warm-up and fits its model at once."""
 START = datetime(2026, 11, 11, 0, 30, tzinfo=UTC)
 """Half an hour into the burst: past the midnight rush, a night that should be quiet."""
 CAMPAIGN = Campaign(
@@ -222,3 +224,4 @@ def test_judging_500_skus_stays_cheap_in_the_live_loop(quiet, stopped):
         f"over {len(evaluations)} evaluations"
     )
     assert per_series_us <= MAX_SERIES_US
+    assert max(evaluations) * 1000 / quiet.series <= MAX_WARM_UP_MS

@@ -213,13 +213,13 @@ class Evaluator:
     def _observe(
         self, rule: AnyRule, view: MetricView, campaign: str, label: str | None, labels: dict[str, str]
     ) -> Observation:
+        if isinstance(rule, DynamicRule):
+            return self._dynamic(rule, view, campaign, label, labels)
         if self._guarded(rule, view, campaign, label):
             return Observation(rule.name, labels, frozenset(), frozenset(Severity), {"guarded": True})
         if isinstance(rule, StaticRule):
             return self._static(rule, view, campaign, label, labels)
-        if isinstance(rule, CorrelationRule):
-            return self._correlation(rule, view, campaign, label, labels)
-        return self._dynamic(rule, view, campaign, label, labels)
+        return self._correlation(rule, view, campaign, label, labels)
 
     def _static(
         self, rule: StaticRule, view: MetricView, campaign: str, label: str | None, labels: dict[str, str]
@@ -278,7 +278,14 @@ class Evaluator:
     def _dynamic(
         self, rule: DynamicRule, view: MetricView, campaign: str, label: str | None, labels: dict[str, str]
     ) -> Observation:
+        """The series' verdict on its latest point. Its guard is judged once per window, as its points are: the
+        live loop evaluates a catalogue's SKUs several times a window, and a guard reads a window of the metrics."""
         series = self._series(rule, labels)
+        step = int(view.now // rule.window_s)
+        if series.guard_step != step:
+            series.guard_step, series.guarded = step, self._guarded(rule, view, campaign, label)
+        if series.guarded:
+            return Observation(rule.name, labels, frozenset(), frozenset(Severity), {"guarded": True})
         series.advance(view, campaign, label)
         return series.observation(labels)
 
@@ -326,6 +333,9 @@ class _DynamicSeries:
     values: dict[str, Any] = field(default_factory=dict)
     back: dict[Severity, int] = field(default_factory=dict)
     """Per tier, how many points in a row the score has been below its recovery level (the cooldown's count)."""
+    guard_step: int | None = None
+    """The window at whose start the rule's guard was last judged, and whether it then held the rule back."""
+    guarded: bool = False
     judged: Observation | None = None
     """The observation of the latest point: the live loop asks several times per window, and a catalogue's worth of
     SKUs are asked each time, so it is built once per point."""

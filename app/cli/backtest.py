@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +28,29 @@ def _inputs(path: Path) -> Iterator[tuple[Path, Path]]:
             yield found, found.relative_to(path)
     else:
         yield path, Path(path.name)
+
+
+def _read(source: Path) -> Series:
+    """Parse one CSV. A file that is not UTF-8 (a spreadsheet saved as GBK, say) is read with its undecodable
+    bytes replaced, which leaves timestamps and numbers intact, and a warning names its first such line."""
+    try:
+        with source.open(newline="", encoding="utf-8-sig") as stream:  # a spreadsheet's BOM is no column name
+            return Series.read(stream, str(source))
+    except UnicodeDecodeError:
+        raw = source.read_bytes()
+    start = 0
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = exc.start
+    line = raw.count(b"\n", 0, start) + 1
+    data = Series.read(io.StringIO(raw.decode("utf-8-sig", errors="replace"), newline=""), str(source))
+    data.quality.warnings.insert(
+        0,
+        f"{source}:{line}: not UTF-8; read with the undecodable bytes replaced"
+        " (a column named in other than ASCII may not match its rule)",
+    )
+    return data
 
 
 def run(series: Path, out: Path, rules_file: Path | None, *, clock: Callable[[], float]) -> int:
@@ -56,8 +80,7 @@ def run(series: Path, out: Path, rules_file: Path | None, *, clock: Callable[[],
     for number, (source, relative) in enumerate(files, start=1):
         target = out / relative if series.is_dir() or out.suffix != ".csv" else out
         try:
-            with source.open(newline="", encoding="utf-8-sig") as stream:  # a spreadsheet's BOM is no column name
-                data = Series.read(stream, str(source))
+            data = _read(source)
             missing = sorted({r.metric for r in rules if isinstance(r, DynamicRule)} - set(data.columns))
             if not rules_file and missing:
                 raise ValueError(
