@@ -72,3 +72,14 @@ def test_point_in_time_metrics_have_no_baseline_or_growth():
     for metric in ("stock_on_hand", "pct_of_target", "projected_pct"):
         assert view.baseline(THIS_YEAR.id, metric, now - 60, now, None, None) is None
         assert view.growth(THIS_YEAR.id, metric) is None
+
+
+def test_a_label_last_year_never_had_has_no_baseline_rather_than_a_baseline_of_zero():
+    """A SKU new this year would otherwise be judged against zero sales last year, which "explains" a stop."""
+    now = PRE_HEAT + 3600
+    view = EngineView(
+        engine(visits(LAST_YEAR.id, now - OFFSET - 600, 4), visits(THIS_YEAR.id, now - 30, 20)), THIS_YEAR.id, now
+    )
+    assert view.baseline(THIS_YEAR.id, "visits", now - 60, now, "channel", "tmall") == 0, "it had tmall, not then"
+    assert view.baseline(THIS_YEAR.id, "visits", now - 60, now, "channel", "douyin") is None
+    assert view.baseline(THIS_YEAR.id, "visits", now - 60, now, None, None) == 0

@@ -1,8 +1,9 @@
 """Dynamic-threshold anomaly detection for one metric series (动态阈值).
 
-A `Detector` is fed one point at a time and says how far the point lies
-outside the band it expected, from what it has seen so far only (causal: no
-look-ahead, fresh state per series, O(1) work per point once warmed up).
+A `Detector` is fed one point at a time and says how improbable the point is
+given what it has seen so far (causal: no look-ahead, fresh state per series,
+O(1) work per point once warmed up, apart from a sorted window of past
+surprises).
 
 The expectation is a robust Holt-Winters forecast: level, damped trend and
 one seasonal cycle, on a Box-Cox scale (none, square root or log) chosen so
@@ -10,18 +11,33 @@ that the noise is homogeneous. The season comes from the timestamps (a day
 or a week in points) or from autocorrelation, and it is chosen, with how
 fast the level follows the data, by which candidate forecasts the later half
 of the history best; it is chosen again once a whole day (or week) has been
-seen twice. The band is a multiple of a robust residual spread; a seasonal
-slot that is habitually noisier (a recurring sale burst) gets a wider band.
+seen twice. The spread is a robust residual σ; a seasonal slot that is
+habitually noisier (a recurring sale burst) gets a wider one.
+
+Counts are counts: a series of whole numbers ≥ 0 whose noise is at least
+Poisson's is never given a spread narrower than counting noise, and while
+its expected value is small a point is judged by the Poisson (negative
+binomial when over-dispersed) tail of the count itself, so a lone 1 after
+zeros is ordinary and 0 where 40 were expected is not.
+
+The point's surprise (-ln of its one-sided tail probability under the
+model) is then calibrated against the series' own recent surprises (see
+`alerts.evaluation.surprise`): spikes that recur become ordinary, a spike
+larger than any seen does not. Two short averages of the calibrated normal
+scores catch what no single point shows: a sustained shift (their mean) and
+a variance change (their mean square), each with its own tail probability.
+The score is the largest surprise of the point, the shift, the variance
+change and a flat-line (a run of repeats improbable for the series), mapped
+by `surprise.score_of`: 0 while p ≥ 1e-2, 0.5 at 1e-5, 0.75 at 5e-7, 0.95
+at 1e-10, never 1 in practice, the same for every series.
 
 Anomalies are kept out of the model: residuals are clipped before they move
 level, trend and season and no longer move them at all beyond REJECT_Z σ;
-points outside the band do not widen it. A point is scored on the largest
-of three deviations sharing one band: its own, a short average of signed
-residuals (a sustained moderate shift), and a short average of absolute
-residuals (a variance change). A level shift is alerted on, then adopted
-after a short run of same-sided points, and a return to the level from
-before it raises no second alert. A flat-line (a stuck sensor, a dead feed)
-is scored once the run of repeats is improbable for the series.
+only the first point of a run of extreme points enters the window of
+surprises, so one long incident does not teach the series that incidents
+are normal. A level shift is alerted on, then adopted once most of the last
+few points lie beyond the same side, and a return to the level from before
+it raises no second alert.
 
 A baseline may come with each point: the same moment of the baseline
 campaign (同期, e.g. last year's Double 11 on this year's clock). Its growth
@@ -34,17 +50,28 @@ Pure logic: no I/O, no clock; equal inputs give equal scores.
 
 from __future__ import annotations
 
+import cmath
 import math
 import operator
+from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from alerts.evaluation.surprise import (
+    REMINDER_DECADES,
+    TAIL_POINTS,
+    Tail,
+    count_surprise,
+    normal_quantile,
+    normal_surprise,
+    score_of,
+)
+
 DEFAULT_SENSITIVITY = 0.5
-"""On a 0..1 scale; the band's half-width in robust standard deviations is
-`MAX_BAND_Z - sensitivity * (MAX_BAND_Z - MIN_BAND_Z)`: 0 → 8σ, 0.5 → 5σ, 1 → 2σ."""
-MAX_BAND_Z = 8.0
-MIN_BAND_Z = 2.0
+"""On a 0..1 scale; surprises are multiplied by 4^(sensitivity - 0.5) before scoring: at 0 the reminder needs
+p ≈ 1e-10, at 0.5 (default) 1e-5, at 1 3e-3."""
 DEFAULT_MIN_HISTORY = 300
 """Points seen before any score; a season is only found once two cycles are in the history."""
 
@@ -98,11 +125,15 @@ TREND_DAMPING = 0.98
 SEASON_GAIN = 0.2
 """Seasonal smoothing per cycle: a slot moves a fifth of the way to each new observation."""
 SHRINK_Z = 2.0
+DISCORD_Z = 6.0
+"""Two cycles of a seasonal slot further apart than this many noise σ disagree: one of them is an outlier."""
 """A seasonal slot learnt from few cycles is shrunk towards 0 unless it stands this many noise σ out."""
 SPREAD_GAIN = 0.01
 """How fast the global residual spread follows the in-band residuals (about 100 points)."""
 PHASE_SPREAD_GAIN = 0.1
 """How fast a seasonal slot learns that it is noisier than the rest (recurring bursts)."""
+BAND_Z = 5.0
+"""Residuals within this many σ are in band: only they move the spread, and only beyond it does a run start."""
 CLIP_Z = 2.5
 """Residuals are clipped at this many σ before they update level, trend and season."""
 REJECT_Z = 5.0
@@ -110,28 +141,53 @@ REJECT_Z = 5.0
 MAD_TO_SIGMA = math.sqrt(math.pi / 2)
 """Mean absolute deviation → standard deviation for Gaussian noise."""
 MEDIAN_TO_SIGMA = 1.4826
+MAD_EFFICIENCY = 0.37
+"""A robust σ from n points is worth about 0.37 n points' worth of a standard deviation (its efficiency)."""
+MAX_FREEDOM = MAD_EFFICIENCY * 2 / SPREAD_GAIN
+"""A σ learnt with SPREAD_GAIN remembers about 2 / SPREAD_GAIN points: residuals are judged by a Student-t with at
+most this many degrees of freedom (via Wallace's normalising transform), fewer while the history is short."""
 SPREAD_FLOOR = 1e-6
 """Smallest σ, relative to the typical magnitude of the series, so a constant series stays scorable."""
 
 POWERS = (1.0, 0.5, 0.0)
 """Box-Cox powers tried on a positive series: none, square root (counts), log (multiplicative noise)."""
+POWER_TRIM = 0.02
+"""Share of the largest step-to-step changes left out when choosing the Box-Cox power."""
 TRANSFORM_FLOOR = 1e-3
 """Values at or below 0 are judged as this fraction of the history's median once a power below 1 is in use."""
 
-PERSISTENCE_GAIN = 0.25
-"""Weight of the newest point in the short average of signed residuals (a memory of about 7 points)."""
-PERSISTENCE_CLIP = 6.0
-"""Residuals are clipped at this many σ in that average, so one spike can't carry it."""
-PERSISTENCE_NORM = 1 / math.sqrt(PERSISTENCE_GAIN / (2 - PERSISTENCE_GAIN))
-"""Rescales the average to unit σ for independent residuals, so it shares the point band."""
+COUNT_MIN_DISPERSION = 0.5
+"""A series of whole numbers is a count when its step-to-step variance (halved) is at least this times its mean
+(Poisson noise gives 1, give or take a sampling error that a few hundred points keep well above 0.5)."""
+COUNT_EXACT = 30.0
+"""Below this expected count a point is judged by the exact count tail; above, by the Gaussian one."""
+COUNT_MIN_MEAN = 0.25
+"""The smallest expected count a point is judged against: after a long run of zeros a 1 or a 2 is no incident."""
+COUNT_SLACK = 1.0
+"""Residuals within this many counts beyond the clip still move the level fully, so a small mean isn't biased low."""
+DISPERSION_GAIN = 0.01
+"""How fast a count series' over-dispersion (variance / mean) is learnt."""
+DISPERSION_CAP = 25.0
+"""One point moves the over-dispersion estimate as if its squared residual were at most this many means."""
 
-ABS_MEAN = math.sqrt(2 / math.pi)
-ABS_STD = math.sqrt(1 - 2 / math.pi)
-"""Mean and σ of |z| for Gaussian residuals: a short average of |z| far above its mean is a variance change."""
-DISPERSION_NORM = PERSISTENCE_NORM / ABS_STD
+EXTREME_P = 0.01
+"""A point whose calibrated one-sided probability is below this is extreme: it starts or continues a run."""
+SCORE_GAIN = 0.25
+"""Weight of the newest point in the short averages of normal scores (a memory of about 7 points)."""
+SCORE_CLIP = 2.5
+"""Normal scores are clipped at this many σ in those averages, so one spike can't carry them."""
+SHORT_VARIANCE = SCORE_GAIN / (2 - SCORE_GAIN)
+"""Variance of the short average of independent unit-variance scores: the least it is ever taken to be."""
+SHORT_SQUARE_VARIANCE = 2 * SHORT_VARIANCE
+"""Variance of the short average of their squares (a χ² with (2 - gain) / gain degrees of freedom, scaled)."""
+QUIET_Z = 2.0
+"""A short average within this many σ of its calm value is not worth a surprise (it would score 0 anyway)."""
+CALM_GAIN = 0.005
+"""How fast the averages' own spread is learnt from points that are not extreme (about 200 of them)."""
 
+SHIFT_WINDOW = 8
 SHIFT_RUN = 6
-"""Consecutive same-sided out-of-band points after which the level is moved to them."""
+"""When SHIFT_RUN of the last SHIFT_WINDOW points are extreme on the same side, the level is moved to them."""
 RETURN_MEMORY = DAY
 """How long (seconds) the level from before an adopted shift is remembered, so going back to it is no new alert."""
 RETURN_RUN = 2
@@ -145,8 +201,12 @@ REFERENCE_FLOOR = 1e-12
 FLAT_MIN_RUN = 12
 FLAT_PROBABILITY = 1e-4
 """A run of repeated values is a flat-line once the warm-up repeat rate makes it this improbable."""
+FLAT_MIN_RATE = 0.3
+"""A run's probability is never taken as lower than this per repeat, even for a series that never repeated."""
 FLAT_ADOPT = 4
 """A flat-line is accepted as the new normal after this many times the run that raised it."""
+LN_EXTREME = math.log(EXTREME_P)
+LN2 = math.log(2)
 
 
 @dataclass(frozen=True)
@@ -165,11 +225,13 @@ DEFAULT_CONFIG = DetectorConfig()
 
 @dataclass(frozen=True)
 class Assessment:
-    """One point judged against its expected band.
+    """One point judged against what the series made likely.
 
-    ``score`` is 0 inside the band and ``1 - band / deviation`` outside it (0.5
-    at twice the band's half-width), so it grows monotonically with how far
-    the point lies outside; a flat-line scores the same way in run length.
+    ``score`` is `surprise.score_of` of the point's calibrated tail
+    probability (or of the shift, variance or flat-line one, whichever is
+    smallest): 0 while p ≥ 1e-2, 0.5 at 1e-5, 0.75 at about 5e-7 and 0.95 at
+    about 1e-10 at the default sensitivity. ``lower``..``upper`` is the band
+    a point can lie in without reaching 0.5 on its own.
     """
 
     score: float
@@ -182,10 +244,10 @@ class Assessment:
 WARMING_UP = Assessment(0.0, None, None, None, False)
 
 
-def band_z(sensitivity: float) -> float:
-    """The band's half-width in robust standard deviations for a sensitivity in 0..1."""
+def sensitivity_gain(sensitivity: float) -> float:
+    """The factor surprises are multiplied by before scoring: 1 at the default sensitivity, 2 at 1, 0.5 at 0."""
     clamped = min(1.0, max(0.0, sensitivity))
-    return MAX_BAND_Z - clamped * (MAX_BAND_Z - MIN_BAND_Z)
+    return 4.0 ** (clamped - 0.5)
 
 
 def _box_cox(x: float, power: float, lowest: float) -> float:
@@ -206,6 +268,33 @@ def _shrink(value: float, noise: float) -> float:
     return value - noise * noise / value
 
 
+def _run_surprise(total: float, length: int) -> float:
+    """-ln P that `length` independent points are together at least `total` nats surprising (Fisher's method: the
+    sum of their surprises is a Gamma(length) variable), so a run of zeros where twenty orders a minute are normal
+    weighs more than its first zero alone. Only for counts, whose noise is independent from point to point (a
+    sensor's residuals are not: its extremes come in runs)."""
+    term, tail = 1.0, 1.0
+    for k in range(1, length):
+        term *= total / k
+        tail += term
+    return total - math.log(tail)
+
+
+def _slot_level(slots: list[list[float]], k: int, discord: float) -> float:
+    """A seasonal slot's typical value: the median of its cycles; of two that disagree by more than `discord`, the
+    one closer to the two slots either side, so a spike (or a train of three) in one of two cycles does not become
+    the season."""
+    slot = slots[k]
+    if len(slot) != 2 or abs(slot[0] - slot[1]) <= discord:
+        return _median(slot) if slot else 0.0
+    count = len(slots)
+    around = [v for j in (-2, -1, 1, 2) for v in slots[(k + j) % count]]
+    if not around:
+        return _median(slot)
+    near = _median(around)
+    return slot[0] if abs(slot[0] - near) <= abs(slot[1] - near) else slot[1]
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -214,8 +303,27 @@ def _median(values: list[float]) -> float:
     return 0.5 * (ordered[middle - 1] + ordered[middle])
 
 
+def _is_count(values: list[float]) -> tuple[bool, float]:
+    """Whether the history looks like counts, and its over-dispersion (variance / mean, at least 1).
+
+    Whole numbers ≥ 0, small on average (and not constant) or with a
+    step-to-step variance at least half Poisson's: a speed sensor reporting
+    whole miles per hour is steadier than counting noise and is not a count,
+    while a SKU selling a steady two a minute through a short warm-up is.
+    """
+    if not all(v >= 0 and v == int(v) for v in values):
+        return False, 1.0
+    mean = sum(values) / len(values)
+    if mean <= 0:
+        return True, 1.0
+    variance = sum((b - a) ** 2 for a, b in zip(values, values[1:], strict=False)) / max(1, 2 * (len(values) - 1))
+    ratio = variance / mean
+    small = mean <= COUNT_EXACT and variance > 0
+    return small or ratio >= COUNT_MIN_DISPERSION, max(1.0, min(DISPERSION_CAP, ratio))
+
+
 class _Model:
-    """The forecasting state of one series once its season and smoothing are chosen."""
+    """The forecasting and judging state of one series once its season and smoothing are chosen."""
 
     __slots__ = (
         "t0",
@@ -231,18 +339,17 @@ class _Model:
         "phase_mad",
         "seen",
         "floor",
-        "band_z",
         "up",
         "down",
         "both",
         "run",
         "run_values",
         "run_level",
+        "recent",
         "previous_level",
         "previous_until",
         "returning",
         "memory",
-        "spread",
         "gap",
         "gap_mad",
         "gap_seen",
@@ -250,9 +357,21 @@ class _Model:
         "last_value",
         "repeats",
         "flat_run",
+        "flat_rate",
         "power",
         "lowest",
+        "count",
+        "dispersion",
+        "tail",
         "drift",
+        "square",
+        "drift_variance",
+        "square_mean",
+        "square_variance",
+        "extreme_side",
+        "freedom",
+        "run_surprise",
+        "run_length",
     )
 
     def __init__(
@@ -261,15 +380,16 @@ class _Model:
         dt: float,
         period: int,
         alpha: float,
-        zband: float,
         direction: str,
         power: float = 1.0,
         lowest: float = 0.0,
+        count: bool = False,
+        dispersion: float = 1.0,
     ) -> None:
         self.power = power
         self.lowest = lowest
-        self.drift = 0.0
-        self.spread = ABS_MEAN
+        self.count = count
+        self.dispersion = dispersion
         self.t0 = t0
         self.dt = dt
         self.period = period
@@ -283,13 +403,13 @@ class _Model:
         self.phase_mad = [0.0] * period
         self.seen = [0] * period
         self.floor = 0.0
-        self.band_z = zband
         self.up = direction != "down"
         self.down = direction != "up"
         self.both = direction == "both"
         self.run = 0
         self.run_values: list[float] = []
         self.run_level = 0.0
+        self.recent: deque[tuple[int, float, float]] = deque(maxlen=SHIFT_WINDOW)
         self.previous_level: float | None = None
         self.previous_until = 0
         self.gap = 0.0
@@ -301,6 +421,20 @@ class _Model:
         self.last_value = math.nan
         self.repeats = 0
         self.flat_run = FLAT_MIN_RUN
+        self.flat_rate = FLAT_MIN_RATE
+        self.tail = Tail()
+        self.drift = 0.0
+        self.square = 1.0
+        self.drift_variance = SHORT_VARIANCE
+        self.square_mean = 1.0
+        self.square_variance = SHORT_SQUARE_VARIANCE
+        self.extreme_side = 0
+        self.run_surprise = 0.0
+        self.run_length = 0
+        """The summed surprise and length of the current run of extreme points on one side."""
+        self.freedom = MAX_FREEDOM
+        """Degrees of freedom of the Student-t a residual is judged by: fewer while the history it was fitted on
+        is short (little trust in σ); fixed until the model is chosen again, so surprises stay comparable."""
 
     def fit(self, times: list[float], values: list[float]) -> None:
         """Initialise level, trend, season and spread from a stretch of history."""
@@ -316,8 +450,10 @@ class _Model:
         for i, d in zip(indices, detrended, strict=False):
             slots[i % period].append(d)
         seen = [s for s in slots if s]
-        centre = sum(_median(s) for s in seen) / len(seen)
-        season = [(_median(s) - centre) if s else 0.0 for s in slots]
+        discord = DISCORD_Z * _difference_sigma(values)
+        levels = [_slot_level(slots, k, discord) for k in range(period)]
+        centre = sum(level for level, slot in zip(levels, slots, strict=False) if slot) / len(seen)
+        season = [(level - centre) if slot else 0.0 for level, slot in zip(levels, slots, strict=False)]
         residuals = [d - season[i % period] for i, d in zip(indices, detrended, strict=False)]
         deviations = []
         for i, r in zip(indices, residuals, strict=False):
@@ -349,12 +485,37 @@ class _Model:
         self.level = mean_value + slope * (self.index - mean_index) + _median(tail)
         self.trend = slope
         self.last_value = values[-1]
+        self.freedom = min(MAX_FREEDOM, max(1.0, MAD_EFFICIENCY * count))
         repeats = sum(1 for a, b in zip(values, values[1:], strict=False) if a == b)
         rate = repeats / max(1, count - 1)
+        self.flat_rate = max(FLAT_MIN_RATE, rate)
         if rate > 0:
             self.flat_run = max(
                 FLAT_MIN_RUN, math.ceil(math.log(FLAT_PROBABILITY) / math.log(rate)) if rate < 1 else 1 << 30
             )
+
+    def copy_with(self, alpha: float) -> _Model:
+        """A fresh copy of this (just fitted) model with another level smoothing, to compare smoothings."""
+        other = _Model(
+            self.t0, self.dt, self.period, alpha, "both", self.power, self.lowest, self.count, self.dispersion
+        )
+        other.index, other.level, other.trend, other.mad, other.floor = (
+            self.index,
+            self.level,
+            self.trend,
+            self.mad,
+            self.floor,
+        )
+        other.season, other.phase_mad, other.seen = list(self.season), list(self.phase_mad), list(self.seen)
+        return other
+
+    def inherit(self, other: _Model) -> None:
+        """Carry the judging memory (window of surprises, dispersion, score averages) over from an earlier model."""
+        self.tail = other.tail
+        self.dispersion = other.dispersion
+        self.drift, self.square = other.drift, other.square
+        self.drift_variance, self.square_mean = other.drift_variance, other.square_mean
+        self.square_variance = other.square_variance
 
     def transform(self, x: float) -> float:
         """A value on the scale the model works on."""
@@ -370,26 +531,67 @@ class _Model:
         base = power * y + 1
         return base ** (1 / power) if base > 0 else 0.0
 
-    def assessment(self, expected: float, half: float, score: float) -> Assessment:
-        """The verdict on the series' scale: the band is symmetric in the transformed space."""
-        if self.power == 1.0:
-            return Assessment(score, expected, expected - half, expected + half, True)
-        inverse = self.inverse
-        return Assessment(score, inverse(expected), inverse(expected - half), inverse(expected + half), True)
-
     def forecast(self, t: float) -> tuple[float, float]:
-        """Expected value and σ at time t, without learning from it."""
+        """Expected value and σ (transformed scale) at time t, without learning from it."""
         index = round((t - self.t0) / self.dt)
         steps = index - self.index
         level = self.level
         if steps > 0:
             level += self.trend * TREND_DAMPING * (1 - TREND_DAMPING**steps) / (1 - TREND_DAMPING)
         phase = index % self.period
-        sigma = max(self.mad, self.phase_mad[phase]) * MAD_TO_SIGMA
-        return level + self.season[phase], max(sigma, self.floor)
+        expected = level + self.season[phase]
+        return expected, self._spread(phase, expected)[0]
+
+    def _spread(self, phase: int, expected: float) -> tuple[float, float]:
+        """σ at a seasonal slot (transformed scale), never below counting noise for a count; and the expected count.
+
+        The count floor is Poisson's √mean carried through the Box-Cox
+        transform's slope; the expected count is 0 for a series that is not one.
+        """
+        mad = self.mad
+        if self.period > 1 and self.phase_mad[phase] > mad:
+            mad = self.phase_mad[phase]
+        sigma = mad * MAD_TO_SIGMA
+        if sigma < self.floor:
+            sigma = self.floor
+        if not self.count:
+            return sigma, 0.0
+        mean = self.inverse(expected) if self.power != 1.0 else expected
+        if mean < COUNT_MIN_MEAN:
+            mean = COUNT_MIN_MEAN
+        counting = math.sqrt(mean) if self.power == 1.0 else math.sqrt(mean) * mean ** (self.power - 1.0)
+        return (counting if counting > sigma else sigma), mean
+
+    def track(self, t: float, x: float) -> float:
+        """Learn from a point without judging it (model selection); returns the forecast it was compared with."""
+        if self.power != 1.0:
+            x = _box_cox(x, self.power, self.lowest)
+        index = round((t - self.t0) / self.dt)
+        level, trend = self._advance(index)
+        phase = index % self.period
+        seasonal = self.season[phase]
+        expected = level + seasonal
+        residual = x - expected
+        sigma, mean = self._spread(phase, expected)
+        size = residual if residual >= 0 else -residual
+        self._learn(phase, level, trend, seasonal, residual, size, sigma, mean)
+        half = BAND_Z * sigma
+        if size <= half:
+            self.mad += SPREAD_GAIN * (size - self.mad)
+            self.run = 0
+            return expected
+        side = 1 if residual > 0 else -1
+        if self.run * side <= 0:
+            self.run, self.run_values = side, [x - seasonal]
+            return expected
+        self.run += side
+        self.run_values.append(x - seasonal)
+        if self.run * side >= SHIFT_RUN:
+            self.level, self.trend, self.run = _median(self.run_values), 0.0, 0
+        return expected
 
     def step(self, t: float, x: float, reference: float | None = None) -> tuple[float, float, float]:
-        """Judge and learn from one point; returns (expected, half-width of the band, score) on the transformed scale.
+        """Judge and learn from one point; returns (expected, σ, surprise in nats) on the transformed scale.
 
         `reference` is the value at the same moment of an earlier period (the
         baseline campaign); when given, a point is judged against whichever
@@ -404,25 +606,145 @@ class _Model:
         seasonal = self.season[phase]
         expected = level + seasonal
         residual = x - expected
-        sigma = self._sigma(phase)
-        half = self.band_z * sigma
+        sigma, mean = self._spread(phase, expected)
         size = residual if residual >= 0 else -residual
-        if self.previous_level is not None and self._returned(index, x - seasonal, size, half):
-            return expected, half, 0.0
-        self._learn(phase, level, trend, seasonal, residual, size, sigma)
+        if self.previous_level is not None and self._returned(index, x - seasonal, size, BAND_Z * sigma):
+            return expected, sigma, 0.0
+        self._learn(phase, level, trend, seasonal, residual, size, sigma, mean)
         own = True
         if reference is not None:
             expected_by_reference, sigma_by_reference = self._follow_reference(x, raw, reference)
             residual_by_reference = x - expected_by_reference
             if math.isfinite(sigma_by_reference) and abs(residual_by_reference) * sigma < size * sigma_by_reference:
                 own = False
-                expected, residual, sigma = expected_by_reference, residual_by_reference, sigma_by_reference
-                half = self.band_z * sigma
+                expected, residual = expected_by_reference, residual_by_reference
                 size = residual if residual >= 0 else -residual
-        score = self._score(residual, size, sigma, half)
-        self._watch_shift(index, x - seasonal, level, residual, size, half, own)
-        flat = self._flat_score(x)
-        return expected, half, (score if score > flat else flat)
+                if self.count:
+                    floor, mean = self._spread(phase, expected)
+                    sigma = max(sigma_by_reference, floor if floor > sigma_by_reference else 0.0)
+                else:
+                    sigma = sigma_by_reference
+        above = residual > 0
+        point = self._point_surprise(raw, x, residual, sigma, mean, above)
+        tail = self.tail
+        log_p = tail.upper(point) if above else tail.lower(point)
+        extreme = log_p < LN_EXTREME
+        side = (1 if above else -1) if extreme else 0
+        fresh = side == 0 or side != self.extreme_side
+        surprise = -log_p if (self.up if above else self.down) else 0.0
+        if side == 0:
+            self.run_surprise, self.run_length = 0.0, 0
+        else:
+            if fresh:
+                self.run_surprise, self.run_length = 0.0, 0
+            self.run_surprise -= log_p
+            self.run_length += 1
+            if self.count and self.run_length > 1 and (self.up if above else self.down):
+                joint = _run_surprise(self.run_surprise, self.run_length)
+                if joint > surprise:
+                    surprise = joint
+        shift = self._short_averages(tail, point if above else -point, log_p, above, side == 0)
+        if shift > surprise:
+            surprise = shift
+        if fresh:
+            tail.add(point if above else -point)
+            if self.count and own:
+                squared = (raw - mean) ** 2 / mean
+                self.dispersion += DISPERSION_GAIN * (
+                    (squared if squared < DISPERSION_CAP else DISPERSION_CAP) - self.dispersion
+                )
+        self.extreme_side = side
+        half = BAND_Z * sigma
+        if size <= half and own:
+            self.mad += SPREAD_GAIN * (size - self.mad)
+        self._watch_shift(index, x - seasonal, level, side)
+        flat = self._flat_surprise(x, raw)
+        return expected, sigma, (surprise if surprise > flat else flat)
+
+    def _point_surprise(self, raw: float, x: float, residual: float, sigma: float, mean: float, above: bool) -> float:
+        """-ln of the model's one-sided tail probability of the point: the count's own tail for a small count."""
+        if self.count and mean < COUNT_EXACT:
+            spread = sigma if self.power == 1.0 else sigma * mean ** (1.0 - self.power)
+            variance = spread * spread
+            over = self.dispersion * mean
+            if over > variance:
+                variance = over
+            return count_surprise(float(round(raw)) if raw > 0 else 0.0, mean, variance)
+        z = residual / sigma if residual >= 0 else -residual / sigma
+        freedom = self.freedom
+        if freedom < MAX_FREEDOM:
+            z = math.sqrt(freedom * math.log1p(z * z / freedom))
+        return normal_surprise(z)
+
+    def _short_averages(self, tail: Tail, signed: float, log_p: float, above: bool, calm: bool) -> float:
+        """Surprise of a sustained shift or a variance change, from short averages of the points' normal scores.
+
+        A point's normal score is Φ⁻¹ of its calibrated probability (for a
+        count, of its mid-rank among the window's surprises, as counts tie), clipped at
+        SCORE_CLIP: unit-variance whatever the series' noise. How far the
+        averages stray on this series when nothing is extreme (`calm`) is
+        learnt, so autocorrelated noise widens their own bands.
+        """
+        size = len(tail) if self.count else 0
+        one_sided = 0.0
+        if size:
+            rank = tail.rank(signed)
+            one_sided = 1.0 - rank if above else rank
+        if one_sided * size >= TAIL_POINTS:
+            score = normal_quantile(-math.log(one_sided)) if one_sided < 0.5 else 0.0
+        else:
+            score = normal_quantile(-log_p) if log_p < -LN2 else 0.0
+        if score > SCORE_CLIP:
+            score = SCORE_CLIP
+        if not above:
+            score = -score
+        drift = self.drift + SCORE_GAIN * (score - self.drift)
+        self.drift = drift
+        square = self.square + SCORE_GAIN * (score * score - self.square)
+        self.square = square
+        shift = self._shift_surprise(drift, score, above)
+        widened = self._spread_surprise(square) if self.both else 0.0
+        if calm:
+            self.drift_variance += CALM_GAIN * (drift * drift - self.drift_variance)
+            self.square_mean += CALM_GAIN * (square - self.square_mean)
+            self.square_variance += CALM_GAIN * ((square - self.square_mean) ** 2 - self.square_variance)
+        return shift if shift > widened else widened
+
+    def _shift_surprise(self, drift: float, score: float, above: bool) -> float:
+        """-ln P of the short average of signed scores under this series' calm variance of it (same side only).
+
+        Below QUIET_Z it is 0: such a surprise scores 0 anyway, so its exact value is not worth computing.
+        """
+        if drift * score <= 0 or not (self.up if above else self.down):
+            return 0.0
+        variance = self.drift_variance if self.drift_variance > SHORT_VARIANCE else SHORT_VARIANCE
+        z = (drift if drift > 0 else -drift) / math.sqrt(variance)
+        return normal_surprise(z) if z > QUIET_Z else 0.0
+
+    def _spread_surprise(self, square: float) -> float:
+        """-ln P of the short average of squared scores, a scaled χ² with this series' calm mean and variance."""
+        mean = self.square_mean if self.square_mean > 1.0 else 1.0
+        if square <= mean:
+            return 0.0
+        variance = self.square_variance if self.square_variance > SHORT_SQUARE_VARIANCE else SHORT_SQUARE_VARIANCE
+        bias = variance / (4.5 * mean * mean)
+        z = ((square / mean) ** (1.0 / 3.0) - 1.0 + bias) / math.sqrt(bias)
+        return normal_surprise(z) if z > QUIET_Z else 0.0
+
+    def judge(self, t: float, x: float) -> tuple[float, float, float]:
+        """A late point (its time not after the last one learnt): judged against the model as it is, not learnt."""
+        raw = x
+        if self.power != 1.0:
+            x = _box_cox(x, self.power, self.lowest)
+        expected, _ = self.forecast(t)
+        phase = round((t - self.t0) / self.dt) % self.period
+        sigma, mean = self._spread(phase, expected)
+        residual = x - expected
+        above = residual > 0
+        point = self._point_surprise(raw, x, residual, sigma, mean, above)
+        if not (self.up if above else self.down):
+            return expected, sigma, 0.0
+        return expected, sigma, -(self.tail.upper(point) if above else self.tail.lower(point))
 
     def _follow_reference(self, x: float, raw: float, reference: float) -> tuple[float, float]:
         """Expected value and σ (transformed scale) from the reference times the growth learnt before; then learns it.
@@ -458,7 +780,7 @@ class _Model:
                 1.0 if size <= clip else ((reject - size) / (reject - clip) * clip / size if size < reject else 0.0)
             )
             self.gap += REFERENCE_GAIN * weight * error
-            if size <= self.band_z * sigma:
+            if size <= BAND_Z * sigma:
                 self.gap_mad += REFERENCE_GAIN * (size - self.gap_mad)
         return (predicted, spread) if spread > 0 else (x, math.inf)
 
@@ -481,14 +803,6 @@ class _Model:
             self.index = index
         return level, trend
 
-    def _sigma(self, phase: int) -> float:
-        """Residual σ at a seasonal slot: the global spread, or the slot's when it is habitually noisier."""
-        mad = self.mad
-        if self.period > 1 and self.phase_mad[phase] > mad:
-            mad = self.phase_mad[phase]
-        sigma = mad * MAD_TO_SIGMA
-        return sigma if sigma > self.floor else self.floor
-
     def _returned(self, index: int, deseasonalised: float, size: float, half: float) -> bool:
         """Whether an out-of-band point is back at the level from before the last adopted shift (no alert)."""
         previous = self.previous_level
@@ -500,18 +814,35 @@ class _Model:
             return False
         self.returning += 1
         if self.returning >= RETURN_RUN:
-            self.level, self.trend, self.previous_level, self.run, self.drift = previous, 0.0, None, 0, 0.0
+            self.level, self.trend, self.previous_level, self.drift = previous, 0.0, None, 0.0
+            self.recent.clear()
         return True
 
     def _learn(
-        self, phase: int, level: float, trend: float, seasonal: float, residual: float, size: float, sigma: float
+        self,
+        phase: int,
+        level: float,
+        trend: float,
+        seasonal: float,
+        residual: float,
+        size: float,
+        sigma: float,
+        mean: float,
     ) -> None:
-        """Move level, trend and season by the residual: whole up to CLIP_Z σ, fading to nothing at REJECT_Z σ."""
+        """Move level, trend and season by the residual: whole up to CLIP_Z σ, fading to nothing at REJECT_Z σ.
+
+        For a count, COUNT_SLACK counts more are taken whole, so a mean of a
+        few hundredths still learns from a lone 1 and is not biased to 0.
+        """
         clip = CLIP_Z * sigma
+        reject = REJECT_Z * sigma
+        if self.count:
+            slack = COUNT_SLACK if self.power == 1.0 else COUNT_SLACK * mean ** (self.power - 1.0)
+            clip += slack
+            reject += 2 * slack
         if size <= clip:
             clipped = residual
         else:
-            reject = REJECT_Z * sigma
             weight = (reject - size) / (reject - clip) if size < reject else 0.0
             clipped = clip * weight if residual > 0 else -clip * weight
         self.level = level + self.alpha * clipped
@@ -523,62 +854,38 @@ class _Model:
             phase_mad = self.phase_mad[phase]
             self.phase_mad[phase] = phase_mad + PHASE_SPREAD_GAIN * ((size if size < clip else clip) - phase_mad)
 
-    def _score(self, residual: float, size: float, sigma: float, half: float) -> float:
-        """1 - band / deviation for the largest of the point's, the sustained and the dispersion deviation."""
-        z = residual / sigma
-        drift = self.drift + PERSISTENCE_GAIN * (max(-PERSISTENCE_CLIP, min(PERSISTENCE_CLIP, z)) - self.drift)
-        self.drift = drift
-        spread = self.spread + PERSISTENCE_GAIN * (min(PERSISTENCE_CLIP, size / sigma) - self.spread)
-        self.spread = spread
-        deviation = size
-        if self.both:
-            widened = (spread - ABS_MEAN) * DISPERSION_NORM * sigma
-            if widened > deviation:
-                deviation = widened
-        if drift * residual > 0:
-            sustained = (drift if drift > 0 else -drift) * PERSISTENCE_NORM * sigma
-            if sustained > deviation:
-                deviation = sustained
-        if deviation > half and ((residual > 0 and self.up) or (residual < 0 and self.down)):
-            return 1.0 - half / deviation
-        return 0.0
-
-    def _watch_shift(
-        self, index: int, deseasonalised: float, level: float, residual: float, size: float, half: float, own: bool
-    ) -> None:
-        """Track the model's spread in band, and adopt a new level after SHIFT_RUN same-sided points outside it."""
-        if size <= half:
-            if own:
-                self.mad += SPREAD_GAIN * (size - self.mad)
-            self.run = 0
+    def _watch_shift(self, index: int, deseasonalised: float, level: float, side: int) -> None:
+        """Adopt a new level once SHIFT_RUN of the last SHIFT_WINDOW points are extreme on the same side."""
+        recent = self.recent
+        recent.append((side, deseasonalised, level))
+        if side == 0:
             return
-        side = 1 if residual > 0 else -1
-        if self.run * side <= 0:
-            self.run = side
-            self.run_values = [deseasonalised]
-            self.run_level = level
+        same = [entry for entry in recent if entry[0] == side]
+        if len(same) < SHIFT_RUN:
             return
-        self.run += side
-        self.run_values.append(deseasonalised)
-        if self.run * side >= SHIFT_RUN:
-            self.previous_level = self.run_level
-            self.previous_until = index + self.memory
-            self.returning = 0
-            self.level = _median(self.run_values)
-            self.trend = 0.0
-            self.run = 0
-            self.drift = 0.0
-            self.spread = ABS_MEAN
+        self.previous_level = same[0][2]
+        self.previous_until = index + self.memory
+        self.returning = 0
+        self.level = _median([entry[1] for entry in same])
+        self.trend = 0.0
+        self.drift = 0.0
+        self.square = 1.0
+        self.extreme_side = 0
+        recent.clear()
 
-    def _flat_score(self, x: float) -> float:
-        """Score for a run of repeated values: 1 - needed run / run, until the flat-line is accepted."""
+    def _flat_surprise(self, x: float, raw: float) -> float:
+        """Surprise of a run of repeated values, from the history's repeat rate, until the flat-line is accepted.
+
+        A count's run of zeros is the count tail's to judge (zeros are a
+        sparse series' normal), not a stuck sensor.
+        """
         if x != self.last_value:
             self.repeats = 0
             self.last_value = x
             return 0.0
         self.repeats += 1
-        if self.both and self.flat_run <= self.repeats < FLAT_ADOPT * self.flat_run:
-            return 1.0 - self.flat_run / (self.repeats + 1)
+        if self.both and self.flat_run <= self.repeats < FLAT_ADOPT * self.flat_run and not (self.count and raw == 0):
+            return -self.repeats * math.log(self.flat_rate)
         return 0.0
 
 
@@ -643,7 +950,11 @@ def _regular(times: list[float], values: list[float], t0: float, dt: float) -> l
 
 
 def _autocorrelation(series: list[float], max_lag: int) -> list[float]:
-    """Autocorrelation of the linearly detrended series, each lag scaled for its number of pairs."""
+    """Autocorrelation of the linearly detrended series, each lag scaled for its number of pairs.
+
+    Computed through the power spectrum (a zero-padded FFT), so a two-day history of minutes costs
+    O(n log n) rather than a sum over every pair at every lag.
+    """
     count = len(series)
     mean_index = (count - 1) / 2
     mean_value = sum(series) / count
@@ -653,10 +964,31 @@ def _autocorrelation(series: list[float], max_lag: int) -> list[float]:
     variance = sum(map(operator.mul, centred, centred))
     if variance <= 0:
         return [0.0] * (max_lag + 1)
+    size = 2
+    while size < 2 * count:
+        size <<= 1
+    spectrum = _fft([complex(v) for v in centred] + [0j] * (size - count), _twiddles(size))
+    power = [complex(z.real * z.real + z.imag * z.imag) for z in spectrum]
+    back = _fft(power, [w.conjugate() for w in _twiddles(size)])
     return [
-        sum(map(operator.mul, centred, centred[lag:])) * count / ((count - lag) * variance)
-        for lag in range(max_lag + 1)
+        back[lag].real / size * count / ((count - lag) * variance) if lag < count else 0.0 for lag in range(max_lag + 1)
     ]
+
+
+def _twiddles(size: int) -> list[complex]:
+    """e^(-2πik/size) for k < size/2: the FFT's rotations."""
+    return [cmath.exp(-2j * math.pi * k / size) for k in range(size // 2)]
+
+
+def _fft(values: list[complex], twiddles: list[complex]) -> list[complex]:
+    """Radix-2 FFT (length a power of two) with the rotations of its full size; conjugate them to invert (unscaled)."""
+    count = len(values)
+    if count == 2:
+        return [values[0] + values[1], values[0] - values[1]]
+    even = _fft(values[0::2], twiddles)
+    odd = _fft(values[1::2], twiddles)
+    turned = list(map(operator.mul, twiddles[:: 2 * len(twiddles) // count], odd))
+    return list(map(operator.add, even, turned)) + list(map(operator.sub, even, turned))
 
 
 def _calendar_periods(dt: float) -> list[int]:
@@ -691,45 +1023,43 @@ def _season_candidates(grid: list[float], dt: float) -> tuple[list[int], list[in
     return calendar, [first]
 
 
-def _forecast_error(
-    times: list[float],
-    values: list[float],
-    t0: float,
-    dt: float,
-    period: int,
-    alpha: float,
-    cap: float,
-    power: float,
-    lowest: float,
-) -> float:
-    """Mean one-step error (each capped, so anomalies don't decide) on the later half of the history, fitted on the
-    earlier half."""
+def _forecast_error(times: list[float], values: list[float], fitted: _Model, alpha: float, cap: float) -> float:
+    """Mean one-step error (each capped, so anomalies don't decide) on the later half of the history, from a model
+    fitted on the earlier half."""
     half = len(values) // 2
-    model = _Model(t0, dt, period, alpha, MAX_BAND_Z, "both", power, lowest)
-    model.fit(times[:half], values[:half])
+    model = fitted.copy_with(alpha)
     total = 0.0
+    transform = model.transform
     for t, x in zip(times[half:], values[half:], strict=False):
-        expected, _, _ = model.step(t, x)
-        error = abs(model.transform(x) - expected)
+        error = abs(transform(x) - model.track(t, x))
         total += error if error < cap else cap
     return total / max(1, len(values) - half)
 
 
 def _power(values: list[float]) -> float:
-    """The Box-Cox power that makes the history's step-to-step changes most homogeneous (profile likelihood)."""
+    """The Box-Cox power that makes the history's step-to-step changes most homogeneous (profile likelihood, with a
+    trimmed mean absolute change for their scale)."""
     if min(values) <= 0:
         return 1.0
     logs = sum(math.log(v) for v in values)
     best, chosen = -math.inf, 1.0
     for power in POWERS:
         shaped = [_box_cox(v, power, 0.0) for v in values]
-        sigma = _difference_sigma(shaped)
+        sigma = _step_scale(shaped)
         if sigma <= 0:
             return 1.0
         likelihood = -len(values) * math.log(sigma) + (power - 1) * logs
         if likelihood > best:
             best, chosen = likelihood, power
     return chosen
+
+
+def _step_scale(values: list[float]) -> float:
+    """Mean absolute step-to-step change, its largest POWER_TRIM share left out: the spikes a series habitually
+    has count (they decide between a raw and a log scale), a few anomalies in the history do not."""
+    steps = sorted(abs(b - a) for a, b in zip(values, values[1:], strict=False))
+    kept = steps[: max(1, len(steps) - int(POWER_TRIM * len(steps)))]
+    return sum(kept) / len(kept) if kept else 0.0
 
 
 def _template_correction(period: int, count: int) -> float:
@@ -752,11 +1082,22 @@ def _select(times: list[float], values: list[float], config: DetectorConfig) -> 
     dt = _interval(times)
     power = _power(values)
     lowest = TRANSFORM_FLOOR * _median(values)
+    count, dispersion = _is_count(values)
+    shape = (power, lowest, count, dispersion)
     shaped = [_box_cox(v, power, lowest) for v in values]
     cap = SELECTION_CAP_Z * max(_difference_sigma(shaped), 1e-12)
 
+    half = len(values) // 2
+    fitted: dict[int, _Model] = {}
+    errors: dict[tuple[int, float], float] = {}
+
     def error(p: int, a: float) -> float:
-        return _forecast_error(times, values, t0, dt, p, a, cap, power, lowest)
+        if (p, a) not in errors:
+            if p not in fitted:
+                fitted[p] = _Model(t0, dt, p, a, "both", *shape)
+                fitted[p].fit(times[:half], values[:half])
+            errors[p, a] = _forecast_error(times, values, fitted[p], a, cap)
+        return errors[p, a]
 
     if config.period is not None:
         period = max(1, config.period)
@@ -768,9 +1109,32 @@ def _select(times: list[float], values: list[float], config: DetectorConfig) -> 
 
         period = min((1, *calendar, *other), key=merit)
     alpha = min(ALPHAS, key=lambda a: error(period, a))
-    model = _Model(t0, dt, period, alpha, band_z(config.sensitivity), config.direction, power, lowest)
+    model = _Model(t0, dt, period, alpha, config.direction, *shape)
     model.fit(times, values)
     return model
+
+
+def _seed(model: _Model, times: list[float], values: list[float], config: DetectorConfig) -> None:
+    """Fill a new model's window of surprises from its own history: fitted on the earlier half, judging the later."""
+    half = len(values) // 2
+    if half < 2:
+        return
+    rehearsal = _Model(
+        model.t0,
+        model.dt,
+        model.period,
+        model.alpha,
+        config.direction,
+        model.power,
+        model.lowest,
+        model.count,
+        model.dispersion,
+    )
+    rehearsal.fit(times[:half], values[:half])
+    rehearsal.freedom = model.freedom
+    for t, x in zip(times[half:], values[half:], strict=False):
+        rehearsal.step(t, x)
+    model.inherit(rehearsal)
 
 
 def _checkpoints(model: _Model, history: int, config: DetectorConfig) -> list[int]:
@@ -783,7 +1147,19 @@ def _checkpoints(model: _Model, history: int, config: DetectorConfig) -> list[in
 class Detector:
     """Scores one metric series point by point; keep one per series."""
 
-    __slots__ = ("config", "_times", "_values", "_model", "_checkpoints")
+    __slots__ = (
+        "config",
+        "_times",
+        "_values",
+        "_model",
+        "_checkpoints",
+        "_gain",
+        "_band",
+        "_last",
+        "_baselined",
+        "_edges",
+        "_edges_for",
+    )
 
     def __init__(self, config: DetectorConfig = DEFAULT_CONFIG) -> None:
         self.config = config
@@ -791,6 +1167,14 @@ class Detector:
         self._values: list[float] = []
         self._model: _Model | None = None
         self._checkpoints: list[int] = []
+        self._gain = sensitivity_gain(config.sensitivity)
+        self._band = -REMINDER_DECADES * math.log(10) / self._gain
+        """ln of the one-sided probability at the band's edges: where a point alone reaches the reminder score."""
+        self._last = -math.inf
+        self._baselined = False
+        self._edges = (0.0, 0.0)
+        """The band's half-widths below and above the expected value, in σ, as of `_edges_for`."""
+        self._edges_for: tuple[int, int] = (-1, -1)
 
     def _remember(self, timestamp: float, value: float) -> None:
         """Keep history until the season has been chosen with every calendar cycle that can fit."""
@@ -802,36 +1186,87 @@ class Detector:
         if self._model is None:
             if count >= max(2, self.config.min_history):
                 self._model = _select(self._times, self._values, self.config)
+                _seed(self._model, self._times, self._values, self.config)
                 self._checkpoints = _checkpoints(self._model, count, self.config)
         elif count >= self._checkpoints[0]:
+            previous = self._model
             self._model = _select(self._times, self._values, self.config)
+            self._model.inherit(previous)
             self._checkpoints.pop(0)
         if self._model is not None and not self._checkpoints:
             self._times, self._values = [], []
 
     def update(self, timestamp: float, value: float, baseline: float | None = None) -> Assessment:
-        """Judge a point (timestamps in seconds, increasing) and learn from it; NaN is judged as missing.
+        """Judge a point (timestamps in seconds) and learn from it; NaN is judged as missing.
 
-        `baseline` is optional: the same moment of an earlier period (the
-        baseline campaign's value on this campaign's clock, 同期). A point
-        that the baseline, scaled by the growth learnt so far, explains
-        better than the model (a midnight spike that also happened last
-        year) is judged against the baseline instead.
+        A point whose timestamp is not after the last one learnt (a late or
+        repeated row of an export) is judged against the model as it stands
+        and not learnt. `baseline` is optional: the same moment of an
+        earlier period (the baseline campaign's value on this campaign's
+        clock, 同期). A point that the baseline, scaled by the growth learnt
+        so far, explains better than the model (a midnight spike that also
+        happened last year) is judged against the baseline instead.
         """
         model = self._model
         finite = math.isfinite(value)
         if model is None:
             if finite:
                 self._remember(timestamp, value)
+                self._last = max(self._last, timestamp)
             return WARMING_UP
         if not finite:
             expected, sigma = model.forecast(timestamp)
-            return model.assessment(expected, model.band_z * sigma, 0.0)
+            return self._assessment(model, expected, sigma, 0.0)
+        if timestamp <= self._last:
+            expected, sigma, surprise = model.judge(timestamp, value)
+            return self._assessment(model, expected, sigma, surprise)
+        self._last = timestamp
         reference = baseline if baseline is not None and math.isfinite(baseline) else None
-        expected, half, score = model.step(timestamp, value, reference)
+        if reference is not None:
+            self._baselined = True
+        elif not self._baselined and self._checkpoints:
+            reference = self._yesterday(model, timestamp)
+        expected, sigma, surprise = model.step(timestamp, value, reference)
         if self._checkpoints:
             self._remember(timestamp, value)
-        return model.assessment(expected, half, score)
+        return self._assessment(model, expected, sigma, surprise)
+
+    def _yesterday(self, model: _Model, timestamp: float) -> float | None:
+        """The value a day earlier, from the history kept until the daily season can be chosen, while it isn't.
+
+        Between one and two days of history the model cannot have a daily
+        season yet, but yesterday is there: it serves as the baseline (同期)
+        so a burst that came at this time yesterday (a midnight rush) is no
+        surprise the second time.
+        """
+        day = round(DAY / model.dt)
+        if model.period == day or not self._times:
+            return None
+        times = self._times
+        moment = timestamp - DAY
+        index = bisect_left(times, moment - 0.5 * model.dt)
+        if index < len(times) and abs(times[index] - moment) <= 0.5 * model.dt:
+            return self._values[index]
+        return None
+
+    def _assessment(self, model: _Model, expected: float, sigma: float, surprise: float) -> Assessment:
+        """The verdict on the series' scale; the band's edges are where the point alone would score 0.5."""
+        tail = model.tail
+        if self._edges_for != (id(tail), tail.version):
+            above = tail.surprise_for(self._band, True)
+            below = tail.surprise_for(self._band, False)
+            self._edges = (
+                normal_quantile(below) if below > LN2 else 0.0,
+                normal_quantile(above) if above > LN2 else 0.0,
+            )
+            self._edges_for = (id(tail), tail.version)
+        lower = expected - self._edges[0] * sigma
+        upper = expected + self._edges[1] * sigma
+        score = score_of(surprise * self._gain)
+        if model.power == 1.0:
+            return Assessment(score, expected, lower, upper, True)
+        inverse = model.inverse
+        return Assessment(score, inverse(expected), inverse(lower), inverse(upper), True)
 
 
 def score_series(

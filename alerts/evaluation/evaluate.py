@@ -213,13 +213,13 @@ class Evaluator:
     def _observe(
         self, rule: AnyRule, view: MetricView, campaign: str, label: str | None, labels: dict[str, str]
     ) -> Observation:
+        if isinstance(rule, DynamicRule):
+            return self._dynamic(rule, view, campaign, label, labels)
         if self._guarded(rule, view, campaign, label):
             return Observation(rule.name, labels, frozenset(), frozenset(Severity), {"guarded": True})
         if isinstance(rule, StaticRule):
             return self._static(rule, view, campaign, label, labels)
-        if isinstance(rule, CorrelationRule):
-            return self._correlation(rule, view, campaign, label, labels)
-        return self._dynamic(rule, view, campaign, label, labels)
+        return self._correlation(rule, view, campaign, label, labels)
 
     def _static(
         self, rule: StaticRule, view: MetricView, campaign: str, label: str | None, labels: dict[str, str]
@@ -278,7 +278,14 @@ class Evaluator:
     def _dynamic(
         self, rule: DynamicRule, view: MetricView, campaign: str, label: str | None, labels: dict[str, str]
     ) -> Observation:
+        """The series' verdict on its latest point. Its guard is judged once per window, as its points are: the
+        live loop evaluates a catalogue's SKUs several times a window, and a guard reads a window of the metrics."""
         series = self._series(rule, labels)
+        step = int(view.now // rule.window_s)
+        if series.guard_step != step:
+            series.guard_step, series.guarded = step, self._guarded(rule, view, campaign, label)
+        if series.guarded:
+            return Observation(rule.name, labels, frozenset(), frozenset(Severity), {"guarded": True})
         series.advance(view, campaign, label)
         return series.observation(labels)
 
@@ -324,11 +331,21 @@ class _DynamicSeries:
     last_step: int | None = None
     score: float = 0.0
     values: dict[str, Any] = field(default_factory=dict)
+    back: dict[Severity, int] = field(default_factory=dict)
+    """Per tier, how many points in a row the score has been below its recovery level (the cooldown's count)."""
+    guard_step: int | None = None
+    """The window at whose start the rule's guard was last judged, and whether it then held the rule back."""
+    guarded: bool = False
+    judged: Observation | None = None
+    """The observation of the latest point: the live loop asks several times per window, and a catalogue's worth of
+    SKUs are asked each time, so it is built once per point."""
 
     def advance(self, view: MetricView, campaign: str, label: str | None) -> None:
         """Feed every window completed since the last call (on the first, the warm-up's worth before now)."""
         step = self.rule.window_s
         current = int(view.now // step)
+        if self.last_step is not None and self.last_step >= current - 1:
+            return
         backfill = min(MAX_BACKFILL_POINTS, int(self.rule.min_history_s / step) + 1)
         first = current - backfill if self.last_step is None else self.last_step + 1
         since = view.data_since(campaign)
@@ -352,8 +369,12 @@ class _DynamicSeries:
         self.last_step = current - 1
 
     def feed(self, at: float, value: float, expected: float | None) -> None:
+        """Judge one point of the series; the cooldown counts these points, not evaluations or seconds."""
         assessment = self.detector.update(at, value, expected)
         self.score = assessment.score
+        self.judged = None
+        for severity, threshold in self.rule.tiers.items():
+            self.back[severity] = self.back.get(severity, 0) + 1 if self.score < threshold - DYNAMIC_RECOVER_GAP else 0
         self.values = {
             "value": value,
             "expected": assessment.expected,
@@ -363,10 +384,29 @@ class _DynamicSeries:
         }
 
     def observation(self, labels: dict[str, str]) -> Observation:
-        """Which tiers the current score holds and which it has clearly left (by DYNAMIC_RECOVER_GAP)."""
+        """Which tiers the current score holds, which it has clearly left (by DYNAMIC_RECOVER_GAP) for longer than
+        the rule's cooldown, and which it has left more recently (settling: a firing alert keeps them). Before the
+        first point every tier is recovered: there is nothing to keep firing for."""
+        if self.judged is not None:
+            return self.judged
         rule, score = self.rule, self.score
-        triggered = {s for s in Severity if s in rule.tiers and score >= rule.tiers[s]}
-        recovered = {s for s in Severity if s in rule.tiers and score < rule.tiers[s] - DYNAMIC_RECOVER_GAP}
-        return Observation(
-            rule.name, labels, frozenset(triggered), frozenset(recovered), {**self.values, "score": score}
+        triggered: set[str] = set()
+        recovered: set[str] = set()
+        settling: set[str] = set()
+        for severity, threshold in rule.tiers.items():
+            if score >= threshold:
+                triggered.add(severity)
+            back = self.back.get(severity)
+            if back is None or back > rule.cooldown_points:
+                recovered.add(severity)
+            elif back:
+                settling.add(severity)
+        self.judged = Observation(
+            rule.name,
+            labels,
+            frozenset(triggered),
+            frozenset(recovered),
+            {**self.values, "score": score},
+            frozenset(settling),
         )
+        return self.judged

@@ -9,6 +9,9 @@ found at one evaluation and returns the transitions to persist and announce.
   a value hovering at the limit does not flap.
 - The alert's severity is its most severe active tier. It fires once any
   tier has been active for the rule's ``for``; it resolves when no tier is.
+- Cooldown: a tier an observation reports as *settling* (a dynamic rule's score back, but not yet for the rule's
+  cooldown) stays active on a firing alert, so an incident whose score dips and rises again stays one alert (one
+  page) and its severity may still rise; on a pending alert it counts as recovered.
 - Flapping: an alert that fired and resolved ``FLAP_TRANSITIONS`` times within
   ``FLAP_WINDOW_S`` is marked flapping; it then resolves only after staying
   recovered for ``FLAP_STABLE_S``, and its transitions carry ``flapping`` so
@@ -77,6 +80,10 @@ class Observation:
     """Tiers whose value is past the recovery threshold (the others keep their state)."""
     values: dict[str, Any] = field(default_factory=dict)
     """The numbers behind the decision: value, threshold or expected band, per-signal values."""
+    settling: frozenset[str] = frozenset()
+    """Tiers back past their recovery threshold, but not yet for their rule's cooldown (a dynamic rule's
+    ``cooldown``): a firing alert keeps them (one incident, one page), a pending one lets them go (its ``for`` asks
+    for the condition throughout)."""
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -179,7 +186,8 @@ class Lifecycle:
                 flips=list(self._recent.get(key, [])),
             )
             self.alerts[key] = alert
-        alert.active = (alert.active - observation.recovered) | observation.triggered
+        recovered = observation.recovered if alert.status == "firing" else observation.recovered | observation.settling
+        alert.active = (alert.active - recovered) | observation.triggered
         if has_reading(observation.values) or not alert.values:
             alert.values = observation.values
         if alert.status == "pending":

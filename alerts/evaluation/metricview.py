@@ -73,6 +73,8 @@ class EngineView:
         baseline, offset = last_year
         if not self.engine.reached(baseline, end - offset, self.wall):
             return None
+        if by is not None and self.engine.states[baseline].series(f"{by}:{label}") is None:
+            return None  # a SKU, channel or category last year never had: no reference, not a reference of zero
         return self.engine.window(baseline, metric, start - offset, end - offset, by, label)
 
     def growth(self, campaign: str, metric: str) -> float | None:

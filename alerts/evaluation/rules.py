@@ -96,8 +96,15 @@ COUNT_SUFFIXES = ("_count", "_orders", "_units")
 """A named metric whose name ends so is a count; any other named metric is a plain number whose unit its
 summary writes (``metric:page_load_ms``: "{value} ms")."""
 DEFAULT_SCORE_TIERS: dict[Severity, float] = {Severity.REMINDER: 0.5, Severity.WARNING: 0.75, Severity.EMERGENCY: 0.95}
+"""A dynamic score is a calibrated tail probability (alerts/evaluation/surprise.py): 0.5 at p ≈ 1e-5, 0.75 at 5e-7,
+0.95 at 1e-10, the same for every series."""
 DEFAULT_MIN_HISTORY = "30m"
 DEFAULT_SENSITIVITY = 0.5
+DEFAULT_COOLDOWN_POINTS = 10
+"""A dynamic rule without ``cooldown`` keeps a firing alert for this many points (windows) after its score is back."""
+MAX_COOLDOWN_POINTS = 1440
+"""The longest cooldown, in points: a day of one-minute windows. Longer, an alert would outlive its incident by
+more than the night it belongs to."""
 CATALOG_ATTRIBUTES = frozenset({"safety_stock", "warning_level"})
 SIGNAL_GROUPS = ("guard", "all", "any")
 """Where a rule lists signals, each naming a metric."""
@@ -355,10 +362,35 @@ class DynamicRule(Rule, tag="dynamic", frozen=True):
     tiers: dict[Severity, Annotated[float, msgspec.Meta(gt=0, le=1)]] = msgspec.field(
         default_factory=lambda: dict(DEFAULT_SCORE_TIERS)
     )
+    cooldown: Duration | None = None
+    """One incident, one page: a firing tier recovers only once the score has stayed below its recovery level for
+    this long after the first point back (Prometheus' ``keep_firing_for``), counted in points of the series: windows
+    live, rows in a backtest (``cooldown / window`` of them). Meanwhile the alert stays the same firing alert; its
+    severity may rise. A whole number of windows; default ``DEFAULT_COOLDOWN_POINTS`` windows; ``0s`` recovers at
+    the first point back."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _convert_at_load(self, "window_s", "min_history_s")
+        _convert_at_load(self, "window_s", "min_history_s", "cooldown_points")
+
+    @cached_property
+    def cooldown_points(self) -> int:
+        """The cooldown in points of the series; refused unless a whole number of windows, at most a day's worth."""
+        if self.cooldown is None:
+            return DEFAULT_COOLDOWN_POINTS
+        if self.window_s <= 0:
+            raise ValueError("window: must be longer than 0s")
+        points = seconds(self.cooldown) / self.window_s
+        if abs(points - round(points)) > 1e-9:
+            raise ValueError(
+                f"cooldown: {self.cooldown} is not a whole number of windows ({self.window}); it is counted in points "
+                "of the series, one per window"
+            )
+        if round(points) > MAX_COOLDOWN_POINTS:
+            raise ValueError(
+                f"cooldown: {self.cooldown} is {round(points)} windows of {self.window}; at most {MAX_COOLDOWN_POINTS}"
+            )
+        return round(points)
 
     @cached_property
     def window_s(self) -> float:
