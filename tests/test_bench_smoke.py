@@ -64,7 +64,7 @@ def test_bench_backtest_times_the_real_command() -> None:
     assert report["rows"] == 3000 and report["files"] == 2
     assert report["summary"].startswith("total: 2 series, 3000 rows")
     assert report["rows_per_s"] > 0 and report["seconds"] > 0
-    assert "400k_rows_under_a_minute" in report["targets"] and "postgresql" not in report["machine"]
+    assert "400k_rows_under_30_s" in report["targets"] and "postgresql" not in report["machine"]
 
 
 def test_bench_cpu_times_validation_and_the_engine() -> None:
