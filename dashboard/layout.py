@@ -15,6 +15,8 @@ SECTION_TITLES = {
     "channels": "channels",
     "alerts": "alerts",
 }
+REFERENCE_SIZE = {"width": "calc(100% / var(--scale))", "height": "calc(100% / var(--scale))"}
+"""The chart's own size: its frame's at the 1920×1080 reference (dcc.Graph sets an inline height, so it goes here)."""
 GRAPH_CONFIG: dcc.Graph.Config = {"displayModeBar": False, "responsive": True, "staticPlot": False}
 
 
@@ -22,7 +24,9 @@ def _graph(graph_id: str) -> html.Div:
     """A chart drawn at the 1920×1080 reference size inside a frame the page scales with the viewport (wall.css):
     plotly.js sizes text in px and cannot read CSS, so its ticks, legend and markers scale with the panels only so.
     """
-    return html.Div(dcc.Graph(id=graph_id, config=GRAPH_CONFIG, className="graph"), className="graph-frame")
+    return html.Div(
+        dcc.Graph(id=graph_id, config=GRAPH_CONFIG, className="graph", style=REFERENCE_SIZE), className="graph-frame"
+    )
 
 
 def _section(name: str, body: html.Div, lang: Language) -> html.Section:

@@ -227,7 +227,7 @@ def inventory(snapshot: Snapshot, lang: Language) -> list[html.Div]:
 
 
 def channels(snapshot: Snapshot, lang: Language) -> list[html.Div]:
-    """Paid GMV per channel (share bar, amount) and its conversion rate, largest first."""
+    """Paid GMV per channel (a bar for its share, the amount) and its conversion rate, largest first."""
     rows = snapshot.channels
     total = sum(c.gmv_paid for c in rows) or 1
     currency = snapshot.currency
@@ -239,7 +239,6 @@ def channels(snapshot: Snapshot, lang: Language) -> list[html.Div]:
                 html.Div(i18n.channel(c.channel, lang), className="channel-name"),
                 _bar(c.gmv_paid / total * 100),
                 html.Div(money(c.gmv_paid, currency, lang), className="channel-gmv"),
-                html.Div(percent(c.gmv_paid / total, 0), className="channel-share"),
                 html.Div(percent(c.conversion_rate, 2), className="channel-cr"),
             ],
             className="channel-row",
