@@ -196,6 +196,8 @@ async def test_4k_is_exactly_twice_1080p(dsn, browser, tmp_path: Path):
             sizes.append({(item["where"], item["text"]): item["px"] for item in found["items"]})
         common = set(sizes[0]) & set(sizes[1])
         assert len([key for key in common if key[0] in ("gmv-curve", "minute-curve")]) >= 10
-        assert {key: sizes[1][key] / sizes[0][key] for key in common} == pytest.approx(dict.fromkeys(common, 2.0), rel=1e-4)
+        assert {key: sizes[1][key] / sizes[0][key] for key in common} == pytest.approx(
+            dict.fromkeys(common, 2.0), rel=1e-4
+        )
     finally:
         server.stop()
