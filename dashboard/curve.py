@@ -8,9 +8,10 @@ usually just gains points and its last (still open) bin moves: that is sent as a
 extend the lists, move the axes) instead of the whole figure.
 
 The target pace is the target times the share of the final GMV expected by each moment: last year's cumulative
-share once last year's whole night is loaded, else the phase plan. One method draws the whole line (a change of
-method redraws the figure), so the pace only rises. Mixing them made it fall after midnight: the plan expects
-30 % by midnight (the pre-heat's share), last year's curve about 1 %.
+share once last year's whole night is loaded (none while it is still loading, as the KPI's projection), or the
+phase plan for a campaign without a last year. One method draws the whole line (a change of method redraws the
+figure), so the pace only rises. Mixing them made it fall after midnight: the plan expects 30 % by midnight (the
+pre-heat's share), last year's curve about 1 %.
 """
 
 from __future__ import annotations
@@ -168,6 +169,8 @@ def gmv_curve(
     if target and shares is not None:
         pace: list[float | None] = [target * s for s in shares]
         method = "baseline"
+    elif target and offset is not None:
+        pace, method = [None] * len(ends), "awaiting"
     elif target and campaign is not None:
         pace = [target * pacing_math.plan_share(campaign, t) for t in ends]
         method = "plan"

@@ -82,13 +82,19 @@ def test_the_target_pace_only_rises_across_midnight_and_keeps_what_it_drew():
             assert after.pace[:closed] == before.pace[:closed], "points already drawn stay where they are"
 
 
-def test_the_plan_draws_the_pace_until_last_year_is_loaded_and_a_change_of_method_redraws_the_figure():
+def test_no_pace_until_last_year_is_loaded_the_plan_without_a_last_year_and_a_change_of_method_redraws():
     engine = engine_with_last_year()
     loading = curve.gmv_curve(engine, "c", T0 + 600, 0.0, "en", wall=LAST_YEAR.timestamp() + 600)
     loaded = curve.gmv_curve(engine, "c", T0 + 620, 0.0, "en", wall=T0 + 86400 * 30)
-    assert loading.pace_method == "plan" and loaded.pace_method == "baseline"
-    assert loading.pace[0] is not None and loading.pace[0] > 0.29 * TARGET, "the plan expects the pre-heat's 30 %"
+    assert loading.pace_method == "awaiting" and set(loading.pace) == {None}, "a partial last year would understate"
+    assert loaded.pace_method == "baseline"
     assert curve.update(loading, loaded) is None
+    alone = Engine([night("c", MIDNIGHT)])
+    planned = curve.gmv_curve(alone, "c", T0 + 600, 0.0, "en", T0 + 600)
+    assert planned.pace_method == "plan" and planned.pace[0] is not None and planned.pace[0] > 0.29 * TARGET, (
+        "the plan expects the pre-heat's 30 % by midnight"
+    )
+    assert all(b >= a for a, b in zip(planned.pace, planned.pace[1:], strict=False))  # type: ignore[operator]
 
 
 def test_the_curve_shows_the_night_from_just_before_the_burst_and_says_so():
