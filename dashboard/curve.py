@@ -9,9 +9,9 @@ extend the lists, move the axes) instead of the whole figure.
 
 The target pace is the target times the share of the final GMV expected by each moment: last year's cumulative
 share once last year's whole night is loaded (none while it is still loading, as the KPI's projection), or the
-phase plan for a campaign without a last year. One method draws the whole line (a change of method redraws the
-figure), so the pace only rises. Mixing them made it fall after midnight: the plan expects 30 % by midnight (the
-pre-heat's share), last year's curve about 1 %.
+phase plan for a campaign without a last year (or with an empty one). One method draws the whole line (a change
+of method redraws the figure), so the pace only rises. Mixing them made it fall after midnight: the plan expects
+30 % by midnight (the pre-heat's share), last year's curve about 1 %.
 """
 
 from __future__ import annotations
@@ -157,19 +157,20 @@ def gmv_curve(
     baseline: list[float | None] = [None] * len(ends)
     shares: list[float] | None = None
     offset = engine.baseline_offset(campaign) if campaign is not None else None
+    loaded = campaign is not None and engine.baseline_loaded(campaign, now if wall is None else wall)
     if campaign is not None and offset is not None and campaign.baseline in engine.states:
         base_id = campaign.baseline or ""
         base_points = _points(engine, base_id, 60, 0.0, ALL_TIME_END)
         cumulative = cumulative_at(base_points, 0.0, 60, (t - offset for t in ends))
         baseline = list(cumulative)
         final = sum(v for _, v in base_points)
-        if final and engine.baseline_loaded(campaign, now if wall is None else wall):
+        if final and loaded:
             shares = [b / final for b in cumulative]
     target = campaign.targets.gmv if campaign is not None else None
     if target and shares is not None:
         pace: list[float | None] = [target * s for s in shares]
         method = "baseline"
-    elif target and offset is not None:
+    elif target and offset is not None and not loaded:
         pace, method = [None] * len(ends), "awaiting"
     elif target and campaign is not None:
         pace = [target * pacing_math.plan_share(campaign, t) for t in ends]

@@ -149,7 +149,7 @@ async def open_wall(browser: Browser, server: RunningServer, screen: str, lang: 
     return page
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 async def test_the_wall_is_legible_and_uncut_at_three_resolutions_in_both_languages(dsn, browser, tmp_path: Path):
     rules = tmp_path / "rules"
     rules.mkdir()
