@@ -139,8 +139,11 @@ async def measure(page: Page, name: str, width: int, height: int) -> list[str]:
     return [f"{name} {width}×{height}: {p}" for p in problems]
 
 
-async def open_wall(browser: Browser, server: RunningServer, screen: str, lang: str) -> Page:
+async def open_wall(browser: Browser, server: RunningServer, screen: str, lang: str, errors: list[str]) -> Page:
+    """The wall, live, its charts drawn; console errors (a Patch plotly.js refused, say) collect in ``errors``."""
     page = await browser.new_page(viewport={"width": REFERENCE[0], "height": REFERENCE[1]})
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
     await page.goto(f"{server.url}/wall/{CAMPAIGN}?token={screen}&lang={lang}")
     await expect(page.locator("html")).to_have_attribute("data-wall", "live", timeout=UPDATE_TIMEOUT_MS)
     await expect(page.locator("#gmv-curve .scatterlayer .trace").nth(2)).to_be_attached(timeout=UPDATE_TIMEOUT_MS)
@@ -161,7 +164,8 @@ async def test_the_wall_is_legible_and_uncut_at_three_resolutions_in_both_langua
     print(f"wall screenshots: {SHOTS}")
     try:
         await post(server, ingest, burst_events(datetime.now(UTC)))
-        pages = {lang: await open_wall(browser, server, screen, lang) for lang in LANGUAGES}
+        errors: list[str] = []
+        pages = {lang: await open_wall(browser, server, screen, lang, errors) for lang in LANGUAGES}
         await expect(pages["en"].locator(".alert.warning").first).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
         problems: list[str] = []
         for lang, page in pages.items():
@@ -176,6 +180,7 @@ async def test_the_wall_is_legible_and_uncut_at_three_resolutions_in_both_langua
             for width, height in RESOLUTIONS:
                 problems += await measure(page, f"{lang}-emergency", width, height)
         assert not problems, "\n".join(problems)
+        assert errors == []
     finally:
         server.stop()
 
@@ -187,7 +192,7 @@ async def test_4k_is_exactly_twice_1080p(dsn, browser, tmp_path: Path):
     server = start_server(dsn, **env)
     try:
         await post(server, ingest, burst_events(datetime.now(UTC)))
-        page = await open_wall(browser, server, screen, "en")
+        page = await open_wall(browser, server, screen, "en", [])
         sizes = []
         for width, height in ((1920, 1080), (3840, 2160)):
             await page.set_viewport_size({"width": width, "height": height})
