@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dashboard.i18n import Language
-from dashboard.numbers import axis_tick
+from dashboard.numbers import axis_ticks
 
 TIME_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 """Tick spacings a person reads at a glance: whole seconds, minutes, hours or days."""
@@ -61,28 +61,16 @@ def time_axis(start: float, end: float, zone: ZoneInfo, lang: Language, title: s
     }
 
 
-def nice_step(top: float, ticks: int = MAX_VALUE_TICKS) -> float:
-    """A 1, 2, 2.5 or 5 × 10ⁿ spacing giving at most ``ticks`` gridlines from zero to ``top``."""
-    if top <= 0 or not math.isfinite(top):
-        return 1.0
-    raw = top / ticks
-    magnitude = 10 ** math.floor(math.log10(raw))
-    for factor in (1, 2, 2.5, 5, 10):
-        if factor * magnitude >= raw:
-            return factor * magnitude
-    return 10 * magnitude
-
-
 def value_axis(highest: float, lang: Language, currency: str | None = None, floor: float = 1.0) -> dict[str, Any]:
     """A value axis from zero with a few round gridlines labelled like the rest of the wall (¥150万, ¥1.5M)."""
     top = max(highest, floor) * HEADROOM
-    step = nice_step(top)
-    values = [step * i for i in range(int(top / step) + 1)]
+    values, labels = axis_ticks(0, top, lang, currency, MAX_VALUE_TICKS)
+    shown = [(v, label) for v, label in zip(values, labels, strict=True) if v <= top]
     return {
         "range": [0, top],
         "tickmode": "array",
-        "tickvals": values,
-        "ticktext": [axis_tick(v, lang, currency) for v in values],
+        "tickvals": [v for v, _ in shown],
+        "ticktext": [label for _, label in shown],
     }
 
 

@@ -56,7 +56,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "share": ("占比", "share"),
     "alerts": ("预警", "Alerts"),
     "no_alerts": ("暂无预警", "No active alerts"),
-    "acknowledged": ("已确认", "acknowledged"),
+    "acknowledged_by": ("已确认：{who} {at}", "acknowledged by {who} at {at}"),
+    "unacknowledged": ("未确认", "unacknowledged"),
+    "resolved_unacknowledged": ("已恢复，待确认", "resolved, not yet acknowledged"),
+    "at_fire": ("触发时 {value}", "at firing {value}"),
     "banner_hint": ("请立即处理并确认", "act now and acknowledge"),
     "no_data": ("暂无数据", "no data yet"),
     "key_limit": (

@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 from dash import html
 
 from alerts.evaluation.severity import Severity, rank
-from alerts.evaluation.views import LiveAlert
-from app.metrics.snapshot import SkuRow, Snapshot
+from alerts.evaluation.views import LiveAlert, is_news
+from app.metrics.snapshot import ChannelRow, SkuRow, Snapshot
 from dashboard import i18n
 from dashboard.i18n import Language
 from dashboard.kpis import Tile
-from dashboard.numbers import age, compact, countdown, duration, money, percent
+from dashboard.numbers import age, calendar_date, column, compact, countdown, duration, money, percent
 
 INVENTORY_ROWS = 6
 """Fewer, larger rows: the room reads six SKUs from across it, and "+N more" says the rest exist."""
@@ -45,6 +45,7 @@ def header(snapshot: Snapshot, now: float, lang: Language) -> dict[str, str]:
     else:
         upcoming = i18n.text("ended", lang) if snapshot.phase is None and snapshot.events else ""
     phase = i18n.phase(snapshot.phase, lang)
+    moment = datetime.fromtimestamp(now, zone)
     if snapshot.clock == "replay":
         phase = f"{i18n.text('rehearsal', lang)} · {phase}" if phase else i18n.text("rehearsal", lang)
     return {
@@ -52,7 +53,7 @@ def header(snapshot: Snapshot, now: float, lang: Language) -> dict[str, str]:
         "wall-phase": phase,
         "wall-countdown": upcoming,
         "wall-clock": datetime.fromtimestamp(now, zone).strftime("%H:%M:%S"),
-        "wall-zone": datetime.fromtimestamp(now, zone).strftime("%Y-%m-%d %Z"),
+        "wall-zone": f"{calendar_date(moment.year, moment.month, moment.day, lang)} {moment.strftime('%Z')}",
     }
 
 
@@ -194,7 +195,9 @@ def inventory(snapshot: Snapshot, lang: Language) -> list[html.Div]:
             className="sku-row sku-head",
         )
     ]
-    for r in rows[:INVENTORY_ROWS]:
+    shown = rows[:INVENTORY_ROWS]
+    stock_texts = column([r.on_hand for r in shown], lang)
+    for r, stock_text in zip(shown, stock_texts, strict=True):
         on_hand = r.on_hand or 0
         scale = (max(on_hand, 0) + (r.units_sold or 0)) or 1
         level = _stock_level(r)
@@ -210,7 +213,7 @@ def inventory(snapshot: Snapshot, lang: Language) -> list[html.Div]:
                     html.Div(
                         [
                             html.Div([_bar(on_hand / scale * 100, level), *markers], className="stock-bar"),
-                            html.Span(compact(on_hand, lang)),
+                            html.Span(stock_text),
                         ],
                         className="col-on_hand stock",
                     ),
@@ -226,9 +229,15 @@ def inventory(snapshot: Snapshot, lang: Language) -> list[html.Div]:
     return out
 
 
+def _has_data(row: ChannelRow) -> bool:
+    """Whether a channel has anything to show: events of other kinds (stock counts, metrics) come without a channel
+    and would otherwise leave a permanent "unknown ¥0" row."""
+    return any((row.gmv_paid, row.orders_paid, row.visits, row.uv, row.spend))
+
+
 def channels(snapshot: Snapshot, lang: Language) -> list[html.Div]:
-    """Paid GMV per channel (a bar for its share, the amount) and its conversion rate, largest first."""
-    rows = snapshot.channels
+    """Paid GMV per channel with data (a bar for its share, the amount) and its conversion rate, largest first."""
+    rows = [c for c in snapshot.channels if _has_data(c)]
     total = sum(c.gmv_paid for c in rows) or 1
     currency = snapshot.currency
     if not rows:
@@ -253,10 +262,25 @@ def _summary(alert: LiveAlert, lang: Language) -> str:
 
 
 def _marked(alert: LiveAlert, lang: Language, badge: str) -> list[Any]:
-    """The summary, after a 演练 / REHEARSAL badge when the alert is a rehearsal's (on a replayed night's clock)."""
-    if alert.clock != "replay":
-        return [_summary(alert, lang)]
-    return [html.Span(i18n.text("rehearsal", lang), className=badge), " ", _summary(alert, lang)]
+    """The summary (of the alert's latest values), after a 演练 / REHEARSAL badge when the alert is a rehearsal's
+    (on a replayed night's clock), and the value it fired at when it has moved since."""
+    parts: list[Any] = [_summary(alert, lang)]
+    if alert.clock == "replay":
+        parts = [html.Span(i18n.text("rehearsal", lang), className=badge), " ", *parts]
+    fired, now = alert.fired_reading, alert.reading
+    if fired is not None and fired != now:
+        value = fired.zh if lang == "zh" else fired.en
+        parts.append(html.Span(f" · {i18n.text('at_fire', lang, value=value)}", className="alert-fired"))
+    return parts
+
+
+def _acknowledgment(alert: LiveAlert, lang: Language) -> str:
+    """Who acknowledged the alert and when (on the wall clock, read in the campaign's zone), or that nobody has."""
+    ack = alert.acknowledged
+    if ack is None:
+        return i18n.text("unacknowledged", lang)
+    at = datetime.fromtimestamp(ack.at, ZoneInfo(alert.timezone)).strftime("%H:%M:%S") if ack.at is not None else ""
+    return i18n.text("acknowledged_by", lang, who=ack.by, at=at).strip()
 
 
 def ordered(alerts: list[LiveAlert]) -> list[LiveAlert]:
@@ -275,7 +299,11 @@ def alert_feed(alerts: list[LiveAlert], now: float, wall: float, lang: Language)
                 html.Span(ICONS.get(a.severity, "•"), className="alert-icon"),
                 html.Span(i18n.severity(a.severity, lang), className="alert-severity"),
                 html.Span(_marked(a, lang, "alert-rehearsal"), className="alert-summary"),
-                html.Span(i18n.text("acknowledged", lang), className="alert-ack") if a.acknowledged else None,
+                html.Span(
+                    _acknowledgment(a, lang),
+                    className="alert-ack" if a.acknowledged else "alert-ack unacked",
+                    **_data(acknowledged="true" if a.acknowledged else "false"),
+                ),
                 html.Span(age(_at(a, now, wall) - (a.fired_at or _at(a, now, wall)), lang), className="alert-age"),
             ],
             className=f"alert {a.severity}",
@@ -296,21 +324,37 @@ def _at(alert: LiveAlert, now: float, wall: float) -> float:
     return now if alert.clock == "replay" else wall
 
 
-def banner(alerts: list[LiveAlert], lang: Language) -> tuple[list[html.Div], str]:
-    """The full-width emergency banner: every unacknowledged emergency; hidden when there is none."""
-    urgent = [a for a in ordered(alerts) if a.severity == Severity.EMERGENCY and not a.acknowledged]
+def _banner_state(alert: LiveAlert, lang: Language) -> str | None:
+    """What the banner says of an emergency beside its summary: who acknowledged it and when, or that it resolved
+    but nobody has acknowledged it yet; nothing for a firing, unacknowledged one (the hint says what to do)."""
+    if alert.acknowledged is not None:
+        return _acknowledgment(alert, lang)
+    return i18n.text("resolved_unacknowledged", lang) if alert.status == "resolved" else None
+
+
+def banner(alerts: list[LiveAlert], wall: float, lang: Language) -> tuple[list[html.Div], str]:
+    """The full-width emergency banner: every emergency that is news for the room (``views.is_news``): firing or
+    resolved, until acknowledged, then with who acknowledged it and when for ``ACKNOWLEDGED_NEWS_S``; hidden when
+    there is none. ``wall`` is the wall clock's now (acknowledgments are on it)."""
+    urgent = [a for a in ordered(alerts) if is_news(a, wall)]
     if not urgent:
         return [], "banner hidden"
-    items = [
-        html.Div(
-            [
-                html.Span(ICONS[Severity.EMERGENCY], className="banner-icon"),
-                html.Span(_marked(a, lang, "banner-rehearsal"), className="banner-text"),
-            ],
-            className="banner-item",
-            **_data(alert=a.id),
+    items = []
+    for a in urgent:
+        state = _banner_state(a, lang)
+        items.append(
+            html.Div(
+                [
+                    html.Span(ICONS[Severity.EMERGENCY], className="banner-icon"),
+                    html.Span(_marked(a, lang, "banner-rehearsal"), className="banner-text"),
+                    html.Span(state, className="banner-state") if state else None,
+                ],
+                className="banner-item acked" if a.acknowledged else "banner-item",
+                **_data(alert=a.id, status=a.status, acknowledged="true" if a.acknowledged else "false"),
+            )
         )
-        for a in urgent
-    ]
-    items.append(html.Div(i18n.text("banner_hint", lang), className="banner-hint"))
+    if any(a.acknowledged is None for a in urgent):
+        items.append(html.Div(i18n.text("banner_hint", lang), className="banner-hint"))
+    # The container's class stays "banner" while it shows anything: changing it in the same push as its children
+    # left the children as they were (Dash 4.4); an acknowledged item says so by its own class.
     return items, "banner"

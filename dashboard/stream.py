@@ -118,7 +118,7 @@ class WallPush:
         self.send("channels-body", "children", panels.channels(snapshot, lang))
         alerts = campaign_alerts(self.alerts, self.page.campaign)
         self.send("alerts-body", "children", panels.alert_feed(alerts, now, wall, lang))
-        banner, banner_class = panels.banner(alerts, lang)
+        banner, banner_class = panels.banner(self.alerts.banner(self.page.campaign), wall, lang)
         self.send("alert-banner", "children", banner)
         self.send("alert-banner", "className", banner_class)
         if time.monotonic() - self.curve_at >= CURVE_INTERVAL_S:

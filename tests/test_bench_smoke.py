@@ -95,3 +95,26 @@ def test_bench_ingest_without_ingest_processes_measures_the_server_alone() -> No
     assert "tier_batch" not in report["phases"]
     assert report["batch_events_per_s"] == report["all_in_one_batch_events_per_s"]
     assert report["stored_events_match"]
+
+
+def test_detector_eval_scores_the_paging_decisions_per_family() -> None:
+    """The detector benchmark's paging scorer runs each file through warroom backtest's path: the clock family's
+    repeated and stepped-back times are judged, not refused, and every family is scored and paged on its own."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.detector_eval", "--split", "holdout", "--json"]
+        + ["--family", "clock", "--family", "sparse_counts", "--detector", "paging", "--detector", "null"],
+        capture_output=True,
+        text=True,
+        timeout=BENCH_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    paging, null = report["detectors"]["paging"], report["detectors"]["null"]
+    assert paging["refused"] == []
+    assert set(paging["per_family"]["holdout"]) == {"clock", "sparse_counts"}
+    assert paging["per_family"]["holdout"]["clock"]["standard_counts"]["detected"] > 0
+    assert paging["holdout"]["threshold"] == 1.0, "fixed decisions, no threshold sweep"
+    pages = paging["pages"]["holdout"]
+    assert pages["all"]["pages"] >= paging["holdout"]["standard_counts"]["detected"]
+    assert pages["per_family"]["clock"]["quiet_rows"] > 0 and pages["all"]["quiet_per_2000_rows"] is not None
+    assert null["holdout"]["standard"] == 0.0 and null["per_family"]["holdout"]["clock"]["standard"] == 0.0

@@ -83,6 +83,7 @@ async def test_alert_reaches_the_webhook_with_bilingual_text_and_its_resolution_
             assert "https://warroom.example.com/wall/double11-demo#inventory" in message["message"]
             assert receiver.headers[0]["X-Token"] == SECRET
 
+            await wait_until(lambda: _all_recorded(http, operator, 1))  # the receiver answers before it is written
             sent = await notifications(http, operator)
             assert len(sent) == 1 and sent[0]["status"] == "delivered" and sent[0]["attempts"] == 1
             assert sent[0]["kind"] == "firing" and sent[0]["attempt_log"][0]["ok"] is True
@@ -213,7 +214,7 @@ async def test_stream_resumes_after_the_last_seq_without_gaps_or_duplicates(dsn,
             async with websockets.connect(ws_url) as socket:
                 await socket.send(json.dumps({"key": operator}))
                 snapshot = json.loads(await socket.recv())
-                assert snapshot == {"type": "snapshot", "seq": 0, "alerts": [], "clocks": []}
+                assert snapshot == {"type": "snapshot", "seq": 0, "alerts": [], "clocks": [], "resolved": []}
                 await post(stock("s1", 100))
                 fired = json.loads(await asyncio.wait_for(socket.recv(), 10))
                 assert fired["type"] == "transition" and fired["kind"] == "firing" and fired["severity"] == "warning"

@@ -13,6 +13,7 @@ import pytest
 from app.campaigns.model import Campaign, Phase, Phases, Sku, Targets
 from app.metrics.engine import MAX_CHANNELS, NEVER, OTHER, TOTAL, Engine
 from app.metrics.measures import INDEX, Event
+from app.metrics.pacing import MIN_PROJECTION_ORDERS
 from app.metrics.series import ITEM_SECONDS_KEPT, SECONDS_KEPT, Series
 from app.metrics.visitors import EXACT_LIMIT, DistinctCounter
 
@@ -340,6 +341,7 @@ def test_pacing_follows_the_baseline_curve():
     engine.apply(
         [ev("order_paid", T0 + 60 * i, campaign="ty", order_id=f"t{i}", amount=Decimal(15)) for i in range(25)]
     )
+    assert MIN_PROJECTION_ORDERS <= 25
     snap = engine.snapshot("ty", T0 + 25 * 60)
     assert snap.baseline.gmv_paid == 250
     assert snap.pacing.method == "baseline"
@@ -351,9 +353,11 @@ def test_pacing_follows_the_baseline_curve():
 def test_pacing_without_baseline_uses_the_phase_plan():
     engine = Engine([campaign(gmv_target=1000)])
     engine.apply([ev("order_paid", T0, order_id="o", amount=Decimal(300))])
+    assert engine.snapshot("c", T0).pacing.projected_final is None, "no projection of a whole night from one order"
+    engine.apply([ev("order_paid", T0, order_id=f"o{i}", amount=Decimal(15)) for i in range(MIN_PROJECTION_ORDERS)])
     snap = engine.snapshot("c", T0)
     assert snap.pacing.method == "plan" and snap.pacing.expected_share_now == 0.3
-    assert snap.pacing.projected_final == 1000
+    assert snap.pacing.projected_final == 2000
 
 
 def test_spend_roi_and_named_metric_series():

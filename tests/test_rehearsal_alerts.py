@@ -220,7 +220,7 @@ def test_the_walls_feed_ages_a_rehearsals_alert_on_the_nights_clock_and_marks_it
     badge = rehearsed[2].children[0]
     assert badge.children == "演练" and badge.className == "alert-rehearsal"
     assert live[2].children == ["live 断货"], "a live alert has no badge"
-    items, _ = panels.banner([alert("rehearsed", night, {"rehearsal": "true"})], "en")
+    items, _ = panels.banner([alert("rehearsed", night, {"rehearsal": "true"})], wall, "en")
     assert items[0].children[1].children[0].children == "REHEARSAL"
 
 

@@ -1,20 +1,21 @@
 """The wall's pure parts: number formats, KPI derivation, the GMV curve and its patches, page and access rules."""
 
 import ipaddress
+from typing import Any
 
 import msgspec
 import pytest
 
 from alerts.evaluation.severity import Severity
-from alerts.evaluation.views import AckRecord, LiveAlert
+from alerts.evaluation.views import ACKNOWLEDGED_NEWS_S, AckRecord, LiveAlert, Reading
 from app.core.settings import Settings, SettingsError
 from app.metrics.engine import Engine
 from app.metrics.measures import MEASURES
-from app.metrics.snapshot import FunnelStage, Measures, Snapshot
+from app.metrics.snapshot import ChannelRow, FunnelStage, Measures, Snapshot
 from dashboard import curve, panels
 from dashboard.access import allowed_address, is_wall_path
 from dashboard.kpis import baseline_values, tiles
-from dashboard.numbers import age, compact, countdown, duration, money, percent, signed_percent
+from dashboard.numbers import age, column, compact, countdown, duration, money, percent, signed_percent
 from dashboard.stream import Page, page_from_url
 
 
@@ -124,14 +125,22 @@ def test_allow_list_and_wall_paths():
     assert is_wall_path("/wall") and is_wall_path("/wall/_dash-layout") and not is_wall_path("/walls")
 
 
-def _alert(alert_id: str, severity: str, summary: str, fired_at: float, acknowledged: AckRecord | None) -> LiveAlert:
+def _alert(
+    alert_id: str,
+    severity: str,
+    summary: str,
+    fired_at: float,
+    acknowledged: AckRecord | None,
+    status: str = "firing",
+    readings: tuple[Reading | None, Reading | None] = (None, None),
+) -> LiveAlert:
     return LiveAlert(
         seq=None,
         id=alert_id,
         transition=None,
         rule="rule",
         labels={},
-        status="firing",
+        status=status,
         severity=Severity(severity),
         previous_severity=None,
         fired_at=fired_at,
@@ -146,20 +155,56 @@ def _alert(alert_id: str, severity: str, summary: str, fired_at: float, acknowle
         link="",
         silenced_by=[],
         inhibited_by=[],
+        timezone="Asia/Shanghai",
+        reading=readings[0],
+        fired_reading=readings[1],
     )
 
 
-def test_the_banner_shows_unacknowledged_emergencies_only():
+def _props(items: list[Any], name: str) -> list[Any]:
+    return [i.to_plotly_json()["props"].get(name) for i in items]
+
+
+def test_the_banner_keeps_an_emergency_until_acknowledged_then_says_who_and_when_for_a_while():
+    acked_at = 1_700_000_000.0  # 06:13:20 in Shanghai
     alerts = [
         _alert("1", "emergency", "payments down", 10, None),
-        _alert("2", "emergency", "stock out", 20, AckRecord(by="ops", at=None, comment=None)),
+        _alert("2", "emergency", "stock out", 20, AckRecord(by="ops", at=acked_at, comment=None)),
+        _alert("3", "reminder", "pacing", 30, None),
+        _alert("4", "emergency", "provider down", 5, None, status="resolved"),
+    ]
+    items, css = panels.banner(alerts, acked_at + 10, "en")
+    assert css == "banner" and _props(items[:-1], "data-alert") == ["2", "1", "4"]
+    assert items[-1].children == "act now and acknowledge"
+    texts = {i.to_plotly_json()["props"]["data-alert"]: i.children[-1] for i in items[:-1]}
+    assert texts["2"].children == "acknowledged by ops at 06:13:20"
+    assert texts["4"].children == "resolved, not yet acknowledged", "a resolved emergency is still news"
+    assert texts["1"] is None
+    zh, _ = panels.banner(alerts[1:2], acked_at + 10, "zh")
+    assert zh[0].children[-1].children == "已确认：ops 06:13:20" and len(zh) == 1, "no hint once all are acknowledged"
+    later, css = panels.banner(alerts, acked_at + ACKNOWLEDGED_NEWS_S, "en")
+    assert _props(later[:-1], "data-alert") == ["1", "4"], "an acknowledged one leaves after the named delay"
+    assert panels.banner(alerts[1:3], acked_at + ACKNOWLEDGED_NEWS_S, "en") == ([], "banner hidden")
+    assert panels.banner([_alert("5", "emergency", "x", 5, AckRecord("ops", None, None))], 0, "en")[1] == (
+        "banner hidden"
+    )
+
+
+def test_every_alert_row_says_whether_it_is_acknowledged_and_what_it_fired_at():
+    readings = (Reading(en="72.6%", zh="72.6%"), Reading(en="93.8%", zh="93.8%"))
+    alerts = [
+        _alert("1", "emergency", "payments down", 10, None, readings=readings),
+        _alert("2", "emergency", "stock out", 20, AckRecord(by="ops", at=1_700_000_000.0, comment=None)),
         _alert("3", "reminder", "pacing", 30, None),
     ]
-    items, css = panels.banner(alerts, "en")
-    assert css == "banner" and [i.to_plotly_json()["props"].get("data-alert") for i in items[:-1]] == ["1"]
-    assert panels.banner(alerts[1:], "en") == ([], "banner hidden")
-    feed = panels.alert_feed(alerts, 40, 40, "en")
-    assert [f.to_plotly_json()["props"]["data-alert"] for f in feed] == ["2", "1", "3"]
+    feed = panels.alert_feed(alerts, 40, 40, "zh")
+    assert _props(feed, "data-alert") == ["2", "1", "3"]
+    acks = {row.to_plotly_json()["props"]["data-alert"]: row.children[3] for row in feed}
+    assert acks["2"].children == "已确认：ops 06:13:20" and acks["1"].children == "未确认"
+    assert acks["1"].to_plotly_json()["props"]["data-acknowledged"] == "false"
+    summary = {row.to_plotly_json()["props"]["data-alert"]: row.children[2].children for row in feed}
+    assert summary["1"][0] == "payments down" and summary["1"][1].children == " · 触发时 93.8%"
+    assert summary["3"] == ["pacing"], "no value at firing without one"
 
 
 def test_a_funnel_step_below_last_year_is_highlighted():
@@ -198,3 +243,27 @@ def test_wall_settings_are_validated():
     for name, value in (("WARROOM_WALL_ALLOW", "10.0.5.0/33"), ("WARROOM_WALL_LANGUAGE", "fr")):
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: value})
+
+
+def test_one_format_per_column_and_a_channel_row_only_with_data():
+    assert column([1670, 603, None], "en") == ["1,670", "603", "—"]
+    assert column([1_234_567, 603], "zh") == ["123.5万", "0.1万"] and column([2_500_000, 40_000], "en") == [
+        "2.50M",
+        "0.04M",
+    ]
+
+    def channel(name: str, gmv: float, visits: float) -> ChannelRow:
+        return ChannelRow(name, gmv, 0.0, 0, None, visits, 0.0, None)
+
+    snapshot = _snapshot(
+        currency="CNY", channels=[channel("tmall", 500.0, 20), channel("(none)", 0.0, 0), channel("app", 0.0, 9)]
+    )
+    rows = panels.channels(snapshot, "zh")
+    assert [r.to_plotly_json()["props"]["data-channel"] for r in rows] == ["tmall", "app"], "no empty unknown row"
+    assert panels.channels(_snapshot(channels=[channel("(none)", 0.0, 0)]), "en")[0].className == "empty"
+
+
+def test_the_header_reads_the_date_in_the_rooms_language():
+    snapshot = _snapshot(timezone="Asia/Shanghai")
+    assert panels.header(snapshot, 1_700_000_000, "zh")["wall-zone"] == "2023年11月15日 CST"
+    assert panels.header(snapshot, 1_700_000_000, "en")["wall-zone"] == "2023-11-15 CST"

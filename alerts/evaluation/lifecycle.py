@@ -53,6 +53,18 @@ def fingerprint(rule: str, labels: dict[str, str]) -> str:
     return _fingerprint(rule, tuple(sorted(labels.items())))
 
 
+META_VALUES = frozenset({"guarded", "score"})
+"""Values that say how a rule was judged, not what it read."""
+
+
+def has_reading(values: dict[str, Any]) -> bool:
+    """Whether an observation's values hold a number read from the metrics (not only the rule's state)."""
+    return any(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and k not in META_VALUES and k != "threshold"
+        for k, v in values.items()
+    )
+
+
 @dataclass(frozen=True)
 class Observation:
     """What one rule found for one label set at one evaluation."""
@@ -87,6 +99,12 @@ class Alert:
     resolved_at: float | None = None
     recovered_since: float | None = None
     values: dict[str, Any] = field(default_factory=dict)
+    """The numbers of its latest reading: an evaluation without one (no data in the window, the rule guarded, the
+    night no longer judged) keeps these, so an alert resolved for want of data still says what it last read."""
+    fired_values: dict[str, Any] = field(default_factory=dict)
+    """The numbers when it fired, shown beside the latest ones."""
+    peak: Severity | None = None
+    """The most severe tier it has fired at: a resolved emergency stays news until acknowledged."""
     flips: list[float] = field(default_factory=list)
     flapping: bool = False
     acknowledged_by: str | None = None
@@ -162,7 +180,8 @@ class Lifecycle:
             )
             self.alerts[key] = alert
         alert.active = (alert.active - observation.recovered) | observation.triggered
-        alert.values = observation.values
+        if has_reading(observation.values) or not alert.values:
+            alert.values = observation.values
         if alert.status == "pending":
             return self._pending(alert, now, for_s)
         return self._firing(alert, now)
@@ -175,6 +194,7 @@ class Lifecycle:
         if now - alert.pending_since < for_s:
             return []
         alert.status, alert.fired_at = "firing", now
+        alert.fired_values, alert.peak = dict(alert.values), alert.severity
         self._flip(alert, now)
         return [self._transition("firing", alert, now, None)]
 
@@ -185,6 +205,7 @@ class Lifecycle:
             if severity == alert.severity:
                 return []
             previous, alert.severity = alert.severity, severity
+            alert.peak = Severity(most_severe({severity, alert.peak or severity}))
             kind: TransitionKind = "escalated" if rank(severity) > rank(previous) else "deescalated"
             return [self._transition(kind, alert, now, previous)]
         if alert.recovered_since is None:

@@ -22,14 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import msgspec
 
 from alerts.evaluation import store
 from alerts.evaluation.evaluate import Evaluator
 from alerts.evaluation.inhibit import DEFAULT_INHIBIT_RULES, inhibitors
 from alerts.evaluation.judgement import judge
-from alerts.evaluation.lifecycle import Alert, Lifecycle, Observation, Transition
-from alerts.evaluation.messages import AlertText, describe
+from alerts.evaluation.lifecycle import Alert, Lifecycle, Observation, Transition, has_reading
+from alerts.evaluation.messages import NO_TERMS, AlertText, Terms, describe, reading
 from alerts.evaluation.rules import AnyRule, RuleFile, load_directory
+from alerts.evaluation.severity import Severity
 from alerts.evaluation.silences import Matcher, Silence, silencing
 from alerts.evaluation.views import (
     NO_CAMPAIGN_TIMEZONE,
@@ -37,10 +39,14 @@ from alerts.evaluation.views import (
     AckGiven,
     Acknowledged,
     AckRecord,
+    AlertNow,
+    AlertTransition,
     LiveAlert,
     NightClock,
     clock_of,
+    is_news,
 )
+from app.campaigns.model import Campaign
 from app.core.configfile import ConfigError
 from app.core.supervision import Progress
 from app.metrics.live import LiveMetrics
@@ -59,6 +65,9 @@ RULE_FILES_CHECK_S = 2.0
 SUBSCRIBER_QUEUE = 1000
 PENDING_LIMIT = 10_000
 ACKNOWLEDGED = "acknowledged"
+AWAITING_ACK_HORIZON_S = 12 * 3600.0
+"""A restart brings back the resolved emergencies nobody acknowledged (still news for the banner) from this far back:
+a night's, not last week's."""
 EVALUATE_LOOP, RULE_FILES_LOOP, SILENCES_LOOP = "alerts-evaluate", "alerts-rule-files", "alerts-silences"
 
 
@@ -89,12 +98,17 @@ class AlertService:
     _inhibitors: dict[str, list[str]] | None = None
     _files_stamp: tuple[tuple[str, float], ...] = ()
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _terms: dict[str, tuple[Campaign, Terms]] = field(default_factory=dict)
+    awaiting: dict[str, Alert] = field(default_factory=dict)
+    """Resolved emergencies the room has not acknowledged yet (by id): still news on the wall's banner."""
 
     async def start(self) -> None:
         """Load rules (invalid files stop the start), restore firing alerts and silences, begin evaluating."""
         self._load_rules()
         async with self.pool.acquire() as conn:
             self.lifecycle = Lifecycle(await store.firing(conn))
+            since = self.clock() - AWAITING_ACK_HORIZON_S
+            self.awaiting = {a.id: a for a in await store.unacknowledged_emergencies(conn, since)}
             self._inhibitors = None
             self.silences = await store.silences(conn)
         supervisor = self.metrics.supervisor
@@ -142,10 +156,14 @@ class AlertService:
             progress()
 
     async def _refresh_silences(self, progress: Progress) -> None:
-        """Refreshes at once when (re)started, so silences added during an outage apply when it ends."""
+        """Refreshes at once when (re)started, so silences added during an outage apply when it ends. The resolved
+        emergencies awaiting acknowledgment are re-read with them: one acknowledged through another server, or
+        deleted with its rehearsal (``warroom rehearse``), leaves this one's banner too."""
         while True:
             async with self.pool.acquire() as conn:
                 self.silences = await store.silences(conn)
+                if self.awaiting:
+                    self._acknowledged_elsewhere(await store.acknowledgments(conn, list(self.awaiting)))
             progress()
             await asyncio.sleep(SILENCES_REFRESH_S)
 
@@ -198,6 +216,9 @@ class AlertService:
         self._unwritten = []
         for transition, seq in zip(written, seqs, strict=False):
             self._publish(self.render(transition.alert, transition=transition, seq=seq))
+            alert = transition.alert
+            if transition.kind == "resolved" and alert.peak == Severity.EMERGENCY and not alert.acknowledged_by:
+                self.awaiting[alert.id] = alert
         self._changed()
         return written
 
@@ -212,7 +233,19 @@ class AlertService:
                 summary_zh=transition.alert.rule,
                 link=f"/wall/{transition.alert.labels.get('campaign', '')}",
             )
-        return describe(rule, transition.alert.labels, transition.values, transition.severity)
+        terms = self.terms(transition.alert.labels.get("campaign"))
+        return describe(rule, transition.alert.labels, transition.values, transition.severity, terms)
+
+    def terms(self, campaign_id: str | None) -> Terms:
+        """The campaign's currency and product names for its alert texts (worked out once per definition)."""
+        campaign = self.metrics.engine.campaigns.get(campaign_id or "")
+        if campaign is None:
+            return NO_TERMS
+        cached = self._terms.get(campaign.id)
+        if cached is None or cached[0] is not campaign:
+            products = {s.sku: (s.name, s.name_zh) for s in campaign.skus}
+            cached = self._terms[campaign.id] = (campaign, Terms(campaign.currency, products))
+        return cached[1]
 
     # ---- reading, acknowledging, silencing -----------------------------------------------------
 
@@ -239,6 +272,9 @@ class AlertService:
         )
         severity = transition.severity if transition else alert.severity
         previous = transition.previous_severity if transition else None
+        values = transition.values if transition else alert.values
+        rule = self._rule(alert.rule)
+        terms = self.terms(alert.labels.get("campaign"))
         return LiveAlert(
             seq=seq,
             id=alert.id,
@@ -251,7 +287,7 @@ class AlertService:
             fired_at=alert.fired_at,
             resolved_at=alert.resolved_at,
             flapping=alert.flapping,
-            values=store.clean_values(transition.values if transition else alert.values),
+            values=store.clean_values(values),
             acknowledged=AckRecord(by=alert.acknowledged_by, at=alert.acknowledged_at, comment=alert.ack_comment)
             if alert.acknowledged_by
             else None,
@@ -264,7 +300,59 @@ class AlertService:
             inhibited_by=self.inhibitors().get(alert.id, []),
             clock=clock_of(alert.labels),
             timezone=self.timezone(alert.labels.get("campaign")),
+            fired_values=store.clean_values(alert.fired_values),
+            reading=reading(rule, values, terms) if rule else None,
+            fired_reading=reading(rule, alert.fired_values, terms) if rule else None,
         )
+
+    def retell(self, transition: AlertTransition) -> AlertTransition:
+        """A stored transition with the summary of its own moment (its values then, as the rule words them now);
+        the alert row keeps only its latest summary. An acknowledgment, a transition without a reading or one of a
+        rule no longer loaded keeps the stored summary."""
+        rule = self._rule(transition.rule)
+        if rule is None or transition.kind == ACKNOWLEDGED or not has_reading(transition.values):
+            return transition
+        terms = self.terms(transition.campaign)
+        text = describe(rule, transition.labels, transition.values, transition.severity, terms)
+        return msgspec.structs.replace(
+            transition,
+            summary_en=text.summary_en,
+            summary_zh=text.summary_zh,
+            reading=reading(rule, transition.values, terms),
+        )
+
+    def latest(self) -> list[AlertNow]:
+        """Every firing alert's latest values and summary, for pages that show them live (the on-call page)."""
+        return [
+            AlertNow(
+                id=shown.id,
+                values=shown.values,
+                reading=shown.reading,
+                summary_en=shown.summary_en,
+                summary_zh=shown.summary_zh,
+            )
+            for shown in (self.render(a) for a in list(self.lifecycle.alerts.values()) if a.status == "firing")
+        ]
+
+    def banner(self, campaign: str) -> list[LiveAlert]:
+        """The emergencies of ``campaign`` (or of none) that are news for the room now (``views.is_news``): firing
+        ones and resolved ones not yet acknowledged, and either for a while after its acknowledgment."""
+        wall = self.clock()
+        for alert_id in [i for i, a in self.awaiting.items() if not is_news(self._resolved(a), wall)]:
+            del self.awaiting[alert_id]
+        alerts = [
+            *(
+                self.render(a)
+                for a in list(self.lifecycle.alerts.values())
+                if a.status == "firing" and a.severity == Severity.EMERGENCY
+            ),
+            *(self._resolved(a) for a in self.awaiting.values()),
+        ]
+        return [a for a in alerts if a.labels.get("campaign", campaign) == campaign and is_news(a, wall)]
+
+    def _resolved(self, alert: Alert) -> LiveAlert:
+        """A resolved emergency awaiting acknowledgment, at the severity it reached."""
+        return msgspec.structs.replace(self.render(alert), status="resolved", severity=alert.peak or alert.severity)
 
     def timezone(self, campaign_id: str | None) -> str:
         """The time zone an alert of this campaign reads in (its night's clock)."""
@@ -306,10 +394,24 @@ class AlertService:
             return None
         row, seq = recorded
         live = self.lifecycle.acknowledge(alert_id, who, comment, now)
+        if alert_id in self.awaiting:
+            awaiting = self.awaiting[alert_id]
+            awaiting.acknowledged_by, awaiting.acknowledged_at, awaiting.ack_comment = who, now, comment
         given = AckGiven(by=who, comment=comment)
         self._publish(Acknowledged(seq=seq, transition=ACKNOWLEDGED, id=alert_id, acknowledged=given))
         self._changed()
         return self.render(live) if live else AckedAlert(id=alert_id, status=row["status"], acknowledged=given)
+
+    def _acknowledged_elsewhere(self, stored: dict[str, tuple[str | None, float | None, str | None]]) -> None:
+        """Apply the stored acknowledgments (by, at, comment) of the awaiting alerts; forget those no longer stored."""
+        for alert_id in list(self.awaiting):
+            if alert_id not in stored:
+                del self.awaiting[alert_id]
+                continue
+            by, at, comment = stored[alert_id]
+            alert = self.awaiting[alert_id]
+            if by is not None and alert.acknowledged_by is None:
+                alert.acknowledged_by, alert.acknowledged_at, alert.ack_comment = by, at, comment
 
     async def add_silence(
         self, matchers: tuple[Matcher, ...], starts_at: float, ends_at: float, reason: str, who: str

@@ -2,29 +2,45 @@
 
 from __future__ import annotations
 
-import math
 import string
 from typing import Any
 
 import msgspec
 
-from alerts.evaluation.rules import AnyRule
+from alerts.evaluation.rules import SIGNAL_GROUPS, AnyRule, DynamicRule, Signal, StaticRule, metric_unit
 from alerts.evaluation.severity import Severity
+from alerts.evaluation.views import Reading
+from app.core.quantities import MISSING, Unit, figure
 
 
 class AlertText(msgspec.Struct, frozen=True):
     """What a message says about one alert: summary and first step in both languages, the wall panel to open,
-    and (as stored, for group messages) its values and severity. Empty for an alert the store no longer has."""
+    and (as stored, for group messages) its severity. Empty for an alert the store no longer has. The summary
+    carries the alert's numbers, formatted from their units: no raw value is listed beside it."""
 
     summary_en: str = ""
     summary_zh: str = ""
     runbook_en: str = ""
     runbook_zh: str = ""
     link: str = ""
-    values: dict[str, Any] = {}
     severity: Severity | None = None
     rehearsal: bool = False
     """The alert is a rehearsal's (a replayed night's): its message says so, never to be taken for a live one."""
+
+
+class Terms(msgspec.Struct, frozen=True):
+    """What a campaign's definition tells its alert texts: the currency amounts are in, and each SKU's product
+    name (the inventory panel's) in English and Chinese."""
+
+    currency: str | None = None
+    products: dict[str, tuple[str, str | None]] = {}
+    """SKU id → (name, Chinese name or None)."""
+
+
+NO_TERMS = Terms()
+PRODUCT = "product"
+"""The placeholder naming a SKU label's product as the room knows it, name first then id: "极光X1手机 (SKU-1001)"
+(the id alone when the catalogue has no name for it)."""
 
 
 class _Fields(dict[str, Any]):
@@ -34,31 +50,108 @@ class _Fields(dict[str, Any]):
         return "{" + key + "}"
 
 
-def _number(value: Any) -> Any:
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return str(value)
-        if abs(value) < 10 and value != int(value):
-            return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
-        return f"{value:,.0f}"
+def _signal_key(signal: Signal) -> str:
+    """The key of a correlation or guard signal's value among an alert's values (``Evaluator._correlation``)."""
+    change = "_change" if signal.change else ""
+    lag = f"@-{signal.lag}" if signal.lag != "0s" else ""
+    return f"{signal.metric}{change}{lag}"
+
+
+def value_units(rule: AnyRule) -> dict[str, Unit]:
+    """The unit of each of a rule's values, from the unit its metric declares (``rules.metric_unit``): a static
+    rule's value and threshold (a change when the rule compares with a reference), a dynamic rule's value and
+    expected band, each signal's value."""
+    units: dict[str, Unit] = {"change_pct": "change", "score": "number"}
+    if isinstance(rule, (StaticRule, DynamicRule)):
+        unit = metric_unit(rule.metric)
+        units.update(dict.fromkeys(("raw", "reference", "expected", "lower", "upper", "baseline"), unit))
+        compared: Unit = "change" if isinstance(rule, StaticRule) and rule.change is not None else unit
+        units.update(value=compared, threshold=compared)
+    for group in SIGNAL_GROUPS:
+        for signal in getattr(rule, group, []):
+            units[_signal_key(signal)] = "change" if signal.change else metric_unit(signal.metric)
+    return units
+
+
+def _plain(value: Any) -> Any:
+    """A value without a declared unit: numbers as ``figure`` reads a plain number, no reading as —."""
+    if value is None:
+        return MISSING
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return figure(value, "number", "en")
     return value
 
 
-def render(template: str, labels: dict[str, str], values: dict[str, Any], severity: Severity, language: str) -> str:
-    fields = _Fields({k: _number(v) for k, v in values.items()})
+def product(sku: str, terms: Terms, language: str) -> str:
+    """A SKU as the room knows it: its product name in ``language`` (English for any other), then its id."""
+    names = terms.products.get(sku)
+    if names is None:
+        return sku
+    name = (names[1] if language == "zh" else None) or names[0]
+    return f"{name} ({sku})" if name and name != sku else sku
+
+
+def render(
+    template: str,
+    labels: dict[str, str],
+    values: dict[str, Any],
+    severity: Severity,
+    language: str,
+    units: dict[str, Unit] | None = None,
+    terms: Terms = NO_TERMS,
+) -> str:
+    """``template`` with its placeholders filled: each value in its unit and the message's language (a ratio as a
+    percentage, money in the campaign's currency with 万/亿 or K/M/B), labels as they are, ``{product}`` naming the
+    alert's SKU, ``{severity}`` in the language."""
+    units = units or {}
+    fields = _Fields(
+        {
+            key: figure(value, units[key], language, terms.currency)
+            if key in units and (value is None or isinstance(value, (int, float)))
+            else _plain(value)
+            for key, value in values.items()
+        }
+    )
     fields.update(labels)
     fields["severity"] = severity.zh if language == "zh" else severity.en
+    if "sku" in labels:
+        fields[PRODUCT] = product(labels["sku"], terms, language)
     if isinstance(values.get("value"), float) and values.get("reference") is not None:
-        fields["change_pct"] = f"{values['value'] * 100:+.0f}%"
+        fields["change_pct"] = figure(values["value"], "change", language)
     return string.Formatter().vformat(template, (), fields)
 
 
-def describe(rule: AnyRule, labels: dict[str, str], values: dict[str, Any], severity: Severity) -> AlertText:
+def headline(rule: AnyRule) -> str | None:
+    """Which of a rule's values is its alert's headline: a static or dynamic rule's ``value``; for a correlation, its
+    first signal that is a ratio or a change (the payment rate of a payment outage, the top buyers' share of
+    brushing), else its first signal."""
+    if isinstance(rule, (StaticRule, DynamicRule)):
+        return "value"
+    signals = [signal for group in ("all", "any") for signal in getattr(rule, group, [])]
+    telling = [s for s in signals if s.change or metric_unit(s.metric) == "ratio"]
+    chosen = (telling or signals or [None])[0]
+    return _signal_key(chosen) if chosen is not None else None
+
+
+def reading(rule: AnyRule, values: dict[str, Any], terms: Terms = NO_TERMS) -> Reading | None:
+    """The headline value of ``values`` in its unit, in both languages; None without one."""
+    key = headline(rule)
+    value = values.get(key) if key else None
+    if key is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    unit = value_units(rule).get(key, "number")
+    return Reading(en=figure(value, unit, "en", terms.currency), zh=figure(value, unit, "zh", terms.currency))
+
+
+def describe(
+    rule: AnyRule, labels: dict[str, str], values: dict[str, Any], severity: Severity, terms: Terms = NO_TERMS
+) -> AlertText:
     """Summary and runbook in both languages, and the wall panel to open."""
     campaign = labels.get("campaign", "")
+    units = value_units(rule)
     return AlertText(
-        summary_en=render(rule.summary.en, labels, values, severity, "en"),
-        summary_zh=render(rule.summary.zh, labels, values, severity, "zh"),
+        summary_en=render(rule.summary.en, labels, values, severity, "en", units, terms),
+        summary_zh=render(rule.summary.zh, labels, values, severity, "zh", units, terms),
         runbook_en=rule.runbook.en,
         runbook_zh=rule.runbook.zh,
         link=f"/wall/{campaign}#{rule.panel}",
@@ -77,13 +170,6 @@ MAX_LISTED = 30
 """A group message lists this many alerts; the rest are counted (the on-call page has them all)."""
 
 
-def _values_text(values: dict[str, Any]) -> str:
-    shown = [
-        f"{k}={_number(v)}" for k, v in values.items() if k in ("value", "threshold", "expected", "lower", "upper")
-    ]
-    return ", ".join(shown)
-
-
 def _pick(zh: str, en: str, language: str) -> str:
     """The text in the contact point's language (both, Chinese first, for any other)."""
     return zh if language == "zh" else en if language == "en" else f"{zh} / {en}"
@@ -94,9 +180,6 @@ def _alert_lines(text: AlertText, language: str, public_url: str, mark: str) -> 
     if text.rehearsal:
         summary = f"[{_pick(*REHEARSAL, language)}] {summary}"
     lines = [f"- {mark} {summary}"]
-    values = _values_text(text.values)
-    if values:
-        lines.append(f"  {values}")
     runbook_zh, runbook_en = text.runbook_zh, text.runbook_en
     if runbook_zh or runbook_en:
         runbook = runbook_zh if language == "zh" else runbook_en if language == "en" else f"{runbook_zh} / {runbook_en}"

@@ -34,6 +34,7 @@ from alerts.evaluation.inhibit import InhibitRule
 from alerts.evaluation.metricview import METRIC_NAMES, known_metric
 from alerts.evaluation.severity import MOST_SEVERE_FIRST, Severity
 from app.core import configfile
+from app.core.quantities import Unit
 
 DEFAULT_FOR = "0s"
 DEFAULT_RECOVER_POINTS = 0.01
@@ -43,18 +44,45 @@ own unit: 0.01 is one percentage point (a success rate firing below 0.95 recover
 is 0.9975, which a shop paying 98.5% of its orders never reaches)."""
 DEFAULT_RECOVER_PERCENT = 5.0
 """A firing tier of a count or an amount resolves once the value is this percentage of the threshold beyond it."""
-RATIO_METRICS = frozenset(
-    {
-        "conversion_rate",
-        "payment_rate",
-        "order_rate",
-        "cart_rate",
-        "refund_rate",
-        "top_buyer_share",
-        "pct_of_target",
-        "projected_pct",
-    }
-)
+METRIC_UNITS: dict[str, Unit] = {
+    **dict.fromkeys(
+        (
+            "visits",
+            "page_views",
+            "product_views",
+            "add_to_cart",
+            "checkouts",
+            "orders_created",
+            "orders_paid",
+            "orders_cancelled",
+            "refunds",
+            "units_sold",
+            "units_ordered",
+            "cart_units",
+            "stock_on_hand",
+        ),
+        "count",
+    ),
+    **dict.fromkeys(("gmv_created", "gmv_paid", "refund_amount", "spend", "aov", "uv_value"), "money"),
+    **dict.fromkeys(
+        (
+            "conversion_rate",
+            "payment_rate",
+            "order_rate",
+            "cart_rate",
+            "refund_rate",
+            "top_buyer_share",
+            "pct_of_target",
+            "projected_pct",
+        ),
+        "ratio",
+    ),
+    "sell_out_eta_min": "minutes",
+    "sell_rate_per_min": "number",
+}
+"""The unit of every metric a rule can watch, declared once: recovery margins (a ratio's is absolute) and the alert
+texts (a ratio reads 93.8%, money ¥17.75万 or ¥177.5K, ``alerts.evaluation.messages``) follow from it."""
+RATIO_METRICS = frozenset(name for name, unit in METRIC_UNITS.items() if unit == "ratio")
 """Built-in metrics whose values are ratios: their recovery margin is absolute (percentage points)."""
 BOUNDED_RATIOS = frozenset({"conversion_rate", "payment_rate", "refund_rate", "top_buyer_share"})
 """Ratios that cannot leave 0..1 on a normal night, so a recovery threshold outside it is refused at load. The others
@@ -62,6 +90,11 @@ can pass 1 (``projected_pct`` past target, ``cart_rate`` with carts filled from 
 suffix says its unit, not its range."""
 RATIO_SUFFIXES = ("_rate", "_ratio", "_share", "_pct")
 """A named metric (``metric:<name>``) or a backtest column whose name ends so is read as a ratio too."""
+MONEY_SUFFIXES = ("_gmv", "_amount", "_spend", "_revenue")
+"""A named metric whose name ends so is an amount in the campaign's currency."""
+COUNT_SUFFIXES = ("_count", "_orders", "_units")
+"""A named metric whose name ends so is a count; any other named metric is a plain number whose unit its
+summary writes (``metric:page_load_ms``: "{value} ms")."""
 DEFAULT_SCORE_TIERS: dict[Severity, float] = {Severity.REMINDER: 0.5, Severity.WARNING: 0.75, Severity.EMERGENCY: 0.95}
 DEFAULT_MIN_HISTORY = "30m"
 DEFAULT_SENSITIVITY = 0.5
@@ -123,10 +156,22 @@ class Change(msgspec.Struct, forbid_unknown_fields=True, frozen=True, dict=True)
         return seconds(self.over)
 
 
+def metric_unit(metric: str) -> Unit:
+    """The unit of ``metric``'s values: declared in ``METRIC_UNITS``, or for a named metric (``metric:<name>``) or a
+    backtest column, said by its name's suffix (``RATIO_SUFFIXES``, ``MONEY_SUFFIXES``, ``COUNT_SUFFIXES``)."""
+    name = metric.removeprefix("metric:")
+    if name in METRIC_UNITS:
+        return METRIC_UNITS[name]
+    if name.endswith(RATIO_SUFFIXES):
+        return "ratio"
+    if name.endswith(MONEY_SUFFIXES):
+        return "money"
+    return "count" if name.endswith(COUNT_SUFFIXES) else "number"
+
+
 def ratio_metric(metric: str) -> bool:
     """Whether ``metric``'s values are ratios: a built-in ratio, or a name ending in one of ``RATIO_SUFFIXES``."""
-    name = metric.removeprefix("metric:")
-    return name in RATIO_METRICS or name.endswith(RATIO_SUFFIXES)
+    return metric_unit(metric) == "ratio"
 
 
 class Margin(msgspec.Struct, frozen=True):

@@ -116,24 +116,60 @@ async def record(
     return seqs
 
 
+FIRED_VALUES = (
+    "(SELECT t.values::text FROM alert_transitions t WHERE t.alert_id = a.id AND t.kind = 'firing'"
+    " ORDER BY t.seq LIMIT 1) AS fired_values"
+)
+"""An alert's values when it fired (its first transition)."""
+SEVERITIES = (
+    "(SELECT array_agg(t.severity) FROM alert_transitions t WHERE t.alert_id = a.id AND t.kind <> 'acknowledged')"
+    " AS severities"
+)
+"""Every severity an alert has fired, escalated or resolved at."""
+
+
+LIFECYCLE_COLUMNS = (
+    "a.id, a.fingerprint, a.rule, a.labels::text, a.status, a.severity, a.active_tiers, a.pending_since, a.fired_at,"
+    f" a.resolved_at, a.flapping, a.flips, a.values::text, a.ack_by, a.ack_at, a.ack_comment, {FIRED_VALUES},"
+    f" {SEVERITIES}"
+)
+"""What ``_lifecycle_alerts`` reads of an alert row."""
+
+
 async def firing(conn: asyncpg.Connection) -> list[Alert]:
     """Firing alerts as the lifecycle keeps them, so a restarted engine neither re-fires nor forgets them."""
+    return _lifecycle_alerts(await conn.fetch(f"SELECT {LIFECYCLE_COLUMNS} FROM alerts a WHERE a.status = 'firing'"))
+
+
+async def unacknowledged_emergencies(conn: asyncpg.Connection, since: float) -> list[Alert]:
+    """Resolved alerts that reached emergency, nobody acknowledged, and that resolved (on the wall clock, the
+    row's ``updated_at``: a rehearsal's ``resolved_at`` is on its night's) after ``since``."""
     rows = await conn.fetch(
-        "SELECT id, fingerprint, rule, labels::text, severity, active_tiers, pending_since, fired_at, flapping, flips,"
-        " values::text, ack_by, ack_at, ack_comment FROM alerts WHERE status = 'firing'"
+        f"SELECT {LIFECYCLE_COLUMNS} FROM alerts a WHERE a.status = 'resolved' AND a.ack_by IS NULL"
+        " AND a.updated_at > $1 AND EXISTS (SELECT 1 FROM alert_transitions t WHERE t.alert_id = a.id"
+        " AND t.severity = $2)",
+        _time(since),
+        Severity.EMERGENCY.value,
     )
+    return _lifecycle_alerts(rows)
+
+
+def _lifecycle_alerts(rows: list[asyncpg.Record]) -> list[Alert]:
     return [
         Alert(
             id=r["id"],
             fingerprint=r["fingerprint"],
             rule=r["rule"],
             labels=json.loads(r["labels"]),
-            status="firing",
+            status="resolved" if r["status"] == "resolved" else "firing",
+            resolved_at=r["resolved_at"].timestamp() if r["resolved_at"] else None,
             severity=Severity(r["severity"]),
             active=set(r["active_tiers"]),
             pending_since=r["pending_since"].timestamp(),
             fired_at=r["fired_at"].timestamp(),
             values=json.loads(r["values"]),
+            fired_values=json.loads(r["fired_values"] or r["values"]),
+            peak=Severity(most_severe([r["severity"], *(r["severities"] or [])])),
             flips=list(r["flips"]),
             flapping=r["flapping"],
             acknowledged_by=r["ack_by"],
@@ -142,6 +178,14 @@ async def firing(conn: asyncpg.Connection) -> list[Alert]:
         )
         for r in rows
     ]
+
+
+async def acknowledgments(
+    conn: asyncpg.Connection, ids: list[str]
+) -> dict[str, tuple[str | None, float | None, str | None]]:
+    """Who acknowledged each of these alerts, when and why (all None when nobody has); an id not stored is absent."""
+    rows = await conn.fetch("SELECT id, ack_by, ack_at, ack_comment FROM alerts WHERE id = ANY($1)", ids)
+    return {r["id"]: (r["ack_by"], r["ack_at"].timestamp() if r["ack_at"] else None, r["ack_comment"]) for r in rows}
 
 
 async def acknowledge(
@@ -196,6 +240,21 @@ async def alerts(
         rule,
         limit,
         [s.value for s in MOST_SEVERE_FIRST],
+    )
+    return [msgspec.convert(_decoded(row), StoredAlert) for row in rows]
+
+
+async def recently_resolved(conn: asyncpg.Connection, within_s: float, limit: int) -> list[StoredAlert]:
+    """Alerts resolved within the last ``within_s`` seconds on the wall clock (a rehearsal's ``resolved_at`` is on
+    its night's clock, so its row's ``updated_at`` tells), newest first, with their stored values and summaries."""
+    columns = ", ".join(f"a.{name}" for name in ALERT_COLUMNS.split(", "))
+    rows = await conn.fetch(
+        f"SELECT {columns}, {NIGHT_COLUMNS} FROM alerts a WHERE a.status = 'resolved'"
+        " AND (CASE WHEN a.labels @> $1::jsonb THEN a.updated_at ELSE a.resolved_at END)"
+        " > now() - make_interval(secs => $3) ORDER BY a.updated_at DESC LIMIT $4",
+        *NIGHT_PARAMETERS,
+        within_s,
+        limit,
     )
     return [msgspec.convert(_decoded(row), StoredAlert) for row in rows]
 

@@ -22,6 +22,9 @@ REHEARSAL_MARKS: Mapping[str, str] = {"rehearsal": "true"}
 (``alerts.notify.routing.REHEARSAL_LABEL``)."""
 NO_CAMPAIGN_TIMEZONE = "UTC"
 """The zone of an alert about no campaign (or one no longer defined)."""
+ACKNOWLEDGED_NEWS_S = 60.0
+"""An acknowledged emergency stays on the wall's banner this long (wall clock), saying who acknowledged it and when,
+then leaves it; an unacknowledged one stays, even once resolved."""
 
 Clock = Annotated[
     ClockMode,
@@ -39,6 +42,14 @@ Zone = Annotated[
 def clock_of(labels: Mapping[str, str]) -> ClockMode:
     """The clock an alert's times are on, from its labels: an alert of a replayed night carries ``REHEARSAL_MARKS``."""
     return "replay" if all(labels.get(k) == v for k, v in REHEARSAL_MARKS.items()) else "live"
+
+
+class Reading(msgspec.Struct, frozen=True):
+    """An alert's headline value as a person reads it, in its unit and each language: "93.8%", "¥17.75万" /
+    "¥177.5K"."""
+
+    en: str
+    zh: str
 
 
 class AckRecord(msgspec.Struct):
@@ -74,6 +85,22 @@ class LiveAlert(msgspec.Struct):
     inhibited_by: list[str]
     clock: Clock = "live"
     timezone: Zone = NO_CAMPAIGN_TIMEZONE
+    fired_values: dict[str, Any] = {}
+    """The values when it fired; ``values`` are the latest evaluation's (as of the transition, for a transition)."""
+    reading: Reading | None = None
+    """The headline value of ``values``, formatted."""
+    fired_reading: Reading | None = None
+    """The headline value when it fired, formatted."""
+
+
+def is_news(alert: LiveAlert, wall: float) -> bool:
+    """Whether an emergency belongs on the room's banner at wall time ``wall``: until it is acknowledged, firing or
+    resolved (a resolved-but-unacknowledged emergency is still news), then for ``ACKNOWLEDGED_NEWS_S``."""
+    if alert.severity != Severity.EMERGENCY:
+        return False
+    if alert.acknowledged is None:
+        return True
+    return alert.acknowledged.at is not None and wall - alert.acknowledged.at < ACKNOWLEDGED_NEWS_S
 
 
 class StoredAlert(msgspec.Struct):
@@ -127,6 +154,18 @@ class AlertTransition(msgspec.Struct):
     link: str
     clock: Clock = "live"
     timezone: Zone = NO_CAMPAIGN_TIMEZONE
+    reading: Reading | None = None
+    """The headline value at this transition, formatted (the summary is of this moment too)."""
+
+
+class AlertNow(msgspec.Struct):
+    """A firing alert's latest values and the summary they make, as the wall shows it at the same moment."""
+
+    id: str
+    values: dict[str, Any]
+    reading: Reading | None
+    summary_en: str
+    summary_zh: str
 
 
 class AckGiven(msgspec.Struct):

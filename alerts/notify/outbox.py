@@ -240,10 +240,10 @@ async def resolved_alerts(conn: asyncpg.Connection, ids: list[str]) -> list[asyn
 
 
 async def alert_texts(conn: asyncpg.Connection, ids: list[str]) -> dict[str, AlertText]:
-    """What a message says about each alert: summaries, runbooks, link, values, severity and whether it is a
-    rehearsal's, as stored."""
+    """What a message says about each alert: summaries, runbooks, link, severity and whether it is a rehearsal's,
+    as stored."""
     rows = await conn.fetch(
-        "SELECT id, severity, values::text AS values, summary_en, summary_zh, runbook_en, runbook_zh, link,"
+        "SELECT id, severity, summary_en, summary_zh, runbook_en, runbook_zh, link,"
         " labels::text AS labels FROM alerts WHERE id = ANY($1)",
         ids,
     )
@@ -254,7 +254,6 @@ async def alert_texts(conn: asyncpg.Connection, ids: list[str]) -> dict[str, Ale
             runbook_en=r["runbook_en"],
             runbook_zh=r["runbook_zh"],
             link=r["link"],
-            values=json.loads(r["values"]) or {},
             severity=Severity(r["severity"]),
             rehearsal=clock_of(json.loads(r["labels"])) == "replay",
         )

@@ -34,7 +34,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from alerts.evaluation import store
 from alerts.evaluation.live import Announcement
-from alerts.evaluation.views import AlertTransition, LiveAlert, NightClock
+from alerts.evaluation.views import AlertNow, AlertTransition, LiveAlert, NightClock, StoredAlert
 from app.access.auth import READ_SCOPES, admit, authenticate, presented_key, session_key, still_allowed
 from app.api.services import Alerts, Pool
 from app.api.streams import StillAllowed, push_until_disconnect
@@ -44,7 +44,12 @@ AUTH_TIMEOUT_S = 5.0
 HEARTBEAT_S = 15.0
 """A heartbeat frame this often lets clients tell a quiet night from a dead connection."""
 CLOCKS_EVERY_S = 1.0
-"""The rehearsed nights' clocks are looked at this often and sent when they moved."""
+"""The rehearsed nights' clocks and the firing alerts' latest values are looked at this often and sent when they
+changed."""
+RECENTLY_RESOLVED_S = 600.0
+"""The snapshot lists the alerts resolved this recently (the on-call page's "Recently resolved"), so a reloaded page
+still shows an emergency that resolved minutes ago."""
+RECENTLY_RESOLVED_LIMIT = 100
 PAGE = 500
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAVAILABLE = 1013
@@ -54,11 +59,20 @@ router = APIRouter(tags=["alerts"])
 
 
 class SnapshotFrame(msgspec.Struct, tag_field="type", tag="snapshot"):
-    """The firing alerts, and the ``seq`` they are current to (the first frame without ``after``)."""
+    """The firing alerts, and the ``seq`` they are current to (the first frame without ``after``), with the alerts
+    resolved in the last ``RECENTLY_RESOLVED_S`` as stored."""
 
     seq: int
     alerts: list[LiveAlert]
     clocks: list[NightClock]
+    resolved: list[StoredAlert] = []
+
+
+class ValuesFrame(msgspec.Struct, tag_field="type", tag="values"):
+    """Firing alerts whose latest values changed since they were last sent: the value now, beside the one a
+    transition frame gave when the alert fired (the wall shows the same latest values)."""
+
+    alerts: list[AlertNow]
 
 
 class ClocksFrame(msgspec.Struct, tag_field="type", tag="clocks"):
@@ -133,14 +147,16 @@ async def stream(websocket: WebSocket, alerts: Alerts, pool: Pool) -> None:
         if raw_after is None:
             async with pool.acquire() as conn:
                 last = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM alert_transitions")
+                resolved = await store.recently_resolved(conn, RECENTLY_RESOLVED_S, RECENTLY_RESOLVED_LIMIT)
             firing = [alerts.render(a) for a in alerts.lifecycle.alerts.values() if a.status == "firing"]
-            snapshot = SnapshotFrame(seq=last, alerts=firing, clocks=clocks)
+            snapshot = SnapshotFrame(seq=last, alerts=firing, clocks=clocks, resolved=resolved)
             await websocket.send_text(msgspec.json.encode(snapshot).decode())
         else:
             last = int(raw_after)
             if clocks:
                 await websocket.send_text(msgspec.json.encode(ClocksFrame(clocks=clocks)).decode())
-        pusher = Pusher(websocket, pool, wake, alerts.night_clocks, clocks)
+        pusher = Pusher(websocket, pool, wake, alerts.night_clocks, clocks, alerts.retell, alerts.latest)
+        pusher.shown = {a.id: a for a in alerts.latest()} if raw_after is None else {}
         await push_until_disconnect(websocket, pusher.run(last), allowed)
     finally:
         alerts.unsubscribe(wake)
@@ -156,6 +172,10 @@ class Pusher:
     wake: asyncio.Queue[Announcement]
     night_clocks: Callable[[], list[NightClock]]
     clocks: list[NightClock]
+    retell: Callable[[AlertTransition], AlertTransition]
+    latest: Callable[[], list[AlertNow]]
+    shown: dict[str, AlertNow] = field(default_factory=dict)
+    """The latest values this socket has of each firing alert."""
     sent_at: float = field(default_factory=time.monotonic)
     clocks_at: float = field(default_factory=time.monotonic)
 
@@ -178,7 +198,7 @@ class Pusher:
                 async with self.pool.acquire() as conn:
                     rows = await store.history(conn, since=None, until=None, after_seq=last, limit=PAGE)
                 for row in rows:
-                    await self.send(frame(row))
+                    await self.send(frame(self.retell(row)))
                     last = row.seq
                 if len(rows) < PAGE:
                     break
@@ -206,3 +226,8 @@ class Pusher:
         if clocks != self.clocks:
             self.clocks = clocks
             await self.send(ClocksFrame(clocks=clocks))
+        latest = {a.id: a for a in self.latest()}
+        changed = [a for a in latest.values() if self.shown.get(a.id) != a]
+        self.shown = latest
+        if changed:
+            await self.send(ValuesFrame(alerts=changed))

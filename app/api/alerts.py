@@ -111,10 +111,11 @@ async def list_alerts(
 
 @router.get(
     "/v1/alerts/history",
-    summary="Every transition (fired, escalated, de-escalated, resolved) with its values",
+    summary="Every transition (fired, escalated, de-escalated, resolved) with its values and the summary of its moment",
     responses=schemas.responses(list[AlertTransition]),
 )
 async def history(
+    service: Alerts,
     pool: Pool,
     key: Reader,
     since: datetime | None = Query(None, description="RFC 3339"),
@@ -127,7 +128,7 @@ async def history(
             raise ApiError(422, f"{name} needs a UTC offset", field=name)
     async with pool.acquire() as conn:
         rows = await store.history(conn, since=since, until=until, after_seq=after, limit=limit)
-    return json_response(rows)
+    return json_response([service.retell(row) for row in rows])
 
 
 Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME_LENGTH)]

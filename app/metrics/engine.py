@@ -729,7 +729,7 @@ class Engine:
             next_phase=next_phase,
             totals=totals,
             targets=_targets(campaign),
-            pacing=pacing_math.pacing(campaign, totals.gmv_paid, now, baseline_share, awaiting),
+            pacing=pacing_math.pacing(campaign, totals.gmv_paid, now, baseline_share, awaiting, totals.orders_paid),
             baseline=baseline,
             funnel=funnel_math.funnel(totals, baseline),
             channels=channels,

@@ -1,13 +1,25 @@
-"""The on-call page in headless Chromium: sign in, an emergency appears live, the ack button acknowledges it."""
+"""The on-call page in headless Chromium: sign in, an emergency appears live, the ack button acknowledges it; its
+values are live and agree with the wall's, recently resolved alerts survive a reload, and the wall's banner keeps a
+resolved emergency until someone acknowledges it."""
 
 from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
 
 import httpx
 from playwright.async_api import Browser, expect
 
 from tests.browser.pages import ARTIFACTS, PHONE, TIMEOUT_MS, oncall_settings
 from tests.conftest import create_key, start_server
-from tests.helpers import stock
+from tests.helpers import STOCK_RULES, live_campaigns, stock
+
+ACKED_BY_NIGHT_DUTY = re.compile(r"^已确认：night-duty · \d\d:\d\d:\d\d$")
+"""Who acknowledged, and when (on the wall clock, in the campaign's zone)."""
+PRODUCT_RULES = STOCK_RULES.replace('zh: "{sku}：剩余', 'zh: "{product}：剩余').replace(
+    '{en: "{sku}: {value} left', '{en: "{product}: {value} left'
+)
 
 
 async def test_emergency_appears_live_and_the_ack_button_acknowledges_it(dsn, tmp_path, browser: Browser):
@@ -35,7 +47,7 @@ async def test_emergency_appears_live_and_the_ack_button_acknowledges_it(dsn, tm
             await page.screenshot(path=str(ARTIFACTS / "oncall-zh.png"), full_page=True)
 
             await card.locator("button.ack").click()
-            await expect(card.locator(".ack-by")).to_have_text("已确认：night-duty", timeout=TIMEOUT_MS)
+            await expect(card.locator(".ack-by")).to_have_text(ACKED_BY_NIGHT_DUTY, timeout=TIMEOUT_MS)
             await expect(card.locator("button.ack")).to_have_count(0)
             alerts = (await http.get("/v1/alerts", headers={"X-API-Key": operator})).json()
             assert alerts[0]["acknowledged"]["by"] == "night-duty"
@@ -74,4 +86,88 @@ async def test_screen_token_is_view_only_and_catches_up_after_a_restart(dsn, tmp
         await expect(page.locator("#notice")).to_contain_text("View only")
     finally:
         await context.close()
+        server.stop()
+
+
+async def test_live_values_agree_with_the_wall_and_the_banner_waits_for_an_acknowledgment(
+    dsn, tmp_path: Path, browser: Browser
+):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "pack.yaml").write_text(PRODUCT_RULES)
+    env = {"WARROOM_RULES_DIR": str(rules), "WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns"))}
+    ingest, screen = await create_key(dsn, "ingest"), await create_key(dsn, "screen")
+    operator = await create_key(dsn, "operator", name="night-duty")
+    server = start_server(dsn, **env)
+    context = await browser.new_context(viewport=PHONE, locale="zh-CN")
+    wall_context = await browser.new_context(viewport={"width": 1920, "height": 1080})  # a tab of its own, never behind
+    page, wall = await context.new_page(), await wall_context.new_page()
+    errors: list[str] = []
+    for opened in (page, wall):
+        opened.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+
+            async def send(event_id: str, quantity: int) -> None:
+                response = await http.post(
+                    "/v1/events", json={"events": [stock(event_id, quantity)]}, headers={"X-API-Key": ingest}
+                )
+                assert response.status_code == 202
+
+            await page.goto(f"{server.url}/oncall?token={screen}&lang=zh")
+            await wall.goto(f"{server.url}/wall/double11-demo?token={screen}&lang=zh")
+            await expect(page.locator("#status")).to_have_text("实时", timeout=TIMEOUT_MS)
+            await send("s1", 100)
+            card = page.locator("#list-warning li.alert")
+            await expect(card.locator(".value-now")).to_have_text("100", timeout=TIMEOUT_MS)
+            await expect(card.locator(".value-fired")).to_have_text("100")
+            await expect(card.locator(".age")).to_have_text(re.compile(r"^\d+秒$|^\d+分\d\d秒$"))
+
+            await send("s2", 50)
+            await expect(card.locator(".value-now")).to_have_text("50", timeout=TIMEOUT_MS)
+            await expect(card.locator(".value-fired")).to_have_text("100")  # the value when it fired stays
+            await expect(card.locator(".summary")).to_have_text("极光X1手机 (SKU-1001)：剩余 50（警告）")
+            row = wall.locator("#alerts-body .alert")
+            await expect(row.locator(".alert-summary")).to_have_text(
+                "极光X1手机 (SKU-1001)：剩余 50（警告） · 触发时 100", timeout=TIMEOUT_MS
+            )
+            await expect(row.locator(".alert-ack")).to_have_text("未确认")
+
+            await send("s3", 0)
+            banner = wall.locator("#alert-banner .banner-item")
+            await expect(banner).to_have_count(1, timeout=TIMEOUT_MS)
+            await send("s4", 5000)
+            done = page.locator("#list-resolved li.alert")
+            await expect(done).to_have_count(1, timeout=TIMEOUT_MS)
+            await expect(done.locator(".lasted")).to_have_text(re.compile(r"^\d+秒$"))
+            lasted = await done.locator(".lasted").text_content()
+            await asyncio.sleep(2)
+            await expect(done.locator(".lasted")).to_have_text(lasted or "")  # how long it lasted, not growing
+            await expect(wall.locator("#alerts-body .alert")).to_have_count(0, timeout=TIMEOUT_MS)
+            await expect(banner).to_have_count(1)
+            await expect(banner.locator(".banner-state")).to_have_text("已恢复，待确认")
+            await expect(banner).to_have_attribute("data-status", "resolved")
+
+            await page.reload()
+            await expect(page.locator("#list-resolved li.alert")).to_have_count(1, timeout=TIMEOUT_MS)
+            await expect(page.locator("#list-resolved .summary")).to_have_text(
+                "极光X1手机 (SKU-1001)：剩余 5,000（紧急）"
+            )
+            await expect(page.locator("#list-resolved .lasted")).to_have_text(lasted or "")
+
+            [alert] = (
+                await http.get("/v1/alerts", params={"status": "resolved"}, headers={"X-API-Key": screen})
+            ).json()
+            acked = await http.post(f"/v1/alerts/{alert['id']}/ack", json={}, headers={"X-API-Key": operator})
+            assert acked.status_code == 200
+            await expect(banner.locator(".banner-state")).to_have_text(
+                re.compile(r"^已确认：night-duty \d\d:\d\d:\d\d$"), timeout=TIMEOUT_MS
+            )
+            await expect(page.locator("#list-resolved .ack-by")).to_have_text(ACKED_BY_NIGHT_DUTY)
+            ARTIFACTS.mkdir(exist_ok=True)
+            await wall.screenshot(path=str(ARTIFACTS / "wall-banner-acknowledged-zh.png"))
+        assert errors == []
+    finally:
+        await context.close()
+        await wall_context.close()
         server.stop()

@@ -22,8 +22,8 @@ INTO_THE_NIGHT = timedelta(minutes=28, seconds=5)
 NIGHT_TIME = "00:28:05"
 TO_WRAPUP = "23:31:55"
 """The demo's burst lasts a day: at 00:28:05 the wrap-up is this far ahead."""
-LIVE_AGE = re.compile(r"^\d+s$|^1m \d+s$")
-"""A live alert's age on the wall clock just after it fired (a minute on a slow machine)."""
+LIVE_AGE = re.compile(r"^\d+秒$|^1分\d\d秒$")
+"""A live alert's age on the wall clock just after it fired, in the page's Chinese (a minute on a slow machine)."""
 
 
 def settings(tmp_path: Path) -> dict[str, str]:
@@ -83,7 +83,7 @@ async def test_the_oncall_page_and_the_wall_show_a_rehearsal_on_the_nights_clock
         await wall.goto(f"{server.url}/wall/{REHEARSED}?token={screen}&lang=zh")
         await expect(wall.locator("#wall-clock")).to_have_text(NIGHT_TIME, timeout=TIMEOUT_MS)
         await expect(wall.locator("#wall-phase")).to_have_text("演练 · 爆发期")
-        await expect(wall.locator("#wall-zone")).to_contain_text(moment.strftime("%Y-%m-%d"))
+        await expect(wall.locator("#wall-zone")).to_contain_text(f"{moment.year}年{moment.month}月{moment.day}日")
         feed = wall.locator("#alerts-body .alert")
         await expect(feed).to_have_count(1)
         await expect(feed.locator(".alert-rehearsal")).to_have_text("演练")

@@ -3,6 +3,7 @@ key or the session's expiry ends it; a cookie alone cannot change anything from 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -62,7 +63,8 @@ async def test_the_page_signs_in_once_keeps_no_key_and_acknowledges_through_the_
             card = page.locator("#list-emergency li.alert")
             await expect(card).to_have_count(1, timeout=TIMEOUT_MS)
             await card.locator("button.ack").click()
-            await expect(card.locator(".ack-by")).to_have_text("Acknowledged by night-duty", timeout=TIMEOUT_MS)
+            acked_by = re.compile(r"^Acknowledged by night-duty · \d\d:\d\d:\d\d$")  # who, and when
+            await expect(card.locator(".ack-by")).to_have_text(acked_by, timeout=TIMEOUT_MS)
             await card.locator("button.silence").click()
             await expect(page.locator("#notice")).to_have_text("Silenced for 1 hour.", timeout=TIMEOUT_MS)
 

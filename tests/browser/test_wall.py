@@ -6,12 +6,14 @@ Screenshots (1920×1080, zh and en) are saved to test-artifacts/.
 from __future__ import annotations
 
 import asyncio
+import re
 
 import httpx
 import pytest
 import websockets
 from playwright.async_api import Browser, Page, expect
 
+from alerts.evaluation.views import ACKNOWLEDGED_NEWS_S
 from tests.browser.pages import (
     ARTIFACTS,
     CAMPAIGN,
@@ -87,6 +89,7 @@ async def test_unknown_paths_answer_404_and_the_wall_needs_a_screen_key(dsn):
 
 
 async def test_the_wall_updates_live_and_an_emergency_shows_a_banner_until_acknowledged(dsn, wall_env, browser):
+    """Acknowledged, the banner says who and when, then leaves after ``ACKNOWLEDGED_NEWS_S``."""
     ingest, screen, operator = [await create_key(dsn, s) for s in ("ingest", "screen", "operator")]
     server = start_server(dsn, **wall_env)
     try:
@@ -134,9 +137,11 @@ async def test_the_wall_updates_live_and_an_emergency_shows_a_banner_until_ackno
             assert (
                 await http.post(f"/v1/alerts/{alert['id']}/ack", json={"comment": "replenishing"})
             ).status_code == 200
-        await expect(banner).to_be_hidden(timeout=UPDATE_TIMEOUT_MS)
-        await expect(zh_page.locator(".banner")).to_be_hidden(timeout=UPDATE_TIMEOUT_MS)
-        await expect(page.locator(".alert.emergency .alert-ack")).to_have_text("acknowledged")
+        acked_by = re.compile(r"^acknowledged by operator-\d+ at \d\d:\d\d:\d\d$")
+        await expect(banner.locator(".banner-state")).to_have_text(acked_by, timeout=UPDATE_TIMEOUT_MS)
+        await expect(banner.locator(".banner-hint")).to_have_count(0)
+        await expect(zh_page.locator(".banner .banner-state")).to_contain_text("已确认", timeout=UPDATE_TIMEOUT_MS)
+        await expect(page.locator(".alert.emergency .alert-ack")).to_have_text(acked_by)
         await expect(page.locator("#wall-notice")).to_have_text("")
         await post(
             server, ingest, [wall_event("order_paid", order_id="o-usd", user_id="u-9", amount=30, currency="USD")]
@@ -146,6 +151,7 @@ async def test_the_wall_updates_live_and_an_emergency_shows_a_banner_until_ackno
         )
         await expect(zh_page.locator("#wall-notice")).to_contain_text("USD无汇率", timeout=UPDATE_TIMEOUT_MS)
         await expect(tile(page, "gmv_paid")).to_have_text("¥200"), "never added to GMV as is"
+        await expect(banner).to_be_hidden(timeout=(ACKNOWLEDGED_NEWS_S + 10) * 1000)
         assert await page.evaluate("window.notReloaded") is True, "the page must update without a reload"
         assert errors == [] and zh_errors == []
     finally:

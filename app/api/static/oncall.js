@@ -4,6 +4,9 @@
 // Each alert is read on its own campaign's clock: a live alert by its age on the wall clock, a rehearsal's alert
 // (clock "replay") with a 演练/REHEARSAL badge and the night's time it fired in the campaign's time zone (its
 // fired_at is the night's, weeks ago on the wall clock). The header shows each rehearsed night's clock and phase.
+// Values are live: a "values" frame brings a firing alert's latest value and summary (the ones the wall shows), and
+// each card shows the value now beside the value when it fired. The snapshot brings the alerts resolved in the last
+// minutes, so "Recently resolved" survives a reload; a resolved card says how long its alert lasted.
 "use strict";
 
 const TEXT = {
@@ -12,7 +15,8 @@ const TEXT = {
     emergency: "紧急", warning: "警告", reminder: "提醒", resolved: "最近恢复",
     key_prompt: "值班密钥（operator key）", save_key: "登录", forget_key: "退出登录",
     enable_sound: "开启声音", sound_on: "声音已开启", ack: "确认", silence: "静默 1 小时",
-    acked_by: "已确认：", since: "持续", runbook: "处置", open_wall: "打开大屏",
+    acked_by: "已确认：", since: "持续", lasted: "持续了", runbook: "处置", open_wall: "打开大屏",
+    now: "当前", at_fire: "触发时", at_resolve: "恢复时", unit: { d: "天", h: "小时", m: "分", s: "秒" },
     view_only: "只读（大屏密钥）：登录值班密钥后可确认和静默。", bad_key: "密钥无效或权限不足。",
     ack_done: "已确认。", silence_done: "已静默 1 小时。", failed: "操作失败：",
     none: "暂无", lang: "English",
@@ -24,7 +28,8 @@ const TEXT = {
     emergency: "Emergency", warning: "Warning", reminder: "Reminder", resolved: "Recently resolved",
     key_prompt: "On-call key (operator key)", save_key: "Sign in", forget_key: "Sign out",
     enable_sound: "Enable sound", sound_on: "Sound on", ack: "Acknowledge", silence: "Silence 1 h",
-    acked_by: "Acknowledged by ", since: "for", runbook: "First step", open_wall: "Open wall",
+    acked_by: "Acknowledged by ", since: "for", lasted: "lasted", runbook: "First step", open_wall: "Open wall",
+    now: "now", at_fire: "when it fired", at_resolve: "when it resolved", unit: { d: "d ", h: "h ", m: "m ", s: "s" },
     view_only: "View only (screen key): sign in with an operator key to acknowledge and silence.",
     bad_key: "The key is not valid or lacks the scope.", ack_done: "Acknowledged.",
     silence_done: "Silenced for 1 hour.", failed: "Failed: ", none: "None", lang: "中文",
@@ -57,11 +62,21 @@ function epoch(value) {
   return typeof value === "number" ? value : Date.parse(value) / 1000;
 }
 
+function span(seconds) {
+  // A duration in the page's language, to the second under an hour: 2分36秒 / 2m 36s, 1小时02分 / 1h 02m
+  // (the same as app/core/quantities.py elapsed()).
+  const s = Math.max(0, Math.floor(seconds));
+  const u = t("unit");
+  const pad = (n) => String(n).padStart(2, "0");
+  const two = (a, ua, b, ub) => `${a}${u[ua]}${pad(b)}${u[ub]}`.trim();
+  if (s >= 86400) return `${Math.floor(s / 86400)}${u.d}${Math.floor((s % 86400) / 3600)}${u.h}`.trim();
+  if (s >= 3600) return two(Math.floor(s / 3600), "h", Math.floor((s % 3600) / 60), "m");
+  if (s >= 60) return two(Math.floor(s / 60), "m", s % 60, "s");
+  return `${s}${u.s}`.trim();
+}
+
 function age(seconds) {
-  const s = Math.max(0, Math.floor(Date.now() / 1000 - seconds));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
-  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return span(Date.now() / 1000 - seconds);
 }
 
 function clockTime(seconds, zone) {
@@ -95,11 +110,20 @@ function applyTexts() {
 }
 
 function fields(a) {
-  // What a card shows of an alert, from a snapshot's alert or a transition frame.
+  // What a card shows of an alert, from a snapshot's alert, a stored alert or a transition frame.
   return { id: a.id, severity: a.severity, labels: a.labels, rule: a.rule, values: a.values,
     fired_at: epoch(a.fired_at), clock: a.clock || "live", timezone: a.timezone || "UTC",
     summary_en: a.summary_en, summary_zh: a.summary_zh, runbook_en: a.runbook_en, runbook_zh: a.runbook_zh,
-    link: a.link };
+    link: a.link, reading: a.reading || null };
+}
+
+function stored(a) {
+  // A resolved alert as the store keeps it (the snapshot's "resolved"): kept on the page as long as one seen to
+  // resolve, counted from when it resolved on the wall clock (a rehearsal's resolved_at is its night's).
+  const card = { ...fields(a), resolved_at: epoch(a.resolved_at),
+    gone_at: isRehearsal(a) ? epoch(a.updated_at) : epoch(a.resolved_at) };
+  if (a.ack_by) card.acknowledged = { by: a.ack_by, at: epoch(a.ack_at), comment: a.ack_comment };
+  return card;
 }
 
 function remember(alert) {
@@ -109,7 +133,10 @@ function remember(alert) {
 
 function onSnapshot(frame) {
   alerts.clear();
-  for (const a of frame.alerts) remember({ ...fields(a), acknowledged: a.acknowledged });
+  for (const a of frame.alerts) {
+    remember({ ...fields(a), acknowledged: a.acknowledged, fired_reading: a.fired_reading || null });
+  }
+  for (const a of frame.resolved || []) if (!resolved.has(a.id)) resolved.set(a.id, stored(a));
   nights = frame.clocks || [];
   lastSeq = frame.seq;
   if (unacknowledgedEmergency()) alarm();
@@ -123,20 +150,34 @@ function unacknowledgedEmergency() {
 function onTransition(frame) {
   lastSeq = frame.seq;
   if (frame.kind === "acknowledged") {
-    const a = alerts.get(frame.id);
-    if (a) a.acknowledged = frame.values;
+    // Acknowledgments are on the wall clock, whatever the alert's.
+    const a = alerts.get(frame.id) || resolved.get(frame.id);
+    if (a) a.acknowledged = { ...frame.values, at: epoch(frame.at) };
     return;
   }
   if (frame.kind === "resolved") {
-    const a = alerts.get(frame.id) || fields(frame);
+    const a = alerts.get(frame.id) || { ...fields(frame), fired_reading: null };
     alerts.delete(frame.id);
     // A rehearsal resolves at the night's time: it is kept as long as one the page has just seen resolve.
-    resolved.set(frame.id, { ...a, resolved_at: isRehearsal(a) ? Date.now() / 1000 : epoch(frame.at) });
+    resolved.set(frame.id, { ...a, ...fields(frame), fired_reading: a.fired_reading, acknowledged: a.acknowledged,
+      resolved_at: epoch(frame.at), gone_at: isRehearsal(a) ? Date.now() / 1000 : epoch(frame.at) });
     return;
   }
   const isNew = !alerts.has(frame.id);
-  remember(fields(frame));
+  remember({ ...fields(frame), ...(isNew ? { fired_reading: frame.reading || null } : {}) });
   if (frame.severity === "emergency" && (isNew || frame.kind === "escalated") && !isRehearsal(fields(frame))) alarm();
+}
+
+function onValues(frame) {
+  // The latest values of firing alerts, as the wall shows them now.
+  for (const now of frame.alerts) {
+    const a = alerts.get(now.id);
+    if (a) Object.assign(a, { values: now.values, reading: now.reading, summary_en: now.summary_en, summary_zh: now.summary_zh });
+  }
+}
+
+function readingText(reading) {
+  return reading ? (lang === "zh" ? reading.zh : reading.en) : null;
 }
 
 function alarm() {
@@ -171,6 +212,9 @@ function card(a, isResolved) {
   if (isRehearsal(a)) {
     meta.append(element("span", "rehearsal", t("rehearsal")), ` ${a.rule || ""} · ${labels} · ${t("fired_night")} `);
     meta.append(element("span", "night-time", clockTime(a.fired_at, a.timezone)));
+    if (isResolved) meta.append(` · ${t("lasted")} `, element("span", "lasted", span(a.resolved_at - a.fired_at)));
+  } else if (isResolved) {
+    meta.append(`${a.rule || ""} · ${labels} · ${t("lasted")} `, element("span", "lasted", span(a.resolved_at - a.fired_at)));
   } else {
     meta.append(`${a.rule || ""} · ${labels} · ${t("since")} `);
     const since = element("span", "age", age(a.fired_at));
@@ -178,12 +222,21 @@ function card(a, isResolved) {
     meta.append(since);
   }
   li.append(meta);
-  const values = Object.entries(a.values || {}).filter(([k]) => ["value", "threshold", "expected", "lower", "upper"].includes(k))
-    .map(([k, v]) => `${k}=${typeof v === "number" ? Number(v.toPrecision(4)) : v}`).join(", ");
-  if (values) li.append(element("div", "values", values));
+  const now = readingText(a.reading);
+  const fired = readingText(a.fired_reading);
+  if (now || fired) {
+    const values = element("div", "values");
+    if (now) values.append(`${t(isResolved ? "at_resolve" : "now")} `, element("strong", "value-now", now));
+    if (now && fired) values.append(" · ");
+    if (fired) values.append(`${t("at_fire")} `, element("span", "value-fired", fired));
+    li.append(values);
+  }
   const runbook = lang === "zh" ? a.runbook_zh : a.runbook_en;
   if (runbook) li.append(element("div", "runbook", `${t("runbook")}: ${runbook}`));
-  if (a.acknowledged) li.append(element("div", "ack-by", `${t("acked_by")}${a.acknowledged.by}`));
+  if (a.acknowledged) {
+    const when = a.acknowledged.at ? ` · ${clockTime(a.acknowledged.at, a.timezone)}` : "";
+    li.append(element("div", "ack-by", `${t("acked_by")}${a.acknowledged.by}${when}`));
+  }
   if (!isResolved) {
     const actions = element("div", "actions");
     if (canAct() && !a.acknowledged) {
@@ -225,13 +278,13 @@ function nightLine(night) {
 function render() {
   $("nights").replaceChildren(...nights.map(nightLine));
   const cutoff = Date.now() / 1000 - RESOLVED_KEPT_MS / 1000;
-  for (const [id, a] of resolved) if (a.resolved_at < cutoff) resolved.delete(id);
+  for (const [id, a] of resolved) if (a.gone_at < cutoff) resolved.delete(id);
   for (const severity of SEVERITIES) {
     const list = $(`list-${severity}`);
     const items = [...alerts.values()].filter((a) => a.severity === severity).sort((x, y) => y.fired_at - x.fired_at);
     list.replaceChildren(...(items.length ? items.map((a) => card(a, false)) : [element("li", "empty", t("none"))]));
   }
-  const done = [...resolved.values()].sort((x, y) => y.resolved_at - x.resolved_at);
+  const done = [...resolved.values()].sort((x, y) => y.gone_at - x.gone_at);
   $("list-resolved").replaceChildren(...(done.length ? done.map((a) => card(a, true)) : [element("li", "empty", t("none"))]));
 }
 
@@ -254,6 +307,7 @@ function connect() {
     if (frame.type === "snapshot") onSnapshot(frame);
     else if (frame.type === "transition") onTransition(frame);
     else if (frame.type === "clocks") nights = frame.clocks;
+    else if (frame.type === "values") onValues(frame);
     retryMs = 500;
     setStatus(true);
     render();
