@@ -25,8 +25,9 @@ from dashboard.numbers import age, calendar_date, column, compact, countdown, du
 INVENTORY_ROWS = 6
 """Fewer, larger rows: the room reads six SKUs from across it, and "+N more" says the rest exist."""
 CHANNEL_ROWS = 6
-ALERT_ROWS = 3
-"""The most severe alerts the panel has room for at row size; "+N more alerts" counts the rest."""
+ALERT_ROWS = 2
+"""The most severe alerts the panel has room for at row size (a row holds its severity, acknowledgment, age, and
+a summary with its live value over up to two lines); "+N more alerts" counts the rest, the banner every emergency."""
 MIN_BAR_PCT = 1.5
 """A non-zero count always shows a sliver of bar."""
 ICONS: dict[Severity, str] = {Severity.EMERGENCY: "◆", Severity.WARNING: "▲", Severity.REMINDER: "●"}

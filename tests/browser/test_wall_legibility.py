@@ -148,7 +148,7 @@ async def open_wall(browser: Browser, server: RunningServer, screen: str, lang: 
     page.on("pageerror", lambda error: errors.append(str(error)))
     await page.goto(f"{server.url}/wall/{CAMPAIGN}?token={screen}&lang={lang}")
     await expect(page.locator("html")).to_have_attribute("data-wall", "live", timeout=UPDATE_TIMEOUT_MS)
-    await expect(page.locator("#gmv-curve .scatterlayer .trace").nth(2)).to_be_attached(timeout=CHART_TIMEOUT_MS)
+    await expect(page.locator("#gmv-curve .scatterlayer .trace").nth(1)).to_be_attached(timeout=CHART_TIMEOUT_MS)
     await expect(page.locator("#minute-curve .barlayer .trace")).to_have_count(1, timeout=CHART_TIMEOUT_MS)
     await expect(page.locator(".more").first).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
     return page
