@@ -164,10 +164,12 @@ async def test_the_wall_is_legible_and_uncut_at_three_resolutions_in_both_langua
     server = start_server(dsn, **env)
     SHOTS.mkdir(parents=True, exist_ok=True)
     print(f"wall screenshots: {SHOTS}")
+    pages: dict[str, Page] = {}
     try:
         await post(server, ingest, burst_events(datetime.now(UTC)))
         errors: list[str] = []
-        pages = {lang: await open_wall(browser, server, screen, lang, errors) for lang in LANGUAGES}
+        for lang in LANGUAGES:
+            pages[lang] = await open_wall(browser, server, screen, lang, errors)
         await expect(pages["en"].locator(".alert.warning").first).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
         problems: list[str] = []
         for lang, page in pages.items():
@@ -184,6 +186,8 @@ async def test_the_wall_is_legible_and_uncut_at_three_resolutions_in_both_langua
         assert not problems, "\n".join(problems)
         assert errors == []
     finally:
+        for page in pages.values():
+            await page.context.close()
         server.stop()
 
 
@@ -192,9 +196,11 @@ async def test_4k_is_exactly_twice_1080p(dsn, browser, tmp_path: Path):
     env = {"WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns"))}
     ingest, screen = [await create_key(dsn, scope) for scope in ("ingest", "screen")]
     server = start_server(dsn, **env)
+    opened: list[Page] = []
     try:
         await post(server, ingest, burst_events(datetime.now(UTC)))
         page = await open_wall(browser, server, screen, "en", [])
+        opened.append(page)
         sizes = []
         for width, height in ((1920, 1080), (3840, 2160)):
             await page.set_viewport_size({"width": width, "height": height})
@@ -207,4 +213,6 @@ async def test_4k_is_exactly_twice_1080p(dsn, browser, tmp_path: Path):
             dict.fromkeys(common, 2.0), rel=1e-4
         )
     finally:
+        for page in opened:
+            await page.context.close()
         server.stop()
