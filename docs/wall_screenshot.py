@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from playwright.async_api import async_playwright
 
 from app.campaigns.model import load_file
+from app.core.quantities import calendar_date
 from app.drill.demo import DEMO_CAMPAIGN_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,13 +42,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _night_day() -> str:
-    """The date of the demo's burst in its own time zone, as the wall's header shows it (2026-11-11)."""
+def _night_day(lang: str) -> str:
+    """The date of the demo's burst in its own time zone, as the wall's header shows it (2026年11月11日, 2026-11-11)."""
     campaign = load_file(DEMO_CAMPAIGN_FILE)
-    return campaign.phases.burst.start.astimezone(ZoneInfo(campaign.timezone or "UTC")).date().isoformat()
+    day = campaign.phases.burst.start.astimezone(ZoneInfo(campaign.timezone or "UTC")).date()
+    return calendar_date(day.year, day.month, day.day, lang)
 
 
-async def _photograph(url: str, moment: str) -> None:
+async def _photograph(url: str, moment: str, lang: str) -> None:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = await browser.new_page(viewport={"width": 1920, "height": 1080})
@@ -56,7 +58,7 @@ async def _photograph(url: str, moment: str) -> None:
         await page.wait_for_function(
             "([day, moment]) => { const text = (id) => (document.getElementById(id) || {}).textContent || '';"
             " return text('wall-zone').startsWith(day) && text('wall-clock') >= moment; }",
-            arg=[_night_day(), moment],
+            arg=[_night_day(lang), moment],
             timeout=MOMENT_TIMEOUT_MS,
             polling=200,
         )
@@ -89,7 +91,7 @@ def main() -> None:
                     raise SystemExit("warroom demo stopped before printing the wall URL")
             url = re.search(r"(http://\S+/wall/\S+)", line).group(1) + f"&lang={lang}"  # type: ignore[union-attr]
             time.sleep(5)
-            asyncio.run(_photograph(url, moment))
+            asyncio.run(_photograph(url, moment, lang))
             print(f"saved {OUTPUT}")
         finally:
             demo.send_signal(signal.SIGTERM)
