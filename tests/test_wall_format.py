@@ -190,7 +190,8 @@ def test_the_banner_keeps_an_emergency_until_acknowledged_then_says_who_and_when
     )
 
 
-def test_every_alert_row_says_whether_it_is_acknowledged_and_what_it_fired_at():
+def test_every_alert_row_says_whether_it_is_acknowledged_and_what_it_fired_at(monkeypatch):
+    monkeypatch.setattr(panels, "ALERT_ROWS", 3)  # the rows' content, whatever room the panel has
     readings = (Reading(en="72.6%", zh="72.6%"), Reading(en="93.8%", zh="93.8%"))
     alerts = [
         _alert("1", "emergency", "payments down", 10, None, readings=readings),
