@@ -105,7 +105,8 @@ WARMUP_PROBES = 2
 """Probes posted during the warm-up and not measured: the first paid orders draw new tile content."""
 JITTER = 0.5
 """Each probe is due at ``i * interval`` plus up to this fraction of an interval either way."""
-PAGE_OPEN_TIMEOUT_MS = 60_000
+PAGE_OPEN_TIMEOUT_MS = 180_000
+"""Generous: on two cores the walls already open (and other users' work) slow each new page's load a lot."""
 SETTLE_TIMEOUT_S = 20.0
 """After the last probe, how long every screen gets to show the final count before the missing are counted."""
 SETTLE_POLL_S = 0.5
@@ -375,7 +376,13 @@ async def _run(
     screens: list[Screen] = []
     with step(f"opening {params.screens} wall screens (one browser context each)") as notes:
         for number in range(params.screens):
+            opened = time.perf_counter()
             screens.append(await _open(browser, number, url))
+            print(
+                f"  screen {number + 1}/{params.screens} live in {time.perf_counter() - opened:.1f}s",
+                file=sys.stderr,
+                flush=True,
+            )
         wall_pages = await _await_wall_pages(port, params.screens)
         notes.append(f"the server counts {wall_pages} wall pages")
     for screen in screens:
