@@ -36,7 +36,10 @@ it (a push covering two probes ends both samples).
 A PerformanceObserver (``longtask``, buffered, installed before the page's
 own scripts) records every task over 50 ms in every page: those while the
 load runs are reported (count over 200 ms, the longest); those while the page
-loaded (plotly.js) apart.
+loaded (plotly.js) apart. A long task's duration is wall time, so on a
+crowded machine it also counts the time its renderer waited for a core: a
+Chromium trace of every page's main thread over ``TRACE_S`` in the middle of
+the probes gives each long task's CPU time beside it (``traced_long_tasks``).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from app.campaigns.model import Campaign
@@ -155,6 +159,13 @@ OBSERVE_SCRIPT = """
 """
 """Timestamps every new text of the watched value (the DOM change, then the animation frame that paints it)."""
 PAGE_CLOCK = "() => performance.timeOrigin + performance.now()"
+TRACE_S = 10.0
+"""A Chromium trace this long, from the middle of the probes, tells long tasks' CPU time from their wall time."""
+TRACE_CATEGORIES = ["toplevel"]
+"""Only the scheduler's task events: each carries its wall (``dur``) and thread CPU (``tdur``) time, cheaply."""
+MAIN_THREAD = "CrRendererMain"
+TASK_EVENT = "ThreadControllerImpl::RunTask"
+LONG_TASK_MS = 50.0
 
 
 @dataclass(frozen=True)
@@ -332,6 +343,52 @@ async def _collect(screen: Screen) -> None:
     screen.long_tasks = recorded["longTasks"]
 
 
+class _TraceEvent(msgspec.Struct):
+    name: str = ""
+    ph: str = ""
+    pid: int = 0
+    tid: int = 0
+    dur: float = 0.0
+    tdur: float = 0.0
+    args: dict[str, Any] = {}
+
+
+class _Trace(msgspec.Struct):
+    traceEvents: list[_TraceEvent]  # noqa: N815  # the trace format's own name
+
+
+def traced_long_tasks(trace: bytes) -> dict[str, Any]:
+    """The pages' main-thread tasks over ``LONG_TASK_MS`` of wall time in a Chromium trace, with their CPU time.
+
+    A task that takes 600 ms on the clock but 60 ms of its thread's CPU was
+    waiting for a core (other processes ran), not doing 600 ms of work.
+    """
+    events = msgspec.json.decode(trace, type=_Trace).traceEvents
+    main = {(e.pid, e.tid) for e in events if e.name == "thread_name" and e.args.get("name") == MAIN_THREAD}
+    tasks = [
+        (e.dur / 1000, e.tdur / 1000)
+        for e in events
+        if e.name == TASK_EVENT and e.ph == "X" and (e.pid, e.tid) in main and e.dur / 1000 > LONG_TASK_MS
+    ]
+    return {
+        "renderers": len(main),
+        "tasks_over_50ms": len(tasks),
+        "over_200ms_wall": sum(wall > LONG_TASK_LIMIT_MS for wall, _ in tasks),
+        "over_200ms_cpu": sum(cpu > LONG_TASK_LIMIT_MS for _, cpu in tasks),
+        "max_wall_ms": round(max((wall for wall, _ in tasks), default=0.0), 1),
+        "max_cpu_ms": round(max((cpu for _, cpu in tasks), default=0.0), 1),
+    }
+
+
+async def _trace(browser: Browser, path: Path, after_s: float, seconds: float) -> dict[str, Any]:
+    """Trace every page's scheduler for ``seconds`` from ``after_s`` on; the long tasks found, with the window."""
+    await asyncio.sleep(after_s)
+    await browser.start_tracing(path=str(path), categories=TRACE_CATEGORIES)
+    await asyncio.sleep(seconds)
+    await browser.stop_tracing()
+    return {"window_s": seconds, **traced_long_tasks(await asyncio.to_thread(path.read_bytes))}
+
+
 @dataclass
 class Run:
     """What the measured part produced, for the report."""
@@ -345,6 +402,7 @@ class Run:
     background: dict[str, Any]
     cores: dict[str, float]
     browser_version: str
+    traced: dict[str, Any]
 
 
 async def _measure(params: Parameters, workdir: Path, dsn: str, postmaster: int) -> dict[str, Any]:
@@ -356,7 +414,9 @@ async def _measure(params: Parameters, workdir: Path, dsn: str, postmaster: int)
         meter.server_pids = frozenset({server.pid})
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            run = await _run(params, campaign, server.port, server.pid, ingest_token, screen_token, browser, meter)
+            run = await _run(
+                params, workdir, campaign, server.port, server.pid, ingest_token, screen_token, browser, meter
+            )
         finally:
             await browser.close()
     return _report(params, run, machine)
@@ -364,6 +424,7 @@ async def _measure(params: Parameters, workdir: Path, dsn: str, postmaster: int)
 
 async def _run(
     params: Parameters,
+    workdir: Path,
     campaign: Campaign,
     port: int,
     server_pid: int,
@@ -401,6 +462,7 @@ async def _run(
         else None
     )
     rng = random.Random(SEED)
+    tracing: asyncio.Task[dict[str, Any]] | None = None
     try:
         with step(f"{WARMUP_S:g}s of background load at {params.rate:,.0f} events/s, {WARMUP_PROBES} warm-up probes"):
             for probe in warmup:
@@ -412,6 +474,10 @@ async def _run(
         with step(label) as notes:
             before, started, browser_before = meter.sample(), time.perf_counter(), _browser_cpu(server_pid)
             begin = time.perf_counter()
+            trace_s = min(TRACE_S, params.seconds / 2)
+            tracing = asyncio.create_task(
+                _trace(browser, workdir / "trace.json", (params.seconds - trace_s) / 2, trace_s)
+            )
             for index, probe in enumerate(probes):
                 due = begin + (index + rng.uniform(-JITTER, JITTER) + 0.5) * interval
                 if (delay := due - time.perf_counter()) > 0:
@@ -420,10 +486,13 @@ async def _run(
                 if (index + 1) % max(1, params.probes // 10) == 0:
                     print(f"  probe {index + 1}/{params.probes}", file=sys.stderr, flush=True)
             await _shown_everywhere(screens, compact(probes[-1].count, LANG), SETTLE_TIMEOUT_S)
+            traced = await tracing
             after, elapsed, browser_after = meter.sample(), time.perf_counter() - started, _browser_cpu(server_pid)
             notes.append("every screen shows the last probe")
         load_end = time.time()
     finally:
+        if tracing is not None and not tracing.done():
+            tracing.cancel()
         stop.set()
         sent = (await asyncio.gather(load, return_exceptions=True))[0] if load is not None else None
         background.close()
@@ -448,7 +517,7 @@ async def _run(
     version = browser.version
     for screen in screens:
         await screen.context.close()
-    return Run(screens, probes, wall_pages, wall_pages_after, load_start, load_end, stats, cores, version)
+    return Run(screens, probes, wall_pages, wall_pages_after, load_start, load_end, stats, cores, version, traced)
 
 
 def _browser_cpu(server_pid: int) -> float:
@@ -524,6 +593,7 @@ def _report(params: Parameters, run: Run, machine: dict[str, Any]) -> dict[str, 
         "long_task_max_ms": round(max(during_all), 1) if during_all else None,
         "long_tasks_at_page_load_over_200ms": sum(d > LONG_TASK_LIMIT_MS for d in at_load_all),
         "long_task_max_at_page_load_ms": round(max(at_load_all), 1) if at_load_all else None,
+        "traced_long_tasks": run.traced,
         "clock_skew_ms_max": round(max(abs(s) for screen in run.screens for s in screen.skews_ms), 2),
         "per_screen": per_screen,
         "cpu_cores": run.cores,
@@ -585,6 +655,11 @@ def _table(report: dict[str, Any]) -> str:
         f"{'met' if t['long_tasks_met'] else 'MISSED'}); while pages loaded: "
         f"{report['long_tasks_at_page_load_over_200ms']} over 200 ms, "
         f"longest {report['long_task_max_at_page_load_ms']} ms",
+        f"traced {report['traced_long_tasks']['window_s']:g}s of every page's main thread: "
+        f"{report['traced_long_tasks']['over_200ms_wall']} tasks over 200 ms on the clock, "
+        f"{report['traced_long_tasks']['over_200ms_cpu']} over 200 ms of CPU (longest "
+        f"{report['traced_long_tasks']['max_wall_ms']} ms on the clock, {report['traced_long_tasks']['max_cpu_ms']} "
+        "ms of CPU)",
         "cores: " + ", ".join(f"{k} {v:.2f}" for k, v in cores.items()),
         "",
         "screen  samples  p50 ms  p95 ms  max ms  long>200ms  longest ms",
