@@ -126,5 +126,8 @@ def test_bench_wall_times_the_value_on_every_screen() -> None:
     assert report["events_per_s"] > 0 and report["background_events"] > 0
     assert report["long_tasks_over_200ms"] >= 0 and report["long_tasks_over_50ms"] >= report["long_tasks_over_200ms"]
     assert report["cpu_cores"]["browser"] > 0
+    traced = report["traced_long_tasks"]
+    assert traced["renderers"] >= 2, "every screen renders in its own process"
+    assert traced["over_200ms_cpu"] <= traced["over_200ms_wall"] <= traced["tasks_over_50ms"]
     assert {"p95_met", "long_tasks_met", "at_target_load"} <= set(report["targets"])
     assert not report["targets"]["at_target_load"]
