@@ -158,6 +158,18 @@ OBSERVE_SCRIPT = """
 }
 """
 """Timestamps every new text of the watched value (the DOM change, then the animation frame that paints it)."""
+READY_SELECTORS = ['html[data-wall="live"]', VALUE_SELECTOR, CHART_SELECTOR]
+READY_SCRIPT = "(selectors) => selectors.every((selector) => document.querySelector(selector) !== null)"
+"""Polled from here rather than with Playwright's waits, which poll on animation frames: with many 1080p pages
+sharing two cores a page's frames can starve for minutes while its scripts still run."""
+ALERTS_SCRIPT = """
+() => ({
+  alerts: document.querySelectorAll("#alerts-body [data-alert]").length,
+  banner: !document.getElementById("alert-banner").classList.contains("hidden"),
+  stale: document.documentElement.dataset.wall !== "live",
+})
+"""
+"""What else the page showed at the end: the alert rows, whether the (pulsing) emergency banner was up, stale or not."""
 PAGE_CLOCK = "() => performance.timeOrigin + performance.now()"
 TRACE_S = 10.0
 """A Chromium trace this long, from the middle of the probes, tells long tasks' CPU time from their wall time."""
@@ -206,6 +218,7 @@ class Screen:
     skews_ms: list[float] = field(default_factory=list)
     changes: list[list[Any]] = field(default_factory=list)
     long_tasks: list[list[float]] = field(default_factory=list)
+    at_end: dict[str, Any] = field(default_factory=dict)
 
 
 def expected_texts(total: int) -> dict[str, int]:
@@ -266,9 +279,12 @@ async def _open(browser: Browser, number: int, url: str) -> Screen:
     page = await context.new_page()
     page.set_default_timeout(PAGE_OPEN_TIMEOUT_MS)
     await page.goto(url, wait_until="domcontentloaded")
-    await page.wait_for_selector('html[data-wall="live"]', state="attached")
-    await page.wait_for_selector(VALUE_SELECTOR, state="attached")
-    await page.wait_for_selector(CHART_SELECTOR, state="attached")
+    for _ in range(math.ceil(PAGE_OPEN_TIMEOUT_MS / 1000 / SETTLE_POLL_S)):
+        if await page.evaluate(READY_SCRIPT, READY_SELECTORS):
+            break
+        await asyncio.sleep(SETTLE_POLL_S)
+    else:
+        raise BenchError(f"screen {number + 1} was not live within {PAGE_OPEN_TIMEOUT_MS / 1000:g}s")
     await page.evaluate(OBSERVE_SCRIPT, [OBSERVED_ID, VALUE_SELECTOR])
     return Screen(number, context, page)
 
@@ -341,6 +357,7 @@ async def _collect(screen: Screen) -> None:
         raise BenchError(f"screen {screen.number} reloaded during the run (its watchdog saw no pushes)")
     screen.changes = recorded["changes"]
     screen.long_tasks = recorded["longTasks"]
+    screen.at_end = await screen.page.evaluate(ALERTS_SCRIPT)
 
 
 class _TraceEvent(msgspec.Struct):
@@ -562,6 +579,7 @@ def _report(params: Parameters, run: Run, machine: dict[str, Any]) -> dict[str, 
                 "long_tasks_over_200ms": sum(d > LONG_TASK_LIMIT_MS for d in during),
                 "long_task_max_ms": round(max(during), 1) if during else None,
                 "clock_skew_ms": [round(s, 2) for s in screen.skews_ms],
+                "at_end": screen.at_end,
             }
         )
     p95 = percentile_ms(dom, 95)
@@ -594,6 +612,9 @@ def _report(params: Parameters, run: Run, machine: dict[str, Any]) -> dict[str, 
         "long_tasks_at_page_load_over_200ms": sum(d > LONG_TASK_LIMIT_MS for d in at_load_all),
         "long_task_max_at_page_load_ms": round(max(at_load_all), 1) if at_load_all else None,
         "traced_long_tasks": run.traced,
+        "alerts_shown_at_end": max((s.at_end["alerts"] for s in run.screens), default=0),
+        "emergency_banner_screens": sum(s.at_end["banner"] for s in run.screens),
+        "stale_screens_at_end": sum(s.at_end["stale"] for s in run.screens),
         "clock_skew_ms_max": round(max(abs(s) for screen in run.screens for s in screen.skews_ms), 2),
         "per_screen": per_screen,
         "cpu_cores": run.cores,
