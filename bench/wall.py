@@ -115,6 +115,7 @@ SETTLE_TIMEOUT_S = 20.0
 """After the last probe, how long every screen gets to show the final count before the missing are counted."""
 SETTLE_POLL_S = 0.5
 GAUGE_TIMEOUT_S = 10.0
+EVALUATE_TIMEOUT_S = 60.0
 GAUGE = b"warroom_wall_pages "
 CLOCK_TRIES = 5
 LONG_TASK_LIMIT_MS = 200.0
@@ -259,12 +260,23 @@ def match(changes: list[list[Any]], probes: list[Probe], texts: dict[str, int]) 
     return samples
 
 
+async def answer(page: Page, script: str, arg: Any = None) -> Any:
+    """``page.evaluate`` within ``EVALUATE_TIMEOUT_S``: a BenchError naming the page rather than a silent hang."""
+    try:
+        async with asyncio.timeout(EVALUATE_TIMEOUT_S):
+            return await page.evaluate(script, arg)
+    except TimeoutError:
+        raise BenchError(
+            f"the wall page {page.url.split('?', 1)[0]} did not answer within {EVALUATE_TIMEOUT_S:g}s"
+        ) from None
+
+
 async def _page_skew_ms(page: Page) -> float:
     """Page clock minus this process's clock, from the quickest of a few round trips (error: half of it)."""
     best: tuple[float, float] | None = None
     for _ in range(CLOCK_TRIES):
         before = time.time()
-        page_ms = await page.evaluate(PAGE_CLOCK)
+        page_ms = await answer(page, PAGE_CLOCK)
         after = time.time()
         if best is None or after - before < best[0]:
             best = (after - before, page_ms - (before + after) / 2 * 1000)
@@ -280,12 +292,12 @@ async def _open(browser: Browser, number: int, url: str) -> Screen:
     page.set_default_timeout(PAGE_OPEN_TIMEOUT_MS)
     await page.goto(url, wait_until="domcontentloaded")
     for _ in range(math.ceil(PAGE_OPEN_TIMEOUT_MS / 1000 / SETTLE_POLL_S)):
-        if await page.evaluate(READY_SCRIPT, READY_SELECTORS):
+        if await answer(page, READY_SCRIPT, READY_SELECTORS):
             break
         await asyncio.sleep(SETTLE_POLL_S)
     else:
         raise BenchError(f"screen {number + 1} was not live within {PAGE_OPEN_TIMEOUT_MS / 1000:g}s")
-    await page.evaluate(OBSERVE_SCRIPT, [OBSERVED_ID, VALUE_SELECTOR])
+    await answer(page, OBSERVE_SCRIPT, [OBSERVED_ID, VALUE_SELECTOR])
     return Screen(number, context, page)
 
 
@@ -345,19 +357,19 @@ async def _shown_everywhere(screens: list[Screen], text: str, timeout_s: float) 
     deadline = time.monotonic() + timeout_s
     pending = list(screens)
     while pending and time.monotonic() < deadline:
-        shown = await asyncio.gather(*(s.page.evaluate("() => window.__wallBench.last") for s in pending))
+        shown = await asyncio.gather(*(answer(s.page, "() => window.__wallBench.last") for s in pending))
         pending = [s for s, last in zip(pending, shown, strict=True) if last != text]
         if pending:
             await asyncio.sleep(SETTLE_POLL_S)
 
 
 async def _collect(screen: Screen) -> None:
-    recorded = await screen.page.evaluate("() => window.__wallBench")
+    recorded = await answer(screen.page, "() => window.__wallBench")
     if not recorded["observing"]:
         raise BenchError(f"screen {screen.number} reloaded during the run (its watchdog saw no pushes)")
     screen.changes = recorded["changes"]
     screen.long_tasks = recorded["longTasks"]
-    screen.at_end = await screen.page.evaluate(ALERTS_SCRIPT)
+    screen.at_end = await answer(screen.page, ALERTS_SCRIPT)
 
 
 class _TraceEvent(msgspec.Struct):
