@@ -60,6 +60,7 @@ from typing import Any
 
 import msgspec
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Error as PlaywrightError
 
 from app.campaigns.model import Campaign
 from bench import harness, loadclient
@@ -216,6 +217,7 @@ class Screen:
     number: int
     context: BrowserContext
     page: Page
+    reloads_while_opening: int
     skews_ms: list[float] = field(default_factory=list)
     changes: list[list[Any]] = field(default_factory=list)
     long_tasks: list[list[float]] = field(default_factory=list)
@@ -290,15 +292,19 @@ async def _open(browser: Browser, number: int, url: str) -> Screen:
     await context.add_init_script(INIT_SCRIPT)
     page = await context.new_page()
     page.set_default_timeout(PAGE_OPEN_TIMEOUT_MS)
+    reloads = 0
     await page.goto(url, wait_until="domcontentloaded")
     for _ in range(math.ceil(PAGE_OPEN_TIMEOUT_MS / 1000 / SETTLE_POLL_S)):
-        if await answer(page, READY_SCRIPT, READY_SELECTORS):
-            break
+        try:
+            if await answer(page, READY_SCRIPT, READY_SELECTORS):
+                break
+        except PlaywrightError:  # the page's watchdog reloaded it: no heartbeat for 35 s while it loaded
+            reloads += 1
         await asyncio.sleep(SETTLE_POLL_S)
     else:
         raise BenchError(f"screen {number + 1} was not live within {PAGE_OPEN_TIMEOUT_MS / 1000:g}s")
     await answer(page, OBSERVE_SCRIPT, [OBSERVED_ID, VALUE_SELECTOR])
-    return Screen(number, context, page)
+    return Screen(number, context, page, reloads)
 
 
 async def _wall_pages(port: int) -> int:
@@ -592,6 +598,7 @@ def _report(params: Parameters, run: Run, machine: dict[str, Any]) -> dict[str, 
                 "long_task_max_ms": round(max(during), 1) if during else None,
                 "clock_skew_ms": [round(s, 2) for s in screen.skews_ms],
                 "at_end": screen.at_end,
+                "reloads_while_opening": screen.reloads_while_opening,
             }
         )
     p95 = percentile_ms(dom, 95)
@@ -626,6 +633,7 @@ def _report(params: Parameters, run: Run, machine: dict[str, Any]) -> dict[str, 
         "traced_long_tasks": run.traced,
         "alerts_shown_at_end": max((s.at_end["alerts"] for s in run.screens), default=0),
         "emergency_banner_screens": sum(s.at_end["banner"] for s in run.screens),
+        "reloads_while_opening": sum(s.reloads_while_opening for s in run.screens),
         "stale_screens_at_end": sum(s.at_end["stale"] for s in run.screens),
         "clock_skew_ms_max": round(max(abs(s) for screen in run.screens for s in screen.skews_ms), 2),
         "per_screen": per_screen,
