@@ -350,12 +350,18 @@ def probe_body(campaign: Campaign, number: int) -> bytes:
     return json.dumps({"events": [event]}).encode()
 
 
-async def _post_probe(connection: loadclient.Connection, token: str, campaign: Campaign, probe: Probe) -> None:
+async def _post_probe(port: int, token: str, campaign: Campaign, probe: Probe) -> None:
+    """POST one probe on a connection of its own (an idle keep-alive one is closed by the server after 5 s),
+    stamped once the connection is open, so only the request itself is timed."""
     body = probe_body(campaign, probe.count)
-    probe.sent = time.time()
-    if await post_events(connection, token, body) != 1:
-        raise BenchError(f"probe {probe.count} was not accepted")
-    probe.answered = time.time()
+    connection = await loadclient.Connection.open(port)
+    try:
+        probe.sent = time.time()
+        if await post_events(connection, token, body) != 1:
+            raise BenchError(f"probe {probe.count} was not accepted")
+        probe.answered = time.time()
+    finally:
+        connection.close()
 
 
 async def _shown_everywhere(screens: list[Screen], text: str, timeout_s: float) -> None:
@@ -485,7 +491,6 @@ async def _run(
         screen.skews_ms.append(await _page_skew_ms(screen.page))
     warmup = [Probe(count) for count in range(1, WARMUP_PROBES + 1)]
     probes = [Probe(WARMUP_PROBES + number) for number in range(1, params.probes + 1)]
-    probe_connection = await loadclient.Connection.open(port)
     background = await loadclient.Connection.open(port)
     stop = asyncio.Event()
     source = DemoEvents(campaign, "wall-load", SEED, BACKGROUND_WEIGHTS)
@@ -501,7 +506,7 @@ async def _run(
     try:
         with step(f"{WARMUP_S:g}s of background load at {params.rate:,.0f} events/s, {WARMUP_PROBES} warm-up probes"):
             for probe in warmup:
-                await _post_probe(probe_connection, ingest_token, campaign, probe)
+                await _post_probe(port, ingest_token, campaign, probe)
                 await asyncio.sleep(WARMUP_S / WARMUP_PROBES)
             await _shown_everywhere(screens, compact(WARMUP_PROBES, LANG), SETTLE_TIMEOUT_S)
         interval = params.seconds / params.probes
@@ -517,7 +522,7 @@ async def _run(
                 due = begin + (index + rng.uniform(-JITTER, JITTER) + 0.5) * interval
                 if (delay := due - time.perf_counter()) > 0:
                     await asyncio.sleep(delay)
-                await _post_probe(probe_connection, ingest_token, campaign, probe)
+                await _post_probe(port, ingest_token, campaign, probe)
                 if (index + 1) % max(1, params.probes // 10) == 0:
                     print(f"  probe {index + 1}/{params.probes}", file=sys.stderr, flush=True)
             await _shown_everywhere(screens, compact(probes[-1].count, LANG), SETTLE_TIMEOUT_S)
@@ -531,7 +536,6 @@ async def _run(
         stop.set()
         sent = (await asyncio.gather(load, return_exceptions=True))[0] if load is not None else None
         background.close()
-        probe_connection.close()
     if isinstance(sent, BaseException):
         raise sent
     wall_pages_after = await _wall_pages(port)
