@@ -122,7 +122,9 @@ def test_bench_wall_times_the_value_on_every_screen() -> None:
     assert report["screen_latency_max_ms"] < 20_000
     assert report["frame_latency_p50_ms"] >= report["screen_latency_p50_ms"], "painted after the DOM changed"
     assert [s["samples"] for s in report["per_screen"]] == [20, 20]
-    assert report["clock_skew_ms_max"] < 50, "the pages' clock and the benchmark's are the same system clock"
+    assert report["clock_skew_ms_max"] <= report["clock_check_bound_ms_max"] + 1, (
+        "the pages' clock and the benchmark's are the same system clock, to within the time it takes to read it"
+    )
     assert report["events_per_s"] > 0 and report["background_events"] > 0
     assert report["long_tasks_over_200ms"] >= 0 and report["long_tasks_over_50ms"] >= report["long_tasks_over_200ms"]
     assert report["cpu_cores"]["browser"] > 0
