@@ -9,15 +9,27 @@ from dashboard.i18n import Language
 
 SECTION_TITLES = {
     "gmv": "gmv_curve",
+    "minute": "per_minute",
     "funnel": "funnel",
     "inventory": "inventory",
     "channels": "channels",
     "alerts": "alerts",
 }
+REFERENCE_SIZE = {"width": "calc(100% / var(--scale))", "height": "calc(100% / var(--scale))"}
+"""The chart's own size: its frame's at the 1920×1080 reference (dcc.Graph sets an inline height, so it goes here)."""
 GRAPH_CONFIG: dcc.Graph.Config = {"displayModeBar": False, "responsive": True, "staticPlot": False}
 
 
-def _section(name: str, body: html.Div | dcc.Graph, lang: Language) -> html.Section:
+def _graph(graph_id: str) -> html.Div:
+    """A chart drawn at the 1920×1080 reference size inside a frame the page scales with the viewport (wall.css):
+    plotly.js sizes text in px and cannot read CSS, so its ticks, legend and markers scale with the panels only so.
+    """
+    return html.Div(
+        dcc.Graph(id=graph_id, config=GRAPH_CONFIG, className="graph", style=REFERENCE_SIZE), className="graph-frame"
+    )
+
+
+def _section(name: str, body: html.Div, lang: Language) -> html.Section:
     """A titled panel; ``name`` is its anchor, which alert links point at (``/wall/<campaign>#inventory``)."""
     return html.Section(
         [html.H2(i18n.text(SECTION_TITLES[name], lang), id=f"title-{name}", className="panel-title"), body],
@@ -57,7 +69,8 @@ def build(lang: Language) -> html.Div:
             html.Div(id="kpi-tiles", className="kpis"),
             html.Div(
                 [
-                    _section("gmv", dcc.Graph(id="gmv-curve", config=GRAPH_CONFIG, className="graph"), lang),
+                    _section("gmv", _graph("gmv-curve"), lang),
+                    _section("minute", _graph("minute-curve"), lang),
                     _section("funnel", html.Div(id="funnel-body", className="funnel"), lang),
                     _section("inventory", html.Div(id="inventory-body", className="inventory"), lang),
                     _section("channels", html.Div(id="channels-body", className="channels"), lang),

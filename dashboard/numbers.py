@@ -104,3 +104,12 @@ def age(seconds: float, lang: str) -> str:
     if total < 3600:
         return f"{total // 60}分钟" if lang == "zh" else f"{total // 60}m"
     return f"{total // 3600}小时{total % 3600 // 60}分" if lang == "zh" else f"{total // 3600}h {total % 3600 // 60}m"
+
+
+def axis_tick(value: float, lang: str, currency: str | None = None) -> str:
+    """A round gridline value, as short as it goes: 50万 · 1.5亿 (zh), 500K · 1.5M (en), with the currency's symbol."""
+    units = ZH_UNITS if lang == "zh" else EN_UNITS
+    size, suffix = next(((s, u) for s, u in units if abs(value) >= s), (1.0, ""))
+    digits = f"{value / size:,.2f}".rstrip("0").rstrip(".")
+    symbol = CURRENCY_SYMBOLS.get(currency or "", "")
+    return f"{symbol}{digits}{suffix}"

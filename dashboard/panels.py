@@ -22,9 +22,11 @@ from dashboard.i18n import Language
 from dashboard.kpis import Tile
 from dashboard.numbers import age, compact, countdown, duration, money, percent
 
-INVENTORY_ROWS = 8
+INVENTORY_ROWS = 6
+"""Fewer, larger rows: the room reads six SKUs from across it, and "+N more" says the rest exist."""
 CHANNEL_ROWS = 6
-ALERT_ROWS = 8
+ALERT_ROWS = 3
+"""The most severe alerts the panel has room for at row size; "+N more alerts" counts the rest."""
 MIN_BAR_PCT = 1.5
 """A non-zero count always shows a sliver of bar."""
 ICONS: dict[Severity, str] = {Severity.EMERGENCY: "◆", Severity.WARNING: "▲", Severity.REMINDER: "●"}
@@ -156,39 +158,45 @@ def _sku_name(row: SkuRow, lang: Language) -> str:
     return (row.name_zh if lang == "zh" else None) or row.name or row.sku
 
 
-def inventory(snapshot: Snapshot, lang: Language) -> list[html.Div]:
-    """Sold-out and oversold SKUs first (highlighted), then the hot SKUs soonest to sell out, with stock bars."""
-    rows = [r for r in snapshot.skus if r.on_hand is not None]
-    out_of_stock = [r for r in rows if r.sold_out]
-    selling = [r for r in rows if not r.sold_out]
-    out: list[html.Div] = []
-    for kind, chosen in (
-        ("oversold", [r for r in out_of_stock if r.oversold]),
-        ("sold_out", [r for r in out_of_stock if not r.oversold]),
-    ):
-        if chosen:
-            out.append(
-                html.Div(
-                    [html.Span(i18n.text(kind, lang), className="chip-label")]
-                    + [
-                        html.Span(
-                            f"{_sku_name(r, lang)} ({r.on_hand})" if kind == "oversold" else _sku_name(r, lang),
-                            className="chip",
-                            **_data(sku=r.sku),
-                        )
-                        for r in chosen
-                    ],
-                    className=f"stock-list {kind.replace('_', '-')}",
-                )
-            )
-    header_row = html.Div(
-        [html.Div(i18n.text(k, lang), className=f"col-{k}") for k in ("sku", "on_hand", "sell_rate", "eta")],
-        className="sku-row sku-head",
+URGENCY = ("oversold", "sold-out", "critical", "low", "ok")
+"""Stock levels, most urgent first: the order the inventory panel lists SKUs in."""
+
+
+def by_urgency(rows: list[SkuRow]) -> list[SkuRow]:
+    """Oversold, sold out, below safety stock, below the warning level, then the rest; soonest to sell out first."""
+    return sorted(
+        rows,
+        key=lambda r: (
+            URGENCY.index(_stock_level(r)),
+            r.sell_out_eta_min if r.sell_out_eta_min is not None else float("inf"),
+            -(r.sell_rate_per_min or 0),
+        ),
     )
-    out.append(header_row)
-    for r in selling[:INVENTORY_ROWS]:
+
+
+def _eta(row: SkuRow, lang: Language) -> str:
+    if row.oversold:
+        return f"{i18n.text('oversold', lang)} {row.on_hand}"
+    if row.sold_out:
+        return i18n.text("sold_out", lang)
+    return duration(row.sell_out_eta_min, lang)
+
+
+def inventory(snapshot: Snapshot, lang: Language) -> list[html.Div]:
+    """The INVENTORY_ROWS most urgent SKUs with stock bars (oversold and sold out first, highlighted, then the
+    hot SKUs soonest to sell out), and how many more there are."""
+    rows = by_urgency([r for r in snapshot.skus if r.on_hand is not None])
+    if not rows:
+        return [html.Div(i18n.text("no_data", lang), className="empty")]
+    out = [
+        html.Div(
+            [html.Div(i18n.text(k, lang), className=f"col-{k}") for k in ("sku", "on_hand", "eta")],
+            className="sku-row sku-head",
+        )
+    ]
+    for r in rows[:INVENTORY_ROWS]:
         on_hand = r.on_hand or 0
-        scale = (on_hand + (r.units_sold or 0)) or 1
+        scale = (max(on_hand, 0) + (r.units_sold or 0)) or 1
         level = _stock_level(r)
         markers = [
             html.Div(className=f"marker {name}", style={"left": f"{min(100.0, level_at / scale * 100):.1f}%"})
@@ -200,23 +208,26 @@ def inventory(snapshot: Snapshot, lang: Language) -> list[html.Div]:
                 [
                     html.Div(_sku_name(r, lang), className="col-sku"),
                     html.Div(
-                        [_bar(on_hand / scale * 100, level), *markers, html.Span(compact(on_hand, lang))],
+                        [
+                            html.Div([_bar(on_hand / scale * 100, level), *markers], className="stock-bar"),
+                            html.Span(compact(on_hand, lang)),
+                        ],
                         className="col-on_hand stock",
                     ),
-                    html.Div(f"{r.sell_rate_per_min or 0:,.1f}", className="col-sell_rate"),
-                    html.Div(duration(r.sell_out_eta_min, lang), className="col-eta"),
+                    html.Div(_eta(r, lang), className="col-eta"),
                 ],
                 className=f"sku-row {level}",
                 **_data(sku=r.sku, on_hand=str(r.on_hand)),
             )
         )
-    if not rows:
-        out.append(html.Div(i18n.text("no_data", lang), className="empty"))
+    if len(rows) > INVENTORY_ROWS:
+        more = i18n.text("more_skus", lang, count=str(len(rows) - INVENTORY_ROWS))
+        out.append(html.Div(more, className="more"))
     return out
 
 
 def channels(snapshot: Snapshot, lang: Language) -> list[html.Div]:
-    """Paid GMV per channel (share bar, amount) and its conversion rate, largest first."""
+    """Paid GMV per channel (a bar for its share, the amount) and its conversion rate, largest first."""
     rows = snapshot.channels
     total = sum(c.gmv_paid for c in rows) or 1
     currency = snapshot.currency
@@ -228,7 +239,6 @@ def channels(snapshot: Snapshot, lang: Language) -> list[html.Div]:
                 html.Div(i18n.channel(c.channel, lang), className="channel-name"),
                 _bar(c.gmv_paid / total * 100),
                 html.Div(money(c.gmv_paid, currency, lang), className="channel-gmv"),
-                html.Div(percent(c.gmv_paid / total, 0), className="channel-share"),
                 html.Div(percent(c.conversion_rate, 2), className="channel-cr"),
             ],
             className="channel-row",
@@ -272,7 +282,13 @@ def alert_feed(alerts: list[LiveAlert], now: float, wall: float, lang: Language)
             **_data(alert=a.id),
         )
         for a in ordered(alerts)[:ALERT_ROWS]
-    ]
+    ] + _more_alerts(len(alerts), lang)
+
+
+def _more_alerts(count: int, lang: Language) -> list[html.Div]:
+    if count <= ALERT_ROWS:
+        return []
+    return [html.Div(i18n.text("more_alerts", lang, count=str(count - ALERT_ROWS)), className="more")]
 
 
 def _at(alert: LiveAlert, now: float, wall: float) -> float:

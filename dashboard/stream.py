@@ -25,7 +25,7 @@ from app.core.telemetry import WALL_PAGES
 from app.metrics.live import LiveMetrics
 from app.metrics.snapshot import Snapshot
 from dashboard import curve as curve_math
-from dashboard import i18n, panels
+from dashboard import i18n, minute, panels
 from dashboard.access import WALL_PATH
 from dashboard.i18n import Language
 from dashboard.kpis import tiles
@@ -123,13 +123,17 @@ class WallPush:
         self.send("alert-banner", "children", banner)
         self.send("alert-banner", "className", banner_class)
         if time.monotonic() - self.curve_at >= CURVE_INTERVAL_S:
-            self.draw_curve(snapshot, now)
+            self.draw_curve(snapshot, now, wall, alerts)
+            self.send(
+                "minute-curve", "figure", minute.figure(self.metrics.engine, self.page.campaign, now, lang, alerts)
+            )
         self.beats += 1
         set_props("wall-heartbeat", {"children": str(self.beats)})
 
-    def draw_curve(self, snapshot: Snapshot, now: float) -> None:
+    def draw_curve(self, snapshot: Snapshot, now: float, wall: float, alerts: list[LiveAlert]) -> None:
         engine = self.metrics.engine
-        current = curve_math.gmv_curve(engine, self.page.campaign, now, float(snapshot.totals.gmv_paid))
+        gmv = float(snapshot.totals.gmv_paid)
+        current = curve_math.gmv_curve(engine, self.page.campaign, now, gmv, self.page.lang, wall, alerts)
         patch = curve_math.update(self.curve, current) if time.monotonic() - self.redrawn_at < CURVE_REDRAW_S else None
         if patch is None:
             set_props("gmv-curve", {"figure": curve_math.figure(current, self.page.lang)})

@@ -1,6 +1,7 @@
-"""Take docs/wall.png: run `warroom demo` (drill included) in a scratch data directory, then photograph the wall.
+"""Take docs/wall.png: run `warroom demo` (drill included) in a scratch data directory, then photograph the wall
+at 1920×1080 when the night's clock (the wall's header) reaches a given moment, however fast this machine replays.
 
-Usage: .venv/bin/python docs/wall_screenshot.py [seconds into the drill, default 50] [zh|en]
+Usage: .venv/bin/python docs/wall_screenshot.py [night's time, default 00:29:30] [zh|en]
 """
 
 from __future__ import annotations
@@ -15,14 +16,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from playwright.async_api import async_playwright
 
+from app.campaigns.model import load_file
+from app.drill.demo import DEMO_CAMPAIGN_FILE
+
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "wall.png"
-DEFAULT_WAIT_S = 50.0
-"""The drill reaches midnight about 20 s after start and the payment outage (00:28 of the night) about 48 s after:
-at 50 s the burst, last year's comparison and an emergency are all on screen."""
+DEFAULT_MOMENT = "00:29:30"
+"""Half a minute after the payment outage (00:28 of the night) begins: the burst, last year's comparison, the
+per-minute drop and an emergency are all on screen."""
+MOMENT_TIMEOUT_MS = 600_000
+SETTLE_S = 2.0
+"""After the moment, time for the charts' next push."""
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 
@@ -33,18 +41,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _photograph(url: str, wait_s: float) -> None:
+def _night_day() -> str:
+    """The date of the demo's burst in its own time zone, as the wall's header shows it (2026-11-11)."""
+    campaign = load_file(DEMO_CAMPAIGN_FILE)
+    return campaign.phases.burst.start.astimezone(ZoneInfo(campaign.timezone or "UTC")).date().isoformat()
+
+
+async def _photograph(url: str, moment: str) -> None:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = await browser.new_page(viewport={"width": 1920, "height": 1080})
         await page.goto(url)
-        await asyncio.sleep(wait_s)
-        await page.screenshot(path=str(OUTPUT))
+        # Before the drill's first watermark the wall runs on the server's clock: wait for the night's date too.
+        await page.wait_for_function(
+            "([day, moment]) => { const text = (id) => (document.getElementById(id) || {}).textContent || '';"
+            " return text('wall-zone').startsWith(day) && text('wall-clock') >= moment; }",
+            arg=[_night_day(), moment],
+            timeout=MOMENT_TIMEOUT_MS,
+            polling=200,
+        )
+        await asyncio.sleep(SETTLE_S)
+        await page.screenshot(path=str(OUTPUT), animations="disabled")
         await browser.close()
 
 
 def main() -> None:
-    wait_s = float(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_WAIT_S
+    moment = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_MOMENT
     lang = sys.argv[2] if len(sys.argv) > 2 else "zh"
     port = _free_port()
     with tempfile.TemporaryDirectory() as data:
@@ -67,7 +89,7 @@ def main() -> None:
                     raise SystemExit("warroom demo stopped before printing the wall URL")
             url = re.search(r"(http://\S+/wall/\S+)", line).group(1) + f"&lang={lang}"  # type: ignore[union-attr]
             time.sleep(5)
-            asyncio.run(_photograph(url, wait_s))
+            asyncio.run(_photograph(url, moment))
             print(f"saved {OUTPUT}")
         finally:
             demo.send_signal(signal.SIGTERM)

@@ -573,6 +573,10 @@ class Engine:
         definition = self.campaigns.get(baseline or "")
         return definition is not None and self.reached(definition.id, definition.end.timestamp(), wall)
 
+    def baseline_loaded(self, campaign: Campaign, wall: float) -> bool:
+        """Whether the campaign's baseline night is wholly counted, so shares of its final total are final too."""
+        return self._loaded(campaign.baseline, wall)
+
     def baseline_offset(self, campaign: Campaign) -> float | None:
         """Seconds to subtract from this campaign's clock to reach the same moment of its baseline."""
         baseline = self.campaigns.get(campaign.baseline or "")

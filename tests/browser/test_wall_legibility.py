@@ -1,0 +1,208 @@
+"""The wall read from the back of the room, measured in a real browser: in zh and en, at 1366×768, 1920×1080 and
+3840×2160, during the burst and with an emergency showing, every visible text node (the charts' SVG text
+included) is at least its size rule scaled to the viewport, and none overflows or is cut by its panel.
+
+Rules at 1920×1080, scaled by min(width / 1920, height / 1080): KPI numerals ≥ 64 px, rows of the inventory,
+channel, funnel and alert panels ≥ 28 px, nothing below 24 px. One server, one browser, one page per language,
+resized between resolutions. Screenshots of every case go to test-artifacts/legibility/ (printed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.browser.pages import ARTIFACTS, UPDATE_TIMEOUT_MS, post
+from tests.conftest import RunningServer, create_key, event, start_server
+from tests.helpers import STOCK_RULES, live_campaigns
+
+CAMPAIGN = "double11-demo"
+RESOLUTIONS = ((1366, 768), (1920, 1080), (3840, 2160))
+LANGUAGES = ("zh", "en")
+REFERENCE = (1920, 1080)
+KPI_PX, ROW_PX, MIN_PX = 64.0, 28.0, 24.0
+TOLERANCE_PX = 0.05
+SHOT_TIMEOUT_MS = 120_000
+"""A 4K screenshot on a busy two-core machine takes a while."""
+BURST_MINUTES = 40
+"""Minutes of orders before now: the per-minute panel and the night's curve have a shape to draw."""
+SHOTS = ARTIFACTS / "legibility"
+ROWS = (
+    ".sku-row:not(.sku-head) > div, .sku-row:not(.sku-head) .stock span, .channel-row > div, .stage-name, "
+    ".stage-count, .stage-rate, .alert-severity, .alert-summary, .alert-age, .more"
+)
+CHANNELS = ("tmall", "jd", "douyin", "app", "web", "miniprogram")
+SKUS = [f"SKU-10{n:02d}" for n in range(1, 13)]
+_ids = itertools.count()
+
+MEASURE = """
+([rows]) => {
+  const scaleOf = (el) => {
+    const graph = el.closest('.graph');
+    return graph ? graph.getBoundingClientRect().width / graph.offsetWidth : 1;
+  };
+  const hasText = (el) => [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+  const shown = (el) => {
+    if (el.closest('#js-plotly-tester, .heartbeat')) return false;
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0) return false;
+    const style = getComputedStyle(el);
+    return style.visibility !== 'hidden' && style.display !== 'none';
+  };
+  const container = (el) => el.closest('.graph-frame, .panel, .kpi, .wall-header, .banner') || document.body;
+  const inside = (box, outer) => box.left >= outer.left - 1 && box.right <= outer.right + 1
+    && box.top >= outer.top - 1 && box.bottom <= outer.bottom + 1;
+  const texts = [...document.querySelectorAll('body *')].filter((el) => hasText(el) && shown(el));
+  const rowSet = new Set(document.querySelectorAll(rows));
+  const items = texts.map((el) => {
+    const box = el.getBoundingClientRect();
+    return {
+      text: el.textContent.trim().slice(0, 48),
+      where: (el.closest('[id]') || {}).id || el.tagName,
+      px: parseFloat(getComputedStyle(el).fontSize) * scaleOf(el),
+      row: rowSet.has(el) || [...rowSet].some((r) => r.contains(el)),
+      kpi: !!el.closest('.kpi-value'),
+      svg: el instanceof SVGElement,
+      outside: !inside(box, container(el).getBoundingClientRect()),
+      overflow: !(el instanceof SVGElement) && el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1,
+    };
+  });
+  const boxes = [...document.querySelectorAll('.panel, .kpi, .wall-header, .banner:not(.hidden)')].map((el) => ({
+    where: el.id || el.className,
+    overflow: el.scrollHeight > el.clientHeight + 1 || el.scrollWidth > el.clientWidth + 1,
+    size: `${el.scrollWidth}×${el.scrollHeight} in ${el.clientWidth}×${el.clientHeight}`,
+  }));
+  return {items, boxes, root: parseFloat(getComputedStyle(document.documentElement).fontSize)};
+}
+"""
+
+
+def _id(prefix: str) -> str:
+    return f"legible-{prefix}-{next(_ids)}"
+
+
+def burst_events(now: datetime) -> list[dict[str, Any]]:
+    """A busy night so far: visits, views, carts and paid orders every minute on six channels, stock for a dozen
+    SKUs (some under their safety stock: warnings)."""
+    events: list[dict[str, Any]] = []
+    for minute in range(BURST_MINUTES, 0, -1):
+        at = (now - timedelta(minutes=minute)).isoformat()
+        for n in range(6 + minute % 7):
+            channel, sku = CHANNELS[n % len(CHANNELS)], SKUS[n % len(SKUS)]
+            user, order = f"u-{minute}-{n}", _id("o")
+            common = {"campaign": CAMPAIGN, "channel": channel, "occurred_at": at}
+            events += [
+                event(_id("v"), "visit", anonymous_id=f"a-{minute}-{n}", **common),
+                event(_id("v"), "visit", anonymous_id=f"b-{minute}-{n}", **common),
+                event(_id("p"), "product_view", user_id=user, sku=sku, **common),
+                event(_id("c"), "add_to_cart", user_id=user, sku=sku, **common),
+                event(_id("o"), "order_created", user_id=user, order_id=order, amount=1299 + 37 * n, **common),
+                event(_id("o"), "order_paid", user_id=user, order_id=order, amount=1299 + 37 * n, **common),
+            ]
+    events += [
+        event(_id("s"), "stock_level", campaign=CAMPAIGN, sku=sku, quantity=quantity)
+        for sku, quantity in zip(SKUS, (40, 900, 250, 1800, 75, 3000, 420, 60, 5000, 210, 35, 1500), strict=True)
+    ]
+    return events
+
+
+async def measure(page: Page, name: str, width: int, height: int) -> list[str]:
+    """The rule breaks on ``page`` at this size (empty when it is legible), after saving its screenshot."""
+    await page.set_viewport_size({"width": width, "height": height})
+    await page.wait_for_timeout(600)
+    await page.screenshot(
+        path=str(SHOTS / f"{name}-{width}x{height}.png"), animations="disabled", timeout=SHOT_TIMEOUT_MS
+    )
+    found = await page.evaluate(MEASURE, [ROWS])
+    scale = min(width / REFERENCE[0], height / REFERENCE[1])
+    problems = []
+    if abs(found["root"] - 16 * scale) > TOLERANCE_PX:
+        problems.append(f"root font {found['root']} px, expected {16 * scale:.2f}")
+    for item in found["items"]:
+        least = KPI_PX if item["kpi"] else ROW_PX if item["row"] else MIN_PX
+        if item["px"] < least * scale - TOLERANCE_PX:
+            problems.append(f"{item['px']:.1f} px < {least * scale:.1f}: {item['text']!r} in #{item['where']}")
+        if item["outside"]:
+            problems.append(f"outside its panel: {item['text']!r} in #{item['where']}")
+        if item["overflow"]:
+            problems.append(f"overflows its box: {item['text']!r} in #{item['where']}")
+    problems += [f"content cut: {box['where']} ({box['size']})" for box in found["boxes"] if box["overflow"]]
+    svg = [item for item in found["items"] if item["svg"]]
+    if len(svg) < 10:
+        problems.append(f"only {len(svg)} chart texts measured: the charts did not draw")
+    return [f"{name} {width}×{height}: {p}" for p in problems]
+
+
+async def open_wall(browser: Browser, server: RunningServer, screen: str, lang: str, errors: list[str]) -> Page:
+    """The wall, live, its charts drawn; console errors (a Patch plotly.js refused, say) collect in ``errors``."""
+    page = await browser.new_page(viewport={"width": REFERENCE[0], "height": REFERENCE[1]})
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(f"{server.url}/wall/{CAMPAIGN}?token={screen}&lang={lang}")
+    await expect(page.locator("html")).to_have_attribute("data-wall", "live", timeout=UPDATE_TIMEOUT_MS)
+    await expect(page.locator("#gmv-curve .scatterlayer .trace").nth(2)).to_be_attached(timeout=UPDATE_TIMEOUT_MS)
+    await expect(page.locator("#minute-curve .barlayer .trace")).to_have_count(1, timeout=UPDATE_TIMEOUT_MS)
+    await expect(page.locator(".more").first).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
+    return page
+
+
+@pytest.mark.timeout(600)
+async def test_the_wall_is_legible_and_uncut_at_three_resolutions_in_both_languages(dsn, browser, tmp_path: Path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "stock.yaml").write_text(STOCK_RULES)
+    env = {"WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns")), "WARROOM_RULES_DIR": str(rules)}
+    ingest, screen = [await create_key(dsn, scope) for scope in ("ingest", "screen")]
+    server = start_server(dsn, **env)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    print(f"wall screenshots: {SHOTS}")
+    try:
+        await post(server, ingest, burst_events(datetime.now(UTC)))
+        errors: list[str] = []
+        pages = {lang: await open_wall(browser, server, screen, lang, errors) for lang in LANGUAGES}
+        await expect(pages["en"].locator(".alert.warning").first).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
+        problems: list[str] = []
+        for lang, page in pages.items():
+            await expect(page.locator("#wall-phase")).to_have_text("Burst" if lang == "en" else "爆发期")
+            for width, height in RESOLUTIONS:
+                problems += await measure(page, f"{lang}-burst", width, height)
+
+        await post(server, ingest, [event(_id("s"), "stock_level", campaign=CAMPAIGN, sku=SKUS[0], quantity=0)])
+        for lang, page in pages.items():
+            await expect(page.locator(".banner")).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
+            await expect(page.locator("#gmv-curve .scatterlayer .trace:last-child .point")).not_to_have_count(0)
+            for width, height in RESOLUTIONS:
+                problems += await measure(page, f"{lang}-emergency", width, height)
+        assert not problems, "\n".join(problems)
+        assert errors == []
+    finally:
+        server.stop()
+
+
+async def test_4k_is_exactly_twice_1080p(dsn, browser, tmp_path: Path):
+    """Every text, the charts' included, is twice as large at 3840×2160 as at 1920×1080."""
+    env = {"WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns"))}
+    ingest, screen = [await create_key(dsn, scope) for scope in ("ingest", "screen")]
+    server = start_server(dsn, **env)
+    try:
+        await post(server, ingest, burst_events(datetime.now(UTC)))
+        page = await open_wall(browser, server, screen, "en", [])
+        sizes = []
+        for width, height in ((1920, 1080), (3840, 2160)):
+            await page.set_viewport_size({"width": width, "height": height})
+            await asyncio.sleep(0.6)
+            found = await page.evaluate(MEASURE, [ROWS])
+            sizes.append({(item["where"], item["text"]): item["px"] for item in found["items"]})
+        common = set(sizes[0]) & set(sizes[1])
+        assert len([key for key in common if key[0] in ("gmv-curve", "minute-curve")]) >= 10
+        assert {key: sizes[1][key] / sizes[0][key] for key in common} == pytest.approx(
+            dict.fromkeys(common, 2.0), rel=1e-4
+        )
+    finally:
+        server.stop()
