@@ -139,6 +139,23 @@ class CpuMeter:
         return CpuSample(server, postgres, time.process_time(), *_machine_seconds())
 
 
+def descendants_cpu_seconds(root: int, excluded: frozenset[int]) -> float:
+    """CPU seconds of the live processes descending from ``root`` (itself not included), leaving out the subtrees
+    of ``excluded``: what a benchmark's helpers (a browser and its driver) use apart from the server it started."""
+    stats: dict[int, list[str]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))) is not None:
+            stats[int(entry.name)] = fields
+    total = 0.0
+    for pid, fields in stats.items():
+        ancestor = int(fields[1])
+        while ancestor not in (root, 0, 1) and ancestor not in excluded and pid not in excluded:
+            ancestor = int(stats[ancestor][1]) if ancestor in stats else 0
+        if ancestor == root and pid not in excluded:
+            total += _cpu_seconds(fields, with_reaped_children=False)
+    return total
+
+
 def start_database(pgdata: Path) -> EmbeddedPostgres:
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     database = EmbeddedPostgres(pgdata)

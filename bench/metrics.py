@@ -151,13 +151,16 @@ def demo_campaign() -> Campaign:
 class DemoEvents:
     """Shopping events of the demo campaign with unique ids, encoded per batch (msgspec keeps that cheap)."""
 
-    def __init__(self, campaign: Campaign, prefix: str, seed: int = SEED) -> None:
+    def __init__(
+        self, campaign: Campaign, prefix: str, seed: int = SEED, weights: dict[str, int] = TYPE_WEIGHTS
+    ) -> None:
+        """Events of the ``weights`` mix (a subset of ``TYPE_WEIGHTS``' types), drawn reproducibly from ``seed``."""
         self._campaign = campaign.id
         self._skus = [(s.sku, float(s.price or 0)) for s in campaign.skus]
         self._prefix = prefix
         self._rng = random.Random(seed)
-        self._types = list(TYPE_WEIGHTS)
-        self._cumulative = list(itertools.accumulate(TYPE_WEIGHTS.values()))
+        self._types = list(weights)
+        self._cumulative = list(itertools.accumulate(weights.values()))
         self._next = 0
 
     def _id(self) -> str:

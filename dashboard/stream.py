@@ -21,6 +21,7 @@ from plotly.io.json import to_json_plotly
 from alerts.evaluation.live import AlertService
 from alerts.evaluation.views import LiveAlert
 from app.api.services import FullServices
+from app.core.telemetry import WALL_PAGES
 from app.metrics.live import LiveMetrics
 from app.metrics.snapshot import Snapshot
 from dashboard import curve as curve_math
@@ -178,6 +179,7 @@ async def run(services: FullServices, pathname: str | None, search: str | None) 
     metrics = services.metrics.subscribe(page.campaign)
     alerts = services.alerts.subscribe()
     wall = WallPush(services.metrics, services.alerts, page)
+    WALL_PAGES.inc()
     try:
         wall.titles()
         while True:
@@ -192,5 +194,6 @@ async def run(services: FullServices, pathname: str | None, search: str | None) 
             _drain(metrics.queue)
             _drain(alerts)
     finally:
+        WALL_PAGES.dec()
         services.metrics.unsubscribe(metrics)
         services.alerts.unsubscribe(alerts)

@@ -16,7 +16,7 @@ BENCH_PACKAGE = "bench"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add ``bench ingest|metrics|alerts|notify|backtest|cpu`` to the ``warroom`` commands."""
+    """Add ``bench ingest|metrics|alerts|notify|wall|backtest|cpu`` to the ``warroom`` commands."""
     b = commands.add_parser("bench", help="benchmarks (results belong in bench/RESULTS.md)")
     b_sub = b.add_subparsers(dest="bench_command", required=True)
 
@@ -60,6 +60,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     bn = bench("notify", "alert fired to websocket, and event POST to a webhook receiver")
     bn.add_argument("--trials", type=int, default=30, help="alerts fired one after another (one demo SKU each)")
     bn.add_argument("--rate", type=float, default=1000.0, help="background events per second posted meanwhile")
+    bw = bench("wall", "event POST to the changed value on wall screens in headless Chromium, under load")
+    bw.add_argument("--screens", type=int, default=20, help="wall screens, each its own browser context and websocket")
+    bw.add_argument("--rate", type=float, default=5000.0, help="background events per second posted meanwhile")
+    bw.add_argument("--probes", type=int, default=120, help="paid orders posted one by one, timed on every screen")
+    bw.add_argument("--seconds", type=float, default=60.0, help="the probes are spread over this long")
     bb = bench("backtest", "warroom backtest over generated series: rows/s and time for 400,000 rows")
     bb.add_argument("--rows", type=int, default=400_000, help="rows in the generated corpus")
     bb.add_argument("--files", type=int, default=40, help="CSV files the rows are spread over")

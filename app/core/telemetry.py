@@ -29,6 +29,7 @@ COMMIT_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 QUEUE_DEPTH = Gauge("warroom_ingest_queue_events", "Events waiting for a group commit.")
+WALL_PAGES = Gauge("warroom_wall_pages", "Wall pages connected to this server, each with its own push loop.")
 NOTIFICATION_ATTEMPTS = Counter(
     "warroom_notification_attempts",
     "Delivery attempts to contact points, by contact point and outcome (delivered, failed, gave_up).",
