@@ -981,14 +981,38 @@ def _twiddles(size: int) -> list[complex]:
 
 
 def _fft(values: list[complex], twiddles: list[complex]) -> list[complex]:
-    """Radix-2 FFT (length a power of two) with the rotations of its full size; conjugate them to invert (unscaled)."""
-    count = len(values)
-    if count == 2:
-        return [values[0] + values[1], values[0] - values[1]]
-    even = _fft(values[0::2], twiddles)
-    odd = _fft(values[1::2], twiddles)
-    turned = list(map(operator.mul, twiddles[:: 2 * len(twiddles) // count], odd))
-    return list(map(operator.add, even, turned)) + list(map(operator.sub, even, turned))
+    """Radix-2 FFT (length a power of two) with the rotations of its full size; conjugate them to invert (unscaled).
+
+    Stockham's form of the even/odd split, a whole stage at a time: block r of a stage holds the transform of
+    values[r::blocks], so a stage is a few list-wide maps instead of thousands of recursive calls, and every output
+    is the same sums and products (in the same order) as the recursive textbook form's, bit for bit.
+    """
+    size = len(values)
+    current = list(values)
+    width = 1
+    while width < size:
+        half = size // 2
+        even, odd = current[:half], current[half:]
+        if width > 1:
+            stride = size // (2 * width)
+            odd = list(map(operator.mul, twiddles[:half:stride] * (half // width), odd))
+        sums = list(map(operator.add, even, odd))
+        differences = list(map(operator.sub, even, odd))
+        blocks = half // width
+        merged: list[complex] = [0j] * size
+        if width < blocks:
+            step = 2 * width
+            for k in range(width):
+                merged[k::step] = sums[k::width]
+                merged[width + k :: step] = differences[k::width]
+        else:
+            for r in range(blocks):
+                start = r * width
+                merged[2 * start : 2 * start + width] = sums[start : start + width]
+                merged[2 * start + width : 2 * start + 2 * width] = differences[start : start + width]
+        current = merged
+        width *= 2
+    return current
 
 
 def _calendar_periods(dt: float) -> list[int]:
