@@ -562,11 +562,9 @@ class _Model:
         counting = math.sqrt(mean) if self.power == 1.0 else math.sqrt(mean) * mean ** (self.power - 1.0)
         return (counting if counting > sigma else sigma), mean
 
-    def track(self, t: float, x: float) -> float:
-        """Learn from a point without judging it (model selection); returns the forecast it was compared with."""
-        if self.power != 1.0:
-            x = _box_cox(x, self.power, self.lowest)
-        index = round((t - self.t0) / self.dt)
+    def track(self, index: int, x: float) -> float:
+        """Learn from a point (grid index, transformed value) without judging it, for model selection; returns the
+        forecast it was compared with."""
         level, trend = self._advance(index)
         phase = index % self.period
         seasonal = self.season[phase]
@@ -575,8 +573,7 @@ class _Model:
         sigma, mean = self._spread(phase, expected)
         size = residual if residual >= 0 else -residual
         self._learn(phase, level, trend, seasonal, residual, size, sigma, mean)
-        half = BAND_Z * sigma
-        if size <= half:
+        if size <= BAND_Z * sigma:
             self.mad += SPREAD_GAIN * (size - self.mad)
             self.run = 0
             return expected
@@ -1047,17 +1044,17 @@ def _season_candidates(grid: list[float], dt: float) -> tuple[list[int], list[in
     return calendar, [first]
 
 
-def _forecast_error(times: list[float], values: list[float], fitted: _Model, alpha: float, cap: float) -> float:
+def _forecast_error(indices: list[int], shaped: list[float], fitted: _Model, alpha: float, cap: float) -> float:
     """Mean one-step error (each capped, so anomalies don't decide) on the later half of the history, from a model
-    fitted on the earlier half."""
-    half = len(values) // 2
-    model = fitted.copy_with(alpha)
+    fitted on the earlier half; the history as grid indices and transformed values, computed once for every
+    candidate."""
+    half = len(shaped) // 2
+    track = fitted.copy_with(alpha).track
     total = 0.0
-    transform = model.transform
-    for t, x in zip(times[half:], values[half:], strict=False):
-        error = abs(transform(x) - model.track(t, x))
+    for index, x in zip(indices[half:], shaped[half:], strict=False):
+        error = abs(x - track(index, x))
         total += error if error < cap else cap
-    return total / max(1, len(values) - half)
+    return total / max(1, len(shaped) - half)
 
 
 def _power(values: list[float]) -> float:
@@ -1110,6 +1107,7 @@ def _select(times: list[float], values: list[float], config: DetectorConfig) -> 
     shape = (power, lowest, count, dispersion)
     shaped = [_box_cox(v, power, lowest) for v in values]
     cap = SELECTION_CAP_Z * max(_difference_sigma(shaped), 1e-12)
+    indices = [round((t - t0) / dt) for t in times]
 
     half = len(values) // 2
     fitted: dict[int, _Model] = {}
@@ -1120,7 +1118,7 @@ def _select(times: list[float], values: list[float], config: DetectorConfig) -> 
             if p not in fitted:
                 fitted[p] = _Model(t0, dt, p, a, "both", *shape)
                 fitted[p].fit(times[:half], values[:half])
-            errors[p, a] = _forecast_error(times, values, fitted[p], a, cap)
+            errors[p, a] = _forecast_error(indices, shaped, fitted[p], a, cap)
         return errors[p, a]
 
     if config.period is not None:
