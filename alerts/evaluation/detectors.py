@@ -438,8 +438,8 @@ class _Model:
 
     def fit(self, times: list[float], values: list[float]) -> None:
         """Initialise level, trend, season and spread from a stretch of history."""
-        period = self.period
-        values = [self.transform(v) for v in values]
+        period, power, lowest = self.period, self.power, self.lowest
+        values = list(values) if power == 1.0 else [_box_cox(v, power, lowest) for v in values]
         indices = [round((t - self.t0) / self.dt) for t in times]
         count = len(values)
         mean_index = sum(indices) / count
@@ -516,10 +516,6 @@ class _Model:
         self.drift, self.square = other.drift, other.square
         self.drift_variance, self.square_mean = other.drift_variance, other.square_mean
         self.square_variance = other.square_variance
-
-    def transform(self, x: float) -> float:
-        """A value on the scale the model works on."""
-        return _box_cox(x, self.power, self.lowest)
 
     def inverse(self, y: float) -> float:
         """A transformed value back on the series' own scale."""
@@ -933,7 +929,7 @@ def _interval(times: list[float]) -> float:
 
 def _difference_sigma(values: list[float]) -> float:
     """Noise σ from first differences: robust to level, trend and smooth seasons."""
-    steps = [abs(b - a) for a, b in zip(values, values[1:], strict=False)]
+    steps = list(map(abs, map(operator.sub, values[1:], values)))
     return MEDIAN_TO_SIGMA * _median(steps) / math.sqrt(2) if steps else 0.0
 
 
@@ -1204,7 +1200,7 @@ class Detector:
         self._baselined = False
         self._edges = (0.0, 0.0)
         """The band's half-widths below and above the expected value, in σ, as of `_edges_for`."""
-        self._edges_for: tuple[int, int] = (-1, -1)
+        self._edges_for: tuple[Tail | None, int] = (None, -1)
 
     def _remember(self, timestamp: float, value: float) -> None:
         """Keep history until the season has been chosen with every calendar cycle that can fit."""
@@ -1282,7 +1278,7 @@ class Detector:
     def _assessment(self, model: _Model, expected: float, sigma: float, surprise: float) -> Assessment:
         """The verdict on the series' scale; the band's edges are where the point alone would score 0.5."""
         tail = model.tail
-        edges_for = (id(tail), tail.version)
+        edges_for = (tail, tail.version)
         if self._edges_for != edges_for:
             above = tail.surprise_for(self._band, True)
             below = tail.surprise_for(self._band, False)
