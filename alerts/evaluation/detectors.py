@@ -565,7 +565,13 @@ class _Model:
     def track(self, index: int, x: float) -> float:
         """Learn from a point (grid index, transformed value) without judging it, for model selection; returns the
         forecast it was compared with."""
-        level, trend = self._advance(index)
+        level, trend = self.level, self.trend
+        if index == self.index + 1:
+            level += trend * TREND_DAMPING
+            trend *= TREND_DAMPING
+            self.index = index
+        elif index > self.index:
+            level, trend = self._advance(index)
         phase = index % self.period
         seasonal = self.season[phase]
         expected = level + seasonal
@@ -599,7 +605,13 @@ class _Model:
             x = _box_cox(x, self.power, self.lowest)
         count = self.count
         index = round((t - self.t0) / self.dt)
-        level, trend = self._advance(index)
+        level, trend = self.level, self.trend
+        if index == self.index + 1:
+            level += trend * TREND_DAMPING
+            trend *= TREND_DAMPING
+            self.index = index
+        elif index > self.index:
+            level, trend = self._advance(index)
         phase = index % self.period
         seasonal = self.season[phase]
         deseasonalised = x - seasonal
@@ -793,7 +805,8 @@ class _Model:
         return reference * math.exp(gap) if self.gap_ratio else reference + gap
 
     def _advance(self, index: int) -> tuple[float, float]:
-        """Level and trend carried forward to `index`, over any missing points."""
+        """Level and trend carried forward to `index`, over any missing points (step and track carry them over the
+        usual single step inline)."""
         level, trend = self.level, self.trend
         steps = index - self.index
         if steps > 0:
