@@ -438,8 +438,8 @@ class _Model:
 
     def fit(self, times: list[float], values: list[float]) -> None:
         """Initialise level, trend, season and spread from a stretch of history."""
-        period = self.period
-        values = [self.transform(v) for v in values]
+        period, power, lowest = self.period, self.power, self.lowest
+        values = list(values) if power == 1.0 else [_box_cox(v, power, lowest) for v in values]
         indices = [round((t - self.t0) / self.dt) for t in times]
         count = len(values)
         mean_index = sum(indices) / count
@@ -517,10 +517,6 @@ class _Model:
         self.drift_variance, self.square_mean = other.drift_variance, other.square_mean
         self.square_variance = other.square_variance
 
-    def transform(self, x: float) -> float:
-        """A value on the scale the model works on."""
-        return _box_cox(x, self.power, self.lowest)
-
     def inverse(self, y: float) -> float:
         """A transformed value back on the series' own scale."""
         power = self.power
@@ -549,25 +545,33 @@ class _Model:
         transform's slope; the expected count is 0 for a series that is not one.
         """
         mad = self.mad
-        if self.period > 1 and self.phase_mad[phase] > mad:
-            mad = self.phase_mad[phase]
+        if self.period > 1:
+            phase_mad = self.phase_mad[phase]
+            if phase_mad > mad:
+                mad = phase_mad
         sigma = mad * MAD_TO_SIGMA
-        if sigma < self.floor:
-            sigma = self.floor
+        floor = self.floor
+        if sigma < floor:
+            sigma = floor
         if not self.count:
             return sigma, 0.0
-        mean = self.inverse(expected) if self.power != 1.0 else expected
+        power = self.power
+        mean = self.inverse(expected) if power != 1.0 else expected
         if mean < COUNT_MIN_MEAN:
             mean = COUNT_MIN_MEAN
-        counting = math.sqrt(mean) if self.power == 1.0 else math.sqrt(mean) * mean ** (self.power - 1.0)
+        counting = math.sqrt(mean) if power == 1.0 else math.sqrt(mean) * mean ** (power - 1.0)
         return (counting if counting > sigma else sigma), mean
 
-    def track(self, t: float, x: float) -> float:
-        """Learn from a point without judging it (model selection); returns the forecast it was compared with."""
-        if self.power != 1.0:
-            x = _box_cox(x, self.power, self.lowest)
-        index = round((t - self.t0) / self.dt)
-        level, trend = self._advance(index)
+    def track(self, index: int, x: float) -> float:
+        """Learn from a point (grid index, transformed value) without judging it, for model selection; returns the
+        forecast it was compared with."""
+        level, trend = self.level, self.trend
+        if index == self.index + 1:
+            level += trend * TREND_DAMPING
+            trend *= TREND_DAMPING
+            self.index = index
+        elif index > self.index:
+            level, trend = self._advance(index)
         phase = index % self.period
         seasonal = self.season[phase]
         expected = level + seasonal
@@ -575,8 +579,7 @@ class _Model:
         sigma, mean = self._spread(phase, expected)
         size = residual if residual >= 0 else -residual
         self._learn(phase, level, trend, seasonal, residual, size, sigma, mean)
-        half = BAND_Z * sigma
-        if size <= half:
+        if size <= BAND_Z * sigma:
             self.mad += SPREAD_GAIN * (size - self.mad)
             self.run = 0
             return expected
@@ -600,15 +603,23 @@ class _Model:
         raw = x
         if self.power != 1.0:
             x = _box_cox(x, self.power, self.lowest)
+        count = self.count
         index = round((t - self.t0) / self.dt)
-        level, trend = self._advance(index)
+        level, trend = self.level, self.trend
+        if index == self.index + 1:
+            level += trend * TREND_DAMPING
+            trend *= TREND_DAMPING
+            self.index = index
+        elif index > self.index:
+            level, trend = self._advance(index)
         phase = index % self.period
         seasonal = self.season[phase]
+        deseasonalised = x - seasonal
         expected = level + seasonal
         residual = x - expected
         sigma, mean = self._spread(phase, expected)
         size = residual if residual >= 0 else -residual
-        if self.previous_level is not None and self._returned(index, x - seasonal, size, BAND_Z * sigma):
+        if self.previous_level is not None and self._returned(index, deseasonalised, size, BAND_Z * sigma):
             return expected, sigma, 0.0
         self._learn(phase, level, trend, seasonal, residual, size, sigma, mean)
         own = True
@@ -619,19 +630,20 @@ class _Model:
                 own = False
                 expected, residual = expected_by_reference, residual_by_reference
                 size = residual if residual >= 0 else -residual
-                if self.count:
+                if count:
                     floor, mean = self._spread(phase, expected)
                     sigma = max(sigma_by_reference, floor if floor > sigma_by_reference else 0.0)
                 else:
                     sigma = sigma_by_reference
         above = residual > 0
+        watched = self.up if above else self.down
         point = self._point_surprise(raw, x, residual, sigma, mean, above)
+        signed = point if above else -point
         tail = self.tail
         log_p = tail.upper(point) if above else tail.lower(point)
-        extreme = log_p < LN_EXTREME
-        side = (1 if above else -1) if extreme else 0
+        side = (1 if above else -1) if log_p < LN_EXTREME else 0
         fresh = side == 0 or side != self.extreme_side
-        surprise = -log_p if (self.up if above else self.down) else 0.0
+        surprise = -log_p if watched else 0.0
         if side == 0:
             self.run_surprise, self.run_length = 0.0, 0
         else:
@@ -639,26 +651,31 @@ class _Model:
                 self.run_surprise, self.run_length = 0.0, 0
             self.run_surprise -= log_p
             self.run_length += 1
-            if self.count and self.run_length > 1 and (self.up if above else self.down):
+            if count and self.run_length > 1 and watched:
                 joint = _run_surprise(self.run_surprise, self.run_length)
                 if joint > surprise:
                     surprise = joint
-        shift = self._short_averages(tail, point if above else -point, log_p, above, side == 0)
+        shift = self._short_averages(tail, signed, log_p, above, side == 0, watched)
         if shift > surprise:
             surprise = shift
         if fresh:
-            tail.add(point if above else -point)
-            if self.count and own:
+            tail.add(signed)
+            if count and own:
                 squared = (raw - mean) ** 2 / mean
                 self.dispersion += DISPERSION_GAIN * (
                     (squared if squared < DISPERSION_CAP else DISPERSION_CAP) - self.dispersion
                 )
         self.extreme_side = side
-        half = BAND_Z * sigma
-        if size <= half and own:
+        if size <= BAND_Z * sigma and own:
             self.mad += SPREAD_GAIN * (size - self.mad)
-        self._watch_shift(index, x - seasonal, level, side)
-        flat = self._flat_surprise(x, raw)
+        self.recent.append((side, deseasonalised, level))
+        if side:
+            self._watch_shift(index, side)
+        if x != self.last_value:
+            self.repeats = 0
+            self.last_value = x
+            return expected, sigma, (surprise if surprise > 0.0 else 0.0)
+        flat = self._flat_surprise(raw)
         return expected, sigma, (surprise if surprise > flat else flat)
 
     def _point_surprise(self, raw: float, x: float, residual: float, sigma: float, mean: float, above: bool) -> float:
@@ -676,14 +693,14 @@ class _Model:
             z = math.sqrt(freedom * math.log1p(z * z / freedom))
         return normal_surprise(z)
 
-    def _short_averages(self, tail: Tail, signed: float, log_p: float, above: bool, calm: bool) -> float:
+    def _short_averages(self, tail: Tail, signed: float, log_p: float, above: bool, calm: bool, watched: bool) -> float:
         """Surprise of a sustained shift or a variance change, from short averages of the points' normal scores.
 
         A point's normal score is Φ⁻¹ of its calibrated probability (for a
         count, of its mid-rank among the window's surprises, as counts tie), clipped at
         SCORE_CLIP: unit-variance whatever the series' noise. How far the
         averages stray on this series when nothing is extreme (`calm`) is
-        learnt, so autocorrelated noise widens their own bands.
+        learnt, so autocorrelated noise widens their own bands. `watched`: the point's side is one alerted on.
         """
         size = len(tail) if self.count else 0
         one_sided = 0.0
@@ -702,7 +719,7 @@ class _Model:
         self.drift = drift
         square = self.square + SCORE_GAIN * (score * score - self.square)
         self.square = square
-        shift = self._shift_surprise(drift, score, above)
+        shift = self._shift_surprise(drift) if watched and drift * score > 0 else 0.0
         widened = self._spread_surprise(square) if self.both else 0.0
         if calm:
             self.drift_variance += CALM_GAIN * (drift * drift - self.drift_variance)
@@ -710,13 +727,12 @@ class _Model:
             self.square_variance += CALM_GAIN * ((square - self.square_mean) ** 2 - self.square_variance)
         return shift if shift > widened else widened
 
-    def _shift_surprise(self, drift: float, score: float, above: bool) -> float:
-        """-ln P of the short average of signed scores under this series' calm variance of it (same side only).
+    def _shift_surprise(self, drift: float) -> float:
+        """-ln P of the short average of signed scores under this series' calm variance of it (asked only when the
+        point is on the same side and on a side alerted on).
 
         Below QUIET_Z it is 0: such a surprise scores 0 anyway, so its exact value is not worth computing.
         """
-        if drift * score <= 0 or not (self.up if above else self.down):
-            return 0.0
         variance = self.drift_variance if self.drift_variance > SHORT_VARIANCE else SHORT_VARIANCE
         z = (drift if drift > 0 else -drift) / math.sqrt(variance)
         return normal_surprise(z) if z > QUIET_Z else 0.0
@@ -789,7 +805,8 @@ class _Model:
         return reference * math.exp(gap) if self.gap_ratio else reference + gap
 
     def _advance(self, index: int) -> tuple[float, float]:
-        """Level and trend carried forward to `index`, over any missing points."""
+        """Level and trend carried forward to `index`, over any missing points (step and track carry them over the
+        usual single step inline)."""
         level, trend = self.level, self.trend
         steps = index - self.index
         if steps > 0:
@@ -837,7 +854,8 @@ class _Model:
         clip = CLIP_Z * sigma
         reject = REJECT_Z * sigma
         if self.count:
-            slack = COUNT_SLACK if self.power == 1.0 else COUNT_SLACK * mean ** (self.power - 1.0)
+            power = self.power
+            slack = COUNT_SLACK if power == 1.0 else COUNT_SLACK * mean ** (power - 1.0)
             clip += slack
             reject += 2 * slack
         if size <= clip:
@@ -848,18 +866,17 @@ class _Model:
         self.level = level + self.alpha * clipped
         self.trend = trend + self.beta * clipped
         if self.period > 1:
-            seen = self.seen[phase] + 1
-            self.seen[phase] = seen
+            seen_by_phase, phase_mads = self.seen, self.phase_mad
+            seen = seen_by_phase[phase] + 1
+            seen_by_phase[phase] = seen
             self.season[phase] = seasonal + (SEASON_GAIN if seen * SEASON_GAIN >= 1 else 1 / seen) * clipped
-            phase_mad = self.phase_mad[phase]
-            self.phase_mad[phase] = phase_mad + PHASE_SPREAD_GAIN * ((size if size < clip else clip) - phase_mad)
+            phase_mad = phase_mads[phase]
+            phase_mads[phase] = phase_mad + PHASE_SPREAD_GAIN * ((size if size < clip else clip) - phase_mad)
 
-    def _watch_shift(self, index: int, deseasonalised: float, level: float, side: int) -> None:
-        """Adopt a new level once SHIFT_RUN of the last SHIFT_WINDOW points are extreme on the same side."""
+    def _watch_shift(self, index: int, side: int) -> None:
+        """Adopt a new level once SHIFT_RUN of the last SHIFT_WINDOW points (`recent`, the newest an extreme one on
+        `side`) are extreme on the same side."""
         recent = self.recent
-        recent.append((side, deseasonalised, level))
-        if side == 0:
-            return
         same = [entry for entry in recent if entry[0] == side]
         if len(same) < SHIFT_RUN:
             return
@@ -873,16 +890,13 @@ class _Model:
         self.extreme_side = 0
         recent.clear()
 
-    def _flat_surprise(self, x: float, raw: float) -> float:
-        """Surprise of a run of repeated values, from the history's repeat rate, until the flat-line is accepted.
+    def _flat_surprise(self, raw: float) -> float:
+        """Surprise of a run of repeated values (the point repeats the last one), from the history's repeat rate,
+        until the flat-line is accepted.
 
         A count's run of zeros is the count tail's to judge (zeros are a
         sparse series' normal), not a stuck sensor.
         """
-        if x != self.last_value:
-            self.repeats = 0
-            self.last_value = x
-            return 0.0
         self.repeats += 1
         if self.both and self.flat_run <= self.repeats < FLAT_ADOPT * self.flat_run and not (self.count and raw == 0):
             return -self.repeats * math.log(self.flat_rate)
@@ -928,7 +942,7 @@ def _interval(times: list[float]) -> float:
 
 def _difference_sigma(values: list[float]) -> float:
     """Noise σ from first differences: robust to level, trend and smooth seasons."""
-    steps = [abs(b - a) for a, b in zip(values, values[1:], strict=False)]
+    steps = list(map(abs, map(operator.sub, values[1:], values)))
     return MEDIAN_TO_SIGMA * _median(steps) / math.sqrt(2) if steps else 0.0
 
 
@@ -981,14 +995,38 @@ def _twiddles(size: int) -> list[complex]:
 
 
 def _fft(values: list[complex], twiddles: list[complex]) -> list[complex]:
-    """Radix-2 FFT (length a power of two) with the rotations of its full size; conjugate them to invert (unscaled)."""
-    count = len(values)
-    if count == 2:
-        return [values[0] + values[1], values[0] - values[1]]
-    even = _fft(values[0::2], twiddles)
-    odd = _fft(values[1::2], twiddles)
-    turned = list(map(operator.mul, twiddles[:: 2 * len(twiddles) // count], odd))
-    return list(map(operator.add, even, turned)) + list(map(operator.sub, even, turned))
+    """Radix-2 FFT (length a power of two) with the rotations of its full size; conjugate them to invert (unscaled).
+
+    Stockham's form of the even/odd split, a whole stage at a time: block r of a stage holds the transform of
+    values[r::blocks], so a stage is a few list-wide maps instead of thousands of recursive calls, and every output
+    is the same sums and products (in the same order) as the recursive textbook form's, bit for bit.
+    """
+    size = len(values)
+    current = list(values)
+    width = 1
+    while width < size:
+        half = size // 2
+        even, odd = current[:half], current[half:]
+        if width > 1:
+            stride = size // (2 * width)
+            odd = list(map(operator.mul, twiddles[:half:stride] * (half // width), odd))
+        sums = list(map(operator.add, even, odd))
+        differences = list(map(operator.sub, even, odd))
+        blocks = half // width
+        merged: list[complex] = [0j] * size
+        if width < blocks:
+            step = 2 * width
+            for k in range(width):
+                merged[k::step] = sums[k::width]
+                merged[width + k :: step] = differences[k::width]
+        else:
+            for r in range(blocks):
+                start = r * width
+                merged[2 * start : 2 * start + width] = sums[start : start + width]
+                merged[2 * start + width : 2 * start + 2 * width] = differences[start : start + width]
+        current = merged
+        width *= 2
+    return current
 
 
 def _calendar_periods(dt: float) -> list[int]:
@@ -1023,17 +1061,17 @@ def _season_candidates(grid: list[float], dt: float) -> tuple[list[int], list[in
     return calendar, [first]
 
 
-def _forecast_error(times: list[float], values: list[float], fitted: _Model, alpha: float, cap: float) -> float:
+def _forecast_error(indices: list[int], shaped: list[float], fitted: _Model, alpha: float, cap: float) -> float:
     """Mean one-step error (each capped, so anomalies don't decide) on the later half of the history, from a model
-    fitted on the earlier half."""
-    half = len(values) // 2
-    model = fitted.copy_with(alpha)
+    fitted on the earlier half; the history as grid indices and transformed values, computed once for every
+    candidate."""
+    half = len(shaped) // 2
+    track = fitted.copy_with(alpha).track
     total = 0.0
-    transform = model.transform
-    for t, x in zip(times[half:], values[half:], strict=False):
-        error = abs(transform(x) - model.track(t, x))
+    for index, x in zip(indices[half:], shaped[half:], strict=False):
+        error = abs(x - track(index, x))
         total += error if error < cap else cap
-    return total / max(1, len(values) - half)
+    return total / max(1, len(shaped) - half)
 
 
 def _power(values: list[float]) -> float:
@@ -1086,6 +1124,7 @@ def _select(times: list[float], values: list[float], config: DetectorConfig) -> 
     shape = (power, lowest, count, dispersion)
     shaped = [_box_cox(v, power, lowest) for v in values]
     cap = SELECTION_CAP_Z * max(_difference_sigma(shaped), 1e-12)
+    indices = [round((t - t0) / dt) for t in times]
 
     half = len(values) // 2
     fitted: dict[int, _Model] = {}
@@ -1096,7 +1135,7 @@ def _select(times: list[float], values: list[float], config: DetectorConfig) -> 
             if p not in fitted:
                 fitted[p] = _Model(t0, dt, p, a, "both", *shape)
                 fitted[p].fit(times[:half], values[:half])
-            errors[p, a] = _forecast_error(times, values, fitted[p], a, cap)
+            errors[p, a] = _forecast_error(indices, shaped, fitted[p], a, cap)
         return errors[p, a]
 
     if config.period is not None:
@@ -1174,7 +1213,7 @@ class Detector:
         self._baselined = False
         self._edges = (0.0, 0.0)
         """The band's half-widths below and above the expected value, in σ, as of `_edges_for`."""
-        self._edges_for: tuple[int, int] = (-1, -1)
+        self._edges_for: tuple[Tail | None, int] = (None, -1)
 
     def _remember(self, timestamp: float, value: float) -> None:
         """Keep history until the season has been chosen with every calendar cycle that can fit."""
@@ -1252,16 +1291,18 @@ class Detector:
     def _assessment(self, model: _Model, expected: float, sigma: float, surprise: float) -> Assessment:
         """The verdict on the series' scale; the band's edges are where the point alone would score 0.5."""
         tail = model.tail
-        if self._edges_for != (id(tail), tail.version):
+        edges_for = (tail, tail.version)
+        if self._edges_for != edges_for:
             above = tail.surprise_for(self._band, True)
             below = tail.surprise_for(self._band, False)
             self._edges = (
                 normal_quantile(below) if below > LN2 else 0.0,
                 normal_quantile(above) if above > LN2 else 0.0,
             )
-            self._edges_for = (id(tail), tail.version)
-        lower = expected - self._edges[0] * sigma
-        upper = expected + self._edges[1] * sigma
+            self._edges_for = edges_for
+        below_edge, above_edge = self._edges
+        lower = expected - below_edge * sigma
+        upper = expected + above_edge * sigma
         score = score_of(surprise * self._gain)
         if model.power == 1.0:
             return Assessment(score, expected, lower, upper, True)

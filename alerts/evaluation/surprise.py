@@ -55,6 +55,7 @@ COUNT_PRECISION = 1e-7
 """A count's tail is summed until a term adds less than this share (surprises are exact to about 1e-7 nats)."""
 PRIOR_WEIGHT = 60.0
 """Pseudo-points of trust in the model's own probability, so a short history is judged by the model."""
+LN_PRIOR_WEIGHT = math.log(PRIOR_WEIGHT)
 
 
 def score_of(surprise: float) -> float:
@@ -109,10 +110,11 @@ def count_surprise(count: float, mean: float, variance: float) -> float:
             + k * math.log(keep)
         )
     total, term = 1.0, 1.0
+    poisson = shape == math.inf
     if k >= mean:
         j = k
         for _ in range(COUNT_TERMS):
-            ratio = mean / (j + 1.0) if shape == math.inf else (j + shape) / (j + 1.0) * keep
+            ratio = mean / (j + 1.0) if poisson else (j + shape) / (j + 1.0) * keep
             term *= ratio
             total += term
             j += 1.0
@@ -124,7 +126,7 @@ def count_surprise(count: float, mean: float, variance: float) -> float:
     else:
         j = k
         while j > 0.5:
-            term *= j / mean if shape == math.inf else j / ((j - 1.0 + shape) * keep)
+            term *= j / mean if poisson else j / ((j - 1.0 + shape) * keep)
             total += term
             j -= 1.0
             if term < COUNT_PRECISION * total:
@@ -233,7 +235,7 @@ class Tail:
                 anchor, scale, _ = tail
                 log_empirical = -max(0.0, surprise - anchor) / scale
         a = log_empirical
-        b = math.log(PRIOR_WEIGHT) - surprise
+        b = LN_PRIOR_WEIGHT - surprise
         top = a if a > b else b
         return top + math.log(math.exp(a - top) + math.exp(b - top)) - math.log(n + PRIOR_WEIGHT)
 
