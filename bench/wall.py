@@ -8,6 +8,16 @@ profile, renderer process and websocket (tabs of one profile would share a
 single websocket through a SharedWorker); the server's ``warroom_wall_pages``
 gauge must count every one of them before anything is measured.
 
+Of the ``--screens`` walls, ``--rendered`` (default 2) are real pages as
+described here; the others are protocol-level subscribers
+(``bench.wall_subscribers``): each signs in with the screen key as a kiosk
+does, opens its own websocket to ``/wall/_dash-ws-callback`` and sends the
+messages the first rendered page's renderer sent to start its push, then
+reads every frame, timing the probes to the first frame carrying the tile's
+new text. The server carries all of them (the gauge counts all of them); only
+the rendered ones cost this machine a renderer. ``--rendered`` equal to
+``--screens`` renders every screen, as before.
+
 The value watched is the paid-orders KPI tile
 (``#kpi-tiles [data-kpi="orders_paid"] .kpi-value``). The background load,
 ``--rate`` events/s posted through the ingest API for the whole run, is the
