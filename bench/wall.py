@@ -8,6 +8,16 @@ profile, renderer process and websocket (tabs of one profile would share a
 single websocket through a SharedWorker); the server's ``warroom_wall_pages``
 gauge must count every one of them before anything is measured.
 
+Of the ``--screens`` walls, ``--rendered`` (default 2) are real pages as
+described here; the others are protocol-level subscribers
+(``bench.wall_subscribers``): each signs in with the screen key as a kiosk
+does, opens its own websocket to ``/wall/_dash-ws-callback`` and sends the
+messages the first rendered page's renderer sent to start its push, then
+reads every frame, timing the probes to the first frame carrying the tile's
+new text. The server carries all of them (the gauge counts all of them); only
+the rendered ones cost this machine a renderer. ``--rendered`` equal to
+``--screens`` renders every screen, as before.
+
 The value watched is the paid-orders KPI tile
 (``#kpi-tiles [data-kpi="orders_paid"] .kpi-value``). The background load,
 ``--rate`` events/s posted through the ingest API for the whole run, is the
@@ -65,6 +75,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from app.campaigns.model import Campaign
 from bench import harness, loadclient
+from bench import wall_subscribers as subs
 from bench.harness import BenchError, CpuMeter, step
 from bench.metrics import (
     MAX_RATE,
@@ -127,6 +138,8 @@ MAX_PROBES = 5_000
 MAX_SECONDS = 600.0
 MIN_INTERVAL_S = 0.05
 TARGET_SCREENS = 20
+TARGET_RENDERED = 2
+"""Screens rendered in Chromium by default; the others are protocol-level subscribers (``bench.wall_subscribers``)."""
 TARGET_RATE = 5_000.0
 TARGET_P95_MS = 1_000.0
 TARGET_MIN_PROBES = 100
@@ -190,6 +203,7 @@ class Parameters:
     rate: float
     probes: int
     seconds: float
+    rendered: int = TARGET_RENDERED
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Parameters:
@@ -197,9 +211,10 @@ class Parameters:
         harness.check_option("rate", args.rate, 0, MAX_RATE)
         harness.check_option("probes", args.probes, 1, MAX_PROBES)
         harness.check_option("seconds", args.seconds, 0, MAX_SECONDS, low_exclusive=True)
+        harness.check_option("rendered", args.rendered, 1, args.screens)
         if args.seconds / args.probes < MIN_INTERVAL_S:
             raise BenchError(f"--seconds / --probes must leave at least {MIN_INTERVAL_S:g}s between probes")
-        return cls(args.screens, args.rate, args.probes, args.seconds)
+        return cls(args.screens, args.rate, args.probes, args.seconds, args.rendered)
 
 
 @dataclass
@@ -290,10 +305,13 @@ async def _page_skew_ms(page: Page) -> tuple[float, float]:
     return best
 
 
-async def _open(browser: Browser, number: int, url: str) -> Screen:
-    """A wall in a fresh profile, live (heartbeats arrive), its chart drawn and the tile observed."""
+async def _open(browser: Browser, number: int, url: str, *, capture: bool = False) -> Screen:
+    """A wall in a fresh profile, live (heartbeats arrive), its chart drawn and the tile observed; with ``capture``
+    the messages its renderer sends Dash's websocket worker are recorded (``subs.CAPTURE_SCRIPT``)."""
     context = await browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]  # a ViewportSize dict
     await context.add_init_script(INIT_SCRIPT)
+    if capture:
+        await context.add_init_script(subs.CAPTURE_SCRIPT)
     page = await context.new_page()
     page.set_default_timeout(PAGE_OPEN_TIMEOUT_MS)
     reloads = 0
@@ -368,10 +386,18 @@ async def _post_probe(port: int, token: str, campaign: Campaign, probe: Probe) -
         connection.close()
 
 
-async def _shown_everywhere(screens: list[Screen], text: str, timeout_s: float) -> None:
-    """Wait until every page shows ``text`` (or ``timeout_s`` passed: the screens still behind count as missed)."""
+async def _shown_everywhere(
+    screens: list[Screen], text: str, timeout_s: float, subscribers: list[subs.Subscriber] | None = None
+) -> None:
+    """Wait until every page shows ``text`` and every subscriber received it (or ``timeout_s`` passed: the screens
+    still behind count as missed)."""
     deadline = time.monotonic() + timeout_s
     pending = list(screens)
+    waiting = list(subscribers or [])
+    while waiting and time.monotonic() < deadline:
+        waiting = [s for s in waiting if s.last != text]
+        if waiting:
+            await asyncio.sleep(SETTLE_POLL_S)
     while pending and time.monotonic() < deadline:
         shown = await asyncio.gather(*(answer(s.page, "() => window.__wallBench.last") for s in pending))
         pending = [s for s, last in zip(pending, shown, strict=True) if last != text]
@@ -439,6 +465,7 @@ class Run:
     """What the measured part produced, for the report."""
 
     screens: list[Screen]
+    subscribers: list[subs.Subscriber]
     probes: list[Probe]
     wall_pages: int
     wall_pages_after: int
@@ -480,15 +507,48 @@ async def _run(
 ) -> Run:
     url = f"http://{loadclient.HOST}:{port}/wall/{campaign.id}?token={screen_token}&lang={LANG}"
     screens: list[Screen] = []
-    with step(f"opening {params.screens} wall screens (one browser context each)") as notes:
-        for number in range(params.screens):
+    subscribers: list[subs.Subscriber] = []
+    with step(f"opening {params.rendered} rendered wall screens (one browser context each)") as notes:
+        for number in range(params.rendered):
             opened = time.perf_counter()
-            screens.append(await _open(browser, number, url))
+            screens.append(await _open(browser, number, url, capture=number == 0))
             print(
-                f"  screen {number + 1}/{params.screens} live in {time.perf_counter() - opened:.1f}s",
+                f"  screen {number + 1}/{params.rendered} live in {time.perf_counter() - opened:.1f}s",
                 file=sys.stderr,
                 flush=True,
             )
+        wall_pages = await _await_wall_pages(port, params.rendered)
+        notes.append(f"the server counts {wall_pages} wall pages")
+    record = subs.recording(await answer(screens[0].page, subs.CAPTURED_SCRIPT))
+    try:
+        return await _run_with(
+            params, workdir, campaign, port, server_pid, ingest_token, browser, meter, url, screens, subscribers, record
+        )
+    finally:
+        await asyncio.gather(*(s.close() for s in subscribers), return_exceptions=True)
+
+
+async def _run_with(
+    params: Parameters,
+    workdir: Path,
+    campaign: Campaign,
+    port: int,
+    server_pid: int,
+    ingest_token: str,
+    browser: Browser,
+    meter: CpuMeter,
+    url: str,
+    screens: list[Screen],
+    subscribers: list[subs.Subscriber],
+    record: subs.Recording,
+) -> Run:
+    count = params.screens - params.rendered
+    with step(
+        f"opening {count} subscriber screens (the page's {len(record.frames)} websocket message(s) replayed)"
+    ) as notes:
+        origin = f"http://{loadclient.HOST}:{port}"
+        for number in range(params.rendered, params.screens):
+            subscribers.append(await subs.subscribe(number, url, origin, record, KPI))
         wall_pages = await _await_wall_pages(port, params.screens)
         notes.append(f"the server counts {wall_pages} wall pages")
     for screen in screens:
@@ -512,9 +572,12 @@ async def _run(
             for probe in warmup:
                 await _post_probe(port, ingest_token, campaign, probe)
                 await asyncio.sleep(WARMUP_S / WARMUP_PROBES)
-            await _shown_everywhere(screens, compact(WARMUP_PROBES, LANG), SETTLE_TIMEOUT_S)
+            await _shown_everywhere(screens, compact(WARMUP_PROBES, LANG), SETTLE_TIMEOUT_S, subscribers)
         interval = params.seconds / params.probes
-        label = f"{params.probes} probes over {params.seconds:g}s on {params.screens} screens"
+        label = (
+            f"{params.probes} probes over {params.seconds:g}s on {params.screens} screens"
+            f" ({params.rendered} rendered, {count} subscribers)"
+        )
         with step(label) as notes:
             before, started, browser_before = meter.sample(), time.perf_counter(), _browser_cpu(server_pid)
             begin = time.perf_counter()
@@ -529,10 +592,10 @@ async def _run(
                 await _post_probe(port, ingest_token, campaign, probe)
                 if (index + 1) % max(1, params.probes // 10) == 0:
                     print(f"  probe {index + 1}/{params.probes}", file=sys.stderr, flush=True)
-            await _shown_everywhere(screens, compact(probes[-1].count, LANG), SETTLE_TIMEOUT_S)
+            await _shown_everywhere(screens, compact(probes[-1].count, LANG), SETTLE_TIMEOUT_S, subscribers)
             traced = await tracing
             after, elapsed, browser_after = meter.sample(), time.perf_counter() - started, _browser_cpu(server_pid)
-            notes.append("every screen shows the last probe")
+            notes.append("every screen shows the last probe, every subscriber received it")
         load_end = time.time()
     finally:
         if tracing is not None and not tracing.done():
@@ -560,7 +623,9 @@ async def _run(
     version = browser.version
     for screen in screens:
         await screen.context.close()
-    return Run(screens, probes, wall_pages, wall_pages_after, load_start, load_end, stats, cores, version, traced)
+    return Run(
+        screens, subscribers, probes, wall_pages, wall_pages_after, load_start, load_end, stats, cores, version, traced
+    )
 
 
 def _browser_cpu(server_pid: int) -> float:
@@ -609,11 +674,37 @@ def _report(params: Parameters, run: Run, machine: dict[str, Any]) -> dict[str, 
                 "reloads_while_opening": screen.reloads_while_opening,
             }
         )
+    received: list[float] = []
+    per_subscriber = []
+    subscriber_missed = 0
+    for subscriber in run.subscribers:
+        samples = match(subscriber.changes, run.probes, texts)
+        received += samples.dom_s
+        subscriber_missed += samples.missed
+        unexpected += samples.unexpected
+        per_subscriber.append(
+            {
+                "screen": subscriber.number,
+                "samples": len(samples.dom_s),
+                "missed": samples.missed,
+                "latency_p50_ms": percentile_ms(samples.dom_s, 50),
+                "latency_p95_ms": percentile_ms(samples.dom_s, 95),
+                "latency_max_ms": percentile_ms(samples.dom_s, 100),
+                "frames": subscriber.frames,
+                "bytes": subscriber.bytes,
+                "heartbeat_acks": subscriber.heartbeat_acks,
+                "closed": subscriber.closed,
+            }
+        )
     p95 = percentile_ms(dom, 95)
+    subscriber_p95 = percentile_ms(received, 95)
     over = sum(d > LONG_TASK_LIMIT_MS for d in during_all)
     rate = run.background["rate"]
-    complete = missed == 0 and not unexpected
+    complete = missed == 0 and subscriber_missed == 0 and not unexpected
     return {
+        "screens": len(run.screens) + len(run.subscribers),
+        "rendered_screens": len(run.screens),
+        "subscriber_screens": len(run.subscribers),
         "screen_latency_p50_ms": percentile_ms(dom, 50),
         "screen_latency_p95_ms": p95,
         "screen_latency_p99_ms": percentile_ms(dom, 99),
@@ -623,7 +714,14 @@ def _report(params: Parameters, run: Run, machine: dict[str, Any]) -> dict[str, 
         "samples": len(dom),
         "missed_samples": missed,
         "unexpected_texts": unexpected[:20],
-        "screens": len(run.screens),
+        "subscriber_latency_p50_ms": percentile_ms(received, 50),
+        "subscriber_latency_p95_ms": subscriber_p95,
+        "subscriber_latency_p99_ms": percentile_ms(received, 99),
+        "subscriber_latency_max_ms": percentile_ms(received, 100),
+        "subscriber_samples": len(received),
+        "subscriber_missed_samples": subscriber_missed,
+        "subscriber_frames": sum(s.frames for s in run.subscribers),
+        "subscriber_bytes": sum(s.bytes for s in run.subscribers),
         "server_wall_pages": run.wall_pages,
         "server_wall_pages_after": run.wall_pages_after,
         "probes": len(run.probes),
@@ -646,6 +744,7 @@ def _report(params: Parameters, run: Run, machine: dict[str, Any]) -> dict[str, 
         "clock_skew_ms_max": round(max(abs(skew) for screen in run.screens for skew, _ in screen.skews_ms), 2),
         "clock_check_bound_ms_max": round(max(bound for screen in run.screens for _, bound in screen.skews_ms), 2),
         "per_screen": per_screen,
+        "per_subscriber": per_subscriber,
         "cpu_cores": run.cores,
         "browser": {
             "executable": str(CHROMIUM),
@@ -661,17 +760,21 @@ def _report(params: Parameters, run: Run, machine: dict[str, Any]) -> dict[str, 
             "p95_max_ms": TARGET_P95_MS,
             "long_task_max_ms": LONG_TASK_LIMIT_MS,
             "min_probes": TARGET_MIN_PROBES,
-            "at_target_load": len(run.screens) >= TARGET_SCREENS
+            "at_target_load": len(run.screens) + len(run.subscribers) >= TARGET_SCREENS
             and params.rate >= TARGET_RATE
             and rate >= RATE_TOLERANCE * params.rate
             and len(run.probes) >= TARGET_MIN_PROBES,
-            "p95_met": complete and p95 is not None and p95 <= TARGET_P95_MS,
+            "p95_met": complete
+            and p95 is not None
+            and p95 <= TARGET_P95_MS
+            and (not run.subscribers or (subscriber_p95 is not None and subscriber_p95 <= TARGET_P95_MS)),
             "long_tasks_met": over == 0,
         },
         "machine": machine,
         "code": harness.code_version(),
         "parameters": {
             "screens": params.screens,
+            "rendered": params.rendered,
             "rate": params.rate,
             "probes": params.probes,
             "seconds": params.seconds,
@@ -691,13 +794,18 @@ def _table(report: dict[str, Any]) -> str:
         f"Promo War-Room wall benchmark: {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB,"
         f" Python {m['python']}, Chromium {report['browser']['version']}",
         "",
-        f"{report['screens']} screens (the server counted {report['server_wall_pages']} wall pages), "
+        f"{report['screens']} screens ({report['rendered_screens']} rendered in Chromium, "
+        f"{report['subscriber_screens']} protocol-level subscribers; the server counted "
+        f"{report['server_wall_pages']} wall pages), "
         f"{report['events_per_s']:,.0f} background events/s accepted of {report['offered_events_per_s']:,.0f}, "
         f"{report['probes']} probes{load_verdict}",
         f"event POST -> value changed on a screen ({report['samples']} samples, {report['missed_samples']} missed): "
         f"p50 {report['screen_latency_p50_ms']} ms, p95 {report['screen_latency_p95_ms']} ms, "
         f"p99 {report['screen_latency_p99_ms']} ms, max {report['screen_latency_max_ms']} ms "
         f"(target p95 <= {t['p95_max_ms']:g} ms: {verdict})",
+        f"  event POST -> the frame carrying it received by a subscriber ({report['subscriber_samples']} samples, "
+        f"{report['subscriber_missed_samples']} missed): p50 {report['subscriber_latency_p50_ms']} ms, "
+        f"p95 {report['subscriber_latency_p95_ms']} ms, max {report['subscriber_latency_max_ms']} ms",
         f"  to the animation frame that paints it: p50 {report['frame_latency_p50_ms']} ms, "
         f"p95 {report['frame_latency_p95_ms']} ms; clocks differ by at most "
         f"{report['clock_skew_ms_max']} ms (read within ±{report['clock_check_bound_ms_max']} ms)",

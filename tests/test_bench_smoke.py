@@ -156,3 +156,36 @@ def test_bench_wall_times_the_value_on_every_screen() -> None:
     assert traced["over_200ms_cpu"] <= traced["over_200ms_wall"] <= traced["tasks_over_50ms"]
     assert {"p95_met", "long_tasks_met", "at_target_load"} <= set(report["targets"])
     assert not report["targets"]["at_target_load"]
+    assert report["rendered_screens"] == 2 and report["subscriber_screens"] == 0 and report["per_subscriber"] == []
+
+
+def test_bench_wall_subscribers_receive_every_probe() -> None:
+    """``--rendered 1`` of ``--screens 3``: one Chromium page, two websocket subscribers replaying its messages."""
+    report = bench(
+        "wall",
+        "--screens",
+        "3",
+        "--rendered",
+        "1",
+        "--rate",
+        "200",
+        "--probes",
+        "20",
+        "--seconds",
+        "8",
+        "--json",
+        timeout_s=WALL_TIMEOUT_S,
+    )
+    assert report["screens"] == 3 and report["rendered_screens"] == 1 and report["subscriber_screens"] == 2
+    assert report["server_wall_pages"] == report["server_wall_pages_after"] == 3, (
+        "the server runs a push loop for every subscriber, as for a page"
+    )
+    assert report["samples"] == 20 and report["missed_samples"] == 0, "the rendered screen is measured as before"
+    assert report["subscriber_samples"] == 40 and report["subscriber_missed_samples"] == 0
+    assert [s["samples"] for s in report["per_subscriber"]] == [20, 20]
+    assert all(s["closed"] is None for s in report["per_subscriber"]), "subscribers stayed connected to the end"
+    assert report["unexpected_texts"] == []
+    assert 0 < report["subscriber_latency_p50_ms"] <= report["subscriber_latency_p95_ms"]
+    assert report["subscriber_latency_max_ms"] < 20_000
+    assert report["subscriber_frames"] > 0 and report["subscriber_bytes"] > 0
+    assert report["browser"]["contexts"] == 1

@@ -61,7 +61,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     bn.add_argument("--trials", type=int, default=30, help="alerts fired one after another (one demo SKU each)")
     bn.add_argument("--rate", type=float, default=1000.0, help="background events per second posted meanwhile")
     bw = bench("wall", "event POST to the changed value on wall screens in headless Chromium, under load")
-    bw.add_argument("--screens", type=int, default=20, help="wall screens, each its own browser context and websocket")
+    bw.add_argument("--screens", type=int, default=20, help="wall screens connected, each its own websocket")
+    bw.add_argument(
+        "--rendered",
+        type=int,
+        default=2,
+        help="of --screens, rendered in Chromium (the rest: websocket subscribers)",
+    )
     bw.add_argument("--rate", type=float, default=5000.0, help="background events per second posted meanwhile")
     bw.add_argument("--probes", type=int, default=120, help="paid orders posted one by one, timed on every screen")
     bw.add_argument("--seconds", type=float, default=60.0, help="the probes are spread over this long")
