@@ -2,9 +2,10 @@
 
 It wakes as soon as the metrics engine has applied new events or the alerts
 changed (not at the next published snapshot), or once a second for the clock
-and heartbeat, then waits ``COALESCE_S`` so a burst of updates becomes one
-render (and never renders more often than every ``MIN_RENDER_GAP_S``),
-and sends only what changed: a panel's tree whole once, then its changed
+and heartbeat, then waits for the next tick of a ``RENDER_EVERY_S`` grid
+shared by every page, so a burst of updates becomes one render, a page
+renders at most five times a second, and all pages render at the same moments
+(one shared rendering serves them all). It sends only what changed: a panel's tree whole once, then its changed
 leaves (``leaves``), so the page's renderer redoes only those. Charts go in a
 frame of their own after the numbers, so a chart's redraw never delays them.
 
@@ -39,10 +40,12 @@ from dashboard.layout import SECTION_TITLES
 
 HEARTBEAT_S = 1.0
 """Clock and heartbeat period; the page calls itself stale after 5 s without one."""
-COALESCE_S = 0.05
-"""After waking, wait this long so everything that arrived meanwhile goes out in one render."""
-MIN_RENDER_GAP_S = 0.2
-"""A page renders at most five times a second, however often the numbers move."""
+RENDER_EVERY_S = 0.2
+"""After waking, a page renders at the next tick of this grid (on the process's monotonic clock, the same for every
+page): everything that arrived meanwhile goes out in one render, at most five a second."""
+VIEW_FRESH_S = 0.05
+"""A shared rendering this recent serves a page even if the numbers moved since: pages rendering at the same tick
+one after the other share it, though the engine applies events between them."""
 CHART_GAP_S = 0.02
 """Charts are sent this long after the numbers: longer than Dash's batching window (5 ms), so they arrive in a
 frame (and a task of the page) of their own."""
@@ -105,6 +108,7 @@ class View:
     curve: curve_math.Curve | None
     minute: dict[str, Any] | None
     curve_at: float
+    made_at: float
 
 
 @dataclass
@@ -150,7 +154,7 @@ class Views:
         wall = self.metrics.clock()
         key = (self.metrics_generation, self.alerts_generation, int(wall))
         previous = self.current.get(page)
-        if previous is not None and previous.key == key:
+        if previous is not None and (previous.key == key or time.monotonic() - previous.made_at < VIEW_FRESH_S):
             return previous
         view = self._render(page, key, wall, previous)
         self.current[page] = view
@@ -177,14 +181,16 @@ class Views:
             before = previous.trees.get(name) if previous is not None else None
             trees[name] = before if before == stamped else stamped
         if previous is not None and time.monotonic() - previous.curve_at < CURVE_INTERVAL_S:
-            return View(key, texts, trees, banner_class, previous.curve, previous.minute, previous.curve_at)
+            return View(
+                key, texts, trees, banner_class, previous.curve, previous.minute, previous.curve_at, time.monotonic()
+            )
         gmv = float(snapshot.totals.gmv_paid)
         curve = curve_math.gmv_curve(engine, page.campaign, now, gmv, lang, wall, alerts)
         figure = minute.figure(engine, page.campaign, now, lang, alerts)
         if previous is not None:
             curve = previous.curve if previous.curve == curve else curve
             figure = previous.minute if previous.minute == figure else figure
-        return View(key, texts, trees, banner_class, curve, figure, time.monotonic())
+        return View(key, texts, trees, banner_class, curve, figure, time.monotonic(), time.monotonic())
 
     def changes(self, container: str, old: Any, new: Any) -> list[leaves.Update]:
         """``leaves.changes``, computed once per pair of trees whichever page asks."""
@@ -283,7 +289,6 @@ async def run(services: FullServices, views: Views, pathname: str | None, search
         wall.titles()
         while True:
             changed.clear()  # before rendering: a change while it renders wakes the next render
-            rendered = time.monotonic()
             await wall.render()
             try:
                 async with asyncio.timeout(HEARTBEAT_S):
@@ -291,7 +296,7 @@ async def run(services: FullServices, views: Views, pathname: str | None, search
             except TimeoutError:
                 pass  # nothing new: render again for the clock and the heartbeat
             else:
-                await asyncio.sleep(max(COALESCE_S, rendered + MIN_RENDER_GAP_S - time.monotonic()))
+                await asyncio.sleep(RENDER_EVERY_S - time.monotonic() % RENDER_EVERY_S)
     finally:
         WALL_PAGES.dec()
         views.forget(changed)
