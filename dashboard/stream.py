@@ -47,8 +47,8 @@ VIEW_FRESH_S = 0.05
 """A shared rendering this recent serves a page even if the numbers moved since: pages rendering at the same tick
 one after the other share it, though the engine applies events between them."""
 CHART_GAP_S = 0.02
-"""Charts are sent this long after the numbers: longer than Dash's batching window (5 ms), so they arrive in a
-frame (and a task of the page) of their own."""
+"""Each chart is sent this long after what went before it: longer than Dash's batching window (5 ms), so it
+arrives in a frame (and a task of the page) of its own, after the numbers."""
 CURVE_INTERVAL_S = 1.0
 CURVE_REDRAW_S = 60.0
 """The whole figure is resent this often, so a late event that changed an old bin is drawn too."""
@@ -234,8 +234,7 @@ class WallPush:
         self.send("stale-label", "children", i18n.text("stale", lang))
 
     async def render(self) -> None:
-        """The numbers and panels that changed, the heartbeat once a second, then the charts in a frame of their
-        own."""
+        """The numbers and panels that changed, the heartbeat once a second, then each chart in a frame of its own."""
         view = self.views.view(self.page)
         for component, text in view.texts.items():
             self.send(component, "children", text)
@@ -249,24 +248,24 @@ class WallPush:
         if second != self.beat_second:
             self.beat_second, self.beats = second, self.beats + 1
             set_props("wall-heartbeat", {"children": str(self.beats)})
-        if view.curve is not self.curve or view.minute is not self.minute:
+        if view.curve is not None and view.curve is not self.curve:
             await asyncio.sleep(CHART_GAP_S)
-            self.draw_charts(view)
-
-    def draw_charts(self, view: View) -> None:
-        current = view.curve
-        if current is not None and current is not self.curve:
-            recent = time.monotonic() - self.redrawn_at < CURVE_REDRAW_S
-            patch = curve_math.update(self.curve, current) if recent else None
-            if patch is None:
-                set_props("gmv-curve", {"figure": curve_math.figure(current, self.page.lang)})
-                self.redrawn_at = time.monotonic()
-            else:
-                set_props("gmv-curve", {"figure": patch})
-            self.curve = current
+            self.draw_curve(view.curve)
         if view.minute is not None and view.minute is not self.minute:
+            await asyncio.sleep(CHART_GAP_S)
             set_props("minute-curve", {"figure": view.minute})
             self.minute = view.minute
+
+    def draw_curve(self, current: curve_math.Curve) -> None:
+        """A Patch of the GMV curve's end, or the whole figure when the bins moved (and every ``CURVE_REDRAW_S``)."""
+        recent = time.monotonic() - self.redrawn_at < CURVE_REDRAW_S
+        patch = curve_math.update(self.curve, current) if recent else None
+        if patch is None:
+            set_props("gmv-curve", {"figure": curve_math.figure(current, self.page.lang)})
+            self.redrawn_at = time.monotonic()
+        else:
+            set_props("gmv-curve", {"figure": patch})
+        self.curve = current
 
 
 async def run(services: FullServices, views: Views, pathname: str | None, search: str | None) -> None:
