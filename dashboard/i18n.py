@@ -59,7 +59,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "acknowledged_by": ("已确认：{who} {at}", "acknowledged by {who} at {at}"),
     "unacknowledged": ("未确认", "unacknowledged"),
     "resolved_unacknowledged": ("已恢复，待确认", "resolved, not yet acknowledged"),
-    "at_fire": ("触发时 {value}", "at firing {value}"),
+    # The value an alert fired at, beside its latest; the on-call page (app/api/static/oncall.js) words it alike.
+    "at_fire": ("触发时 {value}", "when fired: {value}"),
     "banner_hint": ("请立即处理并确认", "act now and acknowledge"),
     "no_data": ("暂无数据", "no data yet"),
     "key_limit": (
