@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from typing import Any
+from typing import Any, TypeGuard
 
 import msgspec
 
@@ -102,7 +102,8 @@ def product(sku: str, terms: Terms, language: str) -> str:
     return f"{name} ({sku})" if name and name != sku else sku
 
 
-def _number(value: Any) -> bool:
+def _number(value: Any) -> TypeGuard[float]:
+    """Whether ``value`` is a number read (a bool is not)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
