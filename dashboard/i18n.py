@@ -59,8 +59,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "acknowledged_by": ("已确认：{who} {at}", "acknowledged by {who} at {at}"),
     "unacknowledged": ("未确认", "unacknowledged"),
     "resolved_unacknowledged": ("已恢复，待确认", "resolved, not yet acknowledged"),
-    "at_fire": ("触发时 {value}", "at firing {value}"),
+    # The value an alert fired at, beside its latest; the on-call page (app/api/static/oncall.js) words it alike.
+    "at_fire": ("触发时 {value}", "when fired: {value}"),
     "banner_hint": ("请立即处理并确认", "act now and acknowledge"),
+    "more_emergencies": ("另有 {count} 条", "+{count} more"),
     "no_data": ("暂无数据", "no data yet"),
     "key_limit": (
         "{kind}超过{limit}个上限：{events}条事件未单独统计",

@@ -28,6 +28,9 @@ CHANNEL_ROWS = 6
 ALERT_ROWS = 2
 """The most severe alerts the panel has room for at row size (a row holds its severity, acknowledgment, age, and
 a summary with its live value over up to two lines); "+N more alerts" counts the rest, the banner every emergency."""
+BANNER_ITEMS = 2
+"""The emergencies the banner names, most important first; "+N more" counts the rest (the alert panel and the on-call
+page list them): a fixed height that never covers the panels, however many emergencies the night has."""
 MIN_BAR_PCT = 1.5
 """A non-zero count always shows a sliver of bar."""
 ICONS: dict[Severity, str] = {Severity.EMERGENCY: "◆", Severity.WARNING: "▲", Severity.REMINDER: "●"}
@@ -262,14 +265,14 @@ def _summary(alert: LiveAlert, lang: Language) -> str:
     return (alert.summary_zh if lang == "zh" else alert.summary_en) or alert.rule
 
 
-def _marked(alert: LiveAlert, lang: Language, badge: str) -> list[Any]:
+def _marked(alert: LiveAlert, lang: Language, badge: str, fired_value: bool = True) -> list[Any]:
     """The summary (of the alert's latest values), after a 演练 / REHEARSAL badge when the alert is a rehearsal's
-    (on a replayed night's clock), and the value it fired at when it has moved since."""
+    (on a replayed night's clock), and (``fired_value``) the value it fired at when it has moved since."""
     parts: list[Any] = [_summary(alert, lang)]
     if alert.clock == "replay":
         parts = [html.Span(i18n.text("rehearsal", lang), className=badge), " ", *parts]
     fired, now = alert.fired_reading, alert.reading
-    if fired is not None and fired != now:
+    if fired_value and fired is not None and fired != now:
         value = fired.zh if lang == "zh" else fired.en
         parts.append(html.Span(f" · {i18n.text('at_fire', lang, value=value)}", className="alert-fired"))
     return parts
@@ -333,29 +336,42 @@ def _banner_state(alert: LiveAlert, lang: Language) -> str | None:
     return i18n.text("resolved_unacknowledged", lang) if alert.status == "resolved" else None
 
 
+def by_importance(alerts: list[LiveAlert]) -> list[LiveAlert]:
+    """The banner's order: firing before resolved, unacknowledged before acknowledged, then the newest."""
+    return sorted(alerts, key=lambda a: (a.status != "firing", a.acknowledged is not None, -(a.fired_at or 0)))
+
+
 def banner(alerts: list[LiveAlert], wall: float, lang: Language) -> tuple[list[html.Div], str]:
-    """The full-width emergency banner: every emergency that is news for the room (``views.is_news``): firing or
-    resolved, until acknowledged, then with who acknowledged it and when for ``ACKNOWLEDGED_NEWS_S``; hidden when
-    there is none. ``wall`` is the wall clock's now (acknowledgments are on it)."""
-    urgent = [a for a in ordered(alerts) if is_news(a, wall)]
+    """The emergency banner: the ``BANNER_ITEMS`` most important emergencies that are news for the room
+    (``views.is_news``: firing or resolved, until acknowledged, then with who acknowledged it and when for
+    ``ACKNOWLEDGED_NEWS_S``; ``by_importance``), each by its summary (the alert panel has the value it fired at), then
+    one line with how many more and what to do; hidden when there is none. ``wall`` is the wall clock's now
+    (acknowledgments are on it)."""
+    urgent = by_importance([a for a in alerts if is_news(a, wall)])
     if not urgent:
         return [], "banner hidden"
-    items = []
-    for a in urgent:
+    items: list[html.Div] = []
+    for a in urgent[:BANNER_ITEMS]:
         state = _banner_state(a, lang)
         items.append(
             html.Div(
                 [
                     html.Span(ICONS[Severity.EMERGENCY], className="banner-icon"),
-                    html.Span(_marked(a, lang, "banner-rehearsal"), className="banner-text"),
+                    html.Span(_marked(a, lang, "banner-rehearsal", fired_value=False), className="banner-text"),
                     html.Span(state, className="banner-state") if state else None,
                 ],
                 className="banner-item acked" if a.acknowledged else "banner-item",
                 **_data(alert=a.id, status=a.status, acknowledged="true" if a.acknowledged else "false"),
             )
         )
+    foot = []
+    if len(urgent) > BANNER_ITEMS:
+        more = i18n.text("more_emergencies", lang, count=str(len(urgent) - BANNER_ITEMS))
+        foot.append(html.Span(more, className="banner-more", **_data(more=str(len(urgent) - BANNER_ITEMS))))
     if any(a.acknowledged is None for a in urgent):
-        items.append(html.Div(i18n.text("banner_hint", lang), className="banner-hint"))
+        foot.append(html.Span(i18n.text("banner_hint", lang), className="banner-hint"))
+    if foot:
+        items.append(html.Div(foot, className="banner-foot"))
     # The container's class stays "banner" while it shows anything: changing it in the same push as its children
     # left the children as they were (Dash 4.4); an acknowledged item says so by its own class.
     return items, "banner"

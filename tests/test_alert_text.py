@@ -5,6 +5,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,11 @@ import httpx
 import msgspec
 import websockets
 
+from alerts.evaluation.evaluate import Evaluator
 from alerts.evaluation.lifecycle import Lifecycle, Observation
-from alerts.evaluation.messages import Terms, compose_group, describe, product, value_units
+from alerts.evaluation.messages import Terms, compose_group, describe, product, render, value_units
 from alerts.evaluation.metricview import METRIC_NAMES
-from alerts.evaluation.rules import METRIC_UNITS, AnyRule, load_file, metric_unit
+from alerts.evaluation.rules import METRIC_UNITS, AnyRule, StaticRule, load_file, metric_unit, parse
 from alerts.evaluation.severity import Severity
 from alerts.evaluation.views import LiveAlert
 from app.core.quantities import axis_ticks, elapsed, figure, share, signed_share
@@ -133,6 +135,14 @@ PRODUCT_RULES = STOCK_RULES.replace('{en: "{sku}: {value} left', '{en: "{product
     'zh: "{sku}：剩余', 'zh: "{product}：剩余'
 )
 """``STOCK_RULES`` naming the product: "极光X1手机 (SKU-1001)：剩余 100（警告）"."""
+RESOLVING_RULES = PRODUCT_RULES.replace(
+    "    runbook:",
+    '    resolved: {en: "Resolved: {product} back to {value} (alert threshold {threshold})",'
+    ' zh: "已恢复：{product} 回到 {value}（告警阈值 {threshold}）"}\n    runbook:',
+).replace("      warning:", '      reminder: {op: "<", value: warning_level}\n      warning:')
+"""``PRODUCT_RULES`` with a resolved wording naming its threshold, and a reminder tier: an alert fired at the warning
+(threshold 300, SKU-1001's safety stock) recovers past the reminder's 600, which its resolution must not name."""
+RECOVERED_ZH = "已恢复：极光X1手机 (SKU-1001) 回到 5,000（告警阈值 300）"
 
 
 def test_an_evaluation_without_a_reading_keeps_the_alerts_last_values():
@@ -154,7 +164,7 @@ async def _firing(http: httpx.AsyncClient, screen: str) -> list[dict[str, Any]]:
 async def test_live_values_history_of_its_moment_and_a_resolved_emergency_awaiting_acknowledgment(dsn, tmp_path):
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir()
-    (rules_dir / "pack.yaml").write_text(PRODUCT_RULES)
+    (rules_dir / "pack.yaml").write_text(RESOLVING_RULES)
     ingest, screen, operator = [await create_key(dsn, s) for s in ("ingest", "screen", "operator")]
     settings = {
         "WARROOM_RULES_DIR": str(rules_dir),
@@ -210,11 +220,15 @@ async def test_live_values_history_of_its_moment_and_a_resolved_emergency_awaiti
             assert [h["summary_en"] for h in history] == [
                 "Aurora X1 phone (SKU-1001): 100 left (Warning)",
                 "Aurora X1 phone (SKU-1001): 0 left (Emergency)",
-                "Aurora X1 phone (SKU-1001): 5,000 left (Emergency)",
-            ], "each entry in its own moment"
+                "Resolved: Aurora X1 phone (SKU-1001) back to 5,000 (alert threshold 300)",
+            ], "each entry in its own moment, a resolution as a recovery with the threshold it fired at"
+            assert history[2]["summary_zh"] == RECOVERED_ZH
             assert history[0]["reading"] == {"en": "100", "zh": "100"}
             [banner] = server.services.alerts.banner("double11-demo")
             assert banner.status == "resolved" and banner.acknowledged is None, "a resolved emergency is still news"
+            assert banner.summary_zh == RECOVERED_ZH, "the banner words it as the history does"
+            [stored] = (await http.get("/v1/alerts", params={"token": screen, "status": "resolved"})).json()
+            assert stored["summary_zh"] == RECOVERED_ZH and stored["summary_en"] == history[2]["summary_en"]
     finally:
         server.stop()
 
@@ -223,11 +237,15 @@ async def test_live_values_history_of_its_moment_and_a_resolved_emergency_awaiti
         async with httpx.AsyncClient(base_url=restarted.url, timeout=30) as http:
             [banner] = restarted.services.alerts.banner("double11-demo")
             assert banner.id == api["id"] and banner.severity == "emergency", "restored after a restart"
+            assert banner.summary_zh == RECOVERED_ZH, "loaded from the store, it still reads as a recovery"
             url = restarted.url.replace("http://", "ws://") + f"{ws_url}?token={screen}"
             async with websockets.connect(url) as socket:
                 snapshot = json.loads(await socket.recv())
             [past] = snapshot["resolved"]
-            assert past["id"] == api["id"] and past["summary_zh"] == "极光X1手机 (SKU-1001)：剩余 5,000（紧急）"
+            assert past["id"] == api["id"] and past["summary_zh"] == RECOVERED_ZH
+            async with websockets.connect(url.replace("?", "?after=0&")) as socket:
+                told = [json.loads(await socket.recv()) for _ in range(3)]
+            assert told[2]["kind"] == "resolved" and told[2]["summary_zh"] == RECOVERED_ZH, "the terminal's line"
             ack = await http.post(f"/v1/alerts/{api['id']}/ack", json={"by": "张三"}, headers={"X-API-Key": operator})
             assert ack.status_code == 200
             [banner] = restarted.services.alerts.banner("double11-demo")
@@ -273,11 +291,118 @@ async def test_a_banner_follows_acknowledgments_made_through_another_server_and_
         server.stop()
 
 
-def test_every_placeholder_of_the_shipped_rules_is_filled():
+SAMPLE = {"ratio": 0.4567, "change": -0.0456}
+"""Values of the placeholder test, by unit (1234 for the others): none may show raw."""
+
+
+def _resolution(rule: AnyRule) -> dict[str, Any]:
+    """Values as the evaluation leaves them when an alert resolves: a static rule's change back within its limits is
+    too small to be significant (``value`` None, its ``raw`` and ``reference`` kept), every other value read."""
+    values = {key: SAMPLE.get(unit, 1234.0) for key, unit in value_units(rule).items() if key != "change_pct"}
+    if isinstance(rule, StaticRule) and rule.change is not None:
+        values.update(value=None, raw=1180.0, reference=1234.0)
+    elif isinstance(rule, StaticRule):
+        values["reference"] = None
+    return values
+
+
+def test_every_placeholder_of_the_shipped_rules_is_filled_firing_and_resolved_in_both_languages():
     for rule in PACK.rules:
-        values = {key: 0.4567 if unit in ("ratio", "change") else 1234.0 for key, unit in value_units(rule).items()}
+        values = {key: SAMPLE.get(unit, 1234.0) for key, unit in value_units(rule).items()}
         labels = {**LABELS, **({rule.by: "SKU-1001"} if rule.by else {})}
-        text = describe(rule, labels, {**values, "reference": 1.0}, Severity.WARNING, TERMS)
-        for summary in (text.summary_en, text.summary_zh):
-            assert "{" not in summary and "None" not in summary, (rule.name, summary)
-            assert "0.457" not in summary, f"{rule.name}: a raw ratio in {summary!r}"
+        firing = describe(rule, labels, {**values, "reference": 1.0}, Severity.WARNING, TERMS)
+        resolved = describe(rule, labels, _resolution(rule), Severity.EMERGENCY, TERMS, True, values)
+        for summary in (firing.summary_en, firing.summary_zh, resolved.summary_en, resolved.summary_zh):
+            assert "{" not in summary and "}" not in summary and "None" not in summary, (rule.name, summary)
+            assert "0.457" not in summary and "0.046" not in summary, f"{rule.name}: a raw ratio in {summary!r}"
+            assert "unknown" not in summary and "未知" not in summary, (rule.name, summary)
+        assert resolved.summary_zh.startswith("已恢复："), resolved.summary_zh
+        assert resolved.summary_en.startswith("Resolved: "), resolved.summary_en
+        for emergency_words in ("紧急", "仅剩", "Emergency", "only", "outside", "超出", "stopped", "骤停"):
+            assert emergency_words not in resolved.summary_zh + resolved.summary_en, (rule.name, resolved)
+
+
+def _resolved(name: str, values: dict[str, Any], fired: dict[str, Any], labels: dict[str, str] = LABELS):
+    return describe(_rule(name), labels, values, Severity.EMERGENCY, TERMS, True, fired)
+
+
+def test_a_resolved_alert_reads_as_a_recovery_with_the_threshold_it_fired_at():
+    sku = {**LABELS, "sku": "SKU-1001"}
+    stock_low = _resolved("stock_low", {"value": 1200.0, "threshold": 600.0}, {"value": 0.0, "threshold": 300.0}, sku)
+    assert stock_low.summary_zh == "已恢复：极光X1手机 (SKU-1001) 库存回到 1,200 件（告警阈值 300）"
+    assert (
+        stock_low.summary_en
+        == "Resolved: Aurora X1 phone (SKU-1001) stock is back to 1,200 units (alert threshold 300)"
+    )
+    orders = _resolved(
+        "orders_below_last_year",
+        {"value": None, "raw": 96.0, "reference": 100.0, "threshold": -0.3},
+        {"value": -0.85, "raw": 15.0, "reference": 100.0, "threshold": -0.8},
+    )
+    assert orders.summary_zh == "已恢复：下单量较去年同期 −4%（告警阈值 −80%）"
+    assert orders.summary_en == "Resolved: orders −4% against the same minutes last year (alert at −80%)"
+    rate = _resolved("payment_success_rate_low", {"value": 0.972, "threshold": 0.95}, {"value": 0.71, "threshold": 0.8})
+    assert rate.summary_zh == "已恢复：支付成功率回到 97.2%（告警阈值 80%）"
+    gmv = _resolved("gmv_anomaly", {"value": 5_000.0, "lower": 4_000.0, "upper": 9_000.0}, {"value": 100.0})
+    assert gmv.summary_en == "Resolved: paid GMV ¥5.00K per minute (expected ¥4.00K–¥9.00K)"
+    slow = _resolved("slow_pages", {"visits": 900, "visits_change": 0.21, "cart_rate_change": -0.04}, {})
+    assert slow.summary_zh == "已恢复：加购率较去年同期 −4%，流量较去年同期 +21%"
+
+
+def test_a_rule_without_a_resolved_wording_reads_resolved_before_its_summary():
+    pack = parse(STOCK_RULES.replace('"{sku}: {value} left ({severity})"', '"{sku}: {value} left"'))
+    [rule] = pack.rules
+    labels = {**LABELS, "sku": "SKU-1001"}
+    text = describe(rule, labels, {"value": 900.0}, Severity.EMERGENCY, TERMS, True, {"value": 0.0})
+    assert text.summary_en == "Resolved: SKU-1001: 900 left", "no severity named: the state before the summary"
+    assert text.summary_zh == "SKU-1001：剩余 900（已恢复）", "its severity's place names the state"
+    unknown = render("{sku} {nothing} {change_pct}", labels, {"value": 1.0}, Severity.WARNING, "en")
+    assert unknown == "SKU-1001 unknown unknown", "a placeholder without a value says so in words"
+    assert render("{nothing}", labels, {}, Severity.WARNING, "zh") == "未知"
+
+
+def test_a_change_that_recovers_is_still_said_as_the_evaluation_leaves_it():
+    """Orders back within 4% of last year resolve an orders_below_last_year alert; the evaluation then holds no
+    significant change (``value`` None), and the resolution still says how far orders are from last year's."""
+    rule = _rule("orders_below_last_year")
+    view = _OrdersView(now=1200.0, orders=10.0, last_year=100.0)
+    life = Lifecycle()
+    [fired] = life.observe(Evaluator([rule]).evaluate(view), view.now, {})
+    view.now, view.orders = 1260.0, 96.0
+    [resolved] = life.observe(Evaluator([rule]).evaluate(view), view.now, {})
+    assert fired.kind == "firing" and resolved.kind == "resolved" and resolved.values["value"] is None
+    text = describe(rule, resolved.alert.labels, resolved.values, resolved.severity, TERMS, True, fired.values)
+    assert text.summary_zh == "已恢复：下单量较去年同期 −4%（告警阈值 −80%）"
+    assert text.summary_en == "Resolved: orders −4% against the same minutes last year (alert at −80%)"
+
+
+@dataclass
+class _OrdersView:
+    """A campaign whose orders over any window are ``orders`` against last year's ``last_year``."""
+
+    now: float
+    orders: float
+    last_year: float
+
+    def campaigns(self) -> list[str]:
+        return ["d11"]
+
+    def labels(self, campaign: str, by: str) -> list[str]:
+        return []
+
+    def value(self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None) -> float:
+        return self.orders
+
+    def baseline(
+        self, campaign: str, metric: str, start: float, end: float, by: str | None, label: str | None
+    ) -> float:
+        return self.last_year
+
+    def attribute(self, campaign: str, sku: str, name: str) -> float | None:
+        return None
+
+    def growth(self, campaign: str, metric: str) -> float | None:
+        return None
+
+    def data_since(self, campaign: str) -> float | None:
+        return 0.0

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from alerts.evaluation import messages
 from alerts.evaluation.evaluate import Evaluator
 from alerts.evaluation.inhibit import DEFAULT_INHIBIT_RULES, inhibitors
 from alerts.evaluation.judgement import judge
@@ -239,6 +240,27 @@ def test_every_alert_belongs_to_an_incident_and_is_over_within_three_simulated_m
                 late.append(("resolved late", transition.alert.rule, round(moment / 60, 2)))
     late += [("still firing", key, round(moment / 60, 2)) for key, moment in open_at.items()]
     assert late == [], describe(eventful)
+
+
+def test_every_alert_of_the_night_reads_filled_in_and_a_resolved_one_as_a_recovery(eventful):
+    """Each transition's text as the server words it (``AlertService._describe``), in both languages: every
+    placeholder filled, a resolution a recovery with the threshold its alert fired at."""
+    terms = messages.Terms(THIS_YEAR.currency, {s.sku: (s.name, s.name_zh) for s in THIS_YEAR.skus})
+    rules = {rule.name: rule for rule in RULES.rules}
+    resolved = 0
+    for transition in eventful.transitions:
+        alert, done = transition.alert, transition.kind == "resolved"
+        text = messages.describe(
+            rules[alert.rule], alert.labels, transition.values, transition.severity, terms, done, alert.fired_values
+        )
+        for summary in (text.summary_zh, text.summary_en):
+            assert not set("{}") & set(summary) and "None" not in summary, (transition.kind, alert.rule, summary)
+            assert "unknown" not in summary and "未知" not in summary, (transition.kind, alert.rule, summary)
+        if done:
+            resolved += 1
+            assert text.summary_zh.startswith("已恢复：") and text.summary_en.startswith("Resolved: "), text
+            assert "紧急" not in text.summary_zh and "仅剩" not in text.summary_zh, text
+    assert resolved >= len(SCHEDULE), "every incident's alert resolved"
 
 
 def test_a_quiet_night_raises_nothing_not_even_a_reminder(quiet):

@@ -1,6 +1,7 @@
 """The wall's pure parts: number formats, KPI derivation, the GMV curve and its patches, page and access rules."""
 
 import ipaddress
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -12,7 +13,7 @@ from app.core.settings import Settings, SettingsError
 from app.metrics.engine import Engine
 from app.metrics.measures import MEASURES
 from app.metrics.snapshot import ChannelRow, FunnelStage, Measures, Snapshot
-from dashboard import curve, panels
+from dashboard import curve, i18n, panels
 from dashboard.access import allowed_address, is_wall_path
 from dashboard.kpis import baseline_values, tiles
 from dashboard.numbers import age, column, compact, countdown, duration, money, percent, signed_percent
@@ -174,12 +175,14 @@ def test_the_banner_keeps_an_emergency_until_acknowledged_then_says_who_and_when
         _alert("4", "emergency", "provider down", 5, None, status="resolved"),
     ]
     items, css = panels.banner(alerts, acked_at + 10, "en")
-    assert css == "banner" and _props(items[:-1], "data-alert") == ["2", "1", "4"]
-    assert items[-1].children == "act now and acknowledge"
+    assert css == "banner" and _props(items[:-1], "data-alert") == ["1", "2"], "firing, unacknowledged first"
+    more, hint = items[-1].children
+    assert more.children == "+1 more" and hint.children == "act now and acknowledge"
     texts = {i.to_plotly_json()["props"]["data-alert"]: i.children[-1] for i in items[:-1]}
     assert texts["2"].children == "acknowledged by ops at 06:13:20"
-    assert texts["4"].children == "resolved, not yet acknowledged", "a resolved emergency is still news"
     assert texts["1"] is None
+    [resolved, _] = panels.banner(alerts[2:], acked_at + 10, "en")[0]
+    assert resolved.children[-1].children == "resolved, not yet acknowledged", "a resolved emergency is still news"
     zh, _ = panels.banner(alerts[1:2], acked_at + 10, "zh")
     assert zh[0].children[-1].children == "已确认：ops 06:13:20" and len(zh) == 1, "no hint once all are acknowledged"
     later, css = panels.banner(alerts, acked_at + ACKNOWLEDGED_NEWS_S, "en")
@@ -188,6 +191,22 @@ def test_the_banner_keeps_an_emergency_until_acknowledged_then_says_who_and_when
     assert panels.banner([_alert("5", "emergency", "x", 5, AckRecord("ops", None, None))], 0, "en")[1] == (
         "banner hidden"
     )
+
+
+def test_the_banner_names_two_emergencies_firing_before_resolved_newest_first_and_counts_the_rest():
+    alerts = [
+        _alert("old-firing", "emergency", "a", 10, None),
+        _alert("new-resolved", "emergency", "b", 40, None, status="resolved"),
+        _alert("new-firing", "emergency", "c", 30, None),
+        _alert("old-resolved", "emergency", "d", 20, None, status="resolved"),
+    ]
+    for lang, more in (("en", "+2 more"), ("zh", "另有 2 条")):
+        items, _ = panels.banner(alerts, 0, lang)
+        assert _props(items[:-1], "data-alert") == ["new-firing", "old-firing"]
+        assert items[-1].children[0].children == more and _props(items[-1].children[:1], "data-more") == ["2"]
+    items, _ = panels.banner(alerts[1::2], 0, "en")
+    assert _props(items[:-1], "data-alert") == ["new-resolved", "old-resolved"], "resolved ones newest first too"
+    assert [part.children for part in items[-1].children] == ["act now and acknowledge"], "nothing more to count"
 
 
 def test_every_alert_row_says_whether_it_is_acknowledged_and_what_it_fired_at(monkeypatch):
@@ -206,6 +225,15 @@ def test_every_alert_row_says_whether_it_is_acknowledged_and_what_it_fired_at(mo
     summary = {row.to_plotly_json()["props"]["data-alert"]: row.children[2].children for row in feed}
     assert summary["1"][0] == "payments down" and summary["1"][1].children == " · 触发时 93.8%"
     assert summary["3"] == ["pacing"], "no value at firing without one"
+    english = panels.alert_feed(alerts, 40, 40, "en")
+    assert english[1].children[2].children[1].children == " · when fired: 93.8%"
+
+
+def test_the_wall_and_the_on_call_page_word_the_value_an_alert_fired_at_alike():
+    script = (Path(__file__).resolve().parent.parent / "app" / "api" / "static" / "oncall.js").read_text()
+    for lang in ("zh", "en"):
+        words = i18n.text("at_fire", lang, value="").strip()
+        assert f'at_fire: "{words}"' in script, f"the on-call page's {lang} words for {words!r}"
 
 
 def test_a_funnel_step_below_last_year_is_highlighted():

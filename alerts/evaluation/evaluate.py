@@ -254,9 +254,11 @@ class Evaluator:
     def _signal(
         self, signal: Signal, view: MetricView, campaign: str, by: str | None, label: str | None
     ) -> tuple[bool, float | None]:
+        """Whether the signal holds, and what it read: a change too small to be significant does not hold but is
+        still the change its alert's text says (a resolved slow-pages alert reads "−4%", not a dash)."""
         at = view.now - signal.lag_s
         reading = _reading(view, campaign, signal.metric, signal.window_s, signal.change, by, label, at)
-        return reading.value is not None and OPS[signal.op](reading.value, signal.value), reading.value
+        return reading.value is not None and OPS[signal.op](reading.value, signal.value), reading.settled
 
     def _correlation(
         self, rule: CorrelationRule, view: MetricView, campaign: str, label: str | None, labels: dict[str, str]

@@ -28,7 +28,7 @@ from alerts.evaluation import store
 from alerts.evaluation.evaluate import Evaluator
 from alerts.evaluation.inhibit import DEFAULT_INHIBIT_RULES, inhibitors
 from alerts.evaluation.judgement import judge
-from alerts.evaluation.lifecycle import Alert, Lifecycle, Observation, Transition, has_reading
+from alerts.evaluation.lifecycle import Alert, Lifecycle, Observation, Transition, TransitionKind, has_reading
 from alerts.evaluation.messages import NO_TERMS, AlertText, Terms, describe, reading
 from alerts.evaluation.rules import AnyRule, RuleFile, load_directory
 from alerts.evaluation.severity import Severity
@@ -233,8 +233,10 @@ class AlertService:
                 summary_zh=transition.alert.rule,
                 link=f"/wall/{transition.alert.labels.get('campaign', '')}",
             )
-        terms = self.terms(transition.alert.labels.get("campaign"))
-        return describe(rule, transition.alert.labels, transition.values, transition.severity, terms)
+        alert = transition.alert
+        terms = self.terms(alert.labels.get("campaign"))
+        resolved = transition.kind == "resolved"
+        return describe(rule, alert.labels, transition.values, transition.severity, terms, resolved, alert.fired_values)
 
     def terms(self, campaign_id: str | None) -> Terms:
         """The campaign's currency and product names for its alert texts (worked out once per definition)."""
@@ -265,10 +267,12 @@ class AlertService:
         return self._inhibitors
 
     def render(self, alert: Alert, transition: Transition | None = None, seq: int | None = None) -> LiveAlert:
-        """The alert as the API, the websocket and the wall show it (as of ``transition`` when given)."""
+        """The alert as the API, the websocket and the wall show it (as of ``transition`` when given; a resolved one,
+        awaiting acknowledgment, reads as resolved)."""
         fired_at = alert.fired_at or alert.pending_since
+        kind: TransitionKind = "resolved" if alert.status == "resolved" else "firing"
         text = self._describe(
-            transition or Transition("firing", alert, fired_at, alert.severity, None, alert.values, alert.flapping)
+            transition or Transition(kind, alert, fired_at, alert.severity, None, alert.values, alert.flapping)
         )
         severity = transition.severity if transition else alert.severity
         previous = transition.previous_severity if transition else None
@@ -313,7 +317,9 @@ class AlertService:
         if rule is None or transition.kind == ACKNOWLEDGED or not has_reading(transition.values):
             return transition
         terms = self.terms(transition.campaign)
-        text = describe(rule, transition.labels, transition.values, transition.severity, terms)
+        resolved = transition.kind == "resolved"
+        fired = transition.fired_values
+        text = describe(rule, transition.labels, transition.values, transition.severity, terms, resolved, fired)
         return msgspec.structs.replace(
             transition,
             summary_en=text.summary_en,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from typing import Any
+from typing import Any, TypeGuard
 
 import msgspec
 
@@ -43,11 +43,22 @@ PRODUCT = "product"
 (the id alone when the catalogue has no name for it)."""
 
 
+UNKNOWN = ("未知", "unknown")
+"""What a placeholder reads as when the alert has no value for it at all: a word, never the placeholder's braces."""
+RESOLVED = ("已恢复", "Resolved")
+"""A resolved alert's state, where its text names one (``{severity}``, the default resolved wording's opening)."""
+
+
 class _Fields(dict[str, Any]):
-    """Missing placeholders render as themselves instead of failing the whole message."""
+    """A placeholder without a value reads as ``unknown`` (a word in the message's language) instead of failing the
+    whole message or showing its braces to a person."""
+
+    def __init__(self, fields: dict[str, Any], unknown: str) -> None:
+        super().__init__(fields)
+        self.unknown = unknown
 
     def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+        return self.unknown
 
 
 def _signal_key(signal: Signal) -> str:
@@ -91,6 +102,24 @@ def product(sku: str, terms: Terms, language: str) -> str:
     return f"{name} ({sku})" if name and name != sku else sku
 
 
+def _number(value: Any) -> TypeGuard[float]:
+    """Whether ``value`` is a number read (a bool is not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def change(values: dict[str, Any]) -> float | None:
+    """How far a static rule's reading is from its reference (last year's same minutes, or the previous ones): its
+    ``value`` when that is the change it compared, else worked out from ``raw`` and ``reference``, since a change
+    too small to be significant (the evaluation's ``value`` is then None, as when a drop recovers) is still one a
+    message can say; None without a reference."""
+    value, raw, reference = values.get("value"), values.get("raw"), values.get("reference")
+    if not _number(reference):
+        return None
+    if _number(value):
+        return float(value)
+    return raw / reference - 1 if _number(raw) and reference else None
+
+
 def render(
     template: str,
     labels: dict[str, str],
@@ -99,26 +128,43 @@ def render(
     language: str,
     units: dict[str, Unit] | None = None,
     terms: Terms = NO_TERMS,
+    resolved: bool = False,
 ) -> str:
     """``template`` with its placeholders filled: each value in its unit and the message's language (a ratio as a
     percentage, money in the campaign's currency with 万/亿 or K/M/B), labels as they are, ``{product}`` naming the
-    alert's SKU, ``{severity}`` in the language."""
+    alert's SKU, ``{severity}`` in the language (or, ``resolved``, "已恢复" / "Resolved"), ``{change_pct}`` a static
+    reading's change from its reference (— without one). A placeholder the alert has no value for reads "未知" /
+    "unknown"."""
     units = units or {}
+    zh = language == "zh"
     fields = _Fields(
         {
             key: figure(value, units[key], language, terms.currency)
             if key in units and (value is None or isinstance(value, (int, float)))
             else _plain(value)
             for key, value in values.items()
-        }
+        },
+        UNKNOWN[0] if zh else UNKNOWN[1],
     )
     fields.update(labels)
-    fields["severity"] = severity.zh if language == "zh" else severity.en
+    fields["severity"] = (RESOLVED[0] if zh else RESOLVED[1]) if resolved else severity.zh if zh else severity.en
     if "sku" in labels:
         fields[PRODUCT] = product(labels["sku"], terms, language)
-    if isinstance(values.get("value"), float) and values.get("reference") is not None:
-        fields["change_pct"] = figure(values["value"], "change", language)
+    if "reference" in values:
+        fields["change_pct"] = figure(change(values), "change", language)
     return string.Formatter().vformat(template, (), fields)
+
+
+def resolved_template(rule: AnyRule, language: str) -> str:
+    """How a rule's alert reads once resolved: its ``resolved`` text; without one, its summary after "已恢复：" /
+    "Resolved: ", or as it is when it names its ``{severity}`` (which then reads "已恢复" / "Resolved")."""
+    zh = language == "zh"
+    if rule.resolved is not None:
+        return rule.resolved.zh if zh else rule.resolved.en
+    summary = rule.summary.zh if zh else rule.summary.en
+    if "{severity}" in summary:
+        return summary
+    return f"{RESOLVED[0]}：{summary}" if zh else f"{RESOLVED[1]}: {summary}"
 
 
 def headline(rule: AnyRule) -> str | None:
@@ -144,14 +190,26 @@ def reading(rule: AnyRule, values: dict[str, Any], terms: Terms = NO_TERMS) -> R
 
 
 def describe(
-    rule: AnyRule, labels: dict[str, str], values: dict[str, Any], severity: Severity, terms: Terms = NO_TERMS
+    rule: AnyRule,
+    labels: dict[str, str],
+    values: dict[str, Any],
+    severity: Severity,
+    terms: Terms = NO_TERMS,
+    resolved: bool = False,
+    fired: dict[str, Any] | None = None,
 ) -> AlertText:
-    """Summary and runbook in both languages, and the wall panel to open."""
+    """Summary and runbook in both languages, and the wall panel to open. A ``resolved`` alert reads as a recovery
+    (``resolved_template``): its last ``values`` with the threshold it ``fired`` at (the values when it fired), not
+    the one it recovered past."""
     campaign = labels.get("campaign", "")
     units = value_units(rule)
+    if resolved and fired and fired.get("threshold") is not None:
+        values = {**values, "threshold": fired["threshold"]}
+    en = resolved_template(rule, "en") if resolved else rule.summary.en
+    zh = resolved_template(rule, "zh") if resolved else rule.summary.zh
     return AlertText(
-        summary_en=render(rule.summary.en, labels, values, severity, "en", units, terms),
-        summary_zh=render(rule.summary.zh, labels, values, severity, "zh", units, terms),
+        summary_en=render(en, labels, values, severity, "en", units, terms, resolved),
+        summary_zh=render(zh, labels, values, severity, "zh", units, terms, resolved),
         runbook_en=rule.runbook.en,
         runbook_zh=rule.runbook.zh,
         link=f"/wall/{campaign}#{rule.panel}",

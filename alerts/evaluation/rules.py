@@ -284,6 +284,9 @@ class Rule(msgspec.Struct, forbid_unknown_fields=True, frozen=True, tag_field="k
     name: Name
     summary: Text
     runbook: Text
+    resolved: Text | None = None
+    """How its alert reads once resolved (a recovery, not the emergency's words), from the values it last read and
+    the threshold it fired at; default ``messages.resolved_template``."""
     campaign: str | None = None
     """Only this campaign; default every campaign."""
     by: By | None = None

@@ -266,7 +266,7 @@ async def history(
     rows = await conn.fetch(
         "SELECT t.seq, t.alert_id, t.at, t.kind, t.severity, t.previous_severity, t.flapping, t.values::text AS values,"
         " a.rule, a.campaign, a.labels::text AS labels, a.fired_at, a.summary_en, a.summary_zh, a.runbook_en,"
-        f" a.runbook_zh, a.link, {NIGHT_COLUMNS}"
+        f" a.runbook_zh, a.link, {NIGHT_COLUMNS}, {FIRED_VALUES}"
         " FROM alert_transitions t JOIN alerts a ON a.id = t.alert_id"
         " WHERE t.seq > $3 AND ($4::timestamptz IS NULL OR t.at >= $4) AND ($5::timestamptz IS NULL OR t.at < $5)"
         " ORDER BY t.seq LIMIT $6",
@@ -311,9 +311,12 @@ async def delete_campaign_alerts(conn: asyncpg.Connection, campaign: str) -> int
 
 
 def _decoded(row: asyncpg.Record) -> dict[str, Any]:
-    """The row with its JSON columns (``labels``, ``values``) decoded."""
+    """The row with its JSON columns (``labels``, ``values``, ``fired_values``) decoded; an alert without a firing
+    transition has no fired values."""
     out = dict(row)
-    for key in ("labels", "values"):
+    if "fired_values" in out and out["fired_values"] is None:
+        del out["fired_values"]
+    for key in ("labels", "values", "fired_values"):
         if isinstance(out.get(key), str):
             out[key] = msgspec.json.decode(out[key])
     return out

@@ -156,6 +156,8 @@ class AlertTransition(msgspec.Struct):
     timezone: Zone = NO_CAMPAIGN_TIMEZONE
     reading: Reading | None = None
     """The headline value at this transition, formatted (the summary is of this moment too)."""
+    fired_values: dict[str, Any] = {}
+    """Its alert's values when it fired: a resolution's summary names the threshold it fired at."""
 
 
 class AlertNow(msgspec.Struct):

@@ -126,6 +126,7 @@ async def test_live_values_agree_with_the_wall_and_the_banner_waits_for_an_ackno
             await send("s2", 50)
             await expect(card.locator(".value-now")).to_have_text("50", timeout=TIMEOUT_MS)
             await expect(card.locator(".value-fired")).to_have_text("100")  # the value when it fired stays
+            await expect(card.locator(".values")).to_have_text("当前 50 · 触发时 100")
             await expect(card.locator(".summary")).to_have_text("极光X1手机 (SKU-1001)：剩余 50（警告）")
             row = wall.locator("#alerts-body .alert")
             await expect(row.locator(".alert-summary")).to_have_text(
@@ -146,12 +147,13 @@ async def test_live_values_agree_with_the_wall_and_the_banner_waits_for_an_ackno
             await expect(wall.locator("#alerts-body .alert")).to_have_count(0, timeout=TIMEOUT_MS)
             await expect(banner).to_have_count(1)
             await expect(banner.locator(".banner-state")).to_have_text("已恢复，待确认")
+            await expect(banner.locator(".banner-text")).to_have_text("极光X1手机 (SKU-1001)：剩余 5,000（已恢复）")
             await expect(banner).to_have_attribute("data-status", "resolved")
 
             await page.reload()
             await expect(page.locator("#list-resolved li.alert")).to_have_count(1, timeout=TIMEOUT_MS)
             await expect(page.locator("#list-resolved .summary")).to_have_text(
-                "极光X1手机 (SKU-1001)：剩余 5,000（紧急）"
+                "极光X1手机 (SKU-1001)：剩余 5,000（已恢复）"
             )
             await expect(page.locator("#list-resolved .lasted")).to_have_text(lasted or "")
 

@@ -216,3 +216,82 @@ async def test_4k_is_exactly_twice_1080p(dsn, browser, tmp_path: Path):
         for page in opened:
             await page.context.close()
         server.stop()
+
+
+BANNER_RULES = """
+rules:
+  - name: stock_low
+    kind: static
+    metric: stock_on_hand
+    by: sku
+    panel: inventory
+    summary:
+      en: "{severity}: {product} has {value} units on hand (threshold {threshold})"
+      zh: "{severity}：{product} 库存仅剩 {value} 件（阈值 {threshold}）"
+    resolved:
+      en: "Resolved: {product} stock is back to {value} units (alert threshold {threshold})"
+      zh: "已恢复：{product} 库存回到 {value} 件（告警阈值 {threshold}）"
+    runbook: {en: replenish now, zh: 立即补货}
+    conditions:
+      emergency: {op: "<=", value: 0}
+      warning: {op: "<", value: safety_stock}
+"""
+"""The shipped stock rule's words (the longest the banner shows): four sold-out SKUs are four emergencies, and the
+burst's SKUs under their safety stock fill the alert panel to its "+N more"."""
+OVERLAP = """
+() => {
+  const banner = document.querySelector('.banner:not(.hidden)').getBoundingClientRect();
+  const hasText = (el) => [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+  return [...document.querySelectorAll('body *')]
+    .filter((el) => hasText(el) && !el.closest('.banner, #js-plotly-tester, .heartbeat'))
+    .filter((el) => {
+      const box = el.getBoundingClientRect();
+      return box.width > 0 && box.height > 0 && box.left < banner.right && box.right > banner.left
+        && box.top < banner.bottom && box.bottom > banner.top;
+    })
+    .map((el) => `${el.textContent.trim().slice(0, 32)} in #${(el.closest('[id]') || {}).id}`);
+}
+"""
+
+
+@pytest.mark.timeout(600)
+async def test_four_emergencies_keep_to_the_banners_height_and_cover_no_panel(dsn, browser, tmp_path: Path):
+    """Two emergencies firing and two resolved but not acknowledged: the banner names the two firing, newest first,
+    says "+2 more", and covers no text of any panel at three resolutions in both languages."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "stock.yaml").write_text(BANNER_RULES)
+    env = {"WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns")), "WARROOM_RULES_DIR": str(rules)}
+    ingest, screen = [await create_key(dsn, scope) for scope in ("ingest", "screen")]
+    server = start_server(dsn, **env)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    pages: dict[str, Page] = {}
+    try:
+        await post(server, ingest, burst_events(datetime.now(UTC)))
+        for sku in SKUS[:4]:
+            await post(server, ingest, [event(_id("s"), "stock_level", campaign=CAMPAIGN, sku=sku, quantity=0)])
+        await post(
+            server,
+            ingest,
+            [event(_id("s"), "stock_level", campaign=CAMPAIGN, sku=sku, quantity=5000) for sku in SKUS[:2]],
+        )
+        errors: list[str] = []
+        problems: list[str] = []
+        for lang in LANGUAGES:
+            page = pages[lang] = await open_wall(browser, server, screen, lang, errors)
+            items = page.locator("#alert-banner .banner-item")
+            await expect(items).to_have_count(2, timeout=UPDATE_TIMEOUT_MS)
+            await expect(page.locator("#alert-banner .banner-more")).to_have_text(
+                "+2 more" if lang == "en" else "另有 2 条", timeout=UPDATE_TIMEOUT_MS
+            )
+            for n in range(2):
+                await expect(items.nth(n)).to_have_attribute("data-status", "firing")
+            for width, height in RESOLUTIONS:
+                problems += await measure(page, f"{lang}-banner", width, height)
+                problems += [f"{lang}-banner {width}×{height}: covers {t}" for t in await page.evaluate(OVERLAP)]
+        assert not problems, "\n".join(problems)
+        assert errors == []
+    finally:
+        for page in pages.values():
+            await page.context.close()
+        server.stop()

@@ -29,7 +29,7 @@ const TEXT = {
     key_prompt: "On-call key (operator key)", save_key: "Sign in", forget_key: "Sign out",
     enable_sound: "Enable sound", sound_on: "Sound on", ack: "Acknowledge", silence: "Silence 1 h",
     acked_by: "Acknowledged by ", since: "for", lasted: "lasted", runbook: "First step", open_wall: "Open wall",
-    now: "now", at_fire: "when it fired", at_resolve: "when it resolved", unit: { d: "d ", h: "h ", m: "m ", s: "s" },
+    now: "now:", at_fire: "when fired:", at_resolve: "when resolved:", unit: { d: "d ", h: "h ", m: "m ", s: "s" },
     view_only: "View only (screen key): sign in with an operator key to acknowledge and silence.",
     bad_key: "The key is not valid or lacks the scope.", ack_done: "Acknowledged.",
     silence_done: "Silenced for 1 hour.", failed: "Failed: ", none: "None", lang: "中文",
