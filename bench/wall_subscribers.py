@@ -18,7 +18,8 @@ subscriber then does what that worker does for a page of its own:
 - sends ``{"type": "heartbeat"}`` every heartbeat interval, as the worker does
   (``websockets`` answers protocol pings itself, as a browser does);
 - reads every frame the server pushes, timestamping (``time.time()``) each new
-  text of the paid-orders tile found in a ``set_props`` of ``kpi-tiles``.
+  text of the paid-orders tile: in a ``set_props`` of ``kpi-tiles`` (the tiles
+  whole) or of the tile value's own id (a leaf update).
 
 Its changes have the rendered screens' shape (``[ms, None, text]``), so the
 same matching turns them into latencies: POST → the first received frame
@@ -65,8 +66,9 @@ CONNECT = "connect"
 CALLBACK_REQUEST = "callback_request"
 HEARTBEAT = json.dumps({"type": "heartbeat"})
 TILES_ID = "kpi-tiles"
-TILES_MARK = f'"{TILES_ID}"'
-"""A frame without this string carries no KPI tiles: not parsed."""
+TILES_MARK = f'"{TILES_ID}'
+"""A frame without this string carries neither the KPI tiles nor one of their leaves (ids ``kpi-tiles-…``): not
+parsed."""
 OPEN_TIMEOUT_S = 20.0
 DEFAULT_HEARTBEAT_MS = 30_000
 """The worker's own default (``dash-ws-worker.js``) when the page passes none."""
@@ -105,20 +107,27 @@ def recording(sent: list[dict[str, Any]]) -> Recording:
     )
 
 
-def tile_text(frame: str, kpi: str) -> str | None:
-    """The text of tile ``kpi``'s value in a pushed frame's ``set_props`` of the KPI tiles, if it has one."""
+def tile_text(frame: str, kpi: str, value_id: str | None) -> tuple[str | None, str | None]:
+    """The id of tile ``kpi``'s value and its latest text in a pushed frame, if the frame has it: the wall sends the
+    KPI tiles whole (``set_props`` of ``kpi-tiles``, whose components carry their ids), then only the leaves that
+    changed (``set_props`` of the value's own id, ``value_id``)."""
     decoded = json.loads(frame)
+    text = None
     for message in decoded if isinstance(decoded, list) else [decoded]:
         if not isinstance(message, dict) or message.get("type") != "set_props":
             continue
         payload = message.get("payload", {})
-        if payload.get("componentId") != TILES_ID or "children" not in payload.get("props", {}):
+        props = payload.get("props", {})
+        if "children" not in props:
             continue
-        tile = _find(payload["props"]["children"], lambda props: props.get("data-kpi") == kpi)
-        value = _find(tile.get("children"), lambda p: p.get("className") == "kpi-value") if tile is not None else None
-        if value is not None:
-            return str(value.get("children"))
-    return None
+        if payload.get("componentId") == TILES_ID:
+            tile = _find(props["children"], lambda p: p.get("data-kpi") == kpi)
+            value = _find(tile.get("children"), lambda p: p.get("className") == "kpi-value") if tile else None
+            if value is not None:
+                value_id, text = value.get("id"), str(value.get("children"))
+        elif value_id is not None and payload.get("componentId") == value_id:
+            text = str(props["children"])
+    return value_id, text
 
 
 def _find(node: Any, wanted: Any) -> dict[str, Any] | None:
@@ -143,6 +152,8 @@ class Subscriber:
     kpi: str
     changes: list[list[Any]] = field(default_factory=list)
     last: str | None = None
+    value_id: str | None = None
+    """The id of the tile's value on the page, from the tiles sent whole."""
     frames: int = 0
     bytes: int = 0
     heartbeat_acks: int = 0
@@ -160,9 +171,11 @@ class Subscriber:
                 self.bytes += len(text)
                 if "heartbeat_ack" in text:
                     self.heartbeat_acks += 1
-                if TILES_MARK in text and (value := tile_text(text, self.kpi)) is not None and value != self.last:
-                    self.last = value
-                    self.changes.append([at * 1000, None, value])
+                if TILES_MARK in text:
+                    self.value_id, value = tile_text(text, self.kpi, self.value_id)
+                    if value is not None and value != self.last:
+                        self.last = value
+                        self.changes.append([at * 1000, None, value])
         finally:  # the benchmark closing it at the end is not a loss of connection
             code = self.connection.close_code
             if not self.closing:

@@ -46,10 +46,15 @@ def mount(api: FastAPI, settings: Settings) -> Dash:
     routes.fastapi_backend(wall)._setup_catchall = _no_catchall  # type: ignore[method-assign]
     routes.answer_missing_suite_files(wall)
     wall.layout = layout.build(settings.wall_language)
+    shared: list[stream.Views] = []
+    """One rendering per (campaign, language) for every page of this server, made once its services exist."""
 
     @wall.callback(State("url", "pathname"), State("url", "search"), websocket=True, persistent=True)
     async def push(pathname: str | None, search: str | None) -> None:
-        await stream.run(api.state.services, pathname, search)
+        services = api.state.services
+        if not shared:
+            shared.append(stream.Views(services.metrics, services.alerts))
+        await stream.run(services, shared[0], pathname, search)
 
     async def campaign_page(request: Request) -> HTMLResponse:
         """The same page at ``/wall/<campaign>``; Dash reads the request from its context variable, set here as
