@@ -76,6 +76,7 @@ from playwright.async_api import Error as PlaywrightError
 from app.campaigns.model import Campaign
 from bench import harness, loadclient
 from bench import wall_subscribers as subs
+from bench.chromium import CHROMIUM, HEADLESS_ARGS
 from bench.harness import BenchError, CpuMeter, step
 from bench.metrics import (
     MAX_RATE,
@@ -92,20 +93,13 @@ from bench.metrics import (
 )
 from dashboard.numbers import compact
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
+    *HEADLESS_ARGS,
     "--disable-renderer-backgrounding",
     "--disable-background-timer-throttling",
     "--disable-backgrounding-occluded-windows",
 ]
-"""The browser tests' launch flags, and no throttling of pages Chromium thinks are hidden: a wall is always shown."""
+"""The shared headless flags, and no throttling of pages Chromium thinks are hidden: a wall is always shown."""
 VIEWPORT = {"width": 1920, "height": 1080}
 LANG = "zh"
 KPI = "orders_paid"

@@ -23,6 +23,7 @@ from playwright.async_api import async_playwright
 from app.campaigns.model import load_file
 from app.core.quantities import calendar_date
 from app.drill.demo import DEMO_CAMPAIGN_FILE
+from bench.chromium import CHROMIUM, HEADLESS_ARGS
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "wall.png"
@@ -32,8 +33,6 @@ per-minute drop and an emergency are all on screen."""
 MOMENT_TIMEOUT_MS = 600_000
 SETTLE_S = 2.0
 """After the moment, time for the charts' next push."""
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 
 
 def _free_port() -> int:
@@ -51,7 +50,7 @@ def _night_day(lang: str) -> str:
 
 async def _photograph(url: str, moment: str, lang: str) -> None:
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=HEADLESS_ARGS)
         page = await browser.new_page(viewport={"width": 1920, "height": 1080})
         await page.goto(url)
         # Before the drill's first watermark the wall runs on the server's clock: wait for the night's date too.

@@ -8,26 +8,15 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, async_playwright
 
+from bench.chromium import CHROMIUM, HEADLESS_ARGS
 from tests.browser.pages import CAMPAIGN, RULES, campaign_yaml
-
-CHROMIUM = "/usr/bin/chromium"
-"""Debian's chromium (``make browser`` installs it); Playwright drives it without downloading its own."""
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
     """A headless Chromium for the whole session; open a fresh context (or page) per test."""
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=HEADLESS_ARGS)
         yield launched
         await launched.close()
 
