@@ -57,7 +57,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from alerts.evaluation.surprise import (
     REMINDER_DECADES,
@@ -223,15 +223,16 @@ class DetectorConfig:
 DEFAULT_CONFIG = DetectorConfig()
 
 
-@dataclass(frozen=True)
-class Assessment:
+class Assessment(NamedTuple):
     """One point judged against what the series made likely.
 
     ``score`` is `surprise.score_of` of the point's calibrated tail
     probability (or of the shift, variance or flat-line one, whichever is
     smallest): 0 while p ≥ 1e-2, 0.5 at 1e-5, 0.75 at about 5e-7 and 0.95 at
     about 1e-10 at the default sensitivity. ``lower``..``upper`` is the band
-    a point can lie in without reaching 0.5 on its own.
+    a point can lie in without reaching 0.5 on its own. A named tuple, not a
+    frozen dataclass: one is built per point, and a tuple is built several
+    times faster.
     """
 
     score: float
@@ -1197,7 +1198,8 @@ class Detector:
         "_last",
         "_baselined",
         "_edges",
-        "_edges_for",
+        "_edges_tail",
+        "_edges_version",
     )
 
     def __init__(self, config: DetectorConfig = DEFAULT_CONFIG) -> None:
@@ -1212,8 +1214,9 @@ class Detector:
         self._last = -math.inf
         self._baselined = False
         self._edges = (0.0, 0.0)
-        """The band's half-widths below and above the expected value, in σ, as of `_edges_for`."""
-        self._edges_for: tuple[Tail | None, int] = (None, -1)
+        """The band's half-widths below and above the expected value, in σ, as of `_edges_tail` at `_edges_version`."""
+        self._edges_tail: Tail | None = None
+        self._edges_version = -1
 
     def _remember(self, timestamp: float, value: float) -> None:
         """Keep history until the season has been chosen with every calendar cycle that can fit."""
@@ -1291,15 +1294,14 @@ class Detector:
     def _assessment(self, model: _Model, expected: float, sigma: float, surprise: float) -> Assessment:
         """The verdict on the series' scale; the band's edges are where the point alone would score 0.5."""
         tail = model.tail
-        edges_for = (tail, tail.version)
-        if self._edges_for != edges_for:
+        if tail.version != self._edges_version or tail is not self._edges_tail:
             above = tail.surprise_for(self._band, True)
             below = tail.surprise_for(self._band, False)
             self._edges = (
                 normal_quantile(below) if below > LN2 else 0.0,
                 normal_quantile(above) if above > LN2 else 0.0,
             )
-            self._edges_for = edges_for
+            self._edges_tail, self._edges_version = tail, tail.version
         below_edge, above_edge = self._edges
         lower = expected - below_edge * sigma
         upper = expected + above_edge * sigma
