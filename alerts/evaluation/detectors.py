@@ -61,6 +61,7 @@ from typing import Literal, NamedTuple
 
 from alerts.evaluation.surprise import (
     REMINDER_DECADES,
+    SQRT2,
     TAIL_POINTS,
     Tail,
     count_surprise,
@@ -599,11 +600,15 @@ class _Model:
 
         `reference` is the value at the same moment of an earlier period (the
         baseline campaign); when given, a point is judged against whichever
-        of the model and the scaled reference explains it better.
+        of the model and the scaled reference explains it better. Every
+        update runs this, so the spread and a Gaussian point's surprise of a
+        series that is not a count are worked out inline (the same arithmetic
+        as `_spread` and `_point_surprise`): a call costs as much as they do.
         """
         raw = x
-        if self.power != 1.0:
-            x = _box_cox(x, self.power, self.lowest)
+        power = self.power
+        if power != 1.0:
+            x = _box_cox(x, power, self.lowest)
         count = self.count
         index = round((t - self.t0) / self.dt)
         level, trend = self.level, self.trend
@@ -613,12 +618,24 @@ class _Model:
             self.index = index
         elif index > self.index:
             level, trend = self._advance(index)
-        phase = index % self.period
+        period = self.period
+        phase = index % period
         seasonal = self.season[phase]
         deseasonalised = x - seasonal
         expected = level + seasonal
         residual = x - expected
-        sigma, mean = self._spread(phase, expected)
+        if count:
+            sigma, mean = self._spread(phase, expected)
+        else:
+            mad = self.mad
+            if period > 1:
+                phase_mad = self.phase_mad[phase]
+                if phase_mad > mad:
+                    mad = phase_mad
+            sigma = mad * MAD_TO_SIGMA
+            if sigma < self.floor:
+                sigma = self.floor
+            mean = 0.0
         size = residual if residual >= 0 else -residual
         if self.previous_level is not None and self._returned(index, deseasonalised, size, BAND_Z * sigma):
             return expected, sigma, 0.0
@@ -638,7 +655,14 @@ class _Model:
                     sigma = sigma_by_reference
         above = residual > 0
         watched = self.up if above else self.down
-        point = self._point_surprise(raw, x, residual, sigma, mean, above)
+        if count and mean < COUNT_EXACT:
+            point = self._point_surprise(raw, x, residual, sigma, mean, above)
+        else:
+            z = residual / sigma if residual >= 0 else -residual / sigma
+            freedom = self.freedom
+            if freedom < MAX_FREEDOM:
+                z = math.sqrt(freedom * math.log1p(z * z / freedom))
+            point = -math.log(0.5 * math.erfc(z / SQRT2)) if z < 8.0 else normal_surprise(z)
         signed = point if above else -point
         tail = self.tail
         log_p = tail.upper(point) if above else tail.lower(point)
@@ -702,8 +726,13 @@ class _Model:
         SCORE_CLIP: unit-variance whatever the series' noise. How far the
         averages stray on this series when nothing is extreme (`calm`) is
         learnt, so autocorrelated noise widens their own bands. `watched`: the point's side is one alerted on.
+
+        The shift's surprise is that of the short average of signed scores under this series' calm variance of it
+        (asked only when the point is on the same side and on a side alerted on); the variance change's, that of
+        the short average of squared scores, a scaled χ² with this series' calm mean and variance (Wilson-Hilferty).
+        Either is 0 below QUIET_Z: it would score 0 anyway, so its exact value is not worth computing.
         """
-        size = len(tail) if self.count else 0
+        size = len(tail.ordered) if self.count else 0
         one_sided = 0.0
         if size:
             rank = tail.rank(signed)
@@ -720,33 +749,27 @@ class _Model:
         self.drift = drift
         square = self.square + SCORE_GAIN * (score * score - self.square)
         self.square = square
-        shift = self._shift_surprise(drift) if watched and drift * score > 0 else 0.0
-        widened = self._spread_surprise(square) if self.both else 0.0
+        shift = widened = 0.0
+        if watched and drift * score > 0:
+            variance = self.drift_variance if self.drift_variance > SHORT_VARIANCE else SHORT_VARIANCE
+            z = (drift if drift > 0 else -drift) / math.sqrt(variance)
+            if z > QUIET_Z:
+                shift = normal_surprise(z)
+        if self.both:
+            mean = self.square_mean if self.square_mean > 1.0 else 1.0
+            if square > mean:
+                variance = (
+                    self.square_variance if self.square_variance > SHORT_SQUARE_VARIANCE else SHORT_SQUARE_VARIANCE
+                )
+                bias = variance / (4.5 * mean * mean)
+                z = ((square / mean) ** (1.0 / 3.0) - 1.0 + bias) / math.sqrt(bias)
+                if z > QUIET_Z:
+                    widened = normal_surprise(z)
         if calm:
             self.drift_variance += CALM_GAIN * (drift * drift - self.drift_variance)
             self.square_mean += CALM_GAIN * (square - self.square_mean)
             self.square_variance += CALM_GAIN * ((square - self.square_mean) ** 2 - self.square_variance)
         return shift if shift > widened else widened
-
-    def _shift_surprise(self, drift: float) -> float:
-        """-ln P of the short average of signed scores under this series' calm variance of it (asked only when the
-        point is on the same side and on a side alerted on).
-
-        Below QUIET_Z it is 0: such a surprise scores 0 anyway, so its exact value is not worth computing.
-        """
-        variance = self.drift_variance if self.drift_variance > SHORT_VARIANCE else SHORT_VARIANCE
-        z = (drift if drift > 0 else -drift) / math.sqrt(variance)
-        return normal_surprise(z) if z > QUIET_Z else 0.0
-
-    def _spread_surprise(self, square: float) -> float:
-        """-ln P of the short average of squared scores, a scaled χ² with this series' calm mean and variance."""
-        mean = self.square_mean if self.square_mean > 1.0 else 1.0
-        if square <= mean:
-            return 0.0
-        variance = self.square_variance if self.square_variance > SHORT_SQUARE_VARIANCE else SHORT_SQUARE_VARIANCE
-        bias = variance / (4.5 * mean * mean)
-        z = ((square / mean) ** (1.0 / 3.0) - 1.0 + bias) / math.sqrt(bias)
-        return normal_surprise(z) if z > QUIET_Z else 0.0
 
     def judge(self, t: float, x: float) -> tuple[float, float, float]:
         """A late point (its time not after the last one learnt): judged against the model as it is, not learnt."""

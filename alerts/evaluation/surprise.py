@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Callable
 
 LN10 = math.log(10)
 SQRT2 = math.sqrt(2)
@@ -60,7 +59,7 @@ LN_PRIOR_WEIGHT = math.log(PRIOR_WEIGHT)
 
 def score_of(surprise: float) -> float:
     """The anomaly score of a surprise in nats: 0 up to p = 1e-2, 0.5 at 1e-5, strictly increasing beyond."""
-    decades = min(surprise, MAX_SURPRISE) / LN10
+    decades = (MAX_SURPRISE if surprise > MAX_SURPRISE else surprise) / LN10
     if decades <= NORMAL_DECADES:
         return 0.0
     x = ((decades - NORMAL_DECADES) / (REMINDER_DECADES - NORMAL_DECADES)) ** SCORE_SHAPE
@@ -163,15 +162,17 @@ class Tail:
 
     def add(self, value: float) -> None:
         """Remember one signed surprise, forgetting the oldest once the window is full."""
-        ordered = self.ordered
-        if len(self.recent) < self.capacity:
-            self.recent.append(value)
-            if not len(self.recent) % 32:
+        ordered, recent = self.ordered, self.recent
+        if len(recent) < self.capacity:
+            recent.append(value)
+            if not len(recent) % 32:
                 self.version += 1
         else:
-            old = self.recent[self.head]
-            self.recent[self.head] = value
-            self.head = (self.head + 1) % self.capacity
+            head = self.head
+            old = recent[head]
+            recent[head] = value
+            head += 1
+            self.head = head if head < self.capacity else 0
             del ordered[bisect_left(ordered, old)]
             self._forget(old)
         insort(ordered, value)
@@ -203,7 +204,10 @@ class Tail:
             at, below = ordered[index], ordered[index - 1]
             if at > below:
                 count += (at - surprise) / (at - below)
-        return self._blend(surprise, count - TAIL_TRIM, n, self._up_fit)
+        count -= TAIL_TRIM
+        if count >= 1.0:
+            return _blend(surprise, math.log(count), n)
+        return self._beyond(surprise, count, n, self._up_fit())
 
     def lower(self, surprise: float) -> float:
         """ln of the calibrated probability of a point at least `surprise` nats below the model."""
@@ -217,27 +221,20 @@ class Tail:
             at, above = ordered[index - 1], ordered[index]
             if above > at:
                 count += (-surprise - at) / (above - at)
-        return self._blend(surprise, count - TAIL_TRIM, n, self._down_fit)
-
-    def _blend(
-        self, surprise: float, count: float, n: int, fit: Callable[[], tuple[float, float, float] | None]
-    ) -> float:
-        """ln of (the window's share at least this surprising, or the fitted tail beyond it) blended with the model."""
+        count -= TAIL_TRIM
         if count >= 1.0:
-            log_empirical = math.log(count)
-        else:
-            tail = fit()
-            if tail is None:
-                if count <= 0.0:
-                    return -surprise
-                log_empirical = math.log(count)
-            else:
-                anchor, scale, _ = tail
-                log_empirical = -max(0.0, surprise - anchor) / scale
-        a = log_empirical
-        b = LN_PRIOR_WEIGHT - surprise
-        top = a if a > b else b
-        return top + math.log(math.exp(a - top) + math.exp(b - top)) - math.log(n + PRIOR_WEIGHT)
+            return _blend(surprise, math.log(count), n)
+        return self._beyond(surprise, count, n, self._down_fit())
+
+    @staticmethod
+    def _beyond(surprise: float, count: float, n: int, tail: tuple[float, float, float] | None) -> float:
+        """`_blend` for a surprise with fewer than one point of the window beyond it: the fitted tail's share."""
+        if tail is None:
+            if count <= 0.0:
+                return -surprise
+            return _blend(surprise, math.log(count), n)
+        anchor, scale, _ = tail
+        return _blend(surprise, -max(0.0, surprise - anchor) / scale, n)
 
     def _up_fit(self) -> tuple[float, float, float] | None:
         """(anchor, scale, lowest value used) of the exponential tail above the window's data, cached."""
@@ -284,6 +281,15 @@ class Tail:
             return prior
         anchor, scale, _ = tail
         return max(prior, anchor - scale * math.log(wanted))
+
+
+def _blend(surprise: float, log_empirical: float, n: int) -> float:
+    """ln of the window's share at least this surprising (or the fitted tail beyond it), e^log_empirical out of
+    `n`, blended with the model's e^-surprise worth PRIOR_WEIGHT points (a log-sum-exp, whose larger term is 1)."""
+    b = LN_PRIOR_WEIGHT - surprise
+    if log_empirical > b:
+        return log_empirical + math.log(1.0 + math.exp(b - log_empirical)) - math.log(n + PRIOR_WEIGHT)
+    return b + math.log(math.exp(log_empirical - b) + 1.0) - math.log(n + PRIOR_WEIGHT)
 
 
 def _scale(top: list[float]) -> float:
