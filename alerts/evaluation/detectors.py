@@ -496,21 +496,6 @@ class _Model:
                 FLAT_MIN_RUN, math.ceil(math.log(FLAT_PROBABILITY) / math.log(rate)) if rate < 1 else 1 << 30
             )
 
-    def copy_with(self, alpha: float) -> _Model:
-        """A fresh copy of this (just fitted) model with another level smoothing, to compare smoothings."""
-        other = _Model(
-            self.t0, self.dt, self.period, alpha, "both", self.power, self.lowest, self.count, self.dispersion
-        )
-        other.index, other.level, other.trend, other.mad, other.floor = (
-            self.index,
-            self.level,
-            self.trend,
-            self.mad,
-            self.floor,
-        )
-        other.season, other.phase_mad, other.seen = list(self.season), list(self.phase_mad), list(self.seen)
-        return other
-
     def inherit(self, other: _Model) -> None:
         """Carry the judging memory (window of surprises, dispersion, score averages) over from an earlier model."""
         self.tail = other.tail
@@ -563,37 +548,6 @@ class _Model:
             mean = COUNT_MIN_MEAN
         counting = math.sqrt(mean) if power == 1.0 else math.sqrt(mean) * mean ** (power - 1.0)
         return (counting if counting > sigma else sigma), mean
-
-    def track(self, index: int, x: float) -> float:
-        """Learn from a point (grid index, transformed value) without judging it, for model selection; returns the
-        forecast it was compared with."""
-        level, trend = self.level, self.trend
-        if index == self.index + 1:
-            level += trend * TREND_DAMPING
-            trend *= TREND_DAMPING
-            self.index = index
-        elif index > self.index:
-            level, trend = self._advance(index)
-        phase = index % self.period
-        seasonal = self.season[phase]
-        expected = level + seasonal
-        residual = x - expected
-        sigma, mean = self._spread(phase, expected)
-        size = residual if residual >= 0 else -residual
-        self._learn(phase, level, trend, seasonal, residual, size, sigma, mean)
-        if size <= BAND_Z * sigma:
-            self.mad += SPREAD_GAIN * (size - self.mad)
-            self.run = 0
-            return expected
-        side = 1 if residual > 0 else -1
-        if self.run * side <= 0:
-            self.run, self.run_values = side, [x - seasonal]
-            return expected
-        self.run += side
-        self.run_values.append(x - seasonal)
-        if self.run * side >= SHIFT_RUN:
-            self.level, self.trend, self.run = _median(self.run_values), 0.0, 0
-        return expected
 
     def step(self, t: float, x: float, reference: float | None = None) -> tuple[float, float, float]:
         """Judge and learn from one point; returns (expected, σ, surprise in nats) on the transformed scale.
@@ -829,8 +783,8 @@ class _Model:
         return reference * math.exp(gap) if self.gap_ratio else reference + gap
 
     def _advance(self, index: int) -> tuple[float, float]:
-        """Level and trend carried forward to `index`, over any missing points (step and track carry them over the
-        usual single step inline)."""
+        """Level and trend carried forward to `index`, over any missing points (`step` and `_forecast_error` carry
+        them over the usual single step inline)."""
         level, trend = self.level, self.trend
         steps = index - self.index
         if steps > 0:
@@ -1088,13 +1042,83 @@ def _season_candidates(grid: list[float], dt: float) -> tuple[list[int], list[in
 def _forecast_error(indices: list[int], shaped: list[float], fitted: _Model, alpha: float, cap: float) -> float:
     """Mean one-step error (each capped, so anomalies don't decide) on the later half of the history, from a model
     fitted on the earlier half; the history as grid indices and transformed values, computed once for every
-    candidate."""
+    candidate.
+
+    The fitted model is left as it is: the candidate with level smoothing `alpha` learns each point as `_Model.step`
+    would (`_spread`, `_learn`, and a run of SHIFT_RUN points beyond BAND_Z σ moving the level to them), written out
+    here on local variables because model selection runs this loop for every point of every candidate.
+    """
     half = len(shaped) // 2
-    track = fitted.copy_with(alpha).track
-    total = 0.0
+    period, power, count, floor = fitted.period, fitted.power, fitted.count, fitted.floor
+    beta = alpha * TREND_GAIN
+    seasonal_model = period > 1
+    season, phase_mads, seen_by_phase = list(fitted.season), list(fitted.phase_mad), list(fitted.seen)
+    level, trend, last, mad = fitted.level, fitted.trend, fitted.index, fitted.mad
+    run = 0
+    run_values: list[float] = []
+    mean = total = 0.0
     for index, x in zip(indices[half:], shaped[half:], strict=False):
-        error = abs(x - track(index, x))
-        total += error if error < cap else cap
+        if index == last + 1:
+            level += trend * TREND_DAMPING
+            trend *= TREND_DAMPING
+            last = index
+        elif index > last:
+            damping = TREND_DAMPING ** (index - last)
+            level += trend * TREND_DAMPING * (1 - damping) / (1 - TREND_DAMPING)
+            trend *= damping
+            last = index
+        phase = index % period
+        seasonal = season[phase]
+        expected = level + seasonal
+        residual = x - expected
+        spread = mad
+        if seasonal_model:
+            phase_mad = phase_mads[phase]
+            if phase_mad > spread:
+                spread = phase_mad
+        sigma = spread * MAD_TO_SIGMA
+        if sigma < floor:
+            sigma = floor
+        if count:
+            mean = fitted.inverse(expected) if power != 1.0 else expected
+            if mean < COUNT_MIN_MEAN:
+                mean = COUNT_MIN_MEAN
+            counting = math.sqrt(mean) if power == 1.0 else math.sqrt(mean) * mean ** (power - 1.0)
+            if counting > sigma:
+                sigma = counting
+        clip = CLIP_Z * sigma
+        reject = REJECT_Z * sigma
+        if count:
+            slack = COUNT_SLACK if power == 1.0 else COUNT_SLACK * mean ** (power - 1.0)
+            clip += slack
+            reject += 2 * slack
+        size = residual if residual >= 0 else -residual
+        if size <= clip:
+            clipped = residual
+        else:
+            weight = (reject - size) / (reject - clip) if size < reject else 0.0
+            clipped = clip * weight if residual > 0 else -clip * weight
+        level += alpha * clipped
+        trend += beta * clipped
+        if seasonal_model:
+            seen = seen_by_phase[phase] + 1
+            seen_by_phase[phase] = seen
+            season[phase] = seasonal + (SEASON_GAIN if seen * SEASON_GAIN >= 1 else 1 / seen) * clipped
+            phase_mad = phase_mads[phase]
+            phase_mads[phase] = phase_mad + PHASE_SPREAD_GAIN * ((size if size < clip else clip) - phase_mad)
+        if size <= BAND_Z * sigma:
+            mad += SPREAD_GAIN * (size - mad)
+            run = 0
+        else:
+            side = 1 if residual > 0 else -1
+            if run * side <= 0:
+                run, run_values = side, [x - seasonal]
+            else:
+                run += side
+                run_values.append(x - seasonal)
+                if run * side >= SHIFT_RUN:
+                    level, trend, run = _median(run_values), 0.0, 0
+        total += size if size < cap else cap
     return total / max(1, len(shaped) - half)
 
 
