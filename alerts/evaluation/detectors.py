@@ -60,6 +60,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from alerts.evaluation.surprise import (
+    QUIET_SURPRISE,
     REMINDER_DECADES,
     SQRT2,
     TAIL_POINTS,
@@ -206,6 +207,8 @@ FLAT_MIN_RATE = 0.3
 """A run's probability is never taken as lower than this per repeat, even for a series that never repeated."""
 FLAT_ADOPT = 4
 """A flat-line is accepted as the new normal after this many times the run that raised it."""
+EXP_CAP = 700.0
+"""A log-scale value is brought back as e^min(y, EXP_CAP), so a runaway forecast stays finite."""
 LN_EXTREME = math.log(EXTREME_P)
 LN2 = math.log(2)
 
@@ -510,7 +513,7 @@ class _Model:
         if power == 1.0:
             return y
         if power == 0.0:
-            return math.exp(min(y, 700.0))
+            return math.exp(EXP_CAP if y > EXP_CAP else y)
         base = power * y + 1
         return base ** (1 / power) if base > 0 else 0.0
 
@@ -1297,27 +1300,26 @@ class Detector:
         happened last year) is judged against the baseline instead.
         """
         model = self._model
-        finite = math.isfinite(value)
         if model is None:
-            if finite:
+            if math.isfinite(value):
                 self._remember(timestamp, value)
                 self._last = max(self._last, timestamp)
             return WARMING_UP
-        if not finite:
+        if not math.isfinite(value):
             expected, sigma = model.forecast(timestamp)
-            return self._assessment(model, expected, sigma, 0.0)
-        if timestamp <= self._last:
+            surprise = 0.0
+        elif timestamp <= self._last:
             expected, sigma, surprise = model.judge(timestamp, value)
-            return self._assessment(model, expected, sigma, surprise)
-        self._last = timestamp
-        reference = baseline if baseline is not None and math.isfinite(baseline) else None
-        if reference is not None:
-            self._baselined = True
-        elif not self._baselined and self._checkpoints:
-            reference = self._yesterday(model, timestamp)
-        expected, sigma, surprise = model.step(timestamp, value, reference)
-        if self._checkpoints:
-            self._remember(timestamp, value)
+        else:
+            self._last = timestamp
+            reference = baseline if baseline is not None and math.isfinite(baseline) else None
+            if reference is not None:
+                self._baselined = True
+            elif not self._baselined and self._checkpoints:
+                reference = self._yesterday(model, timestamp)
+            expected, sigma, surprise = model.step(timestamp, value, reference)
+            if self._checkpoints:
+                self._remember(timestamp, value)
         return self._assessment(model, expected, sigma, surprise)
 
     def _yesterday(self, model: _Model, timestamp: float) -> float | None:
@@ -1339,24 +1341,42 @@ class Detector:
         return None
 
     def _assessment(self, model: _Model, expected: float, sigma: float, surprise: float) -> Assessment:
-        """The verdict on the series' scale; the band's edges are where the point alone would score 0.5."""
+        """The verdict on the series' scale; the band's edges are where the point alone would score 0.5.
+
+        Built for every point, so `score_of` is skipped for a surprise that scores 0, the log scale's inverse is
+        written out, and the tuple is built without the named tuple's Python-level constructor.
+        """
         tail = model.tail
         if tail.version != self._edges_version or tail is not self._edges_tail:
-            above = tail.surprise_for(self._band, True)
-            below = tail.surprise_for(self._band, False)
-            self._edges = (
-                normal_quantile(below) if below > LN2 else 0.0,
-                normal_quantile(above) if above > LN2 else 0.0,
-            )
+            self._edges = self._edges_of(tail)
             self._edges_tail, self._edges_version = tail, tail.version
         below_edge, above_edge = self._edges
         lower = expected - below_edge * sigma
         upper = expected + above_edge * sigma
-        score = score_of(surprise * self._gain)
-        if model.power == 1.0:
-            return Assessment(score, expected, lower, upper, True)
+        surprise *= self._gain
+        score = 0.0 if surprise <= QUIET_SURPRISE else score_of(surprise)
+        power = model.power
+        if power == 1.0:
+            return tuple.__new__(Assessment, (score, expected, lower, upper, True))
+        if power == 0.0:
+            return tuple.__new__(
+                Assessment,
+                (
+                    score,
+                    math.exp(EXP_CAP if expected > EXP_CAP else expected),
+                    math.exp(EXP_CAP if lower > EXP_CAP else lower),
+                    math.exp(EXP_CAP if upper > EXP_CAP else upper),
+                    True,
+                ),
+            )
         inverse = model.inverse
-        return Assessment(score, inverse(expected), inverse(lower), inverse(upper), True)
+        return tuple.__new__(Assessment, (score, inverse(expected), inverse(lower), inverse(upper), True))
+
+    def _edges_of(self, tail: Tail) -> tuple[float, float]:
+        """The band's half-widths below and above the expected value, in σ, for the window of surprises as it is."""
+        above = tail.surprise_for(self._band, True)
+        below = tail.surprise_for(self._band, False)
+        return normal_quantile(below) if below > LN2 else 0.0, normal_quantile(above) if above > LN2 else 0.0
 
 
 def score_series(

@@ -37,6 +37,8 @@ SCORE_SHAPE = 3.0
 print as different scores at 6 digits down to p ≈ 1e-50, and 1 - score stays above 5e-7 down to p ≈ 10^-380."""
 MAX_SURPRISE = 1e4
 """Surprises are capped here (nats) so an infinite one still maps below 1."""
+QUIET_SURPRISE = NORMAL_DECADES * LN10 * (1 - 1e-9)
+"""At or below this surprise (nats) `score_of` is 0 whatever the rounding: a caller may skip calling it."""
 
 TAIL_CAPACITY = 1500
 """Past surprises kept per series: enough for a spike every few hundred points to be learnt as normal."""
