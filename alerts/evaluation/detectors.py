@@ -557,10 +557,24 @@ class _Model:
 
         `reference` is the value at the same moment of an earlier period (the
         baseline campaign); when given, a point is judged against whichever
-        of the model and the scaled reference explains it better. Every
-        update runs this, so the spread and a Gaussian point's surprise of a
-        series that is not a count are worked out inline (the same arithmetic
-        as `_spread` and `_point_surprise`): a call costs as much as they do.
+        of the model and the scaled reference explains it better.
+
+        Besides the point's own surprise, two short averages of the points'
+        normal scores catch what no single point shows. A point's normal
+        score is Φ⁻¹ of its calibrated probability, clipped at SCORE_CLIP:
+        unit-variance whatever the series' noise. How far the averages stray
+        on this series when nothing is extreme is learnt, so autocorrelated
+        noise widens their own bands. The shift's surprise is that of the
+        average of signed scores under its calm variance (when the point is
+        on the same side and on a side alerted on); the variance change's,
+        that of the average of squared scores, a scaled χ² with its calm mean
+        and variance (Wilson-Hilferty). Either counts only beyond QUIET_Z σ:
+        below it, it would score 0 anyway.
+
+        Every update runs this, so the spread and a Gaussian point's surprise
+        of a series that is not a count (the same arithmetic as `_spread` and
+        `_point_surprise`) and the short averages are worked out inline: a
+        call costs as much as they do.
         """
         raw = x
         power = self.power
@@ -627,7 +641,8 @@ class _Model:
         fresh = side == 0 or side != self.extreme_side
         surprise = -log_p if watched else 0.0
         if side == 0:
-            self.run_surprise, self.run_length = 0.0, 0
+            if self.run_length:
+                self.run_surprise, self.run_length = 0.0, 0
         else:
             if fresh:
                 self.run_surprise, self.run_length = 0.0, 0
@@ -637,9 +652,50 @@ class _Model:
                 joint = _run_surprise(self.run_surprise, self.run_length)
                 if joint > surprise:
                     surprise = joint
-        shift = self._short_averages(tail, signed, log_p, above, side == 0, watched)
-        if shift > surprise:
-            surprise = shift
+        # The short averages of normal scores (a sustained shift, a variance change), before the point joins the
+        # window: for a count with TAIL_POINTS beyond it, the score is Φ⁻¹ of its mid-rank among the window's
+        # surprises (counts tie); otherwise of its calibrated probability.
+        score = one_sided = 0.0
+        window = len(tail.ordered) if count else 0
+        if window:
+            rank = tail.rank(signed)
+            one_sided = 1.0 - rank if above else rank
+        if one_sided * window >= TAIL_POINTS:
+            if one_sided < 0.5:
+                score = normal_quantile(-math.log(one_sided))
+        elif log_p < -LN2:
+            score = normal_quantile(-log_p)
+        if score > SCORE_CLIP:
+            score = SCORE_CLIP
+        if not above:
+            score = -score
+        drift = self.drift + SCORE_GAIN * (score - self.drift)
+        self.drift = drift
+        square = self.square + SCORE_GAIN * (score * score - self.square)
+        self.square = square
+        if watched and drift * score > 0:
+            variance = self.drift_variance if self.drift_variance > SHORT_VARIANCE else SHORT_VARIANCE
+            z = (drift if drift > 0 else -drift) / math.sqrt(variance)
+            if z > QUIET_Z:
+                shift = normal_surprise(z)
+                if shift > surprise:
+                    surprise = shift
+        if self.both:
+            square_mean = self.square_mean if self.square_mean > 1.0 else 1.0
+            if square > square_mean:
+                variance = (
+                    self.square_variance if self.square_variance > SHORT_SQUARE_VARIANCE else SHORT_SQUARE_VARIANCE
+                )
+                bias = variance / (4.5 * square_mean * square_mean)
+                z = ((square / square_mean) ** (1.0 / 3.0) - 1.0 + bias) / math.sqrt(bias)
+                if z > QUIET_Z:
+                    widened = normal_surprise(z)
+                    if widened > surprise:
+                        surprise = widened
+        if side == 0:
+            self.drift_variance += CALM_GAIN * (drift * drift - self.drift_variance)
+            self.square_mean += CALM_GAIN * (square - self.square_mean)
+            self.square_variance += CALM_GAIN * ((square - self.square_mean) ** 2 - self.square_variance)
         if fresh:
             tail.add(signed)
             if count and own:
@@ -674,59 +730,6 @@ class _Model:
         if freedom < MAX_FREEDOM:
             z = math.sqrt(freedom * math.log1p(z * z / freedom))
         return normal_surprise(z)
-
-    def _short_averages(self, tail: Tail, signed: float, log_p: float, above: bool, calm: bool, watched: bool) -> float:
-        """Surprise of a sustained shift or a variance change, from short averages of the points' normal scores.
-
-        A point's normal score is Φ⁻¹ of its calibrated probability (for a
-        count, of its mid-rank among the window's surprises, as counts tie), clipped at
-        SCORE_CLIP: unit-variance whatever the series' noise. How far the
-        averages stray on this series when nothing is extreme (`calm`) is
-        learnt, so autocorrelated noise widens their own bands. `watched`: the point's side is one alerted on.
-
-        The shift's surprise is that of the short average of signed scores under this series' calm variance of it
-        (asked only when the point is on the same side and on a side alerted on); the variance change's, that of
-        the short average of squared scores, a scaled χ² with this series' calm mean and variance (Wilson-Hilferty).
-        Either is 0 below QUIET_Z: it would score 0 anyway, so its exact value is not worth computing.
-        """
-        size = len(tail.ordered) if self.count else 0
-        one_sided = 0.0
-        if size:
-            rank = tail.rank(signed)
-            one_sided = 1.0 - rank if above else rank
-        if one_sided * size >= TAIL_POINTS:
-            score = normal_quantile(-math.log(one_sided)) if one_sided < 0.5 else 0.0
-        else:
-            score = normal_quantile(-log_p) if log_p < -LN2 else 0.0
-        if score > SCORE_CLIP:
-            score = SCORE_CLIP
-        if not above:
-            score = -score
-        drift = self.drift + SCORE_GAIN * (score - self.drift)
-        self.drift = drift
-        square = self.square + SCORE_GAIN * (score * score - self.square)
-        self.square = square
-        shift = widened = 0.0
-        if watched and drift * score > 0:
-            variance = self.drift_variance if self.drift_variance > SHORT_VARIANCE else SHORT_VARIANCE
-            z = (drift if drift > 0 else -drift) / math.sqrt(variance)
-            if z > QUIET_Z:
-                shift = normal_surprise(z)
-        if self.both:
-            mean = self.square_mean if self.square_mean > 1.0 else 1.0
-            if square > mean:
-                variance = (
-                    self.square_variance if self.square_variance > SHORT_SQUARE_VARIANCE else SHORT_SQUARE_VARIANCE
-                )
-                bias = variance / (4.5 * mean * mean)
-                z = ((square / mean) ** (1.0 / 3.0) - 1.0 + bias) / math.sqrt(bias)
-                if z > QUIET_Z:
-                    widened = normal_surprise(z)
-        if calm:
-            self.drift_variance += CALM_GAIN * (drift * drift - self.drift_variance)
-            self.square_mean += CALM_GAIN * (square - self.square_mean)
-            self.square_variance += CALM_GAIN * ((square - self.square_mean) ** 2 - self.square_variance)
-        return shift if shift > widened else widened
 
     def judge(self, t: float, x: float) -> tuple[float, float, float]:
         """A late point (its time not after the last one learnt): judged against the model as it is, not learnt."""
