@@ -53,7 +53,7 @@ from __future__ import annotations
 import cmath
 import math
 import operator
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -266,6 +266,58 @@ def _box_cox(x: float, power: float, lowest: float) -> float:
     return (x**power - 1) / power
 
 
+def _box_cox_all(values: list[float], power: float, lowest: float) -> list[float]:
+    """`_box_cox` of every value of a history, as one list comprehension."""
+    if power == 1.0:
+        return list(values)
+    if power == 0.0:
+        return [math.log(lowest if x < lowest else x) for x in values]
+    return [((lowest if x < lowest else x) ** power - 1) / power for x in values]
+
+
+class _History(NamedTuple):
+    """A stretch of history on a model's scale and what every model fitted to it shares, worked out once however
+    many season candidates are fitted to it."""
+
+    indices: list[int]
+    """Grid indices (in order)."""
+    values: list[float]
+    """Box-Cox transformed values."""
+    mean_index: float
+    mean_value: float
+    noise: float
+    """Noise σ from first differences."""
+    floor: float
+    """The smallest σ: SPREAD_FLOOR of the typical magnitude."""
+    flat_rate: float
+    """Share of points repeating the previous one (at least FLAT_MIN_RATE)."""
+    flat_run: int
+    """Repeats that make a flat-line (FLAT_PROBABILITY at that rate)."""
+    freedom: float
+    """Degrees of freedom of a σ fitted to this many points."""
+
+
+def _history(indices: list[int], values: list[float]) -> _History:
+    """A stretch of history (grid indices, transformed values) with its shared statistics."""
+    count = len(values)
+    repeats = sum(1 for a, b in zip(values, values[1:], strict=False) if a == b)
+    rate = repeats / max(1, count - 1)
+    flat_run = FLAT_MIN_RUN
+    if rate > 0:
+        flat_run = max(FLAT_MIN_RUN, math.ceil(math.log(FLAT_PROBABILITY) / math.log(rate)) if rate < 1 else 1 << 30)
+    return _History(
+        indices,
+        values,
+        sum(indices) / count,
+        sum(values) / count,
+        _difference_sigma(values),
+        max(_median([abs(v) for v in values]), 1e-9) * SPREAD_FLOOR,
+        max(FLAT_MIN_RATE, rate),
+        flat_run,
+        min(MAX_FREEDOM, max(1.0, MAD_EFFICIENCY * count)),
+    )
+
+
 def _shrink(value: float, noise: float) -> float:
     """Non-negative garrote: drops a seasonal slot that is within its noise, keeps a clear one nearly whole."""
     if value * value <= noise * noise:
@@ -441,38 +493,34 @@ class _Model:
         """Degrees of freedom of the Student-t a residual is judged by: fewer while the history it was fitted on
         is short (little trust in σ); fixed until the model is chosen again, so surprises stay comparable."""
 
-    def fit(self, times: list[float], values: list[float]) -> None:
-        """Initialise level, trend, season and spread from a stretch of history."""
-        period, power, lowest = self.period, self.power, self.lowest
-        values = list(values) if power == 1.0 else [_box_cox(v, power, lowest) for v in values]
-        indices = [round((t - self.t0) / self.dt) for t in times]
+    def fit(self, history: _History) -> None:
+        """Initialise level, trend, season and spread from a stretch of history (on the model's scale)."""
+        period = self.period
+        indices, values = history.indices, history.values
         count = len(values)
-        mean_index = sum(indices) / count
-        mean_value = sum(values) / count
-        slope = _slope(indices, values, period)
+        mean_index, mean_value = history.mean_index, history.mean_value
+        slope = _slope(indices, values, period, mean_index, mean_value)
         detrended = [v - mean_value - slope * (i - mean_index) for i, v in zip(indices, values, strict=False)]
+        phases = [i % period for i in indices]
         slots: list[list[float]] = [[] for _ in range(period)]
-        for i, d in zip(indices, detrended, strict=False):
-            slots[i % period].append(d)
-        seen = [s for s in slots if s]
-        discord = DISCORD_Z * _difference_sigma(values)
-        levels = [_slot_level(slots, k, discord) for k in range(period)]
-        centre = sum(level for level, slot in zip(levels, slots, strict=False) if slot) / len(seen)
+        for k, d in zip(phases, detrended, strict=False):
+            slots[k].append(d)
+        lengths = [len(slot) for slot in slots]
+        discord = DISCORD_Z * history.noise
+        levels = [slot[0] if len(slot) == 1 else _slot_level(slots, k, discord) for k, slot in enumerate(slots)]
+        centre = sum(level for level, slot in zip(levels, slots, strict=False) if slot) / (period - lengths.count(0))
         season = [(level - centre) if slot else 0.0 for level, slot in zip(levels, slots, strict=False)]
-        residuals = [d - season[i % period] for i, d in zip(indices, detrended, strict=False)]
-        deviations = []
-        for i, r in zip(indices, residuals, strict=False):
-            observed = len(slots[i % period])
-            if period == 1:
-                deviations.append(abs(r))
-            elif observed > 1:
-                deviations.append(abs(r) * math.sqrt(observed / (observed - 1)))
-        typical = _median([abs(v) for v in values])
-        self.floor = max(typical, 1e-9) * SPREAD_FLOOR
+        residuals = [d - season[k] for k, d in zip(phases, detrended, strict=False)]
+        if period == 1:
+            deviations = [abs(r) for r in residuals]
+        else:
+            inflation = [math.sqrt(n / (n - 1)) if n > 1 else 0.0 for n in lengths]
+            deviations = [abs(r) * inflation[k] for k, r in zip(phases, residuals, strict=False) if lengths[k] > 1]
+        self.floor = history.floor
         if len(deviations) >= count // 4 and period > 1:
             sigma = MEDIAN_TO_SIGMA * _median(deviations)
         else:
-            sigma = _difference_sigma(values)
+            sigma = history.noise
             if period == 1:
                 sigma = min(sigma, MEDIAN_TO_SIGMA * _median(deviations)) if deviations else sigma
         self.mad = max(sigma, self.floor) / MAD_TO_SIGMA
@@ -482,22 +530,17 @@ class _Model:
                 _shrink(value, SHRINK_Z * sigma / math.sqrt(len(slot))) if slot else 0.0
                 for value, slot in zip(season, slots, strict=False)
             ]
-            residuals = [d - season[i % period] for i, d in zip(indices, detrended, strict=False)]
+            residuals = [d - season[k] for k, d in zip(phases, detrended, strict=False)]
         self.season = season
-        self.seen = [len(slot) for slot in slots]
+        self.seen = lengths
         tail = residuals[-min(count, max(5, min(period, count // 4))) :]
         self.index = indices[-1]
         self.level = mean_value + slope * (self.index - mean_index) + _median(tail)
         self.trend = slope
         self.last_value = values[-1]
-        self.freedom = min(MAX_FREEDOM, max(1.0, MAD_EFFICIENCY * count))
-        repeats = sum(1 for a, b in zip(values, values[1:], strict=False) if a == b)
-        rate = repeats / max(1, count - 1)
-        self.flat_rate = max(FLAT_MIN_RATE, rate)
-        if rate > 0:
-            self.flat_run = max(
-                FLAT_MIN_RUN, math.ceil(math.log(FLAT_PROBABILITY) / math.log(rate)) if rate < 1 else 1 << 30
-            )
+        self.freedom = history.freedom
+        self.flat_rate = history.flat_rate
+        self.flat_run = history.flat_run
 
     def inherit(self, other: _Model) -> None:
         """Carry the judging memory (window of surprises, dispersion, score averages) over from an earlier model."""
@@ -887,17 +930,15 @@ class _Model:
         return 0.0
 
 
-def _slope(indices: list[int], values: list[float], period: int) -> float:
+def _slope(indices: list[int], values: list[float], period: int, mean_index: float, mean_value: float) -> float:
     """Trend per step: least squares without a season; with one, the change between the first and the last cycle.
 
     A least-squares line through a seasonal series is biased by the season
     itself; whole-cycle means are not. Under two cycles the two can't be told
-    apart and the trend is taken as flat.
+    apart and the trend is taken as flat. The indices are in order, so the
+    first and the last cycle are a prefix and a suffix.
     """
-    count = len(values)
-    mean_index = sum(indices) / count
     if period == 1:
-        mean_value = sum(values) / count
         spread = sum((i - mean_index) ** 2 for i in indices)
         return (
             sum((i - mean_index) * (v - mean_value) for i, v in zip(indices, values, strict=False)) / spread
@@ -907,10 +948,11 @@ def _slope(indices: list[int], values: list[float], period: int) -> float:
     last = indices[-1]
     if last - indices[0] + 1 < 2 * period:
         return 0.0
-    first = [(i, v) for i, v in zip(indices, values, strict=False) if i < indices[0] + period]
-    final = [(i, v) for i, v in zip(indices, values, strict=False) if i > last - period]
-    run = sum(i for i, _ in final) / len(final) - sum(i for i, _ in first) / len(first)
-    rise = sum(v for _, v in final) / len(final) - sum(v for _, v in first) / len(first)
+    first = bisect_left(indices, indices[0] + period)
+    final = bisect_right(indices, last - period)
+    count = len(indices)
+    run = sum(indices[final:]) / (count - final) - sum(indices[:first]) / first
+    rise = sum(values[final:]) / (count - final) - sum(values[:first]) / first
     return rise / run
 
 
@@ -1136,8 +1178,7 @@ def _power(values: list[float]) -> float:
     logs = sum(math.log(v) for v in values)
     best, chosen = -math.inf, 1.0
     for power in POWERS:
-        shaped = [_box_cox(v, power, 0.0) for v in values]
-        sigma = _step_scale(shaped)
+        sigma = _step_scale(_box_cox_all(values, power, 0.0))
         if sigma <= 0:
             return 1.0
         likelihood = -len(values) * math.log(sigma) + (power - 1) * logs
@@ -1168,27 +1209,31 @@ def _template_correction(period: int, count: int) -> float:
     return math.sqrt((1 + settled) / (1 + 1 / cycles))
 
 
-def _select(times: list[float], values: list[float], config: DetectorConfig) -> _Model:
-    """Choose season and level smoothing on the history, then fit the model to all of it."""
+def _select(times: list[float], values: list[float], config: DetectorConfig) -> tuple[_Model, _Model]:
+    """Choose season and level smoothing on the history, then fit the model to all of it.
+
+    Returns the model and, for `_seed`, the chosen candidate as fitted to the earlier half of the history.
+    """
     t0 = times[0]
     dt = _interval(times)
     power = _power(values)
     lowest = TRANSFORM_FLOOR * _median(values)
     count, dispersion = _is_count(values)
     shape = (power, lowest, count, dispersion)
-    shaped = [_box_cox(v, power, lowest) for v in values]
+    shaped = _box_cox_all(values, power, lowest)
     cap = SELECTION_CAP_Z * max(_difference_sigma(shaped), 1e-12)
     indices = [round((t - t0) / dt) for t in times]
 
     half = len(values) // 2
+    earlier = _history(indices[:half], shaped[:half])
     fitted: dict[int, _Model] = {}
     errors: dict[tuple[int, float], float] = {}
 
     def error(p: int, a: float) -> float:
         if (p, a) not in errors:
             if p not in fitted:
-                fitted[p] = _Model(t0, dt, p, a, "both", *shape)
-                fitted[p].fit(times[:half], values[:half])
+                fitted[p] = _Model(t0, dt, p, a, config.direction, *shape)
+                fitted[p].fit(earlier)
             errors[p, a] = _forecast_error(indices, shaped, fitted[p], a, cap)
         return errors[p, a]
 
@@ -1203,27 +1248,18 @@ def _select(times: list[float], values: list[float], config: DetectorConfig) -> 
         period = min((1, *calendar, *other), key=merit)
     alpha = min(ALPHAS, key=lambda a: error(period, a))
     model = _Model(t0, dt, period, alpha, config.direction, *shape)
-    model.fit(times, values)
-    return model
+    model.fit(_history(indices, shaped))
+    rehearsal = fitted[period]
+    rehearsal.alpha, rehearsal.beta = alpha, alpha * TREND_GAIN
+    return model, rehearsal
 
 
-def _seed(model: _Model, times: list[float], values: list[float], config: DetectorConfig) -> None:
-    """Fill a new model's window of surprises from its own history: fitted on the earlier half, judging the later."""
+def _seed(model: _Model, rehearsal: _Model, times: list[float], values: list[float]) -> None:
+    """Fill a new model's window of surprises from its own history: fitted on the earlier half (`rehearsal`, the
+    model's candidate as `_select` fitted it there), judging the later."""
     half = len(values) // 2
     if half < 2:
         return
-    rehearsal = _Model(
-        model.t0,
-        model.dt,
-        model.period,
-        model.alpha,
-        config.direction,
-        model.power,
-        model.lowest,
-        model.count,
-        model.dispersion,
-    )
-    rehearsal.fit(times[:half], values[:half])
     rehearsal.freedom = model.freedom
     for t, x in zip(times[half:], values[half:], strict=False):
         rehearsal.step(t, x)
@@ -1280,12 +1316,12 @@ class Detector:
         count = len(self._values)
         if self._model is None:
             if count >= max(2, self.config.min_history):
-                self._model = _select(self._times, self._values, self.config)
-                _seed(self._model, self._times, self._values, self.config)
+                self._model, rehearsal = _select(self._times, self._values, self.config)
+                _seed(self._model, rehearsal, self._times, self._values)
                 self._checkpoints = _checkpoints(self._model, count, self.config)
         elif count >= self._checkpoints[0]:
             previous = self._model
-            self._model = _select(self._times, self._values, self.config)
+            self._model = _select(self._times, self._values, self.config)[0]
             self._model.inherit(previous)
             self._checkpoints.pop(0)
         if self._model is not None and not self._checkpoints:
