@@ -57,6 +57,7 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal, NamedTuple
 
 from alerts.evaluation.surprise import (
@@ -1007,39 +1008,66 @@ def _autocorrelation(series: list[float], max_lag: int) -> list[float]:
     size = 2
     while size < 2 * count:
         size <<= 1
-    spectrum = _fft([complex(v) for v in centred] + [0j] * (size - count), _twiddles(size))
-    power = [complex(z.real * z.real + z.imag * z.imag) for z in spectrum]
-    back = _fft(power, [w.conjugate() for w in _twiddles(size)])
+    spectrum = _fft([complex(v) for v in centred] + [0j] * (size - count), _twiddles(size, False), count, size)
+    power = list(map(operator.mul, spectrum, map(complex.conjugate, spectrum)))
+    back = _fft(power, _twiddles(size, True), size, min(size, max_lag + 1))
     return [
         back[lag].real / size * count / ((count - lag) * variance) if lag < count else 0.0 for lag in range(max_lag + 1)
     ]
 
 
-def _twiddles(size: int) -> list[complex]:
-    """e^(-2πik/size) for k < size/2: the FFT's rotations."""
-    return [cmath.exp(-2j * math.pi * k / size) for k in range(size // 2)]
+@cache
+def _twiddles(size: int, inverse: bool) -> tuple[complex, ...]:
+    """e^(-2πik/size) for k < size/2, the FFT's rotations, conjugated for the inverse; kept per size, as every
+    selection transforms histories of the same few lengths."""
+    rotations = [cmath.exp(-2j * math.pi * k / size) for k in range(size // 2)]
+    return tuple(w.conjugate() for w in rotations) if inverse else tuple(rotations)
 
 
-def _fft(values: list[complex], twiddles: list[complex]) -> list[complex]:
+def _fft(values: list[complex], twiddles: tuple[complex, ...], filled: int, wanted: int) -> list[complex]:
     """Radix-2 FFT (length a power of two) with the rotations of its full size; conjugate them to invert (unscaled).
 
     Stockham's form of the even/odd split, a whole stage at a time: block r of a stage holds the transform of
     values[r::blocks], so a stage is a few list-wide maps instead of thousands of recursive calls, and every output
     is the same sums and products (in the same order) as the recursive textbook form's, bit for bit.
+
+    Only the first `filled` values may be non-zero and only the first `wanted` outputs are returned right (the rest
+    are 0): with the upper half of the input zero, the first stage's sums and differences are copies of the lower
+    half; and once a stage's blocks are longer than `wanted`, every later stage reads only their first `wanted`
+    entries, so only those are computed.
     """
     size = len(values)
+    half = size // 2
     current = list(values)
     width = 1
     while width < size:
-        half = size // 2
-        even, odd = current[:half], current[half:]
-        if width > 1:
-            stride = size // (2 * width)
-            odd = list(map(operator.mul, twiddles[:half:stride] * (half // width), odd))
-        sums = list(map(operator.add, even, odd))
-        differences = list(map(operator.sub, even, odd))
         blocks = half // width
+        stride = blocks
         merged: list[complex] = [0j] * size
+        if 2 * width > wanted:
+            kept = min(width, wanted)
+            rotations = twiddles[: kept * stride : stride]
+            for r in range(blocks):
+                start = r * width
+                even = current[start : start + kept]
+                odd = current[half + start : half + start + kept]
+                if width > 1:
+                    odd = list(map(operator.mul, rotations, odd))
+                merged[2 * start : 2 * start + kept] = map(operator.add, even, odd)
+                if wanted > width:
+                    extra = wanted - width
+                    merged[2 * start + width : 2 * start + wanted] = map(operator.sub, even[:extra], odd[:extra])
+            current = merged
+            width *= 2
+            continue
+        even, odd = current[:half], current[half:]
+        if width == 1 and filled <= half:
+            sums = differences = even
+        else:
+            if width > 1:
+                odd = list(map(operator.mul, twiddles[:half:stride] * blocks, odd))
+            sums = list(map(operator.add, even, odd))
+            differences = list(map(operator.sub, even, odd))
         if width < blocks:
             step = 2 * width
             for k in range(width):
