@@ -1335,24 +1335,29 @@ class Detector:
         self._edges_tail: Tail | None = None
         self._edges_version = -1
 
-    def _remember(self, timestamp: float, value: float) -> None:
-        """Keep history until the season has been chosen with every calendar cycle that can fit."""
+    def _warm_up(self, timestamp: float, value: float) -> None:
+        """Keep the history until the model can be chosen, then choose it; keep it on until the season has been
+        chosen with every calendar cycle that can fit (see `_choose_again`)."""
         if self._times and timestamp <= self._times[-1]:
             return
         self._times.append(timestamp)
         self._values.append(value)
         count = len(self._values)
-        if self._model is None:
-            if count >= max(2, self.config.min_history):
-                self._model, rehearsal = _select(self._times, self._values, self.config)
-                _seed(self._model, rehearsal, self._times, self._values)
-                self._checkpoints = _checkpoints(self._model, count, self.config)
-        elif count >= self._checkpoints[0]:
-            previous = self._model
-            self._model = _select(self._times, self._values, self.config)[0]
+        if count >= max(2, self.config.min_history):
+            self._model, rehearsal = _select(self._times, self._values, self.config)
+            _seed(self._model, rehearsal, self._times, self._values)
+            self._checkpoints = _checkpoints(self._model, count, self.config)
+            if not self._checkpoints:
+                self._times, self._values = [], []
+
+    def _choose_again(self) -> None:
+        """Choose the season again on the history kept so far (it has reached the next checkpoint)."""
+        previous = self._model
+        self._model = _select(self._times, self._values, self.config)[0]
+        if previous is not None:
             self._model.inherit(previous)
-            self._checkpoints.pop(0)
-        if self._model is not None and not self._checkpoints:
+        self._checkpoints.pop(0)
+        if not self._checkpoints:
             self._times, self._values = [], []
 
     def update(self, timestamp: float, value: float, baseline: float | None = None) -> Assessment:
@@ -1369,7 +1374,7 @@ class Detector:
         model = self._model
         if model is None:
             if math.isfinite(value):
-                self._remember(timestamp, value)
+                self._warm_up(timestamp, value)
                 self._last = max(self._last, timestamp)
             return WARMING_UP
         if not math.isfinite(value):
@@ -1385,8 +1390,13 @@ class Detector:
             elif not self._baselined and self._checkpoints:
                 reference = self._yesterday(model, timestamp)
             expected, sigma, surprise = model.step(timestamp, value, reference)
-            if self._checkpoints:
-                self._remember(timestamp, value)
+            checkpoints = self._checkpoints
+            if checkpoints:
+                times = self._times
+                times.append(timestamp)
+                self._values.append(value)
+                if len(times) >= checkpoints[0]:
+                    self._choose_again()
         return self._assessment(model, expected, sigma, surprise)
 
     def _yesterday(self, model: _Model, timestamp: float) -> float | None:
@@ -1410,8 +1420,9 @@ class Detector:
     def _assessment(self, model: _Model, expected: float, sigma: float, surprise: float) -> Assessment:
         """The verdict on the series' scale; the band's edges are where the point alone would score 0.5.
 
-        Built for every point, so `score_of` is skipped for a surprise that scores 0, the log scale's inverse is
-        written out, and the tuple is built without the named tuple's Python-level constructor.
+        Built for every point, so `score_of` is skipped for a surprise that scores 0, the Box-Cox inverse
+        (`_Model.inverse`) is written out, and the tuple is built without the named tuple's Python-level
+        constructor.
         """
         tail = model.tail
         if tail.version != self._edges_version or tail is not self._edges_tail:
@@ -1436,8 +1447,18 @@ class Detector:
                     True,
                 ),
             )
-        inverse = model.inverse
-        return tuple.__new__(Assessment, (score, inverse(expected), inverse(lower), inverse(upper), True))
+        exponent = 1 / power
+        expected, lower, upper = power * expected + 1, power * lower + 1, power * upper + 1
+        return tuple.__new__(
+            Assessment,
+            (
+                score,
+                expected**exponent if expected > 0 else 0.0,
+                lower**exponent if lower > 0 else 0.0,
+                upper**exponent if upper > 0 else 0.0,
+                True,
+            ),
+        )
 
     def _edges_of(self, tail: Tail) -> tuple[float, float]:
         """The band's half-widths below and above the expected value, in σ, for the window of surprises as it is."""

@@ -147,7 +147,7 @@ class Tail:
     one binary search and one memmove of the sorted window.
     """
 
-    __slots__ = ("ordered", "recent", "head", "capacity", "_up", "_down", "version")
+    __slots__ = ("ordered", "recent", "head", "capacity", "_up", "_down", "version", "_log_total")
 
     def __init__(self, capacity: int = TAIL_CAPACITY) -> None:
         self.ordered = array("d")
@@ -158,34 +158,36 @@ class Tail:
         self._down: tuple[float, float, float] | None = None
         self.version = 0
         """Counts changes to the tail fits (and every 32nd point while filling), for callers that cache from them."""
+        self._log_total = LN_PRIOR_WEIGHT
+        """ln(points in the window + PRIOR_WEIGHT), the blend's denominator."""
 
     def __len__(self) -> int:
         return len(self.ordered)
 
     def add(self, value: float) -> None:
-        """Remember one signed surprise, forgetting the oldest once the window is full."""
+        """Remember one signed surprise, forgetting the oldest once the window is full; a cached tail fit that the
+        added or the expired surprise may have changed is dropped."""
         ordered, recent = self.ordered, self.recent
+        expired = value
         if len(recent) < self.capacity:
             recent.append(value)
             if not len(recent) % 32:
                 self.version += 1
+            self._log_total = math.log(len(recent) + PRIOR_WEIGHT)
         else:
             head = self.head
-            old = recent[head]
+            expired = recent[head]
             recent[head] = value
             head += 1
             self.head = head if head < self.capacity else 0
-            del ordered[bisect_left(ordered, old)]
-            self._forget(old)
+            del ordered[bisect_left(ordered, expired)]
         insort(ordered, value)
-        self._forget(value)
-
-    def _forget(self, value: float) -> None:
-        """Drop a cached tail fit that `value` (added or expired) may have changed."""
-        if self._up is not None and value >= self._up[2]:
+        up = self._up
+        if up is not None and (expired >= up[2] or value >= up[2]):
             self._up = None
             self.version += 1
-        if self._down is not None and value <= -self._down[2]:
+        down = self._down
+        if down is not None and (expired <= -down[2] or value <= -down[2]):
             self._down = None
             self.version += 1
 
@@ -208,8 +210,12 @@ class Tail:
                 count += (at - surprise) / (at - below)
         count -= TAIL_TRIM
         if count >= 1.0:
-            return _blend(surprise, math.log(count), n)
-        return self._beyond(surprise, count, n, self._up_fit())
+            a = math.log(count)
+            b = LN_PRIOR_WEIGHT - surprise
+            if a > b:
+                return a + math.log(1.0 + math.exp(b - a)) - self._log_total
+            return b + math.log(math.exp(a - b) + 1.0) - self._log_total
+        return self._beyond(surprise, count, self._up_fit())
 
     def lower(self, surprise: float) -> float:
         """ln of the calibrated probability of a point at least `surprise` nats below the model."""
@@ -225,18 +231,30 @@ class Tail:
                 count += (-surprise - at) / (above - at)
         count -= TAIL_TRIM
         if count >= 1.0:
-            return _blend(surprise, math.log(count), n)
-        return self._beyond(surprise, count, n, self._down_fit())
+            a = math.log(count)
+            b = LN_PRIOR_WEIGHT - surprise
+            if a > b:
+                return a + math.log(1.0 + math.exp(b - a)) - self._log_total
+            return b + math.log(math.exp(a - b) + 1.0) - self._log_total
+        return self._beyond(surprise, count, self._down_fit())
 
-    @staticmethod
-    def _beyond(surprise: float, count: float, n: int, tail: tuple[float, float, float] | None) -> float:
+    def _beyond(self, surprise: float, count: float, tail: tuple[float, float, float] | None) -> float:
         """`_blend` for a surprise with fewer than one point of the window beyond it: the fitted tail's share."""
         if tail is None:
             if count <= 0.0:
                 return -surprise
-            return _blend(surprise, math.log(count), n)
+            return self._blend(surprise, math.log(count))
         anchor, scale, _ = tail
-        return _blend(surprise, -max(0.0, surprise - anchor) / scale, n)
+        return self._blend(surprise, -max(0.0, surprise - anchor) / scale)
+
+    def _blend(self, surprise: float, log_empirical: float) -> float:
+        """ln of the window's share at least this surprising (or the fitted tail beyond it), e^log_empirical out of
+        the window's points, blended with the model's e^-surprise worth PRIOR_WEIGHT points (a log-sum-exp whose
+        larger term is 1; `upper` and `lower` write it out for a surprise within the window)."""
+        b = LN_PRIOR_WEIGHT - surprise
+        if log_empirical > b:
+            return log_empirical + math.log(1.0 + math.exp(b - log_empirical)) - self._log_total
+        return b + math.log(math.exp(log_empirical - b) + 1.0) - self._log_total
 
     def _up_fit(self) -> tuple[float, float, float] | None:
         """(anchor, scale, lowest value used) of the exponential tail above the window's data, cached."""
@@ -283,15 +301,6 @@ class Tail:
             return prior
         anchor, scale, _ = tail
         return max(prior, anchor - scale * math.log(wanted))
-
-
-def _blend(surprise: float, log_empirical: float, n: int) -> float:
-    """ln of the window's share at least this surprising (or the fitted tail beyond it), e^log_empirical out of
-    `n`, blended with the model's e^-surprise worth PRIOR_WEIGHT points (a log-sum-exp, whose larger term is 1)."""
-    b = LN_PRIOR_WEIGHT - surprise
-    if log_empirical > b:
-        return log_empirical + math.log(1.0 + math.exp(b - log_empirical)) - math.log(n + PRIOR_WEIGHT)
-    return b + math.log(math.exp(log_empirical - b) + 1.0) - math.log(n + PRIOR_WEIGHT)
 
 
 def _scale(top: list[float]) -> float:
