@@ -615,15 +615,17 @@ class _Model:
         and variance (Wilson-Hilferty). Either counts only beyond QUIET_Z σ:
         below it, it would score 0 anyway.
 
-        Every update runs this, so the spread and a Gaussian point's surprise
-        of a series that is not a count (the same arithmetic as `_spread` and
-        `_point_surprise`) and the short averages are worked out inline: a
-        call costs as much as they do.
+        Every update runs this, so the Box-Cox transform, the spread, the
+        point's surprise (the same arithmetic as `_box_cox`, `_spread` and
+        `_point_surprise`, which the rarer paths call), learning and the
+        short averages are worked out inline: a call costs as much as they do.
         """
         raw = x
         power = self.power
         if power != 1.0:
-            x = _box_cox(x, power, self.lowest)
+            lowest = self.lowest
+            floored = lowest if x < lowest else x
+            x = math.log(floored) if power == 0.0 else (floored**power - 1) / power
         count = self.count
         index = round((t - self.t0) / self.dt)
         level, trend = self.level, self.trend
@@ -639,22 +641,48 @@ class _Model:
         deseasonalised = x - seasonal
         expected = level + seasonal
         residual = x - expected
+        mad = self.mad
+        if period > 1:
+            phase_mad = self.phase_mad[phase]
+            if phase_mad > mad:
+                mad = phase_mad
+        sigma = mad * MAD_TO_SIGMA
+        if sigma < self.floor:
+            sigma = self.floor
+        mean = 0.0
         if count:
-            sigma, mean = self._spread(phase, expected)
-        else:
-            mad = self.mad
-            if period > 1:
-                phase_mad = self.phase_mad[phase]
-                if phase_mad > mad:
-                    mad = phase_mad
-            sigma = mad * MAD_TO_SIGMA
-            if sigma < self.floor:
-                sigma = self.floor
-            mean = 0.0
+            mean = self.inverse(expected) if power != 1.0 else expected
+            if mean < COUNT_MIN_MEAN:
+                mean = COUNT_MIN_MEAN
+            counting = math.sqrt(mean) if power == 1.0 else math.sqrt(mean) * mean ** (power - 1.0)
+            if counting > sigma:
+                sigma = counting
         size = residual if residual >= 0 else -residual
         if self.previous_level is not None and self._returned(index, deseasonalised, size, BAND_Z * sigma):
             return expected, sigma, 0.0
-        self._learn(phase, level, trend, seasonal, residual, size, sigma, mean)
+        # Learn: the residual moves level, trend and season whole up to CLIP_Z σ, fading to nothing at REJECT_Z σ;
+        # for a count, COUNT_SLACK counts more are taken whole, so a mean of a few hundredths still learns from a
+        # lone 1 and is not biased to 0.
+        clip = CLIP_Z * sigma
+        reject = REJECT_Z * sigma
+        if count:
+            slack = COUNT_SLACK if power == 1.0 else COUNT_SLACK * mean ** (power - 1.0)
+            clip += slack
+            reject += 2 * slack
+        if size <= clip:
+            clipped = residual
+        else:
+            weight = (reject - size) / (reject - clip) if size < reject else 0.0
+            clipped = clip * weight if residual > 0 else -clip * weight
+        self.level = level + self.alpha * clipped
+        self.trend = trend + self.beta * clipped
+        if period > 1:
+            seen_by_phase, phase_mads = self.seen, self.phase_mad
+            seen = seen_by_phase[phase] + 1
+            seen_by_phase[phase] = seen
+            self.season[phase] = seasonal + (SEASON_GAIN if seen * SEASON_GAIN >= 1 else 1 / seen) * clipped
+            phase_mad = phase_mads[phase]
+            phase_mads[phase] = phase_mad + PHASE_SPREAD_GAIN * ((size if size < clip else clip) - phase_mad)
         own = True
         if reference is not None:
             expected_by_reference, sigma_by_reference = self._follow_reference(x, raw, reference)
@@ -671,7 +699,12 @@ class _Model:
         above = residual > 0
         watched = self.up if above else self.down
         if count and mean < COUNT_EXACT:
-            point = self._point_surprise(raw, x, residual, sigma, mean, above)
+            spread = sigma if power == 1.0 else sigma * mean ** (1.0 - power)
+            variance = spread * spread
+            over = self.dispersion * mean
+            if over > variance:
+                variance = over
+            point = count_surprise(float(round(raw)) if raw > 0 else 0.0, mean, variance)
         else:
             z = residual / sigma if residual >= 0 else -residual / sigma
             freedom = self.freedom
@@ -862,44 +895,6 @@ class _Model:
             self.level, self.trend, self.previous_level, self.drift = previous, 0.0, None, 0.0
             self.recent.clear()
         return True
-
-    def _learn(
-        self,
-        phase: int,
-        level: float,
-        trend: float,
-        seasonal: float,
-        residual: float,
-        size: float,
-        sigma: float,
-        mean: float,
-    ) -> None:
-        """Move level, trend and season by the residual: whole up to CLIP_Z σ, fading to nothing at REJECT_Z σ.
-
-        For a count, COUNT_SLACK counts more are taken whole, so a mean of a
-        few hundredths still learns from a lone 1 and is not biased to 0.
-        """
-        clip = CLIP_Z * sigma
-        reject = REJECT_Z * sigma
-        if self.count:
-            power = self.power
-            slack = COUNT_SLACK if power == 1.0 else COUNT_SLACK * mean ** (power - 1.0)
-            clip += slack
-            reject += 2 * slack
-        if size <= clip:
-            clipped = residual
-        else:
-            weight = (reject - size) / (reject - clip) if size < reject else 0.0
-            clipped = clip * weight if residual > 0 else -clip * weight
-        self.level = level + self.alpha * clipped
-        self.trend = trend + self.beta * clipped
-        if self.period > 1:
-            seen_by_phase, phase_mads = self.seen, self.phase_mad
-            seen = seen_by_phase[phase] + 1
-            seen_by_phase[phase] = seen
-            self.season[phase] = seasonal + (SEASON_GAIN if seen * SEASON_GAIN >= 1 else 1 / seen) * clipped
-            phase_mad = phase_mads[phase]
-            phase_mads[phase] = phase_mad + PHASE_SPREAD_GAIN * ((size if size < clip else clip) - phase_mad)
 
     def _watch_shift(self, index: int, side: int) -> None:
         """Adopt a new level once SHIFT_RUN of the last SHIFT_WINDOW points (`recent`, the newest an extreme one on
@@ -1121,8 +1116,8 @@ def _forecast_error(indices: list[int], shaped: list[float], fitted: _Model, alp
     candidate.
 
     The fitted model is left as it is: the candidate with level smoothing `alpha` learns each point as `_Model.step`
-    would (`_spread`, `_learn`, and a run of SHIFT_RUN points beyond BAND_Z σ moving the level to them), written out
-    here on local variables because model selection runs this loop for every point of every candidate.
+    does (its spread and learning, and a run of SHIFT_RUN points beyond BAND_Z σ moving the level to them), written
+    out here on local variables because model selection runs this loop for every point of every candidate.
     """
     half = len(shaped) // 2
     period, power, count, floor = fitted.period, fitted.power, fitted.count, fitted.floor
