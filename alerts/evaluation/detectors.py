@@ -1392,33 +1392,10 @@ class Detector:
                 self._values.append(value)
                 if len(times) >= checkpoints[0]:
                     self._choose_again()
-        return self._assessment(model, expected, sigma, surprise)
-
-    def _yesterday(self, model: _Model, timestamp: float) -> float | None:
-        """The value a day earlier, from the history kept until the daily season can be chosen, while it isn't.
-
-        Between one and two days of history the model cannot have a daily
-        season yet, but yesterday is there: it serves as the baseline (同期)
-        so a burst that came at this time yesterday (a midnight rush) is no
-        surprise the second time.
-        """
-        day = round(DAY / model.dt)
-        if model.period == day or not self._times:
-            return None
-        times = self._times
-        moment = timestamp - DAY
-        index = bisect_left(times, moment - 0.5 * model.dt)
-        if index < len(times) and abs(times[index] - moment) <= 0.5 * model.dt:
-            return self._values[index]
-        return None
-
-    def _assessment(self, model: _Model, expected: float, sigma: float, surprise: float) -> Assessment:
-        """The verdict on the series' scale; the band's edges are where the point alone would score 0.5.
-
-        Built for every point, so `score_of` is skipped for a surprise that scores 0, the Box-Cox inverse
-        (`_Model.inverse`) is written out, and the tuple is built without the named tuple's Python-level
-        constructor.
-        """
+        # The verdict on the series' scale (of the model that judged the point); the band's edges are where the
+        # point alone would score 0.5. Built for every point, so `score_of` is skipped for a surprise that scores
+        # 0, the Box-Cox inverse (`_Model.inverse`) is written out, and the tuple is built without the named
+        # tuple's Python-level constructor.
         tail = model.tail
         if tail.version != self._edges_version or tail is not self._edges_tail:
             self._edges = self._edges_of(tail)
@@ -1454,6 +1431,24 @@ class Detector:
                 True,
             ),
         )
+
+    def _yesterday(self, model: _Model, timestamp: float) -> float | None:
+        """The value a day earlier, from the history kept until the daily season can be chosen, while it isn't.
+
+        Between one and two days of history the model cannot have a daily
+        season yet, but yesterday is there: it serves as the baseline (同期)
+        so a burst that came at this time yesterday (a midnight rush) is no
+        surprise the second time.
+        """
+        day = round(DAY / model.dt)
+        if model.period == day or not self._times:
+            return None
+        times = self._times
+        moment = timestamp - DAY
+        index = bisect_left(times, moment - 0.5 * model.dt)
+        if index < len(times) and abs(times[index] - moment) <= 0.5 * model.dt:
+            return self._values[index]
+        return None
 
     def _edges_of(self, tail: Tail) -> tuple[float, float]:
         """The band's half-widths below and above the expected value, in σ, for the window of surprises as it is."""
