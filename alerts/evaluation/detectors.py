@@ -301,7 +301,7 @@ class _History(NamedTuple):
 def _history(indices: list[int], values: list[float]) -> _History:
     """A stretch of history (grid indices, transformed values) with its shared statistics."""
     count = len(values)
-    repeats = sum(1 for a, b in zip(values, values[1:], strict=False) if a == b)
+    repeats = sum(map(operator.eq, values, values[1:]))
     rate = repeats / max(1, count - 1)
     flat_run = FLAT_MIN_RUN
     if rate > 0:
@@ -312,7 +312,7 @@ def _history(indices: list[int], values: list[float]) -> _History:
         sum(indices) / count,
         sum(values) / count,
         _difference_sigma(values),
-        max(_median([abs(v) for v in values]), 1e-9) * SPREAD_FLOOR,
+        max(_median(list(map(abs, values))), 1e-9) * SPREAD_FLOOR,
         max(FLAT_MIN_RATE, rate),
         flat_run,
         min(MAX_FREEDOM, max(1.0, MAD_EFFICIENCY * count)),
@@ -343,7 +343,9 @@ def _slot_level(slots: list[list[float]], k: int, discord: float) -> float:
     one closer to the two slots either side, so a spike (or a train of three) in one of two cycles does not become
     the season."""
     slot = slots[k]
-    if len(slot) != 2 or abs(slot[0] - slot[1]) <= discord:
+    if len(slot) == 2 and abs(slot[0] - slot[1]) <= discord:
+        return 0.5 * (slot[0] + slot[1])
+    if len(slot) != 2:
         return _median(slot) if slot else 0.0
     count = len(slots)
     around = [v for j in (-2, -1, 1, 2) for v in slots[(k + j) % count]]
@@ -1198,7 +1200,7 @@ def _power(values: list[float]) -> float:
     trimmed mean absolute change for their scale)."""
     if min(values) <= 0:
         return 1.0
-    logs = sum(math.log(v) for v in values)
+    logs = sum(map(math.log, values))
     best, chosen = -math.inf, 1.0
     for power in POWERS:
         sigma = _step_scale(_box_cox_all(values, power, 0.0))
@@ -1213,7 +1215,7 @@ def _power(values: list[float]) -> float:
 def _step_scale(values: list[float]) -> float:
     """Mean absolute step-to-step change, its largest POWER_TRIM share left out: the spikes a series habitually
     has count (they decide between a raw and a log scale), a few anomalies in the history do not."""
-    steps = sorted(abs(b - a) for a, b in zip(values, values[1:], strict=False))
+    steps = sorted(map(abs, map(operator.sub, values[1:], values)))
     kept = steps[: max(1, len(steps) - int(POWER_TRIM * len(steps)))]
     return sum(kept) / len(kept) if kept else 0.0
 
