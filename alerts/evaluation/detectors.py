@@ -970,12 +970,13 @@ def _difference_sigma(values: list[float]) -> float:
     return MEDIAN_TO_SIGMA * _median(steps) / math.sqrt(2) if steps else 0.0
 
 
-def _regular(times: list[float], values: list[float], t0: float, dt: float) -> list[float]:
-    """The history on a regular grid, gaps filled linearly, for autocorrelation."""
+def _regular(indices: list[int], values: list[float]) -> list[float]:
+    """The history (grid indices in order, values) on a regular grid, gaps filled linearly, for autocorrelation."""
+    if indices == list(range(indices[0], indices[0] + len(indices))):
+        return list(values)
     grid: list[float] = []
     previous_index, previous_value = None, 0.0
-    for t, v in zip(times, values, strict=False):
-        index = round((t - t0) / dt)
+    for index, v in zip(indices, values, strict=False):
         if previous_index is not None:
             if index <= previous_index:
                 continue
@@ -1265,7 +1266,7 @@ def _select(times: list[float], values: list[float], config: DetectorConfig) -> 
     if config.period is not None:
         period = max(1, config.period)
     else:
-        calendar, other = _season_candidates(_regular(times, shaped, t0, dt), dt)
+        calendar, other = _season_candidates(_regular(indices, shaped), dt)
 
         def merit(p: int) -> float:
             return error(p, SELECTION_ALPHA) * (_template_correction(p, len(values)) if p in calendar else 1.0)
