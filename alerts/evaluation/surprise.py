@@ -161,9 +161,6 @@ class Tail:
         self._log_total = LN_PRIOR_WEIGHT
         """ln(points in the window + PRIOR_WEIGHT), the blend's denominator."""
 
-    def __len__(self) -> int:
-        return len(self.ordered)
-
     def add(self, value: float) -> None:
         """Remember one signed surprise, forgetting the oldest once the window is full; a cached tail fit that the
         added or the expired surprise may have changed is dropped."""
