@@ -53,14 +53,17 @@ from __future__ import annotations
 import cmath
 import math
 import operator
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from functools import cache
+from typing import Literal, NamedTuple
 
 from alerts.evaluation.surprise import (
+    QUIET_SURPRISE,
     REMINDER_DECADES,
+    SQRT2,
     TAIL_POINTS,
     Tail,
     count_surprise,
@@ -205,6 +208,8 @@ FLAT_MIN_RATE = 0.3
 """A run's probability is never taken as lower than this per repeat, even for a series that never repeated."""
 FLAT_ADOPT = 4
 """A flat-line is accepted as the new normal after this many times the run that raised it."""
+EXP_CAP = 700.0
+"""A log-scale value is brought back as e^min(y, EXP_CAP), so a runaway forecast stays finite."""
 LN_EXTREME = math.log(EXTREME_P)
 LN2 = math.log(2)
 
@@ -223,15 +228,16 @@ class DetectorConfig:
 DEFAULT_CONFIG = DetectorConfig()
 
 
-@dataclass(frozen=True)
-class Assessment:
+class Assessment(NamedTuple):
     """One point judged against what the series made likely.
 
     ``score`` is `surprise.score_of` of the point's calibrated tail
     probability (or of the shift, variance or flat-line one, whichever is
     smallest): 0 while p ≥ 1e-2, 0.5 at 1e-5, 0.75 at about 5e-7 and 0.95 at
     about 1e-10 at the default sensitivity. ``lower``..``upper`` is the band
-    a point can lie in without reaching 0.5 on its own.
+    a point can lie in without reaching 0.5 on its own. A named tuple, not a
+    frozen dataclass: one is built per point, and a tuple is built several
+    times faster.
     """
 
     score: float
@@ -261,6 +267,58 @@ def _box_cox(x: float, power: float, lowest: float) -> float:
     return (x**power - 1) / power
 
 
+def _box_cox_all(values: list[float], power: float, lowest: float) -> list[float]:
+    """`_box_cox` of every value of a history, as one list comprehension."""
+    if power == 1.0:
+        return list(values)
+    if power == 0.0:
+        return [math.log(lowest if x < lowest else x) for x in values]
+    return [((lowest if x < lowest else x) ** power - 1) / power for x in values]
+
+
+class _History(NamedTuple):
+    """A stretch of history on a model's scale and what every model fitted to it shares, worked out once however
+    many season candidates are fitted to it."""
+
+    indices: list[int]
+    """Grid indices (in order)."""
+    values: list[float]
+    """Box-Cox transformed values."""
+    mean_index: float
+    mean_value: float
+    noise: float
+    """Noise σ from first differences."""
+    floor: float
+    """The smallest σ: SPREAD_FLOOR of the typical magnitude."""
+    flat_rate: float
+    """Share of points repeating the previous one (at least FLAT_MIN_RATE)."""
+    flat_run: int
+    """Repeats that make a flat-line (FLAT_PROBABILITY at that rate)."""
+    freedom: float
+    """Degrees of freedom of a σ fitted to this many points."""
+
+
+def _history(indices: list[int], values: list[float]) -> _History:
+    """A stretch of history (grid indices, transformed values) with its shared statistics."""
+    count = len(values)
+    repeats = sum(map(operator.eq, values, values[1:]))
+    rate = repeats / max(1, count - 1)
+    flat_run = FLAT_MIN_RUN
+    if rate > 0:
+        flat_run = max(FLAT_MIN_RUN, math.ceil(math.log(FLAT_PROBABILITY) / math.log(rate)) if rate < 1 else 1 << 30)
+    return _History(
+        indices,
+        values,
+        sum(indices) / count,
+        sum(values) / count,
+        _difference_sigma(values),
+        max(_median(list(map(abs, values))), 1e-9) * SPREAD_FLOOR,
+        max(FLAT_MIN_RATE, rate),
+        flat_run,
+        min(MAX_FREEDOM, max(1.0, MAD_EFFICIENCY * count)),
+    )
+
+
 def _shrink(value: float, noise: float) -> float:
     """Non-negative garrote: drops a seasonal slot that is within its noise, keeps a clear one nearly whole."""
     if value * value <= noise * noise:
@@ -285,7 +343,9 @@ def _slot_level(slots: list[list[float]], k: int, discord: float) -> float:
     one closer to the two slots either side, so a spike (or a train of three) in one of two cycles does not become
     the season."""
     slot = slots[k]
-    if len(slot) != 2 or abs(slot[0] - slot[1]) <= discord:
+    if len(slot) == 2 and abs(slot[0] - slot[1]) <= discord:
+        return 0.5 * (slot[0] + slot[1])
+    if len(slot) != 2:
         return _median(slot) if slot else 0.0
     count = len(slots)
     around = [v for j in (-2, -1, 1, 2) for v in slots[(k + j) % count]]
@@ -436,38 +496,34 @@ class _Model:
         """Degrees of freedom of the Student-t a residual is judged by: fewer while the history it was fitted on
         is short (little trust in σ); fixed until the model is chosen again, so surprises stay comparable."""
 
-    def fit(self, times: list[float], values: list[float]) -> None:
-        """Initialise level, trend, season and spread from a stretch of history."""
-        period, power, lowest = self.period, self.power, self.lowest
-        values = list(values) if power == 1.0 else [_box_cox(v, power, lowest) for v in values]
-        indices = [round((t - self.t0) / self.dt) for t in times]
+    def fit(self, history: _History) -> None:
+        """Initialise level, trend, season and spread from a stretch of history (on the model's scale)."""
+        period = self.period
+        indices, values = history.indices, history.values
         count = len(values)
-        mean_index = sum(indices) / count
-        mean_value = sum(values) / count
-        slope = _slope(indices, values, period)
+        mean_index, mean_value = history.mean_index, history.mean_value
+        slope = _slope(indices, values, period, mean_index, mean_value)
         detrended = [v - mean_value - slope * (i - mean_index) for i, v in zip(indices, values, strict=False)]
+        phases = [i % period for i in indices]
         slots: list[list[float]] = [[] for _ in range(period)]
-        for i, d in zip(indices, detrended, strict=False):
-            slots[i % period].append(d)
-        seen = [s for s in slots if s]
-        discord = DISCORD_Z * _difference_sigma(values)
-        levels = [_slot_level(slots, k, discord) for k in range(period)]
-        centre = sum(level for level, slot in zip(levels, slots, strict=False) if slot) / len(seen)
+        for k, d in zip(phases, detrended, strict=False):
+            slots[k].append(d)
+        lengths = [len(slot) for slot in slots]
+        discord = DISCORD_Z * history.noise
+        levels = [slot[0] if len(slot) == 1 else _slot_level(slots, k, discord) for k, slot in enumerate(slots)]
+        centre = sum(level for level, slot in zip(levels, slots, strict=False) if slot) / (period - lengths.count(0))
         season = [(level - centre) if slot else 0.0 for level, slot in zip(levels, slots, strict=False)]
-        residuals = [d - season[i % period] for i, d in zip(indices, detrended, strict=False)]
-        deviations = []
-        for i, r in zip(indices, residuals, strict=False):
-            observed = len(slots[i % period])
-            if period == 1:
-                deviations.append(abs(r))
-            elif observed > 1:
-                deviations.append(abs(r) * math.sqrt(observed / (observed - 1)))
-        typical = _median([abs(v) for v in values])
-        self.floor = max(typical, 1e-9) * SPREAD_FLOOR
+        residuals = [d - season[k] for k, d in zip(phases, detrended, strict=False)]
+        if period == 1:
+            deviations = [abs(r) for r in residuals]
+        else:
+            inflation = [math.sqrt(n / (n - 1)) if n > 1 else 0.0 for n in lengths]
+            deviations = [abs(r) * inflation[k] for k, r in zip(phases, residuals, strict=False) if lengths[k] > 1]
+        self.floor = history.floor
         if len(deviations) >= count // 4 and period > 1:
             sigma = MEDIAN_TO_SIGMA * _median(deviations)
         else:
-            sigma = _difference_sigma(values)
+            sigma = history.noise
             if period == 1:
                 sigma = min(sigma, MEDIAN_TO_SIGMA * _median(deviations)) if deviations else sigma
         self.mad = max(sigma, self.floor) / MAD_TO_SIGMA
@@ -477,37 +533,17 @@ class _Model:
                 _shrink(value, SHRINK_Z * sigma / math.sqrt(len(slot))) if slot else 0.0
                 for value, slot in zip(season, slots, strict=False)
             ]
-            residuals = [d - season[i % period] for i, d in zip(indices, detrended, strict=False)]
+            residuals = [d - season[k] for k, d in zip(phases, detrended, strict=False)]
         self.season = season
-        self.seen = [len(slot) for slot in slots]
+        self.seen = lengths
         tail = residuals[-min(count, max(5, min(period, count // 4))) :]
         self.index = indices[-1]
         self.level = mean_value + slope * (self.index - mean_index) + _median(tail)
         self.trend = slope
         self.last_value = values[-1]
-        self.freedom = min(MAX_FREEDOM, max(1.0, MAD_EFFICIENCY * count))
-        repeats = sum(1 for a, b in zip(values, values[1:], strict=False) if a == b)
-        rate = repeats / max(1, count - 1)
-        self.flat_rate = max(FLAT_MIN_RATE, rate)
-        if rate > 0:
-            self.flat_run = max(
-                FLAT_MIN_RUN, math.ceil(math.log(FLAT_PROBABILITY) / math.log(rate)) if rate < 1 else 1 << 30
-            )
-
-    def copy_with(self, alpha: float) -> _Model:
-        """A fresh copy of this (just fitted) model with another level smoothing, to compare smoothings."""
-        other = _Model(
-            self.t0, self.dt, self.period, alpha, "both", self.power, self.lowest, self.count, self.dispersion
-        )
-        other.index, other.level, other.trend, other.mad, other.floor = (
-            self.index,
-            self.level,
-            self.trend,
-            self.mad,
-            self.floor,
-        )
-        other.season, other.phase_mad, other.seen = list(self.season), list(self.phase_mad), list(self.seen)
-        return other
+        self.freedom = history.freedom
+        self.flat_rate = history.flat_rate
+        self.flat_run = history.flat_run
 
     def inherit(self, other: _Model) -> None:
         """Carry the judging memory (window of surprises, dispersion, score averages) over from an earlier model."""
@@ -523,7 +559,7 @@ class _Model:
         if power == 1.0:
             return y
         if power == 0.0:
-            return math.exp(min(y, 700.0))
+            return math.exp(EXP_CAP if y > EXP_CAP else y)
         base = power * y + 1
         return base ** (1 / power) if base > 0 else 0.0
 
@@ -562,47 +598,36 @@ class _Model:
         counting = math.sqrt(mean) if power == 1.0 else math.sqrt(mean) * mean ** (power - 1.0)
         return (counting if counting > sigma else sigma), mean
 
-    def track(self, index: int, x: float) -> float:
-        """Learn from a point (grid index, transformed value) without judging it, for model selection; returns the
-        forecast it was compared with."""
-        level, trend = self.level, self.trend
-        if index == self.index + 1:
-            level += trend * TREND_DAMPING
-            trend *= TREND_DAMPING
-            self.index = index
-        elif index > self.index:
-            level, trend = self._advance(index)
-        phase = index % self.period
-        seasonal = self.season[phase]
-        expected = level + seasonal
-        residual = x - expected
-        sigma, mean = self._spread(phase, expected)
-        size = residual if residual >= 0 else -residual
-        self._learn(phase, level, trend, seasonal, residual, size, sigma, mean)
-        if size <= BAND_Z * sigma:
-            self.mad += SPREAD_GAIN * (size - self.mad)
-            self.run = 0
-            return expected
-        side = 1 if residual > 0 else -1
-        if self.run * side <= 0:
-            self.run, self.run_values = side, [x - seasonal]
-            return expected
-        self.run += side
-        self.run_values.append(x - seasonal)
-        if self.run * side >= SHIFT_RUN:
-            self.level, self.trend, self.run = _median(self.run_values), 0.0, 0
-        return expected
-
     def step(self, t: float, x: float, reference: float | None = None) -> tuple[float, float, float]:
         """Judge and learn from one point; returns (expected, σ, surprise in nats) on the transformed scale.
 
         `reference` is the value at the same moment of an earlier period (the
         baseline campaign); when given, a point is judged against whichever
         of the model and the scaled reference explains it better.
+
+        Besides the point's own surprise, two short averages of the points'
+        normal scores catch what no single point shows. A point's normal
+        score is Φ⁻¹ of its calibrated probability, clipped at SCORE_CLIP:
+        unit-variance whatever the series' noise. How far the averages stray
+        on this series when nothing is extreme is learnt, so autocorrelated
+        noise widens their own bands. The shift's surprise is that of the
+        average of signed scores under its calm variance (when the point is
+        on the same side and on a side alerted on); the variance change's,
+        that of the average of squared scores, a scaled χ² with its calm mean
+        and variance (Wilson-Hilferty). Either counts only beyond QUIET_Z σ:
+        below it, it would score 0 anyway.
+
+        Every update runs this, so the Box-Cox transform, the spread, the
+        point's surprise (the same arithmetic as `_box_cox`, `_spread` and
+        `_point_surprise`, which the rarer paths call), learning and the
+        short averages are worked out inline: a call costs as much as they do.
         """
         raw = x
-        if self.power != 1.0:
-            x = _box_cox(x, self.power, self.lowest)
+        power = self.power
+        if power != 1.0:
+            lowest = self.lowest
+            floored = lowest if x < lowest else x
+            x = math.log(floored) if power == 0.0 else (floored**power - 1) / power
         count = self.count
         index = round((t - self.t0) / self.dt)
         level, trend = self.level, self.trend
@@ -612,16 +637,54 @@ class _Model:
             self.index = index
         elif index > self.index:
             level, trend = self._advance(index)
-        phase = index % self.period
+        period = self.period
+        phase = index % period
         seasonal = self.season[phase]
         deseasonalised = x - seasonal
         expected = level + seasonal
         residual = x - expected
-        sigma, mean = self._spread(phase, expected)
+        mad = self.mad
+        if period > 1:
+            phase_mad = self.phase_mad[phase]
+            if phase_mad > mad:
+                mad = phase_mad
+        sigma = mad * MAD_TO_SIGMA
+        if sigma < self.floor:
+            sigma = self.floor
+        mean = 0.0
+        if count:
+            mean = self.inverse(expected) if power != 1.0 else expected
+            if mean < COUNT_MIN_MEAN:
+                mean = COUNT_MIN_MEAN
+            counting = math.sqrt(mean) if power == 1.0 else math.sqrt(mean) * mean ** (power - 1.0)
+            if counting > sigma:
+                sigma = counting
         size = residual if residual >= 0 else -residual
         if self.previous_level is not None and self._returned(index, deseasonalised, size, BAND_Z * sigma):
             return expected, sigma, 0.0
-        self._learn(phase, level, trend, seasonal, residual, size, sigma, mean)
+        # Learn: the residual moves level, trend and season whole up to CLIP_Z σ, fading to nothing at REJECT_Z σ;
+        # for a count, COUNT_SLACK counts more are taken whole, so a mean of a few hundredths still learns from a
+        # lone 1 and is not biased to 0.
+        clip = CLIP_Z * sigma
+        reject = REJECT_Z * sigma
+        if count:
+            slack = COUNT_SLACK if power == 1.0 else COUNT_SLACK * mean ** (power - 1.0)
+            clip += slack
+            reject += 2 * slack
+        if size <= clip:
+            clipped = residual
+        else:
+            weight = (reject - size) / (reject - clip) if size < reject else 0.0
+            clipped = clip * weight if residual > 0 else -clip * weight
+        self.level = level + self.alpha * clipped
+        self.trend = trend + self.beta * clipped
+        if period > 1:
+            seen_by_phase, phase_mads = self.seen, self.phase_mad
+            seen = seen_by_phase[phase] + 1
+            seen_by_phase[phase] = seen
+            self.season[phase] = seasonal + (SEASON_GAIN if seen * SEASON_GAIN >= 1 else 1 / seen) * clipped
+            phase_mad = phase_mads[phase]
+            phase_mads[phase] = phase_mad + PHASE_SPREAD_GAIN * ((size if size < clip else clip) - phase_mad)
         own = True
         if reference is not None:
             expected_by_reference, sigma_by_reference = self._follow_reference(x, raw, reference)
@@ -637,7 +700,19 @@ class _Model:
                     sigma = sigma_by_reference
         above = residual > 0
         watched = self.up if above else self.down
-        point = self._point_surprise(raw, x, residual, sigma, mean, above)
+        if count and mean < COUNT_EXACT:
+            spread = sigma if power == 1.0 else sigma * mean ** (1.0 - power)
+            variance = spread * spread
+            over = self.dispersion * mean
+            if over > variance:
+                variance = over
+            point = count_surprise(float(round(raw)) if raw > 0 else 0.0, mean, variance)
+        else:
+            z = residual / sigma if residual >= 0 else -residual / sigma
+            freedom = self.freedom
+            if freedom < MAX_FREEDOM:
+                z = math.sqrt(freedom * math.log1p(z * z / freedom))
+            point = -math.log(0.5 * math.erfc(z / SQRT2)) if z < 8.0 else normal_surprise(z)
         signed = point if above else -point
         tail = self.tail
         log_p = tail.upper(point) if above else tail.lower(point)
@@ -645,7 +720,8 @@ class _Model:
         fresh = side == 0 or side != self.extreme_side
         surprise = -log_p if watched else 0.0
         if side == 0:
-            self.run_surprise, self.run_length = 0.0, 0
+            if self.run_length:
+                self.run_surprise, self.run_length = 0.0, 0
         else:
             if fresh:
                 self.run_surprise, self.run_length = 0.0, 0
@@ -655,9 +731,50 @@ class _Model:
                 joint = _run_surprise(self.run_surprise, self.run_length)
                 if joint > surprise:
                     surprise = joint
-        shift = self._short_averages(tail, signed, log_p, above, side == 0, watched)
-        if shift > surprise:
-            surprise = shift
+        # The short averages of normal scores (a sustained shift, a variance change), before the point joins the
+        # window: for a count with TAIL_POINTS beyond it, the score is Φ⁻¹ of its mid-rank among the window's
+        # surprises (counts tie); otherwise of its calibrated probability.
+        score = one_sided = 0.0
+        window = len(tail.ordered) if count else 0
+        if window:
+            rank = tail.rank(signed)
+            one_sided = 1.0 - rank if above else rank
+        if one_sided * window >= TAIL_POINTS:
+            if one_sided < 0.5:
+                score = normal_quantile(-math.log(one_sided))
+        elif log_p < -LN2:
+            score = normal_quantile(-log_p)
+        if score > SCORE_CLIP:
+            score = SCORE_CLIP
+        if not above:
+            score = -score
+        drift = self.drift + SCORE_GAIN * (score - self.drift)
+        self.drift = drift
+        square = self.square + SCORE_GAIN * (score * score - self.square)
+        self.square = square
+        if watched and drift * score > 0:
+            variance = self.drift_variance if self.drift_variance > SHORT_VARIANCE else SHORT_VARIANCE
+            z = (drift if drift > 0 else -drift) / math.sqrt(variance)
+            if z > QUIET_Z:
+                shift = normal_surprise(z)
+                if shift > surprise:
+                    surprise = shift
+        if self.both:
+            square_mean = self.square_mean if self.square_mean > 1.0 else 1.0
+            if square > square_mean:
+                variance = (
+                    self.square_variance if self.square_variance > SHORT_SQUARE_VARIANCE else SHORT_SQUARE_VARIANCE
+                )
+                bias = variance / (4.5 * square_mean * square_mean)
+                z = ((square / square_mean) ** (1.0 / 3.0) - 1.0 + bias) / math.sqrt(bias)
+                if z > QUIET_Z:
+                    widened = normal_surprise(z)
+                    if widened > surprise:
+                        surprise = widened
+        if side == 0:
+            self.drift_variance += CALM_GAIN * (drift * drift - self.drift_variance)
+            self.square_mean += CALM_GAIN * (square - self.square_mean)
+            self.square_variance += CALM_GAIN * ((square - self.square_mean) ** 2 - self.square_variance)
         if fresh:
             tail.add(signed)
             if count and own:
@@ -692,60 +809,6 @@ class _Model:
         if freedom < MAX_FREEDOM:
             z = math.sqrt(freedom * math.log1p(z * z / freedom))
         return normal_surprise(z)
-
-    def _short_averages(self, tail: Tail, signed: float, log_p: float, above: bool, calm: bool, watched: bool) -> float:
-        """Surprise of a sustained shift or a variance change, from short averages of the points' normal scores.
-
-        A point's normal score is Φ⁻¹ of its calibrated probability (for a
-        count, of its mid-rank among the window's surprises, as counts tie), clipped at
-        SCORE_CLIP: unit-variance whatever the series' noise. How far the
-        averages stray on this series when nothing is extreme (`calm`) is
-        learnt, so autocorrelated noise widens their own bands. `watched`: the point's side is one alerted on.
-        """
-        size = len(tail) if self.count else 0
-        one_sided = 0.0
-        if size:
-            rank = tail.rank(signed)
-            one_sided = 1.0 - rank if above else rank
-        if one_sided * size >= TAIL_POINTS:
-            score = normal_quantile(-math.log(one_sided)) if one_sided < 0.5 else 0.0
-        else:
-            score = normal_quantile(-log_p) if log_p < -LN2 else 0.0
-        if score > SCORE_CLIP:
-            score = SCORE_CLIP
-        if not above:
-            score = -score
-        drift = self.drift + SCORE_GAIN * (score - self.drift)
-        self.drift = drift
-        square = self.square + SCORE_GAIN * (score * score - self.square)
-        self.square = square
-        shift = self._shift_surprise(drift) if watched and drift * score > 0 else 0.0
-        widened = self._spread_surprise(square) if self.both else 0.0
-        if calm:
-            self.drift_variance += CALM_GAIN * (drift * drift - self.drift_variance)
-            self.square_mean += CALM_GAIN * (square - self.square_mean)
-            self.square_variance += CALM_GAIN * ((square - self.square_mean) ** 2 - self.square_variance)
-        return shift if shift > widened else widened
-
-    def _shift_surprise(self, drift: float) -> float:
-        """-ln P of the short average of signed scores under this series' calm variance of it (asked only when the
-        point is on the same side and on a side alerted on).
-
-        Below QUIET_Z it is 0: such a surprise scores 0 anyway, so its exact value is not worth computing.
-        """
-        variance = self.drift_variance if self.drift_variance > SHORT_VARIANCE else SHORT_VARIANCE
-        z = (drift if drift > 0 else -drift) / math.sqrt(variance)
-        return normal_surprise(z) if z > QUIET_Z else 0.0
-
-    def _spread_surprise(self, square: float) -> float:
-        """-ln P of the short average of squared scores, a scaled χ² with this series' calm mean and variance."""
-        mean = self.square_mean if self.square_mean > 1.0 else 1.0
-        if square <= mean:
-            return 0.0
-        variance = self.square_variance if self.square_variance > SHORT_SQUARE_VARIANCE else SHORT_SQUARE_VARIANCE
-        bias = variance / (4.5 * mean * mean)
-        z = ((square / mean) ** (1.0 / 3.0) - 1.0 + bias) / math.sqrt(bias)
-        return normal_surprise(z) if z > QUIET_Z else 0.0
 
     def judge(self, t: float, x: float) -> tuple[float, float, float]:
         """A late point (its time not after the last one learnt): judged against the model as it is, not learnt."""
@@ -805,8 +868,8 @@ class _Model:
         return reference * math.exp(gap) if self.gap_ratio else reference + gap
 
     def _advance(self, index: int) -> tuple[float, float]:
-        """Level and trend carried forward to `index`, over any missing points (step and track carry them over the
-        usual single step inline)."""
+        """Level and trend carried forward to `index`, over any missing points (`step` and `_forecast_error` carry
+        them over the usual single step inline)."""
         level, trend = self.level, self.trend
         steps = index - self.index
         if steps > 0:
@@ -834,44 +897,6 @@ class _Model:
             self.level, self.trend, self.previous_level, self.drift = previous, 0.0, None, 0.0
             self.recent.clear()
         return True
-
-    def _learn(
-        self,
-        phase: int,
-        level: float,
-        trend: float,
-        seasonal: float,
-        residual: float,
-        size: float,
-        sigma: float,
-        mean: float,
-    ) -> None:
-        """Move level, trend and season by the residual: whole up to CLIP_Z σ, fading to nothing at REJECT_Z σ.
-
-        For a count, COUNT_SLACK counts more are taken whole, so a mean of a
-        few hundredths still learns from a lone 1 and is not biased to 0.
-        """
-        clip = CLIP_Z * sigma
-        reject = REJECT_Z * sigma
-        if self.count:
-            power = self.power
-            slack = COUNT_SLACK if power == 1.0 else COUNT_SLACK * mean ** (power - 1.0)
-            clip += slack
-            reject += 2 * slack
-        if size <= clip:
-            clipped = residual
-        else:
-            weight = (reject - size) / (reject - clip) if size < reject else 0.0
-            clipped = clip * weight if residual > 0 else -clip * weight
-        self.level = level + self.alpha * clipped
-        self.trend = trend + self.beta * clipped
-        if self.period > 1:
-            seen_by_phase, phase_mads = self.seen, self.phase_mad
-            seen = seen_by_phase[phase] + 1
-            seen_by_phase[phase] = seen
-            self.season[phase] = seasonal + (SEASON_GAIN if seen * SEASON_GAIN >= 1 else 1 / seen) * clipped
-            phase_mad = phase_mads[phase]
-            phase_mads[phase] = phase_mad + PHASE_SPREAD_GAIN * ((size if size < clip else clip) - phase_mad)
 
     def _watch_shift(self, index: int, side: int) -> None:
         """Adopt a new level once SHIFT_RUN of the last SHIFT_WINDOW points (`recent`, the newest an extreme one on
@@ -903,17 +928,15 @@ class _Model:
         return 0.0
 
 
-def _slope(indices: list[int], values: list[float], period: int) -> float:
+def _slope(indices: list[int], values: list[float], period: int, mean_index: float, mean_value: float) -> float:
     """Trend per step: least squares without a season; with one, the change between the first and the last cycle.
 
     A least-squares line through a seasonal series is biased by the season
     itself; whole-cycle means are not. Under two cycles the two can't be told
-    apart and the trend is taken as flat.
+    apart and the trend is taken as flat. The indices are in order, so the
+    first and the last cycle are a prefix and a suffix.
     """
-    count = len(values)
-    mean_index = sum(indices) / count
     if period == 1:
-        mean_value = sum(values) / count
         spread = sum((i - mean_index) ** 2 for i in indices)
         return (
             sum((i - mean_index) * (v - mean_value) for i, v in zip(indices, values, strict=False)) / spread
@@ -923,10 +946,11 @@ def _slope(indices: list[int], values: list[float], period: int) -> float:
     last = indices[-1]
     if last - indices[0] + 1 < 2 * period:
         return 0.0
-    first = [(i, v) for i, v in zip(indices, values, strict=False) if i < indices[0] + period]
-    final = [(i, v) for i, v in zip(indices, values, strict=False) if i > last - period]
-    run = sum(i for i, _ in final) / len(final) - sum(i for i, _ in first) / len(first)
-    rise = sum(v for _, v in final) / len(final) - sum(v for _, v in first) / len(first)
+    first = bisect_left(indices, indices[0] + period)
+    final = bisect_right(indices, last - period)
+    count = len(indices)
+    run = sum(indices[final:]) / (count - final) - sum(indices[:first]) / first
+    rise = sum(values[final:]) / (count - final) - sum(values[:first]) / first
     return rise / run
 
 
@@ -946,12 +970,13 @@ def _difference_sigma(values: list[float]) -> float:
     return MEDIAN_TO_SIGMA * _median(steps) / math.sqrt(2) if steps else 0.0
 
 
-def _regular(times: list[float], values: list[float], t0: float, dt: float) -> list[float]:
-    """The history on a regular grid, gaps filled linearly, for autocorrelation."""
+def _regular(indices: list[int], values: list[float]) -> list[float]:
+    """The history (grid indices in order, values) on a regular grid, gaps filled linearly, for autocorrelation."""
+    if indices == list(range(indices[0], indices[0] + len(indices))):
+        return list(values)
     grid: list[float] = []
     previous_index, previous_value = None, 0.0
-    for t, v in zip(times, values, strict=False):
-        index = round((t - t0) / dt)
+    for index, v in zip(indices, values, strict=False):
         if previous_index is not None:
             if index <= previous_index:
                 continue
@@ -981,39 +1006,66 @@ def _autocorrelation(series: list[float], max_lag: int) -> list[float]:
     size = 2
     while size < 2 * count:
         size <<= 1
-    spectrum = _fft([complex(v) for v in centred] + [0j] * (size - count), _twiddles(size))
-    power = [complex(z.real * z.real + z.imag * z.imag) for z in spectrum]
-    back = _fft(power, [w.conjugate() for w in _twiddles(size)])
+    spectrum = _fft([complex(v) for v in centred] + [0j] * (size - count), _twiddles(size, False), count, size)
+    power = list(map(operator.mul, spectrum, map(complex.conjugate, spectrum)))
+    back = _fft(power, _twiddles(size, True), size, min(size, max_lag + 1))
     return [
         back[lag].real / size * count / ((count - lag) * variance) if lag < count else 0.0 for lag in range(max_lag + 1)
     ]
 
 
-def _twiddles(size: int) -> list[complex]:
-    """e^(-2πik/size) for k < size/2: the FFT's rotations."""
-    return [cmath.exp(-2j * math.pi * k / size) for k in range(size // 2)]
+@cache
+def _twiddles(size: int, inverse: bool) -> tuple[complex, ...]:
+    """e^(-2πik/size) for k < size/2, the FFT's rotations, conjugated for the inverse; kept per size, as every
+    selection transforms histories of the same few lengths."""
+    rotations = [cmath.exp(-2j * math.pi * k / size) for k in range(size // 2)]
+    return tuple(w.conjugate() for w in rotations) if inverse else tuple(rotations)
 
 
-def _fft(values: list[complex], twiddles: list[complex]) -> list[complex]:
+def _fft(values: list[complex], twiddles: tuple[complex, ...], filled: int, wanted: int) -> list[complex]:
     """Radix-2 FFT (length a power of two) with the rotations of its full size; conjugate them to invert (unscaled).
 
     Stockham's form of the even/odd split, a whole stage at a time: block r of a stage holds the transform of
     values[r::blocks], so a stage is a few list-wide maps instead of thousands of recursive calls, and every output
     is the same sums and products (in the same order) as the recursive textbook form's, bit for bit.
+
+    Only the first `filled` values may be non-zero and only the first `wanted` outputs are returned right (the rest
+    are 0): with the upper half of the input zero, the first stage's sums and differences are copies of the lower
+    half; and once a stage's blocks are longer than `wanted`, every later stage reads only their first `wanted`
+    entries, so only those are computed.
     """
     size = len(values)
+    half = size // 2
     current = list(values)
     width = 1
     while width < size:
-        half = size // 2
-        even, odd = current[:half], current[half:]
-        if width > 1:
-            stride = size // (2 * width)
-            odd = list(map(operator.mul, twiddles[:half:stride] * (half // width), odd))
-        sums = list(map(operator.add, even, odd))
-        differences = list(map(operator.sub, even, odd))
         blocks = half // width
+        stride = blocks
         merged: list[complex] = [0j] * size
+        if 2 * width > wanted:
+            kept = min(width, wanted)
+            rotations = twiddles[: kept * stride : stride]
+            for r in range(blocks):
+                start = r * width
+                even = current[start : start + kept]
+                odd = current[half + start : half + start + kept]
+                if width > 1:
+                    odd = list(map(operator.mul, rotations, odd))
+                merged[2 * start : 2 * start + kept] = map(operator.add, even, odd)
+                if wanted > width:
+                    extra = wanted - width
+                    merged[2 * start + width : 2 * start + wanted] = map(operator.sub, even[:extra], odd[:extra])
+            current = merged
+            width *= 2
+            continue
+        even, odd = current[:half], current[half:]
+        if width == 1 and filled <= half:
+            sums = differences = even
+        else:
+            if width > 1:
+                odd = list(map(operator.mul, twiddles[:half:stride] * blocks, odd))
+            sums = list(map(operator.add, even, odd))
+            differences = list(map(operator.sub, even, odd))
         if width < blocks:
             step = 2 * width
             for k in range(width):
@@ -1064,13 +1116,83 @@ def _season_candidates(grid: list[float], dt: float) -> tuple[list[int], list[in
 def _forecast_error(indices: list[int], shaped: list[float], fitted: _Model, alpha: float, cap: float) -> float:
     """Mean one-step error (each capped, so anomalies don't decide) on the later half of the history, from a model
     fitted on the earlier half; the history as grid indices and transformed values, computed once for every
-    candidate."""
+    candidate.
+
+    The fitted model is left as it is: the candidate with level smoothing `alpha` learns each point as `_Model.step`
+    does (its spread and learning, and a run of SHIFT_RUN points beyond BAND_Z σ moving the level to them), written
+    out here on local variables because model selection runs this loop for every point of every candidate.
+    """
     half = len(shaped) // 2
-    track = fitted.copy_with(alpha).track
-    total = 0.0
+    period, power, count, floor = fitted.period, fitted.power, fitted.count, fitted.floor
+    beta = alpha * TREND_GAIN
+    seasonal_model = period > 1
+    season, phase_mads, seen_by_phase = list(fitted.season), list(fitted.phase_mad), list(fitted.seen)
+    level, trend, last, mad = fitted.level, fitted.trend, fitted.index, fitted.mad
+    run = 0
+    run_values: list[float] = []
+    mean = total = 0.0
     for index, x in zip(indices[half:], shaped[half:], strict=False):
-        error = abs(x - track(index, x))
-        total += error if error < cap else cap
+        if index == last + 1:
+            level += trend * TREND_DAMPING
+            trend *= TREND_DAMPING
+            last = index
+        elif index > last:
+            damping = TREND_DAMPING ** (index - last)
+            level += trend * TREND_DAMPING * (1 - damping) / (1 - TREND_DAMPING)
+            trend *= damping
+            last = index
+        phase = index % period
+        seasonal = season[phase]
+        expected = level + seasonal
+        residual = x - expected
+        spread = mad
+        if seasonal_model:
+            phase_mad = phase_mads[phase]
+            if phase_mad > spread:
+                spread = phase_mad
+        sigma = spread * MAD_TO_SIGMA
+        if sigma < floor:
+            sigma = floor
+        if count:
+            mean = fitted.inverse(expected) if power != 1.0 else expected
+            if mean < COUNT_MIN_MEAN:
+                mean = COUNT_MIN_MEAN
+            counting = math.sqrt(mean) if power == 1.0 else math.sqrt(mean) * mean ** (power - 1.0)
+            if counting > sigma:
+                sigma = counting
+        clip = CLIP_Z * sigma
+        reject = REJECT_Z * sigma
+        if count:
+            slack = COUNT_SLACK if power == 1.0 else COUNT_SLACK * mean ** (power - 1.0)
+            clip += slack
+            reject += 2 * slack
+        size = residual if residual >= 0 else -residual
+        if size <= clip:
+            clipped = residual
+        else:
+            weight = (reject - size) / (reject - clip) if size < reject else 0.0
+            clipped = clip * weight if residual > 0 else -clip * weight
+        level += alpha * clipped
+        trend += beta * clipped
+        if seasonal_model:
+            seen = seen_by_phase[phase] + 1
+            seen_by_phase[phase] = seen
+            season[phase] = seasonal + (SEASON_GAIN if seen * SEASON_GAIN >= 1 else 1 / seen) * clipped
+            phase_mad = phase_mads[phase]
+            phase_mads[phase] = phase_mad + PHASE_SPREAD_GAIN * ((size if size < clip else clip) - phase_mad)
+        if size <= BAND_Z * sigma:
+            mad += SPREAD_GAIN * (size - mad)
+            run = 0
+        else:
+            side = 1 if residual > 0 else -1
+            if run * side <= 0:
+                run, run_values = side, [x - seasonal]
+            else:
+                run += side
+                run_values.append(x - seasonal)
+                if run * side >= SHIFT_RUN:
+                    level, trend, run = _median(run_values), 0.0, 0
+        total += size if size < cap else cap
     return total / max(1, len(shaped) - half)
 
 
@@ -1079,11 +1201,10 @@ def _power(values: list[float]) -> float:
     trimmed mean absolute change for their scale)."""
     if min(values) <= 0:
         return 1.0
-    logs = sum(math.log(v) for v in values)
+    logs = sum(map(math.log, values))
     best, chosen = -math.inf, 1.0
     for power in POWERS:
-        shaped = [_box_cox(v, power, 0.0) for v in values]
-        sigma = _step_scale(shaped)
+        sigma = _step_scale(_box_cox_all(values, power, 0.0))
         if sigma <= 0:
             return 1.0
         likelihood = -len(values) * math.log(sigma) + (power - 1) * logs
@@ -1095,7 +1216,7 @@ def _power(values: list[float]) -> float:
 def _step_scale(values: list[float]) -> float:
     """Mean absolute step-to-step change, its largest POWER_TRIM share left out: the spikes a series habitually
     has count (they decide between a raw and a log scale), a few anomalies in the history do not."""
-    steps = sorted(abs(b - a) for a, b in zip(values, values[1:], strict=False))
+    steps = sorted(map(abs, map(operator.sub, values[1:], values)))
     kept = steps[: max(1, len(steps) - int(POWER_TRIM * len(steps)))]
     return sum(kept) / len(kept) if kept else 0.0
 
@@ -1114,34 +1235,38 @@ def _template_correction(period: int, count: int) -> float:
     return math.sqrt((1 + settled) / (1 + 1 / cycles))
 
 
-def _select(times: list[float], values: list[float], config: DetectorConfig) -> _Model:
-    """Choose season and level smoothing on the history, then fit the model to all of it."""
+def _select(times: list[float], values: list[float], config: DetectorConfig) -> tuple[_Model, _Model]:
+    """Choose season and level smoothing on the history, then fit the model to all of it.
+
+    Returns the model and, for `_seed`, the chosen candidate as fitted to the earlier half of the history.
+    """
     t0 = times[0]
     dt = _interval(times)
     power = _power(values)
     lowest = TRANSFORM_FLOOR * _median(values)
     count, dispersion = _is_count(values)
     shape = (power, lowest, count, dispersion)
-    shaped = [_box_cox(v, power, lowest) for v in values]
+    shaped = _box_cox_all(values, power, lowest)
     cap = SELECTION_CAP_Z * max(_difference_sigma(shaped), 1e-12)
     indices = [round((t - t0) / dt) for t in times]
 
     half = len(values) // 2
+    earlier = _history(indices[:half], shaped[:half])
     fitted: dict[int, _Model] = {}
     errors: dict[tuple[int, float], float] = {}
 
     def error(p: int, a: float) -> float:
         if (p, a) not in errors:
             if p not in fitted:
-                fitted[p] = _Model(t0, dt, p, a, "both", *shape)
-                fitted[p].fit(times[:half], values[:half])
+                fitted[p] = _Model(t0, dt, p, a, config.direction, *shape)
+                fitted[p].fit(earlier)
             errors[p, a] = _forecast_error(indices, shaped, fitted[p], a, cap)
         return errors[p, a]
 
     if config.period is not None:
         period = max(1, config.period)
     else:
-        calendar, other = _season_candidates(_regular(times, shaped, t0, dt), dt)
+        calendar, other = _season_candidates(_regular(indices, shaped), dt)
 
         def merit(p: int) -> float:
             return error(p, SELECTION_ALPHA) * (_template_correction(p, len(values)) if p in calendar else 1.0)
@@ -1149,27 +1274,18 @@ def _select(times: list[float], values: list[float], config: DetectorConfig) -> 
         period = min((1, *calendar, *other), key=merit)
     alpha = min(ALPHAS, key=lambda a: error(period, a))
     model = _Model(t0, dt, period, alpha, config.direction, *shape)
-    model.fit(times, values)
-    return model
+    model.fit(_history(indices, shaped))
+    rehearsal = fitted[period]
+    rehearsal.alpha, rehearsal.beta = alpha, alpha * TREND_GAIN
+    return model, rehearsal
 
 
-def _seed(model: _Model, times: list[float], values: list[float], config: DetectorConfig) -> None:
-    """Fill a new model's window of surprises from its own history: fitted on the earlier half, judging the later."""
+def _seed(model: _Model, rehearsal: _Model, times: list[float], values: list[float]) -> None:
+    """Fill a new model's window of surprises from its own history: fitted on the earlier half (`rehearsal`, the
+    model's candidate as `_select` fitted it there), judging the later."""
     half = len(values) // 2
     if half < 2:
         return
-    rehearsal = _Model(
-        model.t0,
-        model.dt,
-        model.period,
-        model.alpha,
-        config.direction,
-        model.power,
-        model.lowest,
-        model.count,
-        model.dispersion,
-    )
-    rehearsal.fit(times[:half], values[:half])
     rehearsal.freedom = model.freedom
     for t, x in zip(times[half:], values[half:], strict=False):
         rehearsal.step(t, x)
@@ -1197,7 +1313,8 @@ class Detector:
         "_last",
         "_baselined",
         "_edges",
-        "_edges_for",
+        "_edges_tail",
+        "_edges_version",
     )
 
     def __init__(self, config: DetectorConfig = DEFAULT_CONFIG) -> None:
@@ -1212,27 +1329,33 @@ class Detector:
         self._last = -math.inf
         self._baselined = False
         self._edges = (0.0, 0.0)
-        """The band's half-widths below and above the expected value, in σ, as of `_edges_for`."""
-        self._edges_for: tuple[Tail | None, int] = (None, -1)
+        """The band's half-widths below and above the expected value, in σ, as of `_edges_tail` at `_edges_version`."""
+        self._edges_tail: Tail | None = None
+        self._edges_version = -1
 
-    def _remember(self, timestamp: float, value: float) -> None:
-        """Keep history until the season has been chosen with every calendar cycle that can fit."""
+    def _warm_up(self, timestamp: float, value: float) -> None:
+        """Keep the history until the model can be chosen, then choose it; keep it on until the season has been
+        chosen with every calendar cycle that can fit (see `_choose_again`)."""
         if self._times and timestamp <= self._times[-1]:
             return
         self._times.append(timestamp)
         self._values.append(value)
         count = len(self._values)
-        if self._model is None:
-            if count >= max(2, self.config.min_history):
-                self._model = _select(self._times, self._values, self.config)
-                _seed(self._model, self._times, self._values, self.config)
-                self._checkpoints = _checkpoints(self._model, count, self.config)
-        elif count >= self._checkpoints[0]:
-            previous = self._model
-            self._model = _select(self._times, self._values, self.config)
+        if count >= max(2, self.config.min_history):
+            self._model, rehearsal = _select(self._times, self._values, self.config)
+            _seed(self._model, rehearsal, self._times, self._values)
+            self._checkpoints = _checkpoints(self._model, count, self.config)
+            if not self._checkpoints:
+                self._times, self._values = [], []
+
+    def _choose_again(self) -> None:
+        """Choose the season again on the history kept so far (it has reached the next checkpoint)."""
+        previous = self._model
+        self._model = _select(self._times, self._values, self.config)[0]
+        if previous is not None:
             self._model.inherit(previous)
-            self._checkpoints.pop(0)
-        if self._model is not None and not self._checkpoints:
+        self._checkpoints.pop(0)
+        if not self._checkpoints:
             self._times, self._values = [], []
 
     def update(self, timestamp: float, value: float, baseline: float | None = None) -> Assessment:
@@ -1247,28 +1370,70 @@ class Detector:
         happened last year) is judged against the baseline instead.
         """
         model = self._model
-        finite = math.isfinite(value)
         if model is None:
-            if finite:
-                self._remember(timestamp, value)
+            if math.isfinite(value):
+                self._warm_up(timestamp, value)
                 self._last = max(self._last, timestamp)
             return WARMING_UP
-        if not finite:
+        if not math.isfinite(value):
             expected, sigma = model.forecast(timestamp)
-            return self._assessment(model, expected, sigma, 0.0)
-        if timestamp <= self._last:
+            surprise = 0.0
+        elif timestamp <= self._last:
             expected, sigma, surprise = model.judge(timestamp, value)
-            return self._assessment(model, expected, sigma, surprise)
-        self._last = timestamp
-        reference = baseline if baseline is not None and math.isfinite(baseline) else None
-        if reference is not None:
-            self._baselined = True
-        elif not self._baselined and self._checkpoints:
-            reference = self._yesterday(model, timestamp)
-        expected, sigma, surprise = model.step(timestamp, value, reference)
-        if self._checkpoints:
-            self._remember(timestamp, value)
-        return self._assessment(model, expected, sigma, surprise)
+        else:
+            self._last = timestamp
+            reference = baseline if baseline is not None and math.isfinite(baseline) else None
+            if reference is not None:
+                self._baselined = True
+            elif not self._baselined and self._checkpoints:
+                reference = self._yesterday(model, timestamp)
+            expected, sigma, surprise = model.step(timestamp, value, reference)
+            checkpoints = self._checkpoints
+            if checkpoints:
+                times = self._times
+                times.append(timestamp)
+                self._values.append(value)
+                if len(times) >= checkpoints[0]:
+                    self._choose_again()
+        # The verdict on the series' scale (of the model that judged the point); the band's edges are where the
+        # point alone would score 0.5. Built for every point, so `score_of` is skipped for a surprise that scores
+        # 0, the Box-Cox inverse (`_Model.inverse`) is written out, and the tuple is built without the named
+        # tuple's Python-level constructor.
+        tail = model.tail
+        if tail.version != self._edges_version or tail is not self._edges_tail:
+            self._edges = self._edges_of(tail)
+            self._edges_tail, self._edges_version = tail, tail.version
+        below_edge, above_edge = self._edges
+        lower = expected - below_edge * sigma
+        upper = expected + above_edge * sigma
+        surprise *= self._gain
+        score = 0.0 if surprise <= QUIET_SURPRISE else score_of(surprise)
+        power = model.power
+        if power == 1.0:
+            return tuple.__new__(Assessment, (score, expected, lower, upper, True))
+        if power == 0.0:
+            return tuple.__new__(
+                Assessment,
+                (
+                    score,
+                    math.exp(EXP_CAP if expected > EXP_CAP else expected),
+                    math.exp(EXP_CAP if lower > EXP_CAP else lower),
+                    math.exp(EXP_CAP if upper > EXP_CAP else upper),
+                    True,
+                ),
+            )
+        exponent = 1 / power
+        expected, lower, upper = power * expected + 1, power * lower + 1, power * upper + 1
+        return tuple.__new__(
+            Assessment,
+            (
+                score,
+                expected**exponent if expected > 0 else 0.0,
+                lower**exponent if lower > 0 else 0.0,
+                upper**exponent if upper > 0 else 0.0,
+                True,
+            ),
+        )
 
     def _yesterday(self, model: _Model, timestamp: float) -> float | None:
         """The value a day earlier, from the history kept until the daily season can be chosen, while it isn't.
@@ -1288,26 +1453,11 @@ class Detector:
             return self._values[index]
         return None
 
-    def _assessment(self, model: _Model, expected: float, sigma: float, surprise: float) -> Assessment:
-        """The verdict on the series' scale; the band's edges are where the point alone would score 0.5."""
-        tail = model.tail
-        edges_for = (tail, tail.version)
-        if self._edges_for != edges_for:
-            above = tail.surprise_for(self._band, True)
-            below = tail.surprise_for(self._band, False)
-            self._edges = (
-                normal_quantile(below) if below > LN2 else 0.0,
-                normal_quantile(above) if above > LN2 else 0.0,
-            )
-            self._edges_for = edges_for
-        below_edge, above_edge = self._edges
-        lower = expected - below_edge * sigma
-        upper = expected + above_edge * sigma
-        score = score_of(surprise * self._gain)
-        if model.power == 1.0:
-            return Assessment(score, expected, lower, upper, True)
-        inverse = model.inverse
-        return Assessment(score, inverse(expected), inverse(lower), inverse(upper), True)
+    def _edges_of(self, tail: Tail) -> tuple[float, float]:
+        """The band's half-widths below and above the expected value, in σ, for the window of surprises as it is."""
+        above = tail.surprise_for(self._band, True)
+        below = tail.surprise_for(self._band, False)
+        return normal_quantile(below) if below > LN2 else 0.0, normal_quantile(above) if above > LN2 else 0.0
 
 
 def score_series(

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Callable
 
 LN10 = math.log(10)
 SQRT2 = math.sqrt(2)
@@ -38,6 +37,8 @@ SCORE_SHAPE = 3.0
 print as different scores at 6 digits down to p ≈ 1e-50, and 1 - score stays above 5e-7 down to p ≈ 10^-380."""
 MAX_SURPRISE = 1e4
 """Surprises are capped here (nats) so an infinite one still maps below 1."""
+QUIET_SURPRISE = NORMAL_DECADES * LN10 * (1 - 1e-9)
+"""At or below this surprise (nats) `score_of` is 0 whatever the rounding: a caller may skip calling it."""
 
 TAIL_CAPACITY = 1500
 """Past surprises kept per series: enough for a spike every few hundred points to be learnt as normal."""
@@ -60,7 +61,7 @@ LN_PRIOR_WEIGHT = math.log(PRIOR_WEIGHT)
 
 def score_of(surprise: float) -> float:
     """The anomaly score of a surprise in nats: 0 up to p = 1e-2, 0.5 at 1e-5, strictly increasing beyond."""
-    decades = min(surprise, MAX_SURPRISE) / LN10
+    decades = (MAX_SURPRISE if surprise > MAX_SURPRISE else surprise) / LN10
     if decades <= NORMAL_DECADES:
         return 0.0
     x = ((decades - NORMAL_DECADES) / (REMINDER_DECADES - NORMAL_DECADES)) ** SCORE_SHAPE
@@ -146,7 +147,7 @@ class Tail:
     one binary search and one memmove of the sorted window.
     """
 
-    __slots__ = ("ordered", "recent", "head", "capacity", "_up", "_down", "version")
+    __slots__ = ("ordered", "recent", "head", "capacity", "_up", "_down", "version", "_log_total")
 
     def __init__(self, capacity: int = TAIL_CAPACITY) -> None:
         self.ordered = array("d")
@@ -157,32 +158,33 @@ class Tail:
         self._down: tuple[float, float, float] | None = None
         self.version = 0
         """Counts changes to the tail fits (and every 32nd point while filling), for callers that cache from them."""
-
-    def __len__(self) -> int:
-        return len(self.ordered)
+        self._log_total = LN_PRIOR_WEIGHT
+        """ln(points in the window + PRIOR_WEIGHT), the blend's denominator."""
 
     def add(self, value: float) -> None:
-        """Remember one signed surprise, forgetting the oldest once the window is full."""
-        ordered = self.ordered
-        if len(self.recent) < self.capacity:
-            self.recent.append(value)
-            if not len(self.recent) % 32:
+        """Remember one signed surprise, forgetting the oldest once the window is full; a cached tail fit that the
+        added or the expired surprise may have changed is dropped."""
+        ordered, recent = self.ordered, self.recent
+        expired = value
+        if len(recent) < self.capacity:
+            recent.append(value)
+            if not len(recent) % 32:
                 self.version += 1
+            self._log_total = math.log(len(recent) + PRIOR_WEIGHT)
         else:
-            old = self.recent[self.head]
-            self.recent[self.head] = value
-            self.head = (self.head + 1) % self.capacity
-            del ordered[bisect_left(ordered, old)]
-            self._forget(old)
+            head = self.head
+            expired = recent[head]
+            recent[head] = value
+            head += 1
+            self.head = head if head < self.capacity else 0
+            del ordered[bisect_left(ordered, expired)]
         insort(ordered, value)
-        self._forget(value)
-
-    def _forget(self, value: float) -> None:
-        """Drop a cached tail fit that `value` (added or expired) may have changed."""
-        if self._up is not None and value >= self._up[2]:
+        up = self._up
+        if up is not None and (expired >= up[2] or value >= up[2]):
             self._up = None
             self.version += 1
-        if self._down is not None and value <= -self._down[2]:
+        down = self._down
+        if down is not None and (expired <= -down[2] or value <= -down[2]):
             self._down = None
             self.version += 1
 
@@ -203,7 +205,14 @@ class Tail:
             at, below = ordered[index], ordered[index - 1]
             if at > below:
                 count += (at - surprise) / (at - below)
-        return self._blend(surprise, count - TAIL_TRIM, n, self._up_fit)
+        count -= TAIL_TRIM
+        if count >= 1.0:
+            a = math.log(count)
+            b = LN_PRIOR_WEIGHT - surprise
+            if a > b:
+                return a + math.log(1.0 + math.exp(b - a)) - self._log_total
+            return b + math.log(math.exp(a - b) + 1.0) - self._log_total
+        return self._beyond(surprise, count, self._up_fit())
 
     def lower(self, surprise: float) -> float:
         """ln of the calibrated probability of a point at least `surprise` nats below the model."""
@@ -217,27 +226,32 @@ class Tail:
             at, above = ordered[index - 1], ordered[index]
             if above > at:
                 count += (-surprise - at) / (above - at)
-        return self._blend(surprise, count - TAIL_TRIM, n, self._down_fit)
-
-    def _blend(
-        self, surprise: float, count: float, n: int, fit: Callable[[], tuple[float, float, float] | None]
-    ) -> float:
-        """ln of (the window's share at least this surprising, or the fitted tail beyond it) blended with the model."""
+        count -= TAIL_TRIM
         if count >= 1.0:
-            log_empirical = math.log(count)
-        else:
-            tail = fit()
-            if tail is None:
-                if count <= 0.0:
-                    return -surprise
-                log_empirical = math.log(count)
-            else:
-                anchor, scale, _ = tail
-                log_empirical = -max(0.0, surprise - anchor) / scale
-        a = log_empirical
+            a = math.log(count)
+            b = LN_PRIOR_WEIGHT - surprise
+            if a > b:
+                return a + math.log(1.0 + math.exp(b - a)) - self._log_total
+            return b + math.log(math.exp(a - b) + 1.0) - self._log_total
+        return self._beyond(surprise, count, self._down_fit())
+
+    def _beyond(self, surprise: float, count: float, tail: tuple[float, float, float] | None) -> float:
+        """`_blend` for a surprise with fewer than one point of the window beyond it: the fitted tail's share."""
+        if tail is None:
+            if count <= 0.0:
+                return -surprise
+            return self._blend(surprise, math.log(count))
+        anchor, scale, _ = tail
+        return self._blend(surprise, -max(0.0, surprise - anchor) / scale)
+
+    def _blend(self, surprise: float, log_empirical: float) -> float:
+        """ln of the window's share at least this surprising (or the fitted tail beyond it), e^log_empirical out of
+        the window's points, blended with the model's e^-surprise worth PRIOR_WEIGHT points (a log-sum-exp whose
+        larger term is 1; `upper` and `lower` write it out for a surprise within the window)."""
         b = LN_PRIOR_WEIGHT - surprise
-        top = a if a > b else b
-        return top + math.log(math.exp(a - top) + math.exp(b - top)) - math.log(n + PRIOR_WEIGHT)
+        if log_empirical > b:
+            return log_empirical + math.log(1.0 + math.exp(b - log_empirical)) - self._log_total
+        return b + math.log(math.exp(log_empirical - b) + 1.0) - self._log_total
 
     def _up_fit(self) -> tuple[float, float, float] | None:
         """(anchor, scale, lowest value used) of the exponential tail above the window's data, cached."""
