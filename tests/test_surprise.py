@@ -37,6 +37,12 @@ def test_count_tails_match_a_direct_sum() -> None:
     assert count_surprise(1.0, 0.25, 0.25) < math.log(10), "a 1 where 0.25 is expected is no news"
 
 
+def test_a_variance_beyond_all_proportion_to_the_mean_is_no_surprise_rather_than_an_error() -> None:
+    """Seen feeding a sparse series a baseline: mean/variance below 1e-16 makes the success probability 1.0."""
+    assert count_surprise(5.0, 1e-9, 1e8) == 0.0
+    assert count_surprise(5.0, 3.0, 1e17) == 0.0
+
+
 def test_the_tail_learns_a_recurring_surprise_and_extrapolates_beyond_the_largest() -> None:
     rng = random.Random(1)
     tail = Tail()

@@ -94,7 +94,8 @@ def count_surprise(count: float, mean: float, variance: float) -> float:
     The negative binomial has the given mean and variance; a variance at or
     below the mean means Poisson. `count` is a whole number ≥ 0 and the
     mean is positive. Terms are summed from `count` outwards, so a tail of
-    1e-300 keeps its precision.
+    1e-300 keeps its precision. A variance so far above the mean that the
+    success probability rounds to 1 leaves a tail no sum bounds: no surprise.
     """
     k = count
     if variance <= mean * 1.000001:
@@ -123,7 +124,7 @@ def count_surprise(count: float, mean: float, variance: float) -> float:
                 break
         else:
             bound = keep if shape < 1.0 else ratio
-            total += term * bound / (1.0 - bound)
+            total = total + term * bound / (1.0 - bound) if bound < 1.0 else math.inf
     else:
         j = k
         while j > 0.5:
