@@ -992,7 +992,8 @@ def _autocorrelation(series: list[float], max_lag: int) -> list[float]:
     """Autocorrelation of the linearly detrended series, each lag scaled for its number of pairs.
 
     Computed through the power spectrum (a zero-padded FFT), so a two-day history of minutes costs
-    O(n log n) rather than a sum over every pair at every lag.
+    O(n log n) rather than a sum over every pair at every lag. Padding to count + max_lag keeps every lag
+    asked for free of wrap-around; the rest of a doubled length would only serve lags nobody reads.
     """
     count = len(series)
     mean_index = (count - 1) / 2
@@ -1004,7 +1005,7 @@ def _autocorrelation(series: list[float], max_lag: int) -> list[float]:
     if variance <= 0:
         return [0.0] * (max_lag + 1)
     size = 2
-    while size < 2 * count:
+    while size < count + max_lag + 1:
         size <<= 1
     spectrum = _fft([complex(v) for v in centred] + [0j] * (size - count), _twiddles(size, False), count, size)
     power = list(map(operator.mul, spectrum, map(complex.conjugate, spectrum)))
