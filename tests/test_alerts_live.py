@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from alerts.evaluation import store
 from tests.conftest import create_key, start_server, wait_until
 from tests.helpers import STOCK_RULES, live_campaigns, stock
 
@@ -182,6 +183,11 @@ async def test_alerts_filter_and_a_resolved_alert_stays_resolved_across_restart(
             assert await db.fetchval("SELECT count(*) FROM alerts") == 2
     finally:
         restarted.stop()
+    assert [a.id for a in await store.recently_resolved(db, 600.0, 100)] == [low]
+    assert await store.recently_resolved(db, 0.0, 100) == [], "nothing resolved in the last 0 s"
+    assert [a.id for a in await store.recently_resolved(db, 0.0, 100, [low, empty])] == [low], (
+        "an alert awaiting acknowledgment is listed however long ago it resolved; a firing one is not"
+    )
 
 
 async def test_silences_inhibition_and_rule_reload(dsn, tmp_path):

@@ -244,17 +244,21 @@ async def alerts(
     return [msgspec.convert(_decoded(row), StoredAlert) for row in rows]
 
 
-async def recently_resolved(conn: asyncpg.Connection, within_s: float, limit: int) -> list[StoredAlert]:
+async def recently_resolved(
+    conn: asyncpg.Connection, within_s: float, limit: int, also: list[str] | None = None
+) -> list[StoredAlert]:
     """Alerts resolved within the last ``within_s`` seconds on the wall clock (a rehearsal's ``resolved_at`` is on
-    its night's clock, so its row's ``updated_at`` tells), newest first, with their stored values and summaries."""
+    its night's clock, so its row's ``updated_at`` tells), and the resolved ones of ``also`` (ids) however long ago,
+    newest first, with their stored values and summaries."""
     columns = ", ".join(f"a.{name}" for name in ALERT_COLUMNS.split(", "))
     rows = await conn.fetch(
         f"SELECT {columns}, {NIGHT_COLUMNS} FROM alerts a WHERE a.status = 'resolved'"
-        " AND (CASE WHEN a.labels @> $1::jsonb THEN a.updated_at ELSE a.resolved_at END)"
-        " > now() - make_interval(secs => $3) ORDER BY a.updated_at DESC LIMIT $4",
+        " AND ((CASE WHEN a.labels @> $1::jsonb THEN a.updated_at ELSE a.resolved_at END)"
+        " > now() - make_interval(secs => $3) OR a.id = ANY($5::text[])) ORDER BY a.updated_at DESC LIMIT $4",
         *NIGHT_PARAMETERS,
         within_s,
         limit,
+        also or [],
     )
     return [msgspec.convert(_decoded(row), StoredAlert) for row in rows]
 

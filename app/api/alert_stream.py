@@ -66,6 +66,9 @@ class SnapshotFrame(msgspec.Struct, tag_field="type", tag="snapshot"):
     alerts: list[LiveAlert]
     clocks: list[NightClock]
     resolved: list[StoredAlert] = []
+    awaiting: list[str] = []
+    """Resolved emergencies nobody has acknowledged (ids, listed in ``resolved`` however long ago they resolved):
+    still on the wall's banner, so the page offers to acknowledge them."""
 
 
 class ValuesFrame(msgspec.Struct, tag_field="type", tag="values"):
@@ -147,9 +150,10 @@ async def stream(websocket: WebSocket, alerts: Alerts, pool: Pool) -> None:
         if raw_after is None:
             async with pool.acquire() as conn:
                 last = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM alert_transitions")
-                resolved = await store.recently_resolved(conn, RECENTLY_RESOLVED_S, RECENTLY_RESOLVED_LIMIT)
+                awaiting = sorted(alerts.awaiting)
+                resolved = await store.recently_resolved(conn, RECENTLY_RESOLVED_S, RECENTLY_RESOLVED_LIMIT, awaiting)
             firing = [alerts.render(a) for a in alerts.lifecycle.alerts.values() if a.status == "firing"]
-            snapshot = SnapshotFrame(seq=last, alerts=firing, clocks=clocks, resolved=resolved)
+            snapshot = SnapshotFrame(seq=last, alerts=firing, clocks=clocks, resolved=resolved, awaiting=awaiting)
             await websocket.send_text(msgspec.json.encode(snapshot).decode())
         else:
             last = int(raw_after)

@@ -173,3 +173,69 @@ async def test_live_values_agree_with_the_wall_and_the_banner_waits_for_an_ackno
         await context.close()
         await wall_context.close()
         server.stop()
+
+
+async def test_a_resolved_emergency_nobody_acknowledged_keeps_its_ack_button_until_someone_does(
+    dsn, tmp_path: Path, browser: Browser
+):
+    """The wall keeps a resolved emergency on its banner until someone acknowledges it: the on-call page is where
+    they do, so its card keeps an Acknowledge button, first in "Recently resolved", also after a reload."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "pack.yaml").write_text(PRODUCT_RULES)
+    env = {"WARROOM_RULES_DIR": str(rules), "WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns"))}
+    ingest, screen = await create_key(dsn, "ingest"), await create_key(dsn, "screen")
+    operator = await create_key(dsn, "operator", name="night-duty")
+    server = start_server(dsn, **env)
+    context = await browser.new_context(viewport=PHONE, locale="zh-CN")
+    wall_context = await browser.new_context(viewport={"width": 1920, "height": 1080})
+    page, wall = await context.new_page(), await wall_context.new_page()
+    errors: list[str] = []
+    for opened in (page, wall):
+        opened.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+
+            async def send(event_id: str, quantity: int) -> None:
+                response = await http.post(
+                    "/v1/events", json={"events": [stock(event_id, quantity)]}, headers={"X-API-Key": ingest}
+                )
+                assert response.status_code == 202
+
+            await wall.goto(f"{server.url}/wall/double11-demo?token={screen}&lang=zh")
+            await page.goto(f"{server.url}/oncall?lang=zh")
+            await page.fill("#key", operator)
+            await page.click("#login button[type=submit]")
+            await expect(page.locator("#status")).to_have_text("实时", timeout=TIMEOUT_MS)
+            await send("s1", 0)
+            await expect(page.locator("#list-emergency li.alert")).to_have_count(1, timeout=TIMEOUT_MS)
+            await send("s2", 5000)
+            done = page.locator("#list-resolved li.alert")
+            await expect(done).to_have_count(1, timeout=TIMEOUT_MS)
+            await expect(done).to_have_class(re.compile(r"\bawaiting\b"))
+            await expect(done.locator(".awaiting-note")).to_contain_text("已恢复，待确认")
+            await expect(done.locator("button.ack")).to_have_count(1)
+            await expect(done.locator("button.silence")).to_have_count(0)  # nothing firing to silence
+
+            await page.reload()
+            await expect(page.locator("#status")).to_have_text("实时", timeout=TIMEOUT_MS)
+            await expect(done.locator("button.ack")).to_have_count(1, timeout=TIMEOUT_MS)
+            banner = wall.locator("#alert-banner .banner-item")
+            await expect(banner.locator(".banner-state")).to_have_text("已恢复，待确认", timeout=TIMEOUT_MS)
+
+            await done.locator("button.ack").click()
+            await expect(done.locator(".ack-by")).to_have_text(ACKED_BY_NIGHT_DUTY, timeout=TIMEOUT_MS)
+            await expect(done.locator("button.ack")).to_have_count(0)
+            await expect(done.locator(".awaiting-note")).to_have_count(0)
+            await expect(banner.locator(".banner-state")).to_have_text(
+                re.compile(r"^已确认：night-duty \d\d:\d\d:\d\d$"), timeout=TIMEOUT_MS
+            )
+            [alert] = (
+                await http.get("/v1/alerts", params={"status": "resolved"}, headers={"X-API-Key": operator})
+            ).json()
+            assert alert["ack_by"] == "night-duty"
+        assert errors == []
+    finally:
+        await context.close()
+        await wall_context.close()
+        server.stop()

@@ -15,7 +15,7 @@ const TEXT = {
     emergency: "紧急", warning: "警告", reminder: "提醒", resolved: "最近恢复",
     key_prompt: "值班密钥（operator key）", save_key: "登录", forget_key: "退出登录",
     enable_sound: "开启声音", sound_on: "声音已开启", ack: "确认", silence: "静默 1 小时",
-    acked_by: "已确认：", since: "持续", lasted: "持续了", runbook: "处置", open_wall: "打开大屏",
+    acked_by: "已确认：", awaiting_ack: "已恢复，待确认：大屏横幅保留到有人确认", since: "持续", lasted: "持续了", runbook: "处置", open_wall: "打开大屏",
     now: "当前", at_fire: "触发时", at_resolve: "恢复时", unit: { d: "天", h: "小时", m: "分", s: "秒" },
     view_only: "只读（大屏密钥）：登录值班密钥后可确认和静默。", bad_key: "密钥无效或权限不足。",
     ack_done: "已确认。", silence_done: "已静默 1 小时。", failed: "操作失败：",
@@ -28,7 +28,7 @@ const TEXT = {
     emergency: "Emergency", warning: "Warning", reminder: "Reminder", resolved: "Recently resolved",
     key_prompt: "On-call key (operator key)", save_key: "Sign in", forget_key: "Sign out",
     enable_sound: "Enable sound", sound_on: "Sound on", ack: "Acknowledge", silence: "Silence 1 h",
-    acked_by: "Acknowledged by ", since: "for", lasted: "lasted", runbook: "First step", open_wall: "Open wall",
+    acked_by: "Acknowledged by ", awaiting_ack: "Resolved, awaiting acknowledgment: the wall's banner stays until someone acknowledges", since: "for", lasted: "lasted", runbook: "First step", open_wall: "Open wall",
     now: "now:", at_fire: "when fired:", at_resolve: "when resolved:", unit: { d: "d ", h: "h ", m: "m ", s: "s" },
     view_only: "View only (screen key): sign in with an operator key to acknowledge and silence.",
     bad_key: "The key is not valid or lacks the scope.", ack_done: "Acknowledged.",
@@ -52,6 +52,10 @@ let retryMs = 500;
 let audio = null;
 const alerts = new Map();
 const resolved = new Map();
+// Resolved emergencies nobody has acknowledged (ids): the wall keeps them on its banner, so they keep their card and
+// its Acknowledge button here; and the ids seen at emergency, which join them when they resolve.
+const awaiting = new Set();
+const emergencies = new Set();
 let nights = [];
 
 const t = (name) => TEXT[lang][name];
@@ -133,8 +137,11 @@ function remember(alert) {
 
 function onSnapshot(frame) {
   alerts.clear();
+  awaiting.clear();
+  for (const id of frame.awaiting || []) awaiting.add(id);
   for (const a of frame.alerts) {
     remember({ ...fields(a), acknowledged: a.acknowledged, fired_reading: a.fired_reading || null });
+    if (a.severity === "emergency") emergencies.add(a.id);
   }
   for (const a of frame.resolved || []) if (!resolved.has(a.id)) resolved.set(a.id, stored(a));
   nights = frame.clocks || [];
@@ -153,11 +160,14 @@ function onTransition(frame) {
     // Acknowledgments are on the wall clock, whatever the alert's.
     const a = alerts.get(frame.id) || resolved.get(frame.id);
     if (a) a.acknowledged = { ...frame.values, at: epoch(frame.at) };
+    awaiting.delete(frame.id);
     return;
   }
+  if (frame.severity === "emergency") emergencies.add(frame.id);
   if (frame.kind === "resolved") {
     const a = alerts.get(frame.id) || { ...fields(frame), fired_reading: null };
     alerts.delete(frame.id);
+    if (emergencies.has(frame.id) && !a.acknowledged) awaiting.add(frame.id);
     // A rehearsal resolves at the night's time: it is kept as long as one the page has just seen resolve.
     resolved.set(frame.id, { ...a, ...fields(frame), fired_reading: a.fired_reading, acknowledged: a.acknowledged,
       resolved_at: epoch(frame.at), gone_at: isRehearsal(a) ? Date.now() / 1000 : epoch(frame.at) });
@@ -204,7 +214,8 @@ function element(tag, className, text) {
 }
 
 function card(a, isResolved) {
-  const li = element("li", `alert ${isResolved ? "resolved" : a.severity}${a.acknowledged ? " acked" : ""}`);
+  const waiting = isResolved && awaiting.has(a.id);
+  const li = element("li", `alert ${isResolved ? "resolved" : a.severity}${waiting ? " awaiting" : ""}${a.acknowledged ? " acked" : ""}`);
   li.dataset.id = a.id;
   li.append(element("div", "summary", lang === "zh" ? a.summary_zh : a.summary_en));
   const labels = Object.entries(a.labels || {}).map(([k, v]) => `${k}=${v}`).join(" · ");
@@ -237,7 +248,8 @@ function card(a, isResolved) {
     const when = a.acknowledged.at ? ` · ${clockTime(a.acknowledged.at, a.timezone)}` : "";
     li.append(element("div", "ack-by", `${t("acked_by")}${a.acknowledged.by}${when}`));
   }
-  if (!isResolved) {
+  if (waiting) li.append(element("div", "awaiting-note", t("awaiting_ack")));
+  if (!isResolved || (waiting && canAct())) {
     const actions = element("div", "actions");
     if (canAct() && !a.acknowledged) {
       const ack = element("button", "primary ack", t("ack"));
@@ -245,7 +257,7 @@ function card(a, isResolved) {
       ack.onclick = () => acknowledge(a.id);
       actions.append(ack);
     }
-    if (canAct()) {
+    if (canAct() && !isResolved) {
       const silence = element("button", "silence", t("silence"));
       silence.type = "button";
       silence.onclick = () => silenceAlert(a);
@@ -278,13 +290,13 @@ function nightLine(night) {
 function render() {
   $("nights").replaceChildren(...nights.map(nightLine));
   const cutoff = Date.now() / 1000 - RESOLVED_KEPT_MS / 1000;
-  for (const [id, a] of resolved) if (a.gone_at < cutoff) resolved.delete(id);
+  for (const [id, a] of resolved) if (a.gone_at < cutoff && !awaiting.has(id)) resolved.delete(id);
   for (const severity of SEVERITIES) {
     const list = $(`list-${severity}`);
     const items = [...alerts.values()].filter((a) => a.severity === severity).sort((x, y) => y.fired_at - x.fired_at);
     list.replaceChildren(...(items.length ? items.map((a) => card(a, false)) : [element("li", "empty", t("none"))]));
   }
-  const done = [...resolved.values()].sort((x, y) => y.gone_at - x.gone_at);
+  const done = [...resolved.values()].sort((x, y) => awaiting.has(y.id) - awaiting.has(x.id) || y.gone_at - x.gone_at);
   $("list-resolved").replaceChildren(...(done.length ? done.map((a) => card(a, true)) : [element("li", "empty", t("none"))]));
 }
 
