@@ -234,9 +234,9 @@ def inventory(snapshot: Snapshot, lang: Language) -> list[html.Div]:
 
 
 def _has_data(row: ChannelRow) -> bool:
-    """Whether a channel has anything to show: events of other kinds (stock counts, metrics) come without a channel
-    and would otherwise leave a permanent "unknown ¥0" row."""
-    return any((row.gmv_paid, row.orders_paid, row.visits, row.uv, row.spend))
+    """Whether a channel has anything this panel shows (paid GMV, conversion): events of other kinds (stock counts,
+    metrics, ad spend) come without a channel or with no sale and would otherwise leave an "unknown ¥0 —" row."""
+    return any((row.gmv_paid, row.orders_paid, row.visits, row.uv))
 
 
 def channels(snapshot: Snapshot, lang: Language) -> list[html.Div]:

@@ -281,14 +281,22 @@ def test_one_format_per_column_and_a_channel_row_only_with_data():
         "0.04M",
     ]
 
-    def channel(name: str, gmv: float, visits: float) -> ChannelRow:
-        return ChannelRow(name, gmv, 0.0, 0, None, visits, 0.0, None)
+    def channel(name: str, gmv: float, visits: float, spend: float = 0.0) -> ChannelRow:
+        return ChannelRow(name, gmv, 0.0, 0, None, visits, spend, None)
 
     snapshot = _snapshot(
-        currency="CNY", channels=[channel("tmall", 500.0, 20), channel("(none)", 0.0, 0), channel("app", 0.0, 9)]
+        currency="CNY",
+        channels=[
+            channel("tmall", 500.0, 20),
+            channel("(none)", 0.0, 0),
+            channel("app", 0.0, 9),
+            channel("web", 0.0, 0, spend=120.0),
+        ],
     )
     rows = panels.channels(snapshot, "zh")
-    assert [r.to_plotly_json()["props"]["data-channel"] for r in rows] == ["tmall", "app"], "no empty unknown row"
+    assert [r.to_plotly_json()["props"]["data-channel"] for r in rows] == ["tmall", "app"], (
+        "no empty unknown row, and none for ad spend alone (the panel shows GMV and conversion)"
+    )
     assert panels.channels(_snapshot(channels=[channel("(none)", 0.0, 0)]), "en")[0].className == "empty"
 
 
