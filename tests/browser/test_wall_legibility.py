@@ -41,6 +41,9 @@ ROWS = (
 )
 CHANNELS = ("tmall", "jd", "douyin", "app", "web", "miniprogram")
 SKUS = [f"SKU-10{n:02d}" for n in range(1, 13)]
+BASELINE = "double11-2025"
+LAST_YEAR_BURST = datetime(2025, 11, 10, 16, tzinfo=UTC)
+"""Last year's burst began at midnight in Shanghai (campaigns/double11-2025.yaml)."""
 _ids = itertools.count()
 
 MEASURE = """
@@ -111,6 +114,28 @@ def burst_events(now: datetime) -> list[dict[str, Any]]:
         event(_id("s"), "stock_level", campaign=CAMPAIGN, sku=sku, quantity=quantity)
         for sku, quantity in zip(SKUS, (40, 900, 250, 1800, 75, 3000, 420, 60, 5000, 210, 35, 1500), strict=True)
     ]
+    return events + last_year(now)
+
+
+def last_year(now: datetime) -> list[dict[str, Any]]:
+    """The same minutes of last year's night (``live_campaigns`` put this year's burst an hour before now), with
+    fewer carts, orders and payments: every funnel stage then carries its "last year" line, as in the demo."""
+    events: list[dict[str, Any]] = []
+    for minute in range(BURST_MINUTES, 0, -1):
+        at = (LAST_YEAR_BURST + timedelta(hours=1, minutes=-minute)).isoformat()
+        for n in range(6):
+            user, order = f"ly-{minute}-{n}", _id("ly-o")
+            common = {"campaign": BASELINE, "channel": CHANNELS[n], "occurred_at": at}
+            events += [
+                event(_id("ly-v"), "visit", anonymous_id=f"ly-a-{minute}-{n}", **common),
+                event(_id("ly-v"), "visit", anonymous_id=f"ly-b-{minute}-{n}", **common),
+                event(_id("ly-p"), "product_view", user_id=user, sku=SKUS[n], **common),
+            ]
+            if n < 4:
+                events.append(event(_id("ly-c"), "add_to_cart", user_id=user, sku=SKUS[n], **common))
+            if n < 3:
+                paid = {"user_id": user, "order_id": order, "amount": 1199, **common}
+                events += [event(_id("ly-o"), "order_created", **paid), event(_id("ly-o"), "order_paid", **paid)]
     return events
 
 
