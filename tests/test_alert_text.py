@@ -349,6 +349,23 @@ def test_a_resolved_alert_reads_as_a_recovery_with_the_threshold_it_fired_at():
     assert slow.summary_zh == "已恢复：加购率较去年同期 −4%，流量较去年同期 +21%"
 
 
+def test_a_recovery_still_past_its_threshold_says_why_it_ended():
+    """The demo's sellout: orders per checkout resolved at −51% against an alert at −35%, as the change stopped
+    being significant on few checkouts; the recovery says so rather than reading as if the metric came back."""
+    inconclusive = {"value": None, "raw": 0.49, "reference": 1.0, "threshold": -0.15}
+    fired = {"value": -0.54, "raw": 0.46, "reference": 1.0, "threshold": -0.35}
+    checkout = describe(_rule("orders_per_checkout_drop"), LABELS, inconclusive, Severity.WARNING, TERMS, True, fired)
+    assert checkout.summary_zh == (
+        "已恢复：结算转化为订单的比例较去年同期 −51%（告警阈值 −35%）（读数仍过阈值，但量太少或变化不显著，不再告警）"
+    )
+    assert checkout.summary_en.endswith(
+        "(alert at −35%) (still past it, but on too few events or no longer significant)"
+    )
+    back = {"value": None, "raw": 0.9, "reference": 1.0, "threshold": -0.15}
+    recovered = describe(_rule("orders_per_checkout_drop"), LABELS, back, Severity.WARNING, TERMS, True, fired)
+    assert recovered.summary_zh == "已恢复：结算转化为订单的比例较去年同期 −10%（告警阈值 −35%）"
+
+
 def test_a_rule_without_a_resolved_wording_reads_resolved_before_its_summary():
     pack = parse(STOCK_RULES.replace('"{sku}: {value} left ({severity})"', '"{sku}: {value} left"'))
     [rule] = pack.rules

@@ -7,6 +7,7 @@ from typing import Any, TypeGuard
 
 import msgspec
 
+from alerts.evaluation.evaluate import OPS
 from alerts.evaluation.rules import SIGNAL_GROUPS, AnyRule, DynamicRule, Signal, StaticRule, metric_unit
 from alerts.evaluation.severity import Severity
 from alerts.evaluation.views import Reading
@@ -47,6 +48,11 @@ UNKNOWN = ("未知", "unknown")
 """What a placeholder reads as when the alert has no value for it at all: a word, never the placeholder's braces."""
 RESOLVED = ("已恢复", "Resolved")
 """A resolved alert's state, where its text names one (``{severity}``, the default resolved wording's opening)."""
+INCONCLUSIVE = (
+    "（读数仍过阈值，但量太少或变化不显著，不再告警）",
+    " (still past it, but on too few events or no longer significant)",
+)
+"""After a recovery whose last reading is still past the threshold it fired at: why it ended anyway."""
 
 
 class _Fields(dict[str, Any]):
@@ -207,6 +213,8 @@ def describe(
         values = {**values, "threshold": fired["threshold"]}
     en = resolved_template(rule, "en") if resolved else rule.summary.en
     zh = resolved_template(rule, "zh") if resolved else rule.summary.zh
+    if resolved and isinstance(rule, StaticRule) and _still_past(rule, values, severity):
+        zh, en = zh + INCONCLUSIVE[0], en + INCONCLUSIVE[1]
     return AlertText(
         summary_en=render(en, labels, values, severity, "en", units, terms, resolved),
         summary_zh=render(zh, labels, values, severity, "zh", units, terms, resolved),
@@ -214,6 +222,18 @@ def describe(
         runbook_zh=rule.runbook.zh,
         link=f"/wall/{campaign}#{rule.panel}",
     )
+
+
+def _still_past(rule: StaticRule, values: dict[str, Any], severity: Severity) -> bool:
+    """Whether a resolved alert's last reading (its change, significant or not) still meets the condition of the tier
+    it held: it ended because its guard stopped holding or the change stopped being significant, not because the
+    metric came back."""
+    condition = getattr(rule.conditions, severity.value)
+    current, threshold = values.get("value"), values.get("threshold")
+    if current is None and rule.change is not None:
+        raw, reference = values.get("raw"), values.get("reference")
+        current = raw / reference - 1 if _number(raw) and _number(reference) and reference != 0 else None
+    return condition is not None and _number(current) and _number(threshold) and OPS[condition.op](current, threshold)
 
 
 KIND_TITLE = {
