@@ -33,9 +33,7 @@ from dashboard import axes, i18n
 from dashboard.i18n import Language
 from dashboard.marks import Mark, alert_marks, marks_trace, marks_update
 
-MAX_POINTS = 150
-"""About one point per 4 px of the plot at the reference size: the line looks the same as with more, and every
-redraw (each second) computes and draws each point of its three lines."""
+MAX_POINTS = 300
 BIN_WIDTHS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
 DEFAULT_SPAN_S = 3600.0
 """Without a campaign definition the curve shows the last hour."""
