@@ -17,7 +17,9 @@ SECTION_TITLES = {
 }
 REFERENCE_SIZE = {"width": "calc(100% / var(--scale))", "height": "calc(100% / var(--scale))"}
 """The chart's own size: its frame's at the 1920×1080 reference (dcc.Graph sets an inline height, so it goes here)."""
-GRAPH_CONFIG: dcc.Graph.Config = {"displayModeBar": False, "responsive": True, "staticPlot": False}
+GRAPH_CONFIG: dcc.Graph.Config = {"displayModeBar": False, "responsive": True, "staticPlot": True}
+"""A wall is never touched: a static plot has no drag, zoom or hover layers to rebuild at each redraw (the curve
+redraws every second). Responsive, so the chart fills its frame whatever the viewport; it acts only on a resize."""
 
 
 def _graph(graph_id: str) -> html.Div:
