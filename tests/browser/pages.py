@@ -79,8 +79,9 @@ PHONE = {"width": 390, "height": 844}
 TIMEOUT_MS = 10_000
 
 
-def oncall_settings(tmp_path: Path) -> dict[str, str]:
+def night_settings(tmp_path: Path, pack: str = STOCK_RULES) -> dict[str, str]:
+    """A server's settings for a night on now (``live_campaigns``) judged by the rule ``pack`` (YAML text)."""
     rules = tmp_path / "rules"
     rules.mkdir()
-    (rules / "pack.yaml").write_text(STOCK_RULES)
+    (rules / "pack.yaml").write_text(pack)
     return {"WARROOM_RULES_DIR": str(rules), "WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns"))}

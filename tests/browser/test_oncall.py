@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
-from tests.browser.pages import ARTIFACTS, PHONE, TIMEOUT_MS, oncall_settings
-from tests.conftest import create_key, start_server
-from tests.helpers import STOCK_RULES, live_campaigns, stock
+from tests.browser.pages import ARTIFACTS, PHONE, TIMEOUT_MS, night_settings
+from tests.conftest import RunningServer, create_key, start_server
+from tests.helpers import STOCK_RULES, stock
 
 ACKED_BY_NIGHT_DUTY = re.compile(r"^已确认：night-duty · \d\d:\d\d:\d\d$")
 """Who acknowledged, and when (on the wall clock, in the campaign's zone)."""
@@ -22,9 +25,52 @@ PRODUCT_RULES = STOCK_RULES.replace('zh: "{sku}：剩余', 'zh: "{product}：剩
 )
 
 
+@dataclass
+class Night:
+    """A server on a night that is on now, judged by ``PRODUCT_RULES``: its on-call page on a phone, its wall on a
+    screen of its own (a tab of its own context, never behind), an HTTP client and the keys."""
+
+    server: RunningServer
+    page: Page
+    wall: Page
+    http: httpx.AsyncClient
+    ingest: str
+    screen: str
+    operator: str
+
+    async def send(self, event_id: str, quantity: int) -> None:
+        """One stock count of SKU-1001, accepted."""
+        response = await self.http.post(
+            "/v1/events", json={"events": [stock(event_id, quantity)]}, headers={"X-API-Key": self.ingest}
+        )
+        assert response.status_code == 202
+
+
+@asynccontextmanager
+async def night_on_call(dsn: str, tmp_path: Path, browser: Browser) -> AsyncIterator[Night]:
+    """The night, its pages closed and its server stopped after; no page may raise an error meanwhile."""
+    ingest, screen = await create_key(dsn, "ingest"), await create_key(dsn, "screen")
+    operator = await create_key(dsn, "operator", name="night-duty")
+    server = start_server(dsn, **night_settings(tmp_path, PRODUCT_RULES))
+    context = await browser.new_context(viewport=PHONE, locale="zh-CN")
+    wall_context = await browser.new_context(viewport={"width": 1920, "height": 1080})
+    page, wall = await context.new_page(), await wall_context.new_page()
+    errors: list[str] = []
+    for opened in (page, wall):
+        opened.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            yield Night(server, page, wall, http, ingest, screen, operator)
+        assert errors == []
+    finally:
+        await context.close()
+        await wall_context.close()
+        server.stop()
+
+
 async def test_emergency_appears_live_and_the_ack_button_acknowledges_it(dsn, tmp_path, browser: Browser):
     ingest, operator = await create_key(dsn, "ingest"), await create_key(dsn, "operator", name="night-duty")
-    server = start_server(dsn, **oncall_settings(tmp_path))
+    server = start_server(dsn, **night_settings(tmp_path))
     context = await browser.new_context(viewport=PHONE, locale="zh-CN")
     page = await context.new_page()
     errors: list[str] = []
@@ -67,7 +113,7 @@ async def test_emergency_appears_live_and_the_ack_button_acknowledges_it(dsn, tm
 
 async def test_screen_token_is_view_only_and_catches_up_after_a_restart(dsn, tmp_path, browser: Browser):
     ingest, screen = await create_key(dsn, "ingest"), await create_key(dsn, "screen")
-    env = oncall_settings(tmp_path)
+    env = night_settings(tmp_path)
     server = start_server(dsn, **env)
     port = server.port
     context = await browser.new_context(viewport=PHONE, locale="en-US")
@@ -92,87 +138,61 @@ async def test_screen_token_is_view_only_and_catches_up_after_a_restart(dsn, tmp
 async def test_live_values_agree_with_the_wall_and_the_banner_waits_for_an_acknowledgment(
     dsn, tmp_path: Path, browser: Browser
 ):
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "pack.yaml").write_text(PRODUCT_RULES)
-    env = {"WARROOM_RULES_DIR": str(rules), "WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns"))}
-    ingest, screen = await create_key(dsn, "ingest"), await create_key(dsn, "screen")
-    operator = await create_key(dsn, "operator", name="night-duty")
-    server = start_server(dsn, **env)
-    context = await browser.new_context(viewport=PHONE, locale="zh-CN")
-    wall_context = await browser.new_context(viewport={"width": 1920, "height": 1080})  # a tab of its own, never behind
-    page, wall = await context.new_page(), await wall_context.new_page()
-    errors: list[str] = []
-    for opened in (page, wall):
-        opened.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+    async with night_on_call(dsn, tmp_path, browser) as night:
+        server, page, wall, http, send = night.server, night.page, night.wall, night.http, night.send
+        screen, operator = night.screen, night.operator
+        await page.goto(f"{server.url}/oncall?token={screen}&lang=zh")
+        await wall.goto(f"{server.url}/wall/double11-demo?token={screen}&lang=zh")
+        await expect(page.locator("#status")).to_have_text("实时", timeout=TIMEOUT_MS)
+        await send("s1", 100)
+        card = page.locator("#list-warning li.alert")
+        await expect(card.locator(".value-now")).to_have_text("100", timeout=TIMEOUT_MS)
+        await expect(card.locator(".value-fired")).to_have_text("100")
+        await expect(card.locator(".age")).to_have_text(re.compile(r"^\d+秒$|^\d+分\d\d秒$"))
 
-            async def send(event_id: str, quantity: int) -> None:
-                response = await http.post(
-                    "/v1/events", json={"events": [stock(event_id, quantity)]}, headers={"X-API-Key": ingest}
-                )
-                assert response.status_code == 202
+        await send("s2", 50)
+        await expect(card.locator(".value-now")).to_have_text("50", timeout=TIMEOUT_MS)
+        await expect(card.locator(".value-fired")).to_have_text("100")  # the value when it fired stays
+        await expect(card.locator(".values")).to_have_text("当前 50 · 触发时 100")
+        await expect(card.locator(".summary")).to_have_text("极光X1手机 (SKU-1001)：剩余 50（警告）")
+        row = wall.locator("#alerts-body .alert")
+        await expect(row.locator(".alert-summary")).to_have_text(
+            "极光X1手机 (SKU-1001)：剩余 50（警告） · 触发时 100", timeout=TIMEOUT_MS
+        )
+        await expect(row.locator(".alert-ack")).to_have_text("未确认")
 
-            await page.goto(f"{server.url}/oncall?token={screen}&lang=zh")
-            await wall.goto(f"{server.url}/wall/double11-demo?token={screen}&lang=zh")
-            await expect(page.locator("#status")).to_have_text("实时", timeout=TIMEOUT_MS)
-            await send("s1", 100)
-            card = page.locator("#list-warning li.alert")
-            await expect(card.locator(".value-now")).to_have_text("100", timeout=TIMEOUT_MS)
-            await expect(card.locator(".value-fired")).to_have_text("100")
-            await expect(card.locator(".age")).to_have_text(re.compile(r"^\d+秒$|^\d+分\d\d秒$"))
+        await send("s3", 0)
+        banner = wall.locator("#alert-banner .banner-item")
+        await expect(banner).to_have_count(1, timeout=TIMEOUT_MS)
+        await send("s4", 5000)
+        done = page.locator("#list-resolved li.alert")
+        await expect(done).to_have_count(1, timeout=TIMEOUT_MS)
+        await expect(done.locator(".lasted")).to_have_text(re.compile(r"^\d+秒$"))
+        lasted = await done.locator(".lasted").text_content()
+        await asyncio.sleep(2)
+        await expect(done.locator(".lasted")).to_have_text(lasted or "")  # how long it lasted, not growing
+        await expect(wall.locator("#alerts-body .alert")).to_have_count(0, timeout=TIMEOUT_MS)
+        await expect(banner).to_have_count(1)
+        await expect(banner.locator(".banner-state")).to_have_text("已恢复，待确认")
+        await expect(banner.locator(".banner-text")).to_have_text("极光X1手机 (SKU-1001)：剩余 5,000（已恢复）")
+        await expect(banner).to_have_attribute("data-status", "resolved")
 
-            await send("s2", 50)
-            await expect(card.locator(".value-now")).to_have_text("50", timeout=TIMEOUT_MS)
-            await expect(card.locator(".value-fired")).to_have_text("100")  # the value when it fired stays
-            await expect(card.locator(".values")).to_have_text("当前 50 · 触发时 100")
-            await expect(card.locator(".summary")).to_have_text("极光X1手机 (SKU-1001)：剩余 50（警告）")
-            row = wall.locator("#alerts-body .alert")
-            await expect(row.locator(".alert-summary")).to_have_text(
-                "极光X1手机 (SKU-1001)：剩余 50（警告） · 触发时 100", timeout=TIMEOUT_MS
-            )
-            await expect(row.locator(".alert-ack")).to_have_text("未确认")
+        await page.reload()
+        await expect(page.locator("#list-resolved li.alert")).to_have_count(1, timeout=TIMEOUT_MS)
+        await expect(page.locator("#list-resolved .summary")).to_have_text(
+            "极光X1手机 (SKU-1001)：剩余 5,000（已恢复）"
+        )
+        await expect(page.locator("#list-resolved .lasted")).to_have_text(lasted or "")
 
-            await send("s3", 0)
-            banner = wall.locator("#alert-banner .banner-item")
-            await expect(banner).to_have_count(1, timeout=TIMEOUT_MS)
-            await send("s4", 5000)
-            done = page.locator("#list-resolved li.alert")
-            await expect(done).to_have_count(1, timeout=TIMEOUT_MS)
-            await expect(done.locator(".lasted")).to_have_text(re.compile(r"^\d+秒$"))
-            lasted = await done.locator(".lasted").text_content()
-            await asyncio.sleep(2)
-            await expect(done.locator(".lasted")).to_have_text(lasted or "")  # how long it lasted, not growing
-            await expect(wall.locator("#alerts-body .alert")).to_have_count(0, timeout=TIMEOUT_MS)
-            await expect(banner).to_have_count(1)
-            await expect(banner.locator(".banner-state")).to_have_text("已恢复，待确认")
-            await expect(banner.locator(".banner-text")).to_have_text("极光X1手机 (SKU-1001)：剩余 5,000（已恢复）")
-            await expect(banner).to_have_attribute("data-status", "resolved")
-
-            await page.reload()
-            await expect(page.locator("#list-resolved li.alert")).to_have_count(1, timeout=TIMEOUT_MS)
-            await expect(page.locator("#list-resolved .summary")).to_have_text(
-                "极光X1手机 (SKU-1001)：剩余 5,000（已恢复）"
-            )
-            await expect(page.locator("#list-resolved .lasted")).to_have_text(lasted or "")
-
-            [alert] = (
-                await http.get("/v1/alerts", params={"status": "resolved"}, headers={"X-API-Key": screen})
-            ).json()
-            acked = await http.post(f"/v1/alerts/{alert['id']}/ack", json={}, headers={"X-API-Key": operator})
-            assert acked.status_code == 200
-            await expect(banner.locator(".banner-state")).to_have_text(
-                re.compile(r"^已确认：night-duty \d\d:\d\d:\d\d$"), timeout=TIMEOUT_MS
-            )
-            await expect(page.locator("#list-resolved .ack-by")).to_have_text(ACKED_BY_NIGHT_DUTY)
-            ARTIFACTS.mkdir(exist_ok=True)
-            await wall.screenshot(path=str(ARTIFACTS / "wall-banner-acknowledged-zh.png"))
-        assert errors == []
-    finally:
-        await context.close()
-        await wall_context.close()
-        server.stop()
+        [alert] = (await http.get("/v1/alerts", params={"status": "resolved"}, headers={"X-API-Key": screen})).json()
+        acked = await http.post(f"/v1/alerts/{alert['id']}/ack", json={}, headers={"X-API-Key": operator})
+        assert acked.status_code == 200
+        await expect(banner.locator(".banner-state")).to_have_text(
+            re.compile(r"^已确认：night-duty \d\d:\d\d:\d\d$"), timeout=TIMEOUT_MS
+        )
+        await expect(page.locator("#list-resolved .ack-by")).to_have_text(ACKED_BY_NIGHT_DUTY)
+        ARTIFACTS.mkdir(exist_ok=True)
+        await wall.screenshot(path=str(ARTIFACTS / "wall-banner-acknowledged-zh.png"))
 
 
 async def test_a_resolved_emergency_nobody_acknowledged_keeps_its_ack_button_until_someone_does(
@@ -180,62 +200,36 @@ async def test_a_resolved_emergency_nobody_acknowledged_keeps_its_ack_button_unt
 ):
     """The wall keeps a resolved emergency on its banner until someone acknowledges it: the on-call page is where
     they do, so its card keeps an Acknowledge button, first in "Recently resolved", also after a reload."""
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "pack.yaml").write_text(PRODUCT_RULES)
-    env = {"WARROOM_RULES_DIR": str(rules), "WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns"))}
-    ingest, screen = await create_key(dsn, "ingest"), await create_key(dsn, "screen")
-    operator = await create_key(dsn, "operator", name="night-duty")
-    server = start_server(dsn, **env)
-    context = await browser.new_context(viewport=PHONE, locale="zh-CN")
-    wall_context = await browser.new_context(viewport={"width": 1920, "height": 1080})
-    page, wall = await context.new_page(), await wall_context.new_page()
-    errors: list[str] = []
-    for opened in (page, wall):
-        opened.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+    async with night_on_call(dsn, tmp_path, browser) as night:
+        server, page, wall, http, send = night.server, night.page, night.wall, night.http, night.send
+        screen, operator = night.screen, night.operator
+        await wall.goto(f"{server.url}/wall/double11-demo?token={screen}&lang=zh")
+        await page.goto(f"{server.url}/oncall?lang=zh")
+        await page.fill("#key", operator)
+        await page.click("#login button[type=submit]")
+        await expect(page.locator("#status")).to_have_text("实时", timeout=TIMEOUT_MS)
+        await send("s1", 0)
+        await expect(page.locator("#list-emergency li.alert")).to_have_count(1, timeout=TIMEOUT_MS)
+        await send("s2", 5000)
+        done = page.locator("#list-resolved li.alert")
+        await expect(done).to_have_count(1, timeout=TIMEOUT_MS)
+        await expect(done).to_have_class(re.compile(r"\bawaiting\b"))
+        await expect(done.locator(".awaiting-note")).to_contain_text("已恢复，待确认")
+        await expect(done.locator("button.ack")).to_have_count(1)
+        await expect(done.locator("button.silence")).to_have_count(0)  # nothing firing to silence
 
-            async def send(event_id: str, quantity: int) -> None:
-                response = await http.post(
-                    "/v1/events", json={"events": [stock(event_id, quantity)]}, headers={"X-API-Key": ingest}
-                )
-                assert response.status_code == 202
+        await page.reload()
+        await expect(page.locator("#status")).to_have_text("实时", timeout=TIMEOUT_MS)
+        await expect(done.locator("button.ack")).to_have_count(1, timeout=TIMEOUT_MS)
+        banner = wall.locator("#alert-banner .banner-item")
+        await expect(banner.locator(".banner-state")).to_have_text("已恢复，待确认", timeout=TIMEOUT_MS)
 
-            await wall.goto(f"{server.url}/wall/double11-demo?token={screen}&lang=zh")
-            await page.goto(f"{server.url}/oncall?lang=zh")
-            await page.fill("#key", operator)
-            await page.click("#login button[type=submit]")
-            await expect(page.locator("#status")).to_have_text("实时", timeout=TIMEOUT_MS)
-            await send("s1", 0)
-            await expect(page.locator("#list-emergency li.alert")).to_have_count(1, timeout=TIMEOUT_MS)
-            await send("s2", 5000)
-            done = page.locator("#list-resolved li.alert")
-            await expect(done).to_have_count(1, timeout=TIMEOUT_MS)
-            await expect(done).to_have_class(re.compile(r"\bawaiting\b"))
-            await expect(done.locator(".awaiting-note")).to_contain_text("已恢复，待确认")
-            await expect(done.locator("button.ack")).to_have_count(1)
-            await expect(done.locator("button.silence")).to_have_count(0)  # nothing firing to silence
-
-            await page.reload()
-            await expect(page.locator("#status")).to_have_text("实时", timeout=TIMEOUT_MS)
-            await expect(done.locator("button.ack")).to_have_count(1, timeout=TIMEOUT_MS)
-            banner = wall.locator("#alert-banner .banner-item")
-            await expect(banner.locator(".banner-state")).to_have_text("已恢复，待确认", timeout=TIMEOUT_MS)
-
-            await done.locator("button.ack").click()
-            await expect(done.locator(".ack-by")).to_have_text(ACKED_BY_NIGHT_DUTY, timeout=TIMEOUT_MS)
-            await expect(done.locator("button.ack")).to_have_count(0)
-            await expect(done.locator(".awaiting-note")).to_have_count(0)
-            await expect(banner.locator(".banner-state")).to_have_text(
-                re.compile(r"^已确认：night-duty \d\d:\d\d:\d\d$"), timeout=TIMEOUT_MS
-            )
-            [alert] = (
-                await http.get("/v1/alerts", params={"status": "resolved"}, headers={"X-API-Key": operator})
-            ).json()
-            assert alert["ack_by"] == "night-duty"
-        assert errors == []
-    finally:
-        await context.close()
-        await wall_context.close()
-        server.stop()
+        await done.locator("button.ack").click()
+        await expect(done.locator(".ack-by")).to_have_text(ACKED_BY_NIGHT_DUTY, timeout=TIMEOUT_MS)
+        await expect(done.locator("button.ack")).to_have_count(0)
+        await expect(done.locator(".awaiting-note")).to_have_count(0)
+        await expect(banner.locator(".banner-state")).to_have_text(
+            re.compile(r"^已确认：night-duty \d\d:\d\d:\d\d$"), timeout=TIMEOUT_MS
+        )
+        [alert] = (await http.get("/v1/alerts", params={"status": "resolved"}, headers={"X-API-Key": operator})).json()
+        assert alert["ack_by"] == "night-duty"

@@ -12,7 +12,7 @@ from playwright.async_api import Browser, expect
 
 from app.access import keys
 from app.core.settings import DEFAULT_KEY_CACHE_S
-from tests.browser.pages import PHONE, TIMEOUT_MS, oncall_settings
+from tests.browser.pages import PHONE, TIMEOUT_MS, night_settings
 from tests.conftest import create_key, start_server, wait_until
 from tests.helpers import stock
 
@@ -33,7 +33,7 @@ async def sign_in(http: httpx.AsyncClient, key: str) -> httpx.Response:
 
 async def test_the_page_signs_in_once_keeps_no_key_and_acknowledges_through_the_cookie(dsn, tmp_path, browser: Browser):
     ingest, operator = await create_key(dsn, "ingest"), await create_key(dsn, "operator", name="night-duty")
-    server = start_server(dsn, **oncall_settings(tmp_path))
+    server = start_server(dsn, **night_settings(tmp_path))
     context = await browser.new_context(viewport=PHONE, locale="en-US")
     page = await context.new_page()
     errors: list[str] = []

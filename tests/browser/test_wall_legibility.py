@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.pages import ARTIFACTS, UPDATE_TIMEOUT_MS, post
+from tests.browser.pages import ARTIFACTS, UPDATE_TIMEOUT_MS, night_settings, post
 from tests.conftest import RunningServer, create_key, event, start_server
 from tests.helpers import STOCK_RULES, live_campaigns
 
@@ -181,10 +181,7 @@ async def open_wall(browser: Browser, server: RunningServer, screen: str, lang: 
 
 @pytest.mark.timeout(600)
 async def test_the_wall_is_legible_and_uncut_at_three_resolutions_in_both_languages(dsn, browser, tmp_path: Path):
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "stock.yaml").write_text(STOCK_RULES)
-    env = {"WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns")), "WARROOM_RULES_DIR": str(rules)}
+    env = night_settings(tmp_path, STOCK_RULES)
     ingest, screen = [await create_key(dsn, scope) for scope in ("ingest", "screen")]
     server = start_server(dsn, **env)
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -243,24 +240,16 @@ async def test_4k_is_exactly_twice_1080p(dsn, browser, tmp_path: Path):
         server.stop()
 
 
-BANNER_RULES = """
-rules:
-  - name: stock_low
-    kind: static
-    metric: stock_on_hand
-    by: sku
-    panel: inventory
-    summary:
+BANNER_RULES = STOCK_RULES.replace(
+    '    summary: {en: "{sku}: {value} left ({severity})", zh: "{sku}：剩余 {value}（{severity}）"}\n',
+    """    summary:
       en: "{severity}: {product} has {value} units on hand (threshold {threshold})"
       zh: "{severity}：{product} 库存仅剩 {value} 件（阈值 {threshold}）"
     resolved:
       en: "Resolved: {product} stock is back to {value} units (alert threshold {threshold})"
       zh: "已恢复：{product} 库存回到 {value} 件（告警阈值 {threshold}）"
-    runbook: {en: replenish now, zh: 立即补货}
-    conditions:
-      emergency: {op: "<=", value: 0}
-      warning: {op: "<", value: safety_stock}
-"""
+""",
+)
 """The shipped stock rule's words (the longest the banner shows): four sold-out SKUs are four emergencies, and the
 burst's SKUs under their safety stock fill the alert panel to its "+N more"."""
 OVERLAP = """
@@ -283,10 +272,7 @@ OVERLAP = """
 async def test_four_emergencies_keep_to_the_banners_height_and_cover_no_panel(dsn, browser, tmp_path: Path):
     """Two emergencies firing and two resolved but not acknowledged: the banner names the two firing, newest first,
     says "+2 more", and covers no text of any panel at three resolutions in both languages."""
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "stock.yaml").write_text(BANNER_RULES)
-    env = {"WARROOM_CAMPAIGNS_DIR": str(live_campaigns(tmp_path / "campaigns")), "WARROOM_RULES_DIR": str(rules)}
+    env = night_settings(tmp_path, BANNER_RULES)
     ingest, screen = [await create_key(dsn, scope) for scope in ("ingest", "screen")]
     server = start_server(dsn, **env)
     SHOTS.mkdir(parents=True, exist_ok=True)
