@@ -208,11 +208,7 @@ class Tail:
                 count += (at - surprise) / (at - below)
         count -= TAIL_TRIM
         if count >= 1.0:
-            a = math.log(count)
-            b = LN_PRIOR_WEIGHT - surprise
-            if a > b:
-                return a + math.log(1.0 + math.exp(b - a)) - self._log_total
-            return b + math.log(math.exp(a - b) + 1.0) - self._log_total
+            return self._blend(surprise, math.log(count))
         return self._beyond(surprise, count, self._up_fit())
 
     def lower(self, surprise: float) -> float:
@@ -229,11 +225,7 @@ class Tail:
                 count += (-surprise - at) / (above - at)
         count -= TAIL_TRIM
         if count >= 1.0:
-            a = math.log(count)
-            b = LN_PRIOR_WEIGHT - surprise
-            if a > b:
-                return a + math.log(1.0 + math.exp(b - a)) - self._log_total
-            return b + math.log(math.exp(a - b) + 1.0) - self._log_total
+            return self._blend(surprise, math.log(count))
         return self._beyond(surprise, count, self._down_fit())
 
     def _beyond(self, surprise: float, count: float, tail: tuple[float, float, float] | None) -> float:
@@ -248,7 +240,7 @@ class Tail:
     def _blend(self, surprise: float, log_empirical: float) -> float:
         """ln of the window's share at least this surprising (or the fitted tail beyond it), e^log_empirical out of
         the window's points, blended with the model's e^-surprise worth PRIOR_WEIGHT points (a log-sum-exp whose
-        larger term is 1; `upper` and `lower` write it out for a surprise within the window)."""
+        larger term is 1)."""
         b = LN_PRIOR_WEIGHT - surprise
         if log_empirical > b:
             return log_empirical + math.log(1.0 + math.exp(b - log_empirical)) - self._log_total
