@@ -214,7 +214,14 @@ async def test_stream_resumes_after_the_last_seq_without_gaps_or_duplicates(dsn,
             async with websockets.connect(ws_url) as socket:
                 await socket.send(json.dumps({"key": operator}))
                 snapshot = json.loads(await socket.recv())
-                assert snapshot == {"type": "snapshot", "seq": 0, "alerts": [], "clocks": [], "resolved": []}
+                assert snapshot == {
+                    "type": "snapshot",
+                    "seq": 0,
+                    "alerts": [],
+                    "clocks": [],
+                    "resolved": [],
+                    "awaiting": [],
+                }
                 await post(stock("s1", 100))
                 fired = json.loads(await asyncio.wait_for(socket.recv(), 10))
                 assert fired["type"] == "transition" and fired["kind"] == "firing" and fired["severity"] == "warning"
