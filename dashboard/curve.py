@@ -192,8 +192,10 @@ def gmv_curve(
     return Curve(start, width, x, actual, pace, baseline, method, chart_axes, marks)
 
 
-def layout(curve: Curve) -> dict[str, Any]:
-    """The figure's layout: sizes at the 1920×1080 reference (the page scales the chart), the curve's axes."""
+def chart_layout(xaxis: dict[str, Any], yaxis: dict[str, Any], x_grid: bool = True) -> dict[str, Any]:
+    """What both wall charts share: sizes at the 1920×1080 reference (the page scales the chart), a transparent
+    ground, the legend on top, and axes whose tick labels are not measured for overflow at each redraw (the right
+    margin holds half a time label), around the chart's own ``xaxis`` and ``yaxis``."""
     return {
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
@@ -202,11 +204,11 @@ def layout(curve: Curve) -> dict[str, Any]:
         "legend": {"orientation": "h", "x": 0, "y": 1, "yanchor": "bottom", "font": {"size": FONT_SIZE}},
         "xaxis": {
             "gridcolor": GRID_COLOUR,
-            "showgrid": True,
+            "showgrid": x_grid,
             "automargin": True,
             "ticklabeloverflow": "allow",
             "ticklabelstandoff": 6,
-            **curve.axes.get("xaxis", {}),
+            **xaxis,
         },
         "yaxis": {
             "gridcolor": GRID_COLOUR,
@@ -214,8 +216,15 @@ def layout(curve: Curve) -> dict[str, Any]:
             "automargin": True,
             "ticklabeloverflow": "allow",
             "ticklabelstandoff": 10,
-            **curve.axes.get("yaxis", {}),
+            **yaxis,
         },
+    }
+
+
+def layout(curve: Curve) -> dict[str, Any]:
+    """The cumulative curve's layout: the charts' shared one with the curve's axes."""
+    return {
+        **chart_layout(curve.axes.get("xaxis", {}), curve.axes.get("yaxis", {})),
         "showlegend": True,
         "uirevision": "gmv",
     }

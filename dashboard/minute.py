@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from alerts.evaluation.views import LiveAlert
 from app.metrics.engine import Engine
 from dashboard import axes, i18n
-from dashboard.curve import FONT_SIZE, GRID_COLOUR, MARGIN, NO_CAMPAIGN_ZONE, TEXT_COLOUR
+from dashboard.curve import NO_CAMPAIGN_ZONE, chart_layout
 from dashboard.i18n import Language
 from dashboard.marks import Mark, alert_marks, marks_trace
 
@@ -87,28 +87,10 @@ def figure(
     ]
     title = i18n.text("last_minutes", lang, minutes=str(WINDOW_MIN))
     layout = {
-        "paper_bgcolor": "rgba(0,0,0,0)",
-        "plot_bgcolor": "rgba(0,0,0,0)",
-        "font": {"color": TEXT_COLOUR, "size": FONT_SIZE},
-        "margin": MARGIN,
-        "legend": {"orientation": "h", "x": 0, "y": 1, "yanchor": "bottom", "font": {"size": FONT_SIZE}},
+        **chart_layout(
+            axes.time_axis(start, end, zone, lang, title), axes.value_axis(highest, lang, currency), x_grid=False
+        ),
         "bargap": 0,
-        "xaxis": {
-            "gridcolor": GRID_COLOUR,
-            "showgrid": False,
-            "automargin": True,
-            "ticklabeloverflow": "allow",
-            "ticklabelstandoff": 6,
-            **axes.time_axis(start, end, zone, lang, title),
-        },
-        "yaxis": {
-            "gridcolor": GRID_COLOUR,
-            "fixedrange": True,
-            "automargin": True,
-            "ticklabeloverflow": "allow",
-            "ticklabelstandoff": 10,
-            **axes.value_axis(highest, lang, currency),
-        },
         "uirevision": "minute",
     }
     return {"data": data, "layout": layout}
